@@ -1,0 +1,1 @@
+"""HTTP surface: thin routers that parse, call a service and serialise."""

@@ -1,0 +1,99 @@
+"""Dependencies as ``Annotated`` aliases: the calling key, its scopes, the services."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+
+from billumy.auth import Principal
+from billumy.catalog import Catalog
+from billumy.errors import BadRequestError
+from billumy.inference import InferenceService
+from billumy.schemas.ollama import (
+    ChatRequest,
+    CopyRequest,
+    CreateRequest,
+    DeleteRequest,
+    EmbeddingsRequest,
+    EmbedRequest,
+    GenerateRequest,
+    ShowRequest,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def _principal(request: Request) -> Principal:
+    principal: Principal = await request.app.state.auth.authenticate(
+        request.headers.get("authorization")
+    )
+    request.state.principal = principal
+    return principal
+
+
+async def _inference_key(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+    principal.require("inference")
+    return principal
+
+
+async def _admin_key(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+    principal.require("admin")
+    return principal
+
+
+def _inference(request: Request) -> InferenceService:
+    service: InferenceService = request.app.state.inference
+    return service
+
+
+def _catalog(request: Request) -> Catalog:
+    catalog: Catalog = request.app.state.catalog
+    return catalog
+
+
+InferenceKey = Annotated[Principal, Depends(_inference_key)]
+AdminKey = Annotated[Principal, Depends(_admin_key)]
+InferenceDep = Annotated[InferenceService, Depends(_inference)]
+CatalogDep = Annotated[Catalog, Depends(_catalog)]
+
+
+def _body(model: type[M]) -> Callable[[Request], Awaitable[M]]:
+    """Parse the body as JSON whatever the Content-Type: Ollama clients and curl -d omit it."""
+
+    async def parse(request: Request) -> M:
+        raw = await request.body()
+        if not raw.strip():
+            raise BadRequestError("missing request body")
+        try:
+            return model.model_validate_json(raw)
+        except ValidationError as exc:
+            raise BadRequestError(validation_message(exc)) from None
+
+    return parse
+
+
+def validation_message(exc: ValidationError | RequestValidationError) -> str:
+    """One readable line out of pydantic's error list."""
+    parts = []
+    for error in list(exc.errors())[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+        if error.get("type") == "json_invalid":
+            return "invalid JSON in request body"
+        if error.get("type") == "model_type" and not where:
+            return "request body must be a JSON object"
+        parts.append(f"{where}: {error.get('msg')}" if where else str(error.get("msg")))
+    return "invalid request: " + "; ".join(parts)
+
+
+GenerateBody = Annotated[GenerateRequest, Depends(_body(GenerateRequest))]
+ChatBody = Annotated[ChatRequest, Depends(_body(ChatRequest))]
+EmbedBody = Annotated[EmbedRequest, Depends(_body(EmbedRequest))]
+EmbeddingsBody = Annotated[EmbeddingsRequest, Depends(_body(EmbeddingsRequest))]
+ShowBody = Annotated[ShowRequest, Depends(_body(ShowRequest))]
+CreateBody = Annotated[CreateRequest, Depends(_body(CreateRequest))]
+CopyBody = Annotated[CopyRequest, Depends(_body(CopyRequest))]
+DeleteBody = Annotated[DeleteRequest, Depends(_body(DeleteRequest))]

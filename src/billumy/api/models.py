@@ -1,0 +1,172 @@
+"""Ollama model routes: tags, show, ps, version, and admin-only create/copy/delete."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from billumy import __version__
+from billumy.api.deps import (
+    AdminKey,
+    CatalogDep,
+    CopyBody,
+    CreateBody,
+    DeleteBody,
+    InferenceDep,
+    InferenceKey,
+    ShowBody,
+)
+from billumy.api.responses import JSON
+from billumy.api.streaming import ndjson_response
+from billumy.catalog import ModelEntry
+from billumy.errors import BadRequestError, NotFoundError
+from billumy.modelfile import Modelfile, coerce_parameters, parse_modelfile
+from billumy.schemas.ollama import CreateRequest
+
+router = APIRouter(prefix="/api", tags=["models"])
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _summary(entry: ModelEntry) -> dict[str, Any]:
+    return {
+        "name": entry.name,
+        "model": entry.name,
+        "modified_at": _iso(entry.modified_at),
+        "size": entry.base.size(),
+        "digest": entry.digest,
+        "details": entry.details(),
+    }
+
+
+@router.get("/tags")
+async def tags(catalog: CatalogDep, _: InferenceKey) -> Response:
+    return JSON({"models": [_summary(e) for e in await catalog.list()]})
+
+
+@router.post("/show")
+async def show(body: ShowBody, catalog: CatalogDep, _: InferenceKey) -> Response:
+    entry = await catalog.get(body.model)
+    parameters = "\n".join(
+        f"{name:<30} {value}"
+        for name, values in sorted(entry.parameters.items())
+        for value in (values if isinstance(values, list) else [values])
+    )
+    return JSON(
+        {
+            "modelfile": entry.modelfile(),
+            "parameters": parameters,
+            "template": entry.template or "",
+            "system": entry.system or "",
+            "license": entry.license or "",
+            "details": entry.details(),
+            "model_info": {
+                "general.architecture": entry.base.family,
+                "general.parameter_count": entry.base.parameter_size,
+                f"{entry.base.family}.context_length": entry.base.context_length,
+            },
+            "capabilities": ["completion", "embedding"],
+            "modified_at": _iso(entry.modified_at),
+        }
+    )
+
+
+@router.get("/ps")
+async def ps(service: InferenceDep, _: InferenceKey) -> Response:
+    models = []
+    for loaded in service.engine.loaded():
+        try:
+            entry = await service.catalog.get(loaded.name)
+        except NotFoundError:
+            continue
+        models.append(
+            {
+                **_summary(entry),
+                "expires_at": _iso(loaded.expires_at),
+                "size": loaded.size,
+                "size_vram": 0,
+                "context_length": loaded.context_length,
+            }
+        )
+    return JSON({"models": models})
+
+
+@router.get("/version")
+async def version(_: InferenceKey) -> Response:
+    return JSON({"version": __version__})
+
+
+def _as_modelfile(body: CreateRequest) -> tuple[Modelfile, str | None]:
+    for field in ("files", "adapters", "quantize"):
+        if getattr(body, field):
+            raise BadRequestError(
+                f"'{field}' is not supported: models come from configuration and packages"
+            )
+    if body.modelfile:
+        mf = parse_modelfile(body.modelfile)
+    elif body.from_:
+        mf = Modelfile(from_=body.from_)
+    else:
+        raise BadRequestError("'from' (or a modelfile) is required")
+    if body.system is not None:
+        mf.system = body.system
+    if body.template is not None:
+        mf.template = body.template
+    if body.parameters:
+        mf.parameters = {**mf.parameters, **coerce_parameters(body.parameters)}
+    if body.messages:
+        mf.messages = [{"role": m.role, "content": m.content or ""} for m in body.messages]
+    license = "\n".join(body.license) if isinstance(body.license, list) else body.license
+    return mf, license
+
+
+@router.post("/create")
+async def create(body: CreateBody, catalog: CatalogDep, _: AdminKey) -> Response:
+    if not body.model:
+        raise BadRequestError("model is required")
+    mf, license = _as_modelfile(body)
+    await catalog.create(body.model, mf, license=license)
+    statuses = ["reading model metadata", "creating system layer", "writing manifest", "success"]
+    if not body.stream:
+        return JSON({"status": "success"})
+
+    async def progress() -> Any:
+        for status in statuses:
+            yield {"status": status}
+
+    first = {"status": statuses[0]}
+    rest = progress()
+    await anext(rest)
+    return ndjson_response(first, rest, lambda s: s, lambda s: s["status"] == "success")
+
+
+@router.post("/copy")
+async def copy(body: CopyBody, catalog: CatalogDep, _: AdminKey) -> Response:
+    await catalog.copy(body.source, body.destination)
+    return Response(status_code=200)
+
+
+@router.delete("/delete")
+async def delete(body: DeleteBody, catalog: CatalogDep, _: AdminKey) -> Response:
+    if not body.model:
+        raise BadRequestError("model is required")
+    await catalog.delete(body.model)
+    return Response(status_code=200)
+
+
+@router.post("/pull")
+async def pull(_: AdminKey) -> Response:
+    raise BadRequestError(
+        "pulling models is disabled: Billumy serves the models of its configuration "
+        "and installed packages"
+    )
+
+
+@router.post("/push")
+async def push(_: AdminKey) -> Response:
+    raise BadRequestError("pushing models is not supported by Billumy")

@@ -1,0 +1,146 @@
+"""``create_app(settings)`` builds everything; nothing happens at import time."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from billumy import __version__
+from billumy.api import errors, models, ollama, system
+from billumy.api.errors import error_response
+from billumy.auth import Authenticator
+from billumy.catalog import Catalog
+from billumy.durations import parse_duration
+from billumy.engines.llamacpp import LlamaCppEngine
+from billumy.errors import PayloadTooLargeError
+from billumy.inference import InferenceService
+from billumy.settings import Settings
+from billumy.store.sql import SQLStore
+
+access_log = logging.getLogger("billumy.access")
+
+
+class BodyLimit:
+    """Rejects request bodies over ``limit`` bytes with 413, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            response = error_response(413, f"request body too large (limit {self.limit} bytes)")
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise PayloadTooLargeError(f"request body too large (limit {self.limit} bytes)")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+class AccessLog:
+    """One structured line per request, with a request id (taken from X-Request-ID or made)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = (
+            incoming
+            if 0 < len(incoming) <= 128 and incoming.isprintable()
+            else secrets.token_hex(8)
+        )
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 500
+        started = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            principal = scope.get("state", {}).get("principal")
+            access_log.info(
+                "request",
+                extra={
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "key_name": getattr(principal, "key_name", None),
+                },
+            )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the ASGI app. Engines, store and catalog are created in the lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = SQLStore(settings.resolved_database_url)
+        await store.ainit()
+        catalog = Catalog(settings, store)
+        await catalog.aload()
+        keep_alive = parse_duration(settings.keep_alive)
+        engine = LlamaCppEngine(
+            threads=settings.threads,
+            num_parallel=settings.num_parallel,
+            max_queue=settings.max_queue,
+            keep_alive_s=300.0 if keep_alive is None else keep_alive,
+        )
+        app.state.settings = settings
+        app.state.store = store
+        app.state.catalog = catalog
+        app.state.engine = engine
+        app.state.auth = Authenticator(store)
+        app.state.inference = InferenceService(settings=settings, catalog=catalog, engine=engine)
+        try:
+            yield
+        finally:
+            await engine.aclose()
+            await store.aclose()
+
+    app = FastAPI(
+        title="Billumy",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    errors.install(app)
+    app.include_router(system.router)
+    app.include_router(ollama.router)
+    app.include_router(models.router)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(AccessLog)
+    return app

@@ -1,0 +1,122 @@
+"""API keys: generation, hashing at rest, constant-time verification, scopes and tenants."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from billumy.errors import BadRequestError, ForbiddenError, UnauthorizedError
+from billumy.store.base import ApiKeyRecord, KeyStore
+
+KEY_PREFIX = "bk_"
+SCOPES = frozenset({"inference", "admin"})
+_TOUCH_EVERY_S = 60.0
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's id, name, tenant and scopes (never the key itself)."""
+
+    key_id: str
+    key_name: str
+    tenant: str
+    scopes: frozenset[str]
+
+    def require(self, scope: str) -> None:
+        """Raise 403 unless this key carries ``scope`` (``admin`` implies every scope)."""
+        if scope not in self.scopes and "admin" not in self.scopes:
+            raise ForbiddenError(f"this key lacks the {scope!r} scope")
+
+
+def hash_key(key: str) -> str:
+    """SHA-256 of the key. Keys are 256-bit random, so a fast hash is enough at rest."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def validate_scopes(scopes: list[str]) -> list[str]:
+    unknown = sorted(set(scopes) - SCOPES)
+    if unknown:
+        raise BadRequestError(f"unknown scope(s): {', '.join(unknown)}; known: inference, admin")
+    if not scopes:
+        raise BadRequestError("a key needs at least one scope")
+    return sorted(set(scopes))
+
+
+async def create_key(
+    store: KeyStore,
+    *,
+    name: str,
+    scopes: list[str],
+    tenant: str = "default",
+    key: str | None = None,
+) -> tuple[str, ApiKeyRecord]:
+    """Create and store a key; returns the plaintext key (shown once) and its record."""
+    if not name.strip():
+        raise BadRequestError("a key needs a name")
+    key = key or new_key()
+    if len(key) < 16:
+        raise BadRequestError("an API key must be at least 16 characters long")
+    record = ApiKeyRecord(
+        id=secrets.token_hex(8),
+        name=name.strip(),
+        prefix=key[:8],
+        key_hash=hash_key(key),
+        tenant=tenant,
+        scopes=validate_scopes(scopes),
+        created_at=datetime.now(UTC),
+    )
+    await store.add_key(record)
+    return key, record
+
+
+async def ensure_key(store: KeyStore, key: str, *, name: str = "admin") -> ApiKeyRecord:
+    """Install ``key`` as an admin key unless it is already stored (``BILLUMY_API_KEY``)."""
+    existing = await store.key_by_hash(hash_key(key))
+    if existing is not None:
+        return existing
+    _, record = await create_key(store, name=name, scopes=["admin", "inference"], key=key)
+    return record
+
+
+class Authenticator:
+    """Turns an ``Authorization`` header into a :class:`Principal` or raises 401."""
+
+    def __init__(self, store: KeyStore) -> None:
+        self._store = store
+        self._touched: dict[str, float] = {}
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        if not authorization:
+            raise UnauthorizedError("missing API key: send 'Authorization: Bearer <key>'")
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise UnauthorizedError("malformed Authorization header: expected 'Bearer <key>'")
+        digest = hash_key(token)
+        record = await self._store.key_by_hash(digest)
+        # The lookup is by hash; compare again in constant time so no branch depends on the key.
+        if record is None or not secrets.compare_digest(record.key_hash, digest):
+            raise UnauthorizedError("invalid API key")
+        if not record.active:
+            raise UnauthorizedError("this API key has been revoked")
+        await self._touch(record.id)
+        return Principal(
+            key_id=record.id,
+            key_name=record.name,
+            tenant=record.tenant,
+            scopes=frozenset(record.scopes),
+        )
+
+    async def _touch(self, key_id: str) -> None:
+        # Record last use at most once a minute per key: a write per request is wasted I/O.
+        now = time.monotonic()
+        if now - self._touched.get(key_id, -_TOUCH_EVERY_S) >= _TOUCH_EVERY_S:
+            self._touched[key_id] = now
+            await self._store.touch_key(key_id, datetime.now(UTC))

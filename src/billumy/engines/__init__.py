@@ -1,0 +1,1 @@
+"""Engines run models: embedded llama.cpp today, upstream servers later."""

@@ -1,0 +1,108 @@
+"""The engine interface: every engine yields the same :class:`Chunk` objects."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+DoneReason = Literal["stop", "length", "load", "unload"]
+
+
+@dataclass
+class Sampling:
+    """Sampling options, already validated and merged (persona defaults < request)."""
+
+    temperature: float = 0.8
+    top_k: int = 40
+    top_p: float = 0.9
+    min_p: float = 0.0
+    typical_p: float = 1.0
+    repeat_penalty: float = 1.1
+    repeat_last_n: int = 64
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    mirostat: int = 0
+    mirostat_tau: float = 5.0
+    mirostat_eta: float = 0.1
+    seed: int | None = None
+    stop: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Generation:
+    """One generation: a model, a prompt (text or tokens) and how to sample."""
+
+    model_path: Path
+    model_name: str
+    prompt: str = ""
+    messages: list[dict[str, Any]] | None = None
+    template: str | None = None  # Go template (persona/request); None: the model's own
+    system: str | None = None
+    raw: bool = False
+    context: list[int] = field(default_factory=list)
+    num_ctx: int = 2048
+    num_predict: int = 128
+    sampling: Sampling = field(default_factory=Sampling)
+    format: str | dict[str, Any] | None = None  # "json" or a JSON schema
+    keep_alive_s: float | None = None  # None: the engine default; <0 forever
+
+
+@dataclass
+class Chunk:
+    """A piece of a generation. The last one has ``done`` and the statistics (ns)."""
+
+    text: str = ""
+    done: bool = False
+    done_reason: DoneReason | None = None
+    context: list[int] | None = None
+    total_duration: int = 0
+    load_duration: int = 0
+    prompt_eval_count: int = 0
+    prompt_eval_duration: int = 0
+    eval_count: int = 0
+    eval_duration: int = 0
+
+
+@dataclass
+class Embeddings:
+    vectors: list[list[float]]
+    prompt_eval_count: int
+    total_duration: int
+    load_duration: int
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    model_path: Path
+    size: int
+    expires_at: datetime
+    context_length: int
+
+
+class Engine(Protocol):
+    def generate(self, request: Generation) -> AsyncIterator[Chunk]: ...
+
+    async def embed(
+        self,
+        *,
+        model_path: Path,
+        model_name: str,
+        inputs: list[str],
+        truncate: bool,
+        num_ctx: int,
+        keep_alive_s: float | None,
+    ) -> Embeddings: ...
+
+    async def load(
+        self, model_path: Path, model_name: str, num_ctx: int, keep_alive_s: float | None
+    ) -> int: ...
+
+    async def unload(self, model_path: Path) -> None: ...
+
+    def loaded(self) -> list[LoadedModel]: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,474 @@
+"""The embedded engine: llama.cpp in this process, through llama-cpp-python.
+
+llama.cpp calls block, so each generation runs in a worker thread and hands tokens to the event
+loop as they come. A model has ``num_parallel`` slots (one llama.cpp context each); requests
+beyond them wait in one bounded queue shared by all models, and a full queue answers 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import secrets
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import llama_cpp
+from llama_cpp import Llama
+from llama_cpp.llama_grammar import LlamaGrammar
+
+from billumy.engines.base import Chunk, Embeddings, Generation, LoadedModel
+from billumy.engines.decoding import TextAssembler
+from billumy.engines.prompting import PromptBuilder
+from billumy.errors import BadRequestError, BillumyError, EngineError, OverloadedError
+
+log = logging.getLogger(__name__)
+
+FOREVER = timedelta(days=365 * 100)
+
+
+@lru_cache(maxsize=64)
+def _grammar(spec: str) -> LlamaGrammar:
+    if spec == "json":
+        return LlamaGrammar.from_string(llama_cpp.llama_grammar.JSON_GBNF, verbose=False)
+    try:
+        return LlamaGrammar.from_json_schema(spec, verbose=False)
+    except Exception as exc:  # the converter raises plain exceptions on unsupported schemas
+        raise BadRequestError(f"unsupported JSON schema in format: {exc}") from exc
+
+
+def grammar_for(fmt: str | dict[str, Any] | None) -> LlamaGrammar | None:
+    """The llama.cpp grammar that forces ``format``: any JSON, or JSON valid for a schema."""
+    if fmt is None or fmt == "":
+        return None
+    if fmt == "json":
+        return _grammar("json")
+    if isinstance(fmt, dict):
+        return _grammar(json.dumps(fmt, sort_keys=True))
+    raise BadRequestError('format must be "json" or a JSON schema object')
+
+
+@dataclass(eq=False)
+class _Runner:
+    """One loaded llama.cpp context."""
+
+    llm: Llama
+    path: Path
+    n_ctx: int
+    size: int
+    prompts: PromptBuilder
+    name: str = ""
+    busy: bool = False
+    expires_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+def _open(path: Path, n_ctx: int, threads: int, *, embedding: bool = False) -> Llama:
+    kwargs: dict[str, Any] = {}
+    if embedding:
+        kwargs = {
+            "embedding": True,
+            "pooling_type": llama_cpp.LLAMA_POOLING_TYPE_MEAN,
+            "n_batch": n_ctx,
+            "n_ubatch": n_ctx,
+        }
+    return Llama(
+        model_path=str(path),
+        n_ctx=n_ctx,
+        n_threads=threads,
+        n_threads_batch=threads,
+        verbose=False,
+        **kwargs,
+    )
+
+
+def _prompt_builder(llm: Llama) -> PromptBuilder:
+    def text(token: int) -> str:
+        return str(llm._model.token_get_text(token)) if token >= 0 else ""
+
+    template = llm.metadata.get("tokenizer.chat_template")
+    return PromptBuilder(template, bos=text(llm.token_bos()), eos=text(llm.token_eos()))
+
+
+class LlamaCppEngine:
+    """Serves GGUF models in-process."""
+
+    def __init__(
+        self,
+        *,
+        threads: int,
+        num_parallel: int = 1,
+        max_queue: int = 512,
+        keep_alive_s: float = 300.0,
+    ) -> None:
+        self.threads = threads
+        self.num_parallel = num_parallel
+        self.max_queue = max_queue
+        self.keep_alive_s = keep_alive_s
+        self._executor = ThreadPoolExecutor(
+            max_workers=num_parallel * 4 + 2, thread_name_prefix="llama"
+        )
+        self._runners: dict[Path, list[_Runner]] = {}
+        self._slots: dict[Path, asyncio.Semaphore] = {}
+        self._embedders: dict[Path, tuple[Llama, int]] = {}
+        self._embed_lock = asyncio.Lock()
+        self._waiting = 0
+        self._reaper: asyncio.Task[None] | None = None
+
+    # --- scheduling -------------------------------------------------------------------------
+
+    @property
+    def queue_depth(self) -> int:
+        return self._waiting
+
+    async def _acquire(self, path: Path) -> asyncio.Semaphore:
+        slots = self._slots.setdefault(path, asyncio.Semaphore(self.num_parallel))
+        if slots.locked():
+            if self._waiting >= self.max_queue:
+                raise OverloadedError("server busy: the request queue is full, try again later")
+            self._waiting += 1
+            try:
+                await slots.acquire()
+            finally:
+                self._waiting -= 1
+        else:
+            await slots.acquire()
+        return slots
+
+    async def _run(self, fn: Callable[[], Any]) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def _checkout(self, path: Path, name: str, n_ctx: int) -> tuple[_Runner, int]:
+        """An idle runner for ``path`` with context ``n_ctx``; loads one if needed. Slot held."""
+        pool = self._runners.setdefault(path, [])
+        idle = [r for r in pool if not r.busy]
+        runner = next((r for r in idle if r.n_ctx == n_ctx), None)
+        load_ns = 0
+        if runner is None:
+            if len(pool) >= self.num_parallel and idle:
+                # Same model, other context size: Ollama reloads too.
+                stale = idle[0]
+                pool.remove(stale)
+                await self._run(stale.llm.close)
+            start = time.perf_counter_ns()
+            try:
+                llm = await self._run(lambda: _open(path, n_ctx, self.threads))
+            except BillumyError:
+                raise
+            except Exception as exc:
+                raise EngineError(f"could not load model {name!r}: {exc}") from exc
+            load_ns = time.perf_counter_ns() - start
+            runner = _Runner(
+                llm=llm,
+                path=path,
+                n_ctx=n_ctx,
+                size=int(llm._model.size()),
+                prompts=_prompt_builder(llm),
+            )
+            pool.append(runner)
+            log.info(
+                "model loaded",
+                extra={"model": name, "num_ctx": n_ctx, "load_ms": load_ns // 1_000_000},
+            )
+        runner.busy = True
+        runner.name = name
+        return runner, load_ns
+
+    def _checkin(self, runner: _Runner, keep_alive_s: float | None) -> None:
+        runner.busy = False
+        seconds = self.keep_alive_s if keep_alive_s is None else keep_alive_s
+        if seconds < 0 or math.isinf(seconds):
+            runner.expires_at = datetime.now(UTC) + FOREVER
+        else:
+            runner.expires_at = datetime.now(UTC) + timedelta(seconds=seconds)
+        if seconds == 0:
+            self._drop(runner)
+        self._ensure_reaper()
+
+    def _drop(self, runner: _Runner) -> None:
+        pool = self._runners.get(runner.path, [])
+        if runner in pool:
+            pool.remove(runner)
+            self._executor.submit(runner.llm.close)
+            log.info("model unloaded", extra={"model": runner.name})
+
+    def _ensure_reaper(self) -> None:
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.get_running_loop().create_task(self._reap())
+
+    async def _reap(self) -> None:
+        while any(self._runners.values()):
+            now = datetime.now(UTC)
+            for pool in list(self._runners.values()):
+                for runner in list(pool):
+                    if not runner.busy and runner.expires_at <= now:
+                        self._drop(runner)
+            await asyncio.sleep(1.0)
+
+    # --- public API ---------------------------------------------------------------------------
+
+    async def load(
+        self, model_path: Path, model_name: str, num_ctx: int, keep_alive_s: float | None
+    ) -> int:
+        """Load the model (an empty prompt in Ollama); returns the load time in ns."""
+        slots = await self._acquire(model_path)
+        try:
+            runner, load_ns = await self._checkout(model_path, model_name, num_ctx)
+            self._checkin(runner, keep_alive_s)
+        finally:
+            slots.release()
+        return load_ns
+
+    async def unload(self, model_path: Path) -> None:
+        for runner in list(self._runners.get(model_path, [])):
+            if runner.busy:
+                runner.expires_at = datetime.now(UTC)
+            else:
+                self._drop(runner)
+        embedder = self._embedders.pop(model_path, None)
+        if embedder is not None:
+            self._executor.submit(embedder[0].close)
+
+    def loaded(self) -> list[LoadedModel]:
+        return [
+            LoadedModel(
+                name=r.name,
+                model_path=r.path,
+                size=r.size,
+                expires_at=r.expires_at,
+                context_length=r.n_ctx,
+            )
+            for pool in self._runners.values()
+            for r in pool
+        ]
+
+    async def generate(self, request: Generation) -> AsyncIterator[Chunk]:
+        """Stream a generation. Closing the iterator stops llama.cpp within a token."""
+        started = time.perf_counter_ns()
+        grammar = grammar_for(request.format)
+        slots = await self._acquire(request.model_path)
+        runner: _Runner | None = None
+        stop = threading.Event()
+        future: asyncio.Future[Any] | None = None
+        try:
+            runner, load_ns = await self._checkout(
+                request.model_path, request.model_name, request.num_ctx
+            )
+            loop = asyncio.get_running_loop()
+            queue: asyncio.Queue[Chunk | BaseException] = asyncio.Queue()
+
+            def emit(item: Chunk | BaseException) -> None:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+
+            active = runner
+            future = loop.run_in_executor(
+                self._executor, lambda: _generate(active, request, grammar, stop, emit)
+            )
+            while True:
+                item = await queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if item.done:
+                    item.load_duration = load_ns
+                    item.total_duration = time.perf_counter_ns() - started
+                    yield item
+                    break
+                yield item
+        finally:
+            # No awaits here: this also runs when the stream is cancelled (client gone) or the
+            # generator is finalised by the garbage collector.
+            stop.set()
+            self._release_after(future, runner, slots, request.keep_alive_s)
+
+    def _release_after(
+        self,
+        future: asyncio.Future[Any] | None,
+        runner: _Runner | None,
+        slots: asyncio.Semaphore,
+        keep_alive_s: float | None,
+    ) -> None:
+        """Return the runner and slot once the worker thread has let go of the context."""
+
+        def release(_: object = None) -> None:
+            if runner is not None:
+                self._checkin(runner, keep_alive_s)
+            slots.release()
+
+        if future is None or future.done():
+            release()
+        else:
+            future.add_done_callback(release)
+
+    async def tokenize(self, model_path: Path, text: str) -> list[int]:
+        llm = await self._embedder(model_path, 512)
+        return list(llm.tokenize(text.encode(), add_bos=False, special=True))
+
+    async def _embedder(self, path: Path, n_ctx: int) -> Llama:
+        current = self._embedders.get(path)
+        if current is not None and current[1] >= n_ctx:
+            return current[0]
+        if current is not None:
+            await self._run(current[0].close)
+        llm: Llama = await self._run(lambda: _open(path, n_ctx, self.threads, embedding=True))
+        self._embedders[path] = (llm, n_ctx)
+        return llm
+
+    async def embed(
+        self,
+        *,
+        model_path: Path,
+        model_name: str,
+        inputs: list[str],
+        truncate: bool,
+        num_ctx: int,
+        keep_alive_s: float | None,
+    ) -> Embeddings:
+        """Mean-pooled, L2-normalised embeddings, one per input."""
+        started = time.perf_counter_ns()
+        async with self._embed_lock:
+            load_start = time.perf_counter_ns()
+            loaded_before = model_path in self._embedders
+            llm = await self._embedder(model_path, num_ctx)
+            load_ns = 0 if loaded_before else time.perf_counter_ns() - load_start
+
+            def work() -> tuple[list[list[float]], int]:
+                vectors: list[list[float]] = []
+                count = 0
+                for text in inputs:
+                    tokens = llm.tokenize(text.encode(), add_bos=True, special=False)
+                    if len(tokens) > num_ctx:
+                        if not truncate:
+                            raise BadRequestError(
+                                f"input length ({len(tokens)} tokens) exceeds the context length "
+                                f"({num_ctx})"
+                            )
+                        tokens = tokens[:num_ctx]
+                    count += len(tokens)
+                    text_in = llm.detokenize(tokens).decode("utf-8", errors="ignore")
+                    vectors.append(
+                        [float(x) for x in llm.embed(text_in, normalize=True, truncate=True)]
+                    )
+                return vectors, count
+
+            vectors, count = await self._run(work)
+        return Embeddings(
+            vectors=vectors,
+            prompt_eval_count=count,
+            total_duration=time.perf_counter_ns() - started,
+            load_duration=load_ns,
+        )
+
+    async def aclose(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+        for pool in self._runners.values():
+            for runner in pool:
+                runner.llm.close()
+        for llm, _ in self._embedders.values():
+            llm.close()
+        self._runners.clear()
+        self._embedders.clear()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _generate(
+    runner: _Runner,
+    request: Generation,
+    grammar: LlamaGrammar | None,
+    stop: threading.Event,
+    emit: Callable[[Chunk | BaseException], None],
+) -> None:
+    """Runs in a worker thread: tokenize, sample, and hand chunks to the event loop."""
+    try:
+        _generate_tokens(runner, request, grammar, stop, emit)
+    except BaseException as exc:  # everything goes back to the loop, never lost in a thread
+        emit(exc if isinstance(exc, BillumyError) else EngineError(f"generation failed: {exc}"))
+
+
+def _generate_tokens(
+    runner: _Runner,
+    request: Generation,
+    grammar: LlamaGrammar | None,
+    stop: threading.Event,
+    emit: Callable[[Chunk | BaseException], None],
+) -> None:
+    llm = runner.llm
+    text, template_stops = runner.prompts.build(request)
+    tokens = list(request.context) + llm.tokenize(
+        text.encode(), add_bos=not request.context, special=True
+    )
+    if len(tokens) >= runner.n_ctx:
+        raise BadRequestError(
+            f"the prompt is {len(tokens)} tokens, which does not fit the context length "
+            f"num_ctx={runner.n_ctx}; shorten it or raise num_ctx"
+        )
+    budget = min(request.num_predict, runner.n_ctx - len(tokens))
+    s = request.sampling
+    llm.set_seed(s.seed if s.seed is not None and s.seed >= 0 else secrets.randbits(32))
+    assembler = TextAssembler([*s.stop, *template_stops])
+    generated: list[int] = []
+    t_prompt = time.perf_counter_ns()
+    t_first = 0
+    done_reason = "length"
+    vocab = llm._model.vocab
+    for token in llm.generate(
+        tokens,
+        top_k=s.top_k,
+        top_p=s.top_p,
+        min_p=s.min_p,
+        typical_p=s.typical_p,
+        temp=s.temperature,
+        repeat_penalty=s.repeat_penalty,
+        frequency_penalty=s.frequency_penalty,
+        presence_penalty=s.presence_penalty,
+        mirostat_mode=s.mirostat,
+        mirostat_tau=s.mirostat_tau,
+        mirostat_eta=s.mirostat_eta,
+        grammar=grammar,
+        stopping_criteria=llama_cpp.StoppingCriteriaList([lambda _ids, _logits: stop.is_set()]),
+    ):
+        if not t_first:
+            t_first = time.perf_counter_ns()
+        if budget <= 0:
+            break
+        if llama_cpp.llama_vocab_is_eog(vocab, token):
+            done_reason = "stop"
+            break
+        generated.append(token)
+        piece = assembler.feed(llm.detokenize([token]))
+        if piece:
+            emit(Chunk(text=piece))
+        if assembler.stopped:
+            done_reason = "stop"
+            break
+        if stop.is_set() or len(generated) >= budget:
+            break
+    tail = assembler.flush()
+    if tail:
+        emit(Chunk(text=tail))
+    end = time.perf_counter_ns()
+    t_first = t_first or end
+    emit(
+        Chunk(
+            done=True,
+            done_reason="stop" if done_reason == "stop" else "length",
+            context=tokens + generated,
+            prompt_eval_count=len(tokens),
+            prompt_eval_duration=t_first - t_prompt,
+            eval_count=len(generated) + (1 if done_reason == "stop" else 0),
+            eval_duration=end - t_first,
+        )
+    )
+    if stop.is_set():
+        log.info(
+            "generation stopped early",
+            extra={"model": request.model_name, "eval_count": len(generated)},
+        )

@@ -1,0 +1,64 @@
+"""One exception tree for Billumy.
+
+Every error a client can see derives from :class:`BillumyError`; ``status_code`` is the HTTP
+status and ``str(exc)`` is the message that goes into ``{"error": "..."}``. The API layer maps
+these in one place (``billumy.api.errors``); services and engines never build HTTP responses.
+"""
+
+from __future__ import annotations
+
+
+class BillumyError(Exception):
+    """Base class: a failure with a message that is safe to show to the client."""
+
+    status_code: int = 500
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class BadRequestError(BillumyError):
+    """The request is malformed or asks for something unsupported (400)."""
+
+    status_code = 400
+
+
+class UnauthorizedError(BillumyError):
+    """Missing or invalid API key (401)."""
+
+    status_code = 401
+
+
+class ForbiddenError(BillumyError):
+    """The key is valid but lacks the scope for this route (403)."""
+
+    status_code = 403
+
+
+class NotFoundError(BillumyError):
+    """Unknown model, key or resource (404)."""
+
+    status_code = 404
+
+
+class PayloadTooLargeError(BillumyError):
+    """Request body over the configured limit (413)."""
+
+    status_code = 413
+
+
+class OverloadedError(BillumyError):
+    """The engine's queue is full; the client should retry later (503)."""
+
+    status_code = 503
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+class EngineError(BillumyError):
+    """The model runtime failed while serving a request (500)."""
+
+    status_code = 500

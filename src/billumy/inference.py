@@ -1,0 +1,237 @@
+"""The inference service: from an Ollama-style request to engine calls, limits enforced.
+
+Routers parse requests into :mod:`billumy.schemas` models and hand them here; this module
+decides (model, persona, options, limits) and knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from billumy.catalog import ROLES, Catalog, ModelEntry
+from billumy.durations import parse_duration
+from billumy.engines.base import Chunk, Embeddings, Generation, Sampling
+from billumy.engines.llamacpp import LlamaCppEngine
+from billumy.errors import BadRequestError
+from billumy.modelfile import coerce_parameters
+from billumy.schemas.ollama import ChatRequest, EmbedRequest, GenerateRequest, Message
+from billumy.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Ollama options that tune the runtime rather than sampling: accepted and ignored here.
+_RUNTIME_OPTIONS = frozenset(
+    {
+        "numa",
+        "num_batch",
+        "num_gpu",
+        "main_gpu",
+        "low_vram",
+        "f16_kv",
+        "vocab_only",
+        "use_mmap",
+        "use_mlock",
+        "num_thread",
+        "logits_all",
+        "embedding_only",
+        "rope_frequency_base",
+        "rope_frequency_scale",
+        "num_keep",
+        "penalize_newline",
+        "tfs_z",
+    }
+)
+_SAMPLING_FIELDS = frozenset(Sampling.__dataclass_fields__)
+
+
+@dataclass
+class Prepared:
+    """A request resolved against the catalog: what the engine needs, plus the name to report."""
+
+    entry: ModelEntry
+    generation: Generation
+
+
+class InferenceService:
+    def __init__(self, *, settings: Settings, catalog: Catalog, engine: LlamaCppEngine) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.engine = engine
+        self._preparing = asyncio.Lock()
+
+    async def _model(self, name: str) -> ModelEntry:
+        """The catalog entry, its base model prepared (assembled once, off the event loop)."""
+        entry = await self.catalog.get(name)
+        if not entry.base.ready():
+            async with self._preparing:
+                if not entry.base.ready():
+                    log.info("preparing model", extra={"model": entry.base.name})
+                    await asyncio.to_thread(entry.base.prepare)
+        return entry
+
+    # --- options -------------------------------------------------------------------------------
+
+    def options(
+        self, entry: ModelEntry, request_options: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """Persona parameters overridden by request options, typed and validated."""
+        raw = dict(request_options or {})
+        for name in [k for k in raw if k in _RUNTIME_OPTIONS]:
+            raw.pop(name)
+        unknown = [k for k in raw if k not in _SAMPLING_FIELDS | {"num_ctx", "num_predict"}]
+        for name in unknown:
+            log.warning("ignoring unknown option %r", name)
+            raw.pop(name)
+        if "stop" in raw and raw["stop"] is None:
+            raw.pop("stop")
+        merged = {**entry.parameters, **coerce_parameters(raw)}
+        return {k: v for k, v in merged.items() if k not in _RUNTIME_OPTIONS}
+
+    def _limits(self, opts: dict[str, Any]) -> tuple[int, int]:
+        s = self.settings
+        num_ctx = int(opts.get("num_ctx") or s.default_num_ctx)
+        if num_ctx > s.max_num_ctx:
+            raise BadRequestError(
+                f"num_ctx {num_ctx} exceeds this server's limit of {s.max_num_ctx}"
+            )
+        num_ctx = max(num_ctx, 64)
+        num_predict = int(opts.get("num_predict", -1))
+        if num_predict < 0:
+            num_predict = s.max_num_predict
+        elif num_predict > s.max_num_predict:
+            raise BadRequestError(
+                f"num_predict {num_predict} exceeds this server's limit of {s.max_num_predict}"
+            )
+        return num_ctx, num_predict
+
+    def _sampling(self, opts: dict[str, Any]) -> Sampling:
+        values = {k: v for k, v in opts.items() if k in _SAMPLING_FIELDS}
+        stop = values.pop("stop", [])
+        sampling = Sampling(**values)
+        sampling.stop = [stop] if isinstance(stop, str) else list(stop)
+        for name in ("temperature", "top_p", "min_p", "typical_p", "repeat_penalty"):
+            value = getattr(sampling, name)
+            if not math.isfinite(value) or value < 0:
+                raise BadRequestError(f"option {name} must be a non-negative number")
+        return sampling
+
+    def _keep_alive(self, value: str | float | None) -> float | None:
+        seconds = parse_duration(value)
+        return None if seconds is None else (-1.0 if math.isinf(seconds) else seconds)
+
+    # --- generate / chat -----------------------------------------------------------------------
+
+    async def prepare_generate(self, req: GenerateRequest) -> Prepared:
+        entry = await self._model(req.model)
+        if req.suffix:
+            raise BadRequestError(f"model '{req.model}' does not support insert (suffix)")
+        if req.images:
+            raise BadRequestError(f"model '{req.model}' is text-only and does not support images")
+        if req.think:
+            raise BadRequestError(f"model '{req.model}' does not support thinking")
+        opts = self.options(entry, req.options)
+        num_ctx, num_predict = self._limits(opts)
+        generation = Generation(
+            model_path=entry.base.path(),
+            model_name=entry.name,
+            prompt=req.prompt or "",
+            system=req.system if req.system is not None else entry.system,
+            template=req.template or entry.template,
+            raw=req.raw,
+            context=list(req.context or []),
+            messages=None
+            if req.raw
+            else [*entry.messages, {"role": "user", "content": req.prompt or ""}],
+            num_ctx=num_ctx,
+            num_predict=num_predict,
+            sampling=self._sampling(opts),
+            format=req.format or None,
+            keep_alive_s=self._keep_alive(req.keep_alive),
+        )
+        self._log_prompt(entry, req.prompt or "")
+        return Prepared(entry=entry, generation=generation)
+
+    async def prepare_chat(self, req: ChatRequest) -> Prepared:
+        entry = await self._model(req.model)
+        if req.tools:
+            raise BadRequestError(f"model '{req.model}' does not support tools")
+        if req.think:
+            raise BadRequestError(f"model '{req.model}' does not support thinking")
+        messages = [self._message(req.model, m) for m in req.messages or []]
+        opts = self.options(entry, req.options)
+        num_ctx, num_predict = self._limits(opts)
+        generation = Generation(
+            model_path=entry.base.path(),
+            model_name=entry.name,
+            system=entry.system,
+            template=entry.template,
+            messages=[*entry.messages, *messages],
+            num_ctx=num_ctx,
+            num_predict=num_predict,
+            sampling=self._sampling(opts),
+            format=req.format or None,
+            keep_alive_s=self._keep_alive(req.keep_alive),
+        )
+        self._log_prompt(entry, messages[-1]["content"] if messages else "")
+        return Prepared(entry=entry, generation=generation)
+
+    @staticmethod
+    def _message(model: str, message: Message) -> dict[str, Any]:
+        if message.role not in ROLES:
+            raise BadRequestError(
+                f"invalid message role {message.role!r}: use system, user, assistant or tool"
+            )
+        if message.images:
+            raise BadRequestError(f"model '{model}' is text-only and does not support images")
+        return {"role": message.role, "content": message.content or ""}
+
+    def _log_prompt(self, entry: ModelEntry, prompt: str) -> None:
+        if self.settings.log_prompts:
+            log.info("prompt", extra={"model": entry.name, "prompt": prompt})
+
+    async def load_or_unload(self, prepared: Prepared) -> Chunk:
+        """An empty prompt: load the model (or unload it when keep_alive is 0)."""
+        g = prepared.generation
+        if g.keep_alive_s == 0:
+            await self.engine.unload(g.model_path)
+            return Chunk(done=True, done_reason="unload")
+        load_ns = await self.engine.load(g.model_path, g.model_name, g.num_ctx, g.keep_alive_s)
+        return Chunk(done=True, done_reason="load", load_duration=load_ns, total_duration=load_ns)
+
+    def stream(self, prepared: Prepared) -> AsyncIterator[Chunk]:
+        return self.engine.generate(prepared.generation)
+
+    # --- embeddings ----------------------------------------------------------------------------
+
+    async def embed(self, req: EmbedRequest) -> tuple[ModelEntry, Embeddings]:
+        entry = await self._model(req.model)
+        inputs = [req.input] if isinstance(req.input, str) else list(req.input)
+        if not inputs:
+            raise BadRequestError("input is required: a string or a list of strings")
+        if len(inputs) > self.settings.max_embed_inputs:
+            raise BadRequestError(
+                f"too many inputs: {len(inputs)} (the limit is {self.settings.max_embed_inputs})"
+            )
+        opts = self.options(entry, req.options)
+        num_ctx, _ = self._limits(opts)
+        result = await self.engine.embed(
+            model_path=entry.base.path(),
+            model_name=entry.name,
+            inputs=inputs,
+            truncate=req.truncate,
+            num_ctx=num_ctx,
+            keep_alive_s=self._keep_alive(req.keep_alive),
+        )
+        if req.dimensions:
+            result.vectors = [_renormalise(v[: req.dimensions]) for v in result.vectors]
+        return entry, result
+
+
+def _renormalise(vector: list[float]) -> list[float]:
+    norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+    return [x / norm for x in vector]

@@ -1,0 +1,150 @@
+"""Configuration: ``BILLUMY_*`` environment variables and an optional ``billumy.toml``.
+
+Precedence, highest first: explicit arguments (the CLI), environment, the TOML file, defaults.
+The TOML file is ``./billumy.toml`` unless ``BILLUMY_CONFIG`` names another one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_PERSONA_SYSTEM = (
+    "You are Billumy, a data-analysis assistant for businesses. You interpret data, explain what "
+    "it means and suggest concrete, actionable next steps. Answer clearly, concisely and "
+    "professionally. Always reply in the same language as the user's message: if the user writes "
+    "in Portuguese, answer in Brazilian Portuguese; if in English, answer in English. Never invent "
+    "numbers that are not in the data you were given."
+)
+
+
+class PersonaConfig(BaseModel):
+    """A model defined over a base model: system prompt, parameters, template, few-shot messages."""
+
+    base: str = Field(default="smollm2-135m", description="Base model the persona runs on.")
+    system: str | None = Field(default=None, description="System prompt.")
+    template: str | None = Field(default=None, description="Ollama (Go) prompt template.")
+    parameters: dict[str, Any] = Field(default_factory=dict, description="Default options.")
+    messages: list[dict[str, str]] = Field(default_factory=list, description="Few-shot messages.")
+    modelfile: str | None = Field(
+        default=None, description="Path to an Ollama Modelfile; its fields fill in the rest."
+    )
+
+
+def _default_personas() -> dict[str, PersonaConfig]:
+    return {
+        "billumy": PersonaConfig(
+            base="smollm2-135m",
+            system=DEFAULT_PERSONA_SYSTEM,
+            parameters={"temperature": 0.7, "num_ctx": 2048},
+        )
+    }
+
+
+class Settings(BaseSettings):
+    """Every setting Billumy reads. Each field is also a ``billumy serve`` option."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BILLUMY_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    host: str = Field(default="127.0.0.1", description="Address to bind.")
+    port: int = Field(default=8011, ge=0, le=65535, description="Port to listen on.")
+    data_dir: Path = Field(
+        default=Path("data"), description="Directory for the database and model cache."
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="sqlite:///path or postgresql://user@host/db; default: SQLite in data_dir.",
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="Admin API key to install at start-up (otherwise one is generated once).",
+    )
+    default_model: str = Field(
+        default="billumy", description="Model used when a request names none."
+    )
+    personas: dict[str, PersonaConfig] = Field(
+        default_factory=_default_personas, description="Personas served besides the base models."
+    )
+    num_threads: int = Field(
+        default=0, ge=0, description="llama.cpp threads per generation; 0 means all CPU cores."
+    )
+    num_parallel: int = Field(
+        default=1, ge=1, le=64, description="Generations run at once per model (one context each)."
+    )
+    max_queue: int = Field(
+        default=512, ge=0, description="Requests that may wait for the engine before 503."
+    )
+    default_num_ctx: int = Field(default=2048, ge=64, description="Context length when unset.")
+    max_num_ctx: int = Field(
+        default=8192, ge=64, description="Largest num_ctx a request may ask for."
+    )
+    max_num_predict: int = Field(
+        default=4096, ge=1, description="Largest num_predict; -1 (unbounded) is capped to this."
+    )
+    max_body_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="Largest request body, in bytes (413 above)."
+    )
+    max_embed_inputs: int = Field(default=256, ge=1, description="Most inputs in one embed call.")
+    keep_alive: str = Field(
+        default="5m", description="How long a model stays loaded after use (Ollama duration)."
+    )
+    log_level: str = Field(default="info", description="Logging level.")
+    log_prompts: bool = Field(
+        default=False, description="Log prompts and responses (off: they never reach the logs)."
+    )
+    create_admin_key: bool = Field(
+        default=True, description="On first start with no key, create an admin key and print it."
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        value = value.lower()
+        if value not in {"debug", "info", "warning", "error", "critical"}:
+            raise ValueError("log_level must be debug, info, warning, error or critical")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("BILLUMY_CONFIG", "billumy.toml"))
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
+        )
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy async URL of the database."""
+        url = self.database_url or f"sqlite:///{self.data_dir / 'billumy.db'}"
+        if url.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
+        if url.startswith(("postgresql://", "postgres://")):
+            return "postgresql+asyncpg://" + url.split("://", 1)[1]
+        return url
+
+    @property
+    def threads(self) -> int:
+        """Threads given to llama.cpp."""
+        return self.num_threads or os.cpu_count() or 1

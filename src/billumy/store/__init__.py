@@ -1,0 +1,1 @@
+"""Persistence: small async protocols and their adapters."""

@@ -1,0 +1,228 @@
+"""SQL store on SQLAlchemy's async engine: SQLite (default, WAL) and PostgreSQL (asyncpg)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from billumy.errors import BadRequestError
+from billumy.store.base import ApiKeyRecord, ModelRecord
+
+metadata = MetaData()
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("tenant", String(200), nullable=False),
+    Column("scopes", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+models = Table(
+    "models",
+    metadata,
+    Column("name", String(300), primary_key=True),
+    Column("definition", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("modified_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite returns naive datetimes; everything we write is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _key_from_row(row: Any) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        id=row.id,
+        name=row.name,
+        prefix=row.prefix,
+        key_hash=row.key_hash,
+        tenant=row.tenant,
+        scopes=json.loads(row.scopes),
+        created_at=_aware(row.created_at) or datetime.now(UTC),
+        last_used_at=_aware(row.last_used_at),
+        revoked_at=_aware(row.revoked_at),
+    )
+
+
+class SQLStore:
+    """Keys and created models in a SQL database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine: AsyncEngine | None = None
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise RuntimeError("SQLStore.ainit() was not awaited")
+        return self._engine
+
+    async def ainit(self) -> None:
+        """Connect and create missing tables (idempotent, safe with several processes)."""
+        parsed = make_url(self.url)
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_async_engine(self.url, connect_args={"timeout": 30})
+
+            @event.listens_for(engine.sync_engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                cursor = dbapi_conn.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+                cursor.execute("PRAGMA busy_timeout=30000")
+                cursor.close()
+
+        elif parsed.get_backend_name() == "postgresql":
+            engine = create_async_engine(self.url, pool_pre_ping=True)
+        else:
+            raise BadRequestError(f"unsupported database URL scheme: {parsed.drivername}")
+        self._engine = engine
+        async with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                # Serialise schema creation across processes starting at once.
+                await conn.execute(text("SELECT pg_advisory_xact_lock(7306518947)"))
+            await conn.run_sync(metadata.create_all)
+
+    async def aclose(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    async def ping(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    # keys
+    async def add_key(self, record: ApiKeyRecord) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(api_keys).values(
+                    id=record.id,
+                    name=record.name,
+                    prefix=record.prefix,
+                    key_hash=record.key_hash,
+                    tenant=record.tenant,
+                    scopes=json.dumps(record.scopes),
+                    created_at=record.created_at,
+                    last_used_at=record.last_used_at,
+                    revoked_at=record.revoked_at,
+                )
+            )
+
+    async def key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(select(api_keys).where(api_keys.c.key_hash == key_hash))
+            ).first()
+        return _key_from_row(row) if row is not None else None
+
+    async def list_keys(self) -> list[ApiKeyRecord]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(api_keys).order_by(api_keys.c.created_at))).all()
+        return [_key_from_row(row) for row in rows]
+
+    async def revoke_key(self, id_or_name: str) -> ApiKeyRecord | None:
+        now = datetime.now(UTC)
+        match = or_(api_keys.c.id == id_or_name, api_keys.c.name == id_or_name)
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(select(api_keys).where(match))).all()
+            if len(rows) != 1:
+                if len(rows) > 1:
+                    raise BadRequestError(f"several keys are named {id_or_name!r}; use the id")
+                return None
+            await conn.execute(
+                update(api_keys)
+                .where(api_keys.c.id == rows[0].id, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            row = (await conn.execute(select(api_keys).where(api_keys.c.id == rows[0].id))).one()
+        return _key_from_row(row)
+
+    async def count_active_keys(self) -> int:
+        async with self.engine.connect() as conn:
+            query = (
+                select(func.count()).select_from(api_keys).where(api_keys.c.revoked_at.is_(None))
+            )
+            return int((await conn.execute(query)).scalar_one())
+
+    async def touch_key(self, key_id: str, when: datetime) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(api_keys).where(api_keys.c.id == key_id).values(last_used_at=when)
+            )
+
+    # models
+    async def list_models(self) -> list[ModelRecord]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(models).order_by(models.c.name))).all()
+        return [self._model(row) for row in rows]
+
+    async def get_model(self, name: str) -> ModelRecord | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(models).where(models.c.name == name))).first()
+        return self._model(row) if row is not None else None
+
+    async def put_model(self, record: ModelRecord) -> None:
+        now = datetime.now(UTC)
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(models).where(models.c.name == record.name))
+            await conn.execute(
+                insert(models).values(
+                    name=record.name,
+                    definition=record.definition,
+                    created_at=record.created_at or now,
+                    modified_at=now,
+                )
+            )
+
+    async def delete_model(self, name: str) -> bool:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(delete(models).where(models.c.name == name))
+        return bool(result.rowcount)
+
+    @staticmethod
+    def _model(row: Any) -> ModelRecord:
+        return ModelRecord(
+            name=row.name,
+            definition=dict(row.definition),
+            created_at=_aware(row.created_at),
+            modified_at=_aware(row.modified_at),
+        )

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.server import Server
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One real Billumy process shared by the end-to-end tests that need default settings."""
+    srv = Server(data_dir=tmp_path_factory.mktemp("billumy")).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[type[Server]]:
+    """Start servers with custom settings; stopped at the end of the test."""
+    started: list[Server] = []
+
+    class _Factory(Server):
+        def start(self, timeout: float = 60.0) -> Server:
+            started.append(self)
+            return super().start(timeout)
+
+    yield _Factory
+    for srv in started:
+        srv.stop()
