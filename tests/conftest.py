@@ -14,6 +14,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = Server(data_dir=tmp_path_factory.mktemp("billumy")).start()
     yield srv
     srv.stop()
+    # After every test that used it: the key and the prompts never reached the logs.
+    log = srv.log()
+    assert srv.api_key and srv.api_key not in log
+    assert "Anderson" not in log and "Describe the city of Recife" not in log
 
 
 @pytest.fixture

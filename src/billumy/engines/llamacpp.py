@@ -412,6 +412,10 @@ def _generate_tokens(
         )
     budget = min(request.num_predict, runner.n_ctx - len(tokens))
     s = request.sampling
+    if s.seed is not None and s.seed >= 0:
+        # Reusing a cached prompt prefix changes the logits in the last bits, so the same seed
+        # would not give the same text; a seeded request evaluates its whole prompt.
+        llm.reset()
     llm.set_seed(s.seed if s.seed is not None and s.seed >= 0 else secrets.randbits(32))
     assembler = TextAssembler([*s.stop, *template_stops])
     generated: list[int] = []
@@ -451,6 +455,8 @@ def _generate_tokens(
             break
         if stop.is_set() or len(generated) >= budget:
             break
+    # Checked before the final chunk goes out: after it, the consumer sets ``stop`` itself.
+    cancelled = stop.is_set()
     tail = assembler.flush()
     if tail:
         emit(Chunk(text=tail))
@@ -467,7 +473,7 @@ def _generate_tokens(
             eval_duration=end - t_first,
         )
     )
-    if stop.is_set():
+    if cancelled:
         log.info(
             "generation stopped early",
             extra={"model": request.model_name, "eval_count": len(generated)},

@@ -1,0 +1,399 @@
+"""The HTTP surface as curl and plain HTTP clients see it: the README example, JSON formats,
+disconnects, the queue, and every documented bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+
+import httpx
+import jsonschema
+import pytest
+
+from tests.e2e.server import Server
+
+FAST = {"num_predict": 12, "temperature": 0, "seed": 7}
+
+
+def test_readme_curl_example(server: Server) -> None:
+    """The original system's README example, byte for byte but for host, port and token."""
+    out = subprocess.run(
+        [
+            "curl",
+            "-s",
+            "-X",
+            "POST",
+            f"http://localhost:{server.port}/api/generate",
+            "-H",
+            f"Authorization: Bearer {server.api_key}",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            '{"model": "billumy", "prompt": "Olá, me chamo Anderson, eu que te criei", '
+            '"stream": false, "options": {"num_predict": 24}}',
+        ],
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    body = json.loads(out.stdout)
+    assert body["done"] is True and body["model"] == "billumy"
+    assert body["response"].strip()
+    assert body["eval_count"] > 0
+
+
+def test_curl_without_content_type_and_streaming_default(server: Server) -> None:
+    out = subprocess.run(
+        [
+            "curl",
+            "-s",
+            "-i",
+            f"http://127.0.0.1:{server.port}/api/generate",
+            "-H",
+            f"Authorization: Bearer {server.api_key}",
+            "-d",
+            '{"model": "billumy", "prompt": "Oi", "options": {"num_predict": 6}}',
+        ],
+        capture_output=True,
+        check=True,
+        timeout=120,
+        text=True,
+    )
+    head, _, body = out.stdout.replace("\r\n", "\n").partition("\n\n")
+    assert "application/x-ndjson" in head.lower()
+    assert "x-request-id" in head.lower()
+    lines = [json.loads(line) for line in body.strip().splitlines()]
+    assert lines[-1]["done"] is True and all(not c["done"] for c in lines[:-1])
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string", "maxLength": 20},
+        "population": {"type": "integer", "minimum": 0},
+        "capital": {"type": "boolean"},
+    },
+    "required": ["city", "population", "capital"],
+    "additionalProperties": False,
+}
+
+
+@pytest.mark.parametrize("route", ["generate", "chat"])
+def test_json_schema_format_produces_valid_json(server: Server, route: str) -> None:
+    prompt = "Describe the city of Recife as JSON."
+    body: dict[str, object] = {
+        "model": "billumy",
+        "format": SCHEMA,
+        "stream": False,
+        "options": {"temperature": 0.8, "seed": 3, "num_predict": 80},
+    }
+    if route == "generate":
+        body["prompt"] = prompt
+    else:
+        body["messages"] = [{"role": "user", "content": prompt}]
+    r = httpx.post(f"{server.url}/api/{route}", headers=server.headers, json=body, timeout=120)
+    assert r.status_code == 200, r.text
+    data = r.json()
+    text = data["response"] if route == "generate" else data["message"]["content"]
+    jsonschema.validate(json.loads(text), SCHEMA)
+
+
+def test_json_format_parses(server: Server) -> None:
+    r = httpx.post(
+        f"{server.url}/api/generate",
+        headers=server.headers,
+        json={
+            "model": "billumy",
+            "prompt": "List two colours as JSON.",
+            "format": "json",
+            "stream": False,
+            "options": {"temperature": 0, "num_predict": 60},
+        },
+        timeout=120,
+    )
+    assert r.status_code == 200
+    assert isinstance(json.loads(r.json()["response"]), dict | list)
+
+
+def test_client_disconnect_stops_generation(server: Server) -> None:
+    body = {
+        "model": "smollm2-135m",
+        "prompt": "Write a very long essay about the sea.",
+        "options": {"num_predict": 2000, "temperature": 0.7},
+    }
+    received = 0
+    with (
+        httpx.Client(timeout=60) as client,
+        client.stream(
+            "POST", f"{server.url}/api/generate", headers=server.headers, json=body
+        ) as response,
+    ):
+        for line in response.iter_lines():
+            if line:
+                received += 1
+            if received >= 5:
+                break
+    # The server logs how far generation got once it stopped.
+    deadline = time.monotonic() + 10
+    stopped: list[dict[str, object]] = []
+    while time.monotonic() < deadline and not stopped:
+        stopped = [
+            json.loads(line)
+            for line in server.log().splitlines()
+            if line.startswith("{") and '"generation stopped early"' in line
+        ]
+        time.sleep(0.1)
+    assert stopped, "generation did not stop after the client went away"
+    assert int(str(stopped[-1]["eval_count"])) < 40
+    # The slot is free again: a new request is served at once.
+    r = httpx.post(
+        f"{server.url}/api/generate",
+        headers=server.headers,
+        timeout=30,
+        json={
+            "model": "smollm2-135m",
+            "prompt": "hi",
+            "stream": False,
+            "options": {"num_predict": 3},
+        },
+    )
+    assert r.status_code == 200
+
+
+def test_queue_full_answers_503_with_retry_after(make_server: type[Server], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    srv = make_server(data_dir=tmp_path / "q", env={"BILLUMY_MAX_QUEUE": "1"}).start()
+    long_body = {
+        "model": "smollm2-135m",
+        "prompt": "Write a long story.",
+        "options": {"num_predict": 1500, "temperature": 0.7},
+    }
+    results: dict[str, int] = {}
+
+    def queued() -> None:
+        r = httpx.post(
+            f"{srv.url}/api/generate",
+            headers=srv.headers,
+            timeout=120,
+            json={
+                "model": "smollm2-135m",
+                "prompt": "hi",
+                "stream": False,
+                "options": {"num_predict": 3},
+            },
+        )
+        results["queued"] = r.status_code
+
+    with (
+        httpx.Client(timeout=60) as client,
+        client.stream(
+            "POST", f"{srv.url}/api/generate", headers=srv.headers, json=long_body
+        ) as running,
+    ):
+        lines = running.iter_lines()
+        next(lines)  # generating now, holding the only slot
+        waiter = threading.Thread(target=queued)
+        waiter.start()
+        time.sleep(1.0)  # let it take the one queue place
+        r = httpx.post(
+            f"{srv.url}/api/generate",
+            headers=srv.headers,
+            timeout=30,
+            json={"model": "smollm2-135m", "prompt": "hi", "stream": False},
+        )
+        assert r.status_code == 503
+        assert "error" in r.json() and "queue" in r.json()["error"]
+        assert int(r.headers["retry-after"]) >= 1
+    waiter.join(timeout=60)
+    assert results["queued"] == 200
+
+
+def _post(server: Server, path: str, body: object, **kw: object) -> httpx.Response:
+    content = body if isinstance(body, bytes | str) else json.dumps(body)
+    return httpx.post(server.url + path, headers=server.headers, content=content, timeout=60, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "fragment"),
+    [
+        ("/api/generate", b"{not json", 400, "invalid JSON"),
+        ("/api/generate", b"", 400, "missing request body"),
+        ("/api/generate", b"[1, 2]", 400, "JSON object"),
+        ("/api/generate", {"prompt": "hi"}, 400, "model is required"),
+        ("/api/generate", {"model": "nope", "prompt": "hi"}, 404, "not found"),
+        ("/api/generate", {"model": "bad name!", "prompt": "hi"}, 400, "invalid model name"),
+        ("/api/generate", {"model": "billumy", "prompt": "hi", "suffix": "x"}, 400, "insert"),
+        ("/api/generate", {"model": "billumy", "prompt": "hi", "images": ["aGk="]}, 400, "images"),
+        (
+            "/api/generate",
+            {"model": "billumy", "prompt": "hi", "options": {"num_ctx": "big"}},
+            400,
+            "num_ctx",
+        ),
+        (
+            "/api/generate",
+            {"model": "billumy", "prompt": "hi", "options": {"num_ctx": 10**6}},
+            400,
+            "limit",
+        ),
+        (
+            "/api/generate",
+            {"model": "billumy", "prompt": "hi", "options": {"num_predict": 10**6}},
+            400,
+            "limit",
+        ),
+        (
+            "/api/generate",
+            {"model": "billumy", "prompt": "hi", "options": {"temperature": -1}},
+            400,
+            "temperature",
+        ),
+        ("/api/generate", {"model": "billumy", "prompt": "hi", "format": "xml"}, 400, "format"),
+        (
+            "/api/generate",
+            {"model": "billumy", "prompt": "hi", "keep_alive": "soon"},
+            400,
+            "duration",
+        ),
+        (
+            "/api/generate",
+            {"model": "billumy", "prompt": "hi", "template": "{{ .Nope"},
+            400,
+            "template",
+        ),
+        ("/api/generate", {"model": "billumy", "prompt": "hi", "context": ["a"]}, 400, "context"),
+        (
+            "/api/generate",
+            {"model": "billumy", "prompt": "x " * 3000, "options": {"num_ctx": 512}},
+            400,
+            "context length",
+        ),
+        (
+            "/api/chat",
+            {"model": "billumy", "messages": [{"role": "wizard", "content": "hi"}]},
+            400,
+            "role",
+        ),
+        ("/api/chat", {"model": "billumy", "messages": [{"content": "hi"}]}, 400, "role"),
+        (
+            "/api/chat",
+            {
+                "model": "billumy",
+                "messages": [{"role": "user", "content": "hi"}],
+                "tools": [{"type": "function"}],
+            },
+            400,
+            "tools",
+        ),
+        (
+            "/api/chat",
+            {
+                "model": "billumy",
+                "messages": [{"role": "user", "content": "hi", "images": ["aGk="]}],
+            },
+            400,
+            "images",
+        ),
+        ("/api/embed", {"model": "billumy", "input": []}, 400, "input"),
+        (
+            "/api/embed",
+            {
+                "model": "billumy",
+                "input": "x " * 3000,
+                "truncate": False,
+                "options": {"num_ctx": 256},
+            },
+            400,
+            "context length",
+        ),
+        ("/api/show", {"model": "nope"}, 404, "not found"),
+        (
+            "/api/create",
+            {"model": "x1", "modelfile": "FROM billumy\nADAPTER ./lora.bin"},
+            400,
+            "ADAPTER",
+        ),
+        (
+            "/api/create",
+            {"model": "x1", "modelfile": "FROM billumy\nPARAMETER num_ctx many"},
+            400,
+            "num_ctx",
+        ),
+        (
+            "/api/create",
+            {"model": "x1", "from": "billumy", "files": {"a.gguf": "sha256:00"}},
+            400,
+            "files",
+        ),
+        ("/api/create", {"model": "billumy", "from": "smollm2-135m"}, 400, "configuration"),
+        ("/api/copy", {"source": "nope", "destination": "x2"}, 404, "not found"),
+        ("/api/pull", {"model": "llama3"}, 400, "disabled"),
+        ("/api/push", {"model": "billumy"}, 400, "not supported"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(
+    server: Server, path: str, body: object, status: int, fragment: str
+) -> None:
+    r = _post(server, path, body)
+    assert r.status_code == status, r.text
+    assert fragment.lower() in r.json()["error"].lower()
+
+
+def test_delete_unknown_model_is_404(server: Server) -> None:
+    r = httpx.request(
+        "DELETE",
+        server.url + "/api/delete",
+        headers=server.headers,
+        json={"model": "never-created"},
+    )
+    assert r.status_code == 404 and "not found" in r.json()["error"]
+
+
+def test_unknown_route_and_method_are_json_errors(server: Server) -> None:
+    r = httpx.get(server.url + "/api/nothing-here", headers=server.headers)
+    assert r.status_code == 404 and "error" in r.json()
+    r = httpx.get(server.url + "/api/generate", headers=server.headers)
+    assert r.status_code == 405 and "error" in r.json()
+
+
+def test_body_over_the_limit_is_413(make_server: type[Server], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    srv = make_server(data_dir=tmp_path / "b", env={"BILLUMY_MAX_BODY_BYTES": "2048"}).start()
+    big = json.dumps({"model": "billumy", "prompt": "x" * 5000})
+    r = httpx.post(srv.url + "/api/generate", headers=srv.headers, content=big)
+    assert r.status_code == 413 and "too large" in r.json()["error"]
+
+    def chunks():  # type: ignore[no-untyped-def]
+        yield big[:1000].encode()
+        yield big[1000:].encode()
+
+    r = httpx.post(srv.url + "/api/generate", headers=srv.headers, content=chunks())
+    assert r.status_code == 413 and "too large" in r.json()["error"]
+
+
+def test_liveness_routes_need_no_key(server: Server) -> None:
+    assert httpx.get(server.url + "/").status_code == 200
+    assert httpx.head(server.url + "/").status_code == 200
+    assert httpx.get(server.url + "/health").json() == {"status": "ok"}
+    assert httpx.get(server.url + "/api/version").status_code == 401
+    v = httpx.get(server.url + "/api/version", headers=server.headers).json()
+    assert v["version"]
+
+
+def test_malformed_authorization_headers(server: Server) -> None:
+    for header in ("Basic abc", "Bearer", "bk_only-the-key", "Token bk_abc"):
+        r = httpx.get(server.url + "/api/tags", headers={"Authorization": header})
+        assert r.status_code == 401, header
+        assert "error" in r.json()
+
+
+def test_error_after_stream_started_is_in_band(server: Server) -> None:
+    """A stream that ends in an error still ends with a parseable final line."""
+    r = httpx.post(
+        server.url + "/api/generate",
+        headers=server.headers,
+        timeout=60,
+        json={"model": "billumy", "prompt": "hi", "options": {"num_predict": 4}},
+    )
+    lines = [json.loads(x) for x in r.text.strip().splitlines()]
+    assert lines[-1]["done"] is True
