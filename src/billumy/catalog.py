@@ -20,7 +20,7 @@ from typing import Any
 
 from billumy.errors import BadRequestError, NotFoundError
 from billumy.modelfile import Modelfile, coerce_parameters, parse_modelfile, render_modelfile
-from billumy.settings import PersonaConfig, Settings
+from billumy.settings import PersonaConfig, Settings, default_personas
 from billumy.store.base import ModelRecord, ModelStore
 
 log = logging.getLogger(__name__)
@@ -192,11 +192,13 @@ class Catalog:
         self._builtin: dict[str, ModelEntry] = {
             name: ModelEntry(name=name, base=base) for name, base in self.bases.items()
         }
-        for name, persona in settings.personas.items():
+        # Before the personas: building one looks its FROM up here too.
+        self._created: dict[str, ModelEntry] = {}
+        # Configured personas add to the shipped ones (and may redefine them by name).
+        for name, persona in {**default_personas(), **settings.personas}.items():
             entry = self._from_persona(normalize_name(name), persona)
             self._builtin[entry.name] = entry
         self.default_model = normalize_name(settings.default_model)
-        self._created: dict[str, ModelEntry] = {}
 
     def _from_persona(self, name: str, persona: PersonaConfig) -> ModelEntry:
         if persona.modelfile:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from billumy.settings import Settings
 
@@ -192,7 +192,15 @@ def keys_list() -> None:
         finally:
             await store.aclose()
 
-    table = Table("id", "name", "prefix", "tenant", "scopes", "created", "last used", "status")
+    # Ids and names are what people copy into other commands: never cut them short.
+    table = Table(
+        Column("id", no_wrap=True),
+        Column("name", no_wrap=True),
+        "prefix",
+        Column("tenant", no_wrap=True),
+        *("scopes", "created", "last used"),
+        Column("status", no_wrap=True),
+    )
     for k in asyncio.run(run()):
         table.add_row(
             k.id,
@@ -253,7 +261,9 @@ def models_list() -> None:
         finally:
             await store.aclose()
 
-    table = Table("name", "base", "size", "parameters", "quantization", "kind")
+    table = Table(
+        Column("name", no_wrap=True), "base", "size", "parameters", "quantization", "kind"
+    )
     for e in asyncio.run(run()):
         size = e.base.size()
         table.add_row(
@@ -284,7 +294,8 @@ def models_show(name: Annotated[str, typer.Argument(help="Model name, e.g. billu
     except BillumyError as exc:
         err.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(1) from None
-    out.print(entry.modelfile(), markup=False, highlight=False)
+    # Verbatim: a Modelfile must not be wrapped to the terminal or have :codes: made emoji.
+    out.print(entry.modelfile(), markup=False, highlight=False, emoji=False, soft_wrap=True)
 
 
 @models_app.command("prepare")

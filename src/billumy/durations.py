@@ -7,6 +7,7 @@ import re
 
 from billumy.errors import BadRequestError
 
+_NUMBER = re.compile(r"\d+(?:\.\d*)?|\.\d+")
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -22,15 +23,16 @@ def parse_duration(value: str | float | int | None) -> float | None:
     else:
         text = value.strip()
         sign = -1.0 if text.startswith("-") else 1.0
-        text = text.lstrip("+-")
-        try:
+        # One sign at most ("--5m", "-+1" are garbage); float() alone would take a second one.
+        text = text[1:] if text[:1] in ("+", "-") else text
+        if _NUMBER.fullmatch(text):
             seconds = sign * float(text)
-        except ValueError:
+        else:
             parts = _PART.findall(text)
             if not parts or "".join(n + u for n, u in parts) != text:
                 raise BadRequestError(
                     f'invalid duration {value!r}: use seconds or a duration like "5m" or "1h30m"'
-                ) from None
+                )
             seconds = sign * sum(float(n) * _UNIT[u] for n, u in parts)
     if math.isnan(seconds):
         raise BadRequestError(f"invalid duration {value!r}")

@@ -40,7 +40,7 @@ class PersonaConfig(BaseModel):
     )
 
 
-def _default_personas() -> dict[str, PersonaConfig]:
+def default_personas() -> dict[str, PersonaConfig]:
     return {
         "billumy": PersonaConfig(
             base="smollm2-135m",
@@ -77,7 +77,7 @@ class Settings(BaseSettings):
         default="billumy", description="Model used when a request names none."
     )
     personas: dict[str, PersonaConfig] = Field(
-        default_factory=_default_personas, description="Personas served besides the base models."
+        default_factory=default_personas, description="Personas served besides the base models."
     )
     num_threads: int = Field(
         default=0, ge=0, description="llama.cpp threads per generation; 0 means all CPU cores."

@@ -26,12 +26,12 @@ class TextAssembler:
         if not self._stop:
             out, self._held = self._held, ""
             return out
-        for stop in self._stop:
-            index = self._held.find(stop)
-            if index != -1:
-                self.stopped = True
-                out, self._held = self._held[:index], ""
-                return out
+        # The earliest stop in the text wins, whatever its order in the list.
+        hits = [i for i in (self._held.find(stop) for stop in self._stop) if i != -1]
+        if hits:
+            self.stopped = True
+            out, self._held = self._held[: min(hits)], ""
+            return out
         keep = self._longest_stop_prefix_suffix()
         cut = len(self._held) - keep
         out, self._held = self._held[:cut], self._held[cut:]

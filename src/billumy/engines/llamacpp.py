@@ -415,7 +415,7 @@ def _generate_tokens(
     if s.seed is not None and s.seed >= 0:
         # Reusing a cached prompt prefix changes the logits in the last bits, so the same seed
         # would not give the same text; a seeded request evaluates its whole prompt.
-        llm.reset()
+        llm.reset()  # type: ignore[no-untyped-call]
     llm.set_seed(s.seed if s.seed is not None and s.seed >= 0 else secrets.randbits(32))
     assembler = TextAssembler([*s.stop, *template_stops])
     generated: list[int] = []

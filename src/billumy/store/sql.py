@@ -25,6 +25,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from billumy.errors import BadRequestError
@@ -132,6 +133,12 @@ class SQLStore:
 
     # keys
     async def add_key(self, record: ApiKeyRecord) -> None:
+        try:
+            await self._insert_key(record)
+        except IntegrityError:
+            raise BadRequestError("this API key is already registered") from None
+
+    async def _insert_key(self, record: ApiKeyRecord) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(
                 insert(api_keys).values(

@@ -1,0 +1,194 @@
+"""billumy.auth against the real SQL store on a temporary SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from billumy.auth import (
+    Authenticator,
+    Principal,
+    create_key,
+    ensure_key,
+    hash_key,
+    validate_scopes,
+)
+from billumy.errors import BadRequestError, ForbiddenError, UnauthorizedError
+from billumy.store.sql import SQLStore
+
+T = TypeVar("T")
+
+
+def with_store(db: Path, body: Callable[[SQLStore], Awaitable[T]]) -> T:
+    """Run ``body`` with a ready store in one event loop, then close the store."""
+
+    async def main() -> T:
+        store = SQLStore("sqlite+aiosqlite:///" + str(db))
+        await store.ainit()
+        try:
+            return await body(store)
+        finally:
+            await store.aclose()
+
+    return asyncio.run(main())
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "auth.db"
+
+
+def test_create_key_stores_only_the_hash(db: Path) -> None:
+    async def body(store: SQLStore) -> tuple[str, str]:
+        key, record = await create_key(
+            store, name="  reporting ", scopes=["inference"], tenant="acme"
+        )
+        stored = await store.key_by_hash(hash_key(key))
+        assert stored is not None
+        assert stored.id == record.id
+        assert stored.name == "reporting"
+        assert stored.tenant == "acme"
+        assert stored.scopes == ["inference"]
+        assert stored.prefix == key[:8]
+        assert stored.active
+        return key, record.key_hash
+
+    key, key_hash = with_store(db, body)
+    assert key.startswith("bk_")
+    assert len(key) >= 40
+    assert key_hash == hashlib.sha256(key.encode()).hexdigest()
+    # Everything SQLite wrote (the database and any WAL/SHM file left behind).
+    written = b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*"))
+    assert key_hash.encode() in written
+    assert key.encode() not in written
+    assert key[8:].encode() not in written
+
+
+def test_keys_are_unique(db: Path) -> None:
+    async def body(store: SQLStore) -> set[str]:
+        return {(await create_key(store, name=f"k{i}", scopes=["inference"]))[0] for i in range(5)}
+
+    assert len(with_store(db, body)) == 5
+
+
+def test_create_key_rejects_bad_input_and_stores_nothing(db: Path) -> None:
+    async def body(store: SQLStore) -> None:
+        with pytest.raises(BadRequestError, match="name"):
+            await create_key(store, name="   ", scopes=["inference"])
+        with pytest.raises(BadRequestError, match="unknown scope"):
+            await create_key(store, name="x", scopes=["inference", "root"])
+        with pytest.raises(BadRequestError, match="at least one scope"):
+            await create_key(store, name="x", scopes=[])
+        with pytest.raises(BadRequestError, match="16 characters"):
+            await create_key(store, name="x", scopes=["inference"], key="short")
+        assert await store.list_keys() == []
+
+    with_store(db, body)
+
+
+def test_authenticate_accepts_bearer_key_and_records_use(db: Path) -> None:
+    async def body(store: SQLStore) -> None:
+        key, record = await create_key(store, name="ci", scopes=["inference"], tenant="acme")
+        auth = Authenticator(store)
+        principal = await auth.authenticate(f"Bearer {key}")
+        assert principal == Principal(
+            key_id=record.id, key_name="ci", tenant="acme", scopes=frozenset({"inference"})
+        )
+        # The scheme is case-insensitive and surrounding spaces are tolerated.
+        assert (await auth.authenticate(f"bearer  {key} ")).key_id == record.id
+        stored = await store.key_by_hash(record.key_hash)
+        assert stored is not None
+        assert stored.last_used_at is not None
+
+    with_store(db, body)
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (None, "missing API key"),
+        ("", "missing API key"),
+        ("Bearer", "malformed"),
+        ("Bearer    ", "malformed"),
+        ("Basic dXNlcjpwYXNz", "malformed"),
+        ("Token {key}", "malformed"),
+        ("{key}", "malformed"),
+        ("Bearer bk_not-the-right-key-at-all-0000000000", "invalid API key"),
+        ("Bearer {key}x", "invalid API key"),
+    ],
+)
+def test_authenticate_rejects(db: Path, header: str | None, message: str) -> None:
+    async def body(store: SQLStore) -> None:
+        key, _ = await create_key(store, name="ci", scopes=["admin"])
+        with pytest.raises(UnauthorizedError, match=message) as excinfo:
+            await Authenticator(store).authenticate(
+                header.format(key=key) if header is not None else None
+            )
+        assert excinfo.value.status_code == 401
+        assert key not in str(excinfo.value)
+
+    with_store(db, body)
+
+
+def test_revoked_key_is_rejected(db: Path) -> None:
+    async def body(store: SQLStore) -> None:
+        key, record = await create_key(store, name="old", scopes=["inference"])
+        auth = Authenticator(store)
+        await auth.authenticate(f"Bearer {key}")
+        assert await store.revoke_key(record.id) is not None
+        with pytest.raises(UnauthorizedError, match="revoked"):
+            await auth.authenticate(f"Bearer {key}")
+
+    with_store(db, body)
+
+
+def test_principal_require() -> None:
+    reader = Principal(key_id="1", key_name="r", tenant="t", scopes=frozenset({"inference"}))
+    reader.require("inference")
+    with pytest.raises(ForbiddenError, match="admin") as excinfo:
+        reader.require("admin")
+    assert excinfo.value.status_code == 403
+
+    admin = Principal(key_id="2", key_name="a", tenant="t", scopes=frozenset({"admin"}))
+    admin.require("admin")
+    admin.require("inference")
+
+    nobody = Principal(key_id="3", key_name="n", tenant="t", scopes=frozenset())
+    with pytest.raises(ForbiddenError):
+        nobody.require("inference")
+
+
+def test_ensure_key_is_idempotent(db: Path) -> None:
+    key = "bk_configured-admin-key-0123456789"
+
+    async def body(store: SQLStore) -> None:
+        first = await ensure_key(store, key)
+        second = await ensure_key(store, key)
+        assert first.id == second.id
+        assert first.scopes == ["admin", "inference"]
+        assert first.name == "admin"
+        assert await store.count_active_keys() == 1
+        principal = await Authenticator(store).authenticate(f"Bearer {key}")
+        principal.require("admin")
+
+    with_store(db, body)
+    # A second process start (a new store on the same file) installs nothing new.
+    assert with_store(db, lambda store: store.count_active_keys()) == 1
+    assert with_store(db, lambda store: ensure_key(store, key)).name == "admin"
+    assert len(with_store(db, lambda store: store.list_keys())) == 1
+
+
+def test_validate_scopes() -> None:
+    assert validate_scopes(["inference"]) == ["inference"]
+    assert validate_scopes(["inference", "admin", "inference"]) == ["admin", "inference"]
+    with pytest.raises(BadRequestError, match="unknown scope\\(s\\): read, write"):
+        validate_scopes(["write", "inference", "read"])
+    with pytest.raises(BadRequestError):
+        validate_scopes(["Admin"])
+    with pytest.raises(BadRequestError):
+        validate_scopes([])
