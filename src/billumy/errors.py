@@ -58,6 +58,12 @@ class OverloadedError(BillumyError):
         super().__init__(message, headers={"Retry-After": str(retry_after)})
 
 
+class ClientClosedError(BillumyError):
+    """The client went away before the answer was ready (nginx's 499; nobody reads it)."""
+
+    status_code = 499
+
+
 class EngineError(BillumyError):
     """The model runtime failed while serving a request (500)."""
 

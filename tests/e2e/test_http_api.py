@@ -117,7 +117,24 @@ def test_json_format_parses(server: Server) -> None:
     assert isinstance(json.loads(r.json()["response"]), dict | list)
 
 
-def test_client_disconnect_stops_generation(server: Server) -> None:
+def _stopped_early(server: Server, seen: int, timeout: float = 10.0) -> list[int]:
+    """eval_count of each 'generation stopped early' log line after the first ``seen``."""
+    deadline = time.monotonic() + timeout
+    counts: list[int] = []
+    while time.monotonic() < deadline:
+        counts = [
+            int(json.loads(line)["eval_count"])
+            for line in server.log().splitlines()
+            if line.startswith("{") and '"generation stopped early"' in line
+        ]
+        if len(counts) > seen:
+            return counts[seen:]
+        time.sleep(0.1)
+    return []
+
+
+def test_client_disconnect_stops_streaming_generation(server: Server) -> None:
+    seen = len(_stopped_early(server, 0, timeout=0))
     body = {
         "model": "smollm2-135m",
         "prompt": "Write a very long essay about the sea.",
@@ -135,18 +152,9 @@ def test_client_disconnect_stops_generation(server: Server) -> None:
                 received += 1
             if received >= 5:
                 break
-    # The server logs how far generation got once it stopped.
-    deadline = time.monotonic() + 10
-    stopped: list[dict[str, object]] = []
-    while time.monotonic() < deadline and not stopped:
-        stopped = [
-            json.loads(line)
-            for line in server.log().splitlines()
-            if line.startswith("{") and '"generation stopped early"' in line
-        ]
-        time.sleep(0.1)
+    stopped = _stopped_early(server, seen)
     assert stopped, "generation did not stop after the client went away"
-    assert int(str(stopped[-1]["eval_count"])) < 40
+    assert stopped[0] < 40
     # The slot is free again: a new request is served at once.
     r = httpx.post(
         f"{server.url}/api/generate",
@@ -160,6 +168,21 @@ def test_client_disconnect_stops_generation(server: Server) -> None:
         },
     )
     assert r.status_code == 200
+
+
+def test_client_disconnect_stops_non_streaming_generation(server: Server) -> None:
+    seen = len(_stopped_early(server, 0, timeout=0))
+    body = {
+        "model": "smollm2-135m",
+        "prompt": "Write a very long essay about the mountains.",
+        "stream": False,
+        "options": {"num_predict": 3000, "temperature": 0.7},
+    }
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{server.url}/api/generate", headers=server.headers, json=body, timeout=1.5)
+    stopped = _stopped_early(server, seen)
+    assert stopped, "generation went on after the client went away"
+    assert stopped[0] < 1000
 
 
 def test_queue_full_answers_503_with_retry_after(make_server: type[Server], tmp_path) -> None:  # type: ignore[no-untyped-def]

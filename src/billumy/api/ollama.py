@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from billumy.api.deps import (
@@ -17,7 +18,7 @@ from billumy.api.deps import (
     InferenceKey,
 )
 from billumy.api.responses import JSON
-from billumy.api.streaming import ndjson_response, prime, single
+from billumy.api.streaming import ndjson_response, prime, single, unless_disconnected
 from billumy.engines.base import Chunk
 from billumy.inference import Prepared
 from billumy.schemas.ollama import EmbedRequest
@@ -46,23 +47,39 @@ def _is_last(chunk: Chunk) -> bool:
 
 
 async def _run(
-    service: InferenceDep, prepared: Prepared, empty: bool, stream: bool, render: Any, merge: Any
+    request: Request,
+    service: InferenceDep,
+    prepared: Prepared,
+    empty: bool,
+    stream: bool,
+    render: Any,
 ) -> Response:
-    chunks = single(await service.load_or_unload(prepared)) if empty else service.stream(prepared)
-    first, rest = await prime(chunks)
+    async def start() -> tuple[Chunk, AsyncIterator[Chunk]]:
+        if empty:
+            return await prime(single(await service.load_or_unload(prepared)))
+        return await prime(service.stream(prepared))
+
+    async def whole() -> dict[str, Any]:
+        first, rest = await start()
+        text = [first.text]
+        last = first
+        if not first.done:
+            async for chunk in rest:
+                text.append(chunk.text)
+                last = chunk
+        return dict(render(last, "".join(text)))
+
+    # Waiting in the queue, or generating a whole answer, ends if the client goes away.
     if stream:
+        first, rest = await unless_disconnected(request, start())
         return ndjson_response(first, rest, render, _is_last)
-    text = [first.text]
-    last = first
-    if not first.done:
-        async for chunk in rest:
-            text.append(chunk.text)
-            last = chunk
-    return JSON(merge(last, "".join(text)))
+    return JSON(await unless_disconnected(request, whole()))
 
 
 @router.post("/generate")
-async def generate(body: GenerateBody, service: InferenceDep, _: InferenceKey) -> Response:
+async def generate(
+    request: Request, body: GenerateBody, service: InferenceDep, _: InferenceKey
+) -> Response:
     prepared = await service.prepare_generate(body)
     model = body.model
 
@@ -80,11 +97,13 @@ async def generate(body: GenerateBody, service: InferenceDep, _: InferenceKey) -
         return out
 
     empty = not body.prompt and not body.raw
-    return await _run(service, prepared, empty, body.stream, render, lambda c, t: render(c, t))
+    return await _run(request, service, prepared, empty, body.stream, render)
 
 
 @router.post("/chat")
-async def chat(body: ChatBody, service: InferenceDep, _: InferenceKey) -> Response:
+async def chat(
+    request: Request, body: ChatBody, service: InferenceDep, _: InferenceKey
+) -> Response:
     prepared = await service.prepare_chat(body)
     model = body.model
 
@@ -100,7 +119,7 @@ async def chat(body: ChatBody, service: InferenceDep, _: InferenceKey) -> Respon
         return out
 
     empty = not body.messages
-    return await _run(service, prepared, empty, body.stream, render, lambda c, t: render(c, t))
+    return await _run(request, service, prepared, empty, body.stream, render)
 
 
 @router.post("/embed")

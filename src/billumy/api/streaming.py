@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import orjson
+from fastapi import Request
 from fastapi.responses import StreamingResponse
 
-from billumy.errors import BillumyError
+from billumy.errors import BillumyError, ClientClosedError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -70,3 +72,20 @@ def ndjson_response(
 
 async def single(chunk: T) -> AsyncIterator[T]:
     yield chunk
+
+
+async def unless_disconnected(request: Request, work: Awaitable[T], poll_s: float = 0.25) -> T:
+    """Await ``work``, cancelling it (and the generation behind it) if the client hangs up."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=poll_s)
+            if done:
+                return task.result()
+            if await request.is_disconnected():
+                raise ClientClosedError("client closed the connection")
+    finally:
+        if not task.done():
+            task.cancel()
+            # Let the cancellation run the generation's clean-up before we return.
+            await asyncio.wait({task})
