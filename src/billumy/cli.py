@@ -6,8 +6,9 @@ import asyncio
 import inspect
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -15,6 +16,13 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from billumy.settings import Settings
+
+if TYPE_CHECKING:
+    from billumy.catalog import ModelEntry
+    from billumy.store.base import ApiKeyRecord
+    from billumy.store.sql import SQLStore
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="Billumy: an LLM data-insights gateway that speaks the Ollama API.",
@@ -137,12 +145,31 @@ async def _bootstrap_key(settings: Settings) -> None:
         await store.aclose()
 
 
-async def _store(settings: Settings) -> Any:
+async def _store(settings: Settings) -> SQLStore:
     from billumy.store.sql import SQLStore
 
     store = SQLStore(settings.resolved_database_url)
     await store.ainit()
     return store
+
+
+def _with_store(work: Callable[[SQLStore, Settings], Awaitable[T]]) -> T:
+    """Run ``work`` on the configured store; a BillumyError becomes a message and exit 1."""
+    from billumy.errors import BillumyError
+
+    async def main() -> T:
+        settings = _load_settings()
+        store = await _store(settings)
+        try:
+            return await work(store, settings)
+        finally:
+            await store.aclose()
+
+    try:
+        return asyncio.run(main())
+    except BillumyError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from None
 
 
 # --- keys ----------------------------------------------------------------------------------------
@@ -158,39 +185,22 @@ def keys_create(
 ) -> None:
     """Create a key and print it once (only its hash is stored)."""
     from billumy.auth import create_key
-    from billumy.errors import BillumyError
 
-    async def run() -> str:
-        store = await _store(_load_settings())
-        try:
-            key, record = await create_key(
-                store, name=name, scopes=scope or ["inference"], tenant=tenant
-            )
-        finally:
-            await store.aclose()
-        scopes = ",".join(record.scopes)
-        err.print(
-            f"created key {record.id} ({record.name}, tenant {record.tenant}, scopes {scopes})"
-        )
-        return key
+    async def work(store: SQLStore, _: Settings) -> tuple[str, ApiKeyRecord]:
+        return await create_key(store, name=name, scopes=scope or ["inference"], tenant=tenant)
 
-    try:
-        print(asyncio.run(run()))
-    except BillumyError as exc:
-        err.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(1) from None
+    key, record = _with_store(work)
+    scopes = ",".join(record.scopes)
+    err.print(f"created key {record.id} ({record.name}, tenant {record.tenant}, scopes {scopes})")
+    print(key)
 
 
 @keys_app.command("list")
 def keys_list() -> None:
     """List keys: id, name, prefix, tenant, scopes, dates. Keys themselves are never shown."""
 
-    async def run() -> list[Any]:
-        store = await _store(_load_settings())
-        try:
-            return list(await store.list_keys())
-        finally:
-            await store.aclose()
+    async def work(store: SQLStore, _: Settings) -> list[ApiKeyRecord]:
+        return await store.list_keys()
 
     # Ids and names are what people copy into other commands: never cut them short.
     table = Table(
@@ -201,7 +211,7 @@ def keys_list() -> None:
         *("scopes", "created", "last used"),
         Column("status", no_wrap=True),
     )
-    for k in asyncio.run(run()):
+    for k in _with_store(work):
         table.add_row(
             k.id,
             k.name,
@@ -218,20 +228,11 @@ def keys_list() -> None:
 @keys_app.command("revoke")
 def keys_revoke(key: Annotated[str, typer.Argument(help="Key id or name.")]) -> None:
     """Revoke a key by id or name; it stops working at once."""
-    from billumy.errors import BillumyError
 
-    async def run() -> Any:
-        store = await _store(_load_settings())
-        try:
-            return await store.revoke_key(key)
-        finally:
-            await store.aclose()
+    async def work(store: SQLStore, _: Settings) -> ApiKeyRecord | None:
+        return await store.revoke_key(key)
 
-    try:
-        record = asyncio.run(run())
-    except BillumyError as exc:
-        err.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(1) from None
+    record = _with_store(work)
     if record is None:
         err.print(f"[red]no key with id or name {key!r}[/red]")
         raise typer.Exit(1)
@@ -241,30 +242,18 @@ def keys_revoke(key: Annotated[str, typer.Argument(help="Key id or name.")]) -> 
 # --- models --------------------------------------------------------------------------------------
 
 
-async def _catalog() -> Any:
-    from billumy.catalog import Catalog
-
-    settings = _load_settings()
-    store = await _store(settings)
-    catalog = Catalog(settings, store)
-    return catalog, store
-
-
 @models_app.command("list")
 def models_list() -> None:
     """List servable models: base models and personas."""
+    from billumy.catalog import Catalog
 
-    async def run() -> list[Any]:
-        catalog, store = await _catalog()
-        try:
-            return list(await catalog.list())
-        finally:
-            await store.aclose()
+    async def work(store: SQLStore, settings: Settings) -> list[ModelEntry]:
+        return await Catalog(settings, store).list()
 
     table = Table(
         Column("name", no_wrap=True), "base", "size", "parameters", "quantization", "kind"
     )
-    for e in asyncio.run(run()):
+    for e in _with_store(work):
         size = e.base.size()
         table.add_row(
             e.name,
@@ -280,20 +269,12 @@ def models_list() -> None:
 @models_app.command("show")
 def models_show(name: Annotated[str, typer.Argument(help="Model name, e.g. billumy.")]) -> None:
     """Print a model's Modelfile (its base, system prompt and parameters)."""
-    from billumy.errors import BillumyError
+    from billumy.catalog import Catalog
 
-    async def run() -> Any:
-        catalog, store = await _catalog()
-        try:
-            return await catalog.get(name)
-        finally:
-            await store.aclose()
+    async def work(store: SQLStore, settings: Settings) -> ModelEntry:
+        return await Catalog(settings, store).get(name)
 
-    try:
-        entry = asyncio.run(run())
-    except BillumyError as exc:
-        err.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(1) from None
+    entry = _with_store(work)
     # Verbatim: a Modelfile must not be wrapped to the terminal or have :codes: made emoji.
     out.print(entry.modelfile(), markup=False, highlight=False, emoji=False, soft_wrap=True)
 

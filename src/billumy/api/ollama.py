@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -26,8 +27,16 @@ from billumy.schemas.ollama import EmbedRequest
 router = APIRouter(prefix="/api", tags=["ollama"])
 
 
+@lru_cache(maxsize=2)
+def _second(whole: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+
+
 def timestamp() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    """RFC 3339 UTC with microseconds, as Ollama writes created_at; cheap once per chunk."""
+    now = time.time()
+    whole = int(now)
+    return f"{_second(whole)}.{int((now - whole) * 1_000_000):06d}Z"
 
 
 def _stats(chunk: Chunk) -> dict[str, Any]:

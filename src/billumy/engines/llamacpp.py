@@ -412,9 +412,10 @@ def _generate_tokens(
         )
     budget = min(request.num_predict, runner.n_ctx - len(tokens))
     s = request.sampling
-    if s.seed is not None and s.seed >= 0:
+    if s.seed is not None and s.seed >= 0 and s.temperature > 0:
         # Reusing a cached prompt prefix changes the logits in the last bits, so the same seed
-        # would not give the same text; a seeded request evaluates its whole prompt.
+        # would not sample the same text; a seeded sampling request evaluates its whole prompt.
+        # (Greedy decoding ignores the seed and keeps the prefix cache.)
         llm.reset()  # type: ignore[no-untyped-call]
     llm.set_seed(s.seed if s.seed is not None and s.seed >= 0 else secrets.randbits(32))
     assembler = TextAssembler([*s.stop, *template_stops])

