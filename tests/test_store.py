@@ -1,8 +1,13 @@
-"""Contract tests for the SQL store (keys and models), run against SQLite and PostgreSQL.
+"""Contract tests for the stores, run against every adapter: SQLite, PostgreSQL and MongoDB.
 
 PostgreSQL runs at 127.0.0.1:5432 with trust auth (see DESIGN.md). Each PostgreSQL test gets a
 freshly created database that is dropped afterwards. When the server is unreachable the
 PostgreSQL cases skip, except under CI (``CI`` set), where they fail.
+
+MongoDB cases run when ``BILLUMY_TEST_MONGO_URL`` names a server; each test gets a freshly
+named database that is dropped afterwards.
+
+The tests at the end (schema migrations, FTS index consistency) are about the SQL adapter only.
 """
 
 from __future__ import annotations
@@ -10,23 +15,33 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import Awaitable, Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from bson.errors import InvalidDocument
+from pymongo import AsyncMongoClient
+from sqlalchemy import insert, inspect, text
+from sqlalchemy.exc import StatementError
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from billumy.auth import hash_key
-from billumy.errors import BadRequestError
-from billumy.store.base import ApiKeyRecord, ModelRecord
-from billumy.store.sql import SQLStore
+from billumy.errors import BadRequestError, BillumyError
+from billumy.store import open_store, sql_chats
+from billumy.store.base import ApiKeyRecord, Chat, ChatPage, ModelRecord, NewMessage, Store
+from billumy.store.migrations import MIGRATIONS, Migration, migrate, schema_migrations
+from billumy.store.sql import SQLStore, api_keys, metadata, models
+from billumy.store.sql_chats import chat_messages, chats
 
 T = TypeVar("T")
 
 PG_HOST = "127.0.0.1:5432"
 PG_USERS = ("postgres", "root")
+MONGO_ENV = "BILLUMY_TEST_MONGO_URL"
 
 
 async def _pg_admin() -> tuple[asyncpg.Connection, str]:
@@ -58,12 +73,8 @@ def pg_user() -> str:
         pytest.skip(reason)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield "sqlite+aiosqlite:///" + str(tmp_path / "store.db")
-        return
-    user = request.getfixturevalue("pg_user")
+def _pg_database(user: str) -> Iterator[str]:
+    """A fresh PostgreSQL database, dropped (with its connections) at the end."""
     name = f"billumy_test_{secrets.token_hex(6)}"
 
     async def admin(sql: str) -> None:
@@ -80,21 +91,75 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def with_store(url: str, body: Callable[[SQLStore], Awaitable[T]]) -> T:
-    """Run ``body`` with a ready store in one event loop, then close the store."""
+def _mongo_database() -> Iterator[str]:
+    """A fresh, uniquely named database on the MongoDB server of BILLUMY_TEST_MONGO_URL."""
+    base = os.environ.get(MONGO_ENV)
+    if not base:
+        pytest.skip(f"MongoDB tests need {MONGO_ENV} (no MongoDB server on this machine)")
+    name = f"billumy_test_{secrets.token_hex(6)}"
+    parts = urlsplit(base)
+    query = parts.query
+    # Credentials are checked against the URL's database unless authSource says otherwise.
+    if "@" in parts.netloc and "authsource=" not in query.lower():
+        source = parts.path.strip("/") or "admin"
+        query = f"{query}&authSource={source}" if query else f"authSource={source}"
+    url = urlunsplit(parts._replace(path="/" + name, query=query))
+
+    async def drop() -> None:
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(base)
+        try:
+            await client.drop_database(name)
+        finally:
+            await client.close()
+
+    try:
+        yield url
+    finally:
+        asyncio.run(drop())
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mongodb"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield "sqlite+aiosqlite:///" + str(tmp_path / "store.db")
+    elif request.param == "postgresql":
+        yield from _pg_database(request.getfixturevalue("pg_user"))
+    else:
+        yield from _mongo_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield "sqlite+aiosqlite:///" + str(tmp_path / "store.db")
+    else:
+        yield from _pg_database(request.getfixturevalue("pg_user"))
+
+
+def with_stores(url: str, count: int, body: Callable[..., Awaitable[T]]) -> T:
+    """Run ``body(*stores)`` with ``count`` ready stores on one database (as if in separate
+    processes), in one event loop, then close them."""
 
     async def main() -> T:
-        store = SQLStore(url)
-        await store.ainit()
+        stores = [open_store(url) for _ in range(count)]
         try:
-            return await body(store)
+            for store in stores:
+                await store.ainit()
+            return await body(*stores)
         finally:
-            await store.aclose()
+            for store in stores:
+                await store.aclose()
 
     return asyncio.run(main())
 
 
+def with_store(url: str, body: Callable[[Store], Awaitable[T]]) -> T:
+    """Run ``body`` with a ready store in one event loop, then close the store."""
+    return with_stores(url, 1, body)
+
+
 BASE_TIME = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
+TENANT, OTHER_TENANT = "acme", "globex"
 
 
 def key_record(name: str, *, n: int = 0, tenant: str = "default") -> ApiKeyRecord:
@@ -110,12 +175,55 @@ def key_record(name: str, *, n: int = 0, tenant: str = "default") -> ApiKeyRecor
     )
 
 
+def new_chat(
+    chat_id: str,
+    *,
+    tenant: str = TENANT,
+    user_id: str = "ana",
+    at: float = 0,
+    title: str | None = None,
+    tags: Sequence[str] = (),
+    archived: bool = False,
+    metadata: dict[str, Any] | None = None,
+) -> Chat:
+    when = BASE_TIME + timedelta(seconds=at)
+    return Chat(
+        id=chat_id,
+        tenant=tenant,
+        user_id=user_id,
+        model="smollm2-135m:latest",
+        created_at=when,
+        updated_at=when,
+        title=title,
+        tags=list(tags),
+        metadata=metadata or {},
+        archived=archived,
+    )
+
+
+def user(content: str) -> NewMessage:
+    return NewMessage(role="user", content=content)
+
+
+def answer(content: str, **stats: int) -> NewMessage:
+    return NewMessage(
+        role="assistant",
+        content=content,
+        model="smollm2-135m:latest",
+        done_reason="stop",
+        stats=stats,
+    )
+
+
+# keys and models
+
+
 def test_ping_and_ainit_is_idempotent(store_url: str) -> None:
     assert with_store(store_url, lambda store: store.ping()) is True
     # A second start on the same database must not fail on existing tables.
     assert with_store(store_url, lambda store: store.ping()) is True
 
-    async def closed(store: SQLStore) -> bool:
+    async def closed(store: Store) -> bool:
         await store.aclose()
         return await store.ping()
 
@@ -125,7 +233,7 @@ def test_ping_and_ainit_is_idempotent(store_url: str) -> None:
 def test_add_list_and_lookup_keys(store_url: str) -> None:
     records = [key_record("b", n=2), key_record("a", n=0, tenant="acme"), key_record("c", n=1)]
 
-    async def body(store: SQLStore) -> None:
+    async def body(store: Store) -> None:
         assert await store.list_keys() == []
         assert await store.count_active_keys() == 0
         for record in records:
@@ -158,7 +266,7 @@ def test_duplicate_key_hash_is_rejected(store_url: str) -> None:
         created_at=BASE_TIME,
     )
 
-    async def body(store: SQLStore) -> None:
+    async def body(store: Store) -> None:
         await store.add_key(original)
         with pytest.raises(BadRequestError, match="already registered"):
             await store.add_key(clash)
@@ -171,7 +279,7 @@ def test_duplicate_key_hash_is_rejected(store_url: str) -> None:
 def test_revoke_by_id_and_by_name(store_url: str) -> None:
     by_id, by_name, kept = key_record("one", n=0), key_record("two", n=1), key_record("three", n=2)
 
-    async def body(store: SQLStore) -> None:
+    async def body(store: Store) -> None:
         for record in (by_id, by_name, kept):
             await store.add_key(record)
 
@@ -207,7 +315,7 @@ def test_revoke_by_id_and_by_name(store_url: str) -> None:
 def test_revoke_by_ambiguous_name_is_an_error(store_url: str) -> None:
     first, second = key_record("deploy", n=0), key_record("deploy", n=1)
 
-    async def body(store: SQLStore) -> None:
+    async def body(store: Store) -> None:
         await store.add_key(first)
         await store.add_key(second)
         with pytest.raises(BadRequestError, match="several keys are named 'deploy'"):
@@ -226,7 +334,7 @@ def test_touch_key(store_url: str) -> None:
     record, other = key_record("used"), key_record("unused", n=1)
     when = datetime(2026, 5, 6, 7, 8, 9, 654321, tzinfo=UTC)
 
-    async def body(store: SQLStore) -> None:
+    async def body(store: Store) -> None:
         await store.add_key(record)
         await store.add_key(other)
         await store.touch_key(record.id, when)
@@ -252,7 +360,7 @@ def test_models_put_get_list_delete(store_url: str) -> None:
         "license": None,
     }
 
-    async def body(store: SQLStore) -> None:
+    async def body(store: Store) -> None:
         assert await store.list_models() == []
         assert await store.get_model("analyst:latest") is None
         await store.put_model(ModelRecord(name="zeta:latest", definition={"base": "x"}))
@@ -282,3 +390,629 @@ def test_models_put_get_list_delete(store_url: str) -> None:
     remaining = with_store(store_url, lambda store: store.list_models())
     assert [m.name for m in remaining] == ["analyst:latest"]
     assert remaining[0].definition["parameters"] == definition["parameters"]
+
+
+# chats
+
+
+def test_create_and_get_chat_with_messages(store_url: str) -> None:
+    # Any offset goes in; the same instant comes out, aware.
+    brasilia = timezone(timedelta(hours=-3))
+    chat = new_chat("c-1", title="Vendas", tags=["finance", "q1"], metadata={"source": {"a": 1}})
+    chat.created_at = chat.updated_at = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=brasilia)
+    first = [user("Quanto vendemos?"), answer("Muito.", eval_count=3, total_duration=12_345)]
+
+    async def body(store: Store) -> None:
+        created = await store.create_chat(chat, first)
+        assert created.message_count == 2
+        assert created.messages is not None
+        assert [(m.seq, m.role, m.content) for m in created.messages] == [
+            (1, "user", "Quanto vendemos?"),
+            (2, "assistant", "Muito."),
+        ]
+        assert created.messages[1].stats == {"eval_count": 3, "total_duration": 12_345}
+        assert created.messages[1].done_reason == "stop"
+        assert created.messages[1].model == "smollm2-135m:latest"
+        assert len({m.id for m in created.messages}) == 2
+
+        got = await store.get_chat(TENANT, "c-1")
+        assert got == created
+        assert got.created_at == chat.created_at
+        assert got.created_at.tzinfo is not None
+        assert got.updated_at.tzinfo is not None
+        assert got.messages is not None
+        assert all(m.created_at.tzinfo is not None for m in got.messages)
+        assert (got.title, got.tags, got.metadata) == ("Vendas", ["finance", "q1"], chat.metadata)
+
+        bare = await store.get_chat(TENANT, "c-1", with_messages=False)
+        assert bare is not None
+        assert bare.messages is None
+        assert bare.message_count == 2
+
+        assert await store.get_chat(OTHER_TENANT, "c-1") is None
+        assert await store.get_chat(OTHER_TENANT, "c-1", with_messages=False) is None
+        assert await store.get_chat(TENANT, "nope") is None
+
+        # A chat without messages, and an id already taken (in any tenant).
+        empty = await store.create_chat(new_chat("c-2", at=5))
+        assert (empty.messages, empty.message_count) == ([], 0)
+        again = await store.get_chat(TENANT, "c-2")
+        assert again is not None
+        assert again.messages == []
+        with pytest.raises(BadRequestError, match="already exists"):
+            await store.create_chat(new_chat("c-1", tenant=OTHER_TENANT), [user("hijack")])
+        still = await store.get_chat(TENANT, "c-1")
+        assert still == created
+
+    with_store(store_url, body)
+
+
+def test_list_pages_through_chats_newest_first(store_url: str) -> None:
+    # 250 chats, three per second (ties broken by id), for two users; plus another tenant's.
+    ids = [f"chat-{n:03d}" for n in range(250)]
+
+    async def body(store: Store) -> None:
+        for n, chat_id in enumerate(ids):
+            await store.create_chat(new_chat(chat_id, at=n // 3, user_id=("ana", "bob")[n % 2]))
+            if n % 50 == 0:
+                await store.create_chat(new_chat(f"x-{n}", tenant=OTHER_TENANT, at=n // 3))
+        expected = sorted(ids, key=lambda chat_id: (int(chat_id[5:]) // 3, chat_id), reverse=True)
+
+        seen: list[str] = []
+        page = await store.list_chats(TENANT, limit=40)
+        while page:
+            assert len(page) <= 40
+            assert all(chat.messages is None for chat in page)
+            seen += [chat.id for chat in page]
+            last = page[-1]
+            page = await store.list_chats(
+                TENANT, limit=40, after=ChatPage(created_at=last.created_at, id=last.id)
+            )
+        assert seen == expected  # newest first, no duplicates, no gaps
+
+        assert [c.id for c in await store.list_chats(TENANT, limit=3)] == expected[:3]
+        assert len(await store.list_chats(TENANT)) == 50  # the default limit
+        bob = await store.list_chats(TENANT, user_id="bob", limit=1000)
+        assert [c.id for c in bob] == [i for i in expected if int(i[5:]) % 2]
+        others = await store.list_chats(OTHER_TENANT, limit=1000)
+        assert [c.id for c in others] == [f"x-{n}" for n in (200, 150, 100, 50, 0)]
+        assert await store.list_chats("nobody") == []
+
+    with_store(store_url, body)
+
+
+async def _seed_for_filters(store: Store) -> None:
+    await store.create_chat(
+        new_chat("report", at=1, title="Relatório trimestral", tags=["finance", "q1"]),
+        [user("Quais foram as vendas de março?"), answer("As vendas cresceram 12% em março.")],
+    )
+    await store.create_chat(
+        new_chat("plan", at=2, user_id="bob", title="Marketing plan", tags=["mkt"], archived=True),
+        [user("Draft the CAMPAIGN budget, please"), answer("Budget: 10k for social ads.")],
+    )
+    await store.create_chat(new_chat("chatter", at=3), [user("unrelated chatter")])
+    # Another tenant's chat matches every filter below: it must never show up.
+    await store.create_chat(
+        new_chat("intruder", tenant=OTHER_TENANT, at=4, title="Relatório trimestral"),
+        [user("vendas de março campaign budget")],
+    )
+
+
+def test_list_filters_by_user_tag_and_archived(store_url: str) -> None:
+    async def ids(store: Store, **filters: Any) -> list[str]:
+        return [chat.id for chat in await store.list_chats(TENANT, **filters)]
+
+    async def body(store: Store) -> None:
+        await _seed_for_filters(store)
+        assert await ids(store) == ["chatter", "plan", "report"]
+        assert await ids(store, user_id="ana") == ["chatter", "report"]
+        assert await ids(store, user_id="carol") == []
+        assert await ids(store, tag="finance") == ["report"]
+        assert await ids(store, tag="q1") == ["report"]
+        assert await ids(store, tag="fin") == []  # a whole tag, not a substring
+        assert await ids(store, archived=True) == ["plan"]
+        assert await ids(store, archived=False) == ["chatter", "report"]
+        assert await ids(store, user_id="ana", tag="finance", archived=False) == ["report"]
+        assert await ids(store, user_id="bob", tag="finance") == []
+
+    with_store(store_url, body)
+
+
+async def _check_search(store: Store) -> None:
+    """Search over _seed_for_filters' chats (the same answers whatever path a store takes)."""
+
+    async def ids(store: Store, q: str, **filters: Any) -> list[str]:
+        return [chat.id for chat in await store.list_chats(TENANT, q=q, **filters)]
+
+    await _seed_for_filters(store)
+    # Titles, with accents, any case, any word order.
+    assert await ids(store, "relatório") == ["report"]
+    assert await ids(store, "Relatório") == ["report"]
+    assert await ids(store, "RELATÓRIO") == ["report"]
+    assert await ids(store, "trimestral relatório") == ["report"]
+    assert await ids(store, "marketing") == ["plan"]
+    # Message text: every word must be in the same message (AND).
+    assert await ids(store, "vendas") == ["report"]
+    assert await ids(store, "MARÇO vendas") == ["report"]
+    assert await ids(store, "campaign budget") == ["plan"]
+    assert await ids(store, "budget social") == ["plan"]
+    assert await ids(store, "vendas budget") == []  # one word in each of two chats
+    assert await ids(store, "vendas inexistente") == []
+    assert await ids(store, "chatter") == ["chatter"]
+    # Words spread over the title and a message do not make a match.
+    assert await ids(store, "marketing budget") == []
+    # Combined with the other filters.
+    assert await ids(store, "vendas", user_id="ana", tag="finance") == ["report"]
+    assert await ids(store, "vendas", archived=True) == []
+    assert await ids(store, "budget", archived=True) == ["plan"]
+    # Quotes and operators are text; no words at all means no text filter.
+    assert await ids(store, '"vendas"') == ["report"]
+    assert await ids(store, "vendas*") == ["report"]
+    for q in ("", "   ", "?!", '"', "*", "-", "(", '" * -'):
+        assert await ids(store, q) == ["chatter", "plan", "report"], q
+    for q in (
+        '"vendas',
+        "vendas OR marketing",
+        "NEAR(vendas março)",
+        "NEAR(",
+        "-vendas",
+        "vendas AND NOT budget",
+        "title:relatório",
+        "^vendas",
+        "{title}: vendas",
+        "vendas\x00março",
+        "'; DROP TABLE chats; --",
+        "a\\b",
+    ):
+        result = await ids(store, q)  # whatever it finds, it must not raise
+        assert set(result) <= {"chatter", "plan", "report"}, q
+
+
+def test_list_search_in_titles_and_messages(store_url: str) -> None:
+    with_store(store_url, _check_search)
+
+
+def test_update_chat(store_url: str) -> None:
+    async def body(store: Store) -> None:
+        created = await store.create_chat(
+            new_chat("c", title="Old title", tags=["a"], metadata={"k": 1}), [user("hello")]
+        )
+        changes: list[dict[str, Any]] = [
+            {"title": "Análise de churn"},
+            {"tags": ["b", "c"]},
+            {"metadata": {"source": "crm", "rows": [1, 2]}},
+            {"archived": True},
+            {"model": "gemma3-270m:latest"},
+            {"title": None, "archived": False},
+        ]
+        previous = created.updated_at
+        for change in changes:
+            updated = await store.update_chat(TENANT, "c", change)
+            assert updated is not None
+            for key, value in change.items():
+                assert getattr(updated, key) == value
+            assert updated.updated_at > previous
+            assert updated.updated_at.tzinfo is not None
+            assert updated.created_at == created.created_at
+            assert updated.message_count == 1
+            assert updated == await store.get_chat(TENANT, "c", with_messages=False)
+            previous = updated.updated_at
+        final = await store.get_chat(TENANT, "c")
+        assert final is not None
+        assert (final.title, final.tags, final.archived) == (None, ["b", "c"], False)
+        assert final.metadata == {"source": "crm", "rows": [1, 2]}
+        assert final.model == "gemma3-270m:latest"
+        assert final.messages is not None
+        assert [m.content for m in final.messages] == ["hello"]
+
+        # The search index follows the title.
+        await store.update_chat(TENANT, "c", {"title": "Previsão de receita"})
+        assert [c.id for c in await store.list_chats(TENANT, q="previsão")] == ["c"]
+        assert await store.list_chats(TENANT, q="churn") == []
+        assert await store.list_chats(TENANT, tag="b") != []
+
+        with pytest.raises(BadRequestError, match="id"):
+            await store.update_chat(TENANT, "c", {"title": "x", "id": "stolen"})
+        with pytest.raises(BadRequestError, match="tenant"):
+            await store.update_chat(TENANT, "c", {"tenant": OTHER_TENANT})
+        unchanged = await store.get_chat(TENANT, "c")
+        assert unchanged is not None
+        assert unchanged.title == "Previsão de receita"
+
+        assert await store.update_chat(OTHER_TENANT, "c", {"title": "mine"}) is None
+        assert await store.update_chat(TENANT, "missing", {"title": "x"}) is None
+        after = await store.get_chat(TENANT, "c", with_messages=False)
+        assert after is not None
+        assert after.title == "Previsão de receita"
+
+    with_store(store_url, body)
+
+
+def test_delete_chat_deletes_its_messages(store_url: str) -> None:
+    async def body(store: Store) -> None:
+        await store.create_chat(new_chat("gone", title="Doomed"), [user("ephemeral words")])
+        await store.create_chat(new_chat("kept", at=1), [user("durable words")])
+
+        assert await store.delete_chat(OTHER_TENANT, "gone") is False
+        assert await store.get_chat(TENANT, "gone") is not None
+
+        assert await store.delete_chat(TENANT, "gone") is True
+        assert await store.get_chat(TENANT, "gone") is None
+        assert await store.delete_chat(TENANT, "gone") is False
+        assert [c.id for c in await store.list_chats(TENANT)] == ["kept"]
+        assert await store.list_chats(TENANT, q="ephemeral") == []
+        assert await store.list_chats(TENANT, q="doomed") == []
+        assert await store.append_messages(TENANT, "gone", [user("late")]) is None
+
+        # The id is free again, and no old message comes back with it.
+        reborn = await store.create_chat(new_chat("gone", at=2))
+        assert reborn.messages == []
+        again = await store.get_chat(TENANT, "gone")
+        assert again is not None
+        assert (again.messages, again.message_count) == ([], 0)
+        kept = await store.get_chat(TENANT, "kept")
+        assert kept is not None
+        assert kept.messages is not None
+        assert [m.content for m in kept.messages] == ["durable words"]
+
+    with_store(store_url, body)
+
+
+def test_append_messages(store_url: str) -> None:
+    async def body(store: Store) -> None:
+        created = await store.create_chat(new_chat("c"), [user("one"), answer("two")])
+        appended = await store.append_messages(
+            TENANT, "c", [user("three"), answer("four", eval_count=7), user("five")]
+        )
+        assert appended is not None
+        assert [(m.seq, m.content) for m in appended] == [(3, "three"), (4, "four"), (5, "five")]
+        assert appended[1].stats == {"eval_count": 7}
+        assert all(m.chat_id == "c" for m in appended)
+
+        chat = await store.get_chat(TENANT, "c")
+        assert chat is not None
+        assert chat.message_count == 5
+        assert chat.updated_at > created.updated_at
+        assert chat.messages is not None
+        assert [m.seq for m in chat.messages] == [1, 2, 3, 4, 5]
+        assert chat.messages[2:] == appended
+        assert [c.id for c in await store.list_chats(TENANT, q="four")] == ["c"]
+
+        assert await store.append_messages(TENANT, "c", []) == []
+        assert await store.append_messages(TENANT, "missing", [user("x")]) is None
+        assert await store.append_messages(TENANT, "missing", []) is None
+        assert await store.append_messages(OTHER_TENANT, "c", [user("x")]) is None
+        unchanged = await store.get_chat(TENANT, "c")
+        assert unchanged is not None
+        assert unchanged.message_count == 5
+        assert unchanged.messages is not None
+        assert len(unchanged.messages) == 5
+
+    with_store(store_url, body)
+
+
+def _assert_gap_free(messages: Sequence[Any], count: int) -> None:
+    assert [m.seq for m in messages] == list(range(1, count + 1))
+
+
+def test_concurrent_appends_from_one_store(store_url: str) -> None:
+    async def body(store: Store) -> None:
+        await store.create_chat(new_chat("busy"))
+        results = await asyncio.gather(
+            *(store.append_messages(TENANT, "busy", [user(f"m{n}")]) for n in range(50))
+        )
+        seqs = sorted(r[0].seq for r in results if r is not None)
+        assert seqs == list(range(1, 51))
+        chat = await store.get_chat(TENANT, "busy")
+        assert chat is not None
+        assert chat.messages is not None
+        assert chat.message_count == 50
+        _assert_gap_free(chat.messages, 50)
+        assert sorted(m.content for m in chat.messages) == sorted(f"m{n}" for n in range(50))
+
+    with_store(store_url, body)
+
+
+def test_concurrent_appends_from_two_stores(store_url: str) -> None:
+    # Two store instances on one database stand for two processes. Each append is a pair that
+    # must stay adjacent: no other append may slip in between.
+    async def body(first: Store, second: Store) -> None:
+        await first.create_chat(new_chat("busy"), [user("opening")])
+        appends = [
+            (first, second)[n % 2].append_messages(TENANT, "busy", [user(f"q{n}"), answer(f"a{n}")])
+            for n in range(50)
+        ]
+        results = await asyncio.gather(*appends)
+        chat = await second.get_chat(TENANT, "busy")
+        assert chat is not None
+        assert chat.messages is not None
+        assert chat.message_count == 101
+        _assert_gap_free(chat.messages, 101)
+        by_content = {m.content: m.seq for m in chat.messages}
+        for n, result in enumerate(results):
+            assert result is not None
+            assert [m.content for m in result] == [f"q{n}", f"a{n}"]
+            assert by_content[f"a{n}"] == by_content[f"q{n}"] + 1 == result[1].seq
+
+    with_stores(store_url, 2, body)
+
+
+def test_failed_append_changes_nothing(store_url: str) -> None:
+    unstorable = NewMessage(role="assistant", content="half", stats={"bad": object()})  # type: ignore[dict-item]
+
+    async def body(store: Store) -> None:
+        await store.create_chat(new_chat("c"), [user("one"), answer("two")])
+        with pytest.raises((TypeError, ValueError, StatementError, InvalidDocument)):
+            await store.append_messages(TENANT, "c", [user("three"), unstorable])
+        chat = await store.get_chat(TENANT, "c")
+        assert chat is not None
+        assert chat.message_count == 2
+        assert chat.messages is not None
+        assert [m.content for m in chat.messages] == ["one", "two"]
+        assert await store.list_chats(TENANT, q="three") == []
+        # The seqs the failed append reserved were given back.
+        appended = await store.append_messages(TENANT, "c", [user("three")])
+        assert appended is not None
+        assert [m.seq for m in appended] == [3]
+
+    with_store(store_url, body)
+
+
+def test_replace_messages(store_url: str) -> None:
+    async def body(store: Store) -> None:
+        created = await store.create_chat(
+            new_chat("c"), [user("old one"), answer("old two"), user("old three")]
+        )
+        replaced = await store.replace_messages(
+            TENANT, "c", [user("summary of before"), answer("fresh", eval_count=2)]
+        )
+        assert replaced is not None
+        assert [(m.seq, m.content) for m in replaced] == [(1, "summary of before"), (2, "fresh")]
+        chat = await store.get_chat(TENANT, "c")
+        assert chat is not None
+        assert chat.message_count == 2
+        assert chat.messages == replaced
+        assert chat.model == created.model  # unchanged unless given
+        assert chat.updated_at > created.updated_at
+        assert [c.id for c in await store.list_chats(TENANT, q="fresh")] == ["c"]
+        assert await store.list_chats(TENANT, q="old") == []
+
+        again = await store.replace_messages(
+            TENANT, "c", [user("only")], model="gemma3-270m:latest"
+        )
+        assert again is not None
+        assert [m.seq for m in again] == [1]
+        chat = await store.get_chat(TENANT, "c")
+        assert chat is not None
+        assert chat.model == "gemma3-270m:latest"
+        appended = await store.append_messages(TENANT, "c", [answer("next")])
+        assert appended is not None
+        assert appended[0].seq == 2
+
+        assert await store.replace_messages(TENANT, "c", []) == []
+        emptied = await store.get_chat(TENANT, "c")
+        assert emptied is not None
+        assert (emptied.messages, emptied.message_count) == ([], 0)
+
+        assert await store.replace_messages(OTHER_TENANT, "c", [user("mine")]) is None
+        assert await store.replace_messages(TENANT, "missing", [user("x")]) is None
+        untouched = await store.get_chat(TENANT, "c")
+        assert untouched is not None
+        assert untouched.messages == []
+
+    with_store(store_url, body)
+
+
+# SQL adapter: schema migrations and the search index
+
+
+async def _versions(store: SQLStore) -> list[int]:
+    async with store.engine.connect() as conn:
+        rows = await conn.execute(text("SELECT version FROM schema_migrations ORDER BY version"))
+        return [row.version for row in rows]
+
+
+def with_sql_stores(url: str, count: int, body: Callable[..., Awaitable[T]]) -> T:
+    """Like with_stores, for SQLStore instances that ``body`` starts itself."""
+
+    async def main() -> T:
+        stores = [SQLStore(url) for _ in range(count)]
+        try:
+            return await body(*stores)
+        finally:
+            for store in stores:
+                await store.aclose()
+
+    return asyncio.run(main())
+
+
+ALL_VERSIONS = [m.version for m in MIGRATIONS]
+
+
+def test_migrations_are_idempotent(sql_url: str) -> None:
+    async def body(store: SQLStore) -> None:
+        await store.ainit()
+        assert await _versions(store) == ALL_VERSIONS
+        assert await migrate(store.writer) == []
+        await store.ainit()  # a second start on a migrated database
+        assert await _versions(store) == ALL_VERSIONS
+
+    with_sql_stores(sql_url, 1, body)
+
+
+@pytest.mark.parametrize("start_from", [0, 1], ids=["fresh", "at-version-1"])
+def test_concurrent_start_migrates_once(sql_url: str, start_from: int) -> None:
+    # Several processes start at once, on a fresh database or on one an older release made.
+    async def body(first: SQLStore, *stores: SQLStore) -> None:
+        if start_from:
+            await first.ainit()
+            async with first.writer.begin() as conn:
+                for table in ("messages", "chats", "messages_fts", "chats_fts"):
+                    await conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+                await conn.execute(
+                    schema_migrations.delete().where(schema_migrations.c.version > start_from)
+                )
+            assert await _versions(first) == ALL_VERSIONS[:start_from]
+        await asyncio.gather(*(store.ainit() for store in stores))
+        for store in stores:
+            assert await _versions(store) == ALL_VERSIONS
+        await stores[0].create_chat(new_chat("c"), [user("hello")])
+        chat = await stores[-1].get_chat(TENANT, "c")
+        assert chat is not None
+        assert chat.message_count == 1
+
+    with_sql_stores(sql_url, 7, body)
+
+
+def test_upgrade_from_the_schema_before_migrations(sql_url: str) -> None:
+    # What SQLStore.ainit() made before migrations existed: metadata.create_all.
+    record = key_record("legacy")
+
+    async def legacy() -> None:
+        engine = create_async_engine(sql_url)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(metadata.create_all, tables=[api_keys, models])
+                await conn.execute(
+                    insert(api_keys).values(
+                        id=record.id,
+                        name=record.name,
+                        prefix=record.prefix,
+                        key_hash=record.key_hash,
+                        tenant=record.tenant,
+                        scopes='["inference"]',
+                        created_at=record.created_at,
+                    )
+                )
+                await conn.execute(
+                    insert(models).values(
+                        name="old:latest",
+                        definition={"base": "x"},
+                        created_at=BASE_TIME,
+                        modified_at=BASE_TIME,
+                    )
+                )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(legacy())
+
+    async def body(store: SQLStore) -> None:
+        await store.ainit()
+        assert await _versions(store) == ALL_VERSIONS
+        assert await store.key_by_hash(record.key_hash) == record
+        assert [m.name for m in await store.list_models()] == ["old:latest"]
+        await store.create_chat(new_chat("c"), [user("after the upgrade")])
+        assert [c.id for c in await store.list_chats(TENANT, q="upgrade")] == ["c"]
+
+    with_sql_stores(sql_url, 1, body)
+
+
+def test_schema_matches_the_table_definitions(sql_url: str) -> None:
+    def columns(conn: Any) -> dict[str, set[str]]:
+        inspector = inspect(conn)
+        return {
+            name: {c["name"] for c in inspector.get_columns(name)}
+            for name in ("api_keys", "models", "chats", "messages")
+        }
+
+    async def body(store: SQLStore) -> None:
+        await store.ainit()
+        async with store.engine.connect() as conn:
+            found = await conn.run_sync(columns)
+        search = {"chats": {"title_search"}, "messages": {"search"}}
+        for table in (api_keys, models, chats, chat_messages):
+            extra = (
+                search.get(table.name, set()) if store.engine.dialect.name != "sqlite" else set()
+            )
+            assert found[table.name] == {c.name for c in table.columns} | extra, table.name
+
+    with_sql_stores(sql_url, 1, body)
+
+
+def test_a_newer_schema_is_refused(sql_url: str) -> None:
+    async def body(first: SQLStore, second: SQLStore) -> None:
+        await first.ainit()
+        async with first.writer.begin() as conn:
+            await conn.execute(
+                insert(schema_migrations).values(
+                    version=99, description="from the future", applied_at=BASE_TIME
+                )
+            )
+        with pytest.raises(BillumyError, match=r"\[99\].*upgrade Billumy"):
+            await second.ainit()
+        assert await second.ping() is False  # left closed
+
+    with_sql_stores(sql_url, 2, body)
+
+
+def test_a_failed_migration_leaves_no_trace(sql_url: str) -> None:
+    broken = Migration(
+        len(MIGRATIONS) + 1,
+        "half done",
+        sqlite=("CREATE TABLE half (a INTEGER)", "CREATE TABLE broken ("),
+        postgresql=("CREATE TABLE half (a INTEGER)", "CREATE TABLE broken ("),
+    )
+
+    async def body(store: SQLStore) -> None:
+        await store.ainit()
+        with pytest.raises(StatementError):
+            await migrate(store.writer, (*MIGRATIONS, broken))
+        assert await _versions(store) == ALL_VERSIONS
+        async with store.engine.connect() as conn:
+            tables = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+        assert "half" not in tables
+
+    with_sql_stores(sql_url, 1, body)
+
+
+def test_search_with_many_hits(sql_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Past SEARCH_HITS hits the list walks the newest-first index instead: same answers.
+    monkeypatch.setattr(sql_chats, "SEARCH_HITS", 0)
+    with_store(sql_url, _check_search)
+
+
+def test_search_hits_count_titles_and_messages(
+    sql_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "a" matches in its title and two messages: three hits for one chat, past the limit of
+    # two, so "b" must still be found (not taken for all the hits there are).
+    monkeypatch.setattr(sql_chats, "SEARCH_HITS", 2)
+
+    async def body(store: Store) -> None:
+        await store.create_chat(new_chat("a", title="alpha"), [user("alpha 1"), user("alpha 2")])
+        await store.create_chat(new_chat("b", at=1), [user("alpha 3")])
+        await store.create_chat(new_chat("c", at=2), [user("beta")])
+        assert [c.id for c in await store.list_chats(TENANT, q="alpha")] == ["b", "a"]
+        assert [c.id for c in await store.list_chats(TENANT, q="beta")] == ["c"]
+
+    with_store(sql_url, body)
+
+
+def test_sqlite_search_index_stays_consistent(tmp_path: Path) -> None:
+    # FTS5's integrity check with rank=1 also compares the index with the content tables.
+    async def body(store: SQLStore) -> None:
+        await store.ainit()
+        await store.create_chat(new_chat("a", title="Primeiro"), [user("alpha"), answer("beta")])
+        await store.create_chat(new_chat("b"), [user("gamma")])
+        await store.update_chat(TENANT, "a", {"title": "Segundo"})
+        await store.update_chat(TENANT, "b", {"title": "Terceiro"})
+        await store.update_chat(TENANT, "b", {"title": None})
+        await store.append_messages(TENANT, "a", [user("delta")])
+        await store.replace_messages(TENANT, "a", [user("epsilon")])
+        await store.create_chat(new_chat("c", title="Quarto"), [user("zeta")])
+        await store.delete_chat(TENANT, "c")
+        async with store.writer.begin() as conn:
+            for check in (
+                "INSERT INTO chats_fts (chats_fts, rank) VALUES ('integrity-check', 1)",
+                "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)",
+            ):
+                await conn.execute(text(check))
+            hits = await conn.execute(
+                text("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'zeta OR alpha'")
+            )
+            assert hits.scalar_one() == 0
+        assert [c.id for c in await store.list_chats(TENANT, q="segundo epsilon")] == []
+        assert [c.id for c in await store.list_chats(TENANT, q="epsilon")] == ["a"]
+
+    with_sql_stores("sqlite+aiosqlite:///" + str(tmp_path / "fts.db"), 1, body)

@@ -12,16 +12,23 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from billumy import __version__
-from billumy.api import errors, models, ollama, system
+from billumy.api import chats, errors, models, ollama, system
 from billumy.api.errors import error_response
 from billumy.auth import Authenticator
+from billumy.cache.base import SharedState
+from billumy.cache.limits import FairUse
+from billumy.cache.local import LocalState
+from billumy.cache.redis import RedisState
+from billumy.cache.resilient import ResilientState
+from billumy.cache.responses import ResponseCache
 from billumy.catalog import Catalog
+from billumy.conversations import ConversationService
 from billumy.durations import parse_duration
 from billumy.engines.llamacpp import LlamaCppEngine
 from billumy.errors import PayloadTooLargeError
 from billumy.inference import InferenceService
 from billumy.settings import Settings
-from billumy.store.sql import SQLStore
+from billumy.store import open_store
 
 access_log = logging.getLogger("billumy.access")
 
@@ -81,7 +88,12 @@ class AccessLog:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+                headers = message.setdefault("headers", [])
+                headers.append((b"x-request-id", request_id.encode()))
+                present = {name.lower() for name, _ in headers}
+                for name, value in scope["state"].get("rate_headers", {}).items():
+                    if name.lower().encode() not in present:
+                        headers.append((name.lower().encode(), value.encode()))
             await send(message)
 
         try:
@@ -101,15 +113,26 @@ class AccessLog:
             )
 
 
+def shared_state(settings: Settings) -> SharedState:
+    """Redis (falling back to in-process state while it is down) or in-process state."""
+    if settings.redis_url is None:
+        return LocalState()
+    redis = RedisState(settings.redis_url.get_secret_value())
+    return ResilientState(redis, LocalState())
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the ASGI app. Engines, store and catalog are created in the lifespan."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = SQLStore(settings.resolved_database_url)
+        store = open_store(settings.resolved_database_url)
         await store.ainit()
         catalog = Catalog(settings, store)
         await catalog.aload()
+        state = shared_state(settings)
+        cache = ResponseCache(state, ttl_s=settings.cache_ttl)
+        fair_use = FairUse(state, quota_on_outage=settings.quota_on_outage)
         keep_alive = parse_duration(settings.keep_alive)
         engine = LlamaCppEngine(
             threads=settings.threads,
@@ -121,13 +144,23 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.store = store
         app.state.catalog = catalog
         app.state.engine = engine
-        app.state.auth = Authenticator(store)
-        app.state.inference = InferenceService(settings=settings, catalog=catalog, engine=engine)
+        app.state.auth = Authenticator(store, default_limits=settings.default_limits())
+        app.state.shared_state = state
+        app.state.fair_use = fair_use
+        app.state.inference = InferenceService(
+            settings=settings, catalog=catalog, engine=engine, cache=cache, fair_use=fair_use
+        )
+        app.state.conversations = ConversationService(
+            store=store,
+            inference=app.state.inference,
+            max_message_chars=settings.max_message_chars,
+        )
         try:
             yield
         finally:
             await engine.aclose()
             await store.aclose()
+            await state.aclose()
 
     app = FastAPI(
         title="Billumy",
@@ -141,6 +174,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(system.router)
     app.include_router(ollama.router)
     app.include_router(models.router)
+    app.include_router(chats.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(AccessLog)
     return app

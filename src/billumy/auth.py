@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from billumy.cache.limits import Limits
 from billumy.errors import BadRequestError, ForbiddenError, UnauthorizedError
 from billumy.store.base import ApiKeyRecord, KeyStore
 
@@ -24,6 +25,7 @@ class Principal:
     key_name: str
     tenant: str
     scopes: frozenset[str]
+    limits: Limits = field(default_factory=Limits)
 
     def require(self, scope: str) -> None:
         """Raise 403 unless this key carries ``scope`` (``admin`` implies every scope)."""
@@ -88,8 +90,9 @@ async def ensure_key(store: KeyStore, key: str, *, name: str = "admin") -> ApiKe
 class Authenticator:
     """Turns an ``Authorization`` header into a :class:`Principal` or raises 401."""
 
-    def __init__(self, store: KeyStore) -> None:
+    def __init__(self, store: KeyStore, *, default_limits: Limits | None = None) -> None:
         self._store = store
+        self._limits = default_limits or Limits()
         self._touched: dict[str, float] = {}
 
     async def authenticate(self, authorization: str | None) -> Principal:
@@ -112,6 +115,7 @@ class Authenticator:
             key_name=record.name,
             tenant=record.tenant,
             scopes=frozenset(record.scopes),
+            limits=self._limits,
         )
 
     async def _touch(self, key_id: str) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from rich.console import Console
 from rich.table import Column, Table
 
@@ -19,8 +19,7 @@ from billumy.settings import Settings
 
 if TYPE_CHECKING:
     from billumy.catalog import ModelEntry
-    from billumy.store.base import ApiKeyRecord
-    from billumy.store.sql import SQLStore
+    from billumy.store.base import ApiKeyRecord, Store
 
 T = TypeVar("T")
 
@@ -28,6 +27,8 @@ app = typer.Typer(
     help="Billumy: an LLM data-insights gateway that speaks the Ollama API.",
     no_args_is_help=True,
     add_completion=False,
+    # Plain help wraps long option and variable names; Rich's panels cut them at 80 columns.
+    rich_markup_mode=None,
 )
 keys_app = typer.Typer(
     help="Create, list and revoke API keys (works on the database directly).", no_args_is_help=True
@@ -61,7 +62,7 @@ def _serve_parameters() -> list[inspect.Parameter]:
         annotation = field.annotation
         args = [a for a in getattr(annotation, "__args__", ()) if a is not type(None)]
         kind = annotation if annotation in _SCALARS else (args[0] if len(args) == 1 else None)
-        if name == "api_key":
+        if kind is SecretStr:
             kind = str
         if kind not in _SCALARS:
             continue
@@ -145,15 +146,15 @@ async def _bootstrap_key(settings: Settings) -> None:
         await store.aclose()
 
 
-async def _store(settings: Settings) -> SQLStore:
-    from billumy.store.sql import SQLStore
+async def _store(settings: Settings) -> Store:
+    from billumy.store import open_store
 
-    store = SQLStore(settings.resolved_database_url)
+    store = open_store(settings.resolved_database_url)
     await store.ainit()
     return store
 
 
-def _with_store(work: Callable[[SQLStore, Settings], Awaitable[T]]) -> T:
+def _with_store(work: Callable[[Store, Settings], Awaitable[T]]) -> T:
     """Run ``work`` on the configured store; a BillumyError becomes a message and exit 1."""
     from billumy.errors import BillumyError
 
@@ -186,7 +187,7 @@ def keys_create(
     """Create a key and print it once (only its hash is stored)."""
     from billumy.auth import create_key
 
-    async def work(store: SQLStore, _: Settings) -> tuple[str, ApiKeyRecord]:
+    async def work(store: Store, _: Settings) -> tuple[str, ApiKeyRecord]:
         return await create_key(store, name=name, scopes=scope or ["inference"], tenant=tenant)
 
     key, record = _with_store(work)
@@ -199,7 +200,7 @@ def keys_create(
 def keys_list() -> None:
     """List keys: id, name, prefix, tenant, scopes, dates. Keys themselves are never shown."""
 
-    async def work(store: SQLStore, _: Settings) -> list[ApiKeyRecord]:
+    async def work(store: Store, _: Settings) -> list[ApiKeyRecord]:
         return await store.list_keys()
 
     # Ids and names are what people copy into other commands: never cut them short.
@@ -229,7 +230,7 @@ def keys_list() -> None:
 def keys_revoke(key: Annotated[str, typer.Argument(help="Key id or name.")]) -> None:
     """Revoke a key by id or name; it stops working at once."""
 
-    async def work(store: SQLStore, _: Settings) -> ApiKeyRecord | None:
+    async def work(store: Store, _: Settings) -> ApiKeyRecord | None:
         return await store.revoke_key(key)
 
     record = _with_store(work)
@@ -247,7 +248,7 @@ def models_list() -> None:
     """List servable models: base models and personas."""
     from billumy.catalog import Catalog
 
-    async def work(store: SQLStore, settings: Settings) -> list[ModelEntry]:
+    async def work(store: Store, settings: Settings) -> list[ModelEntry]:
         return await Catalog(settings, store).list()
 
     table = Table(
@@ -271,7 +272,7 @@ def models_show(name: Annotated[str, typer.Argument(help="Model name, e.g. billu
     """Print a model's Modelfile (its base, system prompt and parameters)."""
     from billumy.catalog import Catalog
 
-    async def work(store: SQLStore, settings: Settings) -> ModelEntry:
+    async def work(store: Store, settings: Settings) -> ModelEntry:
         return await Catalog(settings, store).get(name)
 
     entry = _with_store(work)

@@ -49,6 +49,17 @@ class PayloadTooLargeError(BillumyError):
     status_code = 413
 
 
+class RateLimitedError(BillumyError):
+    """A key went over one of its limits (429), with ``Retry-After`` and rate headers."""
+
+    status_code = 429
+
+    def __init__(
+        self, message: str, *, retry_after: int, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message, headers={**(headers or {}), "Retry-After": str(retry_after)})
+
+
 class OverloadedError(BillumyError):
     """The engine's queue is full; the client should retry later (503)."""
 

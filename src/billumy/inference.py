@@ -7,12 +7,25 @@ decides (model, persona, options, limits) and knows nothing of HTTP.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
+
+from billumy.auth import Principal
+from billumy.cache.limits import FairUse
+from billumy.cache.responses import (
+    CachePolicy,
+    CacheStatus,
+    ResponseCache,
+    cache_key,
+    deterministic,
+    generation_key,
+)
 from billumy.catalog import ROLES, Catalog, ModelEntry
 from billumy.durations import parse_duration
 from billumy.engines.base import Chunk, Embeddings, Generation, Sampling
@@ -49,6 +62,9 @@ _RUNTIME_OPTIONS = frozenset(
 _SAMPLING_FIELDS = frozenset(Sampling.__dataclass_fields__)
 
 
+UsageRecorder = Callable[[Principal, str, int, int], Awaitable[None]]
+
+
 @dataclass
 class Prepared:
     """A request resolved against the catalog: what the engine needs, plus the name to report."""
@@ -58,13 +74,25 @@ class Prepared:
 
 
 class InferenceService:
-    def __init__(self, *, settings: Settings, catalog: Catalog, engine: LlamaCppEngine) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        catalog: Catalog,
+        engine: LlamaCppEngine,
+        cache: ResponseCache,
+        fair_use: FairUse,
+        usage: UsageRecorder | None = None,
+    ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.engine = engine
+        self.cache = cache
+        self.fair_use = fair_use
+        self.usage = usage
         self._preparing = asyncio.Lock()
 
-    async def _model(self, name: str) -> ModelEntry:
+    async def model(self, name: str) -> ModelEntry:
         """The catalog entry, its base model prepared (assembled once, off the event loop)."""
         entry = await self.catalog.get(name)
         if not entry.base.ready():
@@ -127,7 +155,7 @@ class InferenceService:
     # --- generate / chat -----------------------------------------------------------------------
 
     async def prepare_generate(self, req: GenerateRequest) -> Prepared:
-        entry = await self._model(req.model)
+        entry = await self.model(req.model)
         if req.suffix:
             raise BadRequestError(f"model '{req.model}' does not support insert (suffix)")
         if req.images:
@@ -157,13 +185,27 @@ class InferenceService:
         return Prepared(entry=entry, generation=generation)
 
     async def prepare_chat(self, req: ChatRequest) -> Prepared:
-        entry = await self._model(req.model)
+        entry = await self.model(req.model)
         if req.tools:
             raise BadRequestError(f"model '{req.model}' does not support tools")
         if req.think:
             raise BadRequestError(f"model '{req.model}' does not support thinking")
         messages = [self._message(req.model, m) for m in req.messages or []]
-        opts = self.options(entry, req.options)
+        return self.prepare_messages(
+            entry, messages, options=req.options, format=req.format, keep_alive=req.keep_alive
+        )
+
+    def prepare_messages(
+        self,
+        entry: ModelEntry,
+        messages: list[dict[str, Any]],
+        *,
+        options: Mapping[str, Any] | None = None,
+        format: str | dict[str, Any] | None = None,
+        keep_alive: str | float | None = None,
+    ) -> Prepared:
+        """A chat generation over validated messages; the oldest turns give way to fit."""
+        opts = self.options(entry, options)
         num_ctx, num_predict = self._limits(opts)
         generation = Generation(
             model_path=entry.base.path(),
@@ -171,11 +213,13 @@ class InferenceService:
             system=entry.system,
             template=entry.template,
             messages=[*entry.messages, *messages],
+            keep_messages=len(entry.messages),
+            truncate=True,
             num_ctx=num_ctx,
             num_predict=num_predict,
             sampling=self._sampling(opts),
-            format=req.format or None,
-            keep_alive_s=self._keep_alive(req.keep_alive),
+            format=format or None,
+            keep_alive_s=self._keep_alive(keep_alive),
         )
         self._log_prompt(entry, messages[-1]["content"] if messages else "")
         return Prepared(entry=entry, generation=generation)
@@ -206,10 +250,43 @@ class InferenceService:
     def stream(self, prepared: Prepared) -> AsyncIterator[Chunk]:
         return self.engine.generate(prepared.generation)
 
+    async def open(
+        self, prepared: Prepared, caller: Principal, cache_control: str | None = None
+    ) -> tuple[CacheStatus, AsyncIterator[Chunk]]:
+        """The answer's chunks: replayed from the cache, or generated within the caller's
+        limits (and then cached when the request is deterministic)."""
+        g = prepared.generation
+        key = None
+        if deterministic(g) or self.settings.cache_sampled:
+            key = generation_key(caller.tenant, prepared.entry.digest, g)
+        policy = CachePolicy.from_header(cache_control)
+        return await self.cache.stream(key, policy, self.metered(prepared, caller))
+
+    async def metered(self, prepared: Prepared, caller: Principal) -> AsyncIterator[Chunk]:
+        """Generate within the caller's quota and parallel limit; count what it used."""
+        await self.fair_use.check_quota(caller.key_id, caller.limits)
+        holder = await self.fair_use.acquire(caller.key_id, caller.limits)
+        prompt = completion = 0
+        try:
+            async for chunk in self.stream(prepared):
+                if chunk.done:
+                    prompt, completion = chunk.prompt_eval_count, chunk.eval_count
+                yield chunk
+        finally:
+            # Shielded: this also runs while a request is cancelled (client gone).
+            with anyio.CancelScope(shield=True):
+                await self.fair_use.release(caller.key_id, holder)
+                await self.fair_use.spend(caller.key_id, prompt + completion)
+                if self.usage is not None and (prompt or completion):
+                    await self.usage(caller, prepared.entry.name, prompt, completion)
+
     # --- embeddings ----------------------------------------------------------------------------
 
-    async def embed(self, req: EmbedRequest) -> tuple[ModelEntry, Embeddings]:
-        entry = await self._model(req.model)
+    async def embed(
+        self, req: EmbedRequest, caller: Principal, cache_control: str | None = None
+    ) -> tuple[CacheStatus, Embeddings]:
+        """Embeddings (always deterministic, so cached unless the request says otherwise)."""
+        entry = await self.model(req.model)
         inputs = [req.input] if isinstance(req.input, str) else list(req.input)
         if not inputs:
             raise BadRequestError("input is required: a string or a list of strings")
@@ -219,17 +296,42 @@ class InferenceService:
             )
         opts = self.options(entry, req.options)
         num_ctx, _ = self._limits(opts)
-        result = await self.engine.embed(
-            model_path=entry.base.path(),
-            model_name=entry.name,
-            inputs=inputs,
-            truncate=req.truncate,
-            num_ctx=num_ctx,
-            keep_alive_s=self._keep_alive(req.keep_alive),
-        )
+        keep_alive_s = self._keep_alive(req.keep_alive)
+        payload = {
+            "model": entry.name,
+            "inputs": inputs,
+            "truncate": req.truncate,
+            "num_ctx": num_ctx,
+            "dimensions": req.dimensions,
+        }
+        key = cache_key("embed", caller.tenant, entry.digest, payload)
+        policy = CachePolicy.from_header(cache_control)
+        if self.cache.enabled and policy.read:
+            stored = await self.cache.get(key)
+            if stored is not None:
+                return "hit", Embeddings(**{**stored, "load_duration": 0})
+        await self.fair_use.check_quota(caller.key_id, caller.limits)
+        holder = await self.fair_use.acquire(caller.key_id, caller.limits)
+        try:
+            result = await self.engine.embed(
+                model_path=entry.base.path(),
+                model_name=entry.name,
+                inputs=inputs,
+                truncate=req.truncate,
+                num_ctx=num_ctx,
+                keep_alive_s=keep_alive_s,
+            )
+        finally:
+            await self.fair_use.release(caller.key_id, holder)
+        await self.fair_use.spend(caller.key_id, result.prompt_eval_count)
+        if self.usage is not None:
+            await self.usage(caller, entry.name, result.prompt_eval_count, 0)
         if req.dimensions:
             result.vectors = [_renormalise(v[: req.dimensions]) for v in result.vectors]
-        return entry, result
+        if not self.cache.enabled or not policy.write:
+            return "bypass" if not self.cache.enabled else "miss", result
+        await self.cache.put(key, dataclasses.asdict(result))
+        return "miss", result
 
 
 def _renormalise(vector: list[float]) -> list[float]:

@@ -18,6 +18,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from billumy.cache.limits import Limits
+
 DEFAULT_PERSONA_SYSTEM = (
     "You are Billumy, a data-analysis assistant for businesses. You interpret data, explain what "
     "it means and suggest concrete, actionable next steps. Answer clearly, concisely and "
@@ -67,7 +69,10 @@ class Settings(BaseSettings):
     )
     database_url: str | None = Field(
         default=None,
-        description="sqlite:///path or postgresql://user@host/db; default: SQLite in data_dir.",
+        description=(
+            "sqlite:///path, postgresql://user@host/db or mongodb://host/db; "
+            "default: SQLite in data_dir."
+        ),
     )
     api_key: SecretStr | None = Field(
         default=None,
@@ -98,9 +103,35 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1024, description="Largest request body, in bytes (413 above)."
     )
+    max_message_chars: int = Field(
+        default=100_000, ge=1, description="Longest chat message, in characters (413 above)."
+    )
     max_embed_inputs: int = Field(default=256, ge=1, description="Most inputs in one embed call.")
     keep_alive: str = Field(
         default="5m", description="How long a model stays loaded after use (Ollama duration)."
+    )
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="Redis URL for the shared cache and limits; unset: in-process state.",
+    )
+    cache_ttl: float = Field(
+        default=3600.0, ge=0, description="Seconds a cached answer lives; 0 turns the cache off."
+    )
+    cache_sampled: bool = Field(
+        default=False, description="Also cache answers sampled without a fixed seed."
+    )
+    default_requests_per_minute: int = Field(
+        default=600, ge=0, description="Requests per minute per key, unless the key says; 0: none."
+    )
+    default_tokens_per_day: int = Field(
+        default=0, ge=0, description="Tokens per UTC day per key, unless the key says; 0: none."
+    )
+    default_parallel: int = Field(
+        default=32, ge=0, description="Parallel requests per key, unless the key says; 0: none."
+    )
+    quota_on_outage: str = Field(
+        default="closed",
+        description="While Redis is unreachable, token quotas fail 'closed' (503) or 'open'.",
     )
     log_level: str = Field(default="info", description="Logging level.")
     log_prompts: bool = Field(
@@ -109,6 +140,13 @@ class Settings(BaseSettings):
     create_admin_key: bool = Field(
         default=True, description="On first start with no key, create an admin key and print it."
     )
+
+    @field_validator("quota_on_outage")
+    @classmethod
+    def _outage(cls, value: str) -> str:
+        if value not in ("open", "closed"):
+            raise ValueError("quota_on_outage must be open or closed")
+        return value
 
     @field_validator("log_level")
     @classmethod
@@ -143,6 +181,14 @@ class Settings(BaseSettings):
         if url.startswith(("postgresql://", "postgres://")):
             return "postgresql+asyncpg://" + url.split("://", 1)[1]
         return url
+
+    def default_limits(self) -> Limits:
+        """Limits of keys that set none of their own (0 in settings means unlimited)."""
+        return Limits(
+            requests_per_minute=self.default_requests_per_minute or None,
+            tokens_per_day=self.default_tokens_per_day or None,
+            parallel=self.default_parallel or None,
+        )
 
     @property
     def threads(self) -> int:

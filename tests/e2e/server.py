@@ -39,8 +39,8 @@ class Server:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"}
 
-    def start(self, timeout: float = 60.0) -> Server:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+    def environment(self) -> dict[str, str]:
+        """The environment ``billumy`` commands of this server run with."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("BILLUMY_")}
         env.update(
             {
@@ -53,6 +53,21 @@ class Server:
         )
         if self.api_key:
             env["BILLUMY_API_KEY"] = self.api_key
+        return env
+
+    def create_key(self, name: str, *, tenant: str = "default", scopes: str = "inference") -> str:
+        """A new key made with the CLI on this server's database."""
+        args = [str(BIN), "keys", "create", "--name", name, "--tenant", tenant]
+        for scope in scopes.split(","):
+            args += ["--scope", scope]
+        out = subprocess.run(
+            args, env=self.environment(), capture_output=True, text=True, check=True, timeout=60
+        )
+        return out.stdout.strip()
+
+    def start(self, timeout: float = 60.0) -> Server:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = self.environment()
         self.log_path = self.data_dir / f"server-{self.port}.log"
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen([str(BIN), "serve"], env=env, stdout=log, stderr=log)

@@ -32,6 +32,10 @@ async def _principal(request: Request) -> Principal:
         request.headers.get("authorization")
     )
     request.state.principal = principal
+    # Every authenticated request counts against the key's per-minute window.
+    report = await request.app.state.fair_use.admit_request(principal.key_id, principal.limits)
+    if report is not None:
+        request.state.rate_headers = report.headers()
     return principal
 
 
@@ -61,7 +65,7 @@ InferenceDep = Annotated[InferenceService, Depends(_inference)]
 CatalogDep = Annotated[Catalog, Depends(_catalog)]
 
 
-def _body(model: type[M]) -> Callable[[Request], Awaitable[M]]:
+def body_of(model: type[M]) -> Callable[[Request], Awaitable[M]]:
     """Parse the body as JSON whatever the Content-Type: Ollama clients and curl -d omit it."""
 
     async def parse(request: Request) -> M:
@@ -89,11 +93,11 @@ def validation_message(exc: ValidationError | RequestValidationError) -> str:
     return "invalid request: " + "; ".join(parts)
 
 
-GenerateBody = Annotated[GenerateRequest, Depends(_body(GenerateRequest))]
-ChatBody = Annotated[ChatRequest, Depends(_body(ChatRequest))]
-EmbedBody = Annotated[EmbedRequest, Depends(_body(EmbedRequest))]
-EmbeddingsBody = Annotated[EmbeddingsRequest, Depends(_body(EmbeddingsRequest))]
-ShowBody = Annotated[ShowRequest, Depends(_body(ShowRequest))]
-CreateBody = Annotated[CreateRequest, Depends(_body(CreateRequest))]
-CopyBody = Annotated[CopyRequest, Depends(_body(CopyRequest))]
-DeleteBody = Annotated[DeleteRequest, Depends(_body(DeleteRequest))]
+GenerateBody = Annotated[GenerateRequest, Depends(body_of(GenerateRequest))]
+ChatBody = Annotated[ChatRequest, Depends(body_of(ChatRequest))]
+EmbedBody = Annotated[EmbedRequest, Depends(body_of(EmbedRequest))]
+EmbeddingsBody = Annotated[EmbeddingsRequest, Depends(body_of(EmbeddingsRequest))]
+ShowBody = Annotated[ShowRequest, Depends(body_of(ShowRequest))]
+CreateBody = Annotated[CreateRequest, Depends(body_of(CreateRequest))]
+CopyBody = Annotated[CopyRequest, Depends(body_of(CopyRequest))]
+DeleteBody = Annotated[DeleteRequest, Depends(body_of(DeleteRequest))]

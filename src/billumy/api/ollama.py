@@ -20,6 +20,8 @@ from billumy.api.deps import (
 )
 from billumy.api.responses import JSON
 from billumy.api.streaming import ndjson_response, prime, single, unless_disconnected
+from billumy.auth import Principal
+from billumy.cache.responses import CacheStatus
 from billumy.engines.base import Chunk
 from billumy.inference import Prepared
 from billumy.schemas.ollama import EmbedRequest
@@ -58,15 +60,20 @@ def _is_last(chunk: Chunk) -> bool:
 async def _run(
     request: Request,
     service: InferenceDep,
+    caller: Principal,
     prepared: Prepared,
     empty: bool,
     stream: bool,
     render: Any,
 ) -> Response:
+    status: CacheStatus = "bypass"
+
     async def start() -> tuple[Chunk, AsyncIterator[Chunk]]:
+        nonlocal status
         if empty:
             return await prime(single(await service.load_or_unload(prepared)))
-        return await prime(service.stream(prepared))
+        status, chunks = await service.open(prepared, caller, request.headers.get("cache-control"))
+        return await prime(chunks)
 
     async def whole() -> dict[str, Any]:
         first, rest = await start()
@@ -81,13 +88,18 @@ async def _run(
     # Waiting in the queue, or generating a whole answer, ends if the client goes away.
     if stream:
         first, rest = await unless_disconnected(request, start())
-        return ndjson_response(first, rest, render, _is_last)
-    return JSON(await unless_disconnected(request, whole()))
+        return ndjson_response(first, rest, render, _is_last, headers=_cache_header(status))
+    body = await unless_disconnected(request, whole())
+    return JSON(body, headers=_cache_header(status))
+
+
+def _cache_header(status: CacheStatus) -> dict[str, str]:
+    return {"X-Billumy-Cache": status}
 
 
 @router.post("/generate")
 async def generate(
-    request: Request, body: GenerateBody, service: InferenceDep, _: InferenceKey
+    request: Request, body: GenerateBody, service: InferenceDep, key: InferenceKey
 ) -> Response:
     prepared = await service.prepare_generate(body)
     model = body.model
@@ -106,12 +118,12 @@ async def generate(
         return out
 
     empty = not body.prompt and not body.raw
-    return await _run(request, service, prepared, empty, body.stream, render)
+    return await _run(request, service, key, prepared, empty, body.stream, render)
 
 
 @router.post("/chat")
 async def chat(
-    request: Request, body: ChatBody, service: InferenceDep, _: InferenceKey
+    request: Request, body: ChatBody, service: InferenceDep, key: InferenceKey
 ) -> Response:
     prepared = await service.prepare_chat(body)
     model = body.model
@@ -128,27 +140,32 @@ async def chat(
         return out
 
     empty = not body.messages
-    return await _run(request, service, prepared, empty, body.stream, render)
+    return await _run(request, service, key, prepared, empty, body.stream, render)
 
 
 @router.post("/embed")
-async def embed(body: EmbedBody, service: InferenceDep, _: InferenceKey) -> Response:
-    _entry, result = await service.embed(body)
+async def embed(
+    request: Request, body: EmbedBody, service: InferenceDep, key: InferenceKey
+) -> Response:
+    status, result = await service.embed(body, key, request.headers.get("cache-control"))
     return JSON(
-        {
+        headers=_cache_header(status),
+        content={
             "model": body.model,
             "embeddings": result.vectors,
             "total_duration": result.total_duration,
             "load_duration": result.load_duration,
             "prompt_eval_count": result.prompt_eval_count,
-        }
+        },
     )
 
 
 @router.post("/embeddings")
-async def embeddings(body: EmbeddingsBody, service: InferenceDep, _: InferenceKey) -> Response:
-    request = EmbedRequest(
+async def embeddings(
+    request: Request, body: EmbeddingsBody, service: InferenceDep, key: InferenceKey
+) -> Response:
+    as_embed = EmbedRequest(
         model=body.model, input=body.prompt, options=body.options, keep_alive=body.keep_alive
     )
-    _entry, result = await service.embed(request)
-    return JSON({"embedding": result.vectors[0]})
+    status, result = await service.embed(as_embed, key, request.headers.get("cache-control"))
+    return JSON({"embedding": result.vectors[0]}, headers=_cache_header(status))

@@ -1,8 +1,10 @@
-"""Unauthenticated liveness routes: ``GET /``, ``HEAD /`` and ``/health``."""
+"""Unauthenticated probe routes: ``GET /``, ``HEAD /``, ``/health`` (alive), ``/ready``."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
+
+from fastapi import APIRouter, Request
 from starlette.responses import PlainTextResponse, Response
 
 from billumy.api.responses import JSON
@@ -18,3 +20,27 @@ async def root() -> Response:
 @router.get("/health")
 async def health() -> Response:
     return JSON({"status": "ok"})
+
+
+@router.get("/ready")
+async def ready(request: Request) -> Response:
+    """Ready to serve? 503 when the store is unreachable; ``degraded`` when Redis is down
+    (Billumy keeps serving with in-process state and no shared cache)."""
+    state = request.app.state
+    store_ok = await state.store.ping()
+    shared = state.shared_state
+    if getattr(shared, "degraded", False):
+        redis = "down"
+    elif shared.backend == "redis":
+        redis = "ok"
+    else:
+        redis = "not configured"
+    status = "unavailable" if not store_ok else ("degraded" if redis == "down" else "ready")
+    body: dict[str, Any] = {
+        "status": status,
+        "store": "ok" if store_ok else "down",
+        "redis": redis,
+        "models_loaded": [m.name for m in state.engine.loaded()],
+        "queue_depth": state.engine.queue_depth,
+    }
+    return JSON(body, status_code=503 if status == "unavailable" else 200)

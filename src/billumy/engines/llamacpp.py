@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -393,6 +393,40 @@ def _generate(
         emit(exc if isinstance(exc, BillumyError) else EngineError(f"generation failed: {exc}"))
 
 
+def _prompt_tokens(runner: _Runner, request: Generation) -> tuple[list[int], list[str]]:
+    """The prompt's tokens (after ``context``) and the template's stop sequences.
+
+    With ``truncate`` (chats), the oldest turns are left out until the prompt leaves room for
+    the reply, as Ollama does; system messages, the first ``keep_messages`` and the last message
+    always stay. Otherwise a prompt that does not fit is a 400.
+    """
+    llm = runner.llm
+    room = min(request.num_predict, runner.n_ctx // 4) if request.truncate else 1
+    while True:
+        text, stops = runner.prompts.build(request)
+        tokens = list(request.context) + llm.tokenize(
+            text.encode(), add_bos=not request.context, special=True
+        )
+        if len(tokens) <= runner.n_ctx - room or not request.truncate or not request.messages:
+            break
+        droppable = [
+            i
+            for i, m in enumerate(request.messages[:-1])
+            if i >= request.keep_messages and m.get("role") != "system"
+        ]
+        if not droppable:
+            break
+        messages = list(request.messages)
+        del messages[droppable[0]]
+        request = replace(request, messages=messages)
+    if len(tokens) >= runner.n_ctx:
+        raise BadRequestError(
+            f"the prompt is {len(tokens)} tokens, which does not fit the context length "
+            f"num_ctx={runner.n_ctx}; shorten it or raise num_ctx"
+        )
+    return tokens, stops
+
+
 def _generate_tokens(
     runner: _Runner,
     request: Generation,
@@ -401,15 +435,7 @@ def _generate_tokens(
     emit: Callable[[Chunk | BaseException], None],
 ) -> None:
     llm = runner.llm
-    text, template_stops = runner.prompts.build(request)
-    tokens = list(request.context) + llm.tokenize(
-        text.encode(), add_bos=not request.context, special=True
-    )
-    if len(tokens) >= runner.n_ctx:
-        raise BadRequestError(
-            f"the prompt is {len(tokens)} tokens, which does not fit the context length "
-            f"num_ctx={runner.n_ctx}; shorten it or raise num_ctx"
-        )
+    tokens, template_stops = _prompt_tokens(runner, request)
     budget = min(request.num_predict, runner.n_ctx - len(tokens))
     s = request.sampling
     if s.seed is not None and s.seed >= 0 and s.temperature > 0:

@@ -1,7 +1,14 @@
-"""Store protocols. Adapters: :mod:`billumy.store.sql` (SQLite, PostgreSQL)."""
+"""Store protocols and records.
+
+Adapters: :mod:`billumy.store.sql` (SQLite by default, PostgreSQL) and
+:mod:`billumy.store.mongo` (MongoDB). One contract test suite (tests/test_store.py) runs
+against every adapter. Every chat method takes the tenant: a chat of another tenant behaves
+exactly like a missing one.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -52,7 +59,117 @@ class ModelStore(Protocol):
     async def delete_model(self, name: str) -> bool: ...
 
 
-class Store(KeyStore, ModelStore, Protocol):
+CHAT_FIELDS = frozenset({"title", "tags", "metadata", "archived", "model"})
+
+
+@dataclass
+class NewMessage:
+    """A message to append; the store assigns ``id``, ``seq`` and ``created_at``."""
+
+    role: str
+    content: str
+    model: str | None = None
+    incomplete: bool = False
+    done_reason: str | None = None
+    # Token counts and timings (ns), as in Ollama's final chunk: prompt_eval_count,
+    # eval_count, total_duration, load_duration, prompt_eval_duration, eval_duration.
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class ChatMessage:
+    """A stored message. ``seq`` is its 1-based position in the chat, gap-free."""
+
+    id: str
+    chat_id: str
+    seq: int
+    role: str
+    content: str
+    created_at: datetime
+    model: str | None = None
+    incomplete: bool = False
+    done_reason: str | None = None
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Chat:
+    """A conversation of one user of one tenant."""
+
+    id: str
+    tenant: str
+    user_id: str
+    model: str
+    created_at: datetime
+    updated_at: datetime
+    title: str | None = None
+    tags: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    archived: bool = False
+    message_count: int = 0
+    # Filled by get_chat(with_messages=True), ordered by seq; None when not loaded.
+    messages: list[ChatMessage] | None = None
+
+
+@dataclass(frozen=True)
+class ChatPage:
+    """Where a page of the newest-first list starts: strictly older than this chat."""
+
+    created_at: datetime
+    id: str
+
+
+class ChatStore(Protocol):
+    async def create_chat(self, chat: Chat, messages: Sequence[NewMessage] = ()) -> Chat:
+        """Store a new chat (its id, tenant, timestamps set by the caller) and its first
+        messages, atomically. Returns the chat with ``messages`` and ``message_count``."""
+        ...
+
+    async def get_chat(
+        self, tenant: str, chat_id: str, *, with_messages: bool = True
+    ) -> Chat | None: ...
+
+    async def list_chats(
+        self,
+        tenant: str,
+        *,
+        user_id: str | None = None,
+        q: str | None = None,
+        tag: str | None = None,
+        archived: bool | None = None,
+        limit: int = 50,
+        after: ChatPage | None = None,
+    ) -> list[Chat]:
+        """Newest first by (created_at, id), without messages. ``q``: full-text search over
+        titles and message text (all words must match, case-insensitive); ``tag``: chats
+        carrying that tag; ``archived``: filter on the flag (None: both)."""
+        ...
+
+    async def update_chat(
+        self, tenant: str, chat_id: str, changes: Mapping[str, Any]
+    ) -> Chat | None:
+        """Apply ``changes`` (keys from CHAT_FIELDS) and bump updated_at; None if missing."""
+        ...
+
+    async def delete_chat(self, tenant: str, chat_id: str) -> bool:
+        """Delete the chat and its messages; False if missing."""
+        ...
+
+    async def append_messages(
+        self, tenant: str, chat_id: str, messages: Sequence[NewMessage]
+    ) -> list[ChatMessage] | None:
+        """Append atomically (all or none), in order, after every message already there,
+        even with concurrent appends from other processes; None if the chat is missing."""
+        ...
+
+    async def replace_messages(
+        self, tenant: str, chat_id: str, messages: Sequence[NewMessage], *, model: str | None = None
+    ) -> list[ChatMessage] | None:
+        """Replace all messages atomically (and the model, if given); None if missing."""
+        ...
+
+
+class Store(KeyStore, ModelStore, ChatStore, Protocol):
     """Everything Billumy persists."""
 
     async def ainit(self) -> None: ...

@@ -1,0 +1,260 @@
+"""The chats API, plus the original service's routes so existing Django clients keep working."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import PlainTextResponse, Response
+
+from billumy.api.deps import ChatBody, InferenceDep, InferenceKey, body_of
+from billumy.api.ollama import chat as ollama_chat
+from billumy.api.ollama import timestamp
+from billumy.api.responses import JSON
+from billumy.api.streaming import ndjson_response, prime, unless_disconnected
+from billumy.conversations import ConversationService, export_markdown
+from billumy.engines.base import Chunk
+from billumy.errors import BadRequestError
+from billumy.schemas.chats import CreateChat, LegacyUpdate, PostMessage, TitleBody, UpdateChat
+from billumy.store.base import Chat, ChatMessage
+
+router = APIRouter(prefix="/chats", tags=["chats"])
+
+
+def _conversations(request: Request) -> ConversationService:
+    service: ConversationService = request.app.state.conversations
+    return service
+
+
+Conversations = Annotated[ConversationService, Depends(_conversations)]
+
+
+def _iso(value: Any) -> str:
+    return str(value.isoformat()).replace("+00:00", "Z")
+
+
+def message_json(m: ChatMessage) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": m.id,
+        "seq": m.seq,
+        "role": m.role,
+        "content": m.content,
+        "created_at": _iso(m.created_at),
+        "incomplete": m.incomplete,
+    }
+    if m.model:
+        out["model"] = m.model
+    if m.done_reason:
+        out["done_reason"] = m.done_reason
+    out.update(m.stats)
+    return out
+
+
+def chat_json(chat: Chat) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": chat.id,
+        "user_id": chat.user_id,
+        "title": chat.title,
+        "model": chat.model,
+        "tags": chat.tags,
+        "metadata": chat.metadata,
+        "archived": chat.archived,
+        "message_count": chat.message_count,
+        "created_at": _iso(chat.created_at),
+        "updated_at": _iso(chat.updated_at),
+    }
+    if chat.messages is not None:
+        out["messages"] = [message_json(m) for m in chat.messages]
+    return out
+
+
+@router.post("", status_code=201)
+async def create_chat(
+    body: Annotated[CreateChat, Depends(body_of(CreateChat))],
+    chats: Conversations,
+    key: InferenceKey,
+) -> Response:
+    chat = await chats.create(
+        tenant=key.tenant,
+        user_id=body.user_id,
+        model=body.model,
+        title=body.title,
+        messages=[m.model_dump() for m in body.messages],
+        tags=body.tags,
+        metadata=body.metadata,
+    )
+    return JSON(chat_json(chat), status_code=201)
+
+
+@router.get("")
+async def list_chats(
+    chats: Conversations,
+    key: InferenceKey,
+    user_id: str | None = None,
+    q: Annotated[str | None, Query(max_length=500)] = None,
+    tag: str | None = None,
+    archived: bool | None = None,
+    limit: int = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> Response:
+    page, next_cursor = await chats.list(
+        key.tenant,
+        user_id=user_id,
+        q=q,
+        tag=tag,
+        archived=archived,
+        limit=limit,
+        cursor=cursor,
+    )
+    return JSON({"chats": [chat_json(c) for c in page], "next_cursor": next_cursor})
+
+
+# Registered before /{chat_id} routes so that "chat" is not taken for an id.
+@router.post("/chat/stream")
+async def legacy_chat_stream(
+    request: Request, body: ChatBody, service: InferenceDep, key: InferenceKey
+) -> Response:
+    """The original service's streaming chat: the body of /api/chat, always streamed."""
+    body.stream = True
+    return await ollama_chat(request, body, service, key)
+
+
+@router.get("/{chat_id}")
+async def get_chat(chat_id: str, chats: Conversations, key: InferenceKey) -> Response:
+    return JSON(chat_json(await chats.get(key.tenant, chat_id)))
+
+
+@router.patch("/{chat_id}")
+async def update_chat(
+    chat_id: str,
+    body: Annotated[UpdateChat, Depends(body_of(UpdateChat))],
+    chats: Conversations,
+    key: InferenceKey,
+) -> Response:
+    changes = {k: getattr(body, k) for k in body.model_fields_set}
+    for name in ("tags", "metadata", "archived"):
+        if name in changes and changes[name] is None:
+            raise BadRequestError(f"{name} cannot be null")
+    if not changes:
+        raise BadRequestError("nothing to update: send title, tags, metadata or archived")
+    return JSON(chat_json(await chats.update(key.tenant, chat_id, changes)))
+
+
+@router.delete("/{chat_id}", status_code=204)
+async def delete_chat(chat_id: str, chats: Conversations, key: InferenceKey) -> Response:
+    await chats.delete(key.tenant, chat_id)
+    return Response(status_code=204)
+
+
+@router.post("/{chat_id}/messages")
+async def post_message(
+    request: Request,
+    chat_id: str,
+    body: Annotated[PostMessage, Depends(body_of(PostMessage))],
+    chats: Conversations,
+    key: InferenceKey,
+) -> Response:
+    """Append the user's message and answer it, streamed (NDJSON as /api/chat) or as JSON."""
+    reply = await chats.reply(
+        key,
+        chat_id,
+        body.content,
+        options=body.options,
+        format=body.format,
+        keep_alive=body.keep_alive,
+    )
+    model = reply.chat.model
+
+    def render(chunk: Chunk, text: str | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "model": model,
+            "created_at": timestamp(),
+            "message": {"role": "assistant", "content": chunk.text if text is None else text},
+            "done": chunk.done,
+        }
+        if chunk.done:
+            out.update(
+                chat_id=reply.chat.id,
+                done_reason=chunk.done_reason,
+                total_duration=chunk.total_duration,
+                load_duration=chunk.load_duration,
+                prompt_eval_count=chunk.prompt_eval_count,
+                prompt_eval_duration=chunk.prompt_eval_duration,
+                eval_count=chunk.eval_count,
+                eval_duration=chunk.eval_duration,
+            )
+        return out
+
+    if body.stream:
+        first, rest = await unless_disconnected(request, prime(reply.chunks))
+        return ndjson_response(first, rest, render, lambda c: c.done)
+
+    async def whole() -> dict[str, Any]:
+        parts: list[str] = []
+        last: Chunk | None = None
+        async for chunk in reply.chunks:
+            parts.append(chunk.text)
+            last = chunk
+        assert last is not None
+        return render(last, "".join(parts))
+
+    return JSON(await unless_disconnected(request, whole()))
+
+
+@router.post("/{chat_id}/title")
+async def generate_title(chat_id: str, chats: Conversations, key: InferenceKey) -> Response:
+    chat = await chats.title(key, chat_id)
+    return JSON({"id": chat.id, "title": chat.title})
+
+
+@router.patch("/{chat_id}/title")
+async def legacy_title(
+    request: Request, chat_id: str, chats: Conversations, key: InferenceKey
+) -> Response:
+    """The original service's route: sets ``{"title": ...}`` if given, else generates one."""
+    raw = await request.body()
+    body = await body_of(TitleBody)(request) if raw.strip() else TitleBody()
+    if body.title and body.title.strip():
+        chat = await chats.update(key.tenant, chat_id, {"title": body.title.strip()})
+    else:
+        chat = await chats.title(key, chat_id)
+    return JSON({"id": chat.id, "title": chat.title})
+
+
+@router.put("/{chat_id}/update")
+async def legacy_update(
+    chat_id: str,
+    body: Annotated[LegacyUpdate, Depends(body_of(LegacyUpdate))],
+    chats: Conversations,
+    key: InferenceKey,
+) -> Response:
+    """The original service's route: replace the chat's model and messages."""
+    chat = await chats.replace(
+        key.tenant,
+        chat_id,
+        model=body.data.model,
+        messages=[m.model_dump() for m in body.data.messages],
+    )
+    return JSON(chat_json(chat))
+
+
+@router.get("/{chat_id}/export")
+async def export_chat(
+    chat_id: str,
+    chats: Conversations,
+    key: InferenceKey,
+    format: str = "json",
+) -> Response:
+    chat = await chats.get(key.tenant, chat_id)
+    if format == "json":
+        return JSON(
+            chat_json(chat),
+            headers={"Content-Disposition": f'attachment; filename="chat-{chat.id}.json"'},
+        )
+    if format in ("markdown", "md"):
+        return PlainTextResponse(
+            export_markdown(chat),
+            media_type="text/markdown; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="chat-{chat.id}.md"'},
+        )
+    raise BadRequestError("format must be json or markdown")

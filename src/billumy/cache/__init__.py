@@ -1,0 +1,1 @@
+"""Shared state for several Billumy processes: Redis when configured, in-process otherwise."""
