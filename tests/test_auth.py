@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -16,9 +17,12 @@ from billumy.auth import (
     create_key,
     ensure_key,
     hash_key,
+    key_limits,
     validate_scopes,
 )
+from billumy.cache.limits import Limits
 from billumy.errors import BadRequestError, ForbiddenError, UnauthorizedError
+from billumy.store.base import ApiKeyRecord
 from billumy.store.sql import SQLStore
 
 T = TypeVar("T")
@@ -192,3 +196,74 @@ def test_validate_scopes() -> None:
         validate_scopes(["Admin"])
     with pytest.raises(BadRequestError):
         validate_scopes([])
+
+
+DEFAULTS = Limits(requests_per_minute=600, tokens_per_day=None, parallel=32)
+
+
+@pytest.mark.parametrize(
+    ("own", "expected"),
+    [
+        ((None, None, None), DEFAULTS),  # every limit follows the default
+        ((5, 1000, 2), Limits(5, 1000, 2)),  # the key's own, tighter or looser
+        ((5000, None, None), Limits(5000, None, 32)),
+        ((0, 0, 0), Limits(None, None, None)),  # 0: unlimited, whatever the default
+        ((None, 0, 0), Limits(600, None, None)),
+    ],
+)
+def test_key_limits(own: tuple[int | None, int | None, int | None], expected: Limits) -> None:
+    record = ApiKeyRecord(
+        id="1",
+        name="k",
+        prefix="bk_",
+        key_hash="h",
+        tenant="t",
+        scopes=["inference"],
+        created_at=datetime.now(UTC),
+        requests_per_minute=own[0],
+        tokens_per_day=own[1],
+        parallel=own[2],
+    )
+    assert key_limits(record, DEFAULTS) == expected
+    # With no defaults (every one unlimited), only the key's own positive limits remain.
+    assert key_limits(record, Limits()) == Limits(*(value or None for value in own))
+
+
+def test_create_key_with_limits(db: Path) -> None:
+    async def body(store: SQLStore) -> None:
+        _, record = await create_key(
+            store, name="tight", scopes=["inference"], requests_per_minute=2, parallel=0
+        )
+        stored = await store.key_by_hash(record.key_hash)
+        assert stored is not None
+        assert (stored.requests_per_minute, stored.tokens_per_day, stored.parallel) == (2, None, 0)
+        with pytest.raises(BadRequestError, match="tokens_per_day must be"):
+            await create_key(store, name="bad", scopes=["inference"], tokens_per_day=-5)
+        assert [k.name for k in await store.list_keys()] == ["tight"]
+
+    with_store(db, body)
+
+
+def test_principal_gets_the_key_limits_read_on_every_request(db: Path) -> None:
+    async def body(store: SQLStore) -> None:
+        key, record = await create_key(store, name="ci", scopes=["inference"])
+        admin_key, _ = await create_key(store, name="admin", scopes=["admin"], tokens_per_day=0)
+        auth = Authenticator(store, default_limits=DEFAULTS)
+
+        async def limits(k: str = key) -> Limits:
+            return (await auth.authenticate(f"Bearer {k}")).limits
+
+        assert await limits() == DEFAULTS
+        # A change in the store applies to the very next request, with no restart.
+        await store.set_key_limits(record.id, requests_per_minute=2, tokens_per_day=100)
+        assert await limits() == Limits(2, 100, 32)
+        await store.set_key_limits("ci", requests_per_minute=0, parallel=0)
+        assert await limits() == Limits(None, 100, None)
+        await store.set_key_limits("ci", requests_per_minute=None, tokens_per_day=None)
+        assert await limits() == Limits(600, None, None)
+        await store.set_key_limits("ci", parallel=None)
+        assert await limits() == DEFAULTS
+        # Another key's limits are its own.
+        assert await limits(admin_key) == DEFAULTS
+
+    with_store(db, body)

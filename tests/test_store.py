@@ -16,7 +16,9 @@ import asyncio
 import os
 import secrets
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta, timezone
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -31,10 +33,18 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from billumy.auth import hash_key
 from billumy.errors import BadRequestError, BillumyError
-from billumy.store import open_store, sql_chats
-from billumy.store.base import ApiKeyRecord, Chat, ChatPage, ModelRecord, NewMessage, Store
+from billumy.store import open_store, sql, sql_chats
+from billumy.store.base import (
+    ApiKeyRecord,
+    Chat,
+    ChatPage,
+    ModelRecord,
+    NewMessage,
+    Store,
+    UsageRecord,
+)
 from billumy.store.migrations import MIGRATIONS, Migration, migrate, schema_migrations
-from billumy.store.sql import SQLStore, api_keys, metadata, models
+from billumy.store.sql import SQLStore, api_keys, key_usage, models
 from billumy.store.sql_chats import chat_messages, chats
 
 T = TypeVar("T")
@@ -347,6 +357,175 @@ def test_touch_key(store_url: str) -> None:
         await store.touch_key("no-such-id", when)  # a no-op, not an error
 
     with_store(store_url, body)
+
+
+def test_key_limits_round_trip(store_url: str) -> None:
+    own = replace(key_record("own"), requests_per_minute=5, tokens_per_day=0, parallel=2)
+    plain = key_record("plain", n=1)
+
+    async def body(store: Store) -> None:
+        await store.add_key(own)
+        await store.add_key(plain)
+        assert await store.list_keys() == [own, plain]
+        assert await store.key_by_hash(own.key_hash) == own
+        stored = await store.key_by_hash(plain.key_hash)
+        assert stored is not None
+        assert (stored.requests_per_minute, stored.tokens_per_day, stored.parallel) == (
+            None,
+            None,
+            None,
+        )
+
+    with_store(store_url, body)
+
+
+def _limits(record: ApiKeyRecord | None) -> tuple[int | None, int | None, int | None]:
+    assert record is not None
+    return record.requests_per_minute, record.tokens_per_day, record.parallel
+
+
+def test_set_and_reset_key_limits(store_url: str) -> None:
+    record, other = key_record("limited"), key_record("other", n=1)
+
+    async def body(store: Store) -> None:
+        await store.add_key(record)
+        await store.add_key(other)
+        # One limit at a time; the others are left alone.
+        assert _limits(await store.set_key_limits(record.id, requests_per_minute=5)) == (
+            5,
+            None,
+            None,
+        )
+        assert _limits(await store.set_key_limits("limited", tokens_per_day=1000)) == (
+            5,
+            1000,
+            None,
+        )
+        assert _limits(await store.set_key_limits(record.id, parallel=0)) == (5, 1000, 0)
+        # What the authenticator reads sees the change at once.
+        assert _limits(await store.key_by_hash(record.key_hash)) == (5, 1000, 0)
+        # None puts one back to the default; no change at all just returns the key.
+        assert _limits(await store.set_key_limits(record.id, tokens_per_day=None)) == (5, None, 0)
+        unchanged = await store.set_key_limits("limited")
+        assert unchanged is not None
+        assert unchanged.name == "limited"
+        assert _limits(unchanged) == (5, None, 0)
+        assert _limits(
+            await store.set_key_limits(
+                record.id, requests_per_minute=None, tokens_per_day=None, parallel=None
+            )
+        ) == (None, None, None)
+        # Nothing else moved: the other key, and the limited key's other fields.
+        assert await store.key_by_hash(other.key_hash) == other
+        assert await store.key_by_hash(record.key_hash) == record
+        # A revoked key keeps its limits and can still have them changed.
+        await store.revoke_key(record.id)
+        revoked = await store.set_key_limits(record.id, parallel=3)
+        assert revoked is not None
+        assert not revoked.active
+        assert _limits(revoked) == (None, None, 3)
+
+    with_store(store_url, body)
+
+
+def test_set_key_limits_errors(store_url: str) -> None:
+    first, second = key_record("twin", n=0), key_record("twin", n=1)
+
+    async def body(store: Store) -> None:
+        await store.add_key(first)
+        await store.add_key(second)
+        assert await store.set_key_limits("nobody", requests_per_minute=1) is None
+        with pytest.raises(BadRequestError, match="several keys are named 'twin'"):
+            await store.set_key_limits("twin", requests_per_minute=1)
+        with pytest.raises(BadRequestError, match="requests_per_minute must be"):
+            await store.set_key_limits(first.id, requests_per_minute=-1)
+        with pytest.raises(BadRequestError, match="parallel must be"):
+            await store.set_key_limits(first.id, requests_per_minute=4, parallel=-2)
+        # Nothing changed on any of these.
+        assert await store.list_keys() == [first, second]
+        assert _limits(await store.set_key_limits(second.id, requests_per_minute=1)) == (
+            1,
+            None,
+            None,
+        )
+
+    with_store(store_url, body)
+
+
+# usage
+
+DAY = date(2026, 3, 4)
+
+
+def test_record_usage_accumulates(store_url: str) -> None:
+    async def body(store: Store) -> None:
+        assert await store.usage() == []
+        await store.record_usage("k1", "billumy:latest", 10, 5, day=DAY)
+        await store.record_usage("k1", "billumy:latest", 7, 0, day=DAY)
+        await store.record_usage("k1", "gemma3-270m:latest", 3, 4, day=DAY)
+        await store.record_usage("k2", "billumy:latest", 1, 1, day=DAY)
+        await store.record_usage("k1", "billumy:latest", 2, 2, day=DAY + timedelta(days=1))
+        assert await store.usage() == [
+            UsageRecord("k1", DAY, "billumy:latest", 2, 17, 5),
+            UsageRecord("k1", DAY, "gemma3-270m:latest", 1, 3, 4),
+            UsageRecord("k2", DAY, "billumy:latest", 1, 1, 1),
+            UsageRecord("k1", DAY + timedelta(days=1), "billumy:latest", 1, 2, 2),
+        ]
+        # Without a day, today in UTC.
+        await store.record_usage("k3", "billumy:latest", 6, 9)
+        [today] = await store.usage(key_id="k3")
+        assert today == UsageRecord("k3", datetime.now(UTC).date(), "billumy:latest", 1, 6, 9)
+        assert today.total_tokens == 15
+        with pytest.raises(BadRequestError, match="negative"):
+            await store.record_usage("k3", "billumy:latest", -1, 0)
+        assert await store.usage(key_id="k3") == [today]
+
+    with_store(store_url, body)
+    # Persisted: a new store on the same database sees the same rows.
+    assert len(with_store(store_url, lambda store: store.usage())) == 5
+
+
+def test_usage_filters(store_url: str) -> None:
+    async def body(store: Store) -> None:
+        for offset in range(3):
+            for key in ("b", "a"):
+                await store.record_usage(key, "m", offset, 1, day=DAY + timedelta(days=offset))
+        rows = await store.usage()
+        # Ordered by day, then key, then model.
+        assert [(r.day - DAY).days for r in rows] == [0, 0, 1, 1, 2, 2]
+        assert [r.key_id for r in rows] == ["a", "b"] * 3
+        assert [r.prompt_tokens for r in await store.usage(key_id="a")] == [0, 1, 2]
+        since = await store.usage(since=DAY + timedelta(days=1))
+        assert [(r.key_id, r.prompt_tokens) for r in since] == [
+            ("a", 1),
+            ("b", 1),
+            ("a", 2),
+            ("b", 2),
+        ]
+        both = await store.usage(key_id="b", since=DAY + timedelta(days=2))
+        assert both == [UsageRecord("b", DAY + timedelta(days=2), "m", 1, 2, 1)]
+        assert await store.usage(key_id="nobody") == []
+        assert await store.usage(since=DAY + timedelta(days=3)) == []
+
+    with_store(store_url, body)
+
+
+def test_concurrent_record_usage_loses_no_update(store_url: str) -> None:
+    # 50 requests of one key finish at once, half through each of two stores (two processes),
+    # all on the same (key, day, model) row, which none of them has created yet.
+    async def body(first: Store, second: Store) -> None:
+        await asyncio.gather(
+            *(
+                (first, second)[n % 2].record_usage("busy", "billumy:latest", n, 2 * n, day=DAY)
+                for n in range(50)
+            )
+        )
+        total = sum(range(50))
+        assert await second.usage() == [
+            UsageRecord("busy", DAY, "billumy:latest", 50, total, 2 * total)
+        ]
+
+    with_stores(store_url, 2, body)
 
 
 def test_models_put_get_list_delete(store_url: str) -> None:
@@ -758,6 +937,29 @@ def test_failed_append_changes_nothing(store_url: str) -> None:
     with_store(store_url, body)
 
 
+def test_summary(store_url: str) -> None:
+    async def body(store: Store) -> None:
+        await store.create_chat(new_chat("c"), [user("one"), answer("two"), user("three")])
+        fresh = await store.get_chat(TENANT, "c", with_messages=False)
+        assert fresh is not None and (fresh.summary, fresh.summary_upto) == (None, 0)
+        assert await store.set_summary(TENANT, "c", "first two turns", 2) is True
+        chat = await store.get_chat(TENANT, "c")
+        assert chat is not None and (chat.summary, chat.summary_upto) == ("first two turns", 2)
+        # Never back to a summary covering less, nor past the last message.
+        assert await store.set_summary(TENANT, "c", "older", 1) is False
+        assert await store.set_summary(TENANT, "c", "too far", 9) is False
+        assert await store.set_summary(OTHER_TENANT, "c", "theirs", 3) is False
+        assert await store.set_summary(TENANT, "missing", "x", 1) is False
+        listed = await store.list_chats(TENANT)
+        assert (listed[0].summary, listed[0].summary_upto) == ("first two turns", 2)
+        # New messages wipe it: it described another conversation.
+        await store.replace_messages(TENANT, "c", [user("new")])
+        chat = await store.get_chat(TENANT, "c")
+        assert chat is not None and (chat.summary, chat.summary_upto) == (None, 0)
+
+    with_store(store_url, body)
+
+
 def test_replace_messages(store_url: str) -> None:
     async def body(store: Store) -> None:
         created = await store.create_chat(
@@ -840,19 +1042,22 @@ def test_migrations_are_idempotent(sql_url: str) -> None:
     with_sql_stores(sql_url, 1, body)
 
 
-@pytest.mark.parametrize("start_from", [0, 1], ids=["fresh", "at-version-1"])
-def test_concurrent_start_migrates_once(sql_url: str, start_from: int) -> None:
+async def _start_at(store: SQLStore, version: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Start ``store`` as a release that knew migrations up to ``version`` would have."""
+    with monkeypatch.context() as patch:
+        patch.setattr(sql, "migrate", partial(migrate, migrations=MIGRATIONS[:version]))
+        await store.ainit()
+    assert await _versions(store) == ALL_VERSIONS[:version]
+
+
+@pytest.mark.parametrize("start_from", [0, 1, 2], ids=["fresh", "at-version-1", "at-version-2"])
+def test_concurrent_start_migrates_once(
+    sql_url: str, start_from: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Several processes start at once, on a fresh database or on one an older release made.
     async def body(first: SQLStore, *stores: SQLStore) -> None:
         if start_from:
-            await first.ainit()
-            async with first.writer.begin() as conn:
-                for table in ("messages", "chats", "messages_fts", "chats_fts"):
-                    await conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
-                await conn.execute(
-                    schema_migrations.delete().where(schema_migrations.c.version > start_from)
-                )
-            assert await _versions(first) == ALL_VERSIONS[:start_from]
+            await _start_at(first, start_from, monkeypatch)
         await asyncio.gather(*(store.ainit() for store in stores))
         for store in stores:
             assert await _versions(store) == ALL_VERSIONS
@@ -860,19 +1065,81 @@ def test_concurrent_start_migrates_once(sql_url: str, start_from: int) -> None:
         chat = await stores[-1].get_chat(TENANT, "c")
         assert chat is not None
         assert chat.message_count == 1
+        await stores[1].record_usage("k", "m", 1, 2, day=DAY)
+        assert await stores[-1].usage() == [UsageRecord("k", DAY, "m", 1, 1, 2)]
 
     with_sql_stores(sql_url, 7, body)
 
 
+def test_upgrade_from_version_2_keeps_keys_and_adds_limits_and_usage(
+    sql_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = key_record("before-limits")
+
+    async def body(old: SQLStore, new: SQLStore) -> None:
+        await _start_at(old, 2, monkeypatch)
+        async with old.writer.begin() as conn:
+            # The columns a version-2 database has; the limit columns do not exist yet.
+            await conn.execute(
+                insert(api_keys).values(
+                    id=record.id,
+                    name=record.name,
+                    prefix=record.prefix,
+                    key_hash=record.key_hash,
+                    tenant=record.tenant,
+                    scopes='["inference"]',
+                    created_at=record.created_at,
+                )
+            )
+            # A chat and a message with version 2's columns (no summary yet).
+            now = datetime.now(UTC)
+            await conn.execute(
+                text(
+                    "INSERT INTO chats (id, tenant, user_id, title, model, tags, metadata,"
+                    " archived, message_count, created_at, updated_at) VALUES ('c', :tenant,"
+                    " 'u', NULL, 'billumy', :tags, '{}', false, 1, :now, :now)"
+                ),
+                {"tenant": TENANT, "tags": "[]" if "sqlite" in sql_url else [], "now": now},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO messages (id, chat_id, seq, role, content, model, incomplete,"
+                    " done_reason, stats, created_at) VALUES ('m1', 'c', 1, 'user', 'kept',"
+                    " NULL, false, NULL, '{}', :now)"
+                ),
+                {"now": now},
+            )
+        await old.aclose()
+
+        await new.ainit()
+        assert await _versions(new) == ALL_VERSIONS
+        assert await new.key_by_hash(record.key_hash) == record  # limits None: the defaults
+        chat = await new.get_chat(TENANT, "c")
+        assert chat is not None
+        assert chat.message_count == 1
+        assert _limits(await new.set_key_limits(record.id, requests_per_minute=9)) == (
+            9,
+            None,
+            None,
+        )
+        await new.record_usage(record.id, "billumy:latest", 3, 4, day=DAY)
+        await new.record_usage(record.id, "billumy:latest", 3, 4, day=DAY)
+        assert await new.usage() == [UsageRecord(record.id, DAY, "billumy:latest", 2, 6, 8)]
+
+    with_sql_stores(sql_url, 2, body)
+
+
 def test_upgrade_from_the_schema_before_migrations(sql_url: str) -> None:
-    # What SQLStore.ainit() made before migrations existed: metadata.create_all.
+    # What SQLStore.ainit() made before migrations existed (metadata.create_all of the tables
+    # back then): migration 1's statements, which are exactly that, with no schema_migrations.
     record = key_record("legacy")
 
     async def legacy() -> None:
         engine = create_async_engine(sql_url)
         try:
             async with engine.begin() as conn:
-                await conn.run_sync(metadata.create_all, tables=[api_keys, models])
+                for statement in MIGRATIONS[0].statements(engine.dialect.name):
+                    await conn.exec_driver_sql(statement)
                 await conn.execute(
                     insert(api_keys).values(
                         id=record.id,
@@ -913,7 +1180,7 @@ def test_schema_matches_the_table_definitions(sql_url: str) -> None:
         inspector = inspect(conn)
         return {
             name: {c["name"] for c in inspector.get_columns(name)}
-            for name in ("api_keys", "models", "chats", "messages")
+            for name in ("api_keys", "models", "usage", "chats", "messages")
         }
 
     async def body(store: SQLStore) -> None:
@@ -921,7 +1188,7 @@ def test_schema_matches_the_table_definitions(sql_url: str) -> None:
         async with store.engine.connect() as conn:
             found = await conn.run_sync(columns)
         search = {"chats": {"title_search"}, "messages": {"search"}}
-        for table in (api_keys, models, chats, chat_messages):
+        for table in (api_keys, models, key_usage, chats, chat_messages):
             extra = (
                 search.get(table.name, set()) if store.engine.dialect.name != "sqlite" else set()
             )

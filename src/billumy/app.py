@@ -14,23 +14,26 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from billumy import __version__
 from billumy.api import chats, errors, models, ollama, system
 from billumy.api.errors import error_response
-from billumy.auth import Authenticator
+from billumy.auth import Authenticator, Principal
 from billumy.cache.base import SharedState
 from billumy.cache.limits import FairUse
 from billumy.cache.local import LocalState
 from billumy.cache.redis import RedisState
 from billumy.cache.resilient import ResilientState
 from billumy.cache.responses import ResponseCache
-from billumy.catalog import Catalog
+from billumy.catalog import Catalog, ModelEntry
+from billumy.context import ContextControl
 from billumy.conversations import ConversationService
 from billumy.durations import parse_duration
 from billumy.engines.llamacpp import LlamaCppEngine
 from billumy.errors import PayloadTooLargeError
-from billumy.inference import InferenceService
+from billumy.inference import InferenceService, UsageRecorder
 from billumy.settings import Settings
 from billumy.store import open_store
+from billumy.store.base import UsageStore
 
 access_log = logging.getLogger("billumy.access")
+log = logging.getLogger(__name__)
 
 
 class BodyLimit:
@@ -121,6 +124,23 @@ def shared_state(settings: Settings) -> SharedState:
     return ResilientState(redis, LocalState())
 
 
+def usage_recorder(store: UsageStore) -> UsageRecorder:
+    """Records each generation's tokens per key, day and model; never fails the request (a
+    store error is logged as a warning and that request's usage is lost)."""
+
+    async def record(caller: Principal, model: str, prompt: int, completion: int) -> None:
+        try:
+            await store.record_usage(caller.key_id, model, prompt, completion)
+        except Exception:
+            log.warning(
+                "could not record usage",
+                extra={"key_name": caller.key_name, "model": model},
+                exc_info=True,
+            )
+
+    return record
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the ASGI app. Engines, store and catalog are created in the lifespan."""
 
@@ -148,16 +168,27 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.shared_state = state
         app.state.fair_use = fair_use
         app.state.inference = InferenceService(
-            settings=settings, catalog=catalog, engine=engine, cache=cache, fair_use=fair_use
+            settings=settings,
+            catalog=catalog,
+            engine=engine,
+            cache=cache,
+            fair_use=fair_use,
+            usage=usage_recorder(store),
         )
+
+        async def count_tokens(entry: ModelEntry, texts: list[str]) -> list[int]:
+            return await engine.count_tokens(entry.base.path(), texts)
+
         app.state.conversations = ConversationService(
             store=store,
             inference=app.state.inference,
+            context=ContextControl(store=store, state=state, count_tokens=count_tokens),
             max_message_chars=settings.max_message_chars,
         )
         try:
             yield
         finally:
+            await app.state.conversations.aclose()
             await engine.aclose()
             await store.aclose()
             await state.aclose()

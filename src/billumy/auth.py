@@ -1,4 +1,5 @@
-"""API keys: generation, hashing at rest, constant-time verification, scopes and tenants."""
+"""API keys: generation, hashing at rest, constant-time verification, scopes, tenants and the
+fair-use limits each key gets (its own where set, the server's defaults otherwise)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import UTC, datetime
 
 from billumy.cache.limits import Limits
 from billumy.errors import BadRequestError, ForbiddenError, UnauthorizedError
-from billumy.store.base import ApiKeyRecord, KeyStore
+from billumy.store.base import ApiKeyRecord, KeyStore, check_limit
 
 KEY_PREFIX = "bk_"
 SCOPES = frozenset({"inference", "admin"})
@@ -51,6 +52,19 @@ def validate_scopes(scopes: list[str]) -> list[str]:
     return sorted(set(scopes))
 
 
+def key_limits(record: ApiKeyRecord, defaults: Limits) -> Limits:
+    """The limits a key works under: its own where set (0: unlimited), else the default."""
+
+    def pick(own: int | None, default: int | None) -> int | None:
+        return default if own is None else (own or None)
+
+    return Limits(
+        requests_per_minute=pick(record.requests_per_minute, defaults.requests_per_minute),
+        tokens_per_day=pick(record.tokens_per_day, defaults.tokens_per_day),
+        parallel=pick(record.parallel, defaults.parallel),
+    )
+
+
 async def create_key(
     store: KeyStore,
     *,
@@ -58,8 +72,14 @@ async def create_key(
     scopes: list[str],
     tenant: str = "default",
     key: str | None = None,
+    requests_per_minute: int | None = None,
+    tokens_per_day: int | None = None,
+    parallel: int | None = None,
 ) -> tuple[str, ApiKeyRecord]:
-    """Create and store a key; returns the plaintext key (shown once) and its record."""
+    """Create and store a key; returns the plaintext key (shown once) and its record.
+
+    Limits left None follow the server's defaults; 0 makes that one unlimited for this key.
+    """
     if not name.strip():
         raise BadRequestError("a key needs a name")
     key = key or new_key()
@@ -73,6 +93,9 @@ async def create_key(
         tenant=tenant,
         scopes=validate_scopes(scopes),
         created_at=datetime.now(UTC),
+        requests_per_minute=check_limit("requests_per_minute", requests_per_minute),
+        tokens_per_day=check_limit("tokens_per_day", tokens_per_day),
+        parallel=check_limit("parallel", parallel),
     )
     await store.add_key(record)
     return key, record
@@ -88,7 +111,11 @@ async def ensure_key(store: KeyStore, key: str, *, name: str = "admin") -> ApiKe
 
 
 class Authenticator:
-    """Turns an ``Authorization`` header into a :class:`Principal` or raises 401."""
+    """Turns an ``Authorization`` header into a :class:`Principal` or raises 401.
+
+    The key is read from the store on every request, so a revocation or a change of its
+    limits applies to the next request, in every process.
+    """
 
     def __init__(self, store: KeyStore, *, default_limits: Limits | None = None) -> None:
         self._store = store
@@ -115,7 +142,7 @@ class Authenticator:
             key_name=record.name,
             tenant=record.tenant,
             scopes=frozenset(record.scopes),
-            limits=self._limits,
+            limits=key_limits(record, self._limits),
         )
 
     async def _touch(self, key_id: str) -> None:

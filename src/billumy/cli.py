@@ -1,4 +1,4 @@
-"""The ``billumy`` command line: serve, keys, models and an interactive chat."""
+"""The ``billumy`` command line: serve, keys (limits, usage), models and an interactive chat."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import inspect
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -18,8 +19,9 @@ from rich.table import Column, Table
 from billumy.settings import Settings
 
 if TYPE_CHECKING:
+    from billumy.cache.limits import Limits
     from billumy.catalog import ModelEntry
-    from billumy.store.base import ApiKeyRecord, Store
+    from billumy.store.base import ApiKeyRecord, Store, UsageRecord
 
 T = TypeVar("T")
 
@@ -31,7 +33,9 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 keys_app = typer.Typer(
-    help="Create, list and revoke API keys (works on the database directly).", no_args_is_help=True
+    help="Create, list and revoke API keys, set their limits and show their usage "
+    "(works on the database directly).",
+    no_args_is_help=True,
 )
 models_app = typer.Typer(
     help="List, inspect and prepare the models Billumy serves.", no_args_is_help=True
@@ -176,6 +180,49 @@ def _with_store(work: Callable[[Store, Settings], Awaitable[T]]) -> T:
 # --- keys ----------------------------------------------------------------------------------------
 
 
+# Limit options: None (omitted) leaves the server default, 0 means unlimited for this key.
+RpmOption = Annotated[
+    int | None,
+    typer.Option("--rpm", min=0, help="Requests per minute for this key (0: unlimited)."),
+]
+TokensOption = Annotated[
+    int | None,
+    typer.Option(min=0, help="Prompt + completion tokens per UTC day for this key (0: unlimited)."),
+]
+ParallelOption = Annotated[
+    int | None, typer.Option(min=0, help="Requests at once for this key (0: unlimited).")
+]
+_LIMITS = ("requests_per_minute", "tokens_per_day", "parallel")
+
+
+def _limit(own: int | None) -> str:
+    """A key's own limit in words: a number, default (the server's) or unlimited."""
+    return "default" if own is None else ("unlimited" if own == 0 else str(own))
+
+
+def _limits_cell(record: ApiKeyRecord) -> str:
+    """The limits column of ``keys list``: one word when the key follows every default."""
+    own = [getattr(record, name) for name in _LIMITS]
+    if all(value is None for value in own):
+        return "default"
+    return "\n".join(
+        f"{label} {_limit(v)}" for label, v in zip(("rpm", "tok", "par"), own, strict=True)
+    )
+
+
+def _limits_line(record: ApiKeyRecord, defaults: Limits) -> str:
+    """Each limit of the key and, where it follows the default, what that is now."""
+    labels = ("requests/minute", "tokens/day", "parallel")
+    parts = []
+    for label, name in zip(labels, _LIMITS, strict=True):
+        own, default = getattr(record, name), getattr(defaults, name)
+        shown = _limit(own)
+        if own is None:
+            shown += f" ({default if default is not None else 'unlimited'})"
+        parts.append(f"{label} {shown}")
+    return ", ".join(parts)
+
+
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="A name to recognise the key by.")],
@@ -183,12 +230,27 @@ def keys_create(
         list[str] | None, typer.Option(help="Scope (repeatable): inference, admin.")
     ] = None,
     tenant: Annotated[str, typer.Option(help="Tenant the key belongs to.")] = "default",
+    rpm: RpmOption = None,
+    tokens_per_day: TokensOption = None,
+    parallel: ParallelOption = None,
 ) -> None:
-    """Create a key and print it once (only its hash is stored)."""
+    """Create a key and print it once (only its hash is stored).
+
+    Limits not given follow the server defaults (BILLUMY_DEFAULT_*); change them later with
+    'billumy keys limits'.
+    """
     from billumy.auth import create_key
 
     async def work(store: Store, _: Settings) -> tuple[str, ApiKeyRecord]:
-        return await create_key(store, name=name, scopes=scope or ["inference"], tenant=tenant)
+        return await create_key(
+            store,
+            name=name,
+            scopes=scope or ["inference"],
+            tenant=tenant,
+            requests_per_minute=rpm,
+            tokens_per_day=tokens_per_day,
+            parallel=parallel,
+        )
 
     key, record = _with_store(work)
     scopes = ",".join(record.scopes)
@@ -198,7 +260,13 @@ def keys_create(
 
 @keys_app.command("list")
 def keys_list() -> None:
-    """List keys: id, name, prefix, tenant, scopes, dates. Keys themselves are never shown."""
+    """List keys: id, name, prefix, tenant, scopes, limits, dates. Keys themselves are never
+    shown.
+
+    Limits: requests per minute (rpm), tokens per UTC day (tok) and parallel requests (par),
+    each a number, 'default' (the server's BILLUMY_DEFAULT_* setting) or 'unlimited'; a lone
+    'default' means the key follows every default.
+    """
 
     async def work(store: Store, _: Settings) -> list[ApiKeyRecord]:
         return await store.list_keys()
@@ -209,7 +277,7 @@ def keys_list() -> None:
         Column("name", no_wrap=True),
         "prefix",
         Column("tenant", no_wrap=True),
-        *("scopes", "created", "last used"),
+        *("scopes", "limits", "created", "last used"),
         Column("status", no_wrap=True),
     )
     for k in _with_store(work):
@@ -219,6 +287,7 @@ def keys_list() -> None:
             k.prefix + "…",
             k.tenant,
             ",".join(k.scopes),
+            _limits_cell(k),
             k.created_at.strftime("%Y-%m-%d %H:%M"),
             k.last_used_at.strftime("%Y-%m-%d %H:%M") if k.last_used_at else "-",
             "revoked" if k.revoked_at else "active",
@@ -238,6 +307,121 @@ def keys_revoke(key: Annotated[str, typer.Argument(help="Key id or name.")]) -> 
         err.print(f"[red]no key with id or name {key!r}[/red]")
         raise typer.Exit(1)
     err.print(f"revoked key {record.id} ({record.name})")
+
+
+@keys_app.command("limits")
+def keys_limits(
+    key: Annotated[str, typer.Argument(help="Key id or name.")],
+    rpm: RpmOption = None,
+    tokens_per_day: TokensOption = None,
+    parallel: ParallelOption = None,
+    reset: Annotated[
+        bool,
+        typer.Option(
+            "--reset",
+            help="Put the key's limits back to the server defaults first (options given "
+            "with it still apply).",
+        ),
+    ] = False,
+) -> None:
+    """Show or change a key's limits; they apply from its next request, in every process.
+
+    With no option, print the key's limits. A limit not given keeps its value. 'default' in
+    the output means the server's BILLUMY_DEFAULT_* setting, shown in brackets.
+    """
+    from billumy.store.base import UNSET, LimitChange
+
+    def change(value: int | None) -> LimitChange:
+        return value if value is not None else (None if reset else UNSET)
+
+    async def work(store: Store, _: Settings) -> ApiKeyRecord | None:
+        return await store.set_key_limits(
+            key,
+            requests_per_minute=change(rpm),
+            tokens_per_day=change(tokens_per_day),
+            parallel=change(parallel),
+        )
+
+    record = _with_store(work)
+    if record is None:
+        err.print(f"[red]no key with id or name {key!r}[/red]")
+        raise typer.Exit(1)
+    defaults = _load_settings().default_limits()
+    line = f"{record.id} ({record.name}): {_limits_line(record, defaults)}"
+    out.print(line, highlight=False, soft_wrap=True)
+
+
+@keys_app.command("usage")
+def keys_usage(
+    key: Annotated[
+        str | None, typer.Option(help="Only this key (id or name); all keys by default.")
+    ] = None,
+    days: Annotated[int, typer.Option(min=1, help="How many UTC days back, today included.")] = 30,
+) -> None:
+    """Tokens used per key, UTC day and model, with a total row.
+
+    Counts requests that ran the model (answers replayed from the cache cost nothing);
+    prompt tokens of embeddings are counted as prompt tokens.
+    """
+    from billumy.store.base import today
+
+    since = today() - timedelta(days=days - 1)
+
+    async def work(store: Store, _: Settings) -> tuple[list[ApiKeyRecord], list[UsageRecord]]:
+        keys = await store.list_keys()
+        key_id = None
+        if key is not None:
+            key_id = _resolve_key(keys, key)
+        return keys, await store.usage(key_id=key_id, since=since)
+
+    keys, rows = _with_store(work)
+    names = _key_labels(keys)
+    table = Table(
+        Column("day", no_wrap=True),
+        Column("key", no_wrap=True),
+        Column("model", no_wrap=True),
+        *(Column(h, justify="right") for h in ("requests", "prompt tokens", "completion tokens")),
+        title=f"Usage since {since.isoformat()} (UTC)",
+    )
+    for u in rows:
+        table.add_row(
+            u.day.isoformat(),
+            names.get(u.key_id, u.key_id),
+            u.model,
+            f"{u.requests:,}",
+            f"{u.prompt_tokens:,}",
+            f"{u.completion_tokens:,}",
+        )
+    table.add_section()
+    table.add_row(
+        "total",
+        "",
+        "",
+        f"{sum(u.requests for u in rows):,}",
+        f"{sum(u.prompt_tokens for u in rows):,}",
+        f"{sum(u.completion_tokens for u in rows):,}",
+    )
+    out.print(table)
+
+
+def _resolve_key(keys: list[ApiKeyRecord], id_or_name: str) -> str:
+    """The id of the key with this id or name (the same rule as revoke)."""
+    from billumy.errors import BadRequestError
+
+    found = [k for k in keys if id_or_name in (k.id, k.name)]
+    if len(found) > 1:
+        raise BadRequestError(f"several keys are named {id_or_name!r}; use the id")
+    if not found:
+        raise BadRequestError(f"no key with id or name {id_or_name!r}")
+    return found[0].id
+
+
+def _key_labels(keys: list[ApiKeyRecord]) -> dict[str, str]:
+    """Key id -> its name, with the id added where several keys share the name."""
+    counts: dict[str, int] = {}
+    for k in keys:
+        counts[k.name] = counts.get(k.name, 0) + 1
+    return {k.id: k.name if counts[k.name] == 1 else f"{k.name} ({k.id})" for k in keys}
 
 
 # --- models --------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import anyio
 
 from billumy.auth import Principal
 from billumy.catalog import ROLES
+from billumy.context import Assembled, ContextControl, Summariser, summary_prompt
 from billumy.engines.base import Chunk
 from billumy.errors import BadRequestError, NotFoundError, PayloadTooLargeError
 from billumy.inference import InferenceService, Prepared
@@ -78,6 +79,16 @@ def stats_of(chunk: Chunk) -> dict[str, int]:
 
 
 @dataclass
+class Turn:
+    """One exchange in progress: who asked, in which chat, with what context."""
+
+    caller: Principal
+    chat: Chat
+    prepared: Prepared
+    assembled: Assembled
+
+
+@dataclass
 class Reply:
     """A reply being generated: what to stream, for which chat."""
 
@@ -89,11 +100,21 @@ class Reply:
 
 class ConversationService:
     def __init__(
-        self, *, store: ChatStore, inference: InferenceService, max_message_chars: int
+        self,
+        *,
+        store: ChatStore,
+        inference: InferenceService,
+        context: ContextControl,
+        max_message_chars: int,
     ) -> None:
         self.store = store
         self.inference = inference
+        self.context = context
+        self.summariser = Summariser(context.state)
         self.max_message_chars = max_message_chars
+
+    async def aclose(self) -> None:
+        await self.summariser.aclose()
 
     # --- chats -----------------------------------------------------------------------------
 
@@ -178,6 +199,7 @@ class ConversationService:
     async def delete(self, tenant: str, chat_id: str) -> None:
         if not await self.store.delete_chat(tenant, check_id(chat_id)):
             raise NotFoundError("chat not found")
+        await self.context.forget(chat_id)
 
     async def replace(
         self, tenant: str, chat_id: str, *, model: str | None, messages: Sequence[Mapping[str, str]]
@@ -187,6 +209,7 @@ class ConversationService:
         new = self._messages(messages)
         if await self.store.replace_messages(tenant, check_id(chat_id), new, model=model) is None:
             raise NotFoundError("chat not found")
+        await self.context.forget(chat_id)
         return await self.get(tenant, chat_id)
 
     # --- replies ---------------------------------------------------------------------------
@@ -208,23 +231,66 @@ class ConversationService:
         chat = await self.get(tenant, chat_id, with_messages=False)
         entry = await self.inference.model(chat.model)
         # Validate options before anything is stored: a bad request leaves no trace.
-        self.inference.options(entry, options)
+        num_ctx, num_predict = self.inference.limits(self.inference.options(entry, options))
         stored = await self.store.append_messages(
             tenant, chat.id, [NewMessage(role="user", content=self._content(content))]
         )
         if stored is None:
             raise NotFoundError("chat not found")
-        chat = await self.get(tenant, chat.id)
-        history = [{"role": m.role, "content": m.content} for m in chat.messages or []]
-        prepared = self.inference.prepare_messages(
-            entry, history, options=options, format=format, keep_alive=keep_alive
+        await self.context.remember(chat.id, stored)
+        chat = await self.get(tenant, chat.id, with_messages=False)
+        assembled = await self.context.assemble(
+            tenant, chat, entry, num_ctx=num_ctx, num_predict=num_predict
         )
-        chunks = self._persisted(tenant, chat, prepared, self.inference.metered(prepared, caller))
+        prepared = self.inference.prepare_messages(
+            entry, assembled.messages, options=options, format=format, keep_alive=keep_alive
+        )
+        turn = Turn(caller=caller, chat=chat, prepared=prepared, assembled=assembled)
+        chunks = self._persisted(turn, self.inference.metered(prepared, caller))
         return Reply(chat=chat, prepared=prepared, user_message=stored[0], chunks=chunks)
 
-    async def _persisted(
-        self, tenant: str, chat: Chat, prepared: Prepared, chunks: AsyncIterator[Chunk]
-    ) -> AsyncIterator[Chunk]:
+    async def context_of(
+        self, caller: Principal, chat_id: str, options: Mapping[str, Any] | None
+    ) -> Assembled:
+        """What the next reply would send to the model (for operators and tests)."""
+        chat = await self.get(caller.tenant, chat_id, with_messages=False)
+        entry = await self.inference.model(chat.model)
+        num_ctx, num_predict = self.inference.limits(self.inference.options(entry, options))
+        return await self.context.assemble(
+            caller.tenant, chat, entry, num_ctx=num_ctx, num_predict=num_predict
+        )
+
+    def _summarise_later(self, turn: Turn) -> None:
+        upto = turn.assembled.unsummarised_upto
+        if not upto:
+            return
+        caller, chat = turn.caller, turn.chat
+
+        async def work() -> None:
+            fresh = await self.store.get_chat(caller.tenant, chat.id)
+            if fresh is None or fresh.summary_upto >= upto:
+                return
+            pending = [
+                m
+                for m in fresh.messages or []
+                if fresh.summary_upto < m.seq <= upto and m.role != "system"
+            ]
+            summary = fresh.summary
+            entry = turn.prepared.entry
+            for part in _batches(pending, max_chars=turn.prepared.generation.num_ctx):
+                prepared = self.inference.prepare_messages(
+                    entry,
+                    [{"role": "user", "content": summary_prompt(summary, part)}],
+                    options={"temperature": 0.2, "num_predict": 200},
+                )
+                text = "".join([c.text async for c in self.inference.metered(prepared, caller)])
+                summary = " ".join(text.split()) or summary
+            if summary:
+                await self.store.set_summary(caller.tenant, chat.id, summary, upto)
+
+        self.summariser.schedule(chat.id, work)
+
+    async def _persisted(self, turn: Turn, chunks: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
         """Pass chunks through; store the reply before the final chunk goes out, or store
         what there is, marked incomplete, when the stream ends early. A generation that
         never started (queue full, bad options) stores nothing."""
@@ -235,28 +301,32 @@ class ConversationService:
                 started = True
                 parts.append(chunk.text)
                 if chunk.done:
-                    await self._store_reply(tenant, chat, prepared, "".join(parts), chunk)
+                    await self._store_reply(turn, "".join(parts), chunk)
                     stored = True
                 yield chunk
         finally:
             if started and not stored:
                 # Shielded: this runs while the request is being cancelled (client gone).
                 with anyio.CancelScope(shield=True):
-                    await self._store_reply(tenant, chat, prepared, "".join(parts), None)
+                    await self._store_reply(turn, "".join(parts), None)
+            if started:
+                # After the reply, so that summarising never delays it.
+                self._summarise_later(turn)
 
-    async def _store_reply(
-        self, tenant: str, chat: Chat, prepared: Prepared, text: str, final: Chunk | None
-    ) -> None:
+    async def _store_reply(self, turn: Turn, text: str, final: Chunk | None) -> None:
+        chat = turn.chat
         message = NewMessage(
             role="assistant",
             content=text,
-            model=prepared.entry.name,
+            model=turn.prepared.entry.name,
             incomplete=final is None,
             done_reason=final.done_reason if final is not None else None,
             stats=stats_of(final) if final is not None else {},
         )
         try:
-            await self.store.append_messages(tenant, chat.id, [message])
+            stored = await self.store.append_messages(turn.caller.tenant, chat.id, [message])
+            if stored:
+                await self.context.remember(chat.id, stored)
         except Exception:
             # Deleted meanwhile, or the database went away: the reply was streamed already.
             log.exception("could not store the reply", extra={"chat_id": chat.id})
@@ -284,6 +354,22 @@ class ConversationService:
         text = "".join([c.text async for c in self.inference.metered(prepared, caller)])
         title = _parse_title(text) or _fallback_title(first)
         return await self.update(tenant, chat.id, {"title": title})
+
+
+def _batches(messages: list[ChatMessage], *, max_chars: int) -> list[list[ChatMessage]]:
+    """Split turns to fold into pieces that fit one summarisation prompt (~4 chars a token,
+    half the context)."""
+    limit = max(1000, max_chars * 2)
+    batches: list[list[ChatMessage]] = [[]]
+    size = 0
+    for m in messages:
+        text = m.content[:limit]
+        if batches[-1] and size + len(text) > limit:
+            batches.append([])
+            size = 0
+        batches[-1].append(m)
+        size += len(text)
+    return [b for b in batches if b]
 
 
 def _parse_title(text: str) -> str | None:

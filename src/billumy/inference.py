@@ -120,7 +120,7 @@ class InferenceService:
         merged = {**entry.parameters, **coerce_parameters(raw)}
         return {k: v for k, v in merged.items() if k not in _RUNTIME_OPTIONS}
 
-    def _limits(self, opts: dict[str, Any]) -> tuple[int, int]:
+    def limits(self, opts: dict[str, Any]) -> tuple[int, int]:
         s = self.settings
         num_ctx = int(opts.get("num_ctx") or s.default_num_ctx)
         if num_ctx > s.max_num_ctx:
@@ -163,7 +163,7 @@ class InferenceService:
         if req.think:
             raise BadRequestError(f"model '{req.model}' does not support thinking")
         opts = self.options(entry, req.options)
-        num_ctx, num_predict = self._limits(opts)
+        num_ctx, num_predict = self.limits(opts)
         generation = Generation(
             model_path=entry.base.path(),
             model_name=entry.name,
@@ -206,7 +206,7 @@ class InferenceService:
     ) -> Prepared:
         """A chat generation over validated messages; the oldest turns give way to fit."""
         opts = self.options(entry, options)
-        num_ctx, num_predict = self._limits(opts)
+        num_ctx, num_predict = self.limits(opts)
         generation = Generation(
             model_path=entry.base.path(),
             model_name=entry.name,
@@ -295,7 +295,7 @@ class InferenceService:
                 f"too many inputs: {len(inputs)} (the limit is {self.settings.max_embed_inputs})"
             )
         opts = self.options(entry, req.options)
-        num_ctx, _ = self._limits(opts)
+        num_ctx, _ = self.limits(opts)
         keep_alive_s = self._keep_alive(req.keep_alive)
         payload = {
             "model": entry.name,

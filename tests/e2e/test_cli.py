@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -19,7 +21,9 @@ BIN = Path(sys.executable).parent / "billumy"
 KEY_LINE = re.compile(r"^bk_[A-Za-z0-9_-]{20,}$")
 
 
-def cli_env(data_dir: Path, config: Path | None = None) -> dict[str, str]:
+def cli_env(
+    data_dir: Path, config: Path | None = None, columns: int | None = None
+) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
@@ -28,18 +32,26 @@ def cli_env(data_dir: Path, config: Path | None = None) -> dict[str, str]:
     env["BILLUMY_DATA_DIR"] = str(data_dir)
     env["BILLUMY_CONFIG"] = str(config or data_dir / "absent.toml")
     env["NO_COLOR"] = "1"
+    if columns is not None:
+        env["COLUMNS"] = str(columns)
     return env
 
 
 def billumy(
-    data_dir: Path, *args: str, stdin: str = "", config: Path | None = None, timeout: float = 120
+    data_dir: Path,
+    *args: str,
+    stdin: str = "",
+    config: Path | None = None,
+    timeout: float = 120,
+    columns: int | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(BIN), *args],
         input=stdin,
         capture_output=True,
         text=True,
-        env=cli_env(data_dir, config),
+        env={**cli_env(data_dir, config, columns), **(extra_env or {})},
         timeout=timeout,
         check=False,
     )
@@ -57,7 +69,12 @@ def data_dir(tmp_path: Path) -> Path:
     ("args", "expected"),
     [
         ((), ["serve", "keys", "models", "chat", "Ollama API"]),
-        (("keys",), ["create", "list", "revoke", "API keys"]),
+        (("keys",), ["create", "list", "revoke", "limits", "usage", "API keys"]),
+        (("keys", "create"), ["--name", "--scope", "--tenant", "--rpm", "--tokens-per-day"]),
+        (("keys", "create"), ["--parallel", "0: unlimited", "server defaults"]),
+        (("keys", "limits"), ["--rpm", "--tokens-per-day", "--parallel", "--reset", "Key id"]),
+        (("keys", "usage"), ["--key", "--days", "default: 30", "total row", "UTC"]),
+        (("keys", "list"), ["rpm", "tok", "par", "unlimited", "default"]),
         (("models",), ["list", "show", "prepare"]),
         (("chat",), ["--model", "--host", "--key", "--num-predict", "/exit"]),
     ],
@@ -139,11 +156,112 @@ def test_keys_revoke_unknown_and_ambiguous(data_dir: Path) -> None:
     assert "several keys are named 'twin'" in ambiguous.stderr
 
 
+def test_keys_limits(data_dir: Path) -> None:
+    created = billumy(data_dir, "keys", "create", "--name", "ci", "--rpm", "2", "--parallel", "0")
+    assert created.returncode == 0, created.stderr
+    assert billumy(data_dir, "keys", "create", "--name", "plain").returncode == 0
+    listed = billumy(data_dir, "keys", "list", columns=200)
+    assert listed.returncode == 0, listed.stderr
+    ci, plain = (_row(listed.stdout, name) for name in ("ci", "plain"))
+    assert "rpm 2" in ci and "tok default" in ci and "par unlimited" in ci
+    assert "default" in plain and "rpm" not in plain  # follows every default
+
+    # No option: print the limits, with what each default is.
+    shown = billumy(data_dir, "keys", "limits", "ci")
+    assert shown.returncode == 0, shown.stderr
+    assert "requests/minute 2, tokens/day default (unlimited), parallel unlimited" in shown.stdout
+    changed = billumy(data_dir, "keys", "limits", "ci", "--tokens-per-day", "5000")
+    assert "requests/minute 2, tokens/day 5000, parallel unlimited" in changed.stdout
+    reset = billumy(data_dir, "keys", "limits", "ci", "--reset", "--parallel", "3")
+    assert reset.returncode == 0, reset.stderr
+    expected = "requests/minute default (600), tokens/day default (unlimited), parallel 3"
+    assert expected in reset.stdout
+    # The defaults shown are the server's settings.
+    env_default = billumy(
+        data_dir, "keys", "limits", "ci", extra_env={"BILLUMY_DEFAULT_REQUESTS_PER_MINUTE": "7"}
+    )
+    assert "requests/minute default (7)" in env_default.stdout
+
+    unknown = billumy(data_dir, "keys", "limits", "nope", "--rpm", "1")
+    assert unknown.returncode == 1
+    assert "no key with id or name 'nope'" in unknown.stderr
+    negative = billumy(data_dir, "keys", "limits", "ci", "--rpm", "-1")
+    assert negative.returncode == 2
+    assert "--rpm" in negative.stderr
+    assert billumy(data_dir, "keys", "create", "--name", "ci").returncode == 0
+    ambiguous = billumy(data_dir, "keys", "limits", "ci", "--rpm", "1")
+    assert ambiguous.returncode == 1
+    assert "several keys are named 'ci'" in ambiguous.stderr
+
+
+def _row(table: str, name: str) -> str:
+    """The lines of the table row whose name column is ``name`` (a row may span lines)."""
+    lines = table.splitlines()
+    start = next(i for i, line in enumerate(lines) if f"│ {name} " in line)
+    end = start + 1
+    while end < len(lines) and lines[end].startswith("│ ") and not lines[end].split("│")[1].strip():
+        end += 1
+    return "\n".join(lines[start:end])
+
+
+def test_keys_usage(data_dir: Path) -> None:
+    from billumy.store.sql import SQLStore
+
+    for name in ("ci", "other"):
+        assert billumy(data_dir, "keys", "create", "--name", name).returncode == 0
+    empty = billumy(data_dir, "keys", "usage")
+    assert empty.returncode == 0, empty.stderr
+    assert re.search(r"total\s*│\s*│\s*│\s*0 │\s*0 │\s*0 │", empty.stdout), empty.stdout
+
+    async def seed() -> None:
+        store = SQLStore("sqlite+aiosqlite:///" + str(data_dir / "billumy.db"))
+        await store.ainit()
+        try:
+            ids = {k.name: k.id for k in await store.list_keys()}
+            today = datetime.now(UTC).date()
+            await store.record_usage(ids["ci"], "billumy:latest", 1200, 300, day=today)
+            await store.record_usage(ids["ci"], "billumy:latest", 100, 30, day=today)
+            await store.record_usage(ids["ci"], "gemma3-270m:latest", 5, 6, day=today)
+            await store.record_usage(ids["other"], "billumy:latest", 7, 8, day=today)
+            old = today - timedelta(days=40)
+            await store.record_usage(ids["ci"], "billumy:latest", 1000, 1000, day=old)
+        finally:
+            await store.aclose()
+
+    asyncio.run(seed())
+    today = datetime.now(UTC).date().isoformat()
+    result = billumy(data_dir, "keys", "usage", "--key", "ci", columns=200)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.replace("┃", "│").splitlines()
+    rows = [[c.strip() for c in line.strip("│ ").split("│")] for line in lines]
+    rows = [r for r in rows if len(r) == 6]
+    assert rows[0] == ["day", "key", "model", "requests", "prompt tokens", "completion tokens"]
+    assert rows[1:] == [
+        [today, "ci", "billumy:latest", "2", "1,300", "330"],
+        [today, "ci", "gemma3-270m:latest", "1", "5", "6"],
+        ["total", "", "", "3", "1,305", "336"],
+    ]
+    everyone = billumy(data_dir, "keys", "usage", "--days", "41", columns=200)
+    assert everyone.returncode == 0, everyone.stderr
+    assert "other" in everyone.stdout
+    assert re.search(r"total\s*│\s*│\s*│\s*5 │\s*2,312 │\s*1,344 │", everyone.stdout)
+
+    unknown = billumy(data_dir, "keys", "usage", "--key", "nope")
+    assert unknown.returncode == 1
+    assert "no key with id or name 'nope'" in unknown.stderr
+    assert billumy(data_dir, "keys", "usage", "--days", "0").returncode == 2
+
+
 def test_keys_create_rejects_an_unknown_scope(data_dir: Path) -> None:
     result = billumy(data_dir, "keys", "create", "--name", "x", "--scope", "root")
     assert result.returncode == 1
     assert "unknown scope" in result.stderr
     assert result.stdout == ""
+    negative = billumy(data_dir, "keys", "create", "--name", "x", "--tokens-per-day", "-3")
+    assert negative.returncode == 2
+    assert negative.stdout == ""
+    assert "no key" not in billumy(data_dir, "keys", "list").stdout
+    assert " x " not in billumy(data_dir, "keys", "list").stdout
 
 
 # --- models --------------------------------------------------------------------------------------

@@ -201,6 +201,29 @@ async def post_message(
     return JSON(await unless_disconnected(request, whole()))
 
 
+@router.get("/{chat_id}/context")
+async def get_context(
+    chat_id: str,
+    chats: Conversations,
+    key: InferenceKey,
+    num_ctx: int | None = None,
+    num_predict: int | None = None,
+) -> Response:
+    """What the next reply would send to the model: the summary of older turns and the newest
+    turns that fit, with the token estimate and budget (for these options)."""
+    options = {k: v for k, v in {"num_ctx": num_ctx, "num_predict": num_predict}.items() if v}
+    assembled = await chats.context_of(key, chat_id, options)
+    return JSON(
+        {
+            "messages": assembled.messages,
+            "summary": assembled.summary,
+            "first_seq": assembled.first_seq,
+            "tokens": assembled.tokens,
+            "budget": assembled.budget,
+        }
+    )
+
+
 @router.post("/{chat_id}/title")
 async def generate_title(chat_id: str, chats: Conversations, key: InferenceKey) -> Response:
     chat = await chats.title(key, chat_id)

@@ -119,6 +119,7 @@ class LlamaCppEngine:
         self._runners: dict[Path, list[_Runner]] = {}
         self._slots: dict[Path, asyncio.Semaphore] = {}
         self._embedders: dict[Path, tuple[Llama, int]] = {}
+        self._vocabs: dict[Path, Llama] = {}
         self._embed_lock = asyncio.Lock()
         self._waiting = 0
         self._reaper: asyncio.Task[None] | None = None
@@ -307,9 +308,22 @@ class LlamaCppEngine:
         else:
             future.add_done_callback(release)
 
-    async def tokenize(self, model_path: Path, text: str) -> list[int]:
-        llm = await self._embedder(model_path, 512)
-        return list(llm.tokenize(text.encode(), add_bos=False, special=True))
+    async def count_tokens(self, model_path: Path, texts: list[str]) -> list[int]:
+        """Tokens in each text, with the model's own tokenizer (its vocabulary only: no
+        weights are loaded for this)."""
+        vocab = self._vocabs.get(model_path)
+        if vocab is None:
+            vocab = await self._run(
+                lambda: Llama(model_path=str(model_path), vocab_only=True, verbose=False)
+            )
+            self._vocabs[model_path] = vocab
+        counter = vocab
+
+        def count() -> list[int]:
+            return [len(counter.tokenize(t.encode(), add_bos=False, special=True)) for t in texts]
+
+        counts: list[int] = await self._run(count)
+        return counts
 
     async def _embedder(self, path: Path, n_ctx: int) -> Llama:
         current = self._embedders.get(path)
@@ -374,6 +388,8 @@ class LlamaCppEngine:
                 runner.llm.close()
         for llm, _ in self._embedders.values():
             llm.close()
+        for vocab in self._vocabs.values():
+            vocab.close()
         self._runners.clear()
         self._embedders.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)

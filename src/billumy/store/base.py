@@ -4,14 +4,20 @@ Adapters: :mod:`billumy.store.sql` (SQLite by default, PostgreSQL) and
 :mod:`billumy.store.mongo` (MongoDB). One contract test suite (tests/test_store.py) runs
 against every adapter. Every chat method takes the tenant: a chat of another tenant behaves
 exactly like a missing one.
+
+Keys carry their own limits (None: the server default, 0: unlimited); usage is counted per
+key, UTC day and model.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
+from datetime import UTC, date, datetime
+from typing import Any, Final, Literal, Protocol
+
+from billumy.errors import BadRequestError
 
 
 @dataclass
@@ -27,10 +33,62 @@ class ApiKeyRecord:
     created_at: datetime
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+    # Fair-use limits of this key: None uses the server default, 0 means unlimited.
+    requests_per_minute: int | None = None
+    tokens_per_day: int | None = None
+    parallel: int | None = None
 
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+
+KEY_LIMITS: Final = ("requests_per_minute", "tokens_per_day", "parallel")
+
+
+class Unset(enum.Enum):
+    """The type of :data:`UNSET`: "leave this field as it is" (None already means default)."""
+
+    UNSET = "UNSET"
+
+
+UNSET: Final = Unset.UNSET
+LimitChange = int | None | Literal[Unset.UNSET]
+
+
+def check_limit(name: str, value: int | None) -> int | None:
+    """``value`` if it is a valid key limit (None or a whole number >= 0), else BadRequestError."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise BadRequestError(f"{name} must be a whole number >= 0 (0: unlimited), not {value!r}")
+    return value
+
+
+def limit_changes(
+    *, requests_per_minute: LimitChange, tokens_per_day: LimitChange, parallel: LimitChange
+) -> dict[str, int | None]:
+    """The key fields to change (UNSET ones left out), each checked with :func:`check_limit`."""
+    given: dict[str, LimitChange] = {
+        "requests_per_minute": requests_per_minute,
+        "tokens_per_day": tokens_per_day,
+        "parallel": parallel,
+    }
+    return {name: check_limit(name, value) for name, value in given.items() if value is not UNSET}
+
+
+@dataclass
+class UsageRecord:
+    """What one key used of one model on one UTC day."""
+
+    key_id: str
+    day: date
+    model: str
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
 
 
 @dataclass
@@ -50,6 +108,42 @@ class KeyStore(Protocol):
     async def revoke_key(self, id_or_name: str) -> ApiKeyRecord | None: ...
     async def count_active_keys(self) -> int: ...
     async def touch_key(self, key_id: str, when: datetime) -> None: ...
+
+    async def set_key_limits(
+        self,
+        id_or_name: str,
+        *,
+        requests_per_minute: LimitChange = UNSET,
+        tokens_per_day: LimitChange = UNSET,
+        parallel: LimitChange = UNSET,
+    ) -> ApiKeyRecord | None:
+        """Change the limits given (None: back to the server default, 0: unlimited; UNSET:
+        unchanged) of the key with this id or name, revoked or not. Returns the updated key;
+        None if no key matches; BadRequestError if several do or a limit is negative."""
+        ...
+
+
+class UsageStore(Protocol):
+    async def record_usage(
+        self,
+        key_id: str,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        *,
+        day: date | None = None,
+    ) -> None:
+        """Add one request and its tokens to the key's row for ``day`` (today, UTC, by
+        default) and ``model``, creating it if needed: one atomic upsert, so concurrent
+        calls from any number of processes lose no update."""
+        ...
+
+    async def usage(
+        self, *, key_id: str | None = None, since: date | None = None
+    ) -> list[UsageRecord]:
+        """Usage rows of one key (or all), from ``since`` on (or all), ordered by day, key id
+        and model."""
+        ...
 
 
 class ModelStore(Protocol):
@@ -107,6 +201,9 @@ class Chat:
     metadata: dict[str, Any] = field(default_factory=dict)
     archived: bool = False
     message_count: int = 0
+    # The model's running summary of every non-system message up to seq summary_upto.
+    summary: str | None = None
+    summary_upto: int = 0
     # Filled by get_chat(with_messages=True), ordered by seq; None when not loaded.
     messages: list[ChatMessage] | None = None
 
@@ -162,14 +259,31 @@ class ChatStore(Protocol):
         even with concurrent appends from other processes; None if the chat is missing."""
         ...
 
+    async def set_summary(self, tenant: str, chat_id: str, summary: str, upto: int) -> bool:
+        """Store the running summary of messages up to seq ``upto``; False (nothing changed)
+        if the chat is missing or already has a summary reaching as far."""
+        ...
+
     async def replace_messages(
         self, tenant: str, chat_id: str, messages: Sequence[NewMessage], *, model: str | None = None
     ) -> list[ChatMessage] | None:
-        """Replace all messages atomically (and the model, if given); None if missing."""
+        """Replace all messages atomically (and the model, if given), dropping the summary;
+        None if missing."""
         ...
 
 
-class Store(KeyStore, ModelStore, ChatStore, Protocol):
+def check_usage(prompt_tokens: int, completion_tokens: int) -> None:
+    """BadRequestError unless both token counts are >= 0."""
+    if prompt_tokens < 0 or completion_tokens < 0:
+        raise BadRequestError("token counts cannot be negative")
+
+
+def today() -> date:
+    """Today's date in UTC: usage and token quotas count UTC days."""
+    return datetime.now(UTC).date()
+
+
+class Store(KeyStore, ModelStore, UsageStore, ChatStore, Protocol):
     """Everything Billumy persists."""
 
     async def ainit(self) -> None: ...

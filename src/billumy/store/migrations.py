@@ -199,6 +199,36 @@ _CHATS_POSTGRESQL = (
     "CREATE INDEX messages_search ON messages USING GIN (search)",
 )
 
+
+def _limits_and_usage(big: str) -> tuple[str, ...]:
+    # Limits: NULL is the server default, 0 unlimited. Usage: one row per key, UTC day and
+    # model, grown by INSERT ... ON CONFLICT DO UPDATE (see SQLStore.record_usage). No foreign
+    # key to api_keys: keys are never deleted, and usage must be kept even if one were.
+    return (
+        "ALTER TABLE api_keys ADD COLUMN requests_per_minute INTEGER",
+        f"ALTER TABLE api_keys ADD COLUMN tokens_per_day {big}",
+        "ALTER TABLE api_keys ADD COLUMN parallel INTEGER",
+        f"""CREATE TABLE usage (
+            key_id VARCHAR(32) NOT NULL,
+            day DATE NOT NULL,
+            model VARCHAR(300) NOT NULL,
+            requests {big} NOT NULL DEFAULT 0,
+            prompt_tokens {big} NOT NULL DEFAULT 0,
+            completion_tokens {big} NOT NULL DEFAULT 0,
+            PRIMARY KEY (key_id, day, model)
+        )""",
+        # Listing every key's usage since a day walks this rather than the whole table.
+        "CREATE INDEX usage_day ON usage (day)",
+    )
+
+
+# The summary folds in every non-system message up to seq summary_upto (0: no summary yet).
+_SUMMARY = (
+    "ALTER TABLE chats ADD COLUMN summary TEXT",
+    "ALTER TABLE chats ADD COLUMN summary_upto INTEGER NOT NULL DEFAULT 0",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -211,6 +241,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         "chats and messages, with full-text search",
         sqlite=_CHATS_SQLITE,
         postgresql=_CHATS_POSTGRESQL,
+    ),
+    Migration(
+        3,
+        "limits per API key and usage per key, day and model",
+        sqlite=_limits_and_usage("INTEGER"),
+        postgresql=_limits_and_usage("BIGINT"),
+    ),
+    Migration(
+        4,
+        "running summary of each chat's older turns",
+        sqlite=_SUMMARY,
+        postgresql=_SUMMARY,
     ),
 )
 

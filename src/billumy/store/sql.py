@@ -1,7 +1,7 @@
 """SQL store on SQLAlchemy's async engine: SQLite (default, WAL) and PostgreSQL (asyncpg).
 
-Keys and models live here; chats and messages in :mod:`billumy.store.sql_chats`; the schema
-in :mod:`billumy.store.migrations`.
+Keys (with their limits), models and usage live here; chats and messages in
+:mod:`billumy.store.sql_chats`; the schema in :mod:`billumy.store.migrations`.
 
 SQLite transactions are begun here rather than by the sqlite3 module (which begins one before
 the first INSERT/UPDATE/DELETE, after any SELECT): writes go through ``SQLStore.writer`` and
@@ -15,15 +15,19 @@ go through the writer), and it saves a BEGIN and a ROLLBACK per read (about 20% 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     Connection,
+    Date,
     DateTime,
+    Insert,
+    Integer,
     MetaData,
     String,
     Table,
@@ -37,12 +41,22 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row, make_url
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from billumy.errors import BadRequestError
-from billumy.store.base import ApiKeyRecord, ModelRecord
+from billumy.store.base import (
+    UNSET,
+    ApiKeyRecord,
+    LimitChange,
+    ModelRecord,
+    UsageRecord,
+    check_usage,
+    limit_changes,
+    today,
+)
 from billumy.store.migrations import migrate
 from billumy.store.sql_chats import SQLChatStore, _aware
 
@@ -63,6 +77,9 @@ api_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("last_used_at", DateTime(timezone=True)),
     Column("revoked_at", DateTime(timezone=True)),
+    Column("requests_per_minute", Integer),
+    Column("tokens_per_day", BigInteger),
+    Column("parallel", Integer),
 )
 
 models = Table(
@@ -73,6 +90,36 @@ models = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("modified_at", DateTime(timezone=True), nullable=False),
 )
+
+key_usage = Table(
+    "usage",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("model", String(300), primary_key=True),
+    Column("requests", BigInteger, nullable=False),
+    Column("prompt_tokens", BigInteger, nullable=False),
+    Column("completion_tokens", BigInteger, nullable=False),
+)
+
+
+def _add_usage(dialect: str, row: dict[str, Any]) -> Insert:
+    """INSERT the row, or add its counters to the row already there for its key, day, model.
+
+    One statement: the row lock (PostgreSQL) or the write lock (SQLite) makes the
+    read-add-write atomic, so concurrent requests of any process never lose an update.
+    """
+    keys = [key_usage.c.key_id, key_usage.c.day, key_usage.c.model]
+    counters = ("requests", "prompt_tokens", "completion_tokens")
+    if dialect == "postgresql":
+        pg = postgresql.insert(key_usage).values(row)
+        return pg.on_conflict_do_update(
+            index_elements=keys, set_={c: key_usage.c[c] + pg.excluded[c] for c in counters}
+        )
+    lite = sqlite.insert(key_usage).values(row)
+    return lite.on_conflict_do_update(
+        index_elements=keys, set_={c: key_usage.c[c] + lite.excluded[c] for c in counters}
+    )
 
 
 def _sqlite_engine(url: str) -> AsyncEngine:
@@ -108,7 +155,19 @@ def _key_from_row(row: Any) -> ApiKeyRecord:
         created_at=_aware(row.created_at) or datetime.now(UTC),
         last_used_at=_aware(row.last_used_at),
         revoked_at=_aware(row.revoked_at),
+        requests_per_minute=row.requests_per_minute,
+        tokens_per_day=row.tokens_per_day,
+        parallel=row.parallel,
     )
+
+
+async def _one_key(conn: AsyncConnection, id_or_name: str) -> Row[Any] | None:
+    """The key with this id or name; None if none, BadRequestError if several match."""
+    match = or_(api_keys.c.id == id_or_name, api_keys.c.name == id_or_name)
+    rows = (await conn.execute(select(api_keys).where(match).limit(2))).all()
+    if len(rows) > 1:
+        raise BadRequestError(f"several keys are named {id_or_name!r}; use the id")
+    return rows[0] if rows else None
 
 
 class SQLStore(SQLChatStore):
@@ -171,6 +230,9 @@ class SQLStore(SQLChatStore):
                     created_at=record.created_at,
                     last_used_at=record.last_used_at,
                     revoked_at=record.revoked_at,
+                    requests_per_minute=record.requests_per_minute,
+                    tokens_per_day=record.tokens_per_day,
+                    parallel=record.parallel,
                 )
             )
 
@@ -188,19 +250,37 @@ class SQLStore(SQLChatStore):
 
     async def revoke_key(self, id_or_name: str) -> ApiKeyRecord | None:
         now = datetime.now(UTC)
-        match = or_(api_keys.c.id == id_or_name, api_keys.c.name == id_or_name)
         async with self.writer.begin() as conn:
-            rows = (await conn.execute(select(api_keys).where(match))).all()
-            if len(rows) != 1:
-                if len(rows) > 1:
-                    raise BadRequestError(f"several keys are named {id_or_name!r}; use the id")
+            found = await _one_key(conn, id_or_name)
+            if found is None:
                 return None
             await conn.execute(
                 update(api_keys)
-                .where(api_keys.c.id == rows[0].id, api_keys.c.revoked_at.is_(None))
+                .where(api_keys.c.id == found.id, api_keys.c.revoked_at.is_(None))
                 .values(revoked_at=now)
             )
-            row = (await conn.execute(select(api_keys).where(api_keys.c.id == rows[0].id))).one()
+            row = (await conn.execute(select(api_keys).where(api_keys.c.id == found.id))).one()
+        return _key_from_row(row)
+
+    async def set_key_limits(
+        self,
+        id_or_name: str,
+        *,
+        requests_per_minute: LimitChange = UNSET,
+        tokens_per_day: LimitChange = UNSET,
+        parallel: LimitChange = UNSET,
+    ) -> ApiKeyRecord | None:
+        changes = limit_changes(
+            requests_per_minute=requests_per_minute,
+            tokens_per_day=tokens_per_day,
+            parallel=parallel,
+        )
+        async with self.writer.begin() as conn:
+            found = await _one_key(conn, id_or_name)
+            if found is None or not changes:
+                return None if found is None else _key_from_row(found)
+            await conn.execute(update(api_keys).where(api_keys.c.id == found.id).values(changes))
+            row = (await conn.execute(select(api_keys).where(api_keys.c.id == found.id))).one()
         return _key_from_row(row)
 
     async def count_active_keys(self) -> int:
@@ -215,6 +295,51 @@ class SQLStore(SQLChatStore):
             await conn.execute(
                 update(api_keys).where(api_keys.c.id == key_id).values(last_used_at=when)
             )
+
+    # usage
+    async def record_usage(
+        self,
+        key_id: str,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        *,
+        day: date | None = None,
+    ) -> None:
+        check_usage(prompt_tokens, completion_tokens)
+        row = {
+            "key_id": key_id,
+            "day": day or today(),
+            "model": model,
+            "requests": 1,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+        }
+        async with self.writer.begin() as conn:
+            await conn.execute(_add_usage(conn.dialect.name, row))
+
+    async def usage(
+        self, *, key_id: str | None = None, since: date | None = None
+    ) -> list[UsageRecord]:
+        u = key_usage.c
+        query = select(key_usage).order_by(u.day, u.key_id, u.model)
+        if key_id is not None:
+            query = query.where(u.key_id == key_id)
+        if since is not None:
+            query = query.where(u.day >= since)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            UsageRecord(
+                key_id=row.key_id,
+                day=row.day,
+                model=row.model,
+                requests=row.requests,
+                prompt_tokens=row.prompt_tokens,
+                completion_tokens=row.completion_tokens,
+            )
+            for row in rows
+        ]
 
     # models
     async def list_models(self) -> list[ModelRecord]:

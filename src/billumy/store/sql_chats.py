@@ -80,6 +80,8 @@ chats = Table(
     Column("message_count", Integer, nullable=False),
     Column("created_at", _timestamp, nullable=False),
     Column("updated_at", _timestamp, nullable=False),
+    Column("summary", Text),
+    Column("summary_upto", Integer, nullable=False, server_default="0"),
 )
 
 chat_messages = Table(
@@ -170,6 +172,8 @@ def _chat(row: Mapping[Any, Any]) -> Chat:
         metadata=dict(row["metadata"]),
         archived=bool(row["archived"]),
         message_count=row["message_count"],
+        summary=row["summary"],
+        summary_upto=row["summary_upto"],
     )
 
 
@@ -274,6 +278,8 @@ class SQLChatStore:
             "message_count": len(rows),
             "created_at": created_at,
             "updated_at": updated_at,
+            "summary": None,
+            "summary_upto": 0,
         }
         try:
             async with self.writer.begin() as conn:
@@ -429,7 +435,13 @@ class SQLChatStore:
         self, tenant: str, chat_id: str, messages: Sequence[NewMessage], *, model: str | None = None
     ) -> list[ChatMessage] | None:
         now = datetime.now(UTC)
-        values: dict[str, Any] = {"message_count": len(messages), "updated_at": now}
+        # New messages: the old summary describes another conversation.
+        values: dict[str, Any] = {
+            "message_count": len(messages),
+            "updated_at": now,
+            "summary": None,
+            "summary_upto": 0,
+        }
         if model is not None:
             values["model"] = model
         async with self.writer.begin() as conn:
@@ -449,6 +461,21 @@ class SQLChatStore:
             if rows:
                 await conn.execute(insert(chat_messages), rows)
         return [_message(row) for row in rows]
+
+    async def set_summary(self, tenant: str, chat_id: str, summary: str, upto: int) -> bool:
+        async with self.writer.begin() as conn:
+            result = await conn.execute(
+                update(chats)
+                .where(
+                    chats.c.id == chat_id,
+                    chats.c.tenant == tenant,
+                    # Never replace a summary with one that covers less.
+                    chats.c.summary_upto < upto,
+                    chats.c.message_count >= upto,
+                )
+                .values(summary=summary, summary_upto=upto)
+            )
+        return bool(result.rowcount)
 
 
 def _older_than(query: Select[Any], after: ChatPage) -> Select[Any]:
