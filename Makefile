@@ -34,8 +34,10 @@ unit: install
 test: install services lint typecheck
 	$(BIN)/pytest -q
 
-bench: install
+bench: install services
 	$(BIN)/python benchmarks/engine_overhead.py
+	$(BIN)/python benchmarks/store.py
+	$(BIN)/python benchmarks/cache.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

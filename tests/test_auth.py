@@ -112,6 +112,28 @@ def test_authenticate_accepts_bearer_key_and_records_use(db: Path) -> None:
     with_store(db, body)
 
 
+def test_known_keys_are_remembered_for_the_cache_ttl(db: Path) -> None:
+    async def body(store: SQLStore) -> None:
+        key, record = await create_key(store, name="cached", scopes=["inference"])
+        auth = Authenticator(store, cache_ttl=0.3)
+        assert (await auth.authenticate(f"Bearer {key}")).key_id == record.id
+        await store.revoke_key(record.id)
+        # Within the TTL the remembered record answers; after it, the revocation applies.
+        assert (await auth.authenticate(f"Bearer {key}")).key_id == record.id
+        await asyncio.sleep(0.35)
+        with pytest.raises(UnauthorizedError, match="revoked"):
+            await auth.authenticate(f"Bearer {key}")
+        # Without a TTL every request reads the store.
+        key2, record2 = await create_key(store, name="uncached", scopes=["inference"])
+        fresh = Authenticator(store)
+        assert (await fresh.authenticate(f"Bearer {key2}")).key_id == record2.id
+        await store.revoke_key(record2.id)
+        with pytest.raises(UnauthorizedError, match="revoked"):
+            await fresh.authenticate(f"Bearer {key2}")
+
+    with_store(db, body)
+
+
 @pytest.mark.parametrize(
     ("header", "message"),
     [

@@ -164,7 +164,9 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.store = store
         app.state.catalog = catalog
         app.state.engine = engine
-        app.state.auth = Authenticator(store, default_limits=settings.default_limits())
+        app.state.auth = Authenticator(
+            store, default_limits=settings.default_limits(), cache_ttl=settings.key_cache_ttl
+        )
         app.state.shared_state = state
         app.state.fair_use = fair_use
         app.state.inference = InferenceService(

@@ -113,14 +113,31 @@ async def ensure_key(store: KeyStore, key: str, *, name: str = "admin") -> ApiKe
 class Authenticator:
     """Turns an ``Authorization`` header into a :class:`Principal` or raises 401.
 
-    The key is read from the store on every request, so a revocation or a change of its
-    limits applies to the next request, in every process.
+    A key found in the store is remembered for ``cache_ttl`` seconds (0: read the store on
+    every request), so a revocation or a change of limits applies within that time, in every
+    process. Unknown keys are never remembered.
     """
 
-    def __init__(self, store: KeyStore, *, default_limits: Limits | None = None) -> None:
+    def __init__(
+        self, store: KeyStore, *, default_limits: Limits | None = None, cache_ttl: float = 0.0
+    ) -> None:
         self._store = store
         self._limits = default_limits or Limits()
+        self._cache_ttl = cache_ttl
+        self._known: dict[str, tuple[float, ApiKeyRecord]] = {}
         self._touched: dict[str, float] = {}
+
+    async def _record(self, digest: str) -> ApiKeyRecord | None:
+        now = time.monotonic()
+        known = self._known.get(digest)
+        if known is not None and known[0] > now:
+            return known[1]
+        record = await self._store.key_by_hash(digest)
+        if record is not None and self._cache_ttl > 0:
+            if len(self._known) >= 10_000:  # bounded: drop the lot rather than grow
+                self._known.clear()
+            self._known[digest] = (now + self._cache_ttl, record)
+        return record
 
     async def authenticate(self, authorization: str | None) -> Principal:
         if not authorization:
@@ -130,7 +147,7 @@ class Authenticator:
         if scheme.lower() != "bearer" or not token:
             raise UnauthorizedError("malformed Authorization header: expected 'Bearer <key>'")
         digest = hash_key(token)
-        record = await self._store.key_by_hash(digest)
+        record = await self._record(digest)
         # The lookup is by hash; compare again in constant time so no branch depends on the key.
         if record is None or not secrets.compare_digest(record.key_hash, digest):
             raise UnauthorizedError("invalid API key")

@@ -129,6 +129,11 @@ class Settings(BaseSettings):
     default_parallel: int = Field(
         default=32, ge=0, description="Parallel requests per key, unless the key says; 0: none."
     )
+    key_cache_ttl: float = Field(
+        default=2.0,
+        ge=0,
+        description="Seconds a verified key is remembered; revocations apply within this.",
+    )
     quota_on_outage: str = Field(
         default="closed",
         description="While Redis is unreachable, token quotas fail 'closed' (503) or 'open'.",

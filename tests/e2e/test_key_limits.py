@@ -66,8 +66,9 @@ def within_one_minute_window() -> None:
 
 @pytest.fixture
 def srv(make_server: type[Server], tmp_path: Path) -> Server:
-    """A server with the default limits (600 requests per minute, 32 parallel, no quota)."""
-    return make_server(data_dir=tmp_path / "limits").start()
+    """A server with the default limits (600 requests per minute, 32 parallel, no quota),
+    reading keys on every request so that limit changes apply to the very next one."""
+    return make_server(data_dir=tmp_path / "limits", env={"BILLUMY_KEY_CACHE_TTL": "0"}).start()
 
 
 def test_requests_per_minute_per_key_and_changes_apply_at_once(srv: Server) -> None:

@@ -64,14 +64,14 @@ class FairUse:
         rpm = limits.requests_per_minute
         if rpm is None:
             return None
-        window = int(time.time() // 60)
-        name = f"rl:rpm:{key_id}:{window}"
+        now = time.time()
+        # Windows are whole clock minutes, so when this one ends needs no second round trip.
+        name = f"rl:rpm:{key_id}:{int(now // 60)}"
         try:
             used = await self.state.incr(name, 1, 60.0)
-            reset = await self.state.ttl(name)
         except StateUnavailableError:
             return None  # only a bare Redis state raises; the resilient one falls back
-        reset_s = max(1, math.ceil(reset if reset is not None else 60.0))
+        reset_s = max(1, math.ceil(60 - now % 60))
         report = RateHeaders(limit=rpm, remaining=max(0, rpm - used), reset_s=reset_s)
         if used > rpm:
             raise RateLimitedError(
