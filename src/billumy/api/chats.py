@@ -9,7 +9,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from billumy.api.deps import ChatBody, InferenceDep, InferenceKey, body_of
 from billumy.api.ollama import chat as ollama_chat
-from billumy.api.ollama import timestamp
+from billumy.api.ollama import chat_chunk
 from billumy.api.responses import JSON
 from billumy.api.streaming import ndjson_response, prime, unless_disconnected
 from billumy.conversations import ConversationService, export_markdown
@@ -166,23 +166,9 @@ async def post_message(
     model = reply.chat.model
 
     def render(chunk: Chunk, text: str | None = None) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "model": model,
-            "created_at": timestamp(),
-            "message": {"role": "assistant", "content": chunk.text if text is None else text},
-            "done": chunk.done,
-        }
+        out = chat_chunk(model, chunk, text)
         if chunk.done:
-            out.update(
-                chat_id=reply.chat.id,
-                done_reason=chunk.done_reason,
-                total_duration=chunk.total_duration,
-                load_duration=chunk.load_duration,
-                prompt_eval_count=chunk.prompt_eval_count,
-                prompt_eval_duration=chunk.prompt_eval_duration,
-                eval_count=chunk.eval_count,
-                eval_duration=chunk.eval_duration,
-            )
+            out["chat_id"] = reply.chat.id
         return out
 
     if body.stream:

@@ -53,6 +53,19 @@ def _stats(chunk: Chunk) -> dict[str, Any]:
     }
 
 
+def chat_chunk(model: str, chunk: Chunk, text: str | None = None) -> dict[str, Any]:
+    """A /api/chat line: a piece of the reply, or (done) the whole ``text`` with statistics."""
+    out: dict[str, Any] = {
+        "model": model,
+        "created_at": timestamp(),
+        "message": {"role": "assistant", "content": chunk.text if text is None else text},
+        "done": chunk.done,
+    }
+    if chunk.done:
+        out.update(_stats(chunk))
+    return out
+
+
 def _is_last(chunk: Chunk) -> bool:
     return chunk.done
 
@@ -129,15 +142,7 @@ async def chat(
     model = body.model
 
     def render(chunk: Chunk, text: str | None = None) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "model": model,
-            "created_at": timestamp(),
-            "message": {"role": "assistant", "content": chunk.text if text is None else text},
-            "done": chunk.done,
-        }
-        if chunk.done:
-            out.update(_stats(chunk))
-        return out
+        return chat_chunk(model, chunk, text)
 
     empty = not body.messages
     return await _run(request, service, key, prepared, empty, body.stream, render)
