@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from billumy import __version__
-from billumy.api import chats, errors, models, ollama, system
+from billumy.api import chats, errors, models, ollama, openai, system
 from billumy.api.errors import error_response
 from billumy.auth import Authenticator, Principal
 from billumy.cache.base import SharedState
@@ -49,7 +49,8 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            response = error_response(413, f"request body too large (limit {self.limit} bytes)")
+            message = f"request body too large (limit {self.limit} bytes)"
+            response = error_response(413, message, path=scope["path"])
             await response(scope, receive, send)
             return
         seen = 0
@@ -208,6 +209,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(ollama.router)
     app.include_router(models.router)
     app.include_router(chats.router)
+    app.include_router(openai.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(AccessLog)
     return app

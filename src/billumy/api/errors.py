@@ -1,8 +1,10 @@
-"""The one place where exceptions become ``{"error": "..."}`` responses."""
+"""The one place where exceptions become error responses: Ollama's ``{"error": "..."}``, or
+OpenAI's ``{"error": {"message", "type", "param", "code"}}`` under ``/v1``."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,32 +16,54 @@ from billumy.errors import BillumyError
 
 log = logging.getLogger(__name__)
 
+_OPENAI_TYPES = {
+    400: ("invalid_request_error", None),
+    401: ("authentication_error", "invalid_api_key"),
+    403: ("permission_error", None),
+    404: ("invalid_request_error", "not_found"),
+    405: ("invalid_request_error", None),
+    413: ("invalid_request_error", "request_too_large"),
+    429: ("rate_limit_error", "rate_limit_exceeded"),
+}
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSON:
-    return JSON({"error": message}, status_code=status, headers=headers)
+
+def openai_error(status: int, message: str) -> dict[str, Any]:
+    """OpenAI's error object for a status and message."""
+    kind, code = _OPENAI_TYPES.get(status, ("server_error", None))
+    if status == 404 and "model" in message:
+        code = "model_not_found"
+    return {"message": message, "type": kind, "param": None, "code": code}
+
+
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None, *, path: str = ""
+) -> JSON:
+    body: Any = {"error": openai_error(status, message) if path.startswith("/v1/") else message}
+    return JSON(body, status_code=status, headers=headers)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(BillumyError)
-    async def _billumy(_: Request, exc: BillumyError) -> JSON:
+    async def _billumy(request: Request, exc: BillumyError) -> JSON:
         if exc.status_code >= 500:
             log.error("request failed: %s", exc.message)
-        return error_response(exc.status_code, exc.message, exc.headers)
+        return error_response(exc.status_code, exc.message, exc.headers, path=request.url.path)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSON:
-        return error_response(400, validation_message(exc))
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSON:
+        return error_response(400, validation_message(exc), path=request.url.path)
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSON:
+    async def _http(request: Request, exc: HTTPException) -> JSON:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         if exc.status_code == 404 and message == "Not Found":
             message = "not found"
         elif exc.status_code == 405:
             message = "method not allowed"
-        return error_response(exc.status_code, message, dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        return error_response(exc.status_code, message, headers, path=request.url.path)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSON:
+    async def _unexpected(request: Request, exc: Exception) -> JSON:
         log.exception("unhandled error", exc_info=exc)
-        return error_response(500, "internal server error")
+        return error_response(500, "internal server error", path=request.url.path)
