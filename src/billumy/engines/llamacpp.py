@@ -8,94 +8,31 @@ beyond them wait in one bounded queue shared by all models, and a full queue ans
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
-import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import llama_cpp
 from llama_cpp import Llama
-from llama_cpp.llama_grammar import LlamaGrammar
 
 from billumy.engines.base import Chunk, Embeddings, Generation, LoadedModel
-from billumy.engines.decoding import TextAssembler
-from billumy.engines.prompting import PromptBuilder
+from billumy.engines.llamacpp_runner import (
+    Runner,
+    generate_in_thread,
+    grammar_for,
+    open_model,
+    prompt_builder,
+)
 from billumy.errors import BadRequestError, BillumyError, EngineError, OverloadedError
 
 log = logging.getLogger(__name__)
 
 FOREVER = timedelta(days=365 * 100)
-
-
-@lru_cache(maxsize=64)
-def _grammar(spec: str) -> LlamaGrammar:
-    if spec == "json":
-        return LlamaGrammar.from_string(llama_cpp.llama_grammar.JSON_GBNF, verbose=False)
-    try:
-        return LlamaGrammar.from_json_schema(spec, verbose=False)
-    except Exception as exc:  # the converter raises plain exceptions on unsupported schemas
-        raise BadRequestError(f"unsupported JSON schema in format: {exc}") from exc
-
-
-def grammar_for(fmt: str | dict[str, Any] | None) -> LlamaGrammar | None:
-    """The llama.cpp grammar that forces ``format``: any JSON, or JSON valid for a schema."""
-    if fmt is None or fmt == "":
-        return None
-    if fmt == "json":
-        return _grammar("json")
-    if isinstance(fmt, dict):
-        return _grammar(json.dumps(fmt, sort_keys=True))
-    raise BadRequestError('format must be "json" or a JSON schema object')
-
-
-@dataclass(eq=False)
-class _Runner:
-    """One loaded llama.cpp context."""
-
-    llm: Llama
-    path: Path
-    n_ctx: int
-    size: int
-    prompts: PromptBuilder
-    name: str = ""
-    busy: bool = False
-    expires_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-
-def _open(path: Path, n_ctx: int, threads: int, *, embedding: bool = False) -> Llama:
-    kwargs: dict[str, Any] = {}
-    if embedding:
-        kwargs = {
-            "embedding": True,
-            "pooling_type": llama_cpp.LLAMA_POOLING_TYPE_MEAN,
-            "n_batch": n_ctx,
-            "n_ubatch": n_ctx,
-        }
-    return Llama(
-        model_path=str(path),
-        n_ctx=n_ctx,
-        n_threads=threads,
-        n_threads_batch=threads,
-        verbose=False,
-        **kwargs,
-    )
-
-
-def _prompt_builder(llm: Llama) -> PromptBuilder:
-    def text(token: int) -> str:
-        return str(llm._model.token_get_text(token)) if token >= 0 else ""
-
-    template = llm.metadata.get("tokenizer.chat_template")
-    return PromptBuilder(template, bos=text(llm.token_bos()), eos=text(llm.token_eos()))
 
 
 class LlamaCppEngine:
@@ -116,7 +53,7 @@ class LlamaCppEngine:
         self._executor = ThreadPoolExecutor(
             max_workers=num_parallel * 4 + 2, thread_name_prefix="llama"
         )
-        self._runners: dict[Path, list[_Runner]] = {}
+        self._runners: dict[Path, list[Runner]] = {}
         self._slots: dict[Path, asyncio.Semaphore] = {}
         self._embedders: dict[Path, tuple[Llama, int]] = {}
         self._vocabs: dict[Path, Llama] = {}
@@ -147,7 +84,7 @@ class LlamaCppEngine:
     async def _run(self, fn: Callable[[], Any]) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
-    async def _checkout(self, path: Path, name: str, n_ctx: int) -> tuple[_Runner, int]:
+    async def _checkout(self, path: Path, name: str, n_ctx: int) -> tuple[Runner, int]:
         """An idle runner for ``path`` with context ``n_ctx``; loads one if needed. Slot held."""
         pool = self._runners.setdefault(path, [])
         idle = [r for r in pool if not r.busy]
@@ -161,18 +98,18 @@ class LlamaCppEngine:
                 await self._run(stale.llm.close)
             start = time.perf_counter_ns()
             try:
-                llm = await self._run(lambda: _open(path, n_ctx, self.threads))
+                llm = await self._run(lambda: open_model(path, n_ctx, self.threads))
             except BillumyError:
                 raise
             except Exception as exc:
                 raise EngineError(f"could not load model {name!r}: {exc}") from exc
             load_ns = time.perf_counter_ns() - start
-            runner = _Runner(
+            runner = Runner(
                 llm=llm,
                 path=path,
                 n_ctx=n_ctx,
                 size=int(llm._model.size()),
-                prompts=_prompt_builder(llm),
+                prompts=prompt_builder(llm),
             )
             pool.append(runner)
             log.info(
@@ -183,7 +120,7 @@ class LlamaCppEngine:
         runner.name = name
         return runner, load_ns
 
-    def _checkin(self, runner: _Runner, keep_alive_s: float | None) -> None:
+    def _checkin(self, runner: Runner, keep_alive_s: float | None) -> None:
         runner.busy = False
         seconds = self.keep_alive_s if keep_alive_s is None else keep_alive_s
         if seconds < 0 or math.isinf(seconds):
@@ -194,7 +131,7 @@ class LlamaCppEngine:
             self._drop(runner)
         self._ensure_reaper()
 
-    def _drop(self, runner: _Runner) -> None:
+    def _drop(self, runner: Runner) -> None:
         pool = self._runners.get(runner.path, [])
         if runner in pool:
             pool.remove(runner)
@@ -256,7 +193,7 @@ class LlamaCppEngine:
         started = time.perf_counter_ns()
         grammar = grammar_for(request.format)
         slots = await self._acquire(request.model_path)
-        runner: _Runner | None = None
+        runner: Runner | None = None
         stop = threading.Event()
         future: asyncio.Future[Any] | None = None
         try:
@@ -271,7 +208,7 @@ class LlamaCppEngine:
 
             active = runner
             future = loop.run_in_executor(
-                self._executor, lambda: _generate(active, request, grammar, stop, emit)
+                self._executor, lambda: generate_in_thread(active, request, grammar, stop, emit)
             )
             while True:
                 item = await queue.get()
@@ -292,7 +229,7 @@ class LlamaCppEngine:
     def _release_after(
         self,
         future: asyncio.Future[Any] | None,
-        runner: _Runner | None,
+        runner: Runner | None,
         slots: asyncio.Semaphore,
         keep_alive_s: float | None,
     ) -> None:
@@ -331,7 +268,7 @@ class LlamaCppEngine:
             return current[0]
         if current is not None:
             await self._run(current[0].close)
-        llm: Llama = await self._run(lambda: _open(path, n_ctx, self.threads, embedding=True))
+        llm: Llama = await self._run(lambda: open_model(path, n_ctx, self.threads, embedding=True))
         self._embedders[path] = (llm, n_ctx)
         return llm
 
@@ -393,131 +330,3 @@ class LlamaCppEngine:
         self._runners.clear()
         self._embedders.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
-
-
-def _generate(
-    runner: _Runner,
-    request: Generation,
-    grammar: LlamaGrammar | None,
-    stop: threading.Event,
-    emit: Callable[[Chunk | BaseException], None],
-) -> None:
-    """Runs in a worker thread: tokenize, sample, and hand chunks to the event loop."""
-    try:
-        _generate_tokens(runner, request, grammar, stop, emit)
-    except BaseException as exc:  # everything goes back to the loop, never lost in a thread
-        emit(exc if isinstance(exc, BillumyError) else EngineError(f"generation failed: {exc}"))
-
-
-def _prompt_tokens(runner: _Runner, request: Generation) -> tuple[list[int], list[str]]:
-    """The prompt's tokens (after ``context``) and the template's stop sequences.
-
-    With ``truncate`` (chats), the oldest turns are left out until the prompt leaves room for
-    the reply, as Ollama does; system messages, the first ``keep_messages`` and the last message
-    always stay. Otherwise a prompt that does not fit is a 400.
-    """
-    llm = runner.llm
-    room = min(request.num_predict, runner.n_ctx // 4) if request.truncate else 1
-    while True:
-        text, stops = runner.prompts.build(request)
-        tokens = list(request.context) + llm.tokenize(
-            text.encode(), add_bos=not request.context, special=True
-        )
-        if len(tokens) <= runner.n_ctx - room or not request.truncate or not request.messages:
-            break
-        droppable = [
-            i
-            for i, m in enumerate(request.messages[:-1])
-            if i >= request.keep_messages and m.get("role") != "system"
-        ]
-        if not droppable:
-            break
-        messages = list(request.messages)
-        del messages[droppable[0]]
-        request = replace(request, messages=messages)
-    if len(tokens) >= runner.n_ctx:
-        raise BadRequestError(
-            f"the prompt is {len(tokens)} tokens, which does not fit the context length "
-            f"num_ctx={runner.n_ctx}; shorten it or raise num_ctx"
-        )
-    return tokens, stops
-
-
-def _generate_tokens(
-    runner: _Runner,
-    request: Generation,
-    grammar: LlamaGrammar | None,
-    stop: threading.Event,
-    emit: Callable[[Chunk | BaseException], None],
-) -> None:
-    llm = runner.llm
-    tokens, template_stops = _prompt_tokens(runner, request)
-    budget = min(request.num_predict, runner.n_ctx - len(tokens))
-    s = request.sampling
-    if s.seed is not None and s.seed >= 0 and s.temperature > 0:
-        # Reusing a cached prompt prefix changes the logits in the last bits, so the same seed
-        # would not sample the same text; a seeded sampling request evaluates its whole prompt.
-        # (Greedy decoding ignores the seed and keeps the prefix cache.)
-        llm.reset()  # type: ignore[no-untyped-call]
-    llm.set_seed(s.seed if s.seed is not None and s.seed >= 0 else secrets.randbits(32))
-    assembler = TextAssembler([*s.stop, *template_stops])
-    generated: list[int] = []
-    t_prompt = time.perf_counter_ns()
-    t_first = 0
-    done_reason = "length"
-    vocab = llm._model.vocab
-    for token in llm.generate(
-        tokens,
-        top_k=s.top_k,
-        top_p=s.top_p,
-        min_p=s.min_p,
-        typical_p=s.typical_p,
-        temp=s.temperature,
-        repeat_penalty=s.repeat_penalty,
-        frequency_penalty=s.frequency_penalty,
-        presence_penalty=s.presence_penalty,
-        mirostat_mode=s.mirostat,
-        mirostat_tau=s.mirostat_tau,
-        mirostat_eta=s.mirostat_eta,
-        grammar=grammar,
-        stopping_criteria=llama_cpp.StoppingCriteriaList([lambda _ids, _logits: stop.is_set()]),
-    ):
-        if not t_first:
-            t_first = time.perf_counter_ns()
-        if budget <= 0:
-            break
-        if llama_cpp.llama_vocab_is_eog(vocab, token):
-            done_reason = "stop"
-            break
-        generated.append(token)
-        piece = assembler.feed(llm.detokenize([token]))
-        if piece:
-            emit(Chunk(text=piece))
-        if assembler.stopped:
-            done_reason = "stop"
-            break
-        if stop.is_set() or len(generated) >= budget:
-            break
-    # Checked before the final chunk goes out: after it, the consumer sets ``stop`` itself.
-    cancelled = stop.is_set()
-    tail = assembler.flush()
-    if tail:
-        emit(Chunk(text=tail))
-    end = time.perf_counter_ns()
-    t_first = t_first or end
-    emit(
-        Chunk(
-            done=True,
-            done_reason="stop" if done_reason == "stop" else "length",
-            context=tokens + generated,
-            prompt_eval_count=len(tokens),
-            prompt_eval_duration=t_first - t_prompt,
-            eval_count=len(generated) + (1 if done_reason == "stop" else 0),
-            eval_duration=end - t_first,
-        )
-    )
-    if cancelled:
-        log.info(
-            "generation stopped early",
-            extra={"model": request.model_name, "eval_count": len(generated)},
-        )
