@@ -204,10 +204,14 @@ def run_billumy(
     }
     server_cpu = process_cpu_s(server_pid)
     watch = Stopwatch()
+    # Greedy requests are cacheable: no-store makes every run generate, as the direct paths do.
+    headers = {**headers, "Cache-Control": "no-store"}
     with client.stream("POST", url + "/api/generate", json=body, headers=headers) as response:
         if response.status_code != 200:
             response.read()
             raise RuntimeError(f"billumy answered {response.status_code}: {response.text}")
+        if response.headers.get("x-billumy-cache") == "hit":
+            raise RuntimeError("answered from the response cache: nothing would be measured")
         for line in response.iter_lines():
             if not line:
                 continue
