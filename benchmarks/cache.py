@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,35 +21,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.server import Server, free_port  # noqa: E402
-
-
-def _redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(200):
-        out = subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True)
-        if out.stdout.strip() == "PONG":
-            return proc, f"redis://127.0.0.1:{port}/0"
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("redis-server did not start")
+from tests.e2e.server import RedisServer, Server  # noqa: E402
 
 
 def _ms(samples: list[float], q: float) -> float:
@@ -104,10 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=32, help="num_predict of each request")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        redis_proc, redis_url = _redis(Path(tmp))
+        redis = RedisServer(Path(tmp) / "redis-data").start()
         servers = {
             "local": Server(data_dir=Path(tmp) / "local"),
-            "redis": Server(data_dir=Path(tmp) / "redis", env={"BILLUMY_REDIS_URL": redis_url}),
+            "redis": Server(data_dir=Path(tmp) / "redis", env={"BILLUMY_REDIS_URL": redis.url}),
         }
         results: dict[str, dict[str, list[float]]] = {}
         try:
@@ -119,8 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for srv in servers.values():
                 srv.stop()
-            redis_proc.kill()
-            redis_proc.wait()
+            redis.stop()
     print(
         f"\n{args.prompts} prompts x {args.repeats} hits, num_predict {args.tokens}, "
         "kept-alive HTTP/1.1 connection"

@@ -14,7 +14,7 @@ import logging
 import re
 import secrets
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -238,7 +238,8 @@ class ConversationService:
         if stored is None:
             raise NotFoundError("chat not found")
         await self.context.remember(chat.id, stored)
-        chat = await self.get(tenant, chat.id, with_messages=False)
+        # The append's last seq is the chat's new message count: no second read needed.
+        chat = replace(chat, message_count=stored[-1].seq)
         assembled = await self.context.assemble(
             tenant, chat, entry, num_ctx=num_ctx, num_predict=num_predict
         )

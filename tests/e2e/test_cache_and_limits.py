@@ -8,8 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import RedisServer
-from tests.e2e.server import Server
+from tests.e2e.server import RedisServer, Server
 
 GREEDY = {"num_predict": 8, "temperature": 0}
 

@@ -9,8 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import RedisServer
-from tests.e2e.server import Server
+from tests.e2e.server import RedisServer, Server
 
 SMALL = {"num_ctx": 512, "num_predict": 16, "temperature": 0, "seed": 1}
 
