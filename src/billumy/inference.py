@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -26,10 +26,12 @@ from billumy.cache.responses import (
     deterministic,
     generation_key,
 )
-from billumy.catalog import ROLES, Catalog, ModelEntry
+from billumy.catalog import ROLES, Catalog, ModelEntry, normalize_name
 from billumy.durations import parse_duration
-from billumy.engines.base import Chunk, Embeddings, Generation, Sampling
+from billumy.engines.base import Chunk, DoneReason, Embeddings, Generation, Sampling
 from billumy.engines.llamacpp import LlamaCppEngine
+from billumy.engines.maestro import CLASSIFIER_SYSTEM, SCHEMA, Maestro
+from billumy.engines.router import Route, Router
 from billumy.errors import BadRequestError
 from billumy.modelfile import coerce_parameters
 from billumy.schemas.ollama import ChatRequest, EmbedRequest, GenerateRequest, Message
@@ -71,6 +73,15 @@ class Prepared:
 
     entry: ModelEntry
     generation: Generation
+    tier: str | None = None  # the maestro tier chosen for a tiered model name
+    route: Route = field(default_factory=Route)  # where it went (filled in by the router)
+
+    def headers(self) -> dict[str, str]:
+        """X-Billumy-Tier and X-Billumy-Deployment, as far as they are known."""
+        out = self.route.headers()
+        if self.tier is not None:
+            out["X-Billumy-Tier"] = self.tier
+        return out
 
 
 class InferenceService:
@@ -80,13 +91,17 @@ class InferenceService:
         settings: Settings,
         catalog: Catalog,
         engine: LlamaCppEngine,
+        router: Router,
         cache: ResponseCache,
         fair_use: FairUse,
         usage: UsageRecorder | None = None,
+        maestro: Maestro | None = None,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.engine = engine
+        self.router = router
+        self.maestro = maestro
         self.cache = cache
         self.fair_use = fair_use
         self.usage = usage
@@ -101,6 +116,37 @@ class InferenceService:
                     log.info("preparing model", extra={"model": entry.base.name})
                     await asyncio.to_thread(entry.base.prepare)
         return entry
+
+    async def resolve(self, name: str, question: str) -> tuple[ModelEntry, str | None]:
+        """The entry serving ``name`` for ``question``, and the maestro tier when ``name``
+        is a tiered model."""
+        if self.maestro is not None and name:
+            key = normalize_name(name)
+            if self.maestro.routes(key):
+                decision = await self.maestro.choose(key, question)
+                return await self.model(decision.model), decision.tier
+        return await self.model(name), None
+
+    async def check_model(self, name: str) -> None:
+        """404 unless ``name`` is a model (or a tiered model name) served here."""
+        if self.maestro is not None and name and self.maestro.routes(normalize_name(name)):
+            return
+        await self.catalog.get(name)
+
+    async def classify(self, model: str, question: str) -> str:
+        """The classifier model's raw JSON answer for ``question`` (maestro tiers)."""
+        entry = await self.model(model)
+        generation = Generation(
+            model_path=entry.base.path(),
+            model_name=entry.name,
+            system=CLASSIFIER_SYSTEM,
+            messages=[{"role": "user", "content": question[:2000]}],
+            num_ctx=2048,
+            num_predict=48,
+            sampling=Sampling(temperature=0.0, seed=0),
+            format=SCHEMA,
+        )
+        return "".join([c.text async for c in self.router.generate(entry, generation)])
 
     # --- options -------------------------------------------------------------------------------
 
@@ -155,7 +201,7 @@ class InferenceService:
     # --- generate / chat -----------------------------------------------------------------------
 
     async def prepare_generate(self, req: GenerateRequest) -> Prepared:
-        entry = await self.model(req.model)
+        entry, tier = await self.resolve(req.model, req.prompt or "")
         if req.suffix:
             raise BadRequestError(f"model '{req.model}' does not support insert (suffix)")
         if req.images:
@@ -180,20 +226,24 @@ class InferenceService:
             sampling=self._sampling(opts),
             format=req.format or None,
             keep_alive_s=self._keep_alive(req.keep_alive),
+            mode="generate",
         )
         self._log_prompt(entry, req.prompt or "")
-        return Prepared(entry=entry, generation=generation)
+        return Prepared(entry=entry, generation=generation, tier=tier)
 
     async def prepare_chat(self, req: ChatRequest) -> Prepared:
-        entry = await self.model(req.model)
         if req.tools:
             raise BadRequestError(f"model '{req.model}' does not support tools")
         if req.think:
             raise BadRequestError(f"model '{req.model}' does not support thinking")
         messages = [self._message(req.model, m) for m in req.messages or []]
-        return self.prepare_messages(
+        question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+        entry, tier = await self.resolve(req.model, question)
+        prepared = self.prepare_messages(
             entry, messages, options=req.options, format=req.format, keep_alive=req.keep_alive
         )
+        prepared.tier = tier
+        return prepared
 
     def prepare_messages(
         self,
@@ -241,6 +291,10 @@ class InferenceService:
     async def load_or_unload(self, prepared: Prepared) -> Chunk:
         """An empty prompt: load the model (or unload it when keep_alive is 0)."""
         g = prepared.generation
+        if prepared.entry.route is not None:
+            # Upstream deployments load models as they need them.
+            reason: DoneReason = "unload" if g.keep_alive_s == 0 else "load"
+            return Chunk(done=True, done_reason=reason)
         if g.keep_alive_s == 0:
             await self.engine.unload(g.model_path)
             return Chunk(done=True, done_reason="unload")
@@ -248,7 +302,7 @@ class InferenceService:
         return Chunk(done=True, done_reason="load", load_duration=load_ns, total_duration=load_ns)
 
     def stream(self, prepared: Prepared) -> AsyncIterator[Chunk]:
-        return self.engine.generate(prepared.generation)
+        return self.router.generate(prepared.entry, prepared.generation, prepared.route)
 
     async def open(
         self, prepared: Prepared, caller: Principal, cache_control: str | None = None
@@ -257,7 +311,7 @@ class InferenceService:
         limits (and then cached when the request is deterministic)."""
         g = prepared.generation
         key = None
-        if deterministic(g) or self.settings.cache_sampled:
+        if self.cache.enabled and (deterministic(g) or self.settings.cache_sampled):
             key = generation_key(caller.tenant, prepared.entry.digest, g)
         policy = CachePolicy.from_header(cache_control)
         return await self.cache.stream(key, policy, self.metered(prepared, caller))
@@ -283,7 +337,11 @@ class InferenceService:
     # --- embeddings ----------------------------------------------------------------------------
 
     async def embed(
-        self, req: EmbedRequest, caller: Principal, cache_control: str | None = None
+        self,
+        req: EmbedRequest,
+        caller: Principal,
+        cache_control: str | None = None,
+        route: Route | None = None,
     ) -> tuple[CacheStatus, Embeddings]:
         """Embeddings (always deterministic, so cached unless the request says otherwise)."""
         entry = await self.model(req.model)
@@ -313,14 +371,25 @@ class InferenceService:
         await self.fair_use.check_quota(caller.key_id, caller.limits)
         holder = await self.fair_use.acquire(caller.key_id, caller.limits)
         try:
-            result = await self.engine.embed(
-                model_path=entry.base.path(),
-                model_name=entry.name,
-                inputs=inputs,
-                truncate=req.truncate,
-                num_ctx=num_ctx,
-                keep_alive_s=keep_alive_s,
-            )
+            if entry.route is not None:
+                result = await self.router.embed(
+                    entry,
+                    inputs,
+                    truncate=req.truncate,
+                    num_ctx=num_ctx,
+                    keep_alive_s=keep_alive_s,
+                    dimensions=req.dimensions,
+                    route=route,
+                )
+            else:
+                result = await self.engine.embed(
+                    model_path=entry.base.path(),
+                    model_name=entry.name,
+                    inputs=inputs,
+                    truncate=req.truncate,
+                    num_ctx=num_ctx,
+                    keep_alive_s=keep_alive_s,
+                )
         finally:
             await self.fair_use.release(caller.key_id, holder)
         await self.fair_use.spend(caller.key_id, result.prompt_eval_count)

@@ -42,3 +42,7 @@ def configure(level: str = "info") -> None:
         logging.getLogger(name).propagate = True
     # Our access log (billumy.access) replaces uvicorn's, which would print query strings.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every upstream request with its URL at INFO: upstream addresses (which may
+    # carry credentials) stay out of the logs, whatever the level.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)

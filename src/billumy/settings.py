@@ -7,10 +7,11 @@ The TOML file is ``./billumy.toml`` unless ``BILLUMY_CONFIG`` names another one.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -39,6 +40,89 @@ class PersonaConfig(BaseModel):
     messages: list[dict[str, str]] = Field(default_factory=list, description="Few-shot messages.")
     modelfile: str | None = Field(
         default=None, description="Path to an Ollama Modelfile; its fields fill in the rest."
+    )
+
+
+Provider = Literal["ollama", "openai", "embedded"]
+
+
+class DeploymentConfig(BaseModel):
+    """One place that serves a model: the embedded engine or an upstream model server.
+
+    Several deployments may serve the same ``model``; requests are balanced between them.
+    Upstream addresses come only from here: no request can name another host.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Unique name, shown in X-Billumy-Deployment, /api/ps, logs.")
+    model: str = Field(description="The model name clients ask for.")
+    provider: Provider = Field(
+        default="ollama",
+        description="ollama (Ollama or another Billumy), openai (vLLM, llama-server...), embedded.",
+    )
+    url: str | None = Field(
+        default=None,
+        description="Base URL: http://host:11434 for ollama, http://host:8000/v1 for openai.",
+    )
+    upstream_model: str | None = Field(
+        default=None,
+        description="Model name at the upstream (embedded: a local model); default: model.",
+    )
+    api_key: SecretStr | None = Field(default=None, description="Sent as a Bearer token.")
+    weight: float = Field(default=1.0, gt=0, description="Share of traffic relative to others.")
+    max_concurrency: int = Field(default=16, ge=1, description="Requests in flight at most.")
+    max_queue: int = Field(default=64, ge=0, description="Requests waiting beyond that (503).")
+    timeout: float = Field(
+        default=600.0, gt=0, description="Seconds a whole request may take (504 beyond)."
+    )
+    first_token_timeout: float = Field(
+        default=120.0, gt=0, description="Seconds to wait for the first token (504 beyond)."
+    )
+    connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to connect.")
+    context_length: int = Field(default=8192, ge=64, description="The model's context length.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", value):
+            raise ValueError("deployment names are letters, digits, '.', '_' and '-'")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.rstrip("/")
+        if not re.match(r"^https?://[^/?#]+(/[^?#]*)?$", value):
+            raise ValueError("url must be an http:// or https:// base URL")
+        return value
+
+    @model_validator(mode="after")
+    def _needs_url(self) -> DeploymentConfig:
+        if self.provider != "embedded" and not self.url:
+            raise ValueError(f"deployment {self.name!r}: provider {self.provider} needs a url")
+        return self
+
+
+class TierConfig(BaseModel):
+    """Maestro: a model name that routes each question to a tier's model by its difficulty."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    simple: str = Field(description="Model for greetings and short factual questions.")
+    medium: str = Field(description="Model for ordinary questions.")
+    deep: str = Field(description="Model for analysis, comparisons and long reasoning.")
+    classifier: str | None = Field(
+        default="smollm2-135m",
+        description="Model that classifies questions (JSON-schema output); none: rules only.",
+    )
+    classifier_timeout: float = Field(
+        default=3.0, gt=0, description="Seconds before the rule-based fallback decides."
+    )
+    min_confidence: float = Field(
+        default=0.6, ge=0, le=1, description="Below this the rules decide instead."
     )
 
 
@@ -137,6 +221,29 @@ class Settings(BaseSettings):
     quota_on_outage: str = Field(
         default="closed",
         description="While Redis is unreachable, token quotas fail 'closed' (503) or 'open'.",
+    )
+    deployments: list[DeploymentConfig] = Field(
+        default_factory=list,
+        description="Where models are served: embedded or upstream (see billumy.toml).",
+    )
+    fallbacks: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Models to try, in order, when every deployment of a model fails.",
+    )
+    tiers: dict[str, TierConfig] = Field(
+        default_factory=dict, description="Model names that route by question difficulty."
+    )
+    health_interval: float = Field(
+        default=10.0, gt=0, description="Seconds between upstream health checks."
+    )
+    breaker_failures: int = Field(
+        default=3, ge=1, description="Consecutive failures that open a deployment's circuit."
+    )
+    breaker_cooldown: float = Field(
+        default=10.0, gt=0, description="Seconds an open circuit waits before a probe."
+    )
+    route_retries: int = Field(
+        default=2, ge=0, description="Other deployments tried before the first byte is sent."
     )
     log_level: str = Field(default="info", description="Logging level.")
     log_prompts: bool = Field(

@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from billumy.app import usage_recorder
 from billumy.auth import Principal
 from billumy.errors import BillumyError
 from billumy.store.base import UsageRecord
+from billumy.usage import UsageBuffer
 from tests.e2e.server import BIN, Server
 
 Counts = tuple[int, int, int]
@@ -197,6 +197,7 @@ def test_usage_recorder_never_fails_a_request(caplog: pytest.LogCaptureFixture) 
             completion_tokens: int,
             *,
             day: date | None = None,
+            requests: int = 1,
         ) -> None:
             raise BillumyError("database is gone")
 
@@ -206,10 +207,19 @@ def test_usage_recorder_never_fails_a_request(caplog: pytest.LogCaptureFixture) 
             return []
 
     caller = Principal(key_id="k1", key_name="reporter", tenant="t", scopes=frozenset())
-    record = usage_recorder(BrokenStore())
-    with caplog.at_level(logging.WARNING, logger="billumy.app"):
-        asyncio.run(asyncio.wait_for(record(caller, "billumy:latest", 3, 4), timeout=10))
+    buffer = UsageBuffer(BrokenStore())
+
+    async def scenario() -> None:
+        await buffer.record(caller, "billumy:latest", 3, 4)
+        await buffer.record(caller, "billumy:latest", 1, 1)
+        await buffer.flush()
+
+    with caplog.at_level(logging.WARNING, logger="billumy.usage"):
+        asyncio.run(asyncio.wait_for(scenario(), timeout=10))
     [warning] = caplog.records
     assert warning.levelno == logging.WARNING
     assert "could not record usage" in warning.getMessage()
     assert warning.__dict__["key_name"] == "reporter"
+    # Kept for the next round, added up: nothing is lost while the store is away.
+    [pending] = buffer._pending.values()
+    assert (pending.requests, pending.prompt, pending.completion) == (2, 4, 5)

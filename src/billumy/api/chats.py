@@ -173,7 +173,8 @@ async def post_message(
 
     if body.stream:
         first, rest = await unless_disconnected(request, prime(reply.chunks))
-        return ndjson_response(first, rest, render, lambda c: c.done)
+        headers = reply.prepared.headers()
+        return ndjson_response(first, rest, render, lambda c: c.done, headers=headers)
 
     async def whole() -> dict[str, Any]:
         parts: list[str] = []
@@ -184,7 +185,8 @@ async def post_message(
         assert last is not None
         return render(last, "".join(parts))
 
-    return JSON(await unless_disconnected(request, whole()))
+    body_out = await unless_disconnected(request, whole())
+    return JSON(body_out, headers=reply.prepared.headers())
 
 
 @router.get("/{chat_id}/context")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter
@@ -45,8 +45,15 @@ def _summary(entry: ModelEntry) -> dict[str, Any]:
 
 
 @router.get("/tags")
-async def tags(catalog: CatalogDep, _: InferenceKey) -> Response:
-    return JSON({"models": [_summary(e) for e in await catalog.list()]})
+async def tags(service: InferenceDep, _: InferenceKey) -> Response:
+    models = []
+    for entry in await service.catalog.list():
+        summary = _summary(entry)
+        if entry.route is not None:
+            group = service.router.deployments.get(entry.route, [])
+            summary["deployments"] = [d.name for d in group]
+        models.append(summary)
+    return JSON({"models": models})
 
 
 @router.post("/show")
@@ -91,6 +98,20 @@ async def ps(service: InferenceDep, _: InferenceKey) -> Response:
                 "size": loaded.size,
                 "size_vram": 0,
                 "context_length": loaded.context_length,
+            }
+        )
+    # Upstream deployments whose circuit is not open, marked with their deployment.
+    for deployment in service.router.all():
+        if deployment.upstream is None or deployment.breaker.state == "open":
+            continue
+        entry = await service.catalog.get(deployment.config.model)
+        models.append(
+            {
+                **_summary(entry),
+                "expires_at": _iso(datetime.now(UTC) + timedelta(days=3650)),
+                "size_vram": 0,
+                "context_length": deployment.config.context_length,
+                **deployment.describe(),
             }
         )
     return JSON({"models": models})

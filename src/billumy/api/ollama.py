@@ -23,6 +23,7 @@ from billumy.api.streaming import ndjson_response, prime, single, unless_disconn
 from billumy.auth import Principal
 from billumy.cache.responses import CacheStatus
 from billumy.engines.base import Chunk
+from billumy.engines.router import Route
 from billumy.inference import Prepared
 from billumy.schemas.ollama import EmbedRequest
 
@@ -101,9 +102,10 @@ async def _run(
     # Waiting in the queue, or generating a whole answer, ends if the client goes away.
     if stream:
         first, rest = await unless_disconnected(request, start())
-        return ndjson_response(first, rest, render, _is_last, headers=_cache_header(status))
+        headers = {**_cache_header(status), **prepared.headers()}
+        return ndjson_response(first, rest, render, _is_last, headers=headers)
     body = await unless_disconnected(request, whole())
-    return JSON(body, headers=_cache_header(status))
+    return JSON(body, headers={**_cache_header(status), **prepared.headers()})
 
 
 def _cache_header(status: CacheStatus) -> dict[str, str]:
@@ -152,9 +154,10 @@ async def chat(
 async def embed(
     request: Request, body: EmbedBody, service: InferenceDep, key: InferenceKey
 ) -> Response:
-    status, result = await service.embed(body, key, request.headers.get("cache-control"))
+    route = Route()
+    status, result = await service.embed(body, key, request.headers.get("cache-control"), route)
     return JSON(
-        headers=_cache_header(status),
+        headers={**_cache_header(status), **route.headers()},
         content={
             "model": body.model,
             "embeddings": result.vectors,

@@ -25,6 +25,7 @@ from billumy.api.responses import JSON
 from billumy.api.streaming import prime, unless_disconnected
 from billumy.auth import Principal
 from billumy.engines.base import Chunk
+from billumy.engines.router import Route
 from billumy.errors import BadRequestError, BillumyError
 from billumy.inference import InferenceService, Prepared
 from billumy.schemas.ollama import ChatRequest, EmbedRequest, GenerateRequest, Message
@@ -171,7 +172,7 @@ async def chat_completions(
     prepared = await service.prepare_chat(chat)
     status, first, rest = await _start(request, service, prepared, key)
     ident, created = "chatcmpl-" + secrets.token_hex(12), int(time.time())
-    headers = {"X-Billumy-Cache": status}
+    headers = {"X-Billumy-Cache": status, **prepared.headers()}
 
     def base(choices: list[dict[str, Any]], kind: str) -> dict[str, Any]:
         return {
@@ -235,7 +236,7 @@ async def completions(
     prepared = await service.prepare_generate(generate)
     status, first, rest = await _start(request, service, prepared, key)
     ident, created = "cmpl-" + secrets.token_hex(12), int(time.time())
-    headers = {"X-Billumy-Cache": status}
+    headers = {"X-Billumy-Cache": status, **prepared.headers()}
 
     def base(choices: list[dict[str, Any]]) -> dict[str, Any]:
         return {
@@ -284,7 +285,8 @@ async def embeddings(
     embed = EmbedRequest(
         model=body.model, input=[str(x) for x in inputs], dimensions=body.dimensions
     )
-    status, result = await service.embed(embed, key, request.headers.get("cache-control"))
+    route = Route()
+    status, result = await service.embed(embed, key, request.headers.get("cache-control"), route)
 
     def encode(vector: list[float]) -> list[float] | str:
         if body.encoding_format == "base64":
@@ -298,7 +300,7 @@ async def embeddings(
     usage = {"prompt_tokens": result.prompt_eval_count, "total_tokens": result.prompt_eval_count}
     return JSON(
         {"object": "list", "data": data, "model": body.model, "usage": usage},
-        headers={"X-Billumy-Cache": status},
+        headers={"X-Billumy-Cache": status, **route.headers()},
     )
 
 

@@ -35,12 +35,29 @@ async def ready(request: Request) -> Response:
         redis = "ok"
     else:
         redis = "not configured"
+    upstreams = {
+        d.name: "unchecked"
+        if d.healthy is None and d.breaker.state == "closed"
+        else d.breaker.state
+        for d in state.router.all()
+        if d.upstream is not None
+    }
+    # A routed model whose every deployment's circuit is open cannot be served right now.
+    stranded = [
+        model
+        for model, group in state.router.deployments.items()
+        if all(d.breaker.state == "open" for d in group)
+    ]
     status = "unavailable" if not store_ok else ("degraded" if redis == "down" else "ready")
+    if status == "ready" and stranded:
+        status = "degraded"
     body: dict[str, Any] = {
         "status": status,
         "store": "ok" if store_ok else "down",
         "redis": redis,
         "models_loaded": [m.name for m in state.engine.loaded()],
         "queue_depth": state.engine.queue_depth,
+        "upstreams": upstreams,
+        "models_without_deployment": stranded,
     }
     return JSON(body, status_code=503 if status == "unavailable" else 200)

@@ -50,6 +50,7 @@ class Generation:
     keep_alive_s: float | None = None  # None: the engine default; <0 forever
     truncate: bool = False  # drop the oldest turns when the messages do not fit num_ctx
     keep_messages: int = 0  # leading messages (persona few-shots) that are never dropped
+    mode: Literal["generate", "chat"] = "chat"  # which API the request came through
 
 
 @dataclass

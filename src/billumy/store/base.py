@@ -132,10 +132,11 @@ class UsageStore(Protocol):
         completion_tokens: int,
         *,
         day: date | None = None,
+        requests: int = 1,
     ) -> None:
-        """Add one request and its tokens to the key's row for ``day`` (today, UTC, by
-        default) and ``model``, creating it if needed: one atomic upsert, so concurrent
-        calls from any number of processes lose no update."""
+        """Add ``requests`` requests (one by default) and their tokens to the key's row for
+        ``day`` (today, UTC, by default) and ``model``, creating it if needed: one atomic
+        upsert, so concurrent calls from any number of processes lose no update."""
         ...
 
     async def usage(

@@ -228,13 +228,14 @@ class MongoStore(MongoChatStore):
         completion_tokens: int,
         *,
         day: date | None = None,
+        requests: int = 1,
     ) -> None:
         """Add one request and its tokens to the (key, day, model) document: one atomic
         upsert with ``$inc``."""
         check_usage(prompt_tokens, completion_tokens)
         match = {"key_id": key_id, "day": (day or today()).isoformat(), "model": model}
         inc = {
-            "requests": 1,
+            "requests": requests,
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
         }

@@ -305,13 +305,14 @@ class SQLStore(SQLChatStore):
         completion_tokens: int,
         *,
         day: date | None = None,
+        requests: int = 1,
     ) -> None:
         check_usage(prompt_tokens, completion_tokens)
         row = {
             "key_id": key_id,
             "day": day or today(),
             "model": model,
-            "requests": 1,
+            "requests": requests,
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
         }

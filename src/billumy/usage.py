@@ -1,0 +1,87 @@
+"""Usage per key, day and model, written to the store in batches.
+
+One upsert per request costs more than proxying the request itself, so requests add to
+in-memory counters and a background task writes them every ``interval_s`` seconds (and at
+shutdown). A failed write keeps the counters for the next round, logging a warning; usage is
+never a reason to fail a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import date
+
+from billumy.auth import Principal
+from billumy.store.base import UsageStore, today
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Counts:
+    key_name: str
+    requests: int = 0
+    prompt: int = 0
+    completion: int = 0
+
+
+class UsageBuffer:
+    def __init__(self, store: UsageStore, *, interval_s: float = 1.0) -> None:
+        self.store = store
+        self.interval_s = interval_s
+        self._pending: dict[tuple[str, date, str], _Counts] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    async def record(self, caller: Principal, model: str, prompt: int, completion: int) -> None:
+        """Count one request (never fails, never waits for the store)."""
+        key = (caller.key_id, today(), model)
+        counts = self._pending.get(key)
+        if counts is None:
+            counts = self._pending[key] = _Counts(caller.key_name)
+        counts.requests += 1
+        counts.prompt += max(prompt, 0)
+        counts.completion += max(completion, 0)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write every pending counter; those that fail stay pending for the next round."""
+        async with self._lock:
+            pending, self._pending = self._pending, {}
+            for (key_id, day, model), counts in pending.items():
+                try:
+                    await self.store.record_usage(
+                        key_id,
+                        model,
+                        counts.prompt,
+                        counts.completion,
+                        day=day,
+                        requests=counts.requests,
+                    )
+                except Exception:
+                    log.warning(
+                        "could not record usage; will retry",
+                        extra={"key_name": counts.key_name, "model": model},
+                        exc_info=True,
+                    )
+                    again = self._pending.setdefault((key_id, day, model), _Counts(counts.key_name))
+                    again.requests += counts.requests
+                    again.prompt += counts.prompt
+                    again.completion += counts.completion
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
