@@ -38,6 +38,8 @@ bench: install services
 	$(BIN)/python benchmarks/engine_overhead.py
 	$(BIN)/python benchmarks/store.py
 	$(BIN)/python benchmarks/cache.py
+	$(BIN)/python benchmarks/proxy_overhead.py
+	$(BIN)/python benchmarks/insights.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from billumy import __version__
-from billumy.api import chats, errors, models, ollama, openai, system
+from billumy.api import chats, errors, insights, models, ollama, openai, system
 from billumy.api.errors import error_response
 from billumy.auth import Authenticator
 from billumy.cache.base import SharedState
@@ -30,6 +30,8 @@ from billumy.engines.maestro import Maestro
 from billumy.engines.router import Router
 from billumy.errors import PayloadTooLargeError
 from billumy.inference import InferenceService
+from billumy.insights.datasets import DatasetStore
+from billumy.insights.service import InsightService
 from billumy.settings import Settings
 from billumy.store import open_store
 from billumy.usage import UsageBuffer
@@ -38,21 +40,28 @@ access_log = logging.getLogger("billumy.access")
 log = logging.getLogger(__name__)
 
 
+_DATA_PATHS = ("/datasets", "/api/insights")
+
+
 class BodyLimit:
     """Rejects request bodies over ``limit`` bytes with 413, declared or streamed."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, data_limit: int | None = None) -> None:
         self.app = app
         self.limit = limit
+        # Data uploads (datasets, inline insight data) may be larger than model requests.
+        self.data_limit = max(limit, data_limit or 0)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path: str = scope["path"]
+        limit = self.data_limit if path.startswith(_DATA_PATHS) else self.limit
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            message = f"request body too large (limit {self.limit} bytes)"
-            response = error_response(413, message, path=scope["path"])
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            message = f"request body too large (limit {limit} bytes)"
+            response = error_response(413, message, path=path)
             await response(scope, receive, send)
             return
         seen = 0
@@ -62,8 +71,8 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise PayloadTooLargeError(f"request body too large (limit {self.limit} bytes)")
+                if seen > limit:
+                    raise PayloadTooLargeError(f"request body too large (limit {limit} bytes)")
             return message
 
         await self.app(scope, limited, send)
@@ -175,6 +184,13 @@ def create_app(settings: Settings) -> FastAPI:
         async def count_tokens(entry: ModelEntry, texts: list[str]) -> list[int]:
             return await engine.count_tokens(entry.base.path(), texts)
 
+        app.state.insights = InsightService(
+            settings=settings,
+            inference=inference,
+            datasets=DatasetStore(
+                settings.data_dir, max_tenant_bytes=settings.max_dataset_storage_bytes
+            ),
+        )
         app.state.conversations = ConversationService(
             store=store,
             inference=app.state.inference,
@@ -205,6 +221,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(models.router)
     app.include_router(chats.router)
     app.include_router(openai.router)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.include_router(insights.router)
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.max_body_bytes,
+        data_limit=settings.max_dataset_bytes + 64 * 1024,  # room for multipart framing
+    )
     app.add_middleware(AccessLog)
     return app

@@ -187,6 +187,17 @@ def summary_prompt(previous: str | None, turns: Sequence[ChatMessage]) -> str:
     return "\n\n".join(parts)
 
 
+def extractive_summary(previous: str | None, turns: Sequence[ChatMessage], limit: int = 800) -> str:
+    """A summary without a model: the previous one, then the start of each turn."""
+    pieces = [previous] if previous else []
+    share = max(60, limit // max(len(turns), 1))
+    for m in turns:
+        text = " ".join(m.content.split())
+        pieces.append(f"{m.role}: {text[:share]}{'…' if len(text) > share else ''}")
+    joined = " | ".join(pieces)
+    return joined if len(joined) <= limit else joined[-limit:]
+
+
 class Summariser:
     """Runs one background summarisation per chat at a time (across processes)."""
 

@@ -22,7 +22,13 @@ import anyio
 
 from billumy.auth import Principal
 from billumy.catalog import ROLES
-from billumy.context import Assembled, ContextControl, Summariser, summary_prompt
+from billumy.context import (
+    Assembled,
+    ContextControl,
+    Summariser,
+    extractive_summary,
+    summary_prompt,
+)
 from billumy.engines.base import Chunk
 from billumy.errors import BadRequestError, NotFoundError, PayloadTooLargeError
 from billumy.inference import InferenceService, Prepared
@@ -30,6 +36,8 @@ from billumy.language import LANGUAGE_NAMES, guess_language
 from billumy.store.base import Chat, ChatMessage, ChatPage, ChatStore, NewMessage
 
 log = logging.getLogger(__name__)
+
+SUMMARY_INPUT_CHARS = 4000  # about 1,000 tokens of turns in one summarisation prompt
 
 _ID = re.compile(r"^[0-9a-f]{24}$")
 TITLE_SCHEMA = {
@@ -279,14 +287,22 @@ class ConversationService:
             ]
             summary = fresh.summary
             entry = turn.prepared.entry
-            for part in _batches(pending, max_chars=turn.prepared.generation.num_ctx):
+            # One call per summary: the turns are clipped to fit it (their gist is what a
+            # summary keeps), as a call per batch made long chats wait minutes for one.
+            for part in [_clipped(pending, SUMMARY_INPUT_CHARS)] if pending else []:
                 prepared = self.inference.prepare_messages(
                     entry,
                     [{"role": "user", "content": summary_prompt(summary, part)}],
                     options={"temperature": 0.2, "num_predict": 200},
                 )
                 text = "".join([c.text async for c in self.inference.metered(prepared, caller)])
-                summary = " ".join(text.split()) or summary
+                written = " ".join(text.split())
+                if not written:
+                    # A small model may answer nothing: keep the turns' gist rather than
+                    # letting them fall out of the context without a trace.
+                    log.info("empty summary from the model; kept an extractive one")
+                    written = extractive_summary(summary, part)
+                summary = written
             if summary:
                 await self.store.set_summary(caller.tenant, chat.id, summary, upto)
 
@@ -358,20 +374,10 @@ class ConversationService:
         return await self.update(tenant, chat.id, {"title": title})
 
 
-def _batches(messages: list[ChatMessage], *, max_chars: int) -> list[list[ChatMessage]]:
-    """Split turns to fold into pieces that fit one summarisation prompt (~4 chars a token,
-    half the context)."""
-    limit = max(1000, max_chars * 2)
-    batches: list[list[ChatMessage]] = [[]]
-    size = 0
-    for m in messages:
-        text = m.content[:limit]
-        if batches[-1] and size + len(text) > limit:
-            batches.append([])
-            size = 0
-        batches[-1].append(m)
-        size += len(text)
-    return [b for b in batches if b]
+def _clipped(messages: list[ChatMessage], limit: int) -> list[ChatMessage]:
+    """The turns with each one cut so that together they fit ``limit`` characters."""
+    share = max(80, limit // max(len(messages), 1))
+    return [replace(m, content=m.content[:share]) for m in messages][-max(1, limit // 80) :]
 
 
 def _parse_title(text: str) -> str | None:

@@ -227,6 +227,7 @@ class InferenceService:
             format=req.format or None,
             keep_alive_s=self._keep_alive(req.keep_alive),
             mode="generate",
+            stream=req.stream,
         )
         self._log_prompt(entry, req.prompt or "")
         return Prepared(entry=entry, generation=generation, tier=tier)
@@ -243,6 +244,7 @@ class InferenceService:
             entry, messages, options=req.options, format=req.format, keep_alive=req.keep_alive
         )
         prepared.tier = tier
+        prepared.generation.stream = req.stream
         return prepared
 
     def prepare_messages(

@@ -233,6 +233,21 @@ class Settings(BaseSettings):
     tiers: dict[str, TierConfig] = Field(
         default_factory=dict, description="Model names that route by question difficulty."
     )
+    max_dataset_bytes: int = Field(
+        default=50 * 1024 * 1024, ge=1024, description="Largest dataset upload, in bytes (413)."
+    )
+    max_dataset_rows: int = Field(
+        default=1_000_000, ge=1, description="Most rows in a dataset or inline data (413)."
+    )
+    max_dataset_columns: int = Field(
+        default=100, ge=1, description="Most columns in a dataset or inline data (413)."
+    )
+    max_dataset_storage_bytes: int = Field(
+        default=1024 * 1024 * 1024, ge=1024, description="Stored datasets per tenant, in bytes."
+    )
+    insights_model: str = Field(
+        default="billumy", description="Model that plans and narrates insights by default."
+    )
     health_interval: float = Field(
         default=10.0, gt=0, description="Seconds between upstream health checks."
     )

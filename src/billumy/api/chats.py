@@ -21,7 +21,7 @@ from billumy.store.base import Chat, ChatMessage
 router = APIRouter(prefix="/chats", tags=["chats"])
 
 
-def _conversations(request: Request) -> ConversationService:
+async def _conversations(request: Request) -> ConversationService:
     service: ConversationService = request.app.state.conversations
     return service
 

@@ -49,12 +49,14 @@ async def _admin_key(principal: Annotated[Principal, Depends(_principal)]) -> Pr
     return principal
 
 
-def _inference(request: Request) -> InferenceService:
+# Dependencies are async even when they do not await: FastAPI runs sync ones in a thread pool,
+# a hop that costs more than the work.
+async def _inference(request: Request) -> InferenceService:
     service: InferenceService = request.app.state.inference
     return service
 
 
-def _catalog(request: Request) -> Catalog:
+async def _catalog(request: Request) -> Catalog:
     catalog: Catalog = request.app.state.catalog
     return catalog
 

@@ -170,6 +170,7 @@ async def chat_completions(
     if not chat.messages:
         raise BadRequestError("messages must not be empty")
     prepared = await service.prepare_chat(chat)
+    prepared.generation.stream = body.stream
     status, first, rest = await _start(request, service, prepared, key)
     ident, created = "chatcmpl-" + secrets.token_hex(12), int(time.time())
     headers = {"X-Billumy-Cache": status, **prepared.headers()}
@@ -234,6 +235,7 @@ async def completions(
     if not generate.prompt:
         raise BadRequestError("prompt must not be empty")
     prepared = await service.prepare_generate(generate)
+    prepared.generation.stream = body.stream
     status, first, rest = await _start(request, service, prepared, key)
     ident, created = "cmpl-" + secrets.token_hex(12), int(time.time())
     headers = {"X-Billumy-Cache": status, **prepared.headers()}

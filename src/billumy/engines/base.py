@@ -51,6 +51,7 @@ class Generation:
     truncate: bool = False  # drop the oldest turns when the messages do not fit num_ctx
     keep_messages: int = 0  # leading messages (persona few-shots) that are never dropped
     mode: Literal["generate", "chat"] = "chat"  # which API the request came through
+    stream: bool = True  # False: the client wants the whole answer (upstreams need not stream)
 
 
 @dataclass

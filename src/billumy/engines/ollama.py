@@ -55,7 +55,9 @@ def _common(payload: dict[str, Any], request: Generation) -> dict[str, Any]:
     if request.format is not None:
         payload["format"] = request.format
     payload["options"] = options(request)
-    payload["stream"] = True
+    # A client that wants the whole answer gets it in one JSON object from the upstream too:
+    # one body to parse instead of a line per token.
+    payload["stream"] = request.stream
     if request.keep_alive_s is not None:
         payload["keep_alive"] = request.keep_alive_s
     return payload
@@ -73,7 +75,9 @@ class OllamaUpstream(HttpUpstream):
         else:
             path, payload = "/api/generate", generate_payload(request, upstream_model)
         final: Chunk | None = None
-        async with self.open("POST", path, payload, upstream_model=upstream_model) as lines:
+        whole = not request.stream
+        opened = self.open("POST", path, payload, upstream_model=upstream_model, whole=whole)
+        async with opened as lines:
             async for line in lines:
                 chunk = self._chunk(line, chat=chat)
                 if chunk is None:

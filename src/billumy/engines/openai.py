@@ -109,7 +109,10 @@ class StreamState:
         if data.strip() == "[DONE]":
             self.done = True
             return ""
-        body = self.errors.parse_json(data)
+        return self.answer(self.errors.parse_json(data))
+
+    def answer(self, body: Any) -> str:
+        """Take one parsed event (or a whole non-streamed answer); the text it adds."""
         if not isinstance(body, dict):
             raise self.errors.invalid()
         if "error" in body:
@@ -134,7 +137,8 @@ class StreamState:
         if self.completions:
             text = choice.get("text")
         else:
-            delta = choice.get("delta") or {}
+            # A streamed event carries a delta; a whole answer carries the message.
+            delta = choice.get("delta") or choice.get("message") or {}
             if not isinstance(delta, dict):
                 raise self.errors.invalid()
             text = delta.get("content")
@@ -166,6 +170,27 @@ class OpenAIUpstream(HttpUpstream):
         events = SseParser()
         start = time.perf_counter_ns()
         first: int | None = None
+        if not request.stream:
+            # The client wants the whole answer: so do we, in one JSON body.
+            body["stream"] = False
+            body.pop("stream_options", None)
+            answer = await self.request_json(
+                "POST", path, body, upstream_model=upstream_model, whole=True
+            )
+            text = state.answer(answer)
+            if state.finish_reason is None:
+                raise self.errors.invalid()
+            end = time.perf_counter_ns()
+            yield Chunk(
+                text=text,
+                done=True,
+                done_reason=state.reason,
+                prompt_eval_count=state.prompt_tokens,
+                eval_count=state.completion_tokens,
+                total_duration=end - start,
+                eval_duration=end - start,
+            )
+            return
         async with self.open("POST", path, body, upstream_model=upstream_model) as lines:
             async for line in lines:
                 text = state.event(events.feed(line.decode("utf-8", "replace")))

@@ -468,6 +468,9 @@ class HttpUpstream:
         self._budget = Budget(
             connect=config.connect_timeout, step=config.first_token_timeout, total=config.timeout
         )
+        self._whole_budget = Budget(
+            connect=config.connect_timeout, step=config.timeout, total=config.timeout
+        )
         short = min(config.connect_timeout, SHORT_TIMEOUT)
         self._short_budget = Budget(connect=short, step=short, total=short)
 
@@ -482,13 +485,21 @@ class HttpUpstream:
         *,
         upstream_model: str | None = None,
         short: bool = False,
+        whole: bool = False,
     ) -> ResponseStream:
         """A request to a fixed ``path`` under the deployment's base URL; use ``async with``.
 
         ``short`` requests (health checks, model listings) get ``min(connect_timeout, 5)``
         seconds in all: nobody should wait on a dead deployment to learn that it is dead.
+        ``whole`` requests (a generation answered in one body) may take the request's whole
+        deadline before their first byte, as nothing comes until the answer is complete.
         """
-        budget = self._short_budget if short else self._budget
+        if short:
+            budget = self._short_budget
+        elif whole:
+            budget = self._whole_budget
+        else:
+            budget = self._budget
         request = self._client.build_request(
             method,
             path,
@@ -496,7 +507,7 @@ class HttpUpstream:
             headers={"Content-Type": "application/json"} if payload is not None else None,
             timeout=(
                 httpx.Timeout(budget.step, connect=budget.connect)
-                if short
+                if short or whole
                 else httpx.USE_CLIENT_DEFAULT
             ),
         )
@@ -512,9 +523,12 @@ class HttpUpstream:
         *,
         upstream_model: str | None = None,
         short: bool = False,
+        whole: bool = False,
     ) -> Any:
         """The JSON answer of a non-streaming request."""
-        stream = self.open(method, path, payload, upstream_model=upstream_model, short=short)
+        stream = self.open(
+            method, path, payload, upstream_model=upstream_model, short=short, whole=whole
+        )
         async with stream:
             return await stream.json()
 

@@ -1,0 +1,129 @@
+"""Grounded insights (``/api/insights``) and datasets (``/datasets``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
+from starlette.responses import Response
+
+from billumy.api.deps import InferenceKey, body_of
+from billumy.api.responses import JSON
+from billumy.api.streaming import NDJSON, line, unless_disconnected
+from billumy.errors import BadRequestError, BillumyError
+from billumy.insights.datasets import parse_format
+from billumy.insights.service import InsightService
+from billumy.schemas.insights import DatasetUpload, InsightRequest
+
+router = APIRouter(tags=["insights"])
+
+
+async def _service(request: Request) -> InsightService:
+    service: InsightService = request.app.state.insights
+    return service
+
+
+Insights = Annotated[InsightService, Depends(_service)]
+InsightBody = Annotated[InsightRequest, Depends(body_of(InsightRequest))]
+
+
+@router.post("/api/insights")
+async def create_insight(
+    request: Request, body: InsightBody, service: Insights, key: InferenceKey
+) -> Response:
+    events = service.run(key, body)
+    if not body.stream:
+
+        async def whole() -> dict[str, Any]:
+            last: dict[str, Any] = {}
+            async for event in events:
+                last = event
+            return {k: v for k, v in last.items() if k != "type"}
+
+        return JSON(await unless_disconnected(request, whole()))
+    # Errors up to the facts (bad data, unknown columns) are HTTP errors; later ones in-band.
+    first = await unless_disconnected(request, anext(events))
+
+    async def body_lines() -> AsyncIterator[bytes]:
+        try:
+            yield line(first)
+            async for event in events:
+                yield line(event)
+        except BillumyError as exc:
+            yield line({"type": "error", "error": exc.message})
+        finally:
+            await events.aclose()
+
+    return StreamingResponse(body_lines(), media_type=NDJSON)
+
+
+@router.get("/api/insights")
+async def list_insights(
+    service: Insights, key: InferenceKey, user_id: str | None = None, limit: int = 50
+) -> Response:
+    if not 1 <= limit <= 500:
+        raise BadRequestError("limit must be between 1 and 500")
+    records = service.datasets.insights(key.tenant, user_id=user_id)[:limit]
+    keep = ("id", "created_at", "user_id", "question", "dataset", "summary", "language")
+    return JSON({"insights": [{k: r.get(k) for k in keep} for r in records]})
+
+
+@router.get("/api/insights/{insight_id}")
+async def get_insight(insight_id: str, service: Insights, key: InferenceKey) -> Response:
+    return JSON(service.get(key, insight_id))
+
+
+@router.get("/api/insights/{insight_id}/charts/{name}")
+async def get_chart(insight_id: str, name: str, service: Insights, key: InferenceKey) -> Response:
+    number, _, ext = name.partition(".")
+    if ext != "svg" or not number.isdigit():
+        raise BadRequestError("charts are served as /charts/{n}.svg")
+    svg = await service.chart_svg(key, insight_id, int(number))
+    return Response(svg, media_type="image/svg+xml")
+
+
+@router.post("/datasets", status_code=201)
+async def upload_dataset(request: Request, service: Insights, key: InferenceKey) -> Response:
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form(max_files=1, max_fields=10)
+        try:
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise BadRequestError("multipart uploads need a 'file' field")
+            content = await upload.read()
+            fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            fmt = parse_format(upload.filename, upload.content_type, fields.get("format"))
+            dataset, created = await service.upload(
+                key,
+                content=content,
+                fmt=fmt,
+                dataset_id=fields.get("dataset_id"),
+                name=fields.get("name") or upload.filename,
+                user_id=fields.get("user_id"),
+            )
+        finally:
+            await form.close()
+    else:
+        body = await body_of(DatasetUpload)(request)
+        dataset, created = await service.upload(
+            key,
+            inline=body.data,
+            dataset_id=body.dataset_id,
+            name=body.name,
+            user_id=body.user_id,
+        )
+    return JSON({**dataset.as_dict(), "new_version": created}, status_code=201 if created else 200)
+
+
+@router.get("/datasets/{dataset_id}")
+async def get_dataset(dataset_id: str, service: Insights, key: InferenceKey) -> Response:
+    return JSON(service.datasets.get(key.tenant, dataset_id).as_dict())
+
+
+@router.delete("/datasets/{dataset_id}")
+async def delete_dataset(dataset_id: str, service: Insights, key: InferenceKey) -> Response:
+    service.datasets.delete(key.tenant, dataset_id)
+    return Response(status_code=204)

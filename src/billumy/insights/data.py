@@ -1,0 +1,761 @@
+"""Loading a client's data into DuckDB, safely and within limits.
+
+Insights are only as trustworthy as the table they are computed from, so loading is strict:
+
+* every loader ends in one in-memory DuckDB table named ``data`` owned by a :class:`Table`;
+* column names are arbitrary user strings, so SQL only ever sees them through
+  :func:`quote_ident`, and values only ever travel as ``?`` parameters;
+* CSV is parsed with a dialect we choose (delimiter sniffed among ``,`` ``;`` tab ``|``, the
+  header read by Python's :mod:`csv`) by DuckDB's strict parser with nothing auto-detected:
+  column types are guessed from the first rows (boolean, integer, double, ISO date, else
+  text), a column whose later rows disagree is read again as text, and text columns are
+  typed afterwards by :func:`_infer_types`. DuckDB's own sniffer is not used: on small
+  files with one bad row it can silently return no rows, and it cannot read Brazilian
+  numbers such as ``1.234,56``. When DuckDB rejects the file, Python's :mod:`csv` finds the
+  first bad physical line so the error can name it;
+* text columns whose every value looks like a number, a boolean or a date are typed as such
+  (the same pass runs for records, JSON and Parquet), so the profiler classifies by type
+  alone. Text with leading zeros (``"007"``, zip codes) stays text;
+* limits (rows, columns, cell length, bytes) are checked as early as the format allows and
+  raise :class:`~billumy.errors.PayloadTooLargeError` (413); malformed input raises
+  :class:`~billumy.errors.BadRequestError` (400) with a message meant for the client.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import json
+import re
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import duckdb
+import pyarrow as pa
+
+from billumy.errors import BadRequestError, PayloadTooLargeError
+
+__all__ = [
+    "Limits",
+    "Table",
+    "dataset_hash",
+    "from_columns",
+    "from_csv",
+    "from_file",
+    "from_records",
+    "quote_ident",
+    "save_parquet",
+]
+
+DEFAULT_THREADS = 2
+DELIMITERS = (",", ";", "\t", "|")
+SNIFF_CHARS = 64 * 1024
+TYPE_SAMPLE_ROWS = 2000
+
+
+@dataclass
+class Limits:
+    """The most data one request may bring; anything above is a 413."""
+
+    max_rows: int = 1_000_000
+    max_columns: int = 100
+    max_cell_chars: int = 10_000
+    max_bytes: int = 100 * 1024 * 1024
+
+
+def quote_ident(name: str) -> str:
+    """``name`` as a SQL identifier: in double quotes, inner double quotes doubled."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+class Table:
+    """One in-memory DuckDB database holding the data in a table named ``data``.
+
+    Build it with the loaders (:func:`from_csv`, :func:`from_records`, ...). It is not
+    thread-safe: use it from one thread at a time (the API runs it in a worker thread).
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        described = _run(
+            con,
+            "SELECT column_name, data_type FROM duckdb_columns() "
+            "WHERE table_name = 'data' ORDER BY column_index",
+        )
+        self.columns: list[str] = [str(name) for name, _ in described]
+        self.types: dict[str, str] = {str(name): str(kind) for name, kind in described}
+        self.row_count: int = int(_run(con, "SELECT count(*) FROM data")[0][0])
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run ``sql`` (with ``?`` parameters) and return all rows."""
+        return _run(self.con, sql, params)
+
+    def records(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        """Run ``sql`` and return its rows as dicts keyed by the result's column names."""
+        result = self.con.execute(sql, params or [])
+        names = [str(d[0]) for d in result.description or []]
+        return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Table:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def connect(threads: int = DEFAULT_THREADS) -> duckdb.DuckDBPyConnection:
+    """A fresh in-memory DuckDB limited to ``threads`` threads."""
+    con = duckdb.connect(":memory:")
+    _run(con, f"SET threads = {int(threads)}")
+    return con
+
+
+def _run(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None
+) -> list[tuple[Any, ...]]:
+    """Execute and fetch everything: DuckDB refuses new work while a result is unread."""
+    return con.execute(sql, params or []).fetchall()
+
+
+# --- checks shared by all loaders ---------------------------------------------------------
+
+
+def _check_names(names: Sequence[str], limits: Limits) -> None:
+    if not names:
+        raise BadRequestError("the data is empty")
+    if len(names) > limits.max_columns:
+        raise PayloadTooLargeError(
+            f"the data has {len(names)} columns; at most {limits.max_columns} are allowed"
+        )
+    seen: dict[str, str] = {}
+    for position, name in enumerate(names, start=1):
+        if not name.strip():
+            raise BadRequestError(f"column {position} has an empty name")
+        key = name.casefold()
+        if key in seen:
+            raise BadRequestError(
+                f"duplicate column name {name!r} (column names are case-insensitive)"
+            )
+        seen[key] = name
+
+
+def _check_rows(count: int, limits: Limits) -> None:
+    if count > limits.max_rows:
+        raise PayloadTooLargeError(
+            f"the data has more than {limits.max_rows} rows; at most {limits.max_rows} are allowed"
+        )
+
+
+def _check_bytes(size: int, limits: Limits) -> None:
+    if size > limits.max_bytes:
+        raise PayloadTooLargeError(
+            f"the data is {size} bytes; at most {limits.max_bytes} are allowed"
+        )
+
+
+def _check_cells(table: Table, limits: Limits) -> None:
+    """413 naming the first text column holding a cell over ``max_cell_chars``."""
+    text = [name for name in table.columns if table.types[name] == "VARCHAR"]
+    if not text:
+        return
+    exprs = ", ".join(f"max(length({quote_ident(c)}))" for c in text)
+    lengths = table.query(f"SELECT {exprs} FROM data")[0]  # noqa: S608
+    for name, longest in zip(text, lengths, strict=True):
+        if longest is not None and longest > limits.max_cell_chars:
+            raise PayloadTooLargeError(
+                f"column {name!r} holds a value of {longest} characters; at most "
+                f"{limits.max_cell_chars} are allowed"
+            )
+
+
+def _finish(con: duckdb.DuckDBPyConnection, limits: Limits, *, decimal_comma: bool) -> Table:
+    """Shared tail of every loader: limits, emptiness, nested values, typing."""
+    try:
+        table = Table(con)
+        _check_names(table.columns, limits)
+        _check_rows(table.row_count, limits)
+        if table.row_count == 0:
+            raise BadRequestError("the data is empty")
+        for name, kind in table.types.items():
+            if _is_nested_type(kind):
+                raise BadRequestError(f"column {name!r} holds nested values; send flat records")
+        _check_cells(table, limits)
+        retyped = _infer_types(
+            con,
+            table.columns,
+            table.types,
+            row_count=table.row_count,
+            decimal_comma=decimal_comma,
+        )
+        if retyped:
+            table = Table(con)
+        return table
+    except BaseException:
+        con.close()
+        raise
+
+
+def _is_nested_type(kind: str) -> bool:
+    return kind.endswith("]") or kind.startswith(("STRUCT", "MAP", "UNION", "LIST"))
+
+
+# --- typing text columns ------------------------------------------------------------------
+
+_INT = r"\s*[+-]?(0|[1-9][0-9]*)\s*"
+_NUM = r"\s*[+-]?((0|[1-9][0-9]*)(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*"
+_COMMA_NUM = r"\s*[+-]?(0|[1-9][0-9]{0,2}(\.[0-9]{3})+|[1-9][0-9]*)(,[0-9]+)?\s*"
+_BOOL = r"\s*(?i:true|false)\s*"
+_DATE = r"\s*[0-9]{4}-[0-9]{2}-[0-9]{2}\s*"
+_MONTH = r"\s*[0-9]{4}-[0-9]{2}\s*"
+_BR_DATE = r"\s*[0-9]{2}/[0-9]{2}/[0-9]{4}\s*"
+_TIMESTAMP = r"\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?Z?)?\s*"
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A type a text column may really have: ``convert`` yields NULL where a value doesn't fit."""
+
+    name: str
+    pattern: str
+    convert: str  # SQL with {c} for the quoted column
+    needs_comma: bool = False  # only where some value holds a comma (decimal-comma numbers)
+
+
+def _candidates(decimal_comma: bool) -> list[_Candidate]:
+    trimmed = "trim({c})"
+    numbers = [
+        _Candidate("BIGINT", _INT, f"TRY_CAST({trimmed} AS BIGINT)"),
+        _Candidate("DOUBLE", _NUM, f"TRY_CAST({trimmed} AS DOUBLE)"),
+    ]
+    if decimal_comma:
+        comma = _Candidate(
+            "DOUBLE",
+            _COMMA_NUM,
+            f"TRY_CAST(replace(replace({trimmed}, '.', ''), ',', '.') AS DOUBLE)",
+            needs_comma=True,
+        )
+        numbers.insert(1, comma)
+    return [
+        _Candidate("BOOLEAN", _BOOL, f"TRY_CAST({trimmed} AS BOOLEAN)"),
+        *numbers,
+        _Candidate("DATE", _DATE, f"TRY_CAST({trimmed} AS DATE)"),
+        _Candidate("DATE", _MONTH, f"CAST(try_strptime({trimmed}, '%Y-%m') AS DATE)"),
+        _Candidate("DATE", _BR_DATE, f"CAST(try_strptime({trimmed}, '%d/%m/%Y') AS DATE)"),
+        _Candidate("TIMESTAMP", _TIMESTAMP, f"TRY_CAST(rtrim({trimmed}, 'Z') AS TIMESTAMP)"),
+    ]
+
+
+def _fits(candidate: _Candidate, column: str) -> str:
+    """SQL counting the values of ``column`` that don't fit ``candidate``; NULL when the
+    column has no non-blank value to judge by."""
+    c = quote_ident(column)
+    pattern = candidate.pattern.replace("'", "''")
+    converted = candidate.convert.format(c=c)
+    misfit = (
+        f"count(*) FILTER (WHERE trim({c}) <> '' AND "
+        f"(NOT regexp_full_match({c}, '{pattern}') OR {converted} IS NULL))"
+    )
+    if candidate.needs_comma:
+        misfit = f"CASE WHEN bool_or(contains({c}, ',')) THEN {misfit} ELSE 1 END"
+    return f"CASE WHEN bool_or(trim({c}) <> '') THEN {misfit} END"
+
+
+def _infer_types(
+    con: duckdb.DuckDBPyConnection,
+    columns: list[str],
+    types: dict[str, str],
+    *,
+    row_count: int,
+    decimal_comma: bool,
+) -> bool:
+    """Retype text columns whose every non-blank value fits one candidate type.
+
+    One query tries every candidate on the first rows; the candidates that fit them are
+    then checked in order on the whole table (one query per round, usually one round; none
+    when the sample was the whole table). Returns whether the table was rebuilt.
+    """
+    text = [c for c in columns if types[c] == "VARCHAR"]
+    if not text:
+        return False
+    whole = row_count <= TYPE_SAMPLE_ROWS  # the sample is the table
+    pending = _fitting_in_sample(con, text, _candidates(decimal_comma), whole=whole)
+    chosen: dict[str, _Candidate] = {}
+    if whole:
+        chosen = {c: cands[0] for c, cands in pending.items()}
+        pending = {}
+    while pending:
+        probes = [(c, cands[0]) for c, cands in pending.items()]
+        exprs = ", ".join(_fits(cand, c) for c, cand in probes)
+        misfits = _run(con, f"SELECT {exprs} FROM data")[0]  # noqa: S608
+        for (column, cand), misfit in zip(probes, misfits, strict=True):
+            if misfit == 0:
+                chosen[column] = cand
+            if misfit == 0 or misfit is None:
+                del pending[column]
+            else:
+                pending[column].pop(0)
+        pending = {c: cands for c, cands in pending.items() if cands}
+    if not chosen:
+        return False
+    select = ", ".join(_retyped(c, chosen.get(c)) for c in columns)
+    _run(con, f"CREATE OR REPLACE TABLE data AS SELECT {select} FROM data")  # noqa: S608
+    return True
+
+
+def _fitting_in_sample(
+    con: duckdb.DuckDBPyConnection, text: list[str], options: list[_Candidate], *, whole: bool
+) -> dict[str, list[_Candidate]]:
+    """For each text column, the candidates its first rows fit (all of them when those rows
+    are blank, unless they are the ``whole`` table); columns fitting none are left out.
+
+    One value per column, checked in Python, rules out most candidates (a column of names
+    fits none) before a single query checks what is left on the sample.
+    """
+    sample = f"(SELECT * FROM data LIMIT {TYPE_SAMPLE_ROWS})"  # noqa: S608
+    any_value = ", ".join(
+        f"any_value({quote_ident(c)}) FILTER (WHERE trim({quote_ident(c)}) <> '')" for c in text
+    )
+    seen = _run(con, f"SELECT {any_value} FROM {sample}")[0]  # noqa: S608
+    out: dict[str, list[_Candidate]] = {}
+    probes: list[tuple[str, _Candidate]] = []
+    for column, value in zip(text, seen, strict=True):
+        if value is None:
+            if not whole:
+                out[column] = list(options)  # nothing to judge by in the sample
+            continue
+        fitting = [cand for cand in options if re.fullmatch(cand.pattern, str(value))]
+        if fitting:
+            out[column] = fitting
+            probes += [(column, cand) for cand in fitting]
+    if not probes:
+        return out
+    exprs = ", ".join(_fits(cand, c) for c, cand in probes)
+    misfits = _run(con, f"SELECT {exprs} FROM {sample}")[0]  # noqa: S608
+    for (column, cand), misfit in zip(probes, misfits, strict=True):
+        if misfit:
+            out[column].remove(cand)
+    return {c: cands for c, cands in out.items() if cands}
+
+
+def _retyped(column: str, candidate: _Candidate | None) -> str:
+    c = quote_ident(column)
+    if candidate is None:
+        return c
+    converted = candidate.convert.format(c=c)
+    return f"CAST(CASE WHEN trim({c}) <> '' THEN {converted} END AS {candidate.name}) AS {c}"
+
+
+# --- records and columns ------------------------------------------------------------------
+
+
+def _column_array(name: str, values: list[Any]) -> pa.Array:
+    """``values`` as one Arrow array; mixed types fall back to text, nesting is refused."""
+    for value in values:
+        if isinstance(value, dict | list | tuple | set):
+            raise BadRequestError(f"column {name!r} holds nested values; send flat records")
+    try:
+        array = pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        array = pa.array([_as_text(v) for v in values], type=pa.string())
+    if pa.types.is_null(array.type):
+        array = array.cast(pa.string())
+    return array
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return repr(value)
+    return str(value)
+
+
+def _load_arrow(arrow: pa.Table, limits: Limits, threads: int) -> Table:
+    con = connect(threads)
+    try:
+        con.register("billumy_source", arrow)
+        _run(con, "CREATE TABLE data AS SELECT * FROM billumy_source")
+        con.unregister("billumy_source")
+    except BaseException:
+        con.close()
+        raise
+    return _finish(con, limits, decimal_comma=False)
+
+
+def from_columns(
+    columns: dict[str, list[Any]], limits: Limits | None = None, *, threads: int = DEFAULT_THREADS
+) -> Table:
+    """A table from ``{"column": [values...]}``; every list must have the same length."""
+    limits = limits or Limits()
+    if not isinstance(columns, dict) or not columns:
+        raise BadRequestError("the data is empty")
+    names = [str(n) for n in columns]
+    _check_names(names, limits)
+    lengths = {name: len(values) for name, values in columns.items()}
+    if len(set(lengths.values())) > 1:
+        listed = ", ".join(f"{n!r} has {k}" for n, k in lengths.items())
+        raise BadRequestError(f"columns must all have the same length: {listed}")
+    _check_rows(max(lengths.values()), limits)
+    arrays = [_column_array(name, list(values)) for name, values in columns.items()]
+    return _load_arrow(pa.Table.from_arrays(arrays, names=names), limits, threads)
+
+
+def from_records(
+    records: list[dict[str, Any]], limits: Limits | None = None, *, threads: int = DEFAULT_THREADS
+) -> Table:
+    """A table from a list of flat objects: the union of keys (first seen first), nulls where
+    a key is missing."""
+    limits = limits or Limits()
+    if not isinstance(records, list) or not records:
+        raise BadRequestError("the data is empty")
+    _check_rows(len(records), limits)
+    for position, record in enumerate(records, start=1):
+        if not isinstance(record, dict):
+            raise BadRequestError(f"record {position} is not an object")
+    names = list(dict.fromkeys(key for record in records for key in record))
+    _check_names([str(n) for n in names], limits)
+    arrays = [_column_array(str(name), [r.get(name) for r in records]) for name in names]
+    arrow = pa.Table.from_arrays(arrays, names=[str(n) for n in names])
+    return _load_arrow(arrow, limits, threads)
+
+
+# --- CSV ----------------------------------------------------------------------------------
+
+
+def _decode(data: str | bytes) -> str:
+    if isinstance(data, str):
+        return data.removeprefix("\ufeff")
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1")
+
+
+def _sniff_delimiter(head: str) -> str:
+    """The delimiter, among ``,`` ``;`` tab ``|``, that splits the first lines most evenly."""
+    best, best_score = ",", (0.0, 0)
+    for delimiter in DELIMITERS:
+        rows = _head_rows(head, delimiter)[:200]
+        if not rows or len(rows[0]) < 2:
+            continue
+        width = len(rows[0])
+        score = (sum(len(r) == width for r in rows) / len(rows), width)
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best
+
+
+def _header(head: str, delimiter: str) -> list[str]:
+    try:
+        first = next((r for r in csv.reader(io.StringIO(head), delimiter=delimiter) if r), None)
+    except csv.Error as exc:
+        raise BadRequestError(f"CSV line 1 could not be read: {exc}") from None
+    if first is None:
+        raise BadRequestError("the data is empty")
+    return [name.strip() for name in first]
+
+
+def _first_bad_line(path: Path, delimiter: str, width: int) -> str | None:
+    """The first physical line whose row doesn't have ``width`` fields, said for the client."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter, strict=True)
+        line = 1
+        try:
+            for row in reader:
+                if row and len(row) != width:
+                    return f"CSV line {line} has {_fields(len(row))}, expected {width}"
+                line = reader.line_num + 1
+        except csv.Error as exc:
+            return f"CSV line {line} could not be read: {exc}"
+    return None
+
+
+def _fields(count: int) -> str:
+    return f"{count} field" if count == 1 else f"{count} fields"
+
+
+_DUCKDB_LINE = re.compile(r"CSV Error on Line: (\d+)")
+_DUCKDB_WIDTH = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
+
+
+def _duckdb_csv_message(error: str) -> str:
+    line = _DUCKDB_LINE.search(error)
+    width = _DUCKDB_WIDTH.search(error)
+    if line and width:
+        return f"CSV line {line[1]} has {_fields(int(width[2]))}, expected {width[1]}"
+    first = error.splitlines()[0] if error else "unknown error"
+    if line:
+        return f"CSV line {line[1]} could not be read: {first}"
+    return f"the CSV could not be read: {first}"
+
+
+_CONVERSION = re.compile(r'Error when converting column "((?:[^"]|"")*)"')
+# DuckDB's CSV reader rounds "2.5" into a BIGINT column, so whole numbers are read as DOUBLE
+# (exact up to 15 digits) and made BIGINT afterwards when every value really is whole.
+WHOLE = "DOUBLE"
+_SAMPLE_TYPES: tuple[tuple[str, bool, re.Pattern[str]], ...] = (
+    ("BOOLEAN", False, re.compile(r"(?i:true|false)")),
+    (WHOLE, True, re.compile(r"[+-]?(0|[1-9][0-9]*)")),
+    (
+        "DOUBLE",
+        False,
+        re.compile(r"[+-]?((0|[1-9][0-9]*)\.[0-9]*|\.[0-9]+|(0|[1-9][0-9]*))([eE][+-]?[0-9]+)?"),
+    ),
+    ("DATE", False, re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])")),
+)
+
+
+def _sample_types(head: str, delimiter: str, names: list[str]) -> tuple[dict[str, str], set[str]]:
+    """Types for DuckDB's CSV reader, guessed from the rows in ``head``: the first that no
+    sample value contradicts among boolean, whole number, double and ISO date; text
+    otherwise. Also the columns of whole numbers (read as DOUBLE, see :data:`WHOLE`)."""
+    rows = _head_rows(head, delimiter)[1 : TYPE_SAMPLE_ROWS + 1]
+    types: dict[str, str] = {}
+    whole: set[str] = set()
+    for position, name in enumerate(names):
+        values = [r[position] for r in rows if position < len(r) and r[position] != ""]
+        types[name] = "VARCHAR"
+        for kind, is_whole, pattern in _SAMPLE_TYPES:
+            if values and all(pattern.fullmatch(v) for v in values):
+                if is_whole and any(len(v.lstrip("+-")) > 15 for v in values):
+                    break  # too long for a double: text, typed exactly afterwards
+                types[name] = kind
+                if is_whole:
+                    whole.add(name)
+                break
+    return types, whole
+
+
+def _whole_numbers_back(con: duckdb.DuckDBPyConnection, columns: list[str]) -> None:
+    """Make BIGINT the columns read as DOUBLE whose every value is whole and exact."""
+    if not columns:
+        return
+    checks = ", ".join(
+        f"bool_and(isfinite({c}) AND {c} = trunc({c}) AND abs({c}) < 9007199254740992)"
+        for c in map(quote_ident, columns)
+    )
+    verdicts = _run(con, f"SELECT {checks} FROM data")[0]  # noqa: S608
+    for name, whole in zip(columns, verdicts, strict=True):
+        if whole:
+            _run(con, f"ALTER TABLE data ALTER COLUMN {quote_ident(name)} TYPE BIGINT")
+
+
+def _head_rows(head: str, delimiter: str) -> list[list[str]]:
+    """The complete rows in ``head`` (the last, maybe cut short, is dropped when cut)."""
+    if len(head) >= SNIFF_CHARS and "\n" in head:
+        head = head[: head.rindex("\n")]
+    try:
+        return [r for r in csv.reader(io.StringIO(head), delimiter=delimiter) if r]
+    except csv.Error:
+        return []
+
+
+def _read_csv(
+    path: Path,
+    names: list[str],
+    types: dict[str, str],
+    delimiter: str,
+    limits: Limits,
+    threads: int,
+) -> duckdb.DuckDBPyConnection | str:
+    """The file read into ``data``, or the name of a column whose guessed type failed.
+
+    Parsing is strict (every row must have every field) and nothing is auto-detected, so a
+    malformed file is an error, never a silently shorter table.
+    """
+    con = connect(threads)
+    try:
+        options = (
+            "header = true, auto_detect = false, delim = ?, quote = '\"', escape = '\"', "
+            "columns = ?, strict_mode = true, max_line_size = ?, dateformat = '%Y-%m-%d'"
+        )
+        limit = int(limits.max_rows) + 1
+        sql = f"CREATE TABLE data AS SELECT * FROM read_csv(?, {options}) LIMIT {limit}"  # noqa: S608
+        longest_line = max(2 << 20, limits.max_columns * (limits.max_cell_chars + 3) * 4)
+        _run(con, sql, [str(path), delimiter, types, longest_line])
+    except duckdb.ConversionException as exc:
+        con.close()
+        failed = _CONVERSION.search(str(exc))
+        if failed and failed[1].replace('""', '"') in types:
+            return failed[1].replace('""', '"')
+        raise BadRequestError(_duckdb_csv_message(str(exc))) from None
+    except duckdb.Error as exc:
+        con.close()
+        message = _first_bad_line(path, delimiter, len(names)) or _duckdb_csv_message(str(exc))
+        raise BadRequestError(message) from None
+    return con
+
+
+def _csv_table(path: Path, head: str, limits: Limits, threads: int) -> Table:
+    delimiter = _sniff_delimiter(head)
+    names = _header(head, delimiter)
+    _check_names(names, limits)
+    types, whole = _sample_types(head, delimiter, names)
+    for _ in range(len(names) + 1):
+        loaded = _read_csv(path, names, types, delimiter, limits, threads)
+        if not isinstance(loaded, str):
+            try:
+                _whole_numbers_back(loaded, [n for n in names if n in whole])
+            except BaseException:
+                loaded.close()
+                raise
+            return _finish(loaded, limits, decimal_comma=delimiter != ",")
+        types[loaded] = "VARCHAR"  # later rows disagree with the sample: read it as text
+        whole.discard(loaded)
+    raise BadRequestError("the CSV could not be read")  # pragma: no cover - bounded above
+
+
+def from_csv(
+    text: str | bytes, limits: Limits | None = None, *, threads: int = DEFAULT_THREADS
+) -> Table:
+    """A table from CSV text with a header line; the delimiter is sniffed (``,`` ``;`` tab
+    ``|``) and, in files not separated by commas, numbers such as ``1.234,56`` are read."""
+    limits = limits or Limits()
+    _check_bytes(len(text.encode() if isinstance(text, str) else text), limits)
+    decoded = _decode(text)
+    if not decoded.strip():
+        raise BadRequestError("the data is empty")
+    with tempfile.TemporaryDirectory(prefix="billumy-insights-") as tmp:
+        path = Path(tmp) / "data.csv"
+        path.write_text(decoded, encoding="utf-8", newline="")
+        return _csv_table(path, decoded[:SNIFF_CHARS], limits, threads)
+
+
+# --- files --------------------------------------------------------------------------------
+
+
+def _head_of(path: Path) -> str:
+    with path.open("rb") as handle:
+        raw = handle.read(SNIFF_CHARS)
+    return raw.decode("utf-8", errors="ignore")
+
+
+def from_file(
+    path: Path,
+    fmt: Literal["csv", "json", "parquet"],
+    limits: Limits | None = None,
+    *,
+    threads: int = DEFAULT_THREADS,
+) -> Table:
+    """A table from a file: CSV (as :func:`from_csv`), JSON (an array of objects or
+    newline-delimited objects) or Parquet."""
+    limits = limits or Limits()
+    if not path.is_file():
+        raise BadRequestError(f"no such file: {path.name}")
+    if fmt != "parquet":
+        _check_bytes(path.stat().st_size, limits)
+    if fmt == "csv":
+        return _csv_file(path, limits, threads)
+    if fmt == "json":
+        return _json_file(path, limits, threads)
+    if fmt == "parquet":
+        return _parquet_file(path, limits, threads)
+    raise BadRequestError(f"unknown data format {fmt!r}; use csv, json or parquet")
+
+
+def _csv_file(path: Path, limits: Limits, threads: int) -> Table:
+    """Read the file in place when it is UTF-8 without a BOM; otherwise decode a copy."""
+    with path.open("rb") as handle:
+        if handle.read(3) == b"\xef\xbb\xbf" or not _is_utf8(path):
+            return from_csv(path.read_bytes(), limits, threads=threads)
+    head = _head_of(path)
+    if not head.strip():
+        raise BadRequestError("the data is empty")
+    return _csv_table(path, head, limits, threads)
+
+
+def _is_utf8(path: Path) -> bool:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with path.open("rb") as handle:
+        try:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
+def _json_file(path: Path, limits: Limits, threads: int) -> Table:
+    con = connect(threads)
+    try:
+        limit = int(limits.max_rows) + 1
+        sql = f"CREATE TABLE data AS SELECT * FROM read_json_auto(?) LIMIT {limit}"  # noqa: S608
+        _run(con, sql, [str(path)])
+    except duckdb.Error as exc:
+        con.close()
+        first = str(exc).splitlines()[0]
+        raise BadRequestError(f"the JSON could not be read: {first}") from None
+    return _finish(con, limits, decimal_comma=False)
+
+
+def _parquet_file(path: Path, limits: Limits, threads: int) -> Table:
+    con = connect(threads)
+    try:
+        counted = _run(con, "SELECT count(*) FROM read_parquet(?)", [str(path)])
+        _check_rows(int(counted[0][0]), limits)
+        _run(con, "CREATE TABLE data AS SELECT * FROM read_parquet(?)", [str(path)])
+    except duckdb.Error as exc:
+        con.close()
+        first = str(exc).splitlines()[0]
+        raise BadRequestError(f"the Parquet file could not be read: {first}") from None
+    except BaseException:
+        con.close()
+        raise
+    return _finish(con, limits, decimal_comma=False)
+
+
+# --- identity and storage -----------------------------------------------------------------
+
+
+def dataset_hash(table: Table) -> str:
+    """A sha256 that changes when a name, a type, a value or the row order changes.
+
+    It hashes a header (names and types, as JSON) followed by one 64-bit DuckDB ``hash`` of
+    each row, in row order. Hashing rows inside DuckDB keeps it fast (about 0.2 s for a
+    million rows) where serialising every value to Python would take seconds; the price is
+    that the per-row hash is DuckDB's (not cryptographic, and it may change with a DuckDB
+    upgrade), so this identifies datasets for caching and provenance, not against an
+    adversary who crafts collisions.
+    """
+    digest = hashlib.sha256()
+    header = [[name, table.types[name]] for name in table.columns]
+    digest.update(json.dumps(header, ensure_ascii=False).encode())
+    row_hash = "hash(" + ", ".join(quote_ident(c) for c in table.columns) + ")"
+    result = table.con.sql(f"SELECT {row_hash} AS h FROM data ORDER BY rowid")  # noqa: S608
+    for chunk in _chunks(result.to_arrow_table().column(0)):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _chunks(column: pa.ChunkedArray) -> Iterator[bytes]:
+    for chunk in column.chunks:
+        data = chunk.buffers()[1]
+        start = chunk.offset * 8
+        yield data.to_pybytes()[start : start + len(chunk) * 8]
+
+
+def save_parquet(table: Table, path: Path) -> None:
+    """Write the data to ``path`` as Parquet (zstd), to reload with ``from_file(path,
+    "parquet")``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    literal = "'" + str(path).replace("'", "''") + "'"
+    _run(table.con, f"COPY data TO {literal} (FORMAT parquet, COMPRESSION zstd)")

@@ -1,0 +1,557 @@
+"""Grounded insights: facts computed by queries, narrative written by the model, numbers checked.
+
+The flow of one request:
+
+1. the data (inline records, columns or CSV, or a stored dataset) is loaded into DuckDB, keeping
+   only the allowed columns; masked columns are profiled for counts only;
+2. the question becomes a :class:`~billumy.insights.facts.Plan` through JSON-schema constrained
+   output over the dataset's columns (never SQL from the model), or through keyword rules when
+   the model's plan is unusable; Billumy builds and runs the queries; with no question, the
+   most salient facts are chosen;
+3. the model writes insights citing fact ids, in the asked language (JSON-schema constrained);
+4. every number in the narrative is checked against the facts: an insight whose numbers no fact
+   supports is marked unverified and those numbers are redacted;
+5. each insight gets a Vega-Lite chart of a fact it cites; the record is stored for history and
+   for showing what changed when the same question runs on a newer dataset version.
+
+The blocking parts (DuckDB, chart rendering) run in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import tempfile
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from billumy.auth import Principal
+from billumy.errors import BadRequestError, BillumyError, NotFoundError, PayloadTooLargeError
+from billumy.inference import InferenceService
+from billumy.insights import charts, data, facts, profile, verify
+from billumy.insights.datasets import Dataset, DatasetStore, new_id
+from billumy.insights.model import Fact, Profile
+from billumy.language import LANGUAGE_NAMES, guess_language
+from billumy.schemas.insights import InsightRequest
+from billumy.settings import Settings
+
+log = logging.getLogger(__name__)
+
+NARRATIVE_TOKENS = 400
+PLAN_TOKENS = 160
+
+
+@dataclass
+class Loaded:
+    """The data of one request, in DuckDB, with where it came from."""
+
+    table: data.Table
+    source: dict[str, Any]  # {"id", "version", "hash"} for datasets, {"hash"} inline
+    masked: set[str] = field(default_factory=set)
+
+
+def _narrative_schema(fact_ids: list[str], most: int) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "insights": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": most,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "title": {"type": "string", "maxLength": 120},
+                        "text": {"type": "string", "maxLength": 600},
+                        "facts": {
+                            "type": "array",
+                            "items": {"type": "string", "enum": fact_ids},
+                            "minItems": 1,
+                            "maxItems": 3,
+                        },
+                    },
+                    "required": ["title", "text", "facts"],
+                },
+            },
+            "summary": {"type": "string", "maxLength": 600},
+        },
+        "required": ["insights", "summary"],
+    }
+
+
+def _language(requested: str | None, question: str | None) -> str:
+    if requested:
+        low = requested.lower()
+        if low.startswith("pt"):
+            return "pt"
+        if low.startswith("en"):
+            return "en"
+        raise BadRequestError("language must be 'pt', 'pt-BR' or 'en'")
+    return guess_language(question or "") or "en"
+
+
+class InsightService:
+    def __init__(
+        self, *, settings: Settings, inference: InferenceService, datasets: DatasetStore
+    ) -> None:
+        self.settings = settings
+        self.inference = inference
+        self.datasets = datasets
+        self.limits = data.Limits(
+            max_rows=settings.max_dataset_rows,
+            max_columns=settings.max_dataset_columns,
+            max_bytes=settings.max_dataset_bytes,
+        )
+
+    # --- datasets ------------------------------------------------------------------------------
+
+    async def upload(
+        self,
+        caller: Principal,
+        *,
+        content: bytes | None = None,
+        fmt: str | None = None,
+        inline: Any = None,
+        dataset_id: str | None = None,
+        name: str | None = None,
+        user_id: str | None = None,
+    ) -> tuple[Dataset, bool]:
+        """Store uploaded data as a dataset (or its next version); True when a new version."""
+        if dataset_id is not None:
+            self.datasets.get(caller.tenant, dataset_id)  # 404 before any work
+        scratch = self.datasets.scratch()
+
+        def prepare() -> tuple[Path, str, int, list[dict[str, str]]]:
+            table = (
+                self._load_inline(inline)
+                if content is None
+                else self._load_bytes(content, fmt or "csv", scratch)
+            )
+            with table:
+                digest = data.dataset_hash(table)
+                target = scratch / f"{new_id('ds')}.parquet"
+                data.save_parquet(table, target)
+                columns = [{"name": c, "type": table.types[c]} for c in table.columns]
+                return target, digest, table.row_count, columns
+
+        target, digest, rows, columns = await asyncio.to_thread(prepare)
+        try:
+            return await asyncio.to_thread(
+                self.datasets.add_version,
+                caller.tenant,
+                dataset_id=dataset_id,
+                name=name,
+                user_id=user_id,
+                parquet=target,
+                digest=digest,
+                rows=rows,
+                columns=columns,
+            )
+        finally:
+            target.unlink(missing_ok=True)
+
+    def _load_bytes(self, content: bytes, fmt: str, scratch: Path) -> data.Table:
+        if len(content) > self.limits.max_bytes:
+            raise PayloadTooLargeError(
+                f"the data is {len(content)} bytes; the limit is {self.limits.max_bytes}"
+            )
+        if fmt == "csv":
+            return data.from_csv(content, self.limits)
+        with tempfile.NamedTemporaryFile(dir=scratch, suffix=f".{fmt}") as handle:
+            handle.write(content)
+            handle.flush()
+            return data.from_file(Path(handle.name), fmt, self.limits)  # type: ignore[arg-type]
+
+    def _load_inline(self, value: Any) -> data.Table:
+        if isinstance(value, str):
+            return data.from_csv(value, self.limits)
+        if isinstance(value, list):
+            return data.from_records(value, self.limits)
+        if isinstance(value, dict):
+            return data.from_columns(value, self.limits)
+        raise BadRequestError("data must be a list of records, an object of columns, or CSV text")
+
+    def _load(self, caller: Principal, req: InsightRequest) -> Loaded:
+        if (req.data is None) == (req.dataset_id is None):
+            raise BadRequestError("send either data or dataset_id")
+        if req.dataset_id is not None:
+            dataset = self.datasets.get(caller.tenant, req.dataset_id)
+            version = req.dataset_version or dataset.latest.version
+            path = self.datasets.parquet(caller.tenant, req.dataset_id, version)
+            table = data.from_file(path, "parquet", self.limits)
+            chosen = next(v for v in dataset.versions if v.version == version)
+            source = {"id": dataset.id, "version": version, "hash": chosen.hash}
+        else:
+            table = self._load_inline(req.data)
+            source = {"hash": data.dataset_hash(table)}
+        try:
+            table = self._scope(table, req)
+        except BaseException:
+            table.close()
+            raise
+        return Loaded(table=table, source=source, masked=set(req.mask or []))
+
+    @staticmethod
+    def _scope(table: data.Table, req: InsightRequest) -> data.Table:
+        """Keep only the allowed columns; check the masked ones exist."""
+        for name in [*(req.columns or []), *(req.mask or [])]:
+            if name not in table.columns:
+                raise BadRequestError(f"unknown column '{name}'")
+        if not req.columns:
+            return table
+        keep = ", ".join(data.quote_ident(c) for c in table.columns if c in req.columns)
+        table.query(f"CREATE OR REPLACE TABLE data AS SELECT {keep} FROM data")  # noqa: S608
+        return data.Table(table.con)
+
+    # --- analysis ------------------------------------------------------------------------------
+
+    async def run(
+        self, caller: Principal, req: InsightRequest
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """The events of one insight request: ``facts``, ``narrative`` pieces, ``insights``
+        (the stored record). Errors before the first event are raised as they are."""
+        language = _language(req.language, req.question)
+        most = req.max_insights
+        clock = _Clock()
+        loaded = await asyncio.to_thread(self._load, caller, req)
+        clock.lap("load")
+        try:
+            prof = await asyncio.to_thread(profile.profile, loaded.table, masked=loaded.masked)
+            clock.lap("profile")
+            plan, plan_source = await self._plan(caller, req, prof)
+            clock.lap("plan")
+            found = await asyncio.to_thread(self._facts, loaded.table, prof, plan, most)
+            clock.lap("facts")
+        finally:
+            loaded.table.close()
+        yield {
+            "type": "facts",
+            "facts": [f.as_dict() for f in found],
+            "profile": prof.as_dict(),
+            "plan": None if plan is None else plan.model_dump(),
+            "plan_source": plan_source,
+        }
+        parts: list[str] = []
+        async for piece in self._narrate(caller, req, found, language, most):
+            parts.append(piece)
+            yield {"type": "narrative", "text": piece}
+        clock.lap("narrative")
+        insights, summary = self._checked("".join(parts), found, language, most)
+        clock.lap("verify_and_charts")
+        record = {
+            "id": new_id("in"),
+            "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "user_id": req.user_id,
+            "model": req.model or self.settings.insights_model,
+            "question": req.question,
+            "language": language,
+            "dataset": loaded.source,
+            "plan": None if plan is None else plan.model_dump(),
+            "plan_source": plan_source,
+            "profile": prof.as_dict(),
+            "facts": [f.as_dict() for f in found],
+            "insights": insights,
+            "summary": summary,
+            "timings": clock.laps,
+        }
+        record["changes"] = self._changes(caller, record)
+        await asyncio.to_thread(self.datasets.save_insight, caller.tenant, record)
+        yield {"type": "insights", **record}
+
+    async def _plan(
+        self, caller: Principal, req: InsightRequest, prof: Profile
+    ) -> tuple[facts.Plan | None, str]:
+        """The question as a plan: the model's (validated), else the rules', else none."""
+        if not req.question:
+            return None, "none"
+        schema = facts.plan_schema(prof)
+        columns = ", ".join(f"{c.name} ({c.kind})" for c in prof.columns if not c.masked)
+        instruction = (
+            "Map the question to an analysis plan over these columns: "
+            f"{columns}. Use only these column names. Answer with JSON.\n\n"
+            f"Question: {req.question[:2000]}"
+        )
+        try:
+            raw = await self._complete(
+                caller, req, instruction, schema, PLAN_TOKENS, temperature=0.0
+            )
+            plan = facts.Plan.model_validate_json(raw)
+            try:
+                facts.validate_plan(plan, prof)
+            except BadRequestError:
+                # A small model often adds a filter it cannot fill in: keep the rest.
+                plan = plan.model_copy(update={"filters": []})
+                facts.validate_plan(plan, prof)
+            rules = facts.rule_plan(req.question, prof)
+            if rules is not None and not _plan_columns(plan) & _plan_columns(rules):
+                # The model's plan ignores every column the question names: a small model
+                # guessing. The question's own words decide.
+                return rules, "rules"
+            if plan.measures or plan.dimensions or plan.period:
+                return plan, "model"
+        except (BillumyError, ValidationError, ValueError) as exc:
+            log.info("plan from the model unusable; rules decide", extra={"reason": str(exc)[:200]})
+        rules = facts.rule_plan(req.question, prof)
+        return (rules, "rules") if rules is not None else (None, "none")
+
+    def _facts(
+        self, table: data.Table, prof: Profile, plan: facts.Plan | None, most: int
+    ) -> list[Fact]:
+        planned = facts.facts_for_plan(table, prof, plan) if plan is not None else []
+        salient = facts.salient_facts(table, prof, limit=max(4, 2 * most), exclude=planned)
+        seen = {(f.kind, tuple(f.columns), f.sql) for f in planned}
+        merged = planned + [f for f in salient if (f.kind, tuple(f.columns), f.sql) not in seen]
+        merged = merged[: max(len(planned), 2 * most + 2)]
+        for number, fact in enumerate(merged, start=1):
+            fact.id = f"f{number}"
+        return merged
+
+    async def _complete(
+        self,
+        caller: Principal,
+        req: InsightRequest,
+        instruction: str,
+        schema: dict[str, Any],
+        num_predict: int,
+        *,
+        temperature: float,
+    ) -> str:
+        return "".join(
+            [
+                piece
+                async for piece in self._stream(
+                    caller, req, instruction, schema, num_predict, temperature=temperature
+                )
+            ]
+        )
+
+    async def _stream(
+        self,
+        caller: Principal,
+        req: InsightRequest,
+        instruction: str,
+        schema: dict[str, Any],
+        num_predict: int,
+        *,
+        temperature: float,
+    ) -> AsyncIterator[str]:
+        entry, _ = await self.inference.resolve(
+            req.model or self.settings.insights_model, req.question or ""
+        )
+        prepared = self.inference.prepare_messages(
+            entry,
+            [{"role": "user", "content": instruction}],
+            options={"temperature": temperature, "num_predict": num_predict, "seed": 0},
+            format=schema,
+        )
+        async for chunk in self.inference.metered(prepared, caller):
+            if chunk.text:
+                yield chunk.text
+
+    async def _narrate(
+        self,
+        caller: Principal,
+        req: InsightRequest,
+        found: list[Fact],
+        language: str,
+        most: int,
+    ) -> AsyncIterator[str]:
+        if not found:
+            return
+        listed = "\n".join(f"[{f.id}] {f.statement}" for f in found)
+        question = req.question or "What stands out in this data?"
+        instruction = (
+            f"Facts computed from the data:\n{listed}\n\n"
+            f"Question: {question[:2000]}\n\n"
+            f"Write at most {most} insights in {LANGUAGE_NAMES[language]}: each with a short "
+            "title, one or two sentences that interpret the facts and suggest an action, and "
+            "the ids of the facts it relies on. Use only numbers that appear in the facts. "
+            "Then a one-sentence summary. Answer with JSON."
+        )
+        schema = _narrative_schema([f.id for f in found], most)
+        async for piece in self._stream(
+            caller, req, instruction, schema, NARRATIVE_TOKENS, temperature=0.2
+        ):
+            yield piece
+
+    def _checked(
+        self, raw: str, found: list[Fact], language: str, most: int
+    ) -> tuple[list[dict[str, Any]], str]:
+        """The model's insights with every number checked (and redacted when unsupported);
+        the facts themselves when the narrative is unusable."""
+        by_id = {f.id: f for f in found}
+        try:
+            parsed = orjson.loads(raw) if raw else {}
+        except orjson.JSONDecodeError:
+            parsed = {}
+        items = parsed.get("insights") if isinstance(parsed, dict) else None
+        if not items:
+            log.info("narrative unusable; the facts speak", extra={"chars": len(raw)})
+        insights: list[dict[str, Any]] = []
+        for item in (items or [])[:most]:
+            if not isinstance(item, dict):
+                continue
+            cited = [i for i in item.get("facts") or [] if i in by_id]
+            text = str(item.get("text") or "").strip()
+            title = str(item.get("title") or "").strip()
+            if not text:
+                continue
+            check = verify.check(f"{title}\n{text}", found, language, cited)
+            supporting = cited or sorted(set(check.support.values()))
+            insights.append(
+                self._insight(
+                    title=verify.redact_unsupported(title, verify.check(title, found, language)),
+                    text=verify.redact_unsupported(text, verify.check(text, found, language)),
+                    fact_ids=supporting,
+                    verified=check.verified,
+                    unsupported=[m.text for m in check.unsupported],
+                    by_id=by_id,
+                    source="model",
+                )
+            )
+        if not insights:
+            # No usable narrative: the facts speak for themselves (and are verified).
+            for fact in found[:most]:
+                insights.append(
+                    self._insight(
+                        title=fact.kind.replace("_", " ").capitalize(),
+                        text=fact.statement,
+                        fact_ids=[fact.id],
+                        verified=True,
+                        unsupported=[],
+                        by_id=by_id,
+                        source="facts",
+                    )
+                )
+        summary_text = str(parsed.get("summary") or "") if isinstance(parsed, dict) else ""
+        summary_check = verify.check(summary_text, found, language)
+        summary = _markdown(verify.redact_unsupported(summary_text, summary_check), insights, found)
+        return insights, summary
+
+    @staticmethod
+    def _insight(
+        *,
+        title: str,
+        text: str,
+        fact_ids: list[str],
+        verified: bool,
+        unsupported: list[str],
+        by_id: dict[str, Fact],
+        source: str,
+    ) -> dict[str, Any]:
+        chart = None
+        for fact_id in fact_ids:
+            chart = charts.chart_for(by_id[fact_id], title=title or None)
+            if chart is not None:
+                break
+        return {
+            "title": title,
+            "text": text,
+            "facts": fact_ids,
+            "verified": verified,
+            "unsupported_numbers": unsupported,
+            "chart": chart,
+            "source": source,
+        }
+
+    def _changes(self, caller: Principal, record: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """What changed since the same question ran on an earlier version of the dataset."""
+        dataset = record["dataset"]
+        if "id" not in dataset:
+            return None
+        earlier = [
+            r
+            for r in self.datasets.insights(caller.tenant, dataset_id=dataset["id"])
+            if r.get("question") == record["question"]
+            and (r.get("dataset") or {}).get("version", 0) < dataset["version"]
+        ]
+        if not earlier:
+            return None
+        previous = max(earlier, key=lambda r: r["dataset"]["version"])
+        before = {_fact_key(f): f for f in previous.get("facts", [])}
+        changes = []
+        for fact in record["facts"]:
+            old = before.get(_fact_key(fact))
+            if old is None:
+                changes.append(
+                    {"fact": fact["id"], "change": "new", "statement": fact["statement"]}
+                )
+                continue
+            moved = {
+                name: {"before": old["values"].get(name), "after": value}
+                for name, value in fact["values"].items()
+                if old["values"].get(name) != value
+            }
+            if moved:
+                changes.append(
+                    {
+                        "fact": fact["id"],
+                        "change": "changed",
+                        "statement": fact["statement"],
+                        "previous_statement": old["statement"],
+                        "values": moved,
+                    }
+                )
+        return [
+            {"compared_with": previous["id"], "previous_version": previous["dataset"]["version"]},
+            *changes,
+        ]
+
+    # --- reading back --------------------------------------------------------------------------
+
+    def get(self, caller: Principal, insight_id: str) -> dict[str, Any]:
+        return self.datasets.insight(caller.tenant, insight_id)
+
+    async def chart_svg(self, caller: Principal, insight_id: str, number: int) -> str:
+        record = self.get(caller, insight_id)
+        specs = [i["chart"] for i in record.get("insights", []) if i.get("chart")]
+        if not 0 <= number < len(specs):
+            raise NotFoundError(f"insight '{insight_id}' has no chart {number}")
+        return await asyncio.to_thread(charts.render_svg, specs[number])
+
+
+class _Clock:
+    """Seconds spent in each step of a request (stored with the record, for operators)."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._last, 4)
+        self._last = now
+
+
+def _plan_columns(plan: facts.Plan) -> set[str]:
+    columns = {m.column for m in plan.measures if m.column != "*"} | set(plan.dimensions)
+    if plan.period is not None:
+        columns.add(plan.period.column)
+    return columns
+
+
+def _fact_key(fact: dict[str, Any]) -> str:
+    blob = orjson.dumps([fact.get("kind"), fact.get("columns"), sorted(fact.get("values", {}))])
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _markdown(summary: str, insights: list[dict[str, Any]], found: list[Fact]) -> str:
+    lines = []
+    if summary.strip():
+        lines += [summary.strip(), ""]
+    for insight in insights:
+        mark = "" if insight["verified"] else " _(unverified)_"
+        cites = ", ".join(insight["facts"])
+        lines.append(f"- **{insight['title']}**{mark}: {insight['text']} [{cites}]")
+    if found:
+        lines += ["", "Facts:"]
+        lines += [f"- [{f.id}] {f.statement}" for f in found]
+    return "\n".join(lines)

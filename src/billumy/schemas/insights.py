@@ -1,0 +1,42 @@
+"""Bodies of the insights and datasets API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class InsightRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(default=None, description="Model that plans and narrates.")
+    question: str | None = Field(default=None, max_length=4000)
+    data: Any = Field(
+        default=None, description="Records (list of objects), columns (object of lists) or CSV."
+    )
+    dataset_id: str | None = None
+    dataset_version: int | None = Field(default=None, ge=1)
+    language: str | None = Field(default=None, description="pt, pt-BR or en; default: guessed.")
+    max_insights: int = Field(default=3, ge=1, le=8)
+    stream: bool = False
+    user_id: str | None = Field(default=None, max_length=200)
+    columns: list[str] | None = Field(
+        default=None, max_length=1000, description="Only these columns are analysed."
+    )
+    mask: list[str] | None = Field(
+        default=None,
+        max_length=1000,
+        description="Columns whose values never reach the model, the logs or the cache.",
+    )
+
+
+class DatasetUpload(BaseModel):
+    """A JSON upload: inline data instead of a multipart file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: Any
+    name: str | None = Field(default=None, max_length=200)
+    user_id: str | None = Field(default=None, max_length=200)
+    dataset_id: str | None = Field(default=None, description="Add a version to this dataset.")

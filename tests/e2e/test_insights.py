@@ -1,0 +1,244 @@
+"""Grounded insights end to end: a real server, the real model, real DuckDB and chart renders."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.server import Server
+
+REGIONS = ["Norte", "Sul", "Sudeste", "Nordeste"]
+
+
+def _sales() -> list[dict[str, object]]:
+    rows = []
+    for month in range(1, 7):
+        for i, region in enumerate(REGIONS):
+            revenue = 1000 + 250 * i + 40 * month * (i + 1)
+            rows.append(
+                {
+                    "month": f"2024-{month:02d}-01",
+                    "region": region,
+                    "units": 10 + i + month,
+                    "revenue": float(revenue),
+                    "customer": f"Cliente Secreto {i}{month} Ltda",
+                }
+            )
+    return rows
+
+
+def _csv(rows: list[dict[str, object]]) -> str:
+    header = list(rows[0])
+    lines = [",".join(header)] + [",".join(str(r[h]) for h in header) for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _post(srv: Server, body: dict[str, object], key: str | None = None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {key or srv.api_key}"}
+    return httpx.post(srv.url + "/api/insights", json=body, headers=headers, timeout=300)
+
+
+def _numbers(fact: dict[str, object]) -> list[float]:
+    values = fact["values"]
+    assert isinstance(values, dict)
+    return [float(v) for v in values.values() if isinstance(v, int | float)]
+
+
+def test_insights_from_inline_records(server: Server) -> None:
+    rows = _sales()
+    totals: dict[str, float] = defaultdict(float)
+    for row in rows:
+        totals[str(row["region"])] += float(row["revenue"])  # type: ignore[arg-type]
+    best = max(totals, key=lambda r: totals[r])
+    response = _post(
+        server,
+        {
+            "question": "Qual região teve a maior receita (revenue)?",
+            "data": rows,
+            "user_id": "ana",
+            "max_insights": 2,
+            "columns": ["month", "region", "units", "revenue"],
+        },
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["language"] == "pt"
+    facts = {f["id"]: f for f in body["facts"]}
+    assert facts and all(
+        f["sql"].lstrip().upper().startswith(("SELECT", "WITH")) for f in facts.values()
+    )
+    # Whatever the model wrote, the facts are exact: the best region's revenue is among them.
+    by_region = [
+        f
+        for f in facts.values()
+        if "region" in f["columns"] and any(r.get("region") == best for r in f["rows"])
+    ]
+    assert by_region, body["facts"]
+    assert any(abs(n - totals[best]) < 1e-6 for f in by_region for n in _numbers(f)) or any(
+        abs(float(r.get("revenue", 0) or 0) - totals[best]) < 1e-6
+        for f in by_region
+        for r in f["rows"]
+        if r.get("region") == best and isinstance(r.get("revenue"), int | float)
+    )
+    # Only the allowed columns were analysed: the customer names are nowhere.
+    assert "Cliente Secreto" not in response.text
+    assert 1 <= len(body["insights"]) <= 2
+    for insight in body["insights"]:
+        assert set(insight["facts"]) <= set(facts)
+        assert isinstance(insight["verified"], bool)
+        if not insight["verified"]:
+            for number in insight["unsupported_numbers"]:
+                assert f"[unverified: {number}" in insight["text"] + insight["title"]
+    assert "[f" in body["summary"]
+    charts = [i for i in body["insights"] if i["chart"]]
+    headers = server.headers
+    stored = httpx.get(f"{server.url}/api/insights/{body['id']}", headers=headers).json()
+    assert stored["facts"] == body["facts"]
+    if charts:
+        svg = httpx.get(f"{server.url}/api/insights/{body['id']}/charts/0.svg", headers=headers)
+        assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg")
+        assert svg.text.lstrip().startswith("<svg") or "<svg" in svg.text[:200]
+    missing = httpx.get(f"{server.url}/api/insights/{body['id']}/charts/99.svg", headers=headers)
+    assert missing.status_code == 404
+    history = httpx.get(
+        f"{server.url}/api/insights", params={"user_id": "ana"}, headers=headers
+    ).json()["insights"]
+    assert history[0]["id"] == body["id"]
+
+
+def test_streaming_insights_send_facts_first(server: Server) -> None:
+    with httpx.stream(
+        "POST",
+        server.url + "/api/insights",
+        json={"data": _csv(_sales()), "stream": True, "max_insights": 1, "mask": ["customer"]},
+        headers=server.headers,
+        timeout=300,
+    ) as response:
+        assert response.status_code == 200
+        lines = [json.loads(x) for x in response.iter_lines() if x.strip()]
+    kinds = [e["type"] for e in lines]
+    assert kinds[0] == "facts" and kinds[-1] == "insights"
+    assert set(kinds[1:-1]) <= {"narrative"}
+    assert lines[-1]["facts"] == lines[0]["facts"]
+    # The masked column is profiled for counts only; its values are nowhere.
+    text = json.dumps(lines)
+    assert "Cliente Secreto" not in text
+    masked = next(c for c in lines[0]["profile"]["columns"] if c["name"] == "customer")
+    assert masked["masked"] is True and not masked.get("top")
+    assert not any(k in masked for k in ("min", "max", "mean"))
+
+
+def test_datasets_versions_and_changes(server: Server, tmp_path: Path) -> None:
+    headers = server.headers
+    first = _sales()
+    upload = httpx.post(
+        server.url + "/datasets",
+        files={"file": ("vendas.csv", _csv(first).encode(), "text/csv")},
+        data={"name": "vendas"},
+        headers=headers,
+        timeout=60,
+    )
+    assert upload.status_code == 201, upload.text
+    dataset = upload.json()
+    assert dataset["version"] == 1 and dataset["rows"] == len(first)
+    assert {c["name"] for c in dataset["columns"]} == set(first[0])
+    did = dataset["id"]
+    same = httpx.post(
+        server.url + "/datasets",
+        files={"file": ("vendas.csv", _csv(first).encode(), "text/csv")},
+        data={"dataset_id": did},
+        headers=headers,
+    )
+    assert same.status_code == 200 and same.json()["version"] == 1
+    assert same.json()["new_version"] is False
+    question = {"dataset_id": did, "question": "Total revenue by region", "max_insights": 1}
+    before = _post(server, question)
+    assert before.status_code == 200, before.text
+    assert before.json()["dataset"] == {"id": did, "version": 1, "hash": dataset["hash"]}
+    changed = [dict(r) for r in first]
+    for row in changed:
+        if row["region"] == "Norte":
+            row["revenue"] = float(row["revenue"]) * 3  # type: ignore[arg-type]
+    second = httpx.post(
+        server.url + "/datasets",
+        json={"data": changed, "dataset_id": did},
+        headers=headers,
+    )
+    assert second.status_code == 201 and second.json()["version"] == 2
+    assert second.json()["hash"] != dataset["hash"]
+    after = _post(server, question)
+    assert after.status_code == 200, after.text
+    changes = after.json()["changes"]
+    assert changes and changes[0]["previous_version"] == 1
+    assert any(c.get("change") == "changed" for c in changes[1:]), changes
+    assert httpx.get(f"{server.url}/datasets/{did}", headers=headers).json()["version"] == 2
+    # Another tenant sees none of it.
+    other = server.create_key("insights-other", tenant="other-co")
+    assert _post(server, question, key=other).status_code == 404
+    other_headers = {"Authorization": f"Bearer {other}"}
+    assert httpx.get(f"{server.url}/datasets/{did}", headers=other_headers).status_code == 404
+    record = after.json()["id"]
+    assert (
+        httpx.get(f"{server.url}/api/insights/{record}", headers=other_headers).status_code == 404
+    )
+    assert httpx.delete(f"{server.url}/datasets/{did}", headers=headers).status_code == 204
+    assert _post(server, question).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "needle"),
+    [
+        ("a,b\n1,2\n3,4,5\n", 400, "line 3"),
+        ([], 400, "empty"),
+        ("", 400, "empty"),
+        (42, 400, "data must be"),
+        ([{"a": {"nested": 1}}], 400, "nested"),
+    ],
+)
+def test_bad_data_gets_clear_errors(server: Server, data: object, status: int, needle: str) -> None:
+    response = _post(server, {"data": data})
+    assert response.status_code == status, response.text
+    assert needle in response.json()["error"]
+
+
+def test_unknown_things_are_404_or_400(server: Server) -> None:
+    assert _post(server, {"dataset_id": "ds_0123456789abcdef"}).status_code == 404
+    assert _post(server, {"dataset_id": "../../etc"}).status_code == 404
+    both = _post(server, {"data": [{"a": 1}], "dataset_id": "ds_0123456789abcdef"})
+    assert both.status_code == 400
+    unknown = _post(server, {"data": [{"a": 1, "b": 2}], "mask": ["zzz"]})
+    assert unknown.status_code == 400 and "zzz" in unknown.json()["error"]
+    assert (
+        httpx.get(
+            f"{server.url}/api/insights/in_0000000000000000", headers=server.headers
+        ).status_code
+        == 404
+    )
+
+
+def test_masked_values_never_reach_the_model(make_server: type[Server], tmp_path: Path) -> None:
+    srv = make_server(
+        data_dir=tmp_path / "masked",
+        env={"BILLUMY_LOG_PROMPTS": "true", "BILLUMY_MAX_DATASET_ROWS": "100"},
+    ).start()
+    rows = _sales()
+    response = _post(
+        srv,
+        {
+            "question": "Which region sold most?",
+            "data": rows,
+            "mask": ["customer"],
+            "max_insights": 1,
+        },
+    )
+    assert response.status_code == 200, response.text
+    log = srv.log()
+    # The prompts were logged (so the scan means something), and no masked value is in them.
+    assert "Facts computed from the data" in log
+    assert "Cliente Secreto" not in log and "Cliente Secreto" not in response.text
+    too_many = _post(srv, {"data": [{"a": i} for i in range(101)]})
+    assert too_many.status_code == 413
