@@ -7,6 +7,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,6 +33,7 @@ from billumy.errors import PayloadTooLargeError
 from billumy.inference import InferenceService
 from billumy.insights.datasets import DatasetStore
 from billumy.insights.service import InsightService
+from billumy.metrics import Metrics
 from billumy.settings import Settings
 from billumy.store import open_store
 from billumy.usage import UsageBuffer
@@ -79,10 +81,12 @@ class BodyLimit:
 
 
 class AccessLog:
-    """One structured line per request, with a request id (taken from X-Request-ID or made)."""
+    """One structured line per request, with a request id (taken from X-Request-ID or made),
+    and the request's count and duration in the metrics."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -114,6 +118,11 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            elapsed = time.perf_counter() - started
+            if self.metrics is not None:
+                route = getattr(scope.get("route"), "path", "unmatched")
+                self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+                self.metrics.latency.labels(route).observe(elapsed)
             principal = scope.get("state", {}).get("principal")
             access_log.info(
                 "request",
@@ -122,7 +131,7 @@ class AccessLog:
                     "method": scope["method"],
                     "path": scope["path"],
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "duration_ms": round(elapsed * 1000, 2),
                     "key_name": getattr(principal, "key_name", None),
                 },
             )
@@ -177,9 +186,19 @@ def create_app(settings: Settings) -> FastAPI:
             cache=cache,
             fair_use=fair_use,
             usage=usage.record,
+            metrics=metrics,
         )
         if settings.tiers:
             inference.maestro = Maestro(settings.tiers, inference.classify, state)
+
+        def live() -> dict[str, Any]:
+            return {
+                "queue_depth": engine.queue_depth,
+                "deployments": router.status(),
+                "tiers": inference.maestro.decisions if inference.maestro else {},
+            }
+
+        metrics.watch(live)
 
         async def count_tokens(entry: ModelEntry, texts: list[str]) -> list[int]:
             return await engine.count_tokens(entry.base.path(), texts)
@@ -207,6 +226,7 @@ def create_app(settings: Settings) -> FastAPI:
             await store.aclose()
             await state.aclose()
 
+    metrics = Metrics()
     app = FastAPI(
         title="Billumy",
         version=__version__,
@@ -215,6 +235,7 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
     )
+    app.state.metrics = metrics
     errors.install(app)
     app.include_router(system.router)
     app.include_router(ollama.router)
@@ -227,5 +248,5 @@ def create_app(settings: Settings) -> FastAPI:
         limit=settings.max_body_bytes,
         data_limit=settings.max_dataset_bytes + 64 * 1024,  # room for multipart framing
     )
-    app.add_middleware(AccessLog)
+    app.add_middleware(AccessLog, metrics=metrics)
     return app

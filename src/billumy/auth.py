@@ -14,7 +14,7 @@ from billumy.errors import BadRequestError, ForbiddenError, UnauthorizedError
 from billumy.store.base import ApiKeyRecord, KeyStore, check_limit
 
 KEY_PREFIX = "bk_"
-SCOPES = frozenset({"inference", "admin"})
+SCOPES = frozenset({"inference", "admin", "metrics"})
 _TOUCH_EVERY_S = 60.0
 
 

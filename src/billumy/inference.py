@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import logging
 import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,7 @@ from billumy.engines.llamacpp import LlamaCppEngine
 from billumy.engines.maestro import CLASSIFIER_SYSTEM, SCHEMA, Maestro
 from billumy.engines.router import Route, Router
 from billumy.errors import BadRequestError
+from billumy.metrics import Metrics
 from billumy.modelfile import coerce_parameters
 from billumy.schemas.ollama import ChatRequest, EmbedRequest, GenerateRequest, Message
 from billumy.settings import Settings
@@ -96,12 +98,14 @@ class InferenceService:
         fair_use: FairUse,
         usage: UsageRecorder | None = None,
         maestro: Maestro | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.engine = engine
         self.router = router
         self.maestro = maestro
+        self.metrics = metrics
         self.cache = cache
         self.fair_use = fair_use
         self.usage = usage
@@ -316,17 +320,26 @@ class InferenceService:
         if self.cache.enabled and (deterministic(g) or self.settings.cache_sampled):
             key = generation_key(caller.tenant, prepared.entry.digest, g)
         policy = CachePolicy.from_header(cache_control)
-        return await self.cache.stream(key, policy, self.metered(prepared, caller))
+        status, chunks = await self.cache.stream(key, policy, self.metered(prepared, caller))
+        if self.metrics is not None:
+            self.metrics.cache.labels(status).inc()
+        return status, chunks
 
     async def metered(self, prepared: Prepared, caller: Principal) -> AsyncIterator[Chunk]:
         """Generate within the caller's quota and parallel limit; count what it used."""
         await self.fair_use.check_quota(caller.key_id, caller.limits)
         holder = await self.fair_use.acquire(caller.key_id, caller.limits)
         prompt = completion = 0
+        started = time.perf_counter()
+        first = True
         try:
             async for chunk in self.stream(prepared):
+                if first and (chunk.text or chunk.done):
+                    first = False
+                    self._first_token(prepared, time.perf_counter() - started)
                 if chunk.done:
                     prompt, completion = chunk.prompt_eval_count, chunk.eval_count
+                    self._finished(prepared, chunk)
                 yield chunk
         finally:
             # Shielded: this also runs while a request is cancelled (client gone).
@@ -335,6 +348,21 @@ class InferenceService:
                 await self.fair_use.spend(caller.key_id, prompt + completion)
                 if self.usage is not None and (prompt or completion):
                     await self.usage(caller, prepared.entry.name, prompt, completion)
+
+    def _first_token(self, prepared: Prepared, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.ttft.labels(prepared.entry.name).observe(seconds)
+
+    def _finished(self, prepared: Prepared, chunk: Chunk) -> None:
+        m = self.metrics
+        if m is None:
+            return
+        model = prepared.entry.name
+        m.tokens.labels(model, "prompt").inc(chunk.prompt_eval_count)
+        m.tokens.labels(model, "completion").inc(chunk.eval_count)
+        if chunk.eval_count and chunk.eval_duration:
+            m.tokens_per_second.labels(model).observe(chunk.eval_count / chunk.eval_duration * 1e9)
+        m.routed.labels(prepared.route.deployment or "unknown", prepared.route.model or model).inc()
 
     # --- embeddings ----------------------------------------------------------------------------
 

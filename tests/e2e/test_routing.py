@@ -12,6 +12,7 @@ import httpx
 import ollama
 import openai
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.server import Server, free_port
 
@@ -385,3 +386,61 @@ def test_upstream_bad_request_is_a_400(fleet: dict[str, object]) -> None:
         message = response.json()["error"]
         assert "rejected the request" in message and "exceeds" in message
     assert _chat(gw, "remote").status_code == 200
+
+
+def _scrape(gw: Server, key: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = httpx.get(gw.url + "/metrics", headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 200, response.text
+    samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def _value(
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
+) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_metrics_add_up_after_real_traffic(fleet: dict[str, object]) -> None:
+    gw = _gateway(fleet)
+    key = gw.create_key("prometheus", scopes="metrics")
+    assert httpx.get(gw.url + "/metrics").status_code == 401
+    inference_only = gw.create_key("no-metrics")
+    denied = httpx.get(gw.url + "/metrics", headers={"Authorization": f"Bearer {inference_only}"})
+    assert denied.status_code == 403
+    before = _scrape(gw, key)
+    answers = [_chat(gw, "remote").json() for _ in range(3)]
+    tiered = _chat(gw, "maestro", "Oi!")
+    assert tiered.status_code == 200
+    after = _scrape(gw, key)
+
+    def delta(name: str, **labels: str) -> float:
+        return _value(after, name, **labels) - _value(before, name, **labels)
+
+    chat = {"route": "/api/chat", "method": "POST", "status": "200"}
+    assert delta("billumy_requests_total", **chat) == 4
+    assert delta("billumy_request_duration_seconds_count", route="/api/chat") == 4
+    completion = sum(a["eval_count"] for a in answers)
+    prompt = sum(a["prompt_eval_count"] for a in answers)
+    remote = "remote:latest"
+    assert delta("billumy_tokens_total", model=remote, kind="completion") == completion + 4
+    assert delta("billumy_tokens_total", model=remote, kind="prompt") >= prompt
+    assert delta("billumy_time_to_first_token_seconds_count", model=remote) == 4
+    served = sum(
+        delta("billumy_routed_total", deployment=d, model=remote) for d in ("node-a", "node-b")
+    )
+    assert served == 4
+    assert delta("billumy_cache_lookups_total", result="bypass") == 4  # the cache is off here
+    assert (
+        delta(
+            "billumy_maestro_decisions_total", model="maestro:latest", tier="simple", source="rules"
+        )
+        == 1
+    )
+    # Live gauges: health and circuit state per deployment, without addresses.
+    assert _value(after, "billumy_upstream_healthy", deployment="node-b", model="remote") == 1
+    assert _value(after, "billumy_upstream_circuit_state", deployment="nowhere", state="open") == 1
+    assert _value(after, "billumy_queue_depth") == 0

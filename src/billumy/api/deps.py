@@ -44,6 +44,11 @@ async def _inference_key(principal: Annotated[Principal, Depends(_principal)]) -
     return principal
 
 
+async def _metrics_key(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+    principal.require("metrics")
+    return principal
+
+
 async def _admin_key(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
     principal.require("admin")
     return principal
@@ -63,6 +68,7 @@ async def _catalog(request: Request) -> Catalog:
 
 InferenceKey = Annotated[Principal, Depends(_inference_key)]
 AdminKey = Annotated[Principal, Depends(_admin_key)]
+MetricsKey = Annotated[Principal, Depends(_metrics_key)]
 InferenceDep = Annotated[InferenceService, Depends(_inference)]
 CatalogDep = Annotated[Catalog, Depends(_catalog)]
 

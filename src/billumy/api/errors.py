@@ -45,6 +45,11 @@ def error_response(
 def install(app: FastAPI) -> None:
     @app.exception_handler(BillumyError)
     async def _billumy(request: Request, exc: BillumyError) -> JSON:
+        if exc.status_code == 429:
+            metrics = getattr(request.app.state, "metrics", None)
+            if metrics is not None:
+                route = request.scope.get("route")
+                metrics.rate_limited.labels(getattr(route, "path", "unmatched")).inc()
         if exc.status_code >= 500:
             log.error("request failed: %s", exc.message)
         return error_response(exc.status_code, exc.message, exc.headers, path=request.url.path)

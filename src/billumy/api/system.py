@@ -1,4 +1,5 @@
-"""Unauthenticated probe routes: ``GET /``, ``HEAD /``, ``/health`` (alive), ``/ready``."""
+"""Probe routes: ``GET /``, ``HEAD /``, ``/health`` (alive) and ``/ready`` need no key;
+``/metrics`` (Prometheus) needs the ``metrics`` scope."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import PlainTextResponse, Response
 
+from billumy.api.deps import MetricsKey
 from billumy.api.responses import JSON
+from billumy.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["system"])
 
@@ -20,6 +23,13 @@ async def root() -> Response:
 @router.get("/health")
 async def health() -> Response:
     return JSON({"status": "ok"})
+
+
+@router.get("/metrics")
+async def metrics(request: Request, _: MetricsKey) -> Response:
+    """Prometheus metrics; needs a key with the ``metrics`` (or ``admin``) scope."""
+    body = request.app.state.metrics.render()
+    return Response(body, media_type=CONTENT_TYPE)
 
 
 @router.get("/ready")
