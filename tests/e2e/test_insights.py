@@ -242,3 +242,34 @@ def test_masked_values_never_reach_the_model(make_server: type[Server], tmp_path
     assert "Cliente Secreto" not in log and "Cliente Secreto" not in response.text
     too_many = _post(srv, {"data": [{"a": i} for i in range(101)]})
     assert too_many.status_code == 413
+
+
+def test_json_and_parquet_uploads(server: Server, tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = _sales()
+    parquet = tmp_path / "vendas.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), parquet)
+    uploads = {
+        "vendas.parquet": (parquet.read_bytes(), "application/octet-stream"),
+        "vendas.json": (json.dumps(rows).encode(), "application/json"),
+        "vendas.ndjson": ("\n".join(json.dumps(r) for r in rows).encode(), "application/x-ndjson"),
+    }
+    for name, (content, kind) in uploads.items():
+        response = httpx.post(
+            server.url + "/datasets",
+            files={"file": (name, content, kind)},
+            headers=server.headers,
+            timeout=60,
+        )
+        assert response.status_code == 201, (name, response.text)
+        dataset = response.json()
+        assert dataset["rows"] == len(rows) and dataset["name"] == name
+        assert [c["name"] for c in dataset["columns"]] == list(rows[0])
+    unknown = httpx.post(
+        server.url + "/datasets",
+        files={"file": ("vendas.xlsx", b"PK\x03\x04", "application/octet-stream")},
+        headers=server.headers,
+    )
+    assert unknown.status_code == 400 and "format" in unknown.json()["error"]
