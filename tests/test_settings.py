@@ -159,3 +159,11 @@ def test_invalid_log_level_is_rejected(level: str) -> None:
 def test_log_level_is_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BILLUMY_LOG_LEVEL", "WARNING")
     assert Settings().log_level == "warning"
+
+
+def test_empty_secrets_mean_unset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("BILLUMY_API_KEY", "")
+    monkeypatch.setenv("BILLUMY_REDIS_URL", "  ")
+    monkeypatch.setenv("BILLUMY_CONFIG", str(tmp_path / "none.toml"))
+    settings = Settings()
+    assert settings.api_key is None and settings.redis_url is None

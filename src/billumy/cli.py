@@ -94,6 +94,7 @@ def serve(**options: Any) -> None:
     import uvicorn
 
     from billumy import logs
+    from billumy.api.streaming import DRAIN
     from billumy.app import create_app
     from billumy.modelpack import assemble_gemma, gemma_ready
 
@@ -104,14 +105,23 @@ def serve(**options: Any) -> None:
         _with_progress("Assembling Gemma 3 270M", lambda p: assemble_gemma(settings.data_dir, p))
     asyncio.run(_bootstrap_key(settings))
     err.print(f"Billumy listening on http://{settings.host}:{settings.port}")
-    uvicorn.run(
+    grace = settings.shutdown_grace
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # Stop accepting now; running streams get the grace period, then end in-band.
+            DRAIN.begin(grace)
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=int(grace) + 10,
     )
+    Server(config).run()
 
 
 serve.__signature__ = inspect.Signature(_serve_parameters())  # type: ignore[attr-defined]

@@ -110,3 +110,15 @@ class UpstreamUnavailableError(UpstreamError):
 
     def __init__(self, message: str, *, retry_after: int = 1, retryable: bool = True) -> None:
         super().__init__(message, retryable=retryable, headers={"Retry-After": str(retry_after)})
+
+
+class ShuttingDownError(BillumyError):
+    """The server is shutting down and its grace period for running streams is over (503)."""
+
+    status_code = 503
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the server is shutting down; this answer was cut short, retry it",
+            headers={"Retry-After": "1"},
+        )

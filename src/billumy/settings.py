@@ -260,6 +260,11 @@ class Settings(BaseSettings):
     route_retries: int = Field(
         default=2, ge=0, description="Other deployments tried before the first byte is sent."
     )
+    shutdown_grace: float = Field(
+        default=20.0,
+        ge=0,
+        description="Seconds running streams may go on after SIGTERM; then they end in-band.",
+    )
     log_level: str = Field(default="info", description="Logging level.")
     log_prompts: bool = Field(
         default=False, description="Log prompts and responses (off: they never reach the logs)."
@@ -267,6 +272,12 @@ class Settings(BaseSettings):
     create_admin_key: bool = Field(
         default=True, description="On first start with no key, create an admin key and print it."
     )
+
+    @field_validator("api_key", "redis_url", "database_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # ``BILLUMY_API_KEY=`` in a .env file means "not set", not "the empty key".
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("quota_on_outage")
     @classmethod

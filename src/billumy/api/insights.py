@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from billumy.api.deps import InferenceKey, body_of
 from billumy.api.responses import JSON
-from billumy.api.streaming import NDJSON, line, unless_disconnected
+from billumy.api.streaming import DRAIN, NDJSON, line, unless_disconnected
 from billumy.errors import BadRequestError, BillumyError
 from billumy.insights.datasets import parse_format
 from billumy.insights.service import InsightService
@@ -50,6 +50,7 @@ async def create_insight(
         try:
             yield line(first)
             async for event in events:
+                DRAIN.check()
                 yield line(event)
         except BillumyError as exc:
             yield line({"type": "error", "error": exc.message})

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from billumy.api.deps import CatalogDep, InferenceDep, InferenceKey, body_of
 from billumy.api.errors import openai_error
 from billumy.api.responses import JSON
-from billumy.api.streaming import prime, unless_disconnected
+from billumy.api.streaming import DRAIN, prime, unless_disconnected
 from billumy.auth import Principal
 from billumy.engines.base import Chunk
 from billumy.engines.router import Route
@@ -139,6 +139,7 @@ def _stream(
                         yield _sse(usage_event(chunk))
                     break
                 chunk = await anext(rest)
+                DRAIN.check()
             yield b"data: [DONE]\n\n"
         except BillumyError as exc:
             yield _sse({"error": openai_error(exc.status_code, exc.message)})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -11,7 +12,7 @@ import orjson
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
-from billumy.errors import BillumyError, ClientClosedError
+from billumy.errors import BillumyError, ClientClosedError, ShuttingDownError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -32,6 +33,26 @@ async def prime(chunks: AsyncIterator[T]) -> tuple[T, AsyncIterator[T]]:
     return first, iterator
 
 
+class Drain:
+    """Graceful shutdown: set when the server is told to stop (SIGTERM). Running streams may
+    go on for the grace period; after it, each ends at its next chunk with an in-band error
+    line (and the reply so far is stored as incomplete), so nobody waits on a dying process."""
+
+    def __init__(self) -> None:
+        self.deadline: float | None = None
+
+    def begin(self, grace_s: float) -> None:
+        if self.deadline is None:
+            self.deadline = time.monotonic() + grace_s
+
+    def check(self) -> None:
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise ShuttingDownError
+
+
+DRAIN = Drain()
+
+
 def line(payload: dict[str, Any]) -> bytes:
     return orjson.dumps(payload) + b"\n"
 
@@ -46,6 +67,7 @@ async def _body(
         yield line(render(first))
         if not is_last(first):
             async for chunk in rest:
+                DRAIN.check()
                 yield line(render(chunk))
     except BillumyError as exc:
         yield line({"error": exc.message})
