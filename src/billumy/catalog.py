@@ -223,7 +223,7 @@ class Catalog:
         """The entry of a model that only deployments define: an embedded target's base when
         every deployment is embedded, else a remote base (the default tokenizer estimates)."""
         if all(d.provider == "embedded" for d in deployments):
-            target = self._lookup(deployments[0].upstream_model or name)
+            target = self.lookup(deployments[0].upstream_model or name)
             if target is None:
                 raise ValueError(
                     f"deployment {deployments[0].name!r} serves an unknown local model "
@@ -271,7 +271,7 @@ class Catalog:
         self, name: str, mf: Modelfile, *, builtin: bool, license: str | None = None
     ) -> ModelEntry:
         parent_name = mf.from_ or self.default_base
-        parent = self._lookup(parent_name)
+        parent = self.lookup(parent_name)
         if parent is None:
             log.warning(
                 "model %r is built FROM %r, which is not available here; using %s instead",
@@ -294,10 +294,7 @@ class Catalog:
         )
 
     def lookup(self, name: str) -> ModelEntry | None:
-        """A configured (not created) entry by name, or None."""
-        return self._lookup(name)
-
-    def _lookup(self, name: str) -> ModelEntry | None:
+        """The entry named ``name`` among those loaded, or None (no store read)."""
         try:
             key = normalize_name(name)
         except BadRequestError:

@@ -252,9 +252,13 @@ class ConversationService:
             tenant, chat, entry, num_ctx=num_ctx, num_predict=num_predict
         )
         prepared = self.inference.prepare_messages(
-            entry, assembled.messages, options=options, format=format, keep_alive=keep_alive
+            entry,
+            assembled.messages,
+            options=options,
+            format=format,
+            keep_alive=keep_alive,
+            tier=tier,
         )
-        prepared.tier = tier
         turn = Turn(caller=caller, chat=chat, prepared=prepared, assembled=assembled)
         chunks = self._persisted(turn, self.inference.metered(prepared, caller))
         return Reply(chat=chat, prepared=prepared, user_message=stored[0], chunks=chunks)
@@ -286,13 +290,13 @@ class ConversationService:
                 if fresh.summary_upto < m.seq <= upto and m.role != "system"
             ]
             summary = fresh.summary
-            entry = turn.prepared.entry
-            # One call per summary: the turns are clipped to fit it (their gist is what a
-            # summary keeps), as a call per batch made long chats wait minutes for one.
-            for part in [_clipped(pending, SUMMARY_INPUT_CHARS)] if pending else []:
+            if pending:
+                # One call per summary: the turns are clipped to fit it (their gist is what a
+                # summary keeps), as a call per batch made long chats wait minutes for one.
+                turns = _clipped(pending, SUMMARY_INPUT_CHARS)
                 prepared = self.inference.prepare_messages(
-                    entry,
-                    [{"role": "user", "content": summary_prompt(summary, part)}],
+                    turn.prepared.entry,
+                    [{"role": "user", "content": summary_prompt(summary, turns)}],
                     options={"temperature": 0.2, "num_predict": 200},
                 )
                 text = "".join([c.text async for c in self.inference.metered(prepared, caller)])
@@ -301,7 +305,7 @@ class ConversationService:
                     # A small model may answer nothing: keep the turns' gist rather than
                     # letting them fall out of the context without a trace.
                     log.info("empty summary from the model; kept an extractive one")
-                    written = extractive_summary(summary, part)
+                    written = extractive_summary(summary, turns)
                 summary = written
             if summary:
                 await self.store.set_summary(caller.tenant, chat.id, summary, upto)

@@ -121,21 +121,26 @@ class InferenceService:
                     await asyncio.to_thread(entry.base.prepare)
         return entry
 
+    def _tiered(self, name: str) -> str | None:
+        """The normalised name when ``name`` is a tiered (maestro) model name."""
+        if self.maestro is None or not name:
+            return None
+        key = normalize_name(name)
+        return key if self.maestro.routes(key) else None
+
     async def resolve(self, name: str, question: str) -> tuple[ModelEntry, str | None]:
         """The entry serving ``name`` for ``question``, and the maestro tier when ``name``
         is a tiered model."""
-        if self.maestro is not None and name:
-            key = normalize_name(name)
-            if self.maestro.routes(key):
-                decision = await self.maestro.choose(key, question)
-                return await self.model(decision.model), decision.tier
+        tiered = self._tiered(name)
+        if tiered is not None and self.maestro is not None:
+            decision = await self.maestro.choose(tiered, question)
+            return await self.model(decision.model), decision.tier
         return await self.model(name), None
 
     async def check_model(self, name: str) -> None:
         """404 unless ``name`` is a model (or a tiered model name) served here."""
-        if self.maestro is not None and name and self.maestro.routes(normalize_name(name)):
-            return
-        await self.catalog.get(name)
+        if self._tiered(name) is None:
+            await self.catalog.get(name)
 
     async def classify(self, model: str, question: str) -> str:
         """The classifier model's raw JSON answer for ``question`` (maestro tiers)."""
@@ -244,12 +249,15 @@ class InferenceService:
         messages = [self._message(req.model, m) for m in req.messages or []]
         question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
         entry, tier = await self.resolve(req.model, question)
-        prepared = self.prepare_messages(
-            entry, messages, options=req.options, format=req.format, keep_alive=req.keep_alive
+        return self.prepare_messages(
+            entry,
+            messages,
+            options=req.options,
+            format=req.format,
+            keep_alive=req.keep_alive,
+            tier=tier,
+            stream=req.stream,
         )
-        prepared.tier = tier
-        prepared.generation.stream = req.stream
-        return prepared
 
     def prepare_messages(
         self,
@@ -259,8 +267,12 @@ class InferenceService:
         options: Mapping[str, Any] | None = None,
         format: str | dict[str, Any] | None = None,
         keep_alive: str | float | None = None,
+        tier: str | None = None,
+        stream: bool = True,
     ) -> Prepared:
-        """A chat generation over validated messages; the oldest turns give way to fit."""
+        """A chat generation over validated messages; the oldest turns give way to fit.
+        ``tier``: the maestro tier that chose ``entry``; ``stream``: whether the client reads
+        the answer as it comes."""
         opts = self.options(entry, options)
         num_ctx, num_predict = self.limits(opts)
         generation = Generation(
@@ -276,9 +288,10 @@ class InferenceService:
             sampling=self._sampling(opts),
             format=format or None,
             keep_alive_s=self._keep_alive(keep_alive),
+            stream=stream,
         )
         self._log_prompt(entry, messages[-1]["content"] if messages else "")
-        return Prepared(entry=entry, generation=generation)
+        return Prepared(entry=entry, generation=generation, tier=tier)
 
     @staticmethod
     def _message(model: str, message: Message) -> dict[str, Any]:

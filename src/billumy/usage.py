@@ -27,6 +27,11 @@ class _Counts:
     prompt: int = 0
     completion: int = 0
 
+    def add(self, requests: int, prompt: int, completion: int) -> None:
+        self.requests += requests
+        self.prompt += prompt
+        self.completion += completion
+
 
 class UsageBuffer:
     def __init__(self, store: UsageStore, *, interval_s: float = 1.0) -> None:
@@ -42,9 +47,7 @@ class UsageBuffer:
         counts = self._pending.get(key)
         if counts is None:
             counts = self._pending[key] = _Counts(caller.key_name)
-        counts.requests += 1
-        counts.prompt += max(prompt, 0)
-        counts.completion += max(completion, 0)
+        counts.add(1, max(prompt, 0), max(completion, 0))
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -75,9 +78,7 @@ class UsageBuffer:
                         exc_info=True,
                     )
                     again = self._pending.setdefault((key_id, day, model), _Counts(counts.key_name))
-                    again.requests += counts.requests
-                    again.prompt += counts.prompt
-                    again.completion += counts.completion
+                    again.add(counts.requests, counts.prompt, counts.completion)
 
     async def aclose(self) -> None:
         if self._task is not None:

@@ -167,11 +167,11 @@ async def chat_completions(
         tools=body.tools,
         options=_options(body, max_tokens),
         format=_format(body.response_format),
+        stream=body.stream,
     )
     if not chat.messages:
         raise BadRequestError("messages must not be empty")
     prepared = await service.prepare_chat(chat)
-    prepared.generation.stream = body.stream
     status, first, rest = await _start(request, service, prepared, key)
     ident, created = "chatcmpl-" + secrets.token_hex(12), int(time.time())
     headers = {"X-Billumy-Cache": status, **prepared.headers()}
@@ -231,12 +231,15 @@ async def completions(
     if len(prompts) != 1:
         raise BadRequestError("prompt must be one string")
     generate = GenerateRequest(
-        model=body.model, prompt=prompts[0], raw=True, options=_options(body, body.max_tokens)
+        model=body.model,
+        prompt=prompts[0],
+        raw=True,
+        options=_options(body, body.max_tokens),
+        stream=body.stream,
     )
     if not generate.prompt:
         raise BadRequestError("prompt must not be empty")
     prepared = await service.prepare_generate(generate)
-    prepared.generation.stream = body.stream
     status, first, rest = await _start(request, service, prepared, key)
     ident, created = "cmpl-" + secrets.token_hex(12), int(time.time())
     headers = {"X-Billumy-Cache": status, **prepared.headers()}

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import orjson
 
 from billumy.cache.base import SharedState, StateUnavailableError
+from billumy.catalog import normalize_name
 from billumy.errors import BillumyError
 from billumy.settings import TierConfig
 
@@ -114,8 +115,6 @@ class Maestro:
         *,
         cache_ttl_s: float = 86_400.0,
     ) -> None:
-        from billumy.catalog import normalize_name
-
         self.tiers = {normalize_name(name): config for name, config in tiers.items()}
         self.classify = classify
         self.state = state

@@ -16,12 +16,12 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from billumy.catalog import Catalog, ModelEntry
+from billumy.catalog import Catalog, ModelEntry, normalize_name
 from billumy.engines.base import Chunk, Embeddings, Generation
 from billumy.engines.llamacpp import LlamaCppEngine
 from billumy.engines.upstream import Upstream, make_upstream
@@ -161,7 +161,7 @@ class Router:
         self.catalog = catalog
         self.engine = engine
         self.fallbacks = {
-            _normalize(name): [_normalize(m) for m in models]
+            normalize_name(name): [normalize_name(m) for m in models]
             for name, models in settings.fallbacks.items()
         }
         self.deployments: dict[str, list[Deployment]] = {}
@@ -319,43 +319,45 @@ class Router:
         return targets
 
     async def _on(self, deployment: Deployment, generation: Generation) -> AsyncIterator[Chunk]:
-        """One attempt on one deployment, holding one of its slots; feeds its circuit."""
-        async with self._slot(deployment):
-            deployment.breaker.begin()
-            try:
-                if deployment.upstream is None:
-                    assert deployment.model_path is not None
-                    request = replace(generation, model_path=deployment.model_path)
-                    chunks = self.engine.generate(request)
-                else:
-                    chunks = deployment.upstream.generate(generation, deployment.upstream_model)
-                # Closed at once when the client goes: the upstream stops generating too.
-                async with _closing(chunks):
-                    async for chunk in chunks:
-                        yield chunk
-            except UpstreamError as exc:
-                if exc.retryable:
-                    deployment.breaker.failure()
-                else:
-                    deployment.breaker.success()
-                raise
-            except BaseException:
-                # Cancelled (client gone) or a local failure: not the deployment's fault.
-                deployment.breaker.probing = False
-                raise
-            deployment.breaker.success()
-            deployment.served += 1
+        """One attempt on one deployment (see :meth:`_attempt`)."""
+        async with self._attempt(deployment):
+            if deployment.upstream is None:
+                assert deployment.model_path is not None
+                request = replace(generation, model_path=deployment.model_path)
+                chunks = self.engine.generate(request)
+            else:
+                chunks = deployment.upstream.generate(generation, deployment.upstream_model)
+            # Closed at once when the client goes: the upstream stops generating too.
+            async with _closing(chunks):
+                async for chunk in chunks:
+                    yield chunk
 
     @contextlib.asynccontextmanager
-    async def _slot(self, deployment: Deployment) -> AsyncIterator[None]:
+    async def _attempt(self, deployment: Deployment) -> AsyncIterator[None]:
+        """Hold one of the deployment's slots (waiting in its queue) and feed its circuit with
+        the outcome: a retryable upstream failure counts against it; a client's bad request,
+        a cancellation (client gone) or a local failure does not."""
         deployment.waiting += 1
         try:
             await deployment.slots.acquire()
         finally:
             deployment.waiting -= 1
         deployment.in_flight += 1
+        deployment.breaker.begin()
         try:
             yield
+        except UpstreamError as exc:
+            if exc.retryable:
+                deployment.breaker.failure()
+            else:
+                deployment.breaker.success()
+            raise
+        except BaseException:
+            deployment.breaker.probing = False
+            raise
+        else:
+            deployment.breaker.success()
+            deployment.served += 1
         finally:
             deployment.in_flight -= 1
             deployment.slots.release()
@@ -408,35 +410,20 @@ class Router:
         dimensions: int | None,
         model_name: str,
     ) -> Embeddings:
-        async with self._slot(deployment):
-            deployment.breaker.begin()
-            call: Awaitable[Embeddings]
-            if deployment.upstream is None:
-                assert deployment.model_path is not None
-                call = self.engine.embed(
-                    model_path=deployment.model_path,
-                    model_name=model_name,
-                    inputs=inputs,
-                    truncate=truncate,
-                    num_ctx=num_ctx,
-                    keep_alive_s=keep_alive_s,
-                )
-            else:
-                call = deployment.upstream.embed(
+        async with self._attempt(deployment):
+            if deployment.upstream is not None:
+                return await deployment.upstream.embed(
                     inputs, deployment.upstream_model, truncate=truncate, dimensions=dimensions
                 )
-            try:
-                result = await call
-            except UpstreamError as exc:
-                if exc.retryable:
-                    deployment.breaker.failure()
-                raise
-            except BaseException:
-                deployment.breaker.probing = False
-                raise
-            deployment.breaker.success()
-            deployment.served += 1
-            return result
+            assert deployment.model_path is not None
+            return await self.engine.embed(
+                model_path=deployment.model_path,
+                model_name=model_name,
+                inputs=inputs,
+                truncate=truncate,
+                num_ctx=num_ctx,
+                keep_alive_s=keep_alive_s,
+            )
 
     # --- reporting -----------------------------------------------------------------------------
 
@@ -453,9 +440,3 @@ async def _closing(chunks: AsyncIterator[Chunk]) -> AsyncIterator[AsyncIterator[
         aclose = getattr(chunks, "aclose", None)
         if aclose is not None:
             await aclose()
-
-
-def _normalize(name: str) -> str:
-    from billumy.catalog import normalize_name
-
-    return normalize_name(name)

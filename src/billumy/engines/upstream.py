@@ -274,24 +274,18 @@ class Budget:
 
 
 class Deadline:
-    """Runs each wait of one request within its step limit and the request's deadline.
-
-    The step limit counts from the last progress (the request's start, then each piece of the
-    answer), so the first piece must come within ``step`` of the start: headers included.
-    """
+    """Bounds the wait for the answer's first bytes by the step limit and the request's whole
+    deadline, whichever comes first. Later pieces are bounded by the client's read timeout and
+    a check of the whole deadline between them (see :meth:`ResponseStream._next_bytes`)."""
 
     def __init__(self, budget: Budget, errors: ErrorMapper) -> None:
         self.budget = budget
         self.errors = errors
         self.start = time.monotonic()
-        self._last = self.start
-
-    def progress(self) -> None:
-        self._last = time.monotonic()
 
     async def run(self, awaitable: Awaitable[T]) -> T:
         now = time.monotonic()
-        to_step = self._last + self.budget.step - now
+        to_step = self.start + self.budget.step - now
         to_end = self.start + self.budget.total - now
         if to_end <= to_step:
             limit, shown = to_end, self.budget.total

@@ -39,7 +39,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -377,17 +376,3 @@ def render_svg(spec: Mapping[str, Any]) -> str:
     except Exception as exc:  # vl-convert raises ValueError carrying the JavaScript error
         raise RuntimeError(f"rendering the chart failed: {exc}") from exc
     return str(svg)
-
-
-def warm_up() -> float:
-    """Start the rendering engine now (the first render is slow); returns the seconds taken."""
-    started = time.perf_counter()
-    render_svg(
-        {
-            "$schema": SCHEMA,
-            "data": {"values": [{"x": 1}]},
-            "mark": "point",
-            "encoding": {"x": {"field": "x", "type": "quantitative"}},
-        }
-    )
-    return time.perf_counter() - started

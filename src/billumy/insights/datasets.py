@@ -123,12 +123,15 @@ class DatasetStore:
         check_id(dataset_id, "ds")
         return self._read(self._tenant_dir(tenant, "datasets") / dataset_id)
 
-    def parquet(self, tenant: str, dataset_id: str, version: int | None = None) -> Path:
-        dataset = self.get(tenant, dataset_id)
-        number = version if version is not None else dataset.latest.version
-        if not any(v.version == number for v in dataset.versions):
-            raise NotFoundError(f"dataset '{dataset_id}' has no version {number}")
-        return self._tenant_dir(tenant, "datasets") / dataset_id / f"v{number}.parquet"
+    def version(
+        self, tenant: str, dataset: Dataset, number: int | None = None
+    ) -> tuple[Version, Path]:
+        """A version of ``dataset`` (the latest by default) and its Parquet file."""
+        number = number if number is not None else dataset.latest.version
+        chosen = next((v for v in dataset.versions if v.version == number), None)
+        if chosen is None:
+            raise NotFoundError(f"dataset '{dataset.id}' has no version {number}")
+        return chosen, self._tenant_dir(tenant, "datasets") / dataset.id / f"v{number}.parquet"
 
     def tenant_bytes(self, tenant: str) -> int:
         base = self._tenant_dir(tenant, "datasets")

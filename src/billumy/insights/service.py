@@ -184,11 +184,9 @@ class InsightService:
             raise BadRequestError("send either data or dataset_id")
         if req.dataset_id is not None:
             dataset = self.datasets.get(caller.tenant, req.dataset_id)
-            version = req.dataset_version or dataset.latest.version
-            path = self.datasets.parquet(caller.tenant, req.dataset_id, version)
+            chosen, path = self.datasets.version(caller.tenant, dataset, req.dataset_version)
             table = data.from_file(path, "parquet", self.limits)
-            chosen = next(v for v in dataset.versions if v.version == version)
-            source = {"id": dataset.id, "version": version, "hash": chosen.hash}
+            source = {"id": dataset.id, "version": chosen.version, "hash": chosen.hash}
         else:
             table = self._load_inline(req.data)
             source = {"hash": data.dataset_hash(table)}
@@ -279,9 +277,15 @@ class InsightService:
             f"{columns}. Use only these column names. Answer with JSON.\n\n"
             f"Question: {req.question[:2000]}"
         )
+        rules = facts.rule_plan(req.question, prof)
         try:
-            raw = await self._complete(
-                caller, req, instruction, schema, PLAN_TOKENS, temperature=0.0
+            raw = "".join(
+                [
+                    piece
+                    async for piece in self._stream(
+                        caller, req, instruction, schema, PLAN_TOKENS, temperature=0.0
+                    )
+                ]
             )
             plan = facts.Plan.model_validate_json(raw)
             try:
@@ -290,16 +294,13 @@ class InsightService:
                 # A small model often adds a filter it cannot fill in: keep the rest.
                 plan = plan.model_copy(update={"filters": []})
                 facts.validate_plan(plan, prof)
-            rules = facts.rule_plan(req.question, prof)
-            if rules is not None and not _plan_columns(plan) & _plan_columns(rules):
-                # The model's plan ignores every column the question names: a small model
-                # guessing. The question's own words decide.
-                return rules, "rules"
-            if plan.measures or plan.dimensions or plan.period:
+            usable = plan.measures or plan.dimensions or plan.period
+            # A plan that ignores every column the question names is a small model guessing:
+            # then the question's own words decide.
+            if usable and (rules is None or _plan_columns(plan) & _plan_columns(rules)):
                 return plan, "model"
         except (BillumyError, ValidationError, ValueError) as exc:
             log.info("plan from the model unusable; rules decide", extra={"reason": str(exc)[:200]})
-        rules = facts.rule_plan(req.question, prof)
         return (rules, "rules") if rules is not None else (None, "none")
 
     def _facts(
@@ -313,25 +314,6 @@ class InsightService:
         for number, fact in enumerate(merged, start=1):
             fact.id = f"f{number}"
         return merged
-
-    async def _complete(
-        self,
-        caller: Principal,
-        req: InsightRequest,
-        instruction: str,
-        schema: dict[str, Any],
-        num_predict: int,
-        *,
-        temperature: float,
-    ) -> str:
-        return "".join(
-            [
-                piece
-                async for piece in self._stream(
-                    caller, req, instruction, schema, num_predict, temperature=temperature
-                )
-            ]
-        )
 
     async def _stream(
         self,
