@@ -15,6 +15,7 @@ go through the writer), and it saves a BEGIN and a ROLLBACK per read (about 20% 
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,21 @@ def _add_usage(dialect: str, row: dict[str, Any]) -> Insert:
     )
 
 
+def _enable_wal(cursor: Any, attempts: int = 60) -> None:
+    """WAL is a property of the file: once one connection has set it, it holds for all. The
+    switch needs the file to itself, and SQLite answers "database is locked" at once, without
+    the busy timeout, while other processes open the same fresh file: several processes
+    starting together on a new database retry briefly instead of failing."""
+    for attempt in range(attempts):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception as exc:  # the driver's OperationalError, through the adapter
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
+
+
 def _sqlite_engine(url: str) -> AsyncEngine:
     engine = create_async_engine(url, connect_args={"timeout": 30})
 
@@ -131,7 +147,7 @@ def _sqlite_engine(url: str) -> AsyncEngine:
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _enable_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
