@@ -15,16 +15,19 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import anyio
-import httpx
 import orjson
 import pytest
 import uvicorn
+from aiohttp.client_reqrep import ConnectionKey, RequestInfo
+from multidict import CIMultiDict, CIMultiDictProxy
 from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+from yarl import URL
 
 from billumy.engines.base import Chunk, Generation, Sampling
 from billumy.engines.ollama import OllamaUpstream
@@ -196,6 +199,12 @@ def make_app(rec: Recorder, trap_port: Callable[[], int]) -> Starlette:
             return StreamingResponse(stream([first, bad]), media_type=media)
         if how == "cancel":
             return StreamingResponse(endless(ollama), media_type=media)
+        if how in ("burst", "paced"):
+            # The whole answer in one write, or each line after a pause.
+            lines = ollama_lines(chat=path == "/api/chat") if ollama else openai_lines(False, "")
+            if how == "burst":
+                return Response(b"".join(lines), media_type=media)
+            return StreamingResponse(stream(lines, gap=0.05), media_type=media)
         if how == "redirect":
             location = f"http://127.0.0.1:{trap_port()}{path}"
             return Response(status_code=302, headers={"Location": location})
@@ -700,17 +709,58 @@ async def test_make_upstream_picks_the_provider(srv: FakeServer) -> None:
         make_upstream(DeploymentConfig(name="local", model="m", provider="embedded"))
 
 
-async def test_transport_errors_never_show_httpx_text(srv: FakeServer) -> None:
+async def test_transport_errors_never_show_the_clients_text(srv: FakeServer) -> None:
+    """aiohttp's exception texts hold the host and the URL: they are mapped, never shown."""
     mapper = ErrorMapper(config(srv, connect_timeout=2.5))
-    url = f"http://127.0.0.1:{srv.port}/api/chat"
-    cases: list[tuple[httpx.HTTPError, type[UpstreamError], str]] = [
-        (httpx.ConnectTimeout(url), UpstreamTimeoutError, "did not answer within 2.5 s"),
-        (httpx.ReadTimeout(url), UpstreamTimeoutError, "did not answer within 1 s"),
-        (httpx.ConnectError(url), UpstreamUnavailableError, "is unreachable"),
-        (httpx.RemoteProtocolError(url), UpstreamError, "closed the stream"),
-        (httpx.DecodingError(url), UpstreamError, "sent an invalid response"),
+    url = URL(f"http://127.0.0.1:{srv.port}/api/chat")
+    key = ConnectionKey("127.0.0.1", srv.port, False, True, None, None, None, None)
+    info = RequestInfo(url, "POST", CIMultiDictProxy(CIMultiDict()), url)
+    cases: list[tuple[Exception, type[UpstreamError], str, bool]] = [
+        (aiohttp.ConnectionTimeoutError(str(url)), UpstreamTimeoutError, "within 2.5 s", True),
+        (aiohttp.SocketTimeoutError(str(url)), UpstreamTimeoutError, "within 1 s", True),
+        (TimeoutError(), UpstreamTimeoutError, "did not answer within 1 s", True),
+        (
+            aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "refused")),
+            UpstreamUnavailableError,
+            "is unreachable",
+            True,
+        ),
+        (aiohttp.ServerDisconnectedError(str(url)), UpstreamError, "closed the stream", True),
+        (aiohttp.ClientPayloadError(str(url)), UpstreamError, "closed the stream", True),
+        (aiohttp.ClientOSError(104, f"reset by {url}"), UpstreamError, "closed the stream", True),
+        (
+            aiohttp.ServerDisconnectedError(str(url)),
+            UpstreamError,
+            "closed the connection before answering",
+            False,
+        ),
+        (
+            aiohttp.ClientResponseError(info, (), status=400, message=f"bad status at {url}"),
+            UpstreamError,
+            "sent an invalid response",
+            True,
+        ),
+        (aiohttp.InvalidURL(str(url)), UpstreamError, "sent an invalid response", True),
     ]
-    for exc, kind, message in cases:
-        mapped = mapper.transport(exc, streaming=True, connect_s=2.5, read_s=1.0)
-        assert type(mapped) is kind and message in str(mapped)
+    for exc, kind, message, streaming in cases:
+        mapped = mapper.transport(exc, streaming=streaming, connect_s=2.5, read_s=1.0)
+        assert type(mapped) is kind and message in str(mapped), (exc, mapped)
         assert_safe(mapped, srv)
+
+
+# --- what is in hand --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_chunks_that_came_together_say_so(srv: FakeServer, provider: str) -> None:
+    """Chunk.more: set when the next chunk arrived in the same read (so writers may write
+    them together), never when the next one is still to come."""
+    async with upstream(srv, provider) as up:
+        burst = await collect(up, generation(messages=[{"role": "user", "content": "hi"}]), "burst")
+        paced = await collect(up, generation(messages=[{"role": "user", "content": "hi"}]), "paced")
+    expected = "Hello!" if provider == "ollama" else "Hello"
+    assert "".join(c.text for c in burst) == "".join(c.text for c in paced) == expected
+    assert burst[-1].done and paced[-1].done
+    assert len(burst) >= 3
+    assert all(c.more for c in burst[:-1]) and not burst[-1].more
+    assert not any(c.more for c in paced)

@@ -243,6 +243,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(chats.router)
     app.include_router(openai.router)
     app.include_router(insights.router)
+    # The hot paths first: the router tries routes in order.
+    app.router.routes[:0] = [*ollama.routes, *openai.routes]
     app.add_middleware(
         BodyLimit,
         limit=settings.max_body_bytes,

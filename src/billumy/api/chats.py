@@ -8,8 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import PlainTextResponse, Response
 
 from billumy.api.deps import ChatBody, InferenceDep, InferenceKey, body_of
-from billumy.api.ollama import chat as ollama_chat
-from billumy.api.ollama import chat_chunk
+from billumy.api.ollama import chat_chunk, serve_chat
 from billumy.api.responses import JSON
 from billumy.api.streaming import ndjson_response, prime, unless_disconnected
 from billumy.conversations import ConversationService, export_markdown
@@ -116,7 +115,7 @@ async def legacy_chat_stream(
 ) -> Response:
     """The original service's streaming chat: the body of /api/chat, always streamed."""
     body.stream = True
-    return await ollama_chat(request, body, service, key)
+    return await serve_chat(request, body, service, key)
 
 
 @router.get("/{chat_id}")

@@ -11,12 +11,13 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from billumy.api.deps import (
-    ChatBody,
     EmbedBody,
     EmbeddingsBody,
-    GenerateBody,
     InferenceDep,
     InferenceKey,
+    body_of,
+    inference_caller,
+    lean_route,
 )
 from billumy.api.responses import JSON
 from billumy.api.streaming import ndjson_response, prime, single, unless_disconnected
@@ -24,8 +25,8 @@ from billumy.auth import Principal
 from billumy.cache.responses import CacheStatus
 from billumy.engines.base import Chunk
 from billumy.engines.router import Route
-from billumy.inference import Prepared
-from billumy.schemas.ollama import EmbedRequest
+from billumy.inference import InferenceService, Prepared
+from billumy.schemas.ollama import ChatRequest, EmbedRequest, GenerateRequest
 
 router = APIRouter(prefix="/api", tags=["ollama"])
 
@@ -73,7 +74,7 @@ def _is_last(chunk: Chunk) -> bool:
 
 async def _run(
     request: Request,
-    service: InferenceDep,
+    service: InferenceService,
     caller: Principal,
     prepared: Prepared,
     empty: bool,
@@ -112,10 +113,14 @@ def _cache_header(status: CacheStatus) -> dict[str, str]:
     return {"X-Billumy-Cache": status}
 
 
-@router.post("/generate")
-async def generate(
-    request: Request, body: GenerateBody, service: InferenceDep, key: InferenceKey
-) -> Response:
+_generate_body = body_of(GenerateRequest)
+_chat_body = body_of(ChatRequest)
+
+
+async def generate(request: Request) -> Response:
+    key = await inference_caller(request)
+    body = await _generate_body(request)
+    service: InferenceService = request.app.state.inference
     prepared = await service.prepare_generate(body)
     model = body.model
 
@@ -136,10 +141,16 @@ async def generate(
     return await _run(request, service, key, prepared, empty, body.stream, render)
 
 
-@router.post("/chat")
-async def chat(
-    request: Request, body: ChatBody, service: InferenceDep, key: InferenceKey
+async def chat(request: Request) -> Response:
+    key = await inference_caller(request)
+    body = await _chat_body(request)
+    return await serve_chat(request, body, request.app.state.inference, key)
+
+
+async def serve_chat(
+    request: Request, body: ChatRequest, service: InferenceService, key: Principal
 ) -> Response:
+    """Answer a parsed /api/chat body (also the legacy /chats/chat/stream)."""
     prepared = await service.prepare_chat(body)
     model = body.model
 
@@ -148,6 +159,10 @@ async def chat(
 
     empty = not body.messages
     return await _run(request, service, key, prepared, empty, body.stream, render)
+
+
+# The hot paths, as plain routes (see LeanRoute); app.py mounts them.
+routes = [lean_route("/api/generate", generate), lean_route("/api/chat", chat)]
 
 
 @router.post("/embed")

@@ -16,13 +16,19 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
-from billumy.api.deps import CatalogDep, InferenceDep, InferenceKey, body_of
+from billumy.api.deps import (
+    CatalogDep,
+    InferenceDep,
+    InferenceKey,
+    body_of,
+    inference_caller,
+    lean_route,
+)
 from billumy.api.errors import openai_error
 from billumy.api.responses import JSON
-from billumy.api.streaming import DRAIN, prime, unless_disconnected
+from billumy.api.streaming import DRAIN, ChunkStream, Last, prime, unless_disconnected
 from billumy.auth import Principal
 from billumy.engines.base import Chunk
 from billumy.engines.router import Route
@@ -40,8 +46,8 @@ from billumy.schemas.openai import (
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["openai"])
 
-ChatBody = Annotated[ChatCompletionRequest, Depends(body_of(ChatCompletionRequest))]
-CompletionBody = Annotated[CompletionRequest, Depends(body_of(CompletionRequest))]
+_chat_body = body_of(ChatCompletionRequest)
+_completion_body = body_of(CompletionRequest)
 EmbeddingBody = Annotated[EmbeddingRequest, Depends(body_of(EmbeddingRequest))]
 
 
@@ -127,37 +133,44 @@ def _stream(
     event: Callable[[Chunk, bool], dict[str, Any]],
     usage_event: Callable[[Chunk], dict[str, Any]] | None,
     headers: dict[str, str],
-) -> StreamingResponse:
+) -> ChunkStream:
     async def body() -> AsyncIterator[bytes]:
+        # A chunk whose successor is already in hand (Chunk.more) is written with it.
+        pending: list[bytes] = []
         try:
             chunk, is_first = first, True
             while True:
-                yield _sse(event(chunk, is_first))
+                pending.append(_sse(event(chunk, is_first)))
                 is_first = False
                 if chunk.done:
                     if usage_event is not None:
-                        yield _sse(usage_event(chunk))
+                        pending.append(_sse(usage_event(chunk)))
                     break
+                if not chunk.more:
+                    yield b"".join(pending)
+                    pending.clear()
                 chunk = await anext(rest)
                 DRAIN.check()
-            yield b"data: [DONE]\n\n"
+            pending.append(b"data: [DONE]\n\n")
         except BillumyError as exc:
-            yield _sse({"error": openai_error(exc.status_code, exc.message)})
+            pending.append(_sse({"error": openai_error(exc.status_code, exc.message)}))
         except Exception:
             log.exception("stream failed")
-            yield _sse({"error": openai_error(500, "internal server error")})
+            pending.append(_sse({"error": openai_error(500, "internal server error")}))
         finally:
             aclose = getattr(rest, "aclose", None)
             if aclose is not None:
                 await aclose()
+        if pending:
+            yield Last(b"".join(pending))
 
-    return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
+    return ChunkStream(body(), "text/event-stream", headers)
 
 
-@router.post("/chat/completions")
-async def chat_completions(
-    request: Request, body: ChatBody, service: InferenceDep, key: InferenceKey
-) -> Response:
+async def chat_completions(request: Request) -> Response:
+    key = await inference_caller(request)
+    body = await _chat_body(request)
+    service: InferenceService = request.app.state.inference
     max_tokens = (
         body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
     )
@@ -219,10 +232,10 @@ async def chat_completions(
     return _stream(first, rest, event, usage_event if include_usage else None, headers)
 
 
-@router.post("/completions")
-async def completions(
-    request: Request, body: CompletionBody, service: InferenceDep, key: InferenceKey
-) -> Response:
+async def completions(request: Request) -> Response:
+    key = await inference_caller(request)
+    body = await _completion_body(request)
+    service: InferenceService = request.app.state.inference
     if body.suffix:
         raise BadRequestError("suffix is not supported")
     if body.echo:
@@ -277,6 +290,13 @@ async def completions(
         return {**base([]), "usage": _usage(chunk)}
 
     return _stream(first, rest, event, usage_event if include_usage else None, headers)
+
+
+# The hot paths, as plain routes (see LeanRoute); app.py mounts them.
+routes = [
+    lean_route("/v1/chat/completions", chat_completions),
+    lean_route("/v1/completions", completions),
+]
 
 
 @router.post("/embeddings")

@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 
 import orjson
 from fastapi import Request
-from fastapi.responses import StreamingResponse
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from billumy.errors import BillumyError, ClientClosedError, ShuttingDownError
 
@@ -57,27 +58,98 @@ def line(payload: dict[str, Any]) -> bytes:
     return orjson.dumps(payload) + b"\n"
 
 
+class Last(bytes):
+    """The last piece of a streamed body: written together with the end of the response
+    (one write instead of two). The body may still run its clean-up after it."""
+
+
 async def _body(
     first: T,
     rest: AsyncIterator[T],
     render: Callable[[T], dict[str, Any]],
     is_last: Callable[[T], bool],
 ) -> AsyncIterator[bytes]:
+    """The lines of ``first`` and ``rest``. A chunk whose successor is already in hand
+    (``Chunk.more``) is held and written with it: one write instead of several, and no
+    later than the last of them would have gone anyway."""
+    pending: list[bytes] = []
     try:
-        yield line(render(first))
-        if not is_last(first):
-            async for chunk in rest:
-                DRAIN.check()
-                yield line(render(chunk))
+        pending.append(line(render(first)))
+        if is_last(first):
+            yield Last(pending.pop())
+            return
+        if not getattr(first, "more", False):
+            yield pending.pop()
+        async for chunk in rest:
+            DRAIN.check()
+            pending.append(line(render(chunk)))
+            if is_last(chunk):
+                yield Last(b"".join(pending))
+                pending.clear()
+            elif not getattr(chunk, "more", False):
+                yield b"".join(pending)
+                pending.clear()
     except BillumyError as exc:
-        yield line({"error": exc.message})
+        pending.append(line({"error": exc.message}))
     except Exception:
         log.exception("stream failed")
-        yield line({"error": "internal server error"})
+        pending.append(line({"error": "internal server error"}))
     finally:
         aclose = getattr(rest, "aclose", None)
         if aclose is not None:
             await aclose()
+    if pending:
+        yield Last(b"".join(pending))
+
+
+class ChunkStream(Response):
+    """A streamed answer: each piece of ``body`` is written as it comes; a :class:`Last`
+    piece ends the response at once.
+
+    Starlette's StreamingResponse runs the body and a disconnect listener in an anyio task
+    group per response, which costs more than proxying the answer itself. Here a plain task
+    waits for the client to hang up and the writer checks it between pieces: the body (and
+    the generation behind it) is closed at the next piece after a disconnect. Waits before
+    the first piece are covered by :func:`unless_disconnected`, and waits between pieces are
+    bounded by the engines' own step timeouts.
+    """
+
+    def __init__(
+        self, body: AsyncIterator[bytes], media_type: str, headers: dict[str, str] | None = None
+    ) -> None:
+        self.body_iterator = body
+        self.status_code = 200
+        self.media_type = media_type
+        self.background = None
+        self.init_headers(headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gone = asyncio.Event()
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+
+        watcher = asyncio.ensure_future(watch())
+        body = self.body_iterator
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            ended = False
+            async for data in body:
+                if gone.is_set():
+                    return
+                if ended:
+                    continue  # after the last piece: the body is only cleaning up
+                ended = isinstance(data, Last)
+                await send({"type": "http.response.body", "body": data, "more_body": not ended})
+            if not ended:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            watcher.cancel()
+            aclose = getattr(body, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
 
 def ndjson_response(
@@ -86,10 +158,8 @@ def ndjson_response(
     render: Callable[[T], dict[str, Any]],
     is_last: Callable[[T], bool],
     headers: dict[str, str] | None = None,
-) -> StreamingResponse:
-    return StreamingResponse(
-        _body(first, rest, render, is_last), media_type=NDJSON, headers=headers
-    )
+) -> ChunkStream:
+    return ChunkStream(_body(first, rest, render, is_last), NDJSON, headers)
 
 
 async def single(chunk: T) -> AsyncIterator[T]:

@@ -111,8 +111,8 @@ class ResponseCache:
 
 async def _replay(stored: dict[str, Any]) -> AsyncIterator[Chunk]:
     for piece in stored["pieces"]:
-        yield Chunk(text=piece)
-    final = Chunk(**stored["final"])
+        yield Chunk(text=piece, more=True)  # the whole answer is in hand
+    final = Chunk(**{**stored["final"], "more": False})
     # Nothing was loaded or evaluated for this answer.
     final.load_duration = 0
     yield final

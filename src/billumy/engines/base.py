@@ -68,6 +68,9 @@ class Chunk:
     prompt_eval_duration: int = 0
     eval_count: int = 0
     eval_duration: int = 0
+    # A hint for writers: the next chunk is already in hand (it came in the same read from an
+    # upstream, or from the cache), so this one may be written out together with it.
+    more: bool = False
 
 
 @dataclass

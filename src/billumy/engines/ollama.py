@@ -79,13 +79,19 @@ class OllamaUpstream(HttpUpstream):
         opened = self.open("POST", path, payload, upstream_model=upstream_model, whole=whole)
         async with opened as lines:
             async for line in lines:
-                chunk = self._chunk(line, chat=chat)
-                if chunk is None:
-                    continue
-                if chunk.done:
-                    final = chunk
+                # Every line already received is parsed before any goes out, so that each
+                # chunk can tell whether the next one is in hand (``Chunk.more``).
+                batch = [self._chunk(line, chat=chat)]
+                batch += [self._chunk(more, chat=chat) for more in lines.ready()]
+                chunks = [chunk for chunk in batch if chunk is not None]
+                for i, chunk in enumerate(chunks):
+                    if chunk.done:
+                        final = chunk
+                        break
+                    chunk.more = i + 1 < len(chunks)
+                    yield chunk
+                if final is not None:
                     break
-                yield chunk
         # The response is closed before the last chunk goes out: a consumer that stops at
         # ``done`` without closing this generator holds no connection.
         if final is None:

@@ -193,10 +193,19 @@ class OpenAIUpstream(HttpUpstream):
             return
         async with self.open("POST", path, body, upstream_model=upstream_model) as lines:
             async for line in lines:
-                text = state.event(events.feed(line.decode("utf-8", "replace")))
-                if text:
+                # Every line already received is parsed before any text goes out, so that
+                # each chunk can tell whether the next one is in hand (``Chunk.more``).
+                texts = []
+                for each in (line, *lines.ready()):
+                    text = state.event(events.feed(each.decode("utf-8", "replace")))
+                    if text:
+                        texts.append(text)
+                    if state.done:
+                        break
+                if texts:
                     first = first if first is not None else time.perf_counter_ns()
-                    yield Chunk(text=text)
+                for i, text in enumerate(texts):
+                    yield Chunk(text=text, more=i + 1 < len(texts) or state.done)
                 if state.done:
                     break
             tail = "" if state.done else state.event(events.end())

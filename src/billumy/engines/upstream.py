@@ -18,18 +18,20 @@ pieces every such engine shares live here, so each wire format only parses its o
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
-import anyio
+import aiohttp
 import httpx
 import orjson
+from yarl import URL
 
 from billumy.engines.base import Chunk, DoneReason, Embeddings, Generation
 from billumy.errors import (
@@ -88,37 +90,36 @@ def make_upstream(config: DeploymentConfig) -> Upstream:
 
 @functools.cache
 def ssl_context() -> ssl.SSLContext:
-    """httpx's default verifying context (certifi's roots), built once: loading the roots
-    takes tens of milliseconds, and every deployment can share one context."""
+    """A verifying context with certifi's roots (as httpx builds it), built once: loading the
+    roots takes tens of milliseconds, and every deployment can share one context."""
     return httpx.create_ssl_context(trust_env=False)
 
 
-def make_client(config: DeploymentConfig) -> httpx.AsyncClient:
-    """The one HTTP client of a deployment: its base URL, its key, its timeouts and no more."""
-    if not config.url:
-        raise ValueError(f"deployment {config.name!r} has no url")
+def make_session(config: DeploymentConfig) -> aiohttp.ClientSession:
+    """The one HTTP client of a deployment: its key, its timeouts, its pool and no more.
+
+    aiohttp rather than httpx: its C parser and lean streaming cost a third of the CPU per
+    proxied request, which is most of what a gateway adds (see benchmarks/proxy_overhead.py).
+    Proxy environment variables are ignored (``trust_env=False``); every request passes
+    ``allow_redirects=False``. Must be called inside a running event loop.
+    """
     headers = {
         "Accept": "application/json, application/x-ndjson, text/event-stream",
         "User-Agent": "billumy",
     }
     if config.api_key is not None:
         headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
-    return httpx.AsyncClient(
-        base_url=config.url,
+    connector = aiohttp.TCPConnector(
+        limit=config.max_concurrency * 2, limit_per_host=0, ssl=ssl_context()
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
         headers=headers,
-        timeout=httpx.Timeout(
-            connect=config.connect_timeout,
-            read=config.first_token_timeout,
-            write=config.first_token_timeout,
-            pool=config.first_token_timeout,
+        timeout=aiohttp.ClientTimeout(
+            total=None, sock_connect=config.connect_timeout, sock_read=config.first_token_timeout
         ),
-        limits=httpx.Limits(
-            max_connections=config.max_concurrency * 2,
-            max_keepalive_connections=config.max_concurrency,
-        ),
-        verify=ssl_context(),
         trust_env=False,
-        follow_redirects=False,
+        raise_for_status=False,
     )
 
 
@@ -143,7 +144,7 @@ def error_text(body: Any) -> str:
     return ""
 
 
-def retry_after(headers: httpx.Headers) -> int:
+def retry_after(headers: Mapping[str, str]) -> int:
     """The upstream's Retry-After in whole seconds (1 to 3600; 1 when absent or a date)."""
     try:
         seconds = int(headers.get("retry-after", "1"))
@@ -205,7 +206,7 @@ class ErrorMapper:
         return UpstreamError(f"deployment '{self.name}' failed: {message}", retryable=True)
 
     def status(
-        self, code: int, body: bytes, headers: httpx.Headers, upstream_model: str | None
+        self, code: int, body: bytes, headers: Mapping[str, str], upstream_model: str | None
     ) -> BillumyError:
         """The error for an answer whose status is not 2xx."""
         name = self.name
@@ -225,24 +226,29 @@ class ErrorMapper:
         return UpstreamError(f"deployment '{name}' failed with status {code}", retryable=True)
 
     def transport(
-        self, exc: httpx.HTTPError, *, streaming: bool, connect_s: float, read_s: float
+        self, exc: Exception, *, streaming: bool, connect_s: float, read_s: float
     ) -> UpstreamError:
-        """The error for an httpx failure; its text (which holds the URL) is never shown."""
-        if isinstance(exc, httpx.ConnectTimeout):
+        """The error for a transport failure; its text (which may hold the URL) is never
+        shown."""
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
             return self.timed_out(connect_s)
-        if isinstance(exc, httpx.TimeoutException):
+        if isinstance(exc, TimeoutError):  # aiohttp's read timeouts are TimeoutErrors too
             return self.timed_out(read_s)
-        if isinstance(exc, httpx.ConnectError):
+        if isinstance(exc, aiohttp.ClientConnectorError):
             return self.unreachable()
-        if isinstance(exc, httpx.DecodingError | httpx.TooManyRedirects):
+        if isinstance(exc, aiohttp.ClientResponseError | aiohttp.InvalidURL):
+            # Not HTTP (the parser failed), or a redirect asked for: never followed.
             return self.invalid()
-        if isinstance(exc, httpx.ReadError | httpx.WriteError | httpx.RemoteProtocolError):
+        if isinstance(
+            exc,
+            aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError | aiohttp.ClientOSError,
+        ):
             if streaming:
                 return self.closed()
             return UpstreamError(
                 f"deployment '{self.name}' closed the connection before answering", retryable=True
             )
-        if isinstance(exc, httpx.TransportError):
+        if isinstance(exc, aiohttp.ClientConnectionError):
             return self.unreachable()
         return UpstreamError(f"deployment '{self.name}' failed", retryable=True)
 
@@ -292,8 +298,10 @@ class Deadline:
         else:
             limit, shown = to_step, self.budget.step
         try:
-            with anyio.fail_after(max(limit, 0.0)):
+            async with asyncio.timeout(max(limit, 0.0)):
                 return await awaitable
+        except aiohttp.ClientError:
+            raise  # mapped by the caller, which knows whether a stream had begun
         except TimeoutError:
             raise self.errors.timed_out(shown) from None
 
@@ -310,38 +318,49 @@ class ResponseStream:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
-        errors: ErrorMapper,
-        request: httpx.Request,
+        upstream: HttpUpstream,
+        method: str,
+        url: URL,
+        body: bytes | None,
         *,
         budget: Budget,
+        timeout: aiohttp.ClientTimeout,
         upstream_model: str | None,
     ) -> None:
-        self._client = client
-        self._errors = errors
-        self._request = request
+        self._upstream = upstream
+        self._errors = upstream.errors
+        self._method = method
+        self._url = url
+        self._body = body
         self._budget = budget
+        self._timeout = timeout
         self._upstream_model = upstream_model
-        self._response: httpx.Response | None = None
-        self._chunks: AsyncIterator[bytes] | None = None
+        self._response: aiohttp.ClientResponse | None = None
         self._buffer = bytearray()
         self._eof = False
-        self.deadline = Deadline(budget, errors)
+        self.deadline = Deadline(budget, self._errors)
 
     async def __aenter__(self) -> ResponseStream:
-        response = await self._wait(self._client.send(self._request, stream=True), False)
+        session = self._upstream.session()
+        headers = _JSON_BODY if self._body is not None else None
+        request = session.request(
+            self._method,
+            self._url,
+            data=self._body,
+            headers=headers,
+            allow_redirects=False,
+            timeout=self._timeout,
+        )
+        response = await self._wait(request, False)
         self._response = response
-        self._chunks = response.aiter_bytes()
-        if not 200 <= response.status_code < 300:
+        if not 200 <= response.status < 300:
             try:
                 body = await self._read(MAX_ERROR_BYTES, truncate=True)
             except BillumyError:
                 body = b""
             finally:
-                await self._close()
-            raise self._errors.status(
-                response.status_code, body, response.headers, self._upstream_model
-            )
+                self._close()
+            raise self._errors.status(response.status, body, response.headers, self._upstream_model)
         return self
 
     async def __aexit__(
@@ -352,23 +371,24 @@ class ResponseStream:
     ) -> None:
         if exc_type is None and not self._eof:
             await self._drain()
-        await self._close()
+        self._close()
 
     async def _drain(self) -> None:
         """Read what is left of an answer already complete (the end of a chunked body), so
         the connection goes back to the pool instead of being dropped: a new connection per
         request would cost both sides far more than the request itself."""
-        if self._chunks is None:
+        response = self._response
+        if response is None:
             return
         left = DRAIN_BYTES
-        with anyio.move_on_after(DRAIN_SECONDS):
-            try:
-                async for data in self._chunks:
+        try:
+            async with asyncio.timeout(DRAIN_SECONDS):
+                while data := await response.content.readany():
                     left -= len(data)
                     if left < 0:
                         return
-            except httpx.HTTPError:
-                return
+        except (aiohttp.ClientError, TimeoutError):
+            return
         self._eof = True
 
     def __aiter__(self) -> ResponseStream:
@@ -396,6 +416,14 @@ class ResponseStream:
             else:
                 self._buffer += data
 
+    def ready(self) -> list[bytes]:
+        """The complete lines already received, without waiting for more."""
+        if self._buffer.find(b"\n") < 0:
+            return []
+        *complete, rest = bytes(self._buffer).split(b"\n")
+        self._buffer[:] = rest
+        return [line.removesuffix(b"\r") for line in complete]
+
     async def read(self) -> bytes:
         """The whole (remaining) body."""
         return bytes(self._buffer) + await self._read(MAX_BODY_BYTES)
@@ -404,23 +432,21 @@ class ResponseStream:
         return self._errors.parse_json(await self.read())
 
     async def _next_bytes(self) -> bytes | None:
-        """The next piece of the body. Each read is bounded by the client's read timeout (the
-        step limit); the request's whole deadline is checked between pieces, which keeps a
-        timer per read off this path (it runs once per streamed token)."""
-        if self._chunks is None:
+        """The next piece of the body. Each read is bounded by the session's read timeout
+        (the step limit); the request's whole deadline is checked between pieces, which keeps
+        a timer per read off this path (it runs once per streamed token)."""
+        response = self._response
+        if response is None:
             raise RuntimeError("the response is not open")
-        deadline = self.deadline
-        if time.monotonic() - deadline.start > self._budget.total:
+        if time.monotonic() - self.deadline.start > self._budget.total:
             raise self._errors.timed_out(self._budget.total)
         try:
-            data = await anext(self._chunks)
-        except StopAsyncIteration:
-            return None
-        except httpx.HTTPError as exc:
+            data = await response.content.readany()
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise self._errors.transport(
                 exc, streaming=True, connect_s=self._budget.connect, read_s=self._budget.step
             ) from exc
-        return data
+        return data or None
 
     async def _read(self, limit: int, *, truncate: bool = False) -> bytes:
         body = bytearray()
@@ -430,23 +456,30 @@ class ResponseStream:
                 if truncate:
                     return bytes(body[:limit])
                 raise self._errors.invalid()
+        self._eof = True
         return bytes(body)
 
     async def _wait(self, awaitable: Awaitable[T], streaming: bool) -> T:
         try:
             return await self.deadline.run(awaitable)
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             raise self._errors.transport(
                 exc, streaming=streaming, connect_s=self._budget.connect, read_s=self._budget.step
             ) from exc
 
-    async def _close(self) -> None:
+    def _close(self) -> None:
+        """Give a fully read connection back to the pool; close any other (the upstream sees
+        the disconnect and stops generating for nobody)."""
         response, self._response = self._response, None
-        if response is not None:
-            # Shielded: a cancelled consumer must still close the connection, or the upstream
-            # would go on generating for nobody.
-            with anyio.move_on_after(5, shield=True):
-                await response.aclose()
+        if response is None:
+            return
+        if self._eof:
+            response.release()
+        else:
+            response.close()
+
+
+_JSON_BODY = {"Content-Type": "application/json"}
 
 
 class HttpUpstream:
@@ -455,10 +488,14 @@ class HttpUpstream:
     provider: str = ""
 
     def __init__(self, config: DeploymentConfig) -> None:
+        if not config.url:
+            raise ValueError(f"deployment {config.name!r} has no url")
         self.config = config
         self.name = config.name
         self.errors = ErrorMapper(config)
-        self._client = make_client(config)
+        self._base = config.url.rstrip("/")
+        self._urls: dict[str, URL] = {}
+        self._session: aiohttp.ClientSession | None = None
         self._budget = Budget(
             connect=config.connect_timeout, step=config.first_token_timeout, total=config.timeout
         )
@@ -467,9 +504,31 @@ class HttpUpstream:
         )
         short = min(config.connect_timeout, SHORT_TIMEOUT)
         self._short_budget = Budget(connect=short, step=short, total=short)
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=config.connect_timeout, sock_read=config.first_token_timeout
+        )
+        self._whole_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=config.connect_timeout, sock_read=config.timeout
+        )
+        self._short_timeout = aiohttp.ClientTimeout(total=short, sock_connect=short)
+
+    def session(self) -> aiohttp.ClientSession:
+        """The deployment's client, made on first use (it belongs to the running loop)."""
+        if self._session is None or self._session.closed:
+            self._session = make_session(self.config)
+        return self._session
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    def _url(self, path: str) -> URL:
+        """The deployment's base URL with a fixed ``path`` appended (parsed once per path)."""
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = URL(self._base + path)
+        return url
 
     def open(
         self,
@@ -489,24 +548,19 @@ class HttpUpstream:
         deadline before their first byte, as nothing comes until the answer is complete.
         """
         if short:
-            budget = self._short_budget
+            budget, timeout = self._short_budget, self._short_timeout
         elif whole:
-            budget = self._whole_budget
+            budget, timeout = self._whole_budget, self._whole_timeout
         else:
-            budget = self._budget
-        request = self._client.build_request(
-            method,
-            path,
-            content=None if payload is None else orjson.dumps(payload),
-            headers={"Content-Type": "application/json"} if payload is not None else None,
-            timeout=(
-                httpx.Timeout(budget.step, connect=budget.connect)
-                if short or whole
-                else httpx.USE_CLIENT_DEFAULT
-            ),
-        )
+            budget, timeout = self._budget, self._timeout
         return ResponseStream(
-            self._client, self.errors, request, budget=budget, upstream_model=upstream_model
+            self,
+            method,
+            self._url(path),
+            None if payload is None else orjson.dumps(payload),
+            budget=budget,
+            timeout=timeout,
+            upstream_model=upstream_model,
         )
 
     async def request_json(
