@@ -15,7 +15,6 @@ which compose.yaml therefore does not use. (compose-spec 0.2.1 on PyPI ships no 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import socket
@@ -34,12 +33,12 @@ import pytest
 import yaml
 
 from billumy.settings import Settings
+from tests.nginx_kit import NGINX_CONF, find_nginx, nginx_args, nginx_prefix, serve_nginx
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 COMPOSE = DEPLOY / "compose.yaml"
 ENV_EXAMPLE = DEPLOY / ".env.example"
-NGINX_CONF = DEPLOY / "nginx" / "billumy.conf"
 DOCKERFILE = ROOT / "Dockerfile"
 SCHEMA = Path(__file__).parent / "data" / "compose-spec.json"
 
@@ -242,7 +241,7 @@ def test_nginx_config_has_the_key_directives() -> None:
         "client_max_body_size 64m;",
         "limit_req_zone $binary_remote_addr zone=billumy:10m rate=20r/s;",
         "limit_req zone=billumy burst=",
-        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "proxy_set_header X-Forwarded-For $remote_addr;",
         "proxy_set_header X-Real-IP $remote_addr;",
         "proxy_set_header X-Forwarded-Proto $scheme;",
         "proxy_set_header X-Request-ID",
@@ -251,6 +250,9 @@ def test_nginx_config_has_the_key_directives() -> None:
         "return 301 https://",
     ):
         assert directive in text, directive
+    # Nginx is the edge: a client's X-Forwarded-For is replaced, not appended to (Billumy
+    # believes the header from nginx, so an appended one would let clients pick their address).
+    assert "$proxy_add_x_forwarded_for" not in text
     # /health is not rate limited: its location has no limit_req.
     for block in re.findall(r"location = /health \{(.*?)\}", text, flags=re.DOTALL):
         assert "limit_req" not in block
@@ -270,86 +272,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _nginx_prefix(tmp: Path, upstream_port: int, http_port: int, https_port: int) -> Path:
-    """A prefix dir with a self-signed cert, a copy of billumy.conf and an nginx.conf."""
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            str(tmp / "privkey.pem"),
-            "-out",
-            str(tmp / "fullchain.pem"),
-        ],
-        capture_output=True,
-        check=True,
-        timeout=30,
-    )
-    conf = NGINX_CONF.read_text()
-    replacements = {
-        "server billumy:8011;": f"server 127.0.0.1:{upstream_port};",
-        "/etc/nginx/certs/": f"{tmp}/",
-        "listen 80;": f"listen 127.0.0.1:{http_port};",
-        "listen [::]:80;": "",
-        "listen 443 ssl;": f"listen 127.0.0.1:{https_port} ssl;",
-        "listen [::]:443 ssl;": "",
-    }
-    for old, new in replacements.items():
-        assert old in conf, old
-        conf = conf.replace(old, new)
-    (tmp / "billumy.conf").write_text(conf)
-    temp_paths = "\n".join(
-        f"    {kind}_temp_path {tmp}/{kind};"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    (tmp / "nginx.conf").write_text(
-        f"""daemon off;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-{temp_paths}
-    include {tmp}/billumy.conf;
-}}
-"""
-    )
-    return tmp
-
-
 @pytest.fixture(scope="module")
 def nginx() -> str:
-    path = shutil.which("nginx") or (
-        "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None
-    )
-    if path is None:
-        pytest.skip("nginx is not installed (apt-get install -y nginx)")
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed: no certificate for the TLS server")
-    return path
+    return find_nginx()
 
 
 def test_nginx_accepts_the_config(nginx: str, tmp_path: Path) -> None:
-    prefix = _nginx_prefix(tmp_path, _free_port(), _free_port(), _free_port())
+    prefix = nginx_prefix(tmp_path, _free_port(), _free_port(), _free_port())
     result = subprocess.run(
-        [
-            nginx,
-            "-t",
-            "-p",
-            str(prefix),
-            "-e",
-            str(prefix / "error.log"),
-            "-c",
-            str(prefix / "nginx.conf"),
-        ],
+        [*nginx_args(nginx, prefix), "-t"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -395,34 +326,11 @@ def running_nginx(nginx: str, tmp_path: Path) -> Iterator[tuple[int, int]]:
     upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
     http_port, https_port = _free_port(), _free_port()
-    prefix = _nginx_prefix(tmp_path, upstream.server_address[1], http_port, https_port)
-    proc = subprocess.Popen(
-        [
-            nginx,
-            "-p",
-            str(prefix),
-            "-e",
-            str(prefix / "error.log"),
-            "-c",
-            str(prefix / "nginx.conf"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    prefix = nginx_prefix(tmp_path, upstream.server_address[1], http_port, https_port)
     try:
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", https_port), timeout=0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail((prefix / "error.log").read_text())
-                time.sleep(0.05)
-        yield http_port, https_port
+        with serve_nginx(nginx, prefix, https_port):
+            yield http_port, https_port
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
         upstream.shutdown()
         upstream.server_close()
 
@@ -442,7 +350,9 @@ def test_nginx_streams_chunk_by_chunk_over_tls(running_nginx: tuple[int, int]) -
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     conn = http.client.HTTPSConnection("127.0.0.1", https_port, timeout=5, context=context)
-    conn.request("GET", "/api/chat", headers={"X-Request-ID": "req-123"})
+    # A client's own X-Forwarded-For is replaced by nginx, never passed on.
+    spoofed = {"X-Request-ID": "req-123", "X-Forwarded-For": "198.51.100.7"}
+    conn.request("GET", "/api/chat", headers=spoofed)
     started = time.monotonic()
     response = conn.getresponse()
     assert response.status == 200

@@ -161,9 +161,70 @@ def test_log_level_is_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Settings().log_level == "warning"
 
 
+def test_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().workers == 1
+    monkeypatch.setenv("BILLUMY_WORKERS", "4")
+    assert Settings().workers == 4
+    for bad in ("0", "65", "two"):
+        monkeypatch.setenv("BILLUMY_WORKERS", bad)
+        with pytest.raises(ValidationError, match="workers"):
+            Settings()
+
+
 def test_empty_secrets_mean_unset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("BILLUMY_API_KEY", "")
     monkeypatch.setenv("BILLUMY_REDIS_URL", "  ")
     monkeypatch.setenv("BILLUMY_CONFIG", str(tmp_path / "none.toml"))
     settings = Settings()
     assert settings.api_key is None and settings.redis_url is None
+
+
+def test_trusted_proxies_default_to_none() -> None:
+    assert Settings().trusted_proxies == []
+
+
+def test_trusted_proxies_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BILLUMY_TRUSTED_PROXIES", " 127.0.0.1, 10.0.0.0/8 ,fd00::/8,::1,")
+    assert Settings().trusted_proxies == ["127.0.0.1", "10.0.0.0/8", "fd00::/8", "::1"]
+    # A JSON list, like the environment's other lists, works too.
+    monkeypatch.setenv("BILLUMY_TRUSTED_PROXIES", '["192.168.1.10", "172.16.0.0/12"]')
+    assert Settings().trusted_proxies == ["192.168.1.10", "172.16.0.0/12"]
+    # Empty (``BILLUMY_TRUSTED_PROXIES=`` in a .env file): none.
+    monkeypatch.setenv("BILLUMY_TRUSTED_PROXIES", "")
+    assert Settings().trusted_proxies == []
+    # `billumy serve --trusted-proxies 127.0.0.1,10.0.0.0/8` passes the same string.
+    options: dict[str, object] = {"trusted_proxies": "127.0.0.1,10.0.0.0/8"}
+    assert Settings(**options).trusted_proxies == ["127.0.0.1", "10.0.0.0/8"]  # type: ignore[arg-type]
+
+
+def test_trusted_proxies_from_toml(monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> None:
+    clean_env.write_text('trusted_proxies = ["10.1.2.3", "2001:db8::/32"]\n', encoding="utf-8")
+    assert Settings().trusted_proxies == ["10.1.2.3", "2001:db8::/32"]
+    # The environment beats the file.
+    monkeypatch.setenv("BILLUMY_TRUSTED_PROXIES", "127.0.0.1")
+    assert Settings().trusted_proxies == ["127.0.0.1"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "nginx",  # names are not resolved: an address or a network only
+        "*",  # trusting everyone is spelled 0.0.0.0/0,::/0 if really meant
+        "10.0.0.5/8",  # host bits set: probably a typo
+        "300.1.1.1",
+        "127.0.0.1,,bad",
+        "10.0.0.0/33",
+    ],
+)
+def test_invalid_trusted_proxy_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("BILLUMY_TRUSTED_PROXIES", value)
+    with pytest.raises(ValidationError, match=r"(?s)trusted_proxies.*not an IP address or a CIDR"):
+        Settings()
+
+
+def test_trusted_proxies_that_are_not_a_json_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BILLUMY_TRUSTED_PROXIES", '["127.0.0.1"')
+    with pytest.raises(ValidationError, match=r"(?s)trusted_proxies.*is not a JSON list"):
+        Settings()

@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from billumy import __version__
 from billumy.api import chats, errors, insights, models, ollama, openai, system
@@ -124,10 +125,13 @@ class AccessLog:
                 self.metrics.requests.labels(route, scope["method"], str(status)).inc()
                 self.metrics.latency.labels(route).observe(elapsed)
             principal = scope.get("state", {}).get("principal")
+            # The forwarded address when a trusted proxy sent the request (see create_app).
+            client = scope.get("client")
             access_log.info(
                 "request",
                 extra={
                     "request_id": request_id,
+                    "client": client[0] if client else None,
                     "method": scope["method"],
                     "path": scope["path"],
                     "status": status,
@@ -219,6 +223,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            await metrics.aclose()
             await app.state.conversations.aclose()
             await router.aclose()
             await engine.aclose()
@@ -251,4 +256,8 @@ def create_app(settings: Settings) -> FastAPI:
         data_limit=settings.max_dataset_bytes + 64 * 1024,  # room for multipart framing
     )
     app.add_middleware(AccessLog, metrics=metrics)
+    if settings.trusted_proxies:
+        # Outermost, so everything inside (the access log too) sees the forwarded client and
+        # scheme; they are taken only from a peer in trusted_proxies, otherwise left alone.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     return app

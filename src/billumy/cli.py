@@ -90,38 +90,33 @@ def serve(**options: Any) -> None:
     Every option can also come from a BILLUMY_* environment variable or from billumy.toml
     (path in BILLUMY_CONFIG). Personas ([personas.NAME]), deployments ([[deployments]]),
     fallbacks ([fallbacks]) and maestro tiers ([tiers.NAME]) are tables in billumy.toml.
-    """
-    import uvicorn
 
-    from billumy import logs
-    from billumy.api.streaming import DRAIN
-    from billumy.app import create_app
+    --workers N runs N server processes on the one port (each with its own models); they
+    share limits, the cache and conversation windows through Redis, so N > 1 needs
+    --redis-url. SIGTERM stops them all, each draining its running streams.
+    """
+    from billumy import logs, server
     from billumy.modelpack import assemble_gemma, gemma_ready
 
     settings = _load_settings(**options)
     logs.configure(settings.log_level)
+    if settings.workers > 1 and settings.redis_url is None:
+        # In-process state would silently multiply every key's limits and quota by the number
+        # of workers, and a worker could build a reply on another's stale copy of a rewritten
+        # conversation (PUT /chats/{id}/update forgets only its own).
+        err.print(
+            f"[red]--workers {settings.workers} needs BILLUMY_REDIS_URL:[/red] rate limits, "
+            "quotas, parallel limits, the response cache and conversation windows must be "
+            "shared between worker processes. Set a Redis URL or use --workers 1."
+        )
+        raise typer.Exit(2)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if not gemma_ready(settings.data_dir):
         _with_progress("Assembling Gemma 3 270M", lambda p: assemble_gemma(settings.data_dir, p))
     asyncio.run(_bootstrap_key(settings))
-    err.print(f"Billumy listening on http://{settings.host}:{settings.port}")
-    grace = settings.shutdown_grace
-
-    class Server(uvicorn.Server):
-        def handle_exit(self, sig: int, frame: Any) -> None:
-            # Stop accepting now; running streams get the grace period, then end in-band.
-            DRAIN.begin(grace)
-            super().handle_exit(sig, frame)
-
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=int(grace) + 10,
-    )
-    Server(config).run()
+    workers = f" with {settings.workers} workers" if settings.workers > 1 else ""
+    err.print(f"Billumy listening on http://{settings.host}:{settings.port}{workers}")
+    server.run(settings)
 
 
 serve.__signature__ = inspect.Signature(_serve_parameters())  # type: ignore[attr-defined]

@@ -5,16 +5,38 @@ inference service, the error handler); gauges that describe live state (queue de
 health, circuit breakers) are read from their owners at scrape time by a collector, so they
 are never stale. Labels are bounded: routes are templates (``/chats/{chat_id}``), never raw
 paths, and models and deployments come from configuration or the catalog.
+
+With several workers (``billumy serve --workers N``) a scrape reaches one of them, yet every
+number describes the whole server. Counters and histograms use prometheus-client's
+multiprocess mode: ``serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh private directory
+before the workers start, each writes its values to files there, and a scrape adds up every
+worker's, those of workers that have exited included (so counters never go back). The live
+values are each worker's own objects (its engine queue, its router's health checks and
+circuits, its maestro), so each worker publishes them to that directory every second and a
+scrape merges the running workers' (see ``merge``): queue depths, in-flight and served counts
+and tier decisions add up, circuit states count the workers in each state, and a deployment is
+healthy only when every worker's last check passed. No multiprocess gauges are used, so no
+worker needs ``mark_process_dead``; a dead worker's published values are dropped at the next
+scrape. With one worker nothing is written anywhere and a scrape reads the process itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
+import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -22,10 +44,71 @@ _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120
 _TTFT = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
 _RATE = (1, 5, 10, 25, 50, 100, 200, 400, 800, 1600)
 _STATES = ("closed", "half_open", "open")
+# Merging workers' health: a failed check outranks one not made yet, which outranks a pass.
+_HEALTH_RANK = {0: 0, -1: 1, 1: 2}
+_PUBLISH_S = 1.0
+
+
+def snapshot(live: dict[str, Any]) -> dict[str, Any]:
+    """One process's live values (as ``Metrics.watch`` reads them) in a JSON-ready form."""
+    deployments = [
+        {
+            "deployment": d["deployment"],
+            "model": d["model"],
+            "healthy": -1 if d["healthy"] is None else int(bool(d["healthy"])),
+            "state": d["state"],
+            "in_flight": d["in_flight"],
+            "served": d["served"],
+        }
+        for d in live.get("deployments", [])
+    ]
+    tiers = [[*key, count] for key, count in live.get("tiers", {}).items()]
+    return {"queue_depth": live.get("queue_depth", 0), "deployments": deployments, "tiers": tiers}
+
+
+def merge(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The live values of several workers as one server's: queue depths, in-flight and served
+    counts and tier decisions add up; ``states`` counts the workers whose circuit is in each
+    state; ``healthy`` is 0 if any worker's last check failed, else -1 if any has not checked
+    yet, else 1. Of one worker, the same values as its own."""
+    queue = 0
+    deployments: dict[str, dict[str, Any]] = {}
+    tiers: dict[tuple[str, str, str], int] = {}
+    for snap in snapshots:
+        queue += snap["queue_depth"]
+        for d in snap["deployments"]:
+            total = deployments.setdefault(
+                d["deployment"],
+                {
+                    "deployment": d["deployment"],
+                    "model": d["model"],
+                    "healthy": 1,
+                    "states": dict.fromkeys(_STATES, 0),
+                    "in_flight": 0,
+                    "served": 0,
+                },
+            )
+            total["healthy"] = min(total["healthy"], d["healthy"], key=_HEALTH_RANK.__getitem__)
+            total["states"][d["state"]] = total["states"].get(d["state"], 0) + 1
+            total["in_flight"] += d["in_flight"]
+            total["served"] += d["served"]
+        for model, tier, source, count in snap["tiers"]:
+            tiers[(model, tier, source)] = tiers.get((model, tier, source), 0) + count
+    return {"queue_depth": queue, "deployments": list(deployments.values()), "tiers": tiers}
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class _Live(Collector):
-    """Gauges read at scrape time from the app's live objects."""
+    """Gauges read at scrape time from the app's live objects, merged over workers."""
 
     def __init__(self, read: Callable[[], dict[str, Any]]) -> None:
         self.read = read
@@ -35,7 +118,7 @@ class _Live(Collector):
         queue = GaugeMetricFamily(
             "billumy_queue_depth", "Requests waiting for the embedded engine."
         )
-        queue.add_metric([], live.get("queue_depth", 0))
+        queue.add_metric([], live["queue_depth"])
         yield queue
         healthy = GaugeMetricFamily(
             "billumy_upstream_healthy",
@@ -44,7 +127,8 @@ class _Live(Collector):
         )
         state = GaugeMetricFamily(
             "billumy_upstream_circuit_state",
-            "1 for the deployment's current circuit-breaker state.",
+            "1 for the deployment's current circuit-breaker state (with several workers: "
+            "how many workers' circuits are in it).",
             labels=["deployment", "state"],
         )
         in_flight = GaugeMetricFamily(
@@ -57,11 +141,10 @@ class _Live(Collector):
             "Requests a deployment answered completely.",
             labels=["deployment"],
         )
-        for d in live.get("deployments", []):
-            flag = -1 if d["healthy"] is None else int(bool(d["healthy"]))
-            healthy.add_metric([d["deployment"], d["model"]], flag)
+        for d in live["deployments"]:
+            healthy.add_metric([d["deployment"], d["model"]], d["healthy"])
             for name in _STATES:
-                state.add_metric([d["deployment"], name], int(d["state"] == name))
+                state.add_metric([d["deployment"], name], d["states"].get(name, 0))
             in_flight.add_metric([d["deployment"]], d["in_flight"])
             served.add_metric([d["deployment"]], d["served"])
         yield healthy
@@ -73,13 +156,18 @@ class _Live(Collector):
             "Tier decisions of tiered model names, by how they were made.",
             labels=["model", "tier", "source"],
         )
-        for (model, tier, source), count in live.get("tiers", {}).items():
+        for (model, tier, source), count in live["tiers"].items():
             tiers.add_metric([model, tier, source], count)
         yield tiers
 
 
 class Metrics:
     def __init__(self) -> None:
+        # Set by ``billumy serve --workers N`` before this process imported prometheus_client:
+        # then every counter and histogram is kept in files there (see the module docstring).
+        self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        self._read: Callable[[], dict[str, Any]] | None = None
+        self._publisher: asyncio.Task[None] | None = None
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
@@ -135,8 +223,62 @@ class Metrics:
         )
 
     def watch(self, read: Callable[[], dict[str, Any]]) -> None:
-        """Report live gauges read by ``read`` at each scrape."""
-        self.registry.register(_Live(read))
+        """Report live gauges read by ``read`` at each scrape; with several workers, also
+        publish them every second for scrapes answered by the other workers."""
+        self._read = read
+        if self.multiprocess_dir is None:
+            self.registry.register(_Live(lambda: merge([snapshot(read())])))
+        else:
+            self._publisher = asyncio.get_running_loop().create_task(self._publish_every())
+
+    async def aclose(self) -> None:
+        """Stop publishing this worker's live values and withdraw them."""
+        if self._publisher is not None:
+            self._publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._publisher
+            self._publisher = None
+            self._live_path(os.getpid()).unlink(missing_ok=True)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """The exposition text: this process's metrics, or with several workers all of them."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        registry.register(_Live(lambda: merge(self._workers())))
+        return generate_latest(registry)
+
+    def _live_path(self, pid: int) -> Path:
+        assert self.multiprocess_dir is not None
+        return Path(self.multiprocess_dir) / f"live_{pid}.json"
+
+    def _publish(self) -> None:
+        if self._read is None:
+            return
+        path = self._live_path(os.getpid())
+        temporary = path.with_suffix(".tmp")
+        temporary.write_bytes(orjson.dumps(snapshot(self._read())))
+        os.replace(temporary, path)  # readers see the old values or the new, never half
+
+    async def _publish_every(self) -> None:
+        while True:
+            try:
+                self._publish()
+            except OSError as exc:
+                log.warning("could not publish live metrics", extra={"error": str(exc)})
+            await asyncio.sleep(_PUBLISH_S)
+
+    def _workers(self) -> list[dict[str, Any]]:
+        """The live values of every running worker: this one's now, the others' at most
+        ``_PUBLISH_S`` old."""
+        self._publish()
+        assert self.multiprocess_dir is not None
+        snapshots = []
+        for path in Path(self.multiprocess_dir).glob("live_*.json"):
+            if not _running(int(path.stem.removeprefix("live_"))):
+                path.unlink(missing_ok=True)  # a worker that died without withdrawing them
+                continue
+            with contextlib.suppress(OSError, orjson.JSONDecodeError):
+                snapshots.append(orjson.loads(path.read_bytes()))
+        return snapshots

@@ -6,14 +6,17 @@ The TOML file is ``./billumy.toml`` unless ``BILLUMY_CONFIG`` names another one.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -148,6 +151,14 @@ class Settings(BaseSettings):
 
     host: str = Field(default="127.0.0.1", description="Address to bind.")
     port: int = Field(default=8011, ge=0, le=65535, description="Port to listen on.")
+    # NoDecode: the environment gives "10.0.0.1,172.16.0.0/12", not JSON (see _proxy_list).
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default=[],  # pydantic copies it; `serve --help` shows it (no default_factory there)
+        description=(
+            "IPs and CIDRs of proxies whose X-Forwarded-For and X-Forwarded-Proto are believed "
+            "(comma-separated); none: the direct peer is the client."
+        ),
+    )
     data_dir: Path = Field(
         default=Path("data"), description="Directory for the database and model cache."
     )
@@ -265,6 +276,15 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds running streams may go on after SIGTERM; then they end in-band.",
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description=(
+            "Server processes sharing the port; more than 1 needs redis_url (limits, cache "
+            "and conversation windows must be shared). Each loads its own models."
+        ),
+    )
     log_level: str = Field(default="info", description="Logging level.")
     log_prompts: bool = Field(
         default=False, description="Log prompts and responses (off: they never reach the logs)."
@@ -278,6 +298,36 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: Any) -> Any:
         # ``BILLUMY_API_KEY=`` in a .env file means "not set", not "the empty key".
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_list(cls, value: Any) -> Any:
+        # The environment gives a string: comma-separated, or a JSON list like other lists.
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    return json.loads(text)
+                except ValueError:
+                    raise ValueError(f"{text!r} is not a JSON list") from None
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        proxies = []
+        for entry in value:
+            entry = entry.strip()
+            try:
+                proxy = ipaddress.ip_network(entry) if "/" in entry else ipaddress.ip_address(entry)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or a CIDR network "
+                    "with no host bits set (e.g. 10.0.0.0/8)"
+                ) from None
+            proxies.append(str(proxy))
+        return proxies
 
     @field_validator("quota_on_outage")
     @classmethod
