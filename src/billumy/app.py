@@ -37,7 +37,7 @@ from billumy.insights.service import InsightService
 from billumy.metrics import Metrics
 from billumy.settings import Settings
 from billumy.store import open_store
-from billumy.usage import UsageBuffer
+from billumy.usage import REQUEST_TOKENS, UsageBuffer
 
 access_log = logging.getLogger("billumy.access")
 log = logging.getLogger(__name__)
@@ -82,8 +82,9 @@ class BodyLimit:
 
 
 class AccessLog:
-    """One structured line per request, with a request id (taken from X-Request-ID or made),
-    and the request's count and duration in the metrics."""
+    """One structured line per request: a request id (taken from X-Request-ID or made), the
+    client, method, path and route template, status, duration, tokens in and out and the
+    key's name (never the key); and the request's count and duration in the metrics."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
         self.app = app
@@ -102,6 +103,8 @@ class AccessLog:
         )
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
+        tokens = [0, 0]
+        counting = REQUEST_TOKENS.set(tokens)
         started = time.perf_counter()
 
         async def send_wrapper(message: Message) -> None:
@@ -120,8 +123,9 @@ class AccessLog:
             await self.app(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
+            REQUEST_TOKENS.reset(counting)
+            route = getattr(scope.get("route"), "path", "unmatched")
             if self.metrics is not None:
-                route = getattr(scope.get("route"), "path", "unmatched")
                 self.metrics.requests.labels(route, scope["method"], str(status)).inc()
                 self.metrics.latency.labels(route).observe(elapsed)
             principal = scope.get("state", {}).get("principal")
@@ -134,8 +138,11 @@ class AccessLog:
                     "client": client[0] if client else None,
                     "method": scope["method"],
                     "path": scope["path"],
+                    "route": route,
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 2),
+                    "prompt_tokens": tokens[0],
+                    "completion_tokens": tokens[1],
                     "key_name": getattr(principal, "key_name", None),
                 },
             )

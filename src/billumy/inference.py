@@ -38,6 +38,7 @@ from billumy.metrics import Metrics
 from billumy.modelfile import coerce_parameters
 from billumy.schemas.ollama import ChatRequest, EmbedRequest, GenerateRequest, Message
 from billumy.settings import Settings
+from billumy.usage import note_tokens
 
 log = logging.getLogger(__name__)
 
@@ -356,6 +357,7 @@ class InferenceService:
                 yield chunk
         finally:
             # Shielded: this also runs while a request is cancelled (client gone).
+            note_tokens(prompt, completion)
             with anyio.CancelScope(shield=True):
                 await self.fair_use.release(caller.key_id, holder)
                 await self.fair_use.spend(caller.key_id, prompt + completion)
@@ -436,6 +438,7 @@ class InferenceService:
         finally:
             await self.fair_use.release(caller.key_id, holder)
         await self.fair_use.spend(caller.key_id, result.prompt_eval_count)
+        note_tokens(result.prompt_eval_count, 0)
         if self.usage is not None:
             await self.usage(caller, entry.name, result.prompt_eval_count, 0)
         if req.dimensions:

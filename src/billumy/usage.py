@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
 
@@ -18,6 +19,18 @@ from billumy.auth import Principal
 from billumy.store.base import UsageStore, today
 
 log = logging.getLogger(__name__)
+
+# The tokens of the request being served ([prompt, completion]), for its access-log line: the
+# access log puts a fresh list here for each request; tasks started while serving it share it.
+REQUEST_TOKENS: ContextVar[list[int] | None] = ContextVar("request_tokens", default=None)
+
+
+def note_tokens(prompt: int, completion: int) -> None:
+    """Add to the current request's token counts (nothing outside a request)."""
+    tokens = REQUEST_TOKENS.get()
+    if tokens is not None:
+        tokens[0] += prompt
+        tokens[1] += completion
 
 
 @dataclass

@@ -12,6 +12,7 @@ import httpx
 import jsonschema
 import pytest
 
+from tests.e2e.access_log import access_entry
 from tests.e2e.server import Server
 
 FAST = {"num_predict": 12, "temperature": 0, "seed": 7}
@@ -420,3 +421,41 @@ def test_error_after_stream_started_is_in_band(server: Server) -> None:
     )
     lines = [json.loads(x) for x in r.text.strip().splitlines()]
     assert lines[-1]["done"] is True
+
+
+def test_access_log_line_has_route_tokens_and_key_name(server: Server) -> None:
+    """One JSON line per request: route template, status, duration, tokens in and out and the
+    key's name, for answers whole and streamed, and never the key itself."""
+    whole = httpx.post(
+        f"{server.url}/api/generate",
+        headers={**server.headers, "X-Request-ID": "tokens-whole-1"},
+        json={"model": "billumy", "prompt": "Diga oi", "stream": False, "options": FAST},
+        timeout=120,
+    )
+    assert whole.status_code == 200 and whole.headers["x-request-id"] == "tokens-whole-1"
+    with httpx.stream(
+        "POST",
+        f"{server.url}/api/chat",
+        headers={**server.headers, "X-Request-ID": "tokens-stream-1"},
+        json={
+            "model": "billumy",
+            "messages": [{"role": "user", "content": "Diga oi"}],
+            "options": {**FAST, "seed": 8},
+        },
+        timeout=120,
+    ) as streamed:
+        last = [json.loads(line) for line in streamed.iter_lines() if line][-1]
+    for request_id, body, route in (
+        ("tokens-whole-1", whole.json(), "/api/generate"),
+        ("tokens-stream-1", last, "/api/chat"),
+    ):
+        entry = access_entry(server, request_id)
+        assert entry["route"] == route and entry["method"] == "POST"
+        assert entry["status"] == 200 and entry["duration_ms"] > 0
+        assert entry["prompt_tokens"] == body["prompt_eval_count"] > 0
+        assert entry["completion_tokens"] == body["eval_count"] > 0
+        assert entry["key_name"] and server.api_key not in json.dumps(entry)
+    assert (
+        access_entry(server, "tokens-whole-1")["key_name"]
+        == access_entry(server, "tokens-stream-1")["key_name"]
+    )
