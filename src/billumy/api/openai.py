@@ -188,6 +188,7 @@ async def chat_completions(request: Request) -> Response:
     status, first, rest = await _start(request, service, prepared, key)
     ident, created = "chatcmpl-" + secrets.token_hex(12), int(time.time())
     headers = {"X-Billumy-Cache": status, **prepared.headers()}
+    fingerprint = prepared.entry.digest[:12]  # a hash of the whole definition: once
 
     def base(choices: list[dict[str, Any]], kind: str) -> dict[str, Any]:
         return {
@@ -195,7 +196,7 @@ async def chat_completions(request: Request) -> Response:
             "object": kind,
             "created": created,
             "model": body.model,
-            "system_fingerprint": prepared.entry.digest[:12],
+            "system_fingerprint": fingerprint,
             "choices": choices,
         }
 
