@@ -1,11 +1,48 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.server import RedisServer, Server
+from tests.logscan import SESSION, Finding
+from tests.logwatch import watch_aiohttp, watch_httpx, watch_logging, watch_subprocess
+
+_UNDO = pytest.StashKey[list[Callable[[], None]]]()
+_FINDINGS = pytest.StashKey[list[Finding]]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Watch, for the log scan at the end, what the tests send and what gets logged."""
+    session.config.stash[_UNDO] = [
+        watch_httpx(SESSION),
+        watch_aiohttp(SESSION),
+        watch_subprocess(SESSION),
+        watch_logging(SESSION),
+    ]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No log of the session holds a key or (``log_prompts`` off) a prompt; else it fails."""
+    for undo in session.config.stash.get(_UNDO, []):
+        undo()
+    findings = session.config.stash[_FINDINGS] = SESSION.scan()
+    if findings and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    findings = terminalreporter.config.stash.get(_FINDINGS, None)
+    if findings is None:
+        return
+    if not findings:
+        terminalreporter.write_line(f"log scan: clean: {SESSION.summary()}")
+        return
+    terminalreporter.section("log scan: secrets in the logs", red=True)
+    terminalreporter.write_line(f"{len(findings)} findings; scanned {SESSION.summary()}:")
+    for finding in findings:
+        terminalreporter.write_line(str(finding))
 
 
 @pytest.fixture(scope="session")

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
+from tests.logscan import SESSION, Log
+
 BIN = Path(sys.executable).parent / "billumy"
+TRUE = {"1", "true", "yes", "on"}
 
 
 def free_port() -> int:
@@ -30,6 +36,8 @@ class Server:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    # This server's entry in the end-of-session log scan.
+    scanned: Log | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -63,13 +71,32 @@ class Server:
         out = subprocess.run(
             args, env=self.environment(), capture_output=True, text=True, check=True, timeout=60
         )
+        SESSION.add_secret(out.stdout.strip(), "created key")
         return out.stdout.strip()
+
+    def _register_log(self, env: dict[str, str]) -> None:
+        """Enter the log and the secrets of this start in the end-of-session scan."""
+        config: dict[str, object] = {}
+        path = Path(env["BILLUMY_CONFIG"])
+        with contextlib.suppress(OSError, ValueError):  # absent, or broken on purpose
+            config = tomllib.loads(path.read_text())
+        _config_secrets(config)
+        SESSION.add_secret(env.get("BILLUMY_API_KEY"), "admin key")
+        for name in ("BILLUMY_DATABASE_URL", "BILLUMY_REDIS_URL"):
+            SESSION.add_secret(urlsplit(env.get(name, "")).password, "URL password")
+        log_prompts = env.get("BILLUMY_LOG_PROMPTS", str(config.get("log_prompts", "")))
+        if self.scanned is None or self.scanned.path != self.log_path:
+            log = Log(f"billumy serve log {self.log_path}", self.log_path, source="billumy serve")
+            self.scanned = SESSION.add_log(log)
+        self.scanned.allow_prompts |= log_prompts.strip().lower() in TRUE
+        self.scanned.prints_admin_key |= not self.api_key
 
     def start(self, timeout: float = 60.0) -> Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = self.environment()
         self.log_path = self.data_dir / f"server-{self.port}.log"
         log = self.log_path.open("ab")
+        self._register_log(env)
         self.proc = subprocess.Popen([str(BIN), "serve"], env=env, stdout=log, stderr=log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -96,6 +123,20 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+        if self.scanned is not None:
+            self.scanned.snapshot()  # the scan still sees it if its directory goes
+
+
+def _config_secrets(node: object) -> None:
+    """Enter the ``api_key`` values (upstream credentials) of a billumy.toml in the scan."""
+    if isinstance(node, dict):
+        for name, value in node.items():
+            if name == "api_key" and isinstance(value, str):
+                SESSION.add_secret(value, "key in billumy.toml")
+            _config_secrets(value)
+    elif isinstance(node, list):
+        for item in node:
+            _config_secrets(item)
 
 
 class RedisServer:
