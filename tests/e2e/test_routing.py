@@ -22,8 +22,9 @@ OPTS = {"temperature": 0, "num_predict": 4, "seed": 1}
 
 
 class Listener:
-    """A TCP listener on a free port that records connections; it answers nothing (a slow
-    upstream) or ``reply`` (an upstream that answers garbage)."""
+    """A TCP listener on a free port that records connections; it answers health checks (any
+    GET) as a healthy server would, so that its circuit stays closed whatever the timing, and
+    every other request with nothing (a slow upstream) or ``reply`` (garbage)."""
 
     def __init__(self, reply: bytes | None = None) -> None:
         self.reply = reply
@@ -48,15 +49,19 @@ class Listener:
             except OSError:
                 return
             self.connections += 1
-            self.open.append(conn)
-            if self.reply is not None:
-                conn.settimeout(2)
-                try:
-                    conn.recv(65536)
+            conn.settimeout(2)
+            try:
+                head = conn.recv(65536)
+                if head.startswith(b"GET "):
+                    conn.sendall(HEALTHY)
+                elif self.reply is not None:
                     conn.sendall(self.reply)
-                except OSError:
-                    pass
-                conn.close()
+                else:
+                    self.open.append(conn)  # silent: held open, never answered
+                    continue
+            except OSError:
+                pass
+            conn.close()
 
     def close(self) -> None:
         self._stop = True
@@ -66,6 +71,10 @@ class Listener:
         self.sock.close()
 
 
+HEALTHY = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 20\r\n"
+    b'Connection: close\r\n\r\n{"version": "0.0.0"}'
+)
 GARBAGE = (
     b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nContent-Length: 22\r\n"
     b"Connection: close\r\n\r\nthis is not json {{{\r\n"
