@@ -29,7 +29,7 @@ from billumy.cache.responses import (
 )
 from billumy.catalog import ROLES, Catalog, ModelEntry, normalize_name
 from billumy.durations import parse_duration
-from billumy.engines.base import Chunk, DoneReason, Embeddings, Generation, Sampling
+from billumy.engines.base import Chunk, DoneReason, Embeddings, Generation, Sampling, closing
 from billumy.engines.llamacpp import LlamaCppEngine
 from billumy.engines.maestro import CLASSIFIER_SYSTEM, SCHEMA, Maestro
 from billumy.engines.router import Route, Router
@@ -347,14 +347,17 @@ class InferenceService:
         started = time.perf_counter()
         first = True
         try:
-            async for chunk in self.stream(prepared):
-                if first and (chunk.text or chunk.done):
-                    first = False
-                    self._first_token(prepared, time.perf_counter() - started)
-                if chunk.done:
-                    prompt, completion = chunk.prompt_eval_count, chunk.eval_count
-                    self._finished(prepared, chunk)
-                yield chunk
+            # Closed at once when our consumer stops (at ``done``, or the client gone), not
+            # later by the garbage collector.
+            async with closing(self.stream(prepared)) as chunks:
+                async for chunk in chunks:
+                    if first and (chunk.text or chunk.done):
+                        first = False
+                        self._first_token(prepared, time.perf_counter() - started)
+                    if chunk.done:
+                        prompt, completion = chunk.prompt_eval_count, chunk.eval_count
+                        self._finished(prepared, chunk)
+                    yield chunk
         finally:
             # Shielded: this also runs while a request is cancelled (client gone).
             note_tokens(prompt, completion)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -113,3 +114,15 @@ class Engine(Protocol):
     def loaded(self) -> list[LoadedModel]: ...
 
     async def aclose(self) -> None: ...
+
+
+@contextlib.asynccontextmanager
+async def closing(chunks: AsyncIterator[Chunk]) -> AsyncIterator[AsyncIterator[Chunk]]:
+    """Close a chunk generator as soon as its consumer stops (not when it is collected): the
+    generation behind it stops at once, and no finalizer has to run on the event loop."""
+    try:
+        yield chunks
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()

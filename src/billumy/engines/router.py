@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from billumy.catalog import Catalog, ModelEntry, normalize_name
-from billumy.engines.base import Chunk, Embeddings, Generation
+from billumy.engines.base import Chunk, Embeddings, Generation, closing
 from billumy.engines.llamacpp import LlamaCppEngine
 from billumy.engines.upstream import Upstream, make_upstream
 from billumy.errors import (
@@ -277,7 +277,7 @@ class Router:
                     request = replace(
                         generation, model_path=target.base.path(), model_name=target.name
                     )
-                async with _closing(self.engine.generate(request)) as chunks:
+                async with closing(self.engine.generate(request)) as chunks:
                     async for chunk in chunks:
                         yield chunk
                 return
@@ -292,11 +292,13 @@ class Router:
                 route.tried.append(deployment.name)
                 started = False
                 try:
-                    async for chunk in self._on(deployment, generation):
-                        if not started:
-                            started = True
-                            route.deployment, route.model = deployment.name, target.name
-                        yield chunk
+                    # Closed at once if our consumer stops (not when garbage-collected).
+                    async with closing(self._on(deployment, generation)) as chunks:
+                        async for chunk in chunks:
+                            if not started:
+                                started = True
+                                route.deployment, route.model = deployment.name, target.name
+                            yield chunk
                     return
                 except UpstreamError as exc:
                     if started or not exc.retryable:
@@ -328,7 +330,7 @@ class Router:
             else:
                 chunks = deployment.upstream.generate(generation, deployment.upstream_model)
             # Closed at once when the client goes: the upstream stops generating too.
-            async with _closing(chunks):
+            async with closing(chunks):
                 async for chunk in chunks:
                     yield chunk
 
@@ -429,14 +431,3 @@ class Router:
 
     def status(self) -> list[dict[str, Any]]:
         return [{"model": d.config.model, **d.describe()} for d in self.all()]
-
-
-@contextlib.asynccontextmanager
-async def _closing(chunks: AsyncIterator[Chunk]) -> AsyncIterator[AsyncIterator[Chunk]]:
-    """Close a chunk generator as soon as its consumer stops (not when it is collected)."""
-    try:
-        yield chunks
-    finally:
-        aclose = getattr(chunks, "aclose", None)
-        if aclose is not None:
-            await aclose()
