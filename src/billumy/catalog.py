@@ -156,8 +156,10 @@ class ModelEntry:
             "license": self.license,
         }
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
+        """A hash of the definition, computed once: the catalog builds a new entry for every
+        change and never edits one that is in use (it is read on every request)."""
         blob = json.dumps({"name": self.name, **self.definition()}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
