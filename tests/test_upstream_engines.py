@@ -764,3 +764,104 @@ async def test_chunks_that_came_together_say_so(srv: FakeServer, provider: str) 
     assert len(burst) >= 3
     assert all(c.more for c in burst[:-1]) and not burst[-1].more
     assert not any(c.more for c in paced)
+
+
+# --- connections the upstream dropped -----------------------------------------------------------
+
+
+class DroppingServer:
+    """An HTTP server on raw sockets that answers the first request on each connection, keeps
+    the connection alive, and closes it without a word when a second request comes on it: what
+    a request meets when it reuses a pooled connection the upstream's idle timeout has closed.
+    ``always``: it closes every connection unanswered."""
+
+    BODY = orjson.dumps({"embeddings": [[1.0, 0.0]], "prompt_eval_count": 2})
+
+    def __init__(self, always: bool = False) -> None:
+        self.always = always
+        self.connections = 0
+        self.requests = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.1)
+        self.port = int(self.sock.getsockname()[1])
+        self._stop = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        conn.settimeout(5)
+        with conn:
+            for answered in range(2):
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    head += data
+                self.requests += 1
+                if answered or self.always:
+                    return  # closed unanswered
+                lines = head.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+                size = next(
+                    (
+                        int(line.split(b":")[1])
+                        for line in lines
+                        if line.lower().startswith(b"content-length:")
+                    ),
+                    0,
+                )
+                body = head.split(b"\r\n\r\n", 1)[1]
+                while len(body) < size:
+                    body += conn.recv(65536)
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(self.BODY)}\r\n\r\n".encode()
+                    + self.BODY
+                )
+
+    def close(self) -> None:
+        self._stop = True
+        self.thread.join(2)
+        self.sock.close()
+
+
+async def test_a_dropped_pooled_connection_is_retried_once_on_a_new_one() -> None:
+    server = DroppingServer()
+    cfg = DeploymentConfig(name="gpu-a", model="m", url=f"http://127.0.0.1:{server.port}")
+    up = make_upstream(cfg)
+    try:
+        for _ in range(3):
+            result = await up.embed(["a"], "m", truncate=False, dimensions=None)
+            assert result.vectors == [[1.0, 0.0]] and result.prompt_eval_count == 2
+    finally:
+        await up.aclose()
+        server.close()
+    # Each later request met the dropped connection first, then went out on a new one.
+    assert server.connections == 3 and server.requests == 5
+
+
+async def test_an_upstream_that_always_drops_fails_after_one_retry() -> None:
+    server = DroppingServer(always=True)
+    cfg = DeploymentConfig(name="gpu-a", model="m", url=f"http://127.0.0.1:{server.port}")
+    up = make_upstream(cfg)
+    try:
+        with pytest.raises(UpstreamError, match="closed the connection before answering") as caught:
+            await up.embed(["a"], "m", truncate=False, dimensions=None)
+    finally:
+        await up.aclose()
+        server.close()
+    assert caught.value.retryable and str(server.port) not in str(caught.value)
+    assert server.connections == 2 and server.requests == 2

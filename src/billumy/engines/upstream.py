@@ -153,6 +153,14 @@ def retry_after(headers: Mapping[str, str]) -> int:
     return min(max(seconds, 1), 3600)
 
 
+def _stale(exc: aiohttp.ClientError) -> bool:
+    """Whether a request failed on a connection that closed before any answer (not one that
+    could not be opened): a pooled connection the upstream had dropped."""
+    return isinstance(
+        exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError
+    ) and not isinstance(exc, aiohttp.ClientConnectorError)
+
+
 class ErrorMapper:
     """Builds the errors of one deployment. Messages name it, never its URL, host or key."""
 
@@ -341,17 +349,16 @@ class ResponseStream:
         self.deadline = Deadline(budget, self._errors)
 
     async def __aenter__(self) -> ResponseStream:
-        session = self._upstream.session()
-        headers = _JSON_BODY if self._body is not None else None
-        request = session.request(
-            self._method,
-            self._url,
-            data=self._body,
-            headers=headers,
-            allow_redirects=False,
-            timeout=self._timeout,
-        )
-        response = await self._wait(request, False)
+        try:
+            response = await self.deadline.run(self._send())
+        except aiohttp.ClientError as exc:
+            if not _stale(exc):
+                raise self._errors.transport(
+                    exc, streaming=False, connect_s=self._budget.connect, read_s=self._budget.step
+                ) from exc
+            # Most likely a kept-alive connection the upstream closed while it sat in the pool
+            # (its idle timeout): nothing was answered, so send once more, on a new one.
+            response = await self._wait(self._send(), False)
         self._response = response
         if not 200 <= response.status < 300:
             try:
@@ -458,6 +465,17 @@ class ResponseStream:
                 raise self._errors.invalid()
         self._eof = True
         return bytes(body)
+
+    def _send(self) -> Awaitable[aiohttp.ClientResponse]:
+        headers = _JSON_BODY if self._body is not None else None
+        return self._upstream.session().request(
+            self._method,
+            self._url,
+            data=self._body,
+            headers=headers,
+            allow_redirects=False,
+            timeout=self._timeout,
+        )
 
     async def _wait(self, awaitable: Awaitable[T], streaming: bool) -> T:
         try:
