@@ -7,12 +7,15 @@ The fake server picks its behaviour from the upstream model name in the body (``
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -275,11 +278,12 @@ class FakeServer:
         return base + ("/v1" if provider == "openai" else "")
 
 
-def serve(app: Starlette) -> tuple[uvicorn.Server, threading.Thread, int]:
+def serve(app: Starlette, **tls: Any) -> tuple[uvicorn.Server, threading.Thread, int]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(
         app,
+        **tls,
         log_level="critical",
         lifespan="off",
         loop="asyncio",
@@ -865,3 +869,82 @@ async def test_an_upstream_that_always_drops_fails_after_one_retry() -> None:
         server.close()
     assert caught.value.retryable and str(server.port) not in str(caught.value)
     assert server.connections == 2 and server.requests == 2
+
+
+# --- https upstreams ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Any]]:
+    """The fake upstream over https, with a certificate of its own CA (made here)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: no certificate for the https upstream")
+    tmp = tmp_path_factory.mktemp("tls")
+    cert, key = tmp / "cert.pem", tmp / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=billumy-test-ca",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    rec = Recorder()
+    server, thread, port = serve(
+        make_app(rec, lambda: 0), ssl_certfile=str(cert), ssl_keyfile=str(key)
+    )
+    yield port, cert
+    server.should_exit = True
+    thread.join(5)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_https_upstream_with_its_own_ca(tls_upstream: tuple[int, Any], provider: str) -> None:
+    port, cert = tls_upstream
+    url = f"https://127.0.0.1:{port}" + ("/v1" if provider == "openai" else "")
+    cfg = DeploymentConfig(name="gpu-a", model="m", provider=provider, url=url, ca_file=cert)
+    up = make_upstream(cfg)
+    try:
+        await up.health()
+        chunks = await collect(up, generation(prompt="hi"), "m")
+    finally:
+        await up.aclose()
+    assert chunks[-1].done and "".join(c.text for c in chunks)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_https_upstream_with_an_untrusted_certificate(
+    tls_upstream: tuple[int, Any], provider: str
+) -> None:
+    port, _ = tls_upstream
+    url = f"https://127.0.0.1:{port}" + ("/v1" if provider == "openai" else "")
+    up = make_upstream(DeploymentConfig(name="gpu-a", model="m", provider=provider, url=url))
+    try:
+        with pytest.raises(UpstreamError, match="failed TLS verification") as caught:
+            await collect(up, generation(prompt="hi"), "m")
+    finally:
+        await up.aclose()
+    assert caught.value.retryable
+    assert str(port) not in str(caught.value) and "127.0.0.1" not in str(caught.value)
+
+
+def test_ca_file_must_be_a_readable_pem_of_cas(tmp_path: Path) -> None:
+    bad = tmp_path / "not-a-ca.pem"
+    bad.write_text("hello")
+    for path in (bad, tmp_path / "missing.pem"):
+        with pytest.raises(ValueError, match="is not a readable PEM file of CAs"):
+            DeploymentConfig(name="a", model="m", url="https://h", ca_file=path)

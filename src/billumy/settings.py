@@ -10,6 +10,7 @@ import ipaddress
 import json
 import os
 import re
+import ssl
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -84,6 +85,22 @@ class DeploymentConfig(BaseModel):
     )
     connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to connect.")
     context_length: int = Field(default=8192, ge=64, description="The model's context length.")
+    ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the CAs that sign an https upstream's certificate (a private "
+        "CA); default: the public roots. Certificates are always verified.",
+    )
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        try:
+            ssl.create_default_context(cafile=str(value))
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"ca_file {str(value)!r} is not a readable PEM file of CAs") from exc
+        return value
 
     @field_validator("name")
     @classmethod

@@ -89,9 +89,12 @@ def make_upstream(config: DeploymentConfig) -> Upstream:
 
 
 @functools.cache
-def ssl_context() -> ssl.SSLContext:
-    """A verifying context with certifi's roots (as httpx builds it), built once: loading the
-    roots takes tens of milliseconds, and every deployment can share one context."""
+def ssl_context(ca_file: str | None = None) -> ssl.SSLContext:
+    """A verifying context, built once per CA file: certifi's public roots (as httpx builds
+    them), or the deployment's own CAs. Loading roots takes tens of milliseconds, and every
+    deployment with the same CAs can share one context."""
+    if ca_file is not None:
+        return ssl.create_default_context(cafile=ca_file)
     return httpx.create_ssl_context(trust_env=False)
 
 
@@ -109,8 +112,9 @@ def make_session(config: DeploymentConfig) -> aiohttp.ClientSession:
     }
     if config.api_key is not None:
         headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
+    ca_file = str(config.ca_file) if config.ca_file is not None else None
     connector = aiohttp.TCPConnector(
-        limit=config.max_concurrency * 2, limit_per_host=0, ssl=ssl_context()
+        limit=config.max_concurrency * 2, limit_per_host=0, ssl=ssl_context(ca_file)
     )
     return aiohttp.ClientSession(
         connector=connector,
@@ -242,6 +246,12 @@ class ErrorMapper:
             return self.timed_out(connect_s)
         if isinstance(exc, TimeoutError):  # aiohttp's read timeouts are TimeoutErrors too
             return self.timed_out(read_s)
+        if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+            return UpstreamError(
+                f"deployment '{self.name}' failed TLS verification: its certificate is not "
+                "trusted (see the deployment's ca_file) or does not match its address",
+                retryable=True,
+            )
         if isinstance(exc, aiohttp.ClientConnectorError):
             return self.unreachable()
         if isinstance(exc, aiohttp.ClientResponseError | aiohttp.InvalidURL):
