@@ -34,7 +34,7 @@ from yarl import URL
 
 from billumy.engines.base import Chunk, Generation, Sampling
 from billumy.engines.ollama import OllamaUpstream
-from billumy.engines.openai import OpenAIUpstream
+from billumy.engines.openai import OpenAIUpstream, SseParser
 from billumy.engines.upstream import ErrorMapper, Upstream, make_upstream
 from billumy.errors import (
     BadRequestError,
@@ -948,3 +948,22 @@ def test_ca_file_must_be_a_readable_pem_of_cas(tmp_path: Path) -> None:
     for path in (bad, tmp_path / "missing.pem"):
         with pytest.raises(ValueError, match="is not a readable PEM file of CAs"):
             DeploymentConfig(name="a", model="m", url="https://h", ca_file=path)
+
+
+def test_sse_parser_reads_events_as_bytes() -> None:
+    parser = SseParser()
+    lines = [
+        b": a comment",
+        b"event: message",
+        b"id: 7",
+        b'data: {"a":',
+        b"data:1}",
+        b"",
+        b"data",
+        b"",
+        b"",
+        b"data: [DONE]",
+    ]
+    events = [e for e in (parser.feed(line) for line in lines) if e is not None]
+    assert events == [b'{"a":\n1}', b""]
+    assert parser.end() == b"[DONE]" and parser.end() is None

@@ -63,28 +63,29 @@ def payload(request: Generation, upstream_model: str, *, completions: bool) -> d
 
 
 class SseParser:
-    """Server-Sent Events, line by line: the data of each complete event; other fields and
-    comments are ignored."""
+    """Server-Sent Events, line by line (bytes, as received): the data of each complete event;
+    other fields and comments are ignored. Lines are never decoded: the data goes to the JSON
+    parser as it came."""
 
     def __init__(self) -> None:
-        self._data: list[str] = []
+        self._data: list[bytes] = []
 
-    def feed(self, line: str) -> str | None:
+    def feed(self, line: bytes) -> bytes | None:
         """The event's data when ``line`` (blank) ends one, else None."""
         if not line:
             return self.end()
-        if line.startswith(":"):
-            return None
-        field, _, value = line.partition(":")
-        if field == "data":
-            self._data.append(value.removeprefix(" "))
-        return None
+        if line.startswith(b"data:"):
+            value = line[5:]
+            self._data.append(value[1:] if value.startswith(b" ") else value)
+        elif line == b"data":  # a field without a colon has an empty value
+            self._data.append(b"")
+        return None  # a comment (":...") or another field
 
-    def end(self) -> str | None:
+    def end(self) -> bytes | None:
         """The data of the event in progress, if any (at a blank line or the end of stream)."""
         if not self._data:
             return None
-        data = "\n".join(self._data)
+        data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
         self._data.clear()
         return data
 
@@ -101,12 +102,12 @@ class StreamState:
         self.prompt_tokens = 0
         self.completion_tokens = 0
 
-    def event(self, data: str | None) -> str:
+    def event(self, data: bytes | None) -> str:
         """Take one event's data (None: no event yet); the text it adds."""
         if data is None:
             return ""
         self.events += 1
-        if data.strip() == "[DONE]":
+        if data.strip() == b"[DONE]":
             self.done = True
             return ""
         return self.answer(self.errors.parse_json(data))
@@ -197,7 +198,7 @@ class OpenAIUpstream(HttpUpstream):
                 # each chunk can tell whether the next one is in hand (``Chunk.more``).
                 texts = []
                 for each in (line, *lines.ready()):
-                    text = state.event(events.feed(each.decode("utf-8", "replace")))
+                    text = state.event(events.feed(each))
                     if text:
                         texts.append(text)
                     if state.done:
