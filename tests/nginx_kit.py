@@ -34,8 +34,8 @@ def find_nginx() -> str:
     return path
 
 
-def nginx_prefix(tmp: Path, upstream_port: int, http_port: int, https_port: int) -> Path:
-    """A prefix dir with a self-signed cert, a copy of billumy.conf and an nginx.conf."""
+def self_signed(cert: Path, key: Path, *alt_names: str) -> None:
+    """A self-signed certificate (its own CA) for ``alt_names`` (``DNS:...``, ``IP:...``)."""
     subprocess.run(
         [
             "openssl",
@@ -47,18 +47,23 @@ def nginx_prefix(tmp: Path, upstream_port: int, http_port: int, https_port: int)
             "-days",
             "1",
             "-subj",
-            "/CN=localhost",
+            "/CN=billumy-test",
             "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "subjectAltName=" + ",".join(alt_names),
             "-keyout",
-            str(tmp / "privkey.pem"),
+            str(key),
             "-out",
-            str(tmp / "fullchain.pem"),
+            str(cert),
         ],
         capture_output=True,
         check=True,
         timeout=30,
     )
+
+
+def nginx_prefix(tmp: Path, upstream_port: int, http_port: int, https_port: int) -> Path:
+    """A prefix dir with a self-signed cert, a copy of billumy.conf and an nginx.conf."""
+    self_signed(tmp / "fullchain.pem", tmp / "privkey.pem", "DNS:localhost", "IP:127.0.0.1")
     conf = NGINX_CONF.read_text()
     replacements = {
         "server billumy:8011;": f"server 127.0.0.1:{upstream_port};",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -44,6 +43,8 @@ from billumy.errors import (
     UpstreamUnavailableError,
 )
 from billumy.settings import DeploymentConfig
+from tests.nginx_kit import self_signed
+from tests.sockets import SocketServer
 
 pytestmark = pytest.mark.anyio
 
@@ -773,7 +774,7 @@ async def test_chunks_that_came_together_say_so(srv: FakeServer, provider: str) 
 # --- connections the upstream dropped -----------------------------------------------------------
 
 
-class DroppingServer:
+class DroppingServer(SocketServer):
     """An HTTP server on raw sockets that answers the first request on each connection, keeps
     the connection alive, and closes it without a word when a second request comes on it: what
     a request meets when it reuses a pooled connection the upstream's idle timeout has closed.
@@ -783,63 +784,37 @@ class DroppingServer:
 
     def __init__(self, always: bool = False) -> None:
         self.always = always
-        self.connections = 0
         self.requests = 0
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.1)
-        self.port = int(self.sock.getsockname()[1])
-        self._stop = False
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        conn.settimeout(5)
-        with conn:
-            for answered in range(2):
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    head += data
-                self.requests += 1
-                if answered or self.always:
-                    return  # closed unanswered
-                lines = head.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
-                size = next(
-                    (
-                        int(line.split(b":")[1])
-                        for line in lines
-                        if line.lower().startswith(b"content-length:")
-                    ),
-                    0,
-                )
-                body = head.split(b"\r\n\r\n", 1)[1]
-                while len(body) < size:
-                    body += conn.recv(65536)
-                conn.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                    + f"Content-Length: {len(self.BODY)}\r\n\r\n".encode()
-                    + self.BODY
-                )
-
-    def close(self) -> None:
-        self._stop = True
-        self.thread.join(2)
-        self.sock.close()
+    def handle(self, conn: socket.socket) -> None:
+        for answered in range(2):
+            head = b""
+            while b"\r\n\r\n" not in head:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                head += data
+            self.requests += 1
+            if answered or self.always:
+                return  # closed unanswered
+            lines = head.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+            size = next(
+                (
+                    int(line.split(b":")[1])
+                    for line in lines
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
+            body = head.split(b"\r\n\r\n", 1)[1]
+            while len(body) < size:
+                body += conn.recv(65536)
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(self.BODY)}\r\n\r\n".encode()
+                + self.BODY
+            )
 
 
 async def test_a_dropped_pooled_connection_is_retried_once_on_a_new_one() -> None:
@@ -881,28 +856,7 @@ def tls_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int
         pytest.skip("openssl is not installed: no certificate for the https upstream")
     tmp = tmp_path_factory.mktemp("tls")
     cert, key = tmp / "cert.pem", tmp / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=billumy-test-ca",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    self_signed(cert, key, "IP:127.0.0.1")
     rec = Recorder()
     server, thread, port = serve(
         make_app(rec, lambda: 0), ssl_certfile=str(cert), ssl_keyfile=str(key)

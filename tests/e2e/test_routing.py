@@ -4,7 +4,6 @@ of a gateway Billumy, plus sockets that stay silent, answer garbage, or must nev
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -15,60 +14,30 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.server import Server, free_port
+from tests.sockets import SocketServer
 
 UPSTREAM_KEY_A = "bk_upstream-a-secret-0123456789"
 UPSTREAM_KEY_B = "bk_upstream-b-secret-0123456789"
 OPTS = {"temperature": 0, "num_predict": 4, "seed": 1}
 
 
-class Listener:
+class Listener(SocketServer):
     """A TCP listener on a free port that records connections; it answers health checks (any
     GET) as a healthy server would, so that its circuit stays closed whatever the timing, and
     every other request with nothing (a slow upstream) or ``reply`` (garbage)."""
 
     def __init__(self, reply: bytes | None = None) -> None:
         self.reply = reply
-        self.connections = 0
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = int(self.sock.getsockname()[1])
-        self.open: list[socket.socket] = []
-        self._stop = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        self.sock.settimeout(0.1)
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.connections += 1
-            conn.settimeout(2)
-            try:
-                head = conn.recv(65536)
-                if head.startswith(b"GET "):
-                    conn.sendall(HEALTHY)
-                elif self.reply is not None:
-                    conn.sendall(self.reply)
-                else:
-                    self.open.append(conn)  # silent: held open, never answered
-                    continue
-            except OSError:
-                pass
-            conn.close()
-
-    def close(self) -> None:
-        self._stop = True
-        self.thread.join(timeout=2)
-        for conn in self.open:
-            conn.close()
-        self.sock.close()
+    def handle(self, conn: socket.socket) -> None:
+        head = conn.recv(65536)
+        if head.startswith(b"GET "):
+            conn.sendall(HEALTHY)
+        elif self.reply is not None:
+            conn.sendall(self.reply)
+        else:
+            self.keep(conn)  # silent: held open, never answered
 
 
 HEALTHY = (

@@ -124,20 +124,17 @@ class ChunkStream(Response):
         self.init_headers(headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        gone = asyncio.Event()
-
         async def watch() -> None:
             while (await receive())["type"] != "http.disconnect":
                 pass
-            gone.set()
 
-        watcher = asyncio.ensure_future(watch())
+        watcher = asyncio.ensure_future(watch())  # done: the client has gone
         body = self.body_iterator
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             ended = False
             async for data in body:
-                if gone.is_set():
+                if watcher.done():
                     return
                 if ended:
                     continue  # after the last piece: the body is only cleaning up

@@ -99,7 +99,7 @@ def ssl_context(ca_file: str | None = None) -> ssl.SSLContext:
 
 
 def make_session(config: DeploymentConfig) -> aiohttp.ClientSession:
-    """The one HTTP client of a deployment: its key, its timeouts, its pool and no more.
+    """The one HTTP client of a deployment: its key, its pool and no more.
 
     aiohttp rather than httpx: its C parser and lean streaming cost a third of the CPU per
     proxied request, which is most of what a gateway adds (see benchmarks/proxy_overhead.py).
@@ -119,10 +119,7 @@ def make_session(config: DeploymentConfig) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         connector=connector,
         headers=headers,
-        timeout=aiohttp.ClientTimeout(
-            total=None, sock_connect=config.connect_timeout, sock_read=config.first_token_timeout
-        ),
-        trust_env=False,
+        trust_env=False,  # every request passes its own timeout (Budget.timeout)
         raise_for_status=False,
     )
 
@@ -296,6 +293,12 @@ class Budget:
     step: float
     total: float
 
+    @functools.cached_property
+    def timeout(self) -> aiohttp.ClientTimeout:
+        """aiohttp's side of it: connecting, and each read. The whole request is bounded by
+        :class:`Deadline` and :meth:`ResponseStream._next_bytes`."""
+        return aiohttp.ClientTimeout(total=None, sock_connect=self.connect, sock_read=self.step)
+
 
 class Deadline:
     """Bounds the wait for the answer's first bytes by the step limit and the request's whole
@@ -342,7 +345,6 @@ class ResponseStream:
         body: bytes | None,
         *,
         budget: Budget,
-        timeout: aiohttp.ClientTimeout,
         upstream_model: str | None,
     ) -> None:
         self._upstream = upstream
@@ -351,7 +353,6 @@ class ResponseStream:
         self._url = url
         self._body = body
         self._budget = budget
-        self._timeout = timeout
         self._upstream_model = upstream_model
         self._response: aiohttp.ClientResponse | None = None
         self._buffer = bytearray()
@@ -363,9 +364,7 @@ class ResponseStream:
             response = await self.deadline.run(self._send())
         except aiohttp.ClientError as exc:
             if not _stale(exc):
-                raise self._errors.transport(
-                    exc, streaming=False, connect_s=self._budget.connect, read_s=self._budget.step
-                ) from exc
+                raise self._failed(exc, streaming=False) from exc
             # Most likely a kept-alive connection the upstream closed while it sat in the pool
             # (its idle timeout): nothing was answered, so send once more, on a new one.
             response = await self._wait(self._send(), False)
@@ -460,9 +459,7 @@ class ResponseStream:
         try:
             data = await response.content.readany()
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise self._errors.transport(
-                exc, streaming=True, connect_s=self._budget.connect, read_s=self._budget.step
-            ) from exc
+            raise self._failed(exc, streaming=True) from exc
         return data or None
 
     async def _read(self, limit: int, *, truncate: bool = False) -> bytes:
@@ -484,16 +481,19 @@ class ResponseStream:
             data=self._body,
             headers=headers,
             allow_redirects=False,
-            timeout=self._timeout,
+            timeout=self._budget.timeout,
         )
 
     async def _wait(self, awaitable: Awaitable[T], streaming: bool) -> T:
         try:
             return await self.deadline.run(awaitable)
         except aiohttp.ClientError as exc:
-            raise self._errors.transport(
-                exc, streaming=streaming, connect_s=self._budget.connect, read_s=self._budget.step
-            ) from exc
+            raise self._failed(exc, streaming=streaming) from exc
+
+    def _failed(self, exc: Exception, *, streaming: bool) -> UpstreamError:
+        return self._errors.transport(
+            exc, streaming=streaming, connect_s=self._budget.connect, read_s=self._budget.step
+        )
 
     def _close(self) -> None:
         """Give a fully read connection back to the pool; close any other (the upstream sees
@@ -532,13 +532,6 @@ class HttpUpstream:
         )
         short = min(config.connect_timeout, SHORT_TIMEOUT)
         self._short_budget = Budget(connect=short, step=short, total=short)
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=config.connect_timeout, sock_read=config.first_token_timeout
-        )
-        self._whole_timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=config.connect_timeout, sock_read=config.timeout
-        )
-        self._short_timeout = aiohttp.ClientTimeout(total=short, sock_connect=short)
 
     def session(self) -> aiohttp.ClientSession:
         """The deployment's client, made on first use (it belongs to the running loop)."""
@@ -576,18 +569,17 @@ class HttpUpstream:
         deadline before their first byte, as nothing comes until the answer is complete.
         """
         if short:
-            budget, timeout = self._short_budget, self._short_timeout
+            budget = self._short_budget
         elif whole:
-            budget, timeout = self._whole_budget, self._whole_timeout
+            budget = self._whole_budget
         else:
-            budget, timeout = self._budget, self._timeout
+            budget = self._budget
         return ResponseStream(
             self,
             method,
             self._url(path),
             None if payload is None else orjson.dumps(payload),
             budget=budget,
-            timeout=timeout,
             upstream_model=upstream_model,
         )
 
