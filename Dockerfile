@@ -9,15 +9,19 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential cmake \
     && rm -rf /var/lib/apt/lists/*
 
-# A portable llama.cpp build: no -march=native, so the image runs on other x86-64 CPUs too.
-ENV CMAKE_ARGS="-DGGML_NATIVE=OFF" \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY scripts/llama_build.py ./scripts/
+# llama.cpp built the same way as `make install` does, with the portable profile (no
+# -march=native, no AVX-512, never AMX), so the image runs on other x86-64 CPUs too; the
+# flags are recorded in /usr/local/billumy-llama-build.json.
+RUN BILLUMY_WHEEL_CACHE=/wheelcache python scripts/llama_build.py install --profile portable \
+    && mkdir -p /wheels && cp /wheelcache/*/llama_cpp_python-*.whl /wheels/
 COPY src ./src
-# Wheels for Billumy and every pinned dependency (llama-cpp-python compiled here).
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# Wheels for Billumy and every other pinned dependency (the llama.cpp wheel above is reused).
+RUN pip wheel --no-cache-dir --find-links=/wheels --wheel-dir /wheels .
 
 
 FROM python:3.11-slim AS runtime
@@ -43,6 +47,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # The wheels are bind-mounted, so they add no layer to the image.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links=/wheels /wheels/billumy-*.whl
+COPY --from=builder /usr/local/billumy-llama-build.json /usr/local/billumy-llama-build.json
 
 WORKDIR /home/billumy
 # Numeric, so orchestrators can check it is not root (uid 10001 is the billumy user).
@@ -52,6 +57,8 @@ USER 10001:10001
 # mounted on /data starts as a copy of this (a bind mount does not; then `billumy serve`
 # assembles it on its first start, about 250 MB of copying).
 RUN billumy models prepare
+# The model runtime runs on the build machine (a child process evaluates a prompt).
+RUN billumy selftest
 
 VOLUME /data
 EXPOSE 8011

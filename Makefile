@@ -6,14 +6,21 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install serve test lint typecheck unit services bench clean
 
-install: $(STAMP)
-
-# Reinstall only when the dependency list changes; pip caches the compiled llama.cpp wheel.
-$(STAMP): pyproject.toml
+# Reinstall only when the dependency list changes. llama.cpp is compiled by
+# scripts/llama_build.py for this CPU without its AMX kernels (they crash on these machines),
+# into a wheel cache keyed on the flags; then a self-test runs the model in a child process,
+# and if it dies, one portable rebuild is tried. Both steps run on every `make install`, and
+# cost a second when nothing changed (a venv carried to another CPU gets rebuilt).
+$(STAMP): pyproject.toml scripts/llama_build.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python scripts/llama_build.py install
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
+
+install: $(STAMP)
+	@$(BIN)/python scripts/llama_build.py install
+	@$(BIN)/python scripts/llama_build.py selftest
 
 serve: install
 	$(BIN)/billumy serve
@@ -22,8 +29,8 @@ services:
 	bash scripts/services.sh
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 
 typecheck: install
 	$(BIN)/mypy

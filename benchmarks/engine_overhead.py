@@ -8,6 +8,17 @@ The same GGUF model, prompt, sampling settings and thread count go through three
   what Billumy's embedded engine runs;
 * ``billumy``: a real ``billumy serve`` process, streamed over HTTP (NDJSON) with httpx.
 
+and, to isolate the engine process's boundary, Billumy's own engine code two ways:
+
+* ``engine_inproc``: ``LlamaCppEngine.generate`` called in this process;
+* ``engine_process``: the same request through ``EngineClient`` to an engine process started
+  by ``EngineSupervisor`` (a Unix socket, length-prefixed JSON frames), as every API process
+  reaches llama.cpp now. Targets: >= 0.98x the in-process tokens/s, under 2 ms of added TTFT.
+
+At the end the server's engine process is killed (SIGKILL) a few times and the time from the
+kill to the answer of the next request (restart, model load and a short generation) is shown;
+target under 5 s.
+
 The direct paths run in this process, the server in its own; the paths never run at the same
 time. Each round runs every path once, in a rotating order so that drifting background load
 does not favour one of them. Throughput is (pieces - 1) / (last piece - first piece), counting
@@ -32,9 +43,11 @@ This is a benchmark, not a test: it exits 0 whatever the ratio, unless something
 from __future__ import annotations
 
 import argparse
+import asyncio
 import codecs
 import importlib.util
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -42,11 +55,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import llama_cpp
 import orjson
 from llama_cpp import Llama
+
+from billumy.engines.base import Generation, Sampling
+from billumy.engines.llamacpp import LlamaCppEngine
+from billumy.engines.remote import EngineClient
+from billumy.engines.supervisor import EngineOptions, EngineSupervisor
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_NAME = "smollm2-135m"
@@ -58,6 +77,9 @@ PROMPT = (
     "with no commentary.\n\n1. apple\n2. river\n3. window\n4."
 )
 TARGET = 0.97
+BOUNDARY_TARGET = 0.98
+BOUNDARY_TTFT_MS = 2.0
+RESTART_TARGET_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -224,6 +246,66 @@ def run_billumy(
     return run
 
 
+def billumy_generation(cfg: Config) -> Generation:
+    return Generation(
+        model_path=model_path(),
+        model_name=MODEL_NAME,
+        prompt=cfg.prompt,
+        raw=True,
+        num_ctx=cfg.num_ctx,
+        num_predict=cfg.tokens,
+        keep_alive_s=-1,
+        mode="generate",
+        sampling=Sampling(
+            temperature=cfg.temperature,
+            top_k=cfg.top_k,
+            top_p=cfg.top_p,
+            min_p=cfg.min_p,
+            repeat_penalty=cfg.repeat_penalty,
+            seed=cfg.seed,
+        ),
+    )
+
+
+async def run_engine(engine: Any, cfg: Config, pid: int | None = None) -> Run:
+    """One generation through Billumy's engine interface (in-process or the engine process)."""
+    cpu = process_cpu_s(pid) if pid else 0.0
+    watch = Stopwatch()
+    async for chunk in engine.generate(billumy_generation(cfg)):
+        watch.piece(chunk.text)
+    run = watch.result()
+    if pid:
+        run.client_cpu_s, run.cpu_s = run.cpu_s, process_cpu_s(pid) - cpu
+    return run
+
+
+def time_restarts(server: Any, client: httpx.Client, times: int) -> list[float]:
+    """Seconds from SIGKILL of the server's engine process to the answer of the next request."""
+    body = {
+        "model": MODEL_NAME,
+        "prompt": "1, 2, 3,",
+        "raw": True,
+        "stream": False,
+        "options": {"num_predict": 8, "temperature": 0},
+    }
+    headers = {**server.headers, "Cache-Control": "no-store"}
+    took = []
+    for _ in range(times):
+        ready = client.get(server.url + "/ready").json()["engine"]
+        pid = ready["pid"]
+        killed = time.perf_counter()
+        os.kill(pid, signal.SIGKILL)
+        while True:  # the first request after the kill may still meet the dying process
+            r = client.post(server.url + "/api/generate", json=body, headers=headers)
+            if r.status_code == 200:
+                break
+            if r.status_code != 503:
+                raise RuntimeError(f"billumy answered {r.status_code}: {r.text}")
+        took.append(time.perf_counter() - killed)
+        progress(f"restart after SIGKILL answered in {took[-1]:.2f} s")
+    return took
+
+
 # --- driver ----------------------------------------------------------------------------------
 
 
@@ -263,6 +345,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="llama.cpp threads for both paths (BILLUMY_NUM_THREADS for the server; default 2)",
     )
     parser.add_argument("--num-ctx", type=int, default=2048, help="context length (default 2048)")
+    parser.add_argument(
+        "--restarts",
+        type=int,
+        default=3,
+        help="times the server's engine process is killed to time the restart (default 3)",
+    )
     parser.add_argument(
         "--fresh-prompt",
         action="store_true",
@@ -333,6 +421,38 @@ def summarize(runs: dict[str, list[Run]], cfg: Config) -> None:
             print(f"  {name}: {text[:80]!r}...")
 
 
+def summarize_boundary(runs: dict[str, list[Run]], restarts: list[float]) -> None:
+    inproc, remote = runs["engine_inproc"], runs["engine_process"]
+    tps_in = statistics.median(r.tokens_per_s for r in inproc)
+    tps_out = statistics.median(r.tokens_per_s for r in remote)
+    paired = statistics.median(
+        b.tokens_per_s / d.tokens_per_s for b, d in zip(remote, inproc, strict=True)
+    )
+    ratio = tps_out / tps_in
+    verdict = "ok" if ratio >= BOUNDARY_TARGET else f"below target {BOUNDARY_TARGET}"
+    print(
+        f"\nengine process boundary: {tps_out:.1f} tok/s through the engine process, "
+        f"{tps_in:.1f} in-process"
+    )
+    print(f"ratio tokens/s engine_process/engine_inproc: {ratio:.3f} ", end="")
+    print(f"(median of per-round ratios {paired:.3f}; {verdict})")
+    added = statistics.median(
+        (b.ttft_s - d.ttft_s) * 1000 for b, d in zip(remote, inproc, strict=True)
+    )
+    verdict = "ok" if added < BOUNDARY_TTFT_MS else f"over target {BOUNDARY_TTFT_MS} ms"
+    print(
+        f"ttft added by the boundary: {added:.2f} ms (median of per-round differences; "
+        f"in-process {statistics.median(r.ttft_s * 1000 for r in inproc):.1f} ms; {verdict})"
+    )
+    if restarts:
+        worst = max(restarts)
+        verdict = "ok" if worst < RESTART_TARGET_S else f"over target {RESTART_TARGET_S} s"
+        print(
+            f"restart after SIGKILL, kill to next answer: median "
+            f"{statistics.median(restarts):.2f} s, max {worst:.2f} s ({verdict})"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = Config(
@@ -356,6 +476,12 @@ def main(argv: list[str] | None = None) -> int:
         n_threads_batch=cfg.threads,
         verbose=False,
     )
+    loop = asyncio.new_event_loop()
+    inproc = LlamaCppEngine(threads=cfg.threads, keep_alive_s=-1)
+    supervisor = EngineSupervisor(EngineOptions(threads=cfg.threads, keep_alive_s=-1))
+    supervisor.start()
+    remote = EngineClient(supervisor.socket_path)
+    restarts: list[float] = []
     with tempfile.TemporaryDirectory(prefix="billumy-bench-") as tmp:
         server = Server(data_dir=Path(tmp), env={"BILLUMY_NUM_THREADS": str(cfg.threads)})
         try:
@@ -363,12 +489,18 @@ def main(argv: list[str] | None = None) -> int:
             server.start()
             assert server.proc is not None
             server_pid = server.proc.pid
+            loop.run_until_complete(remote.load(path, MODEL_NAME, cfg.num_ctx, -1))
+            engine_pid = int(supervisor.status["pid"])
             with httpx.Client(timeout=httpx.Timeout(300.0)) as client:
                 paths: dict[str, Callable[[], Run]] = {
                     "create_completion": lambda: run_create_completion(llm, cfg),
                     "generate": lambda: run_generate(llm, cfg),
                     "billumy": lambda: run_billumy(
                         client, server.url, server.headers, server_pid, cfg
+                    ),
+                    "engine_inproc": lambda: loop.run_until_complete(run_engine(inproc, cfg)),
+                    "engine_process": lambda: loop.run_until_complete(
+                        run_engine(remote, cfg, engine_pid)
                     ),
                 }
                 for i in range(args.warmup):
@@ -388,10 +520,16 @@ def main(argv: list[str] | None = None) -> int:
                             f"ttft {result.ttft_s * 1000:.0f} ms ({result.pieces} pieces)"
                         )
                     progress(f"round {i + 1}/{args.rounds}: " + "; ".join(line))
+                restarts = time_restarts(server, client, args.restarts)
         finally:
             server.stop()
             llm.close()
+            loop.run_until_complete(remote.aclose())
+            loop.run_until_complete(inproc.aclose())
+            supervisor.stop()
+            loop.close()
     summarize(runs, cfg)
+    summarize_boundary(runs, restarts)
     return 0
 
 

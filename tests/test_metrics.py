@@ -9,7 +9,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from billumy.metrics import Metrics, merge, snapshot
 
 
-def _live(state: str, healthy: bool | None, in_flight: int, queue: int) -> dict[str, Any]:
+def _live(
+    state: str,
+    healthy: bool | None,
+    in_flight: int,
+    queue: int,
+    engine: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     deployment = {
         "deployment": "gpu-a",
         "model": "llama3",
@@ -21,7 +27,8 @@ def _live(state: str, healthy: bool | None, in_flight: int, queue: int) -> dict[
         "served": 10 + in_flight,
     }
     tiers = {("maestro:latest", "simple", "rules"): 2}
-    return {"queue_depth": queue, "deployments": [deployment], "tiers": tiers}
+    live = {"queue_depth": queue, "deployments": [deployment], "tiers": tiers}
+    return {**live, "engine": engine} if engine is not None else live
 
 
 def test_one_worker_is_reported_as_it_is() -> None:
@@ -41,7 +48,8 @@ def test_workers_add_up_and_count_circuit_states() -> None:
         _live("closed", None, 2, 1),
     ]
     merged = merge(snapshot(w) for w in workers)
-    assert merged["queue_depth"] == 3
+    # One engine process serves every worker: its queue is counted once, not once per worker.
+    assert merged["queue_depth"] == 2
     [d] = merged["deployments"]
     assert d["states"] == {"closed": 2, "half_open": 0, "open": 1}
     assert (d["in_flight"], d["served"]) == (3, 33)
@@ -79,3 +87,21 @@ def test_single_process_scrape_reads_the_live_objects() -> None:
         samples[("billumy_upstream_healthy", (("deployment", "gpu-a"), ("model", "llama3")))] == 0
     )
     assert samples[("billumy_upstream_served_total", (("deployment", "gpu-a"),))] == 11
+
+
+def test_engine_restarts_and_state_are_the_shared_engine_s() -> None:
+    running = {"state": "running", "restarts": 2}
+    restarting = {"state": "restarting", "restarts": 3}
+    merged = merge(
+        snapshot(_live("closed", True, 0, 0, engine)) for engine in (running, restarting)
+    )
+    assert (merged["engine_restarts"], merged["engine_up"]) == (3, 0)
+    metrics = Metrics()
+    metrics.watch(lambda: _live("closed", True, 0, 0, {"state": "failed", "restarts": 5}))
+    samples = {
+        s.name: s.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        for s in family.samples
+    }
+    assert samples["billumy_engine_restarts_total"] == 5
+    assert samples["billumy_engine_up"] == 0

@@ -13,7 +13,7 @@ import pytest
 from billumy.cache.local import LocalState
 from billumy.catalog import Catalog
 from billumy.engines.base import Chunk, Embeddings, Generation
-from billumy.engines.llamacpp import LlamaCppEngine
+from billumy.engines.remote import EngineClient
 from billumy.engines.maestro import Maestro, parse_classification, rule_tier
 from billumy.engines.router import CircuitBreaker, Route, Router
 from billumy.engines.upstream import Upstream
@@ -91,7 +91,7 @@ async def _router(settings: Settings) -> tuple[Router, dict[str, FakeUpstream]]:
         made[config.name] = FakeUpstream(config)
         return made[config.name]
 
-    router = Router(settings, catalog, cast(LlamaCppEngine, None), make=make)
+    router = Router(settings, catalog, cast(EngineClient, None), make=make)
     await store.aclose()
     return router, made
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -27,9 +28,10 @@ from billumy.catalog import Catalog, ModelEntry
 from billumy.context import ContextControl
 from billumy.conversations import ConversationService
 from billumy.durations import parse_duration
-from billumy.engines.llamacpp import LlamaCppEngine
 from billumy.engines.maestro import Maestro
+from billumy.engines.remote import EngineClient
 from billumy.engines.router import Router
+from billumy.engines.supervisor import EngineOptions, EngineSupervisor
 from billumy.errors import PayloadTooLargeError
 from billumy.inference import InferenceService
 from billumy.insights.datasets import DatasetStore
@@ -156,6 +158,19 @@ def shared_state(settings: Settings) -> SharedState:
     return ResilientState(redis, LocalState())
 
 
+def engine_options(settings: Settings) -> EngineOptions:
+    """How the engine process runs, from the settings."""
+    keep_alive = parse_duration(settings.keep_alive)
+    return EngineOptions(
+        threads=settings.threads,
+        num_parallel=settings.num_parallel,
+        max_queue=settings.max_queue,
+        keep_alive_s=300.0 if keep_alive is None else keep_alive,
+        log_level=settings.log_level,
+        max_crashes=settings.engine_max_crashes,
+    )
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the ASGI app. Engines, store and catalog are created in the lifespan."""
 
@@ -168,13 +183,15 @@ def create_app(settings: Settings) -> FastAPI:
         state = shared_state(settings)
         cache = ResponseCache(state, ttl_s=settings.cache_ttl)
         fair_use = FairUse(state, quota_on_outage=settings.quota_on_outage)
-        keep_alive = parse_duration(settings.keep_alive)
-        engine = LlamaCppEngine(
-            threads=settings.threads,
-            num_parallel=settings.num_parallel,
-            max_queue=settings.max_queue,
-            keep_alive_s=300.0 if keep_alive is None else keep_alive,
-        )
+        # llama.cpp runs in the engine process, never here: this worker's own supervised one,
+        # or the one that ``serve --workers N`` started for all of its workers.
+        supervisor: EngineSupervisor | None = None
+        socket_path = settings.engine_socket
+        if socket_path is None:
+            supervisor = EngineSupervisor(engine_options(settings))
+            supervisor.start()
+            socket_path = supervisor.socket_path
+        engine = EngineClient(socket_path)
         usage = UsageBuffer(store)
         usage.start()
         router = Router(settings, catalog, engine)
@@ -205,6 +222,7 @@ def create_app(settings: Settings) -> FastAPI:
         def live() -> dict[str, Any]:
             return {
                 "queue_depth": engine.queue_depth,
+                "engine": engine.runner(),
                 "deployments": router.status(),
                 "tiers": inference.maestro.decisions if inference.maestro else {},
             }
@@ -234,6 +252,8 @@ def create_app(settings: Settings) -> FastAPI:
             await app.state.conversations.aclose()
             await router.aclose()
             await engine.aclose()
+            if supervisor is not None:
+                await asyncio.to_thread(supervisor.stop)
             await usage.aclose()
             await store.aclose()
             await state.aclose()

@@ -480,6 +480,56 @@ def models_prepare() -> None:
     err.print(f"ready: {path}")
 
 
+@app.command("selftest")
+def selftest(
+    model: Annotated[str, typer.Option(help="Base model to test.")] = "smollm2-135m",
+    timeout: Annotated[float, typer.Option(help="Seconds before the test counts as hung.")] = 300,
+) -> None:
+    """Check that the model runtime runs on this machine, without risking this process.
+
+    Loads the model in a child process, evaluates a prompt of about 300 tokens and generates 8
+    more. If the child dies, says which signal killed it and what to do (typically: rebuild
+    llama.cpp for this CPU with `make install`). Exit status 0 when it passed. `make install`
+    runs it after building llama.cpp.
+    """
+    from billumy.catalog import base_models
+    from billumy.engines import selftest as test
+
+    settings = _load_settings()
+    record = test.build_record()
+    if record:
+        err.print(
+            f"llama-cpp-python {record.get('version')} built '{record.get('profile')}': "
+            f"{' '.join(record.get('cmake_args', []))}",
+            markup=False,
+            highlight=False,
+        )
+    bases = base_models(settings.data_dir)
+    base = bases.get(model) or bases.get(f"{model}:latest")
+    if base is None or not base.ready():
+        err.print(f"[red]no such base model ready here:[/red] {model}")
+        raise typer.Exit(2)
+    result = test.run(base.path(), threads=settings.threads, timeout_s=timeout)
+    if result.ok:
+        d = result.detail
+        amx = "AMX_INT8 = 1" in str(d.get("system_info", ""))
+        err.print(
+            f"[green]selftest passed[/green]: {d.get('prompt_tokens')} prompt tokens and "
+            f"{d.get('generated_tokens')} generated in {d.get('seconds')} s "
+            f"({result.seconds:.1f} s with loading)"
+        )
+        if amx:
+            err.print("[yellow]warning:[/yellow] llama.cpp was built with its AMX kernels on")
+        return
+    err.print(f"[red]selftest failed:[/red] the model runner died with {result.reason}.")
+    if result.advice:
+        err.print(result.advice, markup=False, highlight=False)
+    stderr = str(result.detail.get("stderr", "")).strip()
+    if stderr:
+        err.print(stderr.splitlines()[-1], markup=False, highlight=False)
+    raise typer.Exit(1)
+
+
 # --- chat ----------------------------------------------------------------------------------------
 
 

@@ -81,6 +81,19 @@ class EngineError(BillumyError):
     status_code = 500
 
 
+class EngineUnavailableError(BillumyError):
+    """The engine process stopped (a crash, being restarted) or failed for good (503).
+
+    Before the first byte it is a 503 with ``Retry-After``; during a stream it is the stream's
+    in-band error. The message names what stopped it: ``the model runner stopped: SIGSEGV``.
+    """
+
+    status_code = 503
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
 class UpstreamError(BillumyError):
     """A deployment (upstream model server) failed or answered something unusable (502).
 

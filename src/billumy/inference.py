@@ -30,8 +30,8 @@ from billumy.cache.responses import (
 from billumy.catalog import ROLES, Catalog, ModelEntry, normalize_name
 from billumy.durations import parse_duration
 from billumy.engines.base import Chunk, DoneReason, Embeddings, Generation, Sampling, closing
-from billumy.engines.llamacpp import LlamaCppEngine
 from billumy.engines.maestro import CLASSIFIER_SYSTEM, SCHEMA, Maestro
+from billumy.engines.remote import EngineClient
 from billumy.engines.router import Route, Router
 from billumy.errors import BadRequestError
 from billumy.metrics import Metrics
@@ -93,7 +93,7 @@ class InferenceService:
         *,
         settings: Settings,
         catalog: Catalog,
-        engine: LlamaCppEngine,
+        engine: EngineClient,
         router: Router,
         cache: ResponseCache,
         fair_use: FairUse,

@@ -11,13 +11,14 @@ number describes the whole server. Counters and histograms use prometheus-client
 multiprocess mode: ``serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh private directory
 before the workers start, each writes its values to files there, and a scrape adds up every
 worker's, those of workers that have exited included (so counters never go back). The live
-values are each worker's own objects (its engine queue, its router's health checks and
-circuits, its maestro), so each worker publishes them to that directory every second and a
-scrape merges the running workers' (see ``merge``): queue depths, in-flight and served counts
-and tier decisions add up, circuit states count the workers in each state, and a deployment is
-healthy only when every worker's last check passed. No multiprocess gauges are used, so no
-worker needs ``mark_process_dead``; a dead worker's published values are dropped at the next
-scrape. With one worker nothing is written anywhere and a scrape reads the process itself.
+values are each worker's own objects (its router's health checks and circuits, its maestro,
+and what it last heard of the shared engine process), so each worker publishes them to that
+directory every second and a scrape merges the running workers' (see ``merge``): in-flight and
+served counts and tier decisions add up, the engine's queue depth and restarts are taken once,
+circuit states count the workers in each state, and a deployment is healthy only when every
+worker's last check passed. No multiprocess gauges are used, so no worker needs
+``mark_process_dead``; a dead worker's published values are dropped at the next scrape. With
+one worker nothing is written anywhere and a scrape reads the process itself.
 """
 
 from __future__ import annotations
@@ -63,19 +64,34 @@ def snapshot(live: dict[str, Any]) -> dict[str, Any]:
         for d in live.get("deployments", [])
     ]
     tiers = [[*key, count] for key, count in live.get("tiers", {}).items()]
-    return {"queue_depth": live.get("queue_depth", 0), "deployments": deployments, "tiers": tiers}
+    engine = live.get("engine") or {}
+    return {
+        "queue_depth": live.get("queue_depth", 0),
+        "deployments": deployments,
+        "tiers": tiers,
+        "engine_restarts": int(engine.get("restarts", 0)),
+        "engine_up": 1 if engine.get("state") in ("idle", "running") else 0,
+    }
 
 
 def merge(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """The live values of several workers as one server's: queue depths, in-flight and served
     counts and tier decisions add up; ``states`` counts the workers whose circuit is in each
     state; ``healthy`` is 0 if any worker's last check failed, else -1 if any has not checked
-    yet, else 1. Of one worker, the same values as its own."""
+    yet, else 1. The engine process is one for all workers: its queue depth, restarts and state
+    are the same in every snapshot, so the largest (newest) is taken. Of one worker, the same
+    values as its own."""
     queue = 0
+    restarts = 0
+    up = 1
+    seen = False
     deployments: dict[str, dict[str, Any]] = {}
     tiers: dict[tuple[str, str, str], int] = {}
     for snap in snapshots:
-        queue += snap["queue_depth"]
+        queue = max(queue, snap["queue_depth"])
+        restarts = max(restarts, snap.get("engine_restarts", 0))
+        up = min(up, snap.get("engine_up", 1)) if seen else snap.get("engine_up", 1)
+        seen = True
         for d in snap["deployments"]:
             total = deployments.setdefault(
                 d["deployment"],
@@ -94,7 +110,13 @@ def merge(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
             total["served"] += d["served"]
         for model, tier, source, count in snap["tiers"]:
             tiers[(model, tier, source)] = tiers.get((model, tier, source), 0) + count
-    return {"queue_depth": queue, "deployments": list(deployments.values()), "tiers": tiers}
+    return {
+        "queue_depth": queue,
+        "deployments": list(deployments.values()),
+        "tiers": tiers,
+        "engine_restarts": restarts,
+        "engine_up": up,
+    }
 
 
 def _running(pid: int) -> bool:
@@ -120,6 +142,18 @@ class _Live(Collector):
         )
         queue.add_metric([], live["queue_depth"])
         yield queue
+        restarts = CounterMetricFamily(
+            "billumy_engine_restarts",
+            "Times the engine process stopped unexpectedly (a crash) and was restarted.",
+        )
+        restarts.add_metric([], live.get("engine_restarts", 0))
+        yield restarts
+        up = GaugeMetricFamily(
+            "billumy_engine_up",
+            "1 while the engine process is running or idle, 0 while it restarts or has failed.",
+        )
+        up.add_metric([], live.get("engine_up", 1))
+        yield up
         healthy = GaugeMetricFamily(
             "billumy_upstream_healthy",
             "1 when the deployment's last health check passed (0 failed, -1 not checked).",

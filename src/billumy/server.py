@@ -1,9 +1,10 @@
 """How ``billumy serve`` runs the app: in its own process, or as a supervisor of workers.
 
 With ``workers`` above 1, uvicorn's supervisor binds the port once and starts that many spawned
-worker processes that accept on it; each builds its own app from the settings (its own engine,
-models, store pool and router) and shares limits, cache and conversation windows through Redis
-and everything stored through the database. SIGTERM or SIGINT to the supervisor reaches every
+worker processes that accept on it; each builds its own app from the settings (its own store
+pool and router), all of them use one engine process (started and supervised here), and they
+share limits, cache and conversation windows through Redis and everything stored through the
+database. SIGTERM or SIGINT to the supervisor reaches every
 worker, and each drains like a single process does (see ``DrainingServer``).
 """
 
@@ -90,6 +91,25 @@ def run(settings: Settings) -> None:
             os.environ.pop(name, None)
         DrainingServer(config).run()
         return
+    from billumy.app import engine_options
+    from billumy.engines.supervisor import EngineSupervisor
+
+    # One engine process for all workers: the weights are loaded once, and a crash in it
+    # costs the requests in flight, never a worker. Started on the first worker's connection.
+    supervisor = None
+    if settings.engine_socket is None:
+        supervisor = EngineSupervisor(engine_options(settings))
+        supervisor.start()
+        settings = settings.model_copy(update={"engine_socket": supervisor.socket_path})
+        config = ServeConfig(settings)
+    try:
+        _run_workers(config)
+    finally:
+        if supervisor is not None:
+            supervisor.stop()
+
+
+def _run_workers(config: ServeConfig) -> None:
     with tempfile.TemporaryDirectory(prefix="billumy-metrics-") as metrics_dir:
         # Read by prometheus-client in each worker as it starts: counters and histograms go
         # to files here, and a scrape of any worker adds up all of them (see metrics.py).

@@ -205,6 +205,21 @@ class Settings(BaseSettings):
     max_queue: int = Field(
         default=512, ge=0, description="Requests that may wait for the engine before 503."
     )
+    engine_socket: Path | None = Field(
+        default=None,
+        description=(
+            "Unix socket of an engine process started elsewhere; `serve --workers N` sets it "
+            "so that all workers share one. Unset: each server starts its own."
+        ),
+    )
+    engine_max_crashes: int = Field(
+        default=5,
+        ge=1,
+        description=(
+            "Crashes of the engine process within a minute after which it is marked failed "
+            "instead of restarted again."
+        ),
+    )
     default_num_ctx: int = Field(default=2048, ge=64, description="Context length when unset.")
     max_num_ctx: int = Field(
         default=8192, ge=64, description="Largest num_ctx a request may ask for."

@@ -187,6 +187,54 @@ def test_metrics_add_up_over_workers(two_workers: Server) -> None:
     b.client.close()
 
 
+def mapping(root: int, fragment: str) -> list[int]:
+    """The pids, among ``root`` and its descendants, of the processes that map a file whose
+    path holds ``fragment`` (other tests' servers run beside this one)."""
+    parents: dict[int, int] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                parents[int(proc.name)] = parent_of(int(proc.name))
+            except (OSError, IndexError):
+                continue  # gone
+    family = {root}
+    grew = True
+    while grew:
+        grew = False
+        for pid, parent in parents.items():
+            if parent in family and pid not in family:
+                family.add(pid)
+                grew = True
+    pids = []
+    for pid in sorted(family):
+        try:
+            if fragment in Path(f"/proc/{pid}/maps").read_text():
+                pids.append(pid)
+        except OSError:
+            continue  # gone
+    return pids
+
+
+def test_one_engine_process_serves_every_worker(two_workers: Server) -> None:
+    srv = two_workers
+    assert srv.proc is not None
+    a, b = each_worker(srv)
+    body = {"model": "smollm2-135m", "prompt": "Oi", "stream": False,
+            "options": {"num_predict": 2}}  # fmt: skip
+    for worker in (a, b):
+        response = worker.client.post("/api/generate", json=body)
+        assert response.status_code == 200, response.text
+    # The weights are mapped once, by the engine process that serve's supervisor started,
+    # and neither worker loads llama.cpp at all.
+    [engine] = mapping(srv.proc.pid, "SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert engine not in (a.pid, b.pid) and parent_of(engine) == srv.proc.pid
+    assert mapping(srv.proc.pid, "libllama") == [engine]
+    ready = a.client.get("/ready").json()
+    assert ready["engine"]["pid"] == engine and ready["engine"]["state"] == "running"
+    a.client.close()
+    b.client.close()
+
+
 def test_workers_need_redis(tmp_path: Path) -> None:
     srv = Server(data_dir=tmp_path / "no-redis", env={"BILLUMY_WORKERS": "2"})
     result = subprocess.run(
@@ -220,6 +268,7 @@ def test_sigterm_drains_every_worker_and_the_parent_exits_0(
         "BILLUMY_REDIS_URL": redis_server.url,
         "BILLUMY_SHUTDOWN_GRACE": str(grace),
         "BILLUMY_NUM_THREADS": "1",  # two workers generate at once on a small machine
+        "BILLUMY_NUM_PARALLEL": "2",  # ... on the one engine process they share
     }
     srv = make_server(data_dir=tmp_path / "srv", env=env).start()
     assert srv.proc is not None
@@ -227,6 +276,7 @@ def test_sigterm_drains_every_worker_and_the_parent_exits_0(
     streams = [_stream(w, seed) for seed, w in enumerate(workers, 1)]
     for _, lines, _ in streams:
         assert not json.loads(next(lines))["done"]
+    [engine] = mapping(srv.proc.pid, "SmolLM2-135M-Instruct.Q4_1.gguf")
     srv.proc.send_signal(signal.SIGTERM)
     signalled = time.monotonic()
     lasts = []
@@ -249,3 +299,4 @@ def test_sigterm_drains_every_worker_and_the_parent_exits_0(
     for w in workers:
         w.client.close()
         assert not Path(f"/proc/{w.pid}").exists()
+    assert not Path(f"/proc/{engine}").exists()  # the engine process is gone too

@@ -114,7 +114,8 @@ async def ps(service: InferenceDep, _: InferenceKey) -> Response:
                 **deployment.describe(),
             }
         )
-    return JSON({"models": models})
+    # Besides Ollama's fields: the state of the embedded engine's process.
+    return JSON({"models": models, "runner": service.engine.runner()})
 
 
 @router.get("/version")

@@ -58,8 +58,9 @@ async def ready(request: Request) -> Response:
         for model, group in state.router.deployments.items()
         if all(d.breaker.state == "open" for d in group)
     ]
+    runner = state.engine.runner()
     status = "unavailable" if not store_ok else ("degraded" if redis == "down" else "ready")
-    if status == "ready" and stranded:
+    if status == "ready" and (stranded or runner["state"] == "failed"):
         status = "degraded"
     body: dict[str, Any] = {
         "status": status,
@@ -67,6 +68,7 @@ async def ready(request: Request) -> Response:
         "redis": redis,
         "models_loaded": [m.name for m in state.engine.loaded()],
         "queue_depth": state.engine.queue_depth,
+        "engine": runner,
         "upstreams": upstreams,
         "models_without_deployment": stranded,
     }

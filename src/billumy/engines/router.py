@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from billumy.catalog import Catalog, ModelEntry, normalize_name
 from billumy.engines.base import Chunk, Embeddings, Generation, closing
-from billumy.engines.llamacpp import LlamaCppEngine
+from billumy.engines.remote import EngineClient
 from billumy.engines.upstream import Upstream, make_upstream
 from billumy.errors import (
     BillumyError,
@@ -153,7 +153,7 @@ class Router:
         self,
         settings: Settings,
         catalog: Catalog,
-        engine: LlamaCppEngine,
+        engine: EngineClient,
         *,
         make: Callable[[DeploymentConfig], Upstream] = make_upstream,
     ) -> None:
