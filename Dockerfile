@@ -55,10 +55,9 @@ USER 10001:10001
 
 # Assemble Gemma 3 270M into /data now, so the first start does not: a fresh named volume
 # mounted on /data starts as a copy of this (a bind mount does not; then `billumy serve`
-# assembles it on its first start, about 250 MB of copying).
-RUN billumy models prepare
-# The model runtime runs on the build machine (a child process evaluates a prompt).
-RUN billumy selftest
+# assembles it on its first start, about 250 MB of copying). Then the self-test: the model
+# runtime runs on the build machine (a child process evaluates a prompt).
+RUN billumy models prepare && billumy selftest
 
 VOLUME /data
 EXPOSE 8011

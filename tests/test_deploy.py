@@ -181,9 +181,12 @@ def test_dockerfile_structure() -> None:
     build_runs = " ".join(arg for op, arg in builder if op == "RUN")
     assert "build-essential" in build_runs and "cmake" in build_runs
     assert "pip wheel" in build_runs
+    # llama.cpp as make install builds it, portable (the image moves between CPUs), never AMX.
+    assert "scripts/llama_build.py install --profile portable" in build_runs
     runtime_runs = " ".join(arg for op, arg in runtime if op == "RUN")
     assert "build-essential" not in runtime_runs and "cmake" not in runtime_runs
     assert "from=builder" in runtime_runs
+    assert "billumy selftest" in runtime_runs
 
     users = [arg for op, arg in runtime if op == "USER"]
     assert users and users[-1].split(":")[0] not in {"root", "0"}

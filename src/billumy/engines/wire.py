@@ -123,15 +123,20 @@ def loaded_from_wire(data: dict[str, Any]) -> LoadedModel:
 
 
 def error_to_wire(exc: BaseException) -> dict[str, Any]:
-    if isinstance(exc, errors.BillumyError) and type(exc).__name__ in _ERRORS:
+    """The error as a frame: its nearest class that crosses the boundary (a subclass of
+    BadRequestError, such as a template error, travels as a BadRequestError)."""
+    if isinstance(exc, errors.BillumyError):
+        kind = next(
+            c.__name__
+            for c in type(exc).__mro__
+            if c.__name__ in _ERRORS or c is errors.BillumyError
+        )
         retry = exc.headers.get("Retry-After")
         return {
-            "type": type(exc).__name__,
+            "type": kind if kind in _ERRORS else "EngineError",
             "message": exc.message,
             "retry_after": int(retry) if retry else None,
         }
-    if isinstance(exc, errors.BillumyError):
-        return {"type": "EngineError", "message": exc.message}
     return {"type": "EngineError", "message": f"the model runner failed: {exc}"}
 
 
