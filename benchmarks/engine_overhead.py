@@ -436,6 +436,13 @@ def summarize_boundary(runs: dict[str, list[Run]], restarts: list[float]) -> Non
     )
     print(f"ratio tokens/s engine_process/engine_inproc: {ratio:.3f} ", end="")
     print(f"(median of per-round ratios {paired:.3f}; {verdict})")
+    # Wall-clock rates swing with the machine's neighbours; CPU per token does much less.
+    cpu_in = statistics.median(r.cpu_s * 1000 / r.pieces for r in inproc)
+    cpu_out = statistics.median((r.cpu_s + r.client_cpu_s) * 1000 / r.pieces for r in remote)
+    print(
+        f"cpu ms/token: in-process {cpu_in:.2f}, engine process + its client {cpu_out:.2f} "
+        f"(ratio in/out {cpu_in / cpu_out:.3f})"
+    )
     added = statistics.median(
         (b.ttft_s - d.ttft_s) * 1000 for b, d in zip(remote, inproc, strict=True)
     )
