@@ -230,6 +230,7 @@ def install(profile: str, force: bool = False) -> None:
 
 
 def run_selftest() -> int:
+    """`billumy selftest`'s exit status (it runs the model in a child of its own)."""
     billumy = Path(sys.executable).with_name("billumy")
     return subprocess.run([str(billumy), "selftest"], check=False).returncode
 
@@ -252,7 +253,10 @@ def selftest() -> None:
         mark_selftest(True)
         return
     if record.get("profile") != "portable":
-        log("the self-test failed; rebuilding once with a portable set of CPU features")
+        log(
+            f"the self-test failed (exit status {code}, reason above); rebuilding once with a "
+            "portable set of CPU features (AVX2, no AVX-512, no AMX)"
+        )
         install("portable", force=True)
         code = run_selftest()
         if code == 0:

@@ -101,3 +101,48 @@ def test_a_selftest_child_that_fails_is_reported_not_raised(tmp_path: Path) -> N
     result = selftest.run(missing, timeout_s=120)
     assert not result.ok and result.reason == "exit code 1"
     assert "missing.gguf" in json.dumps(result.detail)
+
+
+def _record_in(tmp_path: Path, build: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Path:
+    record = tmp_path / "billumy-llama-build.json"
+    record.write_text(json.dumps({"profile": "native", "key": "k", "selftest": None}))
+    monkeypatch.setattr(build, "record_path", lambda: record)
+    return record
+
+
+def test_a_failed_selftest_rebuilds_once_with_portable_features(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The steps' decisions, with the build and the child replaced (the real ones run above
+    # and in make install): a first run killed by SIGILL, a second that passes.
+    build = load_script()
+    record = _record_in(tmp_path, build, monkeypatch)
+    outcomes = iter([-4, 0])
+    installs: list[tuple[str, bool]] = []
+    monkeypatch.setattr(build, "run_selftest", lambda: next(outcomes))
+
+    def install(profile: str, force: bool = False) -> None:
+        installs.append((profile, force))
+        record.write_text(json.dumps({"profile": profile, "key": "p", "selftest": None}))
+
+    monkeypatch.setattr(build, "install", install)
+    build.selftest()
+    assert installs == [("portable", True)]
+    assert json.loads(record.read_text()) == {
+        "profile": "portable",
+        "key": "p",
+        "selftest": "passed",
+    }
+
+
+def test_a_selftest_that_fails_even_portable_gives_up_saying_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build = load_script()
+    record = _record_in(tmp_path, build, monkeypatch)
+    monkeypatch.setattr(build, "run_selftest", lambda: -11)
+    monkeypatch.setattr(build, "install", lambda profile, force=False: None)
+    with pytest.raises(SystemExit) as stopped:
+        build.selftest()
+    assert "even with portable CPU features" in str(stopped.value)
+    assert json.loads(record.read_text())["selftest"] == "failed"

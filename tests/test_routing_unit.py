@@ -13,8 +13,8 @@ import pytest
 from billumy.cache.local import LocalState
 from billumy.catalog import Catalog
 from billumy.engines.base import Chunk, Embeddings, Generation
-from billumy.engines.remote import EngineClient
 from billumy.engines.maestro import Maestro, parse_classification, rule_tier
+from billumy.engines.remote import EngineClient
 from billumy.engines.router import CircuitBreaker, Route, Router
 from billumy.engines.upstream import Upstream
 from billumy.errors import BadRequestError, UpstreamError, UpstreamUnavailableError
