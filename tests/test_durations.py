@@ -42,6 +42,13 @@ def test_negative_means_forever(value: str | float) -> None:
     assert parse_duration(value) == math.inf
 
 
+@pytest.mark.parametrize("value", [1e308, "99999999999999999999h", 4e9, "1000000h"])
+def test_past_a_century_means_forever(value: str | float) -> None:
+    # A duration this long used to overflow date arithmetic in the engine (a 500, and the
+    # model's slot never released).
+    assert parse_duration(value) == math.inf
+
+
 @pytest.mark.parametrize("value", [None, ""])
 def test_unset(value: str | None) -> None:
     assert parse_duration(value) is None

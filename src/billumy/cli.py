@@ -91,9 +91,9 @@ def serve(**options: Any) -> None:
     (path in BILLUMY_CONFIG). Personas ([personas.NAME]), deployments ([[deployments]]),
     fallbacks ([fallbacks]) and maestro tiers ([tiers.NAME]) are tables in billumy.toml.
 
-    --workers N runs N server processes on the one port (each with its own models); they
-    share limits, the cache and conversation windows through Redis, so N > 1 needs
-    --redis-url. SIGTERM stops them all, each draining its running streams.
+    --workers N runs N server processes on the one port, all using one engine process (the
+    models are loaded once); they share limits, the cache and conversation windows through
+    Redis, so N > 1 needs --redis-url. SIGTERM stops them all, each draining its streams.
     """
     from billumy import logs, server
     from billumy.modelpack import assemble_gemma, gemma_ready
@@ -487,7 +487,7 @@ def selftest(
 ) -> None:
     """Check that the model runtime runs on this machine, without risking this process.
 
-    Loads the model in a child process, evaluates a prompt of about 300 tokens and generates 8
+    Loads the model in a child process, evaluates a prompt of about 400 tokens and generates 8
     more. If the child dies, says which signal killed it and what to do (typically: rebuild
     llama.cpp for this CPU with `make install`). Exit status 0 when it passed. `make install`
     runs it after building llama.cpp.

@@ -9,6 +9,7 @@ from billumy.errors import BadRequestError
 
 _NUMBER = re.compile(r"\d+(?:\.\d*)?|\.\d+")
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+FOREVER_S = 100 * 365 * 86400.0
 _UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -36,4 +37,6 @@ def parse_duration(value: str | float | int | None) -> float | None:
             seconds = sign * sum(float(n) * _UNIT[u] for n, u in parts)
     if math.isnan(seconds):
         raise BadRequestError(f"invalid duration {value!r}")
-    return math.inf if seconds < 0 else seconds
+    # Past a century (1e308, "99999999999999999999h") a duration means forever: no date
+    # arithmetic downstream can overflow on it.
+    return math.inf if seconds < 0 or seconds > FOREVER_S else seconds

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -123,7 +122,7 @@ class LlamaCppEngine:
     def _checkin(self, runner: Runner, keep_alive_s: float | None) -> None:
         runner.busy = False
         seconds = self.keep_alive_s if keep_alive_s is None else keep_alive_s
-        if seconds < 0 or math.isinf(seconds):
+        if seconds < 0 or seconds >= FOREVER.total_seconds():
             runner.expires_at = datetime.now(UTC) + FOREVER
         else:
             runner.expires_at = datetime.now(UTC) + timedelta(seconds=seconds)

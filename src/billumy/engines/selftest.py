@@ -20,7 +20,7 @@ from typing import Any
 
 from billumy.engines.supervisor import exit_reason
 
-# About 300 tokens of the kind of text the service reads, in both of its languages.
+# About 400 tokens of the kind of text the service reads, in both of its languages.
 _PROMPT = (
     "Vendas por região no trimestre: Sul 1.200,50; Sudeste 3.400,00; Nordeste 980,25. "
     "Sales by region this quarter: South 1,200.50; Southeast 3,400.00; Northeast 980.25. "
