@@ -458,9 +458,7 @@ def check(
     repeats a number from another, and that number is still true.
     """
     mentions = extract_numbers(text, language)
-    pools = [
-        (fact.id, _fact_numbers(fact, language)) for fact in _cited_first(facts, cited or [])
-    ]
+    pools = [(fact.id, _fact_numbers(fact, language)) for fact in _cited_first(facts, cited or [])]
     support: dict[int, str] = {}
     unsupported: list[NumberMention] = []
     for index, mention in enumerate(mentions):
