@@ -163,6 +163,16 @@ def test_plan_filters_and_averages(stores: tuple[data.Table, Profile]) -> None:
     )
 
 
+def test_an_aggregate_named_twice_is_said_once(stores: tuple[data.Table, Profile]) -> None:
+    table, prof = stores
+    twice = facts.Measure(column="receita", agg="max")
+    plan = facts.Plan(measures=[twice, twice])
+    found = facts.facts_for_plan(table, prof, plan)
+    assert (
+        describe(found[0], _ctx("pt", prof, plan, found)) == f"O máximo de receita é {R}1.300,00."
+    )
+
+
 SALIENT = {
     "pt": {
         ("row_count",): "Os dados têm 12 linhas.",

@@ -272,7 +272,8 @@ def _aggregate(fact: Fact, ctx: Context) -> str:
     for key, metric in _plan_metrics(fact, ctx, list(fact.values)):
         is_word = "é" if ctx.pt else "is"
         parts.append(f"{metric.subject(ctx)} {is_word} {metric.amount(fact.values[key], ctx)}")
-    text = "; ".join(parts)
+    # A plan may name one aggregate twice (small models do): say it once.
+    text = "; ".join(dict.fromkeys(parts))
     where = scope(fact, ctx).strip()
     return f"{_cap(where)}, {text}." if where else f"{_cap(text)}."
 
