@@ -24,7 +24,7 @@ from billumy.insights.model import ColumnProfile, Fact, Profile
 from billumy.insights.profile import name_words
 from billumy.insights.statements import Context, describe
 
-__all__ = ["Answer", "Sentence", "build_answer", "missing_columns"]
+__all__ = ["Answer", "Sentence", "build_answer", "missing_columns", "write_answer"]
 
 
 @dataclass
@@ -163,3 +163,12 @@ def build_answer(
     if question:
         sentences += [_missing_sentence(c, pt) for c in missing_columns(question, ctx.profile)]
     return Answer("pt-BR" if pt else "en", sentences)
+
+
+def write_answer(*, question: str | None, facts: Sequence[Fact], ctx: Context, most: int) -> Answer:
+    """The answer, after rewriting every fact's statement in ``ctx``'s language (the values
+    stay as computed): the model reads the statements, so it reads them in the language it
+    writes, and the verifier reads them in that language too."""
+    for fact in facts:
+        fact.statement = describe(fact, ctx)
+    return build_answer(question=question, facts=facts, ctx=ctx, most=most)

@@ -41,11 +41,11 @@ from billumy.auth import Principal
 from billumy.errors import BadRequestError, BillumyError, NotFoundError, PayloadTooLargeError
 from billumy.inference import InferenceService
 from billumy.insights import charts, data, facts, profile, verify
-from billumy.insights.answer import Answer, build_answer
+from billumy.insights.answer import Answer, write_answer
 from billumy.insights.datasets import Dataset, DatasetStore, new_id
 from billumy.insights.formats import for_language
 from billumy.insights.model import Fact, Profile
-from billumy.insights.statements import Context, describe
+from billumy.insights.statements import Context
 from billumy.language import LANGUAGE_NAMES, guess_language
 from billumy.schemas.insights import InsightRequest
 from billumy.settings import Settings
@@ -238,7 +238,12 @@ class InsightService:
             clock.lap("facts")
         finally:
             loaded.table.close()
-        answer = self._answer(req, language, found, planned, prof, plan)
+        answer = write_answer(
+            question=req.question,
+            facts=found,
+            ctx=Context(for_language(language), prof, plan, planned),
+            most=req.max_insights,
+        )
         clock.lap("answer")
         yield {
             "type": "facts",
@@ -328,23 +333,6 @@ class InsightService:
         for number, fact in enumerate(merged, start=1):
             fact.id = f"f{number}"
         return merged, {f.id for f in planned}
-
-    @staticmethod
-    def _answer(
-        req: InsightRequest,
-        language: str,
-        found: list[Fact],
-        planned: set[str],
-        prof: Profile,
-        plan: facts.Plan | None,
-    ) -> Answer:
-        """The answer, and every fact's statement rewritten in its language (the values stay
-        as computed): the model reads the statements, so it reads them in the language it
-        writes, and the verifier reads them in that language too."""
-        ctx = Context(for_language(language), prof, plan, planned)
-        for fact in found:
-            fact.statement = describe(fact, ctx)
-        return build_answer(question=req.question, facts=found, ctx=ctx, most=req.max_insights)
 
     async def _stream(
         self,
