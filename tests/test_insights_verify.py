@@ -319,9 +319,40 @@ def test_cited_facts_are_preferred_but_any_fact_may_support() -> None:
     assert result.verified and result.support == {0: "f4", 1: "f3"}
 
 
-def test_a_text_without_numbers_is_verified() -> None:
+def test_a_text_without_numbers_is_not_verified() -> None:
+    # Nothing was checked, so nothing may be stamped: "verified" means checked and agreed.
     result = check("Revenue grew steadily [f1].", FACTS, "en")
-    assert result.verified and result.mentions == [] and result.support == {}
+    assert not result.verified and result.mentions == [] and result.support == {}
+    assert result.checked_claims == 0 and result.unsupported == []
+    assert not check("A loja teve queda forte nas vendas.", FACTS, "pt").verified
+
+
+def test_a_true_sentence_is_verified_and_a_false_one_is_not() -> None:
+    true = check("Revenue grew 12.5% [f1].", FACTS, "en")
+    assert true.verified and true.checked_claims == 1 and true.support == {0: "f1"}
+    false = check("Revenue grew 15% [f1].", FACTS, "en")
+    assert not false.verified and false.checked_claims == 1
+    assert [m.text for m in false.unsupported] == ["15%"]
+    # One wrong number among right ones is enough to withhold the stamp.
+    mixed = check("Revenue grew 12.5% and Sul has 45.2%, then 99%.", FACTS, "en")
+    assert not mixed.verified and mixed.checked_claims == 3 and len(mixed.unsupported) == 1
+
+
+def test_statements_are_read_in_the_language_checked() -> None:
+    # A Portuguese statement's "1.234" is 1234, not 1.234 read the English way.
+    fact = Fact(
+        id="f1",
+        kind="aggregate",
+        statement="O total é R$ 6.006,50 em 1.234 lojas.",
+        values={},
+        columns=["receita"],
+        sql="SELECT 1",
+    )
+    assert check("A receita foi de R$ 6.006,50.", [fact], "pt").verified
+    assert not check("A receita foi de R$ 6.006,51.", [fact], "pt").verified
+    assert not check("A receita foi de 6,01.", [fact], "pt").verified
+    assert check("São 1.234 lojas.", [fact], "pt").verified
+    assert not check("São 1,2 lojas.", [fact], "pt").verified
 
 
 def test_no_facts_support_nothing() -> None:

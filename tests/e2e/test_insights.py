@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from pathlib import Path
 
 import httpx
 import pytest
 
+from billumy.insights.model import Fact
+from billumy.insights.verify import check
 from tests.e2e.server import Server
 
 REGIONS = ["Norte", "Sul", "Sudeste", "Nordeste"]
@@ -86,7 +89,9 @@ def test_insights_from_inline_records(server: Server) -> None:
     )
     # Only the allowed columns were analysed: the customer names are nowhere.
     assert "Cliente Secreto" not in response.text
-    assert 1 <= len(body["insights"]) <= 2
+    # The answer is always there; the model's insights only when its narrative was usable.
+    assert body["answer"]["sentences"] and body["answer"]["language"] == "pt-BR"
+    assert len(body["insights"]) <= 2
     for insight in body["insights"]:
         assert set(insight["facts"]) <= set(facts)
         assert isinstance(insight["verified"], bool)
@@ -121,15 +126,84 @@ def test_streaming_insights_send_facts_first(server: Server) -> None:
         assert response.status_code == 200
         lines = [json.loads(x) for x in response.iter_lines() if x.strip()]
     kinds = [e["type"] for e in lines]
-    assert kinds[0] == "facts" and kinds[-1] == "insights"
-    assert set(kinds[1:-1]) <= {"narrative"}
+    # The answer, written by our code, goes out before any word of the model's narrative.
+    assert kinds[:2] == ["facts", "answer"] and kinds[-1] == "insights"
+    assert set(kinds[2:-1]) <= {"narrative"}
     assert lines[-1]["facts"] == lines[0]["facts"]
+    assert lines[-1]["answer"] == lines[1]["answer"] and lines[1]["answer"]["sentences"]
     # The masked column is profiled for counts only; its values are nowhere.
     text = json.dumps(lines)
     assert "Cliente Secreto" not in text
     masked = next(c for c in lines[0]["profile"]["columns"] if c["name"] == "customer")
     assert masked["masked"] is True and not masked.get("top")
     assert not any(k in masked for k in ("min", "max", "mean"))
+
+
+def _traced(sentence: dict[str, object], facts: dict[str, dict[str, object]], lang: str) -> bool:
+    """Every number in an answer sentence equals a value (or a row cell) of a fact it cites;
+    the facts' statements are left out, so the answer cannot vouch for itself."""
+    cited = [
+        Fact(
+            id=str(f["id"]),
+            kind=str(f["kind"]),
+            statement="",
+            values=f["values"],  # type: ignore[arg-type]
+            columns=f["columns"],  # type: ignore[arg-type]
+            sql=str(f["sql"]),
+            rows=f["rows"],  # type: ignore[arg-type]
+        )
+        for f in (facts[i] for i in sentence["facts"])  # type: ignore[attr-defined]
+    ]
+    return check(str(sentence["text"]), cited, lang).verified
+
+
+@pytest.mark.parametrize(
+    ("question", "lang", "narrative"),
+    [
+        ("Qual região teve a maior receita (revenue) e qual foi o custo?", "pt", True),
+        ("Which region had the highest revenue, and what was the cost?", "en", False),
+    ],
+)
+def test_the_answer_comes_in_the_questions_language(
+    server: Server, question: str, lang: str, narrative: bool
+) -> None:
+    response = _post(
+        server,
+        {
+            "question": question,
+            "data": _sales(),
+            "columns": ["month", "region", "units", "revenue"],
+            "narrative": narrative,
+        },
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    answer = body["answer"]
+    assert answer["language"] == ("pt-BR" if lang == "pt" else "en")
+    facts = {f["id"]: f for f in body["facts"]}
+    stated = [s for s in answer["sentences"] if s["kind"] == "fact"]
+    assert stated and all(s["facts"] and set(s["facts"]) <= set(facts) for s in stated)
+    for sentence in stated:
+        assert _traced(sentence, facts, lang), sentence
+    missing = (
+        "Os dados não têm uma coluna de custo." if lang == "pt" else "The data has no cost column."
+    )
+    assert answer["sentences"][-1] == {"text": missing, "facts": [], "kind": "missing"}
+    text = answer["text"]
+    # Locale formatting: pt-BR writes 1.234,50 and R$ for money; English 1,234.50, no R$.
+    if lang == "pt":
+        assert not re.search(r"\d,\d{3}\.\d", text) and " de " in text
+        assert all(" de " in f["statement"] or " têm " in f["statement"] for f in facts.values())
+    else:
+        assert not re.search(r"\d\.\d{3},\d", text) and "R$" not in text
+    # Money columns are money in the answer: the revenue totals carry R$ in Portuguese.
+    revenue = [s["text"] for s in stated if "total de revenue" in s["text"]]
+    assert all("R$\xa0" in t for t in revenue)
+    if not narrative:
+        assert body["insights"] == []
+    for insight in body["insights"]:
+        assert insight["source"] == "model"
+        assert not insight["verified"] or insight["checked_claims"] >= 1
 
 
 def test_datasets_versions_and_changes(server: Server, tmp_path: Path) -> None:

@@ -30,6 +30,8 @@ class ColumnProfile:
     q3: float | None = None
     sum: float | None = None
     top: list[tuple[str, int]] = field(default_factory=list)  # most frequent values, counts
+    money: bool = False  # a numeric column whose name says it holds money (receita, price...)
+    currency: str | None = None  # ISO code when the name says which (vendas_reais, price_usd)
 
     def as_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if v is not None and v != []}

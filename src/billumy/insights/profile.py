@@ -24,6 +24,12 @@ text, see :mod:`billumy.insights.data`), the column name and the distinct count:
 * ``numeric``, ``temporal`` (DATE, TIMESTAMP), ``boolean`` by type;
 * ``categorical``: text with at most ``max(20, 5% of rows)`` distinct values; ``text`` otherwise.
 
+Numeric columns named for money (``receita``, ``vendas``, ``faturamento``, ``valor``,
+``preço``, ``revenue``, ``sales``, ``price``, ``amount``, ``cost``, ``custo``...) are marked
+``money``, with a ``currency`` when the name says which (``vendas_reais``, ``price_usd``), so
+that answers can write ``R$ 6.006,50``; a name that also says it counts or is a ratio
+(``vendas_qtd``, ``receita_pct``) is not money.
+
 Masked columns keep only name, kind, type and counts: no value of theirs leaves this module.
 """
 
@@ -47,6 +53,7 @@ __all__ = [
     "TOP_VALUES",
     "dtype_family",
     "is_id_name",
+    "money_of",
     "plain",
     "profile",
 ]
@@ -101,6 +108,38 @@ def is_id_name(name: str) -> bool:
     ``customerId``, ``sku``, ``código``..."""
     words = name_words(name)
     return bool(words) and (words[-1] in _ID_WORDS or words[0] in _ID_WORDS)
+
+
+_MONEY_WORDS = {
+    "receita", "receitas", "venda", "vendas", "faturamento", "valor", "valores", "preco",
+    "precos", "revenue", "revenues", "sales", "price", "prices", "amount", "amounts", "cost",
+    "costs", "custo", "custos", "lucro", "lucros", "profit", "profits", "ticket", "gmv",
+    "income", "renda", "montante", "salario", "salary", "despesa", "despesas", "expense",
+    "expenses", "gasto", "gastos", "spend", "spending", "pagamento", "payment", "fee", "fees",
+}  # fmt: skip
+# Words that make a money-sounding name a count or a ratio: "vendas_qtd", "receita_pct".
+_NOT_MONEY_WORDS = {
+    "pct", "percent", "percentual", "share", "rate", "taxa", "ratio", "qtd", "qtde",
+    "quantidade", "qty", "quantity", "count", "contagem", "itens", "items", "units", "unidades",
+    "num", "numero", "number", "n",
+}  # fmt: skip
+_CURRENCY_WORDS = {
+    "reais": "BRL", "real": "BRL", "brl": "BRL", "rs": "BRL", "usd": "USD", "dollar": "USD",
+    "dollars": "USD", "dolar": "USD", "dolares": "USD", "eur": "EUR", "euro": "EUR",
+    "euros": "EUR",
+}  # fmt: skip
+
+
+def money_of(name: str) -> tuple[bool, str | None]:
+    """Whether a numeric column's name says it holds money, and the currency it names:
+    ``vendas_reais`` -> ``(True, "BRL")``, ``revenue`` -> ``(True, None)``, ``vendas_qtd`` ->
+    ``(False, None)``."""
+    words = name_words(name)
+    currency = next((_CURRENCY_WORDS[w] for w in words if w in _CURRENCY_WORDS), None)
+    if any(w in _NOT_MONEY_WORDS for w in words):
+        return False, None
+    money = currency is not None or any(w in _MONEY_WORDS for w in words)
+    return money, currency if money else None
 
 
 def plain(value: Any) -> Scalar:
@@ -223,6 +262,8 @@ def _column_profile(
     if column.masked or kind == "empty":
         return out
     if column.family in ("integer", "float"):
+        if kind == "numeric":
+            out.money, out.currency = money_of(column.name)
         out.min, out.max = plain(stats["min"]), plain(stats["max"])
         out.mean, out.std, out.sum = (_number(stats[k]) for k in ("mean", "std", "sum"))
         quartiles = stats.get("quartiles") or [None, None, None]

@@ -8,10 +8,14 @@ The flow of one request:
    output over the dataset's columns (never SQL from the model), or through keyword rules when
    the model's plan is unusable; Billumy builds and runs the queries; with no question, the
    most salient facts are chosen;
-3. the model writes insights citing fact ids, in the asked language (JSON-schema constrained);
-4. every number in the narrative is checked against the facts: an insight whose numbers no fact
-   supports is marked unverified and those numbers are redacted;
-5. each insight gets a Vega-Lite chart of a fact it cites; the record is stored for history and
+3. our own code writes the ``answer`` from the facts, in the question's language, and the
+   facts' statements in the same language (:mod:`billumy.insights.answer`); it goes out first;
+4. the model writes insights citing fact ids, in the asked language (JSON-schema constrained),
+   unless the request turns the narrative off;
+5. every number in the narrative is checked against the facts: an insight is verified only when
+   it makes at least one checkable claim and every one is supported; unsupported numbers are
+   redacted. An unusable narrative gives no insights (the answer already states the facts);
+6. each insight gets a Vega-Lite chart of a fact it cites; the record is stored for history and
    for showing what changed when the same question runs on a newer dataset version.
 
 The blocking parts (DuckDB, chart rendering) run in worker threads.
@@ -37,8 +41,11 @@ from billumy.auth import Principal
 from billumy.errors import BadRequestError, BillumyError, NotFoundError, PayloadTooLargeError
 from billumy.inference import InferenceService
 from billumy.insights import charts, data, facts, profile, verify
+from billumy.insights.answer import Answer, write_answer
 from billumy.insights.datasets import Dataset, DatasetStore, new_id
+from billumy.insights.formats import for_language
 from billumy.insights.model import Fact, Profile
+from billumy.insights.statements import Context
 from billumy.language import LANGUAGE_NAMES, guess_language
 from billumy.schemas.insights import InsightRequest
 from billumy.settings import Settings
@@ -214,8 +221,9 @@ class InsightService:
     async def run(
         self, caller: Principal, req: InsightRequest
     ) -> AsyncGenerator[dict[str, Any], None]:
-        """The events of one insight request: ``facts``, ``narrative`` pieces, ``insights``
-        (the stored record). Errors before the first event are raised as they are."""
+        """The events of one insight request: ``facts``, ``answer``, ``narrative`` pieces,
+        ``insights`` (the stored record). Errors before the first event are raised as they
+        are."""
         language = _language(req.language, req.question)
         most = req.max_insights
         clock = _Clock()
@@ -226,10 +234,17 @@ class InsightService:
             clock.lap("profile")
             plan, plan_source = await self._plan(caller, req, prof)
             clock.lap("plan")
-            found = await asyncio.to_thread(self._facts, loaded.table, prof, plan, most)
+            found, planned = await asyncio.to_thread(self._facts, loaded.table, prof, plan, most)
             clock.lap("facts")
         finally:
             loaded.table.close()
+        answer = write_answer(
+            question=req.question,
+            facts=found,
+            ctx=Context(for_language(language), prof, plan, planned),
+            most=req.max_insights,
+        )
+        clock.lap("answer")
         yield {
             "type": "facts",
             "facts": [f.as_dict() for f in found],
@@ -237,12 +252,14 @@ class InsightService:
             "plan": None if plan is None else plan.model_dump(),
             "plan_source": plan_source,
         }
+        yield {"type": "answer", "answer": answer.as_dict()}
         parts: list[str] = []
-        async for piece in self._narrate(caller, req, found, language, most):
-            parts.append(piece)
-            yield {"type": "narrative", "text": piece}
+        if req.narrative:
+            async for piece in self._narrate(caller, req, found, language, most):
+                parts.append(piece)
+                yield {"type": "narrative", "text": piece}
         clock.lap("narrative")
-        insights, summary = self._checked("".join(parts), found, language, most)
+        insights, summary = self._checked("".join(parts), found, language, most, answer)
         clock.lap("verify_and_charts")
         record = {
             "id": new_id("in"),
@@ -256,6 +273,7 @@ class InsightService:
             "plan_source": plan_source,
             "profile": prof.as_dict(),
             "facts": [f.as_dict() for f in found],
+            "answer": answer.as_dict(),
             "insights": insights,
             "summary": summary,
             "timings": clock.laps,
@@ -305,7 +323,8 @@ class InsightService:
 
     def _facts(
         self, table: data.Table, prof: Profile, plan: facts.Plan | None, most: int
-    ) -> list[Fact]:
+    ) -> tuple[list[Fact], set[str]]:
+        """The facts, numbered f1, f2..., and the ids of those the plan produced."""
         planned = facts.facts_for_plan(table, prof, plan) if plan is not None else []
         salient = facts.salient_facts(table, prof, limit=max(4, 2 * most), exclude=planned)
         seen = {(f.kind, tuple(f.columns), f.sql) for f in planned}
@@ -313,7 +332,7 @@ class InsightService:
         merged = merged[: max(len(planned), 2 * most + 2)]
         for number, fact in enumerate(merged, start=1):
             fact.id = f"f{number}"
-        return merged
+        return merged, {f.id for f in planned}
 
     async def _stream(
         self,
@@ -365,18 +384,19 @@ class InsightService:
             yield piece
 
     def _checked(
-        self, raw: str, found: list[Fact], language: str, most: int
+        self, raw: str, found: list[Fact], language: str, most: int, answer: Answer
     ) -> tuple[list[dict[str, Any]], str]:
         """The model's insights with every number checked (and redacted when unsupported);
-        the facts themselves when the narrative is unusable."""
+        none when the narrative is unusable or off: the answer already states the facts,
+        and fact statements must not pass for the model's verified insights."""
         by_id = {f.id: f for f in found}
         try:
             parsed = orjson.loads(raw) if raw else {}
         except orjson.JSONDecodeError:
             parsed = {}
         items = parsed.get("insights") if isinstance(parsed, dict) else None
-        if not items:
-            log.info("narrative unusable; the facts speak", extra={"chars": len(raw)})
+        if not items and raw:
+            log.info("narrative unusable; the answer stands alone", extra={"chars": len(raw)})
         insights: list[dict[str, Any]] = []
         for item in (items or [])[:most]:
             if not isinstance(item, dict):
@@ -394,28 +414,16 @@ class InsightService:
                     text=verify.redact_unsupported(text, verify.check(text, found, language)),
                     fact_ids=supporting,
                     verified=check.verified,
+                    checked_claims=check.checked_claims,
                     unsupported=[m.text for m in check.unsupported],
                     by_id=by_id,
-                    source="model",
                 )
             )
-        if not insights:
-            # No usable narrative: the facts speak for themselves (and are verified).
-            for fact in found[:most]:
-                insights.append(
-                    self._insight(
-                        title=fact.kind.replace("_", " ").capitalize(),
-                        text=fact.statement,
-                        fact_ids=[fact.id],
-                        verified=True,
-                        unsupported=[],
-                        by_id=by_id,
-                        source="facts",
-                    )
-                )
         summary_text = str(parsed.get("summary") or "") if isinstance(parsed, dict) else ""
         summary_check = verify.check(summary_text, found, language)
-        summary = _markdown(verify.redact_unsupported(summary_text, summary_check), insights, found)
+        summary = _markdown(
+            verify.redact_unsupported(summary_text, summary_check), insights, found, answer
+        )
         return insights, summary
 
     @staticmethod
@@ -425,9 +433,9 @@ class InsightService:
         text: str,
         fact_ids: list[str],
         verified: bool,
+        checked_claims: int,
         unsupported: list[str],
         by_id: dict[str, Fact],
-        source: str,
     ) -> dict[str, Any]:
         chart = None
         for fact_id in fact_ids:
@@ -439,9 +447,10 @@ class InsightService:
             "text": text,
             "facts": fact_ids,
             "verified": verified,
+            "checked_claims": checked_claims,
             "unsupported_numbers": unsupported,
             "chart": chart,
-            "source": source,
+            "source": "model",
         }
 
     def _changes(self, caller: Principal, record: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -525,8 +534,15 @@ def _fact_key(fact: dict[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-def _markdown(summary: str, insights: list[dict[str, Any]], found: list[Fact]) -> str:
+def _markdown(
+    summary: str, insights: list[dict[str, Any]], found: list[Fact], answer: Answer
+) -> str:
     lines = []
+    if answer.sentences:
+        cited = [
+            f"{s.text} [{', '.join(s.facts)}]" if s.facts else s.text for s in answer.sentences
+        ]
+        lines += [" ".join(cited), ""]
     if summary.strip():
         lines += [summary.strip(), ""]
     for insight in insights:

@@ -6,7 +6,10 @@ number over from the wrong fact. An insight is therefore shown as verified only 
 number in it can be traced to a fact; otherwise its unsupported numbers are marked (see
 :func:`redact_unsupported`) so that they are never presented as fact. The checker errs on the
 side of "unverified": a false "unverified" costs a hedge in the UI, a false "verified" puts a
-made-up number in front of a user with our stamp on it.
+made-up number in front of a user with our stamp on it. For the same reason a text with no
+number at all is *not* verified: there was nothing to check, and "verified" must mean that
+something was checked and agreed (``checked_claims`` tells "nothing to check", 0, from
+"wrong", unsupported mentions).
 
 Extraction (:func:`extract_numbers`), in English and Brazilian Portuguese:
 
@@ -217,6 +220,11 @@ class Check:
     unsupported: list[NumberMention]
     support: dict[int, str]
 
+    @property
+    def checked_claims(self) -> int:
+        """How many claims (numbers) the text makes that were checked against the facts."""
+        return len(self.mentions)
+
 
 # --- extraction -------------------------------------------------------------------------------
 
@@ -330,14 +338,15 @@ class _Known:
     year: bool = False  # a year read from a period label: supports only a bare integer
 
 
-def _fact_numbers(fact: Fact) -> list[_Known]:
+def _fact_numbers(fact: Fact, language: str | None) -> list[_Known]:
     known: list[_Known] = []
     for name, value in fact.values.items():
         known += _from_scalar(name, value)
     for row in fact.rows:
         for name, value in row.items():
             known += _from_scalar(name, value)
-    known += _from_text(fact.statement, "en")
+    # Statements are written in the language of the answer (and of the narrative checked).
+    known += _from_text(fact.statement, language or "en")
     for column in fact.columns:
         known += _from_text(column.replace("_", " "), None)
     if fact.rows:
@@ -386,9 +395,13 @@ def _percent_name(name: str) -> bool:
 # --- support ----------------------------------------------------------------------------------
 
 
-def supported_by(mention: NumberMention, facts: Iterable[Fact]) -> str | None:
-    """The id of the first fact that supports ``mention``, or None."""
-    return _first_support(mention, [(fact.id, _fact_numbers(fact)) for fact in facts])
+def supported_by(
+    mention: NumberMention, facts: Iterable[Fact], language: str | None = None
+) -> str | None:
+    """The id of the first fact that supports ``mention`` (statements read in ``language``,
+    English by default), or None."""
+    pools = [(fact.id, _fact_numbers(fact, language)) for fact in facts]
+    return _first_support(mention, pools)
 
 
 def _first_support(mention: NumberMention, pools: Sequence[tuple[str, list[_Known]]]) -> str | None:
@@ -438,13 +451,14 @@ def check(
 ) -> Check:
     """Verify every number in ``text`` against ``facts``.
 
-    ``verified`` is true iff every mention is supported (a text without numbers is verified).
+    ``verified`` is true iff the text has at least one mention and every mention is supported:
+    a text without numbers is not verified (its ``checked_claims`` is 0).
     When ``cited`` fact ids are given they are tried first, so ``support`` points at the fact
     the narrative cited, but any fact may support a number: the model often cites one fact and
     repeats a number from another, and that number is still true.
     """
     mentions = extract_numbers(text, language)
-    pools = [(fact.id, _fact_numbers(fact)) for fact in _cited_first(facts, cited or [])]
+    pools = [(fact.id, _fact_numbers(fact, language)) for fact in _cited_first(facts, cited or [])]
     support: dict[int, str] = {}
     unsupported: list[NumberMention] = []
     for index, mention in enumerate(mentions):
@@ -453,7 +467,7 @@ def check(
             unsupported.append(mention)
         else:
             support[index] = fact_id
-    return Check(not unsupported, mentions, unsupported, support)
+    return Check(bool(mentions) and not unsupported, mentions, unsupported, support)
 
 
 def _cited_first(facts: Sequence[Fact], cited: Sequence[str]) -> list[Fact]:

@@ -1,0 +1,174 @@
+"""The direct answer: a few sentences written by our code from the facts, each citing them.
+
+Why our code and not the model: the answer is what a user reads first, and a sentence built
+from a fact's own values (:mod:`billumy.insights.statements`) cannot state a wrong number.
+It needs no model, so it is ready as soon as the facts are, and streams before any narrative.
+
+What it says, in the question's language:
+
+* the facts the question's plan produced (its aggregates, its ranking by a dimension, its
+  series), in plan order; with no question, the most salient facts;
+* with a question but no usable plan, that the question could not be matched to the data's
+  columns, followed by the most salient facts (never a guess at what was meant);
+* for each part of the question the data cannot answer, because it names a kind of column the
+  data lacks (a cost, a profit, a customer, a date...), one plain sentence saying so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from billumy.insights.model import ColumnProfile, Fact, Profile
+from billumy.insights.profile import name_words
+from billumy.insights.statements import Context, describe
+
+__all__ = ["Answer", "Sentence", "build_answer", "missing_columns", "write_answer"]
+
+
+@dataclass
+class Sentence:
+    """One sentence of the answer; ``facts`` are the ids it states (none for a sentence about
+    what the data lacks); ``kind`` is ``fact``, ``missing`` or ``unmatched``."""
+
+    text: str
+    facts: list[str] = field(default_factory=list)
+    kind: str = "fact"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "facts": self.facts, "kind": self.kind}
+
+
+@dataclass
+class Answer:
+    language: str  # "pt-BR" or "en"
+    sentences: list[Sentence]
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text for s in self.sentences)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "language": self.language,
+            "text": self.text,
+            "sentences": [s.as_dict() for s in self.sentences],
+        }
+
+
+@dataclass(frozen=True)
+class _Concept:
+    """A kind of column a question may ask about: the question words that ask for it, the
+    column-name words that provide it, and how to name it in each language."""
+
+    asks: frozenset[str]
+    provides: frozenset[str]
+    pt: str
+    en: str
+    temporal: bool = False  # any date column provides it
+
+
+# (question words, column-name words, Portuguese name, English name), accent-free and
+# lower-case like name_words; kept to kinds of column that one word names unambiguously.
+_TABLE = (
+    ("custo custos cost costs", "custo custos cost costs despesa despesas", "custo", "cost"),
+    ("lucro lucros lucratividade profit profits", "lucro lucros profit profits", "lucro", "profit"),
+    ("margem margens margin margins", "margem margens margin margins", "margem", "margin"),
+    ("desconto descontos discount discounts", "desconto descontos discount discounts",
+     "desconto", "discount"),
+    ("imposto impostos tax taxes", "imposto impostos tax taxes tributo tributos", "imposto", "tax"),
+    ("cliente clientes customer customers client clients",
+     "cliente clientes customer customers client clients", "cliente", "customer"),
+    ("produto produtos product products", "produto produtos product products item sku",
+     "produto", "product"),
+    ("vendedor vendedores seller sellers salesperson",
+     "vendedor vendedores seller sellers salesperson rep", "vendedor", "seller"),
+    ("regiao regioes region regions", "regiao regioes region regions", "região", "region"),
+    ("cidade cidades city cities", "cidade cidades city cities municipio", "cidade", "city"),
+    ("canal canais channel channels", "canal canais channel channels", "canal", "channel"),
+)  # fmt: skip
+_PERIOD_ASKS = (
+    "mes meses mensal month months monthly semana semanas semanal week weeks weekly diario "
+    "diaria daily ano anos anual year years yearly trimestre quarter quando when tendencia trend"
+)
+_PERIOD_PROVIDES = "data date mes month semana week dia day ano year periodo period trimestre"
+_CONCEPTS = (
+    *(_Concept(frozenset(a.split()), frozenset(p.split()), pt, en) for a, p, pt, en in _TABLE),
+    _Concept(
+        frozenset(_PERIOD_ASKS.split()),
+        frozenset(_PERIOD_PROVIDES.split()),
+        "data ou período",
+        "date or period",
+        temporal=True,
+    ),
+)
+
+
+def _words(text: str) -> set[str]:
+    return set(name_words(text))
+
+
+def missing_columns(question: str, profile: Profile) -> list[_Concept]:
+    """The kinds of column ``question`` asks about that no visible column provides."""
+    asked = _words(question)
+    visible = [c for c in profile.columns if not c.masked]
+    column_words = set().union(*(_words(c.name) for c in visible)) if visible else set()
+    missing = []
+    for concept in _CONCEPTS:
+        if not concept.asks & asked:
+            continue
+        if concept.provides & column_words or _has_temporal(concept, visible):
+            continue
+        missing.append(concept)
+    return missing
+
+
+def _has_temporal(concept: _Concept, columns: Sequence[ColumnProfile]) -> bool:
+    return concept.temporal and any(c.kind == "temporal" for c in columns)
+
+
+def _missing_sentence(concept: _Concept, pt: bool) -> Sentence:
+    if pt:
+        return Sentence(f"Os dados não têm uma coluna de {concept.pt}.", [], "missing")
+    return Sentence(f"The data has no {concept.en} column.", [], "missing")
+
+
+def build_answer(
+    *,
+    question: str | None,
+    facts: Sequence[Fact],
+    ctx: Context,
+    most: int = 3,
+) -> Answer:
+    """The answer to ``question`` from ``facts`` (``ctx.planned`` holds the ids the question's
+    plan produced), in ``ctx``'s language; see the module docstring for what it says."""
+    pt = ctx.pt
+    sentences: list[Sentence] = []
+    planned = [f for f in facts if f.id in ctx.planned]
+    if question and not planned:
+        sentences.append(
+            Sentence(
+                "A pergunta não corresponde a nenhuma coluna dos dados; estes são os fatos "
+                "mais relevantes."
+                if pt
+                else "The question matches none of the data's columns; these are the most "
+                "notable facts.",
+                [],
+                "unmatched",
+            )
+        )
+    chosen = planned or list(facts[:most])
+    sentences += [Sentence(describe(f, ctx), [f.id]) for f in chosen]
+    if question:
+        sentences += [_missing_sentence(c, pt) for c in missing_columns(question, ctx.profile)]
+    return Answer("pt-BR" if pt else "en", sentences)
+
+
+def write_answer(*, question: str | None, facts: Sequence[Fact], ctx: Context, most: int) -> Answer:
+    """The answer, after rewriting every fact's statement in ``ctx``'s language (the values
+    stay as computed): the model reads the statements, so it reads them in the language it
+    writes, and the verifier reads them in that language too."""
+    for fact in facts:
+        fact.statement = describe(fact, ctx)
+    return build_answer(question=question, facts=facts, ctx=ctx, most=most)

@@ -1,0 +1,121 @@
+"""Numbers, money, percentages and periods written for a reader, through Babel's CLDR data.
+
+Why Babel and not f-strings: separators, currency placement, month names and quarter names
+differ per locale (``6.006,50`` and ``R$ 6.006,50`` in Brazilian Portuguese, ``6,006.50`` in
+English, ``março de 2024``, ``1º trimestre de 2024``), and CLDR is where they are kept right.
+
+Rules that decide what a number looks like:
+
+* integers get thousands separators; other numbers at most 2 decimals (2 significant digits
+  for tiny ones, so 0.0034 stays visible);
+* money (a column :func:`~billumy.insights.profile.money_of` recognises) always has 2 decimals;
+  in Portuguese it is written in reais (``R$``) unless the column names another currency; in
+  English a currency symbol appears only when the column names one (``price_usd``): we never
+  guess dollars;
+* percentages have one decimal (``12,5%``, ``12.5%``);
+* Babel puts a no-break space between ``R$`` and the amount (CLDR's choice, which keeps them on
+  one line); the verifier reads it like any space.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+
+from babel.dates import format_skeleton
+from babel.numbers import format_currency, format_decimal, format_percent
+
+from billumy.insights.model import Scalar
+
+__all__ = ["Formats", "Language", "for_language"]
+
+Language = Literal["pt", "en"]
+
+_LOCALES: dict[Language, str] = {"pt": "pt_BR", "en": "en_US"}
+_PERIOD = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?|-Q([1-4]))?$")
+
+
+@dataclass(frozen=True)
+class Formats:
+    """How one language writes numbers and periods; ``language`` is ``"pt"`` or ``"en"``."""
+
+    language: Language
+
+    @property
+    def locale(self) -> str:
+        return _LOCALES[self.language]
+
+    def number(self, value: Scalar) -> str:
+        """A plain number: ``6.006,5`` (pt) or ``6,006.5`` (en); labels pass through."""
+        if value is None:
+            return "n/d" if self.language == "pt" else "n/a"
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return str(value)
+        if isinstance(value, int) or value.is_integer():
+            return format_decimal(round(value), format="#,##0", locale=self.locale)
+        pattern = "@@" if 0 < abs(value) < 0.01 else "#,##0.##"
+        return format_decimal(value, format=pattern, locale=self.locale)
+
+    def money(self, value: Scalar, currency: str | None = None) -> str:
+        """An amount of money: ``R$ 6.006,50`` (pt), ``6,006.50`` (en, no currency named),
+        ``$6,006.50`` (en, ``USD`` named)."""
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return self.number(value)
+        chosen = currency or ("BRL" if self.language == "pt" else None)
+        if chosen is None:
+            return format_decimal(value, format="#,##0.00", locale=self.locale)
+        return format_currency(value, chosen, locale=self.locale)
+
+    def pct(self, value: Scalar) -> str:
+        """A percentage given in percent units (12.5 -> ``12,5%`` / ``12.5%``)."""
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return self.number(None)
+        return format_percent(value / 100, format="#,##0.0%", locale=self.locale)
+
+    def decimal2(self, value: float) -> str:
+        """A coefficient with exactly 2 decimals (a correlation's r): ``0,85`` / ``0.85``."""
+        return format_decimal(value, format="0.00", locale=self.locale)
+
+    def period(self, label: Scalar, grain: str) -> str:
+        """A period label as facts write it (``2024-03``, ``2024-Q1``, ``2024-03-11``) in
+        words: ``março de 2024`` / ``March 2024``; anything else is returned as it is."""
+        text = str(label)
+        match = _PERIOD.match(text)
+        if match is None:
+            return text
+        year, month, day, quarter = match.groups()
+        if quarter:
+            first = date(int(year), 3 * int(quarter) - 2, 1)
+            return format_skeleton("yQQQQ", first, locale=self.locale)
+        if month is None:
+            return year
+        when = date(int(year), int(month), int(day or 1))
+        if day is None or grain == "month":
+            return format_skeleton("yMMMM", when, locale=self.locale)
+        return format_skeleton("yMMMd", when, locale=self.locale)
+
+    def when(self, label: Scalar, grain: str) -> str:
+        """A period with its preposition: ``em março de 2024``, ``na semana de 11 de mar. de
+        2024``, ``in March 2024``, ``on Mar 11, 2024``."""
+        shown = self.period(label, grain)
+        if self.language == "pt":
+            return {
+                "week": f"na semana de {shown}",
+                "quarter": f"no {shown}",
+            }.get(grain, f"em {shown}")
+        return {
+            "week": f"in the week of {shown}",
+            "day": f"on {shown}",
+            "quarter": f"in the {shown}" if shown[:1].isdigit() else f"in {shown}",
+        }.get(grain, f"in {shown}")
+
+    def label(self, value: Scalar) -> str:
+        """A segment's label: numbers formatted, text as it is."""
+        return self.number(value) if isinstance(value, int | float) else str(value)
+
+
+def for_language(language: str) -> Formats:
+    """The formats of ``"pt"``/``"pt-BR"`` or ``"en"``."""
+    return Formats("pt" if language.lower().startswith("pt") else "en")

@@ -1,0 +1,381 @@
+"""One sentence per fact, in Brazilian Portuguese or English, from the fact's own values.
+
+:mod:`billumy.insights.facts` computes each fact and writes a plain English statement; this
+module writes the sentence a reader gets, per fact kind and language, with locale formatting
+(:mod:`billumy.insights.formats`): money as money, percentages, months by name. It reads only
+what a fact carries (``kind``, ``values``, ``rows``, ``columns``, ``sql``) plus the profile
+(money columns, a measure's default aggregate) and the plan the planned facts came from (its
+aggregates, dimensions and filters), so a sentence can say nothing the fact does not hold.
+The machine-readable values are never changed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from billumy.insights.facts import Plan, default_agg
+from billumy.insights.formats import Formats
+from billumy.insights.model import Fact, Profile, Scalar
+
+__all__ = ["Context", "Metric", "describe"]
+
+_AGGS = ("sum", "avg", "count", "min", "max")
+_GRAIN_SQL = re.compile(r"date_trunc\('(day|week|month|quarter|year)'")
+_SUFFIX = re.compile(r"_\d+$")  # facts make a result label unique with "_2", "_3"...
+
+# (singular, plural, feminine) of each grain in Portuguese; English adds an "s".
+_PT_GRAINS = {
+    "day": ("dia", "dias", False),
+    "week": ("semana", "semanas", True),
+    "month": ("mês", "meses", False),
+    "quarter": ("trimestre", "trimestres", False),
+    "year": ("ano", "anos", False),
+}
+_PT_DIRECTION = {"up": "de alta", "down": "de queda", "flat": "estável"}
+
+
+@dataclass
+class Context:
+    """What a sentence may draw on beyond the fact: the profile, the plan and which facts it
+    produced (their ids), and the language's formats."""
+
+    formats: Formats
+    profile: Profile
+    plan: Plan | None = None
+    planned: set[str] = field(default_factory=set)
+
+    @property
+    def pt(self) -> bool:
+        return self.formats.language == "pt"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A measure as a sentence names it: ``column`` is ``"*"`` for the row count."""
+
+    column: str
+    agg: str
+
+    def noun(self, ctx: Context) -> tuple[str, str]:
+        """The article (Portuguese gender; empty in English) and the noun phrase."""
+        c = self.column
+        if ctx.pt:
+            if c == "*":
+                return "o", "número de linhas"
+            return {
+                "sum": ("o", f"total de {c}"),
+                "avg": ("a", f"média de {c}"),
+                "count": ("o", f"número de valores de {c}"),
+                "min": ("o", f"mínimo de {c}"),
+                "max": ("o", f"máximo de {c}"),
+            }[self.agg]
+        if c == "*":
+            return "", "number of rows"
+        words = {"sum": "total", "avg": "average", "min": "minimum", "max": "maximum"}
+        return "", f"number of {c} values" if self.agg == "count" else f"{words[self.agg]} {c}"
+
+    def subject(self, ctx: Context) -> str:
+        """``o total de vendas`` / ``total vendas``, to open or continue a sentence."""
+        article, noun = self.noun(ctx)
+        return f"{article} {noun}" if article else noun
+
+    def amount(self, value: Scalar, ctx: Context) -> str:
+        """``value`` of this measure: money when its column is money (and not a count)."""
+        column = ctx.profile.column(self.column) if self.column != "*" else None
+        if column is not None and column.money and self.agg != "count":
+            return ctx.formats.money(value, column.currency)
+        return ctx.formats.number(value)
+
+
+def _cap(text: str) -> str:
+    return f"{text[:1].upper()}{text[1:]}"
+
+
+def metric_of(label: str, fact: Fact, ctx: Context) -> Metric:
+    """The measure behind a result column: ``sum_receita`` (plan facts), ``receita`` (salient
+    facts, aggregated by the column's default), ``rows``/``count`` (the row count)."""
+    if label in ("rows", "count"):
+        return Metric("*", "count")
+    for name in (label, _SUFFIX.sub("", label)):
+        for agg in _AGGS:
+            rest = name.removeprefix(f"{agg}_")
+            if rest != name and ctx.profile.column(rest) is not None:
+                return Metric(rest, agg)
+        column = ctx.profile.column(name)
+        if column is not None:
+            return Metric(name, default_agg(column))
+    return Metric(fact.columns[-1] if fact.columns else "*", "sum")
+
+
+def _grain(fact: Fact) -> str:
+    # The series' bucket is the first date_trunc in the SQL facts built for it.
+    match = _GRAIN_SQL.search(fact.sql)
+    return match.group(1) if match else "day"
+
+
+def _grain_words(grain: str, n: int, ctx: Context) -> str:
+    if ctx.pt:
+        one, many, _ = _PT_GRAINS[grain]
+        return f"{ctx.formats.number(n)} {one if n == 1 else many}"
+    return f"{ctx.formats.number(n)} {grain}{'' if n == 1 else 's'}"
+
+
+def _per(grain: str, ctx: Context) -> str:
+    return f"por {_PT_GRAINS[grain][0]}" if ctx.pt else f"per {grain}"
+
+
+def scope(fact: Fact, ctx: Context) -> str:
+    """The plan's filters and period window, as a phrase to follow a subject (or "")."""
+    plan = ctx.plan
+    if plan is None or fact.id not in ctx.planned:
+        return ""
+    fmt = ctx.formats
+    words = []
+    for flt in plan.filters:
+        if isinstance(flt.value, list):
+            listed = ", ".join(repr(v) if isinstance(v, str) else fmt.number(v) for v in flt.value)
+            words.append(f"{flt.column} {'em' if ctx.pt else 'in'} ({listed})")
+        else:
+            shown = repr(flt.value) if isinstance(flt.value, str) else fmt.number(flt.value)
+            words.append(f"{flt.column} {flt.op} {shown}")
+    period = plan.period
+    if period is not None and period.last is not None:
+        words.append(_last_periods(period.column, period.grain, period.last, ctx))
+    if not words:
+        return ""
+    return (" onde " + " e ".join(words)) if ctx.pt else (" where " + " and ".join(words))
+
+
+def _last_periods(column: str, grain: str, n: int, ctx: Context) -> str:
+    if not ctx.pt:
+        return f"{column} in the last {_grain_words(grain, n, ctx)}"
+    one, many, feminine = _PT_GRAINS[grain]
+    if n == 1:
+        return f"{column} {'na última' if feminine else 'no último'} {one}"
+    last = "nas últimas" if feminine else "nos últimos"
+    return f"{column} {last} {ctx.formats.number(n)} {many}"
+
+
+def describe(fact: Fact, ctx: Context) -> str:
+    """The fact as one or two sentences in ``ctx``'s language, numbers formatted for it."""
+    writer = _WRITERS.get(fact.kind)
+    return writer(fact, ctx) if writer is not None else fact.statement
+
+
+def _row_count(fact: Fact, ctx: Context) -> str:
+    n = fact.values.get("rows")
+    shown = ctx.formats.number(n)
+    if ctx.pt:
+        return f"Os dados têm {shown} {'linha' if n == 1 else 'linhas'}."
+    return f"The data has {shown} {'row' if n == 1 else 'rows'}."
+
+
+def _summary(fact: Fact, ctx: Context) -> str:
+    column = ctx.profile.column(fact.columns[0])
+    agg = default_agg(column) if column is not None else "sum"
+    v = fact.values
+    metric = Metric(fact.columns[0], "sum")
+    total, mean, low, high = (metric.amount(v.get(k), ctx) for k in ("total", "mean", "min", "max"))
+    count = ctx.formats.number(v.get("count"))
+    name = fact.columns[0]
+    if ctx.pt:
+        if agg == "avg":
+            return f"A média de {name} é {mean} (de {low} a {high}, {count} valores)."
+        return (
+            f"O total de {name} é {total} em {count} valores (média de {mean}, de {low} a {high})."
+        )
+    if agg == "avg":
+        return f"Average {name} is {mean} (from {low} to {high}, {count} values)."
+    return f"Total {name} is {total} over {count} values (mean {mean}, from {low} to {high})."
+
+
+def _segment(fact: Fact, ctx: Context) -> str:
+    v = fact.values
+    dim = fact.columns[0]
+    metric = metric_of(fact.columns[1], fact, ctx) if len(fact.columns) > 1 else Metric("*", "")
+    article, noun = metric.noun(ctx)
+    name = ctx.formats.label(v.get("segment"))
+    value = metric.amount(v.get("value"), ctx)
+    bottom = fact.kind == "bottom_segment"
+    if ctx.pt:
+        head = f"{dim} {name} tem {article} {'menor' if bottom else 'maior'} {noun}: {value}"
+        if "share_pct" in v:
+            return f"{_cap(head)}, {ctx.formats.pct(v['share_pct'])} do total."
+        return f"{_cap(head)}, contra {metric.amount(v.get('overall'), ctx)} no geral."
+    head = f"{dim} {name} has the {'lowest' if bottom else 'highest'} {noun}: {value}"
+    if "share_pct" in v:
+        return f"{_cap(head)}, {ctx.formats.pct(v['share_pct'])} of the total."
+    return f"{_cap(head)}, against {metric.amount(v.get('overall'), ctx)} overall."
+
+
+def _trend(fact: Fact, ctx: Context) -> str:
+    labels = [k for k in (fact.rows[0] if fact.rows else {}) if k != "period"]
+    metric = metric_of(labels[0], fact, ctx) if labels else Metric("*", "count")
+    grain = _grain(fact)
+    v = fact.values
+    where = scope(fact, ctx)
+    if not v.get("periods"):
+        if ctx.pt:
+            return f"{_cap(_per(grain, ctx))}{where}, nenhuma linha atende aos filtros."
+        return f"By {grain}{where}, no rows match."
+    fmt = ctx.formats
+    first, last = metric.amount(v.get("first"), ctx), metric.amount(v.get("last"), ctx)
+    span = _grain_words(grain, int(v.get("periods") or 0), ctx)
+    since, until = fmt.when(v.get("first_period"), grain), fmt.when(v.get("last_period"), grain)
+    slope = v.get("slope")
+    tail = ""
+    if isinstance(slope, int | float):
+        sign = "+" if slope > 0 else "-" if slope < 0 else ""
+        per = f"{sign}{metric.amount(abs(slope), ctx)} {_per(grain, ctx)}"
+        direction = str(v.get("direction"))
+        tail = (
+            f"; a tendência é {_PT_DIRECTION.get(direction, direction)} ({per})"
+            if ctx.pt
+            else f"; the trend is {direction} ({per})"
+        )
+    subject = f"{metric.subject(ctx)} {_per(grain, ctx)}{where}"
+    if ctx.pt:
+        text = f"{_cap(subject)} foi de {first} {since} a {last} {until}, em {span}{tail}."
+    else:
+        text = f"{_cap(subject)} went from {first} {since} to {last} {until} over {span}{tail}."
+    change = _change(v, metric, grain, ctx)
+    return f"{text} {change}" if change else text
+
+
+def _change(v: dict[str, Scalar], metric: Metric, grain: str, ctx: Context) -> str:
+    """The last period against the one before: ``Em março de 2024, foi R$ 10,00, alta de 5,0%
+    em relação a R$ 9,52 em fevereiro de 2024.``"""
+    change, pct = v.get("change"), v.get("change_pct")
+    if not isinstance(change, int | float):
+        return ""
+    fmt = ctx.formats
+    size = fmt.pct(abs(pct)) if isinstance(pct, int | float) else metric.amount(abs(change), ctx)
+    last = metric.amount(v.get("last"), ctx)
+    previous = metric.amount(v.get("previous"), ctx)
+    before = fmt.when(v.get("previous_period"), grain)
+    when = _cap(fmt.when(v.get("last_period"), grain))
+    if ctx.pt:
+        how = "sem variação" if change == 0 else f"{'alta' if change > 0 else 'queda'} de {size}"
+        return f"{when}, foi {last}, {how} em relação a {previous} {before}."
+    how = "unchanged" if change == 0 else f"{'up' if change > 0 else 'down'} {size}"
+    return f"{when} it was {last}, {how} from {previous} {before}."
+
+
+def _plan_metrics(fact: Fact, ctx: Context, keys: Sequence[str]) -> list[tuple[str, Metric]]:
+    return [(key, metric_of(key, fact, ctx)) for key in keys]
+
+
+def _aggregate(fact: Fact, ctx: Context) -> str:
+    parts = []
+    for key, metric in _plan_metrics(fact, ctx, list(fact.values)):
+        is_word = "é" if ctx.pt else "is"
+        parts.append(f"{metric.subject(ctx)} {is_word} {metric.amount(fact.values[key], ctx)}")
+    # A plan may name one aggregate twice (small models do): say it once.
+    text = "; ".join(dict.fromkeys(parts))
+    where = scope(fact, ctx).strip()
+    return f"{_cap(where)}, {text}." if where else f"{_cap(text)}."
+
+
+def _breakdown(fact: Fact, ctx: Context) -> str:
+    plan = ctx.plan
+    dims = list(plan.dimensions) if plan is not None else fact.columns[:1]
+    by = (" e " if ctx.pt else " and ").join(dims)
+    where = scope(fact, ctx)
+    if not fact.rows:
+        if ctx.pt:
+            return f"Por {by}{where}, nenhuma linha atende aos filtros."
+        return f"By {by}{where}, no rows match."
+    keys = [k for k in fact.rows[0] if k not in dims]
+    share = "share_pct" if "share_pct" in keys else None
+    label = next(k for k in keys if k != share)
+    metric = metric_of(label, fact, ctx)
+    article, noun = metric.noun(ctx)
+    ranking = "; ".join(_ranked(row, dims, label, share, metric, ctx) for row in fact.rows)
+    top = " / ".join(ctx.formats.label(fact.rows[0][d]) for d in dims)
+    low = plan is not None and plan.order == "asc"
+    if ctx.pt:
+        most = "menor" if low else "maior"
+        return f"Por {by}{where}, {top} tem {article} {most} {noun}. Ranking: {ranking}."
+    most = "lowest" if low else "highest"
+    return f"By {by}{where}, {top} has the {most} {noun}. Ranking: {ranking}."
+
+
+def _ranked(
+    row: dict[str, Scalar],
+    dims: list[str],
+    label: str,
+    share: str | None,
+    metric: Metric,
+    ctx: Context,
+) -> str:
+    name = " / ".join(ctx.formats.label(row[d]) for d in dims)
+    text = f"{name} {metric.amount(row[label], ctx)}"
+    return f"{text} ({ctx.formats.pct(row[share])})" if share else text
+
+
+def _outliers(fact: Fact, ctx: Context) -> str:
+    v = fact.values
+    metric = Metric(fact.columns[0], "max")
+    n = v.get("count")
+    low, high = metric.amount(v.get("lower_fence"), ctx), metric.amount(v.get("upper_fence"), ctx)
+    extreme = metric.amount(v.get("most_extreme"), ctx)
+    first = fact.rows[0] if fact.rows else {}
+    key = next(iter(first), "row")
+    where = f"{key} {ctx.formats.label(first.get(key))}"
+    count = ctx.formats.number(n)
+    if ctx.pt:
+        what = "valor atípico" if n == 1 else "valores atípicos"
+        return (
+            f"{fact.columns[0]} tem {count} {what} fora do intervalo de {low} a {high}; "
+            f"o mais extremo é {extreme} ({where})."
+        )
+    what = "outlier value" if n == 1 else "outlier values"
+    return (
+        f"{fact.columns[0]} has {count} {what} outside {low} to {high}; "
+        f"the most extreme is {extreme} ({where})."
+    )
+
+
+def _correlation(fact: Fact, ctx: Context) -> str:
+    r = fact.values.get("r")
+    a, b = fact.columns[0], fact.columns[1]
+    n = ctx.formats.number(fact.values.get("n"))
+    r_value = float(r) if isinstance(r, int | float) else 0.0
+    shown = ctx.formats.decimal2(r_value)
+    strong = abs(r_value) >= 0.8
+    if ctx.pt:
+        strength = "forte" if strong else "moderada"
+        sense = "positiva" if r_value > 0 else "negativa"
+        return f"{a} e {b} têm correlação {strength} e {sense} (r = {shown} em {n} linhas)."
+    strength = "strongly" if strong else "moderately"
+    sense = "positively" if r_value > 0 else "negatively"
+    return f"{a} and {b} are {strength} {sense} correlated (r = {shown} over {n} rows)."
+
+
+def _share(fact: Fact, ctx: Context) -> str:
+    v = fact.values
+    dim = fact.columns[0]
+    category = ctx.formats.label(v.get("category"))
+    pct, count = ctx.formats.pct(v.get("share_pct")), ctx.formats.number(v.get("count"))
+    if ctx.pt:
+        return (
+            f"O valor mais comum de {dim} é {category}, com {pct} das linhas que têm "
+            f"um valor ({count})."
+        )
+    return f"The most common {dim} is {category}, with {pct} of the rows that have one ({count})."
+
+
+_WRITERS = {
+    "row_count": _row_count,
+    "summary": _summary,
+    "top_segment": _segment,
+    "bottom_segment": _segment,
+    "trend": _trend,
+    "aggregate": _aggregate,
+    "breakdown": _breakdown,
+    "outliers": _outliers,
+    "correlation": _correlation,
+    "share": _share,
+}

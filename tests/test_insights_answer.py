@@ -1,0 +1,353 @@
+"""The answer and the fact sentences: each fact kind in pt-BR and English, locale formatting
+asserted exactly, unanswerable parts said plainly, every number traced to its fact.
+
+Facts are computed by the real facts module over real DuckDB tables built for round numbers:
+``receita`` sums to 6,006.50 (A 4,600.00, B 1,200.50, C 206.00) over four months (1,350.50,
+1,450.00, 1,550.00, 1,656.00), so every expected sentence below can be checked by hand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+
+from billumy.insights import data, facts
+from billumy.insights.answer import build_answer, missing_columns
+from billumy.insights.formats import Formats, for_language
+from billumy.insights.model import Fact, Profile
+from billumy.insights.profile import money_of, profile
+from billumy.insights.statements import Context, describe
+from billumy.insights.verify import check
+
+R = "R$\xa0"  # CLDR writes a no-break space between R$ and the amount
+LIMITS = data.Limits(max_rows=10_000, max_columns=50, max_bytes=10_000_000)
+RECEITA = {"A": [1000.0, 1100.0, 1200.0, 1300.0], "B": [300.5, 300.0, 300.0, 300.0]}
+RECEITA["C"] = [50.0, 50.0, 50.0, 56.0]
+PRECO = {"A": 20.0, "B": 10.0, "C": 5.0}
+ITENS = {"A": [10, 11, 12, 13], "B": [5, 5, 5, 5], "C": [1, 1, 1, 1]}
+
+
+def _stores() -> list[dict[str, Any]]:
+    return [
+        {
+            "mes": f"2024-{month + 1:02d}-01",
+            "loja": loja,
+            "receita": RECEITA[loja][month],
+            "itens": ITENS[loja][month],
+            "preco": PRECO[loja],
+        }
+        for month in range(4)
+        for loja in ("A", "B", "C")
+    ]
+
+
+@pytest.fixture
+def stores() -> Iterator[tuple[data.Table, Profile]]:
+    table = data.from_records(_stores(), LIMITS)
+    with table:
+        yield table, profile(table)
+
+
+def _ctx(
+    lang: str, prof: Profile, plan: facts.Plan | None = None, found: Sequence[Fact] = ()
+) -> Context:
+    return Context(for_language(lang), prof, plan, {f.id for f in found})
+
+
+def _pick(found: list[Fact], kind: str, *columns: str) -> Fact:
+    return next(
+        f for f in found if f.kind == kind and list(f.columns[: len(columns)]) == [*columns]
+    )
+
+
+def _traced(sentence: str, cited: list[Fact], lang: str) -> bool:
+    """Every number in ``sentence`` is supported by the cited facts' values and rows alone:
+    their statements are blanked, so a sentence cannot vouch for itself."""
+    bare = [dataclasses.replace(f, statement="") for f in cited]
+    return check(sentence, bare, lang).verified
+
+
+# --- formats -------------------------------------------------------------------------------
+
+
+def test_formats_follow_the_locale() -> None:
+    pt, en = Formats("pt"), Formats("en")
+    assert pt.money(6006.5) == f"{R}6.006,50"
+    assert en.money(6006.5) == "6,006.50"  # no currency named: no symbol guessed
+    assert en.money(6006.5, "USD") == "$6,006.50"
+    assert pt.number(6006.5) == "6.006,5" and en.number(6006.5) == "6,006.5"
+    assert pt.number(1234567) == "1.234.567" and en.number(0.0034) == "0.0034"
+    assert pt.pct(12.345) == "12,3%" and en.pct(12.345) == "12.3%"
+    assert pt.period("2024-03", "month") == "março de 2024"
+    assert en.period("2024-03", "month") == "March 2024"
+    assert pt.period("2024-Q1", "quarter") == "1º trimestre de 2024"
+    assert pt.when("2024-03-11", "week") == "na semana de 11 de mar. de 2024"
+    assert en.when("2024-03-11", "day") == "on Mar 11, 2024"
+
+
+def test_money_columns_by_name() -> None:
+    assert money_of("receita") == (True, None)
+    assert money_of("vendas_reais") == (True, "BRL")
+    assert money_of("Preço Unitário") == (True, None)
+    assert money_of("price_usd") == (True, "USD")
+    assert money_of("vendas_qtd") == (False, None)
+    assert money_of("itens") == (False, None)
+
+
+# --- every fact kind, in both languages ------------------------------------------------------
+
+
+PLAN = facts.Plan(
+    measures=[facts.Measure(column="receita", agg="sum")],
+    dimensions=["loja"],
+    period=facts.Period(column="mes", grain="month"),
+)
+
+
+@pytest.mark.parametrize(
+    ("lang", "expected"),
+    [
+        (
+            "pt",
+            [
+                f"O total de receita é {R}6.006,50.",
+                f"Por loja, A tem o maior total de receita. Ranking: A {R}4.600,00 (76,6%); "
+                f"B {R}1.200,50 (20,0%); C {R}206,00 (3,4%).",
+                f"O total de receita por mês foi de {R}1.350,50 em janeiro de 2024 a "
+                f"{R}1.656,00 em abril de 2024, em 4 meses; a tendência é de alta "
+                f"(+{R}101,65 por mês). Em abril de 2024, foi {R}1.656,00, alta de 6,8% em "
+                f"relação a {R}1.550,00 em março de 2024.",
+            ],
+        ),
+        (
+            "en",
+            [
+                "Total receita is 6,006.50.",
+                "By loja, A has the highest total receita. Ranking: A 4,600.00 (76.6%); "
+                "B 1,200.50 (20.0%); C 206.00 (3.4%).",
+                "Total receita per month went from 1,350.50 in January 2024 to 1,656.00 in "
+                "April 2024 over 4 months; the trend is up (+101.65 per month). In April 2024 "
+                "it was 1,656.00, up 6.8% from 1,550.00 in March 2024.",
+            ],
+        ),
+    ],
+)
+def test_plan_facts(stores: tuple[data.Table, Profile], lang: str, expected: list[str]) -> None:
+    table, prof = stores
+    found = facts.facts_for_plan(table, prof, PLAN)
+    ctx = _ctx(lang, prof, PLAN, found)
+    sentences = [describe(f, ctx) for f in found]
+    assert sentences == expected
+    assert all(_traced(s, [f], lang) for s, f in zip(sentences, found, strict=True))
+
+
+def test_plan_filters_and_averages(stores: tuple[data.Table, Profile]) -> None:
+    table, prof = stores
+    plan = facts.Plan(
+        measures=[facts.Measure(column="preco", agg="avg")],
+        dimensions=["loja"],
+        filters=[facts.Filter(column="loja", op="!=", value="C")],
+    )
+    found = facts.facts_for_plan(table, prof, plan)
+    pt, en = _ctx("pt", prof, plan, found), _ctx("en", prof, plan, found)
+    assert describe(found[0], pt) == f"Onde loja != 'C', a média de preco é {R}15,00."
+    assert describe(found[0], en) == "Where loja != 'C', average preco is 15.00."
+    assert describe(found[1], pt) == (
+        f"Por loja onde loja != 'C', A tem a maior média de preco. Ranking: A {R}20,00; B {R}10,00."
+    )
+    assert describe(found[1], en) == (
+        "By loja where loja != 'C', A has the highest average preco. Ranking: A 20.00; B 10.00."
+    )
+
+
+def test_an_aggregate_named_twice_is_said_once(stores: tuple[data.Table, Profile]) -> None:
+    table, prof = stores
+    twice = facts.Measure(column="receita", agg="max")
+    plan = facts.Plan(measures=[twice, twice])
+    found = facts.facts_for_plan(table, prof, plan)
+    assert (
+        describe(found[0], _ctx("pt", prof, plan, found)) == f"O máximo de receita é {R}1.300,00."
+    )
+
+
+SALIENT = {
+    "pt": {
+        ("row_count",): "Os dados têm 12 linhas.",
+        ("summary", "receita"): (
+            f"O total de receita é {R}6.006,50 em 12 valores (média de {R}500,54, de {R}50,00 "
+            f"a {R}1.300,00)."
+        ),
+        ("summary", "preco"): f"A média de preco é {R}11,67 (de {R}5,00 a {R}20,00, 12 valores).",
+        ("top_segment", "loja", "receita"): f"Loja A tem o maior total de receita: {R}4.600,00, "
+        "76,6% do total.",
+        ("bottom_segment", "loja", "receita"): f"Loja C tem o menor total de receita: {R}206,00, "
+        "3,4% do total.",
+        ("top_segment", "loja", "itens"): "Loja A tem o maior total de itens: 46, 65,7% do total.",
+    },
+    "en": {
+        ("row_count",): "The data has 12 rows.",
+        ("summary", "receita"): (
+            "Total receita is 6,006.50 over 12 values (mean 500.54, from 50.00 to 1,300.00)."
+        ),
+        ("summary", "preco"): "Average preco is 11.67 (from 5.00 to 20.00, 12 values).",
+        ("top_segment", "loja", "receita"): "Loja A has the highest total receita: 4,600.00, "
+        "76.6% of the total.",
+        ("bottom_segment", "loja", "receita"): "Loja C has the lowest total receita: 206.00, "
+        "3.4% of the total.",
+        ("top_segment", "loja", "itens"): "Loja A has the highest total itens: 46, 65.7% of the "
+        "total.",
+    },
+}
+
+
+@pytest.mark.parametrize("lang", ["pt", "en"])
+def test_salient_facts(stores: tuple[data.Table, Profile], lang: str) -> None:
+    table, prof = stores
+    found = facts.salient_facts(table, prof, limit=50)
+    ctx = _ctx(lang, prof)
+    for (kind, *columns), expected in SALIENT[lang].items():
+        fact = _pick(found, kind, *columns)
+        assert describe(fact, ctx) == expected
+    for fact in found:  # every kind this table yields, including the ones not spelled out
+        assert _traced(describe(fact, ctx), [fact], lang), describe(fact, ctx)
+
+
+def _orders() -> list[dict[str, Any]]:
+    prices = [10.0, 11.0, 12.0, 13.0, 14.0, 100.0]
+    return [
+        {
+            "pedido_id": n + 1,
+            "loja": "A" if n < 3 else "B",
+            "canal": "online" if n in (1, 4) else "balcao",
+            "preco": price,
+        }
+        for n, price in enumerate(prices)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("lang", "expected"),
+    [
+        (
+            "pt",
+            {
+                (
+                    "outliers",
+                    "preco",
+                    "pedido_id",
+                ): f"preco tem 1 valor atípico fora do intervalo de {R}7,50 "
+                f"a {R}17,50; o mais extremo é {R}100,00 (pedido_id 6).",
+                ("top_segment", "loja", "preco"): f"Loja B tem a maior média de preco: {R}42,33, "
+                f"contra {R}26,67 no geral.",
+                ("share", "canal"): "O valor mais comum de canal é balcao, com 66,7% das linhas "
+                "que têm um valor (4).",
+                ("correlation", "visitas", "cliques"): "visitas e cliques têm correlação forte e "
+                "positiva (r = 1,00 em 6 linhas).",
+            },
+        ),
+        (
+            "en",
+            {
+                (
+                    "outliers",
+                    "preco",
+                    "pedido_id",
+                ): "preco has 1 outlier value outside 7.50 to 17.50; the most "
+                "extreme is 100.00 (pedido_id 6).",
+                ("top_segment", "loja", "preco"): "Loja B has the highest average preco: 42.33, "
+                "against 26.67 overall.",
+                ("share", "canal"): "The most common canal is balcao, with 66.7% of the rows that "
+                "have one (4).",
+                ("correlation", "visitas", "cliques"): "visitas and cliques are strongly "
+                "positively correlated (r = 1.00 over 6 rows).",
+            },
+        ),
+    ],
+)
+def test_outliers_averages_shares_correlations(lang: str, expected: dict[Any, str]) -> None:
+    visits = [{"visitas": 10 * n, "cliques": n} for n in range(1, 7)]
+    computed: dict[tuple[str, ...], tuple[Fact, Profile]] = {}
+    for rows in (_orders(), visits):
+        with data.from_records(rows, LIMITS) as table:
+            prof = profile(table)
+            for fact in facts.salient_facts(table, prof, limit=50):
+                computed[(fact.kind, *fact.columns)] = (fact, prof)
+    for key, sentence in expected.items():
+        fact, prof = computed[key]
+        assert describe(fact, _ctx(lang, prof)) == sentence
+        assert _traced(sentence, [fact], lang)
+
+
+def test_weekly_trends_name_the_week() -> None:
+    rows = [{"dia": f"2024-03-{4 + 7 * w:02d}", "vendas": 100 + 10 * w} for w in range(4)]
+    with data.from_records(rows, LIMITS) as table:
+        prof = profile(table)
+        trend = _pick(facts.salient_facts(table, prof, limit=50), "trend", "dia", "vendas")
+    text = describe(trend, _ctx("pt", prof))
+    assert text.startswith(f"O total de vendas por semana foi de {R}100,00 na semana de 4 de ")
+    assert "alta de 8,3% em relação a R$\xa0120,00 na semana de 18 de mar. de 2024." in text
+    assert "in the week of Mar 4, 2024" in describe(trend, _ctx("en", prof))
+
+
+# --- the answer ------------------------------------------------------------------------------
+
+
+def _answer(
+    table: data.Table, prof: Profile, question: str, lang: str, plan: facts.Plan | None
+) -> tuple[dict[str, Any], list[Fact]]:
+    planned = facts.facts_for_plan(table, prof, plan) if plan is not None else []
+    found = planned + facts.salient_facts(table, prof, limit=6, exclude=planned)
+    for number, fact in enumerate(found, start=1):
+        fact.id = f"f{number}"
+    ctx = _ctx(lang, prof, plan, planned)
+    return build_answer(question=question, facts=found, ctx=ctx).as_dict(), found
+
+
+@pytest.mark.parametrize(
+    ("lang", "question", "missing"),
+    [
+        (
+            "pt",
+            "Qual loja vendeu mais e qual foi o custo?",
+            "Os dados não têm uma coluna de custo.",
+        ),
+        ("en", "Which store sold the most, and what did it cost?", "The data has no cost column."),
+    ],
+)
+def test_the_answer_answers_and_says_what_it_cannot(
+    stores: tuple[data.Table, Profile], lang: str, question: str, missing: str
+) -> None:
+    table, prof = stores
+    plan = facts.Plan(measures=[facts.Measure(column="receita", agg="sum")], dimensions=["loja"])
+    answer, found = _answer(table, prof, question, lang, plan)
+    assert answer["language"] == ("pt-BR" if lang == "pt" else "en")
+    sentences = answer["sentences"]
+    assert [s["facts"] for s in sentences] == [["f1"], ["f2"], []]
+    assert sentences[-1] == {"text": missing, "facts": [], "kind": "missing"}
+    assert answer["text"] == " ".join(s["text"] for s in sentences)
+    top = "A tem o maior total de receita" if lang == "pt" else "A has the highest total receita"
+    assert top in sentences[1]["text"]
+    by_id = {f.id: f for f in found}
+    for sentence in sentences[:-1]:
+        assert _traced(sentence["text"], [by_id[i] for i in sentence["facts"]], lang)
+
+
+def test_a_column_that_exists_is_not_missing(stores: tuple[data.Table, Profile]) -> None:
+    _, prof = stores
+    assert missing_columns("Qual loja teve mais receita por mês?", prof) == []
+    assert [c.en for c in missing_columns("Which customer bought most each month?", prof)] == [
+        "customer"
+    ]
+    assert [c.pt for c in missing_columns("Qual o lucro e a margem?", prof)] == ["lucro", "margem"]
+
+
+def test_a_question_without_a_plan_says_so(stores: tuple[data.Table, Profile]) -> None:
+    table, prof = stores
+    answer, _ = _answer(table, prof, "E aí, tudo bem com isso?", "pt", None)
+    first, *rest = answer["sentences"]
+    assert first["kind"] == "unmatched" and first["facts"] == []
+    assert first["text"].startswith("A pergunta não corresponde a nenhuma coluna dos dados")
+    assert len(rest) == 3 and all(s["facts"] for s in rest)
