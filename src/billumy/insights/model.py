@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-ColumnKind = Literal["numeric", "categorical", "temporal", "text", "id", "boolean", "empty"]
+ColumnKind = Literal[
+    "numeric", "ordinal", "categorical", "temporal", "text", "id", "boolean", "empty"
+]
 
 Scalar = int | float | str | bool | None
 

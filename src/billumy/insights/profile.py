@@ -21,6 +21,10 @@ text, see :mod:`billumy.insights.data`), the column name and the distinct count:
 * ``id``: integers named like an identifier (``id``, ``order_id``, ``customerId``, ``sku``,
   ``codigo``...), or text that is unique per row and either named so or made of short
   tokens without spaces in a table too large for it to be a category;
+* ``ordinal``: integers named only for a period number (``semana``, ``week_number``, ``mes``,
+  ``ano``, ``year``, ``trimestre``, ``semana_do_ano``...): an ordinal key, never summed or
+  averaged as a measure ("total semana is 1,053" answers nothing); ``vendas_semana`` is a
+  measure;
 * ``numeric``, ``temporal`` (DATE, TIMESTAMP), ``boolean`` by type;
 * ``categorical``: text with at most ``max(20, 5% of rows)`` distinct values; ``text`` otherwise.
 
@@ -77,6 +81,19 @@ _INTEGER_TYPES = {
 }
 _FLOAT_TYPES = {"FLOAT", "DOUBLE", "REAL"}
 _ID_WORDS = {"id", "ids", "uuid", "guid", "key", "code", "cod", "codigo", "sku", "cpf", "cnpj"}
+_PERIOD_WORDS = {
+    "semana", "semanas", "week", "weeks", "wk", "mes", "meses", "month", "months", "ano",
+    "anos", "year", "years", "yr", "dia", "dias", "day", "days", "trimestre", "trimestres",
+    "quarter", "quarters", "qtr", "bimestre", "semestre", "hora", "horas", "hour", "hours",
+    "periodo", "periodos", "period", "periods", "sprint", "rodada", "round", "safra",
+    "competencia", "exercicio", "fiscal",
+}  # fmt: skip
+# Words that may sit beside a period word in an ordinal key's name: "num_semana",
+# "week_of_year", "nr_mes", "semana_do_ano", "week_idx".
+_ORDINAL_FILLERS = {
+    "num", "numero", "number", "no", "nr", "n", "idx", "index", "indice", "of", "the", "de",
+    "do", "da", "dos", "das", "in", "na", "iso",
+}  # fmt: skip
 
 
 def dtype_family(dtype: str) -> str:
@@ -211,13 +228,24 @@ def _quartiles(table: Table, columns: list[_Column], sample_rows: int) -> list[A
     return list(table.query(f"SELECT {exprs} FROM data WHERE rowid % {step} = 0")[0])  # noqa: S608
 
 
+def is_ordinal_name(name: str) -> bool:
+    """Whether an integer column's name says it numbers periods (``semana``, ``week_number``,
+    ``semana_do_ano``), rather than measuring something during one (``vendas_semana``)."""
+    words = name_words(name)
+    return any(w in _PERIOD_WORDS for w in words) and all(
+        w in _PERIOD_WORDS or w in _ORDINAL_FILLERS for w in words
+    )
+
+
 def _classify(column: _Column, stats: dict[str, Any], row_count: int, exact: bool) -> ColumnKind:
     count, distinct = stats["count"], stats["distinct"]
     if count == 0:
         return "empty"
     unique = distinct >= count if exact else distinct >= 0.97 * count
     if column.family == "integer":
-        return "id" if is_id_name(column.name) else "numeric"
+        if is_id_name(column.name):
+            return "id"
+        return "ordinal" if is_ordinal_name(column.name) else "numeric"
     if column.family == "float":
         return "id" if unique and is_id_name(column.name) else "numeric"
     if column.family == "temporal":
