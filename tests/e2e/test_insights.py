@@ -347,3 +347,56 @@ def test_json_and_parquet_uploads(server: Server, tmp_path: Path) -> None:
         headers=server.headers,
     )
     assert unknown.status_code == 400 and "format" in unknown.json()["error"]
+
+
+def _weekly() -> list[dict[str, object]]:
+    """26 weeks of three stores, a week-number column beside the date (issue 14's dataset)."""
+    rows: list[dict[str, object]] = []
+    for week in range(1, 27):
+        for store, base in (("Centro", 5000.0), ("Norte", 4000.0), ("Sul", 3000.0)):
+            sales = base + 20 * week + (week % 3) * 35.5
+            if store == "Norte" and week in (20, 21):
+                sales *= 0.4
+            day = 1 + (week - 1) * 7
+            rows.append(
+                {
+                    "semana": week,
+                    "data": f"2024-{1 + (day - 1) // 31:02d}-{1 + (day - 1) % 31:02d}",
+                    "loja": store,
+                    "vendas_reais": round(sales, 2),
+                    "itens": int(sales // 25),
+                }
+            )
+    return rows
+
+
+def test_the_plan_comes_from_the_question_s_words_and_never_sums_the_week(server: Server) -> None:
+    rows = _weekly()
+    totals: dict[str, float] = defaultdict(float)
+    for row in rows:
+        totals[str(row["loja"])] += float(row["vendas_reais"])  # type: ignore[arg-type]
+    body = {"data": rows, "stream": False, "narrative": False}
+    pt = _post(server, {**body, "question": "Qual loja vendeu mais?"}).json()
+    assert pt["plan_source"] == "rules"
+    assert pt["plan"]["dimensions"] == ["loja"]
+    assert [m["column"] for m in pt["plan"]["measures"]] == ["vendas_reais"]
+    best = f"{totals['Centro']:,.2f}".replace(",", "_").replace(".", ",").replace("_", ".")
+    assert "Centro" in pt["answer"]["text"] and f"R$\xa0{best}" in pt["answer"]["text"]
+    en = _post(
+        server,
+        {**body, "question": "Which store sold the most, and how did sales change over the weeks?"},
+    ).json()
+    assert en["plan_source"] == "rules"
+    assert [m["column"] for m in en["plan"]["measures"]] == ["vendas_reais"]
+    assert en["plan"]["period"]["grain"] == "week"
+    for answer in (pt, en):
+        assert "semana" not in json.dumps(answer["plan"]["measures"])
+        assert not any(f["columns"][:1] == ["semana"] for f in answer["facts"])
+
+
+def test_a_question_about_a_column_the_data_lacks_is_not_guessed(server: Server) -> None:
+    body = {"data": _weekly(), "stream": False, "narrative": False}
+    r = _post(server, {**body, "question": "Qual foi o custo total?"}).json()
+    assert r["plan_source"] == "none" and r["plan"] is None
+    assert "Os dados não têm uma coluna de custo." in r["answer"]["text"]
+    assert r["answer"]["language"] == "pt-BR"

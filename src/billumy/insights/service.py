@@ -4,9 +4,9 @@ The flow of one request:
 
 1. the data (inline records, columns or CSV, or a stored dataset) is loaded into DuckDB, keeping
    only the allowed columns; masked columns are profiled for counts only;
-2. the question becomes a :class:`~billumy.insights.facts.Plan` through JSON-schema constrained
-   output over the dataset's columns (never SQL from the model), or through keyword rules when
-   the model's plan is unusable; Billumy builds and runs the queries; with no question, the
+2. the question becomes a :class:`~billumy.insights.facts.Plan` through keyword rules, or,
+   when they read nothing, through JSON-schema constrained output over the dataset's columns
+   (never SQL from the model); Billumy builds and runs the queries; with no question, the
    most salient facts are chosen;
 3. our own code writes the ``answer`` from the facts, in the question's language, and the
    facts' statements in the same language (:mod:`billumy.insights.answer`); it goes out first;
@@ -41,7 +41,7 @@ from billumy.auth import Principal
 from billumy.errors import BadRequestError, BillumyError, NotFoundError, PayloadTooLargeError
 from billumy.inference import InferenceService
 from billumy.insights import charts, data, facts, profile, verify
-from billumy.insights.answer import Answer, write_answer
+from billumy.insights.answer import Answer, missing_columns, write_answer
 from billumy.insights.datasets import Dataset, DatasetStore, new_id
 from billumy.insights.formats import for_language
 from billumy.insights.model import Fact, Profile
@@ -285,8 +285,22 @@ class InsightService:
     async def _plan(
         self, caller: Principal, req: InsightRequest, prof: Profile
     ) -> tuple[facts.Plan | None, str]:
-        """The question as a plan: the model's (validated), else the rules', else none."""
+        """The question as a plan: the rules' when they read one, else the model's (validated),
+        else none.
+
+        The rules find every part of the question that names a column (its words, synonyms,
+        aggregate, order, grain, filters) in milliseconds; the embedded model's constrained plan
+        took seconds and often dropped a part they found ("Qual loja vendeu mais?" became
+        "max and min of sales", with no store), so it is asked only for questions the rules
+        cannot read at all."""
         if not req.question:
+            return None, "none"
+        rules = facts.rule_plan(req.question, prof)
+        if rules is not None:
+            return rules, "rules"
+        if missing_columns(req.question, prof):
+            # It asks for something the data lacks (a cost, a customer): the answer says so,
+            # rather than a model's plan about other columns.
             return None, "none"
         schema = facts.plan_schema(prof)
         columns = ", ".join(f"{c.name} ({c.kind})" for c in prof.columns if not c.masked)
@@ -295,7 +309,6 @@ class InsightService:
             f"{columns}. Use only these column names. Answer with JSON.\n\n"
             f"Question: {req.question[:2000]}"
         )
-        rules = facts.rule_plan(req.question, prof)
         try:
             raw = "".join(
                 [
@@ -312,14 +325,11 @@ class InsightService:
                 # A small model often adds a filter it cannot fill in: keep the rest.
                 plan = plan.model_copy(update={"filters": []})
                 facts.validate_plan(plan, prof)
-            usable = plan.measures or plan.dimensions or plan.period
-            # A plan that ignores every column the question names is a small model guessing:
-            # then the question's own words decide.
-            if usable and (rules is None or _plan_columns(plan) & _plan_columns(rules)):
+            if plan.measures or plan.dimensions or plan.period:
                 return plan, "model"
         except (BillumyError, ValidationError, ValueError) as exc:
-            log.info("plan from the model unusable; rules decide", extra={"reason": str(exc)[:200]})
-        return (rules, "rules") if rules is not None else (None, "none")
+            log.info("plan from the model unusable", extra={"reason": str(exc)[:200]})
+        return None, "none"
 
     def _facts(
         self, table: data.Table, prof: Profile, plan: facts.Plan | None, most: int
@@ -520,13 +530,6 @@ class _Clock:
         now = time.perf_counter()
         self.laps[name] = round(now - self._last, 4)
         self._last = now
-
-
-def _plan_columns(plan: facts.Plan) -> set[str]:
-    columns = {m.column for m in plan.measures if m.column != "*"} | set(plan.dimensions)
-    if plan.period is not None:
-        columns.add(plan.period.column)
-    return columns
 
 
 def _fact_key(fact: dict[str, Any]) -> str:
