@@ -86,7 +86,7 @@ async def show(body: ShowBody, catalog: CatalogDep, _: InferenceKey) -> Response
 @router.get("/ps")
 async def ps(service: InferenceDep, _: InferenceKey) -> Response:
     models = []
-    for loaded in service.engine.loaded():
+    for loaded in await service.engine.aloaded():
         try:
             entry = await service.catalog.get(loaded.name)
         except NotFoundError:

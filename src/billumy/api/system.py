@@ -66,7 +66,7 @@ async def ready(request: Request) -> Response:
         "status": status,
         "store": "ok" if store_ok else "down",
         "redis": redis,
-        "models_loaded": [m.name for m in state.engine.loaded()],
+        "models_loaded": [m.name for m in await state.engine.aloaded()],
         "queue_depth": state.engine.queue_depth,
         "engine": runner,
         "upstreams": upstreams,

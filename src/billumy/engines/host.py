@@ -48,11 +48,14 @@ class Connection:
         if not self.writer.is_closing():
             self.writer.write(wire.encode(message))
 
-    def send_status(self) -> None:
-        status = {
+    def status(self) -> dict[str, Any]:
+        return {
             "queue_depth": self.engine.queue_depth,
             "loaded": [wire.loaded_to_wire(m) for m in self.engine.loaded()],
         }
+
+    def send_status(self) -> None:
+        status = self.status()
         if status != self.last_status:
             self.last_status = status
             self.send({"status": status})
@@ -95,6 +98,7 @@ class Connection:
                     await self.stream(request_id, chunks)
             else:
                 result = await self.call(op, args)
+                self.send_status()  # before the result: a caller that looks next sees it
                 self.send({"id": request_id, "result": result})
         except asyncio.CancelledError:
             pass  # the client cancelled: closing() above stopped llama.cpp within a token
@@ -143,6 +147,8 @@ class Connection:
             return None
         if op == "count_tokens":
             return await engine.count_tokens(Path(args["model_path"]), list(args["texts"]))
+        if op == "status":
+            return self.status()
         if op == "ping":
             return os.getpid()
         raise BadRequestError(f"unknown engine operation {op!r}")

@@ -74,6 +74,18 @@ class EngineClient:
             return []
         return [wire.loaded_from_wire(m) for m in self._status.get("loaded", [])]
 
+    async def aloaded(self) -> list[LoadedModel]:
+        """What is loaded now, asked of the engine process (``loaded()`` is what it last
+        reported, which may be a moment old). Starts no engine process to answer."""
+        connection = self._connection
+        if connection is None or connection.lost is not None:
+            return []
+        try:
+            self._status = await self._call("status", {})
+        except BillumyError:
+            return []
+        return self.loaded()
+
     def runner(self) -> dict[str, Any]:
         """The engine process's state: ``idle``, ``running``, ``restarting`` or ``failed``,
         with its pid, restarts so far and what stopped the last one."""
