@@ -107,7 +107,8 @@ class Scope:
 
 def plan_scope(table: Table, profile: Profile, plan: Plan | None) -> Scope | None:
     """The plan's measure, dimension and period where it names them, else the data's main
-    ones; None when the data has no measure or no date column to build series from."""
+    ones; None when the data has no measure or no date column to build series from. The
+    plan's filters are not applied: a drop is judged against the whole of each series."""
     main_measure, main_dim, main_time = main_columns(profile)
     measure: str | None = main_measure
     agg: Agg | None = None
@@ -223,7 +224,7 @@ def anomaly_fact(
     return fact
 
 
-def group_rows(rows: list[dict[str, Scalar]]) -> list[dict[str, Scalar]]:
+def _group_rows(rows: list[dict[str, Scalar]]) -> list[dict[str, Scalar]]:
     """The cases of the largest case's segment and direction, in period order."""
     top = rows[0]
     same = [r for r in rows if (r["segment"], r["direction"]) == (top["segment"], top["direction"])]
@@ -233,7 +234,7 @@ def group_rows(rows: list[dict[str, Scalar]]) -> list[dict[str, Scalar]]:
 def _group(rows: list[dict[str, Scalar]], agg: Agg) -> dict[str, Scalar]:
     """The largest case's segment and direction over all its flagged periods: their values
     and expected values added up (averaged for a measure that does not add up)."""
-    group = group_rows(rows)
+    group = _group_rows(rows)
     value = sum(_float(r["value"]) for r in group)
     expected = sum(_float(r["expected"]) for r in group)
     if agg == "avg":
