@@ -25,7 +25,9 @@ Kinds: ``row_count``, ``summary`` (a measure's total, mean, min, max), ``trend``
 by period: first/last, last vs previous, slope), ``top_segment`` and ``bottom_segment`` (a
 measure by a dimension), ``outliers``, ``correlation``, ``share`` (the most common value of a
 dimension); from plans, ``aggregate`` (the measures overall) and ``breakdown`` (by the plan's
-dimensions), plus ``trend`` for its period.
+dimensions), plus ``trend`` for its period. ``anomaly`` facts (drops and spikes per segment
+per period) are computed in :mod:`billumy.insights.anomalies`; ``salient_facts`` ranks them
+with the rest.
 
 Two entry points: :func:`salient_facts` (no question: the most telling facts about the data,
 ranked by a simple salience score) and :func:`facts_for_plan` (a question turned into a
