@@ -400,3 +400,29 @@ def test_a_question_about_a_column_the_data_lacks_is_not_guessed(server: Server)
     assert r["plan_source"] == "none" and r["plan"] is None
     assert "Os dados não têm uma coluna de custo." in r["answer"]["text"]
     assert r["answer"]["language"] == "pt-BR"
+
+
+def test_a_question_about_a_drop_is_answered_yes_with_the_store_and_the_weeks(
+    server: Server,
+) -> None:
+    body = {"data": _weekly(), "stream": False, "narrative": False}
+    r = _post(
+        server, {**body, "question": "Alguma loja teve queda forte nas vendas? Qual e quando?"}
+    )
+    assert r.status_code == 200, r.text
+    answer = r.json()["answer"]
+    first = answer["sentences"][0]
+    # _weekly's weeks 20 and 21 fall on 10 and 17 May 2024: the weeks of 6 and 13 May.
+    assert first["text"].startswith("Sim: Norte teve queda forte nas semanas de 6 e 13 de mai.")
+    facts = {f["id"]: f for f in r.json()["facts"]}
+    anomaly = facts[first["facts"][0]]
+    assert anomaly["kind"] == "anomaly" and anomaly["values"]["count"] == 2
+    assert {row["period"] for row in anomaly["rows"]} == {"2024-05-06", "2024-05-13"}
+    assert check(first["text"], [Fact(**anomaly)], "pt").verified
+    # Without Norte there is no drop: a "no" that says what was checked.
+    others = [row for row in _weekly() if row["loja"] != "Norte"]
+    no = _post(server, {**body, "data": others, "question": "Did any store's sales drop sharply?"})
+    assert no.status_code == 200, no.text
+    assert no.json()["answer"]["sentences"][0]["text"].startswith(
+        "No: no loja had an unusual drop in vendas_reais (2 segments, "
+    )

@@ -158,6 +158,8 @@ def build_answer(
                 "unmatched",
             )
         )
+    # A question about drops or spikes is answered yes or no before anything else.
+    planned.sort(key=lambda f: f.kind != "anomaly")
     chosen = planned or list(facts[:most])
     sentences += [Sentence(describe(f, ctx), [f.id]) for f in chosen]
     if question:

@@ -25,7 +25,9 @@ Kinds: ``row_count``, ``summary`` (a measure's total, mean, min, max), ``trend``
 by period: first/last, last vs previous, slope), ``top_segment`` and ``bottom_segment`` (a
 measure by a dimension), ``outliers``, ``correlation``, ``share`` (the most common value of a
 dimension); from plans, ``aggregate`` (the measures overall) and ``breakdown`` (by the plan's
-dimensions), plus ``trend`` for its period.
+dimensions), plus ``trend`` for its period. ``anomaly`` facts (drops and spikes per segment
+per period) are computed in :mod:`billumy.insights.anomalies`; ``salient_facts`` ranks them
+with the rest.
 
 Two entry points: :func:`salient_facts` (no question: the most telling facts about the data,
 ranked by a simple salience score) and :func:`facts_for_plan` (a question turned into a
@@ -61,7 +63,10 @@ __all__ = [
     "facts_for_plan",
     "fmt_number",
     "fmt_pct",
+    "main_columns",
+    "metric_sql",
     "natural_grain",
+    "period_label",
     "plan_schema",
     "rule_plan",
     "salient_facts",
@@ -252,6 +257,21 @@ def _roles(profile: Profile) -> _Roles:
     )
 
 
+def main_columns(profile: Profile) -> tuple[str | None, str | None, str | None]:
+    """The columns the salient facts lead with: the main measure (money first), the main
+    dimension and the main date column; None where the data has none."""
+    roles = _roles(profile)
+    measure = next((m.column for m in roles.measures), None)
+    dimension = roles.dimensions[0].name if roles.dimensions else None
+    temporal = roles.temporal[0].name if roles.temporal else None
+    return measure, dimension, temporal
+
+
+def metric_sql(column: str, agg: Agg, dtype: str) -> str:
+    """The SQL aggregate of ``column`` as facts compute it (``fsum`` for float sums)."""
+    return _Metric(column, agg, dtype).sql
+
+
 # --- SQL pieces ----------------------------------------------------------------------------
 
 
@@ -318,7 +338,7 @@ def _period_sql(grain: Grain, column: str) -> str:
     return f"date_trunc('{grain}', {quote_ident(column)})"
 
 
-def _period_label(grain: Grain, expr: str) -> str:
+def period_label(grain: Grain, expr: str) -> str:
     """A period's natural label: ``2024-03-15`` for a day, the ISO date of its first day
     (Monday) for a week, ``2024-03`` for a month, ``2024-Q1`` for a quarter, ``2024`` for a
     year. Weeks are labelled by their start date rather than ``2024-W11`` so that they sort,
@@ -502,7 +522,7 @@ def _series_sql(
     return (
         f"WITH series AS (SELECT {_period_sql(grain, column)} AS p, {aggregates} "  # noqa: S608
         f"FROM data WHERE {conditions} GROUP BY p) "
-        f"SELECT {_period_label(grain, 'p')} AS period, {outputs} FROM series ORDER BY p"
+        f"SELECT {period_label(grain, 'p')} AS period, {outputs} FROM series ORDER BY p"
     )
 
 
@@ -788,7 +808,12 @@ def _repeats(fact: Fact, known: Sequence[tuple[frozenset[str], float]]) -> bool:
 
 
 def salient_facts(
-    table: Table, profile: Profile, *, limit: int = 8, exclude: Sequence[Fact] = ()
+    table: Table,
+    profile: Profile,
+    *,
+    limit: int = 8,
+    exclude: Sequence[Fact] = (),
+    extra: Sequence[Fact] = (),
 ) -> list[Fact]:
     """The ``limit`` most salient facts about the data, numbered f1, f2... by salience.
 
@@ -797,11 +822,12 @@ def salient_facts(
     the row count, outliers and the most common values. Facts that repeat a number of a fact
     in ``exclude`` (the facts a question's plan produced) for the same columns are left out:
     the total of a measure the plan already aggregated, the top segment of a breakdown it
-    already ranked, the last point of a series it already computed."""
+    already ranked, the last point of a series it already computed. ``extra`` facts computed
+    elsewhere (anomalies) are ranked with the rest by their own scores."""
     known = [headline for fact in exclude for headline in _headlines(fact)]
     found = [
         f
-        for f in _candidates(table, _roles(profile))
+        for f in (*_candidates(table, _roles(profile)), *extra)
         if f is not None and not (known and _repeats(f, known))
     ]
     ranked = sorted(enumerate(found), key=lambda pair: (-pair[1].score, pair[0]))

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
-from babel.dates import format_skeleton
+from babel.dates import format_date, format_skeleton
+from babel.lists import format_list
 from babel.numbers import format_currency, format_decimal, format_percent
 
 from billumy.insights.model import Scalar
@@ -110,6 +111,43 @@ class Formats:
             "day": f"on {shown}",
             "quarter": f"in the {shown}" if shown[:1].isdigit() else f"in {shown}",
         }.get(grain, f"in {shown}")
+
+    def periods(self, labels: list[Scalar], grain: str) -> str:
+        """Several periods as one list, the year (and in Portuguese the month) said once
+        where they share it: ``6 e 13 de mai. de 2024``, ``May 6 and May 13, 2024``,
+        ``abril e maio de 2024``."""
+        parsed = [_PERIOD.match(str(label)) for label in labels]
+        if not labels or any(m is None or m.group(4) or m.group(2) is None for m in parsed):
+            return format_list([self.period(x, grain) for x in labels], locale=self.locale)
+        days = [date(int(m.group(1)), int(m.group(2)), int(m.group(3) or 1)) for m in parsed if m]
+        monthly = grain == "month" or any(m.group(3) is None for m in parsed if m)
+        shown = []
+        for when in days[:-1]:
+            last = days[-1]
+            if when.year != last.year:
+                skeleton = "yMMMM" if monthly else "yMMMd"
+            elif monthly:
+                # CLDR has no skeleton for a bare full month name: the stand-alone pattern.
+                shown.append(format_date(when, "LLLL", locale=self.locale))
+                continue
+            else:
+                same_month = when.month == last.month and self.language == "pt"
+                skeleton = "d" if same_month else "MMMd"
+            shown.append(format_skeleton(skeleton, when, locale=self.locale))
+        shown.append(format_skeleton("yMMMM" if monthly else "yMMMd", days[-1], locale=self.locale))
+        return format_list(shown, locale=self.locale)
+
+    def when_many(self, labels: list[Scalar], grain: str) -> str:
+        """Periods with their preposition: ``nas semanas de 6 e 13 de mai. de 2024``, ``in
+        the weeks of May 6 and May 13, 2024``; one period as :meth:`when` says it."""
+        if len(labels) == 1:
+            return self.when(labels[0], grain)
+        shown = self.periods(labels, grain)
+        if self.language == "pt":
+            named = {"week": f"nas semanas de {shown}", "day": f"nos dias {shown}"}
+            return named.get(grain, f"no {shown}" if grain == "quarter" else f"em {shown}")
+        named = {"week": f"in the weeks of {shown}", "day": f"on {shown}"}
+        return named.get(grain, f"in the {shown}" if grain == "quarter" else f"in {shown}")
 
     def label(self, value: Scalar) -> str:
         """A segment's label: numbers formatted, text as it is."""

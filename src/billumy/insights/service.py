@@ -40,7 +40,7 @@ from pydantic import ValidationError
 from billumy.auth import Principal
 from billumy.errors import BadRequestError, BillumyError, NotFoundError, PayloadTooLargeError
 from billumy.inference import InferenceService
-from billumy.insights import charts, data, facts, profile, verify
+from billumy.insights import anomalies, charts, data, facts, profile, verify
 from billumy.insights.answer import Answer, missing_columns, write_answer
 from billumy.insights.datasets import Dataset, DatasetStore, new_id
 from billumy.insights.formats import for_language
@@ -234,7 +234,9 @@ class InsightService:
             clock.lap("profile")
             plan, plan_source = await self._plan(caller, req, prof)
             clock.lap("plan")
-            found, planned = await asyncio.to_thread(self._facts, loaded.table, prof, plan, most)
+            found, planned = await asyncio.to_thread(
+                self._facts, loaded.table, prof, plan, most, req.question
+            )
             clock.lap("facts")
         finally:
             loaded.table.close()
@@ -298,6 +300,10 @@ class InsightService:
         rules = facts.rule_plan(req.question, prof)
         if rules is not None:
             return rules, "rules"
+        if anomalies.asked_direction(req.question):
+            # The anomaly fact answers it from the data's main columns; a model's plan would
+            # cost seconds and add nothing it needs.
+            return None, "none"
         if missing_columns(req.question, prof):
             # It asks for something the data lacks (a cost, a customer): the answer says so,
             # rather than a model's plan about other columns.
@@ -332,11 +338,29 @@ class InsightService:
         return None, "none"
 
     def _facts(
-        self, table: data.Table, prof: Profile, plan: facts.Plan | None, most: int
+        self,
+        table: data.Table,
+        prof: Profile,
+        plan: facts.Plan | None,
+        most: int,
+        question: str | None = None,
     ) -> tuple[list[Fact], set[str]]:
-        """The facts, numbered f1, f2..., and the ids of those the plan produced."""
+        """The facts, numbered f1, f2..., and the ids of those the plan produced; a question
+        about drops or spikes gets its anomaly fact first, even when it finds none."""
         planned = facts.facts_for_plan(table, prof, plan) if plan is not None else []
-        salient = facts.salient_facts(table, prof, limit=max(4, 2 * most), exclude=planned)
+        direction = anomalies.asked_direction(question) if question else None
+        scope = anomalies.plan_scope(table, prof, plan if direction else None)
+        found = None
+        if scope is not None:
+            found = anomalies.anomaly_fact(
+                table, scope, direction or "both", keep_empty=direction is not None
+            )
+        extra = [] if found is None or direction else [found]
+        if found is not None and direction:
+            planned = [found, *planned]
+        salient = facts.salient_facts(
+            table, prof, limit=max(4, 2 * most), exclude=planned, extra=extra
+        )
         seen = {(f.kind, tuple(f.columns), f.sql) for f in planned}
         merged = planned + [f for f in salient if (f.kind, tuple(f.columns), f.sql) not in seen]
         merged = merged[: max(len(planned), 2 * most + 2)]

@@ -367,6 +367,93 @@ def _share(fact: Fact, ctx: Context) -> str:
     return f"The most common {dim} is {category}, with {pct} of the rows that have one ({count})."
 
 
+def _plural_pt(word: str) -> str:
+    """A Portuguese plural good enough for a column name: lojas, regiões, canais, vendedores."""
+    for end, plural in (("ão", "ões"), ("al", "ais"), ("el", "éis"), ("m", "ns")):
+        if word.endswith(end):
+            return word[: -len(end)] + plural
+    return f"{word}es" if word.endswith(("r", "z", "s")) else f"{word}s"
+
+
+_PT_ANOMALY = {"drop": "queda", "spike": "pico", "both": "queda ou pico"}
+_EN_ANOMALY = {"drop": "drop", "spike": "spike", "both": "drop or spike"}
+
+
+def _anomaly(fact: Fact, ctx: Context) -> str:
+    """``Sim: Norte teve queda forte nas semanas de 6 e 13 de mai. de 2024: R$ 3.556,40
+    contra R$ 8.891,00 esperados (−60,0%).``, or a "no" saying what was checked."""
+    v = fact.values
+    if not v.get("count"):
+        return _no_anomaly(v, ctx)
+    metric = Metric(str(v.get("measure")), str(v.get("agg") or "sum"))
+    fmt = ctx.formats
+    group = [
+        r for r in fact.rows if (r["segment"], r["direction"]) == (v["segment"], v["direction"])
+    ]
+    periods = sorted((r["period"] for r in group), key=str)
+    when = fmt.when_many(periods, str(v.get("grain")))
+    who = fmt.label(v["segment"]) if v.get("segment") is not None else str(v.get("measure"))
+    value, expected = (
+        metric.amount(v.get("group_value"), ctx),
+        metric.amount(v.get("group_expected"), ctx),
+    )
+    pct = _signed_pct(v.get("group_change_pct"), ctx)
+    others = [r for r in fact.rows if r not in group][:3]
+    if ctx.pt:
+        how = "teve queda forte" if v["direction"] == "drop" else "teve pico forte"
+        text = f"Sim: {who} {how} {when}: {value} contra {expected} esperados ({pct})."
+        listed = "; ".join(_other_case(r, v, ctx) for r in others)
+        return f"{text} Outros casos: {listed}." if others else text
+    how = "dropped sharply" if v["direction"] == "drop" else "spiked sharply"
+    text = f"Yes: {who} {how} {when}: {value} against an expected {expected} ({pct})."
+    listed = "; ".join(_other_case(r, v, ctx) for r in others)
+    return f"{text} Other cases: {listed}." if others else text
+
+
+def _other_case(row: dict[str, Scalar], v: dict[str, Scalar], ctx: Context) -> str:
+    who = ctx.formats.label(row["segment"]) if row["segment"] is not None else str(v["measure"])
+    when = ctx.formats.when(row["period"], str(v.get("grain")))
+    return f"{who} {when} ({_signed_pct(row['change_pct'], ctx)})"
+
+
+def _signed_pct(value: Scalar, ctx: Context) -> str:
+    # A minus sign (U+2212) or a plus, written by us: the percentage itself is unsigned.
+    if not isinstance(value, int | float):
+        return ctx.formats.pct(None)
+    return f"{'−' if value < 0 else '+'}{ctx.formats.pct(abs(value))}"
+
+
+def _none_pt(noun: str) -> str:
+    # Grammatical gender from the ending, the usual rule (loja, região, cidade: feminine).
+    feminine = noun.endswith(("a", "ade", "ção", "são", "gião", "gem"))
+    return "nenhuma" if feminine else "nenhum"
+
+
+def _no_anomaly(v: dict[str, Scalar], ctx: Context) -> str:
+    """``Não: nenhuma loja teve queda fora do normal em vendas_reais (3 lojas, 26 semanas
+    verificadas).``"""
+    grain, measure, dim = str(v.get("grain")), v.get("measure"), v.get("dimension")
+    periods = _grain_words(grain, int(v.get("periods") or 0), ctx)
+    n = ctx.formats.number(v.get("segments"))
+    direction = str(v.get("direction_checked"))
+    if ctx.pt:
+        checked = "verificadas" if _PT_GRAINS[grain][2] else "verificados"
+        what = _PT_ANOMALY[direction]
+        if dim is None:
+            return f"Não: {measure} não teve {what} fora do normal ({periods} {checked})."
+        many = _plural_pt(str(dim))
+        counted = f"{n} {dim if v.get('segments') == 1 else many}"
+        return (
+            f"Não: {_none_pt(str(dim))} {dim} teve {what} fora do normal em {measure} "
+            f"({counted}, {periods} {checked})."
+        )
+    what = _EN_ANOMALY[direction]
+    if dim is None:
+        return f"No: {measure} had no unusual {what} ({periods} checked)."
+    segments = f"{n} segment{'' if v.get('segments') == 1 else 's'}"
+    return f"No: no {dim} had an unusual {what} in {measure} ({segments}, {periods} checked)."
+
+
 _WRITERS = {
     "row_count": _row_count,
     "summary": _summary,
@@ -378,4 +465,5 @@ _WRITERS = {
     "outliers": _outliers,
     "correlation": _correlation,
     "share": _share,
+    "anomaly": _anomaly,
 }

@@ -1,0 +1,281 @@
+"""Anomalies: drops and spikes of a measure per segment per period, robust to trend.
+
+A fact of kind ``anomaly`` answers "did any store's sales fall sharply, and when?": the
+measure is aggregated per segment of a dimension (or in total when there is none) per period
+of the date column, and each segment's series is compared with its own straight-line trend.
+
+Why this method:
+
+* the trend line is Theil–Sen (the median of the slopes between every pair of periods, and
+  the median intercept), not least squares: a least-squares line bends towards the very drops
+  it should expose, so the expected value would be too low and the drop too small; Theil–Sen
+  ignores up to ~29% of wild points. The series are short (weeks or months per segment), so
+  the pairs are few;
+* a point is flagged when its residual exceeds ``THRESHOLD`` · 1.4826 · MAD of that segment's
+  residuals (the MAD scaled to a standard deviation for normal noise; with the median
+  intercept the residuals' median is 0, so the MAD is the median ``|residual|``), and only
+  when the residual is at least ``MIN_CHANGE_PCT`` of the expected value, so that a very
+  regular series never gets its ordinary wobble called a drop;
+* segments with fewer than ``MIN_PERIODS`` periods are not judged: too few points to know
+  what normal is. Periods are numbered by calendar distance, so a missing week is a gap in
+  the line, not a shift of every later point. A period with no rows at all is not seen.
+
+The fact's ``rows`` are the cases, most severe first (by ``|change_pct|``), exactly what its
+``sql`` returns; ``values`` summarise them (``count``, the largest case's fields, the largest
+case's segment and direction taken together over its periods as ``group_*``) and what was
+checked (``measure``, ``dimension``, ``segments`` and ``periods`` counted by the same CTEs,
+``threshold``, ``min_change_pct``, ``direction``: ``drop``, ``spike`` or ``both``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from billumy.insights.data import Table, quote_ident
+from billumy.insights.facts import (
+    Agg,
+    Grain,
+    Plan,
+    choose_grain,
+    coarser,
+    default_agg,
+    main_columns,
+    metric_sql,
+    natural_grain,
+    period_label,
+)
+from billumy.insights.model import Fact, Profile, Scalar
+from billumy.insights.profile import name_words, plain
+
+__all__ = ["Direction", "Scope", "anomaly_fact", "asked_direction", "plan_scope"]
+
+Direction = Literal["drop", "spike", "both"]
+
+THRESHOLD = 3.5  # robust z-score: residual / (1.4826 * MAD)
+MIN_PERIODS = 8
+MIN_CHANGE_PCT = 20.0
+MAX_CASES = 10
+MAX_SEGMENTS = 20  # the largest segments by the measure; more would be a table, not an answer
+
+# Question words, folded like column names (no accents, lower case); plurals are read by
+# dropping a final "s" ("quedas", "spikes", "outliers").
+_DROP_WORDS = frozenset(
+    ("queda", "caiu", "cair", "cairam", "caida", "despencou", "despencaram", "despencar",
+     "drop", "dropped", "fall", "fell", "fallen", "plunge", "plunged")
+)  # fmt: skip
+_SPIKE_WORDS = frozenset(
+    ("pico", "salto", "disparou", "spike", "spiked", "surge", "surged", "jump", "jumped")
+)
+_ANY_WORDS = frozenset(
+    ("anomalia", "anomalo", "anomala", "anormal", "anormais", "atipico", "atipica", "outlier",
+     "anomaly", "anomalies", "anomalous", "abnormal", "unusual")
+)  # fmt: skip
+_ANY_PHRASES = (("fora", "do", "normal"), ("fora", "da", "curva"), ("out", "of", "the", "ordinary"))
+
+
+def _forms(word: str) -> set[str]:
+    return {word, word[:-1]} if word.endswith("s") and len(word) > 3 else {word}
+
+
+def asked_direction(question: str) -> Direction | None:
+    """Which anomalies ``question`` asks about (pt-BR or English, accents and plurals
+    ignored): ``drop`` for words of falling only ("queda", "caiu", "dropped"), ``spike`` for
+    words of rising only ("pico", "salto", "spike"), ``both`` for words of anomaly ("anomalia",
+    "fora do normal", "unusual") or for both kinds; None when it asks about none."""
+    words = name_words(question)
+    forms = set().union(*(_forms(w) for w in words)) if words else set()
+    drop, spike = bool(forms & _DROP_WORDS), bool(forms & _SPIKE_WORDS)
+    phrase = any(tuple(words[i : i + len(p)]) == p for p in _ANY_PHRASES for i in range(len(words)))
+    if (drop and spike) or forms & _ANY_WORDS or phrase:
+        return "both"
+    return "drop" if drop else "spike" if spike else None
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What is checked: ``agg`` of ``measure`` per ``dimension`` (None: the total) per
+    ``grain`` of ``temporal``."""
+
+    measure: str
+    agg: Agg
+    dtype: str
+    dimension: str | None
+    temporal: str
+    grain: Grain
+
+
+def plan_scope(table: Table, profile: Profile, plan: Plan | None) -> Scope | None:
+    """The plan's measure, dimension and period where it names them, else the data's main
+    ones; None when the data has no measure or no date column to build series from. The
+    plan's filters are not applied: a drop is judged against the whole of each series."""
+    main_measure, main_dim, main_time = main_columns(profile)
+    measure: str | None = main_measure
+    agg: Agg | None = None
+    if plan is not None and plan.measures[0].column != "*":
+        measure, agg = plan.measures[0].column, plan.measures[0].agg
+    dims = [d for d in (plan.dimensions if plan else []) if _kind(profile, d) != "temporal"]
+    dimension = dims[0] if dims else main_dim
+    temporal = plan.period.column if plan is not None and plan.period else main_time
+    column = profile.column(measure) if measure else None
+    time = profile.column(temporal) if temporal else None
+    if column is None or time is None or temporal is None:
+        return None
+    if agg not in ("sum", "avg", "count"):
+        agg = default_agg(column)  # a min or max per period is no series to judge a drop by
+    natural = natural_grain(table, temporal)
+    grain = choose_grain(time.min, time.max, natural)
+    if plan is not None and plan.period is not None:
+        grain = coarser(plan.period.grain, natural) if natural else plan.period.grain
+    return Scope(column.name, agg, column.dtype, dimension, temporal, grain)
+
+
+def _kind(profile: Profile, name: str) -> str | None:
+    column = profile.column(name)
+    return column.kind if column is not None else None
+
+
+def _series_ctes(scope: Scope) -> str:
+    """CTEs ``s`` (value per segment per period), ``x`` (periods numbered by calendar
+    distance, ``n`` per segment), ``fit`` (Theil–Sen line) and ``r`` (expected, residual)."""
+    t = quote_ident(scope.temporal)
+    value = metric_sql(scope.measure, scope.agg, scope.dtype)
+    if scope.dimension is None:
+        segment, keep = "'*'", ""
+    else:
+        d = quote_ident(scope.dimension)
+        segment = d
+        keep = (
+            f" AND {d} IS NOT NULL AND {d} IN (SELECT {d} FROM data WHERE {d} IS NOT NULL "  # noqa: S608
+            f"GROUP BY {d} ORDER BY {value} DESC NULLS LAST, {d} LIMIT {MAX_SEGMENTS})"
+        )
+    return (
+        f"WITH s AS (SELECT {segment} AS segment, date_trunc('{scope.grain}', {t}) AS p, "  # noqa: S608
+        f"CAST({value} AS DOUBLE) AS value FROM data WHERE {t} IS NOT NULL{keep} "
+        "GROUP BY ALL), "
+        f"x AS (SELECT *, date_diff('{scope.grain}', min(p) OVER (), p) AS x, "
+        "count(*) OVER (PARTITION BY segment) AS n FROM s WHERE value IS NOT NULL), "
+        "slopes AS (SELECT a.segment, median((b.value - a.value) / (b.x - a.x)) AS slope "
+        "FROM x a JOIN x b ON a.segment = b.segment AND a.x < b.x GROUP BY a.segment), "
+        "fit AS (SELECT x.*, slope, median(value - slope * x) OVER (PARTITION BY segment) "
+        "AS intercept FROM x JOIN slopes USING (segment)), "
+        "r AS (SELECT *, intercept + slope * x AS expected, value - intercept - slope * x "
+        "AS residual FROM fit), "
+        "m AS (SELECT *, median(abs(residual)) OVER (PARTITION BY segment) AS mad FROM r) "
+    )
+
+
+def cases_sql(scope: Scope, direction: Direction) -> str:
+    """The flagged periods, most severe first (see the module docstring)."""
+    sign = {"drop": " AND residual < 0", "spike": " AND residual > 0", "both": ""}[direction]
+    segment = "segment" if scope.dimension is not None else "NULL"
+    return (
+        _series_ctes(scope)  # noqa: S608
+        + f"SELECT {segment} AS segment, {period_label(scope.grain, 'p')} AS period, "  # noqa: S608
+        "value, expected, residual AS change, 100 * residual / abs(expected) AS change_pct, "
+        "CASE WHEN residual < 0 THEN 'drop' ELSE 'spike' END AS direction FROM m "
+        f"WHERE n >= {MIN_PERIODS} AND expected <> 0 "
+        f"AND abs(residual) > {THRESHOLD} * 1.4826 * mad "
+        f"AND abs(residual) >= {MIN_CHANGE_PCT / 100} * abs(expected){sign} "
+        f"ORDER BY abs(residual) / abs(expected) DESC, segment, p LIMIT {MAX_CASES}"
+    )
+
+
+def _checked(table: Table, scope: Scope) -> tuple[int, int]:
+    """How many segments had enough periods to be judged, and how many periods there are."""
+    counts = f"count(DISTINCT segment) FILTER (WHERE n >= {MIN_PERIODS}), count(DISTINCT p)"
+    sql = f"{_series_ctes(scope)}SELECT {counts} FROM x"  # noqa: S608
+    segments, periods = table.query(sql)[0]
+    return int(segments or 0), int(periods or 0)
+
+
+def anomaly_fact(
+    table: Table, scope: Scope, direction: Direction = "both", *, keep_empty: bool = False
+) -> Fact | None:
+    """The ``anomaly`` fact for ``scope``: its cases in ``rows``, the summary in ``values``.
+    Without cases it is None unless ``keep_empty`` (a question asked, so a "no" must say
+    what was checked)."""
+    sql = cases_sql(scope, direction)
+    rows = [{k: plain(v) for k, v in row.items()} for row in table.records(sql)]
+    if not rows and not keep_empty:
+        return None
+    segments, periods = _checked(table, scope)
+    values: dict[str, Scalar] = {
+        "count": len(rows),
+        "direction_checked": direction,
+        "measure": scope.measure,
+        "agg": scope.agg,
+        "dimension": scope.dimension,
+        "grain": scope.grain,
+        "segments": segments,
+        "periods": periods,
+        "threshold": THRESHOLD,
+        "min_change_pct": MIN_CHANGE_PCT,
+    }
+    if rows:
+        values.update({k: rows[0][k] for k in ("segment", "period", "direction")})
+        values.update({k: rows[0][k] for k in ("value", "expected", "change", "change_pct")})
+        values.update(_group(rows, scope.agg))
+    columns = [c for c in (scope.dimension, scope.temporal, scope.measure) if c]
+    fact = Fact(id="", kind="anomaly", statement="", values=values, columns=columns, sql=sql)
+    fact.rows = rows
+    fact.statement = _statement(values, rows)
+    fact.score = _score(rows)
+    return fact
+
+
+def _group_rows(rows: list[dict[str, Scalar]]) -> list[dict[str, Scalar]]:
+    """The cases of the largest case's segment and direction, in period order."""
+    top = rows[0]
+    same = [r for r in rows if (r["segment"], r["direction"]) == (top["segment"], top["direction"])]
+    return sorted(same, key=lambda r: str(r["period"]))
+
+
+def _group(rows: list[dict[str, Scalar]], agg: Agg) -> dict[str, Scalar]:
+    """The largest case's segment and direction over all its flagged periods: their values
+    and expected values added up (averaged for a measure that does not add up)."""
+    group = _group_rows(rows)
+    value = sum(_float(r["value"]) for r in group)
+    expected = sum(_float(r["expected"]) for r in group)
+    if agg == "avg":
+        value, expected = value / len(group), expected / len(group)
+    change = value - expected
+    return {
+        "group_cases": len(group),
+        "group_value": value,
+        "group_expected": expected,
+        "group_change": change,
+        "group_change_pct": 100 * change / abs(expected) if expected else None,
+        "group_first_period": group[0]["period"],
+        "group_last_period": group[-1]["period"],
+    }
+
+
+def _float(value: Scalar) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _score(rows: list[dict[str, Scalar]]) -> float:
+    # A real drop or spike is news: ranked with the top segments and trends, above summaries.
+    if not rows:
+        return 0.3
+    return 0.7 + 0.25 * min(1.0, abs(_float(rows[0]["change_pct"])) / 100)
+
+
+def _statement(values: dict[str, Scalar], rows: list[dict[str, Scalar]]) -> str:
+    """The plain English statement facts carry (statements.py writes the reader's one)."""
+    what = {"drop": "drop", "spike": "spike", "both": "drop or spike"}[
+        str(values["direction_checked"])
+    ]
+    checked = f"{values['segments']} segments, {values['periods']} {values['grain']}s checked"
+    if not rows:
+        return f"No unusual {what} in {values['measure']} ({checked})."
+    cases = "; ".join(
+        f"{r['segment'] or values['measure']} {r['period']}: {r['value']:.2f} against "
+        f"{r['expected']:.2f} expected ({r['change_pct']:+.1f}%)"
+        for r in rows
+        if isinstance(r["value"], float)
+        and isinstance(r["expected"], float)
+        and isinstance(r["change_pct"], float)
+    )
+    return f"{len(rows)} unusual value(s) of {values['measure']} ({checked}): {cases}."
