@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
+from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
@@ -350,18 +351,19 @@ def test_json_and_parquet_uploads(server: Server, tmp_path: Path) -> None:
 
 
 def _weekly() -> list[dict[str, object]]:
-    """26 weeks of three stores, a week-number column beside the date (issue 14's dataset)."""
+    """26 weeks of three stores, a week-number column beside the date (issue 14's dataset):
+    week N starts on the Monday N - 1 weeks after 1 January 2024; Norte's sales fall by 60%
+    in weeks 20 and 21 (the weeks of 13 and 20 May)."""
     rows: list[dict[str, object]] = []
     for week in range(1, 27):
         for store, base in (("Centro", 5000.0), ("Norte", 4000.0), ("Sul", 3000.0)):
             sales = base + 20 * week + (week % 3) * 35.5
             if store == "Norte" and week in (20, 21):
                 sales *= 0.4
-            day = 1 + (week - 1) * 7
             rows.append(
                 {
                     "semana": week,
-                    "data": f"2024-{1 + (day - 1) // 31:02d}-{1 + (day - 1) % 31:02d}",
+                    "data": (date(2024, 1, 1) + timedelta(weeks=week - 1)).isoformat(),
                     "loja": store,
                     "vendas_reais": round(sales, 2),
                     "itens": int(sales // 25),
@@ -412,12 +414,11 @@ def test_a_question_about_a_drop_is_answered_yes_with_the_store_and_the_weeks(
     assert r.status_code == 200, r.text
     answer = r.json()["answer"]
     first = answer["sentences"][0]
-    # _weekly's weeks 20 and 21 fall on 10 and 17 May 2024: the weeks of 6 and 13 May.
-    assert first["text"].startswith("Sim: Norte teve queda forte nas semanas de 6 e 13 de mai.")
+    assert first["text"].startswith("Sim: Norte teve queda forte nas semanas de 13 e 20 de mai.")
     facts = {f["id"]: f for f in r.json()["facts"]}
     anomaly = facts[first["facts"][0]]
     assert anomaly["kind"] == "anomaly" and anomaly["values"]["count"] == 2
-    assert {row["period"] for row in anomaly["rows"]} == {"2024-05-06", "2024-05-13"}
+    assert {row["period"] for row in anomaly["rows"]} == {"2024-05-13", "2024-05-20"}
     assert check(first["text"], [Fact(**anomaly)], "pt").verified
     # Without Norte there is no drop: a "no" that says what was checked.
     others = [row for row in _weekly() if row["loja"] != "Norte"]
