@@ -30,8 +30,8 @@ prefix cache, so by default the direct paths keep it too. ``--fresh-prompt`` mak
 paths evaluate the whole prompt every run, as Billumy does for a seeded request that samples.
 
 Wall-clock rates swing widely when other processes share the CPUs, so each run also records
-CPU time per token: this process for the direct paths, the server process for Billumy (read
-from /proc; Linux only) with the client's own share shown apart.
+CPU time per token: this process for the direct paths, the server process and its engine
+process for Billumy (read from /proc; Linux only) with the client's own share shown apart.
 
 Run from the repository root::
 
@@ -152,6 +152,27 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a process and of its running descendants: the server and its engine
+    process, where the generation itself runs now."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat[1])
+    family, grew = {pid}, True
+    while grew:
+        grew = False
+        for child, parent in parents.items():
+            if parent in family and child not in family:
+                family.add(child)
+                grew = True
+    return sum(process_cpu_s(p) for p in family)
+
+
 # --- the three paths -------------------------------------------------------------------------
 
 
@@ -224,7 +245,7 @@ def run_billumy(
             "repeat_penalty": cfg.repeat_penalty,
         },
     }
-    server_cpu = process_cpu_s(server_pid)
+    server_cpu = tree_cpu_s(server_pid)
     watch = Stopwatch()
     # Greedy requests are cacheable: no-store makes every run generate, as the direct paths do.
     headers = {**headers, "Cache-Control": "no-store"}
@@ -242,7 +263,7 @@ def run_billumy(
                 raise RuntimeError(f"billumy stream error: {message['error']}")
             watch.piece(message.get("response", ""))
     run = watch.result()
-    run.client_cpu_s, run.cpu_s = run.cpu_s, process_cpu_s(server_pid) - server_cpu
+    run.client_cpu_s, run.cpu_s = run.cpu_s, tree_cpu_s(server_pid) - server_cpu
     return run
 
 
@@ -396,7 +417,10 @@ def summarize(runs: dict[str, list[Run]], cfg: Config) -> None:
             f"{ttft[name]:>9.1f} {cpu[name]:>11.2f} {pieces:>7.0f}"
         )
     client = median("billumy", lambda r: r.client_cpu_s * 1000 / r.pieces)
-    print(f"(billumy cpu is the server process's; the client used {client:.2f} ms/tok more)")
+    print(
+        f"(billumy cpu is the server's and its engine process's; the client used {client:.2f} "
+        "ms/tok more)"
+    )
     print()
     for direct in ("create_completion", "generate"):
         ratio = tps["billumy"] / tps[direct]
