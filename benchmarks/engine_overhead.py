@@ -155,22 +155,9 @@ def process_cpu_s(pid: int) -> float:
 def tree_cpu_s(pid: int) -> float:
     """CPU seconds of a process and of its running descendants: the server and its engine
     process, where the generation itself runs now."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rpartition(")")[2].split()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat[1])
-    family, grew = {pid}, True
-    while grew:
-        grew = False
-        for child, parent in parents.items():
-            if parent in family and child not in family:
-                family.add(child)
-                grew = True
-    return sum(process_cpu_s(p) for p in family)
+    from tests.procs import process_tree
+
+    return sum(process_cpu_s(p) for p in process_tree(pid))
 
 
 # --- the three paths -------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, timedelta
 
 import pytest
 
@@ -12,30 +11,12 @@ from billumy.insights import data
 from billumy.insights.data import Table
 from billumy.insights.facts import Measure, Plan, rule_plan, salient_facts, validate_plan
 from billumy.insights.profile import is_ordinal_name, profile
-
-STORES = {"Centro": 5000.0, "Norte": 4000.0, "Sul": 3000.0}
+from tests.insights_data import weekly_stores
 
 
 @pytest.fixture
 def weekly() -> Iterator[Table]:
-    """26 weeks of three stores, with a week-number column beside the date (as issue 14's
-    dataset): Norte's sales fall by more than half in weeks 20 and 21."""
-    rows = []
-    for week in range(1, 27):
-        for store, base in STORES.items():
-            sales = base + 20 * week + (week % 3) * 35.5
-            if store == "Norte" and week in (20, 21):
-                sales *= 0.4
-            rows.append(
-                {
-                    "semana": week,
-                    "data": (date(2024, 1, 1) + timedelta(weeks=week - 1)).isoformat(),
-                    "loja": store,
-                    "vendas_reais": round(sales, 2),
-                    "itens": int(sales // 25),
-                }
-            )
-    with data.from_records(rows) as table:
+    with data.from_records(weekly_stores()) as table:
         yield table
 
 

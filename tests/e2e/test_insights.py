@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
@@ -14,6 +13,7 @@ import pytest
 from billumy.insights.model import Fact
 from billumy.insights.verify import check
 from tests.e2e.server import Server
+from tests.insights_data import weekly_stores
 
 REGIONS = ["Norte", "Sul", "Sudeste", "Nordeste"]
 
@@ -351,25 +351,7 @@ def test_json_and_parquet_uploads(server: Server, tmp_path: Path) -> None:
 
 
 def _weekly() -> list[dict[str, object]]:
-    """26 weeks of three stores, a week-number column beside the date (issue 14's dataset):
-    week N starts on the Monday N - 1 weeks after 1 January 2024; Norte's sales fall by 60%
-    in weeks 20 and 21 (the weeks of 13 and 20 May)."""
-    rows: list[dict[str, object]] = []
-    for week in range(1, 27):
-        for store, base in (("Centro", 5000.0), ("Norte", 4000.0), ("Sul", 3000.0)):
-            sales = base + 20 * week + (week % 3) * 35.5
-            if store == "Norte" and week in (20, 21):
-                sales *= 0.4
-            rows.append(
-                {
-                    "semana": week,
-                    "data": (date(2024, 1, 1) + timedelta(weeks=week - 1)).isoformat(),
-                    "loja": store,
-                    "vendas_reais": round(sales, 2),
-                    "itens": int(sales // 25),
-                }
-            )
-    return rows
+    return weekly_stores()
 
 
 def test_the_plan_comes_from_the_question_s_words_and_never_sums_the_week(server: Server) -> None:

@@ -22,6 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.server import BIN, RedisServer, Server, free_port
+from tests.procs import parent_of, process_tree
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -52,11 +53,6 @@ def call(srv: Server, client: httpx.Client, path: str) -> tuple[httpx.Response, 
     request_id = secrets.token_hex(8)
     response = client.get(path, headers={"X-Request-ID": request_id})
     return response, access_pid(srv, request_id)
-
-
-def parent_of(pid: int) -> int:
-    # /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces, never ")".
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def each_worker(srv: Server, key: str | None = None, count: int = 2) -> list[Worker]:
@@ -190,23 +186,8 @@ def test_metrics_add_up_over_workers(two_workers: Server) -> None:
 def mapping(root: int, fragment: str) -> list[int]:
     """The pids, among ``root`` and its descendants, of the processes that map a file whose
     path holds ``fragment`` (other tests' servers run beside this one)."""
-    parents: dict[int, int] = {}
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                parents[int(proc.name)] = parent_of(int(proc.name))
-            except (OSError, IndexError):
-                continue  # gone
-    family = {root}
-    grew = True
-    while grew:
-        grew = False
-        for pid, parent in parents.items():
-            if parent in family and pid not in family:
-                family.add(pid)
-                grew = True
     pids = []
-    for pid in sorted(family):
+    for pid in process_tree(root):
         try:
             if fragment in Path(f"/proc/{pid}/maps").read_text():
                 pids.append(pid)
