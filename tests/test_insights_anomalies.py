@@ -170,6 +170,16 @@ def test_too_few_periods_are_not_judged() -> None:
         assert anomaly_fact(table, scope) is None
         empty = anomaly_fact(table, scope, keep_empty=True)
     assert empty is not None and empty.values["count"] == 0 and empty.values["segments"] == 0
+    # Nothing was judged, so the sentence must not say "no".
+    assert describe(empty, _ctx("pt")) == (
+        "Não dá para dizer se vendas_reais teve queda ou pico fora do normal: há só 7 semanas "
+        "de dados, e são precisos pelo menos 8."
+    )
+    assert describe(empty, _ctx("en")) == (
+        "Cannot tell whether vendas_reais had an unusual drop or spike: there are only 7 weeks "
+        "of data, and at least 8 are needed."
+    )
+    assert "Cannot tell" in empty.statement
 
 
 def test_the_total_is_checked_when_there_is_no_dimension() -> None:

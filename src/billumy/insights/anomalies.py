@@ -211,6 +211,7 @@ def anomaly_fact(
         "periods": periods,
         "threshold": THRESHOLD,
         "min_change_pct": MIN_CHANGE_PCT,
+        "min_periods": MIN_PERIODS,
     }
     if rows:
         values.update({k: rows[0][k] for k in ("segment", "period", "direction")})
@@ -268,6 +269,11 @@ def _statement(values: dict[str, Scalar], rows: list[dict[str, Scalar]]) -> str:
         str(values["direction_checked"])
     ]
     checked = f"{values['segments']} segments, {values['periods']} {values['grain']}s checked"
+    if not values["segments"]:
+        return (
+            f"Cannot tell whether {values['measure']} had an unusual {what}: "
+            f"{values['periods']} {values['grain']}s of data, at least {MIN_PERIODS} needed."
+        )
     if not rows:
         return f"No unusual {what} in {values['measure']} ({checked})."
     cases = "; ".join(

@@ -436,6 +436,18 @@ def _no_anomaly(v: dict[str, Scalar], ctx: Context) -> str:
     periods = _grain_words(grain, int(v.get("periods") or 0), ctx)
     n = ctx.formats.number(v.get("segments"))
     direction = str(v.get("direction_checked"))
+    if not v.get("segments"):
+        # No series was long enough to judge: "no" would claim a check that was not made.
+        least = ctx.formats.number(v.get("min_periods"))
+        if ctx.pt:
+            return (
+                f"Não dá para dizer se {measure} teve {_PT_ANOMALY[direction]} fora do normal: "
+                f"há só {periods} de dados, e são precisos pelo menos {least}."
+            )
+        return (
+            f"Cannot tell whether {measure} had an unusual {_EN_ANOMALY[direction]}: there "
+            f"are only {periods} of data, and at least {least} are needed."
+        )
     if ctx.pt:
         checked = "verificadas" if _PT_GRAINS[grain][2] else "verificados"
         what = _PT_ANOMALY[direction]
