@@ -16,6 +16,10 @@ from tests.e2e.access_log import access_entry
 from tests.e2e.server import Server
 
 FAST = {"num_predict": 12, "temperature": 0, "seed": 7}
+# A grammar that allows no end of text before 1,000 array items (thousands of tokens), so a test
+# that needs a generation still running seconds later does not depend on when the model would
+# choose to stop (an essay prompt sometimes ended within a second, and a test failed on CI).
+LONG_OUTPUT = {"type": "array", "items": {"type": "integer"}, "minItems": 1000}
 
 
 def test_readme_curl_example(server: Server) -> None:
@@ -139,6 +143,7 @@ def test_client_disconnect_stops_streaming_generation(server: Server) -> None:
     body = {
         "model": "smollm2-135m",
         "prompt": "Write a very long essay about the sea.",
+        "format": LONG_OUTPUT,
         "options": {"num_predict": 2000, "temperature": 0.7},
     }
     received = 0
@@ -176,6 +181,7 @@ def test_client_disconnect_stops_non_streaming_generation(server: Server) -> Non
     body = {
         "model": "smollm2-135m",
         "prompt": "Write a very long essay about the mountains.",
+        "format": LONG_OUTPUT,
         "stream": False,
         "options": {"num_predict": 3000, "temperature": 0.7},
     }
@@ -191,6 +197,7 @@ def test_queue_full_answers_503_with_retry_after(make_server: type[Server], tmp_
     long_body = {
         "model": "smollm2-135m",
         "prompt": "Write a long story.",
+        "format": LONG_OUTPUT,
         "options": {"num_predict": 1500, "temperature": 0.7},
     }
     results: dict[str, int] = {}
