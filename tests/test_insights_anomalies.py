@@ -74,9 +74,10 @@ def _fact(sales: Shape, direction: Direction = "both", **scope: object) -> Fact:
     return fact
 
 
-def _ctx(lang: str) -> Context:
+def _ctx(lang: str, asked: Fact | None = None) -> Context:
+    """The context of a sentence; ``asked``: the fact answers the question (a yes/no)."""
     with data.from_records(_rows(_line)) as table:
-        return Context(for_language(lang), profile(table))
+        return Context(for_language(lang), profile(table), planned={asked.id} if asked else set())
 
 
 def test_the_issue_s_weekly_data_finds_norte_s_two_weeks_as_drops() -> None:
@@ -192,14 +193,17 @@ def test_the_total_is_checked_when_there_is_no_dimension() -> None:
 def test_the_yes_sentences_in_both_languages() -> None:
     # On the exact line, the expected values are the line's: 4,400 and 4,420.
     fact = _fact(_norte_drops(_line), "drop")
-    assert describe(fact, _ctx("pt")) == (
+    assert describe(fact, _ctx("pt", fact)) == (
         "Sim: Norte teve queda forte nas semanas de 13 e 20 de mai. de 2024: "
         "R$\xa03.528,00 contra R$\xa08.820,00 esperados (−60,0%)."
     )
-    assert describe(fact, _ctx("en")) == (
+    assert describe(fact, _ctx("en", fact)) == (
         "Yes: Norte dropped sharply in the weeks of May 13 and May 20, 2024: "
         "R$3,528.00 against an expected R$8,820.00 (−60.0%)."
     )
+    # Among the notable facts of an answer to another question, it states the case, no "yes".
+    assert describe(fact, _ctx("pt")).startswith("Norte teve queda forte")
+    assert describe(fact, _ctx("en")).startswith("Norte dropped sharply")
 
 
 def test_the_no_sentences_say_what_was_checked() -> None:

@@ -409,3 +409,52 @@ def test_a_question_about_a_drop_is_answered_yes_with_the_store_and_the_weeks(
     assert no.json()["answer"]["sentences"][0]["text"].startswith(
         "No: no loja had an unusual drop in vendas_reais (2 segments, "
     )
+
+
+def test_every_part_of_a_question_is_answered_or_said_unanswered(server: Server) -> None:
+    """Multi-part questions, a month filter, what drove a drop and a named segment's share,
+    through the real server with narrative off: every part covered by a cited fact."""
+    rows = _weekly()
+    body = {"data": rows, "stream": False, "narrative": False}
+    may = defaultdict(float)
+    week = {19: defaultdict(float), 20: defaultdict(float)}
+    for row in rows:
+        if str(row["data"]).startswith("2024-05"):
+            may[str(row["loja"])] += float(row["vendas_reais"])  # type: ignore[arg-type]
+        if row["semana"] in week:
+            week[row["semana"]][str(row["loja"])] += float(row["vendas_reais"])  # type: ignore[arg-type, index]
+    cases = [
+        ("Qual loja vendeu mais em maio?", ["rank", "filter"], "em maio de 2024"),
+        (
+            "Por que as vendas caíram na semana 20?",
+            ["anomaly", "drivers"],
+            "A maior parte veio de Norte",
+        ),
+        ("What share of sales came from Sul?", ["share"], "Sul accounts for"),
+        (
+            "Which store sold the most, and how did sales change over the weeks?",
+            ["rank", "trend"],
+            "has the highest",
+        ),
+    ]
+    for question, kinds, words in cases:
+        r = _post(server, {**body, "question": question})
+        assert r.status_code == 200, r.text
+        answer = r.json()["answer"]
+        assert [p["kind"] for p in answer["parts"]] == kinds, question
+        assert all(p["covered"] and p["facts"] for p in answer["parts"]), answer["parts"]
+        assert words in answer["text"], answer["text"]
+        cited = {f for s in answer["sentences"] for f in s["facts"]}
+        assert {f for p in answer["parts"] for f in p["facts"]} <= cited | {
+            f["id"] for f in r.json()["facts"]
+        }
+    best = max(may, key=lambda k: may[k])
+    r = _post(server, {**body, "question": "Qual loja vendeu mais em maio?"}).json()
+    ranking = next(f for f in r["facts"] if f["kind"] == "breakdown")
+    assert ranking["values"]["top_segment"] == best
+    assert ranking["values"]["top_value"] == pytest.approx(may[best])
+    r = _post(server, {**body, "question": "Por que as vendas caíram na semana 20?"}).json()
+    change = next(f for f in r["facts"] if f["kind"] == "change")
+    drops = {k: week[20][k] - week[19][k] for k in week[20]}
+    assert change["values"]["driver"] == min(drops, key=lambda k: drops[k])
+    assert change["values"]["change"] == pytest.approx(sum(drops.values()))

@@ -22,7 +22,7 @@ from typing import Any
 
 from billumy.insights.model import ColumnProfile, Fact, Profile
 from billumy.insights.profile import name_words
-from billumy.insights.statements import Context, describe
+from billumy.insights.statements import Context, describe, metric_of
 
 __all__ = ["Answer", "Sentence", "build_answer", "missing_columns", "write_answer"]
 
@@ -44,6 +44,8 @@ class Sentence:
 class Answer:
     language: str  # "pt-BR" or "en"
     sentences: list[Sentence]
+    # The parts of the question (question.coverage): kind, words, covered, facts.
+    parts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -54,6 +56,7 @@ class Answer:
             "language": self.language,
             "text": self.text,
             "sentences": [s.as_dict() for s in self.sentences],
+            "parts": self.parts,
         }
 
 
@@ -67,6 +70,11 @@ class _Concept:
     pt: str
     en: str
     temporal: bool = False  # any date column provides it
+
+    @property
+    def measure(self) -> bool:
+        """A quantity (cost, profit...): a plan summing another column would be a guess."""
+        return self.en in _MEASURE_CONCEPTS
 
 
 # (question words, column-name words, Portuguese name, English name), accent-free and
@@ -88,6 +96,7 @@ _TABLE = (
     ("cidade cidades city cities", "cidade cidades city cities municipio", "cidade", "city"),
     ("canal canais channel channels", "canal canais channel channels", "canal", "channel"),
 )  # fmt: skip
+_MEASURE_CONCEPTS = frozenset({"cost", "profit", "margin", "discount", "tax"})
 _PERIOD_ASKS = (
     "mes meses mensal month months monthly semana semanas semanal week weeks weekly diario "
     "diaria daily ano anos anual year years yearly trimestre quarter quando when tendencia trend"
@@ -134,43 +143,132 @@ def _missing_sentence(concept: _Concept, pt: bool) -> Sentence:
     return Sentence(f"The data has no {concept.en} column.", [], "missing")
 
 
+# What each kind of part asks for, to say plainly that it could not be answered.
+_PART_NAMES = {
+    "rank": ("qual é o maior ou o menor", "which is highest or lowest"),
+    "total": ("o total", "the total"),
+    "trend": ("a evolução ao longo do tempo", "the change over time"),
+    "anomaly": ("se houve quedas ou picos", "whether there were drops or spikes"),
+    "compare_periods": ("a comparação entre períodos", "the comparison between periods"),
+    "compare_segments": ("a comparação entre {words}", "the comparison between {words}"),
+    "share": ("a participação de cada parte", "the share of each part"),
+    "drivers": ("o que explica a variação", "what drove the change"),
+    "filter": ("o recorte {words}", "the restriction to {words}"),
+}
+_NEEDS_TIME = frozenset({"trend", "anomaly", "compare_periods", "drivers"})
+_NEEDS_SEGMENTS = frozenset({"rank", "share", "compare_segments"})
+
+
+def _uncovered_sentence(part: dict[str, Any], ctx: Context) -> Sentence:
+    pt_name, en_name = _PART_NAMES.get(part["kind"], ("esta parte", "this part"))
+    name = (pt_name if ctx.pt else en_name).format(words=part.get("words", ""))
+    visible = [c for c in ctx.profile.columns if not c.masked]
+    reason = ""
+    if part["kind"] in _NEEDS_TIME and not any(c.kind in ("temporal", "ordinal") for c in visible):
+        reason = (
+            " (os dados não têm coluna de data)" if ctx.pt else " (the data has no date column)"
+        )
+    elif part["kind"] in _NEEDS_SEGMENTS and not any(c.kind == "categorical" for c in visible):
+        reason = (
+            " (os dados não têm coluna de categoria para comparar)"
+            if ctx.pt
+            else " (the data has no category column to compare)"
+        )
+    if ctx.pt:
+        return Sentence(f"Não consegui responder a esta parte: {name}{reason}.", [], "uncovered")
+    return Sentence(f"I could not answer this part: {name}{reason}.", [], "uncovered")
+
+
+def _focus_sentences(
+    parts: Sequence[dict[str, Any]], planned: Sequence[Fact], ctx: Context
+) -> list[Sentence]:
+    """For "what share came from Sul?": Sul's share, read from the ranking's row for it."""
+    out = []
+    for part in parts:
+        if part["kind"] != "share":
+            continue
+        for column, values in (part.get("focus") or {}).items():
+            for fact in planned:
+                if fact.kind != "breakdown" or not fact.rows or column not in fact.rows[0]:
+                    continue
+                keys = [k for k in fact.rows[0] if k not in (column, "share_pct")]
+                if "share_pct" not in fact.rows[0] or not keys:
+                    continue
+                metric = metric_of(keys[0], fact, ctx)
+                for value in values:
+                    row = next((r for r in fact.rows if str(r[column]) == str(value)), None)
+                    if row is None:
+                        continue
+                    share = ctx.formats.pct(row["share_pct"])
+                    amount = metric.amount(row[keys[0]], ctx)
+                    name = ctx.formats.label(row[column])
+                    text = (
+                        f"{name} responde por {share} d{metric.subject(ctx)} ({amount})."
+                        if ctx.pt
+                        else f"{name} accounts for {share} of {metric.subject(ctx)} ({amount})."
+                    )
+                    out.append(Sentence(text, [fact.id]))
+                break
+    return out
+
+
 def build_answer(
     *,
     question: str | None,
     facts: Sequence[Fact],
     ctx: Context,
     most: int = 3,
+    parts: Sequence[dict[str, Any]] = (),
 ) -> Answer:
     """The answer to ``question`` from ``facts`` (``ctx.planned`` holds the ids the question's
     plan produced), in ``ctx``'s language; see the module docstring for what it says."""
     pt = ctx.pt
     sentences: list[Sentence] = []
     planned = [f for f in facts if f.id in ctx.planned]
+    missing = missing_columns(question, ctx.profile) if question else []
     if question and not planned:
-        sentences.append(
-            Sentence(
-                "A pergunta não corresponde a nenhuma coluna dos dados; estes são os fatos "
-                "mais relevantes."
-                if pt
-                else "The question matches none of the data's columns; these are the most "
-                "notable facts.",
-                [],
-                "unmatched",
+        # What the data lacks comes first: it is the answer; then what the data does say.
+        sentences += [_missing_sentence(c, pt) for c in missing]
+        if missing:
+            lead = (
+                "Estes são os fatos mais relevantes dos dados.",
+                "These are the data's most notable facts.",
             )
-        )
-    # A question about drops or spikes is answered yes or no before anything else.
-    planned.sort(key=lambda f: f.kind != "anomaly")
+        else:
+            lead = (
+                "A pergunta não corresponde a nenhuma coluna dos dados; estes são os fatos "
+                "mais relevantes.",
+                "The question matches none of the data's columns; these are the most "
+                "notable facts.",
+            )
+        sentences.append(Sentence(lead[0] if pt else lead[1], [], "unmatched"))
+    # A question about drops or spikes is answered yes or no before anything else, then what
+    # explains a change.
+    planned.sort(key=lambda f: (f.kind != "anomaly", f.kind != "change"))
     chosen = planned or list(facts[:most])
     sentences += [Sentence(describe(f, ctx), [f.id]) for f in chosen]
-    if question:
-        sentences += [_missing_sentence(c, pt) for c in missing_columns(question, ctx.profile)]
-    return Answer("pt-BR" if pt else "en", sentences)
+    sentences += _focus_sentences(parts, planned, ctx)
+    if question and planned:
+        sentences += [_missing_sentence(c, pt) for c in missing]
+    if question and not missing:
+        # With a column missing, that is why a part went unanswered, and it was said.
+        for part in parts:
+            if not part["covered"]:
+                sentences.append(_uncovered_sentence(part, ctx))
+    return Answer("pt-BR" if pt else "en", sentences, list(parts))
 
 
-def write_answer(*, question: str | None, facts: Sequence[Fact], ctx: Context, most: int) -> Answer:
+def write_answer(
+    *,
+    question: str | None,
+    facts: Sequence[Fact],
+    ctx: Context,
+    most: int,
+    parts: Sequence[dict[str, Any]] = (),
+) -> Answer:
     """The answer, after rewriting every fact's statement in ``ctx``'s language (the values
     stay as computed): the model reads the statements, so it reads them in the language it
     writes, and the verifier reads them in that language too."""
     for fact in facts:
         fact.statement = describe(fact, ctx)
-    return build_answer(question=question, facts=facts, ctx=ctx, most=most)
+    return build_answer(question=question, facts=facts, ctx=ctx, most=most, parts=parts)

@@ -61,10 +61,12 @@ __all__ = [
     "coarser",
     "default_agg",
     "facts_for_plan",
+    "filter_conditions",
     "fmt_number",
     "fmt_pct",
     "main_columns",
     "metric_sql",
+    "names_a_measure",
     "natural_grain",
     "period_label",
     "plan_schema",
@@ -1059,6 +1061,12 @@ def _filters(profile: Profile, filters: list[Filter]) -> _Where:
     return where
 
 
+def filter_conditions(profile: Profile, filters: list[Filter]) -> tuple[list[str], list[Any]]:
+    """``filters`` as SQL conditions (``?`` placeholders) and their typed parameters."""
+    where = _filters(profile, filters)
+    return where.conditions, where.params
+
+
 def _quoted(value: Any) -> str:
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"
@@ -1396,7 +1404,8 @@ _AGG_WORDS: dict[str, Agg] = {
     "maximo": "max", "maximum": "max", "max": "max",
     "minimo": "min", "minimum": "min", "min": "min",
 }  # fmt: skip
-_COUNT_WORDS = {"quanto", "quanta", "count", "contagem", "numero", "number", "many"}
+# "quantos pedidos" counts; "quanto vendeu" (how much) does not: the singular is not a count.
+_COUNT_WORDS = {"quantos", "quantas", "count", "contagem", "numero", "number", "many"}
 _GRAIN_WORDS: dict[str, Grain] = {
     "dia": "day", "diario": "day", "diaria": "day", "daily": "day", "day": "day",
     "semana": "week", "semanal": "week", "week": "week", "weekly": "week",
@@ -1461,6 +1470,24 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
     )
 
 
+def names_a_measure(question: str, profile: Profile) -> bool:
+    """Whether ``question`` names a numeric column (or asks for a count), as :func:`rule_plan`
+    reads it; False when a plan's measure would only be the data's default."""
+    tokens = _tokens(question)
+    words = _column_words(tokens)
+    groups = [_groups(w) for w in words]
+    visible = [c for c in profile.columns if not c.masked]
+    named = {c.name: _find_column(words, groups, name_words(c.name)) for c in visible}
+    if _rule_measures(visible, named, None, tokens) is not None:
+        return True
+    # "quanto a loja Sul vendeu": a verb of selling names the money column.
+    sells = any(w.startswith(_SALES_STEMS) for t in tokens for w in t)
+    return sells and any(c.kind == "numeric" and c.money for c in visible)
+
+
+_SALES_STEMS = ("vend", "sold", "sell", "sale", "fatur", "receit", "revenue", "earn")
+
+
 def _rule_order(tokens: list[frozenset[str]]) -> Literal["desc", "asc"]:
     """``asc`` when the first word about order asks for the lowest, else ``desc``."""
     for i, token in enumerate(tokens):
@@ -1514,9 +1541,15 @@ def _rule_measures(
     numeric = _strongest([c for c in visible if c.kind == "numeric"], named)
     if numeric:
         return [Measure(column=c.name, agg=agg or default_agg(c)) for c in numeric[:MAX_MEASURES]]
-    if any(t & _COUNT_WORDS for t in tokens):
+    if _counts(tokens):
         return [Measure(column="*", agg="count")]
     return None
+
+
+def _counts(tokens: list[frozenset[str]]) -> bool:
+    # Tokens hold singular forms too ("quantos" -> "quanto"): look at the word as written,
+    # which each token's longest form is.
+    return any(max(t, key=len) in _COUNT_WORDS for t in tokens if t)
 
 
 def _default_measures(visible: list[ColumnProfile], agg: Agg | None) -> list[Measure]:

@@ -40,7 +40,8 @@ from pydantic import ValidationError
 from billumy.auth import Principal
 from billumy.errors import BadRequestError, BillumyError, NotFoundError, PayloadTooLargeError
 from billumy.inference import InferenceService
-from billumy.insights import anomalies, charts, data, facts, profile, verify
+from billumy.insights import anomalies, changes, charts, data, facts, profile, verify
+from billumy.insights import question as questions
 from billumy.insights.answer import Answer, missing_columns, write_answer
 from billumy.insights.datasets import Dataset, DatasetStore, new_id
 from billumy.insights.formats import for_language
@@ -232,19 +233,22 @@ class InsightService:
         try:
             prof = await asyncio.to_thread(profile.profile, loaded.table, masked=loaded.masked)
             clock.lap("profile")
-            plan, plan_source = await self._plan(caller, req, prof)
+            asked = questions.parse(req.question, prof) if req.question else None
+            plan, plan_source = await self._plan(caller, req, prof, asked)
             clock.lap("plan")
             found, planned = await asyncio.to_thread(
-                self._facts, loaded.table, prof, plan, most, req.question
+                self._facts, loaded.table, prof, plan, most, req.question, asked
             )
             clock.lap("facts")
         finally:
             loaded.table.close()
+        covered = questions.coverage(asked, found, planned, plan) if asked is not None else []
         answer = write_answer(
             question=req.question,
             facts=found,
             ctx=Context(for_language(language), prof, plan, planned),
             most=req.max_insights,
+            parts=covered,
         )
         clock.lap("answer")
         yield {
@@ -285,7 +289,40 @@ class InsightService:
         yield {"type": "insights", **record}
 
     async def _plan(
-        self, caller: Principal, req: InsightRequest, prof: Profile
+        self,
+        caller: Principal,
+        req: InsightRequest,
+        prof: Profile,
+        asked: questions.Question | None = None,
+    ) -> tuple[facts.Plan | None, str]:
+        """The plan of :meth:`_planned`, made to cover every part of the question
+        (:func:`questions.reconcile`); the uncorrected plan if the correction is invalid."""
+        plan, source = await self._planned(caller, req, prof, asked)
+        if asked is None:
+            return plan, source
+        missing = missing_columns(req.question, prof) if req.question else []
+        if req.question and (
+            (plan is None and missing)
+            or (any(c.measure for c in missing) and not facts.names_a_measure(req.question, prof))
+        ):
+            # "Qual foi o custo total?", "profit by store" on data with no cost or profit:
+            # the total of another column would be a guess; the answer says what is missing.
+            return None, "none"
+        try:
+            fixed = questions.reconcile(plan, asked, prof, source)
+            if fixed is not None:
+                facts.validate_plan(fixed, prof)
+                return fixed, source if plan is not None else "rules"
+        except (BadRequestError, ValidationError) as exc:
+            log.info("plan correction unusable", extra={"reason": str(exc)[:200]})
+        return plan, source
+
+    async def _planned(
+        self,
+        caller: Principal,
+        req: InsightRequest,
+        prof: Profile,
+        asked: questions.Question | None,
     ) -> tuple[facts.Plan | None, str]:
         """The question as a plan: the rules' when they read one, else the model's (validated),
         else none.
@@ -300,6 +337,10 @@ class InsightService:
         rules = facts.rule_plan(req.question, prof)
         if rules is not None:
             return rules, "rules"
+        if asked is not None and questions.reconcile(None, asked, prof, "rules") is not None:
+            # The question's parts alone make a plan (a ranking, a trend, a period...): no
+            # model needed.
+            return None, "none"
         if anomalies.asked_direction(req.question):
             # The anomaly fact answers it from the data's main columns; a model's plan would
             # cost seconds and add nothing it needs.
@@ -337,17 +378,24 @@ class InsightService:
             log.info("plan from the model unusable", extra={"reason": str(exc)[:200]})
         return None, "none"
 
+    @staticmethod
     def _facts(
-        self,
         table: data.Table,
         prof: Profile,
         plan: facts.Plan | None,
         most: int,
         question: str | None = None,
+        asked: questions.Question | None = None,
     ) -> tuple[list[Fact], set[str]]:
         """The facts, numbered f1, f2..., and the ids of those the plan produced; a question
-        about drops or spikes gets its anomaly fact first, even when it finds none."""
+        about drops or spikes gets its anomaly fact first, even when it finds none; one that
+        compares periods or asks what drove a change gets the change between them, with each
+        segment's part."""
         planned = facts.facts_for_plan(table, prof, plan) if plan is not None else []
+        if asked is not None and (asked.has("compare_periods") or asked.has("drivers")):
+            change = changes.change_fact(table, prof, plan, asked)
+            if change is not None:
+                planned = [change, *planned]
         direction = anomalies.asked_direction(question) if question else None
         scope = anomalies.plan_scope(table, prof, plan if direction else None)
         found = None

@@ -14,8 +14,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 
-from billumy.insights.facts import Plan, default_agg
+from billumy.insights.facts import Filter, Plan, default_agg
 from billumy.insights.formats import Formats
 from billumy.insights.model import Fact, Profile, Scalar
 
@@ -133,7 +134,16 @@ def scope(fact: Fact, ctx: Context) -> str:
         return ""
     fmt = ctx.formats
     words = []
-    for flt in plan.filters:
+    skip = str(fact.values.get("period_column")) if fact.kind == "change" else None
+    filters = [f for f in plan.filters if f.column != skip]
+    ranges = _ranges(filters)
+    said: set[str] = set()
+    for flt in filters:
+        if flt.column in ranges:
+            if flt.column not in said:
+                said.add(flt.column)
+                words.append(fmt.when(*ranges[flt.column]))
+            continue
         if isinstance(flt.value, list):
             listed = ", ".join(repr(v) if isinstance(v, str) else fmt.number(v) for v in flt.value)
             words.append(f"{flt.column} {'em' if ctx.pt else 'in'} ({listed})")
@@ -145,7 +155,48 @@ def scope(fact: Fact, ctx: Context) -> str:
         words.append(_last_periods(period.column, period.grain, period.last, ctx))
     if not words:
         return ""
-    return (" onde " + " e ".join(words)) if ctx.pt else (" where " + " and ".join(words))
+    periods = [w for w in words if w.startswith(_PREPOSITIONS)]
+    rest = [w for w in words if w not in periods]
+    text = ""
+    if rest:
+        text = (" onde " + " e ".join(rest)) if ctx.pt else (" where " + " and ".join(rest))
+    return f"{text} {' '.join(periods)}" if periods else text
+
+
+_PREPOSITIONS = ("em ", "no ", "na ", "in ", "on ")
+
+
+def _range_label(filters: Sequence[Filter], column: str) -> tuple[str, str] | None:
+    """The month, quarter or year that a ``>=``/``<`` pair of ISO dates on ``column`` spans
+    exactly (the question's "em maio", "in 2024"), as a period label and its grain."""
+    low = next((f.value for f in filters if f.column == column and f.op == ">="), None)
+    high = next((f.value for f in filters if f.column == column and f.op == "<"), None)
+    if not isinstance(low, str) or not isinstance(high, str):
+        return None
+    try:
+        start, end = date.fromisoformat(low[:10]), date.fromisoformat(high[:10])
+    except ValueError:
+        return None
+    if start.day != 1 or end.day != 1:
+        return None
+    months = (end.year - start.year) * 12 + end.month - start.month
+    if months == 12 and start.month == 1:
+        return str(start.year), "year"
+    if months == 3 and start.month % 3 == 1:
+        return f"{start.year}-Q{(start.month - 1) // 3 + 1}", "quarter"
+    if months == 1:
+        return f"{start.year}-{start.month:02d}", "month"
+    return None
+
+
+def _ranges(filters: Sequence[Filter]) -> dict[str, tuple[str, str]]:
+    """The columns whose filters are exactly one named period, with that period."""
+    out = {}
+    for column in dict.fromkeys(f.column for f in filters):
+        found = _range_label(filters, column)
+        if found is not None:
+            out[column] = found
+    return out
 
 
 def _last_periods(column: str, grain: str, n: int, ctx: Context) -> str:
@@ -399,13 +450,17 @@ def _anomaly(fact: Fact, ctx: Context) -> str:
     )
     pct = _signed_pct(v.get("group_change_pct"), ctx)
     others = [r for r in fact.rows if r not in group][:3]
+    # "Sim:" answers a question about drops; a fact nobody asked for just states the case.
+    asked = fact.id in ctx.planned
     if ctx.pt:
         how = "teve queda forte" if v["direction"] == "drop" else "teve pico forte"
-        text = f"Sim: {who} {how} {when}: {value} contra {expected} esperados ({pct})."
+        text = _cap(f"{who} {how} {when}: {value} contra {expected} esperados ({pct}).")
+        text = f"Sim: {text}" if asked else text
         listed = "; ".join(_other_case(r, v, ctx) for r in others)
         return f"{text} Outros casos: {listed}." if others else text
     how = "dropped sharply" if v["direction"] == "drop" else "spiked sharply"
-    text = f"Yes: {who} {how} {when}: {value} against an expected {expected} ({pct})."
+    text = _cap(f"{who} {how} {when}: {value} against an expected {expected} ({pct}).")
+    text = f"Yes: {text}" if asked else text
     listed = "; ".join(_other_case(r, v, ctx) for r in others)
     return f"{text} Other cases: {listed}." if others else text
 
@@ -466,7 +521,79 @@ def _no_anomaly(v: dict[str, Scalar], ctx: Context) -> str:
     return f"No: no {dim} had an unusual {what} in {measure} ({segments}, {periods} checked)."
 
 
+_ORDINAL_WORDS = {
+    "semana": ("week", "na semana"),
+    "week": ("week", "na semana"),
+    "mes": ("month", "no mês"),
+    "month": ("month", "no mês"),
+}
+
+
+def period_when(label: Scalar, grain: str, ordinal: bool, ctx: Context) -> str:
+    """A compared period with its preposition: ``em maio de 2024``, ``na semana 20``,
+    ``in week 20``."""
+    if not ordinal:
+        return ctx.formats.when(label, grain)
+    word, _, number = str(label).rpartition(" ")
+    english, pt = _ORDINAL_WORDS.get(word, (word, f"em {word}"))
+    return f"{pt} {number}" if ctx.pt else f"in {english} {number}"
+
+
+def _period_change(fact: Fact, ctx: Context) -> str:
+    """``O total de vendas foi de R$ 13.000,00 na semana 19 para R$ 8.000,00 na semana 20
+    (queda de 38,5%). A maior parte veio de Norte: −R$ 5.000,00 (100,0% da variação); Sul
+    +R$ 10,00; Centro −R$ 10,00.``"""
+    v = fact.values
+    metric = Metric(str(v.get("measure") or "*"), str(v.get("agg") or "count"))
+    grain, ordinal = str(v.get("grain")), bool(v.get("ordinal"))
+    since = period_when(v.get("period_a"), grain, ordinal, ctx)
+    until = period_when(v.get("period_b"), grain, ordinal, ctx)
+    first, last = metric.amount(v.get("value_a"), ctx), metric.amount(v.get("value_b"), ctx)
+    change, pct = v.get("change"), v.get("change_pct")
+    where = scope(fact, ctx)
+    subject = _cap(f"{metric.subject(ctx)}{where}")
+    how = ""
+    if isinstance(change, int | float):
+        size = (
+            ctx.formats.pct(abs(pct))
+            if isinstance(pct, int | float)
+            else metric.amount(abs(change), ctx)
+        )
+        if ctx.pt:
+            how = (
+                " (sem variação)"
+                if change == 0
+                else f" ({'alta' if change > 0 else 'queda'} de {size})"
+            )
+        else:
+            how = " (unchanged)" if change == 0 else f" ({'up' if change > 0 else 'down'} {size})"
+    if ctx.pt:
+        text = f"{subject} foi de {first} {since} para {last} {until}{how}."
+    else:
+        text = f"{subject} went from {first} {since} to {last} {until}{how}."
+    if not fact.rows or not isinstance(change, int | float) or change == 0:
+        return text
+
+    def signed(value: Scalar) -> str:
+        number = float(value) if isinstance(value, int | float) else 0.0
+        sign = "+" if number > 0 else "−" if number < 0 else ""
+        return f"{sign}{metric.amount(abs(number), ctx)}"
+
+    top = fact.rows[0]
+    name = ctx.formats.label(top["segment"])
+    share = ctx.formats.pct(top.get("share_of_change_pct"))
+    others = "; ".join(
+        f"{ctx.formats.label(r['segment'])} {signed(r['change'])}" for r in fact.rows[1:]
+    )
+    if ctx.pt:
+        text += f" A maior parte veio de {name}: {signed(top['change'])} ({share} da variação)"
+    else:
+        text += f" Most of it came from {name}: {signed(top['change'])} ({share} of the change)"
+    return f"{text}; {others}." if others else f"{text}."
+
+
 _WRITERS = {
+    "change": _period_change,
     "row_count": _row_count,
     "summary": _summary,
     "top_segment": _segment,

@@ -1,0 +1,542 @@
+"""A question split into the parts an answer must cover, and the periods it names.
+
+Why: a plan read from a question's column words alone answered "Which store sold the most, and
+how did sales change over the weeks?" only where both halves happened to name a column, and
+dropped "em maio" or "Centro e Norte" entirely. Here the question's *intent* words are read
+(pt-BR and English, accents, case and plurals ignored), independently of its column words:
+
+* ``rank``: the most/least ("maior", "vendeu mais", "lowest", "top");
+* ``total``: how much in all ("total", "quanto", "how much");
+* ``trend``: change over time ("evolução", "ao longo", "over the weeks", "how did ... change");
+* ``anomaly``: drops, spikes, anything abnormal (:func:`anomalies.asked_direction`);
+* ``compare_periods``: two periods named ("2023 vs 2024", "março e abril"), or one compared
+  with the one before ("em relação ao mês anterior");
+* ``compare_segments``: two or more values of one column named ("Centro e Norte");
+* ``share``: a part of the whole ("participação", "share", "percentual");
+* ``drivers``: what explains a change ("por que", "o que puxou", "why", "what drove");
+* ``filter``: a period ("em maio", "in 2024", "no 1º trimestre", "semana 20") or a segment
+  ("na loja Sul") that restricts the rows.
+
+:func:`reconcile` then makes the plan cover every part (a dimension for a ranking, a period for
+a trend, the named periods as filters, the compared values as an ``in`` filter), and
+:func:`coverage` says, after the facts are computed, which fact answers each part; a part no
+fact answers is said so in the answer, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+
+from billumy.insights import anomalies
+from billumy.insights.facts import (
+    Filter,
+    Measure,
+    Period,
+    Plan,
+    choose_grain,
+    default_agg,
+    main_columns,
+)
+from billumy.insights.model import ColumnProfile, Fact, Profile
+from billumy.insights.profile import is_ordinal_name, name_words
+
+__all__ = ["Part", "Question", "Window", "coverage", "parse", "reconcile"]
+
+PartKind = Literal[
+    "rank",
+    "total",
+    "trend",
+    "anomaly",
+    "compare_periods",
+    "compare_segments",
+    "share",
+    "drivers",
+    "filter",
+]
+WindowGrain = Literal["day", "week", "month", "quarter", "year"]
+
+
+def _fold(text: str) -> list[str]:
+    return name_words(text)
+
+
+def _set(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+def _forms(word: str) -> set[str]:
+    return {word, word[:-1]} if word.endswith("s") and len(word) > 3 else {word}
+
+
+_RANK = _set(
+    "maior maiores menor menores mais menos melhor melhores pior piores lider top best worst "
+    "highest lowest most least largest smallest biggest greatest fewest bottom"
+)
+_NOT_RANK_BEFORE = frozenset({"at", "pelo", "ao", "no", "de"})  # "at least", "pelo menos"
+_TOTAL = _set("total totais soma somatorio quanto quanta sum")
+_TOTAL_PHRASES = (("how", "much"), ("no", "total"), ("in", "total"))
+_TREND = _set(
+    "tendencia tendencias evolucao evoluiu evoluiram evolution evolve evolved trend trends "
+    "trending mudou mudaram mudanca change changed changes variou variaram variacao historico "
+    "history cresceu cresceram crescimento grow grew growth growing"
+)
+_TREND_PHRASES = (
+    ("ao", "longo"),
+    ("over", "time"),
+    ("over", "the"),
+    ("mes", "a", "mes"),
+    ("month", "over", "month"),
+    ("semana", "a", "semana"),
+    ("week", "over", "week"),
+    ("ano", "a", "ano"),
+    ("year", "over", "year"),
+    ("como", "foram"),
+)
+_COMPARE = _set(
+    "compare comparar compara comparado comparada comparando comparison comparacao versus vs "
+    "contra against"
+)
+_COMPARE_PHRASES = (("em", "relacao"), ("relative", "to"), ("compared", "to"))
+_PREVIOUS = _set("anterior previous prior before antes")
+_SHARE = _set(
+    "participacao share percentual porcentagem percentage percent fatia proporcao proportion "
+    "representa representou represent represents represented"
+)
+_DRIVERS = _set(
+    "porque why explica explicam explicou explain explains explained drove drive driven driver "
+    "drivers puxou puxaram contribuiu contribuiram contributed contribution contribuicao "
+    "responsavel responsaveis responsible motivo motivos causa causas cause caused reason"
+)
+_DRIVERS_PHRASES = (("por", "que"), ("por", "qual", "motivo"), ("what", "drove"))
+
+_MONTHS: dict[str, int] = {}
+for _number, _names in enumerate(
+    (
+        ("janeiro", "january", "jan"),
+        ("fevereiro", "february", "fev", "feb"),
+        ("marco", "march", "mar"),
+        ("abril", "april", "abr", "apr"),
+        ("maio", "may", "mai"),
+        ("junho", "june", "jun"),
+        ("julho", "july", "jul"),
+        ("agosto", "august", "ago", "aug"),
+        ("setembro", "september", "set", "sep", "sept"),
+        ("outubro", "october", "out", "oct"),
+        ("novembro", "november", "nov"),
+        ("dezembro", "december", "dez", "dec"),
+    ),
+    start=1,
+):
+    for _name in _names:
+        _MONTHS[_name] = _number
+# Short forms that are also ordinary words ("mar" is the sea, "may" a verb, "set", "out") count
+# only right before a year ("mai 2024", "may 2024").
+_AMBIGUOUS_MONTHS = frozenset({"mar", "may", "mai", "set", "out", "jun", "jul", "dez", "dec"})
+_ORDINALS = {
+    "primeiro": 1, "primeira": 1, "first": 1, "1o": 1, "1a": 1, "1": 1, "1st": 1,
+    "segundo": 2, "segunda": 2, "second": 2, "2o": 2, "2a": 2, "2": 2, "2nd": 2,
+    "terceiro": 3, "terceira": 3, "third": 3, "3o": 3, "3": 3, "3rd": 3,
+    "quarto": 4, "quarta": 4, "fourth": 4, "4o": 4, "4": 4, "4th": 4,
+}  # fmt: skip
+_QUARTER = frozenset({"trimestre", "quarter", "tri"})
+_WEEK = frozenset({"semana", "week", "wk"})
+_MONTH_WORD = frozenset({"mes", "month"})
+_YEAR = re.compile(r"^(19|20)\d\d$")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A period the question names, as a half-open range ``[start, end)`` of a temporal
+    column, or one value of an ordinal column (``semana = 20``). ``label`` is how facts write
+    it (``2024-05``, ``2024-Q1``, ``2024``, ``2024-05-13`` for a week; ``semana 20``)."""
+
+    column: str
+    grain: WindowGrain
+    label: str
+    start: date | None = None
+    end: date | None = None
+    value: int | None = None  # an ordinal column's value
+
+    @property
+    def ordinal(self) -> bool:
+        return self.value is not None
+
+    def filters(self) -> list[Filter]:
+        if self.value is not None:
+            return [Filter(column=self.column, op="=", value=self.value)]
+        assert self.start is not None and self.end is not None
+        return [
+            Filter(column=self.column, op=">=", value=self.start.isoformat()),
+            Filter(column=self.column, op="<", value=self.end.isoformat()),
+        ]
+
+    def previous(self) -> Window:
+        """The period just before, of the same length."""
+        if self.value is not None:
+            word = self.label.rsplit(" ", 1)[0]
+            return Window(self.column, self.grain, f"{word} {self.value - 1}", value=self.value - 1)
+        assert self.start is not None
+        start = _shift(self.start, self.grain, -1)
+        return _window(self.column, self.grain, start)
+
+
+def _shift(day: date, grain: WindowGrain, n: int) -> date:
+    if grain == "day":
+        return day + timedelta(days=n)
+    if grain == "week":
+        return day + timedelta(weeks=n)
+    months = {"month": 1, "quarter": 3, "year": 12}[grain] * n
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def _window(column: str, grain: WindowGrain, start: date) -> Window:
+    end = _shift(start, grain, 1)
+    if grain == "year":
+        label = f"{start.year}"
+    elif grain == "quarter":
+        label = f"{start.year}-Q{(start.month - 1) // 3 + 1}"
+    elif grain == "month":
+        label = f"{start.year}-{start.month:02d}"
+    else:
+        label = start.isoformat()
+    return Window(column, grain, label, start=start, end=end)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part of the question; ``words`` are the question words that asked for it."""
+
+    kind: PartKind
+    words: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "words": self.words, **self.detail}
+
+
+@dataclass
+class Question:
+    text: str
+    parts: list[Part]
+    windows: list[Window]
+    segments: dict[str, list[str]]  # column -> the values the question names
+
+    def has(self, kind: PartKind) -> bool:
+        return any(p.kind == kind for p in self.parts)
+
+
+def _phrase(words: list[str], phrases: tuple[tuple[str, ...], ...]) -> str | None:
+    for p in phrases:
+        for i in range(len(words) - len(p) + 1):
+            if tuple(words[i : i + len(p)]) == p:
+                return " ".join(p)
+    return None
+
+
+def _word(
+    words: list[str], vocabulary: frozenset[str], skip_after: frozenset[str] = frozenset()
+) -> str | None:
+    for i, w in enumerate(words):
+        if _forms(w) & vocabulary and not (i and words[i - 1] in skip_after):
+            return w
+    return None
+
+
+def _as_date(value: Any) -> date | None:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return datetime.fromisoformat(str(value)[:19]).date()
+    except ValueError:
+        return None
+
+
+def _temporal(profile: Profile) -> ColumnProfile | None:
+    _, _, name = main_columns(profile)
+    if name is not None:
+        return profile.column(name)
+    return next((c for c in profile.columns if c.kind == "temporal" and not c.masked), None)
+
+
+def _ordinal_for(profile: Profile, grain_words: frozenset[str]) -> ColumnProfile | None:
+    for column in profile.columns:
+        if column.masked or not is_ordinal_name(column.name):
+            continue
+        if set(name_words(column.name)) & grain_words:
+            return column
+    return None
+
+
+def _year_for_month(month: int, years: list[int], column: ColumnProfile) -> int | None:
+    """The year a month without one refers to: a year the question names, else the latest
+    year of the data that has that month."""
+    if years:
+        return years[0]
+    last = _as_date(column.max)
+    first = _as_date(column.min)
+    if last is None or first is None:
+        return None
+    year = last.year if month <= last.month else last.year - 1
+    return year if date(year, month, 1) >= date(first.year, first.month, 1) else None
+
+
+def _windows(
+    words: list[str], profile: Profile, capitalized: frozenset[str] = frozenset()
+) -> list[Window]:
+    """The periods ``words`` name, in the order named (duplicates removed); ``capitalized``
+    holds the words written with a capital inside the question ("May", "Mar")."""
+    out: list[Window] = []
+    temporal = _temporal(profile)
+    years = [int(w) for w in words if _YEAR.match(w)]
+    used_years: set[int] = set()
+    i = 0
+    while i < len(words):
+        w = words[i]
+        nxt = words[i + 1] if i + 1 < len(words) else ""
+        after = words[i + 2] if i + 2 < len(words) else ""
+        # "semana 20", "week 20", "semanas 20 e 21", "mês 5" on an ordinal column
+        for grain_words, grain in ((_WEEK, "week"), (_MONTH_WORD, "month")):
+            if not (_forms(w) & grain_words) or not nxt.isdigit():
+                continue
+            column = _ordinal_for(profile, grain_words)
+            if column is None:
+                continue
+            j = i + 1
+            while j < len(words) and (words[j].isdigit() or words[j] in ("e", "and", "a", "to")):
+                if words[j].isdigit():
+                    value = int(words[j])
+                    out.append(Window(column.name, grain, f"{w.rstrip('s')} {value}", value=value))  # type: ignore[arg-type]
+                j += 1
+        if temporal is not None:
+            month = _MONTHS.get(w)
+            clear = w not in _AMBIGUOUS_MONTHS or w in capitalized or _YEAR.match(nxt or "x")
+            if month is not None and clear:
+                year: int | None = None
+                if _YEAR.match(nxt):
+                    year = int(nxt)
+                elif nxt == "de" and _YEAR.match(after):
+                    year = int(after)
+                if year is not None:
+                    used_years.add(year)
+                else:
+                    year = _year_for_month(month, years, temporal)
+                if year is not None:
+                    out.append(_window(temporal.name, "month", date(year, month, 1)))
+            quarter = None
+            if _forms(w) & _QUARTER and i and words[i - 1] in _ORDINALS:
+                quarter = _ORDINALS[words[i - 1]]
+            elif re.fullmatch(r"q[1-4]", w):
+                quarter = int(w[1])
+            if quarter is not None and 1 <= quarter <= 4:
+                q_year = next((int(x) for x in words[i + 1 : i + 4] if _YEAR.match(x)), None)
+                if q_year is not None:
+                    used_years.add(q_year)
+                else:
+                    last = _as_date(temporal.max)
+                    q_year = years[0] if years else (last.year if last else None)
+                if q_year is not None:
+                    out.append(_window(temporal.name, "quarter", date(q_year, 3 * quarter - 2, 1)))
+        i += 1
+    if temporal is not None:
+        first, last = _as_date(temporal.min), _as_date(temporal.max)
+        for year in dict.fromkeys(years):
+            if year in used_years or first is None or last is None:
+                continue
+            if first.year <= year <= last.year:
+                out.append(_window(temporal.name, "year", date(year, 1, 1)))
+    unique: dict[tuple[str, str], Window] = {}
+    for window in out:
+        unique.setdefault((window.column, window.label), window)
+    return list(unique.values())
+
+
+def _segments(words: list[str], profile: Profile) -> dict[str, list[str]]:
+    """The values of categorical columns the question names, by column, in the order named."""
+    found: dict[str, list[tuple[int, str]]] = {}
+    for column in profile.columns:
+        if column.masked or column.kind != "categorical":
+            continue
+        for value, _ in column.top:
+            value_words = name_words(value)
+            if not value_words or len("".join(value_words)) < 2:
+                continue
+            n = len(value_words)
+            for i in range(len(words) - n + 1):
+                if words[i : i + n] == value_words:
+                    found.setdefault(column.name, []).append((i, value))
+                    break
+    return {name: [v for _, v in sorted(hits)] for name, hits in found.items()}
+
+
+def parse(question: str, profile: Profile) -> Question:
+    """The parts of ``question`` and the periods and segment values it names."""
+    words = _fold(question)
+    capitalized = frozenset(w.lower() for w in re.findall(r"(?<=[\w,;:] )[A-Z][a-z]+\b", question))
+    windows = _windows(words, profile, capitalized)
+    segments = _segments(words, profile)
+    parts: list[Part] = []
+
+    def add(kind: PartKind, found: str | None, **detail: Any) -> None:
+        if found is not None:
+            parts.append(Part(kind, found, detail))
+
+    direction = anomalies.asked_direction(question)
+    drivers = _phrase(words, _DRIVERS_PHRASES) or _word(words, _DRIVERS)
+    compare = _phrase(words, _COMPARE_PHRASES) or _word(words, _COMPARE)
+    previous = _word(words, _PREVIOUS)
+    add("anomaly", direction, direction=direction)
+    add("drivers", drivers)
+    rank = _word(words, _RANK, _NOT_RANK_BEFORE)
+    compared_segments = {c: v for c, v in segments.items() if len(v) >= 2}
+    add("rank", rank)
+    add("total", _phrase(words, _TOTAL_PHRASES) or _word(words, _TOTAL))
+    trend = _phrase(words, _TREND_PHRASES) or _word(words, _TREND)
+    if trend and not (drivers and direction):  # "por que caiu" asks why, not for a trend
+        add("trend", trend)
+    periods_compared = len(windows) >= 2 or (len(windows) == 1 and bool(compare or previous))
+    if periods_compared:
+        add("compare_periods", " / ".join(w.label for w in windows))
+    elif compare and not compared_segments and not windows:
+        # "compare with the previous month" with no period named: the last two periods
+        add("compare_periods", compare)
+    for column, values in compared_segments.items():
+        add("compare_segments", " / ".join(values), column=column, values=values)
+    share = _word(words, _SHARE) or ("%" if "%" in question else None)
+    # "what share came from Sul": Sul is the share's focus, not a filter.
+    focus = {c: v for c, v in segments.items() if c not in compared_segments} if share else {}
+    add("share", share, focus=focus)
+    if windows and not periods_compared and not drivers:
+        add("filter", " / ".join(w.label for w in windows), periods=[w.label for w in windows])
+    for column, values in segments.items():
+        if column not in compared_segments and column not in focus:
+            add("filter", values[0], column=column, values=values[:1])
+    return Question(question, parts, windows, segments)
+
+
+def _main_dimension(profile: Profile, question: Question) -> str | None:
+    compared = next(
+        (p.detail["column"] for p in question.parts if p.kind == "compare_segments"), None
+    )
+    if compared:
+        return str(compared)
+    _, dimension, _ = main_columns(profile)
+    return dimension
+
+
+def reconcile(plan: Plan | None, question: Question, profile: Profile, source: str) -> Plan | None:
+    """``plan`` made to cover every part of ``question``: a dimension for a ranking or a share,
+    a period for a trend, the named periods as filters (unless they are being compared), the
+    compared segment values as an ``in`` filter with their column as the dimension.
+
+    A model's plan (``source == "model"``) keeps its dimensions and period only where a part
+    asks for them: a small model adds columns nobody asked about."""
+    needs_dimension = (
+        question.has("rank") or question.has("share") or question.has("compare_segments")
+    )
+    needs_period = question.has("trend")
+    # Periods compared, or one whose change is explained, are the change fact's, not filters.
+    compared = question.has("compare_periods") or question.has("drivers")
+    windowed = [] if compared else list(question.windows)
+    if plan is None:
+        if all(p.kind == "anomaly" for p in question.parts):
+            return None  # the anomaly fact answers it, from the data's main columns
+        measure, _, _ = main_columns(profile)
+        column = profile.column(measure) if measure else None
+        measures = (
+            [Measure(column=column.name, agg=default_agg(column))]
+            if column is not None
+            else [Measure(column="*", agg="count")]
+        )
+        plan = Plan(measures=measures)
+    update: dict[str, Any] = {}
+    dims = list(plan.dimensions)
+    if source == "model" and not needs_dimension:
+        dims = []
+    if needs_dimension and not [d for d in dims if _kind(profile, d) != "temporal"]:
+        dimension = _main_dimension(profile, question)
+        if dimension is not None:
+            dims = [dimension, *dims][:2]
+    filters = list(plan.filters)
+    for part in question.parts:
+        if part.kind == "compare_segments":
+            column = part.detail["column"]
+            filters = [f for f in filters if f.column != column]
+            filters.append(Filter(column=column, op="in", value=list(part.detail["values"])))
+            if column not in dims:
+                dims = [column, *dims][:2]
+    named_filters = {(f.column, f.op) for f in filters}
+    for window in windowed:
+        for flt in window.filters():
+            if (flt.column, flt.op) not in named_filters:
+                filters.append(flt)
+    if question.has("share") and not question.has("compare_segments"):
+        # "what share came from Sul": rank every segment, keeping Sul's row visible.
+        for name in list(question.segments):
+            filters = [f for f in filters if not (f.column == name and f.op == "=")]
+            if name not in dims:
+                dims = [name, *dims][:2]
+    update["dimensions"] = list(dict.fromkeys(dims))
+    update["filters"] = filters[:10]
+    period = plan.period
+    if (compared or windowed) and not needs_period:
+        period = None  # a series over the one period named, or beside a comparison, is noise
+    elif source == "model" and not needs_period and not question.has("anomaly"):
+        period = None
+    if needs_period and period is None:
+        temporal = _temporal(profile)
+        if temporal is not None:
+            period = Period(column=temporal.name, grain=choose_grain(temporal.min, temporal.max))
+    update["period"] = period
+    if question.has("share") or question.has("compare_segments"):
+        update["top_n"] = max(plan.top_n, 10)
+    return plan.model_copy(update=update)
+
+
+def _kind(profile: Profile, name: str) -> str | None:
+    column = profile.column(name)
+    return column.kind if column is not None else None
+
+
+_COVERED_BY: dict[str, tuple[str, ...]] = {
+    "rank": ("breakdown",),
+    "total": ("aggregate",),
+    "trend": ("trend",),
+    "anomaly": ("anomaly",),
+    "compare_periods": ("change",),
+    "drivers": ("change",),
+    "compare_segments": ("breakdown",),
+    "share": ("breakdown",),
+    "filter": ("aggregate", "breakdown", "trend"),
+}
+
+
+def coverage(
+    question: Question, facts: list[Fact], planned: set[str], plan: Plan | None
+) -> list[dict[str, Any]]:
+    """Each part with the planned facts that answer it (``covered`` false: none does)."""
+    out = []
+    mine = [f for f in facts if f.id in planned]
+    filters = {(f.column, str(f.value)) for f in (plan.filters if plan else [])}
+    for part in question.parts:
+        kinds = _COVERED_BY[part.kind]
+        ids = [f.id for f in mine if f.kind in kinds]
+        if part.kind == "share":
+            ids = [
+                f.id for f in mine if f.kind == "breakdown" and f.rows and "share_pct" in f.rows[0]
+            ]
+        if part.kind == "drivers":
+            ids = [f.id for f in mine if f.kind == "change" and f.values.get("driver") is not None]
+        if part.kind == "filter" and plan is not None:
+            column = part.detail.get("column")
+            if column is not None and not any(c == column for c, _ in filters):
+                ids = []
+            if part.detail.get("periods") and not plan.filters:
+                ids = []
+        out.append({**part.as_dict(), "covered": bool(ids), "facts": ids})
+    return out

@@ -1,0 +1,285 @@
+"""Questions split into parts, plans made to cover them, and changes explained by segment.
+
+The data is issue 14's weekly stores (tests/insights_data.py); every expected number is
+computed here by its own DuckDB query over the same rows, never read back from the facts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import duckdb
+import pytest
+
+from billumy.insights import data, facts
+from billumy.insights import question as questions
+from billumy.insights.answer import build_answer
+from billumy.insights.changes import change_fact
+from billumy.insights.formats import for_language
+from billumy.insights.model import Fact, Profile
+from billumy.insights.profile import profile
+from billumy.insights.service import InsightService
+from billumy.insights.statements import Context, describe
+from tests.insights_data import weekly_stores
+
+LIMITS = data.Limits(max_rows=100_000, max_columns=50, max_bytes=100_000_000)
+
+
+@pytest.fixture(scope="module")
+def stores() -> Iterator[tuple[data.Table, Profile]]:
+    table = data.from_records(weekly_stores(), LIMITS)
+    with table:
+        yield table, profile(table)
+
+
+def _reference(sql: str) -> list[tuple[Any, ...]]:
+    """An independent answer: DuckDB over the same rows, with SQL written here."""
+    con = duckdb.connect()
+    rows = weekly_stores()
+    con.execute(
+        "CREATE TABLE t (semana INTEGER, data DATE, loja VARCHAR, vendas_reais DOUBLE, "
+        "itens INTEGER)"
+    )
+    con.executemany(
+        "INSERT INTO t VALUES (?, ?, ?, ?, ?)",
+        [(r["semana"], r["data"], r["loja"], r["vendas_reais"], r["itens"]) for r in rows],
+    )
+    return con.execute(sql).fetchall()
+
+
+def _ask(
+    stores: tuple[data.Table, Profile], text: str, lang: str | None = None
+) -> tuple[questions.Question, facts.Plan | None, list[Fact], set[str], Any]:
+    table, prof = stores
+    asked = questions.parse(text, prof)
+    plan = questions.reconcile(facts.rule_plan(text, prof), asked, prof, "rules")
+    if plan is not None:
+        facts.validate_plan(plan, prof)
+    found, planned = InsightService._facts(table, prof, plan, 3, text, asked)
+    parts = questions.coverage(asked, found, planned, plan)
+    language = lang or ("pt" if any(c in text for c in "ãçéêíóú") else "en")
+    ctx = Context(for_language(language), prof, plan, planned)
+    for fact in found:
+        fact.statement = describe(fact, ctx)
+    answer = build_answer(question=text, facts=found, ctx=ctx, parts=parts)
+    return asked, plan, found, planned, answer
+
+
+def _kinds(asked: questions.Question) -> list[str]:
+    return [p.kind for p in asked.parts]
+
+
+@pytest.mark.parametrize(
+    ("text", "kinds"),
+    [
+        ("Qual loja vendeu mais?", ["rank"]),
+        ("Which store sold the least?", ["rank"]),
+        ("Qual o total de vendas?", ["total"]),
+        ("How much did we sell in all?", ["total"]),
+        ("Como as vendas evoluíram ao longo das semanas?", ["trend"]),
+        ("How did sales change over time?", ["trend"]),
+        ("Alguma loja teve queda forte?", ["anomaly"]),
+        ("Was any week abnormal?", ["anomaly"]),
+        ("Compare março e abril", ["compare_periods"]),
+        ("How did sales in May compare with April?", ["compare_periods"]),
+        ("Compare as vendas do Centro e do Norte", ["compare_segments"]),
+        ("Qual a participação de cada loja?", ["share"]),
+        ("What share of sales came from Sul?", ["share"]),
+        ("O que puxou as vendas em abril?", ["drivers"]),
+        ("Why did sales fall in week 20?", ["anomaly", "drivers"]),
+        ("Quanto a loja Sul vendeu em 2024?", ["total", "filter", "filter"]),
+        (
+            "Which store sold the most, and how did sales change over the weeks?",
+            ["rank", "trend"],
+        ),
+        ("Qual loja vendeu menos no 2º trimestre?", ["rank", "filter"]),
+    ],
+)
+def test_parts(stores: tuple[data.Table, Profile], text: str, kinds: list[str]) -> None:
+    asked = questions.parse(text, stores[1])
+    assert _kinds(asked) == kinds
+
+
+def test_periods_named(stores: tuple[data.Table, Profile]) -> None:
+    prof = stores[1]
+    # A month with no year is the data's latest year that has it; a capital "May" is the month.
+    assert [w.label for w in questions.parse("vendas em maio", prof).windows] == ["2024-05"]
+    assert [w.label for w in questions.parse("sales in May", prof).windows] == ["2024-05"]
+    # "may" the verb, "mar" the sea are no months.
+    assert questions.parse("which store may sell more?", prof).windows == []
+    assert questions.parse("vendas perto do mar", prof).windows == []
+    assert [w.label for w in questions.parse("no primeiro trimestre", prof).windows] == ["2024-Q1"]
+    assert [w.label for w in questions.parse("Q2 2024 sales", prof).windows] == ["2024-Q2"]
+    assert [w.label for w in questions.parse("em 2024", prof).windows] == ["2024"]
+    # A year outside the data is no period of it.
+    assert questions.parse("em 2019", prof).windows == []
+    # "semana 20" is the week-number column's value, and the week before is 19.
+    (week,) = questions.parse("na semana 20", prof).windows
+    assert (week.column, week.value, week.previous().value) == ("semana", 20, 19)
+    march, april = questions.parse("março e abril de 2024", prof).windows
+    assert (march.start, march.end) == (april.previous().start, april.start)
+
+
+def test_reconcile_covers_every_part(stores: tuple[data.Table, Profile]) -> None:
+    prof = stores[1]
+    text = "Which store sold the most, and how did sales change over the weeks?"
+    plan = questions.reconcile(None, questions.parse(text, prof), prof, "rules")
+    assert plan is not None
+    assert plan.dimensions == ["loja"]
+    assert plan.period is not None and plan.period.column == "data"
+    assert plan.measures[0].column == "vendas_reais"  # money, never the week number
+    compared = questions.reconcile(
+        None, questions.parse("Compare Centro e Norte", prof), prof, "rules"
+    )
+    assert compared is not None
+    assert [(f.column, f.op, f.value) for f in compared.filters] == [
+        ("loja", "in", ["Centro", "Norte"])
+    ]
+    # A model's plan keeps a dimension only where a part asks for one.
+    model = facts.Plan(
+        measures=[facts.Measure(column="itens", agg="sum")],
+        dimensions=["loja"],
+        period=facts.Period(column="data", grain="week"),
+    )
+    fixed = questions.reconcile(model, questions.parse("Total de itens", prof), prof, "model")
+    assert fixed is not None and fixed.dimensions == [] and fixed.period is None
+
+
+def test_how_much_sums_and_how_many_counts(stores: tuple[data.Table, Profile]) -> None:
+    prof = stores[1]
+    how_much = facts.rule_plan("Quanto a loja Sul vendeu?", prof)
+    assert how_much is not None and how_much.measures[0].column == "vendas_reais"
+    how_many = facts.rule_plan("Quantos registros tem a loja Sul?", prof)
+    assert how_many is not None and how_many.measures[0].column == "*"
+
+
+def test_a_month_filter_is_applied(stores: tuple[data.Table, Profile]) -> None:
+    _, _, found, planned, answer = _ask(stores, "Qual loja vendeu mais em maio?", "pt")
+    ((loja, total),) = _reference(
+        "SELECT loja, round(sum(vendas_reais), 2) FROM t WHERE month(data) = 5 "
+        "GROUP BY loja ORDER BY 2 DESC LIMIT 1"
+    )
+    ranking = next(f for f in found if f.id in planned and f.kind == "breakdown")
+    assert ranking.values["top_segment"] == loja
+    assert round(float(ranking.values["top_value"] or 0), 2) == total
+    assert "em maio de 2024" in answer.text and loja in answer.text
+    assert all(p["covered"] for p in answer.parts)
+
+
+def test_drivers_of_a_drop(stores: tuple[data.Table, Profile]) -> None:
+    _, _, found, planned, answer = _ask(stores, "Por que as vendas caíram na semana 20?")
+    change = next(f for f in found if f.kind == "change")
+    assert change.id in planned
+    expected = dict(
+        _reference(
+            "SELECT semana, round(sum(vendas_reais), 2) FROM t WHERE semana IN (19, 20) "
+            "GROUP BY semana"
+        )
+    )
+    assert round(float(change.values["value_a"] or 0), 2) == expected[19]
+    assert round(float(change.values["value_b"] or 0), 2) == expected[20]
+    by_store = dict(
+        _reference(
+            "SELECT loja, round(sum(CASE WHEN semana = 20 THEN vendas_reais ELSE 0 END) - "
+            "sum(CASE WHEN semana = 19 THEN vendas_reais ELSE 0 END), 2) FROM t "
+            "WHERE semana IN (19, 20) GROUP BY loja"
+        )
+    )
+    assert change.values["driver"] == "Norte" == min(by_store, key=lambda k: by_store[k])
+    assert {r["segment"]: round(float(r["change"] or 0), 2) for r in change.rows} == by_store
+    # The parts add up to the whole, and the shares to 100%.
+    assert sum(float(r["change"] or 0) for r in change.rows) == pytest.approx(
+        float(change.values["change"] or 0)
+    )
+    assert sum(float(r["share_of_change_pct"] or 0) for r in change.rows) == pytest.approx(100)
+    assert "na semana 19" in answer.text and "na semana 20" in answer.text
+    assert "A maior parte veio de Norte" in answer.text
+    assert [p["covered"] for p in answer.parts] == [True, True]
+
+
+@pytest.mark.parametrize(
+    ("lang", "text", "words"),
+    [
+        ("en", "How did sales in May compare with April?", ["April 2024", "May 2024", "down"]),
+        ("pt", "Compare as vendas de abril e maio", ["abril de 2024", "maio de 2024", "queda"]),
+    ],
+)
+def test_two_periods_compared(
+    stores: tuple[data.Table, Profile], lang: str, text: str, words: list[str]
+) -> None:
+    _, _, found, _, answer = _ask(stores, text, lang)
+    change = next(f for f in found if f.kind == "change")
+    (april, may) = (
+        v
+        for (v,) in _reference(
+            "SELECT round(sum(vendas_reais), 2) FROM t WHERE month(data) IN (4, 5) "
+            "GROUP BY month(data) ORDER BY month(data)"
+        )
+    )
+    assert (change.values["period_a"], change.values["period_b"]) == ("2024-04", "2024-05")
+    assert round(float(change.values["value_a"] or 0), 2) == april
+    assert round(float(change.values["value_b"] or 0), 2) == may
+    sentence = next(s.text for s in answer.sentences if change.id in s.facts)
+    for word in words:
+        assert word in sentence
+
+
+@pytest.mark.parametrize(
+    ("lang", "text", "expected"),
+    [
+        ("en", "What share of sales came from Sul?", "Sul accounts for {pct} of total"),
+        ("pt", "Qual a participação da loja Sul nas vendas?", "Sul responde por {pct} do total"),
+    ],
+)
+def test_a_named_segments_share(
+    stores: tuple[data.Table, Profile], lang: str, text: str, expected: str
+) -> None:
+    ((share,),) = _reference(
+        "SELECT 100 * sum(vendas_reais) FILTER (WHERE loja = 'Sul') / sum(vendas_reais) FROM t"
+    )
+    pct = f"{share:.1f}%" if lang == "en" else f"{share:.1f}%".replace(".", ",")
+    _, _, _, _, answer = _ask(stores, text, lang)
+    assert expected.format(pct=pct) in answer.text
+    assert all(p["covered"] for p in answer.parts)
+
+
+@pytest.mark.parametrize(
+    ("lang", "expected"),
+    [
+        ("pt", "Não consegui responder a esta parte: a evolução ao longo do tempo (os dados não"),
+        ("en", "I could not answer this part: the change over time (the data has no date"),
+    ],
+)
+def test_a_part_no_fact_answers_is_said(lang: str, expected: str) -> None:
+    rows = [{"loja": s, "vendas": v} for s, v in (("A", 10.0), ("B", 20.0), ("C", 5.0))]
+    table = data.from_records(rows, LIMITS)
+    with table:
+        prof = profile(table)
+        text = (
+            "Qual loja vendeu mais e como evoluiu?"
+            if lang == "pt"
+            else ("Which store sold most, and how did that change?")
+        )
+        asked = questions.parse(text, prof)
+        plan = questions.reconcile(facts.rule_plan(text, prof), asked, prof, "rules")
+        found, planned = InsightService._facts(table, prof, plan, 3, text, asked)
+        parts = questions.coverage(asked, found, planned, plan)
+        answer = build_answer(
+            question=text,
+            facts=found,
+            ctx=Context(for_language(lang), prof, plan, planned),
+            parts=parts,
+        )
+    assert [(p["kind"], p["covered"]) for p in parts] == [("rank", True), ("trend", False)]
+    assert expected in answer.text
+    uncovered = [s for s in answer.sentences if s.kind == "uncovered"]
+    assert len(uncovered) == 1 and uncovered[0].facts == []
+
+
+def test_no_period_to_compare_gives_no_change(stores: tuple[data.Table, Profile]) -> None:
+    rows = [{"loja": s, "vendas": v} for s, v in (("A", 10.0), ("B", 20.0))]
+    table = data.from_records(rows, LIMITS)
+    with table:
+        prof = profile(table)
+        asked = questions.parse("Por que as vendas caíram?", prof)
+        assert change_fact(table, prof, None, asked) is None
