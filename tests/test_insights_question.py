@@ -283,3 +283,56 @@ def test_no_period_to_compare_gives_no_change(stores: tuple[data.Table, Profile]
         prof = profile(table)
         asked = questions.parse("Por que as vendas caíram?", prof)
         assert change_fact(table, prof, None, asked) is None
+
+
+# --- messy inputs --------------------------------------------------------------------------
+
+MESSY = """pedido_id;data;regiao;receita;itens
+1001;05/01/2024;Sul;"R$ 1.234,56";3
+1002;17/01/2024;Norte;"R$ 987,10";2
+1003;03/02/2024;Sul;"R$ 2.000,00";5
+1004;20/02/2024;Sudeste;"R$ 3.500,25";7
+1005;11/03/2024;Norte;"-R$ 100,00";2
+1006;28/03/2024;Sudeste;"R$ 4.000,00";9
+"""
+
+
+def test_money_as_text_and_brazilian_dates_are_numbers_and_dates() -> None:
+    with data.from_csv(MESSY, LIMITS) as table:
+        prof = profile(table)
+        kinds = {c.name: (c.kind, c.dtype) for c in prof.columns}
+        assert kinds["receita"] == ("numeric", "DOUBLE")
+        assert kinds["data"] == ("temporal", "DATE")
+        assert kinds["pedido_id"][0] == "id"
+        ((total,),) = table.query("SELECT sum(receita) FROM data")
+        assert total == pytest.approx(1234.56 + 987.10 + 2000 + 3500.25 - 100 + 4000)
+    dollars = 'sku,price\na,"$1,234.50"\nb,$10.25\nc,"US$ 2,000"\n'
+    with data.from_csv(dollars, LIMITS) as table:
+        assert [r[0] for r in table.query("SELECT price FROM data ORDER BY sku")] == [
+            1234.5,
+            10.25,
+            2000.0,
+        ]
+    # A column where one value is not money stays text: nothing is guessed.
+    mixed = "a;b\n1;R$ 10,00\n2;dez reais\n"
+    with data.from_csv(mixed, LIMITS) as table:
+        assert table.types["b"] == "VARCHAR"
+
+
+@pytest.mark.parametrize(
+    ("text", "measure"),
+    [
+        ("Qual o total de pedidos?", ("pedido_id", "count")),
+        ("How many orders per region?", ("pedido_id", "count")),
+        ("Qual região vendeu mais em fevereiro?", ("receita", "sum")),
+    ],
+)
+def test_an_id_column_is_counted_never_summed(text: str, measure: tuple[str, str]) -> None:
+    with data.from_csv(MESSY, LIMITS) as table:
+        prof = profile(table)
+        asked = questions.parse(text, prof)
+        plan = questions.reconcile(facts.rule_plan(text, prof), asked, prof, "rules")
+        assert plan is not None
+        assert (plan.measures[0].column, plan.measures[0].agg) == measure
+        found, planned = InsightService._facts(table, prof, plan, 3, text, asked)
+        assert all(p["covered"] for p in questions.coverage(asked, found, planned, plan))

@@ -218,6 +218,10 @@ def _is_nested_type(kind: str) -> bool:
 _INT = r"\s*[+-]?(0|[1-9][0-9]*)\s*"
 _NUM = r"\s*[+-]?((0|[1-9][0-9]*)(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*"
 _COMMA_NUM = r"\s*[+-]?(0|[1-9][0-9]{0,2}(\.[0-9]{3})+|[1-9][0-9]*)(,[0-9]+)?\s*"
+# Money written as text: "R$ 1.234,56" (Brazilian: dot thousands, comma decimals, whatever
+# the file's delimiter) and "$1,234.56" / "US$ 1,234.56" (comma thousands, dot decimals).
+_BRL = r"\s*-?\s*R\$\s*-?(0|[1-9][0-9]{0,2}(\.[0-9]{3})+|[1-9][0-9]*)(,[0-9]+)?\s*"
+_USD = r"\s*-?\s*(US)?\$\s*-?(0|[1-9][0-9]{0,2}(,[0-9]{3})+|[1-9][0-9]*)(\.[0-9]+)?\s*"
 _BOOL = r"\s*(?i:true|false)\s*"
 _DATE = r"\s*[0-9]{4}-[0-9]{2}-[0-9]{2}\s*"
 _MONTH = r"\s*[0-9]{4}-[0-9]{2}\s*"
@@ -249,6 +253,17 @@ def _candidates(decimal_comma: bool) -> list[_Candidate]:
             needs_comma=True,
         )
         numbers.insert(1, comma)
+    bare = "replace(replace(replace({c}, 'US$', ''), 'R$', ''), ' ', '')"
+    numbers += [
+        _Candidate(
+            "DOUBLE",
+            _BRL,
+            f"TRY_CAST(replace(replace({bare}, '.', ''), ',', '.') AS DOUBLE)",
+        ),
+        _Candidate(
+            "DOUBLE", _USD, f"TRY_CAST(replace(replace({bare}, '$', ''), ',', '') AS DOUBLE)"
+        ),
+    ]
     return [
         _Candidate("BOOLEAN", _BOOL, f"TRY_CAST({trimmed} AS BOOLEAN)"),
         *numbers,

@@ -1449,7 +1449,7 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
     groups = [_groups(w) for w in words]
     folded = _fold(question)
     visible = [c for c in profile.columns if not c.masked]
-    named = {c.name: _find_column(words, groups, name_words(c.name)) for c in visible}
+    named = {c.name: _find_column(words, groups, _naming_words(c)) for c in visible}
     agg: Agg | None = _lookup(tokens, _AGG_WORDS)
     measures = _rule_measures(visible, named, agg, tokens)
     dims = _rule_dimensions(visible, named, tokens)
@@ -1470,6 +1470,19 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
     )
 
 
+_ID_NAME_WORDS = frozenset({"id", "ids", "uuid", "guid", "key", "code", "cod", "codigo", "num"})
+
+
+def _naming_words(column: ColumnProfile) -> list[str]:
+    """The words that name a column in a question: an id column is named by its entity
+    ("pedidos" names ``pedido_id``)."""
+    words = name_words(column.name)
+    if column.kind == "id":
+        entity = [w for w in words if w not in _ID_NAME_WORDS]
+        return entity or words
+    return words
+
+
 def names_a_measure(question: str, profile: Profile) -> bool:
     """Whether ``question`` names a numeric column (or asks for a count), as :func:`rule_plan`
     reads it; False when a plan's measure would only be the data's default."""
@@ -1477,7 +1490,7 @@ def names_a_measure(question: str, profile: Profile) -> bool:
     words = _column_words(tokens)
     groups = [_groups(w) for w in words]
     visible = [c for c in profile.columns if not c.masked]
-    named = {c.name: _find_column(words, groups, name_words(c.name)) for c in visible}
+    named = {c.name: _find_column(words, groups, _naming_words(c)) for c in visible}
     if _rule_measures(visible, named, None, tokens) is not None:
         return True
     # "quanto a loja Sul vendeu": a verb of selling names the money column.
@@ -1541,6 +1554,11 @@ def _rule_measures(
     numeric = _strongest([c for c in visible if c.kind == "numeric"], named)
     if numeric:
         return [Measure(column=c.name, agg=agg or default_agg(c)) for c in numeric[:MAX_MEASURES]]
+    # "total de pedidos" with a pedido_id column: orders are counted, never summed, and never
+    # answered with another column's total.
+    ids = _strongest([c for c in visible if c.kind == "id"], named)
+    if ids:
+        return [Measure(column=ids[0].name, agg="count")]
     if _counts(tokens):
         return [Measure(column="*", agg="count")]
     return None

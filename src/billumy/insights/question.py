@@ -76,8 +76,8 @@ _RANK = _set(
     "highest lowest most least largest smallest biggest greatest fewest bottom"
 )
 _NOT_RANK_BEFORE = frozenset({"at", "pelo", "ao", "no", "de"})  # "at least", "pelo menos"
-_TOTAL = _set("total totais soma somatorio quanto quanta sum")
-_TOTAL_PHRASES = (("how", "much"), ("no", "total"), ("in", "total"))
+_TOTAL = _set("total totais soma somatorio quanto quanta quantos quantas sum")
+_TOTAL_PHRASES = (("how", "much"), ("how", "many"), ("no", "total"), ("in", "total"))
 _TREND = _set(
     "tendencia tendencias evolucao evoluiu evoluiram evolution evolve evolved trend trends "
     "trending mudou mudaram mudanca change changed changes variou variaram variacao historico "
