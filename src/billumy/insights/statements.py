@@ -19,6 +19,7 @@ from datetime import date
 from billumy.insights.facts import Filter, Plan, default_agg
 from billumy.insights.formats import Formats
 from billumy.insights.model import Fact, Profile, Scalar
+from billumy.insights.profile import name_words
 
 __all__ = ["Context", "Metric", "describe"]
 
@@ -133,37 +134,58 @@ def scope(fact: Fact, ctx: Context) -> str:
     if plan is None or fact.id not in ctx.planned:
         return ""
     fmt = ctx.formats
-    words = []
+    periods: list[str] = []  # "em maio de 2024", "na semana 20"
+    segments: list[str] = []  # "loja Sul", "loja Centro e Norte"
+    conditions: list[str] = []  # "preco > 10"
     skip = str(fact.values.get("period_column")) if fact.kind == "change" else None
     filters = [f for f in plan.filters if f.column != skip]
+    if fact.kind == "breakdown":
+        # The ranking names the segments it keeps: "Por loja, ..." not "Por loja para loja...".
+        filters = [f for f in filters if not (f.column in plan.dimensions and f.op in ("=", "in"))]
     ranges = _ranges(filters)
     said: set[str] = set()
+    and_word = " e " if ctx.pt else " and "
     for flt in filters:
+        column = ctx.profile.column(flt.column)
+        kind = column.kind if column is not None else None
         if flt.column in ranges:
             if flt.column not in said:
                 said.add(flt.column)
-                words.append(fmt.when(*ranges[flt.column]))
+                periods.append(fmt.when(*ranges[flt.column]))
             continue
-        if isinstance(flt.value, list):
+        if kind == "ordinal" and flt.op == "=" and not isinstance(flt.value, list):
+            label = f"{_ordinal_word(flt.column)} {fmt.number(flt.value)}"
+            periods.append(period_when(label, "", True, ctx))
+        elif kind in ("categorical", "boolean") and flt.op in ("=", "in"):
+            values = flt.value if isinstance(flt.value, list) else [flt.value]
+            shown = [fmt.label(v) for v in values]
+            listed = ", ".join(shown[:-1]) + and_word + shown[-1] if len(shown) > 1 else shown[0]
+            segments.append(f"{flt.column} {listed}")
+        elif isinstance(flt.value, list):
             listed = ", ".join(repr(v) if isinstance(v, str) else fmt.number(v) for v in flt.value)
-            words.append(f"{flt.column} {'em' if ctx.pt else 'in'} ({listed})")
+            conditions.append(f"{flt.column} {'em' if ctx.pt else 'in'} ({listed})")
         else:
-            shown = repr(flt.value) if isinstance(flt.value, str) else fmt.number(flt.value)
-            words.append(f"{flt.column} {flt.op} {shown}")
+            shown_value = repr(flt.value) if isinstance(flt.value, str) else fmt.number(flt.value)
+            conditions.append(f"{flt.column} {flt.op} {shown_value}")
     period = plan.period
     if period is not None and period.last is not None:
-        words.append(_last_periods(period.column, period.grain, period.last, ctx))
-    if not words:
-        return ""
-    periods = [w for w in words if w.startswith(_PREPOSITIONS)]
-    rest = [w for w in words if w not in periods]
+        conditions.append(_last_periods(period.column, period.grain, period.last, ctx))
     text = ""
-    if rest:
-        text = (" onde " + " e ".join(rest)) if ctx.pt else (" where " + " and ".join(rest))
-    return f"{text} {' '.join(periods)}" if periods else text
+    if segments:
+        text += (" para " if ctx.pt else " for ") + and_word.join(segments)
+    if conditions:
+        text += (" onde " if ctx.pt else " where ") + and_word.join(conditions)
+    if periods:
+        text += " " + " ".join(periods)
+    return text
 
 
-_PREPOSITIONS = ("em ", "no ", "na ", "in ", "on ")
+def _ordinal_word(column: str) -> str:
+    """``semana`` for ``semana``/``num_semana``/``week_number``; the name otherwise."""
+    for word in name_words(column):
+        if word in _ORDINAL_WORDS:
+            return word
+    return column
 
 
 def _range_label(filters: Sequence[Filter], column: str) -> tuple[str, str] | None:
@@ -420,7 +442,8 @@ def _share(fact: Fact, ctx: Context) -> str:
 
 def _plural_pt(word: str) -> str:
     """A Portuguese plural good enough for a column name: lojas, regiões, canais, vendedores."""
-    for end, plural in (("ão", "ões"), ("al", "ais"), ("el", "éis"), ("m", "ns")):
+    # Column names are often written without accents: "regiao" -> "regioes".
+    for end, plural in (("ão", "ões"), ("ao", "oes"), ("al", "ais"), ("el", "éis"), ("m", "ns")):
         if word.endswith(end):
             return word[: -len(end)] + plural
     return f"{word}es" if word.endswith(("r", "z", "s")) else f"{word}s"
