@@ -20,6 +20,7 @@ from billumy.insights.model import Fact, Profile
 from billumy.insights.profile import profile
 from billumy.insights.service import InsightService
 from billumy.insights.statements import Context, describe
+from billumy.language import guess_language
 from tests.insights_data import weekly_stores
 
 LIMITS = data.Limits(max_rows=100_000, max_columns=50, max_bytes=100_000_000)
@@ -336,3 +337,40 @@ def test_an_id_column_is_counted_never_summed(text: str, measure: tuple[str, str
         assert (plan.measures[0].column, plan.measures[0].agg) == measure
         found, planned = InsightService._facts(table, prof, plan, 3, text, asked)
         assert all(p["covered"] for p in questions.coverage(asked, found, planned, plan))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Alguma loja teve queda forte em maio?", "Sim: Norte teve queda forte nas semanas de"),
+        ("Alguma loja teve queda forte em março?", "Não: nenhuma loja teve queda fora do normal"),
+        ("O Sul teve alguma queda forte?", "Não: Sul não teve queda fora do normal"),
+        ("Did Norte have any drop?", "Yes: Norte dropped sharply"),
+        ("Did Sul have any drop in May?", "No: Sul had no unusual drop in vendas_reais (4 weeks"),
+    ],
+)
+def test_a_drop_is_looked_for_where_the_question_points(
+    stores: tuple[data.Table, Profile], text: str, expected: str
+) -> None:
+    """The series stay whole (the trend is judged on all of it); the cases reported, and the
+    periods counted, are those of the month and the store the question names."""
+    lang = "en" if text.startswith("Did") else "pt"
+    _, _, found, _, answer = _ask(stores, text, lang)
+    assert answer.sentences[0].text.startswith(expected), answer.sentences[0].text
+    anomaly = next(f for f in found if f.kind == "anomaly")
+    assert all(str(r["period"]).startswith("2024-05") for r in anomaly.rows)
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Alguma loja teve queda forte em maio?", "pt"),
+        ("O Sul teve alguma queda forte?", "pt"),
+        ("Qual loja vendeu mais?", "pt"),
+        ("Did Norte have any drop?", "en"),
+        ("What share of sales came from Sul?", "en"),
+        ("Which store sold the most, and how did sales change over the weeks?", "en"),
+    ],
+)
+def test_the_question_s_language(text: str, lang: str) -> None:
+    assert guess_language(text) == lang

@@ -97,6 +97,28 @@ _EN = frozenset(
         "could",
     ]
 )
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Words of one language only (never "a", "as", "no", "total", "normal": both have them),
+# including the business words questions to Billumy are made of.
+_PT |= _words(
+    "o os e é em na nas nos ao aos à às pelo pela pelos pelas teve tiveram houve alguma "
+    "algum algumas alguns quantos quantas cada entre sobre desde até ate seu sua nosso "
+    "nossa ele ela eles elas muito muita pouco maior menor melhor pior vendeu venderam "
+    "vendemos vender faturamento faturou receita lucro custo loja lojas cliente clientes "
+    "região regiao regiões regioes semana semanas meses anos dia dias queda quedas "
+    "crescimento cresceu caiu caíram cairam forte participação participacao porque "
+    "evoluiu evoluíram evoluiram"
+)
+_EN |= _words(
+    "did does do had has have any all most least per by in on at it its there sold sell "
+    "store stores revenue week weeks months years drop drops spike spikes share growth "
+    "between over than highest lowest be been an or not if who came grew fell change"
+)
 _PT_CHARS = frozenset("ãõçáéíóúâêôà")
 
 

@@ -30,6 +30,7 @@ checked (``measure``, ``dimension``, ``segments`` and ``periods`` counted by the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Literal
 
 from billumy.insights.data import Table, quote_ident
@@ -103,6 +104,29 @@ class Scope:
     dimension: str | None
     temporal: str
     grain: Grain
+    # Where the question narrows it ("em maio", "na loja Sul"): cases are reported, and
+    # periods counted, only within [start, end) and among these segments; the series, and so
+    # the trend each period is judged against, stay whole.
+    start: str | None = None
+    end: str | None = None
+    only: tuple[str, ...] = ()
+
+    def narrowed(self) -> str:
+        """SQL conditions on ``p`` and ``segment`` for the narrowing (or "")."""
+        out = ""
+        if self.start is not None:
+            out += f" AND p >= CAST('{_iso(self.start)}' AS TIMESTAMP)"
+        if self.end is not None:
+            out += f" AND p < CAST('{_iso(self.end)}' AS TIMESTAMP)"
+        if self.only and self.dimension is not None:
+            listed = ", ".join("'" + v.replace("'", "''") + "'" for v in self.only)
+            out += f" AND CAST(segment AS VARCHAR) IN ({listed})"
+        return out
+
+
+def _iso(text: str) -> str:
+    """``text`` as an ISO date (it comes from our own windows; checked all the same)."""
+    return date.fromisoformat(text[:10]).isoformat()
 
 
 def plan_scope(table: Table, profile: Profile, plan: Plan | None) -> Scope | None:
@@ -174,7 +198,7 @@ def cases_sql(scope: Scope, direction: Direction) -> str:
         + f"SELECT {segment} AS segment, {period_label(scope.grain, 'p')} AS period, "  # noqa: S608
         "value, expected, residual AS change, 100 * residual / abs(expected) AS change_pct, "
         "CASE WHEN residual < 0 THEN 'drop' ELSE 'spike' END AS direction FROM m "
-        f"WHERE n >= {MIN_PERIODS} AND expected <> 0 "
+        f"WHERE n >= {MIN_PERIODS} AND expected <> 0{scope.narrowed()} "
         f"AND abs(residual) > {THRESHOLD} * 1.4826 * mad "
         f"AND abs(residual) >= {MIN_CHANGE_PCT / 100} * abs(expected){sign} "
         f"ORDER BY abs(residual) / abs(expected) DESC, segment, p LIMIT {MAX_CASES}"
@@ -184,7 +208,7 @@ def cases_sql(scope: Scope, direction: Direction) -> str:
 def _checked(table: Table, scope: Scope) -> tuple[int, int]:
     """How many segments had enough periods to be judged, and how many periods there are."""
     counts = f"count(DISTINCT segment) FILTER (WHERE n >= {MIN_PERIODS}), count(DISTINCT p)"
-    sql = f"{_series_ctes(scope)}SELECT {counts} FROM x"  # noqa: S608
+    sql = f"{_series_ctes(scope)}SELECT {counts} FROM x WHERE true{scope.narrowed()}"  # noqa: S608
     segments, periods = table.query(sql)[0]
     return int(segments or 0), int(periods or 0)
 
@@ -213,6 +237,8 @@ def anomaly_fact(
         "min_change_pct": MIN_CHANGE_PCT,
         "min_periods": MIN_PERIODS,
     }
+    if scope.only and scope.dimension is not None:
+        values["only"] = " / ".join(scope.only)
     if rows:
         values.update({k: rows[0][k] for k in ("segment", "period", "direction")})
         values.update({k: rows[0][k] for k in ("value", "expected", "change", "change_pct")})

@@ -24,6 +24,7 @@ The blocking parts (DuckDB, chart rendering) run in worker threads.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import tempfile
@@ -398,6 +399,8 @@ class InsightService:
                 planned = [change, *planned]
         direction = anomalies.asked_direction(question) if question else None
         scope = anomalies.plan_scope(table, prof, plan if direction else None)
+        if scope is not None and direction and asked is not None:
+            scope = _narrowed(scope, asked)
         found = None
         if scope is not None:
             found = anomalies.anomaly_fact(
@@ -589,6 +592,21 @@ class InsightService:
         if not 0 <= number < len(specs):
             raise NotFoundError(f"insight '{insight_id}' has no chart {number}")
         return await asyncio.to_thread(charts.render_svg, specs[number])
+
+
+def _narrowed(scope: anomalies.Scope, asked: questions.Question) -> anomalies.Scope:
+    """The anomaly check narrowed to the periods and segments the question names ("alguma
+    loja caiu em maio?", "o Sul teve queda?")."""
+    windows = [w for w in asked.windows if w.column == scope.temporal and w.start and w.end]
+    start = min(w.start for w in windows if w.start) if windows else None
+    end = max(w.end for w in windows if w.end) if windows else None
+    only = tuple(asked.segments.get(scope.dimension, [])) if scope.dimension else ()
+    return dataclasses.replace(
+        scope,
+        start=start.isoformat() if start else None,
+        end=end.isoformat() if end else None,
+        only=only,
+    )
 
 
 class _Clock:

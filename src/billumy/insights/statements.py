@@ -526,9 +526,12 @@ def _no_anomaly(v: dict[str, Scalar], ctx: Context) -> str:
             f"Cannot tell whether {measure} had an unusual {_EN_ANOMALY[direction]}: there "
             f"are only {periods} of data, and at least {least} are needed."
         )
+    only = v.get("only")
     if ctx.pt:
         checked = "verificadas" if _PT_GRAINS[grain][2] else "verificados"
         what = _PT_ANOMALY[direction]
+        if only:
+            return f"Não: {only} não teve {what} fora do normal em {measure} ({periods} {checked})."
         if dim is None:
             return f"Não: {measure} não teve {what} fora do normal ({periods} {checked})."
         many = _plural_pt(str(dim))
@@ -538,6 +541,8 @@ def _no_anomaly(v: dict[str, Scalar], ctx: Context) -> str:
             f"({counted}, {periods} {checked})."
         )
     what = _EN_ANOMALY[direction]
+    if only:
+        return f"No: {only} had no unusual {what} in {measure} ({periods} checked)."
     if dim is None:
         return f"No: {measure} had no unusual {what} ({periods} checked)."
     segments = f"{n} segment{'' if v.get('segments') == 1 else 's'}"
