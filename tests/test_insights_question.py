@@ -117,6 +117,16 @@ def test_periods_named(stores: tuple[data.Table, Profile]) -> None:
     # "semana 20" is the week-number column's value, and the week before is 19.
     (week,) = questions.parse("na semana 20", prof).windows
     assert (week.column, week.value, week.previous().value) == ("semana", 20, 19)
+    # Ordinals chained by "e"/"and" before one grain word, halves, and years said in words.
+    assert [w.label for w in questions.parse("o primeiro e o segundo semestre", prof).windows] == [
+        "2024-H1",
+        "2024-H2",
+    ]
+    assert [w.label for w in questions.parse("first and second quarters", prof).windows] == [
+        "2024-Q1",
+        "2024-Q2",
+    ]
+    assert [w.label for w in questions.parse("este ano", prof).windows] == ["2024"]
     march, april = questions.parse("março e abril de 2024", prof).windows
     assert (march.start, march.end) == (april.previous().start, april.start)
 

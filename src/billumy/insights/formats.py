@@ -35,6 +35,7 @@ __all__ = ["Formats", "Language", "for_language"]
 Language = Literal["pt", "en"]
 
 _LOCALES: dict[Language, str] = {"pt": "pt_BR", "en": "en_US"}
+_HALF = re.compile(r"^(\d{4})-H([12])$")
 _PERIOD = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?|-Q([1-4]))?$")
 
 
@@ -83,6 +84,12 @@ class Formats:
         """A period label as facts write it (``2024-03``, ``2024-Q1``, ``2024-03-11``) in
         words: ``março de 2024`` / ``March 2024``; anything else is returned as it is."""
         text = str(label)
+        half = _HALF.match(text)
+        if half is not None:
+            year, number = half.groups()
+            if self.language == "pt":
+                return f"{number}º semestre de {year}"
+            return f"{'first' if number == '1' else 'second'} half of {year}"
         match = _PERIOD.match(text)
         if match is None:
             return text
@@ -105,11 +112,13 @@ class Formats:
             return {
                 "week": f"na semana de {shown}",
                 "quarter": f"no {shown}",
+                "half": f"no {shown}",
             }.get(grain, f"em {shown}")
         return {
             "week": f"in the week of {shown}",
             "day": f"on {shown}",
             "quarter": f"in the {shown}" if shown[:1].isdigit() else f"in {shown}",
+            "half": f"in the {shown}",
         }.get(grain, f"in {shown}")
 
     def periods(self, labels: list[Scalar], grain: str) -> str:

@@ -56,7 +56,7 @@ PartKind = Literal[
     "drivers",
     "filter",
 ]
-WindowGrain = Literal["day", "week", "month", "quarter", "year"]
+WindowGrain = Literal["day", "week", "month", "quarter", "half", "year"]
 
 
 def _fold(text: str) -> list[str]:
@@ -142,6 +142,9 @@ _ORDINALS = {
     "quarto": 4, "quarta": 4, "fourth": 4, "4o": 4, "4": 4, "4th": 4,
 }  # fmt: skip
 _QUARTER = frozenset({"trimestre", "quarter", "tri"})
+_HALF = frozenset({"semestre", "half"})
+_THIS = (("este", "ano"), ("esse", "ano"), ("this", "year"), ("ano", "atual"), ("current", "year"))
+_LAST = (("ano", "passado"), ("last", "year"), ("ano", "anterior"), ("previous", "year"))
 _WEEK = frozenset({"semana", "week", "wk"})
 _MONTH_WORD = frozenset({"mes", "month"})
 _YEAR = re.compile(r"^(19|20)\d\d$")
@@ -188,7 +191,7 @@ def _shift(day: date, grain: WindowGrain, n: int) -> date:
         return day + timedelta(days=n)
     if grain == "week":
         return day + timedelta(weeks=n)
-    months = {"month": 1, "quarter": 3, "year": 12}[grain] * n
+    months = {"month": 1, "quarter": 3, "half": 6, "year": 12}[grain] * n
     index = day.year * 12 + day.month - 1 + months
     return date(index // 12, index % 12 + 1, 1)
 
@@ -199,6 +202,8 @@ def _window(column: str, grain: WindowGrain, start: date) -> Window:
         label = f"{start.year}"
     elif grain == "quarter":
         label = f"{start.year}-Q{(start.month - 1) // 3 + 1}"
+    elif grain == "half":
+        label = f"{start.year}-H{(start.month - 1) // 6 + 1}"
     elif grain == "month":
         label = f"{start.year}-{start.month:02d}"
     else:
@@ -227,6 +232,38 @@ class Question:
 
     def has(self, kind: PartKind) -> bool:
         return any(p.kind == kind for p in self.parts)
+
+
+_ARTICLES = frozenset({"o", "a", "the", "os", "as"})
+
+
+def _chained(words: list[str], i: int) -> list[int]:
+    """The ordinals before ``words[i]`` ("trimestre"), chained by "e"/"and": "o primeiro e o
+    segundo semestre" -> [1, 2]."""
+    found: list[int] = []
+    j = i - 1
+    while j >= 0 and words[j] in _ORDINALS:
+        found.append(_ORDINALS[words[j]])
+        j -= 1
+        while j >= 0 and words[j] in _ARTICLES:
+            j -= 1
+        if j < 0 or words[j] not in ("e", "and"):
+            break
+        j -= 1
+        while j >= 0 and words[j] in _ARTICLES:
+            j -= 1
+    return sorted(found)
+
+
+def _position(words: list[str], phrases: tuple[tuple[str, ...], ...]) -> int | None:
+    """Where the first of ``phrases`` appears in ``words``, or None."""
+    found = [
+        i
+        for p in phrases
+        for i in range(len(words) - len(p) + 1)
+        if tuple(words[i : i + len(p)]) == p
+    ]
+    return min(found) if found else None
 
 
 def _phrase(words: list[str], phrases: tuple[tuple[str, ...], ...]) -> str | None:
@@ -328,23 +365,37 @@ def _windows(
                     year = _year_for_month(month, years, temporal)
                 if year is not None:
                     out.append(_window(temporal.name, "month", date(year, month, 1)))
-            quarter = None
-            if _forms(w) & _QUARTER and i and words[i - 1] in _ORDINALS:
-                quarter = _ORDINALS[words[i - 1]]
+            # "o primeiro e o segundo semestre", "Q1", "no 2º trimestre de 2023"
+            spans: list[tuple[WindowGrain, int, int]] = []
+            if _forms(w) & _QUARTER:
+                spans += [("quarter", q, 3) for q in _chained(words, i) if 1 <= q <= 4]
             elif re.fullmatch(r"q[1-4]", w):
-                quarter = int(w[1])
-            if quarter is not None and 1 <= quarter <= 4:
-                q_year = next((int(x) for x in words[i + 1 : i + 4] if _YEAR.match(x)), None)
-                if q_year is not None:
-                    used_years.add(q_year)
+                spans.append(("quarter", int(w[1]), 3))
+            if _forms(w) & _HALF:
+                spans += [("half", h, 6) for h in _chained(words, i) if h in (1, 2)]
+            for grain, number, size in spans:
+                span_year = next((int(x) for x in words[i + 1 : i + 4] if _YEAR.match(x)), None)
+                if span_year is not None:
+                    used_years.add(span_year)
                 else:
-                    last = _as_date(temporal.max)
-                    q_year = years[0] if years else (last.year if last else None)
-                if q_year is not None:
-                    out.append(_window(temporal.name, "quarter", date(q_year, 3 * quarter - 2, 1)))
+                    latest = _as_date(temporal.max)
+                    span_year = years[0] if years else (latest.year if latest else None)
+                if span_year is not None:
+                    first_month = size * (number - 1) + 1
+                    out.append(_window(temporal.name, grain, date(span_year, first_month, 1)))
         i += 1
     if temporal is not None:
         first, last = _as_date(temporal.min), _as_date(temporal.max)
+        # "este ano" / "ano passado": the data's latest year and the one before, in the
+        # order named.
+        relative = []
+        for phrases, back in ((_THIS, 0), (_LAST, 1)):
+            at = _position(words, phrases)
+            if at is not None and last is not None:
+                relative.append((at, last.year - back))
+        for _, year in sorted(relative):
+            if year not in years:
+                years.append(year)
         for year in dict.fromkeys(years):
             if year in used_years or first is None or last is None:
                 continue

@@ -204,6 +204,8 @@ def _range_label(filters: Sequence[Filter], column: str) -> tuple[str, str] | No
     months = (end.year - start.year) * 12 + end.month - start.month
     if months == 12 and start.month == 1:
         return str(start.year), "year"
+    if months == 6 and start.month in (1, 7):
+        return f"{start.year}-H{1 if start.month == 1 else 2}", "half"
     if months == 3 and start.month % 3 == 1:
         return f"{start.year}-Q{(start.month - 1) // 3 + 1}", "quarter"
     if months == 1:
