@@ -211,3 +211,26 @@ def test_a_grand_total_beside_a_label_is_not_wrong_but_another_segments_number_i
     result = score(_case(CENTRO, SUL), response)
     assert result.false_verified == 1, result.problems
     assert "673 for Centro" in " ".join(result.problems)
+
+
+def test_a_verified_insight_that_gives_a_segment_another_segments_number_is_false() -> None:
+    """The verifier found 97 in the facts, but 97 is Livros' quantity, not Moda's: marked
+    verified, it is a false claim even though Moda is no expected label of the case."""
+    quantities = {
+        "id": "f2",
+        "kind": "top_segment",
+        "values": {"segment": "Moda", "value": 196},
+        "rows": [{"loja": "Moda", "itens": 196}, {"loja": "Livros", "itens": 97}],
+    }
+    profile = {"columns": [{"name": "loja", "kind": "categorical", "top": [
+        {"value": "Moda", "count": 81}, {"value": "Livros", "count": 34}]}]}  # fmt: skip
+    insights = [
+        {"title": "Moda", "text": "Moda tem o maior total de itens: 97.", "verified": True},
+        {"title": "Moda", "text": "Moda (196) supera Livros (97).", "verified": True},
+        {"title": "Moda", "text": "Moda lidera entre as 2 lojas.", "verified": True},
+    ]
+    response = _response("Ranking: Centro R$ 142.625,60.", insights=insights, profile=profile)
+    response["facts"].append(quantities)
+    result = score(_case(CENTRO), response)
+    assert result.false_verified == 1, result.problems
+    assert "97 for Moda" in " ".join(result.problems)

@@ -4,10 +4,12 @@ The answers' quality is being improved elsewhere, so these tests do not ask the 
 pass; they ask that the command reports every case with its measures, that what must always
 hold does (no wrong number in an answer), and that the exit status follows --strict.
 
-The narrative is left off: the model's prose takes seconds per case (minutes on a loaded
-2-core machine), and with it on, ``lojas-top-pt`` gets an insight marked verified that
-gives Centro the whole weeks' item counts (the verifier accepts a number found in any fact,
-whatever it is said of). Add ``--narrative`` here when the verifier ties numbers to labels.
+The narrative is left off, so ``false_verified`` is 0 here by construction: the model's
+prose takes 10-30 s per case on a loaded 2-core machine, and with it on, false verified
+claims are found today (``lojas-top-pt`` gets an insight marked verified that gives Centro
+the weeks' total item counts, ``lojas-unanswerable-custo-pt`` one that calls the sales total
+the cost: the verifier accepts a number found in any fact, whatever it is said of). Add
+``--narrative`` here when the verifier ties numbers to what they are said of.
 """
 
 from __future__ import annotations

@@ -200,6 +200,10 @@ def _item(raw: Any, where: str, problems: list[str]) -> Expected | None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
         problems.append(f"{where}: value must be a number")
         value = None
+    kind = raw.get("kind")
+    if kind is not None and not isinstance(kind, str):
+        problems.append(f"{where}: kind must be a fact kind (a string)")
+        kind = None
     segment, period = raw.get("segment"), raw.get("period")
     if period is not None and not (isinstance(period, str) and _PERIOD.match(period)):
         problems.append(f"{where}: period {period!r} is not YYYY, YYYY-MM, YYYY-MM-DD, -Qn or -Hn")
@@ -214,7 +218,7 @@ def _item(raw: Any, where: str, problems: list[str]) -> Expected | None:
         period=period if isinstance(period, str) else None,
         value=float(value) if value is not None else None,
         pct=bool(raw.get("pct", False)),
-        kind=raw.get("kind"),
+        kind=kind,
         text_any=text_any,
     )
 

@@ -25,9 +25,16 @@ import orjson
 from billumy.evaluation.cases import Case, CaseSet
 from billumy.evaluation.scoring import CaseScore, failed, score
 
-__all__ = ["Asked", "CaseResult", "EvalClient", "EvalError", "Report", "percentile", "run_cases"]
-
-DEFAULT_URL = "http://127.0.0.1:8011"
+__all__ = [
+    "Asked",
+    "CaseResult",
+    "EvalClient",
+    "EvalError",
+    "Report",
+    "percentile",
+    "run_cases",
+    "select",
+]
 
 
 class EvalError(Exception):
@@ -140,7 +147,7 @@ class CaseResult:
     response: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        kept = ("answer", "plan", "plan_source", "facts", "insights", "timings", "language")
+        kept = ("answer", "plan", "plan_source", "facts", "profile", "insights", "timings")
         response = self.response or {}
         return {
             "id": self.case.id,

@@ -19,7 +19,11 @@ What is measured, per case (:class:`CaseScore`):
   sales) are not counted wrong, nor are numbers of facts about no label at all (the grand
   total, the row count): the "answer complete" check already misses the value;
 * **false verified** (must be 0): a model insight marked ``verified`` whose text matches a
-  ``must_not`` pattern or has a wrong number by the rule above;
+  ``must_not`` pattern, has a wrong number by the rule above, or gives a segment of the data
+  (a value of a categorical column, from the response's profile) numbers none of which the
+  facts hold for it, one of them not even a grand total or a count of rows (``Moda tem o
+  maior total de quantidade: 97`` when 97 is Livros'): the verifier must tie a number to
+  what it is said of, not only find it somewhere in the facts;
 * **must_not**: the case's forbidden patterns that match the answer.
 
 Numbers are read with :func:`billumy.insights.verify.extract_numbers` in the answer's language,
@@ -47,7 +51,16 @@ from typing import Any
 from billumy.evaluation.cases import Case, Expected, fold
 from billumy.insights.verify import NumberMention, extract_numbers
 
-__all__ = ["CaseScore", "agrees", "label_spans", "mask_dates", "score", "wrong_numbers"]
+__all__ = [
+    "CaseScore",
+    "agrees",
+    "label_spans",
+    "mask_dates",
+    "misattributed",
+    "score",
+    "segments_of",
+    "wrong_numbers",
+]
 
 RELATIVE_TOLERANCE = 0.005
 ABSOLUTE_TOLERANCE = 0.01
@@ -253,17 +266,63 @@ def covered(item: Expected, facts: Sequence[dict[str, Any]]) -> bool:
     return False
 
 
-def _true_of(item: Expected, facts: Sequence[dict[str, Any]]) -> list[float]:
-    """The numbers the facts hold in rows that carry all of ``item``'s labels, and the
-    numbers of rows that carry no label at all (a total, a row count, a correlation): a
-    clause may name a segment and state the grand total beside it."""
-    out = []
+def _own(item: Expected, facts: Sequence[dict[str, Any]]) -> list[float]:
+    """The numbers the facts hold in rows that carry all of ``item``'s labels."""
+    return [n for f in facts for row in _rows(f) if _row_has(row, item) for n in _numbers(row)]
+
+
+def _global(facts: Sequence[dict[str, Any]]) -> list[float]:
+    """Numbers about no label at all: rows without text (a total, a correlation) of facts
+    without filters, and each fact's number of rows ("the 5 categories")."""
+    out: list[float] = []
     for fact in facts:
-        unlabelled = not fact.get("params")
+        out.append(float(len(fact.get("rows") or [])))
+        if fact.get("params"):
+            continue
         for row in _rows(fact):
-            if _row_has(row, item) or (unlabelled and not any(isinstance(c, str) for c in row)):
+            if not any(isinstance(c, str) for c in row):
                 out += _numbers(row)
     return out
+
+
+def _true_of(item: Expected, facts: Sequence[dict[str, Any]]) -> list[float]:
+    """The numbers a clause naming ``item``'s labels may state without being wrong: its own
+    and the global ones (a clause may name a segment and the grand total beside it)."""
+    return _own(item, facts) + _global(facts)
+
+
+def segments_of(response: dict[str, Any]) -> list[str]:
+    """The values of the data's categorical columns that the response's profile lists."""
+    profile = response.get("profile") or {}
+    out = []
+    for column in profile.get("columns") or []:
+        if isinstance(column, dict) and column.get("kind") == "categorical":
+            out += [t["value"] for t in column.get("top") or [] if isinstance(t.get("value"), str)]
+    return out
+
+
+def misattributed(
+    text: str, segments: Sequence[str], facts: Sequence[dict[str, Any]], language: str
+) -> list[str]:
+    """Numbers ``text`` gives a segment that the facts do not hold for it (see the module
+    docstring), each as ``"97 for Moda"``."""
+    masked, folded = mask_dates(text), fold(text)
+    general = _global(facts)
+    found = []
+    for start, end in _clauses(masked):
+        said = _mentions(masked[start:end], language)
+        if not said:
+            continue
+        for segment in segments:
+            if not label_spans(folded[start:end], "segment", segment):
+                continue
+            own = _own(Expected(segment=segment), facts)
+            if any(agrees(m, n, m.percent) for m in said for n in own):
+                continue
+            stray = [m for m in said if not any(agrees(m, n, m.percent) for n in general)]
+            if stray:
+                found.append(f"{stray[0].text.strip()} for {segment}")
+    return found
 
 
 # --- text --------------------------------------------------------------------------------------
@@ -430,11 +489,13 @@ def score(case: Case, response: dict[str, Any]) -> CaseScore:
     for hit in _matches(case.must_not, text):
         result.must_not_hits += 1
         result.problems.append(f"must_not: {hit}")
+    segments = segments_of(response)
     for insight in response.get("insights") or []:
         if not isinstance(insight, dict) or insight.get("verified") is not True:
             continue
         said = f"{insight.get('title', '')}\n{insight.get('text', '')}"
         bad = _matches(case.must_not, said) + wrong_numbers(said, valued, facts, lang)
+        bad += misattributed(said, segments, facts, lang)
         if bad:
             result.false_verified += 1
             result.problems.append(f"verified: insight {insight.get('title')!r}: {bad[0]}")
