@@ -29,8 +29,8 @@ services:
 	bash scripts/services.sh
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks scripts
-	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/ruff check src tests benchmarks scripts evals
+	$(BIN)/ruff format --check src tests benchmarks scripts evals
 
 typecheck: install
 	$(BIN)/mypy
@@ -47,6 +47,7 @@ bench: install services
 	$(BIN)/python benchmarks/cache.py
 	$(BIN)/python benchmarks/proxy_overhead.py
 	$(BIN)/python benchmarks/insights.py
+	$(BIN)/python benchmarks/insights_eval.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

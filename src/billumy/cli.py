@@ -1,4 +1,5 @@
-"""The ``billumy`` command line: serve, keys (limits, usage), models and an interactive chat."""
+"""The ``billumy`` command line: serve, keys (limits, usage), models, an interactive chat and
+the insights evaluation."""
 
 from __future__ import annotations
 
@@ -559,6 +560,76 @@ def chat(
             console=out,
         )
     )
+
+
+# --- eval ----------------------------------------------------------------------------------------
+
+
+@app.command("eval")
+def eval_insights(
+    url: Annotated[
+        str, typer.Option(help="Billumy server URL.", envvar="BILLUMY_HOST_URL")
+    ] = "http://127.0.0.1:8011",
+    key: Annotated[
+        str | None, typer.Option(help="API key (or BILLUMY_API_KEY).", envvar="BILLUMY_API_KEY")
+    ] = None,
+    cases: Annotated[
+        Path | None,
+        typer.Option(help="Case file (default: evals/insights/cases.toml of this checkout)."),
+    ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(help="Run only this case id (repeat it, or separate ids with commas)."),
+    ] = None,
+    narrative: Annotated[
+        bool, typer.Option(help="Ask for the model's narrative too (slower; checks 'verified').")
+    ] = False,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the raw results (JSON) to this file.")
+    ] = None,
+    strict: Annotated[bool, typer.Option(help="Exit 1 when any case fails.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds one request may take.")] = 300,
+) -> None:
+    """Score /api/insights on a set of questions whose right answers are known.
+
+    Uploads each dataset of the case file once, asks every case's question with stream: true
+    (narrative off unless --narrative), and reports per case and in total: whether the plan
+    covers the question (every expected number is among the response's facts), whether the
+    answer states every expected fact (the value, with its segment or period), the answer's
+    language, wrong numbers (a number said of an expected segment or period that is not its
+    value; must be 0), model claims marked verified that are false (must be 0), and the time
+    to the answer event, with its p50 and p95. The expected values come from DuckDB queries
+    in the case file, never from Billumy. Exit status 0 even when cases fail, unless
+    --strict; 2 when the evaluation cannot run.
+    """
+    from billumy.evaluation.cases import CaseFileError, default_cases_path, load_cases
+    from billumy.evaluation.report import print_report, progress
+    from billumy.evaluation.runner import EvalClient, EvalError, run_cases, select
+
+    path = cases or default_cases_path()
+    try:
+        case_set = load_cases(path)
+        selected = select(case_set, only)
+        with EvalClient(url, key, timeout=timeout) as client:
+            client.check()
+            with progress(err, len(selected)) as on_case:
+                report = run_cases(client, case_set, selected, narrative=narrative, on_case=on_case)
+    except CaseFileError as exc:
+        err.print(f"[red]bad case file {path}:[/red]")
+        for problem in exc.problems:
+            err.print(f"  {problem}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    except EvalError as exc:
+        err.print(f"[red]cannot evaluate:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    print_report(report, out)
+    if json_out is not None:
+        import orjson
+
+        json_out.write_bytes(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2))
+        err.print(f"raw results: {json_out}")
+    if strict and not report.all_passed:
+        raise typer.Exit(1)
 
 
 def main() -> None:

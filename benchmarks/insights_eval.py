@@ -1,0 +1,204 @@
+"""The insights evaluation set and the time to an answer on 100,000 rows, on a real server.
+
+Starts a real ``billumy serve`` on a free port with a temporary data dir (its own small
+starter: benchmarks do not import the tests), then:
+
+1. runs the evaluation set (``evals/insights/cases.toml``) through the same code as
+   ``billumy eval`` (:mod:`billumy.evaluation`) and prints its table: which cases pass, why
+   the others fail, wrong numbers, false verified claims, p50/p95 time to the answer;
+2. uploads a 100,000-row CSV once (``POST /datasets``; the 10-column file of
+   ``benchmarks/insights.py``), asks ``--questions`` questions about it with ``narrative:
+   false, stream: true`` after one untimed warm-up, and prints the p50 and p95 time from
+   sending each request to receiving its ``answer`` event, against the target: p50 under
+   1.5 s, PASS or MISS. Each question's plan source is shown: a question the rules cannot
+   read goes to the model, which is where seconds go.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/insights_eval.py
+    .venv/bin/python benchmarks/insights_eval.py --rows 0            # the evaluation only
+    .venv/bin/python benchmarks/insights_eval.py --no-eval --questions 20
+
+This is a benchmark, not a test: it exits 0 whatever the figures, unless something crashed.
+Timings swing on a shared machine: run it twice before trusting a figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+from rich.console import Console
+
+from billumy.evaluation.cases import default_cases_path, load_cases
+from billumy.evaluation.report import print_report
+from billumy.evaluation.runner import EvalClient, percentile, run_cases, select
+
+# benchmarks/insights.py writes the 10-column CSV (run as a script, this folder is importable).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from insights import make_csv
+
+TARGET_P50_S = 1.5
+QUESTIONS = [
+    "Which region had the highest revenue?",
+    "Qual canal vendeu mais?",
+    "How did revenue change month by month?",
+    "Qual foi a receita total em 2024?",
+    "What share of revenue came from Sul?",
+    "Qual produto teve a menor receita?",
+    "Did any region's revenue drop sharply?",
+    "Compare web and app revenue.",
+    "Quantas unidades foram vendidas por canal?",
+    "What was the average price by region?",
+    "Como a receita evoluiu por trimestre?",
+    "Which channel had the most orders in 2023?",
+]
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocalServer:
+    """``billumy serve`` (the one installed beside this Python) on a free port, with its own
+    data dir and admin key; stopped with SIGTERM on exit, killed if it hangs."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.key = f"bk_bench-{secrets.token_hex(16)}"
+        self.log_path = data_dir / "server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> LocalServer:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BILLUMY_")}
+        env |= {
+            "BILLUMY_DATA_DIR": str(self.data_dir),
+            "BILLUMY_PORT": str(self.port),
+            "BILLUMY_CONFIG": str(self.data_dir / "billumy.toml"),
+            "BILLUMY_NUM_THREADS": "2",
+            "BILLUMY_API_KEY": self.key,
+        }
+        billumy = Path(sys.executable).parent / "billumy"
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen([str(billumy), "serve"], env=env, stdout=log, stderr=log)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"billumy serve exited early:\n{self._log_tail()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.__exit__(None, None, None)
+        raise RuntimeError(f"billumy serve did not start:\n{self._log_tail()}")
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def _log_tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+
+def evaluate(client: EvalClient, narrative: bool, console: Console) -> None:
+    cases = load_cases(default_cases_path())
+    selected = select(cases, None)
+    progress(f"evaluation: {len(selected)} cases")
+
+    def on_case(case: object, result: object) -> None:
+        if result is None:
+            progress(f"  {getattr(case, 'id', case)}")
+
+    report = run_cases(client, cases, selected, narrative=narrative, on_case=on_case)
+    print_report(report, console)
+
+
+def time_to_answer(client: EvalClient, rows: int, questions: int, folder: Path) -> None:
+    path = make_csv(rows, folder)
+    progress(f"{rows:,} rows: uploading {path.stat().st_size / 1e6:.1f} MB once")
+    dataset = client.upload(path, path.name)
+    asked = [QUESTIONS[n % len(QUESTIONS)] for n in range(questions)]
+    warm = client.ask({"dataset_id": dataset, "question": asked[0], "narrative": False})
+    if warm.error:
+        raise RuntimeError(f"warm-up request failed: {warm.error}")
+    times: list[float] = []
+    print(f"\ntime to the answer event on {rows:,} rows (narrative off, stream on):")
+    for question in asked:
+        result = client.ask({"dataset_id": dataset, "question": question, "narrative": False})
+        if result.error or result.time_to_answer is None:
+            print(f"  {'error':>7}  {question}: {result.error}")
+            continue
+        times.append(result.time_to_answer)
+        source = (result.record or {}).get("plan_source")
+        print(f"  {result.time_to_answer:6.2f} s  plan {source:<5}  {question}")
+    p50, p95 = percentile(times, 50), percentile(times, 95)
+    if p50 is None or p95 is None:
+        print("no request answered")
+        return
+    verdict = "PASS" if p50 < TARGET_P50_S else "MISS"
+    print(
+        f"p50 {p50:.2f} s, p95 {p95:.2f} s over {len(times)} questions; "
+        f"target p50 < {TARGET_P50_S} s: {verdict}"
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=100_000, help="rows to time (0 skips)")
+    parser.add_argument("--questions", type=int, default=12, help="timed questions (12)")
+    parser.add_argument("--no-eval", action="store_true", help="skip the evaluation set")
+    parser.add_argument("--narrative", action="store_true", help="evaluation with narrative")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    console = Console()
+    with tempfile.TemporaryDirectory(prefix="billumy-bench-eval-") as tmp:
+        progress("starting billumy serve")
+        with LocalServer(Path(tmp) / "server") as server, EvalClient(server.url, server.key) as c:
+            c.check()
+            if not args.no_eval:
+                evaluate(c, args.narrative, console)
+            if args.rows:
+                time_to_answer(c, args.rows, args.questions, Path(tmp))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

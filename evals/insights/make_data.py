@@ -1,0 +1,205 @@
+"""Write the evaluation datasets of ``evals/insights/data/`` (run it again to check they match).
+
+Why a generator: the expected answers in ``cases.toml`` come from DuckDB queries over these
+files, so anyone must be able to see how each file was made and what was planted in it (a
+drop, a spike, nothing at all). Every value is a formula of its position plus a small
+wobble from SHA-256 of a seed string, not ``random``: the files are the same on every
+machine and every Python version.
+
+What each file holds (all amounts in reais unless the column says otherwise):
+
+* ``lojas_semanal.csv``: 26 weeks of 2024 (``semana`` 1..26 beside the Monday ``data``) for
+  four stores; Centro sells most and Leste least; Norte's sales fall to 38% of normal in
+  weeks 17 and 18 (the weeks of 22 and 29 April), a drop of more than half;
+* ``receita_mensal_regiao.csv``: 24 months (``mes`` ``2023-01``..``2024-12``) of revenue and
+  orders for five regions, growing about 1.2% a month with a wobble of a few percent and no
+  anomaly;
+* ``pedidos_br.csv``: 300 orders of 2024 as a Brazilian spreadsheet exports them: ``;``
+  separated, decimal commas with thousands dots (``1.234,56``), ``dd/mm/yyyy`` dates and a
+  numeric ``pedido_id`` that must never be summed;
+* ``faturamento_filiais.csv``: six months of billing of four branches, five customers each,
+  with the money written as text (``R$ 12.345,67``), months as ``01/mm/2024`` and a numeric
+  ``customer_id`` that must never be summed;
+* ``web_orders_monthly.csv``: 24 months of orders and revenue of four sales channels, English
+  column names; the web channel's November 2024 is 2.6 times its normal level (a spike);
+* ``site_visits_weekly.csv``: 26 weeks of visits and signups by traffic source, with a
+  ``week_number`` column beside ``week_start``; steady growth, no anomaly.
+
+Run from the repository root::
+
+    .venv/bin/python evals/insights/make_data.py           # (re)write the files
+    .venv/bin/python evals/insights/make_data.py --check   # exit 1 if a file differs
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import sys
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def wobble(*key: object) -> float:
+    """A fixed number in [0, 1) for ``key``: the same on every machine and Python version."""
+    digest = hashlib.sha256("|".join(map(str, key)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def br_number(value: float) -> str:
+    """``1234.5`` as a Brazilian spreadsheet writes it: ``1.234,50``."""
+    return f"{value:,.2f}".replace(",", "_").replace(".", ",").replace("_", ".")
+
+
+def to_csv(header: list[str], rows: list[list[object]], delimiter: str = ",") -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def lojas_semanal() -> str:
+    stores = {"Centro": 5200.0, "Norte": 4300.0, "Sul": 3600.0, "Leste": 2900.0}
+    rows: list[list[object]] = []
+    for week in range(1, 27):
+        monday = date(2024, 1, 1) + timedelta(weeks=week - 1)
+        for i, (store, base) in enumerate(stores.items()):
+            sales = base + 18 * week + 21.3 * ((week * 7 + i * 3) % 5)
+            if store == "Norte" and week in (17, 18):
+                sales *= 0.38  # the planted drop: weeks of 22 and 29 April
+            sales = round(sales, 2)
+            rows.append([week, monday.isoformat(), store, f"{sales:.2f}", int(sales // 24)])
+    return to_csv(["semana", "data", "loja", "vendas_reais", "itens"], rows)
+
+
+def receita_mensal_regiao() -> str:
+    regions = {
+        "Sudeste": (82000.0, 210.0),
+        "Sul": (41000.0, 180.0),
+        "Nordeste": (36000.0, 160.0),
+        "Centro-Oeste": (24000.0, 190.0),
+        "Norte": (15000.0, 150.0),
+    }
+    season = [0.0, -0.5, 0.2, 0.4, 0.1, -0.2, -0.4, 0.3, 0.5, 0.0, 0.6, 1.0]
+    rows: list[list[object]] = []
+    for m in range(24):
+        year, month = 2023 + m // 12, m % 12 + 1
+        for region, (base, ticket) in regions.items():
+            noise = 0.02 * (wobble("receita", region, m) - 0.5)
+            revenue = round(base * (1 + 0.012 * m) * (1 + 0.03 * season[month - 1] + noise), 2)
+            rows.append([f"{year}-{month:02d}", region, f"{revenue:.2f}", int(revenue // ticket)])
+    return to_csv(["mes", "regiao", "receita", "pedidos"], rows)
+
+
+def pedidos_br() -> str:
+    categories = [  # (name, share of orders, unit price range)
+        ("Moda", 0.30, (60.0, 260.0)),
+        ("Casa", 0.22, (120.0, 700.0)),
+        ("Eletrônicos", 0.20, (700.0, 2600.0)),
+        ("Esporte", 0.16, (90.0, 600.0)),
+        ("Livros", 0.12, (25.0, 120.0)),
+    ]
+    orders = []
+    for n in range(300):
+        month = n // 25 + 1
+        day = 1 + int(wobble("dia", n) * 28)
+        pick, acc = wobble("categoria", n), 0.0
+        name, low, high = categories[-1][0], *categories[-1][2]
+        for cat, share, (lo, hi) in categories:
+            acc += share
+            if pick < acc:
+                name, low, high = cat, lo, hi
+                break
+        quantity = 1 + int(wobble("quantidade", n) * 4)
+        unit = low + (high - low) * wobble("preco", n)
+        orders.append((date(2024, month, day), name, quantity, round(quantity * unit, 2)))
+    orders.sort(key=lambda o: (o[0], o[1], o[3]))
+    rows: list[list[object]] = [
+        [200001 + i, when.strftime("%d/%m/%Y"), name, qty, br_number(total)]
+        for i, (when, name, qty, total) in enumerate(orders)
+    ]
+    return to_csv(["pedido_id", "data_pedido", "categoria", "quantidade", "valor_total"], rows, ";")
+
+
+def faturamento_filiais() -> str:
+    branches = {"São Paulo": 18000.0, "Rio de Janeiro": 13500.0, "Belo Horizonte": 9000.0}
+    branches["Curitiba"] = 7600.0
+    rows: list[list[object]] = []
+    for month in range(1, 7):
+        for b, (branch, base) in enumerate(branches.items()):
+            for c in range(5):
+                customer = 5001 + 5 * b + c
+                value = base * (0.6 + 0.8 * wobble("fat", branch, c, month)) * (1 + 0.02 * month)
+                when = date(2024, month, 1).strftime("%d/%m/%Y")
+                rows.append([customer, when, branch, f"R$ {br_number(round(value, 2))}"])
+    return to_csv(["customer_id", "mes", "filial", "faturamento"], rows, ";")
+
+
+def web_orders_monthly() -> str:
+    channels = {"web": (30000.0, 85.0), "app": (22000.0, 70.0)}
+    channels |= {"marketplace": (12000.0, 95.0), "phone": (5000.0, 120.0)}
+    rows: list[list[object]] = []
+    for m in range(24):
+        year, month = 2023 + m // 12, m % 12 + 1
+        for channel, (base, ticket) in channels.items():
+            revenue = base * (1 + 0.015 * m) * (1 + 0.04 * (wobble("web", channel, m) - 0.5))
+            if channel == "web" and (year, month) == (2024, 11):
+                revenue *= 2.6  # the planted spike
+            revenue = round(revenue, 2)
+            first = date(year, month, 1).isoformat()
+            rows.append([first, channel, int(revenue // ticket), f"{revenue:.2f}"])
+    return to_csv(["month", "channel", "orders", "revenue"], rows)
+
+
+def site_visits_weekly() -> str:
+    sources = {"google": (4200, 0.031), "direct": (2100, 0.045), "social": (1500, 0.022)}
+    sources["email"] = (800, 0.06)
+    rows: list[list[object]] = []
+    for week in range(1, 27):
+        start = date(2024, 1, 1) + timedelta(weeks=week - 1)
+        for source, (base, rate) in sources.items():
+            visits = int(base * (1 + 0.006 * week) * (1 + 0.06 * (wobble("v", source, week) - 0.5)))
+            signups = int(visits * rate)
+            rows.append([week, start.isoformat(), source, visits, signups])
+    return to_csv(["week_number", "week_start", "source", "visits", "signups"], rows)
+
+
+FILES: dict[str, Callable[[], str]] = {
+    "lojas_semanal.csv": lojas_semanal,
+    "receita_mensal_regiao.csv": receita_mensal_regiao,
+    "pedidos_br.csv": pedidos_br,
+    "faturamento_filiais.csv": faturamento_filiais,
+    "web_orders_monthly.csv": web_orders_monthly,
+    "site_visits_weekly.csv": site_visits_weekly,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="compare instead of writing")
+    args = parser.parse_args(argv)
+    DATA.mkdir(exist_ok=True)
+    differs = []
+    for name, make in FILES.items():
+        text = make()
+        path = DATA / name
+        if args.check:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                differs.append(name)
+            continue
+        path.write_text(text, encoding="utf-8")
+        print(f"{path} ({len(text.encode()):,} bytes)")
+    if differs:
+        print(f"differ from the generator: {', '.join(differs)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""The insights evaluation set (evals/insights/): its shape, its data and its expected numbers.
+
+The expected values in cases.toml are literals a person can read; here each is checked
+against the case's reference query, run by DuckDB on the committed CSV through the case file's
+own typed view (not Billumy's loader), so a wrong literal or a changed dataset fails here.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from billumy.evaluation.cases import (
+    CATEGORIES,
+    CaseFileError,
+    CaseSet,
+    load_cases,
+    reference_problems,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+EVALS = ROOT / "evals" / "insights"
+CASES = load_cases(EVALS / "cases.toml")
+
+
+def test_the_set_is_large_and_covers_every_category_and_both_languages() -> None:
+    assert len(CASES.cases) >= 40
+    assert set(Counter(c.category for c in CASES.cases)) == set(CATEGORIES)
+    languages = Counter(c.language for c in CASES.cases)
+    assert set(languages) == {"pt-BR", "en"}
+    # Roughly half each: neither language has fewer than a third of the cases.
+    assert min(languages.values()) >= len(CASES.cases) / 3
+    pt = [c.question for c in CASES.cases if c.language == "pt-BR"]
+    assert any(q.isascii() for q in pt) and any(not q.isascii() for q in pt)
+
+
+def test_every_case_names_a_committed_dataset_and_says_what_it_expects() -> None:
+    for case in CASES.cases:
+        spec = CASES.datasets[case.dataset]
+        assert spec.path.is_file(), case.id
+        assert case.expect, case.id
+        if case.category == "unanswerable":
+            assert any(i.text_any for i in case.expect), case.id
+            assert case.must_not, f"{case.id}: an unanswerable case forbids invented numbers"
+        if case.category in ("anomaly_yes", "anomaly_no"):
+            assert any(i.text_any for i in case.expect), f"{case.id}: says yes or no"
+        if case.category == "anomaly_yes":
+            assert any(i.kind == "anomaly" for i in case.expect), case.id
+
+
+@pytest.mark.parametrize("case_id", [c.id for c in CASES.cases])
+def test_expected_values_equal_the_reference_query(case_id: str) -> None:
+    assert reference_problems(CASES, CASES.case(case_id)) == []
+
+
+def test_the_messy_datasets_are_messy() -> None:
+    """What the set claims to test is in the files: a change to the generator that cleans
+    them up fails here."""
+    text = {name: spec.path.read_text(encoding="utf-8") for name, spec in CASES.datasets.items()}
+    assert re.search(r";\d{1,3}\.\d{3},\d{2}\n", text["pedidos_br.csv"])  # 1.234,56
+    assert re.search(r";\d{2}/\d{2}/2024;", text["pedidos_br.csv"])  # dd/mm/yyyy
+    assert text["pedidos_br.csv"].startswith("pedido_id;")
+    assert re.search(r";R\$ \d{1,3}(\.\d{3})*,\d{2}\n", text["faturamento_filiais.csv"])
+    assert text["faturamento_filiais.csv"].startswith("customer_id;")
+    assert text["lojas_semanal.csv"].startswith("semana,")
+    assert text["site_visits_weekly.csv"].startswith("week_number,")
+    for name, body in text.items():
+        assert len(body.encode()) < 50_000, name
+
+
+def test_the_committed_data_is_what_the_generator_writes() -> None:
+    result = subprocess.run(
+        [sys.executable, str(EVALS / "make_data.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_wrong_literal_is_caught(tmp_path: Path) -> None:
+    """The check above can fail: one value off by a cent is a problem, and so is a missing
+    item or a claimed-absent word that a column has."""
+    case = CASES.case("lojas-top-pt")
+    item = case.expect[0]
+    assert item.value is not None
+    off = type(item)(segment=item.segment, value=item.value + 0.01)
+    wrong = CaseSet(CASES.path, CASES.datasets, [type(case)(**{**vars(case), "expect": (off,)})])
+    assert reference_problems(wrong, wrong.cases[0])
+    unanswerable = CASES.case("lojas-unanswerable-custo-pt")
+    claims = type(unanswerable)(**{**vars(unanswerable), "absent": ("vendas",)})
+    assert reference_problems(CaseSet(CASES.path, CASES.datasets, [claims]), claims)
+
+
+def test_malformed_case_files_are_refused_with_every_problem(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "x.csv").write_text("a,b\n1,2\n")
+    path = tmp_path / "cases.toml"
+    path.write_text(
+        '[datasets."x.csv"]\nview = "SELECT * FROM raw"\n'
+        '[[cases]]\nid = "a"\ncategory = "nonsense"\ndataset = "x.csv"\nquestion = "q"\n'
+        'language = "fr"\nexpect = [{value = "7"}]\nmust_not = ["(unclosed"]\n'
+        '[[cases]]\nid = "a"\ncategory = "top"\ndataset = "y.csv"\nquestion = "q"\n'
+        'language = "en"\nexpect = []\n'
+    )
+    with pytest.raises(CaseFileError) as caught:
+        load_cases(path)
+    text = "\n".join(caught.value.problems)
+    for needle in (
+        "category 'nonsense'",
+        "language 'fr'",
+        "value must be a number",
+        "does not compile",
+        "dataset 'y.csv' is not declared",
+        "'expect' must be a non-empty list",
+        "'reference'",
+        "used twice",
+    ):
+        assert needle in text, needle
