@@ -1480,6 +1480,9 @@ def _naming_words(column: ColumnProfile) -> list[str]:
     if column.kind == "id":
         entity = [w for w in words if w not in _ID_NAME_WORDS]
         return entity or words
+    if column.kind == "numeric":
+        # "valor_total" is named by "valor"/"value": "total" is the question's aggregate word.
+        return [w for w in words if w not in _AGG_WORDS] or words
     return words
 
 
@@ -1552,11 +1555,15 @@ def _rule_measures(
     tokens: list[frozenset[str]],
 ) -> list[Measure] | None:
     numeric = _strongest([c for c in visible if c.kind == "numeric"], named)
-    if numeric:
-        return [Measure(column=c.name, agg=agg or default_agg(c)) for c in numeric[:MAX_MEASURES]]
     # "total de pedidos" with a pedido_id column: orders are counted, never summed, and never
     # answered with another column's total.
     ids = _strongest([c for c in visible if c.kind == "id"], named)
+    if numeric:
+        measures = [Measure(column=c.name, agg=agg or default_agg(c)) for c in numeric]
+        if ids and _counts(tokens):
+            # "How many orders, and which category brought in the most value?": both.
+            measures.append(Measure(column=ids[0].name, agg="count"))
+        return measures[:MAX_MEASURES]
     if ids:
         return [Measure(column=ids[0].name, agg="count")]
     if _counts(tokens):

@@ -143,7 +143,16 @@ _ORDINALS = {
 }  # fmt: skip
 _QUARTER = frozenset({"trimestre", "quarter", "tri"})
 _HALF = frozenset({"semestre", "half"})
-_THIS = (("este", "ano"), ("esse", "ano"), ("this", "year"), ("ano", "atual"), ("current", "year"))
+_THIS = (
+    ("este", "ano"),
+    ("deste", "ano"),
+    ("neste", "ano"),
+    ("esse", "ano"),
+    ("desse", "ano"),
+    ("this", "year"),
+    ("ano", "atual"),
+    ("current", "year"),
+)
 _LAST = (("ano", "passado"), ("last", "year"), ("ano", "anterior"), ("previous", "year"))
 _WEEK = frozenset({"semana", "week", "wk"})
 _MONTH_WORD = frozenset({"mes", "month"})
