@@ -3,7 +3,8 @@
 Starts a real ``billumy serve`` on a free port with a temporary data dir (its own small
 starter: benchmarks do not import the tests), then:
 
-1. runs the evaluation set (``evals/insights/cases.toml``) through the same code as
+1. runs the evaluation set (``evals/insights/cases.toml``, or the file given with
+   ``--cases``, such as the held-out ``evals/insights/holdout.toml``) through the same code as
    ``billumy eval`` (:mod:`billumy.evaluation`) and prints its table: which cases pass, why
    the others fail, wrong numbers, false verified claims, p50/p95 time to the answer;
 2. uploads a 100,000-row CSV once (``POST /datasets``; the 10-column file of
@@ -17,6 +18,7 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/insights_eval.py
     .venv/bin/python benchmarks/insights_eval.py --rows 0            # the evaluation only
+    .venv/bin/python benchmarks/insights_eval.py --rows 0 --cases evals/insights/holdout.toml
     .venv/bin/python benchmarks/insights_eval.py --no-eval --questions 20
 
 This is a benchmark, not a test: it exits 0 whatever the figures, unless something crashed.
@@ -38,9 +40,10 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
+import orjson
 from rich.console import Console
 
-from billumy.evaluation.cases import default_cases_path, load_cases
+from billumy.evaluation.cases import CaseFileError, default_cases_path, load_cases
 from billumy.evaluation.report import print_report
 from billumy.evaluation.runner import EvalClient, percentile, run_cases, select
 
@@ -135,10 +138,16 @@ class LocalServer:
         return self.log_path.read_text(errors="replace")[-3000:]
 
 
-def evaluate(client: EvalClient, narrative: bool, console: Console) -> None:
-    cases = load_cases(default_cases_path())
+def evaluate(
+    client: EvalClient,
+    narrative: bool,
+    console: Console,
+    path: Path | None = None,
+    json_out: Path | None = None,
+) -> None:
+    cases = load_cases(path or default_cases_path())
     selected = select(cases, None)
-    progress(f"evaluation: {len(selected)} cases")
+    progress(f"evaluation: {len(selected)} cases of {cases.path}")
 
     def on_case(case: object, result: object) -> None:
         if result is None:
@@ -146,6 +155,9 @@ def evaluate(client: EvalClient, narrative: bool, console: Console) -> None:
 
     report = run_cases(client, cases, selected, narrative=narrative, on_case=on_case)
     print_report(report, console)
+    if json_out is not None:
+        json_out.write_bytes(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2))
+        progress(f"raw results: {json_out}")
 
 
 def time_to_answer(client: EvalClient, rows: int, questions: int, folder: Path) -> None:
@@ -183,18 +195,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--questions", type=int, default=12, help="timed questions (12)")
     parser.add_argument("--no-eval", action="store_true", help="skip the evaluation set")
     parser.add_argument("--narrative", action="store_true", help="evaluation with narrative")
+    parser.add_argument(
+        "--cases",
+        type=Path,
+        default=None,
+        help="case file (default: evals/insights/cases.toml; e.g. evals/insights/holdout.toml)",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="write the raw results here")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     console = Console()
+    if args.cases is not None and not args.no_eval:
+        try:
+            load_cases(args.cases)  # a bad file fails here, before a server starts
+        except CaseFileError as exc:
+            print(f"bad case file {args.cases}:\n{exc}", file=sys.stderr)
+            return 2
     with tempfile.TemporaryDirectory(prefix="billumy-bench-eval-") as tmp:
         progress("starting billumy serve")
         with LocalServer(Path(tmp) / "server") as server, EvalClient(server.url, server.key) as c:
             c.check()
             if not args.no_eval:
-                evaluate(c, args.narrative, console)
+                evaluate(c, args.narrative, console, args.cases, args.json)
             if args.rows:
                 time_to_answer(c, args.rows, args.questions, Path(tmp))
     return 0

@@ -1,8 +1,11 @@
-"""The insights evaluation set (evals/insights/): its shape, its data and its expected numbers.
+"""The insights evaluation sets (evals/insights/): their shape, their data and their expected
+numbers.
 
-The expected values in cases.toml are literals a person can read; here each is checked
-against the case's reference query, run by DuckDB on the committed CSV through the case file's
-own typed view (not Billumy's loader), so a wrong literal or a changed dataset fails here.
+There are two case files: ``cases.toml``, the main set, and ``holdout.toml``, questions written
+without reading the planner about datasets its author had not seen. The expected values in
+both are literals a person can read; here each is checked against the case's reference query,
+run by DuckDB on the committed CSV through the case file's own typed view (not Billumy's
+loader), so a wrong literal or a changed dataset fails here.
 """
 
 from __future__ import annotations
@@ -26,22 +29,30 @@ from billumy.evaluation.cases import (
 ROOT = Path(__file__).resolve().parent.parent
 EVALS = ROOT / "evals" / "insights"
 CASES = load_cases(EVALS / "cases.toml")
+HOLDOUT = load_cases(EVALS / "holdout.toml")
+SETS = {"cases.toml": CASES, "holdout.toml": HOLDOUT}
+# The main set keeps at least 40 cases; the held-out set at least 30.
+MINIMUM = {"cases.toml": 40, "holdout.toml": 30}
 
 
-def test_the_set_is_large_and_covers_every_category_and_both_languages() -> None:
-    assert len(CASES.cases) >= 40
-    assert set(Counter(c.category for c in CASES.cases)) == set(CATEGORIES)
-    languages = Counter(c.language for c in CASES.cases)
+@pytest.mark.parametrize("name", list(SETS))
+def test_the_set_is_large_and_covers_every_category_and_both_languages(name: str) -> None:
+    cases = SETS[name]
+    assert len(cases.cases) >= MINIMUM[name]
+    assert set(Counter(c.category for c in cases.cases)) == set(CATEGORIES)
+    languages = Counter(c.language for c in cases.cases)
     assert set(languages) == {"pt-BR", "en"}
     # Roughly half each: neither language has fewer than a third of the cases.
-    assert min(languages.values()) >= len(CASES.cases) / 3
-    pt = [c.question for c in CASES.cases if c.language == "pt-BR"]
+    assert min(languages.values()) >= len(cases.cases) / 3
+    pt = [c.question for c in cases.cases if c.language == "pt-BR"]
     assert any(q.isascii() for q in pt) and any(not q.isascii() for q in pt)
 
 
-def test_every_case_names_a_committed_dataset_and_says_what_it_expects() -> None:
-    for case in CASES.cases:
-        spec = CASES.datasets[case.dataset]
+@pytest.mark.parametrize("name", list(SETS))
+def test_every_case_names_a_committed_dataset_and_says_what_it_expects(name: str) -> None:
+    cases = SETS[name]
+    for case in cases.cases:
+        spec = cases.datasets[case.dataset]
         assert spec.path.is_file(), case.id
         assert case.expect, case.id
         if case.category == "unanswerable":
@@ -53,9 +64,18 @@ def test_every_case_names_a_committed_dataset_and_says_what_it_expects() -> None
             assert any(i.kind == "anomaly" for i in case.expect), case.id
 
 
-@pytest.mark.parametrize("case_id", [c.id for c in CASES.cases])
-def test_expected_values_equal_the_reference_query(case_id: str) -> None:
-    assert reference_problems(CASES, CASES.case(case_id)) == []
+@pytest.mark.parametrize(
+    ("name", "case_id"), [(name, c.id) for name, cases in SETS.items() for c in cases.cases]
+)
+def test_expected_values_equal_the_reference_query(name: str, case_id: str) -> None:
+    cases = SETS[name]
+    assert reference_problems(cases, cases.case(case_id)) == []
+
+
+def test_the_holdout_set_is_held_out() -> None:
+    """New datasets and new case ids: nothing of the main set is reused."""
+    assert not set(HOLDOUT.datasets) & set(CASES.datasets)
+    assert not {c.id for c in HOLDOUT.cases} & {c.id for c in CASES.cases}
 
 
 def test_the_messy_datasets_are_messy() -> None:
@@ -69,6 +89,19 @@ def test_the_messy_datasets_are_messy() -> None:
     assert text["faturamento_filiais.csv"].startswith("customer_id;")
     assert text["lojas_semanal.csv"].startswith("semana,")
     assert text["site_visits_weekly.csv"].startswith("week_number,")
+    for name, body in text.items():
+        assert len(body.encode()) < 50_000, name
+
+
+def test_the_holdout_datasets_are_messy() -> None:
+    text = {name: spec.path.read_text(encoding="utf-8") for name, spec in HOLDOUT.datasets.items()}
+    restaurants = text["vendas_restaurantes.csv"]
+    assert re.search(r"^\d{2}/\d{2}/2024;[^;]+;\d{1,3}\.\d{3},\d{2};\d+$", restaurants, re.M)
+    catalogue = text["catalogo_vendas.csv"]
+    assert catalogue.startswith("ano;mes;sku;")  # the month as two integer columns
+    assert ";R$ 1.899,00;" in catalogue  # a price with a thousands dot
+    assert re.search(r";[A-Z]{3}-\d{3};", catalogue)  # sku codes
+    assert text["clinica_consultas.csv"].startswith("competencia,especialidade,consultas,")
     for name, body in text.items():
         assert len(body.encode()) < 50_000, name
 

@@ -25,6 +25,24 @@ What each file holds (all amounts in reais unless the column says otherwise):
 * ``site_visits_weekly.csv``: 26 weeks of visits and signups by traffic source, with a
   ``week_number`` column beside ``week_start``; steady growth, no anomaly.
 
+The held-out set (``holdout.toml``) has four more:
+
+* ``clinica_consultas.csv``: 24 months (``competencia`` ``2023-01``..``2024-12``) of a
+  clinic's appointments (``consultas``, a count in a column: not one row per appointment),
+  no-shows (``faltas``) and billing for five specialties; Pediatria rises up to 15% in the
+  winter months; no anomaly;
+* ``saas_mrr.csv``: 18 months (``2023-07``..``2024-12``) of MRR in USD by plan with active,
+  new and churned accounts, English names; Pro's MRR falls to 55% in May 2024 (a reseller's
+  accounts churn) and is back the month after;
+* ``vendas_restaurantes.csv``: every day of January to June 2024 for four restaurants, ``;``
+  separated, ``dd/mm/yyyy`` dates and decimal commas; a strong weekday pattern (Saturday is
+  1.45 times Thursday, Monday 0.75) and one spike: Moema on 12/06/2024 (Dia dos Namorados),
+  3.2 times its normal day; no drop;
+* ``catalogo_vendas.csv``: 24 months of sales of twelve products with ``sku`` codes
+  (``CAF-101``), three categories, the month as two integer columns ``ano`` and ``mes``
+  (ordinal keys, never measures), and ``preco_unitario`` and ``valor_total`` as text
+  (``R$ 1.899,00``); December sells 15% more.
+
 Run from the repository root::
 
     .venv/bin/python evals/insights/make_data.py           # (re)write the files
@@ -170,6 +188,105 @@ def site_visits_weekly() -> str:
     return to_csv(["week_number", "week_start", "source", "visits", "signups"], rows)
 
 
+# --- the held-out set's datasets (holdout.toml) -----------------------------------------------
+
+
+def clinica_consultas() -> str:
+    specialties = {  # (appointments a month, average ticket)
+        "Clínica Geral": (520, 180.0),
+        "Pediatria": (360, 210.0),
+        "Cardiologia": (310, 320.0),
+        "Ortopedia": (280, 290.0),
+        "Dermatologia": (240, 260.0),
+    }
+    winter = [0.0, 0.0, 0.0, 0.05, 0.12, 0.15, 0.12, 0.05, 0.0, 0.0, 0.0, 0.0]
+    rows: list[list[object]] = []
+    for m in range(24):
+        year, month = 2023 + m // 12, m % 12 + 1
+        for name, (base, ticket) in specialties.items():
+            bump = winter[month - 1] if name == "Pediatria" else 0.0
+            noise = 0.08 * (wobble("consultas", name, m) - 0.5)
+            count = int(base * (1 + 0.008 * m) * (1 + bump + noise))
+            no_shows = int(count * (0.08 + 0.06 * wobble("faltas", name, m)))
+            billed = round(count * ticket * (1 + 0.03 * (wobble("ticket", name, m) - 0.5)), 2)
+            rows.append([f"{year}-{month:02d}", name, count, no_shows, f"{billed:.2f}"])
+    return to_csv(["competencia", "especialidade", "consultas", "faltas", "faturamento"], rows)
+
+
+def saas_mrr() -> str:
+    plans = {  # (MRR in July 2023, monthly growth, price per account)
+        "Starter": (8200.0, 0.030, 29.0),
+        "Pro": (21500.0, 0.020, 99.0),
+        "Business": (33800.0, 0.015, 299.0),
+        "Enterprise": (28600.0, 0.010, 1450.0),
+    }
+    rows: list[list[object]] = []
+    for m in range(18):
+        year, month = 2023 + (m + 6) // 12, (m + 6) % 12 + 1
+        for plan, (base, growth, price) in plans.items():
+            mrr = base * (1 + growth) ** m * (1 + 0.03 * (wobble("mrr", plan, m) - 0.5))
+            churned = int(mrr / price * (0.02 + 0.015 * wobble("churn", plan, m)))
+            if plan == "Pro" and (year, month) == (2024, 5):
+                mrr *= 0.55  # the planted churn drop: a reseller's accounts left for a month
+                churned += int(mrr / price * 0.8)
+            accounts = int(mrr / price)
+            new = int(accounts * (0.03 + growth + 0.02 * wobble("new", plan, m)))
+            rows.append([f"{year}-{month:02d}", plan, f"{mrr:.2f}", accounts, new, churned])
+    header = ["month", "plan", "mrr_usd", "active_accounts", "new_accounts", "churned_accounts"]
+    return to_csv(header, rows)
+
+
+def vendas_restaurantes() -> str:
+    units = {"Pinheiros": 9800.0, "Moema": 8200.0, "Vila Madalena": 7100.0, "Savassi": 5400.0}
+    weekday = [0.75, 0.85, 0.9, 1.0, 1.3, 1.45, 1.2]  # Monday..Sunday
+    rows: list[list[object]] = []
+    day = date(2024, 1, 1)
+    n = 0
+    while day < date(2024, 7, 1):
+        for unit, base in units.items():
+            sales = base * (1 + 0.001 * n) * weekday[day.weekday()]
+            sales *= 1 + 0.1 * (wobble("rest", unit, n) - 0.5)
+            if unit == "Moema" and day == date(2024, 6, 12):
+                sales *= 3.2  # the planted spike: Dia dos Namorados
+            sales = round(sales, 2)
+            orders = int(sales / (68 + 8 * wobble("ticket", unit, n)))
+            rows.append([day.strftime("%d/%m/%Y"), unit, br_number(sales), orders])
+        day += timedelta(days=1)
+        n += 1
+    return to_csv(["data", "unidade", "faturamento", "pedidos"], rows, ";")
+
+
+def catalogo_vendas() -> str:
+    products = [  # (sku, product, category, unit price, units a month)
+        ("CAF-101", "Café Especial Bourbon 250g", "Cafés", 42.90, 310),
+        ("CAF-102", "Café Gourmet Moído 500g", "Cafés", 36.50, 420),
+        ("CAF-103", "Café em Cápsulas (10 un.)", "Cafés", 24.90, 640),
+        ("CAF-104", "Café Descafeinado 250g", "Cafés", 39.90, 95),
+        ("ACE-201", "Moedor Manual", "Acessórios", 189.00, 38),
+        ("ACE-202", "Prensa Francesa 600ml", "Acessórios", 129.90, 52),
+        ("ACE-203", "Filtro de Papel 103 (100 un.)", "Acessórios", 14.90, 380),
+        ("ACE-204", "Chaleira Bico de Ganso", "Acessórios", 249.00, 21),
+        ("MAQ-301", "Cafeteira Elétrica", "Máquinas", 349.00, 27),
+        ("MAQ-302", "Máquina de Espresso", "Máquinas", 1899.00, 9),
+        ("MAQ-303", "Máquina de Cápsulas", "Máquinas", 599.00, 18),
+        ("MAQ-304", "Moedor Elétrico", "Máquinas", 429.90, 12),
+    ]
+    rows: list[list[object]] = []
+    for m in range(24):
+        year, month = 2023 + m // 12, m % 12 + 1
+        for sku, name, category, price, units in products:
+            season = 1.15 if month == 12 else 1.0
+            wob = 1 + 0.16 * (wobble("cat", sku, m) - 0.5)
+            quantity = max(1, round(units * (1 + 0.01 * m) * season * wob))
+            total = round(price * quantity, 2)
+            rows.append(
+                [year, month, sku, name, category, f"R$ {br_number(price)}", quantity,
+                 f"R$ {br_number(total)}"]
+            )  # fmt: skip
+    header = ["ano", "mes", "sku", "produto", "categoria", "preco_unitario", "quantidade"]
+    return to_csv([*header, "valor_total"], rows, ";")
+
+
 FILES: dict[str, Callable[[], str]] = {
     "lojas_semanal.csv": lojas_semanal,
     "receita_mensal_regiao.csv": receita_mensal_regiao,
@@ -177,6 +294,10 @@ FILES: dict[str, Callable[[], str]] = {
     "faturamento_filiais.csv": faturamento_filiais,
     "web_orders_monthly.csv": web_orders_monthly,
     "site_visits_weekly.csv": site_visits_weekly,
+    "clinica_consultas.csv": clinica_consultas,
+    "saas_mrr.csv": saas_mrr,
+    "vendas_restaurantes.csv": vendas_restaurantes,
+    "catalogo_vendas.csv": catalogo_vendas,
 }
 
 
