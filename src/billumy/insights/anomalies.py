@@ -73,6 +73,8 @@ _ANY_WORDS = frozenset(
      "anomaly", "anomalies", "anomalous", "abnormal", "unusual")
 )  # fmt: skip
 _ANY_PHRASES = (("fora", "do", "normal"), ("fora", "da", "curva"), ("out", "of", "the", "ordinary"))
+_SPIKE_PHRASES = (("acima", "do", "normal"), ("above", "normal"), ("acima", "da", "media"))
+_DROP_PHRASES = (("abaixo", "do", "normal"), ("below", "normal"), ("abaixo", "da", "media"))
 
 
 def _forms(word: str) -> set[str]:
@@ -86,8 +88,13 @@ def asked_direction(question: str) -> Direction | None:
     "fora do normal", "unusual") or for both kinds; None when it asks about none."""
     words = name_words(question)
     forms = set().union(*(_forms(w) for w in words)) if words else set()
-    drop, spike = bool(forms & _DROP_WORDS), bool(forms & _SPIKE_WORDS)
-    phrase = any(tuple(words[i : i + len(p)]) == p for p in _ANY_PHRASES for i in range(len(words)))
+
+    def said(phrases: tuple[tuple[str, ...], ...]) -> bool:
+        return any(tuple(words[i : i + len(p)]) == p for p in phrases for i in range(len(words)))
+
+    drop = bool(forms & _DROP_WORDS) or said(_DROP_PHRASES)
+    spike = bool(forms & _SPIKE_WORDS) or said(_SPIKE_PHRASES)
+    phrase = said(_ANY_PHRASES)
     if (drop and spike) or forms & _ANY_WORDS or phrase:
         return "both"
     return "drop" if drop else "spike" if spike else None

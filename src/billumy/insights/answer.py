@@ -23,6 +23,7 @@ from typing import Any
 from billumy.insights.model import ColumnProfile, Fact, Profile
 from billumy.insights.profile import name_words
 from billumy.insights.statements import Context, describe, metric_of
+from billumy.insights.statements import grain_of as _grain_of
 
 __all__ = ["Answer", "Sentence", "build_answer", "missing_columns", "write_answer"]
 
@@ -72,6 +73,12 @@ class _Concept:
     temporal: bool = False  # any date column provides it
 
     @property
+    def dimension(self) -> bool:
+        """A kind of segment (customer, doctor, region...): ranking other segments instead
+        would be a guess."""
+        return not self.temporal and not self.measure
+
+    @property
     def measure(self) -> bool:
         """A quantity (cost, profit...): a plan summing another column would be a guess."""
         return self.en in _MEASURE_CONCEPTS
@@ -95,6 +102,10 @@ _TABLE = (
     ("regiao regioes region regions", "regiao regioes region regions", "região", "region"),
     ("cidade cidades city cities", "cidade cidades city cities municipio", "cidade", "city"),
     ("canal canais channel channels", "canal canais channel channels", "canal", "channel"),
+    ("medico medicos doctor doctors physician physicians",
+     "medico medicos doctor doctors physician profissional", "médico", "doctor"),
+    ("paciente pacientes patient patients", "paciente pacientes patient patients", "paciente",
+     "patient"),
 )  # fmt: skip
 _MEASURE_CONCEPTS = frozenset({"cost", "profit", "margin", "discount", "tax"})
 _PERIOD_ASKS = (
@@ -179,6 +190,34 @@ def _uncovered_sentence(part: dict[str, Any], ctx: Context) -> Sentence:
     return Sentence(f"I could not answer this part: {name}{reason}.", [], "uncovered")
 
 
+def _peak_sentences(
+    parts: Sequence[dict[str, Any]], planned: Sequence[Fact], ctx: Context, low: bool
+) -> list[Sentence]:
+    """For "qual foi o melhor mês?": the period with the highest (or lowest) value of the
+    series, read from the trend fact's rows."""
+    if not any(p["kind"] == "peak" for p in parts):
+        return []
+    trend = next((f for f in planned if f.kind == "trend" and f.rows), None)
+    if trend is None:
+        return []
+    label = next(k for k in trend.rows[0] if k != "period")
+    rows = [r for r in trend.rows if isinstance(r[label], int | float)]
+    if not rows:
+        return []
+    best = (min if low else max)(rows, key=lambda r: float(r[label] or 0))
+    metric = metric_of(label, trend, ctx)
+    grain = _grain_of(trend)
+    when = ctx.formats.when(best["period"], grain)
+    amount = metric.amount(best[label], ctx)
+    if ctx.pt:
+        word = "menor" if low else "maior"
+        text = f"O {word} valor d{metric.subject(ctx)} foi {when}: {amount}."
+    else:
+        word = "lowest" if low else "highest"
+        text = f"The {word} {metric.subject(ctx)} was {when}: {amount}."
+    return [Sentence(text, [trend.id])]
+
+
 def _focus_sentences(
     parts: Sequence[dict[str, Any]], planned: Sequence[Fact], ctx: Context
 ) -> list[Sentence]:
@@ -248,6 +287,8 @@ def build_answer(
     chosen = planned or list(facts[:most])
     sentences += [Sentence(describe(f, ctx), [f.id]) for f in chosen]
     sentences += _focus_sentences(parts, planned, ctx)
+    low = ctx.plan is not None and ctx.plan.order == "asc"
+    sentences += _peak_sentences(parts, planned, ctx, low)
     if question and planned:
         sentences += [_missing_sentence(c, pt) for c in missing]
     if question and not missing:

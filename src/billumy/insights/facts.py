@@ -66,10 +66,12 @@ __all__ = [
     "fmt_pct",
     "main_columns",
     "metric_sql",
+    "names_a_dimension",
     "names_a_measure",
     "natural_grain",
     "period_label",
     "plan_schema",
+    "rule_order",
     "rule_plan",
     "salient_facts",
     "validate_plan",
@@ -1246,6 +1248,8 @@ def _variants(word: str) -> frozenset[str]:
     for plural, singular in _PLURALS:
         if word.endswith(plural) and len(word) > len(plural) + 1:
             out.add(word[: -len(plural)] + singular)
+    if word.endswith("ed") and len(word) > 5:  # "churned" -> "churn", "changed" -> "change"
+        out.update((word[:-2], word[:-1]))
     if word.endswith("s") and len(word) > 3 and not word.endswith("ss"):
         out.add(word[:-1])
         if word.endswith("es") and len(word) > 4:
@@ -1320,6 +1324,13 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("type", "tipo"),
     ("segment", "segmento"),
     ("resolution", "resolucao"),
+    ("appointment", "consulta", "agendamento", "atendimento"),
+    ("patient", "paciente"),
+    ("doctor", "medico", "physician"),
+    ("specialty", "especialidade", "speciality"),
+    ("plan", "plano"),
+    ("unit", "unitario"),
+    ("branch", "filial", "unidade"),
 )
 _SYNONYM_GROUPS: dict[str, frozenset[int]] = {}
 for _group, _words in enumerate(_SYNONYMS):
@@ -1370,6 +1381,7 @@ class _Named:
 
     position: int = -1
     strength: int = 0
+    length: int = 0  # question words the name takes
 
 
 def _find_column(
@@ -1380,12 +1392,16 @@ def _find_column(
     best = _Named()
     if not words:
         return best
-    for start in range(len(tokens) - len(words) + 1):
-        strength = min(
-            _word_match(tokens[start + i], groups[start + i], w) for i, w in enumerate(words)
-        )
-        if strength > best.strength:
-            best = _Named(start, strength)
+    # A two-word name may come in either order: English puts the adjective first ("unit
+    # price" names "preco_unitario").
+    orders = [words, words[::-1]] if len(words) == 2 else [words]
+    for order in orders:
+        for start in range(len(tokens) - len(order) + 1):
+            strength = min(
+                _word_match(tokens[start + i], groups[start + i], w) for i, w in enumerate(order)
+            )
+            if strength > best.strength:
+                best = _Named(start, strength, len(order))
     return best
 
 
@@ -1395,7 +1411,17 @@ def _strongest(columns: list[ColumnProfile], named: dict[str, _Named]) -> list[C
     if not found:
         return []
     top = max(named[c.name].strength for c in found)
-    return [c for c in found if named[c.name].strength == top]
+    found = [c for c in found if named[c.name].strength == top]
+
+    def inside(inner: _Named, outer: _Named) -> bool:
+        return (
+            outer.length > inner.length
+            and outer.position <= inner.position
+            and inner.position + inner.length <= outer.position + outer.length
+        )
+
+    # "unit price" names preco_unitario; its word "unit" alone does not also name quantidade.
+    return [c for c in found if not any(inside(named[c.name], named[o.name]) for o in found)]
 
 
 _AGG_WORDS: dict[str, Agg] = {
@@ -1449,7 +1475,7 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
     groups = [_groups(w) for w in words]
     folded = _fold(question)
     visible = [c for c in profile.columns if not c.masked]
-    named = {c.name: _find_column(words, groups, _naming_words(c)) for c in visible}
+    named = {c.name: _named_column(words, groups, c) for c in visible}
     agg: Agg | None = _lookup(tokens, _AGG_WORDS)
     measures = _rule_measures(visible, named, agg, tokens)
     dims = _rule_dimensions(visible, named, tokens)
@@ -1486,6 +1512,30 @@ def _naming_words(column: ColumnProfile) -> list[str]:
     return words
 
 
+def _named_column(
+    words: list[frozenset[str]], groups: list[frozenset[int]], column: ColumnProfile
+) -> _Named:
+    """Where ``column`` is named: by all its words, or, for a measure of several words, by
+    its first alone, more weakly ("churn" names ``churned_accounts``)."""
+    naming = _naming_words(column)
+    found = _find_column(words, groups, naming)
+    if found.position >= 0 or column.kind != "numeric" or len(naming) < 2:
+        return found
+    head = _find_column(words, groups, naming[:1])
+    return (
+        _Named(head.position, min(head.strength, 1), head.length) if head.position >= 0 else found
+    )
+
+
+def names_a_dimension(question: str, profile: Profile) -> bool:
+    """Whether ``question`` names a categorical column (a store, a region...)."""
+    tokens = _tokens(question)
+    words = _column_words(tokens)
+    groups = [_groups(w) for w in words]
+    visible = [c for c in profile.columns if not c.masked and c.kind in ("categorical", "boolean")]
+    return any(_find_column(words, groups, _naming_words(c)).position >= 0 for c in visible)
+
+
 def names_a_measure(question: str, profile: Profile) -> bool:
     """Whether ``question`` names a numeric column (or asks for a count), as :func:`rule_plan`
     reads it; False when a plan's measure would only be the data's default."""
@@ -1493,7 +1543,7 @@ def names_a_measure(question: str, profile: Profile) -> bool:
     words = _column_words(tokens)
     groups = [_groups(w) for w in words]
     visible = [c for c in profile.columns if not c.masked]
-    named = {c.name: _find_column(words, groups, _naming_words(c)) for c in visible}
+    named = {c.name: _named_column(words, groups, c) for c in visible}
     if _rule_measures(visible, named, None, tokens) is not None:
         return True
     # "quanto a loja Sul vendeu": a verb of selling names the money column.
@@ -1502,6 +1552,32 @@ def names_a_measure(question: str, profile: Profile) -> bool:
 
 
 _SALES_STEMS = ("vend", "sold", "sell", "sale", "fatur", "receit", "revenue", "earn")
+
+
+# Words of money only: "venderam menos unidades" sells units, "faturou mais" earns money.
+_MONEY_STEMS = ("fatur", "receit", "revenue", "earn")
+
+
+def _sales_position(tokens: list[frozenset[str]]) -> int | None:
+    """Where a word of earning money ("faturou", "receita", "revenue") is, or None."""
+    return next(
+        (i for i, t in enumerate(tokens) if any(w.startswith(_MONEY_STEMS) for w in t)), None
+    )
+
+
+def _rank_position(tokens: list[frozenset[str]]) -> int | None:
+    """Where the first word about order ("mais", "most", "menor") is, or None."""
+    for i, token in enumerate(tokens):
+        if i and tokens[i - 1] & _NOT_AN_ORDER_BEFORE:
+            continue
+        if token & (_ASC_WORDS | _DESC_WORDS):
+            return i
+    return None
+
+
+def rule_order(question: str) -> Literal["desc", "asc"]:
+    """``asc`` when the question's first word about order asks for the lowest."""
+    return _rule_order(_tokens(question))
 
 
 def _rule_order(tokens: list[frozenset[str]]) -> Literal["desc", "asc"]:
@@ -1559,6 +1635,18 @@ def _rule_measures(
     # answered with another column's total.
     ids = _strongest([c for c in visible if c.kind == "id"], named)
     if numeric:
+        at = {c.name: named[c.name].position for c in numeric}
+        money = [c for c in visible if c.kind == "numeric" and c.money and c not in numeric]
+        sold = _sales_position(tokens)
+        if money and sold is not None:
+            # "Quantas consultas tivemos e qual especialidade faturou mais?": consultas and
+            # the money column, each asked by its own part.
+            numeric = [*numeric, money[0]]
+            at[money[0].name] = sold
+        rank = _rank_position(tokens)
+        if rank is not None:
+            # The ranking is by the measure named nearest its "mais"/"most".
+            numeric = sorted(numeric, key=lambda c: abs(at[c.name] - rank))
         measures = [Measure(column=c.name, agg=agg or default_agg(c)) for c in numeric]
         if ids and _counts(tokens):
             # "How many orders, and which category brought in the most value?": both.

@@ -39,6 +39,7 @@ from billumy.insights.facts import (
     choose_grain,
     default_agg,
     main_columns,
+    rule_order,
 )
 from billumy.insights.model import ColumnProfile, Fact, Profile
 from billumy.insights.profile import is_ordinal_name, name_words
@@ -47,6 +48,7 @@ __all__ = ["Part", "Question", "Window", "coverage", "parse", "reconcile"]
 
 PartKind = Literal[
     "rank",
+    "peak",
     "total",
     "trend",
     "anomaly",
@@ -103,7 +105,7 @@ _COMPARE_PHRASES = (("em", "relacao"), ("relative", "to"), ("compared", "to"))
 _PREVIOUS = _set("anterior previous prior before antes")
 _SHARE = _set(
     "participacao share percentual porcentagem percentage percent fatia proporcao proportion "
-    "representa representou represent represents represented"
+    "representa representam representou representaram represent represents represented"
 )
 _DRIVERS = _set(
     "porque why explica explicam explicou explain explains explained drove drive driven driver "
@@ -243,7 +245,7 @@ class Question:
         return any(p.kind == kind for p in self.parts)
 
 
-_ARTICLES = frozenset({"o", "a", "the", "os", "as"})
+_ARTICLES = frozenset({"o", "a", "the", "os", "as", "no", "na", "in", "do", "da", "of"})
 
 
 def _chained(words: list[str], i: int) -> list[int]:
@@ -256,7 +258,7 @@ def _chained(words: list[str], i: int) -> list[int]:
         j -= 1
         while j >= 0 and words[j] in _ARTICLES:
             j -= 1
-        if j < 0 or words[j] not in ("e", "and"):
+        if j < 0 or words[j] not in ("e", "and", "ou", "or"):
             break
         j -= 1
         while j >= 0 and words[j] in _ARTICLES:
@@ -454,7 +456,12 @@ def parse(question: str, profile: Profile) -> Question:
     add("drivers", drivers)
     rank = _word(words, _RANK, _NOT_RANK_BEFORE)
     compared_segments = {c: v for c, v in segments.items() if len(v) >= 2}
-    add("rank", rank)
+    peak = _peak_grain(words, rank) if rank else None
+    if peak is not None:
+        # "Qual foi o melhor mês?", "which week had the fewest visits?": periods ranked.
+        add("peak", f"{rank} {peak[1]}", grain=peak[0])
+    else:
+        add("rank", rank)
     add("total", _phrase(words, _TOTAL_PHRASES) or _word(words, _TOTAL))
     trend = _phrase(words, _TREND_PHRASES) or _word(words, _TREND)
     if trend and not (drivers and direction):  # "por que caiu" asks why, not for a trend
@@ -479,12 +486,37 @@ def parse(question: str, profile: Profile) -> Question:
     return Question(question, parts, windows, segments)
 
 
+_GRAIN_OF: dict[str, WindowGrain] = {
+    "dia": "day", "day": "day", "semana": "week", "week": "week", "mes": "month",
+    "month": "month", "trimestre": "quarter", "quarter": "quarter", "ano": "year",
+    "year": "year",
+}  # fmt: skip
+
+
+def _peak_grain(words: list[str], rank: str) -> tuple[WindowGrain, str] | None:
+    """The grain of a ranking of periods: a grain word within two words of the order word
+    ("o melhor mês", "mês com mais vendas", "which week had the most"), not followed by a
+    number ("semana 20" is a period, not a ranking)."""
+    at = words.index(rank)
+    for j in range(max(0, at - 3), min(len(words), at + 3)):
+        word = words[j]
+        grain = _GRAIN_OF.get(word) or _GRAIN_OF.get(word[:-1] if word.endswith("s") else "")
+        following = words[j + 1] if j + 1 < len(words) else ""
+        if grain is not None and not following.isdigit():
+            return grain, word
+    return None
+
+
 def _main_dimension(profile: Profile, question: Question) -> str | None:
     compared = next(
         (p.detail["column"] for p in question.parts if p.kind == "compare_segments"), None
     )
     if compared:
         return str(compared)
+    focus = next((p.detail.get("focus") for p in question.parts if p.kind == "share"), None)
+    if focus:
+        # "Quanto as máquinas representam?": the share among the categories.
+        return str(next(iter(focus)))
     _, dimension, _ = main_columns(profile)
     return dimension
 
@@ -499,7 +531,7 @@ def reconcile(plan: Plan | None, question: Question, profile: Profile, source: s
     needs_dimension = (
         question.has("rank") or question.has("share") or question.has("compare_segments")
     )
-    needs_period = question.has("trend")
+    needs_period = question.has("trend") or question.has("peak")
     # Periods compared, or one whose change is explained, are the change fact's, not filters.
     compared = question.has("compare_periods") or question.has("drivers")
     windowed = [] if compared else list(question.windows)
@@ -513,7 +545,7 @@ def reconcile(plan: Plan | None, question: Question, profile: Profile, source: s
             if column is not None
             else [Measure(column="*", agg="count")]
         )
-        plan = Plan(measures=measures)
+        plan = Plan(measures=measures, order=rule_order(question.text))
     update: dict[str, Any] = {}
     dims = list(plan.dimensions)
     if source == "model" and not needs_dimension:
@@ -548,10 +580,15 @@ def reconcile(plan: Plan | None, question: Question, profile: Profile, source: s
         period = None  # a series over the one period named, or beside a comparison, is noise
     elif source == "model" and not needs_period and not question.has("anomaly"):
         period = None
+    peak = next((p for p in question.parts if p.kind == "peak"), None)
     if needs_period and period is None:
         temporal = _temporal(profile)
         if temporal is not None:
             period = Period(column=temporal.name, grain=choose_grain(temporal.min, temporal.max))
+    if peak is not None and period is not None:
+        grain = peak.detail["grain"]
+        if grain != "half":
+            period = period.model_copy(update={"grain": grain})
     update["period"] = period
     if question.has("share") or question.has("compare_segments"):
         update["top_n"] = max(plan.top_n, 10)
@@ -573,6 +610,7 @@ _COVERED_BY: dict[str, tuple[str, ...]] = {
     "compare_segments": ("breakdown",),
     "share": ("breakdown",),
     "filter": ("aggregate", "breakdown", "trend"),
+    "peak": ("trend",),
 }
 
 

@@ -107,6 +107,47 @@ def _language(requested: str | None, question: str | None) -> str:
     return guess_language(question or "") or "en"
 
 
+_YEAR_WORDS = frozenset({"ano", "year", "yr", "exercicio"})
+_MONTH_WORDS = frozenset({"mes", "month"})
+DERIVED_PERIOD = "periodo"
+
+
+def _period_key(table: data.Table, words: frozenset[str]) -> str | None:
+    for name in table.columns:
+        kind = profile.dtype_family(table.types[name])
+        if (
+            kind == "integer"
+            and profile.is_ordinal_name(name)
+            and set(profile.name_words(name)) & words
+        ):
+            return name
+    return None
+
+
+def derive_period(table: data.Table, masked: set[str]) -> data.Table:
+    """A date column ``periodo`` made from integer year and month columns (``ano`` and
+    ``mes``, ``year`` and ``month``), when the data has no date column: "em 2024", "no 4º
+    trimestre", "mês a mês" and anomaly checks then work on data kept as year and month
+    numbers. The year and month columns stay (ordinal keys, never summed); nothing is derived
+    from masked columns or when the name is taken."""
+    if any(profile.dtype_family(t) == "temporal" for t in table.types.values()):
+        return table
+    year = _period_key(table, _YEAR_WORDS)
+    if year is None or year in masked or DERIVED_PERIOD in table.columns:
+        return table
+    month = _period_key(table, _MONTH_WORDS)
+    if month in masked:
+        month = None
+    y = data.quote_ident(year)
+    m = data.quote_ident(month) if month else "1"
+    valid = f"{y} BETWEEN 1 AND 9999 AND {m} BETWEEN 1 AND 12"
+    table.query(
+        f"CREATE OR REPLACE TABLE data AS SELECT *, CASE WHEN {valid} THEN "  # noqa: S608
+        f"make_date(CAST({y} AS BIGINT), CAST({m} AS BIGINT), 1) END AS {DERIVED_PERIOD} FROM data"
+    )
+    return data.Table(table.con)
+
+
 class InsightService:
     def __init__(
         self, *, settings: Settings, inference: InferenceService, datasets: DatasetStore
@@ -201,6 +242,7 @@ class InsightService:
             source = {"hash": data.dataset_hash(table)}
         try:
             table = self._scope(table, req)
+            table = derive_period(table, set(req.mask or []))
         except BaseException:
             table.close()
             raise
@@ -305,6 +347,10 @@ class InsightService:
         if req.question and (
             (plan is None and missing)
             or (any(c.measure for c in missing) and not facts.names_a_measure(req.question, prof))
+            or (
+                any(c.dimension for c in missing)
+                and not facts.names_a_dimension(req.question, prof)
+            )
         ):
             # "Qual foi o custo total?", "profit by store" on data with no cost or profit:
             # the total of another column would be a guess; the answer says what is missing.

@@ -111,6 +111,11 @@ def metric_of(label: str, fact: Fact, ctx: Context) -> Metric:
     return Metric(fact.columns[-1] if fact.columns else "*", "sum")
 
 
+def grain_of(fact: Fact) -> str:
+    """The grain of a series fact (``month``, ``week``...)."""
+    return _grain(fact)
+
+
 def _grain(fact: Fact) -> str:
     # The series' bucket is the first date_trunc in the SQL facts built for it.
     match = _GRAIN_SQL.search(fact.sql)
