@@ -138,6 +138,14 @@ class InferenceService:
             return await self.model(decision.model), decision.tier
         return await self.model(name), None
 
+    def upstream(self, entry: ModelEntry) -> bool:
+        """Whether ``entry`` is served by a model server over HTTP (Ollama, OpenAI, vLLM...)
+        rather than by the embedded engine."""
+        if entry.base.remote:
+            return True
+        deployments = self.router.deployments.get(entry.route or "", [])
+        return any(d.upstream is not None for d in deployments)
+
     async def check_model(self, name: str) -> None:
         """404 unless ``name`` is a model (or a tiered model name) served here."""
         if self._tiered(name) is None:

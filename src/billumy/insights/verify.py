@@ -326,8 +326,9 @@ def _with_decimal_separator(digits: str, sep: str) -> tuple[Decimal, int]:
 
 
 @dataclass(frozen=True)
-class _Known:
-    """A number a fact supports, with what kind of mention it may support."""
+class Known:
+    """A number a fact supports, with what kind of mention it may support (built by
+    :func:`numbers_of_scalar` and :func:`numbers_in_text`, compared by :func:`agrees`)."""
 
     value: float
     unit: float = 0.0  # the precision of a number read from text; values and cells are exact
@@ -338,23 +339,24 @@ class _Known:
     year: bool = False  # a year read from a period label: supports only a bare integer
 
 
-def _fact_numbers(fact: Fact, language: str | None) -> list[_Known]:
-    known: list[_Known] = []
+def _fact_numbers(fact: Fact, language: str | None) -> list[Known]:
+    known: list[Known] = []
     for name, value in fact.values.items():
-        known += _from_scalar(name, value)
+        known += numbers_of_scalar(name, value)
     for row in fact.rows:
         for name, value in row.items():
-            known += _from_scalar(name, value)
+            known += numbers_of_scalar(name, value)
     # Statements are written in the language of the answer (and of the narrative checked).
-    known += _from_text(fact.statement, language or "en")
+    known += numbers_in_text(fact.statement, language or "en")
     for column in fact.columns:
-        known += _from_text(column.replace("_", " "), None)
+        known += numbers_in_text(column.replace("_", " "), None)
     if fact.rows:
-        known.append(_Known(float(len(fact.rows))))
+        known.append(Known(float(len(fact.rows))))
     return known
 
 
-def _from_scalar(name: str, value: Scalar | object) -> list[_Known]:
+def numbers_of_scalar(name: str, value: Scalar | object) -> list[Known]:
+    """The numbers a value or cell named ``name`` supports (a number, or those in a label)."""
     if value is None or isinstance(value, bool):
         return []
     if isinstance(value, int | float | Decimal):
@@ -362,19 +364,19 @@ def _from_scalar(name: str, value: Scalar | object) -> list[_Known]:
         if not math.isfinite(number):
             return []
         fraction = not isinstance(value, int) and abs(number) <= 1
-        return [_Known(number, percent=_percent_name(name), fraction=fraction)]
-    return _from_text(str(value).replace("_", " "), None)
+        return [Known(number, percent=_percent_name(name), fraction=fraction)]
+    return numbers_in_text(str(value).replace("_", " "), None)
 
 
-def _from_text(text: str, language: str | None) -> list[_Known]:
-    """Numbers written in a statement or label, and the years in its dates and periods."""
-    known = [_Known(float(year), year=True) for year in _YEAR.findall(text)]
+def numbers_in_text(text: str, language: str | None) -> list[Known]:
+    """The numbers a statement or label supports, and the years of its dates and periods."""
+    known = [Known(float(year), year=True) for year in _YEAR.findall(text)]
     for mention in extract_numbers(text, language):
         for value, unit in mention.readings():
             if math.isfinite(value):
                 fraction = not mention.percent and unit < 1 and abs(value) <= 1
                 known.append(
-                    _Known(
+                    Known(
                         value,
                         unit,
                         percent=mention.percent,
@@ -404,14 +406,15 @@ def supported_by(
     return _first_support(mention, pools)
 
 
-def _first_support(mention: NumberMention, pools: Sequence[tuple[str, list[_Known]]]) -> str | None:
+def _first_support(mention: NumberMention, pools: Sequence[tuple[str, list[Known]]]) -> str | None:
     for fact_id, known in pools:
-        if any(_matches(mention, number) for number in known):
+        if any(agrees(mention, number) for number in known):
             return fact_id
     return None
 
 
-def _matches(mention: NumberMention, known: _Known) -> bool:
+def agrees(mention: NumberMention, known: Known) -> bool:
+    """Whether ``known`` supports ``mention`` (see the module docstring)."""
     for value, unit in mention.readings():
         if not math.isfinite(value):
             continue
@@ -425,7 +428,7 @@ def _matches(mention: NumberMention, known: _Known) -> bool:
     return False
 
 
-def _targets(mention: NumberMention, known: _Known, unit: float) -> list[tuple[float, float]]:
+def _targets(mention: NumberMention, known: Known, unit: float) -> list[tuple[float, float]]:
     """The (number, precision) ``known`` stands for, compared with a mention of this kind."""
     exact = (known.value, known.unit)
     if mention.signed and not known.signed:
