@@ -18,7 +18,7 @@ import pytest
 
 from billumy.insights import anomalies, data, facts
 from billumy.insights.answer import write_answer
-from billumy.insights.claims import ClaimChecker
+from billumy.insights.checker import ClaimChecker
 from billumy.insights.formats import for_language
 from billumy.insights.model import Fact, Profile
 from billumy.insights.profile import profile
@@ -178,7 +178,7 @@ def test_claims_are_read_by_kind(
     weekly: dict[str, tuple[list[Fact], Profile]], lang: str, text: str, kinds: set[str]
 ) -> None:
     found, prof = weekly[lang]
-    claims = ClaimChecker(found, lang, prof).read(text)
+    claims = ClaimChecker(found, lang, prof).reader.read(text)
     assert {c.claim.kind for c in claims} == kinds
 
 
@@ -345,5 +345,15 @@ def test_words_that_rank_or_move_in_context(
     directions: int,
 ) -> None:
     found, prof = weekly[lang]
-    kinds = [c.claim.kind for c in ClaimChecker(found, lang, prof).read(text)]
+    kinds = [c.claim.kind for c in ClaimChecker(found, lang, prof).reader.read(text)]
     assert (kinds.count("rank"), kinds.count("direction")) == (ranks, directions), kinds
+
+
+def test_the_kept_text_splits_into_the_kept_sentences(
+    weekly: dict[str, tuple[list[Fact], Profile]],
+) -> None:
+    found, prof = weekly["en"]
+    text = "- Centro leads vendas_reais\n- Sul leads vendas_reais\n- Norte dropped in May 2024"
+    result = ClaimChecker(found, "en", prof).check(text)
+    assert result.text == "- Centro leads vendas_reais\n- Norte dropped in May 2024"
+    assert [s.text for s in split_sentences(result.text)] == [s.text for s in result.kept]

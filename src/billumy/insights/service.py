@@ -13,7 +13,7 @@ The flow of one request:
 4. the model writes insights citing fact ids, in the asked language (JSON-schema constrained),
    when the narrative is on: as the request says, else as the ``insights_narrative`` setting
    says (``auto``: on for a model served upstream, off for the small embedded one);
-5. the narrative is checked sentence by sentence (:mod:`billumy.insights.claims`): a sentence
+5. the narrative is checked sentence by sentence (:mod:`billumy.insights.checker`): a sentence
    is kept only when every claim in it (numbers, segments, columns, periods, rank and direction
    words) agrees with a fact the insight cites; the others are dropped and counted. An insight
    is verified only when its kept text makes at least one claim. An unusable narrative gives
@@ -43,7 +43,7 @@ from pydantic import ValidationError
 from billumy.auth import Principal
 from billumy.errors import BadRequestError, BillumyError, NotFoundError, PayloadTooLargeError
 from billumy.inference import InferenceService
-from billumy.insights import anomalies, charts, claims, data, facts, profile
+from billumy.insights import anomalies, charts, checker, data, facts, profile
 from billumy.insights.answer import Answer, missing_columns, write_answer
 from billumy.insights.datasets import Dataset, DatasetStore, new_id
 from billumy.insights.formats import for_language
@@ -461,11 +461,11 @@ class InsightService:
         the answer already states the facts, and fact statements must not pass for the model's
         verified insights."""
         by_id = {f.id: f for f in found}
-        checker = claims.ClaimChecker(found, language, prof)
+        claim_checker = checker.ClaimChecker(found, language, prof)
         tally = dict.fromkeys(("sentences", "kept", "dropped", "claims_checked"), 0)
         tally |= {"names_checked": 0, "insights_dropped": 0}
 
-        def count(checks: list[claims.SentenceCheck]) -> None:
+        def count(checks: list[checker.SentenceCheck]) -> None:
             tally["sentences"] += len(checks)
             tally["kept"] += sum(1 for c in checks if c.kept)
             tally["dropped"] += sum(1 for c in checks if not c.kept)
@@ -488,8 +488,8 @@ class InsightService:
             title = str(item.get("title") or "").strip()
             if not text:
                 continue
-            heading = [checker.check_sentence(title, cited)] if title else []
-            body = checker.check(text, cited)
+            heading = [claim_checker.check_sentence(title, cited)] if title else []
+            body = claim_checker.check(text, cited)
             count([*heading, *body.sentences])
             if not body.kept:
                 tally["insights_dropped"] += 1
@@ -507,7 +507,7 @@ class InsightService:
                 )
             )
         summary_text = str(parsed.get("summary") or "") if isinstance(parsed, dict) else ""
-        summary_check = checker.check(summary_text)
+        summary_check = claim_checker.check(summary_text)
         count(summary_check.sentences)
         if tally["dropped"]:
             log.info("narrative sentences dropped by the claim check", extra=dict(tally))
