@@ -18,7 +18,7 @@ import pytest
 
 from billumy.insights import anomalies, data, facts
 from billumy.insights.answer import write_answer
-from billumy.insights.checker import ClaimChecker
+from billumy.insights.checker import ClaimChecker, Tally
 from billumy.insights.formats import for_language
 from billumy.insights.model import Fact, Profile
 from billumy.insights.profile import profile
@@ -334,6 +334,7 @@ def test_fold_keeps_the_length() -> None:
         ("en", "Sales were up 1.2% last week.", 0, 1),
         ("en", "Set up a review of Sul.", 0, 0),
         ("en", "Most of the stores grew.", 0, 1),  # "most of" is a share
+        ("en", "The most recent week of Sul was good.", 0, 0),
         ("en", "Centro sold the most.", 1, 0),
     ],
 )
@@ -357,3 +358,30 @@ def test_the_kept_text_splits_into_the_kept_sentences(
     result = ClaimChecker(found, "en", prof).check(text)
     assert result.text == "- Centro leads vendas_reais\n- Norte dropped in May 2024"
     assert [s.text for s in split_sentences(result.text)] == [s.text for s in result.kept]
+
+
+def test_the_days_in_a_statement_are_not_numbers_it_vouches_for(
+    weekly: dict[str, tuple[list[Fact], Profile]],
+) -> None:
+    # The trend's statement says "na semana de 17 de jun. de 2024": 17 is a day.
+    found, prof = weekly["pt"]
+    checker = ClaimChecker(found, "pt", prof)
+    assert not checker.check("A iteração está em 17 anos.", _cite(found, "trend:vendas_reais")).text
+    assert checker.check("Na semana de 17 de jun. de 2024 houve alta.").verified
+
+
+def test_the_tally_counts_what_is_shown(weekly: dict[str, tuple[list[Fact], Profile]]) -> None:
+    found, prof = weekly["en"]
+    checker = ClaimChecker(found, "en", prof)
+    tally = Tally()
+    tally.add(
+        checker.check("Centro leads vendas_reais. Sul leads vendas_reais. Act now.").sentences
+    )
+    # A title that passed, in an insight whose every sentence failed: nothing of it is shown.
+    tally.add(
+        [checker.check_sentence("Centro leads"), checker.check_sentence("Sul leads")], shown=False
+    )
+    assert tally.as_dict() == {
+        "sentences": 5, "kept": 2, "dropped": 3, "claims_checked": 4, "names_checked": 6,
+        "insights_dropped": 0,
+    }  # fmt: skip

@@ -292,9 +292,9 @@ def test_inference_knows_which_models_are_served_upstream(tmp_path: Path) -> Non
             cache=cast(ResponseCache, None),
             fair_use=cast(FairUse, None),
         )
-        assert inference.upstream(await router.catalog.get("m"))
-        assert not inference.upstream(await router.catalog.get("local"))
-        assert not inference.upstream(await router.catalog.get("billumy"))
+        assert await inference.upstream("m")
+        assert not await inference.upstream("local")
+        assert not await inference.upstream("billumy")
         await router.aclose()
 
     asyncio.run(scenario())

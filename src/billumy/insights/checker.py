@@ -27,8 +27,8 @@ construction.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
 
 from billumy.insights.claims import Claim, ClaimReader, Reading
 from billumy.insights.evidence import Evidence, Series, read_fact
@@ -37,7 +37,7 @@ from billumy.insights.periods import Span, When
 from billumy.insights.sentences import fold, split_sentences
 from billumy.insights.verify import NumberMention, agrees
 
-__all__ = ["ClaimChecker", "SentenceCheck", "TextCheck"]
+__all__ = ["ClaimChecker", "SentenceCheck", "Tally", "TextCheck"]
 
 _CITATION = re.compile(r"(?<!\w)f([0-9]+)(?!\w)", re.IGNORECASE)
 _TERMINAL = frozenset(".!?…)]\"'”’")
@@ -102,6 +102,33 @@ class TextCheck:
     @property
     def facts(self) -> list[str]:
         return sorted({i for s in self.kept for i in s.facts}, key=lambda i: (len(i), i))
+
+
+@dataclass
+class Tally:
+    """What checking a narrative did: sentences checked, kept and dropped; claims that assert
+    (numbers, ranks, directions) and names (segments, columns, periods) checked; insights
+    dropped whole because none of their sentences was kept."""
+
+    sentences: int = 0
+    kept: int = 0
+    dropped: int = 0
+    claims_checked: int = 0
+    names_checked: int = 0
+    insights_dropped: int = 0
+
+    def add(self, checks: Iterable[SentenceCheck], *, shown: bool = True) -> None:
+        """Count ``checks``; with ``shown`` false (an insight dropped whole) none is kept."""
+        for check in checks:
+            kept = check.kept and shown
+            self.sentences += 1
+            self.kept += kept
+            self.dropped += not kept
+            self.claims_checked += check.assertions
+            self.names_checked += len(check.claims) - check.assertions
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
 
 
 class ClaimChecker:

@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 
 from billumy.insights.model import Fact, Scalar
-from billumy.insights.periods import Span, label_span
+from billumy.insights.periods import Span, find_periods, label_span
 from billumy.insights.sentences import fold
 from billumy.insights.verify import Known, numbers_in_text, numbers_of_scalar
 
@@ -169,7 +169,7 @@ def read_fact(fact: Fact, language: str | None) -> Evidence:
         rest.append(Known(float(len(fact.rows))))
     records.append(Record(frozenset(subject) | filters, tuple(about)))
     records.append(Record(filters, tuple(rest)))
-    loose = numbers_in_text(fact.statement, language or "en")
+    loose = numbers_in_text(_without_periods(fact.statement, language), language or "en")
     for column in fact.columns:
         loose += numbers_in_text(column.replace("_", " "), None)
     records.append(Record(filters, tuple(loose), loose=True))
@@ -261,6 +261,16 @@ def _series(fact: Fact, grain: str | None, filters: frozenset[str]) -> Series | 
         points.append(Point(span, value, None if previous is None else value - previous))
         previous = value
     return Series(measure, filters, tuple(points), str(fact.values.get("direction", "flat")))
+
+
+def _without_periods(statement: str, language: str | None) -> str:
+    """``statement`` with its periods blanked: the 17 of "17 de jun. de 2024" is a day, not a
+    number the fact vouches for (the periods are read from the labels)."""
+    for period in reversed(find_periods(statement, language)):
+        statement = (
+            statement[: period.start] + " " * (period.end - period.start) + statement[period.end :]
+        )
+    return statement
 
 
 def _grain(fact: Fact) -> str | None:

@@ -130,8 +130,8 @@ def rank(words: list[str], i: int, english: bool) -> tuple[bool, bool] | None:
             return high, False
         return None
     if english and word in ("most", "least"):
-        if after == "of":
-            return None
+        if after in ("of", "recent", "recently", "likely"):
+            return None  # "most of" is a share, "the most recent week" a period
         if before == "the" or before in _ENGLISH_VERBS or before.endswith("ed"):
             return word == "most", False
     return None

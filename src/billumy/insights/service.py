@@ -16,8 +16,8 @@ The flow of one request:
 5. the narrative is checked sentence by sentence (:mod:`billumy.insights.checker`): a sentence
    is kept only when every claim in it (numbers, segments, columns, periods, rank and direction
    words) agrees with a fact the insight cites; the others are dropped and counted. An insight
-   is verified only when its kept text makes at least one claim. An unusable narrative gives
-   no insights (the answer already states the facts);
+   is verified only when its kept text asserts at least one number, rank or direction. An
+   unusable narrative gives no insights (the answer already states the facts);
 6. each insight gets a Vega-Lite chart of a fact it cites; the record is stored for history and
    for showing what changed when the same question runs on a newer dataset version.
 
@@ -409,10 +409,8 @@ class InsightService:
         setting = self.settings.insights_narrative
         if setting != "auto":
             return setting == "true"
-        entry, _ = await self.inference.resolve(
-            req.model or self.settings.insights_model, req.question or ""
-        )
-        return self.inference.upstream(entry)
+        model = req.model or self.settings.insights_model
+        return await self.inference.upstream(model, req.question or "")
 
     async def _narrate(
         self,
@@ -447,7 +445,7 @@ class InsightService:
         language: str,
         most: int,
         answer: Answer,
-        prof: Profile | None = None,
+        prof: Profile,
     ) -> tuple[list[dict[str, Any]], str, dict[str, int]]:
         """The model's insights and summary, kept sentence by sentence, and the tally of the
         check: ``sentences``, ``kept``, ``dropped``, ``claims_checked`` (numbers, ranks and
@@ -462,16 +460,7 @@ class InsightService:
         verified insights."""
         by_id = {f.id: f for f in found}
         claim_checker = checker.ClaimChecker(found, language, prof)
-        tally = dict.fromkeys(("sentences", "kept", "dropped", "claims_checked"), 0)
-        tally |= {"names_checked": 0, "insights_dropped": 0}
-
-        def count(checks: list[checker.SentenceCheck]) -> None:
-            tally["sentences"] += len(checks)
-            tally["kept"] += sum(1 for c in checks if c.kept)
-            tally["dropped"] += sum(1 for c in checks if not c.kept)
-            tally["claims_checked"] += sum(c.assertions for c in checks)
-            tally["names_checked"] += sum(len(c.claims) - c.assertions for c in checks)
-
+        tally = checker.Tally()
         try:
             parsed = orjson.loads(raw) if raw else {}
         except orjson.JSONDecodeError:
@@ -490,9 +479,9 @@ class InsightService:
                 continue
             heading = [claim_checker.check_sentence(title, cited)] if title else []
             body = claim_checker.check(text, cited)
-            count([*heading, *body.sentences])
+            tally.add([*heading, *body.sentences], shown=bool(body.kept))
             if not body.kept:
-                tally["insights_dropped"] += 1
+                tally.insights_dropped += 1
                 continue
             title_kept = [h for h in heading if h.kept]
             insights.append(
@@ -508,10 +497,10 @@ class InsightService:
             )
         summary_text = str(parsed.get("summary") or "") if isinstance(parsed, dict) else ""
         summary_check = claim_checker.check(summary_text)
-        count(summary_check.sentences)
-        if tally["dropped"]:
-            log.info("narrative sentences dropped by the claim check", extra=dict(tally))
-        return insights, _markdown(summary_check.text, insights, found, answer), tally
+        tally.add(summary_check.sentences)
+        if tally.dropped:
+            log.info("narrative sentences dropped by the claim check", extra=tally.as_dict())
+        return insights, _markdown(summary_check.text, insights, found, answer), tally.as_dict()
 
     @staticmethod
     def _insight(

@@ -1,15 +1,16 @@
-"""Check every number in a narrative against the facts it was written from.
+"""Check every number in a text against the facts it was written from.
 
 Why: the facts are computed deterministically, but the prose around them is written by a small
 language model, and small models invent numbers, round them wrongly, swap digits or carry a
-number over from the wrong fact. An insight is therefore shown as verified only when every
-number in it can be traced to a fact; otherwise its unsupported numbers are marked (see
-:func:`redact_unsupported`) so that they are never presented as fact. The checker errs on the
-side of "unverified": a false "unverified" costs a hedge in the UI, a false "verified" puts a
-made-up number in front of a user with our stamp on it. For the same reason a text with no
-number at all is *not* verified: there was nothing to check, and "verified" must mean that
-something was checked and agreed (``checked_claims`` tells "nothing to check", 0, from
-"wrong", unsupported mentions).
+number over from the wrong fact. This module reads numbers and says which facts support them;
+:mod:`billumy.insights.checker` uses it for the number claims of the model's narrative (a
+sentence with a number no cited fact supports is dropped), and tests use :func:`check` to trace
+every number of our own answer to its facts. The checker errs on the side of "unverified": a
+false "unverified" costs a sentence, a false "verified" puts a made-up number in front of a
+user with our stamp on it. For the same reason a text with no number at all is *not* verified
+by :func:`check`: there was nothing to check, and "verified" must mean that something was
+checked and agreed (``checked_claims`` tells "nothing to check", 0, from "wrong", unsupported
+mentions).
 
 Extraction (:func:`extract_numbers`), in English and Brazilian Portuguese:
 
@@ -55,7 +56,8 @@ match any number except a fraction times 100 and a ``%`` number written in a tex
 
 Without an explicit sign a mention matches the magnitude ("fell 3.2%" is supported by -3.2,
 because prose carries the sign in its verbs); a written sign must agree with a value or cell,
-or with a sign written in the statement. Direction words themselves are not checked.
+or with a sign written in the statement. Direction words are checked by
+:mod:`billumy.insights.checker`, not here.
 
 A number read from text (a statement's "12.5%") stands for everything that rounds to it, and
 supports a mention only if all of that rounds to the mention: "12.5%" in a statement supports
@@ -476,16 +478,3 @@ def check(
 def _cited_first(facts: Sequence[Fact], cited: Sequence[str]) -> list[Fact]:
     rank = {fact_id: i for i, fact_id in enumerate(cited)}
     return sorted(facts, key=lambda fact: rank.get(fact.id, len(rank)))
-
-
-def redact_unsupported(text: str, result: Check) -> str:
-    """``text`` with each unsupported number replaced by ``[unverified: <number>]``.
-
-    The marker keeps the sentence readable while making plain that the number is not a fact.
-    ``result`` must come from :func:`check` on this very text.
-    """
-    for mention in sorted(result.unsupported, key=lambda m: m.start, reverse=True):
-        if text[mention.start : mention.end] != mention.text:
-            raise ValueError("the check was computed for a different text")
-        text = f"{text[: mention.start]}[unverified: {mention.text}]{text[mention.end :]}"
-    return text
