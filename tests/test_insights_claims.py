@@ -336,6 +336,8 @@ def test_fold_keeps_the_length() -> None:
         ("en", "Most of the stores grew.", 0, 1),  # "most of" is a share
         ("en", "The most recent week of Sul was good.", 0, 0),
         ("en", "Centro sold the most.", 1, 0),
+        ("en", "Centro sold the most of any store.", 1, 0),
+        ("en", "Sul trails the other stores.", 1, 0),
     ],
 )
 def test_words_that_rank_or_move_in_context(

@@ -25,7 +25,8 @@ _HIGH = vocabulary(
     "lideranca topo"
 )
 _LOW = vocabulary(
-    "lowest smallest least fewest worst bottom trough bottomed menor menores pior piores lanterna"
+    "lowest smallest least fewest worst bottom trough bottomed trails trailed lags lagged menor "
+    "menores pior piores lanterna"
 )
 _COMPARATIVE_HIGH = vocabulary("more higher greater larger bigger better")
 _COMPARATIVE_LOW = vocabulary("less fewer lower smaller worse")
@@ -130,8 +131,10 @@ def rank(words: list[str], i: int, english: bool) -> tuple[bool, bool] | None:
             return high, False
         return None
     if english and word in ("most", "least"):
-        if after in ("of", "recent", "recently", "likely"):
-            return None  # "most of" is a share, "the most recent week" a period
+        if after in ("recent", "recently", "likely") or (
+            after == "of" and _at(words, i + 2) not in ("any", "all")
+        ):
+            return None  # "most of" is a share (not "the most of any store"), "most recent" a time
         if before == "the" or before in _ENGLISH_VERBS or before.endswith("ed"):
             return word == "most", False
     return None
