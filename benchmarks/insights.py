@@ -179,7 +179,12 @@ def model_share(csv_path: Path, runs: int) -> dict[str, float]:
                     started = time.perf_counter()
                     answer = c.post(
                         "/api/insights",
-                        json={"dataset_id": dataset, "question": question, "max_insights": 2},
+                        json={
+                            "dataset_id": dataset,
+                            "question": question,
+                            "max_insights": 2,
+                            "narrative": True,  # the embedded model narrates only if asked
+                        },
                     )
                     answer.raise_for_status()
                     laps.setdefault("total", []).append(time.perf_counter() - started)

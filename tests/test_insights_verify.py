@@ -1,4 +1,4 @@
-"""Every number in a narrative must be traced to a fact: extraction, support, redaction."""
+"""Every number in a text must be traced to a fact: extraction and support."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from billumy.insights.verify import (
     NumberMention,
     check,
     extract_numbers,
-    redact_unsupported,
     supported_by,
 )
 
@@ -357,32 +356,3 @@ def test_statements_are_read_in_the_language_checked() -> None:
 
 def test_no_facts_support_nothing() -> None:
     assert not check("Revenue grew 12%.", [], "en").verified
-
-
-# --- redaction --------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "language", "expected"),
-    [
-        (
-            "Revenue grew 15% [f1] to 1.2 million.",
-            "en",
-            "Revenue grew [unverified: 15%] [f1] to 1.2 million.",
-        ),
-        (
-            "A receita subiu 37% e chegou a R$ 9.999,99 [f1].",
-            "pt",
-            "A receita subiu [unverified: 37%] e chegou a [unverified: R$ 9.999,99] [f1].",
-        ),
-        ("Revenue grew 12.5% [f1].", "en", "Revenue grew 12.5% [f1]."),
-    ],
-)
-def test_redact_unsupported(text: str, language: str, expected: str) -> None:
-    assert redact_unsupported(text, check(text, FACTS, language)) == expected
-
-
-def test_redact_refuses_a_check_of_another_text() -> None:
-    result = check("Revenue grew 15%.", FACTS, "en")
-    with pytest.raises(ValueError, match="different text"):
-        redact_unsupported("Sales grew by 15%.", result)

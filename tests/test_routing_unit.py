@@ -10,7 +10,9 @@ from typing import Any, cast
 
 import pytest
 
+from billumy.cache.limits import FairUse
 from billumy.cache.local import LocalState
+from billumy.cache.responses import ResponseCache
 from billumy.catalog import Catalog
 from billumy.engines.base import Chunk, Embeddings, Generation
 from billumy.engines.maestro import Maestro, parse_classification, rule_tier
@@ -18,6 +20,7 @@ from billumy.engines.remote import EngineClient
 from billumy.engines.router import CircuitBreaker, Route, Router
 from billumy.engines.upstream import Upstream
 from billumy.errors import BadRequestError, UpstreamError, UpstreamUnavailableError
+from billumy.inference import InferenceService
 from billumy.settings import DeploymentConfig, Settings, TierConfig
 from billumy.store import open_store
 
@@ -267,5 +270,31 @@ def test_maestro_caches_the_classifier_and_falls_back_to_rules() -> None:
         )
         assert (await rules_only.choose("auto:latest", "hello")).source == "rules"
         await state.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_inference_knows_which_models_are_served_upstream(tmp_path: Path) -> None:
+    # The insights narrative is on by default for upstream models only (insights_narrative).
+    async def scenario() -> None:
+        embedded = {"name": "local", "model": "local", "provider": "embedded",
+                    "upstream_model": "smollm2-135m"}  # fmt: skip
+        settings = _settings(tmp_path)
+        settings = Settings(
+            data_dir=tmp_path, deployments=[*settings.deployments, DeploymentConfig(**embedded)]
+        )
+        router, _ = await _router(settings)
+        inference = InferenceService(
+            settings=settings,
+            catalog=router.catalog,
+            engine=cast(EngineClient, None),
+            router=router,
+            cache=cast(ResponseCache, None),
+            fair_use=cast(FairUse, None),
+        )
+        assert await inference.upstream("m")
+        assert not await inference.upstream("local")
+        assert not await inference.upstream("billumy")
+        await router.aclose()
 
     asyncio.run(scenario())

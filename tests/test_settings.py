@@ -228,3 +228,18 @@ def test_trusted_proxies_that_are_not_a_json_list(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("BILLUMY_TRUSTED_PROXIES", '["127.0.0.1"')
     with pytest.raises(ValidationError, match=r"(?s)trusted_proxies.*is not a JSON list"):
         Settings()
+
+
+def test_insights_narrative(monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> None:
+    assert Settings().insights_narrative == "auto"
+    clean_env.write_text("insights_narrative = true\n", encoding="utf-8")
+    assert Settings().insights_narrative == "true"
+    clean_env.write_text("insights_narrative = false\n", encoding="utf-8")
+    assert Settings().insights_narrative == "false"
+    monkeypatch.setenv("BILLUMY_INSIGHTS_NARRATIVE", "AUTO")
+    assert Settings().insights_narrative == "auto"
+    monkeypatch.setenv("BILLUMY_INSIGHTS_NARRATIVE", "on")
+    assert Settings().insights_narrative == "true"
+    monkeypatch.setenv("BILLUMY_INSIGHTS_NARRATIVE", "sometimes")
+    with pytest.raises(ValidationError, match="auto, true or false"):
+        Settings()

@@ -138,6 +138,19 @@ class InferenceService:
             return await self.model(decision.model), decision.tier
         return await self.model(name), None
 
+    async def upstream(self, name: str, question: str = "") -> bool:
+        """Whether model ``name`` (for ``question``, when it is a tiered name) is served by a
+        model server over HTTP (Ollama, OpenAI, vLLM...) rather than by the embedded engine.
+        Nothing is loaded or assembled to tell."""
+        tiered = self._tiered(name)
+        if tiered is not None and self.maestro is not None:
+            name = (await self.maestro.choose(tiered, question)).model
+        entry = await self.catalog.get(name)
+        if entry.base.remote:
+            return True
+        deployments = self.router.deployments.get(entry.route or "", [])
+        return any(d.upstream is not None for d in deployments)
+
     async def check_model(self, name: str) -> None:
         """404 unless ``name`` is a model (or a tiered model name) served here."""
         if self._tiered(name) is None:

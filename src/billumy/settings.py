@@ -291,6 +291,13 @@ class Settings(BaseSettings):
     insights_model: str = Field(
         default="billumy", description="Model that plans and narrates insights by default."
     )
+    insights_narrative: str = Field(
+        default="auto",
+        description=(
+            "Whether insights get the model's narrative when a request does not say: auto (on "
+            "when the insights model is served upstream, off for the embedded one), true, false."
+        ),
+    )
     health_interval: float = Field(
         default=10.0, gt=0, description="Seconds between upstream health checks."
     )
@@ -367,6 +374,19 @@ class Settings(BaseSettings):
         if value not in ("open", "closed"):
             raise ValueError("quota_on_outage must be open or closed")
         return value
+
+    @field_validator("insights_narrative", mode="before")
+    @classmethod
+    def _narrative(cls, value: Any) -> str:
+        # billumy.toml gives a bool (insights_narrative = true), the environment a string.
+        text = str(value).strip().lower()
+        if text in ("true", "1", "yes", "on"):
+            return "true"
+        if text in ("false", "0", "no", "off"):
+            return "false"
+        if text != "auto":
+            raise ValueError("insights_narrative must be auto, true or false")
+        return text
 
     @field_validator("log_level")
     @classmethod

@@ -10,7 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from billumy.insights.model import Fact
+from billumy.insights.checker import ClaimChecker
+from billumy.insights.model import ColumnProfile, Fact, Profile
+from billumy.insights.sentences import split_sentences
 from billumy.insights.verify import check
 from tests.e2e.server import Server
 from tests.insights_data import weekly_stores
@@ -66,6 +68,7 @@ def test_insights_from_inline_records(server: Server) -> None:
             "user_id": "ana",
             "max_insights": 2,
             "columns": ["month", "region", "units", "revenue"],
+            "narrative": True,
         },
     )
     assert response.status_code == 200, response.text
@@ -92,13 +95,11 @@ def test_insights_from_inline_records(server: Server) -> None:
     assert "Cliente Secreto" not in response.text
     # The answer is always there; the model's insights only when its narrative was usable.
     assert body["answer"]["sentences"] and body["answer"]["language"] == "pt-BR"
-    assert len(body["insights"]) <= 2
+    assert len(body["insights"]) <= 2 and body["narrative"] is True
     for insight in body["insights"]:
         assert set(insight["facts"]) <= set(facts)
-        assert isinstance(insight["verified"], bool)
-        if not insight["verified"]:
-            for number in insight["unsupported_numbers"]:
-                assert f"[unverified: {number}" in insight["text"] + insight["title"]
+        assert insight["verified"] is (insight["checked_claims"] >= 1)
+        assert "[unverified" not in insight["text"] + insight["title"]  # dropped, not marked
     assert "[f" in body["summary"]
     charts = [i for i in body["insights"] if i["chart"]]
     headers = server.headers
@@ -120,7 +121,13 @@ def test_streaming_insights_send_facts_first(server: Server) -> None:
     with httpx.stream(
         "POST",
         server.url + "/api/insights",
-        json={"data": _csv(_sales()), "stream": True, "max_insights": 1, "mask": ["customer"]},
+        json={
+            "data": _csv(_sales()),
+            "stream": True,
+            "max_insights": 1,
+            "mask": ["customer"],
+            "narrative": True,
+        },
         headers=server.headers,
         timeout=300,
     ) as response:
@@ -308,6 +315,7 @@ def test_masked_values_never_reach_the_model(make_server: type[Server], tmp_path
             "data": rows,
             "mask": ["customer"],
             "max_insights": 1,
+            "narrative": True,
         },
     )
     assert response.status_code == 200, response.text
@@ -458,3 +466,108 @@ def test_every_part_of_a_question_is_answered_or_said_unanswered(server: Server)
     drops = {k: week[20][k] - week[19][k] for k in week[20]}
     assert change["values"]["driver"] == min(drops, key=lambda k: drops[k])
     assert change["values"]["change"] == pytest.approx(sum(drops.values()))
+
+
+def _stream(srv: Server, body: dict[str, object]) -> tuple[str, dict[str, object]]:
+    """The raw narrative the model streamed, and the stored record."""
+    with httpx.stream(
+        "POST",
+        srv.url + "/api/insights",
+        json={**body, "stream": True},
+        headers=srv.headers,
+        timeout=300,
+    ) as response:
+        assert response.status_code == 200, response.read()
+        events = [json.loads(x) for x in response.iter_lines() if x.strip()]
+    assert events[-1]["type"] == "insights", events[-1]
+    raw = "".join(e["text"] for e in events if e["type"] == "narrative")
+    return raw, events[-1]
+
+
+def _profile(record: dict[str, object]) -> Profile:
+    shown = record["profile"]
+    assert isinstance(shown, dict)
+    columns = [
+        ColumnProfile(**{**c, "top": [(t["value"], t["count"]) for t in c.get("top", [])]})
+        for c in shown["columns"]
+    ]
+    return Profile(shown["row_count"], columns, shown["sampled"])
+
+
+@pytest.mark.parametrize(
+    ("question", "lang"),
+    [
+        ("Qual loja vendeu mais e alguma loja teve queda forte nas vendas?", "pt"),
+        ("Which store sold the most, and did any store's sales drop sharply?", "en"),
+    ],
+)
+def test_the_narrative_keeps_only_sentences_whose_claims_agree(
+    server: Server, question: str, lang: str
+) -> None:
+    raw, record = _stream(
+        server, {"question": question, "data": _weekly(), "narrative": True, "max_insights": 2}
+    )
+    assert record["narrative"] is True and record["language"] == lang
+    tally = record["narrative_check"]
+    assert isinstance(tally, dict)
+    assert tally["sentences"] == tally["kept"] + tally["dropped"]
+    insights = record["insights"]
+    assert isinstance(insights, list) and len(insights) + tally["insights_dropped"] <= 2
+    assert sum(i["dropped_sentences"] for i in insights) <= tally["dropped"]
+    facts = [Fact(**f) for f in record["facts"]]  # type: ignore[arg-type, union-attr]
+    checker = ClaimChecker(facts, lang, _profile(record))
+    try:
+        written = {i["text"]: i for i in json.loads(raw).get("insights") or []}
+    except json.JSONDecodeError:
+        written = {}  # an unusable narrative gives no insights
+    if not written:
+        assert insights == []
+    for insight in insights:
+        # Verified means something was checked, and only then.
+        assert insight["verified"] is (insight["checked_claims"] >= 1), insight
+        assert insight["source"] == "model" and insight["text"]
+        # The kept text is the model's own sentences, every one of them agreeing when checked
+        # again here; the dropped ones are nowhere in it.
+        original = next(
+            t for t in written if all(s.text in t for s in split_sentences(insight["text"]))
+        )
+        sentences = [s.text for s in split_sentences(original)]
+        kept = [s.text for s in split_sentences(insight["text"])]
+        dropped = [s for s in sentences if s not in kept]
+        title_dropped = bool(written[original].get("title")) and not insight["title"]
+        assert len(dropped) + title_dropped == insight["dropped_sentences"]
+        assert not any(d in insight["text"] for d in dropped)
+        result = checker.check(insight["text"], insight["facts"])
+        assert (
+            not result.dropped
+            and result.checked_claims
+            + (
+                checker.check_sentence(insight["title"], insight["facts"]).assertions
+                if insight["title"]
+                else 0
+            )
+            == insight["checked_claims"]
+        )
+
+
+def test_the_embedded_model_narrates_only_when_asked(
+    server: Server, make_server: type[Server], tmp_path: Path
+) -> None:
+    body = {"question": "Qual loja vendeu mais?", "data": _weekly(), "max_insights": 1}
+    # The default model is the embedded one: no narrative unless the request asks.
+    raw, record = _stream(server, body)
+    assert raw == "" and record["narrative"] is False and record["insights"] == []
+    assert record["narrative_check"] == {
+        "sentences": 0, "kept": 0, "dropped": 0, "claims_checked": 0, "names_checked": 0,
+        "insights_dropped": 0,
+    }  # fmt: skip
+    assert record["answer"]["sentences"]  # type: ignore[index]
+    # insights_narrative = true in billumy.toml turns it on; a request still turns it off.
+    data_dir = tmp_path / "narrative-on"
+    data_dir.mkdir()
+    (data_dir / "billumy.toml").write_text("insights_narrative = true\n")
+    srv = make_server(data_dir=data_dir).start()
+    raw, record = _stream(srv, body)
+    assert raw and record["narrative"] is True
+    raw, record = _stream(srv, {**body, "narrative": False})
+    assert raw == "" and record["narrative"] is False and record["insights"] == []

@@ -11,10 +11,13 @@ The flow of one request:
 3. our own code writes the ``answer`` from the facts, in the question's language, and the
    facts' statements in the same language (:mod:`billumy.insights.answer`); it goes out first;
 4. the model writes insights citing fact ids, in the asked language (JSON-schema constrained),
-   unless the request turns the narrative off;
-5. every number in the narrative is checked against the facts: an insight is verified only when
-   it makes at least one checkable claim and every one is supported; unsupported numbers are
-   redacted. An unusable narrative gives no insights (the answer already states the facts);
+   when the narrative is on: as the request says, else as the ``insights_narrative`` setting
+   says (``auto``: on for a model served upstream, off for the small embedded one);
+5. the narrative is checked sentence by sentence (:mod:`billumy.insights.checker`): a sentence
+   is kept only when every claim in it (numbers, segments, columns, periods, rank and direction
+   words) agrees with a fact the insight cites; the others are dropped and counted. An insight
+   is verified only when its kept text asserts at least one number, rank or direction. An
+   unusable narrative gives no insights (the answer already states the facts);
 6. each insight gets a Vega-Lite chart of a fact it cites; the record is stored for history and
    for showing what changed when the same question runs on a newer dataset version.
 
@@ -41,7 +44,7 @@ from pydantic import ValidationError
 from billumy.auth import Principal
 from billumy.errors import BadRequestError, BillumyError, NotFoundError, PayloadTooLargeError
 from billumy.inference import InferenceService
-from billumy.insights import anomalies, changes, charts, data, facts, profile, verify
+from billumy.insights import anomalies, changes, charts, checker, data, facts, profile
 from billumy.insights import question as questions
 from billumy.insights.answer import Answer, missing_columns, write_answer
 from billumy.insights.datasets import Dataset, DatasetStore, new_id
@@ -271,6 +274,7 @@ class InsightService:
         language = _language(req.language, req.question)
         most = req.max_insights
         clock = _Clock()
+        narrate = await self._narrative_on(req)
         loaded = await asyncio.to_thread(self._load, caller, req)
         clock.lap("load")
         try:
@@ -303,12 +307,14 @@ class InsightService:
         }
         yield {"type": "answer", "answer": answer.as_dict()}
         parts: list[str] = []
-        if req.narrative:
+        if narrate:
             async for piece in self._narrate(caller, req, found, language, most):
                 parts.append(piece)
                 yield {"type": "narrative", "text": piece}
         clock.lap("narrative")
-        insights, summary = self._checked("".join(parts), found, language, most, answer)
+        insights, summary, tally = self._checked(
+            "".join(parts), found, language, most, answer, prof
+        )
         clock.lap("verify_and_charts")
         record = {
             "id": new_id("in"),
@@ -325,6 +331,8 @@ class InsightService:
             "answer": answer.as_dict(),
             "insights": insights,
             "summary": summary,
+            "narrative": narrate,
+            "narrative_check": tally,
             "timings": clock.laps,
         }
         record["changes"] = self._changes(caller, record)
@@ -488,6 +496,19 @@ class InsightService:
             if chunk.text:
                 yield chunk.text
 
+    async def _narrative_on(self, req: InsightRequest) -> bool:
+        """Whether the model writes insights: as the request says, else as the
+        ``insights_narrative`` setting says; ``auto`` is on when the insights model is served
+        by an upstream model server and off for the embedded one, whose 135M-parameter prose
+        rarely survives the claim check and costs seconds on a CPU."""
+        if req.narrative is not None:
+            return req.narrative
+        setting = self.settings.insights_narrative
+        if setting != "auto":
+            return setting == "true"
+        model = req.model or self.settings.insights_model
+        return await self.inference.upstream(model, req.question or "")
+
     async def _narrate(
         self,
         caller: Principal,
@@ -515,12 +536,28 @@ class InsightService:
             yield piece
 
     def _checked(
-        self, raw: str, found: list[Fact], language: str, most: int, answer: Answer
-    ) -> tuple[list[dict[str, Any]], str]:
-        """The model's insights with every number checked (and redacted when unsupported);
-        none when the narrative is unusable or off: the answer already states the facts,
-        and fact statements must not pass for the model's verified insights."""
+        self,
+        raw: str,
+        found: list[Fact],
+        language: str,
+        most: int,
+        answer: Answer,
+        prof: Profile,
+    ) -> tuple[list[dict[str, Any]], str, dict[str, int]]:
+        """The model's insights and summary, kept sentence by sentence, and the tally of the
+        check: ``sentences``, ``kept``, ``dropped``, ``claims_checked`` (numbers, ranks and
+        directions), ``names_checked`` (segments, columns, periods), ``insights_dropped``.
+
+        A sentence stays only when every claim in it agrees with a fact the insight cites (any
+        fact for the summary, which cites none); a sentence with a wrong number is dropped
+        whole rather than shown with the number marked, since the words around a wrong number
+        are rarely right. A title is checked like a sentence and emptied when it fails; an
+        insight with no sentence left is dropped. None when the narrative is unusable or off:
+        the answer already states the facts, and fact statements must not pass for the model's
+        verified insights."""
         by_id = {f.id: f for f in found}
+        claim_checker = checker.ClaimChecker(found, language, prof)
+        tally = checker.Tally()
         try:
             parsed = orjson.loads(raw) if raw else {}
         except orjson.JSONDecodeError:
@@ -537,25 +574,30 @@ class InsightService:
             title = str(item.get("title") or "").strip()
             if not text:
                 continue
-            check = verify.check(f"{title}\n{text}", found, language, cited)
-            supporting = cited or sorted(set(check.support.values()))
+            heading = [claim_checker.check_sentence(title, cited)] if title else []
+            body = claim_checker.check(text, cited)
+            tally.add([*heading, *body.sentences], shown=bool(body.kept))
+            if not body.kept:
+                tally.insights_dropped += 1
+                continue
+            title_kept = [h for h in heading if h.kept]
             insights.append(
                 self._insight(
-                    title=verify.redact_unsupported(title, verify.check(title, found, language)),
-                    text=verify.redact_unsupported(text, verify.check(text, found, language)),
-                    fact_ids=supporting,
-                    verified=check.verified,
-                    checked_claims=check.checked_claims,
-                    unsupported=[m.text for m in check.unsupported],
+                    title=title if title_kept else "",
+                    text=body.text,
+                    fact_ids=cited
+                    or sorted({i for c in [*title_kept, *body.kept] for i in c.facts}),
+                    checked_claims=body.checked_claims + sum(h.assertions for h in title_kept),
+                    dropped_sentences=len(body.dropped) + len(heading) - len(title_kept),
                     by_id=by_id,
                 )
             )
         summary_text = str(parsed.get("summary") or "") if isinstance(parsed, dict) else ""
-        summary_check = verify.check(summary_text, found, language)
-        summary = _markdown(
-            verify.redact_unsupported(summary_text, summary_check), insights, found, answer
-        )
-        return insights, summary
+        summary_check = claim_checker.check(summary_text)
+        tally.add(summary_check.sentences)
+        if tally.dropped:
+            log.info("narrative sentences dropped by the claim check", extra=tally.as_dict())
+        return insights, _markdown(summary_check.text, insights, found, answer), tally.as_dict()
 
     @staticmethod
     def _insight(
@@ -563,9 +605,8 @@ class InsightService:
         title: str,
         text: str,
         fact_ids: list[str],
-        verified: bool,
         checked_claims: int,
-        unsupported: list[str],
+        dropped_sentences: int,
         by_id: dict[str, Fact],
     ) -> dict[str, Any]:
         chart = None
@@ -577,9 +618,10 @@ class InsightService:
             "title": title,
             "text": text,
             "facts": fact_ids,
-            "verified": verified,
+            # Every claim of the kept text agreed; "verified" needs at least one of them.
+            "verified": checked_claims > 0,
             "checked_claims": checked_claims,
-            "unsupported_numbers": unsupported,
+            "dropped_sentences": dropped_sentences,
             "chart": chart,
             "source": "model",
         }
@@ -687,7 +729,8 @@ def _markdown(
     for insight in insights:
         mark = "" if insight["verified"] else " _(unverified)_"
         cites = ", ".join(insight["facts"])
-        lines.append(f"- **{insight['title']}**{mark}: {insight['text']} [{cites}]")
+        title = f"**{insight['title']}**{mark}: " if insight["title"] else f"{mark.strip()} "
+        lines.append(f"- {title.lstrip()}{insight['text']} [{cites}]")
     if found:
         lines += ["", "Facts:"]
         lines += [f"- [{f.id}] {f.statement}" for f in found]

@@ -1,15 +1,16 @@
-"""Check every number in a narrative against the facts it was written from.
+"""Check every number in a text against the facts it was written from.
 
 Why: the facts are computed deterministically, but the prose around them is written by a small
 language model, and small models invent numbers, round them wrongly, swap digits or carry a
-number over from the wrong fact. An insight is therefore shown as verified only when every
-number in it can be traced to a fact; otherwise its unsupported numbers are marked (see
-:func:`redact_unsupported`) so that they are never presented as fact. The checker errs on the
-side of "unverified": a false "unverified" costs a hedge in the UI, a false "verified" puts a
-made-up number in front of a user with our stamp on it. For the same reason a text with no
-number at all is *not* verified: there was nothing to check, and "verified" must mean that
-something was checked and agreed (``checked_claims`` tells "nothing to check", 0, from
-"wrong", unsupported mentions).
+number over from the wrong fact. This module reads numbers and says which facts support them;
+:mod:`billumy.insights.checker` uses it for the number claims of the model's narrative (a
+sentence with a number no cited fact supports is dropped), and tests use :func:`check` to trace
+every number of our own answer to its facts. The checker errs on the side of "unverified": a
+false "unverified" costs a sentence, a false "verified" puts a made-up number in front of a
+user with our stamp on it. For the same reason a text with no number at all is *not* verified
+by :func:`check`: there was nothing to check, and "verified" must mean that something was
+checked and agreed (``checked_claims`` tells "nothing to check", 0, from "wrong", unsupported
+mentions).
 
 Extraction (:func:`extract_numbers`), in English and Brazilian Portuguese:
 
@@ -55,7 +56,8 @@ match any number except a fraction times 100 and a ``%`` number written in a tex
 
 Without an explicit sign a mention matches the magnitude ("fell 3.2%" is supported by -3.2,
 because prose carries the sign in its verbs); a written sign must agree with a value or cell,
-or with a sign written in the statement. Direction words themselves are not checked.
+or with a sign written in the statement. Direction words are checked by
+:mod:`billumy.insights.checker`, not here.
 
 A number read from text (a statement's "12.5%") stands for everything that rounds to it, and
 supports a mention only if all of that rounds to the mention: "12.5%" in a statement supports
@@ -326,8 +328,9 @@ def _with_decimal_separator(digits: str, sep: str) -> tuple[Decimal, int]:
 
 
 @dataclass(frozen=True)
-class _Known:
-    """A number a fact supports, with what kind of mention it may support."""
+class Known:
+    """A number a fact supports, with what kind of mention it may support (built by
+    :func:`numbers_of_scalar` and :func:`numbers_in_text`, compared by :func:`agrees`)."""
 
     value: float
     unit: float = 0.0  # the precision of a number read from text; values and cells are exact
@@ -338,23 +341,24 @@ class _Known:
     year: bool = False  # a year read from a period label: supports only a bare integer
 
 
-def _fact_numbers(fact: Fact, language: str | None) -> list[_Known]:
-    known: list[_Known] = []
+def _fact_numbers(fact: Fact, language: str | None) -> list[Known]:
+    known: list[Known] = []
     for name, value in fact.values.items():
-        known += _from_scalar(name, value)
+        known += numbers_of_scalar(name, value)
     for row in fact.rows:
         for name, value in row.items():
-            known += _from_scalar(name, value)
+            known += numbers_of_scalar(name, value)
     # Statements are written in the language of the answer (and of the narrative checked).
-    known += _from_text(fact.statement, language or "en")
+    known += numbers_in_text(fact.statement, language or "en")
     for column in fact.columns:
-        known += _from_text(column.replace("_", " "), None)
+        known += numbers_in_text(column.replace("_", " "), None)
     if fact.rows:
-        known.append(_Known(float(len(fact.rows))))
+        known.append(Known(float(len(fact.rows))))
     return known
 
 
-def _from_scalar(name: str, value: Scalar | object) -> list[_Known]:
+def numbers_of_scalar(name: str, value: Scalar | object) -> list[Known]:
+    """The numbers a value or cell named ``name`` supports (a number, or those in a label)."""
     if value is None or isinstance(value, bool):
         return []
     if isinstance(value, int | float | Decimal):
@@ -362,19 +366,19 @@ def _from_scalar(name: str, value: Scalar | object) -> list[_Known]:
         if not math.isfinite(number):
             return []
         fraction = not isinstance(value, int) and abs(number) <= 1
-        return [_Known(number, percent=_percent_name(name), fraction=fraction)]
-    return _from_text(str(value).replace("_", " "), None)
+        return [Known(number, percent=_percent_name(name), fraction=fraction)]
+    return numbers_in_text(str(value).replace("_", " "), None)
 
 
-def _from_text(text: str, language: str | None) -> list[_Known]:
-    """Numbers written in a statement or label, and the years in its dates and periods."""
-    known = [_Known(float(year), year=True) for year in _YEAR.findall(text)]
+def numbers_in_text(text: str, language: str | None) -> list[Known]:
+    """The numbers a statement or label supports, and the years of its dates and periods."""
+    known = [Known(float(year), year=True) for year in _YEAR.findall(text)]
     for mention in extract_numbers(text, language):
         for value, unit in mention.readings():
             if math.isfinite(value):
                 fraction = not mention.percent and unit < 1 and abs(value) <= 1
                 known.append(
-                    _Known(
+                    Known(
                         value,
                         unit,
                         percent=mention.percent,
@@ -404,14 +408,15 @@ def supported_by(
     return _first_support(mention, pools)
 
 
-def _first_support(mention: NumberMention, pools: Sequence[tuple[str, list[_Known]]]) -> str | None:
+def _first_support(mention: NumberMention, pools: Sequence[tuple[str, list[Known]]]) -> str | None:
     for fact_id, known in pools:
-        if any(_matches(mention, number) for number in known):
+        if any(agrees(mention, number) for number in known):
             return fact_id
     return None
 
 
-def _matches(mention: NumberMention, known: _Known) -> bool:
+def agrees(mention: NumberMention, known: Known) -> bool:
+    """Whether ``known`` supports ``mention`` (see the module docstring)."""
     for value, unit in mention.readings():
         if not math.isfinite(value):
             continue
@@ -425,7 +430,7 @@ def _matches(mention: NumberMention, known: _Known) -> bool:
     return False
 
 
-def _targets(mention: NumberMention, known: _Known, unit: float) -> list[tuple[float, float]]:
+def _targets(mention: NumberMention, known: Known, unit: float) -> list[tuple[float, float]]:
     """The (number, precision) ``known`` stands for, compared with a mention of this kind."""
     exact = (known.value, known.unit)
     if mention.signed and not known.signed:
@@ -473,16 +478,3 @@ def check(
 def _cited_first(facts: Sequence[Fact], cited: Sequence[str]) -> list[Fact]:
     rank = {fact_id: i for i, fact_id in enumerate(cited)}
     return sorted(facts, key=lambda fact: rank.get(fact.id, len(rank)))
-
-
-def redact_unsupported(text: str, result: Check) -> str:
-    """``text`` with each unsupported number replaced by ``[unverified: <number>]``.
-
-    The marker keeps the sentence readable while making plain that the number is not a fact.
-    ``result`` must come from :func:`check` on this very text.
-    """
-    for mention in sorted(result.unsupported, key=lambda m: m.start, reverse=True):
-        if text[mention.start : mention.end] != mention.text:
-            raise ValueError("the check was computed for a different text")
-        text = f"{text[: mention.start]}[unverified: {mention.text}]{text[mention.end :]}"
-    return text

@@ -19,9 +19,12 @@ class InsightRequest(BaseModel):
     dataset_version: int | None = Field(default=None, ge=1)
     language: str | None = Field(default=None, description="pt, pt-BR or en; default: guessed.")
     max_insights: int = Field(default=3, ge=1, le=8)
-    narrative: bool = Field(
-        default=True,
-        description="Let the model write insights after the answer; false: the answer only.",
+    narrative: bool | None = Field(
+        default=None,
+        description=(
+            "Let the model write insights after the answer; false: the answer only. Unset: the "
+            "insights_narrative setting (auto: on for an upstream model, off for the embedded)."
+        ),
     )
     stream: bool = False
     user_id: str | None = Field(default=None, max_length=200)
