@@ -1,11 +1,12 @@
 """The insights evaluation sets (evals/insights/): their shape, their data and their expected
 numbers.
 
-There are two case files: ``cases.toml``, the main set, and ``holdout.toml``, questions written
-without reading the planner about datasets its author had not seen. The expected values in
-both are literals a person can read; here each is checked against the case's reference query,
-run by DuckDB on the committed CSV through the case file's own typed view (not Billumy's
-loader), so a wrong literal or a changed dataset fails here.
+There are three case files: ``cases.toml``, the main set, and two held-out sets,
+``holdout.toml`` and ``holdout2.toml``, questions written without reading the planner about
+datasets its author had not seen. The expected values in all of them are literals a person can
+read; here each is checked against the case's reference query, run by DuckDB on the committed
+CSV through the case file's own typed view (not Billumy's loader), so a wrong literal or a
+changed dataset fails here.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 EVALS = ROOT / "evals" / "insights"
 CASES = load_cases(EVALS / "cases.toml")
 HOLDOUT = load_cases(EVALS / "holdout.toml")
-SETS = {"cases.toml": CASES, "holdout.toml": HOLDOUT}
-# The main set keeps at least 40 cases; the held-out set at least 30.
-MINIMUM = {"cases.toml": 40, "holdout.toml": 30}
+HOLDOUT2 = load_cases(EVALS / "holdout2.toml")
+SETS = {"cases.toml": CASES, "holdout.toml": HOLDOUT, "holdout2.toml": HOLDOUT2}
+# The main set keeps at least 40 cases; each held-out set at least 30.
+MINIMUM = {"cases.toml": 40, "holdout.toml": 30, "holdout2.toml": 30}
 
 
 @pytest.mark.parametrize("name", list(SETS))
@@ -72,10 +74,15 @@ def test_expected_values_equal_the_reference_query(name: str, case_id: str) -> N
     assert reference_problems(cases, cases.case(case_id)) == []
 
 
-def test_the_holdout_set_is_held_out() -> None:
-    """New datasets and new case ids: nothing of the main set is reused."""
-    assert not set(HOLDOUT.datasets) & set(CASES.datasets)
-    assert not {c.id for c in HOLDOUT.cases} & {c.id for c in CASES.cases}
+@pytest.mark.parametrize("name", ["holdout.toml", "holdout2.toml"])
+def test_the_holdout_set_is_held_out(name: str) -> None:
+    """New datasets and new case ids: nothing of any other set is reused."""
+    held_out = SETS[name]
+    for other_name, other in SETS.items():
+        if other_name == name:
+            continue
+        assert not set(held_out.datasets) & set(other.datasets), other_name
+        assert not {c.id for c in held_out.cases} & {c.id for c in other.cases}, other_name
 
 
 def test_the_messy_datasets_are_messy() -> None:
@@ -104,6 +111,23 @@ def test_the_holdout_datasets_are_messy() -> None:
     assert text["clinica_consultas.csv"].startswith("competencia,especialidade,consultas,")
     for name, body in text.items():
         assert len(body.encode()) < 50_000, name
+
+
+def test_the_second_holdout_datasets_are_what_it_claims() -> None:
+    text = {name: spec.path.read_text(encoding="utf-8") for name, spec in HOLDOUT2.datasets.items()}
+    returns = text["devolucoes_ecommerce.csv"]
+    assert returns.startswith("semana;canal;motivo;devolucoes;valor_reembolsado\n")
+    # weeks as the Monday's ISO date, a decimal comma without a thousands dot
+    assert re.search(r"^2024-03-18;Marketplace;Defeito;\d+;\d{4,},\d{2}$", returns, re.M)
+    deliveries = text["entregas_transportadoras.csv"]
+    assert deliveries.startswith("data,transportadora,entregas,atrasadas,atraso_medio_min\n")
+    assert "2024-01-07," not in deliveries  # no Sundays
+    assert re.search(r"^2024-03-12,Loggi,\d+,\d+,\d+\.\d$", deliveries, re.M)
+    hr = text["hr_headcount.csv"]
+    assert hr.startswith("month,department,headcount,hires,exits,payroll_usd\n")
+    assert re.search(r"^2024-07,Sales,\d+,\d+,22,", hr, re.M)  # the planted spike
+    for name, body in text.items():
+        assert len(body.encode()) < 40_000, name
 
 
 def test_the_committed_data_is_what_the_generator_writes() -> None:

@@ -43,6 +43,23 @@ The held-out set (``holdout.toml``) has four more:
   (ordinal keys, never measures), and ``preco_unitario`` and ``valor_total`` as text
   (``R$ 1.899,00``); December sells 15% more.
 
+The second held-out set (``holdout2.toml``) has three more:
+
+* ``devolucoes_ecommerce.csv``: 26 weeks of 2024 of an online shop's returns, one row per
+  week (``semana``, the Monday as an ISO date), channel (``canal``: Site, App, Marketplace)
+  and reason (``motivo``); ``;`` separated, ``valor_reembolsado`` with a decimal comma and no
+  thousands separator (``1234,56``); App's returns grow 2% a week; Marketplace's Defeito
+  returns are ten times normal in the week of 18 March 2024 (a defective batch); no drop;
+* ``entregas_transportadoras.csv``: every Monday to Saturday of January to April 2024 (no
+  Sundays) for four carriers: ``entregas``, ``atrasadas`` (late deliveries) and
+  ``atraso_medio_min``, the day's average delay in minutes (an average: never summed);
+  Saturdays carry 0.8 of a weekday's volume; Loggi's delay is 4.5 times normal on 12 March
+  2024 (an outage); no volume drop;
+* ``hr_headcount.csv``: 24 months (``month`` ``2023-01``..``2024-12``) of five departments,
+  English names: ``headcount`` (a stock at the month's end, never summed over months),
+  ``hires``, ``exits`` and ``payroll_usd``; Sales' exits jump to 22 in July 2024 (a region
+  closed; its median month is 3); hires are steady.
+
 Run from the repository root::
 
     .venv/bin/python evals/insights/make_data.py           # (re)write the files
@@ -287,6 +304,88 @@ def catalogo_vendas() -> str:
     return to_csv([*header, "valor_total"], rows, ";")
 
 
+# --- the second held-out set's datasets (holdout2.toml) ---------------------------------------
+
+
+def devolucoes_ecommerce() -> str:
+    channels = {"Site": (1.0, 0.0, 185.0), "App": (0.7, 0.02, 150.0)}  # (size, growth, ticket)
+    channels["Marketplace"] = (0.9, 0.0, 120.0)
+    reasons = {  # (returns a week on the site, ticket factor)
+        "Tamanho errado": (34.0, 0.9),
+        "Defeito": (11.0, 1.3),
+        "Arrependimento": (20.0, 1.0),
+        "Avaria no transporte": (7.0, 1.2),
+    }
+    rows: list[list[object]] = []
+    for week in range(26):
+        monday = date(2024, 1, 1) + timedelta(weeks=week)
+        for channel, (size, growth, ticket) in channels.items():
+            for reason, (base, factor) in reasons.items():
+                count = base * size * (1 + growth * week)
+                count *= 1 + 0.16 * (wobble("devol", channel, reason, week) - 0.5)
+                if channel == "Marketplace" and reason == "Defeito" and monday == date(2024, 3, 18):
+                    count *= 10  # the planted spike: a seller's defective batch
+                returns = max(1, round(count))
+                refund = returns * ticket * factor
+                refund *= 1 + 0.1 * (wobble("reemb", channel, reason, week) - 0.5)
+                refund_text = f"{refund:.2f}".replace(".", ",")  # 1234,56: no thousands dot
+                rows.append([monday.isoformat(), channel, reason, returns, refund_text])
+    return to_csv(["semana", "canal", "motivo", "devolucoes", "valor_reembolsado"], rows, ";")
+
+
+def entregas_transportadoras() -> str:
+    carriers = {  # (deliveries a weekday, delay of the late ones in minutes, share late)
+        "Correios": (420.0, 96.0, 0.14),
+        "Jadlog": (260.0, 118.0, 0.11),
+        "Loggi": (310.0, 42.0, 0.07),
+        "Total Express": (150.0, 64.0, 0.09),
+    }
+    weekday = [1.1, 1.05, 1.0, 1.0, 1.05, 0.8]  # Monday..Saturday; no deliveries on Sundays
+    rows: list[list[object]] = []
+    day = date(2024, 1, 1)
+    n = 0
+    while day < date(2024, 5, 1):
+        if day.weekday() < 6:
+            for carrier, (volume, delay, late) in carriers.items():
+                count = volume * (1 + 0.002 * n) * weekday[day.weekday()]
+                count = round(count * (1 + 0.12 * (wobble("entregas", carrier, n) - 0.5)))
+                share = late * (1 + 0.4 * (wobble("atrasadas", carrier, n) - 0.5))
+                minutes = delay * (1 + 0.3 * (wobble("atraso", carrier, n) - 0.5))
+                if carrier == "Loggi" and day == date(2024, 3, 12):
+                    share, minutes = share * 3, minutes * 4.5  # the planted spike: an outage
+                late_count = round(count * share)
+                rows.append([day.isoformat(), carrier, count, late_count, f"{minutes:.1f}"])
+            n += 1
+        day += timedelta(days=1)
+    header = ["data", "transportadora", "entregas", "atrasadas", "atraso_medio_min"]
+    return to_csv(header, rows)
+
+
+def hr_headcount() -> str:
+    departments = {  # (headcount in Dec 2022, hires, exits, monthly cost of a head in USD)
+        "Engineering": (118, 5, 3, 12400.0),
+        "Sales": (84, 4, 3, 7900.0),
+        "Customer Support": (63, 3, 2, 4800.0),
+        "Finance": (27, 2, 2, 8600.0),
+        "Marketing": (38, 3, 2, 7200.0),
+    }
+    rows: list[list[object]] = []
+    heads = {name: spec[0] for name, spec in departments.items()}
+    for m in range(24):
+        year, month = 2023 + m // 12, m % 12 + 1
+        for name, (_, hires_base, exits_base, cost) in departments.items():
+            hires = hires_base + (wobble("hires", name, m) > 0.55)
+            exits = exits_base + (wobble("exits", name, m) > 0.6)
+            if name == "Sales" and (year, month) == (2024, 7):
+                exits = 22  # the planted spike: a sales region closed
+            heads[name] += hires - exits
+            payroll = heads[name] * cost * (1 + 0.003 * m)
+            payroll *= 1 + 0.02 * (wobble("pay", name, m) - 0.5)
+            rows.append([f"{year}-{month:02d}", name, heads[name], hires, exits, f"{payroll:.2f}"])
+    header = ["month", "department", "headcount", "hires", "exits", "payroll_usd"]
+    return to_csv(header, rows)
+
+
 FILES: dict[str, Callable[[], str]] = {
     "lojas_semanal.csv": lojas_semanal,
     "receita_mensal_regiao.csv": receita_mensal_regiao,
@@ -298,6 +397,9 @@ FILES: dict[str, Callable[[], str]] = {
     "saas_mrr.csv": saas_mrr,
     "vendas_restaurantes.csv": vendas_restaurantes,
     "catalogo_vendas.csv": catalogo_vendas,
+    "devolucoes_ecommerce.csv": devolucoes_ecommerce,
+    "entregas_transportadoras.csv": entregas_transportadoras,
+    "hr_headcount.csv": hr_headcount,
 }
 
 
