@@ -56,6 +56,7 @@ Direction = Literal["drop", "spike", "both"]
 THRESHOLD = 3.5  # robust z-score: residual / (1.4826 * MAD)
 MIN_PERIODS = 8
 MIN_CHANGE_PCT = 20.0
+MIN_COVER = 0.75  # a period seen on under 3/4 of the usual number of days is partial
 MAX_CASES = 10
 MAX_SEGMENTS = 20  # the largest segments by the measure; more would be a table, not an answer
 
@@ -180,12 +181,22 @@ def _series_ctes(scope: Scope) -> str:
             f" AND {d} IS NOT NULL AND {d} IN (SELECT {d} FROM data WHERE {d} IS NOT NULL "  # noqa: S608
             f"GROUP BY {d} ORDER BY {value} DESC NULLS LAST, {d} LIMIT {MAX_SEGMENTS})"
         )
+    # A period the data covers on far fewer days than usual (the week the data ends in on a
+    # Tuesday) would look like a drop: such periods are left out.
+    cover = (
+        f"cover AS (SELECT date_trunc('{scope.grain}', {t}) AS p, "  # noqa: S608
+        f"count(DISTINCT CAST({t} AS DATE)) AS d FROM data WHERE {t} IS NOT NULL GROUP BY 1), "
+        f"whole AS (SELECT p FROM cover WHERE d >= {MIN_COVER} * "
+        "(SELECT median(d) FROM cover)), "
+    )
     return (
-        f"WITH s AS (SELECT {segment} AS segment, date_trunc('{scope.grain}', {t}) AS p, "  # noqa: S608
+        f"WITH {cover}s AS (SELECT {segment} AS segment, "  # noqa: S608
+        f"date_trunc('{scope.grain}', {t}) AS p, "
         f"CAST({value} AS DOUBLE) AS value FROM data WHERE {t} IS NOT NULL{keep} "
         "GROUP BY ALL), "
         f"x AS (SELECT *, date_diff('{scope.grain}', min(p) OVER (), p) AS x, "
-        "count(*) OVER (PARTITION BY segment) AS n FROM s WHERE value IS NOT NULL), "
+        "count(*) OVER (PARTITION BY segment) AS n FROM s WHERE value IS NOT NULL "
+        "AND p IN (SELECT p FROM whole)), "
         "slopes AS (SELECT a.segment, median((b.value - a.value) / (b.x - a.x)) AS slope "
         "FROM x a JOIN x b ON a.segment = b.segment AND a.x < b.x GROUP BY a.segment), "
         "fit AS (SELECT x.*, slope, median(value - slope * x) OVER (PARTITION BY segment) "

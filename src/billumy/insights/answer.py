@@ -131,8 +131,11 @@ def _words(text: str) -> set[str]:
 
 def missing_columns(question: str, profile: Profile) -> list[_Concept]:
     """The kinds of column ``question`` asks about that no visible column provides."""
-    asked = _words(question)
     visible = [c for c in profile.columns if not c.masked]
+    # A word inside a value the data holds ("Customer Support") names that value, not a
+    # missing column.
+    values = set().union(*(_words(v) for c in visible if c.kind == "categorical" for v, _ in c.top))
+    asked = _words(question) - values
     column_words = set().union(*(_words(c.name) for c in visible)) if visible else set()
     missing = []
     for concept in _CONCEPTS:

@@ -170,6 +170,8 @@ _AVG_WORDS = {
     "hour", "hora", "days", "dias", "minutes", "minutos", "seconds", "segundos", "duration",
     "duracao", "latency", "latencia", "discount", "desconto", "temperature", "temperatura",
     "satisfaction", "satisfacao", "percent", "percentage", "percentual", "porcentagem",
+    "medio", "average", "min", "mins", "delay", "atraso", "lag", "speed",
+    "velocidade", "headcount", "saldo", "balance", "estoque", "inventory", "stock",
 }  # fmt: skip
 _MONEY_WORDS = {
     "revenue", "receita", "sales", "vendas", "venda", "valor", "value", "amount", "total",
@@ -1331,6 +1333,20 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("plan", "plano"),
     ("unit", "unitario"),
     ("branch", "filial", "unidade"),
+    # people and HR
+    ("employee", "funcionario", "colaborador", "headcount", "staff", "pessoa", "people"),
+    ("hire", "contratacao", "contratar", "contratou", "contratamos", "admissao", "hiring"),
+    ("exit", "saida", "desligamento", "demissao", "left", "leaver", "attrition", "turnover"),
+    ("payroll", "folha", "salario", "salary", "wage"),
+    ("team", "equipe", "department", "departamento", "area", "setor"),
+    # returns and logistics
+    ("return", "devolucao", "devolvido", "returned"),
+    ("refund", "reembolso", "reembolsado", "estorno"),
+    ("reason", "motivo", "causa"),
+    ("defect", "defeito", "defeituoso"),
+    ("delay", "atraso", "atrasado", "late"),
+    ("delivery", "entrega", "entregue", "delivered", "shipment", "envio"),
+    ("carrier", "transportadora", "shipper"),
 )
 _SYNONYM_GROUPS: dict[str, frozenset[int]] = {}
 for _group, _words in enumerate(_SYNONYMS):
