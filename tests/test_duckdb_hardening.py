@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import resource
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from billumy.errors import BadRequestError, PayloadTooLargeError, QueryTimeoutError
-from billumy.insights import data, facts, profile
+from billumy.insights import data, facts, profile, sandbox
 from billumy.insights.sandbox import Limits, MiB
 
 ROWS = [
@@ -243,3 +244,14 @@ def test_pyarrow_can_read_what_was_saved(tmp_path: Path) -> None:
     with data.from_records(ROWS, _limits(tmp_path)) as table:
         data.save_parquet(table, tmp_path / "x.parquet")
     assert pq.read_table(io.BytesIO((tmp_path / "x.parquet").read_bytes())).num_rows == len(ROWS)
+
+
+def test_spill_left_by_dead_processes_is_swept(tmp_path: Path) -> None:
+    dead = tmp_path / "billumy-duckdb-999999999-abc"
+    (dead / "spill").mkdir(parents=True)
+    (dead / "spill" / "duckdb_temp_storage.tmp").write_bytes(b"x" * 1000)
+    with data.from_records(ROWS, Limits(temp_directory=tmp_path)) as table:
+        mine = next(tmp_path.glob(f"billumy-duckdb-{os.getpid()}-*"))
+        assert sandbox.sweep(tmp_path) == 1
+        assert not dead.exists() and mine.exists()
+        assert table.row_count == len(ROWS)

@@ -34,6 +34,7 @@ from billumy.engines.router import Router
 from billumy.engines.supervisor import EngineOptions, EngineSupervisor
 from billumy.errors import PayloadTooLargeError
 from billumy.inference import InferenceService
+from billumy.insights import sandbox
 from billumy.insights.datasets import DatasetStore
 from billumy.insights.service import InsightService
 from billumy.metrics import Metrics
@@ -244,13 +245,17 @@ def create_app(settings: Settings) -> FastAPI:
         async def count_tokens(entry: ModelEntry, texts: list[str]) -> list[int]:
             return await engine.count_tokens(entry.base.path(), texts)
 
-        app.state.insights = InsightService(
+        insights_service = InsightService(
             settings=settings,
             inference=inference,
             datasets=DatasetStore(
                 settings.data_dir, max_tenant_bytes=settings.max_dataset_storage_bytes
             ),
         )
+        app.state.insights = insights_service
+        # DuckDB spill left by a worker killed mid-query (its process is gone).
+        if insights_service.limits.temp_directory is not None:
+            await asyncio.to_thread(sandbox.sweep, insights_service.limits.temp_directory)
         app.state.conversations = ConversationService(
             store=store,
             inference=app.state.inference,

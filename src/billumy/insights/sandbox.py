@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_THREADS = 2
 MiB = 1024 * 1024
+_PREFIX = "billumy-duckdb-"
 
 
 @dataclass
@@ -103,7 +105,7 @@ def connect(
     if parent is not None:
         parent = parent.resolve()
         parent.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="billumy-duckdb-", dir=parent))
+    workdir = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=parent))
     (workdir / "out").mkdir()
     con = duckdb.connect(":memory:")
     sandbox = _Sandbox(limits=limits, workdir=workdir)
@@ -228,3 +230,26 @@ def described(
             "period or fewer segments"
         )
     return names, rows
+
+
+def sweep(parent: Path) -> int:
+    """Remove the private directories (and spill files) that connections of processes no
+    longer running left in ``parent`` (a worker killed mid-query); returns how many."""
+    removed = 0
+    for path in parent.glob(f"{_PREFIX}*-*") if parent.is_dir() else ():
+        pid = path.name.removeprefix(_PREFIX).split("-", 1)[0]
+        if not pid.isdigit() or _running(int(pid)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
