@@ -249,7 +249,7 @@ class InsightService:
             )
             clock.lap("facts")
         finally:
-            loaded.table.close()
+            await asyncio.to_thread(loaded.table.close)  # frees memory, removes spill files
         covered = questions.coverage(asked, found, planned, plan) if asked is not None else []
         answer = write_answer(
             question=req.question,
