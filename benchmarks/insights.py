@@ -49,7 +49,13 @@ from billumy.insights.profile import profile
 
 TARGET_ROWS = 1_000_000
 TARGET_SECONDS = 3.0
-UNLIMITED = data.Limits(max_rows=10_000_000, max_bytes=1 << 34)
+UNLIMITED = data.Limits(
+    max_rows=10_000_000,
+    max_bytes=1 << 34,
+    max_decoded_bytes=1 << 34,
+    memory_limit_bytes=1 << 33,
+    query_timeout_s=0,
+)
 
 # Every value derives from hash(row number, seed): fixed data, written by DuckDB in seconds.
 GENERATOR = """

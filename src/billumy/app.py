@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import secrets
 import time
@@ -16,8 +17,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from billumy import __version__
 from billumy.api import chats, errors, insights, models, ollama, openai, system
-from billumy.api.errors import error_response
-from billumy.auth import Authenticator
+from billumy.auth import Authenticator, UnknownKeys
 from billumy.cache.base import SharedState
 from billumy.cache.limits import FairUse
 from billumy.cache.local import LocalState
@@ -34,6 +34,7 @@ from billumy.engines.router import Router
 from billumy.engines.supervisor import EngineOptions, EngineSupervisor
 from billumy.errors import PayloadTooLargeError
 from billumy.inference import InferenceService
+from billumy.insights import sandbox
 from billumy.insights.datasets import DatasetStore
 from billumy.insights.service import InsightService
 from billumy.metrics import Metrics
@@ -49,7 +50,10 @@ _DATA_PATHS = ("/datasets", "/api/insights")
 
 
 class BodyLimit:
-    """Rejects request bodies over ``limit`` bytes with 413, declared or streamed."""
+    """Rejects request bodies over ``limit`` bytes with 413, declared or streamed.
+
+    The 413 comes when the route first reads the body, never before: routes check the key
+    from the headers first, so a caller without one learns nothing but 401."""
 
     def __init__(self, app: ASGIApp, limit: int, data_limit: int | None = None) -> None:
         self.app = app
@@ -64,15 +68,13 @@ class BodyLimit:
         path: str = scope["path"]
         limit = self.data_limit if path.startswith(_DATA_PATHS) else self.limit
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            message = f"request body too large (limit {limit} bytes)"
-            response = error_response(413, message, path=path)
-            await response(scope, receive, send)
-            return
+        too_large = declared is not None and declared.isdigit() and int(declared) > limit
         seen = 0
 
         async def limited() -> Message:
             nonlocal seen
+            if too_large:
+                raise PayloadTooLargeError(f"request body too large (limit {limit} bytes)")
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
@@ -202,7 +204,18 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.catalog = catalog
         app.state.engine = engine
         app.state.auth = Authenticator(
-            store, default_limits=settings.default_limits(), cache_ttl=settings.key_cache_ttl
+            store,
+            default_limits=settings.default_limits(),
+            cache_ttl=settings.key_cache_ttl,
+            # Shared through Redis by every process on the same key store.
+            unknown=UnknownKeys(
+                settings.key_negative_cache_ttl,
+                shared=state,
+                namespace=hashlib.sha256(settings.resolved_database_url.encode()).hexdigest()[:16],
+            ),
+            on_lookup=lambda found: metrics.key_lookups.labels(
+                "found" if found else "unknown"
+            ).inc(),
         )
         app.state.shared_state = state
         app.state.fair_use = fair_use
@@ -232,13 +245,17 @@ def create_app(settings: Settings) -> FastAPI:
         async def count_tokens(entry: ModelEntry, texts: list[str]) -> list[int]:
             return await engine.count_tokens(entry.base.path(), texts)
 
-        app.state.insights = InsightService(
+        insights_service = InsightService(
             settings=settings,
             inference=inference,
             datasets=DatasetStore(
                 settings.data_dir, max_tenant_bytes=settings.max_dataset_storage_bytes
             ),
         )
+        app.state.insights = insights_service
+        # DuckDB spill left by a worker killed mid-query (its process is gone).
+        if insights_service.limits.temp_directory is not None:
+            await asyncio.to_thread(sandbox.sweep, insights_service.limits.temp_directory)
         app.state.conversations = ConversationService(
             store=store,
             inference=app.state.inference,

@@ -3,12 +3,16 @@ fair-use limits each key gets (its own where set, the server's defaults otherwis
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from billumy.cache.base import SharedState, StateUnavailableError
 from billumy.cache.limits import Limits
 from billumy.errors import BadRequestError, ForbiddenError, UnauthorizedError
 from billumy.store.base import ApiKeyRecord, KeyStore, check_limit
@@ -16,6 +20,7 @@ from billumy.store.base import ApiKeyRecord, KeyStore, check_limit
 KEY_PREFIX = "bk_"
 SCOPES = frozenset({"inference", "admin", "metrics"})
 _TOUCH_EVERY_S = 60.0
+_MAX_UNKNOWN = 10_000
 
 
 @dataclass(frozen=True)
@@ -110,30 +115,119 @@ async def ensure_key(store: KeyStore, key: str, *, name: str = "admin") -> ApiKe
     return record
 
 
+class UnknownKeys:
+    """Digests of keys the store does not hold, remembered for ``ttl_s`` seconds, so that a
+    wrong key sent again costs a hash and a lookup here, not a store query.
+
+    In-process, at most ``max_local`` digests (the least recently seen go first, so a flood of
+    random keys cannot grow it); with ``shared`` on Redis also there, under ``namespace`` (one
+    per key store), so every process behind the same Redis learns it once. While Redis is
+    down, only the in-process map is used: the shared state's local fallback holds the limits
+    of real keys, and random keys must not crowd them out.
+    """
+
+    def __init__(
+        self,
+        ttl_s: float,
+        *,
+        shared: SharedState | None = None,
+        namespace: str = "",
+        max_local: int = _MAX_UNKNOWN,
+    ) -> None:
+        self.ttl_s = ttl_s
+        self._shared = shared
+        self._prefix = f"authneg:{namespace}:"
+        self._max_local = max_local
+        self._local: OrderedDict[str, float] = OrderedDict()
+
+    def _redis(self) -> SharedState | None:
+        shared = self._shared
+        return shared if shared is not None and shared.backend == "redis" else None
+
+    async def contains(self, digest: str) -> bool:
+        if self.ttl_s <= 0:
+            return False
+        now = time.monotonic()
+        expires = self._local.get(digest)
+        if expires is not None:
+            if expires > now:
+                self._local.move_to_end(digest)
+                return True
+            del self._local[digest]
+        shared = self._redis()
+        if shared is None:
+            return False
+        try:
+            hit = await shared.get(self._prefix + digest) is not None
+        except StateUnavailableError:
+            return False
+        if hit:
+            self._remember_here(digest, now)
+        return hit
+
+    async def add(self, digest: str) -> None:
+        if self.ttl_s <= 0:
+            return
+        self._remember_here(digest, time.monotonic())
+        shared = self._redis()
+        if shared is not None:
+            with contextlib.suppress(StateUnavailableError):
+                await shared.set(self._prefix + digest, b"1", self.ttl_s)
+
+    async def discard(self, digest: str) -> None:
+        self._local.pop(digest, None)
+        shared = self._redis()
+        if shared is not None:
+            with contextlib.suppress(StateUnavailableError):
+                await shared.delete(self._prefix + digest)
+
+    def _remember_here(self, digest: str, now: float) -> None:
+        self._local[digest] = now + self.ttl_s
+        self._local.move_to_end(digest)
+        while len(self._local) > self._max_local:
+            self._local.popitem(last=False)
+
+
 class Authenticator:
     """Turns an ``Authorization`` header into a :class:`Principal` or raises 401.
 
     A key found in the store is remembered for ``cache_ttl`` seconds (0: read the store on
     every request), so a revocation or a change of limits applies within that time, in every
-    process. Unknown keys are never remembered.
+    process. A key the store does not hold is remembered as unknown in ``unknown`` (see
+    :class:`UnknownKeys`), so a wrong key costs one hash and a lookup there until it expires.
+    ``on_lookup`` is told of each store lookup (True: found), for the metrics.
     """
 
     def __init__(
-        self, store: KeyStore, *, default_limits: Limits | None = None, cache_ttl: float = 0.0
+        self,
+        store: KeyStore,
+        *,
+        default_limits: Limits | None = None,
+        cache_ttl: float = 0.0,
+        unknown: UnknownKeys | None = None,
+        on_lookup: Callable[[bool], None] | None = None,
     ) -> None:
         self._store = store
         self._limits = default_limits or Limits()
         self._cache_ttl = cache_ttl
         self._known: dict[str, tuple[float, ApiKeyRecord]] = {}
         self._touched: dict[str, float] = {}
+        self.unknown = unknown or UnknownKeys(0.0)
+        self._on_lookup = on_lookup
 
     async def _record(self, digest: str) -> ApiKeyRecord | None:
         now = time.monotonic()
         known = self._known.get(digest)
         if known is not None and known[0] > now:
             return known[1]
+        if await self.unknown.contains(digest):
+            return None
         record = await self._store.key_by_hash(digest)
-        if record is not None and self._cache_ttl > 0:
+        if self._on_lookup is not None:
+            self._on_lookup(record is not None)
+        if record is None:
+            await self.unknown.add(digest)
+        elif self._cache_ttl > 0:
             if len(self._known) >= 10_000:  # bounded: drop the lot rather than grow
                 self._known.clear()
             self._known[digest] = (now + self._cache_ttl, record)

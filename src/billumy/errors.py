@@ -135,3 +135,9 @@ class ShuttingDownError(BillumyError):
             "the server is shutting down; this answer was cut short, retry it",
             headers={"Retry-After": "1"},
         )
+
+
+class QueryTimeoutError(BillumyError):
+    """An analysis query ran past its time limit and was stopped (503)."""
+
+    status_code = 503

@@ -42,6 +42,8 @@ from billumy.usage import note_tokens
 
 log = logging.getLogger(__name__)
 
+# Unknown option names written in the one warning about them.
+_LOGGED_OPTIONS = 5
 # Ollama options that tune the runtime rather than sampling: accepted and ignored here.
 _RUNTIME_OPTIONS = frozenset(
     {
@@ -181,9 +183,21 @@ class InferenceService:
         for name in [k for k in raw if k in _RUNTIME_OPTIONS]:
             raw.pop(name)
         unknown = [k for k in raw if k not in _SAMPLING_FIELDS | {"num_ctx", "num_predict"}]
-        for name in unknown:
-            log.warning("ignoring unknown option %r", name)
-            raw.pop(name)
+        if unknown:
+            # One line per request however many there are: a body with 20,000 of them must
+            # not write 20,000 lines. A few names, cut short, and the count.
+            named = ", ".join(repr(str(name)[:40]) for name in unknown[:_LOGGED_OPTIONS])
+            rest = len(unknown) - _LOGGED_OPTIONS
+            more = f" and {rest} more" if rest > 0 else ""
+            log.warning(
+                "ignoring %d unknown option(s): %s%s",
+                len(unknown),
+                named,
+                more,
+                extra={"unknown_options": len(unknown)},
+            )
+            for name in unknown:
+                raw.pop(name)
         if "stop" in raw and raw["stop"] is None:
             raw.pop("stop")
         merged = {**entry.parameters, **coerce_parameters(raw)}

@@ -249,6 +249,13 @@ class Metrics:
             ["route"],
             registry=r,
         )
+        self.key_lookups = Counter(
+            "billumy_key_lookups",
+            "API keys looked up in the key store, by result (found, unknown); a key found in "
+            "the in-process or unknown-key caches is not counted.",
+            ["result"],
+            registry=r,
+        )
         self.routed = Counter(
             "billumy_routed",
             "Generations by the deployment that answered (embedded for the local engine).",

@@ -261,6 +261,14 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds a verified key is remembered; revocations apply within this.",
     )
+    key_negative_cache_ttl: float = Field(
+        default=10.0,
+        ge=0,
+        description=(
+            "Seconds an unknown key is remembered as unknown (shared through Redis when set), "
+            "so a wrong key costs no store lookup; 0: look every one up."
+        ),
+    )
     quota_on_outage: str = Field(
         default="closed",
         description="While Redis is unreachable, token quotas fail 'closed' (503) or 'open'.",
@@ -284,6 +292,34 @@ class Settings(BaseSettings):
     )
     max_dataset_columns: int = Field(
         default=100, ge=1, description="Most columns in a dataset or inline data (413)."
+    )
+    max_dataset_decoded_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024,
+        description="Most bytes a dataset may take in memory once decompressed and typed (413).",
+    )
+    insights_memory_limit: int = Field(
+        default=512 * 1024 * 1024,
+        ge=16 * 1024 * 1024,
+        description="DuckDB memory limit per insights request, in bytes (413 above).",
+    )
+    insights_threads: int = Field(default=2, ge=1, description="DuckDB threads per request.")
+    insights_temp_dir: Path | None = Field(
+        default=None,
+        description="Where DuckDB spills past its memory limit; default: <data dir>/tmp/duckdb.",
+    )
+    insights_max_temp_bytes: int = Field(
+        default=2 * 1024 * 1024 * 1024,
+        ge=0,
+        description="Most bytes one insights request may spill to the temp dir (413 above).",
+    )
+    insights_query_timeout: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds one DuckDB query of an insights request may run (503 after); 0: none.",
+    )
+    insights_max_result_rows: int = Field(
+        default=10_000, ge=100, description="Most rows one insights query may return (413)."
     )
     max_dataset_storage_bytes: int = Field(
         default=1024 * 1024 * 1024, ge=1024, description="Stored datasets per tenant, in bytes."

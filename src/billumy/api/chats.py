@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import PlainTextResponse, Response
 
-from billumy.api.deps import ChatBody, InferenceDep, InferenceKey, body_of
+from billumy.api.deps import ChatBody, InferenceDep, InferenceKey, KeyFirstRoute, body_of
 from billumy.api.ollama import chat_chunk, serve_chat
 from billumy.api.responses import JSON
 from billumy.api.streaming import ndjson_response, prime, unless_disconnected
@@ -17,7 +17,7 @@ from billumy.errors import BadRequestError
 from billumy.schemas.chats import CreateChat, LegacyUpdate, PostMessage, TitleBody, UpdateChat
 from billumy.store.base import Chat, ChatMessage
 
-router = APIRouter(prefix="/chats", tags=["chats"])
+router = APIRouter(prefix="/chats", tags=["chats"], route_class=KeyFirstRoute)
 
 
 async def _conversations(request: Request) -> ConversationService:

@@ -1,12 +1,16 @@
-"""Dependencies as ``Annotated`` aliases: the calling key, its scopes, the services."""
+"""Dependencies as ``Annotated`` aliases: the calling key, its scopes, the services; and the
+route classes that check the key before anything reads the body (:class:`KeyFirstRoute`,
+:class:`LeanRoute`)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 from starlette.routing import Match, Route
@@ -31,6 +35,11 @@ M = TypeVar("M", bound=BaseModel)
 
 
 async def _principal(request: Request) -> Principal:
+    # Checked once per request, by the route before the body (KeyFirstRoute, LeanRoute);
+    # the dependencies after it find it here.
+    known: Principal | None = getattr(request.state, "principal", None)
+    if known is not None:
+        return known
     principal: Principal = await request.app.state.auth.authenticate(
         request.headers.get("authorization")
     )
@@ -119,12 +128,59 @@ CopyBody = Annotated[CopyRequest, Depends(body_of(CopyRequest))]
 DeleteBody = Annotated[DeleteRequest, Depends(body_of(DeleteRequest))]
 
 
+# What each key dependency asks of the key (None: any valid key).
+_KEY_SCOPES: dict[Callable[..., Any], str | None] = {
+    _principal: None,
+    _inference_key: "inference",
+    _admin_key: "admin",
+    _metrics_key: "metrics",
+}
+
+
+def key_scopes(dependant: Dependant) -> frozenset[str] | None:
+    """The scopes a route's dependencies ask of the key; None when it needs no key."""
+    calls = set()
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        calls.add(current.call)
+        pending.extend(current.dependencies)
+    asked = [scope for call, scope in _KEY_SCOPES.items() if call in calls]
+    if not asked:
+        return None
+    return frozenset(scope for scope in asked if scope is not None)
+
+
+class KeyFirstRoute(APIRoute):
+    """An ``APIRoute`` that checks the key and the scopes its dependencies ask for from the
+    headers alone, before anything reads or parses the body: FastAPI would otherwise solve a
+    body dependency declared before the key's (and read the whole body) first, so a caller
+    with no key could make the server read 40 MB and explain the schema to it. Routes
+    without a key dependency (the probes) are left alone. Every router uses it
+    (``APIRouter(route_class=KeyFirstRoute)``)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        scopes = key_scopes(self.dependant)
+        if scopes is None:
+            return handler
+
+        async def key_first(request: Request) -> Response:
+            principal = await _principal(request)
+            for scope in sorted(scopes):
+                principal.require(scope)
+            return await handler(request)
+
+        return key_first
+
+
 class LeanRoute(Route):
     """A plain Starlette route for the hot inference paths: the endpoint takes the request and
-    calls :func:`inference_caller` and a :func:`body_of` parser itself. FastAPI's dependency
-    resolution costs more per request than a proxied answer's own work
-    (benchmarks/proxy_overhead.py). The route is recorded in the scope like FastAPI's, for
-    metrics by route template."""
+    parses its body with a :func:`body_of` parser itself. FastAPI's dependency resolution costs
+    more per request than a proxied answer's own work (benchmarks/proxy_overhead.py). The key
+    (with the inference scope) is checked before the endpoint runs, so before the body is read
+    (see :func:`lean_route`); :func:`inference_caller` in the endpoint finds it. The route is
+    recorded in the scope like FastAPI's, for metrics by route template."""
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         match, child = super().matches(scope)
@@ -134,4 +190,8 @@ class LeanRoute(Route):
 
 
 def lean_route(path: str, endpoint: Callable[[Request], Awaitable[Response]]) -> LeanRoute:
-    return LeanRoute(path, endpoint, methods=["POST"])
+    async def key_first(request: Request) -> Response:
+        await inference_caller(request)
+        return await endpoint(request)
+
+    return LeanRoute(path, key_first, methods=["POST"], name=endpoint.__name__)

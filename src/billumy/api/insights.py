@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
-from billumy.api.deps import InferenceKey, body_of
+from billumy.api.deps import InferenceKey, KeyFirstRoute, body_of
 from billumy.api.responses import JSON
 from billumy.api.streaming import DRAIN, NDJSON, line, unless_disconnected
 from billumy.errors import BadRequestError, BillumyError
@@ -17,7 +18,7 @@ from billumy.insights.datasets import parse_format
 from billumy.insights.service import InsightService
 from billumy.schemas.insights import DatasetUpload, InsightRequest
 
-router = APIRouter(tags=["insights"])
+router = APIRouter(tags=["insights"], route_class=KeyFirstRoute)
 
 
 async def _service(request: Request) -> InsightService:
@@ -66,14 +67,16 @@ async def list_insights(
 ) -> Response:
     if not 1 <= limit <= 500:
         raise BadRequestError("limit must be between 1 and 500")
-    records = service.datasets.insights(key.tenant, user_id=user_id)[:limit]
+    # Every record of the tenant is read from disk: in a worker thread, never on the loop.
+    records = await asyncio.to_thread(service.datasets.insights, key.tenant, user_id=user_id)
+    records = records[:limit]
     keep = ("id", "created_at", "user_id", "question", "dataset", "summary", "language")
     return JSON({"insights": [{k: r.get(k) for k in keep} for r in records]})
 
 
 @router.get("/api/insights/{insight_id}")
 async def get_insight(insight_id: str, service: Insights, key: InferenceKey) -> Response:
-    return JSON(service.get(key, insight_id))
+    return JSON(await asyncio.to_thread(service.get, key, insight_id))
 
 
 @router.get("/api/insights/{insight_id}/charts/{name}")
@@ -121,10 +124,11 @@ async def upload_dataset(request: Request, service: Insights, key: InferenceKey)
 
 @router.get("/datasets/{dataset_id}")
 async def get_dataset(dataset_id: str, service: Insights, key: InferenceKey) -> Response:
-    return JSON(service.datasets.get(key.tenant, dataset_id).as_dict())
+    dataset = await asyncio.to_thread(service.datasets.get, key.tenant, dataset_id)
+    return JSON(dataset.as_dict())
 
 
 @router.delete("/datasets/{dataset_id}")
 async def delete_dataset(dataset_id: str, service: Insights, key: InferenceKey) -> Response:
-    service.datasets.delete(key.tenant, dataset_id)
+    await asyncio.to_thread(service.datasets.delete, key.tenant, dataset_id)
     return Response(status_code=204)

@@ -17,6 +17,7 @@ from billumy.api.deps import (
     DeleteBody,
     InferenceDep,
     InferenceKey,
+    KeyFirstRoute,
     ShowBody,
 )
 from billumy.api.responses import JSON
@@ -26,7 +27,7 @@ from billumy.errors import BadRequestError, NotFoundError
 from billumy.modelfile import Modelfile, coerce_parameters, parse_modelfile
 from billumy.schemas.ollama import CreateRequest
 
-router = APIRouter(prefix="/api", tags=["models"])
+router = APIRouter(prefix="/api", tags=["models"], route_class=KeyFirstRoute)
 
 
 def _iso(value: datetime) -> str:

@@ -15,6 +15,7 @@ from billumy.api.deps import (
     EmbeddingsBody,
     InferenceDep,
     InferenceKey,
+    KeyFirstRoute,
     body_of,
     inference_caller,
     lean_route,
@@ -28,7 +29,7 @@ from billumy.engines.router import Route
 from billumy.inference import InferenceService, Prepared
 from billumy.schemas.ollama import ChatRequest, EmbedRequest, GenerateRequest
 
-router = APIRouter(prefix="/api", tags=["ollama"])
+router = APIRouter(prefix="/api", tags=["ollama"], route_class=KeyFirstRoute)
 
 
 @lru_cache(maxsize=2)

@@ -22,6 +22,7 @@ from billumy.api.deps import (
     CatalogDep,
     InferenceDep,
     InferenceKey,
+    KeyFirstRoute,
     body_of,
     inference_caller,
     lean_route,
@@ -44,7 +45,7 @@ from billumy.schemas.openai import (
 )
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/v1", tags=["openai"])
+router = APIRouter(prefix="/v1", tags=["openai"], route_class=KeyFirstRoute)
 
 _chat_body = body_of(ChatCompletionRequest)
 _completion_body = body_of(CompletionRequest)

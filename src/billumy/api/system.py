@@ -8,11 +8,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import PlainTextResponse, Response
 
-from billumy.api.deps import MetricsKey
+from billumy.api.deps import KeyFirstRoute, MetricsKey
 from billumy.api.responses import JSON
 from billumy.metrics import CONTENT_TYPE
 
-router = APIRouter(tags=["system"])
+router = APIRouter(tags=["system"], route_class=KeyFirstRoute)
 
 
 @router.api_route("/", methods=["GET", "HEAD"])

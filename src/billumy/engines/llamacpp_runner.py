@@ -19,7 +19,7 @@ from typing import Any
 
 import llama_cpp
 from llama_cpp import Llama
-from llama_cpp.llama_grammar import LlamaGrammar
+from llama_cpp.llama_grammar import LlamaGrammar, SchemaConverter
 
 from billumy.engines.base import Chunk, Generation
 from billumy.engines.decoding import TextAssembler
@@ -29,12 +29,47 @@ from billumy.errors import BadRequestError, BillumyError, EngineError
 log = logging.getLogger(__name__)
 
 
+class _SchemaConverter(SchemaConverter):
+    """llama-cpp-python's converter, with literals escaped as GBNF needs.
+
+    Its ``_format_literal`` escapes quotes and newlines but not backslashes, so in a string
+    holding a double quote (an enum of column names with ``a"b``, a property named so) the
+    backslash of JSON's escape ate the grammar's: llama.cpp could not parse the grammar, and
+    sampling with it crashed the engine process (SIGSEGV), five of which in a minute leave
+    the model down for every caller. A backslash itself came out as half an escape.
+    """
+
+    def _format_literal(self, literal: str) -> str:
+        escaped = (
+            literal.replace("\\", "\\\\")
+            .replace('"', '\\"')
+            .replace("\r", "\\r")
+            .replace("\n", "\\n")
+        )
+        return f'"{escaped}"'
+
+    def _generate_constant_rule(self, value: Any) -> str:
+        # Non-ASCII as itself ("região"), not as a \\u escape the model would have to spell.
+        return self._format_literal(json.dumps(value, ensure_ascii=False))
+
+
+def json_schema_gbnf(schema: str) -> str:
+    """The GBNF grammar for a JSON schema (as llama_cpp.llama_grammar.json_schema_to_gbnf,
+    with literals escaped correctly)."""
+    converter = _SchemaConverter(  # type: ignore[no-untyped-call]
+        prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False
+    )
+    resolved = converter.resolve_refs(json.loads(schema), "stdin")
+    converter.visit(resolved, "")  # type: ignore[no-untyped-call]
+    return str(converter.format_grammar())  # type: ignore[no-untyped-call]
+
+
 @lru_cache(maxsize=64)
 def _grammar(spec: str) -> LlamaGrammar:
     if spec == "json":
         return LlamaGrammar.from_string(llama_cpp.llama_grammar.JSON_GBNF, verbose=False)
     try:
-        return LlamaGrammar.from_json_schema(spec, verbose=False)
+        return LlamaGrammar.from_string(json_schema_gbnf(spec), verbose=False)
     except Exception as exc:  # the converter raises plain exceptions on unsupported schemas
         raise BadRequestError(f"unsupported JSON schema in format: {exc}") from exc
 

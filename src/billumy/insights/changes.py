@@ -160,7 +160,9 @@ def change_fact(
             f"WITH a AS ({grouped_a}), b AS ({grouped_b}) "  # noqa: S608
             "SELECT coalesce(a.segment, b.segment) AS segment, coalesce(a.v, 0) AS value_a, "
             "coalesce(b.v, 0) AS value_b, coalesce(b.v, 0) - coalesce(a.v, 0) AS change "
-            "FROM a FULL OUTER JOIN b ON a.segment = b.segment"
+            "FROM a FULL OUTER JOIN b ON a.segment = b.segment "
+            # The drivers only: a dimension with a million values must not come back whole.
+            f"ORDER BY change {'DESC' if change >= 0 else 'ASC'}, segment LIMIT {MAX_DRIVERS}"
         )
         params = [*gp_a, *gp_b]
         found = [{k: plain(v) for k, v in r.items()} for r in table.records(fact_sql, params)]

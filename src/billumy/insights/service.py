@@ -162,6 +162,14 @@ class InsightService:
             max_rows=settings.max_dataset_rows,
             max_columns=settings.max_dataset_columns,
             max_bytes=settings.max_dataset_bytes,
+            # What DuckDB may use per request (billumy.insights.sandbox).
+            max_decoded_bytes=settings.max_dataset_decoded_bytes,
+            max_result_rows=settings.insights_max_result_rows,
+            query_timeout_s=settings.insights_query_timeout,
+            memory_limit_bytes=settings.insights_memory_limit,
+            threads=settings.insights_threads,
+            temp_directory=settings.insights_temp_dir or settings.data_dir / "tmp" / "duckdb",
+            max_temp_bytes=settings.insights_max_temp_bytes,
         )
 
     # --- datasets ------------------------------------------------------------------------------
@@ -178,9 +186,9 @@ class InsightService:
         user_id: str | None = None,
     ) -> tuple[Dataset, bool]:
         """Store uploaded data as a dataset (or its next version); True when a new version."""
-        if dataset_id is not None:
-            self.datasets.get(caller.tenant, dataset_id)  # 404 before any work
-        scratch = self.datasets.scratch()
+        if dataset_id is not None:  # 404 before any work
+            await asyncio.to_thread(self.datasets.get, caller.tenant, dataset_id)
+        scratch = await asyncio.to_thread(self.datasets.scratch)
 
         def prepare() -> tuple[Path, str, int, list[dict[str, str]]]:
             table = (
@@ -288,7 +296,7 @@ class InsightService:
             )
             clock.lap("facts")
         finally:
-            loaded.table.close()
+            await asyncio.to_thread(loaded.table.close)  # frees memory, removes spill files
         covered = questions.coverage(asked, found, planned, plan) if asked is not None else []
         answer = write_answer(
             question=req.question,
@@ -335,7 +343,7 @@ class InsightService:
             "narrative_check": tally,
             "timings": clock.laps,
         }
-        record["changes"] = self._changes(caller, record)
+        record["changes"] = await asyncio.to_thread(self._changes, caller, record)
         await asyncio.to_thread(self.datasets.save_insight, caller.tenant, record)
         yield {"type": "insights", **record}
 
@@ -675,7 +683,7 @@ class InsightService:
         return self.datasets.insight(caller.tenant, insight_id)
 
     async def chart_svg(self, caller: Principal, insight_id: str, number: int) -> str:
-        record = self.get(caller, insight_id)
+        record = await asyncio.to_thread(self.get, caller, insight_id)
         specs = [i["chart"] for i in record.get("insights", []) if i.get("chart")]
         if not 0 <= number < len(specs):
             raise NotFoundError(f"insight '{insight_id}' has no chart {number}")
