@@ -5,7 +5,6 @@ Everything here blocks; :mod:`billumy.engines.llamacpp` calls it off the event l
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import threading
@@ -13,7 +12,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -29,25 +27,17 @@ from billumy.errors import BadRequestError, BillumyError, EngineError
 log = logging.getLogger(__name__)
 
 
-@lru_cache(maxsize=64)
-def _grammar(spec: str) -> LlamaGrammar:
-    if spec == "json":
-        return LlamaGrammar.from_string(llama_cpp.llama_grammar.JSON_GBNF, verbose=False)
-    try:
-        return LlamaGrammar.from_json_schema(spec, verbose=False)
-    except Exception as exc:  # the converter raises plain exceptions on unsupported schemas
-        raise BadRequestError(f"unsupported JSON schema in format: {exc}") from exc
-
-
-def grammar_for(fmt: str | dict[str, Any] | None) -> LlamaGrammar | None:
-    """The llama.cpp grammar that forces ``format``: any JSON, or JSON valid for a schema."""
-    if fmt is None or fmt == "":
-        return None
-    if fmt == "json":
-        return _grammar("json")
-    if isinstance(fmt, dict):
-        return _grammar(json.dumps(fmt, sort_keys=True))
-    raise BadRequestError('format must be "json" or a JSON schema object')
+def check_grammar(llm: Llama, text: str) -> LlamaGrammar:
+    """``text`` as a grammar, once llama.cpp has read it. Its parser prints an error and returns
+    no grammar for text it cannot read, and llama-cpp-python would add that null sampler to
+    the chain and crash on it: refused here instead (400)."""
+    sampler = llama_cpp.llama_sampler_init_grammar(llm._model.vocab, text.encode(), b"root")
+    if not sampler:
+        raise BadRequestError(
+            "format: llama.cpp could not read the grammar made from it; simplify the schema"
+        )
+    llama_cpp.llama_sampler_free(sampler)
+    return LlamaGrammar.from_string(text, verbose=False)
 
 
 @dataclass(eq=False)
@@ -61,7 +51,21 @@ class Runner:
     prompts: PromptBuilder
     name: str = ""
     busy: bool = False
+    unloading: bool = False  # an unload came while it was busy: freed when it is let go
     expires_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    grammars: dict[str, LlamaGrammar] = field(default_factory=dict)  # checked ones
+
+    def grammar(self, text: str | None) -> LlamaGrammar | None:
+        """The grammar for ``text``, checked by llama.cpp the first time this context uses it."""
+        if text is None:
+            return None
+        found = self.grammars.get(text)
+        if found is None:
+            found = check_grammar(self.llm, text)
+            if len(self.grammars) >= 64:
+                self.grammars.pop(next(iter(self.grammars)))
+            self.grammars[text] = found
+        return found
 
 
 def open_model(path: Path, n_ctx: int, threads: int, *, embedding: bool = False) -> Llama:
@@ -83,6 +87,30 @@ def open_model(path: Path, n_ctx: int, threads: int, *, embedding: bool = False)
     )
 
 
+def embed_texts(
+    llm: Llama, inputs: list[str], truncate: bool, num_ctx: int
+) -> tuple[list[list[float]], int]:
+    """Mean-pooled, L2-normalised embeddings of ``inputs`` and the tokens they took."""
+    vectors: list[list[float]] = []
+    count = 0
+    for number, text in enumerate(inputs):
+        tokens = llm.tokenize(text.encode(), add_bos=True, special=False)
+        if len(tokens) > num_ctx:
+            if not truncate:
+                raise BadRequestError(
+                    f"input length ({len(tokens)} tokens) exceeds the context length ({num_ctx})"
+                )
+            tokens = tokens[:num_ctx]
+        text_in = llm.detokenize(tokens).decode("utf-8", errors="ignore")
+        # Llama.embed tokenizes again; for no tokens at all llama-cpp-python writes before its
+        # batch, and the heap it corrupts kills the process later.
+        if not tokens or not llm.tokenize(text_in.encode()):
+            raise BadRequestError(f"input {number} is empty: there is nothing to embed")
+        count += len(tokens)
+        vectors.append([float(x) for x in llm.embed(text_in, normalize=True, truncate=True)])
+    return vectors, count
+
+
 def prompt_builder(llm: Llama) -> PromptBuilder:
     def text(token: int) -> str:
         return str(llm._model.token_get_text(token)) if token >= 0 else ""
@@ -94,15 +122,26 @@ def prompt_builder(llm: Llama) -> PromptBuilder:
 def generate_in_thread(
     runner: Runner,
     request: Generation,
-    grammar: LlamaGrammar | None,
+    grammar: str | None,
     stop: threading.Event,
     emit: Callable[[Chunk | BaseException], None],
 ) -> None:
-    """Runs in a worker thread: tokenize, sample, and hand chunks to the event loop."""
+    """Runs in a worker thread: tokenize, sample, and hand chunks to the event loop.
+    ``grammar``: GBNF text that the output must match."""
     try:
-        _generate_tokens(runner, request, grammar, stop, emit)
+        _generate_tokens(runner, request, runner.grammar(grammar), stop, emit)
     except BaseException as exc:  # everything goes back to the loop, never lost in a thread
-        emit(exc if isinstance(exc, BillumyError) else EngineError(f"generation failed: {exc}"))
+        if isinstance(exc, BillumyError):
+            emit(exc)
+            return
+        log.exception("generation failed", extra={"model": request.model_name})
+        emit(EngineError(f"generation failed: {describe(exc)}"))
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as a message that is never empty."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _prompt_tokens(runner: Runner, request: Generation) -> tuple[list[int], list[str]]:
@@ -113,6 +152,13 @@ def _prompt_tokens(runner: Runner, request: Generation) -> tuple[list[int], list
     always stay. Otherwise a prompt that does not fit is a 400.
     """
     llm = runner.llm
+    n_vocab = llm.n_vocab()
+    for token in request.context:
+        if not 0 <= token < n_vocab:
+            raise BadRequestError(
+                f"context holds {token}, which is not a token of this model "
+                f"(its ids run from 0 to {n_vocab - 1})"
+            )
     room = min(request.num_predict, runner.n_ctx // 4) if request.truncate else 1
     while True:
         text, stops = runner.prompts.build(request)
@@ -131,6 +177,10 @@ def _prompt_tokens(runner: Runner, request: Generation) -> tuple[list[int], list
         messages = list(request.messages)
         del messages[droppable[0]]
         request = replace(request, messages=messages)
+    if not tokens:
+        raise BadRequestError(
+            "the prompt is empty once its template is applied: there is nothing to generate from"
+        )
     if len(tokens) >= runner.n_ctx:
         raise BadRequestError(
             f"the prompt is {len(tokens)} tokens, which does not fit the context length "
