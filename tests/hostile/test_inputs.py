@@ -152,6 +152,44 @@ def test_keep_alive_from_here_to_forever_is_served(hostile: Hostile, keep_alive:
     assert r.json()["done"]
 
 
+# --- prompts that took the engine for minutes ---------------------------------------------------
+
+
+def test_a_chat_of_twenty_thousand_turns_is_cut_to_fit_at_once(hostile: Hostile) -> None:
+    # Turns were left out one rendering (and tokenization) of the whole history at a time.
+    messages = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i}"}
+        for i in range(20_000)
+    ]
+    body = {
+        "model": "smollm2-135m",
+        "messages": messages,
+        "stream": False,
+        "options": {"num_ctx": 256, "num_predict": 2, "temperature": 0},
+    }
+    started = time.monotonic()
+    r = hostile.attacker.post("/api/chat", json=body)
+    assert r.status_code == 200, r.text
+    assert 0 < r.json()["prompt_eval_count"] <= 256
+    assert time.monotonic() - started < 60
+
+
+def test_a_prompt_of_special_tokens_too_long_to_fit_is_refused_untokenized(
+    hostile: Hostile,
+) -> None:
+    # llama.cpp's special-token partitioning is quadratic: 500,000 of them took hours.
+    body = {
+        "model": "smollm2-135m",
+        "prompt": "a<|im_end|>" * 500_000,
+        "raw": True,
+        "stream": False,
+        "options": {"num_predict": 2},
+    }
+    started = time.monotonic()
+    refused(hostile.attacker.post("/api/generate", json=body), "longer than the context length")
+    assert time.monotonic() - started < 60
+
+
 # --- templates ---------------------------------------------------------------------------------
 
 

@@ -48,3 +48,32 @@ def test_a_chart_name_that_is_not_ascii_digits_is_a_400(hostile: Hostile) -> Non
     for name in ("%C2%B2.svg", "%D9%A3.svg", "9" * 5000 + ".svg", "1.png", "-1.svg"):
         r = hostile.attacker.get(f"/api/insights/in_0123456789abcdef/charts/{name}")
         refused(r, "charts are served as /charts/{n}.svg")
+
+
+def test_malformed_uploads_are_400s_that_say_what_is_wrong(hostile: Hostile) -> None:
+    post = hostile.attacker.post
+    multipart = {"content-type": "multipart/form-data; boundary=zz"}
+    cases = [
+        (
+            post("/datasets", content=b"abc", headers={"content-type": "multipart/form-data"}),
+            "boundary",
+        ),
+        (post("/datasets", content=b"garbage", headers=multipart), "multipart"),
+        (
+            post(
+                "/datasets",
+                files=[("file", ("a.csv", b"a\n1\n", "text/csv"))] * 2,
+            ),
+            "Too many files",
+        ),
+        (
+            post("/datasets", files={"file": ("a.csv", b'a,b\n"1,2\n3,"4\n', "text/csv")}),
+            "CSV line 2",
+        ),
+        (post("/datasets", files={"file": ("a.parquet", b"PAR1garbagePAR1", "x/y")}), "Parquet"),
+        (post("/datasets", files={"file": ("a.json", b"[" * 5000 + b"]" * 5000, "x/y")}), "JSON"),
+        (post("/datasets", files={"file": ("a.xlsx", b"PK\x03\x04", "x/y")}), "data format"),
+        (post("/datasets", files={"file": ("a.csv", b"", "text/csv")}), "empty"),
+    ]
+    for response, words in cases:
+        refused(response, words, status=(400, 413, 422))

@@ -5,7 +5,9 @@ Everything here blocks; :mod:`billumy.engines.llamacpp` calls it off the event l
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import re
 import secrets
 import threading
 import time
@@ -54,6 +56,7 @@ class Runner:
     unloading: bool = False  # an unload came while it was busy: freed when it is let go
     expires_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     grammars: dict[str, LlamaGrammar] = field(default_factory=dict)  # checked ones
+    floor: TokenFloor | None = None  # made on first use (a pass over the vocabulary)
 
     def grammar(self, text: str | None) -> LlamaGrammar | None:
         """The grammar for ``text``, checked by llama.cpp the first time this context uses it."""
@@ -144,6 +147,42 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+@dataclass(frozen=True)
+class TokenFloor:
+    """A cheap lower bound on the tokens of a text, to refuse a prompt that cannot fit before
+    llama.cpp tokenizes it: its special-token partitioning takes time quadratic in the special
+    tokens a text holds (10,000 took 4 s, a 8 MiB body of them hours)."""
+
+    longest: int  # bytes in the model's longest token
+    specials: re.Pattern[str] | None  # the texts of its control and user-defined tokens
+
+    @classmethod
+    def of(cls, llm: Llama) -> TokenFloor:
+        vocab = llm._model.vocab
+        buffer = ctypes.create_string_buffer(256)
+        longest, specials = 1, []
+        kinds = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
+        for token in range(llm.n_vocab()):
+            size = llama_cpp.llama_token_to_piece(vocab, token, buffer, len(buffer), 0, True)
+            longest = max(longest, abs(size))  # negative: the size the piece needs
+            if llama_cpp.llama_vocab_get_attr(vocab, token) & kinds:
+                text = llama_cpp.llama_vocab_get_text(vocab, token)
+                if text:
+                    specials.append(text.decode("utf-8", errors="ignore"))
+        specials = sorted({t for t in specials if t}, key=len, reverse=True)
+        pattern = re.compile("|".join(map(re.escape, specials))) if specials else None
+        return cls(longest=longest, specials=pattern)
+
+    def tokens(self, text: str) -> int:
+        """At most this many fewer tokens than llama.cpp makes of ``text``: each token covers
+        at most ``longest`` bytes (halved, for normalisations that shorten text), and each
+        special token's text is one token."""
+        floor = len(text.encode()) // (2 * self.longest)
+        if self.specials is not None:
+            floor = max(floor, sum(1 for _ in self.specials.finditer(text)))
+        return floor
+
+
 def _prompt_tokens(runner: Runner, request: Generation) -> tuple[list[int], list[str]]:
     """The prompt's tokens (after ``context``) and the template's stop sequences.
 
@@ -159,24 +198,60 @@ def _prompt_tokens(runner: Runner, request: Generation) -> tuple[list[int], list
                 f"context holds {token}, which is not a token of this model "
                 f"(its ids run from 0 to {n_vocab - 1})"
             )
+    if runner.floor is None:
+        runner.floor = TokenFloor.of(llm)
+    floor = runner.floor
     room = min(request.num_predict, runner.n_ctx // 4) if request.truncate else 1
-    while True:
-        text, stops = runner.prompts.build(request)
-        tokens = list(request.context) + llm.tokenize(
-            text.encode(), add_bos=not request.context, special=True
+    budget = runner.n_ctx - room
+
+    def render(req: Generation) -> tuple[list[int] | None, list[str]]:
+        """The tokens, or None for a text too long to fit the context (left untokenized)."""
+        text, stops = runner.prompts.build(req)
+        if len(req.context) + floor.tokens(text) >= runner.n_ctx:
+            return None, stops
+        tokens = list(req.context) + llm.tokenize(
+            text.encode(), add_bos=not req.context, special=True
         )
-        if len(tokens) <= runner.n_ctx - room or not request.truncate or not request.messages:
-            break
-        droppable = [
-            i
-            for i, m in enumerate(request.messages[:-1])
-            if i >= request.keep_messages and m.get("role") != "system"
-        ]
-        if not droppable:
-            break
-        messages = list(request.messages)
-        del messages[droppable[0]]
-        request = replace(request, messages=messages)
+        return tokens, stops
+
+    tokens, stops = render(request)
+    messages = request.messages
+    if (tokens is not None and len(tokens) <= budget) or not request.truncate or not messages:
+        return _checked(runner, tokens), stops
+    droppable = [
+        i
+        for i, m in enumerate(messages[:-1])
+        if i >= request.keep_messages and m.get("role") != "system"
+    ]
+
+    def without(count: int) -> Generation:
+        dropped = set(droppable[:count])
+        kept = [m for i, m in enumerate(messages) if i not in dropped]
+        return replace(request, messages=kept)
+
+    # The fewest oldest turns to leave out, found in a logarithmic number of renderings (one
+    # per dropped turn took minutes for a few thousand turns, holding the engine). Every turn
+    # costs at least a token, so at most ``budget`` of the droppable ones can stay.
+    low, high = max(1, len(droppable) - budget), len(droppable)
+    found: tuple[list[int], list[str]] | None = None
+    while low <= high:
+        middle = (low + high) // 2
+        attempt, attempt_stops = render(without(middle))
+        if attempt is not None and len(attempt) <= budget:
+            found, high = (attempt, attempt_stops), middle - 1
+        else:
+            low = middle + 1
+    if found is None:
+        return _checked(runner, render(without(len(droppable)))[0]), stops
+    return _checked(runner, found[0]), found[1]
+
+
+def _checked(runner: Runner, tokens: list[int] | None) -> list[int]:
+    if tokens is None:
+        raise BadRequestError(
+            f"the prompt is longer than the context length num_ctx={runner.n_ctx} holds; "
+            "shorten it or raise num_ctx"
+        )
     if not tokens:
         raise BadRequestError(
             "the prompt is empty once its template is applied: there is nothing to generate from"
@@ -186,7 +261,7 @@ def _prompt_tokens(runner: Runner, request: Generation) -> tuple[list[int], list
             f"the prompt is {len(tokens)} tokens, which does not fit the context length "
             f"num_ctx={runner.n_ctx}; shorten it or raise num_ctx"
         )
-    return tokens, stops
+    return tokens
 
 
 def _generate_tokens(
