@@ -59,6 +59,10 @@ _ESCAPES.update({"\\": "\\", '"': '"', "'": "'"})
 _LITERALS: dict[str, Any] = {"true": True, "false": False, "nil": None}
 _UNSUPPORTED = ("define", "template", "block")
 _MISSING: Any = object()  # "no piped value" marker, distinct from None
+# Templates come with requests and run in the engine process: a range in a range over a long
+# conversation must end with an error, not hold the engine for minutes.
+MAX_STEPS = 500_000
+MAX_OUTPUT_CHARS = 32 * 1024 * 1024
 
 
 def _err(src: str, pos: int, msg: str) -> TemplateError:
@@ -420,15 +424,33 @@ class _Exec:
         self.src = src
         self.vars: list[tuple[str, Any]] = [("$", root)]
         self.out: list[str] = []
+        self.size = 0
+        self.steps = 0
+
+    def emit(self, text: str) -> None:
+        self.size += len(text)
+        if self.size > MAX_OUTPUT_CHARS:
+            raise TemplateError(
+                f"template: the output is over {MAX_OUTPUT_CHARS} characters (loops within loops?)"
+            )
+        self.out.append(text)
+
+    def step(self) -> None:
+        self.steps += 1
+        if self.steps > MAX_STEPS:
+            raise TemplateError(
+                f"template: rendering took over {MAX_STEPS} steps (loops within loops?)"
+            )
 
     def walk(self, nodes: list[_Node], dot: Any) -> None:
         for node in nodes:
+            self.step()
             if isinstance(node, str):
-                self.out.append(node)
+                self.emit(node)
             elif isinstance(node, _Pipe):
                 value = self.pipe(node, dot)
                 if not node.decls:  # Go prints nothing for a declaration
-                    self.out.append(_go_str(value))
+                    self.emit(_go_str(value))
             elif isinstance(node, _Loop):
                 raise _Break() if node.kind == "break" else _Continue()
             else:
@@ -463,6 +485,7 @@ class _Exec:
         if not items:
             self.walk(node.alt, dot)
         for key, elem in items:
+            self.step()
             del self.vars[mark:]
             decls = node.pipe.decls
             self.vars.extend(zip(decls, [elem] if len(decls) == 1 else [key, elem], strict=False))

@@ -30,6 +30,7 @@ from billumy.cache.responses import (
 from billumy.catalog import ROLES, Catalog, ModelEntry, normalize_name
 from billumy.durations import parse_duration
 from billumy.engines.base import Chunk, DoneReason, Embeddings, Generation, Sampling, closing
+from billumy.engines.grammar import format_grammar
 from billumy.engines.maestro import CLASSIFIER_SYSTEM, SCHEMA, Maestro
 from billumy.engines.remote import EngineClient
 from billumy.engines.router import Route, Router
@@ -67,7 +68,7 @@ _RUNTIME_OPTIONS = frozenset(
     }
 )
 _SAMPLING_FIELDS = frozenset(Sampling.__dataclass_fields__)
-
+_MAX_TOKEN_ID = 2**31  # llama.cpp's token ids are 32-bit
 
 UsageRecorder = Callable[[Principal, str, int, int], Awaitable[None]]
 
@@ -112,6 +113,7 @@ class InferenceService:
         self.cache = cache
         self.fair_use = fair_use
         self.usage = usage
+        self.grammar_limits = settings.grammar_limits()
         self._preparing = asyncio.Lock()
 
     async def model(self, name: str) -> ModelEntry:
@@ -231,6 +233,25 @@ class InferenceService:
                 raise BadRequestError(f"option {name} must be a non-negative number")
         return sampling
 
+    def _grammar(self, fmt: str | dict[str, Any] | None) -> str | None:
+        """The grammar of ``format``, within this server's limits (400 otherwise): checked for
+        every deployment, made use of by the embedded engine."""
+        return format_grammar(fmt or None, self.grammar_limits)
+
+    def _context(self, context: list[int] | None, num_ctx: int) -> list[int]:
+        """``context`` token ids, range-checked (the engine checks them against the model's
+        vocabulary)."""
+        tokens = list(context or [])
+        if len(tokens) >= num_ctx:
+            raise BadRequestError(
+                f"context is {len(tokens)} tokens, which does not fit the context length "
+                f"num_ctx={num_ctx}"
+            )
+        bad = next((t for t in tokens if not 0 <= t < _MAX_TOKEN_ID), None)
+        if bad is not None:
+            raise BadRequestError(f"context holds {bad}, which is not a token id")
+        return tokens
+
     def _keep_alive(self, value: str | float | None) -> float | None:
         seconds = parse_duration(value)
         return None if seconds is None else (-1.0 if math.isinf(seconds) else seconds)
@@ -254,7 +275,7 @@ class InferenceService:
             system=req.system if req.system is not None else entry.system,
             template=req.template or entry.template,
             raw=req.raw,
-            context=list(req.context or []),
+            context=self._context(req.context, num_ctx),
             messages=None
             if req.raw
             else [*entry.messages, {"role": "user", "content": req.prompt or ""}],
@@ -262,6 +283,7 @@ class InferenceService:
             num_predict=num_predict,
             sampling=self._sampling(opts),
             format=req.format or None,
+            grammar=self._grammar(req.format),
             keep_alive_s=self._keep_alive(req.keep_alive),
             mode="generate",
             stream=req.stream,
@@ -315,6 +337,7 @@ class InferenceService:
             num_predict=num_predict,
             sampling=self._sampling(opts),
             format=format or None,
+            grammar=self._grammar(format),
             keep_alive_s=self._keep_alive(keep_alive),
             stream=stream,
         )
@@ -427,6 +450,10 @@ class InferenceService:
             raise BadRequestError(
                 f"too many inputs: {len(inputs)} (the limit is {self.settings.max_embed_inputs})"
             )
+        empty = next((i for i, text in enumerate(inputs) if not text), None)
+        if empty is not None:
+            where = "input" if isinstance(req.input, str) else f"input {empty}"
+            raise BadRequestError(f"{where} is empty: there is nothing to embed")
         opts = self.options(entry, req.options)
         num_ctx, _ = self.limits(opts)
         keep_alive_s = self._keep_alive(req.keep_alive)

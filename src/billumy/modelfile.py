@@ -59,20 +59,40 @@ _INSTRUCTIONS = ("FROM", "PARAMETER", "SYSTEM", "TEMPLATE", "MESSAGE")
 
 def _bad(name: str, value: Any, expected: str) -> ModelfileError:
     shown = value if isinstance(value, str) else json.dumps(value, default=str)
+    if len(shown) > 80:
+        shown = shown[:80] + "…"
     return ModelfileError(f'invalid value "{shown}" for parameter "{name}": expected {expected}')
 
 
+# llama.cpp takes these as 32-bit integers; the seed as an unsigned one, where Ollama's -1
+# (any negative, there) means a random seed.
+_INT_RANGE = (-(2**31), 2**31 - 1)
+_INT_RANGES = {"seed": (-1, 2**32 - 1)}
+
+
 def _to_int(name: str, value: Any) -> int:
+    low, high = _INT_RANGES.get(name, _INT_RANGE)
+    expected = (
+        f"-1 (random) or an integer from 0 to {high}"
+        if name == "seed"
+        else f"an integer from {low} to {high}"
+    )
     if isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):
-        return int(value)
+        # Digits past 40 are out of range anyway (and int() refuses thousands of them).
+        number = int(value) if len(value) <= 40 else high + 1
     # JSON bodies may carry 1024.0 for an integer; bools are ints in Python but not here.
-    if (
+    elif (
         isinstance(value, (int, float))
         and not isinstance(value, bool)
+        and math.isfinite(value)
         and float(value).is_integer()
     ):
-        return int(value)
-    raise _bad(name, value, "an integer")
+        number = int(value)
+    else:
+        raise _bad(name, value, "an integer")
+    if not low <= number <= high:
+        raise _bad(name, value, expected)
+    return number
 
 
 def _to_float(name: str, value: Any) -> float:

@@ -24,6 +24,7 @@ from pydantic_settings import (
 )
 
 from billumy.cache.limits import Limits
+from billumy.engines.grammar import GrammarLimits
 
 DEFAULT_PERSONA_SYSTEM = (
     "You are Billumy, a data-analysis assistant for businesses. You interpret data, explain what "
@@ -234,6 +235,27 @@ class Settings(BaseSettings):
         default=100_000, ge=1, description="Longest chat message, in characters (413 above)."
     )
     max_embed_inputs: int = Field(default=256, ge=1, description="Most inputs in one embed call.")
+    max_schema_bytes: int = Field(
+        default=64 * 1024, ge=256, description="Largest format (JSON schema), in bytes (400)."
+    )
+    max_schema_depth: int = Field(
+        default=32,
+        ge=4,
+        description="Deepest nesting of a format schema's JSON, and of groups in its patterns.",
+    )
+    max_schema_repeat: int = Field(
+        default=4096,
+        ge=1,
+        description=(
+            "Largest repetition count in a format schema: minItems, maxItems, minLength, "
+            "maxLength and {m,n} in patterns."
+        ),
+    )
+    max_grammar_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        description="Largest grammar made from a format schema, in bytes (400).",
+    )
     keep_alive: str = Field(
         default="5m", description="How long a model stays loaded after use (Ollama duration)."
     )
@@ -464,6 +486,15 @@ class Settings(BaseSettings):
             requests_per_minute=self.default_requests_per_minute or None,
             tokens_per_day=self.default_tokens_per_day or None,
             parallel=self.default_parallel or None,
+        )
+
+    def grammar_limits(self) -> GrammarLimits:
+        """Bounds on a request's format schema and the grammar made from it."""
+        return GrammarLimits(
+            max_schema_bytes=self.max_schema_bytes,
+            max_schema_depth=self.max_schema_depth,
+            max_schema_repeat=self.max_schema_repeat,
+            max_grammar_bytes=self.max_grammar_bytes,
         )
 
     @property

@@ -42,6 +42,10 @@ def error_response(
     return JSON(body, status_code=status, headers=headers)
 
 
+def _request_id(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id") or "unknown")
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(BillumyError)
     async def _billumy(request: Request, exc: BillumyError) -> JSON:
@@ -50,9 +54,13 @@ def install(app: FastAPI) -> None:
             if metrics is not None:
                 route = request.scope.get("route")
                 metrics.rate_limited.labels(getattr(route, "path", "unmatched")).inc()
+        message = exc.message
         if exc.status_code >= 500:
             log.error("request failed: %s", exc.message)
-        return error_response(exc.status_code, exc.message, exc.headers, path=request.url.path)
+        if exc.status_code == 500:
+            # A failure of ours: the request id finds its traceback in the logs.
+            message = f"{message or 'internal server error'} (request id {_request_id(request)})"
+        return error_response(exc.status_code, message, exc.headers, path=request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSON:
@@ -70,5 +78,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSON:
-        log.exception("unhandled error", exc_info=exc)
-        return error_response(500, "internal server error", path=request.url.path)
+        request_id = _request_id(request)
+        log.error("unhandled error", exc_info=exc, extra={"request_id": request_id})
+        message = f"internal server error (request id {request_id})"
+        # This handler answers from outside every middleware (Starlette's server-error layer),
+        # so the access log's X-Request-ID is added here.
+        headers = {"X-Request-ID": request_id}
+        return error_response(500, message, headers, path=request.url.path)

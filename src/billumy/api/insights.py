@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -19,6 +20,7 @@ from billumy.insights.service import InsightService
 from billumy.schemas.insights import DatasetUpload, InsightRequest
 
 router = APIRouter(tags=["insights"], route_class=KeyFirstRoute)
+_CHART_NUMBER = re.compile(r"[0-9]{1,6}")
 
 
 async def _service(request: Request) -> InsightService:
@@ -82,7 +84,8 @@ async def get_insight(insight_id: str, service: Insights, key: InferenceKey) -> 
 @router.get("/api/insights/{insight_id}/charts/{name}")
 async def get_chart(insight_id: str, name: str, service: Insights, key: InferenceKey) -> Response:
     number, _, ext = name.partition(".")
-    if ext != "svg" or not number.isdigit():
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if ext != "svg" or not _CHART_NUMBER.fullmatch(number):
         raise BadRequestError("charts are served as /charts/{n}.svg")
     svg = await service.chart_svg(key, insight_id, int(number))
     return Response(svg, media_type="image/svg+xml")

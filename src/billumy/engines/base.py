@@ -48,6 +48,7 @@ class Generation:
     num_predict: int = 128
     sampling: Sampling = field(default_factory=Sampling)
     format: str | dict[str, Any] | None = None  # "json" or a JSON schema
+    grammar: str | None = None  # the GBNF made from ``format`` (embedded engine), if checked
     keep_alive_s: float | None = None  # None: the engine default; <0 forever
     truncate: bool = False  # drop the oldest turns when the messages do not fit num_ctx
     keep_messages: int = 0  # leading messages (persona few-shots) that are never dropped

@@ -20,14 +20,15 @@ from typing import Any
 from llama_cpp import Llama
 
 from billumy.engines.base import Chunk, Embeddings, Generation, LoadedModel
+from billumy.engines.grammar import GrammarLimits, format_grammar
 from billumy.engines.llamacpp_runner import (
     Runner,
+    embed_texts,
     generate_in_thread,
-    grammar_for,
     open_model,
     prompt_builder,
 )
-from billumy.errors import BadRequestError, BillumyError, EngineError, OverloadedError
+from billumy.errors import BillumyError, EngineError, OverloadedError
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,11 @@ class LlamaCppEngine:
         self._slots: dict[Path, asyncio.Semaphore] = {}
         self._embedders: dict[Path, tuple[Llama, int]] = {}
         self._vocabs: dict[Path, Llama] = {}
+        # Held while an embedder is in use: an unload waits for it rather than free a model
+        # under a running llama_decode.
         self._embed_lock = asyncio.Lock()
+        # llama.cpp loads and frees models one at a time, whichever thread asks.
+        self._native = threading.Lock()
         self._waiting = 0
         self._reaper: asyncio.Task[None] | None = None
 
@@ -83,6 +88,15 @@ class LlamaCppEngine:
     async def _run(self, fn: Callable[[], Any]) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
+    def _open(self, path: Path, n_ctx: int, *, embedding: bool = False) -> Llama:
+        with self._native:
+            return open_model(path, n_ctx, self.threads, embedding=embedding)
+
+    def _close(self, llm: Llama) -> None:
+        """Free a model nobody uses any more (blocking; call it off the event loop)."""
+        with self._native:
+            llm.close()
+
     async def _checkout(self, path: Path, name: str, n_ctx: int) -> tuple[Runner, int]:
         """An idle runner for ``path`` with context ``n_ctx``; loads one if needed. Slot held."""
         pool = self._runners.setdefault(path, [])
@@ -94,10 +108,10 @@ class LlamaCppEngine:
                 # Same model, other context size: Ollama reloads too.
                 stale = idle[0]
                 pool.remove(stale)
-                await self._run(stale.llm.close)
+                await self._run(lambda: self._close(stale.llm))
             start = time.perf_counter_ns()
             try:
-                llm = await self._run(lambda: open_model(path, n_ctx, self.threads))
+                llm = await self._run(lambda: self._open(path, n_ctx))
             except BillumyError:
                 raise
             except Exception as exc:
@@ -126,7 +140,7 @@ class LlamaCppEngine:
             runner.expires_at = datetime.now(UTC) + FOREVER
         else:
             runner.expires_at = datetime.now(UTC) + timedelta(seconds=seconds)
-        if seconds == 0:
+        if seconds == 0 or runner.unloading:
             self._drop(runner)
         self._ensure_reaper()
 
@@ -134,7 +148,7 @@ class LlamaCppEngine:
         pool = self._runners.get(runner.path, [])
         if runner in pool:
             pool.remove(runner)
-            self._executor.submit(runner.llm.close)
+            self._executor.submit(self._close, runner.llm)
             log.info("model unloaded", extra={"model": runner.name})
 
     def _ensure_reaper(self) -> None:
@@ -165,14 +179,18 @@ class LlamaCppEngine:
         return load_ns
 
     async def unload(self, model_path: Path) -> None:
+        """Unload a model. A context that a generation still uses is freed when that
+        generation lets go of it; the embedder, once the embedding running on it is done."""
         for runner in list(self._runners.get(model_path, [])):
             if runner.busy:
+                runner.unloading = True
                 runner.expires_at = datetime.now(UTC)
             else:
                 self._drop(runner)
-        embedder = self._embedders.pop(model_path, None)
-        if embedder is not None:
-            self._executor.submit(embedder[0].close)
+        async with self._embed_lock:
+            embedder = self._embedders.pop(model_path, None)
+            if embedder is not None:
+                await self._run(lambda: self._close(embedder[0]))
 
     def loaded(self) -> list[LoadedModel]:
         return [
@@ -190,7 +208,9 @@ class LlamaCppEngine:
     async def generate(self, request: Generation) -> AsyncIterator[Chunk]:
         """Stream a generation. Closing the iterator stops llama.cpp within a token."""
         started = time.perf_counter_ns()
-        grammar = grammar_for(request.format)
+        # The API process made the grammar within its limits; requests made here (the maestro
+        # classifier) get one within the defaults. llama.cpp checks it in the worker thread.
+        grammar = request.grammar or format_grammar(request.format, GrammarLimits())
         slots = await self._acquire(request.model_path)
         runner: Runner | None = None
         stop = threading.Event()
@@ -266,8 +286,9 @@ class LlamaCppEngine:
         if current is not None and current[1] >= n_ctx:
             return current[0]
         if current is not None:
-            await self._run(current[0].close)
-        llm: Llama = await self._run(lambda: open_model(path, n_ctx, self.threads, embedding=True))
+            del self._embedders[path]
+            await self._run(lambda: self._close(current[0]))
+        llm: Llama = await self._run(lambda: self._open(path, n_ctx, embedding=True))
         self._embedders[path] = (llm, n_ctx)
         return llm
 
@@ -283,32 +304,24 @@ class LlamaCppEngine:
     ) -> Embeddings:
         """Mean-pooled, L2-normalised embeddings, one per input."""
         started = time.perf_counter_ns()
-        async with self._embed_lock:
+        await self._embed_lock.acquire()
+        future: asyncio.Future[tuple[list[list[float]], int]] | None = None
+        try:
             load_start = time.perf_counter_ns()
             loaded_before = model_path in self._embedders
             llm = await self._embedder(model_path, num_ctx)
             load_ns = 0 if loaded_before else time.perf_counter_ns() - load_start
-
-            def work() -> tuple[list[list[float]], int]:
-                vectors: list[list[float]] = []
-                count = 0
-                for text in inputs:
-                    tokens = llm.tokenize(text.encode(), add_bos=True, special=False)
-                    if len(tokens) > num_ctx:
-                        if not truncate:
-                            raise BadRequestError(
-                                f"input length ({len(tokens)} tokens) exceeds the context length "
-                                f"({num_ctx})"
-                            )
-                        tokens = tokens[:num_ctx]
-                    count += len(tokens)
-                    text_in = llm.detokenize(tokens).decode("utf-8", errors="ignore")
-                    vectors.append(
-                        [float(x) for x in llm.embed(text_in, normalize=True, truncate=True)]
-                    )
-                return vectors, count
-
-            vectors, count = await self._run(work)
+            future = asyncio.get_running_loop().run_in_executor(
+                self._executor, lambda: embed_texts(llm, inputs, truncate, num_ctx)
+            )
+        finally:
+            # The embedder stays taken until the worker thread is done with it, even when
+            # this request is cancelled (its client gone): an unload waits for the lock.
+            if future is None:
+                self._embed_lock.release()
+            else:
+                future.add_done_callback(lambda _: self._embed_lock.release())
+        vectors, count = await future
         return Embeddings(
             vectors=vectors,
             prompt_eval_count=count,

@@ -5,21 +5,21 @@ Everything here blocks; :mod:`billumy.engines.llamacpp` calls it off the event l
 
 from __future__ import annotations
 
-import json
+import ctypes
 import logging
+import re
 import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import llama_cpp
 from llama_cpp import Llama
-from llama_cpp.llama_grammar import LlamaGrammar, SchemaConverter
+from llama_cpp.llama_grammar import LlamaGrammar
 
 from billumy.engines.base import Chunk, Generation
 from billumy.engines.decoding import TextAssembler
@@ -29,60 +29,17 @@ from billumy.errors import BadRequestError, BillumyError, EngineError
 log = logging.getLogger(__name__)
 
 
-class _SchemaConverter(SchemaConverter):
-    """llama-cpp-python's converter, with literals escaped as GBNF needs.
-
-    Its ``_format_literal`` escapes quotes and newlines but not backslashes, so in a string
-    holding a double quote (an enum of column names with ``a"b``, a property named so) the
-    backslash of JSON's escape ate the grammar's: llama.cpp could not parse the grammar, and
-    sampling with it crashed the engine process (SIGSEGV), five of which in a minute leave
-    the model down for every caller. A backslash itself came out as half an escape.
-    """
-
-    def _format_literal(self, literal: str) -> str:
-        escaped = (
-            literal.replace("\\", "\\\\")
-            .replace('"', '\\"')
-            .replace("\r", "\\r")
-            .replace("\n", "\\n")
+def check_grammar(llm: Llama, text: str) -> LlamaGrammar:
+    """``text`` as a grammar, once llama.cpp has read it. Its parser prints an error and returns
+    no grammar for text it cannot read, and llama-cpp-python would add that null sampler to
+    the chain and crash on it: refused here instead (400)."""
+    sampler = llama_cpp.llama_sampler_init_grammar(llm._model.vocab, text.encode(), b"root")
+    if not sampler:
+        raise BadRequestError(
+            "format: llama.cpp could not read the grammar made from it; simplify the schema"
         )
-        return f'"{escaped}"'
-
-    def _generate_constant_rule(self, value: Any) -> str:
-        # Non-ASCII as itself ("região"), not as a \\u escape the model would have to spell.
-        return self._format_literal(json.dumps(value, ensure_ascii=False))
-
-
-def json_schema_gbnf(schema: str) -> str:
-    """The GBNF grammar for a JSON schema (as llama_cpp.llama_grammar.json_schema_to_gbnf,
-    with literals escaped correctly)."""
-    converter = _SchemaConverter(  # type: ignore[no-untyped-call]
-        prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False
-    )
-    resolved = converter.resolve_refs(json.loads(schema), "stdin")
-    converter.visit(resolved, "")  # type: ignore[no-untyped-call]
-    return str(converter.format_grammar())  # type: ignore[no-untyped-call]
-
-
-@lru_cache(maxsize=64)
-def _grammar(spec: str) -> LlamaGrammar:
-    if spec == "json":
-        return LlamaGrammar.from_string(llama_cpp.llama_grammar.JSON_GBNF, verbose=False)
-    try:
-        return LlamaGrammar.from_string(json_schema_gbnf(spec), verbose=False)
-    except Exception as exc:  # the converter raises plain exceptions on unsupported schemas
-        raise BadRequestError(f"unsupported JSON schema in format: {exc}") from exc
-
-
-def grammar_for(fmt: str | dict[str, Any] | None) -> LlamaGrammar | None:
-    """The llama.cpp grammar that forces ``format``: any JSON, or JSON valid for a schema."""
-    if fmt is None or fmt == "":
-        return None
-    if fmt == "json":
-        return _grammar("json")
-    if isinstance(fmt, dict):
-        return _grammar(json.dumps(fmt, sort_keys=True))
-    raise BadRequestError('format must be "json" or a JSON schema object')
+    llama_cpp.llama_sampler_free(sampler)
+    return LlamaGrammar.from_string(text, verbose=False)
 
 
 @dataclass(eq=False)
@@ -96,7 +53,22 @@ class Runner:
     prompts: PromptBuilder
     name: str = ""
     busy: bool = False
+    unloading: bool = False  # an unload came while it was busy: freed when it is let go
     expires_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    grammars: dict[str, LlamaGrammar] = field(default_factory=dict)  # checked ones
+    floor: TokenFloor | None = None  # made on first use (a pass over the vocabulary)
+
+    def grammar(self, text: str | None) -> LlamaGrammar | None:
+        """The grammar for ``text``, checked by llama.cpp the first time this context uses it."""
+        if text is None:
+            return None
+        found = self.grammars.get(text)
+        if found is None:
+            found = check_grammar(self.llm, text)
+            if len(self.grammars) >= 64:
+                self.grammars.pop(next(iter(self.grammars)))
+            self.grammars[text] = found
+        return found
 
 
 def open_model(path: Path, n_ctx: int, threads: int, *, embedding: bool = False) -> Llama:
@@ -118,6 +90,30 @@ def open_model(path: Path, n_ctx: int, threads: int, *, embedding: bool = False)
     )
 
 
+def embed_texts(
+    llm: Llama, inputs: list[str], truncate: bool, num_ctx: int
+) -> tuple[list[list[float]], int]:
+    """Mean-pooled, L2-normalised embeddings of ``inputs`` and the tokens they took."""
+    vectors: list[list[float]] = []
+    count = 0
+    for number, text in enumerate(inputs):
+        tokens = llm.tokenize(text.encode(), add_bos=True, special=False)
+        if len(tokens) > num_ctx:
+            if not truncate:
+                raise BadRequestError(
+                    f"input length ({len(tokens)} tokens) exceeds the context length ({num_ctx})"
+                )
+            tokens = tokens[:num_ctx]
+        text_in = llm.detokenize(tokens).decode("utf-8", errors="ignore")
+        # Llama.embed tokenizes again; for no tokens at all llama-cpp-python writes before its
+        # batch, and the heap it corrupts kills the process later.
+        if not tokens or not llm.tokenize(text_in.encode()):
+            raise BadRequestError(f"input {number} is empty: there is nothing to embed")
+        count += len(tokens)
+        vectors.append([float(x) for x in llm.embed(text_in, normalize=True, truncate=True)])
+    return vectors, count
+
+
 def prompt_builder(llm: Llama) -> PromptBuilder:
     def text(token: int) -> str:
         return str(llm._model.token_get_text(token)) if token >= 0 else ""
@@ -129,15 +125,62 @@ def prompt_builder(llm: Llama) -> PromptBuilder:
 def generate_in_thread(
     runner: Runner,
     request: Generation,
-    grammar: LlamaGrammar | None,
+    grammar: str | None,
     stop: threading.Event,
     emit: Callable[[Chunk | BaseException], None],
 ) -> None:
-    """Runs in a worker thread: tokenize, sample, and hand chunks to the event loop."""
+    """Runs in a worker thread: tokenize, sample, and hand chunks to the event loop.
+    ``grammar``: GBNF text that the output must match."""
     try:
-        _generate_tokens(runner, request, grammar, stop, emit)
+        _generate_tokens(runner, request, runner.grammar(grammar), stop, emit)
     except BaseException as exc:  # everything goes back to the loop, never lost in a thread
-        emit(exc if isinstance(exc, BillumyError) else EngineError(f"generation failed: {exc}"))
+        if isinstance(exc, BillumyError):
+            emit(exc)
+            return
+        log.exception("generation failed", extra={"model": request.model_name})
+        emit(EngineError(f"generation failed: {describe(exc)}"))
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as a message that is never empty."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class TokenFloor:
+    """A cheap lower bound on the tokens of a text, to refuse a prompt that cannot fit before
+    llama.cpp tokenizes it: its special-token partitioning takes time quadratic in the special
+    tokens a text holds (10,000 took 4 s, a 8 MiB body of them hours)."""
+
+    longest: int  # bytes in the model's longest token
+    specials: re.Pattern[str] | None  # the texts of its control and user-defined tokens
+
+    @classmethod
+    def of(cls, llm: Llama) -> TokenFloor:
+        vocab = llm._model.vocab
+        buffer = ctypes.create_string_buffer(256)
+        longest, specials = 1, []
+        kinds = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
+        for token in range(llm.n_vocab()):
+            size = llama_cpp.llama_token_to_piece(vocab, token, buffer, len(buffer), 0, True)
+            longest = max(longest, abs(size))  # negative: the size the piece needs
+            if llama_cpp.llama_vocab_get_attr(vocab, token) & kinds:
+                text = llama_cpp.llama_vocab_get_text(vocab, token)
+                if text:
+                    specials.append(text.decode("utf-8", errors="ignore"))
+        specials = sorted({t for t in specials if t}, key=len, reverse=True)
+        pattern = re.compile("|".join(map(re.escape, specials))) if specials else None
+        return cls(longest=longest, specials=pattern)
+
+    def tokens(self, text: str) -> int:
+        """At most this many fewer tokens than llama.cpp makes of ``text``: each token covers
+        at most ``longest`` bytes (halved, for normalisations that shorten text), and each
+        special token's text is one token."""
+        floor = len(text.encode()) // (2 * self.longest)
+        if self.specials is not None:
+            floor = max(floor, sum(1 for _ in self.specials.finditer(text)))
+        return floor
 
 
 def _prompt_tokens(runner: Runner, request: Generation) -> tuple[list[int], list[str]]:
@@ -148,30 +191,77 @@ def _prompt_tokens(runner: Runner, request: Generation) -> tuple[list[int], list
     always stay. Otherwise a prompt that does not fit is a 400.
     """
     llm = runner.llm
+    n_vocab = llm.n_vocab()
+    for token in request.context:
+        if not 0 <= token < n_vocab:
+            raise BadRequestError(
+                f"context holds {token}, which is not a token of this model "
+                f"(its ids run from 0 to {n_vocab - 1})"
+            )
+    if runner.floor is None:
+        runner.floor = TokenFloor.of(llm)
+    floor = runner.floor
     room = min(request.num_predict, runner.n_ctx // 4) if request.truncate else 1
-    while True:
-        text, stops = runner.prompts.build(request)
-        tokens = list(request.context) + llm.tokenize(
-            text.encode(), add_bos=not request.context, special=True
+    budget = runner.n_ctx - room
+
+    def render(req: Generation) -> tuple[list[int] | None, list[str]]:
+        """The tokens, or None for a text too long to fit the context (left untokenized)."""
+        text, stops = runner.prompts.build(req)
+        if len(req.context) + floor.tokens(text) >= runner.n_ctx:
+            return None, stops
+        tokens = list(req.context) + llm.tokenize(
+            text.encode(), add_bos=not req.context, special=True
         )
-        if len(tokens) <= runner.n_ctx - room or not request.truncate or not request.messages:
-            break
-        droppable = [
-            i
-            for i, m in enumerate(request.messages[:-1])
-            if i >= request.keep_messages and m.get("role") != "system"
-        ]
-        if not droppable:
-            break
-        messages = list(request.messages)
-        del messages[droppable[0]]
-        request = replace(request, messages=messages)
+        return tokens, stops
+
+    tokens, stops = render(request)
+    messages = request.messages
+    if (tokens is not None and len(tokens) <= budget) or not request.truncate or not messages:
+        return _checked(runner, tokens), stops
+    droppable = [
+        i
+        for i, m in enumerate(messages[:-1])
+        if i >= request.keep_messages and m.get("role") != "system"
+    ]
+
+    def without(count: int) -> Generation:
+        dropped = set(droppable[:count])
+        kept = [m for i, m in enumerate(messages) if i not in dropped]
+        return replace(request, messages=kept)
+
+    # The fewest oldest turns to leave out, found in a logarithmic number of renderings (one
+    # per dropped turn took minutes for a few thousand turns, holding the engine). Every turn
+    # costs at least a token, so at most ``budget`` of the droppable ones can stay.
+    low, high = max(1, len(droppable) - budget), len(droppable)
+    found: tuple[list[int], list[str]] | None = None
+    while low <= high:
+        middle = (low + high) // 2
+        attempt, attempt_stops = render(without(middle))
+        if attempt is not None and len(attempt) <= budget:
+            found, high = (attempt, attempt_stops), middle - 1
+        else:
+            low = middle + 1
+    if found is None:
+        return _checked(runner, render(without(len(droppable)))[0]), stops
+    return _checked(runner, found[0]), found[1]
+
+
+def _checked(runner: Runner, tokens: list[int] | None) -> list[int]:
+    if tokens is None:
+        raise BadRequestError(
+            f"the prompt is longer than the context length num_ctx={runner.n_ctx} holds; "
+            "shorten it or raise num_ctx"
+        )
+    if not tokens:
+        raise BadRequestError(
+            "the prompt is empty once its template is applied: there is nothing to generate from"
+        )
     if len(tokens) >= runner.n_ctx:
         raise BadRequestError(
             f"the prompt is {len(tokens)} tokens, which does not fit the context length "
             f"num_ctx={runner.n_ctx}; shorten it or raise num_ctx"
         )
-    return tokens, stops
+    return tokens
 
 
 def _generate_tokens(

@@ -73,7 +73,7 @@ class EmbedRequest(_ModelRequest):
     truncate: bool = True
     options: dict[str, Any] | None = None
     keep_alive: KeepAlive = None
-    dimensions: int | None = Field(default=None, ge=1)
+    dimensions: int | None = Field(default=None, ge=1, le=65536)
 
 
 class EmbeddingsRequest(_ModelRequest):
