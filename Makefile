@@ -48,6 +48,8 @@ bench: install services
 	$(BIN)/python benchmarks/proxy_overhead.py
 	$(BIN)/python benchmarks/insights.py
 	$(BIN)/python benchmarks/insights_eval.py
+	$(BIN)/python benchmarks/insights_eval.py --rows 0 --cases evals/insights/holdout.toml
+	$(BIN)/python benchmarks/insights_eval.py --rows 0 --cases evals/insights/holdout2.toml
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
