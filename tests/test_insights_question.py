@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from billumy.errors import BadRequestError
 from billumy.insights import data, facts
 from billumy.insights import question as questions
 from billumy.insights.answer import build_answer
@@ -384,3 +385,44 @@ def test_a_drop_is_looked_for_where_the_question_points(
 )
 def test_the_question_s_language(text: str, lang: str) -> None:
     assert guess_language(text) == lang
+
+
+def test_numbers_babel_cannot_write_are_written_all_the_same() -> None:
+    """Sums near 1e308 overflow and Babel cannot quantize such magnitudes: a 500 before."""
+    with data.from_records(
+        [
+            {"loja": "A", "vendas": 1.5e308},
+            {"loja": "A", "vendas": 1e308},
+            {"loja": "B", "vendas": 1.6e308},
+        ],
+        LIMITS,
+    ) as table:
+        prof = profile(table)
+        for lang in ("pt", "en"):
+            text = "Qual loja vendeu mais?"
+            asked = questions.parse(text, prof)
+            plan = questions.reconcile(facts.rule_plan(text, prof), asked, prof, "rules")
+            found, planned = InsightService._facts(table, prof, plan, 3, text, asked)
+            answer = build_answer(
+                question=text,
+                facts=found,
+                ctx=Context(for_language(lang), prof, plan, planned),
+                parts=questions.coverage(asked, found, planned, plan),
+            )
+            assert "1.6e+308" in answer.text
+    pt, en = for_language("pt"), for_language("en")
+    assert pt.number(float("inf")) == "n/d" and en.money(float("nan")) == "n/a"
+    assert en.pct(float("inf")) == "n/a" and pt.money(2e20) == "2e+20"
+
+
+def test_a_broken_upload_s_error_shows_no_server_path(tmp_path: Any) -> None:
+    broken = tmp_path / "upload.parquet"
+    broken.write_bytes(b"PAR1 not really parquet")
+    with pytest.raises(BadRequestError) as caught:
+        data.from_file(broken, "parquet", LIMITS)
+    assert str(tmp_path) not in str(caught.value)
+    truncated = tmp_path / "upload.json"
+    truncated.write_text('[{"a": 1},')
+    with pytest.raises(BadRequestError) as caught:
+        data.from_file(truncated, "json", LIMITS)
+    assert str(tmp_path) not in str(caught.value)

@@ -726,15 +726,38 @@ def _is_utf8(path: Path) -> bool:
     return True
 
 
+def _json_shape(path: Path) -> str:
+    """``array`` or ``newline_delimited``, from the file's first and last non-blank bytes;
+    400 for anything else. DuckDB's reader accepts a truncated array (``[{"a": 1},``) and a
+    bare string as data: a cut-off upload must not become a dataset."""
+    with path.open("rb") as handle:
+        head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+        size = handle.seek(0, 2)
+        handle.seek(max(0, size - 4096))
+        tail = handle.read().rstrip(b" \t\r\n")
+    if head[:1] == b"[" and tail[-1:] == b"]":
+        return "array"
+    if head[:1] == b"{" and tail[-1:] == b"}":
+        return "newline_delimited"
+    raise BadRequestError(
+        "the JSON must be an array of objects or one object per line, complete "
+        "(it starts or ends with something else: cut off?)"
+    )
+
+
 def _json_file(path: Path, limits: Limits) -> Table:
+    shape = _json_shape(path)
     con = sandbox.connect(limits, read=[path])
     try:
         limit = int(limits.max_rows) + 1
-        sql = f"CREATE TABLE data AS SELECT * FROM read_json_auto(?) LIMIT {limit}"  # noqa: S608
+        sql = (
+            f"CREATE TABLE data AS SELECT * FROM read_json(?, format = '{shape}') "  # noqa: S608
+            f"LIMIT {limit}"
+        )
         _run(con, sql, [str(path.resolve())])
     except duckdb.Error as exc:
         sandbox.close(con)
-        first = str(exc).splitlines()[0]
+        first = _without_paths(str(exc).splitlines()[0])
         raise BadRequestError(f"the JSON could not be read: {first}") from None
     except BaseException:
         sandbox.close(con)
@@ -747,7 +770,7 @@ def _check_parquet_footer(path: Path, limits: Limits) -> None:
     try:
         meta = pq.read_metadata(path)
     except (pa.ArrowException, OSError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        first = _without_paths(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
         raise BadRequestError(f"the Parquet file could not be read: {first}") from None
     if meta.num_columns > limits.max_columns:
         raise PayloadTooLargeError(
@@ -794,7 +817,7 @@ def _parquet_file(path: Path, limits: Limits) -> Table:
         _run(con, "CREATE TABLE data AS SELECT * FROM read_parquet(?)", [source])
     except duckdb.Error as exc:
         sandbox.close(con)
-        first = str(exc).splitlines()[0]
+        first = _without_paths(str(exc).splitlines()[0])
         raise BadRequestError(f"the Parquet file could not be read: {first}") from None
     except BaseException:
         sandbox.close(con)
@@ -803,6 +826,14 @@ def _parquet_file(path: Path, limits: Limits) -> Table:
 
 
 # --- identity and storage -----------------------------------------------------------------
+
+
+_PATH = re.compile(r"""(?:[A-Za-z]:)?(?:/[^\s"':,]+)+""")
+
+
+def _without_paths(message: str) -> str:
+    """A reader's error without the server's file paths (the upload's temporary file)."""
+    return _PATH.sub("the uploaded file", message)
 
 
 def dataset_hash(table: Table) -> str:

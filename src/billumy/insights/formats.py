@@ -19,10 +19,13 @@ Rules that decide what a number looks like:
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal
+from decimal import InvalidOperation
+from typing import Any, Literal
 
 from babel.dates import format_date, format_skeleton
 from babel.lists import format_list
@@ -37,6 +40,21 @@ Language = Literal["pt", "en"]
 _LOCALES: dict[Language, str] = {"pt": "pt_BR", "en": "en_US"}
 _HALF = re.compile(r"^(\d{4})-H([12])$")
 _PERIOD = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?|-Q([1-4]))?$")
+
+
+# Beyond this, Babel's decimal quantizing fails (1.5e308 raised InvalidOperation, a 500).
+_HUGE = 1e15
+
+
+def _safe(formatter: Callable[..., str], value: float, *args: Any, **kwargs: Any) -> str:
+    """Babel's formatter, or, for a magnitude it cannot quantize, plain scientific notation
+    (``1.5e+308``): a number nobody keeps in a sales table, written all the same."""
+    if abs(value) >= _HUGE:
+        return f"{value:.4g}"
+    try:
+        return formatter(value, *args, **kwargs)
+    except (InvalidOperation, OverflowError, ValueError):
+        return f"{value:.4g}"
 
 
 @dataclass(frozen=True)
@@ -55,30 +73,37 @@ class Formats:
             return "n/d" if self.language == "pt" else "n/a"
         if isinstance(value, bool) or not isinstance(value, int | float):
             return str(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            # A sum of values near 1e308 overflows; CLDR has no way to write it.
+            return "n/d" if self.language == "pt" else "n/a"
         if isinstance(value, int) or value.is_integer():
-            return format_decimal(round(value), format="#,##0", locale=self.locale)
+            return _safe(format_decimal, round(value), format="#,##0", locale=self.locale)
         pattern = "@@" if 0 < abs(value) < 0.01 else "#,##0.##"
-        return format_decimal(value, format=pattern, locale=self.locale)
+        return _safe(format_decimal, value, format=pattern, locale=self.locale)
 
     def money(self, value: Scalar, currency: str | None = None) -> str:
         """An amount of money: ``R$ 6.006,50`` (pt), ``6,006.50`` (en, no currency named),
         ``$6,006.50`` (en, ``USD`` named)."""
         if not isinstance(value, int | float) or isinstance(value, bool):
             return self.number(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            return self.number(value)
         chosen = currency or ("BRL" if self.language == "pt" else None)
         if chosen is None:
-            return format_decimal(value, format="#,##0.00", locale=self.locale)
-        return format_currency(value, chosen, locale=self.locale)
+            return _safe(format_decimal, value, format="#,##0.00", locale=self.locale)
+        return _safe(format_currency, value, chosen, locale=self.locale)
 
     def pct(self, value: Scalar) -> str:
         """A percentage given in percent units (12.5 -> ``12,5%`` / ``12.5%``)."""
         if not isinstance(value, int | float) or isinstance(value, bool):
             return self.number(None)
-        return format_percent(value / 100, format="#,##0.0%", locale=self.locale)
+        if isinstance(value, float) and not math.isfinite(value):
+            return self.number(None)
+        return _safe(format_percent, value / 100, format="#,##0.0%", locale=self.locale)
 
     def decimal2(self, value: float) -> str:
         """A coefficient with exactly 2 decimals (a correlation's r): ``0,85`` / ``0.85``."""
-        return format_decimal(value, format="0.00", locale=self.locale)
+        return _safe(format_decimal, value, format="0.00", locale=self.locale)
 
     def period(self, label: Scalar, grain: str) -> str:
         """A period label as facts write it (``2024-03``, ``2024-Q1``, ``2024-03-11``) in
