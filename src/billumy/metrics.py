@@ -119,7 +119,8 @@ def merge(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
+    """Whether a process with this pid exists (ours or not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -317,7 +318,7 @@ class Metrics:
         assert self.multiprocess_dir is not None
         snapshots = []
         for path in Path(self.multiprocess_dir).glob("live_*.json"):
-            if not _running(int(path.stem.removeprefix("live_"))):
+            if not process_running(int(path.stem.removeprefix("live_"))):
                 path.unlink(missing_ok=True)  # a worker that died without withdrawing them
                 continue
             with contextlib.suppress(OSError, orjson.JSONDecodeError):

@@ -27,7 +27,7 @@ __all__ = ["PeriodMention", "Span", "When", "find_periods", "label_span", "year_
 
 Grain = Literal["day", "week", "month", "quarter", "year"]
 
-_MONTHS = {
+MONTHS = {  # month names and abbreviations, pt-BR and English, folded
     "janeiro": 1, "january": 1, "jan": 1,
     "fevereiro": 2, "february": 2, "fev": 2, "feb": 2,
     "marco": 3, "march": 3, "mar": 3,
@@ -43,7 +43,7 @@ _MONTHS = {
 }  # fmt: skip
 # Names that are also ordinary words ("may", "mar", "out", "set", "ago", "dez"): a period only
 # next to a day or a year.
-_AMBIGUOUS = frozenset(n for n in _MONTHS if len(n) <= 4 and n not in ("maio", "june", "july"))
+_AMBIGUOUS = frozenset(n for n in MONTHS if len(n) <= 4 and n not in ("maio", "june", "july"))
 _ABBREVIATED = frozenset(
     re.split(" ", "jan fev feb mar abr apr mai jun jul ago aug set sep sept out oct nov dez dec")
 )
@@ -52,7 +52,7 @@ _ORDINALS = {
     "first": 1, "second": 2, "third": 3, "fourth": 4,
 }  # fmt: skip
 
-_MONTH = "|".join(sorted(_MONTHS, key=len, reverse=True))
+_MONTH = "|".join(sorted(MONTHS, key=len, reverse=True))
 _YEAR = r"(?:19|20)[0-9]{2}"
 _DAY = r"(?:0?[1-9]|[12][0-9]|3[01])"
 _MORE = r"(?:\s*(?:,|e|and|&|a|to|-|–)\s*(?:o\s+|the\s+)?" + _DAY + r"(?:st|nd|rd|th|o)?)*"
@@ -200,13 +200,13 @@ def _whens(match: re.Match[str], original: str, month_first: bool) -> list[When]
         name = g("dm_m")
         if name in _AMBIGUOUS and not (g("dm_y") or g("dm_de") or g("dm_dot")):
             return []  # "7 out of 10", "5 may grow"
-        month = _MONTHS[name]
+        month = MONTHS[name]
         return [When("day", _int(g("dm_y")), month, d) for d in _days(g("dm_d"), g("dm_more"))]
     if g("month_day"):
         name = g("md_m")
         if name in _AMBIGUOUS and not (g("md_y") or original[match.start()].isupper()):
             return []  # "out 20 stores"; "May 13" and "mar. 11, 2024" are periods
-        month = _MONTHS[name]
+        month = MONTHS[name]
         return [When("day", _int(g("md_y")), month, d) for d in _days(g("md_d"), g("md_more"))]
     if g("week"):
         weeks = _days(g("wk"), g("wk_more"))
@@ -220,7 +220,7 @@ def _whens(match: re.Match[str], original: str, month_first: bool) -> list[When]
         name, said = g("m_m"), _int(g("m_y"))
         if name in _AMBIGUOUS and said is None and not _named_month(original, match.start()):
             return []
-        return [When("month", said, _MONTHS[name])]
+        return [When("month", said, MONTHS[name])]
     return []
 
 

@@ -42,6 +42,7 @@ from billumy.insights.facts import (
     rule_order,
 )
 from billumy.insights.model import ColumnProfile, Fact, Profile
+from billumy.insights.periods import MONTHS
 from billumy.insights.profile import is_ordinal_name, name_words
 
 __all__ = ["Part", "Question", "Window", "coverage", "parse", "reconcile"]
@@ -114,26 +115,7 @@ _DRIVERS = _set(
 )
 _DRIVERS_PHRASES = (("por", "que"), ("por", "qual", "motivo"), ("what", "drove"))
 
-_MONTHS: dict[str, int] = {}
-for _number, _names in enumerate(
-    (
-        ("janeiro", "january", "jan"),
-        ("fevereiro", "february", "fev", "feb"),
-        ("marco", "march", "mar"),
-        ("abril", "april", "abr", "apr"),
-        ("maio", "may", "mai"),
-        ("junho", "june", "jun"),
-        ("julho", "july", "jul"),
-        ("agosto", "august", "ago", "aug"),
-        ("setembro", "september", "set", "sep", "sept"),
-        ("outubro", "october", "out", "oct"),
-        ("novembro", "november", "nov"),
-        ("dezembro", "december", "dez", "dec"),
-    ),
-    start=1,
-):
-    for _name in _names:
-        _MONTHS[_name] = _number
+_MONTHS = MONTHS
 # Short forms that are also ordinary words ("mar" is the sea, "may" a verb, "set", "out") count
 # only right before a year ("mai 2024", "may 2024").
 _AMBIGUOUS_MONTHS = frozenset({"mar", "may", "mai", "set", "out", "jun", "jul", "dez", "dec"})

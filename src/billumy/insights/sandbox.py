@@ -39,6 +39,7 @@ from typing import Any
 import duckdb
 
 from billumy.errors import BadRequestError, PayloadTooLargeError, QueryTimeoutError
+from billumy.metrics import process_running
 
 log = logging.getLogger(__name__)
 
@@ -238,18 +239,9 @@ def sweep(parent: Path) -> int:
     removed = 0
     for path in parent.glob(f"{_PREFIX}*-*") if parent.is_dir() else ():
         pid = path.name.removeprefix(_PREFIX).split("-", 1)[0]
-        if not pid.isdigit() or _running(int(pid)):
+        if not pid.isdigit() or process_running(int(pid)):
             continue
         shutil.rmtree(path, ignore_errors=True)
         removed += 1
     return removed
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
