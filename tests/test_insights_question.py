@@ -5,7 +5,8 @@ computed here by its own DuckDB query over the same rows, never read back from t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import duckdb
@@ -22,6 +23,7 @@ from billumy.insights.profile import profile
 from billumy.insights.service import InsightService
 from billumy.insights.statements import Context, describe
 from billumy.language import guess_language
+from billumy.schemas.insights import InsightRequest
 from tests.insights_data import weekly_stores
 
 LIMITS = data.Limits(max_rows=100_000, max_columns=50, max_bytes=100_000_000)
@@ -426,3 +428,31 @@ def test_a_broken_upload_s_error_shows_no_server_path(tmp_path: Any) -> None:
     with pytest.raises(BadRequestError) as caught:
         data.from_file(truncated, "json", LIMITS)
     assert str(tmp_path) not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "planned"),
+    [
+        ("What was the total cost of sales?", False),
+        ("Qual o custo das vendas por loja?", False),
+        ("Qual o lucro e quanto a loja Sul vendeu?", True),
+        ("Quanto a loja Sul vendeu?", True),
+    ],
+)
+def test_a_missing_quantity_of_something_is_not_that_something_s_total(
+    stores: tuple[data.Table, Profile], text: str, planned: bool
+) -> None:
+    """ "The total cost of deliveries" on data with deliveries but no cost: the deliveries'
+    total would answer another question; a second part that names its own measure is still
+    answered."""
+    prof = stores[1]
+    service = InsightService.__new__(InsightService)
+
+    async def no_model(*args: Any, **kwargs: Any) -> AsyncIterator[str]:
+        raise AssertionError("the model was asked")
+        yield ""
+
+    service._stream = no_model  # type: ignore[method-assign]
+    request = InsightRequest(question=text)
+    plan, _ = asyncio.run(service._plan(None, request, prof, questions.parse(text, prof)))  # type: ignore[arg-type]
+    assert (plan is not None) is planned

@@ -78,6 +78,13 @@ class _Concept:
         would be a guess."""
         return not self.temporal and not self.measure
 
+    def qualified(self, question: str) -> bool:
+        """Whether ``question`` asks for this quantity *of* something ("the total cost of
+        deliveries", "o custo das entregas"): the column named after it only says of what,
+        and its own total would answer another question."""
+        words = name_words(question)
+        return any(w in self.asks and words[i + 1] in _OF_WORDS for i, w in enumerate(words[:-1]))
+
     @property
     def measure(self) -> bool:
         """A quantity (cost, profit...): a plan summing another column would be a guess."""
@@ -107,6 +114,7 @@ _TABLE = (
     ("paciente pacientes patient patients", "paciente pacientes patient patients", "paciente",
      "patient"),
 )  # fmt: skip
+_OF_WORDS = frozenset({"of", "per", "for", "de", "do", "da", "dos", "das", "por", "para"})
 _MEASURE_CONCEPTS = frozenset({"cost", "profit", "margin", "discount", "tax"})
 _PERIOD_ASKS = (
     "mes meses mensal month months monthly semana semanas semanal week weeks weekly diario "

@@ -363,6 +363,7 @@ class InsightService:
         if req.question and (
             (plan is None and missing)
             or (any(c.measure for c in missing) and not facts.names_a_measure(req.question, prof))
+            or any(c.measure and c.qualified(req.question) for c in missing)
             or (
                 any(c.dimension for c in missing)
                 and not facts.names_a_dimension(req.question, prof)
