@@ -1334,7 +1334,7 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("unit", "unitario"),
     ("branch", "filial", "unidade"),
     # people and HR
-    ("employee", "funcionario", "colaborador", "headcount", "staff", "pessoa", "people"),
+    ("employee", "funcionario", "colaborador", "headcount", "staff"),
     ("hire", "contratacao", "contratar", "contratou", "contratamos", "admissao", "hiring"),
     ("exit", "saida", "desligamento", "demissao", "left", "leaver", "attrition", "turnover"),
     ("payroll", "folha", "salario", "salary", "wage"),
