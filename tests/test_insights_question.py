@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from datetime import date, timedelta
 from typing import Any
 
 import duckdb
@@ -456,3 +457,27 @@ def test_a_missing_quantity_of_something_is_not_that_something_s_total(
     request = InsightRequest(question=text)
     plan, _ = asyncio.run(service._plan(None, request, prof, questions.parse(text, prof)))  # type: ignore[arg-type]
     assert (plan is not None) is planned
+
+
+def test_a_series_leaves_out_a_period_the_data_covers_in_part() -> None:
+    """Daily deliveries, Monday to Saturday, ending on Tuesday 30 April: the last week has
+    two days of data and would read as a 67% drop."""
+    rows = []
+    day = date(2024, 1, 1)
+    while day <= date(2024, 4, 30):
+        if day.weekday() != 6:
+            rows += [
+                {"data": day.isoformat(), "transportadora": "A", "entregas": 100},
+                {"data": day.isoformat(), "transportadora": "B", "entregas": 50},
+            ]
+        day += timedelta(days=1)
+    with data.from_records(rows, LIMITS) as table:
+        prof = profile(table)
+        text = "Como as entregas evoluíram semana a semana?"
+        asked = questions.parse(text, prof)
+        plan = questions.reconcile(facts.rule_plan(text, prof), asked, prof, "rules")
+        found, _ = InsightService._facts(table, prof, plan, 3, text, asked)
+    trend = next(f for f in found if f.kind == "trend")
+    assert trend.values["last_period"] == "2024-04-22"
+    assert trend.values["change"] == 0 and trend.values["direction"] == "flat"
+    assert {r["period"] for r in trend.rows} >= {"2024-01-01", "2024-04-22"}

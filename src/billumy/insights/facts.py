@@ -82,6 +82,7 @@ Grain = Literal["day", "week", "month", "quarter", "year"]
 Op = Literal["=", "!=", ">", ">=", "<", "<=", "in"]
 
 MAX_SEGMENT_ROWS = 10
+MIN_PERIOD_COVER = 0.75  # a period seen on under 3/4 of the usual number of days is partial
 MAX_OUTLIER_EXAMPLES = 5
 MIN_CORRELATION = 0.5
 FLAT_SHARE = 0.05  # a trend moving less than 5% of the mean level over the series is flat
@@ -525,10 +526,20 @@ def _series_sql(
     aggregates = ", ".join(f"{m.sql} AS v{i}" for i, m in enumerate(metrics))
     outputs = ", ".join(f"v{i} AS {quote_ident(label)}" for i, label in enumerate(labels))
     conditions = " AND ".join([f"{quote_ident(column)} IS NOT NULL", *where])
+    c = quote_ident(column)
+    # A first or last period the data covers on far fewer days than the others (the week the
+    # data ends in on a Tuesday) would read as a drop: such periods are left out of series.
+    cover = (
+        f"cover AS (SELECT {_period_sql(grain, column)} AS p, "  # noqa: S608
+        f"count(DISTINCT CAST({c} AS DATE)) AS d FROM data WHERE {c} IS NOT NULL GROUP BY 1), "
+        f"whole AS (SELECT p FROM cover WHERE d >= {MIN_PERIOD_COVER} * "
+        "(SELECT median(d) FROM cover)), "
+    )
     return (
-        f"WITH series AS (SELECT {_period_sql(grain, column)} AS p, {aggregates} "  # noqa: S608
-        f"FROM data WHERE {conditions} GROUP BY p) "
-        f"SELECT {period_label(grain, 'p')} AS period, {outputs} FROM series ORDER BY p"
+        f"WITH {cover}series AS (SELECT {_period_sql(grain, column)} AS p, "  # noqa: S608
+        f"{aggregates} FROM data WHERE {conditions} GROUP BY p) "
+        f"SELECT {period_label(grain, 'p')} AS period, {outputs} FROM series "
+        "WHERE p IN (SELECT p FROM whole) ORDER BY p"
     )
 
 
