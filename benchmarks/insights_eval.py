@@ -1,7 +1,7 @@
 """The insights evaluation set and the time to an answer on 100,000 rows, on a real server.
 
-Starts a real ``billumy serve`` on a free port with a temporary data dir (its own small
-starter: benchmarks do not import the tests), then:
+Starts a real ``billumy serve`` on a free port with a temporary data dir (the tests' starter,
+``tests/e2e/server.py``, as the other benchmarks use), then:
 
 1. runs the evaluation set (``evals/insights/cases.toml``, or the file given with
    ``--cases``, such as the held-out ``evals/insights/holdout.toml``) through the same code as
@@ -28,18 +28,11 @@ Timings swing on a shared machine: run it twice before trusting a figure.
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-from types import TracebackType
 
-import httpx
 import orjson
 from rich.console import Console
 
@@ -49,7 +42,10 @@ from billumy.evaluation.runner import EvalClient, percentile, run_cases, select
 
 # benchmarks/insights.py writes the 10-column CSV (run as a script, this folder is importable).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from insights import make_csv
+
+from tests.e2e.server import Server
 
 TARGET_P50_S = 1.5
 QUESTIONS = [
@@ -70,72 +66,6 @@ QUESTIONS = [
 
 def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class LocalServer:
-    """``billumy serve`` (the one installed beside this Python) on a free port, with its own
-    data dir and admin key; stopped with SIGTERM on exit, killed if it hangs."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.key = f"bk_bench-{secrets.token_hex(16)}"
-        self.log_path = data_dir / "server.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> LocalServer:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BILLUMY_")}
-        env |= {
-            "BILLUMY_DATA_DIR": str(self.data_dir),
-            "BILLUMY_PORT": str(self.port),
-            "BILLUMY_CONFIG": str(self.data_dir / "billumy.toml"),
-            "BILLUMY_NUM_THREADS": "2",
-            "BILLUMY_API_KEY": self.key,
-        }
-        billumy = Path(sys.executable).parent / "billumy"
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen([str(billumy), "serve"], env=env, stdout=log, stderr=log)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"billumy serve exited early:\n{self._log_tail()}")
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.__exit__(None, None, None)
-        raise RuntimeError(f"billumy serve did not start:\n{self._log_tail()}")
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def _log_tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-3000:]
 
 
 def evaluate(
@@ -216,12 +146,18 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     with tempfile.TemporaryDirectory(prefix="billumy-bench-eval-") as tmp:
         progress("starting billumy serve")
-        with LocalServer(Path(tmp) / "server") as server, EvalClient(server.url, server.key) as c:
-            c.check()
-            if not args.no_eval:
-                evaluate(c, args.narrative, console, args.cases, args.json)
-            if args.rows:
-                time_to_answer(c, args.rows, args.questions, Path(tmp))
+        data_dir = Path(tmp) / "server"
+        data_dir.mkdir()
+        server = Server(data_dir=data_dir, api_key=f"bk_bench-{secrets.token_hex(16)}").start()
+        try:
+            with EvalClient(server.url, str(server.api_key)) as c:
+                c.check()
+                if not args.no_eval:
+                    evaluate(c, args.narrative, console, args.cases, args.json)
+                if args.rows:
+                    time_to_answer(c, args.rows, args.questions, Path(tmp))
+        finally:
+            server.stop()
     return 0
 
 
