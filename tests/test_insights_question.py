@@ -481,3 +481,27 @@ def test_a_series_leaves_out_a_period_the_data_covers_in_part() -> None:
     assert trend.values["last_period"] == "2024-04-22"
     assert trend.values["change"] == 0 and trend.values["direction"] == "flat"
     assert {r["period"] for r in trend.rows} >= {"2024-01-01", "2024-04-22"}
+
+
+def test_a_word_of_why_that_names_a_column_is_that_column() -> None:
+    """A returns table with a ``motivo`` (reason) column: "por motivo" groups by it."""
+    rows = [
+        {"data": f"2024-0{m}-01", "motivo": r, "devolucoes": n}
+        for m in range(1, 4)
+        for r, n in (("Defeito", 10 + m), ("Tamanho errado", 20))
+    ]
+    with data.from_records(rows, LIMITS) as table:
+        prof = profile(table)
+        kinds = {
+            text: _kinds(questions.parse(text, prof))
+            for text in (
+                "Qual o total de devoluções por motivo?",
+                "Which reason had the most returns?",
+                "Por que as devoluções subiram em março?",
+            )
+        }
+    assert kinds == {
+        "Qual o total de devoluções por motivo?": ["total"],
+        "Which reason had the most returns?": ["rank"],
+        "Por que as devoluções subiram em março?": ["drivers"],
+    }

@@ -59,6 +59,7 @@ __all__ = [
     "Plan",
     "choose_grain",
     "coarser",
+    "column_vocabulary",
     "default_agg",
     "facts_for_plan",
     "filter_conditions",
@@ -1552,6 +1553,16 @@ def _named_column(
     return (
         _Named(head.position, min(head.strength, 1), head.length) if head.position >= 0 else found
     )
+
+
+def column_vocabulary(profile: Profile) -> frozenset[str]:
+    """The words that name the visible columns, with their synonyms ("motivo" and "reason"
+    for a column ``motivo``): a question word among them names a column before anything
+    else."""
+    words = {w for c in profile.columns if not c.masked for w in name_words(c.name)}
+    groups = frozenset().union(*(_SYNONYM_GROUPS.get(w, frozenset()) for w in words))
+    synonyms = {w for w, g in _SYNONYM_GROUPS.items() if g & groups}
+    return frozenset(words | synonyms)
 
 
 def names_a_dimension(question: str, profile: Profile) -> bool:

@@ -37,6 +37,7 @@ from billumy.insights.facts import (
     Period,
     Plan,
     choose_grain,
+    column_vocabulary,
     default_agg,
     main_columns,
     rule_order,
@@ -431,7 +432,10 @@ def parse(question: str, profile: Profile) -> Question:
             parts.append(Part(kind, found, detail))
 
     direction = anomalies.asked_direction(question)
-    drivers = _phrase(words, _DRIVERS_PHRASES) or _word(words, _DRIVERS)
+    # "Qual o valor por motivo?" names a column ``motivo``: no question of why.
+    drivers = _phrase(words, _DRIVERS_PHRASES) or _word(
+        words, _DRIVERS - column_vocabulary(profile)
+    )
     compare = _phrase(words, _COMPARE_PHRASES) or _word(words, _COMPARE)
     previous = _word(words, _PREVIOUS)
     add("anomaly", direction, direction=direction)
