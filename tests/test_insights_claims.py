@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from billumy.insights import anomalies, data, facts
@@ -23,6 +24,7 @@ from billumy.insights.formats import for_language
 from billumy.insights.model import Fact, Profile
 from billumy.insights.profile import profile
 from billumy.insights.sentences import fold, split_sentences
+from billumy.insights.service import _NarrativeReader, _Review
 from billumy.insights.statements import Context
 from tests.insights_data import weekly_stores
 
@@ -387,3 +389,77 @@ def test_the_tally_counts_what_is_shown(weekly: dict[str, tuple[list[Fact], Prof
         "sentences": 5, "kept": 2, "dropped": 3, "claims_checked": 4, "names_checked": 6,
         "insights_dropped": 0,
     }  # fmt: skip
+
+
+# --- the narrative as it streams (service._NarrativeReader and service._Review) ---------------
+
+
+def _narrative(*insights: dict[str, Any], summary: str = "") -> str:
+    return orjson.dumps({"insights": list(insights), "summary": summary}).decode()
+
+
+def _fed(reader: _NarrativeReader, text: str, size: int) -> list[list[Any]]:
+    """What ``reader`` handed out after each piece of ``size`` characters."""
+    return [reader.feed(text[i : i + size]) for i in range(0, len(text), size)]
+
+
+@pytest.mark.parametrize("size", [1, 7, 10_000])
+def test_the_reader_hands_out_each_insight_once_when_it_is_complete(size: int) -> None:
+    first = {"title": "A", "text": "Centro leads.", "facts": ["f1"]}
+    second = {"title": "B", "text": r'Sul fell "a lot", {ok}.', "facts": ["f2"]}
+    text = _narrative(first, second, summary="Done.")
+    reader = _NarrativeReader()
+    handed = _fed(reader, text, size)
+    handed.append(reader.close())
+    out = [item for batch in handed for item in batch]
+    assert out == [first, second] and reader.summary == "Done." and reader.usable
+    # The first insight went out before the model had finished the second.
+    if size < 100:
+        when = next(n for n, batch in enumerate(handed) if batch)
+        assert when * size < text.index('"B"')
+
+
+def test_a_cut_narrative_keeps_the_insights_it_finished() -> None:
+    first = {"title": "A", "text": "Centro leads.", "facts": ["f1"]}
+    text = _narrative(first, {"title": "B", "text": "Sul fell a lot.", "facts": ["f2"]})
+    cut = text[: text.index("a lot")]
+    reader = _NarrativeReader()
+    out = [item for batch in _fed(reader, cut, 5) for item in batch] + reader.close()
+    assert out == [first] and reader.summary == "" and reader.usable
+    # Cut inside the first insight: nothing to show, and said unusable.
+    reader = _NarrativeReader()
+    out = [item for batch in _fed(reader, text[:30], 5) for item in batch] + reader.close()
+    assert out == [] and not reader.usable
+    # Not JSON at all.
+    reader = _NarrativeReader()
+    assert reader.feed("Here are the insights") == [] and reader.close() == []
+    assert not reader.usable
+
+
+def test_the_review_keeps_checked_insights_and_lists_what_it_dropped(
+    weekly: dict[str, tuple[list[Fact], Profile]],
+) -> None:
+    found, prof = weekly["en"]
+    ranking = _cite(found, "breakdown")
+    answer = write_answer(
+        question=QUESTIONS["en"], facts=found, ctx=Context(for_language("en"), prof), most=3
+    )
+    review = _Review(found, "en", prof, most=2, answer=answer)
+    kept = review.insight(
+        {"title": "Sul leads", "text": "Centro leads vendas_reais. Act now.", "facts": ranking}
+    )
+    assert kept is not None and kept["title"] == "" and kept["verified"]
+    assert kept["text"] == "Centro leads vendas_reais. Act now." and kept["dropped_sentences"] == 1
+    # Every sentence wrong: dropped whole, and its sentences listed with the claims that failed.
+    wrong = {"title": "Centro leads", "text": "Sul leads vendas_reais.", "facts": ranking}
+    assert review.insight(wrong) is None
+    # Past the most asked for: not even checked.
+    assert review.insight({"title": "", "text": "Centro leads.", "facts": ranking}) is None
+    review.summarise("Norte leads vendas_reais.", usable=True)
+    insights, summary, tally, dropped = review.result()
+    assert insights == [kept] and "Norte leads" not in summary
+    assert tally["insights_dropped"] == 1 and tally["dropped"] == len(dropped) == 4
+    where = ["insight 1 title", "insight 2", "insight 2 title", "summary"]
+    assert [d["in"] for d in dropped] == where and dropped[0]["facts"] == ranking
+    # The title of the insight dropped whole agreed, but was not shown either.
+    assert [bool(d["failed"]) for d in dropped] == [True, True, False, True]

@@ -6,13 +6,13 @@ import json
 import re
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from billumy.insights.checker import ClaimChecker
 from billumy.insights.model import ColumnProfile, Fact, Profile
-from billumy.insights.sentences import split_sentences
 from billumy.insights.verify import check
 from tests.e2e.server import Server
 from tests.insights_data import weekly_stores
@@ -134,9 +134,11 @@ def test_streaming_insights_send_facts_first(server: Server) -> None:
         assert response.status_code == 200
         lines = [json.loads(x) for x in response.iter_lines() if x.strip()]
     kinds = [e["type"] for e in lines]
-    # The answer, written by our code, goes out before any word of the model's narrative.
+    # The answer, written by our code, goes out before any word of the model's narrative,
+    # and of the narrative only the insights that passed the check, each once.
     assert kinds[:2] == ["facts", "answer"] and kinds[-1] == "insights"
-    assert set(kinds[2:-1]) <= {"narrative"}
+    assert set(kinds[2:-1]) <= {"insight"}
+    assert [e["insight"] for e in lines[2:-1]] == lines[-1]["insights"]
     assert lines[-1]["facts"] == lines[0]["facts"]
     assert lines[-1]["answer"] == lines[1]["answer"] and lines[1]["answer"]["sentences"]
     # The masked column is profiled for counts only; its values are nowhere.
@@ -468,8 +470,8 @@ def test_every_part_of_a_question_is_answered_or_said_unanswered(server: Server)
     assert change["values"]["change"] == pytest.approx(sum(drops.values()))
 
 
-def _stream(srv: Server, body: dict[str, object]) -> tuple[str, dict[str, object]]:
-    """The raw narrative the model streamed, and the stored record."""
+def _stream(srv: Server, body: dict[str, object]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The model insights streamed, and the stored record."""
     with httpx.stream(
         "POST",
         srv.url + "/api/insights",
@@ -480,8 +482,10 @@ def _stream(srv: Server, body: dict[str, object]) -> tuple[str, dict[str, object
         assert response.status_code == 200, response.read()
         events = [json.loads(x) for x in response.iter_lines() if x.strip()]
     assert events[-1]["type"] == "insights", events[-1]
-    raw = "".join(e["text"] for e in events if e["type"] == "narrative")
-    return raw, events[-1]
+    assert [e["type"] for e in events[:2]] == ["facts", "answer"]
+    streamed = [e["insight"] for e in events[2:-1] if e["type"] == "insight"]
+    assert len(streamed) == len(events) - 3  # nothing else between the answer and the record
+    return streamed, events[-1]
 
 
 def _profile(record: dict[str, object]) -> Profile:
@@ -504,50 +508,39 @@ def _profile(record: dict[str, object]) -> Profile:
 def test_the_narrative_keeps_only_sentences_whose_claims_agree(
     server: Server, question: str, lang: str
 ) -> None:
-    raw, record = _stream(
+    streamed, record = _stream(
         server, {"question": question, "data": _weekly(), "narrative": True, "max_insights": 2}
     )
     assert record["narrative"] is True and record["language"] == lang
     tally = record["narrative_check"]
-    assert isinstance(tally, dict)
     assert tally["sentences"] == tally["kept"] + tally["dropped"]
     insights = record["insights"]
-    assert isinstance(insights, list) and len(insights) + tally["insights_dropped"] <= 2
+    # What streamed is what was kept: the checked insights, nothing of the raw narrative.
+    assert streamed == insights
+    assert len(insights) + tally["insights_dropped"] <= 2
     assert sum(i["dropped_sentences"] for i in insights) <= tally["dropped"]
-    facts = [Fact(**f) for f in record["facts"]]  # type: ignore[arg-type, union-attr]
+    dropped = record["narrative_dropped"]
+    assert len(dropped) == tally["dropped"]
+    facts = [Fact(**f) for f in record["facts"]]
     checker = ClaimChecker(facts, lang, _profile(record))
-    try:
-        written = {i["text"]: i for i in json.loads(raw).get("insights") or []}
-    except json.JSONDecodeError:
-        written = {}  # an unusable narrative gives no insights
-    if not written:
-        assert insights == []
+    for sentence in dropped:
+        # A sentence dropped for its claims fails when checked again here against the facts
+        # its insight cited; one dropped with its insight agreed but was not shown.
+        again = checker.check_sentence(sentence["text"], sentence["facts"])
+        assert again.kept is not bool(sentence["failed"]), sentence
+        assert not any(sentence["text"] in i["text"] for i in insights if sentence["failed"])
     for insight in insights:
         # Verified means something was checked, and only then.
         assert insight["verified"] is (insight["checked_claims"] >= 1), insight
         assert insight["source"] == "model" and insight["text"]
-        # The kept text is the model's own sentences, every one of them agreeing when checked
-        # again here; the dropped ones are nowhere in it.
-        original = next(
-            t for t in written if all(s.text in t for s in split_sentences(insight["text"]))
-        )
-        sentences = [s.text for s in split_sentences(original)]
-        kept = [s.text for s in split_sentences(insight["text"])]
-        dropped = [s for s in sentences if s not in kept]
-        title_dropped = bool(written[original].get("title")) and not insight["title"]
-        assert len(dropped) + title_dropped == insight["dropped_sentences"]
-        assert not any(d in insight["text"] for d in dropped)
+        # Every kept sentence agrees when checked again here, with the same claim count.
         result = checker.check(insight["text"], insight["facts"])
-        assert (
-            not result.dropped
-            and result.checked_claims
-            + (
-                checker.check_sentence(insight["title"], insight["facts"]).assertions
-                if insight["title"]
-                else 0
-            )
-            == insight["checked_claims"]
+        title = (
+            checker.check_sentence(insight["title"], insight["facts"]).assertions
+            if insight["title"]
+            else 0
         )
+        assert not result.dropped and result.checked_claims + title == insight["checked_claims"]
 
 
 def test_the_embedded_model_narrates_only_when_asked(
@@ -555,8 +548,8 @@ def test_the_embedded_model_narrates_only_when_asked(
 ) -> None:
     body = {"question": "Qual loja vendeu mais?", "data": _weekly(), "max_insights": 1}
     # The default model is the embedded one: no narrative unless the request asks.
-    raw, record = _stream(server, body)
-    assert raw == "" and record["narrative"] is False and record["insights"] == []
+    streamed, record = _stream(server, body)
+    assert streamed == [] and record["narrative"] is False and record["insights"] == []
     assert record["narrative_check"] == {
         "sentences": 0, "kept": 0, "dropped": 0, "claims_checked": 0, "names_checked": 0,
         "insights_dropped": 0,
@@ -567,7 +560,8 @@ def test_the_embedded_model_narrates_only_when_asked(
     data_dir.mkdir()
     (data_dir / "billumy.toml").write_text("insights_narrative = true\n")
     srv = make_server(data_dir=data_dir).start()
-    raw, record = _stream(srv, body)
-    assert raw and record["narrative"] is True
-    raw, record = _stream(srv, {**body, "narrative": False})
-    assert raw == "" and record["narrative"] is False and record["insights"] == []
+    streamed, record = _stream(srv, body)
+    assert record["narrative"] is True and record["narrative_check"]["sentences"] > 0
+    assert streamed == record["insights"]
+    streamed, record = _stream(srv, {**body, "narrative": False})
+    assert streamed == [] and record["narrative"] is False and record["insights"] == []

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pydantic_core
 from pydantic import ValidationError
 
 from billumy.auth import Principal
@@ -314,15 +315,22 @@ class InsightService:
             "plan_source": plan_source,
         }
         yield {"type": "answer", "answer": answer.as_dict()}
-        parts: list[str] = []
+        review = _Review(found, language, prof, most, answer)
         if narrate:
+            reader = _NarrativeReader()
             async for piece in self._narrate(caller, req, found, language, most):
-                parts.append(piece)
-                yield {"type": "narrative", "text": piece}
+                for item in reader.feed(piece):
+                    kept = review.insight(item)
+                    if kept is not None:
+                        # Only what survived the check goes out, insight by insight.
+                        yield {"type": "insight", "insight": kept}
+            for item in reader.close():
+                kept = review.insight(item)
+                if kept is not None:
+                    yield {"type": "insight", "insight": kept}
+            review.summarise(reader.summary, usable=reader.usable)
         clock.lap("narrative")
-        insights, summary, tally = self._checked(
-            "".join(parts), found, language, most, answer, prof
-        )
+        insights, summary, tally, dropped = review.result()
         clock.lap("verify_and_charts")
         record = {
             "id": new_id("in"),
@@ -341,6 +349,7 @@ class InsightService:
             "summary": summary,
             "narrative": narrate,
             "narrative_check": tally,
+            "narrative_dropped": dropped,
             "timings": clock.laps,
         }
         record["changes"] = await asyncio.to_thread(self._changes, caller, record)
@@ -544,97 +553,6 @@ class InsightService:
         ):
             yield piece
 
-    def _checked(
-        self,
-        raw: str,
-        found: list[Fact],
-        language: str,
-        most: int,
-        answer: Answer,
-        prof: Profile,
-    ) -> tuple[list[dict[str, Any]], str, dict[str, int]]:
-        """The model's insights and summary, kept sentence by sentence, and the tally of the
-        check: ``sentences``, ``kept``, ``dropped``, ``claims_checked`` (numbers, ranks and
-        directions), ``names_checked`` (segments, columns, periods), ``insights_dropped``.
-
-        A sentence stays only when every claim in it agrees with a fact the insight cites (any
-        fact for the summary, which cites none); a sentence with a wrong number is dropped
-        whole rather than shown with the number marked, since the words around a wrong number
-        are rarely right. A title is checked like a sentence and emptied when it fails; an
-        insight with no sentence left is dropped. None when the narrative is unusable or off:
-        the answer already states the facts, and fact statements must not pass for the model's
-        verified insights."""
-        by_id = {f.id: f for f in found}
-        claim_checker = checker.ClaimChecker(found, language, prof)
-        tally = checker.Tally()
-        try:
-            parsed = orjson.loads(raw) if raw else {}
-        except orjson.JSONDecodeError:
-            parsed = {}
-        items = parsed.get("insights") if isinstance(parsed, dict) else None
-        if not items and raw:
-            log.info("narrative unusable; the answer stands alone", extra={"chars": len(raw)})
-        insights: list[dict[str, Any]] = []
-        for item in (items or [])[:most]:
-            if not isinstance(item, dict):
-                continue
-            cited = [i for i in item.get("facts") or [] if i in by_id]
-            text = str(item.get("text") or "").strip()
-            title = str(item.get("title") or "").strip()
-            if not text:
-                continue
-            heading = [claim_checker.check_sentence(title, cited)] if title else []
-            body = claim_checker.check(text, cited)
-            tally.add([*heading, *body.sentences], shown=bool(body.kept))
-            if not body.kept:
-                tally.insights_dropped += 1
-                continue
-            title_kept = [h for h in heading if h.kept]
-            insights.append(
-                self._insight(
-                    title=title if title_kept else "",
-                    text=body.text,
-                    fact_ids=cited
-                    or sorted({i for c in [*title_kept, *body.kept] for i in c.facts}),
-                    checked_claims=body.checked_claims + sum(h.assertions for h in title_kept),
-                    dropped_sentences=len(body.dropped) + len(heading) - len(title_kept),
-                    by_id=by_id,
-                )
-            )
-        summary_text = str(parsed.get("summary") or "") if isinstance(parsed, dict) else ""
-        summary_check = claim_checker.check(summary_text)
-        tally.add(summary_check.sentences)
-        if tally.dropped:
-            log.info("narrative sentences dropped by the claim check", extra=tally.as_dict())
-        return insights, _markdown(summary_check.text, insights, found, answer), tally.as_dict()
-
-    @staticmethod
-    def _insight(
-        *,
-        title: str,
-        text: str,
-        fact_ids: list[str],
-        checked_claims: int,
-        dropped_sentences: int,
-        by_id: dict[str, Fact],
-    ) -> dict[str, Any]:
-        chart = None
-        for fact_id in fact_ids:
-            chart = charts.chart_for(by_id[fact_id], title=title or None)
-            if chart is not None:
-                break
-        return {
-            "title": title,
-            "text": text,
-            "facts": fact_ids,
-            # Every claim of the kept text agreed; "verified" needs at least one of them.
-            "verified": checked_claims > 0,
-            "checked_claims": checked_claims,
-            "dropped_sentences": dropped_sentences,
-            "chart": chart,
-            "source": "model",
-        }
-
     def _changes(self, caller: Principal, record: dict[str, Any]) -> list[dict[str, Any]] | None:
         """What changed since the same question ran on an earlier version of the dataset."""
         dataset = record["dataset"]
@@ -722,6 +640,158 @@ class _Clock:
 def _fact_key(fact: dict[str, Any]) -> str:
     blob = orjson.dumps([fact.get("kind"), fact.get("columns"), sorted(fact.get("values", {}))])
     return hashlib.sha256(blob).hexdigest()
+
+
+class _NarrativeReader:
+    """Reads the model's narrative JSON (``{"insights": [...], "summary": "..."}``) as it
+    streams, handing out each insight once it is complete, so that it can be checked and sent
+    before the model has finished; a narrative cut short (the token budget) keeps the insights
+    it completed."""
+
+    def __init__(self) -> None:
+        self._text = ""
+        self._given = 0
+        self.summary = ""
+        self.usable = True
+
+    def _items(self, parsed: object) -> list[Any]:
+        items = parsed.get("insights") if isinstance(parsed, dict) else None
+        return items if isinstance(items, list) else []
+
+    def feed(self, piece: str) -> list[Any]:
+        self._text += piece
+        try:
+            parsed = pydantic_core.from_json(self._text, allow_partial=True)
+        except ValueError:
+            return []
+        items = self._items(parsed)
+        # The last item may still be growing until the array is closed (the summary follows).
+        done = len(items) if isinstance(parsed, dict) and "summary" in parsed else len(items) - 1
+        return self._hand_out(items, done)
+
+    def close(self) -> list[Any]:
+        """The insights not yet handed out: all of them for a whole narrative, the complete
+        ones for a cut one (its last, unfinished insight and its summary are left out)."""
+        if not self._text:
+            return []
+        try:
+            parsed = orjson.loads(self._text)
+            whole = True
+        except orjson.JSONDecodeError:
+            whole = False
+            try:
+                parsed = pydantic_core.from_json(self._text, allow_partial=True)
+            except ValueError:
+                parsed = None
+        items = self._items(parsed)
+        if whole and isinstance(parsed, dict):
+            summary = parsed.get("summary")
+            self.summary = summary if isinstance(summary, str) else ""
+        self.usable = bool(items) and (whole or len(items) > 1)
+        return self._hand_out(items, len(items) if whole else len(items) - 1)
+
+    def _hand_out(self, items: list[Any], done: int) -> list[Any]:
+        out = items[self._given : max(done, self._given)]
+        self._given += len(out)
+        return out
+
+
+class _Review:
+    """The claim check of one narrative (:mod:`billumy.insights.checker`), insight by insight:
+    a sentence stays only when every claim in it agrees with a fact the insight cites (any fact
+    for the summary, which cites none); a sentence with a wrong number is dropped whole rather
+    than shown with the number marked, since the words around a wrong number are rarely right.
+    A title is checked like a sentence and emptied when it fails; an insight with no sentence
+    left is dropped. The tally counts ``sentences``, ``kept``, ``dropped``, ``claims_checked``
+    (numbers, ranks and directions), ``names_checked`` (segments, columns, periods) and
+    ``insights_dropped``; the dropped sentences are listed with the claims that failed, for
+    whoever audits the stamp."""
+
+    def __init__(
+        self, found: list[Fact], language: str, prof: Profile, most: int, answer: Answer
+    ) -> None:
+        self.found = found
+        self.by_id = {f.id: f for f in found}
+        self.checker = checker.ClaimChecker(found, language, prof)
+        self.most = most
+        self.answer = answer
+        self.tally = checker.Tally()
+        self.insights: list[dict[str, Any]] = []
+        self.dropped: list[dict[str, Any]] = []
+        self.summary = ""
+        self._seen = 0
+
+    def _note(
+        self, checks: list[checker.SentenceCheck], where: str, cited: list[str] | None = None
+    ) -> None:
+        for c in checks:
+            if not c.kept:
+                failed = [f.text for f in c.failed]
+                self.dropped.append(
+                    {"in": where, "text": c.text, "facts": cited or [], "failed": failed}
+                )
+
+    def insight(self, item: Any) -> dict[str, Any] | None:
+        """The insight as kept (None when it is dropped whole or is past the most asked)."""
+        self._seen += 1
+        if self._seen > self.most or not isinstance(item, dict):
+            return None
+        cited = [i for i in item.get("facts") or [] if isinstance(i, str) and i in self.by_id]
+        text = str(item.get("text") or "").strip()
+        title = str(item.get("title") or "").strip()
+        if not text:
+            return None
+        heading = [self.checker.check_sentence(title, cited)] if title else []
+        body = self.checker.check(text, cited)
+        self.tally.add([*heading, *body.sentences], shown=bool(body.kept))
+        where = f"insight {self._seen}"
+        self._note(heading, f"{where} title", cited)
+        self._note(body.sentences, where, cited)
+        if not body.kept:
+            self.tally.insights_dropped += 1
+            # Its sentences that agreed were not shown either.
+            self.dropped += [
+                {"in": f"{where} title" if c in heading else where, "text": c.text,
+                 "facts": cited, "failed": []}
+                for c in [*heading, *body.sentences]
+                if c.kept
+            ]  # fmt: skip
+            return None
+        title_kept = [h for h in heading if h.kept]
+        fact_ids = cited or sorted({i for c in [*title_kept, *body.kept] for i in c.facts})
+        checked_claims = body.checked_claims + sum(h.assertions for h in title_kept)
+        chart = None
+        for fact_id in fact_ids:
+            chart = charts.chart_for(self.by_id[fact_id], title=title or None)
+            if chart is not None:
+                break
+        kept = {
+            "title": title if title_kept else "",
+            "text": body.text,
+            "facts": fact_ids,
+            # Every claim of the kept text agreed; "verified" needs at least one of them.
+            "verified": checked_claims > 0,
+            "checked_claims": checked_claims,
+            "dropped_sentences": len(body.dropped) + len(heading) - len(title_kept),
+            "chart": chart,
+            "source": "model",
+        }
+        self.insights.append(kept)
+        return kept
+
+    def summarise(self, text: str, *, usable: bool) -> None:
+        if not usable:
+            log.info("narrative unusable; the answer stands alone")
+        check = self.checker.check(text)
+        self.tally.add(check.sentences)
+        self._note(check.sentences, "summary")
+        self.summary = check.text
+
+    def result(self) -> tuple[list[dict[str, Any]], str, dict[str, int], list[dict[str, Any]]]:
+        if self.tally.dropped:
+            log.info("narrative sentences dropped by the claim check", extra=self.tally.as_dict())
+        summary = _markdown(self.summary, self.insights, self.found, self.answer)
+        return self.insights, summary, self.tally.as_dict(), self.dropped
 
 
 def _markdown(
