@@ -296,3 +296,37 @@ def test_a_found_anomaly_ranks_among_the_salient_facts() -> None:
 )
 def test_the_question_reader(question: str, direction: str | None) -> None:
     assert asked_direction(question) == direction
+
+
+def _hires(spike: int) -> list[dict[str, object]]:
+    """24 months of hires for two departments: small counts (2 to 6) on a steady level, with
+    Sales' July 2024 at ``spike``."""
+    rows: list[dict[str, object]] = []
+    for month in range(24):
+        day = date(2023 + month // 12, month % 12 + 1, 1).isoformat()
+        for dept, base in (("Sales", 4), ("Support", 3)):
+            hires = base + (0, 1, -1, 0, 1, 0, -1)[(month + len(dept)) % 7]
+            if dept == "Sales" and month == 18:
+                hires = spike
+            rows.append({"month": day, "department": dept, "hires": hires})
+    return rows
+
+
+@pytest.mark.parametrize(("spike", "flagged"), [(10, False), (22, True)])
+def test_small_counts_need_more_than_their_poisson_noise(spike: int, flagged: bool) -> None:
+    # Months of 3 to 5 hires sit within 1 of their line (MAD 1): by the MAD alone a 10 is a
+    # spike (6 over 4, more than 3.5 · 1.4826 = 5.2; the 20% floor is no help at these sizes).
+    # Counts that small swing by √4 = 2 for no reason: 10 is within 3.5 · 2, 22 is news.
+    with data.from_records(_hires(spike)) as table:
+        prof = profile(table)
+        scope = plan_scope(table, prof, None)
+        assert scope is not None and scope.measure == "hires" and scope.grain == "month"
+        fact = anomaly_fact(table, scope, "spike", keep_empty=True)
+        without = anomaly_fact(
+            table, dataclasses.replace(scope, dtype="DOUBLE"), "spike", keep_empty=True
+        )
+    assert fact is not None and without is not None
+    cases = [(r["segment"], r["period"]) for r in fact.rows]
+    assert cases == ([("Sales", "2024-07")] if flagged else [])
+    # The same series read as money (no Poisson floor) does call the 10 a spike.
+    assert ("Sales", "2024-07") in [(r["segment"], r["period"]) for r in without.rows]

@@ -16,6 +16,11 @@ Why this method:
   intercept the residuals' median is 0, so the MAD is the median ``|residual|``), and only
   when the residual is at least ``MIN_CHANGE_PCT`` of the expected value, so that a very
   regular series never gets its ordinary wobble called a drop;
+* for counts (a count of rows, or the sum of an integer column: hires, returns, items) the
+  noise is at least Poisson's: the residual must also exceed ``THRESHOLD`` · √expected, so that
+  a department hiring 2 to 6 people a month does not get its 9 called a spike because its
+  other months happened to sit close to the line (a MAD of 1 says little about counts that
+  small);
 * segments with fewer than ``MIN_PERIODS`` periods are not judged: too few points to know
   what normal is. Periods are numbered by calendar distance, so a missing week is a gap in
   the line, not a shift of every later point. A period with no rows at all is not seen.
@@ -47,7 +52,7 @@ from billumy.insights.facts import (
     period_label,
 )
 from billumy.insights.model import Fact, Profile, Scalar
-from billumy.insights.profile import name_words, plain
+from billumy.insights.profile import dtype_family, name_words, plain
 
 __all__ = ["Direction", "Scope", "anomaly_fact", "asked_direction", "plan_scope"]
 
@@ -207,9 +212,15 @@ def _series_ctes(scope: Scope) -> str:
     )
 
 
+def counts(scope: Scope) -> bool:
+    """Whether the series are counts, whose noise is at least Poisson's."""
+    return scope.agg == "count" or (scope.agg == "sum" and dtype_family(scope.dtype) == "integer")
+
+
 def cases_sql(scope: Scope, direction: Direction) -> str:
     """The flagged periods, most severe first (see the module docstring)."""
     sign = {"drop": " AND residual < 0", "spike": " AND residual > 0", "both": ""}[direction]
+    poisson = f" AND abs(residual) > {THRESHOLD} * sqrt(abs(expected))" if counts(scope) else ""
     segment = "segment" if scope.dimension is not None else "NULL"
     return (
         _series_ctes(scope)  # noqa: S608
@@ -218,7 +229,7 @@ def cases_sql(scope: Scope, direction: Direction) -> str:
         "CASE WHEN residual < 0 THEN 'drop' ELSE 'spike' END AS direction FROM m "
         f"WHERE n >= {MIN_PERIODS} AND expected <> 0{scope.narrowed()} "
         f"AND abs(residual) > {THRESHOLD} * 1.4826 * mad "
-        f"AND abs(residual) >= {MIN_CHANGE_PCT / 100} * abs(expected){sign} "
+        f"AND abs(residual) >= {MIN_CHANGE_PCT / 100} * abs(expected){poisson}{sign} "
         f"ORDER BY abs(residual) / abs(expected) DESC, segment, p LIMIT {MAX_CASES}"
     )
 
