@@ -7,10 +7,12 @@ from collections.abc import Iterator
 import pytest
 
 from billumy.errors import BadRequestError
-from billumy.insights import data
+from billumy.insights import data, facts
 from billumy.insights.data import Table
 from billumy.insights.facts import Measure, Plan, rule_plan, salient_facts, validate_plan
+from billumy.insights.formats import for_language
 from billumy.insights.profile import is_ordinal_name, profile
+from billumy.insights.statements import Context, describe
 from tests.insights_data import weekly_stores
 
 
@@ -73,3 +75,80 @@ def test_a_model_plan_that_sums_the_week_number_is_refused(weekly: Table) -> Non
     plan = Plan(measures=[Measure(column="semana", agg="sum")], dimensions=["loja"])
     with pytest.raises(BadRequestError, match="ordinal, not numeric"):
         validate_plan(plan, prof)
+
+
+# --- stocks: levels at a moment, taken on the latest date -----------------------------------
+
+
+def _headcount() -> list[dict[str, object]]:
+    """12 months of two departments' headcount (a stock) and hires (a flow)."""
+    rows: list[dict[str, object]] = []
+    for month in range(1, 13):
+        day = f"2024-{month:02d}-01"
+        rows.append({"month": day, "department": "Eng", "headcount": 100 + month, "hires": 3})
+        rows.append({"month": day, "department": "Ops", "headcount": 50 - month, "hires": 1})
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("question", "lang"),
+    [("How many employees do we have by department?", "en"), ("Quantos funcionários temos?", "pt")],
+)
+def test_a_stock_is_counted_on_the_latest_date_never_summed_over_dates(
+    question: str, lang: str
+) -> None:
+    with data.from_records(_headcount()) as table:
+        prof = profile(table)
+        assert facts.is_stock(prof.column("headcount")) and not facts.is_stock(prof.column("hires"))  # type: ignore[arg-type]
+        plan = facts.rule_plan(question, prof)
+        assert plan is not None and plan.measures[0].column == "headcount"
+        found = facts.facts_for_plan(table, prof, plan)
+        total = next(f for f in found if f.kind == "aggregate")
+        # December's 112 + 38, not twelve months of them added up.
+        assert total.values == {"sum_headcount": 150}
+        assert total.as_of == {"column": "month", "period": "2024-12", "grain": "month"}
+        if plan.dimensions:
+            ranking = next(f for f in found if f.kind == "breakdown")
+            assert [(r["department"], r["sum_headcount"]) for r in ranking.rows] == [
+                ("Eng", 112),
+                ("Ops", 38),
+            ]
+        ctx = Context(for_language(lang), prof, plan, {f.id for f in found})
+        said = describe(total, ctx)
+    expected = {
+        "en": "In December 2024, total headcount is 150.",
+        "pt": "Em dezembro de 2024, o total de headcount é 150.",
+    }
+    assert said == expected[lang]
+
+
+def test_a_stock_per_period_is_its_level_on_the_period_s_last_date() -> None:
+    with data.from_records(_headcount()) as table:
+        prof = profile(table)
+        plan = facts.Plan(
+            measures=[facts.Measure(column="headcount", agg="sum")],
+            period=facts.Period(column="month", grain="quarter"),
+        )
+        trend = next(f for f in facts.facts_for_plan(table, prof, plan) if f.kind == "trend")
+    # Each quarter's last month (March, June, September, December), both departments.
+    assert [r["sum_headcount"] for r in trend.rows] == [150, 150, 150, 150]
+    assert [r["period"] for r in trend.rows] == ["2024-Q1", "2024-Q2", "2024-Q3", "2024-Q4"]
+
+
+@pytest.mark.parametrize(
+    ("question", "grain", "last"),
+    [
+        ("How has headcount evolved over the past two years?", "month", 24),
+        ("Como evoluiu o headcount nos últimos 2 anos?", "month", 24),
+        ("Vendas nos últimos 3 meses", "month", 3),
+        ("sales in the last 2 weeks", "day", 14),
+    ],
+)
+def test_a_short_span_is_a_window_read_at_a_finer_grain(
+    question: str, grain: str, last: int
+) -> None:
+    with data.from_records(_headcount()) as table:
+        prof = profile(table)
+    plan = facts.rule_plan(question, prof)
+    assert plan is not None and plan.period is not None
+    assert (plan.period.grain, plan.period.last) == (grain, last)

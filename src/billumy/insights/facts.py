@@ -65,12 +65,14 @@ __all__ = [
     "filter_conditions",
     "fmt_number",
     "fmt_pct",
+    "is_stock",
     "main_columns",
     "metric_sql",
     "names_a_dimension",
     "names_a_measure",
     "natural_grain",
     "period_label",
+    "plan_agg",
     "plan_schema",
     "rule_order",
     "rule_plan",
@@ -173,7 +175,13 @@ _AVG_WORDS = {
     "duracao", "latency", "latencia", "discount", "desconto", "temperature", "temperatura",
     "satisfaction", "satisfacao", "percent", "percentage", "percentual", "porcentagem",
     "medio", "average", "min", "mins", "delay", "atraso", "lag", "speed",
-    "velocidade", "headcount", "saldo", "balance", "estoque", "inventory", "stock",
+    "velocidade", *("headcount", "saldo", "balance", "estoque", "inventory", "stock"),
+}  # fmt: skip
+# Stocks: levels at a moment (people on the payroll, units in the warehouse, money in the
+# account), which add up across segments on one date but never across dates.
+_STOCK_WORDS = {
+    "headcount", "saldo", "balance", "estoque", "inventory", "stock", "employees",
+    "funcionarios", "colaboradores", "efetivo", "assinantes", "subscribers", "ativos", "active",
 }  # fmt: skip
 _MONEY_WORDS = {
     "revenue", "receita", "sales", "vendas", "venda", "valor", "value", "amount", "total",
@@ -195,6 +203,18 @@ def default_agg(column: ColumnProfile) -> Literal["sum", "avg"]:
     low, high = column.min, column.max
     is_ratio = isinstance(low, float) and isinstance(high, float) and low >= 0 and high <= 1
     return "avg" if is_ratio and dtype_family(column.dtype) == "float" else "sum"
+
+
+def is_stock(column: ColumnProfile) -> bool:
+    """Whether ``column`` is a level at a moment (headcount, estoque, saldo), not a flow."""
+    return column.kind == "numeric" and any(w in _STOCK_WORDS for w in name_words(column.name))
+
+
+def plan_agg(column: ColumnProfile) -> Agg:
+    """The aggregate a question about ``column`` means when it names none: a stock's total
+    (taken on the latest date, see :func:`facts_for_plan`), else :func:`default_agg`. Salient
+    facts, which read no question, keep :func:`default_agg` (a stock's average level)."""
+    return "sum" if is_stock(column) else default_agg(column)
 
 
 @dataclass(frozen=True)
@@ -308,9 +328,13 @@ def choose_grain(first: Scalar, last: Scalar, natural: Grain | None = None) -> G
         end = datetime.fromisoformat(str(last))
     except ValueError:
         return natural or "month"
-    days = (end - start).days
-    by_span: Grain = next((grain for grain, most in _GRAIN_DAYS if days <= most), "year")
+    by_span = grain_for_span((end - start).days)
     return coarser(by_span, natural) if natural else by_span
+
+
+def grain_for_span(days: float) -> Grain:
+    """The grain that gives a readable series over ``days`` days."""
+    return next((grain for grain, most in _GRAIN_DAYS if days <= most), "year")
 
 
 def natural_grain(table: Table, column: str) -> Grain | None:
@@ -1208,13 +1232,24 @@ def _segment_words(row: dict[str, Scalar], dims: list[str], label: str, share: s
     return f"{text} ({fmt_pct(_num(row[share]))})" if share else text
 
 
-def _plan_trend_fact(table: Table, plan: Plan, metrics: list[_Metric], where: _Where) -> Fact:
+def _plan_trend_fact(
+    table: Table, plan: Plan, metrics: list[_Metric], where: _Where, stocks: bool = False
+) -> Fact:
     period = plan.period
     assert period is not None
     natural = natural_grain(table, period.column)
     grain = coarser(period.grain, natural) if natural else period.grain
     labels = _labels([_metric_label(m) for m in metrics], ["period"])
-    sql = _series_sql(metrics, labels, period.column, grain, where.conditions)
+    conditions = list(where.conditions)
+    if stocks:
+        # A stock per period is its level on the period's last date, not the sum of its dates.
+        c = f"CAST({quote_ident(period.column)} AS TIMESTAMP)"
+        conditions.append(
+            f"{c} = (SELECT max(CAST(d2.{quote_ident(period.column)} AS TIMESTAMP)) "  # noqa: S608
+            f"FROM data AS d2 WHERE date_trunc('{grain}', d2.{quote_ident(period.column)}) "
+            f"= date_trunc('{grain}', data.{quote_ident(period.column)}))"
+        )
+    sql = _series_sql(metrics, labels, period.column, grain, conditions)
     columns = _metric_columns(metrics, where, period.column)
     fact, rows = _fact(table, "trend", sql, columns, where.params)
     fact.score = 0.8
@@ -1228,19 +1263,76 @@ def _plan_trend_fact(table: Table, plan: Plan, metrics: list[_Metric], where: _W
     return fact
 
 
+def _stock_metrics(profile: Profile, metrics: list[_Metric]) -> list[_Metric]:
+    """The metrics that total a stock (headcount, estoque): they add up only on one date."""
+    out = []
+    for metric in metrics:
+        column = profile.column(metric.column) if metric.column != "*" else None
+        if column is not None and metric.agg == "sum" and is_stock(column):
+            out.append(metric)
+    return out
+
+
+def _as_of(
+    table: Table, profile: Profile, plan: Plan, where: _Where
+) -> tuple[_Where, dict[str, Scalar]] | None:
+    """``where`` narrowed to the latest date of the plan's date column (else the data's main
+    one) among the rows it keeps, and that date as a period (``{"column", "period",
+    "grain"}``); None when the data has no date column or no row."""
+    temporal = plan.period.column if plan.period is not None else None
+    if temporal is None:
+        dated = _roles(profile).temporal
+        temporal = dated[0].name if dated else None
+    if temporal is None:
+        return None
+    t = f"CAST({quote_ident(temporal)} AS TIMESTAMP)"
+    grain = natural_grain(table, temporal) or "day"
+    sql = (
+        f"SELECT max({t}) AS latest, {period_label(grain, f'max({t})')} AS period "  # noqa: S608
+        f"FROM data WHERE {where.sql}"
+    )
+    latest, label = table.query(sql, list(where.params))[0]
+    if latest is None:
+        return None
+    narrowed = _Where(
+        [*where.conditions, f"{t} = CAST(? AS TIMESTAMP)"],
+        [*where.params, latest],
+        [*where.words, f"{temporal} = {_quoted(latest)} (the latest)"],
+        [*where.columns, temporal],
+    )
+    return narrowed, {"column": temporal, "period": plain(label), "grain": grain}
+
+
 def facts_for_plan(table: Table, profile: Profile, plan: Plan) -> list[Fact]:
     """Facts answering ``plan``: the aggregates overall, by its dimensions (top ``top_n``,
     with each one's share of the total) and by its period (series, last vs previous). The
     series is never bucketed finer than the data are recorded (:func:`natural_grain`): a
-    weekly series of monthly data becomes monthly; ``period.last`` keeps the grain asked."""
+    weekly series of monthly data becomes monthly; ``period.last`` keeps the grain asked.
+
+    A stock's total (:func:`is_stock`: headcount, estoque, saldo) is taken on the latest date
+    the rows cover (the fact's ``as_of``), and per period on each period's last date: "how
+    many employees" is the last month's headcount, never the sum of 24 months of it."""
     validate_plan(plan, profile)
     metrics = _plan_metrics(profile, plan)
     where = _with_period(_filters(profile, plan.filters), plan.period)
-    facts = [_aggregate_fact(table, metrics, where)]
+    stocks = _stock_metrics(profile, metrics)
+    snapshot = _as_of(table, profile, plan, where) if stocks else None
+    flows = [m for m in metrics if m not in stocks] if snapshot is not None else metrics
+    facts = []
+    if flows:
+        facts.append(_aggregate_fact(table, flows, where))
+    if snapshot is not None:
+        snap_where, as_of = snapshot
+        facts.append(_aggregate_fact(table, stocks, snap_where))
+        facts[-1].as_of = as_of
     if plan.dimensions:
-        facts.append(_breakdown_fact(table, plan, metrics, where))
+        if snapshot is not None and metrics[0] in stocks:
+            facts.append(_breakdown_fact(table, plan, stocks, snapshot[0]))
+            facts[-1].as_of = snapshot[1]
+        else:
+            facts.append(_breakdown_fact(table, plan, flows, where))
     if plan.period is not None:
-        facts.append(_plan_trend_fact(table, plan, metrics, where))
+        facts.append(_plan_trend_fact(table, plan, metrics, where, stocks=bool(stocks)))
     return _numbered(facts)
 
 
@@ -1685,7 +1777,7 @@ def _rule_measures(
         if rank is not None:
             # The ranking is by the measure named nearest its "mais"/"most".
             numeric = sorted(numeric, key=lambda c: abs(at[c.name] - rank))
-        measures = [Measure(column=c.name, agg=agg or default_agg(c)) for c in numeric]
+        measures = [Measure(column=c.name, agg=agg or plan_agg(c)) for c in numeric]
         if ids and _counts(tokens):
             # "How many orders, and which category brought in the most value?": both.
             measures.append(Measure(column=ids[0].name, agg="count"))
@@ -1709,7 +1801,7 @@ def _default_measures(visible: list[ColumnProfile], agg: Agg | None) -> list[Mea
     if not numeric:
         return [Measure(column="*", agg="count")]
     _, main = min(numeric, key=lambda pair: _measure_rank(pair[1], pair[0]))
-    return [Measure(column=main.name, agg=agg or default_agg(main))]
+    return [Measure(column=main.name, agg=agg or plan_agg(main))]
 
 
 def _rule_period(
@@ -1726,12 +1818,45 @@ def _rule_period(
     if grain is None and chosen is None:
         return None
     column = chosen or temporal[0]
+    span = _SPAN.search(folded)
+    if span is not None:
+        # "nos últimos dois anos", "over the past 18 months": a window of the data's last
+        # periods; two years are read by month, not as a series of 2 points.
+        count = max(1, int(span[1]) if span[1].isdigit() else _NUMBER_WORDS[span[1]])
+        unit = _GRAIN_WORDS[_singular(span[2])]
+        days = count * _GRAIN_LENGTH[unit]
+        # "últimos 6 meses" is a series of 6 months; "two years" of 2 points says little.
+        within = unit if count >= 3 else grain_for_span(days)
+        return Period(
+            column=column.name,
+            grain=within,
+            last=min(1000, max(1, round(days / _GRAIN_LENGTH[within]))),
+        )
     last = _LAST_N.search(folded)
     return Period(
         column=column.name,
         grain=grain or choose_grain(column.min, column.max),
         last=max(1, int(last[1])) if last else None,
     )
+
+
+_NUMBER_WORDS = {
+    "um": 1, "uma": 1, "one": 1, "dois": 2, "duas": 2, "two": 2, "tres": 3, "three": 3,
+    "quatro": 4, "four": 4, "cinco": 5, "five": 5, "seis": 6, "six": 6, "doze": 12,
+    "twelve": 12, "dezoito": 18, "eighteen": 18, "vinte": 20, "twenty": 20,
+}  # fmt: skip
+_SPAN = re.compile(
+    r"\b(?:ultimos|ultimas|ultimo|ultima|last|past)\s+"
+    r"(\d{1,3}|" + "|".join(_NUMBER_WORDS) + r")\s+"
+    r"(anos|years|meses|months|semanas|weeks|dias|days|trimestres|quarters)\b"
+)
+_GRAIN_LENGTH: dict[Grain, float] = {
+    "day": 1.0, "week": 7.0, "month": 30.44, "quarter": 91.31, "year": 365.25,
+}  # fmt: skip
+
+
+def _singular(word: str) -> str:
+    return "mes" if word == "meses" else word.removesuffix("s")
 
 
 def _rule_filters(

@@ -76,6 +76,8 @@ class Fact:
     rows: list[dict[str, Scalar]] = field(default_factory=list)
     score: float = 0.0  # salience, higher first
     params: list[Scalar] = field(default_factory=list)  # values for the ``?`` in ``sql``
+    # A stock's total is taken on one date: {"column", "period" (its label), "grain"}.
+    as_of: dict[str, Scalar] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -87,4 +89,5 @@ class Fact:
             "sql": self.sql,
             "rows": self.rows,
             **({"params": self.params} if self.params else {}),
+            **({"as_of": self.as_of} if self.as_of else {}),
         }

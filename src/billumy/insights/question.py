@@ -38,8 +38,8 @@ from billumy.insights.facts import (
     Plan,
     choose_grain,
     column_vocabulary,
-    default_agg,
     main_columns,
+    plan_agg,
     rule_order,
 )
 from billumy.insights.model import ColumnProfile, Fact, Profile
@@ -527,7 +527,7 @@ def reconcile(plan: Plan | None, question: Question, profile: Profile, source: s
         measure, _, _ = main_columns(profile)
         column = profile.column(measure) if measure else None
         measures = (
-            [Measure(column=column.name, agg=default_agg(column))]
+            [Measure(column=column.name, agg=plan_agg(column))]
             if column is not None
             else [Measure(column="*", agg="count")]
         )

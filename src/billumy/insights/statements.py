@@ -154,6 +154,8 @@ def scope(fact: Fact, ctx: Context) -> str:
         column = ctx.profile.column(flt.column)
         kind = column.kind if column is not None else None
         if flt.column in ranges:
+            if fact.as_of is not None and flt.column == fact.as_of["column"]:
+                continue  # "em dezembro de 2024" says it, not "em 2024 em dezembro de 2024"
             if flt.column not in said:
                 said.add(flt.column)
                 periods.append(fmt.when(*ranges[flt.column]))
@@ -175,6 +177,9 @@ def scope(fact: Fact, ctx: Context) -> str:
     period = plan.period
     if period is not None and period.last is not None:
         conditions.append(_last_periods(period.column, period.grain, period.last, ctx))
+    if fact.as_of is not None:
+        # A stock's level on the latest date: "em dezembro de 2024", "in December 2024".
+        periods.append(fmt.when(fact.as_of["period"], str(fact.as_of["grain"])))
     text = ""
     if segments:
         text += (" para " if ctx.pt else " for ") + and_word.join(segments)
