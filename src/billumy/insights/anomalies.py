@@ -78,7 +78,12 @@ _ANY_WORDS = frozenset(
     ("anomalia", "anomalo", "anomala", "anormal", "anormais", "atipico", "atipica", "outlier",
      "anomaly", "anomalies", "anomalous", "abnormal", "unusual")
 )  # fmt: skip
-_ANY_PHRASES = (("fora", "do", "normal"), ("fora", "da", "curva"), ("out", "of", "the", "ordinary"))
+_ANY_PHRASES = (
+    ("fora", "do", "normal"), ("fora", "da", "curva"), ("out", "of", "the", "ordinary"),
+    ("fora", "do", "padrao"), ("fugiu", "do", "padrao"), ("fugiram", "do", "padrao"),
+    ("fugiu", "da", "curva"), ("saiu", "do", "padrao"), ("out", "of", "pattern"),
+    ("out", "of", "line"), ("stood", "out"), ("destoou",), ("destoante",),
+)  # fmt: skip
 _SPIKE_PHRASES = (("acima", "do", "normal"), ("above", "normal"), ("acima", "da", "media"))
 _DROP_PHRASES = (("abaixo", "do", "normal"), ("below", "normal"), ("abaixo", "da", "media"))
 

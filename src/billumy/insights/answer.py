@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from billumy.insights import facts
 from billumy.insights.model import ColumnProfile, Fact, Profile
 from billumy.insights.profile import name_words
 from billumy.insights.statements import Context, describe, metric_of
@@ -71,6 +72,7 @@ class _Concept:
     pt: str
     en: str
     temporal: bool = False  # any date column provides it
+    quantity: bool = False  # a quantity named in the question's own words ("customer rating")
 
     @property
     def dimension(self) -> bool:
@@ -88,7 +90,7 @@ class _Concept:
     @property
     def measure(self) -> bool:
         """A quantity (cost, profit...): a plan summing another column would be a guess."""
-        return self.en in _MEASURE_CONCEPTS
+        return self.quantity or self.en in _MEASURE_CONCEPTS
 
 
 # (question words, column-name words, Portuguese name, English name), accent-free and
@@ -152,7 +154,63 @@ def missing_columns(question: str, profile: Profile) -> list[_Concept]:
         if concept.provides & column_words or _has_temporal(concept, visible):
             continue
         missing.append(concept)
+    for words in _asked_quantities(question):
+        # "the average customer rating", "a idade média": a quantity no column is named by
+        # (nor a value the data holds, nor a word any quantity may go by).
+        if set(words) & (values | _ANY_QUANTITY) or any(set(words) <= c.asks for c in missing):
+            continue
+        phrase = " ".join(words)
+        if facts.names_a_measure(phrase, profile) or facts.names_a_dimension(phrase, profile):
+            continue
+        # It says "customer rating" whole: not also "no customer column".
+        missing = [c for c in missing if not c.asks & set(words)]
+        missing.append(_Concept(frozenset(words), frozenset(words), phrase, phrase, quantity=True))
     return missing
+
+
+# "average X", "total de X", "X médio": the quantity a question asks for, in its own words.
+_QUANTITY_BEFORE = frozenset({"average", "avg", "mean", "median", "media", "mediana", "soma"})
+_QUANTITY_AFTER = frozenset({"medio", "media", "medios", "medias"})
+_SKIPPED = frozenset(
+    {"a", "o", "as", "os", "the", "de", "do", "da", "dos", "das", "of", "our", "nosso", "nossa",
+     "nossos", "nossas", "each", "cada", "um", "uma", "an"}
+)  # fmt: skip
+_ENDS = frozenset(
+    {"for", "per", "by", "in", "on", "across", "over", "and", "or", "por", "para", "em", "no",
+     "na", "nos", "nas", "e", "ou", "entre", "between", "is", "was", "are", "foi", "tem",
+     "has", "have", "dos", "das", "do", "da", "of", "de", "with", "com", "at", "from", "to",
+     "que", "which", "this", "last", "este", "esta", "ultimo", "ultima", "month", "mes", "year",
+     "ano", "week", "semana", "day", "dia"}
+)  # fmt: skip
+# Words any quantity may go by, or that name the rows themselves: never "a missing column".
+_ANY_QUANTITY = frozenset(
+    {"value", "values", "valor", "valores", "number", "numero", "amount", "quantity",
+     "quantidade", "total", "count", "contagem", "ticket", "size", "tamanho", "level", "nivel",
+     "row", "rows", "linha", "linhas", "registro", "registros", "record", "records", "all",
+     "todos", "todas", "geral", "overall", "it", "isso", "them", "everything", "tudo"}
+)  # fmt: skip
+
+
+def _asked_quantities(question: str) -> list[list[str]]:
+    """The quantities ``question`` asks the average or sum of, as their words (up to two):
+    ``average customer rating for each carrier`` -> ``customer rating``; ``a idade média
+    dos funcionários`` -> ``idade``; ``média de idade`` -> ``idade``."""
+    words = name_words(question)
+    out: list[list[str]] = []
+    for i, word in enumerate(words):
+        taken: list[str] = []
+        if word in _QUANTITY_BEFORE:
+            j = i + 1
+            while j < len(words) and words[j] in _SKIPPED and len(taken) == 0:
+                j += 1
+            while j < len(words) and len(taken) < 2 and words[j] not in _ENDS | _SKIPPED:
+                taken.append(words[j])
+                j += 1
+        if word in _QUANTITY_AFTER and i > 0 and words[i - 1] not in _ENDS | _SKIPPED:
+            taken = [words[i - 1]]
+        if taken and not any(w.isdigit() for w in taken):
+            out.append(taken)
+    return out
 
 
 def _has_temporal(concept: _Concept, columns: Sequence[ColumnProfile]) -> bool:

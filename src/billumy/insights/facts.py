@@ -1449,7 +1449,18 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("reason", "motivo", "causa"),
     ("defect", "defeito", "defeituoso"),
     ("delay", "atraso", "atrasado", "late"),
-    ("delivery", "entrega", "entregue", "delivered", "shipment", "envio"),
+    (
+        "delivery",
+        "entrega",
+        "entregue",
+        "entregou",
+        "entregaram",
+        "entregamos",
+        "delivered",
+        "shipment",
+        "envio",
+        "shipped",
+    ),
     ("carrier", "transportadora", "shipper"),
 )
 _SYNONYM_GROUPS: dict[str, frozenset[int]] = {}
@@ -1546,7 +1557,7 @@ def _strongest(columns: list[ColumnProfile], named: dict[str, _Named]) -> list[C
 
 _AGG_WORDS: dict[str, Agg] = {
     "total": "sum", "soma": "sum", "sum": "sum", "somatorio": "sum",
-    "media": "avg", "average": "avg", "mean": "avg", "avg": "avg",
+    "media": "avg", "medio": "avg", "average": "avg", "mean": "avg", "avg": "avg",
     "maximo": "max", "maximum": "max", "max": "max",
     "minimo": "min", "minimum": "min", "min": "min",
 }  # fmt: skip
@@ -1596,7 +1607,9 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
     folded = _fold(question)
     visible = [c for c in profile.columns if not c.masked]
     named = {c.name: _named_column(words, groups, c) for c in visible}
-    agg: Agg | None = _lookup(tokens, _AGG_WORDS)
+    # "Total Express" is a carrier, not a total: words of the values named are no aggregate.
+    inside = _value_positions(visible, tokens)
+    agg: Agg | None = _lookup([t for i, t in enumerate(tokens) if i not in inside], _AGG_WORDS)
     measures = _rule_measures(visible, named, agg, tokens)
     dims = _rule_dimensions(visible, named, tokens)
     period = _rule_period(visible, named, tokens, folded)
@@ -1617,6 +1630,10 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
 
 
 _ID_NAME_WORDS = frozenset({"id", "ids", "uuid", "guid", "key", "code", "cod", "codigo", "num"})
+_AMOUNT_WORDS = frozenset(
+    {"valor", "value", "amount", "montante", "vl", "vlr", "qtd", "qtde", "quantidade", "qty",
+     "quantity", "numero", "number", "num", "n"}
+)  # fmt: skip
 
 
 def _naming_words(column: ColumnProfile) -> list[str]:
@@ -1627,8 +1644,10 @@ def _naming_words(column: ColumnProfile) -> list[str]:
         entity = [w for w in words if w not in _ID_NAME_WORDS]
         return entity or words
     if column.kind == "numeric":
-        # "valor_total" is named by "valor"/"value": "total" is the question's aggregate word.
-        return [w for w in words if w not in _AGG_WORDS] or words
+        # "valor_total" is named by "valor"/"value": "total" is the question's aggregate word;
+        # "valor_reembolsado" by "reembolsado": "valor" only says it is an amount.
+        words = [w for w in words if w not in _AGG_WORDS] or words
+        return [w for w in words if w not in _AMOUNT_WORDS] or words
     return words
 
 
@@ -1743,6 +1762,20 @@ def _rule_dimensions(
         if cued or _named_value(column, tokens) is None:
             dims.append(column.name)
     return dims
+
+
+def _value_positions(visible: list[ColumnProfile], tokens: list[frozenset[str]]) -> set[int]:
+    """The positions of the words of categorical values of more than one word the question
+    names ("Total Express", "Customer Support")."""
+    spots: set[int] = set()
+    for column in visible:
+        if column.kind != "categorical":
+            continue
+        for value, _ in column.top:
+            words = re.findall(r"[a-z0-9]+", _fold(value))
+            if len(words) > 1 and (at := _find(tokens, words)) >= 0:
+                spots.update(range(at, at + len(words)))
+    return spots
 
 
 def _named_value(column: ColumnProfile, tokens: list[frozenset[str]]) -> str | None:

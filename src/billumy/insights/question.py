@@ -452,7 +452,9 @@ def parse(question: str, profile: Profile) -> Question:
     trend = _phrase(words, _TREND_PHRASES) or _word(words, _TREND)
     if trend and not (drivers and direction):  # "por que caiu" asks why, not for a trend
         add("trend", trend)
-    periods_compared = len(windows) >= 2 or (len(windows) == 1 and bool(compare or previous))
+    # "Compare exits in Sales and Engineering in 2024": the segments are compared, in 2024.
+    compares_one = bool(previous) or (bool(compare) and not compared_segments)
+    periods_compared = len(windows) >= 2 or (len(windows) == 1 and compares_one)
     if periods_compared:
         add("compare_periods", " / ".join(w.label for w in windows))
     elif compare and not compared_segments and not windows:
