@@ -77,7 +77,9 @@ __all__ = [
     "rule_order",
     "rule_plan",
     "salient_facts",
+    "synonym_groups",
     "validate_plan",
+    "variants",
 ]
 
 Agg = Literal["sum", "avg", "count", "min", "max"]
@@ -1345,6 +1347,16 @@ def _fold(text: str) -> str:
 
 
 _PLURALS = (("oes", "ao"), ("aes", "ao"), ("ies", "y"), ("ais", "al"), ("eis", "el"), ("ns", "m"))
+
+
+def synonym_groups(word: str) -> frozenset[int]:
+    """The synonym groups ``word`` (folded, singular) belongs to."""
+    return _SYNONYM_GROUPS.get(word, frozenset())
+
+
+def variants(word: str) -> frozenset[str]:
+    """``word`` and its possible singulars (see :func:`_variants`)."""
+    return _variants(word)
 
 
 def _variants(word: str) -> frozenset[str]:

@@ -41,6 +41,8 @@ from billumy.insights.facts import (
     main_columns,
     plan_agg,
     rule_order,
+    synonym_groups,
+    variants,
 )
 from billumy.insights.model import ColumnProfile, Fact, Profile
 from billumy.insights.periods import MONTHS
@@ -404,6 +406,7 @@ def _windows(
 def _segments(words: list[str], profile: Profile) -> dict[str, list[str]]:
     """The values of categorical columns the question names, by column, in the order named."""
     found: dict[str, list[tuple[int, str]]] = {}
+    vocabulary = column_vocabulary(profile)
     for column in profile.columns:
         if column.masked or column.kind != "categorical":
             continue
@@ -416,7 +419,27 @@ def _segments(words: list[str], profile: Profile) -> dict[str, list[str]]:
                 if words[i : i + n] == value_words:
                     found.setdefault(column.name, []).append((i, value))
                     break
+            else:
+                at = _synonym_of(words, value_words, vocabulary)
+                if at is not None:
+                    found.setdefault(column.name, []).append((at, value))
     return {name: [v for _, v in sorted(hits)] for name, hits in found.items()}
+
+
+def _synonym_of(words: list[str], value_words: list[str], vocabulary: frozenset[str]) -> int | None:
+    """Where a one-word value is named by a synonym or plural ("defects" for ``Defeito``), or
+    None; a word that names a column ("entregas" with a column ``entregas``) names the column,
+    not a value (``Delivery``)."""
+    if len(value_words) != 1:
+        return None
+    groups = synonym_groups(value_words[0])
+    for i, word in enumerate(words):
+        forms = variants(word)
+        if forms & vocabulary or (value_words[0] not in forms and not groups):
+            continue
+        if value_words[0] in forms or any(synonym_groups(f) & groups for f in forms):
+            return i
+    return None
 
 
 def parse(question: str, profile: Profile) -> Question:
