@@ -8,13 +8,21 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import PlainTextResponse, Response
 
 from billumy.api.deps import ChatBody, InferenceDep, InferenceKey, KeyFirstRoute, body_of
+from billumy.api.docs import MODEL_ERRORS, answers, request_body
 from billumy.api.ollama import chat_chunk, serve_chat
 from billumy.api.responses import JSON
-from billumy.api.streaming import ndjson_response, prime, unless_disconnected
+from billumy.api.streaming import NDJSON, ndjson_response, prime, unless_disconnected
 from billumy.conversations import ConversationService, export_markdown
 from billumy.engines.base import Chunk
 from billumy.errors import BadRequestError
 from billumy.schemas.chats import CreateChat, LegacyUpdate, PostMessage, TitleBody, UpdateChat
+from billumy.schemas.responses import (
+    ChatContext,
+    ChatOut,
+    ChatPage,
+    ChatReplyResponse,
+    ChatTitle,
+)
 from billumy.store.base import Chat, ChatMessage
 
 router = APIRouter(prefix="/chats", tags=["chats"], route_class=KeyFirstRoute)
@@ -67,7 +75,11 @@ def chat_json(chat: Chat) -> dict[str, Any]:
     return out
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    responses=answers(ChatOut, status=201, description="Created.", errors=(404,)),
+)
 async def create_chat(
     body: Annotated[CreateChat, Depends(body_of(CreateChat))],
     chats: Conversations,
@@ -85,7 +97,7 @@ async def create_chat(
     return JSON(chat_json(chat), status_code=201)
 
 
-@router.get("")
+@router.get("", responses=answers(ChatPage))
 async def list_chats(
     chats: Conversations,
     key: InferenceKey,
@@ -109,7 +121,9 @@ async def list_chats(
 
 
 # Registered before /{chat_id} routes so that "chat" is not taken for an id.
-@router.post("/chat/stream")
+@router.post(
+    "/chat/stream", responses=answers(stream=NDJSON, description="Streamed", errors=MODEL_ERRORS)
+)
 async def legacy_chat_stream(
     request: Request, body: ChatBody, service: InferenceDep, key: InferenceKey
 ) -> Response:
@@ -118,12 +132,12 @@ async def legacy_chat_stream(
     return await serve_chat(request, body, service, key)
 
 
-@router.get("/{chat_id}")
+@router.get("/{chat_id}", responses=answers(ChatOut, errors=(404,)))
 async def get_chat(chat_id: str, chats: Conversations, key: InferenceKey) -> Response:
     return JSON(chat_json(await chats.get(key.tenant, chat_id)))
 
 
-@router.patch("/{chat_id}")
+@router.patch("/{chat_id}", responses=answers(ChatOut, errors=(404,)))
 async def update_chat(
     chat_id: str,
     body: Annotated[UpdateChat, Depends(body_of(UpdateChat))],
@@ -139,13 +153,20 @@ async def update_chat(
     return JSON(chat_json(await chats.update(key.tenant, chat_id, changes)))
 
 
-@router.delete("/{chat_id}", status_code=204)
+@router.delete(
+    "/{chat_id}",
+    status_code=204,
+    responses=answers(status=204, description="Deleted.", errors=(404,)),
+)
 async def delete_chat(chat_id: str, chats: Conversations, key: InferenceKey) -> Response:
     await chats.delete(key.tenant, chat_id)
     return Response(status_code=204)
 
 
-@router.post("/{chat_id}/messages")
+@router.post(
+    "/{chat_id}/messages",
+    responses=answers(ChatReplyResponse, stream=NDJSON, errors=MODEL_ERRORS),
+)
 async def post_message(
     request: Request,
     chat_id: str,
@@ -188,7 +209,7 @@ async def post_message(
     return JSON(body_out, headers=reply.prepared.headers())
 
 
-@router.get("/{chat_id}/context")
+@router.get("/{chat_id}/context", responses=answers(ChatContext, errors=MODEL_ERRORS))
 async def get_context(
     chat_id: str,
     chats: Conversations,
@@ -211,13 +232,17 @@ async def get_context(
     )
 
 
-@router.post("/{chat_id}/title")
+@router.post("/{chat_id}/title", responses=answers(ChatTitle, errors=MODEL_ERRORS))
 async def generate_title(chat_id: str, chats: Conversations, key: InferenceKey) -> Response:
     chat = await chats.title(key, chat_id)
     return JSON({"id": chat.id, "title": chat.title})
 
 
-@router.patch("/{chat_id}/title")
+@router.patch(
+    "/{chat_id}/title",
+    responses=answers(ChatTitle, errors=MODEL_ERRORS),
+    openapi_extra=request_body({"application/json": TitleBody}, required=False),
+)
 async def legacy_title(
     request: Request, chat_id: str, chats: Conversations, key: InferenceKey
 ) -> Response:
@@ -231,7 +256,7 @@ async def legacy_title(
     return JSON({"id": chat.id, "title": chat.title})
 
 
-@router.put("/{chat_id}/update")
+@router.put("/{chat_id}/update", responses=answers(ChatOut, errors=(404,)))
 async def legacy_update(
     chat_id: str,
     body: Annotated[LegacyUpdate, Depends(body_of(LegacyUpdate))],
@@ -248,7 +273,7 @@ async def legacy_update(
     return JSON(chat_json(chat))
 
 
-@router.get("/{chat_id}/export")
+@router.get("/{chat_id}/export", responses=answers(ChatOut, media="text/markdown", errors=(404,)))
 async def export_chat(
     chat_id: str,
     chats: Conversations,

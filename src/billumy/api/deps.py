@@ -5,7 +5,7 @@ route classes that check the key before anything reads the body (:class:`KeyFirs
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
@@ -83,6 +83,7 @@ async def _catalog(request: Request) -> Catalog:
     return catalog
 
 
+AnyKey = Annotated[Principal, Depends(_principal)]
 InferenceKey = Annotated[Principal, Depends(_inference_key)]
 AdminKey = Annotated[Principal, Depends(_admin_key)]
 MetricsKey = Annotated[Principal, Depends(_metrics_key)]
@@ -90,19 +91,28 @@ InferenceDep = Annotated[InferenceService, Depends(_inference)]
 CatalogDep = Annotated[Catalog, Depends(_catalog)]
 
 
-def body_of(model: type[M]) -> Callable[[Request], Awaitable[M]]:
-    """Parse the body as JSON whatever the Content-Type: Ollama clients and curl -d omit it."""
+class BodyOf(Generic[M]):
+    """Parse the body as JSON whatever the Content-Type: Ollama clients and curl -d omit it.
 
-    async def parse(request: Request) -> M:
+    A dependency FastAPI cannot see into (it reads the raw body after the key check), so it
+    carries its ``model`` for the OpenAPI document (:mod:`billumy.api.openapi`)."""
+
+    def __init__(self, model: type[M]) -> None:
+        self.model = model
+
+    async def __call__(self, request: Request) -> M:
         raw = await request.body()
         if not raw.strip():
             raise BadRequestError("missing request body")
         try:
-            return model.model_validate_json(raw)
+            return self.model.model_validate_json(raw)
         except ValidationError as exc:
             raise BadRequestError(validation_message(exc)) from None
 
-    return parse
+
+def body_of(model: type[M]) -> BodyOf[M]:
+    """The body parser of ``model`` (see :class:`BodyOf`)."""
+    return BodyOf(model)
 
 
 def validation_message(exc: ValidationError | RequestValidationError) -> str:
@@ -180,7 +190,25 @@ class LeanRoute(Route):
     more per request than a proxied answer's own work (benchmarks/proxy_overhead.py). The key
     (with the inference scope) is checked before the endpoint runs, so before the body is read
     (see :func:`lean_route`); :func:`inference_caller` in the endpoint finds it. The route is
-    recorded in the scope like FastAPI's, for metrics by route template."""
+    recorded in the scope like FastAPI's, for metrics by route template.
+
+    FastAPI's OpenAPI generator skips such routes, so each carries what the document says of
+    it: its ``body`` model and its ``responses`` (FastAPI's ``responses=`` shape)."""
+
+    def __init__(
+        self,
+        path: str,
+        endpoint: Callable[[Request], Awaitable[Response]],
+        *,
+        body: type[BaseModel],
+        responses: dict[int | str, dict[str, Any]],
+        tags: list[str],
+        name: str,
+    ) -> None:
+        super().__init__(path, endpoint, methods=["POST"], name=name)
+        self.body = body
+        self.responses = responses
+        self.tags = tags
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         match, child = super().matches(scope)
@@ -189,9 +217,18 @@ class LeanRoute(Route):
         return match, child
 
 
-def lean_route(path: str, endpoint: Callable[[Request], Awaitable[Response]]) -> LeanRoute:
+def lean_route(
+    path: str,
+    endpoint: Callable[[Request], Awaitable[Response]],
+    *,
+    body: type[BaseModel],
+    responses: dict[int | str, dict[str, Any]],
+    tags: list[str],
+) -> LeanRoute:
     async def key_first(request: Request) -> Response:
         await inference_caller(request)
         return await endpoint(request)
 
-    return LeanRoute(path, key_first, methods=["POST"], name=endpoint.__name__)
+    return LeanRoute(
+        path, key_first, body=body, responses=responses, tags=tags, name=endpoint.__name__
+    )

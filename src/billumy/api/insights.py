@@ -12,12 +12,20 @@ from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
 from billumy.api.deps import InferenceKey, KeyFirstRoute, body_of
+from billumy.api.docs import MODEL_ERRORS, answers, request_body
 from billumy.api.responses import JSON
 from billumy.api.streaming import DRAIN, NDJSON, line, unless_disconnected
 from billumy.errors import BadRequestError, BillumyError
 from billumy.insights.datasets import parse_format
 from billumy.insights.service import InsightService
 from billumy.schemas.insights import DatasetUpload, InsightRequest
+from billumy.schemas.responses import (
+    DatasetCreated,
+    DatasetForm,
+    DatasetOut,
+    InsightHistory,
+    InsightResult,
+)
 
 router = APIRouter(tags=["insights"], route_class=KeyFirstRoute)
 _CHART_NUMBER = re.compile(r"[0-9]{1,6}")
@@ -32,7 +40,9 @@ Insights = Annotated[InsightService, Depends(_service)]
 InsightBody = Annotated[InsightRequest, Depends(body_of(InsightRequest))]
 
 
-@router.post("/api/insights")
+@router.post(
+    "/api/insights", responses=answers(InsightResult, stream=NDJSON, errors=(*MODEL_ERRORS, 413))
+)
 async def create_insight(
     request: Request, body: InsightBody, service: Insights, key: InferenceKey
 ) -> Response:
@@ -63,7 +73,7 @@ async def create_insight(
     return StreamingResponse(body_lines(), media_type=NDJSON)
 
 
-@router.get("/api/insights")
+@router.get("/api/insights", responses=answers(InsightHistory))
 async def list_insights(
     service: Insights, key: InferenceKey, user_id: str | None = None, limit: int = 50
 ) -> Response:
@@ -76,12 +86,15 @@ async def list_insights(
     return JSON({"insights": [{k: r.get(k) for k in keep} for r in records]})
 
 
-@router.get("/api/insights/{insight_id}")
+@router.get("/api/insights/{insight_id}", responses=answers(InsightResult, errors=(404,)))
 async def get_insight(insight_id: str, service: Insights, key: InferenceKey) -> Response:
     return JSON(await asyncio.to_thread(service.get, key, insight_id))
 
 
-@router.get("/api/insights/{insight_id}/charts/{name}")
+@router.get(
+    "/api/insights/{insight_id}/charts/{name}",
+    responses=answers(media="image/svg+xml", errors=(404,)),
+)
 async def get_chart(insight_id: str, name: str, service: Insights, key: InferenceKey) -> Response:
     number, _, ext = name.partition(".")
     # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
@@ -91,7 +104,19 @@ async def get_chart(insight_id: str, name: str, service: Insights, key: Inferenc
     return Response(svg, media_type="image/svg+xml")
 
 
-@router.post("/datasets", status_code=201)
+@router.post(
+    "/datasets",
+    status_code=201,
+    responses={
+        **answers(DatasetCreated, status=201, description="A new version."),
+        **answers(
+            DatasetCreated, description="The same content as the latest version.", errors=(404,)
+        ),
+    },
+    openapi_extra=request_body(
+        {"multipart/form-data": DatasetForm, "application/json": DatasetUpload}
+    ),
+)
 async def upload_dataset(request: Request, service: Insights, key: InferenceKey) -> Response:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
@@ -125,13 +150,17 @@ async def upload_dataset(request: Request, service: Insights, key: InferenceKey)
     return JSON({**dataset.as_dict(), "new_version": created}, status_code=201 if created else 200)
 
 
-@router.get("/datasets/{dataset_id}")
+@router.get("/datasets/{dataset_id}", responses=answers(DatasetOut, errors=(404,)))
 async def get_dataset(dataset_id: str, service: Insights, key: InferenceKey) -> Response:
     dataset = await asyncio.to_thread(service.datasets.get, key.tenant, dataset_id)
     return JSON(dataset.as_dict())
 
 
-@router.delete("/datasets/{dataset_id}")
+@router.delete(
+    "/datasets/{dataset_id}",
+    status_code=204,
+    responses=answers(status=204, description="Deleted.", errors=(404,)),
+)
 async def delete_dataset(dataset_id: str, service: Insights, key: InferenceKey) -> Response:
     await asyncio.to_thread(service.datasets.delete, key.tenant, dataset_id)
     return Response(status_code=204)

@@ -20,12 +20,20 @@ from billumy.api.deps import (
     KeyFirstRoute,
     ShowBody,
 )
+from billumy.api.docs import answers
 from billumy.api.responses import JSON
-from billumy.api.streaming import ndjson_response
+from billumy.api.streaming import NDJSON, ndjson_response
 from billumy.catalog import ModelEntry
 from billumy.errors import BadRequestError, NotFoundError
 from billumy.modelfile import Modelfile, coerce_parameters, parse_modelfile
 from billumy.schemas.ollama import CreateRequest
+from billumy.schemas.responses import (
+    PsResponse,
+    ShowResponse,
+    StatusResponse,
+    TagsResponse,
+    VersionResponse,
+)
 
 router = APIRouter(prefix="/api", tags=["models"], route_class=KeyFirstRoute)
 
@@ -45,7 +53,7 @@ def _summary(entry: ModelEntry) -> dict[str, Any]:
     }
 
 
-@router.get("/tags")
+@router.get("/tags", responses=answers(TagsResponse))
 async def tags(service: InferenceDep, _: InferenceKey) -> Response:
     models = []
     for entry in await service.catalog.list():
@@ -57,7 +65,7 @@ async def tags(service: InferenceDep, _: InferenceKey) -> Response:
     return JSON({"models": models})
 
 
-@router.post("/show")
+@router.post("/show", responses=answers(ShowResponse, errors=(404,)))
 async def show(body: ShowBody, catalog: CatalogDep, _: InferenceKey) -> Response:
     entry = await catalog.get(body.model)
     parameters = "\n".join(
@@ -84,7 +92,7 @@ async def show(body: ShowBody, catalog: CatalogDep, _: InferenceKey) -> Response
     )
 
 
-@router.get("/ps")
+@router.get("/ps", responses=answers(PsResponse))
 async def ps(service: InferenceDep, _: InferenceKey) -> Response:
     models = []
     for loaded in await service.engine.aloaded():
@@ -119,7 +127,7 @@ async def ps(service: InferenceDep, _: InferenceKey) -> Response:
     return JSON({"models": models, "runner": service.engine.runner()})
 
 
-@router.get("/version")
+@router.get("/version", responses=answers(VersionResponse))
 async def version(_: InferenceKey) -> Response:
     return JSON({"version": __version__})
 
@@ -148,7 +156,7 @@ def _as_modelfile(body: CreateRequest) -> tuple[Modelfile, str | None]:
     return mf, license
 
 
-@router.post("/create")
+@router.post("/create", responses=answers(StatusResponse, stream=NDJSON, errors=(404,)))
 async def create(body: CreateBody, catalog: CatalogDep, _: AdminKey) -> Response:
     if not body.model:
         raise BadRequestError("model is required")
@@ -168,13 +176,13 @@ async def create(body: CreateBody, catalog: CatalogDep, _: AdminKey) -> Response
     return ndjson_response(first, rest, lambda s: s, lambda s: s["status"] == "success")
 
 
-@router.post("/copy")
+@router.post("/copy", responses=answers(description="Copied.", errors=(404,)))
 async def copy(body: CopyBody, catalog: CatalogDep, _: AdminKey) -> Response:
     await catalog.copy(body.source, body.destination)
     return Response(status_code=200)
 
 
-@router.delete("/delete")
+@router.delete("/delete", responses=answers(description="Deleted.", errors=(404,)))
 async def delete(body: DeleteBody, catalog: CatalogDep, _: AdminKey) -> Response:
     if not body.model:
         raise BadRequestError("model is required")
@@ -182,7 +190,9 @@ async def delete(body: DeleteBody, catalog: CatalogDep, _: AdminKey) -> Response
     return Response(status_code=200)
 
 
-@router.post("/pull")
+@router.post(
+    "/pull", responses=answers(description="Never: pulling is refused (400).", errors=(400,))
+)
 async def pull(_: AdminKey) -> Response:
     raise BadRequestError(
         "pulling models is disabled: Billumy serves the models of its configuration "
@@ -190,6 +200,8 @@ async def pull(_: AdminKey) -> Response:
     )
 
 
-@router.post("/push")
+@router.post(
+    "/push", responses=answers(description="Never: pushing is refused (400).", errors=(400,))
+)
 async def push(_: AdminKey) -> Response:
     raise BadRequestError("pushing models is not supported by Billumy")

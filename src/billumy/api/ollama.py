@@ -20,14 +20,21 @@ from billumy.api.deps import (
     inference_caller,
     lean_route,
 )
+from billumy.api.docs import MODEL_ERRORS, answers
 from billumy.api.responses import JSON
-from billumy.api.streaming import ndjson_response, prime, single, unless_disconnected
+from billumy.api.streaming import NDJSON, ndjson_response, prime, single, unless_disconnected
 from billumy.auth import Principal
 from billumy.cache.responses import CacheStatus
 from billumy.engines.base import Chunk
 from billumy.engines.router import Route
 from billumy.inference import InferenceService, Prepared
 from billumy.schemas.ollama import ChatRequest, EmbedRequest, GenerateRequest
+from billumy.schemas.responses import (
+    ChatResponse,
+    EmbeddingsResponse,
+    EmbedResponse,
+    GenerateResponse,
+)
 
 router = APIRouter(prefix="/api", tags=["ollama"], route_class=KeyFirstRoute)
 
@@ -163,10 +170,25 @@ async def serve_chat(
 
 
 # The hot paths, as plain routes (see LeanRoute); app.py mounts them.
-routes = [lean_route("/api/generate", generate), lean_route("/api/chat", chat)]
+routes = [
+    lean_route(
+        "/api/generate",
+        generate,
+        body=GenerateRequest,
+        responses=answers(GenerateResponse, stream=NDJSON, errors=MODEL_ERRORS),
+        tags=["ollama"],
+    ),
+    lean_route(
+        "/api/chat",
+        chat,
+        body=ChatRequest,
+        responses=answers(ChatResponse, stream=NDJSON, errors=MODEL_ERRORS),
+        tags=["ollama"],
+    ),
+]
 
 
-@router.post("/embed")
+@router.post("/embed", responses=answers(EmbedResponse, errors=MODEL_ERRORS))
 async def embed(
     request: Request, body: EmbedBody, service: InferenceDep, key: InferenceKey
 ) -> Response:
@@ -184,7 +206,7 @@ async def embed(
     )
 
 
-@router.post("/embeddings")
+@router.post("/embeddings", responses=answers(EmbeddingsResponse, errors=MODEL_ERRORS))
 async def embeddings(
     request: Request, body: EmbeddingsBody, service: InferenceDep, key: InferenceKey
 ) -> Response:

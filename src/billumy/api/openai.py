@@ -27,6 +27,7 @@ from billumy.api.deps import (
     inference_caller,
     lean_route,
 )
+from billumy.api.docs import MODEL_ERRORS, SSE, answers
 from billumy.api.errors import openai_error
 from billumy.api.responses import JSON
 from billumy.api.streaming import DRAIN, ChunkStream, Last, prime, unless_disconnected
@@ -42,6 +43,13 @@ from billumy.schemas.openai import (
     CompletionRequest,
     EmbeddingRequest,
     ResponseFormat,
+)
+from billumy.schemas.responses import (
+    ChatCompletion,
+    Completion,
+    EmbeddingList,
+    OpenAIModel,
+    OpenAIModelList,
 )
 
 log = logging.getLogger(__name__)
@@ -296,12 +304,24 @@ async def completions(request: Request) -> Response:
 
 # The hot paths, as plain routes (see LeanRoute); app.py mounts them.
 routes = [
-    lean_route("/v1/chat/completions", chat_completions),
-    lean_route("/v1/completions", completions),
+    lean_route(
+        "/v1/chat/completions",
+        chat_completions,
+        body=ChatCompletionRequest,
+        responses=answers(ChatCompletion, stream=SSE, errors=MODEL_ERRORS),
+        tags=["openai"],
+    ),
+    lean_route(
+        "/v1/completions",
+        completions,
+        body=CompletionRequest,
+        responses=answers(Completion, stream=SSE, errors=MODEL_ERRORS),
+        tags=["openai"],
+    ),
 ]
 
 
-@router.post("/embeddings")
+@router.post("/embeddings", responses=answers(EmbeddingList, errors=MODEL_ERRORS))
 async def embeddings(
     request: Request, body: EmbeddingBody, service: InferenceDep, key: InferenceKey
 ) -> Response:
@@ -341,7 +361,7 @@ def _model(name: str, created: int) -> dict[str, Any]:
     }
 
 
-@router.get("/models")
+@router.get("/models", responses=answers(OpenAIModelList))
 async def models(catalog: CatalogDep, _: InferenceKey) -> Response:
     entries = await catalog.list()
     return JSON(
@@ -352,7 +372,7 @@ async def models(catalog: CatalogDep, _: InferenceKey) -> Response:
     )
 
 
-@router.get("/models/{name:path}")
+@router.get("/models/{name:path}", responses=answers(OpenAIModel, errors=(404,)))
 async def model(name: str, catalog: CatalogDep, _: InferenceKey) -> Response:
     entry = await catalog.get(name)
     return JSON(_model(entry.name, int(entry.modified_at.timestamp())))

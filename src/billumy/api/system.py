@@ -1,5 +1,5 @@
 """Probe routes: ``GET /``, ``HEAD /``, ``/health`` (alive) and ``/ready`` need no key;
-``/metrics`` (Prometheus) needs the ``metrics`` scope."""
+``/metrics`` (Prometheus) needs the ``metrics`` scope, ``/openapi.json`` any valid key."""
 
 from __future__ import annotations
 
@@ -8,31 +8,45 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import PlainTextResponse, Response
 
-from billumy.api.deps import KeyFirstRoute, MetricsKey
+from billumy.api.deps import AnyKey, KeyFirstRoute, MetricsKey
+from billumy.api.docs import answers
+from billumy.api.openapi import document
 from billumy.api.responses import JSON
 from billumy.metrics import CONTENT_TYPE
+from billumy.schemas.responses import Health, Readiness
 
 router = APIRouter(tags=["system"], route_class=KeyFirstRoute)
 
 
-@router.api_route("/", methods=["GET", "HEAD"])
+@router.get("/", responses=answers(media="text/plain"))
 async def root() -> Response:
     return PlainTextResponse("Billumy is running")
 
 
-@router.get("/health")
+@router.head("/", responses=answers(description="Alive (no body)."))
+async def root_head() -> Response:
+    return PlainTextResponse("Billumy is running")
+
+
+@router.get("/health", responses=answers(Health))
 async def health() -> Response:
     return JSON({"status": "ok"})
 
 
-@router.get("/metrics")
+@router.get("/metrics", responses=answers(media="text/plain"))
 async def metrics(request: Request, _: MetricsKey) -> Response:
     """Prometheus metrics; needs a key with the ``metrics`` (or ``admin``) scope."""
     body = request.app.state.metrics.render()
     return Response(body, media_type=CONTENT_TYPE)
 
 
-@router.get("/ready")
+@router.get(
+    "/ready",
+    responses={
+        **answers(Readiness),
+        503: {"model": Readiness, "description": "The store is unreachable."},
+    },
+)
 async def ready(request: Request) -> Response:
     """Ready to serve? 503 when the store is unreachable; ``degraded`` when Redis is down
     (Billumy keeps serving with in-process state and no shared cache)."""
@@ -73,3 +87,21 @@ async def ready(request: Request) -> Response:
         "models_without_deployment": stranded,
     }
     return JSON(body, status_code=503 if status == "unavailable" else 200)
+
+
+@router.get(
+    "/openapi.json",
+    responses={
+        200: {
+            "description": "This document (OpenAPI 3.1).",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+async def openapi(request: Request, _: AnyKey) -> Response:
+    """The OpenAPI document; any valid key may read it (it describes the API, no tenant's
+    data), a caller without one gets 401 like everywhere but the probes."""
+    state = request.app.state
+    if getattr(state, "openapi_document", None) is None:
+        state.openapi_document = document(request.app)
+    return JSON(state.openapi_document)
