@@ -463,3 +463,24 @@ def test_the_review_keeps_checked_insights_and_lists_what_it_dropped(
     assert [d["in"] for d in dropped] == where and dropped[0]["facts"] == ranking
     # The title of the insight dropped whole agreed, but was not shown either.
     assert [bool(d["failed"]) for d in dropped] == [True, True, False, True]
+
+
+def test_an_insight_with_nothing_checkable_is_dropped_advice_about_a_segment_is_kept(
+    weekly: dict[str, tuple[list[Fact], Profile]],
+) -> None:
+    found, prof = weekly["pt"]
+    ranking = _cite(found, "breakdown")
+    answer = write_answer(
+        question=QUESTIONS["pt"], facts=found, ctx=Context(for_language("pt"), prof), most=3
+    )
+    review = _Review(found, "pt", prof, most=3, answer=answer)
+    text = "Eu estão em toda as dúvidas."
+    gibberish = {"title": "O que é o que tá", "text": text, "facts": ranking}
+    assert review.insight(gibberish) is None
+    advice = review.insight({"title": "", "text": "Foque no Sul.", "facts": ranking})
+    assert advice is not None and advice["verified"] is False and advice["checked_claims"] == 0
+    review.summarise("{", usable=True)
+    insights, summary, tally, dropped = review.result()
+    assert insights == [advice] and "{" not in summary
+    assert tally["insights_dropped"] == 1 and tally["kept"] == 1
+    assert [d["text"] for d in dropped] == ["O que é o que tá", text, "{"]

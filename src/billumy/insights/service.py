@@ -701,11 +701,11 @@ class _Review:
     a sentence stays only when every claim in it agrees with a fact the insight cites (any fact
     for the summary, which cites none); a sentence with a wrong number is dropped whole rather
     than shown with the number marked, since the words around a wrong number are rarely right.
-    A title is checked like a sentence and emptied when it fails; an insight with no sentence
-    left is dropped. The tally counts ``sentences``, ``kept``, ``dropped``, ``claims_checked``
-    (numbers, ranks and directions), ``names_checked`` (segments, columns, periods) and
-    ``insights_dropped``; the dropped sentences are listed with the claims that failed, for
-    whoever audits the stamp."""
+    A title is checked like a sentence and emptied when it fails; an insight (or a summary)
+    with no sentence left, or with nothing checkable left in it, is dropped. The tally counts
+    ``sentences``, ``kept``, ``dropped``, ``claims_checked`` (numbers, ranks and directions),
+    ``names_checked`` (segments, columns, periods) and ``insights_dropped``; the dropped
+    sentences are listed with the claims that failed, for whoever audits the stamp."""
 
     def __init__(
         self, found: list[Fact], language: str, prof: Profile, most: int, answer: Answer
@@ -743,13 +743,17 @@ class _Review:
             return None
         heading = [self.checker.check_sentence(title, cited)] if title else []
         body = self.checker.check(text, cited)
-        self.tally.add([*heading, *body.sentences], shown=bool(body.kept))
+        title_kept = [h for h in heading if h.kept]
+        # Kept only if something in it was checked and agreed: a text of no number, name,
+        # period, rank or direction ("Eu estão em toda as dúvidas") survived no check.
+        shown = bool(body.kept) and any(c.claims for c in [*title_kept, *body.kept])
+        self.tally.add([*heading, *body.sentences], shown=shown)
         where = f"insight {self._seen}"
         self._note(heading, f"{where} title", cited)
         self._note(body.sentences, where, cited)
-        if not body.kept:
+        if not shown:
             self.tally.insights_dropped += 1
-            # Its sentences that agreed were not shown either.
+            # Its sentences that agreed (or said nothing checkable) were not shown either.
             self.dropped += [
                 {"in": f"{where} title" if c in heading else where, "text": c.text,
                  "facts": cited, "failed": []}
@@ -757,7 +761,6 @@ class _Review:
                 if c.kept
             ]  # fmt: skip
             return None
-        title_kept = [h for h in heading if h.kept]
         fact_ids = cited or sorted({i for c in [*title_kept, *body.kept] for i in c.facts})
         checked_claims = body.checked_claims + sum(h.assertions for h in title_kept)
         chart = None
@@ -783,9 +786,14 @@ class _Review:
         if not usable:
             log.info("narrative unusable; the answer stands alone")
         check = self.checker.check(text)
-        self.tally.add(check.sentences)
+        shown = any(c.claims for c in check.kept)
+        self.tally.add(check.sentences, shown=shown)
         self._note(check.sentences, "summary")
-        self.summary = check.text
+        if not shown:
+            self.dropped += [
+                {"in": "summary", "text": c.text, "facts": [], "failed": []} for c in check.kept
+            ]
+        self.summary = check.text if shown else ""
 
     def result(self) -> tuple[list[dict[str, Any]], str, dict[str, int], list[dict[str, Any]]]:
         if self.tally.dropped:
