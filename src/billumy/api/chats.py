@@ -12,7 +12,7 @@ from billumy.api.ollama import chat_chunk, serve_chat
 from billumy.api.responses import JSON
 from billumy.api.streaming import ndjson_response, prime, unless_disconnected
 from billumy.conversations import ConversationService, export_markdown
-from billumy.engines.base import Chunk
+from billumy.engines.base import Chunk, closing
 from billumy.errors import BadRequestError
 from billumy.schemas.chats import CreateChat, LegacyUpdate, PostMessage, TitleBody, UpdateChat
 from billumy.store.base import Chat, ChatMessage
@@ -161,6 +161,7 @@ async def post_message(
         options=body.options,
         format=body.format,
         keep_alive=body.keep_alive,
+        stream=body.stream,
     )
     model = reply.chat.model
 
@@ -178,9 +179,11 @@ async def post_message(
     async def whole() -> dict[str, Any]:
         parts: list[str] = []
         last: Chunk | None = None
-        async for chunk in reply.chunks:
-            parts.append(chunk.text)
-            last = chunk
+        # Closed at once if the client goes away: the generation and its slot end with it.
+        async with closing(reply.chunks) as chunks:
+            async for chunk in chunks:
+                parts.append(chunk.text)
+                last = chunk
         assert last is not None
         return render(last, "".join(parts))
 
