@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.server import RedisServer, Server
+from tests.e2e.server import PostgresCluster, RedisServer, Server
 from tests.logscan import SESSION, Finding
 from tests.logwatch import watch_aiohttp, watch_httpx, watch_logging, watch_subprocess
 
@@ -106,3 +106,16 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     srv = RedisServer(tmp_path / "redis").start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def pg_cluster() -> Iterator[PostgresCluster]:
+    """A private PostgreSQL cluster on a free port that a test may stop and restart."""
+    try:
+        cluster = PostgresCluster()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    try:
+        yield cluster.init().start()
+    finally:
+        cluster.remove()

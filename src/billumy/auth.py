@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import secrets
 import time
 from collections import OrderedDict
@@ -14,8 +15,15 @@ from datetime import UTC, datetime
 
 from billumy.cache.base import SharedState, StateUnavailableError
 from billumy.cache.limits import Limits
-from billumy.errors import BadRequestError, ForbiddenError, UnauthorizedError
+from billumy.errors import (
+    BadRequestError,
+    ForbiddenError,
+    StoreUnavailableError,
+    UnauthorizedError,
+)
 from billumy.store.base import ApiKeyRecord, KeyStore, check_limit
+
+log = logging.getLogger(__name__)
 
 KEY_PREFIX = "bk_"
 SCOPES = frozenset({"inference", "admin", "metrics"})
@@ -261,4 +269,9 @@ class Authenticator:
         now = time.monotonic()
         if now - self._touched.get(key_id, -_TOUCH_EVERY_S) >= _TOUCH_EVERY_S:
             self._touched[key_id] = now
-            await self._store.touch_key(key_id, datetime.now(UTC))
+            try:
+                await self._store.touch_key(key_id, datetime.now(UTC))
+            except StoreUnavailableError:
+                # Bookkeeping: a database outage must not refuse a request that needs none
+                # (the key came from the cache). Tried again after the next minute.
+                log.warning("could not record the key's last use: the database is unavailable")

@@ -113,9 +113,14 @@ class ContextControl:
         *,
         num_ctx: int,
         num_predict: int,
+        pending: ChatMessage | None = None,
     ) -> Assembled:
-        """Persona + summary + the newest turns that fit ``num_ctx`` minus room for a reply."""
+        """Persona + summary + the newest turns that fit ``num_ctx`` minus room for a reply.
+        ``pending``: a message not stored yet (the one being answered) taken as the newest
+        turn, so that it is written only once the request has been admitted."""
         recent = await self.recent(tenant, chat)
+        if pending is not None:
+            recent = [*recent, pending]
         reply_room = min(num_predict, num_ctx // 4)
         budget = num_ctx - reply_room
         summary = chat.summary if chat.summary_upto > 0 else None

@@ -1,8 +1,16 @@
 """Conversations: durable, per-tenant chats whose replies come from the model.
 
 The service validates and decides; the store persists; the inference service generates.
-A reply is stored with its statistics once generation ends; a reply cut short (the client
-went away, the engine failed) is stored with what was generated and marked incomplete.
+
+Rejected means not stored: a user's message is written only once every check has passed and
+every limit has been taken (rate, quota, the key's parallel slot, a place in the engine's
+queue), that is when the engine has produced the reply's first chunk, and always before the
+client is answered with a 2xx. A streamed reply is acknowledged by its first line, so the
+message is stored just before it goes out; the reply follows with its statistics when
+generation ends, or, cut short after that (the client went away, the engine failed), with
+what was generated, marked incomplete. A reply answered as one JSON body is acknowledged only
+when whole, so the message and the reply are stored together in one transaction at the end,
+and a request that fails before that leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from billumy.context import (
     extractive_summary,
     summary_prompt,
 )
-from billumy.engines.base import Chunk
+from billumy.engines.base import Chunk, closing
 from billumy.errors import BadRequestError, NotFoundError, PayloadTooLargeError
 from billumy.inference import InferenceService, Prepared
 from billumy.language import LANGUAGE_NAMES, guess_language
@@ -88,21 +96,24 @@ def stats_of(chunk: Chunk) -> dict[str, int]:
 
 @dataclass
 class Turn:
-    """One exchange in progress: who asked, in which chat, with what context."""
+    """One exchange in progress: who asked what, in which chat, with what context, and
+    whether the answer is streamed (which decides when the question is stored)."""
 
     caller: Principal
     chat: Chat
     prepared: Prepared
     assembled: Assembled
+    question: str
+    streamed: bool
 
 
 @dataclass
 class Reply:
-    """A reply being generated: what to stream, for which chat."""
+    """A reply being generated: what to stream, for which chat. Iterating ``chunks`` stores
+    the exchange (see the module docstring)."""
 
     chat: Chat
     prepared: Prepared
-    user_message: ChatMessage
     chunks: AsyncIterator[Chunk]
 
 
@@ -231,25 +242,31 @@ class ConversationService:
         options: Mapping[str, Any] | None = None,
         format: str | dict[str, Any] | None = None,
         keep_alive: str | float | None = None,
+        stream: bool = True,
     ) -> Reply:
-        """Store the user's message, then start the model's reply over the conversation."""
+        """Check the user's message and start the model's reply over the conversation with
+        it. Nothing is stored here: iterating the reply's chunks stores the message once the
+        engine has taken the request (see the module docstring), so a request refused by any
+        check or limit leaves no trace. ``stream``: whether the client reads the reply as it
+        comes (a 2xx then goes out with the first chunk)."""
         tenant = caller.tenant
         if not content.strip():
             raise BadRequestError("content is required")
+        content = self._content(content)
         chat = await self.get(tenant, chat_id, with_messages=False)
         entry, tier = await self.inference.resolve(chat.model, content)
-        # Validate options before anything is stored: a bad request leaves no trace.
         num_ctx, num_predict = self.inference.limits(self.inference.options(entry, options))
-        stored = await self.store.append_messages(
-            tenant, chat.id, [NewMessage(role="user", content=self._content(content))]
+        # The message takes part in the context as the newest turn before it is stored.
+        question = ChatMessage(
+            id="",
+            chat_id=chat.id,
+            seq=chat.message_count + 1,
+            role="user",
+            content=content,
+            created_at=datetime.now(UTC),
         )
-        if stored is None:
-            raise NotFoundError("chat not found")
-        await self.context.remember(chat.id, stored)
-        # The append's last seq is the chat's new message count: no second read needed.
-        chat = replace(chat, message_count=stored[-1].seq)
         assembled = await self.context.assemble(
-            tenant, chat, entry, num_ctx=num_ctx, num_predict=num_predict
+            tenant, chat, entry, num_ctx=num_ctx, num_predict=num_predict, pending=question
         )
         prepared = self.inference.prepare_messages(
             entry,
@@ -259,9 +276,16 @@ class ConversationService:
             keep_alive=keep_alive,
             tier=tier,
         )
-        turn = Turn(caller=caller, chat=chat, prepared=prepared, assembled=assembled)
+        turn = Turn(
+            caller=caller,
+            chat=chat,
+            prepared=prepared,
+            assembled=assembled,
+            question=content,
+            streamed=stream,
+        )
         chunks = self._persisted(turn, self.inference.metered(prepared, caller))
-        return Reply(chat=chat, prepared=prepared, user_message=stored[0], chunks=chunks)
+        return Reply(chat=chat, prepared=prepared, chunks=chunks)
 
     async def context_of(
         self, caller: Principal, chat_id: str, options: Mapping[str, Any] | None
@@ -313,31 +337,48 @@ class ConversationService:
         self.summariser.schedule(chat.id, work)
 
     async def _persisted(self, turn: Turn, chunks: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
-        """Pass chunks through; store the reply before the final chunk goes out, or store
-        what there is, marked incomplete, when the stream ends early. A generation that
-        never started (queue full, bad options) stores nothing."""
+        """Pass chunks through, storing the exchange as the client is answered: the question
+        before the first chunk of a streamed reply goes out, the reply before its final chunk
+        (question and reply in one transaction when the client waits for the whole answer).
+        A failure to store the question fails the request (503, or 404 if the chat was
+        deleted meanwhile) before anything is acknowledged. A streamed reply cut short is
+        stored with what there is, marked incomplete; a generation that never started
+        (quota, parallel limit, queue full) stores nothing."""
         parts: list[str] = []
-        started = stored = False
-        try:
-            async for chunk in chunks:
-                started = True
-                parts.append(chunk.text)
-                if chunk.done:
-                    await self._store_reply(turn, "".join(parts), chunk)
-                    stored = True
-                yield chunk
-        finally:
-            if started and not stored:
-                # Shielded: this runs while the request is being cancelled (client gone).
-                with anyio.CancelScope(shield=True):
-                    await self._store_reply(turn, "".join(parts), None)
-            if started:
-                # After the reply, so that summarising never delays it.
-                self._summarise_later(turn)
+        asked = answered = False
+        # Closed on every exit, at once: the generation stops and the key's parallel slot is
+        # released even when storing fails or the client goes away.
+        async with closing(chunks) as generation:
+            try:
+                async for chunk in generation:
+                    parts.append(chunk.text)
+                    if chunk.done:
+                        answer = self._answer(turn, "".join(parts), chunk)
+                        if asked:
+                            await self._store_answer(turn, answer)
+                        else:
+                            await self._store(turn, [self._question(turn), answer])
+                        asked = answered = True
+                    elif turn.streamed and not asked:
+                        await self._store(turn, [self._question(turn)])
+                        asked = True
+                    yield chunk
+            finally:
+                if asked and not answered:
+                    # Shielded: this runs while the request is being cancelled (client gone).
+                    with anyio.CancelScope(shield=True):
+                        await self._store_answer(turn, self._answer(turn, "".join(parts), None))
+                if asked:
+                    # After the reply, so that summarising never delays it.
+                    self._summarise_later(turn)
 
-    async def _store_reply(self, turn: Turn, text: str, final: Chunk | None) -> None:
-        chat = turn.chat
-        message = NewMessage(
+    @staticmethod
+    def _question(turn: Turn) -> NewMessage:
+        return NewMessage(role="user", content=turn.question)
+
+    @staticmethod
+    def _answer(turn: Turn, text: str, final: Chunk | None) -> NewMessage:
+        return NewMessage(
             role="assistant",
             content=text,
             model=turn.prepared.entry.name,
@@ -345,13 +386,23 @@ class ConversationService:
             done_reason=final.done_reason if final is not None else None,
             stats=stats_of(final) if final is not None else {},
         )
+
+    async def _store(self, turn: Turn, messages: Sequence[NewMessage]) -> None:
+        """Append ``messages`` or fail the request: nothing is acknowledged yet."""
+        chat = turn.chat
+        stored = await self.store.append_messages(turn.caller.tenant, chat.id, messages)
+        if stored is None:
+            raise NotFoundError("chat not found (it was deleted while the reply was starting)")
+        await self.context.remember(chat.id, stored)
+
+    async def _store_answer(self, turn: Turn, answer: NewMessage) -> None:
+        """Append the reply to an acknowledged question; a failure is logged, as the client
+        has its answer already (streamed)."""
         try:
-            stored = await self.store.append_messages(turn.caller.tenant, chat.id, [message])
-            if stored:
-                await self.context.remember(chat.id, stored)
+            await self._store(turn, [answer])
         except Exception:
             # Deleted meanwhile, or the database went away: the reply was streamed already.
-            log.exception("could not store the reply", extra={"chat_id": chat.id})
+            log.exception("could not store the reply", extra={"chat_id": turn.chat.id})
 
     async def title(self, caller: Principal, chat_id: str) -> Chat:
         """Generate a short title from the first user message, in its language, and store it."""

@@ -137,6 +137,24 @@ class ShuttingDownError(BillumyError):
         )
 
 
+class StoreUnavailableError(BillumyError):
+    """The database cannot be reached (restarting, down, connection lost) (503).
+
+    A write cut off by the outage is rolled back by the database, so retrying is safe
+    (except in the rare case where the connection broke while the commit itself was answered).
+    """
+
+    status_code = 503
+
+    def __init__(
+        self,
+        message: str = "the database is unavailable right now; retry shortly",
+        *,
+        retry_after: int = 2,
+    ) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
 class QueryTimeoutError(BillumyError):
     """An analysis query ran past its time limit and was stopped (503)."""
 

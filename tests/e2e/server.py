@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -185,3 +187,56 @@ class RedisServer:
             self.proc.kill()
             self.proc.wait()
             self.proc = None
+
+
+def _postgres_bin() -> Path | None:
+    """The directory of PostgreSQL's server binaries (initdb, pg_ctl), newest version first."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), reverse=True)
+    return found[0].parent if found else None
+
+
+class PostgresCluster:
+    """A private, throwaway PostgreSQL cluster (``initdb`` + ``pg_ctl``) on a free port, for
+    tests that stop and restart the database: the shared one at 5432 is never touched.
+    PostgreSQL refuses to run as root, so as root it runs as the ``postgres`` user."""
+
+    def __init__(self) -> None:
+        bindir = _postgres_bin()
+        if bindir is None:
+            raise FileNotFoundError("PostgreSQL server binaries (initdb, pg_ctl) not found")
+        self.bindir = bindir
+        self.port = free_port()
+        # Not under pytest's tmp_path: the postgres user must be able to enter it.
+        self.root = Path(tempfile.mkdtemp(prefix="billumy-pg-"))
+        self.data = self.root / "data"
+        self._as: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.root, user="postgres")
+            self._as = ["runuser", "-u", "postgres", "--"]
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        subprocess.run([*self._as, *args], check=True, capture_output=True, timeout=60)
+
+    def init(self) -> PostgresCluster:
+        initdb = str(self.bindir / "initdb")
+        self._run(initdb, "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+        return self
+
+    def start(self) -> PostgresCluster:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = str(self.root / "postgres.log")
+        pg_ctl = str(self.bindir / "pg_ctl")
+        self._run(pg_ctl, "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def remove(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)

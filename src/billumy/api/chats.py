@@ -13,7 +13,7 @@ from billumy.api.ollama import chat_chunk, serve_chat
 from billumy.api.responses import JSON
 from billumy.api.streaming import NDJSON, ndjson_response, prime, unless_disconnected
 from billumy.conversations import ConversationService, export_markdown
-from billumy.engines.base import Chunk
+from billumy.engines.base import Chunk, closing
 from billumy.errors import BadRequestError
 from billumy.schemas.chats import CreateChat, LegacyUpdate, PostMessage, TitleBody, UpdateChat
 from billumy.schemas.responses import (
@@ -182,6 +182,7 @@ async def post_message(
         options=body.options,
         format=body.format,
         keep_alive=body.keep_alive,
+        stream=body.stream,
     )
     model = reply.chat.model
 
@@ -199,9 +200,11 @@ async def post_message(
     async def whole() -> dict[str, Any]:
         parts: list[str] = []
         last: Chunk | None = None
-        async for chunk in reply.chunks:
-            parts.append(chunk.text)
-            last = chunk
+        # Closed at once if the client goes away: the generation and its slot end with it.
+        async with closing(reply.chunks) as chunks:
+            async for chunk in chunks:
+                parts.append(chunk.text)
+                last = chunk
         assert last is not None
         return render(last, "".join(parts))
 

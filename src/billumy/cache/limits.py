@@ -104,7 +104,8 @@ class FairUse:
         holder = secrets.token_hex(8)
         if not await self.state.acquire_slot(f"rl:par:{key_id}", holder, limits.parallel, _LEASE_S):
             raise RateLimitedError(
-                f"too many parallel requests: {limits.parallel} at once for this key",
+                f"too many parallel requests: {limits.parallel} at once for this key "
+                "(its parallel limit); retry when one of them ends",
                 retry_after=1,
             )
         return holder

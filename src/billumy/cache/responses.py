@@ -16,7 +16,7 @@ from typing import Any, Literal
 import orjson
 
 from billumy.cache.base import SharedState, StateUnavailableError
-from billumy.engines.base import Chunk, Generation
+from billumy.engines.base import Chunk, Generation, closing
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +100,16 @@ class ResponseCache:
 
     async def _record(self, key: str, produce: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
         pieces: list[str] = []
-        async for chunk in produce:
-            if chunk.done:
-                final = dataclasses.asdict(chunk)
-                await self.put(key, {"pieces": pieces, "final": final})
-            else:
-                pieces.append(chunk.text)
-            yield chunk
+        # Closed with this generator, not later by the collector: the generation behind it
+        # stops and releases the key's parallel slot as soon as the client is gone.
+        async with closing(produce) as chunks:
+            async for chunk in chunks:
+                if chunk.done:
+                    final = dataclasses.asdict(chunk)
+                    await self.put(key, {"pieces": pieces, "final": final})
+                else:
+                    pieces.append(chunk.text)
+                yield chunk
 
 
 async def _replay(stored: dict[str, Any]) -> AsyncIterator[Chunk]:

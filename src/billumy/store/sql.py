@@ -43,11 +43,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Row, make_url
+from sqlalchemy.engine import Dialect, ExceptionContext, Row, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from billumy.errors import BadRequestError
+from billumy.errors import BadRequestError, StoreUnavailableError
 from billumy.store.base import (
     UNSET,
     ApiKeyRecord,
@@ -160,6 +160,28 @@ def _sqlite_engine(url: str) -> AsyncEngine:
     return engine
 
 
+def _unavailable_on_outage(engine: AsyncEngine) -> None:
+    """A database that cannot be reached (restarting, stopped, connection cut) fails the
+    request with :class:`StoreUnavailableError` (503, retry) instead of the driver's error
+    (a 500). Two hooks, as SQLAlchemy reports the two cases apart: a lost connection goes
+    through ``handle_error`` (which still invalidates the pool's stale connections), a
+    refused new one only through the connect call itself."""
+    sync = engine.sync_engine
+
+    @event.listens_for(sync, "do_connect")
+    def _connect(dialect: Dialect, _record: Any, cargs: Any, cparams: Any) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except Exception as exc:
+            raise StoreUnavailableError() from exc
+
+    @event.listens_for(sync, "handle_error")
+    def _lost(context: ExceptionContext) -> None:
+        # Not when the pool's pre-ping finds a stale connection: the pool then reconnects.
+        if context.is_disconnect and not context.is_pre_ping:
+            raise StoreUnavailableError() from context.original_exception
+
+
 def _key_from_row(row: Any) -> ApiKeyRecord:
     return ApiKeyRecord(
         id=row.id,
@@ -205,6 +227,7 @@ class SQLStore(SQLChatStore):
             engine = create_async_engine(self.url, pool_pre_ping=True)
         else:
             raise BadRequestError(f"unsupported database URL scheme: {parsed.drivername}")
+        _unavailable_on_outage(engine)
         self._engine = engine
         self._writer = engine.execution_options(**{_WRITE: True})
         try:
