@@ -1,12 +1,12 @@
 """The insights evaluation sets (evals/insights/): their shape, their data and their expected
 numbers.
 
-There are three case files: ``cases.toml``, the main set, and two held-out sets,
-``holdout.toml`` and ``holdout2.toml``, questions written without reading the planner about
-datasets its author had not seen. The expected values in all of them are literals a person can
-read; here each is checked against the case's reference query, run by DuckDB on the committed
-CSV through the case file's own typed view (not Billumy's loader), so a wrong literal or a
-changed dataset fails here.
+There are four case files: ``cases.toml``, the main set, and three held-out sets,
+``holdout.toml``, ``holdout2.toml`` and ``holdout3.toml``, questions written without reading
+the planner about datasets its author had not seen. The expected values in all of them are
+literals a person can read; here each is checked against the case's reference query, run by
+DuckDB on the committed CSV through the case file's own typed view (not Billumy's loader), so a
+wrong literal or a changed dataset fails here.
 """
 
 from __future__ import annotations
@@ -32,9 +32,15 @@ EVALS = ROOT / "evals" / "insights"
 CASES = load_cases(EVALS / "cases.toml")
 HOLDOUT = load_cases(EVALS / "holdout.toml")
 HOLDOUT2 = load_cases(EVALS / "holdout2.toml")
-SETS = {"cases.toml": CASES, "holdout.toml": HOLDOUT, "holdout2.toml": HOLDOUT2}
+HOLDOUT3 = load_cases(EVALS / "holdout3.toml")
+SETS = {
+    "cases.toml": CASES,
+    "holdout.toml": HOLDOUT,
+    "holdout2.toml": HOLDOUT2,
+    "holdout3.toml": HOLDOUT3,
+}
 # The main set keeps at least 40 cases; each held-out set at least 30.
-MINIMUM = {"cases.toml": 40, "holdout.toml": 30, "holdout2.toml": 30}
+MINIMUM = {"cases.toml": 40, "holdout.toml": 30, "holdout2.toml": 30, "holdout3.toml": 30}
 
 
 @pytest.mark.parametrize("name", list(SETS))
@@ -74,7 +80,7 @@ def test_expected_values_equal_the_reference_query(name: str, case_id: str) -> N
     assert reference_problems(cases, cases.case(case_id)) == []
 
 
-@pytest.mark.parametrize("name", ["holdout.toml", "holdout2.toml"])
+@pytest.mark.parametrize("name", ["holdout.toml", "holdout2.toml", "holdout3.toml"])
 def test_the_holdout_set_is_held_out(name: str) -> None:
     """New datasets and new case ids: nothing of any other set is reused."""
     held_out = SETS[name]
@@ -126,6 +132,22 @@ def test_the_second_holdout_datasets_are_what_it_claims() -> None:
     hr = text["hr_headcount.csv"]
     assert hr.startswith("month,department,headcount,hires,exits,payroll_usd\n")
     assert re.search(r"^2024-07,Sales,\d+,\d+,22,", hr, re.M)  # the planted spike
+    for name, body in text.items():
+        assert len(body.encode()) < 40_000, name
+
+
+def test_the_third_holdout_datasets_are_what_it_claims() -> None:
+    text = {name: spec.path.read_text(encoding="utf-8") for name, spec in HOLDOUT3.datasets.items()}
+    pharmacy = text["farmacias_mensal.csv"]
+    assert pharmacy.startswith("mes_referencia;cod_loja;loja;categoria;faturamento;")
+    # dd/mm/yyyy months, a numeric store code, money as R$ text with a thousands dot
+    assert re.search(
+        r"^01/09/2024;1048;Sorocaba;Medicamentos;R\$ \d{2}\.\d{3},\d{2};", pharmacy, re.M
+    )
+    assert "Ribeirão Preto" in pharmacy
+    tickets = text["support_tickets_weekly.csv"]
+    assert tickets.startswith("week_start,team_id,team,channel,tickets_opened,")
+    assert re.search(r"^2024-04-15,102,Technical,Email,\d{3},\d{3},\d+\.\d$", tickets, re.M)
     for name, body in text.items():
         assert len(body.encode()) < 40_000, name
 

@@ -60,6 +60,23 @@ The second held-out set (``holdout2.toml``) has three more:
   ``hires``, ``exits`` and ``payroll_usd``; Sales' exits jump to 22 in July 2024 (a region
   closed; its median month is 3); hires are steady.
 
+The third held-out set (``holdout3.toml``) has two more:
+
+* ``farmacias_mensal.csv``: 18 months (``mes_referencia`` ``01/07/2023``..``01/12/2024``) of
+  a pharmacy chain's four stores (``loja``, with a numeric ``cod_loja`` that must never be
+  summed) by category (Medicamentos, Perfumaria, Higiene Pessoal); ``;`` separated,
+  ``faturamento`` as text (``R$ 12.345,67``), ``unidades_vendidas`` (a flow) and
+  ``estoque_final`` (units in stock at the month's end: a stock, never summed over months);
+  revenue grows 0.8% a month, Perfumaria sells 35% more in May and 45% more in December;
+  Sorocaba's revenue falls to 45% of normal in September 2024 (closed 16 days for
+  renovation), a drop; no spike;
+* ``support_tickets_weekly.csv``: 26 weeks of 2024 (``week_start``, the Monday, ISO) of a
+  support desk's tickets by team (with a numeric ``team_id``) and channel (Email, Chat,
+  Phone), English names: ``tickets_opened``, ``tickets_resolved`` and
+  ``avg_resolution_hours`` (an average: never summed); Technical grows 1% a week and
+  Onboarding shrinks 1.5% a week; Technical's opened tickets are three times normal in the
+  week of 15 April 2024 (a failed release); resolution times have no anomaly.
+
 Run from the repository root::
 
     .venv/bin/python evals/insights/make_data.py           # (re)write the files
@@ -386,6 +403,69 @@ def hr_headcount() -> str:
     return to_csv(header, rows)
 
 
+# --- the third held-out set's datasets (holdout3.toml) ----------------------------------------
+
+
+def farmacias_mensal() -> str:
+    stores = {  # (store code, revenue a month in July 2023)
+        "Campinas": (1012, 185000.0),
+        "Santos": (1027, 142000.0),
+        "Ribeirão Preto": (1033, 121000.0),
+        "Sorocaba": (1048, 96000.0),
+    }
+    categories = {  # (share of a store's revenue, average price of a unit)
+        "Medicamentos": (0.62, 38.0),
+        "Perfumaria": (0.16, 64.0),
+        "Higiene Pessoal": (0.22, 21.0),
+    }
+    rows: list[list[object]] = []
+    for m in range(18):
+        year, month = 2023 + (m + 6) // 12, (m + 6) % 12 + 1
+        for store, (code, base) in stores.items():
+            for category, (share, price) in categories.items():
+                season = 1.0
+                if category == "Perfumaria":
+                    season = {5: 1.35, 12: 1.45}.get(month, 1.0)  # Dia das Mães, Natal
+                revenue = base * share * (1 + 0.008 * m) * season
+                revenue *= 1 + 0.12 * (wobble("farm", store, category, m) - 0.5)
+                if store == "Sorocaba" and (year, month) == (2024, 9):
+                    revenue *= 0.45  # the planted drop: the store closed 16 days for renovation
+                revenue = round(revenue, 2)
+                units = int(revenue / price * (1 + 0.1 * (wobble("un", store, category, m) - 0.5)))
+                stock = int(units * (1.2 + 0.5 * wobble("estoque", store, category, m)))
+                when = date(year, month, 1).strftime("%d/%m/%Y")
+                rows.append([when, code, store, category, f"R$ {br_number(revenue)}", units, stock])
+    header = ["mes_referencia", "cod_loja", "loja", "categoria", "faturamento"]
+    return to_csv([*header, "unidades_vendidas", "estoque_final"], rows, ";")
+
+
+def support_tickets_weekly() -> str:
+    teams = {  # (team id, tickets a week, hours to resolve, growth a week)
+        "Billing": (101, 120.0, 6.0, 0.0),
+        "Technical": (102, 180.0, 14.0, 0.01),
+        "Onboarding": (103, 90.0, 9.0, -0.015),
+        "Enterprise": (104, 60.0, 22.0, 0.005),
+    }
+    channels = {"Email": 0.5, "Chat": 0.35, "Phone": 0.15}
+    rows: list[list[object]] = []
+    for week in range(26):
+        monday = date(2024, 1, 1) + timedelta(weeks=week)
+        for team, (team_id, volume, hours, growth) in teams.items():
+            for channel, share in channels.items():
+                opened = volume * share * (1 + growth * week)
+                opened *= 1 + 0.2 * (wobble("opened", team, channel, week) - 0.5)
+                if team == "Technical" and monday == date(2024, 4, 15):
+                    opened *= 3  # the planted spike: a failed release flooded the queue
+                opened = max(1, round(opened))
+                resolved = round(opened * (0.9 + 0.12 * wobble("resolved", team, channel, week)))
+                mean = hours * (1 + 0.3 * (wobble("hours", team, channel, week) - 0.5))
+                rows.append(
+                    [monday.isoformat(), team_id, team, channel, opened, resolved, f"{mean:.1f}"]
+                )
+    header = ["week_start", "team_id", "team", "channel", "tickets_opened", "tickets_resolved"]
+    return to_csv([*header, "avg_resolution_hours"], rows)
+
+
 FILES: dict[str, Callable[[], str]] = {
     "lojas_semanal.csv": lojas_semanal,
     "receita_mensal_regiao.csv": receita_mensal_regiao,
@@ -400,6 +480,8 @@ FILES: dict[str, Callable[[], str]] = {
     "devolucoes_ecommerce.csv": devolucoes_ecommerce,
     "entregas_transportadoras.csv": entregas_transportadoras,
     "hr_headcount.csv": hr_headcount,
+    "farmacias_mensal.csv": farmacias_mensal,
+    "support_tickets_weekly.csv": support_tickets_weekly,
 }
 
 
