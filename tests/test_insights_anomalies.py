@@ -330,3 +330,16 @@ def test_small_counts_need_more_than_their_poisson_noise(spike: int, flagged: bo
     assert cases == ([("Sales", "2024-07")] if flagged else [])
     # The same series read as money (no Poisson floor) does call the 10 a spike.
     assert ("Sales", "2024-07") in [(r["segment"], r["period"]) for r in without.rows]
+
+
+@pytest.mark.parametrize(
+    ("question", "direction"),
+    [
+        ("Teve algum pico anormal de vendas?", "spike"),
+        ("Any unusual drop?", "drop"),
+        ("Algo anormal nas vendas?", "both"),
+        ("O atraso fugiu do padrão?", "both"),
+    ],
+)
+def test_a_word_of_anomaly_keeps_the_direction_asked(question: str, direction: str) -> None:
+    assert asked_direction(question) == direction

@@ -152,3 +152,33 @@ def test_a_short_span_is_a_window_read_at_a_finer_grain(
     plan = facts.rule_plan(question, prof)
     assert plan is not None and plan.period is not None
     assert (plan.period.grain, plan.period.last) == (grain, last)
+
+
+def _desk() -> list[dict[str, object]]:
+    """Two teams' tickets per week, and two stores with a store code and money."""
+    return [
+        {"week": f"2024-0{m}-0{d}", "loja": loja, "cod_loja": code, "preco": 9.9 + d,
+         "faturamento": 10.0 * code,
+         "tickets_opened": 5 * code, "tickets_resolved": 4 * code, "estoque_final": code}
+        for m in (1, 2) for d in (1, 8) for loja, code in (("Centro", 1), ("Sul", 2))
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("question", "measure", "dims"),
+    [
+        # A word naming the store column names the stores, not a count of their codes; the
+        # verb of earning names the money that adds up, not the price.
+        ("Qual loja faturou mais?", "faturamento", ["loja"]),
+        ("Which store has the most stock?", "estoque_final", ["loja"]),
+        # A two-word name split by the sentence, through synonyms ("closed" for resolved).
+        ("How many tickets were closed?", "tickets_resolved", []),
+        ("Qual loja resolveu menos chamados?", "tickets_resolved", ["loja"]),
+    ],
+)
+def test_the_measure_a_question_names(question: str, measure: str, dims: list[str]) -> None:
+    with data.from_records(_desk()) as table:
+        prof = profile(table)
+    plan = facts.rule_plan(question, prof)
+    assert plan is not None
+    assert [m.column for m in plan.measures] == [measure] and plan.dimensions == dims

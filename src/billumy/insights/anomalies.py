@@ -106,8 +106,11 @@ def asked_direction(question: str) -> Direction | None:
     drop = bool(forms & _DROP_WORDS) or said(_DROP_PHRASES)
     spike = bool(forms & _SPIKE_WORDS) or said(_SPIKE_PHRASES)
     phrase = said(_ANY_PHRASES)
-    if (drop and spike) or forms & _ANY_WORDS or phrase:
+    if drop and spike:
         return "both"
+    if forms & _ANY_WORDS or phrase:
+        # "algum pico anormal?" asks about spikes; "algo anormal?" about both.
+        return "drop" if drop else "spike" if spike else "both"
     return "drop" if drop else "spike" if spike else None
 
 

@@ -1460,6 +1460,9 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("refund", "reembolso", "reembolsado", "estorno"),
     ("reason", "motivo", "causa"),
     ("defect", "defeito", "defeituoso"),
+    ("stock", "estoque", "inventory", "inventario"),
+    ("resolved", "resolve", "resolvido", "resolveu", "resolveram", "resolvemos", "closed",
+     "close", "fechado", "fechou", "fecharam", "solved", "resolucao"),
     ("delay", "atraso", "atrasado", "late"),
     (
         "delivery",
@@ -1520,7 +1523,7 @@ def _word_match(token: frozenset[str], groups: frozenset[int], word: str) -> int
 @dataclass(frozen=True)
 class _Named:
     """Where a column is named in the question (-1: not named) and how: 2 by its own words,
-    1 through synonyms or prefixes."""
+    1 through synonyms or prefixes, 0 by the first of its words alone."""
 
     position: int = -1
     strength: int = 0
@@ -1545,6 +1548,20 @@ def _find_column(
             )
             if strength > best.strength:
                 best = _Named(start, strength, len(order))
+    if best.position >= 0 or len(words) != 2:
+        return best
+    # "tickets were closed", "resolveu menos chamados": a two-word name split by a word or
+    # two of the sentence.
+    for order in orders:
+        for gap in (1, 2):
+            for start in range(len(tokens) - gap - 1):
+                end = start + gap + 1
+                strength = min(
+                    _word_match(tokens[start], groups[start], order[0]),
+                    _word_match(tokens[end], groups[end], order[1]),
+                )
+                if strength > best.strength:
+                    best = _Named(start, strength, gap + 2)
     return best
 
 
@@ -1674,7 +1691,7 @@ def _named_column(
         return found
     head = _find_column(words, groups, naming[:1])
     return (
-        _Named(head.position, min(head.strength, 1), head.length) if head.position >= 0 else found
+        _Named(head.position, 0, head.length) if head.position >= 0 else found
     )
 
 
@@ -1807,8 +1824,19 @@ def _rule_measures(
 ) -> list[Measure] | None:
     numeric = _strongest([c for c in visible if c.kind == "numeric"], named)
     # "total de pedidos" with a pedido_id column: orders are counted, never summed, and never
-    # answered with another column's total.
-    ids = _strongest([c for c in visible if c.kind == "id"], named)
+    # answered with another column's total. A word that names a segment column too ("loja"
+    # for ``loja`` and ``cod_loja``) names the segments, not a count of their codes.
+    segments = {named[c.name].position for c in visible if c.kind == "categorical"} - {-1}
+    ids = _strongest(
+        [c for c in visible if c.kind == "id" and named[c.name].position not in segments], named
+    )
+    if not numeric and not _counts(tokens) and _sales_position(tokens) is not None:
+        # "Qual loja faturou mais?": the verb of earning names the money column.
+        money = [(i, c) for i, c in enumerate(visible) if c.kind == "numeric" and c.money]
+        if money:
+            # The money that adds up (valor_total), not a price.
+            _, main = min(money, key=lambda pair: _measure_rank(pair[1], pair[0]))
+            return [Measure(column=main.name, agg=agg or plan_agg(main))]
     if numeric:
         at = {c.name: named[c.name].position for c in numeric}
         money = [c for c in visible if c.kind == "numeric" and c.money and c not in numeric]
