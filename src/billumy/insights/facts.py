@@ -1461,8 +1461,21 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("reason", "motivo", "causa"),
     ("defect", "defeito", "defeituoso"),
     ("stock", "estoque", "inventory", "inventario"),
-    ("resolved", "resolve", "resolvido", "resolveu", "resolveram", "resolvemos", "closed",
-     "close", "fechado", "fechou", "fecharam", "solved", "resolucao"),
+    (
+        "resolved",
+        "resolve",
+        "resolvido",
+        "resolveu",
+        "resolveram",
+        "resolvemos",
+        "closed",
+        "close",
+        "fechado",
+        "fechou",
+        "fecharam",
+        "solved",
+        "resolucao",
+    ),
     ("delay", "atraso", "atrasado", "late"),
     (
         "delivery",
@@ -1690,9 +1703,7 @@ def _named_column(
     if found.position >= 0 or column.kind != "numeric" or len(naming) < 2:
         return found
     head = _find_column(words, groups, naming[:1])
-    return (
-        _Named(head.position, 0, head.length) if head.position >= 0 else found
-    )
+    return _Named(head.position, 0, head.length) if head.position >= 0 else found
 
 
 def column_vocabulary(profile: Profile) -> frozenset[str]:
