@@ -98,6 +98,12 @@ def _kinds(asked: questions.Question) -> list[str]:
             ["rank", "trend"],
         ),
         ("Qual loja vendeu menos no 2º trimestre?", ["rank", "filter"]),
+        # Contributing ranks the parts of a total unless a change is named.
+        ("Quanto vendemos e qual loja contribuiu mais?", ["rank", "total"]),
+        ("Qual loja mais contribuiu para a queda?", ["anomaly", "drivers", "rank"]),
+        # Two segments compared in one year: no comparison of periods.
+        ("Compare Centro e Norte em 2024", ["compare_segments", "filter"]),
+        ("vendas mai/24 vs abr/24", ["compare_periods"]),
     ],
 )
 def test_parts(stores: tuple[data.Table, Profile], text: str, kinds: list[str]) -> None:
@@ -438,6 +444,11 @@ def test_a_broken_upload_s_error_shows_no_server_path(tmp_path: Any) -> None:
         ("Qual o custo das vendas por loja?", False),
         ("Qual o lucro e quanto a loja Sul vendeu?", True),
         ("Quanto a loja Sul vendeu?", True),
+        # A quantity no column names, in the question's own words, or a known one (CSAT).
+        ("What is the average customer rating per store?", False),
+        ("Qual é a idade média dos clientes por loja?", False),
+        ("What's our CSAT by store?", False),
+        ("Qual a média de vendas por loja?", True),
     ],
 )
 def test_a_missing_quantity_of_something_is_not_that_something_s_total(

@@ -159,7 +159,8 @@ def _desk() -> list[dict[str, object]]:
     return [
         {"week": f"2024-0{m}-0{d}", "loja": loja, "cod_loja": code, "preco": 9.9 + d,
          "faturamento": 10.0 * code,
-         "tickets_opened": 5 * code, "tickets_resolved": 4 * code, "estoque_final": code}
+         "tickets_opened": 5 * code, "tickets_resolved": 4 * code, "estoque_final": code,
+         "avg_resolution_hours": 3.0 * code}
         for m in (1, 2) for d in (1, 8) for loja, code in (("Centro", 1), ("Sul", 2))
     ]  # fmt: skip
 
@@ -182,3 +183,18 @@ def test_the_measure_a_question_names(question: str, measure: str, dims: list[st
     plan = facts.rule_plan(question, prof)
     assert plan is not None
     assert [m.column for m in plan.measures] == [measure] and plan.dimensions == dims
+
+
+@pytest.mark.parametrize(
+    ("question", "order"),
+    [
+        ("Which store resolves tickets faster?", "asc"),
+        ("Qual loja é a mais lenta para resolver chamados?", "desc"),
+    ],
+)
+def test_faster_is_the_shortest_average_time(question: str, order: str) -> None:
+    with data.from_records(_desk()) as table:
+        prof = profile(table)
+    plan = facts.rule_plan(question, prof)
+    assert plan is not None and plan.order == order
+    assert [(m.column, m.agg) for m in plan.measures] == [("avg_resolution_hours", "avg")]

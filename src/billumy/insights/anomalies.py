@@ -84,8 +84,17 @@ _ANY_PHRASES = (
     ("fugiu", "da", "curva"), ("saiu", "do", "padrao"), ("out", "of", "pattern"),
     ("out", "of", "line"), ("stood", "out"), ("destoou",), ("destoante",),
 )  # fmt: skip
-_SPIKE_PHRASES = (("acima", "do", "normal"), ("above", "normal"), ("acima", "da", "media"))
-_DROP_PHRASES = (("abaixo", "do", "normal"), ("below", "normal"), ("abaixo", "da", "media"))
+_SPIKE_PHRASES = (
+    ("acima", "do", "normal"), ("above", "normal"), ("acima", "da", "media"),
+    ("more", "than", "usual"), ("higher", "than", "usual"), ("more", "than", "normal"),
+    ("mais", "que", "o", "normal"), ("mais", "do", "que", "o", "normal"),
+    ("mais", "que", "o", "comum"), ("blow", "up"), ("blew", "up"), ("explodiu",), ("explodiram",),
+)  # fmt: skip
+_DROP_PHRASES = (
+    ("abaixo", "do", "normal"), ("below", "normal"), ("abaixo", "da", "media"),
+    ("less", "than", "usual"), ("fewer", "than", "usual"), ("lower", "than", "usual"),
+    ("menos", "que", "o", "normal"), ("menos", "do", "que", "o", "normal"),
+)  # fmt: skip
 
 
 def _forms(word: str) -> set[str]:

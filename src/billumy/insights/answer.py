@@ -102,6 +102,9 @@ _TABLE = (
     ("desconto descontos discount discounts", "desconto descontos discount discounts",
      "desconto", "discount"),
     ("imposto impostos tax taxes", "imposto impostos tax taxes tributo tributos", "imposto", "tax"),
+    ("csat nps satisfacao satisfaction", "csat nps satisfacao satisfaction nota rating score "
+     "avaliacao", "satisfação", "satisfaction"),
+    ("idade idades age ages", "idade idades age ages nascimento birth", "idade", "age"),
     ("cliente clientes customer customers client clients",
      "cliente clientes customer customers client clients", "cliente", "customer"),
     ("produto produtos product products", "produto produtos product products item sku",
@@ -117,7 +120,9 @@ _TABLE = (
      "patient"),
 )  # fmt: skip
 _OF_WORDS = frozenset({"of", "per", "for", "de", "do", "da", "dos", "das", "por", "para"})
-_MEASURE_CONCEPTS = frozenset({"cost", "profit", "margin", "discount", "tax"})
+_MEASURE_CONCEPTS = frozenset(
+    {"cost", "profit", "margin", "discount", "tax", "satisfaction", "age"}
+)
 _PERIOD_ASKS = (
     "mes meses mensal month months monthly semana semanas semanal week weeks weekly diario "
     "diaria daily ano anos anual year years yearly trimestre quarter quando when tendencia trend"

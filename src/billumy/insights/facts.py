@@ -1660,6 +1660,14 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
         return None
     if measures is None:
         measures = _default_measures(visible, agg)
+    order = _rule_order(tokens)
+    speed = _speed(tokens)
+    durations = [c for c in visible if c.kind == "numeric" and set(name_words(c.name)) & _DURATION]
+    if speed is not None and durations:
+        # "who resolves tickets faster?": the shortest average time, whatever else is named.
+        named_durations = [c for c in durations if named[c.name].position >= 0] or durations
+        measures = [Measure(column=named_durations[0].name, agg=agg or "avg")]
+        order = speed
     top = re.search(r"\btop\s+(\d{1,2})\b", folded)
     return Plan(
         measures=measures,
@@ -1667,8 +1675,34 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
         filters=filters,
         period=period,
         top_n=max(1, int(top[1])) if top else 5,
-        order=_rule_order(tokens),
+        order=order,
     )
+
+
+_FAST = frozenset(
+    {"faster", "fastest", "quicker", "quickest", "quickly", "rapido", "rapida", "rapidos",
+     "rapidas", "rapidamente", "agil", "ageis", "veloz"}
+)  # fmt: skip
+_SLOW = frozenset(
+    {"slower", "slowest", "slowly", "lento", "lenta", "lentos", "lentas", "demora", "demorou",
+     "demoram", "demoraram", "demorado", "demorada", "longest", "demorados"}
+)  # fmt: skip
+_DURATION = frozenset(
+    {"tempo", "time", "hours", "horas", "hora", "hour", "minutes", "minutos", "min", "mins",
+     "seconds", "segundos", "dias", "days", "duration", "duracao", "latency", "latencia",
+     "lead", "sla"}
+)  # fmt: skip
+
+
+def _speed(tokens: list[frozenset[str]]) -> Literal["asc", "desc"] | None:
+    """``asc`` (shortest time first) for words of speed ("faster", "mais rápido"), ``desc`` for
+    words of slowness ("mais lento", "demora mais"), None for neither."""
+    for token in tokens:
+        if token & _FAST:
+            return "asc"
+        if token & _SLOW:
+            return "desc"
+    return None
 
 
 _ID_NAME_WORDS = frozenset({"id", "ids", "uuid", "guid", "key", "code", "cod", "codigo", "num"})
@@ -1843,10 +1877,10 @@ def _rule_measures(
     )
     if not numeric and not _counts(tokens) and _sales_position(tokens) is not None:
         # "Qual loja faturou mais?": the verb of earning names the money column.
-        money = [(i, c) for i, c in enumerate(visible) if c.kind == "numeric" and c.money]
-        if money:
+        earning = [(i, c) for i, c in enumerate(visible) if c.kind == "numeric" and c.money]
+        if earning:
             # The money that adds up (valor_total), not a price.
-            _, main = min(money, key=lambda pair: _measure_rank(pair[1], pair[0]))
+            _, main = min(earning, key=lambda pair: _measure_rank(pair[1], pair[0]))
             return [Measure(column=main.name, agg=agg or plan_agg(main))]
     if numeric:
         at = {c.name: named[c.name].position for c in numeric}

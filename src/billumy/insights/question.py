@@ -117,6 +117,18 @@ _DRIVERS = _set(
     "responsavel responsaveis responsible motivo motivos causa causas cause caused reason"
 )
 _DRIVERS_PHRASES = (("por", "que"), ("por", "qual", "motivo"), ("what", "drove"))
+# Words of contributing ask what drove a change only when a change is named ("quem mais
+# contribuiu para a queda"); "qual loja contribuiu mais?" ranks the stores' parts of the total.
+_CONTRIBUTING = _set(
+    "contribuiu contribuiram contributed contribution contribuicao responsavel responsaveis "
+    "responsible"
+)
+_CHANGING = _set(
+    "queda caiu cairam quedas aumento aumentou aumentaram subiu subiram diminuiu diminuiram "
+    "reducao variacao mudanca cresceu cresceram crescimento alta baixa recuou drop dropped "
+    "fell fall decline declined increase increased decrease decreased rise rose growth grew "
+    "change changed"
+)
 
 _MONTHS = MONTHS
 # Short forms that are also ordinary words ("mar" is the sea, "may" a verb, "set", "out") count
@@ -348,11 +360,19 @@ def _windows(
                 j += 1
         if temporal is not None:
             month = _MONTHS.get(w)
-            clear = w not in _AMBIGUOUS_MONTHS or w in capitalized or _YEAR.match(nxt or "x")
+            short = _short_year(nxt, temporal)  # "dez/24", "mar 23"
+            clear = (
+                w not in _AMBIGUOUS_MONTHS
+                or w in capitalized
+                or _YEAR.match(nxt or "x")
+                or short is not None
+            )
             if month is not None and clear:
                 year: int | None = None
                 if _YEAR.match(nxt):
                     year = int(nxt)
+                elif short is not None:
+                    year = short
                 elif nxt == "de" and _YEAR.match(after):
                     year = int(after)
                 if year is not None:
@@ -401,6 +421,17 @@ def _windows(
     for window in out:
         unique.setdefault((window.column, window.label), window)
     return list(unique.values())
+
+
+def _short_year(word: str, temporal: ColumnProfile) -> int | None:
+    """A two-digit year after a month ("dez/24") that the data's dates cover, or None."""
+    if not re.fullmatch(r"\d{2}", word):
+        return None
+    first, last = _as_date(temporal.min), _as_date(temporal.max)
+    year = 2000 + int(word)
+    return (
+        year if first is not None and last is not None and first.year <= year <= last.year else None
+    )
 
 
 def _segments(words: list[str], profile: Profile) -> dict[str, list[str]]:
@@ -459,6 +490,8 @@ def parse(question: str, profile: Profile) -> Question:
     drivers = _phrase(words, _DRIVERS_PHRASES) or _word(
         words, _DRIVERS - column_vocabulary(profile)
     )
+    if drivers and _forms(drivers) & _CONTRIBUTING and not (direction or _word(words, _CHANGING)):
+        drivers = None
     compare = _phrase(words, _COMPARE_PHRASES) or _word(words, _COMPARE)
     previous = _word(words, _PREVIOUS)
     add("anomaly", direction, direction=direction)
