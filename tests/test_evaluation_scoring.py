@@ -234,3 +234,21 @@ def test_a_verified_insight_that_gives_a_segment_another_segments_number_is_fals
     result = score(_case(CENTRO), response)
     assert result.false_verified == 1, result.problems
     assert "97 for Moda" in " ".join(result.problems)
+
+
+def test_a_quarter_filter_holds_the_quarter() -> None:
+    # The aggregate of a question about Q2: its filter params are the quarter's bounds.
+    total = {
+        "id": "f1",
+        "kind": "aggregate",
+        "values": {"sum_vendas_reais": 6184.0},
+        "rows": [{"sum_vendas_reais": 6184.0}],
+        "params": ["2024-04-01", "2024-07-01"],
+    }
+    said = "No 2º trimestre de 2024, o total de vendas_reais é R$ 6.184,00."
+    result = score(_case(Expected(period="2024-Q2", value=6184.0)), _response(said, facts=[total]))
+    assert result.plan_covers and result.answer_complete
+    # Another quarter's bounds do not hold it.
+    total["params"] = ["2024-01-01", "2024-04-01"]
+    result = score(_case(Expected(period="2024-Q2", value=6184.0)), _response(said, facts=[total]))
+    assert not result.plan_covers

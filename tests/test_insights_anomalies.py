@@ -339,7 +339,11 @@ def test_small_counts_need_more_than_their_poisson_noise(spike: int, flagged: bo
         ("Any unusual drop?", "drop"),
         ("Algo anormal nas vendas?", "both"),
         ("O atraso fugiu do padrão?", "both"),
+        ("Was there a week where some team got way more tickets than usual?", "spike"),
+        ("Teve semana com bem menos pedidos que o normal?", "drop"),
+        ("Did resolution times blow up in some week?", "spike"),
+        ("Which store sold more than Sul?", None),
     ],
 )
-def test_a_word_of_anomaly_keeps_the_direction_asked(question: str, direction: str) -> None:
+def test_a_word_of_anomaly_keeps_the_direction_asked(question: str, direction: str | None) -> None:
     assert asked_direction(question) == direction

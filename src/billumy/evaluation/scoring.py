@@ -4,8 +4,9 @@ What is measured, per case (:class:`CaseScore`):
 
 * **plan covers the question**: every expected item is held by one of the response's facts
   (a row of it, or its ``values``, with the item's labels among its cells or the fact's
-  filter ``params``, and a number that agrees with the item's value; of the item's ``kind``
-  when it names one). A miss here is the planner's: the number was never computed;
+  filter ``params``, a quarter by both of its bounds there, and a number that agrees with the
+  item's value; of the item's ``kind`` when it names one). A miss here is the planner's: the
+  number was never computed;
 * **answer complete**: every expected item is stated by one sentence of the ``answer``: the
   sentence names the item's labels and holds a number that agrees with its value; a
   ``text_any`` item needs one of its patterns to match the answer. A miss here with the plan
@@ -232,8 +233,25 @@ def _cell_has(cell: Any, kind: str, label: str) -> bool:
     return cell == label or (cell.startswith(label) and cell[len(label)] in "-T ")
 
 
+def _quarter_bounds(row: Sequence[Any], label: str) -> bool:
+    """Whether ``row`` holds the bounds of quarter ``label`` (``2024-Q2``: a filter from
+    ``2024-04-01`` to before ``2024-07-01``)."""
+    quarter = re.fullmatch(r"(\d{4})-Q([1-4])", label)
+    if quarter is None:
+        return False
+    year, n = int(quarter[1]), int(quarter[2])
+    start = f"{year}-{3 * n - 2:02d}-01"
+    end = f"{year + n // 4}-{(3 * n) % 12 + 1:02d}-01"
+    cells = [c for c in row if isinstance(c, str)]
+    return any(c.startswith(start) for c in cells) and any(c.startswith(end) for c in cells)
+
+
 def _row_has(row: Sequence[Any], item: Expected) -> bool:
-    return all(any(_cell_has(c, kind, label) for c in row) for kind, label in item.labels)
+    return all(
+        any(_cell_has(c, kind, label) for c in row)
+        or (kind == "period" and _quarter_bounds(row, label))
+        for kind, label in item.labels
+    )
 
 
 def _numbers(row: Iterable[Any]) -> list[float]:

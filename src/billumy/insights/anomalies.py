@@ -90,6 +90,12 @@ _SPIKE_PHRASES = (
     ("mais", "que", "o", "normal"), ("mais", "do", "que", "o", "normal"),
     ("mais", "que", "o", "comum"), ("blow", "up"), ("blew", "up"), ("explodiu",), ("explodiram",),
 )  # fmt: skip
+_USUAL = {
+    ("than", "usual"), ("than", "normal"), ("than", "expected"), ("que", "o", "normal"),
+    ("que", "o", "comum"), ("que", "o", "esperado"), ("do", "que", "normal"),
+}  # fmt: skip
+_MORE = frozenset({"more", "higher", "bigger", "larger", "mais", "maior", "maiores", "acima"})
+_LESS = frozenset({"less", "fewer", "lower", "smaller", "menos", "menor", "menores", "abaixo"})
 _DROP_PHRASES = (
     ("abaixo", "do", "normal"), ("below", "normal"), ("abaixo", "da", "media"),
     ("less", "than", "usual"), ("fewer", "than", "usual"), ("lower", "than", "usual"),
@@ -114,6 +120,13 @@ def asked_direction(question: str) -> Direction | None:
 
     drop = bool(forms & _DROP_WORDS) or said(_DROP_PHRASES)
     spike = bool(forms & _SPIKE_WORDS) or said(_SPIKE_PHRASES)
+    # "way more tickets than usual", "menos pedidos que o normal": the comparison word a few
+    # words before "than usual" says which way.
+    for i in range(len(words)):
+        if tuple(words[i : i + 2]) in _USUAL or tuple(words[i : i + 3]) in _USUAL:
+            before = set(words[max(0, i - 4) : i])
+            spike = spike or bool(before & _MORE)
+            drop = drop or bool(before & _LESS)
     phrase = said(_ANY_PHRASES)
     if drop and spike:
         return "both"
