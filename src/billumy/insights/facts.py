@@ -68,6 +68,7 @@ __all__ = [
     "is_stock",
     "main_columns",
     "metric_sql",
+    "named_columns",
     "names_a_dimension",
     "names_a_measure",
     "natural_grain",
@@ -1475,8 +1476,9 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
         "fecharam",
         "solved",
         "resolucao",
+        "resolution",
     ),
-    ("delay", "atraso", "atrasado", "late"),
+    ("delay", "atraso", "atrasado", "atrasada", "atrasadas", "atrasados", "late"),
     (
         "delivery",
         "entrega",
@@ -1748,6 +1750,28 @@ def column_vocabulary(profile: Profile) -> frozenset[str]:
     groups = frozenset().union(*(_SYNONYM_GROUPS.get(w, frozenset()) for w in words))
     synonyms = {w for w, g in _SYNONYM_GROUPS.items() if g & groups}
     return frozenset(words | synonyms)
+
+
+def named_columns(question: str, profile: Profile, *, any_word: bool = False) -> list[str]:
+    """Every visible column ``question`` names, by its words, synonyms or first word (with
+    ``any_word``, by any one of its words: "resolution" for ``tickets_resolved``), in the
+    order named."""
+    tokens = _tokens(question)
+    words = _column_words(tokens)
+    groups = [_groups(w) for w in words]
+    named = []
+    for column in profile.columns:
+        if column.masked:
+            continue
+        found = _named_column(words, groups, column)
+        if found.position < 0 and any_word:
+            spots = [_find_column(words, groups, [w]) for w in _naming_words(column)]
+            found = min(
+                (f for f in spots if f.position >= 0), key=lambda f: f.position, default=found
+            )
+        if found.position >= 0:
+            named.append((found.position, column.name))
+    return [name for _, name in sorted(named)]
 
 
 def names_a_dimension(question: str, profile: Profile) -> bool:

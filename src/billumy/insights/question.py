@@ -652,7 +652,7 @@ _COVERED_BY: dict[str, tuple[str, ...]] = {
     "compare_periods": ("change",),
     "drivers": ("change",),
     "compare_segments": ("breakdown",),
-    "share": ("breakdown",),
+    "share": ("breakdown", "ratio"),
     "filter": ("aggregate", "breakdown", "trend"),
     "peak": ("trend",),
 }
@@ -669,7 +669,7 @@ def coverage(
         kinds = _COVERED_BY[part.kind]
         ids = [f.id for f in mine if f.kind in kinds]
         if part.kind == "share":
-            ids = [
+            ids = [f.id for f in mine if f.kind == "ratio"] or [
                 f.id for f in mine if f.kind == "breakdown" and f.rows and "share_pct" in f.rows[0]
             ]
         if part.kind == "drivers":

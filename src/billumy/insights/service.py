@@ -45,7 +45,7 @@ from pydantic import ValidationError
 from billumy.auth import Principal
 from billumy.errors import BadRequestError, BillumyError, NotFoundError, PayloadTooLargeError
 from billumy.inference import InferenceService
-from billumy.insights import anomalies, changes, charts, checker, data, facts, profile
+from billumy.insights import anomalies, changes, charts, checker, data, facts, profile, ratios
 from billumy.insights import question as questions
 from billumy.insights.answer import Answer, missing_columns, write_answer
 from billumy.insights.datasets import Dataset, DatasetStore, new_id
@@ -465,6 +465,13 @@ class InsightService:
         compares periods or asks what drove a change gets the change between them, with each
         segment's part."""
         planned = facts.facts_for_plan(table, prof, plan) if plan is not None else []
+        if asked is not None and _asks_for_rate(asked):
+            # "What percentage of deliveries were late?": one count over another.
+            named = facts.rule_plan(question, prof) if question else None
+            dimension = named.dimensions[0] if named is not None and named.dimensions else None
+            ratio = ratios.ratio_fact(table, prof, plan, dimension, question or "")
+            if ratio is not None:
+                planned = [ratio, *planned]
         if asked is not None and (asked.has("compare_periods") or asked.has("drivers")):
             change = changes.change_fact(table, prof, plan, asked)
             if change is not None:
@@ -607,6 +614,15 @@ class InsightService:
         if not 0 <= number < len(specs):
             raise NotFoundError(f"insight '{insight_id}' has no chart {number}")
         return await asyncio.to_thread(charts.render_svg, specs[number])
+
+
+def _asks_for_rate(asked: questions.Question) -> bool:
+    """A rate ("taxa de resolução"), or a share of no segment in particular ("what percentage
+    of deliveries were late?", not "what share came from Sul")."""
+    if ratios.asks_for_rate(asked.text):
+        return not asked.segments
+    share = next((p for p in asked.parts if p.kind == "share"), None)
+    return share is not None and not share.detail.get("focus") and not asked.segments
 
 
 def _narrowed(scope: anomalies.Scope, asked: questions.Question) -> anomalies.Scope:

@@ -632,7 +632,35 @@ def _period_change(fact: Fact, ctx: Context) -> str:
     return f"{text}; {others}." if others else f"{text}."
 
 
+def _ratio(fact: Fact, ctx: Context) -> str:
+    v = fact.values
+    part, whole = str(v.get("part")), str(v.get("whole"))
+    a, b = Metric(part, "sum"), Metric(whole, "sum")
+    shown = (
+        ctx.formats.pct(v.get("ratio_pct")),
+        a.amount(v.get("part_total"), ctx),
+        b.amount(v.get("whole_total"), ctx),
+    )
+    where = scope(fact, ctx)
+    dims = [k for k in (fact.rows[0] if fact.rows else {}) if k not in _RATIO_KEYS]
+    listed = "; ".join(
+        f"{ctx.formats.label(r[dims[0]])} {ctx.formats.pct(r.get('ratio_pct'))}"
+        for r in (fact.rows if dims else [])
+    )
+    if ctx.pt:
+        text = (
+            f"A proporção de {part} em {whole}{where} é de {shown[0]} ({shown[1]} de {shown[2]})."
+        )
+        return f"{text} Por {dims[0]}: {listed}." if dims else text
+    text = f"The share of {part} in {whole}{where} is {shown[0]} ({shown[1]} of {shown[2]})."
+    return f"{text} By {dims[0]}: {listed}." if dims else text
+
+
+_RATIO_KEYS = frozenset({"part_total", "whole_total", "ratio_pct"})
+
+
 _WRITERS = {
+    "ratio": _ratio,
     "change": _period_change,
     "row_count": _row_count,
     "summary": _summary,

@@ -1,0 +1,143 @@
+"""Ratios: one count as a percentage of another, when a question asks for a rate.
+
+"What percentage of deliveries were late?" on data with ``entregas`` and ``atrasadas``, "what's
+our resolution rate?" on data with ``tickets_opened`` and ``tickets_resolved``: the answer is
+the sum of the part over the sum of the whole, not any one segment's share of a total (that is
+the ``breakdown`` fact's ``share_pct``).
+
+Which two columns: the additive measures the question's plan names (summed, not averages or
+stocks); when it names only one (the part: "resolution"), the whole is a column that shares a
+word of its name (``tickets_opened`` for ``tickets_resolved``). A pair counts only when the
+data agree that one is a part of the other: both sums are positive, no value is negative, and
+the part's sum is below the whole's. The plan's filters apply to both.
+"""
+
+from __future__ import annotations
+
+from billumy.insights import facts
+from billumy.insights.data import Table, quote_ident
+from billumy.insights.model import ColumnProfile, Fact, Profile
+from billumy.insights.profile import name_words, plain
+
+__all__ = ["asks_for_rate", "ratio_fact"]
+
+# Question words that ask for a rate (folded); the question's share words ("percentual",
+# "percentage", "%") ask for one too when no segment is named.
+_RATE_WORDS = frozenset({"rate", "rates", "taxa", "taxas", "ratio", "razao", "indice"})
+_GENERIC = frozenset({"total", "valor", "value", "qtd", "quantidade", "num", "numero", "n"})
+
+
+def asks_for_rate(question: str) -> bool:
+    """Whether ``question`` has a word of rate ("taxa de resolução", "resolution rate")."""
+    return bool(set(name_words(question)) & _RATE_WORDS)
+
+
+def _additive(column: ColumnProfile | None) -> bool:
+    return (
+        column is not None
+        and column.kind == "numeric"
+        and facts.default_agg(column) == "sum"
+        and not facts.is_stock(column)
+        and isinstance(column.min, int | float)
+        and column.min >= 0
+    )
+
+
+def _candidates(profile: Profile, plan: facts.Plan, question: str) -> list[tuple[str, str]]:
+    """(part, whole) pairs to try: the plan's summed measures, then the additive columns the
+    question names some other way ("resolution rate" names ``tickets_resolved`` though
+    ``avg_resolution_hours`` is the plan's measure)."""
+    named = [m.column for m in plan.measures if m.agg == "sum" and m.column != "*"]
+    named += facts.named_columns(question, profile, any_word=True) if question else []
+    named = list(dict.fromkeys(c for c in named if _additive(profile.column(c))))
+    pairs = [(a, b) for a in named for b in named if a != b]
+    if len(named) == 1:
+        words = set(name_words(named[0])) - _GENERIC
+        pairs += [
+            (named[0], c.name)
+            for c in profile.columns
+            if not c.masked
+            and c.name != named[0]
+            and _additive(c)
+            and words & set(name_words(c.name))
+        ]
+    return pairs
+
+
+def ratio_fact(
+    table: Table,
+    profile: Profile,
+    plan: facts.Plan | None,
+    dimension: str | None = None,
+    question: str = "",
+) -> Fact | None:
+    """The ``ratio`` fact for the first pair the data agree is a part and its whole, or
+    None. ``values``: ``part``, ``whole`` (columns), ``part_total``, ``whole_total`` and
+    ``ratio_pct``; with a ``dimension`` ("a taxa de atraso por transportadora"), ``rows``
+    hold each segment's ratio, highest first (up to ``plan.top_n``)."""
+    if plan is None:
+        return None
+    conditions, params = facts.filter_conditions(profile, plan.filters)
+    where = " AND ".join(conditions) if conditions else "true"
+    for part, whole in _candidates(profile, plan, question):
+        p, w = quote_ident(part), quote_ident(whole)
+        sql = (
+            f"SELECT sum({p}) AS part_total, sum({w}) AS whole_total, "  # noqa: S608
+            f"100.0 * sum({p}) / nullif(sum({w}), 0) AS ratio_pct FROM data WHERE {where}"
+        )
+        row = table.records(sql, list(params))[0]
+        part_total, whole_total = plain(row["part_total"]), plain(row["whole_total"])
+        if not isinstance(part_total, int | float) or not isinstance(whole_total, int | float):
+            continue
+        if not 0 < part_total < whole_total:
+            continue
+        ratio = plain(row["ratio_pct"])
+        values = {
+            "part": part,
+            "whole": whole,
+            "part_total": part_total,
+            "whole_total": whole_total,
+            "ratio_pct": ratio,
+        }
+        statement = (
+            f"The share of {part} in {whole} is "
+            f"{facts.fmt_pct(ratio if isinstance(ratio, float) else None)} "
+            f"({facts.fmt_number(part_total)} of {facts.fmt_number(whole_total)})."
+        )
+        rows = [{k: plain(v) for k, v in row.items()}]
+        if dimension is not None:
+            d = quote_ident(dimension)
+            sql = (
+                f"SELECT {d}, sum({p}) AS part_total, sum({w}) AS whole_total, "  # noqa: S608
+                f"100.0 * sum({p}) / nullif(sum({w}), 0) AS ratio_pct FROM data "
+                f"WHERE {where} AND {d} IS NOT NULL GROUP BY {d} "
+                f"ORDER BY ratio_pct DESC NULLS LAST, {d} LIMIT {int(plan.top_n)}"
+            )
+            rows = [{k: plain(v) for k, v in r.items()} for r in table.records(sql, list(params))]
+            listed = "; ".join(
+                f"{r[dimension]} {facts.fmt_pct(_float(r['ratio_pct']))}" for r in rows
+            )
+            statement += f" By {dimension}: {listed}."
+        columns = [
+            part,
+            whole,
+            *([dimension] if dimension else []),
+            *(f.column for f in plan.filters),
+        ]
+        fact = Fact(
+            id="",
+            kind="ratio",
+            statement=statement,
+            values=values,
+            columns=list(dict.fromkeys(columns)),
+            sql=sql,
+            rows=rows,
+            params=[plain(v) for v in params],
+        )
+        fact.score = 0.9
+        return fact
+    return None
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

@@ -1,0 +1,110 @@
+"""Ratios: one count as a percentage of another ("what percentage of deliveries were late?",
+"our resolution rate"), over real DuckDB tables, said in pt-BR and English."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import pytest
+
+from billumy.insights import data, facts
+from billumy.insights import question as questions
+from billumy.insights.formats import for_language
+from billumy.insights.profile import profile
+from billumy.insights.ratios import ratio_fact
+from billumy.insights.service import InsightService
+from billumy.insights.statements import Context, describe
+
+CARRIERS = {"Correios": (120, 17), "Loggi": (90, 6), "Jadlog": (60, 6)}
+
+
+def _deliveries() -> list[dict[str, Any]]:
+    """Ten days of three carriers: deliveries, late ones, and an average delay (minutes)."""
+    return [
+        {"data": f"2024-03-{day:02d}", "transportadora": name, "entregas": total + day,
+         "atrasadas": late + day % 3, "atraso_medio_min": 40.0 + day}
+        for day in range(1, 11)
+        for name, (total, late) in CARRIERS.items()
+    ]  # fmt: skip
+
+
+def _reference(sql: str) -> list[tuple[Any, ...]]:
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (transportadora VARCHAR, entregas INTEGER, atrasadas INTEGER)")
+    con.executemany(
+        "INSERT INTO t VALUES (?, ?, ?)",
+        [(r["transportadora"], r["entregas"], r["atrasadas"]) for r in _deliveries()],
+    )
+    return con.execute(sql).fetchall()
+
+
+def _ask(text: str) -> tuple[list[Any], set[str], Context]:
+    with data.from_records(_deliveries()) as table:
+        prof = profile(table)
+        asked = questions.parse(text, prof)
+        plan = questions.reconcile(facts.rule_plan(text, prof), asked, prof, "rules")
+        found, planned = InsightService._facts(table, prof, plan, 3, text, asked)
+    lang = "pt" if any(c in text for c in "ãçéêíóú") or "Qual" in text else "en"
+    return found, planned, Context(for_language(lang), prof, plan, planned)
+
+
+def test_a_percentage_of_a_count_is_the_part_over_the_whole() -> None:
+    found, planned, ctx = _ask("What percentage of deliveries were late?")
+    ratio = found[0]
+    assert ratio.kind == "ratio" and ratio.id in planned
+    ((late, total),) = _reference("SELECT sum(atrasadas), sum(entregas) FROM t")
+    assert ratio.values["part"] == "atrasadas" and ratio.values["whole"] == "entregas"
+    assert (ratio.values["part_total"], ratio.values["whole_total"]) == (late, total)
+    assert ratio.values["ratio_pct"] == pytest.approx(100 * late / total)
+    pct = f"{100 * late / total:.1f}%"
+    assert describe(ratio, ctx) == (
+        f"The share of atrasadas in entregas is {pct} ({late:,} of {total:,})."
+    )
+    pt = Context(for_language("pt"), ctx.profile, ctx.plan, ctx.planned)
+    shown = f"{late:,} de {total:,}".replace(",", ".")
+    assert describe(ratio, pt) == (
+        f"A proporção de atrasadas em entregas é de {pct.replace('.', ',')} ({shown})."
+    )
+    parts = questions.coverage(
+        questions.parse("What percentage of deliveries were late?", ctx.profile),
+        found,
+        planned,
+        ctx.plan,
+    )
+    assert [(p["kind"], p["covered"], p["facts"]) for p in parts] == [("share", True, [ratio.id])]
+
+
+def test_a_rate_per_segment_in_portuguese() -> None:
+    found, _, ctx = _ask("Qual a taxa de entregas atrasadas por transportadora?")
+    ratio = found[0]
+    assert ratio.kind == "ratio"
+    by = _reference(
+        "SELECT transportadora, 100.0 * sum(atrasadas) / sum(entregas) AS r FROM t "
+        "GROUP BY 1 ORDER BY r DESC"
+    )
+    assert [(r["transportadora"], r["ratio_pct"]) for r in ratio.rows] == [
+        (name, pytest.approx(value)) for name, value in by
+    ]
+    said = describe(ratio, ctx)
+    assert said.startswith("A proporção de atrasadas em entregas é de ")
+    listed = "; ".join(f"{name} {value:.1f}%".replace(".", ",") for name, value in by)
+    assert said.endswith(
+        f"Por transportadora: {listed}.".replace("%", "\xa0%").replace("\xa0%", "%")
+    )
+
+
+def test_a_share_of_segments_is_no_ratio() -> None:
+    # Each carrier's part of the deliveries: the breakdown's shares, not late over total.
+    found, _, _ = _ask("Qual a participação de cada transportadora nas entregas?")
+    assert not any(f.kind == "ratio" for f in found)
+
+
+def test_a_part_larger_than_the_whole_is_no_ratio() -> None:
+    rows = [{"a": 10, "b": 5}, {"a": 20, "b": 7}]
+    with data.from_records(rows) as table:
+        prof = profile(table)
+        plan = facts.Plan(measures=[facts.Measure(column="a", agg="sum")])
+        fact = ratio_fact(table, prof, plan, question="what share of a is b")
+    # b is 12 of a's 30: b over a, never a over b.
+    assert fact is not None and (fact.values["part"], fact.values["whole"]) == ("b", "a")
