@@ -314,7 +314,12 @@ async def read_back(port: int, key: str, tally: Tally) -> tuple[int, int]:
         trust_env=False,
     ) as client:
         for chat_id, contents in tally.acknowledged.items():
-            stored = (await client.get(f"/chats/{chat_id}")).json()
+            answer = await client.get(f"/chats/{chat_id}")
+            while answer.status_code == 429:  # A spent its minute's requests in the attack
+                await asyncio.sleep(float(answer.headers.get("retry-after", "1")))
+                answer = await client.get(f"/chats/{chat_id}")
+            answer.raise_for_status()
+            stored = answer.json()
             have = {m.get("content") for m in stored.get("messages", [])}
             acknowledged += len(contents)
             missing += sum(1 for c in contents if c not in have)
