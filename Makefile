@@ -46,6 +46,7 @@ bench: install services
 	$(BIN)/python benchmarks/store.py
 	$(BIN)/python benchmarks/cache.py
 	$(BIN)/python benchmarks/proxy_overhead.py
+	$(BIN)/python benchmarks/load.py
 	$(BIN)/python benchmarks/insights.py
 	$(BIN)/python benchmarks/insights_eval.py
 	$(BIN)/python benchmarks/insights_eval.py --rows 0 --cases evals/insights/holdout.toml

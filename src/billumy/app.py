@@ -37,6 +37,7 @@ from billumy.inference import InferenceService
 from billumy.insights import sandbox
 from billumy.insights.datasets import DatasetStore
 from billumy.insights.service import InsightService
+from billumy.logs import REQUEST_ID
 from billumy.metrics import Metrics
 from billumy.settings import Settings
 from billumy.store import open_store
@@ -106,6 +107,7 @@ class AccessLog:
             else secrets.token_hex(8)
         )
         scope.setdefault("state", {})["request_id"] = request_id
+        identified = REQUEST_ID.set(request_id)
         status = 500
         tokens = [0, 0]
         counting = REQUEST_TOKENS.set(tokens)
@@ -128,6 +130,7 @@ class AccessLog:
         finally:
             elapsed = time.perf_counter() - started
             REQUEST_TOKENS.reset(counting)
+            REQUEST_ID.reset(identified)
             route = getattr(scope.get("route"), "path", "unmatched")
             if self.metrics is not None:
                 self.metrics.requests.labels(route, scope["method"], str(status)).inc()

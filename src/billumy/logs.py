@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
+
+# The id of the request being served (set by the access log middleware, which also sends it
+# as X-Request-ID): errors written into an already started stream carry it, so a client can
+# quote it and an operator find the request's log lines.
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "message",

@@ -343,6 +343,11 @@ class Settings(BaseSettings):
     insights_max_result_rows: int = Field(
         default=10_000, ge=100, description="Most rows one insights query may return (413)."
     )
+    insights_max_concurrent: int = Field(
+        default=2,
+        ge=1,
+        description="Insights requests doing DuckDB work at once per process; more get 503.",
+    )
     max_dataset_storage_bytes: int = Field(
         default=1024 * 1024 * 1024, ge=1024, description="Stored datasets per tenant, in bytes."
     )

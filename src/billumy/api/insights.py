@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -14,7 +15,15 @@ from starlette.responses import Response
 from billumy.api.deps import InferenceKey, KeyFirstRoute, body_of
 from billumy.api.docs import MODEL_ERRORS, answers, request_body
 from billumy.api.responses import JSON
-from billumy.api.streaming import DRAIN, NDJSON, line, unless_disconnected
+from billumy.api.streaming import (
+    DRAIN,
+    NDJSON,
+    failure_message,
+    in_band_error,
+    line,
+    request_id,
+    unless_disconnected,
+)
 from billumy.errors import BadRequestError, BillumyError
 from billumy.insights.datasets import parse_format
 from billumy.insights.service import InsightService
@@ -27,6 +36,7 @@ from billumy.schemas.responses import (
     InsightResult,
 )
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["insights"], route_class=KeyFirstRoute)
 _CHART_NUMBER = re.compile(r"[0-9]{1,6}")
 
@@ -66,7 +76,10 @@ async def create_insight(
                 DRAIN.check()
                 yield line(event)
         except BillumyError as exc:
-            yield line({"type": "error", "error": exc.message})
+            yield line({"type": "error", **in_band_error(exc.message)})
+        except Exception:
+            log.exception("insights stream failed", extra={"request_id": request_id()})
+            yield line({"type": "error", **in_band_error(failure_message())})
         finally:
             await events.aclose()
 

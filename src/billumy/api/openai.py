@@ -30,7 +30,15 @@ from billumy.api.deps import (
 from billumy.api.docs import MODEL_ERRORS, SSE, answers
 from billumy.api.errors import openai_error
 from billumy.api.responses import JSON
-from billumy.api.streaming import DRAIN, ChunkStream, Last, prime, unless_disconnected
+from billumy.api.streaming import (
+    DRAIN,
+    ChunkStream,
+    Last,
+    failure_message,
+    prime,
+    request_id,
+    unless_disconnected,
+)
 from billumy.auth import Principal
 from billumy.engines.base import Chunk
 from billumy.engines.router import Route
@@ -112,6 +120,12 @@ def _usage(chunk: Chunk) -> dict[str, int]:
     }
 
 
+def _in_band(status: int, message: str) -> dict[str, Any]:
+    """OpenAI's error object for an event after the stream started, with the request id of
+    the response's X-Request-ID header."""
+    return {**openai_error(status, message), "request_id": request_id()}
+
+
 def _sse(payload: Any) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
@@ -162,10 +176,10 @@ def _stream(
                 DRAIN.check()
             pending.append(b"data: [DONE]\n\n")
         except BillumyError as exc:
-            pending.append(_sse({"error": openai_error(exc.status_code, exc.message)}))
+            pending.append(_sse({"error": _in_band(exc.status_code, exc.message)}))
         except Exception:
-            log.exception("stream failed")
-            pending.append(_sse({"error": openai_error(500, "internal server error")}))
+            log.exception("stream failed", extra={"request_id": request_id()})
+            pending.append(_sse({"error": _in_band(500, failure_message())}))
         finally:
             aclose = getattr(rest, "aclose", None)
             if aclose is not None:

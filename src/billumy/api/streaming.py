@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from billumy.errors import BillumyError, ClientClosedError, ShuttingDownError
+from billumy.logs import REQUEST_ID
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,6 +59,22 @@ def line(payload: dict[str, Any]) -> bytes:
     return orjson.dumps(payload) + b"\n"
 
 
+def request_id() -> str:
+    """The id of the request being served, as its X-Request-ID header says."""
+    return REQUEST_ID.get() or "unknown"
+
+
+def in_band_error(message: str) -> dict[str, Any]:
+    """The last line of a stream that failed after its headers went out: ``{"error": ...}``
+    as before the first byte, plus the ``request_id`` of the response's X-Request-ID header."""
+    return {"error": message, "request_id": request_id()}
+
+
+def failure_message() -> str:
+    """What a client is told about a failure of ours: the request id finds its traceback."""
+    return f"internal server error (request id {request_id()})"
+
+
 class Last(bytes):
     """The last piece of a streamed body: written together with the end of the response
     (one write instead of two). The body may still run its clean-up after it."""
@@ -90,10 +107,10 @@ async def _body(
                 yield b"".join(pending)
                 pending.clear()
     except BillumyError as exc:
-        pending.append(line({"error": exc.message}))
+        pending.append(line(in_band_error(exc.message)))
     except Exception:
-        log.exception("stream failed")
-        pending.append(line({"error": "internal server error"}))
+        log.exception("stream failed", extra={"request_id": request_id()})
+        pending.append(line(in_band_error(failure_message())))
     finally:
         aclose = getattr(rest, "aclose", None)
         if aclose is not None:

@@ -27,12 +27,13 @@ The blocking parts (DuckDB, chart rendering) run in worker threads.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import logging
 import tempfile
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +44,13 @@ import pydantic_core
 from pydantic import ValidationError
 
 from billumy.auth import Principal
-from billumy.errors import BadRequestError, BillumyError, NotFoundError, PayloadTooLargeError
+from billumy.errors import (
+    BadRequestError,
+    BillumyError,
+    NotFoundError,
+    OverloadedError,
+    PayloadTooLargeError,
+)
 from billumy.inference import InferenceService
 from billumy.insights import anomalies, changes, charts, checker, data, facts, profile, ratios
 from billumy.insights import question as questions
@@ -152,6 +159,35 @@ def derive_period(table: data.Table, masked: set[str]) -> data.Table:
     return data.Table(table.con)
 
 
+class AnalysisSlots:
+    """At most ``limit`` insights requests doing DuckDB work at once in this process.
+
+    Each one may take ``insights_threads`` cores and ``insights_memory_limit`` bytes, so a burst
+    of them would starve every other request of CPU and the process of memory. One over the
+    limit is refused at once (503 with ``Retry-After``) rather than queued: a queue of analyses
+    would hold connections and memory for work the client may no longer want. Counting needs no
+    lock: it happens on the event loop, with no await between the check and the increment."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """One slot for the ``with`` block, freed however the block ends (done, error,
+        cancelled because the client went away); :class:`OverloadedError` if none is free."""
+        if self.held >= self.limit:
+            raise OverloadedError(
+                "too many insights requests at once (insights_max_concurrent = "
+                f"{self.limit}); try again shortly"
+            )
+        self.held += 1
+        try:
+            yield
+        finally:
+            self.held -= 1
+
+
 class InsightService:
     def __init__(
         self, *, settings: Settings, inference: InferenceService, datasets: DatasetStore
@@ -159,6 +195,7 @@ class InsightService:
         self.settings = settings
         self.inference = inference
         self.datasets = datasets
+        self.slots = AnalysisSlots(settings.insights_max_concurrent)
         self.limits = data.Limits(
             max_rows=settings.max_dataset_rows,
             max_columns=settings.max_dataset_columns,
@@ -284,20 +321,23 @@ class InsightService:
         most = req.max_insights
         clock = _Clock()
         narrate = await self._narrative_on(req)
-        loaded = await asyncio.to_thread(self._load, caller, req)
-        clock.lap("load")
-        try:
-            prof = await asyncio.to_thread(profile.profile, loaded.table, masked=loaded.masked)
-            clock.lap("profile")
-            asked = questions.parse(req.question, prof) if req.question else None
-            plan, plan_source = await self._plan(caller, req, prof, asked)
-            clock.lap("plan")
-            found, planned = await asyncio.to_thread(
-                self._facts, loaded.table, prof, plan, most, req.question, asked
-            )
-            clock.lap("facts")
-        finally:
-            await asyncio.to_thread(loaded.table.close)  # frees memory, removes spill files
+        # The slot covers the DuckDB work (load to facts); the narrative after it is model
+        # work, bounded by the model's own queue and the key's parallel limit.
+        with self.slots.hold():
+            loaded = await asyncio.to_thread(self._load, caller, req)
+            clock.lap("load")
+            try:
+                prof = await asyncio.to_thread(profile.profile, loaded.table, masked=loaded.masked)
+                clock.lap("profile")
+                asked = questions.parse(req.question, prof) if req.question else None
+                plan, plan_source = await self._plan(caller, req, prof, asked)
+                clock.lap("plan")
+                found, planned = await asyncio.to_thread(
+                    self._facts, loaded.table, prof, plan, most, req.question, asked
+                )
+                clock.lap("facts")
+            finally:
+                await asyncio.to_thread(loaded.table.close)  # frees memory, removes spill files
         covered = questions.coverage(asked, found, planned, plan) if asked is not None else []
         answer = write_answer(
             question=req.question,
