@@ -160,7 +160,7 @@ def _desk() -> list[dict[str, object]]:
         {"week": f"2024-0{m}-0{d}", "loja": loja, "cod_loja": code, "preco": 9.9 + d,
          "faturamento": 10.0 * code,
          "tickets_opened": 5 * code, "tickets_resolved": 4 * code, "estoque_final": code,
-         "avg_resolution_hours": 3.0 * code}
+         "avg_resolution_hours": 3.0 * code, "entregas": 10 * code + d, "atrasadas": code}
         for m in (1, 2) for d in (1, 8) for loja, code in (("Centro", 1), ("Sul", 2))
     ]  # fmt: skip
 
@@ -175,6 +175,9 @@ def _desk() -> list[dict[str, object]]:
         # A two-word name split by the sentence, through synonyms ("closed" for resolved).
         ("How many tickets were closed?", "tickets_resolved", []),
         ("Qual loja resolveu menos chamados?", "tickets_resolved", ["loja"]),
+        # A whole named beside its part names the part: the late deliveries, not all of them.
+        ("Qual loja teve mais entregas atrasadas?", "atrasadas", ["loja"]),
+        ("Which store had the most late deliveries?", "atrasadas", ["loja"]),
     ],
 )
 def test_the_measure_a_question_names(question: str, measure: str, dims: list[str]) -> None:

@@ -1478,7 +1478,8 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
         "resolucao",
         "resolution",
     ),
-    ("delay", "atraso", "atrasado", "atrasada", "atrasadas", "atrasados", "late"),
+    ("delay", "atraso", "lag"),
+    ("late", "atrasado", "atrasada", "atrasadas", "atrasados", "overdue"),
     (
         "delivery",
         "entrega",
@@ -1915,6 +1916,7 @@ def _rule_measures(
             # the money column, each asked by its own part.
             numeric = [*numeric, money[0]]
             at[money[0].name] = sold
+        numeric = _qualified(numeric, at)
         rank = _rank_position(tokens)
         if rank is not None:
             # The ranking is by the measure named nearest its "mais"/"most".
@@ -1929,6 +1931,25 @@ def _rule_measures(
     if _counts(tokens):
         return [Measure(column="*", agg="count")]
     return None
+
+
+def _qualified(numeric: list[ColumnProfile], at: dict[str, int]) -> list[ColumnProfile]:
+    """``numeric`` without a whole named right beside a part of it: "entregas atrasadas",
+    "late deliveries" name the late ones (``atrasadas``), not also every delivery. A part is
+    the smaller total of two counts that add up."""
+    wholes = set()
+    for a in numeric:
+        for b in numeric:
+            if (
+                a is not b
+                and abs(at[a.name] - at[b.name]) == 1
+                and default_agg(a) == default_agg(b) == "sum"
+                and isinstance(a.sum, int | float)
+                and isinstance(b.sum, int | float)
+                and 0 <= a.sum < b.sum
+            ):
+                wholes.add(b.name)
+    return [c for c in numeric if c.name not in wholes] or numeric
 
 
 def _counts(tokens: list[frozenset[str]]) -> bool:
