@@ -283,7 +283,7 @@ class InsightService:
         language = _language(req.language, req.question)
         most = req.max_insights
         clock = _Clock()
-        narrate = await self._narrative_on(req)
+        narrate = await self._narrative_on(req, caller.tenant)
         loaded = await asyncio.to_thread(self._load, caller, req)
         clock.lap("load")
         try:
@@ -502,7 +502,7 @@ class InsightService:
         temperature: float,
     ) -> AsyncIterator[str]:
         entry, _ = await self.inference.resolve(
-            req.model or self.settings.insights_model, req.question or ""
+            req.model or self.settings.insights_model, req.question or "", tenant=caller.tenant
         )
         prepared = self.inference.prepare_messages(
             entry,
@@ -514,7 +514,7 @@ class InsightService:
             if chunk.text:
                 yield chunk.text
 
-    async def _narrative_on(self, req: InsightRequest) -> bool:
+    async def _narrative_on(self, req: InsightRequest, tenant: str) -> bool:
         """Whether the model writes insights: as the request says, else as the
         ``insights_narrative`` setting says; ``auto`` is on when the insights model is served
         by an upstream model server and off for the embedded one, whose 135M-parameter prose
@@ -525,7 +525,7 @@ class InsightService:
         if setting != "auto":
             return setting == "true"
         model = req.model or self.settings.insights_model
-        return await self.inference.upstream(model, req.question or "")
+        return await self.inference.upstream(model, req.question or "", tenant=tenant)
 
     async def _narrate(
         self,
