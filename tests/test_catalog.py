@@ -11,13 +11,15 @@ from typing import TypeVar
 
 import pytest
 
-from billumy.catalog import Catalog, normalize_name
-from billumy.errors import BadRequestError, NotFoundError
+from billumy.catalog import Catalog, normalize_name, write_denial
+from billumy.errors import BadRequestError, ForbiddenError, NotFoundError
 from billumy.modelfile import Modelfile
 from billumy.settings import DEFAULT_PERSONA_SYSTEM, PersonaConfig, Settings
+from billumy.store.base import ModelRecord
 from billumy.store.sql import SQLStore
 
 T = TypeVar("T")
+OPERATOR = "default"  # the global admin tenant (Settings.global_admin_tenant's default)
 
 ORIGINAL_MODELFILE = """FROM mistral
 PARAMETER system "Você é Billumy, um assistente de análise de dados."
@@ -83,15 +85,15 @@ def test_invalid_names_are_bad_requests(name: str) -> None:
 
 def test_default_persona_runs_on_smollm2(settings: Settings) -> None:
     async def body(catalog: Catalog, store: SQLStore) -> None:
-        entry = await catalog.get("billumy")
+        entry = await catalog.get("billumy", tenant=None)
         assert entry.name == "billumy:latest"
         assert entry.base.name == "smollm2-135m:latest"
         assert entry.system == DEFAULT_PERSONA_SYSTEM
         assert entry.parameters == {"temperature": 0.7, "num_ctx": 2048}
         assert entry.builtin
-        assert await catalog.get("BILLUMY:latest") is entry
+        assert await catalog.get("BILLUMY:latest", tenant=None) is entry
         assert catalog.default_model == "billumy:latest"
-        names = [e.name for e in await catalog.list()]
+        names = [e.name for e in await catalog.list(tenant=None)]
         assert names == ["billumy:latest", "gemma3-270m:latest", "smollm2-135m:latest"]
 
     with_catalog(settings, body)
@@ -108,7 +110,7 @@ def test_original_modelfile_persona(
     )
 
     async def body(catalog: Catalog, store: SQLStore) -> None:
-        entry = await catalog.get("analyst")
+        entry = await catalog.get("analyst", tenant=None)
         assert entry.name == "analyst:latest"
         assert entry.base.name == "smollm2-135m:latest"
         assert entry.parent == "mistral"
@@ -136,22 +138,25 @@ def test_created_models_persist_across_catalogs(settings: Settings) -> None:
                 parameters={"temperature": 0.1},
                 messages=[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "."}],
             ),
+            tenant=OPERATOR,
         )
         assert entry.name == "sales-bot:latest"
         assert not entry.builtin
         assert entry.base.name == "smollm2-135m:latest"
         # Parameters not given are inherited from the parent persona.
         assert entry.parameters == {"temperature": 0.1, "num_ctx": 2048}
-        await catalog.create("tiny-gemma", Modelfile(from_="gemma3-270m", system="Short."))
-        await catalog.copy("sales-bot", "sales-bot:v2")
+        await catalog.create(
+            "tiny-gemma", Modelfile(from_="gemma3-270m", system="Short."), tenant=OPERATOR
+        )
+        await catalog.copy("sales-bot", "sales-bot:v2", tenant=OPERATOR)
 
     with_catalog(settings, create)
 
     async def check(catalog: Catalog, store: SQLStore) -> None:
-        names = {e.name for e in await catalog.list()}
+        names = {e.name for e in await catalog.list(tenant=None)}
         assert {"sales-bot:latest", "sales-bot:v2", "tiny-gemma:latest"} <= names
         for name in ("sales-bot", "sales-bot:v2"):
-            entry = await catalog.get(name)
+            entry = await catalog.get(name, tenant=None)
             assert not entry.builtin
             assert entry.system == "Be terse."
             assert entry.parameters == {"temperature": 0.1, "num_ctx": 2048}
@@ -160,17 +165,17 @@ def test_created_models_persist_across_catalogs(settings: Settings) -> None:
                 {"role": "assistant", "content": "."},
             ]
             assert entry.base.name == "smollm2-135m:latest"
-        assert (await catalog.get("tiny-gemma")).base.name == "gemma3-270m:latest"
-        await catalog.delete("Sales-Bot")
+        assert (await catalog.get("tiny-gemma", tenant=None)).base.name == "gemma3-270m:latest"
+        await catalog.delete("Sales-Bot", tenant=OPERATOR)
 
     with_catalog(settings, check)
 
     async def after_delete(catalog: Catalog, store: SQLStore) -> None:
         with pytest.raises(NotFoundError):
-            await catalog.get("sales-bot")
-        assert (await catalog.get("sales-bot:v2")).system == "Be terse."
+            await catalog.get("sales-bot", tenant=None)
+        assert (await catalog.get("sales-bot:v2", tenant=None)).system == "Be terse."
         with pytest.raises(NotFoundError):
-            await catalog.delete("sales-bot")
+            await catalog.delete("sales-bot", tenant=OPERATOR)
 
     with_catalog(settings, after_delete)
 
@@ -179,8 +184,8 @@ def test_model_created_by_another_catalog_is_found_without_reload(settings: Sett
     async def body(first: Catalog, store: SQLStore) -> None:
         second = Catalog(settings, store)
         await second.aload()
-        await first.create("fresh", Modelfile(from_="smollm2-135m", system="New."))
-        assert (await second.get("fresh")).system == "New."
+        await first.create("fresh", Modelfile(from_="smollm2-135m", system="New."), tenant=OPERATOR)
+        assert (await second.get("fresh", tenant=None)).system == "New."
 
     with_catalog(settings, body)
 
@@ -189,12 +194,14 @@ def test_model_created_by_another_catalog_is_found_without_reload(settings: Sett
 def test_configured_models_cannot_be_replaced_or_deleted(settings: Settings, name: str) -> None:
     async def body(catalog: Catalog, store: SQLStore) -> None:
         with pytest.raises(BadRequestError, match="configuration"):
-            await catalog.create(name, Modelfile(from_="smollm2-135m", system="hijack"))
+            await catalog.create(
+                name, Modelfile(from_="smollm2-135m", system="hijack"), tenant=OPERATOR
+            )
         with pytest.raises(BadRequestError, match="configuration"):
-            await catalog.copy("smollm2-135m", name)
+            await catalog.copy("smollm2-135m", name, tenant=OPERATOR)
         with pytest.raises(BadRequestError, match="configuration"):
-            await catalog.delete(name)
-        assert (await catalog.get(name)).system != "hijack"
+            await catalog.delete(name, tenant=OPERATOR)
+        assert (await catalog.get(name, tenant=None)).system != "hijack"
 
     with_catalog(settings, body)
 
@@ -202,18 +209,20 @@ def test_configured_models_cannot_be_replaced_or_deleted(settings: Settings, nam
 def test_unknown_and_invalid_models(settings: Settings) -> None:
     async def body(catalog: Catalog, store: SQLStore) -> None:
         with pytest.raises(NotFoundError, match="'nope' not found"):
-            await catalog.get("nope")
+            await catalog.get("nope", tenant=None)
         with pytest.raises(NotFoundError):
-            await catalog.copy("nope", "other")
+            await catalog.copy("nope", "other", tenant=OPERATOR)
         with pytest.raises(NotFoundError):
-            await catalog.delete("nope")
+            await catalog.delete("nope", tenant=OPERATOR)
         with pytest.raises(BadRequestError, match="required"):
-            await catalog.get("")
+            await catalog.get("", tenant=None)
         with pytest.raises(BadRequestError, match="invalid model name"):
-            await catalog.get("bad name")
+            await catalog.get("bad name", tenant=None)
         with pytest.raises(BadRequestError, match="role"):
             await catalog.create(
-                "x", Modelfile(from_="billumy", messages=[{"role": "boss", "content": "hi"}])
+                "x",
+                Modelfile(from_="billumy", messages=[{"role": "boss", "content": "hi"}]),
+                tenant=OPERATOR,
             )
         assert [m.name for m in await store.list_models()] == []
 
@@ -227,7 +236,156 @@ def test_configured_personas_add_to_the_default_one(tmp_path: Path) -> None:
     )
 
     async def body(catalog: Catalog, _store: SQLStore) -> list[str]:
-        return [e.name for e in await catalog.list()]
+        return [e.name for e in await catalog.list(tenant=None)]
 
     names = with_catalog(settings, body)
     assert "analista:latest" in names and "billumy:latest" in names
+
+
+# --- ownership: personas belong to the tenant whose admin created them ------------------------
+
+
+def test_a_tenants_persona_is_invisible_to_another(settings: Settings) -> None:
+    async def body(catalog: Catalog, store: SQLStore) -> None:
+        await catalog.create("acme-bot", Modelfile(from_="billumy", system="Acme."), tenant="acme")
+        assert (await catalog.get("acme-bot", tenant="acme")).owner == "acme"
+        with pytest.raises(NotFoundError, match="'acme-bot' not found"):
+            await catalog.get("acme-bot", tenant="globex")
+        acme = {e.name for e in await catalog.list(tenant="acme")}
+        globex = {e.name for e in await catalog.list(tenant="globex")}
+        assert "acme-bot:latest" in acme and "acme-bot:latest" not in globex
+        assert {"billumy:latest", "smollm2-135m:latest"} <= acme & globex
+        # Not a parent or a source for another tenant either.
+        with pytest.raises(NotFoundError):
+            await catalog.create("spy", Modelfile(from_="acme-bot"), tenant="globex")
+        with pytest.raises(NotFoundError):
+            await catalog.copy("acme-bot", "mine", tenant="globex")
+        # Nor can it be replaced, taken over by a copy, or deleted from there.
+        with pytest.raises(ForbiddenError, match="another tenant"):
+            await catalog.create(
+                "acme-bot", Modelfile(from_="billumy", system="Hijack."), tenant="globex"
+            )
+        with pytest.raises(ForbiddenError, match="another tenant"):
+            await catalog.copy("billumy", "acme-bot", tenant="globex")
+        with pytest.raises(NotFoundError):
+            await catalog.delete("acme-bot", tenant="globex")
+        assert (await catalog.get("acme-bot", tenant="acme")).system == "Acme."
+        # Its own tenant replaces and deletes it.
+        await catalog.create("acme-bot", Modelfile(from_="billumy", system="v2"), tenant="acme")
+        assert (await catalog.get("acme-bot", tenant="acme")).system == "v2"
+        await catalog.delete("acme-bot", tenant="acme")
+        assert await store.list_models() == []
+
+    with_catalog(settings, body)
+
+
+def test_ownership_is_read_from_the_store_by_another_process(settings: Settings) -> None:
+    async def body(first: Catalog, store: SQLStore) -> None:
+        second = Catalog(settings, store)
+        await second.aload()
+        await first.create("acme-bot", Modelfile(from_="billumy", system="Acme."), tenant="acme")
+        with pytest.raises(NotFoundError):
+            await second.get("acme-bot", tenant="globex")
+        with pytest.raises(ForbiddenError):
+            await second.create(
+                "acme-bot", Modelfile(from_="billumy", system="Mine."), tenant="globex"
+            )
+        # Deleted and taken by the other tenant in one process: the other process follows.
+        await first.delete("acme-bot", tenant="acme")
+        await first.create(
+            "acme-bot", Modelfile(from_="billumy", system="Globex."), tenant="globex"
+        )
+        assert (await second.get("acme-bot", tenant="globex")).system == "Globex."
+
+    with_catalog(settings, body)
+
+
+def test_only_a_global_admin_publishes_and_changes_shared_personas(settings: Settings) -> None:
+    async def body(catalog: Catalog, store: SQLStore) -> None:
+        with pytest.raises(ForbiddenError, match="global admin"):
+            await catalog.create(
+                "house", Modelfile(from_="billumy", system="x"), tenant="acme", shared=True
+            )
+        with pytest.raises(ForbiddenError, match="global admin"):
+            await catalog.copy("billumy", "house", tenant="acme", shared=True)
+        await catalog.create(
+            "house", Modelfile(from_="billumy", system="House."), tenant=OPERATOR, shared=True
+        )
+        for tenant in ("acme", "globex", OPERATOR):
+            entry = await catalog.get("house", tenant=tenant)
+            assert entry.owner is None and entry.system == "House."
+        for tenant in ("acme", "globex"):
+            with pytest.raises(ForbiddenError, match="shared"):
+                await catalog.create(
+                    "house", Modelfile(from_="billumy", system="Mine."), tenant=tenant
+                )
+            with pytest.raises(ForbiddenError, match="shared"):
+                await catalog.delete("house", tenant=tenant)
+        # A tenant copies a shared persona into one of its own.
+        await catalog.copy("house", "acme-house", tenant="acme")
+        assert (await catalog.get("acme-house", tenant="acme")).owner == "acme"
+        with pytest.raises(NotFoundError):
+            await catalog.get("acme-house", tenant="globex")
+        await catalog.delete("house", tenant=OPERATOR)
+        with pytest.raises(NotFoundError):
+            await catalog.get("house", tenant="acme")
+
+    with_catalog(settings, body)
+
+
+def test_the_global_admin_tenant_is_a_setting(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", global_admin_tenant="ops")
+
+    async def body(catalog: Catalog, store: SQLStore) -> None:
+        with pytest.raises(ForbiddenError):
+            await catalog.create("house", Modelfile(from_="billumy"), tenant="default", shared=True)
+        await catalog.create("house", Modelfile(from_="billumy"), tenant="ops", shared=True)
+        assert (await catalog.get("house", tenant="acme")).owner is None
+
+    with_catalog(settings, body)
+
+
+def test_personas_stored_without_an_owner_are_shared(settings: Settings) -> None:
+    """Catalogs stored before personas had owners keep working: their entries are shared."""
+
+    async def body(catalog: Catalog, store: SQLStore) -> None:
+        legacy = {"from": "billumy", "base": "smollm2-135m:latest", "system": "Old."}
+        await store.put_model(ModelRecord(name="legacy:latest", definition=legacy))
+        await catalog.aload()
+        for tenant in ("acme", "globex"):
+            assert (await catalog.get("legacy", tenant=tenant)).system == "Old."
+            with pytest.raises(ForbiddenError):
+                await catalog.delete("legacy", tenant=tenant)
+        await catalog.create(
+            "legacy", Modelfile(from_="billumy", system="New."), tenant=OPERATOR, shared=True
+        )
+        assert (await catalog.get("legacy", tenant="acme")).system == "New."
+
+    with_catalog(settings, body)
+
+
+@pytest.mark.parametrize(
+    ("owner", "tenant", "global_admin", "creating", "expected"),
+    [
+        ("acme", "acme", False, True, None),
+        ("acme", "acme", False, False, None),
+        (None, "default", True, True, None),
+        (None, "default", True, False, None),
+        (None, "acme", False, True, ForbiddenError),
+        (None, "acme", False, False, ForbiddenError),
+        ("acme", "globex", False, True, ForbiddenError),
+        ("acme", "globex", False, False, NotFoundError),
+        # A global admin has no more rights than any tenant over another tenant's persona.
+        ("acme", "default", True, True, ForbiddenError),
+        ("acme", "default", True, False, NotFoundError),
+    ],
+)
+def test_write_denial(
+    owner: str | None,
+    tenant: str,
+    global_admin: bool,
+    creating: bool,
+    expected: type[Exception] | None,
+) -> None:
+    denial = write_denial("m", owner, tenant, global_admin=global_admin, creating=creating)
+    assert type(denial) is expected if expected else denial is None

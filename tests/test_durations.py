@@ -8,6 +8,8 @@ import pytest
 
 from billumy.durations import parse_duration
 from billumy.errors import BadRequestError
+from billumy.inference import bounded_keep_alive
+from billumy.settings import Settings
 
 
 @pytest.mark.parametrize(
@@ -73,3 +75,25 @@ def test_garbage_is_a_bad_request(value: object) -> None:
         parse_duration(value)  # type: ignore[arg-type]
     assert excinfo.value.status_code == 400
     assert "invalid duration" in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "applied"),
+    [(0.0, 60.0), (30.0, 60.0), (60.0, 60.0), (300.0, 300.0), (1800.0, 1800.0), (1e6, 1800.0)],
+)
+def test_keep_alive_of_a_non_admin_key_is_clamped(seconds: float, applied: float) -> None:
+    assert bounded_keep_alive(seconds, (60.0, 1800.0)) == applied
+
+
+def test_a_pin_of_a_non_admin_key_is_clamped_to_the_maximum() -> None:
+    forever = parse_duration("-1")
+    assert forever == math.inf
+    assert bounded_keep_alive(forever, (60.0, 1800.0)) == 1800.0
+
+
+@pytest.mark.parametrize(
+    ("low", "high"), [("0", "30m"), ("-1", "30m"), ("1m", "-1"), ("10m", "5m"), ("1m", "soon")]
+)
+def test_keep_alive_bounds_must_be_an_interval_above_zero(low: str, high: str) -> None:
+    with pytest.raises(ValueError, match="inference_keep_alive"):
+        Settings(inference_keep_alive_min=low, inference_keep_alive_max=high)

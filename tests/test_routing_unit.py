@@ -104,7 +104,7 @@ def _generation() -> Generation:
 
 
 async def _answer(router: Router, route: Route | None = None) -> list[Chunk]:
-    entry = await router.catalog.get("m")
+    entry = await router.catalog.get("m", tenant=None)
     return [c async for c in router.generate(entry, _generation(), route)]
 
 
@@ -114,7 +114,7 @@ def test_least_outstanding_and_retry_before_the_first_byte(tmp_path: Path) -> No
         # A request held open on one deployment sends the next one to the other.
         fakes["a"].gate = asyncio.Event()
         fakes["b"].gate = asyncio.Event()
-        entry = await router.catalog.get("m")
+        entry = await router.catalog.get("m", tenant=None)
         first_route = Route()
         held = router.generate(entry, _generation(), first_route)
         assert (await anext(held)).text in {"a", "b"}
@@ -292,9 +292,9 @@ def test_inference_knows_which_models_are_served_upstream(tmp_path: Path) -> Non
             cache=cast(ResponseCache, None),
             fair_use=cast(FairUse, None),
         )
-        assert await inference.upstream("m")
-        assert not await inference.upstream("local")
-        assert not await inference.upstream("billumy")
+        assert await inference.upstream("m", tenant=None)
+        assert not await inference.upstream("local", tenant=None)
+        assert not await inference.upstream("billumy", tenant=None)
         await router.aclose()
 
     asyncio.run(scenario())

@@ -3,6 +3,11 @@
 A persona (Ollama calls it a model created from a Modelfile) is a system prompt, default
 parameters, an optional prompt template and few-shot messages over a base model. Built-in
 entries come from configuration; entries created through ``/api/create`` live in the store.
+
+Created entries belong to a tenant: the ``owner`` kept in their stored definition. A tenant
+sees the built-in entries, its own and the shared ones (no owner: published by a global admin,
+or created before entries had owners); another tenant's entry is, to it, a model that does not
+exist. Names are one namespace: a name another tenant holds is refused, never taken over.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from billumy.errors import BadRequestError, NotFoundError
+from billumy.errors import BadRequestError, BillumyError, ForbiddenError, NotFoundError
 from billumy.modelfile import Modelfile, coerce_parameters, parse_modelfile, render_modelfile
 from billumy.settings import DeploymentConfig, PersonaConfig, Settings, default_personas
 from billumy.store.base import ModelRecord, ModelStore
@@ -143,6 +148,13 @@ class ModelEntry:
     modified_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     # The routed model whose deployments serve this entry (None: the embedded engine).
     route: str | None = None
+    # The tenant a created entry belongs to; None: shared (built-in, or published as shared).
+    owner: str | None = None
+
+    def visible_to(self, tenant: str | None) -> bool:
+        """Whether ``tenant`` may see and use this entry (None: the server itself, which
+        sees every entry)."""
+        return tenant is None or self.owner is None or self.owner == tenant
 
     def definition(self) -> dict[str, Any]:
         return {
@@ -220,6 +232,7 @@ class Catalog:
                 entry.route = name  # a persona served by deployments of its own
             self._builtin[entry.name] = entry
         self.default_model = normalize_name(settings.default_model)
+        self.global_admin_tenant = settings.global_admin_tenant
 
     def _routed_entry(self, name: str, deployments: list[DeploymentConfig]) -> ModelEntry:
         """The entry of a model that only deployments define: an embedded target's base when
@@ -331,61 +344,148 @@ class Catalog:
             license=d.get("license"),
             builtin=False,
             modified_at=record.modified_at or datetime.now(UTC),
+            owner=record_owner(record),
         )
 
-    async def get(self, name: str | None) -> ModelEntry:
-        """The entry for ``name`` (the default model when empty); 404 when unknown."""
+    async def get(self, name: str | None, *, tenant: str | None) -> ModelEntry:
+        """The entry for ``name`` as ``tenant`` sees it (None: the server itself, which sees
+        every entry); 404 when unknown or another tenant's."""
         if not name:
             raise BadRequestError("model is required")
         key = normalize_name(name)
         entry = self._builtin.get(key) or self._created.get(key)
-        if entry is None:
-            # Another process may have created it since we loaded.
+        if entry is None or not entry.visible_to(tenant):
+            # Another process may have created it (or given the name to this tenant) since
+            # we loaded.
             record = await self._store.get_model(key)
             if record is not None:
                 entry = self._created[key] = self._from_record(record)
-        if entry is None:
+        if entry is None or not entry.visible_to(tenant):
             raise NotFoundError(f"model '{name}' not found")
         return entry
 
-    async def list(self) -> list[ModelEntry]:
+    async def list(self, *, tenant: str | None) -> list[ModelEntry]:
+        """The entries ``tenant`` sees (None: all), by name."""
         await self.aload()
-        return sorted([*self._builtin.values(), *self._created.values()], key=lambda e: e.name)
+        entries = [*self._builtin.values(), *self._created.values()]
+        return sorted((e for e in entries if e.visible_to(tenant)), key=lambda e: e.name)
 
-    async def create(
-        self, name: str, modelfile: Modelfile, *, license: str | None = None
-    ) -> ModelEntry:
-        key = normalize_name(name)
+    def is_global_admin(self, tenant: str) -> bool:
+        """Whether an admin key of ``tenant`` is a global admin (``global_admin_tenant``)."""
+        return tenant == self.global_admin_tenant
+
+    async def _claim(self, key: str, name: str, tenant: str, *, shared: bool) -> str | None:
+        """The owner that a create or copy by an admin of ``tenant`` gives entry ``key``;
+        raises when that admin may not write it."""
         if key in self._builtin:
             raise BadRequestError(
                 f"model '{name}' is defined by configuration and cannot be replaced"
             )
+        global_admin = self.is_global_admin(tenant)
+        if shared and not global_admin:
+            raise ForbiddenError(
+                "only a global admin (an admin key of the global admin tenant) publishes "
+                "shared models"
+            )
+        record = await self._store.get_model(key)
+        if record is not None:
+            denial = write_denial(
+                name, record_owner(record), tenant, global_admin=global_admin, creating=True
+            )
+            if denial is not None:
+                raise denial
+        return None if shared else tenant
+
+    async def create(
+        self,
+        name: str,
+        modelfile: Modelfile,
+        *,
+        tenant: str,
+        shared: bool = False,
+        license: str | None = None,
+    ) -> ModelEntry:
+        """Create (or replace) persona ``name`` for an admin of ``tenant``: owned by that
+        tenant, or shared when a global admin asks for it."""
+        key = normalize_name(name)
         modelfile.messages = _check_messages(modelfile.messages)
+        # Built FROM what this tenant sees: another tenant's persona is not a parent.
+        parent = self.lookup(modelfile.from_ or self.default_base)
+        if parent is not None and not parent.visible_to(tenant):
+            raise NotFoundError(f"model '{modelfile.from_}' not found")
+        owner = await self._claim(key, name, tenant, shared=shared)
         entry = self._build(key, modelfile, builtin=False, license=license)
-        await self._store.put_model(ModelRecord(name=key, definition=entry.definition()))
+        entry.owner = owner
+        await self._store.put_model(ModelRecord(name=key, definition=_stored(entry)))
         self._created[key] = entry
         return entry
 
-    async def copy(self, source: str, destination: str) -> ModelEntry:
-        src = await self.get(source)
+    async def copy(
+        self, source: str, destination: str, *, tenant: str, shared: bool = False
+    ) -> ModelEntry:
+        """Copy a model ``tenant`` sees to ``destination``, owned as :meth:`create` owns."""
+        src = await self.get(source, tenant=tenant)
         dst = normalize_name(destination)
-        if dst in self._builtin:
-            raise BadRequestError(f"model '{destination}' is defined by configuration")
-        definition = src.definition()
-        await self._store.put_model(ModelRecord(name=dst, definition=definition))
-        entry = self._from_record(ModelRecord(name=dst, definition=definition))
-        self._created[dst] = entry
+        owner = await self._claim(dst, destination, tenant, shared=shared)
+        record = ModelRecord(name=dst, definition={**src.definition(), "owner": owner})
+        await self._store.put_model(record)
+        entry = self._created[dst] = self._from_record(record)
         return entry
 
-    async def delete(self, name: str) -> None:
+    async def delete(self, name: str, *, tenant: str) -> None:
+        """Delete persona ``name`` for an admin of ``tenant``: its own, or a shared one when
+        a global admin asks; another tenant's is not found."""
         key = normalize_name(name)
         if key in self._builtin:
             raise BadRequestError(
                 f"model '{name}' is defined by configuration and cannot be deleted"
             )
+        record = await self._store.get_model(key)
+        if record is None:
+            raise NotFoundError(f"model '{name}' not found")
+        denial = write_denial(
+            name,
+            record_owner(record),
+            tenant,
+            global_admin=self.is_global_admin(tenant),
+            creating=False,
+        )
+        if denial is not None:
+            raise denial
         if not await self._store.delete_model(key):
             raise NotFoundError(f"model '{name}' not found")
         self._created.pop(key, None)
+
+
+def record_owner(record: ModelRecord) -> str | None:
+    """The tenant a stored entry belongs to; None (shared) for entries stored before
+    entries had owners."""
+    owner = record.definition.get("owner")
+    return owner if isinstance(owner, str) and owner else None
+
+
+def _stored(entry: ModelEntry) -> dict[str, Any]:
+    return {**entry.definition(), "owner": entry.owner}
+
+
+def write_denial(
+    name: str, owner: str | None, tenant: str, *, global_admin: bool, creating: bool
+) -> BillumyError | None:
+    """Why an admin of ``tenant`` may not replace (``creating``) or delete the created entry
+    ``name`` owned by ``owner`` (None: shared), or None when it may. Its own entries it may;
+    shared ones only a global admin; another tenant's are invisible: deleting one is a 404,
+    and its name cannot be taken (403)."""
+    if owner == tenant:
+        return None
+    if owner is None:
+        if global_admin:
+            return None
+        return ForbiddenError(
+            f"model '{name}' is shared: only a global admin may replace or delete it"
+        )
+    if creating:
+        return ForbiddenError(f"the name '{name}' is in use by another tenant: choose another")
+    return NotFoundError(f"model '{name}' not found")
 
 
 def routed_models(deployments: list[DeploymentConfig]) -> dict[str, list[DeploymentConfig]]:

@@ -440,7 +440,7 @@ def models_list() -> None:
     from billumy.catalog import Catalog
 
     async def work(store: Store, settings: Settings) -> list[ModelEntry]:
-        return await Catalog(settings, store).list()
+        return await Catalog(settings, store).list(tenant=None)  # the operator sees all
 
     table = Table(
         Column("name", no_wrap=True), "base", "size", "parameters", "quantization", "kind"
@@ -464,7 +464,7 @@ def models_show(name: Annotated[str, typer.Argument(help="Model name, e.g. billu
     from billumy.catalog import Catalog
 
     async def work(store: Store, settings: Settings) -> ModelEntry:
-        return await Catalog(settings, store).get(name)
+        return await Catalog(settings, store).get(name, tenant=None)
 
     entry = _with_store(work)
     # Verbatim: a Modelfile must not be wrapped to the terminal or have :codes: made emoji.

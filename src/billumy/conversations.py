@@ -165,7 +165,7 @@ class ConversationService:
         tags: list[str],
         metadata: dict[str, Any],
     ) -> Chat:
-        await self.inference.check_model(model)
+        await self.inference.check_model(model, tenant=tenant)
         now = datetime.now(UTC)
         chat = Chat(
             id=new_chat_id(),
@@ -224,7 +224,7 @@ class ConversationService:
         self, tenant: str, chat_id: str, *, model: str | None, messages: Sequence[Mapping[str, str]]
     ) -> Chat:
         if model:
-            await self.inference.check_model(model)
+            await self.inference.check_model(model, tenant=tenant)
         new = self._messages(messages)
         if await self.store.replace_messages(tenant, check_id(chat_id), new, model=model) is None:
             raise NotFoundError("chat not found")
@@ -254,7 +254,7 @@ class ConversationService:
             raise BadRequestError("content is required")
         content = self._content(content)
         chat = await self.get(tenant, chat_id, with_messages=False)
-        entry, tier = await self.inference.resolve(chat.model, content)
+        entry, tier = await self.inference.resolve(chat.model, content, tenant=tenant)
         num_ctx, num_predict = self.inference.limits(self.inference.options(entry, options))
         # The message takes part in the context as the newest turn before it is stored.
         question = ChatMessage(
@@ -274,6 +274,7 @@ class ConversationService:
             options=options,
             format=format,
             keep_alive=keep_alive,
+            caller=caller,
             tier=tier,
         )
         turn = Turn(
@@ -292,7 +293,7 @@ class ConversationService:
     ) -> Assembled:
         """What the next reply would send to the model (for operators and tests)."""
         chat = await self.get(caller.tenant, chat_id, with_messages=False)
-        entry, _ = await self.inference.resolve(chat.model, "")
+        entry, _ = await self.inference.resolve(chat.model, "", tenant=caller.tenant)
         num_ctx, num_predict = self.inference.limits(self.inference.options(entry, options))
         return await self.context.assemble(
             caller.tenant, chat, entry, num_ctx=num_ctx, num_predict=num_predict
@@ -417,7 +418,7 @@ class ConversationService:
             f"message below. Write the title in {language}. Answer with JSON.\n\n"
             f"Message: {first[:2000]}"
         )
-        entry, _ = await self.inference.resolve(chat.model, "")
+        entry, _ = await self.inference.resolve(chat.model, "", tenant=tenant)
         prepared = self.inference.prepare_messages(
             entry,
             [{"role": "user", "content": instruction}],

@@ -81,12 +81,16 @@ class Prepared:
     generation: Generation
     tier: str | None = None  # the maestro tier chosen for a tiered model name
     route: Route = field(default_factory=Route)  # where it went (filled in by the router)
+    keep_alive_clamped: bool = False  # the caller's keep_alive was out of its key's bounds
 
     def headers(self) -> dict[str, str]:
-        """X-Billumy-Tier and X-Billumy-Deployment, as far as they are known."""
+        """X-Billumy-Tier, X-Billumy-Deployment (as far as they are known) and, when the
+        caller's keep_alive was clamped, X-Billumy-Keep-Alive: the seconds applied."""
         out = self.route.headers()
         if self.tier is not None:
             out["X-Billumy-Tier"] = self.tier
+        if self.keep_alive_clamped and self.generation.keep_alive_s is not None:
+            out["X-Billumy-Keep-Alive"] = f"{self.generation.keep_alive_s:g}"
         return out
 
 
@@ -116,9 +120,10 @@ class InferenceService:
         self.grammar_limits = settings.grammar_limits()
         self._preparing = asyncio.Lock()
 
-    async def model(self, name: str) -> ModelEntry:
-        """The catalog entry, its base model prepared (assembled once, off the event loop)."""
-        entry = await self.catalog.get(name)
+    async def model(self, name: str, *, tenant: str | None) -> ModelEntry:
+        """The catalog entry as ``tenant`` sees it (None: the server itself), its base model
+        prepared (assembled once, off the event loop)."""
+        entry = await self.catalog.get(name, tenant=tenant)
         if not entry.base.ready():
             async with self._preparing:
                 if not entry.base.ready():
@@ -133,36 +138,39 @@ class InferenceService:
         key = normalize_name(name)
         return key if self.maestro.routes(key) else None
 
-    async def resolve(self, name: str, question: str) -> tuple[ModelEntry, str | None]:
-        """The entry serving ``name`` for ``question``, and the maestro tier when ``name``
-        is a tiered model."""
+    async def resolve(
+        self, name: str, question: str, *, tenant: str | None
+    ) -> tuple[ModelEntry, str | None]:
+        """The entry serving ``name`` for ``question`` as ``tenant`` sees the catalog, and the
+        maestro tier when ``name`` is a tiered model."""
         tiered = self._tiered(name)
         if tiered is not None and self.maestro is not None:
             decision = await self.maestro.choose(tiered, question)
-            return await self.model(decision.model), decision.tier
-        return await self.model(name), None
+            return await self.model(decision.model, tenant=tenant), decision.tier
+        return await self.model(name, tenant=tenant), None
 
-    async def upstream(self, name: str, question: str = "") -> bool:
+    async def upstream(self, name: str, question: str = "", *, tenant: str | None) -> bool:
         """Whether model ``name`` (for ``question``, when it is a tiered name) is served by a
         model server over HTTP (Ollama, OpenAI, vLLM...) rather than by the embedded engine.
         Nothing is loaded or assembled to tell."""
         tiered = self._tiered(name)
         if tiered is not None and self.maestro is not None:
             name = (await self.maestro.choose(tiered, question)).model
-        entry = await self.catalog.get(name)
+        entry = await self.catalog.get(name, tenant=tenant)
         if entry.base.remote:
             return True
         deployments = self.router.deployments.get(entry.route or "", [])
         return any(d.upstream is not None for d in deployments)
 
-    async def check_model(self, name: str) -> None:
-        """404 unless ``name`` is a model (or a tiered model name) served here."""
+    async def check_model(self, name: str, *, tenant: str | None) -> None:
+        """404 unless ``name`` is a model (or a tiered model name) served here that
+        ``tenant`` sees."""
         if self._tiered(name) is None:
-            await self.catalog.get(name)
+            await self.catalog.get(name, tenant=tenant)
 
     async def classify(self, model: str, question: str) -> str:
         """The classifier model's raw JSON answer for ``question`` (maestro tiers)."""
-        entry = await self.model(model)
+        entry = await self.model(model, tenant=None)  # the configured classifier
         generation = Generation(
             model_path=entry.base.path(),
             model_name=entry.name,
@@ -252,14 +260,36 @@ class InferenceService:
             raise BadRequestError(f"context holds {bad}, which is not a token id")
         return tokens
 
-    def _keep_alive(self, value: str | float | None) -> float | None:
+    def keep_alive(
+        self, value: str | float | None, caller: Principal | None
+    ) -> tuple[float | None, bool]:
+        """The keep_alive seconds to apply for ``caller`` (None: the engine default; -1:
+        forever) and whether it was clamped. The engine is shared by every tenant, so only
+        an admin key unloads (0) or pins (negative, or past a century) models; any other
+        caller (None included) gets its value clamped into the admin-set bounds."""
         seconds = parse_duration(value)
-        return None if seconds is None else (-1.0 if math.isinf(seconds) else seconds)
+        clamped = False
+        if seconds is not None and (caller is None or "admin" not in caller.scopes):
+            bounded = bounded_keep_alive(seconds, self.settings.inference_keep_alive_bounds())
+            clamped = bounded != seconds
+            if clamped:
+                log.info(
+                    "keep_alive clamped",
+                    extra={
+                        "key_id": caller.key_id if caller else None,
+                        "keep_alive": seconds,
+                        "applied": bounded,
+                    },
+                )
+            seconds = bounded
+        if seconds is None:
+            return None, False
+        return (-1.0 if math.isinf(seconds) else seconds), clamped
 
     # --- generate / chat -----------------------------------------------------------------------
 
-    async def prepare_generate(self, req: GenerateRequest) -> Prepared:
-        entry, tier = await self.resolve(req.model, req.prompt or "")
+    async def prepare_generate(self, req: GenerateRequest, caller: Principal) -> Prepared:
+        entry, tier = await self.resolve(req.model, req.prompt or "", tenant=caller.tenant)
         if req.suffix:
             raise BadRequestError(f"model '{req.model}' does not support insert (suffix)")
         if req.images:
@@ -268,6 +298,7 @@ class InferenceService:
             raise BadRequestError(f"model '{req.model}' does not support thinking")
         opts = self.options(entry, req.options)
         num_ctx, num_predict = self.limits(opts)
+        keep_alive_s, clamped = self.keep_alive(req.keep_alive, caller)
         generation = Generation(
             model_path=entry.base.path(),
             model_name=entry.name,
@@ -284,27 +315,28 @@ class InferenceService:
             sampling=self._sampling(opts),
             format=req.format or None,
             grammar=self._grammar(req.format),
-            keep_alive_s=self._keep_alive(req.keep_alive),
+            keep_alive_s=keep_alive_s,
             mode="generate",
             stream=req.stream,
         )
         self._log_prompt(entry, req.prompt or "")
-        return Prepared(entry=entry, generation=generation, tier=tier)
+        return Prepared(entry=entry, generation=generation, tier=tier, keep_alive_clamped=clamped)
 
-    async def prepare_chat(self, req: ChatRequest) -> Prepared:
+    async def prepare_chat(self, req: ChatRequest, caller: Principal) -> Prepared:
         if req.tools:
             raise BadRequestError(f"model '{req.model}' does not support tools")
         if req.think:
             raise BadRequestError(f"model '{req.model}' does not support thinking")
         messages = [self._message(req.model, m) for m in req.messages or []]
         question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-        entry, tier = await self.resolve(req.model, question)
+        entry, tier = await self.resolve(req.model, question, tenant=caller.tenant)
         return self.prepare_messages(
             entry,
             messages,
             options=req.options,
             format=req.format,
             keep_alive=req.keep_alive,
+            caller=caller,
             tier=tier,
             stream=req.stream,
         )
@@ -317,14 +349,17 @@ class InferenceService:
         options: Mapping[str, Any] | None = None,
         format: str | dict[str, Any] | None = None,
         keep_alive: str | float | None = None,
+        caller: Principal | None = None,
         tier: str | None = None,
         stream: bool = True,
     ) -> Prepared:
         """A chat generation over validated messages; the oldest turns give way to fit.
-        ``tier``: the maestro tier that chose ``entry``; ``stream``: whether the client reads
-        the answer as it comes."""
+        ``keep_alive`` applies as :meth:`keep_alive` allows ``caller``; ``tier``: the maestro
+        tier that chose ``entry``; ``stream``: whether the client reads the answer as it
+        comes."""
         opts = self.options(entry, options)
         num_ctx, num_predict = self.limits(opts)
+        keep_alive_s, clamped = self.keep_alive(keep_alive, caller)
         generation = Generation(
             model_path=entry.base.path(),
             model_name=entry.name,
@@ -338,11 +373,11 @@ class InferenceService:
             sampling=self._sampling(opts),
             format=format or None,
             grammar=self._grammar(format),
-            keep_alive_s=self._keep_alive(keep_alive),
+            keep_alive_s=keep_alive_s,
             stream=stream,
         )
         self._log_prompt(entry, messages[-1]["content"] if messages else "")
-        return Prepared(entry=entry, generation=generation, tier=tier)
+        return Prepared(entry=entry, generation=generation, tier=tier, keep_alive_clamped=clamped)
 
     @staticmethod
     def _message(model: str, message: Message) -> dict[str, Any]:
@@ -442,7 +477,7 @@ class InferenceService:
         route: Route | None = None,
     ) -> tuple[CacheStatus, Embeddings]:
         """Embeddings (always deterministic, so cached unless the request says otherwise)."""
-        entry = await self.model(req.model)
+        entry = await self.model(req.model, tenant=caller.tenant)
         inputs = [req.input] if isinstance(req.input, str) else list(req.input)
         if not inputs:
             raise BadRequestError("input is required: a string or a list of strings")
@@ -456,7 +491,7 @@ class InferenceService:
             raise BadRequestError(f"{where} is empty: there is nothing to embed")
         opts = self.options(entry, req.options)
         num_ctx, _ = self.limits(opts)
-        keep_alive_s = self._keep_alive(req.keep_alive)
+        keep_alive_s, _ = self.keep_alive(req.keep_alive, caller)
         payload = {
             "model": entry.name,
             "inputs": inputs,
@@ -504,6 +539,14 @@ class InferenceService:
             return "bypass" if not self.cache.enabled else "miss", result
         await self.cache.put(key, dataclasses.asdict(result))
         return "miss", result
+
+
+def bounded_keep_alive(seconds: float, bounds: tuple[float, float]) -> float:
+    """``seconds`` (``math.inf``: forever) clamped into ``bounds``: what a key that may not
+    unload or pin the shared engine's models gets. 0 (unload) becomes the lower bound,
+    forever the upper one."""
+    low, high = bounds
+    return min(max(seconds, low), high)
 
 
 def _renormalise(vector: list[float]) -> list[float]:

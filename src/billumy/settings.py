@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import os
 import re
 import ssl
@@ -24,7 +25,9 @@ from pydantic_settings import (
 )
 
 from billumy.cache.limits import Limits
+from billumy.durations import parse_duration
 from billumy.engines.grammar import GrammarLimits
+from billumy.errors import BadRequestError
 
 DEFAULT_PERSONA_SYSTEM = (
     "You are Billumy, a data-analysis assistant for businesses. You interpret data, explain what "
@@ -259,6 +262,28 @@ class Settings(BaseSettings):
     keep_alive: str = Field(
         default="5m", description="How long a model stays loaded after use (Ollama duration)."
     )
+    inference_keep_alive_min: str = Field(
+        default="1m",
+        description=(
+            "Shortest keep_alive an inference (non-admin) key's request applies (a duration "
+            "above 0): its keep_alive 0 (unload) is raised to this, so only admins unload."
+        ),
+    )
+    inference_keep_alive_max: str = Field(
+        default="30m",
+        description=(
+            "Longest keep_alive an inference (non-admin) key's request applies (a finite "
+            "duration): longer values and negative ones (pin forever) are lowered to this."
+        ),
+    )
+    global_admin_tenant: str = Field(
+        default="default",
+        min_length=1,
+        description=(
+            "Tenant whose admin keys are global admins: they publish shared personas "
+            "(shared: true on /api/create and /api/copy) and replace or delete shared ones."
+        ),
+    )
     redis_url: SecretStr | None = Field(
         default=None,
         description="Redis URL for the shared cache and limits; unset: in-process state.",
@@ -450,6 +475,27 @@ class Settings(BaseSettings):
         if text != "auto":
             raise ValueError("insights_narrative must be auto, true or false")
         return text
+
+    @model_validator(mode="after")
+    def _keep_alive_bounds(self) -> Settings:
+        self.inference_keep_alive_bounds()  # raises on a bad duration or order
+        return self
+
+    def inference_keep_alive_bounds(self) -> tuple[float, float]:
+        """The (min, max) seconds an inference key's keep_alive is clamped into."""
+        try:
+            low = parse_duration(self.inference_keep_alive_min)
+            high = parse_duration(self.inference_keep_alive_max)
+        except BadRequestError as exc:
+            raise ValueError(str(exc)) from None
+        if low is None or not 0 < low < math.inf:
+            raise ValueError("inference_keep_alive_min must be a duration above 0, not forever")
+        if high is None or not low <= high < math.inf:
+            raise ValueError(
+                "inference_keep_alive_max must be a finite duration, at least "
+                "inference_keep_alive_min"
+            )
+        return low, high
 
     @field_validator("log_level")
     @classmethod

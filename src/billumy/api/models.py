@@ -54,9 +54,9 @@ def _summary(entry: ModelEntry) -> dict[str, Any]:
 
 
 @router.get("/tags", responses=answers(TagsResponse))
-async def tags(service: InferenceDep, _: InferenceKey) -> Response:
+async def tags(service: InferenceDep, key: InferenceKey) -> Response:
     models = []
-    for entry in await service.catalog.list():
+    for entry in await service.catalog.list(tenant=key.tenant):
         summary = _summary(entry)
         if entry.route is not None:
             group = service.router.deployments.get(entry.route, [])
@@ -66,8 +66,8 @@ async def tags(service: InferenceDep, _: InferenceKey) -> Response:
 
 
 @router.post("/show", responses=answers(ShowResponse, errors=(404,)))
-async def show(body: ShowBody, catalog: CatalogDep, _: InferenceKey) -> Response:
-    entry = await catalog.get(body.model)
+async def show(body: ShowBody, catalog: CatalogDep, key: InferenceKey) -> Response:
+    entry = await catalog.get(body.model, tenant=key.tenant)
     parameters = "\n".join(
         f"{name:<30} {value}"
         for name, values in sorted(entry.parameters.items())
@@ -93,11 +93,12 @@ async def show(body: ShowBody, catalog: CatalogDep, _: InferenceKey) -> Response
 
 
 @router.get("/ps", responses=answers(PsResponse))
-async def ps(service: InferenceDep, _: InferenceKey) -> Response:
+async def ps(service: InferenceDep, key: InferenceKey) -> Response:
     models = []
     for loaded in await service.engine.aloaded():
         try:
-            entry = await service.catalog.get(loaded.name)
+            # Another tenant's persona is not shown, even while its model is loaded.
+            entry = await service.catalog.get(loaded.name, tenant=key.tenant)
         except NotFoundError:
             continue
         models.append(
@@ -113,7 +114,7 @@ async def ps(service: InferenceDep, _: InferenceKey) -> Response:
     for deployment in service.router.all():
         if deployment.upstream is None or deployment.breaker.state == "open":
             continue
-        entry = await service.catalog.get(deployment.config.model)
+        entry = await service.catalog.get(deployment.config.model, tenant=None)
         models.append(
             {
                 **_summary(entry),
@@ -157,11 +158,11 @@ def _as_modelfile(body: CreateRequest) -> tuple[Modelfile, str | None]:
 
 
 @router.post("/create", responses=answers(StatusResponse, stream=NDJSON, errors=(404,)))
-async def create(body: CreateBody, catalog: CatalogDep, _: AdminKey) -> Response:
+async def create(body: CreateBody, catalog: CatalogDep, key: AdminKey) -> Response:
     if not body.model:
         raise BadRequestError("model is required")
     mf, license = _as_modelfile(body)
-    await catalog.create(body.model, mf, license=license)
+    await catalog.create(body.model, mf, tenant=key.tenant, shared=body.shared, license=license)
     statuses = ["reading model metadata", "creating system layer", "writing manifest", "success"]
     if not body.stream:
         return JSON({"status": "success"})
@@ -177,16 +178,16 @@ async def create(body: CreateBody, catalog: CatalogDep, _: AdminKey) -> Response
 
 
 @router.post("/copy", responses=answers(description="Copied.", errors=(404,)))
-async def copy(body: CopyBody, catalog: CatalogDep, _: AdminKey) -> Response:
-    await catalog.copy(body.source, body.destination)
+async def copy(body: CopyBody, catalog: CatalogDep, key: AdminKey) -> Response:
+    await catalog.copy(body.source, body.destination, tenant=key.tenant, shared=body.shared)
     return Response(status_code=200)
 
 
 @router.delete("/delete", responses=answers(description="Deleted.", errors=(404,)))
-async def delete(body: DeleteBody, catalog: CatalogDep, _: AdminKey) -> Response:
+async def delete(body: DeleteBody, catalog: CatalogDep, key: AdminKey) -> Response:
     if not body.model:
         raise BadRequestError("model is required")
-    await catalog.delete(body.model)
+    await catalog.delete(body.model, tenant=key.tenant)
     return Response(status_code=200)
 
 

@@ -129,7 +129,7 @@ async def generate(request: Request) -> Response:
     key = await inference_caller(request)
     body = await _generate_body(request)
     service: InferenceService = request.app.state.inference
-    prepared = await service.prepare_generate(body)
+    prepared = await service.prepare_generate(body, key)
     model = body.model
 
     def render(chunk: Chunk, text: str | None = None) -> dict[str, Any]:
@@ -159,7 +159,7 @@ async def serve_chat(
     request: Request, body: ChatRequest, service: InferenceService, key: Principal
 ) -> Response:
     """Answer a parsed /api/chat body (also the legacy /chats/chat/stream)."""
-    prepared = await service.prepare_chat(body)
+    prepared = await service.prepare_chat(body, key)
     model = body.model
 
     def render(chunk: Chunk, text: str | None = None) -> dict[str, Any]:

@@ -207,7 +207,7 @@ async def chat_completions(request: Request) -> Response:
     )
     if not chat.messages:
         raise BadRequestError("messages must not be empty")
-    prepared = await service.prepare_chat(chat)
+    prepared = await service.prepare_chat(chat, key)
     status, first, rest = await _start(request, service, prepared, key)
     ident, created = "chatcmpl-" + secrets.token_hex(12), int(time.time())
     headers = {"X-Billumy-Cache": status, **prepared.headers()}
@@ -276,7 +276,7 @@ async def completions(request: Request) -> Response:
     )
     if not generate.prompt:
         raise BadRequestError("prompt must not be empty")
-    prepared = await service.prepare_generate(generate)
+    prepared = await service.prepare_generate(generate, key)
     status, first, rest = await _start(request, service, prepared, key)
     ident, created = "cmpl-" + secrets.token_hex(12), int(time.time())
     headers = {"X-Billumy-Cache": status, **prepared.headers()}
@@ -376,8 +376,8 @@ def _model(name: str, created: int) -> dict[str, Any]:
 
 
 @router.get("/models", responses=answers(OpenAIModelList))
-async def models(catalog: CatalogDep, _: InferenceKey) -> Response:
-    entries = await catalog.list()
+async def models(catalog: CatalogDep, key: InferenceKey) -> Response:
+    entries = await catalog.list(tenant=key.tenant)
     return JSON(
         {
             "object": "list",
@@ -387,6 +387,6 @@ async def models(catalog: CatalogDep, _: InferenceKey) -> Response:
 
 
 @router.get("/models/{name:path}", responses=answers(OpenAIModel, errors=(404,)))
-async def model(name: str, catalog: CatalogDep, _: InferenceKey) -> Response:
-    entry = await catalog.get(name)
+async def model(name: str, catalog: CatalogDep, key: InferenceKey) -> Response:
+    entry = await catalog.get(name, tenant=key.tenant)
     return JSON(_model(entry.name, int(entry.modified_at.timestamp())))

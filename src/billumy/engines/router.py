@@ -315,7 +315,7 @@ class Router:
         names = self.fallbacks.get(entry.name) or self.fallbacks.get(entry.route or "") or []
         targets = [entry]
         for name in names:
-            target = await self.catalog.get(name)
+            target = await self.catalog.get(name, tenant=None)  # configured fallbacks
             if all(t.name != target.name for t in targets):
                 targets.append(target)
         return targets

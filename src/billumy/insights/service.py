@@ -320,7 +320,7 @@ class InsightService:
         language = _language(req.language, req.question)
         most = req.max_insights
         clock = _Clock()
-        narrate = await self._narrative_on(req)
+        narrate = await self._narrative_on(req, caller.tenant)
         # The slot covers the DuckDB work (load to facts); the narrative after it is model
         # work, bounded by the model's own queue and the key's parallel limit.
         with self.slots.hold():
@@ -549,7 +549,7 @@ class InsightService:
         temperature: float,
     ) -> AsyncIterator[str]:
         entry, _ = await self.inference.resolve(
-            req.model or self.settings.insights_model, req.question or ""
+            req.model or self.settings.insights_model, req.question or "", tenant=caller.tenant
         )
         prepared = self.inference.prepare_messages(
             entry,
@@ -561,7 +561,7 @@ class InsightService:
             if chunk.text:
                 yield chunk.text
 
-    async def _narrative_on(self, req: InsightRequest) -> bool:
+    async def _narrative_on(self, req: InsightRequest, tenant: str) -> bool:
         """Whether the model writes insights: as the request says, else as the
         ``insights_narrative`` setting says; ``auto`` is on when the insights model is served
         by an upstream model server and off for the embedded one, whose 135M-parameter prose
@@ -572,7 +572,7 @@ class InsightService:
         if setting != "auto":
             return setting == "true"
         model = req.model or self.settings.insights_model
-        return await self.inference.upstream(model, req.question or "")
+        return await self.inference.upstream(model, req.question or "", tenant=tenant)
 
     async def _narrate(
         self,

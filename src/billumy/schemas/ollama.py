@@ -93,6 +93,8 @@ class DeleteRequest(_ModelRequest):
 class CopyRequest(_Request):
     source: str
     destination: str
+    # Billumy's: a global admin publishes the copy to every tenant (else it is the tenant's).
+    shared: bool = False
 
 
 class CreateRequest(_ModelRequest):
@@ -107,3 +109,5 @@ class CreateRequest(_ModelRequest):
     adapters: dict[str, str] | None = None
     quantize: str | None = None
     stream: bool = True
+    # Billumy's: a global admin publishes the model to every tenant (else it is the tenant's).
+    shared: bool = False
