@@ -516,3 +516,27 @@ def test_a_word_of_why_that_names_a_column_is_that_column() -> None:
         "Which reason had the most returns?": ["rank"],
         "Por que as devoluções subiram em março?": ["drivers"],
     }
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Qual loja vendeu mais e qual teve menos itens?", "pt"),
+        ("Which store sold the most, and which had the fewest items?", "en"),
+    ],
+)
+def test_two_rankings_by_two_measures(
+    stores: tuple[data.Table, Profile], text: str, lang: str
+) -> None:
+    _, _, found, planned, answer = _ask(stores, text, lang)
+    rankings = [f for f in found if f.id in planned and f.kind == "breakdown"]
+    assert [(f.columns[1], f.rows[0]["loja"]) for f in rankings] == [
+        ("vendas_reais", "Centro"),
+        ("itens", "Sul"),
+    ]
+    by_sales = _reference("SELECT loja FROM t GROUP BY loja ORDER BY sum(vendas_reais) DESC")
+    by_items = _reference("SELECT loja FROM t GROUP BY loja ORDER BY sum(itens)")
+    assert [r["loja"] for r in rankings[0].rows] == [r[0] for r in by_sales]
+    assert [r["loja"] for r in rankings[1].rows] == [r[0] for r in by_items]
+    lowest = "Sul tem o menor total de itens" if lang == "pt" else "Sul has the lowest total itens"
+    assert lowest in answer.text

@@ -41,6 +41,7 @@ from billumy.insights.facts import (
     main_columns,
     plan_agg,
     rule_order,
+    rule_plan,
     synonym_groups,
     variants,
 )
@@ -48,7 +49,7 @@ from billumy.insights.model import ColumnProfile, Fact, Profile
 from billumy.insights.periods import MONTHS
 from billumy.insights.profile import is_ordinal_name, name_words
 
-__all__ = ["Part", "Question", "Window", "coverage", "parse", "reconcile"]
+__all__ = ["Part", "Question", "Window", "coverage", "parse", "rankings", "reconcile"]
 
 PartKind = Literal[
     "rank",
@@ -421,6 +422,33 @@ def _windows(
     for window in out:
         unique.setdefault((window.column, window.label), window)
     return list(unique.values())
+
+
+def rankings(question: Question, profile: Profile, plan: Plan | None) -> list[Plan]:
+    """The rankings a question asks for by different measures or orders ("Qual transportadora
+    entregou mais e qual tem o menor atraso médio?": the most deliveries, and the lowest
+    average delay), each by the plan's dimensions, when there are two or more: the question
+    is cut at its "e"/"and"/commas, and each part with a word of rank is read on its own."""
+    if plan is None or not plan.dimensions or not question.has("rank"):
+        return []
+    out: list[Plan] = []
+    seen: set[tuple[str, str]] = set()
+    for clause in re.split(r"\s*[,;]\s*|\s+(?:e|and|and also|e também)\s+", question.text):
+        if _word(_fold(clause), _RANK, _NOT_RANK_BEFORE) is None:
+            continue
+        read = rule_plan(clause, profile)
+        if read is None or read.measures[0].column == "*":
+            continue
+        key = (read.measures[0].column, read.order)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(
+            plan.model_copy(
+                update={"measures": read.measures[:1], "order": read.order, "period": None}
+            )
+        )
+    return out if len(out) >= 2 else []
 
 
 def _short_year(word: str, temporal: ColumnProfile) -> int | None:

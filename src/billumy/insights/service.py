@@ -505,6 +505,14 @@ class InsightService:
         compares periods or asks what drove a change gets the change between them, with each
         segment's part."""
         planned = facts.facts_for_plan(table, prof, plan) if plan is not None else []
+        ranked = questions.rankings(asked, prof, plan) if asked is not None else []
+        if ranked:
+            # "Qual entregou mais e qual tem o menor atraso médio?": one ranking per part, each
+            # by its own measure and order, instead of the plan's one.
+            planned = [f for f in planned if f.kind != "breakdown"]
+            for ranking in ranked:
+                made = facts.facts_for_plan(table, prof, ranking)
+                planned += [f for f in made if f.kind == "breakdown"]
         if asked is not None and _asks_for_rate(asked):
             # "What percentage of deliveries were late?": one count over another.
             named = facts.rule_plan(question, prof) if question else None

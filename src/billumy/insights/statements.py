@@ -379,12 +379,21 @@ def _breakdown(fact: Fact, ctx: Context) -> str:
     article, noun = metric.noun(ctx)
     ranking = "; ".join(_ranked(row, dims, label, share, metric, ctx) for row in fact.rows)
     top = " / ".join(ctx.formats.label(fact.rows[0][d]) for d in dims)
-    low = plan is not None and plan.order == "asc"
+    low = _ascending(fact.rows, label, plan is not None and plan.order == "asc")
     if ctx.pt:
         most = "menor" if low else "maior"
         return f"Por {by}{where}, {top} tem {article} {most} {noun}. Ranking: {ranking}."
     most = "lowest" if low else "highest"
     return f"By {by}{where}, {top} has the {most} {noun}. Ranking: {ranking}."
+
+
+def _ascending(rows: list[dict[str, Scalar]], label: str, default: bool) -> bool:
+    """Whether a ranking runs from the lowest value up (read from its rows, since a question
+    may ask for two rankings in opposite orders); ``default`` when the rows cannot tell."""
+    first, last = rows[0].get(label), rows[-1].get(label)
+    if isinstance(first, int | float) and isinstance(last, int | float) and first != last:
+        return bool(first < last)
+    return default
 
 
 def _ranked(
