@@ -201,3 +201,14 @@ def test_faster_is_the_shortest_average_time(question: str, order: str) -> None:
     plan = facts.rule_plan(question, prof)
     assert plan is not None and plan.order == order
     assert [(m.column, m.agg) for m in plan.measures] == [("avg_resolution_hours", "avg")]
+
+
+@pytest.mark.parametrize(
+    "question", ["Which department has the largest team?", "Qual departamento tem a maior equipe?"]
+)
+def test_a_team_s_size_is_its_people(question: str) -> None:
+    with data.from_records(_headcount()) as table:
+        prof = profile(table)
+    plan = facts.rule_plan(question, prof)
+    assert plan is not None and [m.column for m in plan.measures] == ["headcount"]
+    assert plan.dimensions == ["department"]

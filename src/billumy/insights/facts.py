@@ -1664,6 +1664,11 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
     if measures is None:
         measures = _default_measures(visible, agg)
     order = _rule_order(tokens)
+    if not any(named[c.name].position >= 0 for c in visible if c.kind == "numeric"):
+        # "Which department has the largest team?": a team's size is its people.
+        people = [c for c in visible if c.kind == "numeric" and _PEOPLE & set(name_words(c.name))]
+        if people and any(t & _TEAM for t in tokens) and any(t & _SIZE for t in tokens):
+            measures = [Measure(column=people[0].name, agg=agg or plan_agg(people[0]))]
     speed = _speed(tokens)
     durations = [c for c in visible if c.kind == "numeric" and set(name_words(c.name)) & _DURATION]
     if speed is not None and durations:
@@ -1682,6 +1687,12 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
     )
 
 
+_TEAM = frozenset({"team", "teams", "equipe", "equipes", "time", "staff", "quadro"})
+_SIZE = frozenset({"largest", "biggest", "smallest", "maior", "menor", "maiores", "menores"})
+_PEOPLE = frozenset(
+    {"headcount", "employees", "employee", "funcionarios", "colaboradores", "staff", "pessoas",
+     "people", "efetivo"}
+)  # fmt: skip
 _FAST = frozenset(
     {"faster", "fastest", "quicker", "quickest", "quickly", "rapido", "rapida", "rapidos",
      "rapidas", "rapidamente", "agil", "ageis", "veloz"}
