@@ -98,13 +98,17 @@ def test_a_crash_mid_stream_ends_the_stream_in_band_and_the_next_request_succeed
     restarts = runner(crashy)["restarts"]
     with client(crashy) as c, c.stream("POST", "/api/generate", json=COUNTING) as r:
         assert r.status_code == 200
+        request_id = r.headers["x-request-id"]
         lines = r.iter_lines()
         first = json.loads(next(lines))
         assert not first["done"] and first["response"]
         kill(pid, sig)
         rest = [json.loads(line) for line in lines if line.strip()]
     assert rest, "the stream ended without a last line"
-    assert rest[-1] == {"error": f"the model runner stopped: {sig.name}; restarting"}
+    assert rest[-1] == {
+        "error": f"the model runner stopped: {sig.name}; restarting",
+        "request_id": request_id,
+    }
     assert all("error" not in part for part in rest[:-1])
     answers_after_restart(crashy, pid)
     engine = runner(crashy)

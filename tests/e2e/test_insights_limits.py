@@ -82,8 +82,15 @@ def _insight(srv: Server, body: dict[str, object]) -> httpx.Response:
 def test_excess_insights_get_503_and_slots_are_freed(capped: tuple[Server, Listener]) -> None:
     srv, silent = capped
     # 1. An analysis that holds the one slot while it waits on the silent model for a plan.
+    before = silent.connections  # the router's own probes of the deployment count too
     holder = _open_request(srv, _body(UNREADABLE, "silent"))
-    _wait_for(lambda: silent.connections > 0, "the plan request upstream")
+    _wait_for(lambda: silent.connections > before, "the plan request upstream")
+    # The holder has the slot once a small analysis is refused (one sent before the holder
+    # took it is answered, and the next one tried).
+    _wait_for(
+        lambda: _insight(srv, _body("total revenue")).status_code == 503,
+        "the holder to take the slot",
+    )
 
     # 2. Meanwhile any other analysis is refused at once, naming the limit, streamed or not.
     refused = _insight(srv, _body("total revenue by region"))

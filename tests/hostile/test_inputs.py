@@ -39,8 +39,9 @@ def test_an_empty_embedding_input_is_refused_and_an_unload_right_after_is_safe(
     hostile: Hostile, path: str, body: dict[str, Any], where: str
 ) -> None:
     refused(hostile.attacker.post(path, json=body), where, "nothing to embed")
-    # The report: an unload right after the failed embedding killed the engine.
-    r = hostile.attacker.post("/api/generate", json=UNLOAD)
+    # The report: an unload right after the failed embedding killed the engine. (Only an
+    # admin unloads for everyone; an inference key's keep_alive 0 is clamped.)
+    r = hostile.admin.post("/api/generate", json=UNLOAD)
     assert r.status_code == 200 and r.json()["done_reason"] == "unload", r.text
 
 
@@ -61,7 +62,7 @@ def test_an_unload_during_an_embedding_waits_for_it(hostile: Hostile) -> None:
     worker = threading.Thread(target=embed)
     worker.start()
     time.sleep(0.3)
-    unload = hostile.attacker.post("/api/generate", json=UNLOAD)
+    unload = hostile.admin.post("/api/generate", json=UNLOAD)
     unloaded_at = time.monotonic()
     worker.join(timeout=120)
     assert unload.status_code == 200 and unload.json()["done_reason"] == "unload", unload.text
@@ -84,7 +85,7 @@ def test_an_unload_during_a_generation_frees_the_model_when_it_ends(hostile: Hos
         assert r.status_code == 200
         lines = r.iter_lines()
         assert not json.loads(next(lines))["done"]
-        unload = hostile.neighbour.post("/api/generate", json=UNLOAD)
+        unload = hostile.admin.post("/api/generate", json=UNLOAD)
         assert unload.status_code == 200, unload.text
         rest = [json.loads(line) for line in lines if line.strip()]
     assert rest[-1]["done"] and all("error" not in part for part in rest), rest[-1]
