@@ -16,7 +16,9 @@ The flow of one request:
 5. the narrative is checked sentence by sentence (:mod:`billumy.insights.checker`): a sentence
    is kept only when every claim in it (numbers, segments, columns, periods, rank and direction
    words) agrees with a fact the insight cites; the others are dropped and counted. An insight
-   is verified only when its kept text asserts at least one number, rank or direction. An
+   is verified only when its kept text asserts at least one number, rank or direction, and
+   one with nothing checkable left is dropped. Each insight is checked as soon as the model
+   has finished it and streamed only then; nothing of the model's text goes out unchecked. An
    unusable narrative gives no insights (the answer already states the facts);
 6. each insight gets a Vega-Lite chart of a fact it cites; the record is stored for history and
    for showing what changed when the same question runs on a newer dataset version.
@@ -314,9 +316,9 @@ class InsightService:
     async def run(
         self, caller: Principal, req: InsightRequest
     ) -> AsyncGenerator[dict[str, Any], None]:
-        """The events of one insight request: ``facts``, ``answer``, ``narrative`` pieces,
-        ``insights`` (the stored record). Errors before the first event are raised as they
-        are."""
+        """The events of one insight request: ``facts``, ``answer``, one ``insight`` per model
+        insight that passed the check, ``insights`` (the stored record). Errors before the
+        first event are raised as they are."""
         language = _language(req.language, req.question)
         most = req.max_insights
         clock = _Clock()
