@@ -1,12 +1,12 @@
 """The insights evaluation sets (evals/insights/): their shape, their data and their expected
 numbers.
 
-There are four case files: ``cases.toml``, the main set, and three held-out sets,
-``holdout.toml``, ``holdout2.toml`` and ``holdout3.toml``, questions written without reading
-the planner about datasets its author had not seen. The expected values in all of them are
-literals a person can read; here each is checked against the case's reference query, run by
-DuckDB on the committed CSV through the case file's own typed view (not Billumy's loader), so a
-wrong literal or a changed dataset fails here.
+There are five case files: ``cases.toml``, the main set, and four held-out sets,
+``holdout.toml``, ``holdout2.toml``, ``holdout3.toml`` and ``holdout4.toml``, questions written
+without reading the planner about datasets its author had not seen. The expected values in all
+of them are literals a person can read; here each is checked against the case's reference query,
+run by DuckDB on the committed CSV through the case file's own typed view (not Billumy's
+loader), so a wrong literal or a changed dataset fails here.
 """
 
 from __future__ import annotations
@@ -33,14 +33,22 @@ CASES = load_cases(EVALS / "cases.toml")
 HOLDOUT = load_cases(EVALS / "holdout.toml")
 HOLDOUT2 = load_cases(EVALS / "holdout2.toml")
 HOLDOUT3 = load_cases(EVALS / "holdout3.toml")
+HOLDOUT4 = load_cases(EVALS / "holdout4.toml")
 SETS = {
     "cases.toml": CASES,
     "holdout.toml": HOLDOUT,
     "holdout2.toml": HOLDOUT2,
     "holdout3.toml": HOLDOUT3,
+    "holdout4.toml": HOLDOUT4,
 }
 # The main set keeps at least 40 cases; each held-out set at least 30.
-MINIMUM = {"cases.toml": 40, "holdout.toml": 30, "holdout2.toml": 30, "holdout3.toml": 30}
+MINIMUM = {
+    "cases.toml": 40,
+    "holdout.toml": 30,
+    "holdout2.toml": 30,
+    "holdout3.toml": 30,
+    "holdout4.toml": 30,
+}
 
 
 @pytest.mark.parametrize("name", list(SETS))
@@ -80,7 +88,9 @@ def test_expected_values_equal_the_reference_query(name: str, case_id: str) -> N
     assert reference_problems(cases, cases.case(case_id)) == []
 
 
-@pytest.mark.parametrize("name", ["holdout.toml", "holdout2.toml", "holdout3.toml"])
+@pytest.mark.parametrize(
+    "name", ["holdout.toml", "holdout2.toml", "holdout3.toml", "holdout4.toml"]
+)
 def test_the_holdout_set_is_held_out(name: str) -> None:
     """New datasets and new case ids: nothing of any other set is reused."""
     held_out = SETS[name]
@@ -148,6 +158,26 @@ def test_the_third_holdout_datasets_are_what_it_claims() -> None:
     tickets = text["support_tickets_weekly.csv"]
     assert tickets.startswith("week_start,team_id,team,channel,tickets_opened,")
     assert re.search(r"^2024-04-15,102,Technical,Email,\d{3},\d{3},\d+\.\d$", tickets, re.M)
+    for name, body in text.items():
+        assert len(body.encode()) < 40_000, name
+
+
+def test_the_fourth_holdout_datasets_are_what_it_claims() -> None:
+    text = {name: spec.path.read_text(encoding="utf-8") for name, spec in HOLDOUT4.datasets.items()}
+    gyms = text["academias_mensal.csv"]
+    assert gyms.startswith("competencia;cidade;unidade;plano;alunos_ativos;matriculas;")
+    # dd/mm/yyyy months, accents, revenue with a decimal comma and a thousands dot
+    assert re.search(
+        r"^01/03/2024;Curitiba;Batel;Mensal;\d+;\d+;\d+;\d{2,3}\.\d{3},\d{2}$", gyms, re.M
+    )
+    assert ";Brasília;Asa Sul;" in gyms
+    funnel = text["marketing_funnel_daily.csv"]
+    assert funnel.startswith("date,channel_id,channel,sessions,add_to_carts,orders,")
+    # money as quoted text with a thousands comma; Organic spends nothing
+    assert re.search(
+        r'^2024-02-14,12,Meta Ads,\d+,\d+,\d+,\d+\.\d{2},"\$\d,\d{3}\.\d{2}"$', funnel, re.M
+    )
+    assert re.search(r"^2024-03-31,15,Organic,\d+,\d+,\d+,\d+\.\d{2},\$0\.00$", funnel, re.M)
     for name, body in text.items():
         assert len(body.encode()) < 40_000, name
 

@@ -77,6 +77,21 @@ The third held-out set (``holdout3.toml``) has two more:
   Onboarding shrinks 1.5% a week; Technical's opened tickets are three times normal in the
   week of 15 April 2024 (a failed release); resolution times have no anomaly.
 
+The fourth held-out set (``holdout4.toml``) has two more:
+
+* ``academias_mensal.csv``: 24 months (``competencia`` ``01/01/2023``..``01/12/2024``) of a
+  gym chain's five units (``unidade``, each in one ``cidade``) by plan (``plano``: Mensal,
+  Trimestral, Anual); ``;`` separated, ``receita`` with a decimal comma and thousands dots;
+  ``alunos_ativos`` (members at the month's end: a stock, never summed over months) moves by
+  ``matriculas`` (sign-ups, 1.5 times normal in January) minus ``cancelamentos``; Batel's
+  cancellations are four times normal in March 2024 (a low-cost gym opened across the
+  street), a spike; revenue has no anomaly;
+* ``marketing_funnel_daily.csv``: every day of Q1 2024 of an online shop's funnel by channel
+  (with a numeric ``channel_id``), English names: ``sessions``, ``add_to_carts``, ``orders``,
+  ``revenue_usd`` and ``ad_spend_usd`` as money text (``"$1,406.14"``, quoted for its
+  thousands comma; Organic spends ``$0.00``); Meta Ads' spend is 3.5 times normal on
+  14 February 2024 (a budget typed with an extra digit); orders have no anomaly.
+
 Run from the repository root::
 
     .venv/bin/python evals/insights/make_data.py           # (re)write the files
@@ -466,6 +481,77 @@ def support_tickets_weekly() -> str:
     return to_csv([*header, "avg_resolution_hours"], rows)
 
 
+# --- the fourth held-out set's datasets (holdout4.toml) ---------------------------------------
+
+
+def academias_mensal() -> str:
+    units = {  # (city, active members in December 2022)
+        "Moinhos de Vento": ("Porto Alegre", 2400),
+        "Boa Viagem": ("Recife", 2100),
+        "Barra da Tijuca": ("Rio de Janeiro", 3100),
+        "Asa Sul": ("Brasília", 1700),
+        "Batel": ("Curitiba", 1500),
+    }
+    plans = {  # (share of members, sign-ups a month, cancellations a month, monthly fee)
+        "Mensal": (0.5, 0.068, 0.060, 139.90),
+        "Trimestral": (0.2, 0.042, 0.035, 119.90),
+        "Anual": (0.3, 0.021, 0.015, 99.90),
+    }
+    signup_season = [1.5, 1.2, 1.1, 1.0, 0.95, 0.9, 0.9, 0.95, 1.0, 1.0, 0.9, 0.7]  # Jan..Dec
+    rows: list[list[object]] = []
+    active = {(u, p): base * spec[0] for u, (_, base) in units.items() for p, spec in plans.items()}
+    for m in range(24):
+        year, month = 2023 + m // 12, m % 12 + 1
+        for unit, (city, _) in units.items():
+            for plan, (_, join, leave, fee) in plans.items():
+                before = active[unit, plan]
+                joins = before * join * signup_season[month - 1]
+                joins = round(joins * (1 + 0.2 * (wobble("matr", unit, plan, m) - 0.5)))
+                leaves = before * leave * (1 + 0.2 * (wobble("canc", unit, plan, m) - 0.5))
+                if unit == "Batel" and (year, month) == (2024, 3):
+                    leaves *= 4  # the planted spike: a low-cost gym opened across the street
+                leaves = round(leaves)
+                active[unit, plan] = before + joins - leaves
+                members = round(active[unit, plan])
+                revenue = members * fee * (1 + 0.04 * (wobble("rec", unit, plan, m) - 0.5))
+                when = date(year, month, 1).strftime("%d/%m/%Y")
+                rows.append(
+                    [when, city, unit, plan, members, joins, leaves, br_number(round(revenue, 2))]
+                )
+    header = ["competencia", "cidade", "unidade", "plano", "alunos_ativos", "matriculas"]
+    return to_csv([*header, "cancelamentos", "receita"], rows, ";")
+
+
+def marketing_funnel_daily() -> str:
+    channels = {  # (channel id, sessions a day, add-to-cart rate, order rate of carts, spend)
+        "Google Ads": (11, 5200.0, 0.082, 0.31, 1450.0),
+        "Meta Ads": (12, 4100.0, 0.064, 0.27, 1180.0),
+        "TikTok Ads": (13, 2600.0, 0.041, 0.22, 640.0),
+        "Email": (14, 1300.0, 0.118, 0.38, 85.0),
+        "Organic": (15, 3400.0, 0.071, 0.33, 0.0),
+    }
+    weekday = [1.0, 1.02, 1.0, 0.98, 0.95, 1.08, 1.12]  # Monday..Sunday
+    order_value = 64.0
+    rows: list[list[object]] = []
+    for n in range(91):  # 2024-01-01..2024-03-31
+        day = date(2024, 1, 1) + timedelta(days=n)
+        for channel, (cid, volume, cart, conv, spend) in channels.items():
+            sessions = volume * (1 + 0.003 * n) * weekday[day.weekday()]
+            sessions = round(sessions * (1 + 0.12 * (wobble("sess", channel, n) - 0.5)))
+            carts = round(sessions * cart * (1 + 0.16 * (wobble("cart", channel, n) - 0.5)))
+            orders = round(carts * conv * (1 + 0.2 * (wobble("ord", channel, n) - 0.5)))
+            revenue = orders * order_value * (1 + 0.1 * (wobble("aov", channel, n) - 0.5))
+            cost = spend * (1 + 0.002 * n) * (1 + 0.1 * (wobble("spend", channel, n) - 0.5))
+            if channel == "Meta Ads" and day == date(2024, 2, 14):
+                cost *= 3.5  # the planted spike: a Valentine's budget typed with an extra digit
+            rows.append(
+                [day.isoformat(), cid, channel, sessions, carts, orders, f"{revenue:.2f}",
+                 f"${cost:,.2f}"]
+            )  # fmt: skip
+    header = ["date", "channel_id", "channel", "sessions", "add_to_carts", "orders"]
+    return to_csv([*header, "revenue_usd", "ad_spend_usd"], rows)
+
+
 FILES: dict[str, Callable[[], str]] = {
     "lojas_semanal.csv": lojas_semanal,
     "receita_mensal_regiao.csv": receita_mensal_regiao,
@@ -482,6 +568,8 @@ FILES: dict[str, Callable[[], str]] = {
     "hr_headcount.csv": hr_headcount,
     "farmacias_mensal.csv": farmacias_mensal,
     "support_tickets_weekly.csv": support_tickets_weekly,
+    "academias_mensal.csv": academias_mensal,
+    "marketing_funnel_daily.csv": marketing_funnel_daily,
 }
 
 
