@@ -343,6 +343,7 @@ def test_small_counts_need_more_than_their_poisson_noise(spike: int, flagged: bo
         ("Teve semana com bem menos pedidos que o normal?", "drop"),
         ("Did resolution times blow up in some week?", "spike"),
         ("Which store sold more than Sul?", None),
+        ("Did orders crash on any day?", "drop"),
     ],
 )
 def test_a_word_of_anomaly_keeps_the_direction_asked(question: str, direction: str | None) -> None:

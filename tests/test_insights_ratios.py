@@ -10,6 +10,7 @@ import pytest
 
 from billumy.insights import data, facts
 from billumy.insights import question as questions
+from billumy.insights.answer import missing_columns
 from billumy.insights.formats import for_language
 from billumy.insights.profile import profile
 from billumy.insights.ratios import ratio_fact
@@ -108,3 +109,44 @@ def test_a_part_larger_than_the_whole_is_no_ratio() -> None:
         fact = ratio_fact(table, prof, plan, question="what share of a is b")
     # b is 12 of a's 30: b over a, never a over b.
     assert fact is not None and (fact.values["part"], fact.values["whole"]) == ("b", "a")
+
+
+def _funnel() -> list[dict[str, Any]]:
+    return [
+        {"day": f"2024-01-{d:02d}", "channel": ch, "sessions": s * d, "orders": o * d}
+        for d in range(1, 6)
+        for ch, s, o in (("TikTok Ads", 100, 1), ("Email", 50, 3))
+    ]
+
+
+@pytest.mark.parametrize("text", ["What's our conversion rate?", "Qual a taxa de conversão?"])
+def test_a_conversion_rate_is_orders_over_sessions(text: str) -> None:
+    with data.from_records(_funnel()) as table:
+        prof = profile(table)
+        fact = ratio_fact(table, prof, None, question=text)
+    assert fact is not None and (fact.values["part"], fact.values["whole"]) == (
+        "orders",
+        "sessions",
+    )
+    assert fact.values["ratio_pct"] == pytest.approx(100 * (1 + 3) * 15 / ((100 + 50) * 15))
+
+
+def test_a_rate_of_something_no_column_holds_is_said_missing() -> None:
+    with data.from_records(_funnel()) as table:
+        prof = profile(table)
+    missing = missing_columns("Qual a taxa de rejeição por canal?", prof)
+    assert [(c.pt, c.measure) for c in missing] == [("rejeição", True)]
+    assert missing_columns("What's our conversion rate by channel?", prof) == []
+
+
+def test_a_value_is_named_as_people_type_it() -> None:
+    # "tiktok" for "TikTok Ads": lower case, and by its first word when no other value shares it.
+    with data.from_records(_funnel()) as table:
+        prof = profile(table)
+    asked = questions.parse("tiktok sessions in january", prof)
+    assert asked.segments == {"channel": ["TikTok Ads"]}
+    plan = questions.reconcile(facts.rule_plan("tiktok sessions", prof), asked, prof, "rules")
+    assert plan is not None
+    assert [(f.column, f.value) for f in plan.filters if f.column == "channel"] == [
+        ("channel", "TikTok Ads")
+    ]

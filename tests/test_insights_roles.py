@@ -160,7 +160,8 @@ def _desk() -> list[dict[str, object]]:
         {"week": f"2024-0{m}-0{d}", "loja": loja, "cod_loja": code, "preco": 9.9 + d,
          "faturamento": 10.0 * code,
          "tickets_opened": 5 * code, "tickets_resolved": 4 * code, "estoque_final": code,
-         "avg_resolution_hours": 3.0 * code, "entregas": 10 * code + d, "atrasadas": code}
+         "avg_resolution_hours": 3.0 * code, "entregas": 10 * code + d, "atrasadas": code,
+         "ad_spend_usd": 2.5 * code}
         for m in (1, 2) for d in (1, 8) for loja, code in (("Centro", 1), ("Sul", 2))
     ]  # fmt: skip
 
@@ -178,6 +179,8 @@ def _desk() -> list[dict[str, object]]:
         # A whole named beside its part names the part: the late deliveries, not all of them.
         ("Qual loja teve mais entregas atrasadas?", "atrasadas", ["loja"]),
         ("Which store had the most late deliveries?", "atrasadas", ["loja"]),
+        # A currency in a column's name only says what it is counted in.
+        ("How much did we spend on ads?", "ad_spend_usd", []),
     ],
 )
 def test_the_measure_a_question_names(question: str, measure: str, dims: list[str]) -> None:

@@ -69,7 +69,8 @@ MAX_SEGMENTS = 20  # the largest segments by the measure; more would be a table,
 # dropping a final "s" ("quedas", "spikes", "outliers").
 _DROP_WORDS = frozenset(
     ("queda", "caiu", "cair", "cairam", "caida", "despencou", "despencaram", "despencar",
-     "drop", "dropped", "fall", "fell", "fallen", "plunge", "plunged")
+     "drop", "dropped", "fall", "fell", "fallen", "plunge", "plunged", "crash", "crashed",
+     "tank", "tanked", "plummet", "plummeted", "despencou", "desabou", "desabaram")
 )  # fmt: skip
 _SPIKE_WORDS = frozenset(
     ("pico", "salto", "disparou", "spike", "spiked", "surge", "surged", "jump", "jumped")

@@ -16,11 +16,12 @@ What it says, in the question's language:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from billumy.insights import facts
+from billumy.insights import facts, ratios
 from billumy.insights.model import ColumnProfile, Fact, Profile
 from billumy.insights.profile import name_words
 from billumy.insights.statements import Context, describe, metric_of
@@ -165,8 +166,11 @@ def missing_columns(question: str, profile: Profile) -> list[_Concept]:
         if set(words) & (values | _ANY_QUANTITY) or any(set(words) <= c.asks for c in missing):
             continue
         phrase = " ".join(words)
-        if facts.names_a_measure(phrase, profile) or facts.names_a_dimension(phrase, profile):
+        if facts.named_columns(phrase, profile, any_word=True) or ratios.known_rate(phrase):
             continue
+        # Said as the question writes it: "rejeição", not "rejeicao".
+        written = {"".join(name_words(w)): w.lower() for w in re.findall(r"\w+", question)}
+        phrase = " ".join(written.get(w, w) for w in words)
         # It says "customer rating" whole: not also "no customer column".
         missing = [c for c in missing if not c.asks & set(words)]
         missing.append(_Concept(frozenset(words), frozenset(words), phrase, phrase, quantity=True))
@@ -174,8 +178,11 @@ def missing_columns(question: str, profile: Profile) -> list[_Concept]:
 
 
 # "average X", "total de X", "X médio": the quantity a question asks for, in its own words.
-_QUANTITY_BEFORE = frozenset({"average", "avg", "mean", "median", "media", "mediana", "soma"})
-_QUANTITY_AFTER = frozenset({"medio", "media", "medios", "medias"})
+_QUANTITY_BEFORE = frozenset(
+    {"average", "avg", "mean", "median", "media", "mediana", "soma", "taxa", "indice"}
+)
+# "a idade média", "the bounce rate": the word before names the quantity.
+_QUANTITY_AFTER = frozenset({"medio", "media", "medios", "medias", "rate", "rates", "ratio"})
 _SKIPPED = frozenset(
     {"a", "o", "as", "os", "the", "de", "do", "da", "dos", "das", "of", "our", "nosso", "nossa",
      "nossos", "nossas", "each", "cada", "um", "uma", "an"}

@@ -1462,6 +1462,21 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("reason", "motivo", "causa"),
     ("defect", "defeito", "defeituoso"),
     ("stock", "estoque", "inventory", "inventario"),
+    ("member", "membro", "aluno", "associado", "subscriber", "assinante"),
+    (
+        "cancellation",
+        "cancelamento",
+        "cancel",
+        "cancelled",
+        "canceled",
+        "cancelou",
+        "churn",
+        "cancelaram",
+    ),
+    ("spend", "gasto", "gastamos", "gastou", "investimento", "investido", "spent"),
+    ("ad", "ads", "anuncio", "midia", "publicidade", "advertising", "marketing"),
+    ("session", "sessao", "visita", "acesso"),
+    ("signup", "matricula", "enrollment", "inscricao", "adesao"),
     (
         "resolved",
         "resolve",
@@ -1720,6 +1735,9 @@ def _speed(tokens: list[frozenset[str]]) -> Literal["asc", "desc"] | None:
 
 
 _ID_NAME_WORDS = frozenset({"id", "ids", "uuid", "guid", "key", "code", "cod", "codigo", "num"})
+_CURRENCY_WORDS = frozenset(
+    {"usd", "brl", "eur", "gbp", "reais", "real", "dolares", "dollars", "euros", "rs"}
+)
 _AMOUNT_WORDS = frozenset(
     {"valor", "value", "amount", "montante", "vl", "vlr", "qtd", "qtde", "quantidade", "qty",
      "quantity", "numero", "number", "num", "n"}
@@ -1737,6 +1755,8 @@ def _naming_words(column: ColumnProfile) -> list[str]:
         # "valor_total" is named by "valor"/"value": "total" is the question's aggregate word;
         # "valor_reembolsado" by "reembolsado": "valor" only says it is an amount.
         words = [w for w in words if w not in _AGG_WORDS] or words
+        # "ad_spend_usd" is named by "ad spend": the currency only says what it is counted in.
+        words = [w for w in words if w not in _CURRENCY_WORDS] or words
         return [w for w in words if w not in _AMOUNT_WORDS] or words
     return words
 

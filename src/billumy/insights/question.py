@@ -473,16 +473,39 @@ def _segments(words: list[str], profile: Profile) -> dict[str, list[str]]:
             value_words = name_words(value)
             if not value_words or len("".join(value_words)) < 2:
                 continue
-            n = len(value_words)
-            for i in range(len(words) - n + 1):
-                if words[i : i + n] == value_words:
-                    found.setdefault(column.name, []).append((i, value))
-                    break
+            # "TikTok Ads" is "tik tok ads" by its case, and "tiktok ads" as people type it.
+            spellings = [value_words, name_words(value.lower())]
+            hit = next(
+                (
+                    i
+                    for spelled in spellings
+                    for i in range(len(words) - len(spelled) + 1)
+                    if words[i : i + len(spelled)] == spelled
+                ),
+                None,
+            )
+            if hit is not None:
+                found.setdefault(column.name, []).append((hit, value))
             else:
                 at = _synonym_of(words, value_words, vocabulary)
+                if at is None:
+                    at = _by_first_word(words, spellings[1], column, vocabulary)
                 if at is not None:
                     found.setdefault(column.name, []).append((at, value))
     return {name: [v for _, v in sorted(hits)] for name, hits in found.items()}
+
+
+def _by_first_word(
+    words: list[str], value_words: list[str], column: ColumnProfile, vocabulary: frozenset[str]
+) -> int | None:
+    """Where a value of several words is named by its first alone ("tiktok" for ``TikTok
+    Ads``), when that word is long enough, names no column and starts no other value."""
+    first = value_words[0]
+    if len(value_words) < 2 or len(first) < 4 or first in vocabulary:
+        return None
+    if sum(1 for v, _ in column.top if name_words(v.lower())[:1] == [first]) != 1:
+        return None
+    return words.index(first) if first in words else None
 
 
 def _synonym_of(words: list[str], value_words: list[str], vocabulary: frozenset[str]) -> int | None:
@@ -634,6 +657,11 @@ def reconcile(plan: Plan | None, question: Question, profile: Profile, source: s
             filters.append(Filter(column=column, op="in", value=list(part.detail["values"])))
             if column not in dims:
                 dims = [column, *dims][:2]
+        elif part.kind == "filter" and part.detail.get("column"):
+            # A segment the rules' own reading missed ("tiktok" for TikTok Ads).
+            column = part.detail["column"]
+            if not any(f.column == column for f in filters) and column not in dims:
+                filters.append(Filter(column=column, op="=", value=part.detail["values"][0]))
     named_filters = {(f.column, f.op) for f in filters}
     for window in windowed:
         for flt in window.filters():

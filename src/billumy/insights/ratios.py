@@ -19,12 +19,37 @@ from billumy.insights.data import Table, quote_ident
 from billumy.insights.model import ColumnProfile, Fact, Profile
 from billumy.insights.profile import name_words, plain
 
-__all__ = ["asks_for_rate", "ratio_fact"]
+__all__ = ["asks_for_rate", "known_rate", "ratio_fact"]
 
 # Question words that ask for a rate (folded); the question's share words ("percentual",
 # "percentage", "%") ask for one too when no segment is named.
-_RATE_WORDS = frozenset({"rate", "rates", "taxa", "taxas", "ratio", "razao", "indice"})
+_RATE_WORDS = frozenset(
+    {"rate", "rates", "taxa", "taxas", "ratio", "razao", "indice", "conversion", "conversao"}
+)
 _GENERIC = frozenset({"total", "valor", "value", "qtd", "quantidade", "num", "numero", "n"})
+
+
+_CONVERSION = frozenset(
+    {"conversion", "conversions", "conversao", "conversoes", "converte", "convert", "converts",
+     "converted", "converteu", "convertem"}
+)  # fmt: skip
+_CONVERTED = frozenset(
+    {"orders", "order", "pedidos", "pedido", "compras", "compra", "purchases", "purchase",
+     "conversions", "conversoes", "vendas", "sales", "signups", "cadastros", "leads"}
+)  # fmt: skip
+_VISITS = frozenset(
+    {"sessions", "session", "sessoes", "visitas", "visits", "visitors", "visitantes", "acessos",
+     "clicks", "cliques", "views", "impressions", "impressoes"}
+)  # fmt: skip
+
+
+def known_rate(phrase: str) -> bool:
+    """Whether ``phrase`` names a rate this module computes from two columns (conversion)."""
+    return bool(set(name_words(phrase)) & _CONVERSION)
+
+
+def _words(column: ColumnProfile) -> set[str]:
+    return set(name_words(column.name))
 
 
 def asks_for_rate(question: str) -> bool:
@@ -50,6 +75,11 @@ def _candidates(profile: Profile, plan: facts.Plan, question: str) -> list[tuple
     named = [m.column for m in plan.measures if m.agg == "sum" and m.column != "*"]
     named += facts.named_columns(question, profile, any_word=True) if question else []
     named = list(dict.fromkeys(c for c in named if _additive(profile.column(c))))
+    if question and set(name_words(question)) & _CONVERSION:
+        # "taxa de conversão", "conversion rate": orders over sessions (or visits, clicks).
+        parts = [c.name for c in profile.columns if _additive(c) and _CONVERTED & _words(c)]
+        wholes = [c.name for c in profile.columns if _additive(c) and _VISITS & _words(c)]
+        return [(a, b) for a in parts for b in wholes]
     pairs = [(a, b) for a in named for b in named if a != b]
     if len(named) == 1:
         words = set(name_words(named[0])) - _GENERIC
@@ -74,9 +104,10 @@ def ratio_fact(
     """The ``ratio`` fact for the first pair the data agree is a part and its whole, or
     None. ``values``: ``part``, ``whole`` (columns), ``part_total``, ``whole_total`` and
     ``ratio_pct``; with a ``dimension`` ("a taxa de atraso por transportadora"), ``rows``
-    hold each segment's ratio, highest first (up to ``plan.top_n``)."""
+    hold each segment's ratio, highest first (up to ``plan.top_n``). With no plan ("what's
+    our conversion rate?"), over all the rows."""
     if plan is None:
-        return None
+        plan = facts.Plan(measures=[facts.Measure(column="*", agg="count")])
     conditions, params = facts.filter_conditions(profile, plan.filters)
     where = " AND ".join(conditions) if conditions else "true"
     for part, whole in _candidates(profile, plan, question):

@@ -456,6 +456,10 @@ class InsightService:
             # The question's parts alone make a plan (a ranking, a trend, a period...): no
             # model needed.
             return None, "none"
+        if ratios.asks_for_rate(req.question):
+            # "What's our conversion rate?": the ratio fact answers it from the columns, or
+            # nothing does; a model's plan about other columns would be a guess.
+            return None, "none"
         if anomalies.asked_direction(req.question):
             # The anomaly fact answers it from the data's main columns; a model's plan would
             # cost seconds and add nothing it needs.
