@@ -150,3 +150,23 @@ def test_a_value_is_named_as_people_type_it() -> None:
     assert [(f.column, f.value) for f in plan.filters if f.column == "channel"] == [
         ("channel", "TikTok Ads")
     ]
+
+
+def test_a_first_word_alone_names_a_value_only_when_the_rest_says_its_kind() -> None:
+    rows = [
+        {"mes": "2024-01-01", "especialidade": e, "transportadora": t, "consultas": 10}
+        for e in ("Clínica Geral", "Cardiologia")
+        for t in ("Total Express", "Correios")
+    ]
+    with data.from_records(rows) as table:
+        prof = profile(table)
+    # "a clínica" is the business, "no total" a total: neither is a value.
+    assert questions.parse("Quantas consultas a clinica realizou?", prof).segments == {}
+    assert questions.parse("Qual a fatia dos Correios no total?", prof).segments == {
+        "transportadora": ["Correios"]
+    }
+    # Typed whole, in any case, they are.
+    assert questions.parse("consultas da clínica geral via total express", prof).segments == {
+        "especialidade": ["Clínica Geral"],
+        "transportadora": ["Total Express"],
+    }

@@ -495,13 +495,23 @@ def _segments(words: list[str], profile: Profile) -> dict[str, list[str]]:
     return {name: [v for _, v in sorted(hits)] for name, hits in found.items()}
 
 
+_KIND_WORDS = frozenset(
+    {"ads", "ad", "inc", "ltda", "sa", "co", "corp", "llc", "ltd", "group", "grupo", "store",
+     "shop", "online", "app", "me", "eireli"}
+)  # fmt: skip
+
+
 def _by_first_word(
     words: list[str], value_words: list[str], column: ColumnProfile, vocabulary: frozenset[str]
 ) -> int | None:
     """Where a value of several words is named by its first alone ("tiktok" for ``TikTok
-    Ads``), when that word is long enough, names no column and starts no other value."""
+    Ads``), when the others only say what kind of thing it is (ads, ltda, store), the first is
+    long enough, names no column and starts no other value. ("a clínica" is not "Clínica
+    Geral", nor "no total" "Total Express".)"""
     first = value_words[0]
     if len(value_words) < 2 or len(first) < 4 or first in vocabulary:
+        return None
+    if not set(value_words[1:]) <= _KIND_WORDS:
         return None
     if sum(1 for v, _ in column.top if name_words(v.lower())[:1] == [first]) != 1:
         return None
