@@ -13,7 +13,7 @@ from billumy.insights import question as questions
 from billumy.insights.answer import missing_columns
 from billumy.insights.formats import for_language
 from billumy.insights.profile import profile
-from billumy.insights.ratios import ratio_fact
+from billumy.insights.ratios import per_fact, ratio_fact
 from billumy.insights.service import InsightService
 from billumy.insights.statements import Context, describe
 
@@ -170,3 +170,50 @@ def test_a_first_word_alone_names_a_value_only_when_the_rest_says_its_kind() -> 
         "especialidade": ["Clínica Geral"],
         "transportadora": ["Total Express"],
     }
+
+
+def _spend() -> list[dict[str, Any]]:
+    return [
+        {"day": f"2024-01-{d:02d}", "channel": ch, "orders": o + d, "ad_spend_usd": s * d,
+         "receita": 10.0 * o * d}
+        for d in range(1, 6)
+        for ch, o, s in (("Google Ads", 10, 100.0), ("Meta Ads", 4, 90.0))
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Google Ads vs Meta Ads - which one has the cheaper cost per order?", "en"),
+        ("Qual o custo por pedido de cada canal?", "pt"),
+    ],
+)
+def test_an_amount_per_unit_of_another(text: str, lang: str) -> None:
+    rows = _spend()
+    with data.from_records(rows) as table:
+        prof = profile(table)
+        fact = per_fact(table, prof, None, text, "channel")
+    assert fact is not None and fact.kind == "per"
+    assert (fact.values["numerator"], fact.values["denominator"]) == ("ad_spend_usd", "orders")
+    expected = {
+        ch: sum(r["ad_spend_usd"] for r in rows if r["channel"] == ch)
+        / sum(r["orders"] for r in rows if r["channel"] == ch)
+        for ch in ("Google Ads", "Meta Ads")
+    }
+    assert {r["channel"]: r["per_value"] for r in fact.rows} == pytest.approx(expected)
+    said = describe(fact, Context(for_language(lang), prof, None, {fact.id}))
+    first = min(expected, key=lambda ch: expected[ch])
+    if lang == "pt":
+        assert said.startswith("Ad_spend_usd por orders é US$") and f"Por channel: {first}" in said
+    else:
+        assert said.startswith("Ad_spend_usd per orders is $") and f"By channel: {first}" in said
+
+
+def test_per_a_segment_is_a_grouping_not_a_division() -> None:
+    with data.from_records(_spend()) as table:
+        prof = profile(table)
+        assert per_fact(table, prof, None, "Qual a receita por canal?") is None
+        # A ticket is money per unit of what follows it.
+        ticket = per_fact(table, prof, None, "Qual o ticket médio por pedido?")
+    assert ticket is not None
+    assert (ticket.values["numerator"], ticket.values["denominator"]) == ("receita", "orders")

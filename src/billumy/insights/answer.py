@@ -97,7 +97,8 @@ class _Concept:
 # (question words, column-name words, Portuguese name, English name), accent-free and
 # lower-case like name_words; kept to kinds of column that one word names unambiguously.
 _TABLE = (
-    ("custo custos cost costs", "custo custos cost costs despesa despesas", "custo", "cost"),
+    ("custo custos cost costs", "custo custos cost costs despesa despesas spend gasto gastos",
+     "custo", "cost"),
     ("lucro lucros lucratividade profit profits", "lucro lucros profit profits", "lucro", "profit"),
     ("margem margens margin margins", "margem margens margin margins", "margem", "margin"),
     ("desconto descontos discount discounts", "desconto descontos discount discounts",

@@ -71,6 +71,7 @@ __all__ = [
     "named_columns",
     "names_a_dimension",
     "names_a_measure",
+    "names_sales",
     "natural_grain",
     "period_label",
     "plan_agg",
@@ -1416,7 +1417,7 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("channel", "canal"),
     ("category", "categoria"),
     ("price", "preco"),
-    ("cost", "custo", "expense", "despesa", "gasto"),
+    ("cost", "custo", "expense", "despesa", "gasto", "spend", "spent", "spending"),
     ("profit", "lucro"),
     ("margin", "margem"),
     ("order", "pedido"),
@@ -1858,6 +1859,11 @@ _SALES_STEMS = ("vend", "sold", "sell", "sale", "fatur", "receit", "revenue", "e
 
 # Words of money only: "venderam menos unidades" sells units, "faturou mais" earns money.
 _MONEY_STEMS = ("fatur", "receit", "revenue", "earn")
+
+
+def names_sales(name: str) -> bool:
+    """Whether a column's name says it is money coming in (receita, revenue, vendas...)."""
+    return any(w.startswith(_SALES_STEMS) for w in name_words(name))
 
 
 def _sales_position(tokens: list[frozenset[str]]) -> int | None:

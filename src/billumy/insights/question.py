@@ -711,15 +711,15 @@ def _kind(profile: Profile, name: str) -> str | None:
 
 
 _COVERED_BY: dict[str, tuple[str, ...]] = {
-    "rank": ("breakdown",),
-    "total": ("aggregate",),
+    "rank": ("breakdown", "per", "ratio"),
+    "total": ("aggregate", "per", "ratio"),
     "trend": ("trend",),
     "anomaly": ("anomaly",),
     "compare_periods": ("change",),
     "drivers": ("change",),
-    "compare_segments": ("breakdown",),
+    "compare_segments": ("breakdown", "per", "ratio"),
     "share": ("breakdown", "ratio"),
-    "filter": ("aggregate", "breakdown", "trend"),
+    "filter": ("aggregate", "breakdown", "trend", "per", "ratio"),
     "peak": ("trend",),
 }
 

@@ -19,7 +19,7 @@ from billumy.insights.data import Table, quote_ident
 from billumy.insights.model import ColumnProfile, Fact, Profile
 from billumy.insights.profile import name_words, plain
 
-__all__ = ["asks_for_rate", "known_rate", "ratio_fact"]
+__all__ = ["asks_for_rate", "known_rate", "per_fact", "ratio_fact"]
 
 # Question words that ask for a rate (folded); the question's share words ("percentual",
 # "percentage", "%") ask for one too when no segment is named.
@@ -172,3 +172,104 @@ def ratio_fact(
 
 def _float(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+# --- one amount per unit of another ("cost per order", "ticket médio por aluno") ----------------
+
+_PER = frozenset({"per", "por", "each", "cada"})
+_SKIP = frozenset({"a", "o", "as", "os", "the", "de", "do", "da", "dos", "das", "um", "uma", "an"})
+_TICKET = frozenset({"ticket", "tiquete"})  # "ticket médio": money per customer or order
+
+
+def _numeric_named(words: list[str], profile: Profile) -> list[ColumnProfile]:
+    named = facts.named_columns(" ".join(words), profile, any_word=True) if words else []
+    columns = [profile.column(n) for n in named]
+    return [c for c in columns if c is not None and c.kind == "numeric" and not c.masked]
+
+
+def _per_pair(question: str, profile: Profile) -> tuple[str, str] | None:
+    """The (numerator, denominator) columns of "<X> per <Y>" where Y names a numeric column
+    (a count of orders, members, visits): "por canal" groups by a segment, it divides by
+    nothing. X is the numeric column named just before, or the money for a "ticket"."""
+    words = name_words(question)
+    for i, word in enumerate(words):
+        if word not in _PER or i + 1 >= len(words):
+            continue
+        j = i + 1
+        while j < len(words) and words[j] in _SKIP:
+            j += 1
+        below = _numeric_named(words[j : j + 1], profile)
+        if not below:
+            continue
+        before = [w for w in words[max(0, i - 3) : i] if w not in _SKIP]
+        if set(before) & _TICKET:
+            # The money that comes in (receita, revenue, vendas), not what goes out.
+            money = [c for c in profile.columns if c.kind == "numeric" and c.money]
+            money.sort(key=lambda c: not facts.names_sales(c.name))
+            above = money[:1]
+        else:
+            above = [c for c in _numeric_named(before, profile) if c.name != below[0].name]
+        if above:
+            return above[0].name, below[0].name
+    return None
+
+
+def per_fact(
+    table: Table,
+    profile: Profile,
+    plan: facts.Plan | None,
+    question: str,
+    dimension: str | None = None,
+) -> Fact | None:
+    """The ``per`` fact of "<X> per <Y>": the sum of X over the sum of Y (``values``:
+    ``numerator``, ``denominator``, their totals and ``per_value``), per segment of
+    ``dimension`` in ``rows`` when one is named (lowest first: a cost per order is better
+    low, and both ends are there); None when the question asks for none."""
+    pair = _per_pair(question, profile)
+    if pair is None:
+        return None
+    top, bottom = pair
+    filters = plan.filters if plan is not None else []
+    conditions, params = facts.filter_conditions(profile, filters)
+    where = " AND ".join(conditions) if conditions else "true"
+    a, b = quote_ident(top), quote_ident(bottom)
+    select = (
+        f"sum({a}) AS numerator_total, sum({b}) AS denominator_total, "
+        f"sum({a}) / nullif(sum({b}), 0) AS per_value"
+    )
+    sql = f"SELECT {select} FROM data WHERE {where}"  # noqa: S608
+    row = table.records(sql, list(params))[0]
+    value = plain(row["per_value"])
+    if not isinstance(value, int | float):
+        return None
+    rows = [{k: plain(v) for k, v in row.items()}]
+    statement = f"{top} per {bottom} is {facts.fmt_number(value)}."
+    if dimension is not None:
+        d = quote_ident(dimension)
+        sql = (
+            f"SELECT {d}, {select} FROM data WHERE {where} AND {d} IS NOT NULL "  # noqa: S608
+            f"GROUP BY {d} ORDER BY per_value NULLS LAST, {d} LIMIT 20"
+        )
+        rows = [{k: plain(v) for k, v in r.items()} for r in table.records(sql, list(params))]
+        listed = "; ".join(f"{r[dimension]} {facts.fmt_number(r['per_value'])}" for r in rows)
+        statement += f" By {dimension}: {listed}."
+    values = {
+        "numerator": top,
+        "denominator": bottom,
+        "numerator_total": plain(row["numerator_total"]),
+        "denominator_total": plain(row["denominator_total"]),
+        "per_value": value,
+    }
+    columns = [top, bottom, *([dimension] if dimension else []), *(f.column for f in filters)]
+    fact = Fact(
+        id="",
+        kind="per",
+        statement=statement,
+        values=values,
+        columns=list(dict.fromkeys(columns)),
+        sql=sql,
+        rows=rows,
+        params=[plain(v) for v in params],
+    )
+    fact.score = 0.9
+    return fact

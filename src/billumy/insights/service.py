@@ -519,10 +519,17 @@ class InsightService:
             for ranking in ranked:
                 made = facts.facts_for_plan(table, prof, ranking)
                 planned += [f for f in made if f.kind == "breakdown"]
+        per = (
+            ratios.per_fact(table, prof, plan, question, _named_dimension(question, prof, asked))
+            if question
+            else None
+        )
+        if per is not None:
+            # "Google Ads vs Meta Ads: cost per order?": one amount over another.
+            planned = [per, *planned]
         if asked is not None and _asks_for_rate(asked):
             # "What percentage of deliveries were late?": one count over another.
-            named = facts.rule_plan(question, prof) if question else None
-            dimension = named.dimensions[0] if named is not None and named.dimensions else None
+            dimension = _named_dimension(question, prof, asked) if question else None
             ratio = ratios.ratio_fact(table, prof, plan, dimension, question or "")
             if ratio is not None:
                 planned = [ratio, *planned]
@@ -668,6 +675,18 @@ class InsightService:
         if not 0 <= number < len(specs):
             raise NotFoundError(f"insight '{insight_id}' has no chart {number}")
         return await asyncio.to_thread(charts.render_svg, specs[number])
+
+
+def _named_dimension(
+    question: str, prof: Profile, asked: questions.Question | None = None
+) -> str | None:
+    """The segment column the question names ("por transportadora") or whose values it
+    compares ("Google Ads vs Meta Ads"), if any."""
+    compared = [p for p in (asked.parts if asked else []) if p.kind == "compare_segments"]
+    if compared:
+        return str(compared[0].detail["column"])
+    named = facts.rule_plan(question, prof)
+    return named.dimensions[0] if named is not None and named.dimensions else None
 
 
 def _asks_for_rate(asked: questions.Question) -> bool:

@@ -668,8 +668,30 @@ def _ratio(fact: Fact, ctx: Context) -> str:
 _RATIO_KEYS = frozenset({"part_total", "whole_total", "ratio_pct"})
 
 
+def _per_unit(fact: Fact, ctx: Context) -> str:
+    v = fact.values
+    top, bottom = str(v.get("numerator")), str(v.get("denominator"))
+    amount = Metric(top, "avg").amount  # money when the numerator is money
+    where = scope(fact, ctx)
+    dims = [k for k in (fact.rows[0] if fact.rows else {}) if k not in _PER_KEYS]
+    listed = "; ".join(
+        f"{ctx.formats.label(r[dims[0]])} {amount(r.get('per_value'), ctx)}"
+        for r in (fact.rows if dims else [])
+    )
+    shown = amount(v.get("per_value"), ctx)
+    if ctx.pt:
+        text = f"{_cap(top)} por {bottom}{where} é {shown}."
+        return f"{text} Por {dims[0]}: {listed}." if dims else text
+    text = f"{_cap(top)} per {bottom}{where} is {shown}."
+    return f"{text} By {dims[0]}: {listed}." if dims else text
+
+
+_PER_KEYS = frozenset({"numerator_total", "denominator_total", "per_value"})
+
+
 _WRITERS = {
     "ratio": _ratio,
+    "per": _per_unit,
     "change": _period_change,
     "row_count": _row_count,
     "summary": _summary,
