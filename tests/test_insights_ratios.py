@@ -217,3 +217,16 @@ def test_per_a_segment_is_a_grouping_not_a_division() -> None:
         ticket = per_fact(table, prof, None, "Qual o ticket médio por pedido?")
     assert ticket is not None
     assert (ticket.values["numerator"], ticket.values["denominator"]) == ("receita", "orders")
+
+
+def test_the_anomaly_check_reads_the_measure_its_part_of_the_question_names() -> None:
+    text = "What percentage of deliveries were late, and did any carrier's delay spike?"
+    with data.from_records(_deliveries()) as table:
+        prof = profile(table)
+        asked = questions.parse(text, prof)
+        plan = questions.reconcile(facts.rule_plan(text, prof), asked, prof, "rules")
+        found, planned = InsightService._facts(table, prof, plan, 3, text, asked)
+    assert plan is not None and plan.measures[0].column == "entregas"
+    anomaly = next(f for f in found if f.kind == "anomaly")
+    assert anomaly.id in planned and anomaly.values["measure"] == "atraso_medio_min"
+    assert any(f.kind == "ratio" for f in found if f.id in planned)

@@ -33,6 +33,7 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
+import re
 import tempfile
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
@@ -538,7 +539,8 @@ class InsightService:
             if change is not None:
                 planned = [change, *planned]
         direction = anomalies.asked_direction(question) if question else None
-        scope = anomalies.plan_scope(table, prof, plan if direction else None)
+        focus = _anomaly_plan(question, prof, plan) if direction and question else None
+        scope = anomalies.plan_scope(table, prof, focus)
         if scope is not None and direction and asked is not None:
             scope = _narrowed(scope, asked)
         found = None
@@ -675,6 +677,22 @@ class InsightService:
         if not 0 <= number < len(specs):
             raise NotFoundError(f"insight '{insight_id}' has no chart {number}")
         return await asyncio.to_thread(charts.render_svg, specs[number])
+
+
+def _anomaly_plan(question: str, prof: Profile, plan: facts.Plan | None) -> facts.Plan | None:
+    """The plan whose measure the anomaly check reads: the one named in the part of the
+    question that asks about drops or spikes ("What percentage of deliveries were late, and
+    did any carrier's delay spike?" checks the delay, not the deliveries)."""
+    if plan is None:
+        return None
+    for clause in re.split(r"\s*[,;?]\s*|\s+(?:e|and)\s+", question):
+        if anomalies.asked_direction(clause) is None:
+            continue
+        read = facts.rule_plan(clause, prof)
+        if read is not None and read.measures[0].column != "*":
+            return plan.model_copy(update={"measures": read.measures[:1]})
+        break
+    return plan
 
 
 def _named_dimension(
