@@ -14,9 +14,11 @@ the part's sum is below the whole's. The plan's filters apply to both.
 
 from __future__ import annotations
 
+from typing import Any
+
 from billumy.insights import facts
 from billumy.insights.data import Table, quote_ident
-from billumy.insights.model import ColumnProfile, Fact, Profile
+from billumy.insights.model import ColumnProfile, Fact, Profile, Scalar
 from billumy.insights.profile import name_words, plain
 
 __all__ = ["asks_for_rate", "known_rate", "per_fact", "ratio_fact"]
@@ -149,25 +151,33 @@ def ratio_fact(
                 f"{r[dimension]} {facts.fmt_pct(_float(r['ratio_pct']))}" for r in rows
             )
             statement += f" By {dimension}: {listed}."
-        columns = [
-            part,
-            whole,
-            *([dimension] if dimension else []),
-            *(f.column for f in plan.filters),
-        ]
-        fact = Fact(
-            id="",
-            kind="ratio",
-            statement=statement,
-            values=values,
-            columns=list(dict.fromkeys(columns)),
-            sql=sql,
-            rows=rows,
-            params=[plain(v) for v in params],
-        )
-        fact.score = 0.9
-        return fact
+        columns = [part, whole, dimension, *(f.column for f in plan.filters)]
+        return _fact("ratio", statement, values, columns, sql, rows, params)
     return None
+
+
+def _fact(
+    kind: str,
+    statement: str,
+    values: dict[str, Scalar],
+    columns: list[str | None],
+    sql: str,
+    rows: list[dict[str, Scalar]],
+    params: list[Any],
+) -> Fact:
+    """A ``ratio`` or ``per`` fact, ranked with the plan's own facts."""
+    fact = Fact(
+        id="",
+        kind=kind,
+        statement=statement,
+        values=values,
+        columns=list(dict.fromkeys(c for c in columns if c)),
+        sql=sql,
+        rows=rows,
+        params=[plain(v) for v in params],
+    )
+    fact.score = 0.9
+    return fact
 
 
 def _float(value: object) -> float | None:
@@ -260,16 +270,5 @@ def per_fact(
         "denominator_total": plain(row["denominator_total"]),
         "per_value": value,
     }
-    columns = [top, bottom, *([dimension] if dimension else []), *(f.column for f in filters)]
-    fact = Fact(
-        id="",
-        kind="per",
-        statement=statement,
-        values=values,
-        columns=list(dict.fromkeys(columns)),
-        sql=sql,
-        rows=rows,
-        params=[plain(v) for v in params],
-    )
-    fact.score = 0.9
-    return fact
+    columns = [top, bottom, dimension, *(f.column for f in filters)]
+    return _fact("per", statement, values, columns, sql, rows, params)
