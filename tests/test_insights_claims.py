@@ -436,15 +436,21 @@ def test_a_cut_narrative_keeps_the_insights_it_finished() -> None:
     assert not reader.usable
 
 
+def _review(
+    weekly: dict[str, tuple[list[Fact], Profile]], lang: str, most: int
+) -> tuple[_Review, list[str]]:
+    """A review of a narrative about the weekly facts in ``lang``, and the ranking's id."""
+    found, prof = weekly[lang]
+    answer = write_answer(
+        question=QUESTIONS[lang], facts=found, ctx=Context(for_language(lang), prof), most=3
+    )
+    return _Review(found, lang, prof, most=most, answer=answer), _cite(found, "breakdown")
+
+
 def test_the_review_keeps_checked_insights_and_lists_what_it_dropped(
     weekly: dict[str, tuple[list[Fact], Profile]],
 ) -> None:
-    found, prof = weekly["en"]
-    ranking = _cite(found, "breakdown")
-    answer = write_answer(
-        question=QUESTIONS["en"], facts=found, ctx=Context(for_language("en"), prof), most=3
-    )
-    review = _Review(found, "en", prof, most=2, answer=answer)
+    review, ranking = _review(weekly, "en", most=2)
     kept = review.insight(
         {"title": "Sul leads", "text": "Centro leads vendas_reais. Act now.", "facts": ranking}
     )
@@ -468,12 +474,7 @@ def test_the_review_keeps_checked_insights_and_lists_what_it_dropped(
 def test_an_insight_with_nothing_checkable_is_dropped_advice_about_a_segment_is_kept(
     weekly: dict[str, tuple[list[Fact], Profile]],
 ) -> None:
-    found, prof = weekly["pt"]
-    ranking = _cite(found, "breakdown")
-    answer = write_answer(
-        question=QUESTIONS["pt"], facts=found, ctx=Context(for_language("pt"), prof), most=3
-    )
-    review = _Review(found, "pt", prof, most=3, answer=answer)
+    review, ranking = _review(weekly, "pt", most=3)
     text = "Eu estão em toda as dúvidas."
     gibberish = {"title": "O que é o que tá", "text": text, "facts": ranking}
     assert review.insight(gibberish) is None

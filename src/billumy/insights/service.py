@@ -520,17 +520,13 @@ class InsightService:
             for ranking in ranked:
                 made = facts.facts_for_plan(table, prof, ranking)
                 planned += [f for f in made if f.kind == "breakdown"]
-        per = (
-            ratios.per_fact(table, prof, plan, question, _named_dimension(question, prof, asked))
-            if question
-            else None
-        )
+        dimension = _named_dimension(question, prof, asked) if question else None
+        per = ratios.per_fact(table, prof, plan, question, dimension) if question else None
         if per is not None:
             # "Google Ads vs Meta Ads: cost per order?": one amount over another.
             planned = [per, *planned]
         if asked is not None and _asks_for_rate(asked):
             # "What percentage of deliveries were late?": one count over another.
-            dimension = _named_dimension(question, prof, asked) if question else None
             ratio = ratios.ratio_fact(table, prof, plan, dimension, question or "")
             if ratio is not None:
                 planned = [ratio, *planned]

@@ -155,18 +155,6 @@ class Usage(_Out):
     total_tokens: int
 
 
-class ChatCompletion(_Out):
-    """The whole completion; streamed, each SSE ``data:`` event is a ``chat.completion.chunk``
-    of the same shape with ``delta`` for ``message``, and the stream ends with ``[DONE]``."""
-
-    id: str
-    object: str
-    created: int
-    model: str
-    choices: list[dict[str, Any]]
-    usage: Usage | None = None
-
-
 class Completion(_Out):
     """The whole completion; streamed, each SSE ``data:`` event has this shape."""
 
@@ -176,6 +164,11 @@ class Completion(_Out):
     model: str
     choices: list[dict[str, Any]]
     usage: Usage | None = None
+
+
+class ChatCompletion(Completion):
+    """The whole completion; streamed, each SSE ``data:`` event is a ``chat.completion.chunk``
+    of the same shape with ``delta`` for ``message``, and the stream ends with ``[DONE]``."""
 
 
 class Embedding(_Out):
