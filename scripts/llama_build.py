@@ -17,6 +17,7 @@ for another CPU is never reused silently (pip's own wheel cache is keyed on the 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -197,12 +198,21 @@ def install(profile: str, force: bool = False) -> None:
         log(f"{PACKAGE}=={version} already built for this CPU ({profile}, key {key})")
         return
     target = cache_root() / f"{PACKAGE}-{version}-{key}"
-    wheels = list(target.glob("llama_cpp_python-*.whl"))
-    if wheels:
-        log(f"reusing the wheel built for these flags: {wheels[0]}")
-        wheel = wheels[0]
-    else:
-        wheel = build_wheel(version, options, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Two checkouts installing at once (a worktree beside the main one) share the cache: the
+    # second waits for the first's build instead of wiping its half-built wheel and starting over.
+    with (target.parent / f"{target.name}.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"another install is building {target.name}; waiting for it")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        wheels = list(target.glob("llama_cpp_python-*.whl"))
+        if wheels:
+            log(f"reusing the wheel built for these flags: {wheels[0]}")
+            wheel = wheels[0]
+        else:
+            wheel = build_wheel(version, options, target)
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
          "--no-deps", "--force-reinstall", str(wheel)],

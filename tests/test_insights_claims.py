@@ -485,3 +485,30 @@ def test_an_insight_with_nothing_checkable_is_dropped_advice_about_a_segment_is_
     assert insights == [advice] and "{" not in summary
     assert tally["insights_dropped"] == 1 and tally["kept"] == 1
     assert [d["text"] for d in dropped] == ["O que é o que tá", text, "{"]
+
+
+@pytest.mark.parametrize(
+    ("lang", "text", "cite"),
+    [
+        ("pt", "Por que as vendas de Norte caíram em maio de 2024?", "anomaly"),
+        ("pt", "Centro lidera com R$ 137.978,50?", "breakdown"),  # a true number, asked
+        ("en", "Will Centro keep leading vendas_reais?", "breakdown"),
+        ("en", "What drove the drop at Norte in May 2024?)", "anomaly"),
+        ("pt", "¿Centro lidera.", "breakdown"),
+    ],
+)
+def test_a_sentence_that_asks_is_dropped(
+    weekly: dict[str, tuple[list[Fact], Profile]], lang: str, text: str, cite: str
+) -> None:
+    found, prof = weekly[lang]
+    checker = ClaimChecker(found, lang, prof)
+    stated = {"pt": "Centro foi a loja que mais vendeu.", "en": "Centro leads vendas_reais."}[lang]
+    result = checker.check(f"{stated} {text}", _cite(found, "breakdown"))
+    assert [s.kept for s in result.sentences] == [True, False]
+    assert "question" in [c.kind for c in result.dropped[0].failed]
+    assert result.text == stated
+    # Asked on its own, the insight has nothing left and is dropped whole by the review.
+    review, _ = _review(weekly, lang, most=3)
+    assert review.insight({"title": "", "text": text, "facts": _cite(found, cite)}) is None
+    _, _, tally, dropped = review.result()
+    assert text in dropped[0]["failed"] and tally["insights_dropped"] == 1

@@ -125,7 +125,9 @@ class Tally:
             self.kept += kept
             self.dropped += not kept
             self.claims_checked += check.assertions
-            self.names_checked += len(check.claims) - check.assertions
+            self.names_checked += sum(
+                1 for c in check.claims if c.kind in ("segment", "column", "period")
+            )
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -180,6 +182,12 @@ class ClaimChecker:
         pool = [self.evidence[i] for i in dict.fromkeys(ids)] or list(self.evidence.values())
         found = self.reader.read(sentence)
         result = SentenceCheck(sentence)
+        if _asks(sentence):
+            # "Por que as vendas caíram?" states nothing a fact could back; shown under a
+            # verified narrative, it reads as the product's claim that there is a why.
+            asked = Claim("question", sentence, 0, len(sentence))
+            result.claims.append(asked)
+            result.failed.append(asked)
         named = {f.name for f in found if f.claim.kind == "segment"}
         measures = {f.name for f in found if f.claim.kind == "column" and f.name in self.measures}
         for item in found:
@@ -207,6 +215,13 @@ class ClaimChecker:
         if kind == "rank":
             return {e.id for e in pool if _ranks(item, e, measures)}
         return _direction_support(item, pool, measures)
+
+
+def _asks(sentence: str) -> bool:
+    """Whether ``sentence`` is a question: it ends with a question mark (before any closing
+    quote or bracket), or opens with an inverted one."""
+    stripped = sentence.strip()
+    return stripped.startswith("¿") or stripped.rstrip("\"'”’)]*_ ").endswith("?")
 
 
 # --- agreeing ----------------------------------------------------------------------------------

@@ -43,7 +43,9 @@ from billumy.insights.verify import NumberMention, extract_numbers
 
 __all__ = ["Claim", "ClaimKind", "ClaimReader", "Reading"]
 
-ClaimKind = Literal["number", "segment", "column", "period", "rank", "direction"]
+# "question" is not read from a sentence: the checker marks a sentence that asks (one ending in
+# "?") with it, so that the sentence fails; a narrative states, it does not ask.
+ClaimKind = Literal["number", "segment", "column", "period", "rank", "direction", "question"]
 
 _TOKEN = re.compile(r"[^\W_]+")
 # Column names made only of these words are not claims: they are how prose speaks anyway.
