@@ -1336,7 +1336,11 @@ def facts_for_plan(table: Table, profile: Profile, plan: Plan) -> list[Fact]:
         else:
             facts.append(_breakdown_fact(table, plan, flows, where))
     if plan.period is not None:
-        facts.append(_plan_trend_fact(table, plan, metrics, where, stocks=bool(stocks)))
+        trend = _plan_trend_fact(table, plan, metrics, where, stocks=bool(stocks))
+        # One period ("o ROAS no trimestre", filtered to one quarter) is no trend: "from X in
+        # Q1 2024 to X in Q1 2024" repeats the total beside it.
+        if trend.values.get("periods") != 1 or not facts:
+            facts.append(trend)
     return _numbered(facts)
 
 

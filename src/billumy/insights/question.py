@@ -712,14 +712,14 @@ def _kind(profile: Profile, name: str) -> str | None:
 
 _COVERED_BY: dict[str, tuple[str, ...]] = {
     "rank": ("breakdown", "per", "ratio"),
-    "total": ("aggregate", "per", "ratio"),
+    "total": ("aggregate", "per", "ratio", "difference"),
     "trend": ("trend",),
     "anomaly": ("anomaly",),
     "compare_periods": ("change",),
     "drivers": ("change",),
     "compare_segments": ("breakdown", "per", "ratio"),
     "share": ("breakdown", "ratio"),
-    "filter": ("aggregate", "breakdown", "trend", "per", "ratio"),
+    "filter": ("aggregate", "breakdown", "trend", "per", "ratio", "difference"),
     "peak": ("trend",),
 }
 

@@ -21,7 +21,7 @@ from billumy.insights.data import Table, quote_ident
 from billumy.insights.model import ColumnProfile, Fact, Profile, Scalar
 from billumy.insights.profile import name_words, plain
 
-__all__ = ["asks_for_rate", "known_rate", "per_fact", "ratio_fact"]
+__all__ = ["asks_for_rate", "difference_fact", "jargon", "known_rate", "per_fact", "ratio_fact"]
 
 # Question words that ask for a rate (folded); the question's share words ("percentual",
 # "percentage", "%") ask for one too when no segment is named.
@@ -46,8 +46,77 @@ _VISITS = frozenset(
 
 
 def known_rate(phrase: str) -> bool:
-    """Whether ``phrase`` names a rate this module computes from two columns (conversion)."""
-    return bool(set(name_words(phrase)) & _CONVERSION)
+    """Whether ``phrase`` names a rate this module computes from two columns (conversion,
+    churn, ROAS, CPA, CTR...)."""
+    words = set(name_words(phrase))
+    return bool(words & (_CONVERSION | _CHURN | _JARGON_WORDS))
+
+
+# --- business jargon: one quantity over another, by the roles of the columns -------------------
+
+_ROLES: dict[str, frozenset[str]] = {
+    "spend": frozenset(
+        {"spend", "spent", "gasto", "gastos", "investimento", "investido", "ad", "ads", "custo",
+         "custos", "cost", "costs", "budget", "verba", "midia", "anuncios"}
+    ),
+    "orders": _CONVERTED,
+    "clicks": frozenset({"clicks", "click", "cliques", "clique"}),
+    "impressions": frozenset({"impressions", "impressoes", "views", "visualizacoes"}),
+    "cancellations": frozenset(
+        {"cancelamentos", "cancelamento", "cancellations", "cancelations", "cancelled",
+         "canceled", "cancelados", "canceladas", "churn", "churned", "evasao", "desistencias"}
+    ),
+}  # fmt: skip
+_CHURN = frozenset({"churn", "cancelamento", "cancelamentos", "cancellation", "evasao"})
+
+# Word -> (fact kind, numerator role, denominator role, the name it is said by).
+_JARGON: dict[str, tuple[str, str, str, str]] = {
+    "roas": ("per", "revenue", "spend", "ROAS"),
+    "cpa": ("per", "spend", "orders", "CPA"),
+    "cac": ("per", "spend", "orders", "CAC"),
+    "cpc": ("per", "spend", "clicks", "CPC"),
+    "ctr": ("ratio", "clicks", "impressions", "CTR"),
+    "aov": ("per", "revenue", "orders", "AOV"),
+}
+_JARGON_WORDS = frozenset(_JARGON)
+
+
+def _role(profile: Profile, role: str) -> ColumnProfile | None:
+    """The first visible numeric column that plays ``role`` (revenue: money coming in; a stock:
+    members, subscribers, headcount...)."""
+    numeric = [c for c in profile.columns if c.kind == "numeric" and not c.masked]
+    if role == "revenue":
+        found = [c for c in numeric if facts.names_sales(c.name) and c.money]
+        found = found or [c for c in numeric if facts.names_sales(c.name)]
+    elif role == "stock":
+        found = [c for c in numeric if facts.is_stock(c)]
+    else:
+        words = _ROLES[role]
+        found = [c for c in numeric if _words(c) & words and not facts.names_sales(c.name)]
+        if role == "spend":
+            found.sort(key=lambda c: not c.money)
+    return found[0] if found else None
+
+
+def jargon(question: str, profile: Profile) -> tuple[str, str, str, str] | None:
+    """(kind, numerator, denominator, name) of the rate a question names by its jargon ("o
+    ROAS do Google Ads": revenue over ad spend; "churn rate", "taxa de cancelamento":
+    cancellations over the members on the books), when the data has a column for each role;
+    else None."""
+    words = set(name_words(question))
+    for word, (kind, top, bottom, name) in _JARGON.items():
+        if word in words:
+            a, b = _role(profile, top), _role(profile, bottom)
+            if a is not None and b is not None and a.name != b.name:
+                return kind, a.name, b.name, name
+    if words & _CHURN and (words & _RATE_WORDS or words & _SHARE_WORDS):
+        part, whole = _role(profile, "cancellations"), _role(profile, "stock")
+        if part is not None and whole is not None and _additive(part):
+            return "ratio", part.name, whole.name, "churn"
+    return None
+
+
+_SHARE_WORDS = frozenset({"percentual", "percentage", "porcentagem", "pct", "percent"})
 
 
 def _words(column: ColumnProfile) -> set[str]:
@@ -76,6 +145,9 @@ def _candidates(profile: Profile, plan: facts.Plan, question: str) -> list[tuple
     ``avg_resolution_hours`` is the plan's measure)."""
     named = [m.column for m in plan.measures if m.agg == "sum" and m.column != "*"]
     named += facts.named_columns(question, profile, any_word=True) if question else []
+    known = jargon(question, profile) if question else None
+    if known is not None and known[0] == "ratio":
+        return [(known[1], known[2])]
     named = list(dict.fromkeys(c for c in named if _additive(profile.column(c))))
     if question and set(name_words(question)) & _CONVERSION:
         # "taxa de conversão", "conversion rate": orders over sessions (or visits, clicks).
@@ -112,6 +184,7 @@ def ratio_fact(
         plan = facts.Plan(measures=[facts.Measure(column="*", agg="count")])
     conditions, params = facts.filter_conditions(profile, plan.filters)
     where = " AND ".join(conditions) if conditions else "true"
+    known = jargon(question, profile) if question else None
     for part, whole in _candidates(profile, plan, question):
         p, w = quote_ident(part), quote_ident(whole)
         sql = (
@@ -132,6 +205,13 @@ def ratio_fact(
             "whole_total": whole_total,
             "ratio_pct": ratio,
         }
+        if known is not None and (known[1], known[2]) == (part, whole):
+            values["name"] = known[3]
+        whole_column = profile.column(whole)
+        if whole_column is not None and facts.is_stock(whole_column):
+            # Churn: the cancellations over the members on the books at each date, summed
+            # (member-months on monthly rows), not over any one date's level.
+            values["whole_is_stock"] = True
         statement = (
             f"The share of {part} in {whole} is "
             f"{facts.fmt_pct(ratio if isinstance(ratio, float) else None)} "
@@ -235,7 +315,9 @@ def per_fact(
     ``numerator``, ``denominator``, their totals and ``per_value``), per segment of
     ``dimension`` in ``rows`` when one is named (lowest first: a cost per order is better
     low, and both ends are there); None when the question asks for none."""
-    pair = _per_pair(question, profile)
+    known = jargon(question, profile)
+    pair = (known[1], known[2]) if known is not None and known[0] == "per" else None
+    pair = pair or _per_pair(question, profile)
     if pair is None:
         return None
     top, bottom = pair
@@ -270,5 +352,56 @@ def per_fact(
         "denominator_total": plain(row["denominator_total"]),
         "per_value": value,
     }
+    if known is not None and (known[1], known[2]) == pair:
+        values["name"] = known[3]
     columns = [top, bottom, dimension, *(f.column for f in filters)]
     return _fact("per", statement, values, columns, sql, rows, params)
+
+
+# --- one total less another ("saldo", "net", "diferença") --------------------------------------
+
+_NET = frozenset(
+    {"saldo", "net", "liquido", "liquida", "diferenca", "difference", "balanco", "balance"}
+)
+_OUTFLOW = _ROLES["cancellations"] | frozenset(
+    {"custo", "custos", "cost", "costs", "despesa", "despesas", "expense", "expenses", "gasto",
+     "gastos", "spend", "devolucoes", "returns", "refunds", "saidas", "perdas", "losses",
+     "descontos", "discounts", "estornos", "chargebacks", "desligamentos", "demissoes"}
+)  # fmt: skip
+
+
+def difference_fact(
+    table: Table, profile: Profile, plan: facts.Plan | None, question: str
+) -> Fact | None:
+    """The ``difference`` fact of "quantas matrículas e cancelamentos? E o saldo?": the first
+    summed measure the plan names less the second (what goes out, cancellations or costs, is
+    the one taken away), within the plan's filters. ``values``: ``minuend``, ``subtrahend``,
+    their totals and ``difference``. None when the question asks for no net or balance, when
+    the plan sums other than two additive measures, or when a column is itself the balance."""
+    words = set(name_words(question))
+    if plan is None or not words & _NET:
+        return None
+    summed = [m.column for m in plan.measures if m.agg == "sum" and m.column != "*"]
+    summed = list(dict.fromkeys(c for c in summed if _additive(profile.column(c))))
+    if len(summed) != 2 or any(_words(c) & _NET for c in profile.columns if not c.masked):
+        return None
+    top, bottom = summed
+    if set(name_words(top)) & _OUTFLOW and not set(name_words(bottom)) & _OUTFLOW:
+        top, bottom = bottom, top
+    conditions, params = facts.filter_conditions(profile, plan.filters)
+    where = " AND ".join(conditions) if conditions else "true"
+    a, b = quote_ident(top), quote_ident(bottom)
+    sql = (
+        f"SELECT sum({a}) AS minuend_total, sum({b}) AS subtrahend_total, "  # noqa: S608
+        f"sum({a}) - sum({b}) AS difference FROM data WHERE {where}"
+    )
+    row = {k: plain(v) for k, v in table.records(sql, list(params))[0].items()}
+    if not all(isinstance(row[k], int | float) for k in row):
+        return None
+    values: dict[str, Scalar] = {"minuend": top, "subtrahend": bottom, **row}
+    statement = (
+        f"{top} less {bottom} is {facts.fmt_number(row['difference'])} "
+        f"({facts.fmt_number(row['minuend_total'])} - {facts.fmt_number(row['subtrahend_total'])})."
+    )
+    columns: list[str | None] = [top, bottom, *(f.column for f in plan.filters)]
+    return _fact("difference", statement, values, columns, sql, [row], params)

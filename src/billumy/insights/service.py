@@ -525,11 +525,21 @@ class InsightService:
         if per is not None:
             # "Google Ads vs Meta Ads: cost per order?": one amount over another.
             planned = [per, *planned]
+        ratio = None
         if asked is not None and _asks_for_rate(asked):
             # "What percentage of deliveries were late?": one count over another.
             ratio = ratios.ratio_fact(table, prof, plan, dimension, question or "")
             if ratio is not None:
                 planned = [ratio, *planned]
+        rated = [f for f in (per, ratio) if f is not None and dimension in f.columns]
+        if rated and asked is not None and asked.has("rank"):
+            # "Which location has the highest churn rate?": the rate ranks them; a ranking of
+            # the cancellations alone would answer another question.
+            planned = [f for f in planned if f.kind != "breakdown"]
+        difference = ratios.difference_fact(table, prof, plan, question) if question else None
+        if difference is not None:
+            # "Quantas matrículas e cancelamentos? E o saldo?": one total less the other.
+            planned = [*planned, difference]
         if asked is not None and (asked.has("compare_periods") or asked.has("drivers")):
             change = changes.change_fact(table, prof, plan, asked)
             if change is not None:

@@ -11,6 +11,7 @@ The machine-readable values are never changed.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -656,13 +657,43 @@ def _ratio(fact: Fact, ctx: Context) -> str:
         f"{ctx.formats.label(r[dims[0]])} {ctx.formats.pct(r.get('ratio_pct'))}"
         for r in (fact.rows if dims else [])
     )
+    name = v.get("name")
+    stock = bool(v.get("whole_is_stock"))
+    led = _led(fact.rows, dims, "ratio_pct", ctx) if dims else ""
     if ctx.pt:
+        over = f"{whole} somado em cada data" if stock else whole
+        if name:
+            text = (
+                f"A taxa de {name} ({part} sobre {over}){where} é de {shown[0]} "
+                f"({shown[1]} de {shown[2]})."
+            )
+        else:
+            text = (
+                f"A proporção de {part} em {over}{where} é de {shown[0]} "
+                f"({shown[1]} de {shown[2]})."
+            )
+        return f"{text} Por {dims[0]}{led}: {listed}." if dims else text
+    over = f"{whole} summed over the dates" if stock else whole
+    if name:
         text = (
-            f"A proporção de {part} em {whole}{where} é de {shown[0]} ({shown[1]} de {shown[2]})."
+            f"The {name} rate ({part} over {over}){where} is {shown[0]} "
+            f"({shown[1]} of {shown[2]})."
         )
-        return f"{text} Por {dims[0]}: {listed}." if dims else text
-    text = f"The share of {part} in {whole}{where} is {shown[0]} ({shown[1]} of {shown[2]})."
-    return f"{text} By {dims[0]}: {listed}." if dims else text
+    else:
+        text = f"The share of {part} in {over}{where} is {shown[0]} ({shown[1]} of {shown[2]})."
+    return f"{text} By {dims[0]}{led}: {listed}." if dims else text
+
+
+def _led(rows: list[dict[str, Scalar]], dims: list[str], key: str, ctx: Context) -> str:
+    """", <highest> is the highest and <lowest> the lowest" of a ranking of three or more
+    (its rows run from the highest down), "" otherwise."""
+    values = [r.get(key) for r in rows]
+    if len(rows) < 3 or not all(isinstance(x, int | float) for x in values):
+        return ""
+    top, low = ctx.formats.label(rows[0][dims[0]]), ctx.formats.label(rows[-1][dims[0]])
+    if ctx.pt:
+        return f", a maior é a de {top} e a menor a de {low}"
+    return f", {top} has the highest and {low} the lowest"
 
 
 _RATIO_KEYS = frozenset({"part_total", "whole_total", "ratio_pct"})
@@ -672,6 +703,9 @@ def _per_unit(fact: Fact, ctx: Context) -> str:
     v = fact.values
     top, bottom = str(v.get("numerator")), str(v.get("denominator"))
     amount = Metric(top, "avg").amount  # money when the numerator is money
+    if _is_money(bottom, ctx) and _is_money(top, ctx):
+        amount = _multiple  # money over money (ROAS: revenue per dollar spent)
+
     where = scope(fact, ctx)
     dims = [k for k in (fact.rows[0] if fact.rows else {}) if k not in _PER_KEYS]
     listed = "; ".join(
@@ -679,17 +713,50 @@ def _per_unit(fact: Fact, ctx: Context) -> str:
         for r in (fact.rows if dims else [])
     )
     shown = amount(v.get("per_value"), ctx)
+    name = v.get("name")
     if ctx.pt:
-        text = f"{_cap(top)} por {bottom}{where} é {shown}."
+        said = f"O {name} ({top} por {bottom})" if name else f"{_cap(top)} por {bottom}"
+        text = f"{said}{where} é {shown}."
         return f"{text} Por {dims[0]}: {listed}." if dims else text
-    text = f"{_cap(top)} per {bottom}{where} is {shown}."
+    said = f"{name} ({top} per {bottom})" if name else f"{_cap(top)} per {bottom}"
+    text = f"{said}{where} is {shown}."
     return f"{text} By {dims[0]}: {listed}." if dims else text
 
 
 _PER_KEYS = frozenset({"numerator_total", "denominator_total", "per_value"})
 
 
+def _is_money(name: str, ctx: Context) -> bool:
+    column = ctx.profile.column(name)
+    return column is not None and column.money
+
+
+def _multiple(value: Scalar, ctx: Context) -> str:
+    """A quantity over one of its own unit, with two decimals ("6,20")."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return ctx.formats.decimal2(float(value))
+    return ctx.formats.number(None)
+
+
+def _difference(fact: Fact, ctx: Context) -> str:
+    v = fact.values
+    top, bottom = str(v.get("minuend")), str(v.get("subtrahend"))
+    a, b = Metric(top, "sum"), Metric(bottom, "sum")
+    where = scope(fact, ctx).strip()
+    shown = (
+        a.amount(v.get("difference"), ctx),
+        a.amount(v.get("minuend_total"), ctx),
+        b.amount(v.get("subtrahend_total"), ctx),
+    )
+    if ctx.pt:
+        text = f"o saldo de {top} menos {bottom} é {shown[0]} ({shown[1]} − {shown[2]})"
+    else:
+        text = f"{top} less {bottom} is {shown[0]} ({shown[1]} − {shown[2]})"
+    return f"{_cap(where)}, {text}." if where else f"{_cap(text)}."
+
+
 _WRITERS = {
+    "difference": _difference,
     "ratio": _ratio,
     "per": _per_unit,
     "change": _period_change,
