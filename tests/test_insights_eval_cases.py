@@ -1,8 +1,9 @@
 """The insights evaluation sets (evals/insights/): their shape, their data and their expected
 numbers.
 
-There are five case files: ``cases.toml``, the main set, and four held-out sets,
-``holdout.toml``, ``holdout2.toml``, ``holdout3.toml`` and ``holdout4.toml``, questions written
+There are six case files: ``cases.toml``, the main set, and five held-out sets,
+``holdout.toml``, ``holdout2.toml``, ``holdout3.toml``, ``holdout4.toml`` and ``holdout5.toml``,
+questions written
 without reading the planner about datasets its author had not seen. The expected values in all
 of them are literals a person can read; here each is checked against the case's reference query,
 run by DuckDB on the committed CSV through the case file's own typed view (not Billumy's
@@ -34,12 +35,14 @@ HOLDOUT = load_cases(EVALS / "holdout.toml")
 HOLDOUT2 = load_cases(EVALS / "holdout2.toml")
 HOLDOUT3 = load_cases(EVALS / "holdout3.toml")
 HOLDOUT4 = load_cases(EVALS / "holdout4.toml")
+HOLDOUT5 = load_cases(EVALS / "holdout5.toml")
 SETS = {
     "cases.toml": CASES,
     "holdout.toml": HOLDOUT,
     "holdout2.toml": HOLDOUT2,
     "holdout3.toml": HOLDOUT3,
     "holdout4.toml": HOLDOUT4,
+    "holdout5.toml": HOLDOUT5,
 }
 # The main set keeps at least 40 cases; each held-out set at least 30.
 MINIMUM = {
@@ -48,6 +51,7 @@ MINIMUM = {
     "holdout2.toml": 30,
     "holdout3.toml": 30,
     "holdout4.toml": 30,
+    "holdout5.toml": 30,
 }
 
 
@@ -89,7 +93,7 @@ def test_expected_values_equal_the_reference_query(name: str, case_id: str) -> N
 
 
 @pytest.mark.parametrize(
-    "name", ["holdout.toml", "holdout2.toml", "holdout3.toml", "holdout4.toml"]
+    "name", ["holdout.toml", "holdout2.toml", "holdout3.toml", "holdout4.toml", "holdout5.toml"]
 )
 def test_the_holdout_set_is_held_out(name: str) -> None:
     """New datasets and new case ids: nothing of any other set is reused."""
@@ -180,6 +184,29 @@ def test_the_fourth_holdout_datasets_are_what_it_claims() -> None:
     assert re.search(r"^2024-03-31,15,Organic,\d+,\d+,\d+,\d+\.\d{2},\$0\.00$", funnel, re.M)
     for name, body in text.items():
         assert len(body.encode()) < 40_000, name
+
+
+def test_the_fifth_holdout_datasets_are_what_it_claims() -> None:
+    text = {name: spec.path.read_text(encoding="utf-8") for name, spec in HOLDOUT5.datasets.items()}
+    schools = text["mensalidades_escolas.csv"]
+    assert schools.startswith("vencimento;cod_unidade;unidade;segmento;alunos_matriculados;")
+    # due dates on the 10th (dd/mm/yyyy), accents, money with a decimal comma and thousands dots
+    assert re.search(
+        r"^10/08/2024;303;Campo Grande;Ensino Médio;\d+;\d+;\d+;\d+;\d{3}\.\d{3},\d{2};"
+        r"\d{3}\.\d{3},\d{2}$",
+        schools,
+        re.M,
+    )
+    assert ";Niterói;Educação Infantil;" in schools
+    waves = text["picking_waves.csv"]
+    assert waves.startswith("wave_id,started_at,finished_at,warehouse,shift,pickers,order_lines,")
+    # ISO timestamps, a night wave that ends the next day, an accent in a DC's name
+    assert re.search(r"^\d{6},2024-10-01T22:\d{2}:00,2024-10-02T0\d:\d{2}:00,DC ", waves, re.M)
+    assert re.search(r"^\d{6},2024-11-12T\d{2}:\d{2}:00,[^,]+,DC Extrema,Day Shift,", waves, re.M)
+    assert ",DC Jaboatão,Night Shift," in waves
+    assert "2024-10-06T" not in waves  # no Sundays
+    for name, body in text.items():
+        assert len(body.encode()) < 60_000, name
 
 
 def test_the_committed_data_is_what_the_generator_writes() -> None:

@@ -92,6 +92,26 @@ The fourth held-out set (``holdout4.toml``) has two more:
   thousands comma; Organic spends ``$0.00``); Meta Ads' spend is 3.5 times normal on
   14 February 2024 (a budget typed with an extra digit); orders have no anomaly.
 
+The fifth held-out set (``holdout5.toml``) has two more:
+
+* ``mensalidades_escolas.csv``: 24 months of a school network's four units (``unidade``, with
+  a numeric ``cod_unidade`` that must never be summed) by segment (``segmento``: Educação
+  Infantil .. Ensino Médio), dated by the boletos' due date (``vencimento``, ``10/mm/yyyy``:
+  the 10th, not the 1st); ``;`` separated, ``alunos_matriculados`` (a stock, never summed over
+  months; one boleto a student), ``novas_matriculas`` (January and February: the school year
+  starts), ``boletos_em_atraso`` (up about 1.5 times every January: seasonal) and
+  ``valor_faturado``/``valor_recebido`` with a decimal comma and thousands dots; Campo Grande's
+  late boletos are 3.6 times normal in August 2024 (the bank failed to register them), a
+  spike; billing has no anomaly;
+* ``picking_waves.csv``: one row per picking wave of a 3PL's three DCs, 1 October to 30
+  November 2024, Monday to Saturday, English names: ISO timestamps ``started_at`` and
+  ``finished_at`` (night waves end the next day), a numeric ``wave_id``, ``shift``, counts
+  per wave (``pickers``, ``order_lines``, ``units_picked``, ``short_picks``) and
+  ``backlog_lines`` (open lines at the wave's end: a stock); Saturdays run the day shift only
+  and Black Friday week carries 1.45 times the volume (seasonal); DC Extrema's short picks are
+  5.5 times normal on 12 November 2024 (an inbound put away into the wrong bins); order lines
+  have no anomaly.
+
 Run from the repository root::
 
     .venv/bin/python evals/insights/make_data.py           # (re)write the files
@@ -106,7 +126,7 @@ import hashlib
 import io
 import sys
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -552,6 +572,110 @@ def marketing_funnel_daily() -> str:
     return to_csv([*header, "revenue_usd", "ad_spend_usd"], rows)
 
 
+# --- the fifth held-out set's datasets (holdout5.toml) ----------------------------------------
+
+
+def mensalidades_escolas() -> str:
+    units = {  # (unit code, size, tuition factor, share of boletos paid late)
+        "Tijuca": (301, 1.0, 1.0, 0.045),
+        "Niterói": (302, 0.88, 1.05, 0.05),
+        "Campo Grande": (303, 0.78, 0.78, 0.085),
+        "Méier": (304, 0.6, 0.82, 0.07),
+    }
+    segments = {  # (students in Tijuca in 2023, monthly tuition in 2023)
+        "Educação Infantil": (180, 1890.0),
+        "Fundamental I": (320, 2150.0),
+        "Fundamental II": (290, 2380.0),
+        "Ensino Médio": (240, 2760.0),
+    }
+    joins = [0.09, 0.04, 0.006, 0.005, 0.004, 0.004, 0.015, 0.005, 0.004, 0.003, 0.002, 0.002]
+    late_season = [1.5, 1.35, 1.1, 1.0, 1.0, 0.95, 1.0, 0.95, 0.95, 0.95, 1.0, 0.9]  # IPVA, IPTU
+    rows: list[list[object]] = []
+    for m in range(24):
+        year, month = 2023 + m // 12, m % 12 + 1
+        raise_ = 1.08 if year == 2024 else 1.0  # the yearly tuition readjustment in January
+        for unit, (code, size, price, late) in units.items():
+            for segment, (base, fee) in segments.items():
+                students = base * size * (1.03 if year == 2024 else 1.0)
+                students *= (1 - 0.003 * max(0, month - 2)) * (
+                    1 + 0.04 * (wobble("al", unit, segment, m) - 0.5)
+                )
+                students = round(students)
+                new = round(
+                    students * joins[month - 1] * (0.8 + 0.4 * wobble("nm", unit, segment, m))
+                )
+                share = (
+                    late
+                    * late_season[month - 1]
+                    * (1 + 0.3 * (wobble("atr", unit, segment, m) - 0.5))
+                )
+                if unit == "Campo Grande" and (year, month) == (2024, 8):
+                    share *= 3.6  # the planted spike: the bank failed to register August's boletos
+                overdue = round(students * share)
+                tuition = fee * price * raise_
+                billed = students * tuition * (1 - 0.06 * wobble("desc", unit, segment, m))
+                received = billed - overdue * tuition * (
+                    0.9 + 0.2 * wobble("rec", unit, segment, m)
+                )
+                when = date(year, month, 10).strftime("%d/%m/%Y")  # boletos are due on the 10th
+                rows.append(
+                    [when, code, unit, segment, students, new, students, overdue,
+                     br_number(round(billed, 2)), br_number(round(received, 2))]
+                )  # fmt: skip
+    header = ["vencimento", "cod_unidade", "unidade", "segmento", "alunos_matriculados"]
+    header += ["novas_matriculas", "boletos_emitidos", "boletos_em_atraso", "valor_faturado"]
+    return to_csv([*header, "valor_recebido"], rows, ";")
+
+
+def picking_waves() -> str:
+    warehouses = {  # (order lines a day-shift wave, units per line, share of lines short)
+        "DC Cajamar": (420.0, 2.3, 0.012),
+        "DC Extrema": (300.0, 1.9, 0.009),
+        "DC Jaboatão": (160.0, 2.6, 0.018),
+    }
+    weekday = [1.15, 1.05, 1.0, 1.0, 0.95, 1.25]  # Monday..Saturday (Saturday: day shift only)
+    waves = {  # (shift, start hour, volume factor)
+        "Day Shift": ((6, 1.0), (10, 1.0)),
+        "Night Shift": ((18, 0.8), (22, 0.8)),
+    }
+    rows: list[list[object]] = []
+    wave_id = 880001
+    day, n = date(2024, 10, 1), 0
+    while day < date(2024, 12, 1):
+        if day.weekday() < 6:
+            black_friday = 1.45 if date(2024, 11, 25) <= day <= date(2024, 11, 30) else 1.0
+            for warehouse, (volume, per_line, short) in warehouses.items():
+                for shift, starts in waves.items():
+                    if shift == "Night Shift" and day.weekday() == 5:
+                        continue
+                    for hour, factor in starts:
+                        key = (warehouse, day.isoformat(), hour)
+                        lines = volume * factor * (1 + 0.003 * n) * weekday[day.weekday()]
+                        lines = round(
+                            lines * black_friday * (1 + 0.16 * (wobble("ln", *key) - 0.5))
+                        )
+                        units = round(lines * per_line * (1 + 0.1 * (wobble("un", *key) - 0.5)))
+                        pickers = max(2, round(lines / 38))
+                        rate = short * (1 + 0.5 * (wobble("sp", *key) - 0.5))
+                        if warehouse == "DC Extrema" and day == date(2024, 11, 12):
+                            rate *= 5.5  # the planted spike: an inbound put away in the wrong bins
+                        shorts = round(lines * rate)
+                        minutes = lines / pickers * (4.1 + 0.8 * wobble("min", *key))
+                        started = datetime(day.year, day.month, day.day, hour, 0)
+                        started += timedelta(minutes=round(15 * wobble("st", *key)))
+                        finished = started + timedelta(minutes=round(minutes))
+                        backlog = round(lines * black_friday * (0.2 + 0.25 * wobble("bk", *key)))
+                        rows.append(
+                            [wave_id, started.isoformat(), finished.isoformat(), warehouse, shift,
+                             pickers, lines, units, shorts, backlog]
+                        )  # fmt: skip
+                        wave_id += 1
+            n += 1
+        day += timedelta(days=1)
+    header = ["wave_id", "started_at", "finished_at", "warehouse", "shift", "pickers"]
+    return to_csv([*header, "order_lines", "units_picked", "short_picks", "backlog_lines"], rows)
+
+
 FILES: dict[str, Callable[[], str]] = {
     "lojas_semanal.csv": lojas_semanal,
     "receita_mensal_regiao.csv": receita_mensal_regiao,
@@ -570,6 +694,8 @@ FILES: dict[str, Callable[[], str]] = {
     "support_tickets_weekly.csv": support_tickets_weekly,
     "academias_mensal.csv": academias_mensal,
     "marketing_funnel_daily.csv": marketing_funnel_daily,
+    "mensalidades_escolas.csv": mensalidades_escolas,
+    "picking_waves.csv": picking_waves,
 }
 
 
