@@ -90,9 +90,12 @@ def test_a_rate_per_segment_in_portuguese() -> None:
     said = describe(ratio, ctx)
     assert said.startswith("A proporção de atrasadas em entregas é de ")
     listed = "; ".join(f"{name} {value:.1f}%".replace(".", ",") for name, value in by)
-    assert said.endswith(
-        f"Por transportadora: {listed}.".replace("%", "\xa0%").replace("\xa0%", "%")
-    )
+    top, low = by[0], by[-1]
+    led = (
+        f"Por transportadora, a maior é a de {top[0]} ({top[1]:.1f}%) e a menor a de "
+        f"{low[0]} ({low[1]:.1f}%)"
+    ).replace(".", ",")
+    assert said.endswith(f"{led}: {listed}.")
 
 
 def test_a_share_of_segments_is_no_ratio() -> None:

@@ -62,6 +62,7 @@ THRESHOLD = 3.5  # robust z-score: residual / (1.4826 * MAD)
 MIN_PERIODS = 8
 MIN_CHANGE_PCT = 20.0
 MIN_COVER = 0.75  # a period seen on under 3/4 of the usual number of days is partial
+MIN_WEEKDAY_POINTS = 3  # days of a weekday before its level counts as that weekday's normal
 MAX_CASES = 10
 MAX_SEGMENTS = 20  # the largest segments by the measure; more would be a table, not an answer
 
@@ -70,7 +71,8 @@ MAX_SEGMENTS = 20  # the largest segments by the measure; more would be a table,
 _DROP_WORDS = frozenset(
     ("queda", "caiu", "cair", "cairam", "caida", "despencou", "despencaram", "despencar",
      "drop", "dropped", "fall", "fell", "fallen", "plunge", "plunged", "crash", "crashed",
-     "tank", "tanked", "plummet", "plummeted", "despencou", "desabou", "desabaram")
+     "tank", "tanked", "plummet", "plummeted", "despencou", "desabou", "desabaram", "collapse",
+     "collapsed", "desmoronou", "afundou", "derrubou", "sink", "sank")
 )  # fmt: skip
 _SPIKE_WORDS = frozenset(
     ("pico", "salto", "disparou", "spike", "spiked", "surge", "surged", "jump", "jumped")
@@ -237,9 +239,28 @@ def _series_ctes(scope: Scope) -> str:
         "FROM x a JOIN x b ON a.segment = b.segment AND a.x < b.x GROUP BY a.segment), "
         "fit AS (SELECT x.*, slope, median(value - slope * x) OVER (PARTITION BY segment) "
         "AS intercept FROM x JOIN slopes USING (segment)), "
-        "r AS (SELECT *, intercept + slope * x AS expected, value - intercept - slope * x "
-        "AS residual FROM fit), "
-        "m AS (SELECT *, median(abs(residual)) OVER (PARTITION BY segment) AS mad FROM r) "
+        + _expected_ctes(scope)
+        + "m AS (SELECT *, median(abs(residual)) OVER (PARTITION BY segment) AS mad FROM r) "
+    )
+
+
+def _expected_ctes(scope: Scope) -> str:
+    """CTE ``r``: each point's expected value and residual. On days, the line times the
+    segment's own factor for that weekday (the median of value over line on that weekday, once
+    it has at least ``MIN_WEEKDAY_POINTS`` of them): a warehouse's quiet Saturdays and busy
+    Mondays are its week, not drops and spikes."""
+    line = "intercept + slope * x"
+    if scope.grain != "day":
+        return f"r AS (SELECT *, {line} AS expected, value - ({line}) AS residual FROM fit), "  # noqa: S608
+    factor = (
+        f"CASE WHEN wn >= {MIN_WEEKDAY_POINTS} AND wf IS NOT NULL AND wf > 0 THEN wf ELSE 1 END"
+    )
+    return (
+        f"wk AS (SELECT *, median(CASE WHEN {line} > 0 THEN value / ({line}) END) "  # noqa: S608
+        "OVER (PARTITION BY segment, dayofweek(p)) AS wf, "
+        "count(*) OVER (PARTITION BY segment, dayofweek(p)) AS wn FROM fit), "
+        f"r AS (SELECT *, ({line}) * ({factor}) AS expected, "
+        f"value - ({line}) * ({factor}) AS residual FROM wk), "
     )
 
 

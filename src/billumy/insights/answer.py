@@ -120,6 +120,14 @@ _TABLE = (
      "medico medicos doctor doctors physician profissional", "médico", "doctor"),
     ("paciente pacientes patient patients", "paciente pacientes patient patients", "paciente",
      "patient"),
+    ("professor professores teacher teachers docente docentes instructor instructors",
+     "professor professores teacher teachers docente docentes instrutor instrutores",
+     "professor", "teacher"),
+    ("funcionario funcionarios employee employees colaborador colaboradores",
+     "funcionario funcionarios employee employees colaborador colaboradores staff headcount "
+     "efetivo pessoas people", "funcionário", "employee"),
+    ("fornecedor fornecedores supplier suppliers", "fornecedor fornecedores supplier suppliers "
+     "vendor vendors", "fornecedor", "supplier"),
 )  # fmt: skip
 _OF_WORDS = frozenset({"of", "per", "for", "de", "do", "da", "dos", "das", "por", "para"})
 _MEASURE_CONCEPTS = frozenset(
@@ -189,7 +197,8 @@ _SKIPPED = frozenset(
      "nossos", "nossas", "each", "cada", "um", "uma", "an"}
 )  # fmt: skip
 _ENDS = frozenset(
-    {"for", "per", "by", "in", "on", "across", "over", "and", "or", "por", "para", "em", "no",
+    {"how", "many", "much", "quantos", "quantas", "quanto", "quanta",
+     "for", "per", "by", "in", "on", "across", "over", "and", "or", "por", "para", "em", "no",
      "na", "nos", "nas", "e", "ou", "entre", "between", "is", "was", "are", "foi", "tem",
      "has", "have", "dos", "das", "do", "da", "of", "de", "with", "com", "at", "from", "to",
      "que", "which", "this", "last", "este", "esta", "ultimo", "ultima", "month", "mes", "year",

@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -186,6 +187,7 @@ _AVG_WORDS = {
 _STOCK_WORDS = {
     "headcount", "saldo", "balance", "estoque", "inventory", "stock", "employees",
     "funcionarios", "colaboradores", "efetivo", "assinantes", "subscribers", "ativos", "active",
+    "matriculados", "enrolled", "inscritos", "backlog", "carteira", "vigentes", "ativas",
 }  # fmt: skip
 _MONEY_WORDS = {
     "revenue", "receita", "sales", "vendas", "venda", "valor", "value", "amount", "total",
@@ -199,10 +201,29 @@ _GRAIN_DAYS: tuple[tuple[Grain, int], ...] = (
 )
 
 
+_COUNT_NOUNS = frozenset(
+    {"boletos", "pedidos", "orders", "tickets", "chamados", "entregas", "deliveries", "faturas",
+     "invoices", "itens", "items", "clientes", "customers", "casos", "cases", "contas",
+     "accounts", "payments", "pagamentos", "parcelas", "titulos", "envios", "shipments"}
+)  # fmt: skip
+# Words of an average that stay one however counted: "tickets_tempo_medio" is a time.
+_STATE_EXEMPT = frozenset(
+    {"medio", "media", "avg", "mean", "average", "rate", "taxa", "pct", "percent", "tempo",
+     "time", "hours", "horas", "days", "dias", "minutes", "minutos", "score", "nota", "price",
+     "preco", "idade", "age"}
+)  # fmt: skip
+
+
 def default_agg(column: ColumnProfile) -> Literal["sum", "avg"]:
     """``avg`` for measures that do not add up (prices, rates, scores, durations, ratios in
     [0, 1]); ``sum`` for quantities and money."""
-    if any(word in _AVG_WORDS for word in name_words(column.name)):
+    words = name_words(column.name)
+    if any(word in _AVG_WORDS for word in words):
+        # "boletos_em_atraso" counts the boletos that are late; "atraso_dias" is a delay.
+        counted = set(words) & _COUNT_NOUNS and not set(words) & _STATE_EXEMPT
+        least = column.min
+        if counted and isinstance(least, int) and not isinstance(least, bool) and least >= 0:
+            return "sum"
         return "avg"
     low, high = column.min, column.max
     is_ratio = isinstance(low, float) and isinstance(high, float) and low >= 0 and high <= 1
@@ -1414,7 +1435,7 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("week", "semana"),
     ("day", "dia"),
     ("date", "data", "dt"),
-    ("unit", "unidade", "quantity", "quantidade", "qty", "qtd", "qtde", "volume"),
+    ("unit", "unidade", "quantity", "quantidade", "qty", "qtd", "qtde"),
     ("customer", "client", "cliente", "consumidor"),
     ("product", "produto", "item"),
     ("store", "shop", "loja"),
@@ -1536,6 +1557,45 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
         "shipped",
     ),
     ("carrier", "transportadora", "shipper"),
+    # schools and collections
+    ("student", "aluno", "estudante", "pupil"),
+    ("new", "novo", "nova", "novato", "novata"),
+    ("enrolment", "enrollment", "matricula", "enrolled", "matriculado", "inscrito"),
+    (
+        "received",
+        "recebido",
+        "recebimento",
+        "recebemos",
+        "recebeu",
+        "receberam",
+        "receber",
+        "collected",
+        "collect",
+        "collection",
+        "arrecadado",
+        "arrecadacao",
+        "arrecadamos",
+    ),
+    ("billing", "billed", "faturado", "faturamento", "faturamos", "faturou", "faturar"),
+    ("overdue", "inadimplencia", "inadimplente", "atraso", "delinquency", "late"),
+    ("payment", "boleto"),
+    ("campus", "unidade", "escola", "school"),
+    # warehouses
+    ("line", "linha"),
+    (
+        "pick",
+        "picked",
+        "picking",
+        "separado",
+        "separada",
+        "separacao",
+        "separar",
+        "separamos",
+        "separou",
+    ),
+    ("wave", "onda"),
+    ("warehouse", "dc", "cd", "armazem", "deposito"),
+    ("backlog", "pendente", "pendencia", "fila", "queue"),
 )
 _SYNONYM_GROUPS: dict[str, frozenset[int]] = {}
 for _group, _words in enumerate(_SYNONYMS):
@@ -1587,6 +1647,11 @@ class _Named:
     position: int = -1
     strength: int = 0
     length: int = 0  # question words the name takes
+    # How weakly a fallback names it, among matches of strength 0: 0 by its first word; 1 by
+    # another word no other measure has; 2 by a word other measures share ("linhas":
+    # order_lines and backlog_lines); 3 by a word that qualifies another ("linhas
+    # separadas": "separadas" says which lines).
+    weakness: int = 0
 
 
 def _find_column(
@@ -1640,7 +1705,14 @@ def _strongest(columns: list[ColumnProfile], named: dict[str, _Named]) -> list[C
         )
 
     # "unit price" names preco_unitario; its word "unit" alone does not also name quantidade.
-    return [c for c in found if not any(inside(named[c.name], named[o.name]) for o in found)]
+    found = [c for c in found if not any(inside(named[c.name], named[o.name]) for o in found)]
+    # "linhas separadas" names order_lines by its noun; not also units_picked by "separadas";
+    # and "lines" shared by order_lines and backlog_lines names the flow, not the stock.
+    weakest = min(named[c.name].weakness for c in found)
+    found = [c for c in found if named[c.name].weakness == weakest]
+    if weakest == 2:
+        found = [c for c in found if not is_stock(c)] or found
+    return found
 
 
 _AGG_WORDS: dict[str, Agg] = {
@@ -1694,7 +1766,8 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
     groups = [_groups(w) for w in words]
     folded = _fold(question)
     visible = [c for c in profile.columns if not c.masked]
-    named = {c.name: _named_column(words, groups, c) for c in visible}
+    shared = _shared_words(visible)
+    named = {c.name: _named_column(words, groups, c, shared) for c in visible}
     # "Total Express" is a carrier, not a total: words of the values named are no aggregate.
     inside = _value_positions(visible, tokens)
     agg: Agg | None = _lookup([t for i, t in enumerate(tokens) if i not in inside], _AGG_WORDS)
@@ -1772,10 +1845,18 @@ _AMOUNT_WORDS = frozenset(
 )  # fmt: skip
 
 
+_CONNECTORS = frozenset(
+    {"em", "de", "do", "da", "dos", "das", "no", "na", "nos", "nas", "of", "in", "on", "at",
+     "the", "e", "and", "to", "para"}
+)  # fmt: skip
+
+
 def _naming_words(column: ColumnProfile) -> list[str]:
     """The words that name a column in a question: an id column is named by its entity
     ("pedidos" names ``pedido_id``)."""
-    words = name_words(column.name)
+    # "boletos_em_atraso" is named by "boletos em atraso" and by "late boletos": a name's
+    # connecting words are not asked for.
+    words = [w for w in name_words(column.name) if w not in _CONNECTORS] or name_words(column.name)
     if column.kind == "id":
         entity = [w for w in words if w not in _ID_NAME_WORDS]
         return entity or words
@@ -1790,16 +1871,48 @@ def _naming_words(column: ColumnProfile) -> list[str]:
 
 
 def _named_column(
-    words: list[frozenset[str]], groups: list[frozenset[int]], column: ColumnProfile
+    words: list[frozenset[str]],
+    groups: list[frozenset[int]],
+    column: ColumnProfile,
+    shared: frozenset[str] = frozenset(),
 ) -> _Named:
     """Where ``column`` is named: by all its words, or, for a measure of several words, by
-    its first alone, more weakly ("churn" names ``churned_accounts``)."""
+    its first alone, more weakly ("churn" names ``churned_accounts``), or by another word of
+    it that no other measure's name has ("inadimplência" names ``boletos_em_atraso`` beside
+    ``boletos_emitidos``)."""
     naming = _naming_words(column)
     found = _find_column(words, groups, naming)
     if found.position >= 0 or column.kind != "numeric" or len(naming) < 2:
         return found
     head = _find_column(words, groups, naming[:1])
-    return _Named(head.position, 0, head.length) if head.position >= 0 else found
+    if head.position >= 0:
+        return _Named(head.position, 0, head.length)
+    best = found
+    for word in naming[1:]:
+        if len(word) < 4:
+            continue
+        other = _find_column(words, groups, [word])
+        if other.position < 0:
+            continue
+        weakness = 3 if _participle(words[other.position]) else 2 if word in shared else 1
+        if best.position < 0 or weakness < best.weakness:
+            best = _Named(other.position, 0, other.length, weakness)
+    return best
+
+
+_PARTICIPLE_ENDINGS = ("ado", "ada", "ados", "adas", "ido", "ida", "idos", "idas", "ed")
+
+
+def _participle(forms: frozenset[str]) -> bool:
+    """Whether a question word is a participle ("separadas", "picked", "recebido")."""
+    return any(f.endswith(_PARTICIPLE_ENDINGS) and len(f) > 4 for f in forms)
+
+
+def _shared_words(columns: list[ColumnProfile]) -> frozenset[str]:
+    """The naming words that more than one measure's name has ("boletos" of
+    ``boletos_emitidos`` and ``boletos_em_atraso``)."""
+    counts = Counter(w for c in columns if c.kind == "numeric" for w in set(_naming_words(c)))
+    return frozenset(w for w, n in counts.items() if n > 1)
 
 
 def column_vocabulary(profile: Profile) -> frozenset[str]:
@@ -1820,10 +1933,11 @@ def named_columns(question: str, profile: Profile, *, any_word: bool = False) ->
     words = _column_words(tokens)
     groups = [_groups(w) for w in words]
     named = []
+    shared = _shared_words([c for c in profile.columns if not c.masked])
     for column in profile.columns:
         if column.masked:
             continue
-        found = _named_column(words, groups, column)
+        found = _named_column(words, groups, column, shared)
         if found.position < 0 and any_word:
             spots = [_find_column(words, groups, [w]) for w in _naming_words(column)]
             found = min(
@@ -1850,7 +1964,8 @@ def names_a_measure(question: str, profile: Profile) -> bool:
     words = _column_words(tokens)
     groups = [_groups(w) for w in words]
     visible = [c for c in profile.columns if not c.masked]
-    named = {c.name: _named_column(words, groups, c) for c in visible}
+    shared = _shared_words(visible)
+    named = {c.name: _named_column(words, groups, c, shared) for c in visible}
     if _rule_measures(visible, named, None, tokens) is not None:
         return True
     # "quanto a loja Sul vendeu": a verb of selling names the money column.
@@ -1975,7 +2090,7 @@ def _rule_measures(
         at = {c.name: named[c.name].position for c in numeric}
         money = [c for c in visible if c.kind == "numeric" and c.money and c not in numeric]
         sold = _sales_position(tokens)
-        if money and sold is not None:
+        if money and sold is not None and sold not in at.values():
             # "Quantas consultas tivemos e qual especialidade faturou mais?": consultas and
             # the money column, each asked by its own part.
             numeric = [*numeric, money[0]]

@@ -264,6 +264,52 @@ def _chained(words: list[str], i: int) -> list[int]:
     return sorted(found)
 
 
+# "last week", "a semana passada", "este mês": the data's latest week or month (its dates
+# end where the data ends, which is seldom today); "the week before", "o mês anterior": the
+# one before it.
+_RECENT: dict[WindowGrain, tuple[tuple[tuple[str, ...], ...], tuple[tuple[str, ...], ...]]] = {
+    "week": (
+        (("last", "week"), ("this", "week"), ("ultima", "semana"), ("semana", "passada"),
+         ("esta", "semana"), ("nesta", "semana"), ("latest", "week")),
+        (("week", "before"), ("previous", "week"), ("prior", "week"), ("semana", "anterior"),
+         ("semana", "retrasada"), ("penultima", "semana")),
+    ),
+    "month": (
+        (("last", "month"), ("this", "month"), ("ultimo", "mes"), ("mes", "passado"),
+         ("este", "mes"), ("neste", "mes"), ("latest", "month")),
+        (("month", "before"), ("previous", "month"), ("prior", "month"), ("mes", "anterior"),
+         ("mes", "retrasado"), ("penultimo", "mes")),
+    ),
+    "quarter": (
+        (("last", "quarter"), ("this", "quarter"), ("ultimo", "trimestre"),
+         ("trimestre", "passado"), ("este", "trimestre"), ("latest", "quarter")),
+        (("quarter", "before"), ("previous", "quarter"), ("prior", "quarter"),
+         ("trimestre", "anterior"), ("penultimo", "trimestre")),
+    ),
+}  # fmt: skip
+
+
+def _recent(words: list[str], column: str, first: date, last: date) -> list[Window]:
+    """The windows of "last week vs the week before" and the like, in the order named."""
+    found: list[tuple[int, Window]] = []
+    for grain, (latest_phrases, before_phrases) in _RECENT.items():
+        latest_at = _position(words, latest_phrases)
+        before_at = _position(words, before_phrases)
+        if latest_at is None and before_at is None:
+            continue
+        if grain == "week":
+            start = last - timedelta(days=last.weekday())
+        else:
+            size = 3 if grain == "quarter" else 1
+            start = date(last.year, (last.month - 1) // size * size + 1, 1)
+        if latest_at is not None:
+            found.append((latest_at, _window(column, grain, start)))
+        previous = _shift(start, grain, -1)
+        if before_at is not None and _shift(previous, grain, 1) > first:
+            found.append((before_at, _window(column, grain, previous)))
+    return [w for _, w in sorted(found, key=lambda pair: pair[0])]
+
+
 def _position(words: list[str], phrases: tuple[tuple[str, ...], ...]) -> int | None:
     """Where the first of ``phrases`` appears in ``words``, or None."""
     found = [
@@ -418,6 +464,8 @@ def _windows(
                 continue
             if first.year <= year <= last.year:
                 out.append(_window(temporal.name, "year", date(year, 1, 1)))
+        if last is not None and first is not None:
+            out += _recent(words, temporal.name, first, last)
     unique: dict[tuple[str, str], Window] = {}
     for window in out:
         unique.setdefault((window.column, window.label), window)
@@ -489,7 +537,8 @@ def _segments(words: list[str], profile: Profile) -> dict[str, list[str]]:
             else:
                 at = _synonym_of(words, value_words, vocabulary)
                 if at is None:
-                    at = _by_first_word(words, spellings[1], column, vocabulary)
+                    codes = {w.lower() for w in value.split() if w.isupper() and len(w) <= 3}
+                    at = _by_first_word(words, spellings[1], column, vocabulary, codes)
                 if at is not None:
                     found.setdefault(column.name, []).append((at, value))
     return {name: [v for _, v in sorted(hits)] for name, hits in found.items()}
@@ -502,20 +551,30 @@ _KIND_WORDS = frozenset(
 
 
 def _by_first_word(
-    words: list[str], value_words: list[str], column: ColumnProfile, vocabulary: frozenset[str]
+    words: list[str],
+    value_words: list[str],
+    column: ColumnProfile,
+    vocabulary: frozenset[str],
+    codes: set[str] | frozenset[str] = frozenset(),
 ) -> int | None:
     """Where a value of several words is named by its first alone ("tiktok" for ``TikTok
     Ads``), when the others only say what kind of thing it is (ads, ltda, store), the first is
     long enough, names no column and starts no other value. ("a clínica" is not "Clínica
     Geral", nor "no total" "Total Express".)"""
-    first = value_words[0]
-    if len(value_words) < 2 or len(first) < 4 or first in vocabulary:
+    if len(value_words) < 2:
         return None
-    if not set(value_words[1:]) <= _KIND_WORDS:
-        return None
-    if sum(1 for v, _ in column.top if name_words(v.lower())[:1] == [first]) != 1:
-        return None
-    return words.index(first) if first in words else None
+    # "DC Cajamar": the other words may also be a code in capitals (DC, CD, SP); a month is
+    # never a value's distinct word ("janeiro" is no "Rio de Janeiro").
+    for k, word in enumerate(value_words):
+        rest = value_words[:k] + value_words[k + 1 :]
+        if len(word) < 4 or word in vocabulary or word not in words or word in _MONTHS:
+            continue
+        if not all(w in _KIND_WORDS or w in codes for w in rest):
+            continue
+        if sum(1 for v, _ in column.top if word in name_words(v.lower())) != 1:
+            continue
+        return words.index(word)
+    return None
 
 
 def _synonym_of(words: list[str], value_words: list[str], vocabulary: frozenset[str]) -> int | None:

@@ -21,7 +21,15 @@ from billumy.insights.data import Table, quote_ident
 from billumy.insights.model import ColumnProfile, Fact, Profile, Scalar
 from billumy.insights.profile import name_words, plain
 
-__all__ = ["asks_for_rate", "difference_fact", "jargon", "known_rate", "per_fact", "ratio_fact"]
+__all__ = [
+    "asks_for_rate",
+    "difference_fact",
+    "jargon",
+    "known_rate",
+    "per_fact",
+    "per_period_fact",
+    "ratio_fact",
+]
 
 # Question words that ask for a rate (folded); the question's share words ("percentual",
 # "percentage", "%") ask for one too when no segment is named.
@@ -49,7 +57,7 @@ def known_rate(phrase: str) -> bool:
     """Whether ``phrase`` names a rate this module computes from two columns (conversion,
     churn, ROAS, CPA, CTR...)."""
     words = set(name_words(phrase))
-    return bool(words & (_CONVERSION | _CHURN | _JARGON_WORDS))
+    return bool(words & (_CONVERSION | _CHURN | _JARGON_WORDS | _TICKET))
 
 
 # --- business jargon: one quantity over another, by the roles of the columns -------------------
@@ -268,7 +276,8 @@ def _float(value: object) -> float | None:
 
 _PER = frozenset({"per", "por", "each", "cada"})
 _SKIP = frozenset({"a", "o", "as", "os", "the", "de", "do", "da", "dos", "das", "um", "uma", "an"})
-_TICKET = frozenset({"ticket", "tiquete"})  # "ticket médio": money per customer or order
+# "ticket médio", "mensalidade média por aluno": money per customer, order or student.
+_TICKET = frozenset({"ticket", "tiquete", "mensalidade", "tuition", "fee", "fees"})
 
 
 def _numeric_named(words: list[str], profile: Profile) -> list[ColumnProfile]:
@@ -289,6 +298,8 @@ def _per_pair(question: str, profile: Profile) -> tuple[str, str] | None:
         while j < len(words) and words[j] in _SKIP:
             j += 1
         below = _numeric_named(words[j : j + 1], profile)
+        # "unidades por linha": the lines picked (a flow), not the backlog of lines (a stock).
+        below.sort(key=facts.is_stock)
         if not below:
             continue
         before = [w for w in words[max(0, i - 3) : i] if w not in _SKIP]
@@ -360,9 +371,11 @@ def per_fact(
 
 # --- one total less another ("saldo", "net", "diferença") --------------------------------------
 
+# "quanto ficou em aberto", "outstanding": what was billed and not received.
 _NET = frozenset(
-    {"saldo", "net", "liquido", "liquida", "diferenca", "difference", "balanco", "balance"}
-)
+    {"saldo", "net", "liquido", "liquida", "diferenca", "difference", "balanco", "balance",
+     "aberto", "outstanding", "restante", "remaining", "pendente", "unpaid"}
+)  # fmt: skip
 _OUTFLOW = _ROLES["cancellations"] | frozenset(
     {"custo", "custos", "cost", "costs", "despesa", "despesas", "expense", "expenses", "gasto",
      "gastos", "spend", "devolucoes", "returns", "refunds", "saidas", "perdas", "losses",
@@ -405,3 +418,79 @@ def difference_fact(
     )
     columns: list[str | None] = [top, bottom, *(f.column for f in plan.filters)]
     return _fact("difference", statement, values, columns, sql, [row], params)
+
+
+# --- an amount per day, week or month ("how many lines do we pick per day?") --------------------
+
+_PERIOD_UNITS: dict[str, str] = {
+    "day": "day", "dia": "day", "week": "week", "semana": "week", "month": "month",
+    "mes": "month",
+}  # fmt: skip
+_PER_PERIOD_BEFORE = frozenset({"per", "por", "ao", "a", "each", "cada"})
+_DAILY = {"daily": "day", "diario": "day", "diaria": "day", "weekly": "week", "semanal": "week",
+          "monthly": "month", "mensal": "month"}  # fmt: skip
+_AVERAGE = frozenset({"average", "avg", "mean", "media", "medio", "typically", "typical"})
+
+
+def _per_period(question: str) -> str | None:
+    """The period of "per day", "por semana", "média diária" in a question that asks for an
+    average, or None."""
+    words = name_words(question)
+    if not set(words) & _AVERAGE:
+        return None
+    for i, word in enumerate(words):
+        if word in _PERIOD_UNITS and i and words[i - 1] in _PER_PERIOD_BEFORE:
+            return _PERIOD_UNITS[word]
+        if word in _DAILY and i and words[i - 1] in ("media", "average", "medio"):
+            return _DAILY[word]
+    return None
+
+
+def per_period_fact(
+    table: Table, profile: Profile, plan: facts.Plan | None, question: str
+) -> Fact | None:
+    """The ``per`` fact of "on average, how many lines does DC Extrema pick per day?": the
+    plan's measure summed, over the number of days (weeks, months) the data has rows on,
+    within the plan's filters; not the average row (a wave, an order), which is the
+    aggregate's. None when the question asks for no average per period, or the rows are no
+    finer than the period (monthly rows: the average month is the aggregate's)."""
+    unit = _per_period(question)
+    _, _, main = facts.main_columns(profile)
+    temporal = profile.column(main) if main is not None else None
+    if unit is None or plan is None or temporal is None:
+        return None
+    summed = [m.column for m in plan.measures if m.column != "*"]
+    column = profile.column(summed[0]) if summed else None
+    if column is None or not _additive(column):
+        return None
+    conditions, params = facts.filter_conditions(profile, plan.filters)
+    where = " AND ".join(conditions) if conditions else "true"
+    a, t = quote_ident(column.name), quote_ident(temporal.name)
+    periods = f"count(DISTINCT date_trunc('{unit}', CAST({t} AS TIMESTAMP)))"
+    sql = (
+        f"SELECT sum({a}) AS numerator_total, {periods} AS denominator_total, "  # noqa: S608
+        f"sum({a}) / nullif({periods}, 0) AS per_value, count(*) AS row_count "
+        f"FROM data WHERE {where}"
+    )
+    row = {k: plain(v) for k, v in table.records(sql, list(params))[0].items()}
+    value, rows_count, count = row["per_value"], row.pop("row_count"), row["denominator_total"]
+    if (
+        not isinstance(value, int | float)
+        or not isinstance(count, int)
+        or not isinstance(rows_count, int)
+    ):
+        return None
+    if rows_count <= count:
+        return None  # one row per period at most: the average row is the average period
+    values: dict[str, Scalar] = {
+        "numerator": column.name,
+        "denominator": unit,
+        "per_period": unit,
+        **row,
+    }
+    statement = (
+        f"{column.name} per {unit} is {facts.fmt_number(value)} "
+        f"({facts.fmt_number(row['numerator_total'])} over {count} {unit}s)."
+    )
+    columns: list[str | None] = [column.name, temporal.name, *(f.column for f in plan.filters)]
+    return _fact("per", statement, values, columns, sql, [row], params)

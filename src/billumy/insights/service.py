@@ -522,6 +522,17 @@ class InsightService:
                 planned += [f for f in made if f.kind == "breakdown"]
         dimension = _named_dimension(question, prof, asked) if question else None
         per = ratios.per_fact(table, prof, plan, question, dimension) if question else None
+        if per is None and question:
+            # "On average, how many lines does DC Extrema pick per day?": the lines per day,
+            # not the average wave's (nor a series of daily averages of waves).
+            per = ratios.per_period_fact(table, prof, plan, question)
+            if per is not None:
+                measure = per.values.get("numerator")
+                planned = [
+                    f
+                    for f in planned
+                    if not (f.kind in ("aggregate", "trend") and measure in f.columns)
+                ]
         if per is not None:
             # "Google Ads vs Meta Ads: cost per order?": one amount over another.
             planned = [per, *planned]

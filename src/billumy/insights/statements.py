@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -659,7 +659,7 @@ def _ratio(fact: Fact, ctx: Context) -> str:
     )
     name = v.get("name")
     stock = bool(v.get("whole_is_stock"))
-    led = _led(fact.rows, dims, "ratio_pct", ctx) if dims else ""
+    led = _led(fact.rows, dims, "ratio_pct", ctx, ctx.formats.pct) if dims else ""
     if ctx.pt:
         over = f"{whole} somado em cada data" if stock else whole
         if name:
@@ -676,24 +676,30 @@ def _ratio(fact: Fact, ctx: Context) -> str:
     over = f"{whole} summed over the dates" if stock else whole
     if name:
         text = (
-            f"The {name} rate ({part} over {over}){where} is {shown[0]} "
-            f"({shown[1]} of {shown[2]})."
+            f"The {name} rate ({part} over {over}){where} is {shown[0]} ({shown[1]} of {shown[2]})."
         )
     else:
         text = f"The share of {part} in {over}{where} is {shown[0]} ({shown[1]} of {shown[2]})."
     return f"{text} By {dims[0]}{led}: {listed}." if dims else text
 
 
-def _led(rows: list[dict[str, Scalar]], dims: list[str], key: str, ctx: Context) -> str:
-    """", <highest> is the highest and <lowest> the lowest" of a ranking of three or more
-    (its rows run from the highest down), "" otherwise."""
+def _led(
+    rows: list[dict[str, Scalar]],
+    dims: list[str],
+    key: str,
+    ctx: Context,
+    shown: Callable[[Scalar], str],
+) -> str:
+    """ ", <highest> has the highest (value) and <lowest> the lowest (value)" of a ranking of
+    three or more (its rows run from the highest down), "" otherwise."""
     values = [r.get(key) for r in rows]
     if len(rows) < 3 or not all(isinstance(x, int | float) for x in values):
         return ""
     top, low = ctx.formats.label(rows[0][dims[0]]), ctx.formats.label(rows[-1][dims[0]])
+    high_value, low_value = shown(rows[0].get(key)), shown(rows[-1].get(key))
     if ctx.pt:
-        return f", a maior é a de {top} e a menor a de {low}"
-    return f", {top} has the highest and {low} the lowest"
+        return f", a maior é a de {top} ({high_value}) e a menor a de {low} ({low_value})"
+    return f", {top} has the highest ({high_value}) and {low} the lowest ({low_value})"
 
 
 _RATIO_KEYS = frozenset({"part_total", "whole_total", "ratio_pct"})
@@ -714,16 +720,34 @@ def _per_unit(fact: Fact, ctx: Context) -> str:
     )
     shown = amount(v.get("per_value"), ctx)
     name = v.get("name")
+    unit = v.get("per_period")
+    # Its rows run from the lowest up (a cost per order is better low): say both ends.
+    led = _led(fact.rows[::-1], dims, "per_value", ctx, lambda x: amount(x, ctx)) if dims else ""
+    if isinstance(unit, str):
+        # "order_lines por dia (63.268 em 53 dias)"
+        count = v.get("denominator_total")
+        total = Metric(top, "sum").amount(v.get("numerator_total"), ctx)
+        plural = _PERIOD_UNIT_WORDS[unit][1 if ctx.pt else 3]
+        bottom = _PERIOD_UNIT_WORDS[unit][0 if ctx.pt else 2]
+        over = f"{total} em {count} {plural}" if ctx.pt else f"{total} over {count} {plural}"
+        if ctx.pt:
+            return f"{_cap(top)} por {bottom}{where} é {shown} ({over})."
+        return f"{_cap(top)} per {bottom}{where} is {shown} ({over})."
     if ctx.pt:
         said = f"O {name} ({top} por {bottom})" if name else f"{_cap(top)} por {bottom}"
         text = f"{said}{where} é {shown}."
-        return f"{text} Por {dims[0]}: {listed}." if dims else text
+        return f"{text} Por {dims[0]}{led}: {listed}." if dims else text
     said = f"{name} ({top} per {bottom})" if name else f"{_cap(top)} per {bottom}"
     text = f"{said}{where} is {shown}."
-    return f"{text} By {dims[0]}: {listed}." if dims else text
+    return f"{text} By {dims[0]}{led}: {listed}." if dims else text
 
 
 _PER_KEYS = frozenset({"numerator_total", "denominator_total", "per_value"})
+_PERIOD_UNIT_WORDS = {
+    "day": ("dia", "dias", "day", "days"),
+    "week": ("semana", "semanas", "week", "weeks"),
+    "month": ("mês", "meses", "month", "months"),
+}
 
 
 def _is_money(name: str, ctx: Context) -> bool:

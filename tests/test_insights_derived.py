@@ -1,0 +1,223 @@
+"""Quantities derived from two columns or from the calendar, in both languages: rates by
+their jargon (ROAS, churn), a net of two totals, an amount per day; and the question reading
+they rest on (relative weeks, a value named by its distinct word, a count named beside its
+state, a noun over a participle). References are computed here in Python, not by Billumy."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+
+from billumy.insights import anomalies, data, facts
+from billumy.insights import question as questions
+from billumy.insights.formats import for_language
+from billumy.insights.profile import profile
+from billumy.insights.ratios import difference_fact, jargon, per_period_fact
+from billumy.insights.service import InsightService
+from billumy.insights.statements import Context, describe
+
+
+def _gym() -> list[dict[str, Any]]:
+    """Six months of three units: members on the books (a stock), sign-ups, cancellations."""
+    rows = []
+    for month in range(1, 7):
+        for unit, members, cancels in (("Centro", 400, 12), ("Batel", 300, 21), ("Sul", 200, 6)):
+            rows.append(
+                {"competencia": f"2024-{month:02d}-01", "unidade": unit,
+                 "alunos_ativos": members + month, "matriculas": 20 + month,
+                 "cancelamentos": cancels + month % 2}
+            )  # fmt: skip
+    return rows
+
+
+def _facts(rows: list[dict[str, Any]], text: str) -> tuple[list[Any], set[str], Context]:
+    with data.from_records(rows) as table:
+        prof = profile(table)
+        asked = questions.parse(text, prof)
+        plan = questions.reconcile(facts.rule_plan(text, prof), asked, prof, "rules")
+        found, planned = InsightService._facts(table, prof, plan, 3, text, asked)
+    lang = "pt" if any(c in text for c in "ãçéêíóú") or text.startswith(("Qual", "Em")) else "en"
+    return found, planned, Context(for_language(lang), prof, plan, planned)
+
+
+def test_churn_rate_is_cancellations_over_the_members_on_the_books() -> None:
+    rows = _gym()
+    found, planned, ctx = _facts(rows, "Which unit has the highest churn rate?")
+    ratio = next(f for f in found if f.kind == "ratio")
+    assert ratio.id in planned and ratio.values["name"] == "churn"
+    assert (ratio.values["part"], ratio.values["whole"]) == ("cancelamentos", "alunos_ativos")
+    expected = {
+        u: 100
+        * sum(r["cancelamentos"] for r in rows if r["unidade"] == u)
+        / sum(r["alunos_ativos"] for r in rows if r["unidade"] == u)
+        for u in ("Centro", "Batel", "Sul")
+    }
+    assert {r["unidade"]: r["ratio_pct"] for r in ratio.rows} == pytest.approx(expected)
+    # The ranking of cancellations alone would answer another question: it is not planned.
+    assert not any(f.kind == "breakdown" for f in found if f.id in planned)
+    said = describe(ratio, ctx)
+    top, low = max(expected, key=expected.__getitem__), min(expected, key=expected.__getitem__)
+    assert said.startswith("The churn rate (cancelamentos over alunos_ativos summed over the")
+    assert f"{top} has the highest ({expected[top]:.1f}%) and {low} the lowest (" in said
+
+
+def test_roas_is_revenue_over_ad_spend_and_reads_as_a_multiple() -> None:
+    rows = [
+        {"day": f"2024-01-{d:02d}", "channel": ch, "orders": 5 + d, "revenue_usd": f"${r * d}.00",
+         "ad_spend_usd": f"${s * d}.00"}
+        for d in range(1, 6)
+        for ch, r, s in (("Google Ads", 600, 100), ("Meta Ads", 300, 90))
+    ]  # fmt: skip
+    text = "Qual foi o ROAS do Google Ads?"
+    with data.from_records(rows) as table:
+        prof = profile(table)
+        assert jargon(text, prof) == ("per", "revenue_usd", "ad_spend_usd", "ROAS")
+    found, _, ctx = _facts(rows, text)
+    per = next(f for f in found if f.kind == "per")
+    assert per.values["per_value"] == pytest.approx(6.0)
+    assert describe(per, ctx).startswith("O ROAS (revenue_usd por ad_spend_usd)")
+    assert "6,00" in describe(per, ctx) and "US$" not in describe(per, ctx).split(".")[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Em 2024, quantas matrículas e quantos cancelamentos tivemos? E qual foi o saldo?", "pt"),
+        ("How many cancelamentos and matriculas did we have, and what's the net?", "en"),
+    ],
+)
+def test_a_net_of_two_totals_takes_what_goes_out_from_what_comes_in(text: str, lang: str) -> None:
+    rows = _gym()
+    found, planned, ctx = _facts(rows, text)
+    net = next(f for f in found if f.kind == "difference")
+    assert net.id in planned
+    ins = sum(r["matriculas"] for r in rows)
+    outs = sum(r["cancelamentos"] for r in rows)
+    assert (net.values["minuend"], net.values["subtrahend"]) == ("matriculas", "cancelamentos")
+    assert net.values["difference"] == ins - outs
+    said = describe(net, Context(for_language(lang), ctx.profile, ctx.plan, planned))
+    pt = "o saldo de matriculas menos cancelamentos"
+    assert (pt if lang == "pt" else "Matriculas less cancelamentos is") in said
+
+
+def test_no_net_without_a_word_for_it_or_with_a_balance_column() -> None:
+    rows = _gym()
+    with data.from_records(rows) as table:
+        prof = profile(table)
+        text = "Quantas matrículas e cancelamentos tivemos?"
+        assert difference_fact(table, prof, facts.rule_plan(text, prof), text) is None
+    with data.from_records([{**r, "saldo": 1} for r in rows]) as table:
+        prof = profile(table)
+        text = "Quantas matrículas e cancelamentos? E o saldo?"
+        assert difference_fact(table, prof, facts.rule_plan(text, prof), text) is None
+
+
+def _waves() -> list[dict[str, Any]]:
+    """Three picking waves a day (two on Saturdays) at two DCs for four weeks, no Sundays."""
+    rows = []
+    start = date(2024, 11, 4)  # a Monday
+    for day in range(28):
+        when = start + timedelta(days=day)
+        if when.weekday() == 6:
+            continue
+        for dc, lines in (("DC Cajamar", 300), ("DC Extrema", 200)):
+            for wave in range(2 if when.weekday() == 5 else 3):
+                rows.append(
+                    {"started_at": f"{when.isoformat()}T{6 + 5 * wave:02d}:00:00",
+                     "warehouse": dc, "order_lines": lines + day + wave,
+                     "units_picked": 2 * lines, "backlog_lines": 50 + wave}
+                )  # fmt: skip
+    return rows
+
+
+def test_an_amount_per_day_is_the_total_over_the_days_not_the_average_wave() -> None:
+    rows = _waves()
+    text = "On average, how many order lines does Extrema pick per day?"
+    found, planned, ctx = _facts(rows, text)
+    per = next(f for f in found if f.kind == "per")
+    mine = [r for r in rows if r["warehouse"] == "DC Extrema"]
+    days = {r["started_at"][:10] for r in mine}
+    assert per.values["per_period"] == "day" and per.values["denominator_total"] == len(days)
+    assert per.values["per_value"] == pytest.approx(sum(r["order_lines"] for r in mine) / len(days))
+    # The average wave is not stated beside it.
+    assert not any(f.kind in ("aggregate", "trend") for f in found if f.id in planned)
+    assert "per day" in describe(per, ctx) and f"over {len(days)} days" in describe(per, ctx)
+    with data.from_records(rows) as table:
+        prof = profile(table)
+        plan = facts.rule_plan("How many order lines did we pick?", prof)
+        assert per_period_fact(table, prof, plan, "How many order lines did we pick?") is None
+
+
+def test_a_value_is_named_by_its_distinct_word_beside_a_code_but_never_by_a_month() -> None:
+    with data.from_records(_waves()) as table:
+        prof = profile(table)
+    assert questions.parse("Média de unidades por onda no CD Cajamar?", prof).segments == {
+        "warehouse": ["DC Cajamar"]
+    }
+    rows = [
+        {"mes": f"2024-0{m}-01", "filial": f, "faturamento": 10.0 * m}
+        for m in range(1, 7)
+        for f in ("Rio de Janeiro", "São Paulo")
+    ]
+    with data.from_records(rows) as table:
+        prof = profile(table)
+    assert questions.parse("Como o faturamento mudou de janeiro a junho?", prof).segments == {}
+
+
+def test_last_week_and_the_week_before_are_the_datas_latest_weeks() -> None:
+    with data.from_records(_waves()) as table:
+        prof = profile(table)
+    asked = questions.parse("Order lines: last week vs the week before?", prof)
+    assert [w.label for w in asked.windows] == ["2024-11-25", "2024-11-18"]
+    asked = questions.parse("linhas separadas: semana passada contra a semana anterior", prof)
+    assert [w.label for w in asked.windows] == ["2024-11-25", "2024-11-18"]
+
+
+def test_a_count_beside_its_state_and_a_noun_before_a_participle() -> None:
+    rows = [
+        {"vencimento": f"2024-{m:02d}-10", "unidade": u, "boletos_emitidos": 100 + m,
+         "boletos_em_atraso": 5 + m, "alunos_matriculados": 100}
+        for m in range(1, 13)
+        for u in ("Tijuca", "Méier")
+    ]  # fmt: skip
+    with data.from_records(rows) as table:
+        prof = profile(table)
+    plan = facts.rule_plan("Which campus had the fewest late boletos?", prof)
+    assert plan is not None and [(m.column, m.agg) for m in plan.measures] == [
+        ("boletos_em_atraso", "sum")
+    ]
+    plan = facts.rule_plan("Alguma unidade teve inadimplência acima do normal?", prof)
+    assert plan is not None and plan.measures[0].column == "boletos_em_atraso"
+    column = prof.column("alunos_matriculados")
+    assert column is not None and facts.is_stock(column)
+    with data.from_records(_waves()) as table:
+        prof = profile(table)
+    plan = facts.rule_plan("Como evoluiu o volume de linhas separadas mês a mês?", prof)
+    assert plan is not None and [m.column for m in plan.measures] == ["order_lines"]
+
+
+def test_a_weekday_pattern_is_no_anomaly_but_a_real_spike_is() -> None:
+    rows = _waves()
+    with data.from_records(rows) as table:
+        prof = profile(table)
+        plan = facts.rule_plan("Did order lines collapse on any day at any DC?", prof)
+        scope = anomalies.plan_scope(table, prof, plan)
+        assert scope is not None and scope.grain == "day"
+        quiet = anomalies.anomaly_fact(table, scope, "drop", keep_empty=True)
+    # Saturdays carry two waves of three: a third less every week, which is their normal.
+    assert quiet is not None and quiet.values["count"] == 0
+    spiked = [
+        {**r, "order_lines": r["order_lines"] * 4}
+        if r["warehouse"] == "DC Extrema" and r["started_at"].startswith("2024-11-20")
+        else r
+        for r in rows
+    ]
+    with data.from_records(spiked) as table:
+        prof = profile(table)
+        scope = anomalies.plan_scope(table, prof, plan)
+        assert scope is not None
+        found = anomalies.anomaly_fact(table, scope, "spike", keep_empty=True)
+    assert found is not None and found.values["count"] >= 1
+    assert found.rows[0]["segment"] == "DC Extrema" and str(found.rows[0]["period"]) == "2024-11-20"
