@@ -221,3 +221,31 @@ def test_a_weekday_pattern_is_no_anomaly_but_a_real_spike_is() -> None:
         found = anomalies.anomaly_fact(table, scope, "spike", keep_empty=True)
     assert found is not None and found.values["count"] >= 1
     assert found.rows[0]["segment"] == "DC Extrema" and str(found.rows[0]["period"]) == "2024-11-20"
+
+
+def test_a_stock_recorded_per_event_is_each_segments_latest_level_summed() -> None:
+    # DC Extrema's last waves are on Friday, Cajamar's on Saturday.
+    rows = [
+        r
+        for r in _waves()
+        if not (r["warehouse"] == "DC Extrema" and r["started_at"].startswith("2024-11-30"))
+    ]
+    found, planned, ctx = _facts(rows, "What's our backlog right now?")
+    total = next(f for f in found if f.kind == "aggregate" and f.id in planned)
+    latest = {}
+    for r in rows:  # each warehouse's last wave, by its own time
+        if r["warehouse"] not in latest or r["started_at"] > latest[r["warehouse"]]["started_at"]:
+            latest[r["warehouse"]] = r
+    assert len(latest) == 2
+    (value,) = total.values.values()
+    assert value == sum(r["backlog_lines"] for r in latest.values())
+    assert total.as_of is not None and total.as_of["per"] == "warehouse"
+    assert describe(total, ctx).startswith("At each warehouse's latest record, total backlog")
+    # Where every segment has rows on the latest date, the level is that date's.
+    gym = _gym()
+    found, planned, _ = _facts(gym, "How many members do we have right now?")
+    total = next(f for f in found if f.kind == "aggregate" and f.id in planned)
+    assert total.as_of is not None and "per" not in total.as_of
+    assert list(total.values.values()) == [
+        sum(r["alunos_ativos"] for r in gym if r["competencia"] == "2024-06-01")
+    ]

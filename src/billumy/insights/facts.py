@@ -1319,6 +1319,30 @@ def _as_of(
     latest, label = table.query(sql, list(where.params))[0]
     if latest is None:
         return None
+    _, entity, _ = main_columns(profile)
+    if entity is not None:
+        # Stocks recorded per event (a backlog after each picking wave, each warehouse at its
+        # own times): the level is each warehouse's at its latest record, summed; the rows
+        # at the one latest moment would hold one warehouse only.
+        d = quote_ident(entity)
+        sql = (
+            f"SELECT count(DISTINCT {d}) FILTER (WHERE {t} = CAST(? AS TIMESTAMP)), "  # noqa: S608
+            f"count(DISTINCT {d}) FROM data WHERE {where.sql}"
+        )
+        at_latest, overall = table.query(sql, [latest, *where.params])[0]
+        if at_latest < overall:
+            latest_of_each = (
+                f"{t} = (SELECT max(CAST(d2.{quote_ident(temporal)} AS TIMESTAMP)) "  # noqa: S608
+                f"FROM data AS d2 WHERE d2.{d} IS NOT DISTINCT FROM data.{d} AND ({where.sql}))"
+            )
+            narrowed = _Where(
+                [*where.conditions, latest_of_each],
+                [*where.params, *where.params],
+                [*where.words, f"{temporal} = each {entity}'s latest"],
+                [*where.columns, temporal],
+            )
+            period = {"column": temporal, "period": plain(label), "grain": grain, "per": entity}
+            return narrowed, period
     narrowed = _Where(
         [*where.conditions, f"{t} = CAST(? AS TIMESTAMP)"],
         [*where.params, latest],

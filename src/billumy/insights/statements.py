@@ -178,7 +178,13 @@ def scope(fact: Fact, ctx: Context) -> str:
     period = plan.period
     if period is not None and period.last is not None:
         conditions.append(_last_periods(period.column, period.grain, period.last, ctx))
-    if fact.as_of is not None:
+    if fact.as_of is not None and fact.as_of.get("per"):
+        # Each warehouse's level at its own latest record.
+        per = fact.as_of["per"]
+        periods.append(
+            f"no último registro de cada {per}" if ctx.pt else f"at each {per}'s latest record"
+        )
+    elif fact.as_of is not None:
         # A stock's level on the latest date: "em dezembro de 2024", "in December 2024".
         periods.append(fmt.when(fact.as_of["period"], str(fact.as_of["grain"])))
     text = ""
