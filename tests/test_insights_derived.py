@@ -249,3 +249,13 @@ def test_a_stock_recorded_per_event_is_each_segments_latest_level_summed() -> No
     assert list(total.values.values()) == [
         sum(r["alunos_ativos"] for r in gym if r["competencia"] == "2024-06-01")
     ]
+
+
+def test_a_period_with_no_rows_is_no_zero_to_compare_with() -> None:
+    # Monthly rows have no "last week": no change from an empty week is claimed.
+    found, planned, _ = _facts(_gym(), "Last week vs the week before: how did sign-ups change?")
+    assert not any(f.kind == "change" for f in found)
+    found, planned, _ = _facts(_gym(), "Sign-ups: this month vs last month?")
+    change = next(f for f in found if f.kind == "change")
+    assert (change.values["period_a"], change.values["period_b"]) == ("2024-05", "2024-06")
+    assert change.id in planned

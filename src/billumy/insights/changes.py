@@ -130,6 +130,12 @@ def change_fact(
     value_a, value_b = plain(totals["value_a"]), plain(totals["value_b"])
     if value_a is None and value_b is None:
         return None
+    for window in (a, b):
+        # A period with no rows at all ("the week before" in monthly data) is no zero.
+        conditions, window_params = filter_conditions(profile, [*kept, *window.filters()])
+        where = " AND ".join(conditions) or "true"
+        if not table.query(f"SELECT count(*) FROM data WHERE {where}", window_params)[0][0]:  # noqa: S608
+            return None
     if additive:
         value_a = value_a if value_a is not None else 0
         value_b = value_b if value_b is not None else 0
