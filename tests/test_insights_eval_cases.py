@@ -1,9 +1,9 @@
 """The insights evaluation sets (evals/insights/): their shape, their data and their expected
 numbers.
 
-There are six case files: ``cases.toml``, the main set, and five held-out sets,
-``holdout.toml``, ``holdout2.toml``, ``holdout3.toml``, ``holdout4.toml`` and ``holdout5.toml``,
-questions written
+There are seven case files: ``cases.toml``, the main set, and six held-out sets,
+``holdout.toml``, ``holdout2.toml``, ``holdout3.toml``, ``holdout4.toml``, ``holdout5.toml`` and
+``holdout6.toml``, questions written
 without reading the planner about datasets its author had not seen. The expected values in all
 of them are literals a person can read; here each is checked against the case's reference query,
 run by DuckDB on the committed CSV through the case file's own typed view (not Billumy's
@@ -36,6 +36,7 @@ HOLDOUT2 = load_cases(EVALS / "holdout2.toml")
 HOLDOUT3 = load_cases(EVALS / "holdout3.toml")
 HOLDOUT4 = load_cases(EVALS / "holdout4.toml")
 HOLDOUT5 = load_cases(EVALS / "holdout5.toml")
+HOLDOUT6 = load_cases(EVALS / "holdout6.toml")
 SETS = {
     "cases.toml": CASES,
     "holdout.toml": HOLDOUT,
@@ -43,6 +44,7 @@ SETS = {
     "holdout3.toml": HOLDOUT3,
     "holdout4.toml": HOLDOUT4,
     "holdout5.toml": HOLDOUT5,
+    "holdout6.toml": HOLDOUT6,
 }
 # The main set keeps at least 40 cases; each held-out set at least 30.
 MINIMUM = {
@@ -52,6 +54,7 @@ MINIMUM = {
     "holdout3.toml": 30,
     "holdout4.toml": 30,
     "holdout5.toml": 30,
+    "holdout6.toml": 30,
 }
 
 
@@ -92,9 +95,7 @@ def test_expected_values_equal_the_reference_query(name: str, case_id: str) -> N
     assert reference_problems(cases, cases.case(case_id)) == []
 
 
-@pytest.mark.parametrize(
-    "name", ["holdout.toml", "holdout2.toml", "holdout3.toml", "holdout4.toml", "holdout5.toml"]
-)
+@pytest.mark.parametrize("name", [name for name in SETS if name.startswith("holdout")])
 def test_the_holdout_set_is_held_out(name: str) -> None:
     """New datasets and new case ids: nothing of any other set is reused."""
     held_out = SETS[name]
@@ -207,6 +208,36 @@ def test_the_fifth_holdout_datasets_are_what_it_claims() -> None:
     assert "2024-10-06T" not in waves  # no Sundays
     for name, body in text.items():
         assert len(body.encode()) < 60_000, name
+
+
+def test_the_sixth_holdout_datasets_are_what_it_claims() -> None:
+    text = {name: spec.path.read_text(encoding="utf-8") for name, spec in HOLDOUT6.datasets.items()}
+    hotels = text["ocupacao_hoteis.csv"]
+    assert hotels.startswith("data;cod_hotel;hotel;cidade;segmento;quartos_disponiveis;")
+    # dd/mm/yyyy nights, a percentage and money with decimal commas (money with thousands dots)
+    assert re.search(
+        r"^19/03/2024;2103;Resort Praia do Forte;Mata de São João;Lazer;\d+;\d+;\d{2},\d{2};"
+        r"\d{2,3}\.\d{3},\d{2};\d+;31$",
+        hotels,
+        re.M,
+    )  # the planted spike
+    assert ";Paulista Business;São Paulo;Corporativo;" in hotels
+    calls = text["calls_hourly.csv"]
+    assert calls.startswith("date,hour,queue_id,queue,calls_offered,calls_answered,")
+    # ISO dates and the hour in its own column, queue names with codes and accents, plain money
+    assert re.search(
+        r"^2024-09-18,10,403,Q03 Cobrança,\d+,\d+,\d+,\d+,\d+\.\d,\d+,0\.00$", calls, re.M
+    )
+    assert re.search(
+        r"^2024-10-12,13,401,Q01 Vendas,\d+,\d+,\d+,\d+,\d+\.\d,\d+,\d+\.\d{2}$", calls, re.M
+    )
+    assert "2024-10-12,14," not in calls  # Saturdays close at 14h
+    assert "2024-09-08," not in calls  # no Sundays
+    for row in calls.splitlines()[1:]:
+        offered, answered, abandoned = map(int, row.split(",")[4:7])
+        assert offered == answered + abandoned, row
+    for name, body in text.items():
+        assert len(body.encode()) < 90_000, name
 
 
 def test_the_committed_data_is_what_the_generator_writes() -> None:

@@ -112,6 +112,28 @@ The fifth held-out set (``holdout5.toml``) has two more:
   5.5 times normal on 12 November 2024 (an inbound put away into the wrong bins); order lines
   have no anomaly.
 
+The sixth held-out set (``holdout6.toml``) has two more:
+
+* ``ocupacao_hoteis.csv``: every night of January to June 2024 (``data``, ``dd/mm/yyyy``) of a
+  hotel group's four properties (``hotel``, with a numeric ``cod_hotel`` that must never be
+  summed, ``cidade`` and ``segmento``: Lazer or Corporativo); ``;`` separated,
+  ``quartos_disponiveis`` (rooms sellable that night: a stock, never summed over nights),
+  ``quartos_ocupados`` (room nights sold), ``taxa_ocupacao`` (a percentage with a decimal
+  comma), ``receita_hospedagem`` with a decimal comma and thousands dots, ``hospedes`` and
+  ``cancelamentos``; the business hotel empties at weekends, the leisure ones fill on Fridays
+  and Saturdays, January is high season and Carnaval fills Copacabana (all seasonal); Resort
+  Praia do Forte's cancellations are ten times normal on 19/03/2024 (a tour operator cancelled
+  its Easter block), a spike; occupancy and revenue have no anomaly;
+* ``calls_hourly.csv``: one row per hour (``date`` ISO and ``hour`` 8..18 in separate columns)
+  and queue of a call center, 2 September to 12 October 2024, Monday to Saturday (Saturday
+  mornings only), English names: a numeric ``queue_id``, ``queue`` with a code and accents
+  (``Q03 Cobrança``), ``calls_offered`` = ``calls_answered`` + ``calls_abandoned``,
+  ``avg_wait_sec`` (an average of the answered calls), ``service_level_pct`` (a percentage),
+  ``agents_logged`` (a stock) and ``sales_brl`` in plain numbers; Mondays carry 1.3 times a
+  Wednesday and calls peak at 10h and 15h (the weekly and daily shape); Q03 Cobrança's
+  abandoned calls are 5.5 times normal on 18 September 2024 (a login failure kept half its
+  agents out), a spike; answered calls have no drop.
+
 Run from the repository root::
 
     .venv/bin/python evals/insights/make_data.py           # (re)write the files
@@ -676,6 +698,93 @@ def picking_waves() -> str:
     return to_csv([*header, "order_lines", "units_picked", "short_picks", "backlog_lines"], rows)
 
 
+# --- the sixth held-out set's datasets (holdout6.toml) ----------------------------------------
+
+
+def ocupacao_hoteis() -> str:
+    hotels = {  # (code, city, segment, rooms, occupancy, daily rate, weekday factors Mon..Sun)
+        "Copacabana Mar Hotel": (2101, "Rio de Janeiro", "Lazer", 120, 0.74, 520.0,
+                                 (0.9, 0.88, 0.9, 0.95, 1.12, 1.2, 1.0)),
+        "Paulista Business": (2102, "São Paulo", "Corporativo", 160, 0.78, 410.0,
+                              (1.12, 1.18, 1.18, 1.12, 0.95, 0.66, 0.64)),
+        "Resort Praia do Forte": (2103, "Mata de São João", "Lazer", 90, 0.7, 980.0,
+                                  (0.88, 0.86, 0.9, 0.96, 1.12, 1.22, 1.02)),
+        "Pousada Serra Azul": (2104, "Gramado", "Lazer", 28, 0.66, 690.0,
+                               (0.8, 0.78, 0.82, 0.92, 1.2, 1.32, 1.0)),
+    }  # fmt: skip
+    # leisure high season: January (summer holidays) and July; June is Gramado's winter
+    leisure = [1.18, 1.05, 0.95, 0.97, 0.9, 0.96]  # Jan..Jun
+    rows: list[list[object]] = []
+    day = date(2024, 1, 1)
+    while day <= date(2024, 6, 30):
+        for hotel, (code, city, segment, rooms, occ, rate, week) in hotels.items():
+            key = (hotel, day.isoformat())
+            season = leisure[day.month - 1] if segment == "Lazer" else 1.0
+            if hotel == "Pousada Serra Azul" and day.month == 6:
+                season = 1.12  # Gramado's winter festival season
+            price = rate * (1.08 if season > 1.1 else 1.0)
+            if hotel == "Copacabana Mar Hotel" and date(2024, 2, 9) <= day <= date(2024, 2, 13):
+                season, price = 1.3, rate * 1.22  # Carnaval: full house and a higher rate
+            available = rooms - (2 if wobble("ooo", *key) < 0.1 else 0)  # rooms out of order
+            share = occ * week[day.weekday()] * season * (1 + 0.12 * (wobble("occ", *key) - 0.5))
+            sold = min(available, round(available * share))
+            revenue = sold * price * (1 + 0.1 * (wobble("adr", *key) - 0.5))
+            guests = round(sold * (1.6 + 0.5 * wobble("hosp", *key)))
+            cancelled = round(sold * (0.03 + 0.04 * wobble("canc", *key)))
+            if hotel == "Resort Praia do Forte" and day == date(2024, 3, 19):
+                cancelled = 31  # the planted spike: a tour operator cancelled its Easter block
+            rows.append(
+                [day.strftime("%d/%m/%Y"), code, hotel, city, segment, available, sold,
+                 br_number(100 * sold / available), br_number(round(revenue, 2)), guests,
+                 cancelled]
+            )  # fmt: skip
+        day += timedelta(days=1)
+    header = ["data", "cod_hotel", "hotel", "cidade", "segmento", "quartos_disponiveis"]
+    header += ["quartos_ocupados", "taxa_ocupacao", "receita_hospedagem", "hospedes"]
+    return to_csv([*header, "cancelamentos"], rows, ";")
+
+
+def calls_hourly() -> str:
+    queues = {  # (queue id, calls an hour, share abandoned, seconds to answer, sales a call)
+        "Q01 Vendas": (401, 34.0, 0.05, 38.0, 61.0),
+        "Q02 Suporte Técnico": (402, 46.0, 0.07, 64.0, 0.0),
+        "Q03 Cobrança": (403, 28.0, 0.06, 52.0, 0.0),
+        "Q04 Retenção": (404, 15.0, 0.04, 29.0, 18.0),
+    }
+    weekday = [1.3, 1.08, 1.0, 0.98, 0.92, 0.8]  # Monday..Saturday
+    hourly = {8: 0.7, 9: 1.05, 10: 1.25, 11: 1.2, 12: 0.8, 13: 0.85, 14: 1.15, 15: 1.2}
+    hourly |= {16: 1.05, 17: 0.9, 18: 0.65}
+    rows: list[list[object]] = []
+    day = date(2024, 9, 2)
+    while day <= date(2024, 10, 12):
+        if day.weekday() < 6:
+            hours = range(8, 19) if day.weekday() < 5 else range(8, 14)  # Saturday: mornings
+            for hour in hours:
+                for queue, (qid, volume, abandon, wait, sales) in queues.items():
+                    key = (queue, day.isoformat(), hour)
+                    offered = volume * weekday[day.weekday()] * hourly[hour]
+                    offered = round(offered * (1 + 0.2 * (wobble("off", *key) - 0.5)))
+                    agents = max(2, round(offered / 5.5 * (1 + 0.1 * (wobble("ag", *key) - 0.5))))
+                    share = abandon * (1 + 0.4 * (wobble("ab", *key) - 0.5))
+                    seconds = wait * (1 + 0.3 * (wobble("wt", *key) - 0.5))
+                    if queue == "Q03 Cobrança" and day == date(2024, 9, 18):
+                        # the planted spike: a login failure kept half the agents out all day
+                        agents, share, seconds = max(2, agents // 2), share * 5, seconds * 4.2
+                    abandoned = round(offered * share)
+                    answered = offered - abandoned
+                    level = min(99.0, 100 * (0.95 - seconds / 400))
+                    level *= 1 + 0.04 * (wobble("sl", *key) - 0.5)
+                    revenue = answered * sales * (1 + 0.3 * (wobble("rv", *key) - 0.5))
+                    rows.append(
+                        [day.isoformat(), hour, qid, queue, offered, answered, abandoned,
+                         round(seconds), f"{level:.1f}", agents, f"{revenue:.2f}"]
+                    )  # fmt: skip
+        day += timedelta(days=1)
+    header = ["date", "hour", "queue_id", "queue", "calls_offered", "calls_answered"]
+    header += ["calls_abandoned", "avg_wait_sec", "service_level_pct", "agents_logged"]
+    return to_csv([*header, "sales_brl"], rows)
+
+
 FILES: dict[str, Callable[[], str]] = {
     "lojas_semanal.csv": lojas_semanal,
     "receita_mensal_regiao.csv": receita_mensal_regiao,
@@ -696,6 +805,8 @@ FILES: dict[str, Callable[[], str]] = {
     "marketing_funnel_daily.csv": marketing_funnel_daily,
     "mensalidades_escolas.csv": mensalidades_escolas,
     "picking_waves.csv": picking_waves,
+    "ocupacao_hoteis.csv": ocupacao_hoteis,
+    "calls_hourly.csv": calls_hourly,
 }
 
 
