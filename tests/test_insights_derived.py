@@ -259,3 +259,54 @@ def test_a_period_with_no_rows_is_no_zero_to_compare_with() -> None:
     change = next(f for f in found if f.kind == "change")
     assert (change.values["period_a"], change.values["period_b"]) == ("2024-05", "2024-06")
     assert change.id in planned
+
+
+def _hotels() -> list[dict[str, Any]]:
+    return [
+        {"data": f"2024-0{m}-{d:02d}", "hotel": h, "quartos_disponiveis": rooms,
+         "quartos_ocupados": rooms - d - m, "receita_hospedagem": 300.0 * (rooms - d - m)}
+        for m in (1, 2)
+        for d in range(1, 11)
+        for h, rooms in (("Copacabana Mar Hotel", 120), ("Pousada Serra Azul", 40),
+                         ("Resort Praia do Forte", 200))
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "name"),
+    [
+        ("Qual hotel tem a maior taxa de ocupação?", "ratio", "ocupação"),
+        ("What was our occupancy in January?", "ratio", "occupancy"),
+        ("Qual hotel tem a diária média mais alta?", "per", "diária média"),
+        ("What was the RevPAR of each hotel?", "per", "RevPAR"),
+    ],
+)
+def test_hotel_rates_by_their_names(text: str, kind: str, name: str) -> None:
+    rows = _hotels()
+    found, planned, _ = _facts(rows, text)
+    fact = next(f for f in found if f.kind == kind)
+    assert fact.id in planned and fact.values["name"] == name
+    january = [r for r in rows if "January" not in text or r["data"].startswith("2024-01")]
+    sold = sum(r["quartos_ocupados"] for r in january)
+    if name in ("ocupação", "occupancy"):
+        assert fact.values["ratio_pct"] == pytest.approx(
+            100 * sold / sum(r["quartos_disponiveis"] for r in january)
+        )
+    elif name == "RevPAR":
+        revenue = sum(r["receita_hospedagem"] for r in rows)
+        assert fact.values["per_value"] == pytest.approx(
+            revenue / sum(r["quartos_disponiveis"] for r in rows)
+        )
+    else:
+        assert fact.values["per_value"] == pytest.approx(300.0)
+
+
+def test_a_value_named_by_a_distinct_part_and_a_month_typed_with_a_typo() -> None:
+    with data.from_records(_hotels()) as table:
+        prof = profile(table)
+    asked = questions.parse("Copacabana ou Praia do Forte: quem vendeu mais em fevreiro?", prof)
+    assert asked.segments == {"hotel": ["Copacabana Mar Hotel", "Resort Praia do Forte"]}
+    assert [w.label for w in asked.windows] == ["2024-02"]
+    asked = questions.parse("quantas diarias a serra azul vendeu em janero", prof)
+    assert asked.segments == {"hotel": ["Pousada Serra Azul"]}
+    assert [w.label for w in asked.windows] == ["2024-01"]

@@ -104,8 +104,9 @@ _TABLE = (
     ("desconto descontos discount discounts", "desconto descontos discount discounts",
      "desconto", "discount"),
     ("imposto impostos tax taxes", "imposto impostos tax taxes tributo tributos", "imposto", "tax"),
-    ("csat nps satisfacao satisfaction", "csat nps satisfacao satisfaction nota rating score "
-     "avaliacao", "satisfação", "satisfaction"),
+    ("csat nps satisfacao satisfaction review reviews avaliacao avaliacoes rating ratings",
+     "csat nps satisfacao satisfaction nota rating score avaliacao review", "satisfação",
+     "satisfaction"),
     ("idade idades age ages", "idade idades age ages nascimento birth", "idade", "age"),
     ("cliente clientes customer customers client clients",
      "cliente clientes customer customers client clients", "cliente", "customer"),

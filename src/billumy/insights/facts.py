@@ -188,6 +188,7 @@ _STOCK_WORDS = {
     "headcount", "saldo", "balance", "estoque", "inventory", "stock", "employees",
     "funcionarios", "colaboradores", "efetivo", "assinantes", "subscribers", "ativos", "active",
     "matriculados", "enrolled", "inscritos", "backlog", "carteira", "vigentes", "ativas",
+    "disponiveis", "available", "logged", "online", "capacity", "capacidade",
 }  # fmt: skip
 _MONEY_WORDS = {
     "revenue", "receita", "sales", "vendas", "venda", "valor", "value", "amount", "total",
@@ -1619,7 +1620,21 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ),
     ("wave", "onda"),
     ("warehouse", "dc", "cd", "armazem", "deposito"),
-    ("backlog", "pendente", "pendencia", "fila", "queue"),
+    ("backlog", "pendente", "pendencia"),
+    # call centers
+    ("call", "ligacao", "chamada", "telefonema"),
+    ("answered", "atendida", "atendido", "atendemos", "attended"),
+    ("abandoned", "abandonada", "abandonado", "abandono", "abandonment", "desistencia"),
+    ("offered", "incoming", "inbound", "entrante", "entrada", "entraram"),
+    ("queue", "fila"),
+    ("agent", "agente", "atendente", "operador"),
+    ("wait", "espera", "waiting"),
+    # hotels
+    ("room", "quarto", "apartamento"),
+    ("occupied", "ocupado", "ocupada", "diaria"),
+    ("available", "disponivel", "capacity", "capacidade"),
+    ("guest", "hospede"),
+    ("occupancy", "ocupacao"),
 )
 _SYNONYM_GROUPS: dict[str, frozenset[int]] = {}
 for _group, _words in enumerate(_SYNONYMS):

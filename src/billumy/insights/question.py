@@ -310,6 +310,29 @@ def _recent(words: list[str], column: str, first: date, last: date) -> list[Wind
     return [w for _, w in sorted(found, key=lambda pair: pair[0])]
 
 
+def _month(word: str) -> int | None:
+    """The month ``word`` names, also typed with one letter wrong, missing or extra
+    ("setenbro", "fevereiro" as "feveriro"), for names of six letters or more."""
+    if word in _MONTHS:
+        return _MONTHS[word]
+    if len(word) < 6:
+        return None
+    for name, month in _MONTHS.items():
+        if len(name) >= 6 and _one_edit(word, name):
+            return month
+    return None
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` differ by one substitution, insertion or deletion."""
+    if abs(len(a) - len(b)) > 1 or a == b:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) == 1
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
+
+
 def _position(words: list[str], phrases: tuple[tuple[str, ...], ...]) -> int | None:
     """Where the first of ``phrases`` appears in ``words``, or None."""
     found = [
@@ -406,7 +429,7 @@ def _windows(
                     out.append(Window(column.name, grain, f"{w.rstrip('s')} {value}", value=value))  # type: ignore[arg-type]
                 j += 1
         if temporal is not None:
-            month = _MONTHS.get(w)
+            month = _month(w)
             short = _short_year(nxt, temporal)  # "dez/24", "mar 23"
             clear = (
                 w not in _AMBIGUOUS_MONTHS
@@ -574,6 +597,38 @@ def _by_first_word(
         if sum(1 for v, _ in column.top if word in name_words(v.lower())) != 1:
             continue
         return words.index(word)
+    return _by_distinct_part(words, value_words, column, vocabulary)
+
+
+def _by_distinct_part(
+    words: list[str], value_words: list[str], column: ColumnProfile, vocabulary: frozenset[str]
+) -> int | None:
+    """Where a value is named by a part of it no other value has: two or more of its words
+    in a row ("Serra Azul" for ``Pousada Serra Azul``, "suporte técnico" for ``Q02 Suporte
+    Técnico``; two of them of three letters or more), or one word of eight letters or more
+    ("Copacabana" for ``Copacabana Mar Hotel``) that names no column; never a month."""
+    others = [name_words(v.lower()) for v, _ in column.top]
+    for size in range(len(value_words) - 1, 0, -1):
+        for start in range(len(value_words) - size + 1):
+            part = value_words[start : start + size]
+            if any(w in _MONTHS for w in part):
+                continue  # "de janeiro a junho" is no "Rio de Janeiro"
+            if size == 1 and (len(part[0]) < 8 or part[0] in vocabulary):
+                continue  # "a clínica" is the business, not "Clínica Geral"
+            if size > 1 and sum(1 for w in part if w not in _KIND_WORDS and len(w) > 2) < 2:
+                continue
+            shared = sum(
+                1
+                for other in others
+                if any(other[i : i + size] == part for i in range(len(other) - size + 1))
+            )
+            if shared != 1:
+                continue
+            at = next(
+                (i for i in range(len(words) - size + 1) if words[i : i + size] == part), None
+            )
+            if at is not None:
+                return at
     return None
 
 

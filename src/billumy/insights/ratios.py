@@ -56,8 +56,8 @@ _VISITS = frozenset(
 def known_rate(phrase: str) -> bool:
     """Whether ``phrase`` names a rate this module computes from two columns (conversion,
     churn, ROAS, CPA, CTR...)."""
-    words = set(name_words(phrase))
-    return bool(words & (_CONVERSION | _CHURN | _JARGON_WORDS | _TICKET))
+    words = set(name_words(phrase.lower()))
+    return bool(words & (_CONVERSION | _CHURN | _JARGON_WORDS | _TICKET | _PHRASE_WORDS))
 
 
 # --- business jargon: one quantity over another, by the roles of the columns -------------------
@@ -70,6 +70,10 @@ _ROLES: dict[str, frozenset[str]] = {
     "orders": _CONVERTED,
     "clicks": frozenset({"clicks", "click", "cliques", "clique"}),
     "impressions": frozenset({"impressions", "impressoes", "views", "visualizacoes"}),
+    "occupied": frozenset(
+        {"ocupados", "ocupadas", "ocupado", "occupied", "sold", "vendidos", "vendidas", "diarias"}
+    ),
+    "available": frozenset({"disponiveis", "disponivel", "available", "capacity", "capacidade"}),
     "cancellations": frozenset(
         {"cancelamentos", "cancelamento", "cancellations", "cancelations", "cancelled",
          "canceled", "cancelados", "canceladas", "churn", "churned", "evasao", "desistencias"}
@@ -85,8 +89,20 @@ _JARGON: dict[str, tuple[str, str, str, str]] = {
     "cpc": ("per", "spend", "clicks", "CPC"),
     "ctr": ("ratio", "clicks", "impressions", "CTR"),
     "aov": ("per", "revenue", "orders", "AOV"),
+    "adr": ("per", "revenue", "occupied", "ADR"),
+    "revpar": ("per", "revenue", "available", "RevPAR"),
 }
+# Rates named by a phrase: (its words, kind, numerator role, denominator role, name).
+_JARGON_PHRASES: tuple[tuple[tuple[str, ...], str, str, str, str], ...] = (
+    (("diaria", "media"), "per", "revenue", "occupied", "diária média"),
+    (("average", "daily", "rate"), "per", "revenue", "occupied", "ADR"),
+    (("taxa", "de", "ocupacao"), "ratio", "occupied", "available", "ocupação"),
+    (("occupancy", "rate"), "ratio", "occupied", "available", "occupancy"),
+    (("occupancy",), "ratio", "occupied", "available", "occupancy"),
+    (("ocupacao",), "ratio", "occupied", "available", "ocupação"),
+)
 _JARGON_WORDS = frozenset(_JARGON)
+_PHRASE_WORDS = frozenset({"ocupacao", "occupancy", "diaria", "adr", "revpar"})
 
 
 def _role(profile: Profile, role: str) -> ColumnProfile | None:
@@ -111,7 +127,14 @@ def jargon(question: str, profile: Profile) -> tuple[str, str, str, str] | None:
     ROAS do Google Ads": revenue over ad spend; "churn rate", "taxa de cancelamento":
     cancellations over the members on the books), when the data has a column for each role;
     else None."""
-    words = set(name_words(question))
+    said = name_words(question.lower())  # "RevPAR" is one word, not "rev par"
+    words = set(said)
+    for phrase, kind, top, bottom, name in _JARGON_PHRASES:
+        n = len(phrase)
+        if any(tuple(said[i : i + n]) == phrase for i in range(len(said) - n + 1)):
+            a, b = _role(profile, top), _role(profile, bottom)
+            if a is not None and b is not None and a.name != b.name:
+                return kind, a.name, b.name, name
     for word, (kind, top, bottom, name) in _JARGON.items():
         if word in words:
             a, b = _role(profile, top), _role(profile, bottom)

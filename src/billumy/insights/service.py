@@ -537,7 +537,8 @@ class InsightService:
             # "Google Ads vs Meta Ads: cost per order?": one amount over another.
             planned = [per, *planned]
         ratio = None
-        if asked is not None and _asks_for_rate(asked):
+        known = ratios.jargon(question, prof) if question else None
+        if asked is not None and (_asks_for_rate(asked) or (known and known[0] == "ratio")):
             # "What percentage of deliveries were late?": one count over another.
             ratio = ratios.ratio_fact(table, prof, plan, dimension, question or "")
             if ratio is not None:
