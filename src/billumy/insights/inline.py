@@ -35,8 +35,8 @@ def _counts(raw: bytes) -> tuple[int, int]:
     return containers, raw.count(b",") + containers
 
 
-def _counts_outside_strings(raw: bytes) -> tuple[int, int]:
-    containers, values = _counts(raw)
+def _counts_outside_strings(raw: bytes, containers: int, values: int) -> tuple[int, int]:
+    """``_counts(raw)`` less the braces, brackets and commas inside strings."""
     for match in _STRING.finditer(raw):
         text = match.group()
         inner, commas = text.count(b"{") + text.count(b"["), text.count(b",")
@@ -54,7 +54,7 @@ def check_inline_json(raw: bytes, limits: Limits) -> None:
     containers, values = _counts(raw)
     if containers <= max_containers and values <= max_values:
         return
-    containers, values = _counts_outside_strings(raw)
+    containers, values = _counts_outside_strings(raw, containers, values)
     if containers > max_containers:
         raise PayloadTooLargeError(
             f"the data holds more JSON objects and lists ({containers}, the request's own "
