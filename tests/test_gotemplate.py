@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from billumy import gotemplate
+from billumy.engines.base import Generation
+from billumy.engines.prompting import PromptBuilder
 from billumy.errors import BadRequestError
 from billumy.gotemplate import TemplateError, parse, render
 
@@ -360,3 +365,61 @@ def test_render_errors(template: str, message: str) -> None:
 
 def test_range_else_uses_outer_dot() -> None:
     assert render("{{ range .L }}x{{ else }}{{ .Name }}{{ end }}", {"L": [], "Name": "n"}) == "n"
+
+
+# --- budgets: steps that grow with the messages, output bounded by what can fit -------------
+
+
+def test_output_past_max_chars_stops_the_rendering() -> None:
+    template = gotemplate.parse('{{range .Items}}{{printf "%9999s" .}}{{end}}')
+    assert len(template.render({"Items": ["a"] * 3}, max_chars=30_000)) == 29_997
+    started = time.monotonic()
+    with pytest.raises(gotemplate.OutputTooLongError, match="over 30000 characters"):
+        template.render({"Items": ["a"] * 2000}, max_chars=30_000)
+    assert time.monotonic() - started < 0.5
+
+
+def test_max_steps_below_the_fixed_limit_applies() -> None:
+    nested = "{{range $.Items}}" * 30 + "x" + "{{end}}" * 30
+    with pytest.raises(gotemplate.TemplateError, match="over 2000 steps"):
+        gotemplate.render(nested, {"Items": [1, 2]}, max_steps=2000)
+    with pytest.raises(gotemplate.TemplateError, match=f"over {gotemplate.MAX_STEPS} steps"):
+        gotemplate.render(nested, {"Items": [1, 2]}, max_steps=10**12)
+
+
+def _generation(template: str, messages: int, prompt: str = "Oi") -> Generation:
+    turns = [{"role": "user", "content": f"{prompt} {i}"} for i in range(messages)]
+    return Generation(model_path=Path("m.gguf"), model_name="m", template=template, messages=turns)
+
+
+def test_a_template_of_ranges_in_ranges_stops_in_milliseconds() -> None:
+    builder = PromptBuilder(None, "", "")
+    nested = "{{range $.Messages}}" * 60 + "x" + "{{end}}" * 60
+    started = time.monotonic()
+    with pytest.raises(gotemplate.TemplateError, match="steps"):
+        builder.build(_generation(nested, 2))
+    assert time.monotonic() - started < 0.1  # it was 0.6 s of the engine's time
+    # One pass over many messages is within its budget.
+    ollama_like = (
+        '{{range .Messages}}{{if eq .Role "user"}}<|user|>{{.Content}}'
+        "{{else}}<|assistant|>{{.Content}}{{end}}\n{{end}}<|assistant|>"
+    )
+    text, _ = builder.build(_generation(ollama_like, 5000))
+    assert text.count("<|user|>") == 5000
+
+
+def test_a_prompt_template_too_long_for_the_context_stops_at_max_chars() -> None:
+    builder = PromptBuilder(None, "", "")
+    request = _generation("{{.Prompt}}" * 200, 1, prompt="p" * 100_000)
+    started = time.monotonic()
+    with pytest.raises(gotemplate.OutputTooLongError):
+        builder.build(request, max_chars=200_000)
+    assert time.monotonic() - started < 0.2
+    # Prompt/Response templates: the budget is for all the turns together.
+    turns = _generation("{{.Prompt}}|{{.Response}}", 0)
+    turns.messages = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": "t" * 1000} for i in range(400)
+    ]
+    assert len(builder.build(turns, max_chars=500_000)[0]) > 300_000
+    with pytest.raises(gotemplate.OutputTooLongError):
+        builder.build(turns, max_chars=100_000)

@@ -123,13 +123,13 @@ def test_every_known_parameter_type() -> None:
     text = "\n".join(
         [
             "FROM m",
-            *(f"PARAMETER {name} 3" for name in INT_PARAMS),
+            *(f"PARAMETER {name} 2" for name in INT_PARAMS),
             *(f"PARAMETER {name} 0.5" for name in FLOAT_PARAMS),
             "PARAMETER penalize_newline false",
         ]
     )
     params = parse_modelfile(text).parameters
-    assert {k: v for k, v in params.items() if k in INT_PARAMS} == dict.fromkeys(INT_PARAMS, 3)
+    assert {k: v for k, v in params.items() if k in INT_PARAMS} == dict.fromkeys(INT_PARAMS, 2)
     assert {k: v for k, v in params.items() if k in FLOAT_PARAMS} == dict.fromkeys(
         FLOAT_PARAMS, 0.5
     )
@@ -224,6 +224,68 @@ def test_coerce_parameters_errors(raw: dict[str, Any], message: str) -> None:
     with pytest.raises(ModelfileError) as info:
         coerce_parameters(raw)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"mirostat": 3}, "expected 0 (off), 1 (Mirostat) or 2 (Mirostat 2.0)"),
+        ({"mirostat": -1}, "expected 0 (off), 1 (Mirostat) or 2 (Mirostat 2.0)"),
+        ({"mirostat": "7"}, "expected 0 (off), 1 (Mirostat) or 2 (Mirostat 2.0)"),
+        ({"mirostat_tau": -0.5}, "expected a number from 0 to 100"),
+        ({"mirostat_tau": 1e300}, "expected a number from 0 to 100"),
+        ({"mirostat_eta": 1.5}, "expected a number from 0 to 1"),
+        ({"mirostat_eta": -1e-9}, "expected a number from 0 to 1"),
+        ({"top_p": 1.01}, "expected a number from 0 to 1"),
+        ({"min_p": -0.1}, "expected a number from 0 to 1"),
+        ({"typical_p": 2}, "expected a number from 0 to 1"),
+        ({"tfs_z": 5}, "expected a number from 0 to 1"),
+        ({"repeat_penalty": 0}, "expected a number above 0, at most 100"),
+        ({"repeat_penalty": 1e308}, "expected a number above 0, at most 100"),
+        ({"presence_penalty": -1e308}, "expected a number from -2 to 2"),
+        ({"frequency_penalty": 2.5}, "expected a number from -2 to 2"),
+        ({"temperature": -0.1}, "expected a number from 0 up"),
+        ({"temperature": 10**400}, "expected a finite number"),
+        ({"repeat_last_n": -2}, "expected -1 (the whole context) or an integer from 0 to"),
+        ({"top_k": 10**400}, "expected an integer from -2147483648 to 2147483647"),
+        ({"num_ctx": -(10**400)}, "expected an integer from -2147483648 to 2147483647"),
+    ],
+)
+def test_sampling_options_out_of_range_name_the_option_and_its_range(
+    raw: dict[str, Any], expected: str
+) -> None:
+    (name,) = raw
+    with pytest.raises(ModelfileError) as info:
+        coerce_parameters(raw)
+    assert f'for parameter "{name}": {expected}' in str(info.value)
+    assert info.value.status_code == 400
+    # The same from a Modelfile.
+    value = raw[name] if not isinstance(raw[name], int) or abs(raw[name]) < 10**30 else None
+    if value is not None:
+        with pytest.raises(ModelfileError, match=f'parameter "{name}"'):
+            parse_modelfile(f"FROM m\nPARAMETER {name} {value}")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"mirostat": 0},
+        {"mirostat": 1},
+        {"mirostat": 2.0},
+        {"mirostat_tau": 0},
+        {"mirostat_tau": 100},
+        {"mirostat_eta": 1},
+        {"top_p": 0},
+        {"top_p": 1},
+        {"repeat_penalty": 0.01},
+        {"presence_penalty": -2},
+        {"frequency_penalty": 2},
+        {"repeat_last_n": -1},
+        {"temperature": 0},
+    ],
+)
+def test_sampling_options_at_the_ends_of_their_ranges_are_taken(raw: dict[str, Any]) -> None:
+    assert coerce_parameters(raw) == raw  # 2.0 == 2: the values as sent, typed
 
 
 def test_render_original() -> None:

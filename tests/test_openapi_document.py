@@ -109,3 +109,33 @@ def test_schema_names_are_unique() -> None:
                 continue
             if issubclass(value, BaseModel) and value is not BaseModel:
                 assert seen.setdefault(name, value) is value, name
+
+
+def test_routes_that_always_refuse_document_no_success(
+    app_and_doc: tuple[Any, dict[str, Any]],
+) -> None:
+    """/api/pull and /api/push answer 400 whatever they are sent: a 200 in the document would
+    promise clients (and generated ones) an answer that never comes."""
+    _, doc = app_and_doc
+    for path in ("/api/pull", "/api/push"):
+        responses = doc["paths"][path]["post"]["responses"]
+        assert set(responses) == {"400", "401", "403", "429"}, (path, responses)
+        schema = responses["400"]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/Error"}
+        assert responses["400"]["description"].startswith("Always:")
+
+
+def test_every_documented_success_is_one_the_route_can_send(
+    app_and_doc: tuple[Any, dict[str, Any]],
+) -> None:
+    """Every operation documents exactly one success status, except the refusing ones."""
+    _, doc = app_and_doc
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            successes = [s for s in operation["responses"] if s.startswith("2")]
+            if path in ("/api/pull", "/api/push"):
+                assert successes == [], (method, path)
+            elif (method, path) == ("post", "/datasets"):
+                assert sorted(successes) == ["200", "201"]
+            else:
+                assert len(successes) == 1, (method, path, successes)

@@ -65,6 +65,10 @@ MAX_STEPS = 500_000
 MAX_OUTPUT_CHARS = 32 * 1024 * 1024
 
 
+class OutputTooLongError(TemplateError):
+    """The output passed the ``max_chars`` its caller allowed (a prompt that cannot fit)."""
+
+
 def _err(src: str, pos: int, msg: str) -> TemplateError:
     line = src.count("\n", 0, pos) + 1
     col = pos - (src.rfind("\n", 0, pos) + 1) + 1
@@ -420,15 +424,19 @@ def _describe(tok: _Tok) -> str:
 
 
 class _Exec:
-    def __init__(self, src: str, root: Any) -> None:
+    def __init__(self, src: str, root: Any, max_steps: int, max_chars: int | None) -> None:
         self.src = src
         self.vars: list[tuple[str, Any]] = [("$", root)]
         self.out: list[str] = []
         self.size = 0
         self.steps = 0
+        self.max_steps = max_steps
+        self.max_chars = max_chars
 
     def emit(self, text: str) -> None:
         self.size += len(text)
+        if self.max_chars is not None and self.size > self.max_chars:
+            raise OutputTooLongError(f"template: the output is over {self.max_chars} characters")
         if self.size > MAX_OUTPUT_CHARS:
             raise TemplateError(
                 f"template: the output is over {MAX_OUTPUT_CHARS} characters (loops within loops?)"
@@ -437,9 +445,9 @@ class _Exec:
 
     def step(self) -> None:
         self.steps += 1
-        if self.steps > MAX_STEPS:
+        if self.steps > self.max_steps:
             raise TemplateError(
-                f"template: rendering took over {MAX_STEPS} steps (loops within loops?)"
+                f"template: rendering took over {self.max_steps} steps (loops within loops?)"
             )
 
     def walk(self, nodes: list[_Node], dot: Any) -> None:
@@ -777,9 +785,13 @@ class Template:
         self.source = source
         self._nodes = nodes
 
-    def render(self, data: Mapping[str, Any]) -> str:
-        """Execute the template with ``data`` as both ``.`` and ``$``."""
-        run = _Exec(self.source, data)
+    def render(
+        self, data: Mapping[str, Any], *, max_steps: int = MAX_STEPS, max_chars: int | None = None
+    ) -> str:
+        """Execute the template with ``data`` as both ``.`` and ``$``: a :class:`TemplateError`
+        after ``max_steps`` steps (at most :data:`MAX_STEPS`), an :class:`OutputTooLongError`
+        once the output passes ``max_chars``."""
+        run = _Exec(self.source, data, min(max_steps, MAX_STEPS), max_chars)
         try:
             run.walk(self._nodes, data)
         except RecursionError:
@@ -796,6 +808,12 @@ def parse(template: str) -> Template:
     return Template(template, nodes)
 
 
-def render(template: str, data: Mapping[str, Any]) -> str:
+def render(
+    template: str,
+    data: Mapping[str, Any],
+    *,
+    max_steps: int = MAX_STEPS,
+    max_chars: int | None = None,
+) -> str:
     """Parse and render in one step (prefer :func:`parse` once for templates used often)."""
-    return parse(template).render(data)
+    return parse(template).render(data, max_steps=max_steps, max_chars=max_chars)

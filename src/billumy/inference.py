@@ -269,7 +269,7 @@ class InferenceService:
         caller (None included) gets its value clamped into the admin-set bounds."""
         seconds = parse_duration(value)
         clamped = False
-        if seconds is not None and (caller is None or "admin" not in caller.scopes):
+        if seconds is not None and not _is_admin(caller):
             bounded = bounded_keep_alive(seconds, self.settings.inference_keep_alive_bounds())
             clamped = bounded != seconds
             if clamped:
@@ -316,6 +316,7 @@ class InferenceService:
             format=req.format or None,
             grammar=self._grammar(req.format),
             keep_alive_s=keep_alive_s,
+            keep_alive_extends=not _is_admin(caller),
             mode="generate",
             stream=req.stream,
         )
@@ -374,6 +375,7 @@ class InferenceService:
             format=format or None,
             grammar=self._grammar(format),
             keep_alive_s=keep_alive_s,
+            keep_alive_extends=not _is_admin(caller),
             stream=stream,
         )
         self._log_prompt(entry, messages[-1]["content"] if messages else "")
@@ -403,7 +405,13 @@ class InferenceService:
         if g.keep_alive_s == 0:
             await self.engine.unload(g.model_path)
             return Chunk(done=True, done_reason="unload")
-        load_ns = await self.engine.load(g.model_path, g.model_name, g.num_ctx, g.keep_alive_s)
+        load_ns = await self.engine.load(
+            g.model_path,
+            g.model_name,
+            g.num_ctx,
+            g.keep_alive_s,
+            extend_only=g.keep_alive_extends,
+        )
         return Chunk(done=True, done_reason="load", load_duration=load_ns, total_duration=load_ns)
 
     def stream(self, prepared: Prepared) -> AsyncIterator[Chunk]:
@@ -539,6 +547,11 @@ class InferenceService:
             return "bypass" if not self.cache.enabled else "miss", result
         await self.cache.put(key, dataclasses.asdict(result))
         return "miss", result
+
+
+def _is_admin(caller: Principal | None) -> bool:
+    """Whether ``caller`` may unload, pin or shorten the shared engine's models."""
+    return caller is not None and "admin" in caller.scopes
 
 
 def bounded_keep_alive(seconds: float, bounds: tuple[float, float]) -> float:

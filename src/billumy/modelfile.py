@@ -67,26 +67,29 @@ def _bad(name: str, value: Any, expected: str) -> ModelfileError:
 # llama.cpp takes these as 32-bit integers; the seed as an unsigned one, where Ollama's -1
 # (any negative, there) means a random seed.
 _INT_RANGE = (-(2**31), 2**31 - 1)
-_INT_RANGES = {"seed": (-1, 2**32 - 1)}
+_INT_RANGES = {
+    "seed": (-1, 2**32 - 1),
+    "mirostat": (0, 2),  # off, Mirostat 1.0 or 2.0: llama.cpp samples anything else as 0
+    "repeat_last_n": (-1, 2**31 - 1),  # -1: the whole context
+}
+_INT_EXPECTED = {
+    "seed": f"-1 (random) or an integer from 0 to {2**32 - 1}",
+    "mirostat": "0 (off), 1 (Mirostat) or 2 (Mirostat 2.0)",
+    "repeat_last_n": f"-1 (the whole context) or an integer from 0 to {2**31 - 1}",
+}
 
 
 def _to_int(name: str, value: Any) -> int:
     low, high = _INT_RANGES.get(name, _INT_RANGE)
-    expected = (
-        f"-1 (random) or an integer from 0 to {high}"
-        if name == "seed"
-        else f"an integer from {low} to {high}"
-    )
+    expected = _INT_EXPECTED.get(name, f"an integer from {low} to {high}")
     if isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):
         # Digits past 40 are out of range anyway (and int() refuses thousands of them).
         number = int(value) if len(value) <= 40 else high + 1
-    # JSON bodies may carry 1024.0 for an integer; bools are ints in Python but not here.
-    elif (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and float(value).is_integer()
-    ):
+    # Bools are ints in Python but not here; an int of any size is compared, not converted.
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    # JSON bodies may carry 1024.0 for an integer.
+    elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
         number = int(value)
     else:
         raise _bad(name, value, "an integer")
@@ -95,13 +98,39 @@ def _to_int(name: str, value: Any) -> int:
     return number
 
 
+# Sampling numbers llama.cpp reads without checking: out of these ranges they are either
+# silently meaningless (mirostat 7 samples as 0) or poison the logits (a repeat penalty of 0
+# divides by zero, a penalty of 1e308 times a count overflows to an infinity, and a softmax of
+# infinities is NaN). Each: (lowest, highest, the lowest itself allowed, how it reads).
+_FLOAT_RANGES: dict[str, tuple[float, float, bool, str]] = {
+    "temperature": (0.0, math.inf, True, "a number from 0 up"),
+    "top_p": (0.0, 1.0, True, "a number from 0 to 1"),
+    "min_p": (0.0, 1.0, True, "a number from 0 to 1"),
+    "typical_p": (0.0, 1.0, True, "a number from 0 to 1"),
+    "tfs_z": (0.0, 1.0, True, "a number from 0 to 1"),
+    "repeat_penalty": (0.0, 100.0, False, "a number above 0, at most 100"),
+    "presence_penalty": (-2.0, 2.0, True, "a number from -2 to 2"),
+    "frequency_penalty": (-2.0, 2.0, True, "a number from -2 to 2"),
+    "mirostat_tau": (0.0, 100.0, True, "a number from 0 to 100"),
+    "mirostat_eta": (0.0, 1.0, True, "a number from 0 to 1"),
+}
+
+
 def _to_float(name: str, value: Any) -> float:
     numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not numeric and not (isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip())):
         raise _bad(name, value, "a number")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of a thousand digits
+        number = math.inf
     if not math.isfinite(number):
         raise _bad(name, value, "a finite number")
+    low, high, low_allowed, expected = _FLOAT_RANGES.get(
+        name, (-math.inf, math.inf, True, "a number")
+    )
+    if number > high or number < low or (number == low and not low_allowed):
+        raise _bad(name, value, expected)
     return number
 
 

@@ -204,3 +204,37 @@ def test_an_inference_keys_keep_alive_is_clamped(keys: Keys, keep_alive: Any) ->
     _load(keys, keys.root, keep_alive)
     assert max(_loaded(keys)) > datetime.now(UTC) + timedelta(hours=900)
     _load(keys, keys.root, 0)
+
+
+def test_an_inference_key_never_shortens_an_admins_pin(keys: Keys) -> None:
+    """The report: an admin pinned the model (keep_alive -1), an inference request with
+    keep_alive "5m" made it expire five minutes later. An inference key's keep_alive may
+    lengthen a model's time, never shorten it; an admin's applies as sent."""
+    forever = datetime.now(UTC) + timedelta(hours=900)
+    _load(keys, keys.root, -1)
+    assert min(_loaded(keys)) > forever
+    generation = {"model": MODEL, "prompt": "Oi", "stream": False, "options": {"num_predict": 2}}
+    for keep_alive in ("5m", "1m", 0, None):  # None: the server's default (5m)
+        body = generation if keep_alive is None else {**generation, "keep_alive": keep_alive}
+        response = keys.call(keys.acme_app, "POST", "/api/generate", **body)
+        assert response.status_code == 200, response.text
+        assert min(_loaded(keys)) > forever, keep_alive
+        _load(keys, keys.globex_app, "2m")  # an empty prompt: a load, the same rule
+        assert min(_loaded(keys)) > forever, keep_alive
+    # Chats and the OpenAI route come through the same preparation.
+    chat = {"model": MODEL, "messages": [{"role": "user", "content": "Oi"}], "stream": False}
+    response = keys.call(keys.acme_app, "POST", "/api/chat", **chat, keep_alive="1m")
+    assert response.status_code == 200, response.text
+    openai = {"model": MODEL, "messages": [{"role": "user", "content": "Oi"}], "max_tokens": 2}
+    assert keys.call(keys.acme_app, "POST", "/v1/chat/completions", **openai).status_code == 200
+    assert min(_loaded(keys)) > forever
+    # An inference key still lengthens a shorter time; an admin shortens it as it says.
+    _load(keys, keys.root, "1m")
+    assert max(_loaded(keys)) < datetime.now(UTC) + timedelta(minutes=2)
+    _load(keys, keys.acme_app, "8m")
+    soon = max(_loaded(keys))
+    assert (
+        datetime.now(UTC) + timedelta(minutes=7) < soon < datetime.now(UTC) + timedelta(minutes=9)
+    )
+    _load(keys, keys.root, 0)
+    assert _loaded(keys) == []

@@ -101,7 +101,10 @@ class BodyOf(Generic[M]):
         self.model = model
 
     async def __call__(self, request: Request) -> M:
-        raw = await request.body()
+        return self.parse(await request.body())
+
+    def parse(self, raw: bytes) -> M:
+        """``raw`` validated as the model; 400 naming what is wrong."""
         if not raw.strip():
             raise BadRequestError("missing request body")
         try:

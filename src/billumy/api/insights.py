@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
-from billumy.api.deps import InferenceKey, KeyFirstRoute, body_of
+from billumy.api.deps import BodyOf, InferenceKey, KeyFirstRoute, M
 from billumy.api.docs import MODEL_ERRORS, answers, request_body
 from billumy.api.responses import JSON
 from billumy.api.streaming import (
@@ -26,6 +26,7 @@ from billumy.api.streaming import (
 )
 from billumy.errors import BadRequestError, BillumyError
 from billumy.insights.datasets import parse_format
+from billumy.insights.inline import check_inline_json
 from billumy.insights.service import InsightService
 from billumy.schemas.insights import DatasetUpload, InsightRequest
 from billumy.schemas.responses import (
@@ -47,7 +48,24 @@ async def _service(request: Request) -> InsightService:
 
 
 Insights = Annotated[InsightService, Depends(_service)]
-InsightBody = Annotated[InsightRequest, Depends(body_of(InsightRequest))]
+
+
+class DataBodyOf(BodyOf[M]):
+    """A body that may carry inline data: its objects, lists and values are counted on the
+    bytes (:func:`check_inline_json`) before it is parsed, and both run off the event loop."""
+
+    async def __call__(self, request: Request) -> M:
+        raw = await request.body()
+        service: InsightService = request.app.state.insights
+
+        def parse() -> M:
+            check_inline_json(raw, service.limits)
+            return self.parse(raw)
+
+        return await asyncio.to_thread(parse)
+
+
+InsightBody = Annotated[InsightRequest, Depends(DataBodyOf(InsightRequest))]
 
 
 @router.post(
@@ -152,7 +170,7 @@ async def upload_dataset(request: Request, service: Insights, key: InferenceKey)
         finally:
             await form.close()
     else:
-        body = await body_of(DatasetUpload)(request)
+        body = await DataBodyOf(DatasetUpload)(request)
         dataset, created = await service.upload(
             key,
             inline=body.data,

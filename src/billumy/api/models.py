@@ -36,6 +36,7 @@ from billumy.schemas.responses import (
 )
 
 router = APIRouter(prefix="/api", tags=["models"], route_class=KeyFirstRoute)
+REFUSED = "Always: Billumy serves the models of its configuration; it pulls and pushes none."
 
 
 def _iso(value: datetime) -> str:
@@ -191,9 +192,9 @@ async def delete(body: DeleteBody, catalog: CatalogDep, key: AdminKey) -> Respon
     return Response(status_code=200)
 
 
-@router.post(
-    "/pull", responses=answers(description="Never: pulling is refused (400).", errors=(400,))
-)
+# Refused whatever they are sent: their only answer is the 400 (no 200 is documented, as
+# none is ever sent), besides the key's 401, 403 and 429.
+@router.post("/pull", status_code=400, response_description=REFUSED, responses={400: {}})
 async def pull(_: AdminKey) -> Response:
     raise BadRequestError(
         "pulling models is disabled: Billumy serves the models of its configuration "
@@ -201,8 +202,6 @@ async def pull(_: AdminKey) -> Response:
     )
 
 
-@router.post(
-    "/push", responses=answers(description="Never: pushing is refused (400).", errors=(400,))
-)
+@router.post("/push", status_code=400, response_description=REFUSED, responses={400: {}})
 async def push(_: AdminKey) -> Response:
     raise BadRequestError("pushing models is not supported by Billumy")

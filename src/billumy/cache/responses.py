@@ -57,7 +57,7 @@ def generation_key(tenant: str, digest: str, generation: Generation) -> str:
     fields = dataclasses.asdict(generation)
     # Where the weights live, how long they stay loaded and whether the answer is streamed do
     # not change the answer; the grammar is made from the format, which is in the key.
-    for name in ("model_path", "keep_alive_s", "stream", "grammar"):
+    for name in ("model_path", "keep_alive_s", "keep_alive_extends", "stream", "grammar"):
         fields.pop(name)
     return cache_key("generate", tenant, digest, fields)
 

@@ -50,6 +50,9 @@ class Generation:
     format: str | dict[str, Any] | None = None  # "json" or a JSON schema
     grammar: str | None = None  # the GBNF made from ``format`` (embedded engine), if checked
     keep_alive_s: float | None = None  # None: the engine default; <0 forever
+    # True (unless the caller is an admin): its keep_alive may lengthen the time the model
+    # stays loaded, never shorten it (an admin's pin holds whatever other keys send).
+    keep_alive_extends: bool = True
     truncate: bool = False  # drop the oldest turns when the messages do not fit num_ctx
     keep_messages: int = 0  # leading messages (persona few-shots) that are never dropped
     mode: Literal["generate", "chat"] = "chat"  # which API the request came through
@@ -107,7 +110,13 @@ class Engine(Protocol):
     ) -> Embeddings: ...
 
     async def load(
-        self, model_path: Path, model_name: str, num_ctx: int, keep_alive_s: float | None
+        self,
+        model_path: Path,
+        model_name: str,
+        num_ctx: int,
+        keep_alive_s: float | None,
+        *,
+        extend_only: bool = True,
     ) -> int: ...
 
     async def unload(self, model_path: Path) -> None: ...

@@ -141,6 +141,7 @@ class Connection:
                 args["model_name"],
                 int(args["num_ctx"]),
                 args.get("keep_alive_s"),
+                extend_only=bool(args.get("extend_only", True)),
             )
         if op == "unload":
             await engine.unload(Path(args["model_path"]))

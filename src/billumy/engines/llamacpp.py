@@ -133,13 +133,19 @@ class LlamaCppEngine:
         runner.name = name
         return runner, load_ns
 
-    def _checkin(self, runner: Runner, keep_alive_s: float | None) -> None:
+    def _checkin(
+        self, runner: Runner, keep_alive_s: float | None, *, extend_only: bool = False
+    ) -> None:
+        """Let go of ``runner``, loaded for ``keep_alive_s`` from now; with ``extend_only``
+        (a caller that is not an admin) a later expiry it already had stays."""
         runner.busy = False
         seconds = self.keep_alive_s if keep_alive_s is None else keep_alive_s
         if seconds < 0 or seconds >= FOREVER.total_seconds():
-            runner.expires_at = datetime.now(UTC) + FOREVER
+            expires_at = datetime.now(UTC) + FOREVER
         else:
-            runner.expires_at = datetime.now(UTC) + timedelta(seconds=seconds)
+            expires_at = datetime.now(UTC) + timedelta(seconds=seconds)
+        if not extend_only or expires_at > runner.expires_at:
+            runner.expires_at = expires_at
         if seconds == 0 or runner.unloading:
             self._drop(runner)
         self._ensure_reaper()
@@ -167,13 +173,19 @@ class LlamaCppEngine:
     # --- public API ---------------------------------------------------------------------------
 
     async def load(
-        self, model_path: Path, model_name: str, num_ctx: int, keep_alive_s: float | None
+        self,
+        model_path: Path,
+        model_name: str,
+        num_ctx: int,
+        keep_alive_s: float | None,
+        *,
+        extend_only: bool = True,
     ) -> int:
         """Load the model (an empty prompt in Ollama); returns the load time in ns."""
         slots = await self._acquire(model_path)
         try:
             runner, load_ns = await self._checkout(model_path, model_name, num_ctx)
-            self._checkin(runner, keep_alive_s)
+            self._checkin(runner, keep_alive_s, extend_only=extend_only)
         finally:
             slots.release()
         return load_ns
@@ -243,7 +255,9 @@ class LlamaCppEngine:
             # No awaits here: this also runs when the stream is cancelled (client gone) or the
             # generator is finalised by the garbage collector.
             stop.set()
-            self._release_after(future, runner, slots, request.keep_alive_s)
+            self._release_after(
+                future, runner, slots, request.keep_alive_s, request.keep_alive_extends
+            )
 
     def _release_after(
         self,
@@ -251,12 +265,13 @@ class LlamaCppEngine:
         runner: Runner | None,
         slots: asyncio.Semaphore,
         keep_alive_s: float | None,
+        extend_only: bool = False,
     ) -> None:
         """Return the runner and slot once the worker thread has let go of the context."""
 
         def release(_: object = None) -> None:
             if runner is not None:
-                self._checkin(runner, keep_alive_s)
+                self._checkin(runner, keep_alive_s, extend_only=extend_only)
             slots.release()
 
         if future is None or future.done():

@@ -21,6 +21,7 @@ import llama_cpp
 from llama_cpp import Llama
 from llama_cpp.llama_grammar import LlamaGrammar
 
+from billumy import gotemplate
 from billumy.engines.base import Chunk, Generation
 from billumy.engines.decoding import TextAssembler
 from billumy.engines.prompting import PromptBuilder
@@ -204,9 +205,16 @@ def _prompt_tokens(runner: Runner, request: Generation) -> tuple[list[int], list
     room = min(request.num_predict, runner.n_ctx // 4) if request.truncate else 1
     budget = runner.n_ctx - room
 
+    # A text of this many characters has at least as many bytes, so ``floor`` finds it too
+    # long: a template's rendering stops there (a few hundred KiB, not its 32 MiB limit).
+    max_chars = runner.n_ctx * 2 * floor.longest
+
     def render(req: Generation) -> tuple[list[int] | None, list[str]]:
         """The tokens, or None for a text too long to fit the context (left untokenized)."""
-        text, stops = runner.prompts.build(req)
+        try:
+            text, stops = runner.prompts.build(req, max_chars=max_chars)
+        except gotemplate.OutputTooLongError:
+            return None, []
         if len(req.context) + floor.tokens(text) >= runner.n_ctx:
             return None, stops
         tokens = list(req.context) + llm.tokenize(
@@ -232,7 +240,10 @@ def _prompt_tokens(runner: Runner, request: Generation) -> tuple[list[int], list
     # The fewest oldest turns to leave out, found in a logarithmic number of renderings (one
     # per dropped turn took minutes for a few thousand turns, holding the engine). Every turn
     # costs at least a token, so at most ``budget`` of the droppable ones can stay.
-    low, high = max(1, len(droppable) - budget), len(droppable)
+    low, high = (
+        max(1, len(droppable) - budget, _must_drop(messages, droppable, max_chars)),
+        len(droppable),
+    )
     found: tuple[list[int], list[str]] | None = None
     while low <= high:
         middle = (low + high) // 2
@@ -244,6 +255,22 @@ def _prompt_tokens(runner: Runner, request: Generation) -> tuple[list[int], list
     if found is None:
         return _checked(runner, render(without(len(droppable)))[0]), stops
     return _checked(runner, found[0]), found[1]
+
+
+def _must_drop(messages: list[dict[str, Any]], droppable: list[int], max_chars: int) -> int:
+    """How many of the oldest ``droppable`` turns must go however the template writes the
+    rest: the prompt holds every kept message's content, so the kept contents cannot pass
+    ``max_chars``. Counting them is cheap; the renderings the search makes then hold only
+    the newest turns (2,000 turns of 100 characters were 11 renderings of them all)."""
+    dropping = set(droppable)
+    size = sum(
+        len(str(m.get("content") or "")) for i, m in enumerate(messages) if i not in dropping
+    )
+    for kept, index in enumerate(reversed(droppable)):
+        size += len(str(messages[index].get("content") or ""))
+        if size > max_chars:
+            return len(droppable) - kept
+    return 0
 
 
 def _checked(runner: Runner, tokens: list[int] | None) -> list[int]:

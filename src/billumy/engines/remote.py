@@ -247,13 +247,20 @@ class EngineClient:
         return Embeddings(**result)
 
     async def load(
-        self, model_path: Path, model_name: str, num_ctx: int, keep_alive_s: float | None
+        self,
+        model_path: Path,
+        model_name: str,
+        num_ctx: int,
+        keep_alive_s: float | None,
+        *,
+        extend_only: bool = True,
     ) -> int:
         args = {
             "model_path": str(model_path),
             "model_name": model_name,
             "num_ctx": num_ctx,
             "keep_alive_s": keep_alive_s,
+            "extend_only": extend_only,
         }
         return int(await self._call("load", args))
 
