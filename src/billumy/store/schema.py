@@ -28,6 +28,8 @@ revision's, so it is checked against the metadata, stamped at the baseline and i
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -239,7 +241,25 @@ class Upgrade:
         return self.before != self.after
 
 
+@contextmanager
+def _quiet_alembic() -> Iterator[None]:
+    """Alembic logs a few INFO lines each time a context is made (three per start); the
+    outcome is logged here instead, once."""
+    alembic_log = logging.getLogger("alembic")
+    level = alembic_log.level
+    alembic_log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        alembic_log.setLevel(level)
+
+
 def _upgrade(conn: Connection) -> Upgrade:
+    with _quiet_alembic():
+        return _upgrade_quietly(conn)
+
+
+def _upgrade_quietly(conn: Connection) -> Upgrade:
     script = _script()
     before = _revisions(conn)
     _refuse_unknown(script, before)
