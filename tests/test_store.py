@@ -7,7 +7,8 @@ PostgreSQL cases skip, except under CI (``CI`` set), where they fail.
 MongoDB cases run when ``BILLUMY_TEST_MONGO_URL`` names a server; each test gets a freshly
 named database that is dropped afterwards.
 
-The tests at the end (schema migrations, FTS index consistency) are about the SQL adapter only.
+The tests at the end (FTS index consistency) are about the SQL adapter only; the SQL schema's
+revisions and upgrades are tested in test_store_schema.py.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
-from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -27,13 +27,12 @@ import asyncpg
 import pytest
 from bson.errors import InvalidDocument
 from pymongo import AsyncMongoClient
-from sqlalchemy import insert, inspect, text
+from sqlalchemy import text
 from sqlalchemy.exc import StatementError
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from billumy.auth import hash_key
-from billumy.errors import BadRequestError, BillumyError
-from billumy.store import open_store, sql, sql_chats
+from billumy.errors import BadRequestError
+from billumy.store import open_store, sql_chats
 from billumy.store.base import (
     ApiKeyRecord,
     Chat,
@@ -43,9 +42,7 @@ from billumy.store.base import (
     Store,
     UsageRecord,
 )
-from billumy.store.migrations import MIGRATIONS, Migration, migrate, schema_migrations
-from billumy.store.sql import SQLStore, api_keys, key_usage, models
-from billumy.store.sql_chats import chat_messages, chats
+from billumy.store.sql import SQLStore
 
 T = TypeVar("T")
 
@@ -1005,13 +1002,7 @@ def test_replace_messages(store_url: str) -> None:
     with_store(store_url, body)
 
 
-# SQL adapter: schema migrations and the search index
-
-
-async def _versions(store: SQLStore) -> list[int]:
-    async with store.engine.connect() as conn:
-        rows = await conn.execute(text("SELECT version FROM schema_migrations ORDER BY version"))
-        return [row.version for row in rows]
+# SQL adapter: the search index (the schema's own tests: test_store_schema.py)
 
 
 def with_sql_stores(url: str, count: int, body: Callable[..., Awaitable[T]]) -> T:
@@ -1026,211 +1017,6 @@ def with_sql_stores(url: str, count: int, body: Callable[..., Awaitable[T]]) -> 
                 await store.aclose()
 
     return asyncio.run(main())
-
-
-ALL_VERSIONS = [m.version for m in MIGRATIONS]
-
-
-def test_migrations_are_idempotent(sql_url: str) -> None:
-    async def body(store: SQLStore) -> None:
-        await store.ainit()
-        assert await _versions(store) == ALL_VERSIONS
-        assert await migrate(store.writer) == []
-        await store.ainit()  # a second start on a migrated database
-        assert await _versions(store) == ALL_VERSIONS
-
-    with_sql_stores(sql_url, 1, body)
-
-
-async def _start_at(store: SQLStore, version: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Start ``store`` as a release that knew migrations up to ``version`` would have."""
-    with monkeypatch.context() as patch:
-        patch.setattr(sql, "migrate", partial(migrate, migrations=MIGRATIONS[:version]))
-        await store.ainit()
-    assert await _versions(store) == ALL_VERSIONS[:version]
-
-
-@pytest.mark.parametrize("start_from", [0, 1, 2], ids=["fresh", "at-version-1", "at-version-2"])
-def test_concurrent_start_migrates_once(
-    sql_url: str, start_from: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Several processes start at once, on a fresh database or on one an older release made.
-    async def body(first: SQLStore, *stores: SQLStore) -> None:
-        if start_from:
-            await _start_at(first, start_from, monkeypatch)
-        await asyncio.gather(*(store.ainit() for store in stores))
-        for store in stores:
-            assert await _versions(store) == ALL_VERSIONS
-        await stores[0].create_chat(new_chat("c"), [user("hello")])
-        chat = await stores[-1].get_chat(TENANT, "c")
-        assert chat is not None
-        assert chat.message_count == 1
-        await stores[1].record_usage("k", "m", 1, 2, day=DAY)
-        assert await stores[-1].usage() == [UsageRecord("k", DAY, "m", 1, 1, 2)]
-
-    with_sql_stores(sql_url, 7, body)
-
-
-def test_upgrade_from_version_2_keeps_keys_and_adds_limits_and_usage(
-    sql_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    record = key_record("before-limits")
-
-    async def body(old: SQLStore, new: SQLStore) -> None:
-        await _start_at(old, 2, monkeypatch)
-        async with old.writer.begin() as conn:
-            # The columns a version-2 database has; the limit columns do not exist yet.
-            await conn.execute(
-                insert(api_keys).values(
-                    id=record.id,
-                    name=record.name,
-                    prefix=record.prefix,
-                    key_hash=record.key_hash,
-                    tenant=record.tenant,
-                    scopes='["inference"]',
-                    created_at=record.created_at,
-                )
-            )
-            # A chat and a message with version 2's columns (no summary yet).
-            now = datetime.now(UTC)
-            await conn.execute(
-                text(
-                    "INSERT INTO chats (id, tenant, user_id, title, model, tags, metadata,"
-                    " archived, message_count, created_at, updated_at) VALUES ('c', :tenant,"
-                    " 'u', NULL, 'billumy', :tags, '{}', false, 1, :now, :now)"
-                ),
-                {"tenant": TENANT, "tags": "[]" if "sqlite" in sql_url else [], "now": now},
-            )
-            await conn.execute(
-                text(
-                    "INSERT INTO messages (id, chat_id, seq, role, content, model, incomplete,"
-                    " done_reason, stats, created_at) VALUES ('m1', 'c', 1, 'user', 'kept',"
-                    " NULL, false, NULL, '{}', :now)"
-                ),
-                {"now": now},
-            )
-        await old.aclose()
-
-        await new.ainit()
-        assert await _versions(new) == ALL_VERSIONS
-        assert await new.key_by_hash(record.key_hash) == record  # limits None: the defaults
-        chat = await new.get_chat(TENANT, "c")
-        assert chat is not None
-        assert chat.message_count == 1
-        assert _limits(await new.set_key_limits(record.id, requests_per_minute=9)) == (
-            9,
-            None,
-            None,
-        )
-        await new.record_usage(record.id, "billumy:latest", 3, 4, day=DAY)
-        await new.record_usage(record.id, "billumy:latest", 3, 4, day=DAY)
-        assert await new.usage() == [UsageRecord(record.id, DAY, "billumy:latest", 2, 6, 8)]
-
-    with_sql_stores(sql_url, 2, body)
-
-
-def test_upgrade_from_the_schema_before_migrations(sql_url: str) -> None:
-    # What SQLStore.ainit() made before migrations existed (metadata.create_all of the tables
-    # back then): migration 1's statements, which are exactly that, with no schema_migrations.
-    record = key_record("legacy")
-
-    async def legacy() -> None:
-        engine = create_async_engine(sql_url)
-        try:
-            async with engine.begin() as conn:
-                for statement in MIGRATIONS[0].statements(engine.dialect.name):
-                    await conn.exec_driver_sql(statement)
-                await conn.execute(
-                    insert(api_keys).values(
-                        id=record.id,
-                        name=record.name,
-                        prefix=record.prefix,
-                        key_hash=record.key_hash,
-                        tenant=record.tenant,
-                        scopes='["inference"]',
-                        created_at=record.created_at,
-                    )
-                )
-                await conn.execute(
-                    insert(models).values(
-                        name="old:latest",
-                        definition={"base": "x"},
-                        created_at=BASE_TIME,
-                        modified_at=BASE_TIME,
-                    )
-                )
-        finally:
-            await engine.dispose()
-
-    asyncio.run(legacy())
-
-    async def body(store: SQLStore) -> None:
-        await store.ainit()
-        assert await _versions(store) == ALL_VERSIONS
-        assert await store.key_by_hash(record.key_hash) == record
-        assert [m.name for m in await store.list_models()] == ["old:latest"]
-        await store.create_chat(new_chat("c"), [user("after the upgrade")])
-        assert [c.id for c in await store.list_chats(TENANT, q="upgrade")] == ["c"]
-
-    with_sql_stores(sql_url, 1, body)
-
-
-def test_schema_matches_the_table_definitions(sql_url: str) -> None:
-    def columns(conn: Any) -> dict[str, set[str]]:
-        inspector = inspect(conn)
-        return {
-            name: {c["name"] for c in inspector.get_columns(name)}
-            for name in ("api_keys", "models", "usage", "chats", "messages")
-        }
-
-    async def body(store: SQLStore) -> None:
-        await store.ainit()
-        async with store.engine.connect() as conn:
-            found = await conn.run_sync(columns)
-        search = {"chats": {"title_search"}, "messages": {"search"}}
-        for table in (api_keys, models, key_usage, chats, chat_messages):
-            extra = (
-                search.get(table.name, set()) if store.engine.dialect.name != "sqlite" else set()
-            )
-            assert found[table.name] == {c.name for c in table.columns} | extra, table.name
-
-    with_sql_stores(sql_url, 1, body)
-
-
-def test_a_newer_schema_is_refused(sql_url: str) -> None:
-    async def body(first: SQLStore, second: SQLStore) -> None:
-        await first.ainit()
-        async with first.writer.begin() as conn:
-            await conn.execute(
-                insert(schema_migrations).values(
-                    version=99, description="from the future", applied_at=BASE_TIME
-                )
-            )
-        with pytest.raises(BillumyError, match=r"\[99\].*upgrade Billumy"):
-            await second.ainit()
-        assert await second.ping() is False  # left closed
-
-    with_sql_stores(sql_url, 2, body)
-
-
-def test_a_failed_migration_leaves_no_trace(sql_url: str) -> None:
-    broken = Migration(
-        len(MIGRATIONS) + 1,
-        "half done",
-        sqlite=("CREATE TABLE half (a INTEGER)", "CREATE TABLE broken ("),
-        postgresql=("CREATE TABLE half (a INTEGER)", "CREATE TABLE broken ("),
-    )
-
-    async def body(store: SQLStore) -> None:
-        await store.ainit()
-        with pytest.raises(StatementError):
-            await migrate(store.writer, (*MIGRATIONS, broken))
-        assert await _versions(store) == ALL_VERSIONS
-        async with store.engine.connect() as conn:
-            tables = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
-        assert "half" not in tables
-
-    with_sql_stores(sql_url, 1, body)
 
 
 def test_search_with_many_hits(sql_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

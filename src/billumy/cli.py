@@ -20,6 +20,8 @@ from rich.table import Column, Table
 from billumy.settings import Settings
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from billumy.cache.limits import Limits
     from billumy.catalog import ModelEntry
     from billumy.store.base import ApiKeyRecord, Store, UsageRecord
@@ -41,8 +43,16 @@ keys_app = typer.Typer(
 models_app = typer.Typer(
     help="List, inspect and prepare the models Billumy serves.", no_args_is_help=True
 )
+db_app = typer.Typer(
+    help="The SQL database's schema (SQLite or PostgreSQL, at database_url, the server's "
+    "setting): its revision, upgrades, and a check against the tables this Billumy defines. "
+    "Schema revisions are Alembic's; `billumy serve` upgrades at start-up too. MongoDB has no "
+    "schema: its indexes are made at start-up.",
+    no_args_is_help=True,
+)
 app.add_typer(keys_app, name="keys")
 app.add_typer(models_app, name="models")
+app.add_typer(db_app, name="db")
 
 out = Console()
 err = Console(stderr=True)
@@ -479,6 +489,98 @@ def models_prepare() -> None:
     settings = _load_settings()
     path = _with_progress("Assembling Gemma 3 270M", lambda p: assemble_gemma(settings.data_dir, p))
     err.print(f"ready: {path}")
+
+
+# --- db ------------------------------------------------------------------------------------------
+
+
+def _with_sql(work: Callable[[AsyncEngine], Awaitable[T]], *, write: bool = False) -> T | None:
+    """Run ``work`` on an engine of the configured SQL database, its writer if ``write``
+    (None on MongoDB: nothing to do); a BillumyError becomes a message and exit 1."""
+    from billumy.errors import BillumyError
+    from billumy.store.sql import open_engine, writer_of
+
+    url = _load_settings().resolved_database_url
+    if url.split("://", 1)[0].lower().startswith("mongodb"):
+        err.print("MongoDB has no schema revisions: its indexes are made when Billumy starts.")
+        return None
+
+    async def main() -> T:
+        engine = open_engine(url)
+        try:
+            return await work(writer_of(engine) if write else engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except BillumyError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the schema to the newest revision: what `billumy serve` does at start-up.
+
+    All-or-nothing, in one transaction under a database-wide lock, so it is safe while servers
+    start or run: whoever comes second waits, then finds nothing left to do. A new database gets
+    the whole schema. A database made by the previous release (its hand-written migrations,
+    table schema_migrations at version 4) is taken over as it is: its tables are checked
+    against the ones this Billumy defines, it is stamped at the baseline revision and
+    schema_migrations is dropped; no table is copied or recreated.
+    """
+    from billumy.store import schema
+
+    done = _with_sql(schema.upgrade, write=True)
+    if done is None:
+        return
+    after = ", ".join(done.after)
+    if done.adopted_legacy:
+        err.print("took over the schema of the former hand-written migrations (version 4)")
+    if done.changed:
+        err.print(f"schema upgraded from {', '.join(done.before) or 'nothing'} to {after}")
+    else:
+        err.print(f"schema already at the newest revision, {after}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the schema's revision and the newest one this Billumy knows; changes nothing."""
+    from billumy.store import schema
+
+    found = _with_sql(schema.state)
+    if found is None:
+        return
+    if found.current:
+        note = "up to date" if found.up_to_date else "run `billumy db upgrade`"
+        out.print(f"revision {', '.join(found.current)} (newest: {found.head}; {note})")
+    elif found.legacy is not None:
+        out.print(
+            f"former hand-written migrations, version(s) {found.legacy} (newest revision: "
+            f"{found.head}; `billumy db upgrade` takes it over)"
+        )
+    else:
+        out.print(f"no schema yet (newest revision: {found.head}; run `billumy db upgrade`)")
+
+
+@db_app.command("check")
+def db_check() -> None:
+    """Compare the database with the tables this Billumy defines (like `alembic check`).
+
+    Exit status 0 when they agree; 1, listing the differences, when they do not or when the
+    schema is not at the newest revision.
+    """
+    from billumy.store import schema
+
+    found = _with_sql(schema.check)
+    if found is None:
+        return
+    if found:
+        for difference in found:
+            err.print(f"differs: {difference}", markup=False, highlight=False)
+        raise typer.Exit(1)
+    err.print("the schema agrees with the tables this Billumy defines")
 
 
 @app.command("selftest")

@@ -1,7 +1,8 @@
 """SQL store on SQLAlchemy's async engine: SQLite (default, WAL) and PostgreSQL (asyncpg).
 
 Keys (with their limits), models and usage live here; chats and messages in
-:mod:`billumy.store.sql_chats`; the schema in :mod:`billumy.store.migrations`.
+:mod:`billumy.store.sql_chats`. The schema is made from these tables by Alembic, at start-up
+(:mod:`billumy.store.schema`).
 
 SQLite transactions are begun here rather than by the sqlite3 module (which begins one before
 the first INSERT/UPDATE/DELETE, after any SELECT): writes go through ``SQLStore.writer`` and
@@ -27,6 +28,7 @@ from sqlalchemy import (
     Connection,
     Date,
     DateTime,
+    Index,
     Insert,
     Integer,
     MetaData,
@@ -48,6 +50,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from billumy.errors import BadRequestError, StoreUnavailableError
+from billumy.store import schema
 from billumy.store.base import (
     UNSET,
     ApiKeyRecord,
@@ -58,13 +61,15 @@ from billumy.store.base import (
     limit_changes,
     today,
 )
-from billumy.store.migrations import migrate
 from billumy.store.sql_chats import SQLChatStore, _aware
 
 # Execution option of the writer engine; the SQLite "begin" hook turns it into BEGIN IMMEDIATE.
 _WRITE = "billumy_write"
 
 metadata = MetaData()
+
+# SQLite's INTEGER is 64-bit already, and what its tables have always used.
+_big = BigInteger().with_variant(Integer(), "sqlite")
 
 api_keys = Table(
     "api_keys",
@@ -79,7 +84,7 @@ api_keys = Table(
     Column("last_used_at", DateTime(timezone=True)),
     Column("revoked_at", DateTime(timezone=True)),
     Column("requests_per_minute", Integer),
-    Column("tokens_per_day", BigInteger),
+    Column("tokens_per_day", _big),
     Column("parallel", Integer),
 )
 
@@ -92,15 +97,20 @@ models = Table(
     Column("modified_at", DateTime(timezone=True), nullable=False),
 )
 
+# Limits: NULL is the server default, 0 unlimited. Usage: one row per key, UTC day and model,
+# grown by INSERT ... ON CONFLICT DO UPDATE (see SQLStore.record_usage). No foreign key to
+# api_keys: keys are never deleted, and usage must be kept even if one were.
 key_usage = Table(
     "usage",
     metadata,
     Column("key_id", String(32), primary_key=True),
     Column("day", Date, primary_key=True),
     Column("model", String(300), primary_key=True),
-    Column("requests", BigInteger, nullable=False),
-    Column("prompt_tokens", BigInteger, nullable=False),
-    Column("completion_tokens", BigInteger, nullable=False),
+    Column("requests", _big, nullable=False, server_default="0"),
+    Column("prompt_tokens", _big, nullable=False, server_default="0"),
+    Column("completion_tokens", _big, nullable=False, server_default="0"),
+    # Listing every key's usage since a day walks this rather than the whole table.
+    Index("usage_day", "day"),
 )
 
 
@@ -182,6 +192,27 @@ def _unavailable_on_outage(engine: AsyncEngine) -> None:
             raise StoreUnavailableError() from context.original_exception
 
 
+def open_engine(url: str) -> AsyncEngine:
+    """The engine of a ``sqlite+aiosqlite://`` or ``postgresql+asyncpg://`` URL (reads: see the
+    module docstring); :func:`writer_of` gives its writer."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = _sqlite_engine(url)
+    elif parsed.get_backend_name() == "postgresql":
+        engine = create_async_engine(url, pool_pre_ping=True)
+    else:
+        raise BadRequestError(f"unsupported database URL scheme: {parsed.drivername}")
+    _unavailable_on_outage(engine)
+    return engine
+
+
+def writer_of(engine: AsyncEngine) -> AsyncEngine:
+    """The engine's writer: on SQLite its transactions start with BEGIN IMMEDIATE."""
+    return engine.execution_options(**{_WRITE: True})
+
+
 def _key_from_row(row: Any) -> ApiKeyRecord:
     return ApiKeyRecord(
         id=row.id,
@@ -215,23 +246,13 @@ class SQLStore(SQLChatStore):
         self.url = url
 
     async def ainit(self) -> None:
-        """Connect and apply the missing schema migrations (idempotent, safe with several
-        processes starting at once)."""
+        """Connect and bring the schema to the newest revision (idempotent, safe with several
+        processes starting at once; see :mod:`billumy.store.schema`)."""
         await self.aclose()  # a second ainit() starts afresh rather than leak the first pool
-        parsed = make_url(self.url)
-        if parsed.get_backend_name() == "sqlite":
-            if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            engine = _sqlite_engine(self.url)
-        elif parsed.get_backend_name() == "postgresql":
-            engine = create_async_engine(self.url, pool_pre_ping=True)
-        else:
-            raise BadRequestError(f"unsupported database URL scheme: {parsed.drivername}")
-        _unavailable_on_outage(engine)
-        self._engine = engine
-        self._writer = engine.execution_options(**{_WRITE: True})
+        self._engine = open_engine(self.url)
+        self._writer = writer_of(self._engine)
         try:
-            await migrate(self._writer)
+            await schema.upgrade(self._writer)
         except BaseException:
             await self.aclose()
             raise

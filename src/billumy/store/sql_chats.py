@@ -1,6 +1,8 @@
 """The ChatStore half of the SQL store: chats, their messages and full-text search.
 
-Tables come from migration 2 (:mod:`billumy.store.migrations`). Every statement on chats
+The tables are defined here; the schema is made from them by Alembic (:mod:`billumy.store.schema`),
+which adds what the metadata cannot express: the full-text indexes (SQLite FTS5 tables and
+their triggers, PostgreSQL tsvector columns and GIN indexes). Every statement on chats
 filters by tenant; statements on messages either join chats on the tenant or run in the same
 transaction right after a tenant-filtered write to the chat row; search subqueries only name
 candidate chat ids for a query that filters by tenant.
@@ -35,6 +37,7 @@ from sqlalchemy import (
     ColumnElement,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     Select,
@@ -45,6 +48,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     exists,
+    false,
     func,
     insert,
     select,
@@ -66,6 +70,7 @@ _tags = JSON().with_variant(ARRAY(Text()), "postgresql")
 _timestamp = DateTime(timezone=True)
 
 # The search columns (PostgreSQL) are left out on purpose: `select(chats)` never fetches them.
+# Server defaults are those the schema has always had; every insert here gives all values.
 chats = Table(
     "chats",
     chat_metadata,
@@ -74,15 +79,25 @@ chats = Table(
     Column("user_id", Text, nullable=False),
     Column("title", Text),
     Column("model", Text, nullable=False),
+    # Default '[]' (SQLite) or '{}' (PostgreSQL): set per dialect in the baseline revision.
     Column("tags", _tags, nullable=False),
-    Column("metadata", _json, nullable=False),
-    Column("archived", Boolean, nullable=False),
-    Column("message_count", Integer, nullable=False),
+    Column("metadata", _json, nullable=False, server_default="{}"),
+    Column("archived", Boolean, nullable=False, server_default=false()),
+    Column("message_count", Integer, nullable=False, server_default="0"),
     Column("created_at", _timestamp, nullable=False),
     Column("updated_at", _timestamp, nullable=False),
     Column("summary", Text),
     Column("summary_upto", Integer, nullable=False, server_default="0"),
 )
+# Newest first, per user and per tenant: the listing's order (see list_chats).
+Index(
+    "chats_tenant_user_created",
+    chats.c.tenant,
+    chats.c.user_id,
+    chats.c.created_at.desc(),
+    chats.c.id.desc(),
+)
+Index("chats_tenant_created", chats.c.tenant, chats.c.created_at.desc(), chats.c.id.desc())
 
 chat_messages = Table(
     "messages",
@@ -93,9 +108,9 @@ chat_messages = Table(
     Column("role", Text, nullable=False),
     Column("content", Text, nullable=False),
     Column("model", Text),
-    Column("incomplete", Boolean, nullable=False),
+    Column("incomplete", Boolean, nullable=False, server_default=false()),
     Column("done_reason", Text),
-    Column("stats", _json, nullable=False),
+    Column("stats", _json, nullable=False, server_default="{}"),
     Column("created_at", _timestamp, nullable=False),
     UniqueConstraint("chat_id", "seq"),
 )

@@ -1,4 +1,9 @@
-"""Versioned schema migrations for the SQL store (SQLite and PostgreSQL).
+"""FROZEN: the hand-written schema migrations of the release before Alembic, kept verbatim
+(once src/billumy/store/migrations.py) so that tests/test_store_schema.py can make the databases
+that release made and check that this one takes them over. Never edit; nothing in the package
+imports it.
+
+Versioned schema migrations for the SQL store (SQLite and PostgreSQL).
 
 Each :class:`Migration` has a version, a description and its DDL per dialect; the versions
 applied are recorded in ``schema_migrations``. :func:`migrate` applies the missing ones, in

@@ -1,0 +1,1 @@
+"""Alembic environment of the SQL store (see :mod:`billumy.store.schema`)."""

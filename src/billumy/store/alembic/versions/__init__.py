@@ -1,0 +1,1 @@
+"""The SQL schema's revisions, oldest first (see :mod:`billumy.store.schema`)."""
