@@ -54,6 +54,11 @@ class FairUse:
     def __init__(self, state: SharedState, *, quota_on_outage: str = "closed") -> None:
         self.state = state
         self.quota_fails_closed = quota_on_outage != "open"
+        # key id -> (minute window, its count when this process last refused the key in it).
+        # A window's count only grows, so while the key's limit stays under that count every
+        # later request in the same window is refused too: the request edge answers those from
+        # here, without a round trip to the shared state (see ``over_rpm``).
+        self._spent: dict[str, tuple[int, int]] = {}
 
     @property
     def degraded(self) -> bool:
@@ -74,12 +79,29 @@ class FairUse:
         reset_s = max(1, math.ceil(60 - now % 60))
         report = RateHeaders(limit=rpm, remaining=max(0, rpm - used), reset_s=reset_s)
         if used > rpm:
+            if len(self._spent) >= 10_000:  # bounded: drop the lot rather than grow
+                self._spent.clear()
+            self._spent[key_id] = (int(now // 60), used)
             raise RateLimitedError(
                 f"rate limit exceeded: {rpm} requests per minute for this key",
                 retry_after=reset_s,
                 headers=report.headers(),
             )
         return report
+
+    def over_rpm(self, key_id: str, rpm: int | None) -> int | None:
+        """Seconds until the window ends when this process already knows the key is over its
+        per-minute limit ``rpm`` in the current window (no round trip); else None."""
+        if rpm is None:
+            return None
+        spent = self._spent.get(key_id)
+        if spent is None:
+            return None
+        now = time.time()
+        window, used = spent
+        if window != int(now // 60) or used <= rpm:
+            return None
+        return max(1, math.ceil(60 - now % 60))
 
     async def check_quota(self, key_id: str, limits: Limits) -> None:
         """429 when today's tokens are used up (UTC days)."""
