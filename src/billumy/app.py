@@ -362,7 +362,13 @@ def create_app(settings: Settings) -> FastAPI:
             *(route for r in (*routers, insights.router) for route in r.routes),
         ]
     )
-    app.add_middleware(Edge, state=app.state, keyed=keyed, public=public)
+    # The routes that take a parallel slot: the lean generation routes and a chat's messages.
+    slotted = [r.path_regex for r in (*ollama.routes, *openai.routes)] + [
+        r.path_regex
+        for r in chats.router.routes
+        if isinstance(r, APIRoute) and r.path.endswith("/messages") and "POST" in (r.methods or ())
+    ]
+    app.add_middleware(Edge, state=app.state, keyed=keyed, public=public, slotted=slotted)
     if settings.trusted_proxies:
         # Outermost, so everything inside (the access log too) sees the forwarded client and
         # scheme; they are taken only from a peer in trusted_proxies, otherwise left alone.

@@ -8,7 +8,13 @@ key it answers, from the headers and this process's memory alone:
   unknown (:meth:`billumy.auth.UnknownKeys.known_here`);
 * 429 when the key was verified within ``key_cache_ttl`` and this process already refused it
   for its per-minute limit in the current window (:meth:`billumy.cache.limits.FairUse.over_rpm`):
-  a window's count only grows, so the answer is the one the full path would give.
+  a window's count only grows, so the answer is the one the full path would give;
+* 429 when such a key asks a generation route (``slotted``: the lean inference routes and a
+  chat's messages) while this process alone holds all of its parallel slots
+  (:meth:`~billumy.cache.limits.FairUse.parallel_full`; the shared count is at least that).
+  The request still counts against the key's minute, as on the full path. Unlike the full
+  path, the body is not read first: a request that would have been answered from the response
+  cache, or refused as malformed, gets this 429 too.
 
 Anything else (a key not cached here, a malformed header, the routes without a key) goes on to
 the app, which checks it fully; the shared state (Redis) stays the truth for every count. An
@@ -35,6 +41,8 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from billumy.api.errors import openai_error
+from billumy.cache.limits import parallel_refusal
+from billumy.errors import RateLimitedError
 
 LINGER_S = 5.0  # most seconds spent discarding a refused body after the answer
 MISSING = "missing API key: send 'Authorization: Bearer <key>'"
@@ -78,7 +86,8 @@ class Edge:
     """See the module docstring. ``state`` is the app's state (``auth``, ``fair_use`` and
     ``metrics`` appear on it when the lifespan has run); a path takes a key when one of the
     ``keyed`` route patterns matches it and none of the ``public`` ones does (a path that
-    matches neither goes on, to its 404); ``linger_bytes`` bounds the body read and dropped
+    matches neither goes on, to its 404); ``slotted`` are the generation routes, which take a
+    parallel slot; ``linger_bytes`` bounds the body read and dropped
     after a refusal."""
 
     def __init__(
@@ -88,12 +97,15 @@ class Edge:
         state: Any,
         keyed: Sequence[re.Pattern[str]],
         public: Sequence[re.Pattern[str]],
+        slotted: Sequence[re.Pattern[str]] = (),
         linger_bytes: int = 1 << 20,
     ) -> None:
         self.app = app
         self.state = state
         self.keyed = keyed
         self.public = public
+        self.slotted = slotted
+        self._slot_paths: dict[str, bool] = {}
         self.linger_bytes = linger_bytes
         self._paths: dict[str, bool] = {}
         self._bodies: dict[tuple[int, str, bool], bytes] = {}
@@ -142,27 +154,55 @@ class Edge:
             return
         record = auth.cached(digest)
         fair_use = getattr(self.state, "fair_use", None)
-        if record is not None and record.active and fair_use is not None:
-            rpm = auth.limits_of(record).requests_per_minute
-            reset_s = fair_use.over_rpm(record.id, rpm)
-            if reset_s is not None:
-                reset = str(reset_s).encode()
-                await self._refuse(
-                    scope,
-                    receive,
-                    send,
-                    429,
-                    f"rate limit exceeded: {rpm} requests per minute for this key",
-                    request_id,
-                    [
-                        (b"retry-after", reset),
-                        (b"x-ratelimit-limit", str(rpm).encode()),
-                        (b"x-ratelimit-remaining", b"0"),
-                        (b"x-ratelimit-reset", reset),
-                    ],
-                )
-                return
+        if record is None or not record.active or fair_use is None:
+            await self.app(scope, receive, send)
+            return
+        limits = auth.limits_of(record)
+        rpm = limits.requests_per_minute
+        reset_s = fair_use.over_rpm(record.id, rpm)
+        if reset_s is not None:
+            reset = str(reset_s).encode()
+            await self._refuse(
+                scope,
+                receive,
+                send,
+                429,
+                f"rate limit exceeded: {rpm} requests per minute for this key",
+                request_id,
+                [
+                    (b"retry-after", reset),
+                    (b"x-ratelimit-limit", str(rpm).encode()),
+                    (b"x-ratelimit-remaining", b"0"),
+                    (b"x-ratelimit-reset", reset),
+                ],
+            )
+            return
+        if (
+            scope["method"] == "POST"
+            and fair_use.parallel_full(record.id, limits.parallel)
+            and self._slotted(scope["path"])
+        ):
+            # As the full path would: the request counts against the minute, then the 429.
+            try:
+                report = await fair_use.admit_request(record.id, limits)
+                refusal = parallel_refusal(limits.parallel)
+                if report is not None:
+                    refusal.headers.update(report.headers())
+            except RateLimitedError as exc:
+                refusal = exc
+            headers = [(k.lower().encode(), v.encode()) for k, v in refusal.headers.items()]
+            await self._refuse(scope, receive, send, 429, refusal.message, request_id, headers)
+            return
         await self.app(scope, receive, send)
+
+    def _slotted(self, path: str) -> bool:
+        known = self._slot_paths.get(path)
+        if known is None:
+            known = any(p.match(path) for p in self.slotted)
+            if len(self._slot_paths) >= 4096:
+                self._slot_paths.clear()
+            self._slot_paths[path] = known
+        return known
 
     def _body(self, status: int, message: str, openai: bool) -> bytes:
         key = (status, message, openai)

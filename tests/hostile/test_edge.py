@@ -22,8 +22,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from billumy.auth import Authenticator, hash_key
+from billumy.cache.limits import FairUse, Limits
+from billumy.cache.local import LocalState
 from billumy.edge import has_body, linger
-from billumy.errors import StoreUnavailableError, UnauthorizedError
+from billumy.errors import RateLimitedError, StoreUnavailableError, UnauthorizedError
 from billumy.store.base import ApiKeyRecord
 from tests.e2e.server import BIN, Server
 
@@ -302,5 +304,44 @@ def test_a_store_outage_reaches_every_caller_of_the_batch() -> None:
         )
         assert all(isinstance(o, StoreUnavailableError) for o in outcomes), outcomes
         assert store.queries == [20]
+
+    asyncio.run(main())
+
+
+def test_parallel_full_counts_the_slots_this_process_holds() -> None:
+    async def main() -> None:
+        fair_use = FairUse(LocalState())
+        limits = Limits(parallel=2)
+        assert not fair_use.parallel_full("k", 2)
+        one = await fair_use.acquire("k", limits)
+        two = await fair_use.acquire("k", limits)
+        assert fair_use.parallel_full("k", 2) and not fair_use.parallel_full("other", 2)
+        assert not fair_use.parallel_full("k", 3) and not fair_use.parallel_full("k", None)
+        with pytest.raises(RateLimitedError, match="2 at once"):
+            await fair_use.acquire("k", limits)
+        await fair_use.release("k", one)
+        assert not fair_use.parallel_full("k", 2)
+        await fair_use.release("k", two)
+        await fair_use.release("k", None)  # no limit, no slot: nothing to count
+        assert fair_use._held == {}
+
+    asyncio.run(main())
+
+
+def test_over_rpm_holds_for_the_window_while_the_limit_stays_under_the_count() -> None:
+    async def main() -> None:
+        fair_use = FairUse(LocalState())
+        limits = Limits(requests_per_minute=2)
+        if time.time() % 60 > 55:
+            await asyncio.sleep(61 - time.time() % 60)
+        await fair_use.admit_request("k", limits)
+        await fair_use.admit_request("k", limits)
+        assert fair_use.over_rpm("k", 2) is None  # not refused yet
+        with pytest.raises(RateLimitedError):
+            await fair_use.admit_request("k", limits)
+        reset = fair_use.over_rpm("k", 2)
+        assert reset is not None and 1 <= reset <= 60
+        assert fair_use.over_rpm("k", 3) is None  # raised to the count: the full path decides
+        assert fair_use.over_rpm("k", None) is None and fair_use.over_rpm("other", 2) is None
 
     asyncio.run(main())

@@ -46,6 +46,15 @@ class RateHeaders:
         }
 
 
+def parallel_refusal(parallel: int) -> RateLimitedError:
+    """The 429 of a key at its parallel limit."""
+    return RateLimitedError(
+        f"too many parallel requests: {parallel} at once for this key "
+        "(its parallel limit); retry when one of them ends",
+        retry_after=1,
+    )
+
+
 def _day_left() -> int:
     return _DAY - int(time.time()) % _DAY
 
@@ -59,6 +68,9 @@ class FairUse:
         # later request in the same window is refused too: the request edge answers those from
         # here, without a round trip to the shared state (see ``over_rpm``).
         self._spent: dict[str, tuple[int, int]] = {}
+        # Parallel slots held by this process, per key: a lower bound of the shared count, so
+        # a key holding its whole limit here is refused without a round trip (``parallel_full``).
+        self._held: dict[str, int] = {}
 
     @property
     def degraded(self) -> bool:
@@ -125,15 +137,21 @@ class FairUse:
             return None
         holder = secrets.token_hex(8)
         if not await self.state.acquire_slot(f"rl:par:{key_id}", holder, limits.parallel, _LEASE_S):
-            raise RateLimitedError(
-                f"too many parallel requests: {limits.parallel} at once for this key "
-                "(its parallel limit); retry when one of them ends",
-                retry_after=1,
-            )
+            raise parallel_refusal(limits.parallel)
+        self._held[key_id] = self._held.get(key_id, 0) + 1
         return holder
+
+    def parallel_full(self, key_id: str, parallel: int | None) -> bool:
+        """Whether this process alone holds ``parallel`` (the key's limit) slots of the key."""
+        return parallel is not None and self._held.get(key_id, 0) >= parallel
 
     async def release(self, key_id: str, holder: str | None) -> None:
         if holder is not None:
+            held = self._held.get(key_id, 0) - 1
+            if held > 0:
+                self._held[key_id] = held
+            else:
+                self._held.pop(key_id, None)
             # If the state is unreachable, the lease expires by itself.
             with contextlib.suppress(StateUnavailableError):
                 await self.state.release_slot(f"rl:par:{key_id}", holder)
