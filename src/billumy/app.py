@@ -59,11 +59,12 @@ class BodyLimit:
     """Rejects request bodies over ``limit`` bytes with 413, declared or streamed.
 
     The 413 comes when the route first reads the body, never before: routes check the key
-    from the headers first, so a caller without one learns nothing but 401. The answer says
-    ``Connection: close`` and goes out whole; then the rest of the body is read and dropped
+    from the headers first, so a caller without one learns nothing but 401. The 413 says
+    ``Connection: close``. Any 4xx answered before the body was all read (this 413, a 401 or
+    429 from the headers) goes out whole, and then the rest of the body is read and dropped
     (at most ``max(limit, 1 MiB)`` more bytes, for at most a few seconds; see
-    :func:`billumy.edge.linger`), so that a client still writing it reads the 413 instead of
-    a connection reset."""
+    :func:`billumy.edge.linger`), so that a client still writing it reads the answer instead
+    of a connection reset."""
 
     def __init__(self, app: ASGIApp, limit: int, data_limit: int | None = None) -> None:
         self.app = app
@@ -107,23 +108,34 @@ class BodyLimit:
                     )
             return message
 
+        follows, expect = has_body(scope["headers"])
+
         async def lingering(message: Message) -> None:
             if (
-                refused
+                follows
                 and not ended
                 and message["type"] == "http.response.body"
                 and not message.get("more_body", False)
+                and (refused or 400 <= status < 500)
             ):
-                # The answer first, whole; then the body's rest, dropped; then the close.
+                # Answered before the body was all read (a 413, or a 401 or 429 from the
+                # headers): the answer first, whole; then the body's rest, dropped; the close.
                 await send({**message, "more_body": True})
-                _, expect = has_body(scope["headers"])
                 if not expect or seen:
                     await linger(receive, max(limit, 1 << 20))
                 await send({"type": "http.response.body", "body": b""})
                 return
             await send(message)
 
-        await self.app(scope, limited, lingering)
+        status = 0
+
+        async def watched(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await lingering(message)
+
+        await self.app(scope, limited, watched)
 
 
 class AccessLog:

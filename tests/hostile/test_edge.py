@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import socket
 import subprocess
 import time
@@ -106,6 +107,17 @@ def test_curl_sending_a_body_over_the_limit_reads_the_413(
     assert out.returncode == 0, out.stderr  # 56 was "Connection reset by peer"
     assert out.stdout == "413"
     assert "too large" in json.loads((tmp_path / "answer").read_bytes())["error"]
+
+
+@pytest.mark.parametrize("path", ["/api/chat", "/chats", "/v1/embeddings"])
+def test_a_refusal_from_the_headers_is_read_by_a_client_still_sending(
+    srv: Server, path: str
+) -> None:
+    # A fresh wrong key each time: the full path's 401 (not the edge's), before the body.
+    for _ in range(3):
+        wrong = {"Authorization": f"Bearer bk_fresh-{secrets.token_hex(12)}"}
+        r = httpx.post(srv.url + path, headers=wrong, content=BIG, timeout=30)
+        assert r.status_code == 401, r.text
 
 
 def test_after_a_413_the_server_serves_on(srv: Server) -> None:
