@@ -239,6 +239,7 @@ def engine_options(settings: Settings) -> EngineOptions:
         keep_alive_s=300.0 if keep_alive is None else keep_alive,
         log_level=settings.log_level,
         max_crashes=settings.engine_max_crashes,
+        nice=settings.engine_nice,
     )
 
 
