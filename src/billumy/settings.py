@@ -217,7 +217,7 @@ class Settings(BaseSettings):
         ),
     )
     engine_nice: int = Field(
-        default=10,
+        default=0,
         ge=0,
         le=19,
         description=(
