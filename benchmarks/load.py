@@ -434,11 +434,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=90.0,
         help="most seconds phase 2 runs before W's rest is cut (default 90)",
     )
+    add(
+        "--workers",
+        type=int,
+        default=1,
+        help="billumy serve worker processes (default 1; more share limits through --redis-url)",
+    )
+    add(
+        "--redis-url",
+        default="redis://127.0.0.1:6379/0",
+        help="Redis for the limits when --workers is above 1 (default redis://127.0.0.1:6379/0)",
+    )
     add("--chunks", type=int, default=32, help="pieces per fast-upstream answer (default 32)")
     add("--seed", type=int, default=1, help="seed of the attackers' mix (default 1)")
     add("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
-    for name in ("attackers", "w_requests", "w_concurrency", "chats", "chunks"):
+    for name in ("attackers", "w_requests", "w_concurrency", "chats", "chunks", "workers"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     return args
@@ -454,7 +465,7 @@ def report(args: argparse.Namespace, result: dict[str, object]) -> bool:
     print(
         f"\n{args.attackers} attackers (tenant A: parallel {args.a_parallel}, rpm {args.a_rpm}, "
         f"pause {args.attacker_pause}s) against W's {args.w_requests} streams, "
-        f"{args.w_concurrency} at a time"
+        f"{args.w_concurrency} at a time; {args.workers} server worker(s)"
     )
     header = (
         f"{'W':<14} {'p50 ms':>8} {'p95 ms':>8} {'ttft p50':>9} {'ttft p95':>9} "
@@ -507,6 +518,8 @@ def main(argv: list[str] | None = None) -> int:
         upstream = Upstream(args.chunks, Path(tmp) / "upstream.log")
         (data_dir / "billumy.toml").write_text(billumy_toml(upstream.url))
         env = {"BILLUMY_MAX_BODY_BYTES": str(MAX_BODY), "BILLUMY_LOG_LEVEL": "warning"}
+        if args.workers > 1:
+            env |= {"BILLUMY_WORKERS": str(args.workers), "BILLUMY_REDIS_URL": args.redis_url}
         server = Server(data_dir=data_dir, env=env)
         try:
             progress(f"starting the fast upstream ({args.chunks} pieces per answer)")

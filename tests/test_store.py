@@ -255,6 +255,13 @@ def test_add_list_and_lookup_keys(store_url: str) -> None:
         assert found.tenant == "acme"
         assert await store.key_by_hash(hash_key("bk_unknown")) is None
         assert await store.count_active_keys() == 3
+        # Many at once (the authenticator's batched lookups): the stored ones, by hash.
+        asked = [records[0].key_hash, hash_key("bk_unknown"), records[2].key_hash]
+        assert await store.keys_by_hashes(asked) == {
+            records[0].key_hash: records[0],
+            records[2].key_hash: records[2],
+        }
+        assert await store.keys_by_hashes([hash_key("bk_unknown")]) == {}
 
     with_store(store_url, body)
     # Persisted: a new store on the same database sees the same keys.

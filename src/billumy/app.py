@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -12,11 +13,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from billumy import __version__
 from billumy.api import chats, errors, insights, models, ollama, openai, system
+from billumy.api.deps import LeanRoute, key_scopes
 from billumy.auth import Authenticator, UnknownKeys
 from billumy.cache.base import SharedState
 from billumy.cache.limits import FairUse
@@ -28,6 +32,7 @@ from billumy.catalog import Catalog, ModelEntry
 from billumy.context import ContextControl
 from billumy.conversations import ConversationService
 from billumy.durations import parse_duration
+from billumy.edge import Edge, has_body, linger
 from billumy.engines.maestro import Maestro
 from billumy.engines.remote import EngineClient
 from billumy.engines.router import Router
@@ -54,7 +59,12 @@ class BodyLimit:
     """Rejects request bodies over ``limit`` bytes with 413, declared or streamed.
 
     The 413 comes when the route first reads the body, never before: routes check the key
-    from the headers first, so a caller without one learns nothing but 401."""
+    from the headers first, so a caller without one learns nothing but 401. The 413 says
+    ``Connection: close``. Any 4xx answered before the body was all read (this 413, a 401 or
+    429 from the headers) goes out whole, and then the rest of the body is read and dropped
+    (at most ``max(limit, 1 MiB)`` more bytes, for at most a few seconds; see
+    :func:`billumy.edge.linger`), so that a client still writing it reads the answer instead
+    of a connection reset."""
 
     def __init__(self, app: ASGIApp, limit: int, data_limit: int | None = None) -> None:
         self.app = app
@@ -68,22 +78,64 @@ class BodyLimit:
             return
         path: str = scope["path"]
         limit = self.data_limit if path.startswith(_DATA_PATHS) else self.limit
-        declared = dict(scope["headers"]).get(b"content-length")
+        declared = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                declared = value
+                break
         too_large = declared is not None and declared.isdigit() and int(declared) > limit
         seen = 0
+        refused = False
+        ended = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, refused, ended
             if too_large:
-                raise PayloadTooLargeError(f"request body too large (limit {limit} bytes)")
+                refused = True
+                raise PayloadTooLargeError(
+                    f"request body too large (limit {limit} bytes)",
+                    headers={"Connection": "close"},
+                )
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                ended = not message.get("more_body", False)
                 if seen > limit:
-                    raise PayloadTooLargeError(f"request body too large (limit {limit} bytes)")
+                    refused = True
+                    raise PayloadTooLargeError(
+                        f"request body too large (limit {limit} bytes)",
+                        headers={"Connection": "close"},
+                    )
             return message
 
-        await self.app(scope, limited, send)
+        follows, expect = has_body(scope["headers"])
+
+        async def lingering(message: Message) -> None:
+            if (
+                follows
+                and not ended
+                and message["type"] == "http.response.body"
+                and not message.get("more_body", False)
+                and (refused or 400 <= status < 500)
+            ):
+                # Answered before the body was all read (a 413, or a 401 or 429 from the
+                # headers): the answer first, whole; then the body's rest, dropped; the close.
+                await send({**message, "more_body": True})
+                if not expect or seen:
+                    await linger(receive, max(limit, 1 << 20))
+                await send({"type": "http.response.body", "body": b""})
+                return
+            await send(message)
+
+        status = 0
+
+        async def watched(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await lingering(message)
+
+        await self.app(scope, limited, watched)
 
 
 class AccessLog:
@@ -155,6 +207,20 @@ class AccessLog:
             )
 
 
+def key_patterns(routes: list[BaseRoute]) -> tuple[list[re.Pattern[str]], list[re.Pattern[str]]]:
+    """The path patterns of the ``routes`` that check a key (lean inference routes, and
+    FastAPI routes whose dependencies ask for one), and of those that do not."""
+    keyed: list[re.Pattern[str]] = []
+    public: list[re.Pattern[str]] = []
+    for route in routes:
+        if isinstance(route, LeanRoute):
+            keyed.append(route.path_regex)
+        elif isinstance(route, APIRoute):
+            needs = key_scopes(route.dependant) is not None
+            (keyed if needs else public).append(route.path_regex)
+    return keyed, public
+
+
 def shared_state(settings: Settings) -> SharedState:
     """Redis (falling back to in-process state while it is down) or in-process state."""
     if settings.redis_url is None:
@@ -173,6 +239,7 @@ def engine_options(settings: Settings) -> EngineOptions:
         keep_alive_s=300.0 if keep_alive is None else keep_alive,
         log_level=settings.log_level,
         max_crashes=settings.engine_max_crashes,
+        nice=settings.engine_nice,
     )
 
 
@@ -289,12 +356,9 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.metrics = metrics
     errors.install(app)
-    app.include_router(system.router)
-    app.include_router(ollama.router)
-    app.include_router(models.router)
-    app.include_router(chats.router)
-    app.include_router(openai.router)
-    app.include_router(insights.router)
+    routers = (system.router, ollama.router, models.router, chats.router, openai.router)
+    for included in (*routers, insights.router):
+        app.include_router(included)
     # The hot paths first: the router tries routes in order.
     app.router.routes[:0] = [*ollama.routes, *openai.routes]
     app.add_middleware(
@@ -303,6 +367,21 @@ def create_app(settings: Settings) -> FastAPI:
         data_limit=settings.max_dataset_bytes + 64 * 1024,  # room for multipart framing
     )
     app.add_middleware(AccessLog, metrics=metrics)
+    # Refusals that need neither routing nor the body, outside the access log (billumy.edge).
+    keyed, public = key_patterns(
+        [
+            *ollama.routes,
+            *openai.routes,
+            *(route for r in (*routers, insights.router) for route in r.routes),
+        ]
+    )
+    # The routes that take a parallel slot: the lean generation routes and a chat's messages.
+    slotted = [r.path_regex for r in (*ollama.routes, *openai.routes)] + [
+        r.path_regex
+        for r in chats.router.routes
+        if isinstance(r, APIRoute) and r.path.endswith("/messages") and "POST" in (r.methods or ())
+    ]
+    app.add_middleware(Edge, state=app.state, keyed=keyed, public=public, slotted=slotted)
     if settings.trusted_proxies:
         # Outermost, so everything inside (the access log too) sees the forwarded client and
         # scheme; they are taken only from a peer in trusted_proxies, otherwise left alone.

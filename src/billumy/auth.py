@@ -3,8 +3,10 @@ fair-use limits each key gets (its own where set, the server's defaults otherwis
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
+import itertools
 import logging
 import secrets
 import time
@@ -29,6 +31,7 @@ KEY_PREFIX = "bk_"
 SCOPES = frozenset({"inference", "admin", "metrics"})
 _TOUCH_EVERY_S = 60.0
 _MAX_UNKNOWN = 10_000
+_BATCH = 256  # most digests in one store lookup
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,11 @@ class Principal:
         """Raise 403 unless this key carries ``scope`` (``admin`` implies every scope)."""
         if scope not in self.scopes and "admin" not in self.scopes:
             raise ForbiddenError(f"this key lacks the {scope!r} scope")
+
+
+def _retrieved(future: asyncio.Future[ApiKeyRecord | None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def hash_key(key: str) -> str:
@@ -173,6 +181,12 @@ class UnknownKeys:
             self._remember_here(digest, now)
         return hit
 
+    def known_here(self, digest: str) -> bool:
+        """Whether this process remembers ``digest`` as unknown (no Redis round trip): the
+        request edge's check (:mod:`billumy.edge`); a miss here falls to :meth:`contains`."""
+        expires = self._local.get(digest)
+        return expires is not None and expires > time.monotonic()
+
     async def add(self, digest: str) -> None:
         if self.ttl_s <= 0:
             return
@@ -222,6 +236,24 @@ class Authenticator:
         self._touched: dict[str, float] = {}
         self.unknown = unknown or UnknownKeys(0.0)
         self._on_lookup = on_lookup
+        # Store lookups go out one query at a time: the digests asked for while one is under
+        # way wait for the next, which looks all of them up at once (at most _BATCH). A flood of
+        # random keys then costs the store a query per round trip, not one per key; a lone
+        # lookup goes out at once.
+        self._waiting: dict[str, asyncio.Future[ApiKeyRecord | None]] = {}
+        self._looking: asyncio.Task[None] | None = None
+
+    def cached(self, digest: str) -> ApiKeyRecord | None:
+        """The record of a key verified within ``cache_ttl`` (no store or Redis round trip),
+        else None: the request edge's view of a key (:mod:`billumy.edge`)."""
+        known = self._known.get(digest)
+        if known is not None and known[0] > time.monotonic():
+            return known[1]
+        return None
+
+    def limits_of(self, record: ApiKeyRecord) -> Limits:
+        """The limits ``record``'s key works under (its own, else the server's defaults)."""
+        return key_limits(record, self._limits)
 
     async def _record(self, digest: str) -> ApiKeyRecord | None:
         now = time.monotonic()
@@ -230,7 +262,7 @@ class Authenticator:
             return known[1]
         if await self.unknown.contains(digest):
             return None
-        record = await self._store.key_by_hash(digest)
+        record = await self._lookup(digest)
         if self._on_lookup is not None:
             self._on_lookup(record is not None)
         if record is None:
@@ -240,6 +272,51 @@ class Authenticator:
                 self._known.clear()
             self._known[digest] = (now + self._cache_ttl, record)
         return record
+
+    async def _lookup(self, digest: str) -> ApiKeyRecord | None:
+        future = self._waiting.get(digest)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            # Read by someone, or the loop would warn of an exception nobody retrieved.
+            future.add_done_callback(_retrieved)
+            self._waiting[digest] = future
+            if self._looking is None:
+                self._looking = asyncio.create_task(self._look_up_waiting())
+        # Shielded: a caller that goes away leaves the others' answer alone.
+        return await asyncio.shield(future)
+
+    async def _look_up_waiting(self) -> None:
+        try:
+            while self._waiting:
+                batch = dict(itertools.islice(self._waiting.items(), _BATCH))
+                for digest in batch:
+                    del self._waiting[digest]
+                try:
+                    if len(batch) == 1:
+                        (digest,) = batch
+                        found = {}
+                        record = await self._store.key_by_hash(digest)
+                        if record is not None:
+                            found[digest] = record
+                    else:
+                        found = await self._store.keys_by_hashes(list(batch))
+                except Exception as exc:  # each waiting caller gets it (a 503, say)
+                    for future in batch.values():
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                except BaseException:
+                    for future in batch.values():
+                        future.cancel()
+                    raise
+                for digest, future in batch.items():
+                    if not future.done():
+                        future.set_result(found.get(digest))
+        finally:
+            self._looking = None
+            for future in self._waiting.values():  # only when cancelled (shutting down)
+                future.cancel()
+            self._waiting.clear()
 
     async def authenticate(self, authorization: str | None) -> Principal:
         if not authorization:

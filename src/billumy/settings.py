@@ -216,6 +216,15 @@ class Settings(BaseSettings):
             "so that all workers share one. Unset: each server starts its own."
         ),
     )
+    engine_nice: int = Field(
+        default=0,
+        ge=0,
+        le=19,
+        description=(
+            "Niceness added to the engine process: under contention for the CPU the API's "
+            "event loop, which answers every tenant, runs before the model's threads; 0: none."
+        ),
+    )
     engine_max_crashes: int = Field(
         default=5,
         ge=1,

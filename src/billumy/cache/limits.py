@@ -46,6 +46,15 @@ class RateHeaders:
         }
 
 
+def parallel_refusal(parallel: int) -> RateLimitedError:
+    """The 429 of a key at its parallel limit."""
+    return RateLimitedError(
+        f"too many parallel requests: {parallel} at once for this key "
+        "(its parallel limit); retry when one of them ends",
+        retry_after=1,
+    )
+
+
 def _day_left() -> int:
     return _DAY - int(time.time()) % _DAY
 
@@ -54,6 +63,14 @@ class FairUse:
     def __init__(self, state: SharedState, *, quota_on_outage: str = "closed") -> None:
         self.state = state
         self.quota_fails_closed = quota_on_outage != "open"
+        # key id -> (minute window, its count when this process last refused the key in it).
+        # A window's count only grows, so while the key's limit stays under that count every
+        # later request in the same window is refused too: the request edge answers those from
+        # here, without a round trip to the shared state (see ``over_rpm``).
+        self._spent: dict[str, tuple[int, int]] = {}
+        # Parallel slots held by this process, per key: a lower bound of the shared count, so
+        # a key holding its whole limit here is refused without a round trip (``parallel_full``).
+        self._held: dict[str, int] = {}
 
     @property
     def degraded(self) -> bool:
@@ -74,12 +91,29 @@ class FairUse:
         reset_s = max(1, math.ceil(60 - now % 60))
         report = RateHeaders(limit=rpm, remaining=max(0, rpm - used), reset_s=reset_s)
         if used > rpm:
+            if len(self._spent) >= 10_000:  # bounded: drop the lot rather than grow
+                self._spent.clear()
+            self._spent[key_id] = (int(now // 60), used)
             raise RateLimitedError(
                 f"rate limit exceeded: {rpm} requests per minute for this key",
                 retry_after=reset_s,
                 headers=report.headers(),
             )
         return report
+
+    def over_rpm(self, key_id: str, rpm: int | None) -> int | None:
+        """Seconds until the window ends when this process already knows the key is over its
+        per-minute limit ``rpm`` in the current window (no round trip); else None."""
+        if rpm is None:
+            return None
+        spent = self._spent.get(key_id)
+        if spent is None:
+            return None
+        now = time.time()
+        window, used = spent
+        if window != int(now // 60) or used <= rpm:
+            return None
+        return max(1, math.ceil(60 - now % 60))
 
     async def check_quota(self, key_id: str, limits: Limits) -> None:
         """429 when today's tokens are used up (UTC days)."""
@@ -103,15 +137,21 @@ class FairUse:
             return None
         holder = secrets.token_hex(8)
         if not await self.state.acquire_slot(f"rl:par:{key_id}", holder, limits.parallel, _LEASE_S):
-            raise RateLimitedError(
-                f"too many parallel requests: {limits.parallel} at once for this key "
-                "(its parallel limit); retry when one of them ends",
-                retry_after=1,
-            )
+            raise parallel_refusal(limits.parallel)
+        self._held[key_id] = self._held.get(key_id, 0) + 1
         return holder
+
+    def parallel_full(self, key_id: str, parallel: int | None) -> bool:
+        """Whether this process alone holds ``parallel`` (the key's limit) slots of the key."""
+        return parallel is not None and self._held.get(key_id, 0) >= parallel
 
     async def release(self, key_id: str, holder: str | None) -> None:
         if holder is not None:
+            held = self._held.get(key_id, 0) - 1
+            if held > 0:
+                self._held[key_id] = held
+            else:
+                self._held.pop(key_id, None)
             # If the state is unreachable, the lease expires by itself.
             with contextlib.suppress(StateUnavailableError):
                 await self.state.release_slot(f"rl:par:{key_id}", holder)

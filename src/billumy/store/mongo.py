@@ -162,6 +162,11 @@ class MongoStore(MongoChatStore):
         doc = await self._keys.find_one({"key_hash": key_hash})
         return None if doc is None else _from_doc(ApiKeyRecord, doc)
 
+    async def keys_by_hashes(self, key_hashes: list[str]) -> dict[str, ApiKeyRecord]:
+        """The stored keys among ``key_hashes``, by hash (one query for all of them)."""
+        docs = await self._keys.find({"key_hash": {"$in": key_hashes}}).to_list()
+        return {r.key_hash: r for r in (_from_doc(ApiKeyRecord, doc) for doc in docs)}
+
     async def list_keys(self) -> list[ApiKeyRecord]:
         cursor = self._keys.find().sort([("created_at", ASCENDING), ("_id", ASCENDING)])
         return [_from_doc(ApiKeyRecord, doc) for doc in await cursor.to_list()]

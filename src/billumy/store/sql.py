@@ -303,6 +303,14 @@ class SQLStore(SQLChatStore):
             ).first()
         return _key_from_row(row) if row is not None else None
 
+    async def keys_by_hashes(self, key_hashes: list[str]) -> dict[str, ApiKeyRecord]:
+        """The stored keys among ``key_hashes``, by hash (one query for all of them)."""
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(select(api_keys).where(api_keys.c.key_hash.in_(key_hashes)))
+            ).all()
+        return {record.key_hash: record for record in map(_key_from_row, rows)}
+
     async def list_keys(self) -> list[ApiKeyRecord]:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(api_keys).order_by(api_keys.c.created_at))).all()
