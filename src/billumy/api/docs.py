@@ -45,10 +45,29 @@ def answers(
     """The success answer (a JSON ``model``; a ``stream`` of NDJSON lines or SSE events of
     it; or another ``media`` type) and the route's own error statuses."""
     content: dict[str, Any] = {}
-    if stream is not None:
-        what = "one JSON object per line" if stream == NDJSON else "`data:` events of JSON"
+    if stream == NDJSON:
         content[stream] = {
-            "schema": {"type": "string", "description": f"A stream: {what}, each as above."}
+            "schema": {
+                "type": "string",
+                "description": "A stream: one JSON object per line, each as above.",
+            }
+        }
+    elif stream is not None:
+        # Each server-sent event (as schemathesis and OpenAPI 3.2's itemSchema read them): its
+        # `data` is the JSON of a chunk as above, or `[DONE]` at the end.
+        content[stream] = {
+            "schema": {
+                "type": "object",
+                "description": "A stream of server-sent events: each `data:` is the JSON of a"
+                " chunk as above, the last one `[DONE]`.",
+                "properties": {
+                    "event": {"type": "string"},
+                    "data": {"type": "string"},
+                    "id": {"type": "string"},
+                    "retry": {"type": "integer"},
+                },
+                "required": ["data"],
+            }
         }
     if media is not None:
         content[media] = {"schema": {"type": "string"}}
