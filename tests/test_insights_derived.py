@@ -310,3 +310,21 @@ def test_a_value_named_by_a_distinct_part_and_a_month_typed_with_a_typo() -> Non
     asked = questions.parse("quantas diarias a serra azul vendeu em janero", prof)
     assert asked.segments == {"hotel": ["Pousada Serra Azul"]}
     assert [w.label for w in asked.windows] == ["2024-01"]
+
+
+def test_anything_unusual_with_no_measure_named_looks_at_every_measure() -> None:
+    rows = [
+        {**r, "cancelamentos": 30 if (r["hotel"], r["data"]) == ("Pousada Serra Azul", d) else 2}
+        for r in _hotels()
+        for d in ["2024-02-05"]
+    ]
+    found, planned, ctx = _facts(rows, "Anything unusual in the hotel numbers?")
+    anomaly = next(f for f in found if f.kind == "anomaly")
+    assert anomaly.id in planned and anomaly.values["measure"] == "cancelamentos"
+    assert anomaly.values["segment"] == "Pousada Serra Azul"
+    said = describe(anomaly, ctx)
+    assert said.startswith("Yes: Pousada Serra Azul spiked sharply in cancelamentos")
+    # A question that names its measure is answered for it alone.
+    found, _, _ = _facts(rows, "Anything unusual in room revenue?")
+    named = next(f for f in found if f.kind == "anomaly")
+    assert named.values["measure"] == "receita_hospedagem" and not named.values["count"]

@@ -2125,6 +2125,11 @@ def _rule_measures(
             # The money that adds up (valor_total), not a price.
             _, main = min(earning, key=lambda pair: _measure_rank(pair[1], pair[0]))
             return [Measure(column=main.name, agg=agg or plan_agg(main))]
+    sold_at = _sales_position(tokens)
+    weak = all(named[c.name].strength == 0 for c in numeric)
+    if len(numeric) > 1 and weak and sold_at is not None:
+        # "room revenue": the money the phrase is about, not the rooms that qualify it.
+        numeric = [c for c in numeric if named[c.name].position == sold_at] or numeric
     if numeric:
         at = {c.name: named[c.name].position for c in numeric}
         money = [c for c in visible if c.kind == "numeric" and c.money and c not in numeric]

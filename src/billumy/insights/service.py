@@ -566,6 +566,11 @@ class InsightService:
             found = anomalies.anomaly_fact(
                 table, scope, direction or "both", keep_empty=direction is not None
             )
+        unnamed = bool(direction and question) and not facts.names_a_measure(question or "", prof)
+        if unnamed and direction and found is not None and not found.values.get("count"):
+            # "Anything unusual in the hotel numbers?" names no measure: every measure is
+            # looked at, and the one with the sharpest case answers.
+            found = _sharpest_anomaly(table, prof, focus, direction, asked) or found
         extra = [] if found is None or direction else [found]
         if found is not None and direction:
             planned = [found, *planned]
@@ -695,6 +700,45 @@ class InsightService:
         if not 0 <= number < len(specs):
             raise NotFoundError(f"insight '{insight_id}' has no chart {number}")
         return await asyncio.to_thread(charts.render_svg, specs[number])
+
+
+_MAX_SCANNED_MEASURES = 8
+
+
+def _sharpest_anomaly(
+    table: data.Table,
+    prof: Profile,
+    plan: facts.Plan | None,
+    direction: anomalies.Direction,
+    asked: questions.Question | None,
+) -> Fact | None:
+    """The anomaly fact of the measure whose sharpest case is the largest (by its size
+    against the expected value), among the data's visible measures; None when none has a
+    case."""
+    best: tuple[float, Fact] | None = None
+    measures = [c for c in prof.columns if c.kind == "numeric" and not c.masked and c.name != "*"][
+        :_MAX_SCANNED_MEASURES
+    ]
+    base = plan or facts.Plan(measures=[facts.Measure(column="*", agg="count")])
+    for column in measures:
+        measured = base.model_copy(
+            update={"measures": [facts.Measure(column=column.name, agg=facts.plan_agg(column))]}
+        )
+        scope = anomalies.plan_scope(table, prof, measured)
+        if scope is None:
+            continue
+        if asked is not None:
+            scope = _narrowed(scope, asked)
+        fact = anomalies.anomaly_fact(table, scope, direction, keep_empty=True)
+        if fact is None or not fact.values.get("count") or not fact.rows:
+            continue
+        size = abs(float(fact.rows[0].get("change_pct") or 0.0))
+        if best is None or size > best[0]:
+            best = (size, fact)
+    if best is None:
+        return None
+    best[1].values["scanned"] = len(measures)  # the answer names the measure it found
+    return best[1]
 
 
 def _anomaly_plan(question: str, prof: Profile, plan: facts.Plan | None) -> facts.Plan | None:

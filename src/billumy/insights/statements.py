@@ -503,13 +503,19 @@ def _anomaly(fact: Fact, ctx: Context) -> str:
     others = [r for r in fact.rows if r not in group][:3]
     # "Sim:" answers a question about drops; a fact nobody asked for just states the case.
     asked = fact.id in ctx.planned
+    # "Batel teve pico forte em cancelamentos": the measure, when the question named none and
+    # a segment is the subject.
+    said = v.get("segment") is not None and bool(v.get("scanned"))
+    measure = str(v.get("measure")) if said else ""
     if ctx.pt:
         how = "teve queda forte" if v["direction"] == "drop" else "teve pico forte"
+        how += f" em {measure}" if measure else ""
         text = _cap(f"{who} {how} {when}: {value} contra {expected} esperados ({pct}).")
         text = f"Sim: {text}" if asked else text
         listed = "; ".join(_other_case(r, v, ctx) for r in others)
         return f"{text} Outros casos: {listed}." if others else text
     how = "dropped sharply" if v["direction"] == "drop" else "spiked sharply"
+    how += f" in {measure}" if measure else ""
     text = _cap(f"{who} {how} {when}: {value} against an expected {expected} ({pct}).")
     text = f"Yes: {text}" if asked else text
     listed = "; ".join(_other_case(r, v, ctx) for r in others)
