@@ -15,7 +15,7 @@ from billumy.insights import question as questions
 from billumy.insights.formats import for_language
 from billumy.insights.profile import profile
 from billumy.insights.ratios import difference_fact, jargon, per_period_fact
-from billumy.insights.service import InsightService
+from billumy.insights.service import InsightService, _language, _without_data_words
 from billumy.insights.statements import Context, describe
 
 
@@ -328,3 +328,23 @@ def test_anything_unusual_with_no_measure_named_looks_at_every_measure() -> None
     found, _, _ = _facts(rows, "Anything unusual in room revenue?")
     named = next(f for f in found if f.kind == "anomaly")
     assert named.values["measure"] == "receita_hospedagem" and not named.values["count"]
+
+
+def test_the_rate_a_clause_asks_for_and_the_language_beside_portuguese_names() -> None:
+    rows = [
+        {"date": f"2024-09-{d:02d}", "queue": q, "calls_offered": 100 + d, "calls_answered": 90,
+         "calls_abandoned": 10 + d % 3}
+        for d in range(1, 21)
+        for q in ("Q01 Vendas", "Q04 Retenção")
+    ]  # fmt: skip
+    text = "For September, give me calls offered, calls answered and the abandonment rate."
+    found, _, _ = _facts(rows, text)
+    ratio = next(f for f in found if f.kind == "ratio")
+    assert (ratio.values["part"], ratio.values["whole"]) == ("calls_abandoned", "calls_offered")
+    with data.from_records(rows) as table:
+        prof = profile(table)
+    question = "Vendas vs Retenção: which queue sold more in October?"
+    kept = _without_data_words(question, prof)
+    assert "Retenção" not in kept and "Vendas" not in kept and "which queue sold" not in kept
+    assert _language(None, _without_data_words(question, prof)) == "en"
+    assert _language(None, "Qual fila vendeu mais em outubro?") == "pt"

@@ -14,6 +14,7 @@ the part's sum is below the whole's. The plan's filters apply to both.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from billumy.insights import facts
@@ -186,6 +187,12 @@ def _candidates(profile: Profile, plan: facts.Plan, question: str) -> list[tuple
         wholes = [c.name for c in profile.columns if _additive(c) and _VISITS & _words(c)]
         return [(a, b) for a in parts for b in wholes]
     pairs = [(a, b) for a in named for b in named if a != b]
+    # "calls offered, calls answered and the abandonment rate": the part is what the clause
+    # with the word of rate names.
+    rated = _rated_clause(question)
+    if rated:
+        first = [c for c in facts.named_columns(rated, profile, any_word=True) if c in named]
+        pairs.sort(key=lambda pair: pair[0] not in first)
     if len(named) == 1:
         words = set(name_words(named[0])) - _GENERIC
         pairs += [
@@ -197,6 +204,14 @@ def _candidates(profile: Profile, plan: facts.Plan, question: str) -> list[tuple
             and words & set(name_words(c.name))
         ]
     return pairs
+
+
+def _rated_clause(question: str) -> str:
+    """The clause of ``question`` (between commas, "and", "e") with a word of rate, or ""."""
+    for clause in re.split(r"\s*[,;]\s*|\s+(?:e|and)\s+", question):
+        if set(name_words(clause)) & _RATE_WORDS:
+            return clause
+    return ""
 
 
 def ratio_fact(

@@ -110,6 +110,17 @@ def _narrative_schema(fact_ids: list[str], most: int) -> dict[str, Any]:
     }
 
 
+def _without_data_words(question: str, prof: Profile) -> str:
+    """``question`` without the words of the data's segment values and column names; the
+    question itself when that leaves no sign of a language."""
+    names = {c.name for c in prof.columns} | {
+        v for c in prof.columns if c.kind == "categorical" for v, _ in c.top
+    }
+    data_words = {w.lower() for name in names for w in re.findall(r"\w+", name)}
+    kept = " ".join(w for w in re.findall(r"\w+|\S", question) if w.lower() not in data_words)
+    return kept if guess_language(kept) else question
+
+
 def _language(requested: str | None, question: str | None) -> str:
     if requested:
         low = requested.lower()
@@ -332,6 +343,10 @@ class InsightService:
             try:
                 prof = await asyncio.to_thread(profile.profile, loaded.table, masked=loaded.masked)
                 clock.lap("profile")
+                if not req.language and req.question:
+                    # "Vendas vs Retenção: which queue sold more?" is English: the names of
+                    # the data's values and columns say nothing of the asker's language.
+                    language = _language(None, _without_data_words(req.question, prof)) or language
                 asked = questions.parse(req.question, prof) if req.question else None
                 plan, plan_source = await self._plan(caller, req, prof, asked)
                 clock.lap("plan")
