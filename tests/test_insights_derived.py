@@ -348,3 +348,30 @@ def test_the_rate_a_clause_asks_for_and_the_language_beside_portuguese_names() -
     assert "Retenção" not in kept and "Vendas" not in kept and "which queue sold" not in kept
     assert _language(None, _without_data_words(question, prof)) == "en"
     assert _language(None, "Qual fila vendeu mais em outubro?") == "pt"
+
+
+def _bakery() -> list[dict[str, Any]]:
+    return [
+        {"dia": f"2024-10-{d:02d}", "produto": p, "unidades": u + d, "faturamento": price * (u + d),
+         "perdas_unidades": d % 4}
+        for d in range(1, 29)
+        for p, u, price in (("Pão francês", 400, 0.9), ("Croissant", 80, 6.5))
+    ]  # fmt: skip
+
+
+def test_how_many_we_sold_is_the_units_and_a_loss_rate_of_a_segment() -> None:
+    rows = _bakery()
+    found, planned, _ = _facts(rows, "How many croissants did we sell, and what's our loss rate?")
+    mine = [r for r in rows if r["produto"] == "Croissant"]
+    total = next(f for f in found if f.kind == "aggregate" and f.id in planned)
+    assert total.values["sum_unidades"] == sum(r["unidades"] for r in mine)
+    ratio = next(f for f in found if f.kind == "ratio")
+    assert ratio.id in planned
+    assert (ratio.values["part"], ratio.values["whole"]) == ("perdas_unidades", "unidades")
+    assert ratio.values["ratio_pct"] == pytest.approx(
+        100 * sum(r["perdas_unidades"] for r in mine) / sum(r["unidades"] for r in mine)
+    )
+    with data.from_records(rows) as table:
+        prof = profile(table)
+    asked = questions.parse("Quantos pães franceses vendemos?", prof)
+    assert asked.segments == {"produto": ["Pão francês"]}

@@ -1416,7 +1416,9 @@ def _variants(word: str) -> frozenset[str]:
     ``regiao``, ``valores`` -> ``valor``, ``trimestres`` -> ``trimestre``."""
     out = {word}
     for plural, singular in _PLURALS:
-        if word.endswith(plural) and len(word) > len(plural) + 1:
+        # "pães" -> "pão", "mães" -> "mão": one letter before -ães/-ões is enough.
+        least = len(plural) if singular == "ao" else len(plural) + 1
+        if word.endswith(plural) and len(word) > least:
             out.add(word[: -len(plural)] + singular)
     if word.endswith("ed") and len(word) > 5:  # "churned" -> "churn", "changed" -> "change"
         out.update((word[:-2], word[:-1]))
@@ -1582,6 +1584,7 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
         "shipped",
     ),
     ("carrier", "transportadora", "shipper"),
+    ("loss", "perda", "waste", "desperdicio", "quebra", "spoilage"),
     # schools and collections
     ("student", "aluno", "estudante", "pupil"),
     ("new", "novo", "nova", "novato", "novata"),
@@ -2118,6 +2121,14 @@ def _rule_measures(
     ids = _strongest(
         [c for c in visible if c.kind == "id" and named[c.name].position not in segments], named
     )
+    units = [c for c in visible if c.kind == "numeric" and _is_quantity(c)]
+    if units and _counts(tokens) and _sells(tokens) and units[0] not in numeric:
+        # "How many croissants did we sell (and what's our loss rate)?": the units sold, not
+        # the rows that hold them.
+        if not numeric:
+            return [Measure(column=units[0].name, agg=agg or "sum")]
+        numeric = [units[0], *numeric]
+        named = {**named, units[0].name: _Named(_sell_position(tokens), 0, 1)}
     if not numeric and not _counts(tokens) and _sales_position(tokens) is not None:
         # "Qual loja faturou mais?": the verb of earning names the money column.
         earning = [(i, c) for i, c in enumerate(visible) if c.kind == "numeric" and c.money]
@@ -2173,6 +2184,25 @@ def _qualified(numeric: list[ColumnProfile], at: dict[str, int]) -> list[ColumnP
             ):
                 wholes.add(b.name)
     return [c for c in numeric if c.name not in wholes] or numeric
+
+
+_SELL_STEMS = ("vend", "sold", "sell")
+_QUANTITY_GROUP = frozenset({"unit", "unidade", "quantity", "quantidade", "qty", "qtd", "qtde"})
+
+
+def _sell_position(tokens: list[frozenset[str]]) -> int:
+    return next(i for i, t in enumerate(tokens) if any(w.startswith(_SELL_STEMS) for w in t))
+
+
+def _sells(tokens: list[frozenset[str]]) -> bool:
+    """Whether the question has a verb of selling ("vendemos", "did we sell", "sold")."""
+    return any(w.startswith(_SELL_STEMS) for t in tokens for w in t)
+
+
+def _is_quantity(column: ColumnProfile) -> bool:
+    """A column of units (``unidades``, ``qty``, ``units_sold``), not money."""
+    words = {v for w in name_words(column.name) for v in _variants(w)}
+    return bool(words & _QUANTITY_GROUP) and not column.money
 
 
 def _counts(tokens: list[frozenset[str]]) -> bool:

@@ -546,12 +546,16 @@ def _segments(words: list[str], profile: Profile) -> dict[str, list[str]]:
                 continue
             # "TikTok Ads" is "tik tok ads" by its case, and "tiktok ads" as people type it.
             spellings = [value_words, name_words(value.lower())]
+            # "pães franceses" names "Pão francês": each word may be a plural of the value's.
             hit = next(
                 (
                     i
                     for spelled in spellings
                     for i in range(len(words) - len(spelled) + 1)
-                    if words[i : i + len(spelled)] == spelled
+                    if all(
+                        w == words[i + k] or w in variants(words[i + k])
+                        for k, w in enumerate(spelled)
+                    )
                 ),
                 None,
             )

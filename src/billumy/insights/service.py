@@ -788,7 +788,8 @@ def _asks_for_rate(asked: questions.Question) -> bool:
     """A rate ("taxa de resolução"), or a share of no segment in particular ("what percentage
     of deliveries were late?", not "what share came from Sul")."""
     if ratios.asks_for_rate(asked.text):
-        return not asked.segments
+        # "the croissants' loss rate": a segment named is a filter of the rate.
+        return True
     share = next((p for p in asked.parts if p.kind == "share"), None)
     return share is not None and not share.detail.get("focus") and not asked.segments
 
