@@ -36,6 +36,7 @@ from tests.test_store import (
     new_chat,
     pg_user,  # noqa: F401 (the fixture sql_url asks for)
     user,
+    with_sql_stores,
 )
 
 T = TypeVar("T")
@@ -61,20 +62,6 @@ def on_engine(url: str, body: Callable[[AsyncEngine], Awaitable[T]]) -> T:
             return await body(writer_of(engine))
         finally:
             await engine.dispose()
-
-    return asyncio.run(main())
-
-
-def with_sql_stores(url: str, count: int, body: Callable[..., Awaitable[T]]) -> T:
-    """Run ``body(*stores)`` with ``count`` SQLStores on one database that it starts itself."""
-
-    async def main() -> T:
-        stores = [SQLStore(url) for _ in range(count)]
-        try:
-            return await body(*stores)
-        finally:
-            for store in stores:
-                await store.aclose()
 
     return asyncio.run(main())
 

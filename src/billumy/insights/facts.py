@@ -1451,6 +1451,8 @@ def _lookup(tokens: list[frozenset[str]], table: dict[str, Any]) -> Any:
 # Common business words, English and Portuguese (folded, singular): a question word matches a
 # column word of the same group. A word may sit in several groups ("receita" is revenue and
 # sales). Single words only: a column "Receita Líquida" still needs both its words named.
+# Words of losing people or customers: an exit (HR) and a cancellation (churn) alike.
+_LOSING = ("lose", "lost", "losing", "perdeu", "perdemos", "perda", "perdas")
 _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("revenue", "receita", "faturamento", "income", "renda"),
     ("sales", "sale", "venda", "receita", "faturamento"),
@@ -1515,13 +1517,7 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
         "leaver",
         "attrition",
         "turnover",
-        "lose",
-        "lost",
-        "losing",
-        "perdeu",
-        "perdemos",
-        "perda",
-        "perdas",
+        *_LOSING,
     ),
     ("payroll", "folha", "salario", "salary", "wage"),
     ("team", "equipe", "department", "departamento", "area", "setor"),
@@ -1541,13 +1537,7 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
         "cancelou",
         "churn",
         "cancelaram",
-        "lose",
-        "lost",
-        "losing",
-        "perdeu",
-        "perdemos",
-        "perda",
-        "perdas",
+        *_LOSING,
     ),
     ("spend", "gasto", "gastamos", "gastou", "investimento", "investido", "spent"),
     ("ad", "ads", "anuncio", "midia", "publicidade", "advertising", "marketing"),

@@ -346,7 +346,7 @@ class InsightService:
                 if not req.language and req.question:
                     # "Vendas vs Retenção: which queue sold more?" is English: the names of
                     # the data's values and columns say nothing of the asker's language.
-                    language = _language(None, _without_data_words(req.question, prof)) or language
+                    language = _language(None, _without_data_words(req.question, prof))
                 asked = questions.parse(req.question, prof) if req.question else None
                 plan, plan_source = await self._plan(caller, req, prof, asked)
                 clock.lap("plan")
@@ -731,7 +731,7 @@ def _sharpest_anomaly(
     against the expected value), among the data's visible measures; None when none has a
     case."""
     best: tuple[float, Fact] | None = None
-    measures = [c for c in prof.columns if c.kind == "numeric" and not c.masked and c.name != "*"][
+    measures = [c for c in prof.columns if c.kind == "numeric" and not c.masked][
         :_MAX_SCANNED_MEASURES
     ]
     base = plan or facts.Plan(measures=[facts.Measure(column="*", agg="count")])
