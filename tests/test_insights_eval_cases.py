@@ -1,9 +1,9 @@
 """The insights evaluation sets (evals/insights/): their shape, their data and their expected
 numbers.
 
-There are seven case files: ``cases.toml``, the main set, and six held-out sets,
-``holdout.toml``, ``holdout2.toml``, ``holdout3.toml``, ``holdout4.toml``, ``holdout5.toml`` and
-``holdout6.toml``, questions written
+There are eight case files: ``cases.toml``, the main set, and seven held-out sets,
+``holdout.toml``, ``holdout2.toml``, ``holdout3.toml``, ``holdout4.toml``, ``holdout5.toml``,
+``holdout6.toml`` and ``holdout7.toml``, questions written
 without reading the planner about datasets its author had not seen. The expected values in all
 of them are literals a person can read; here each is checked against the case's reference query,
 run by DuckDB on the committed CSV through the case file's own typed view (not Billumy's
@@ -37,6 +37,7 @@ HOLDOUT3 = load_cases(EVALS / "holdout3.toml")
 HOLDOUT4 = load_cases(EVALS / "holdout4.toml")
 HOLDOUT5 = load_cases(EVALS / "holdout5.toml")
 HOLDOUT6 = load_cases(EVALS / "holdout6.toml")
+HOLDOUT7 = load_cases(EVALS / "holdout7.toml")
 SETS = {
     "cases.toml": CASES,
     "holdout.toml": HOLDOUT,
@@ -45,6 +46,7 @@ SETS = {
     "holdout4.toml": HOLDOUT4,
     "holdout5.toml": HOLDOUT5,
     "holdout6.toml": HOLDOUT6,
+    "holdout7.toml": HOLDOUT7,
 }
 # The main set keeps at least 40 cases; each held-out set at least 30.
 MINIMUM = {
@@ -55,6 +57,7 @@ MINIMUM = {
     "holdout4.toml": 30,
     "holdout5.toml": 30,
     "holdout6.toml": 30,
+    "holdout7.toml": 30,
 }
 
 
@@ -238,6 +241,34 @@ def test_the_sixth_holdout_datasets_are_what_it_claims() -> None:
         assert offered == answered + abandoned, row
     for name, body in text.items():
         assert len(body.encode()) < 90_000, name
+
+
+def test_the_seventh_holdout_datasets_are_what_it_claims() -> None:
+    text = {name: spec.path.read_text(encoding="utf-8") for name, spec in HOLDOUT7.datasets.items()}
+    rental = text["locadora_frota.csv"]
+    assert rental.startswith("competencia;agencia;uf;grupo;frota;reservas;cancelamentos;")
+    # mm/yyyy months, accents, km with a thousands dot, money as R$ text with a thousands dot
+    assert re.search(
+        r"^08/2024;Confins Aeroporto;MG;Econômico;\d+;\d+;\d+;\d+;\d+;\d{2,3}\.\d{3};"
+        r"R\$ \d{2,3}\.\d{3},\d{2}$",
+        rental,
+        re.M,
+    )
+    assert ";Florianópolis Aeroporto;SC;Intermediário;" in rental
+    for row in rental.splitlines()[1:]:
+        booked, cancelled, rented = map(int, row.split(";")[5:8])
+        assert booked == cancelled + rented, row
+    solar = text["solar_projects.csv"]
+    assert solar.startswith("project_id,signed_date,state,segment,system_kwp,modules,")
+    # ISO dates, plain money, an install time only for installed projects
+    assert re.search(
+        r"^\d{5},2024-04-\d{2},[A-Z]{2},Agribusiness,\d+\.\d{2},\d+,\d+\.\d{2},", solar, re.M
+    )
+    for row in solar.splitlines()[1:]:
+        status, days = row.split(",")[8:10]
+        assert (status == "Installed") == (days != ""), row
+    for name, body in text.items():
+        assert len(body.encode()) < 40_000, name
 
 
 def test_the_committed_data_is_what_the_generator_writes() -> None:

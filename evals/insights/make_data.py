@@ -134,6 +134,27 @@ The sixth held-out set (``holdout6.toml``) has two more:
   abandoned calls are 5.5 times normal on 18 September 2024 (a login failure kept half its
   agents out), a spike; answered calls have no drop.
 
+The seventh held-out set (``holdout7.toml``) has two more:
+
+* ``locadora_frota.csv``: twelve months of 2024 (``competencia`` as ``mm/yyyy``, no day) of a
+  car rental company's four agencies (``agencia``, with its ``uf``) by car group (``grupo``:
+  Econômico, Intermediário, SUV, Executivo); ``;`` separated, ``frota`` (the group's cars at
+  the agency: a stock, never summed over months), ``reservas`` = ``cancelamentos`` +
+  ``locacoes``, ``diarias`` (rental days), ``km_rodados`` (an integer with a thousands dot)
+  and ``receita`` as ``R$ 1.234,56`` text; Florianópolis rents more in the summer (seasonal)
+  and SUV rentals grow 5% a month (1.7 times by December); Curitiba Centro's rentals fall to
+  0.44 of normal in May 2024 (closed half the month for works), a drop, and Confins
+  Aeroporto's cancellations are 4.3 times normal in August 2024 (a block booking cancelled),
+  a spike; revenue has no spike;
+* ``solar_projects.csv``: one row per contract a solar installer signed in 2024, English
+  names: a numeric ``project_id``, ``signed_date`` (ISO), ``state``, ``segment``
+  (Residential, Commercial, Agribusiness), ``system_kwp``, ``modules``,
+  ``contract_value_brl`` (plain numbers), ``financed`` (Yes/No), ``status`` (Installed, In
+  Progress, Cancelled) and ``install_days`` (empty unless installed); Agribusiness signs 3.4
+  times its normal month in April (a rural credit line opened), a spike; Residential 0.41 of
+  its normal month in July (the partner bank suspended its financing), a drop; Commercial
+  grows from 6 projects a month to 11.
+
 Run from the repository root::
 
     .venv/bin/python evals/insights/make_data.py           # (re)write the files
@@ -785,6 +806,110 @@ def calls_hourly() -> str:
     return to_csv([*header, "sales_brl"], rows)
 
 
+# --- the seventh held-out set's datasets (holdout7.toml) --------------------------------------
+
+
+def locadora_frota() -> str:
+    agencies = {  # (UF, size, km a rental day, season by month Jan..Dec)
+        "Guarulhos Aeroporto": ("SP", 1.6, 175.0, (1.0,) * 12),
+        "Confins Aeroporto": ("MG", 1.0, 190.0, (1.0,) * 12),
+        "Curitiba Centro": ("PR", 0.7, 150.0, (1.0,) * 12),
+        "Florianópolis Aeroporto": ("SC", 0.9, 160.0, (1.3, 1.2, 0.95, 0.9, 0.88, 0.9, 1.05,
+                                                       0.95, 0.9, 0.92, 0.98, 1.22)),
+    }  # fmt: skip
+    groups = {  # (rentals a month at size 1, rental days a rental, daily rate, cancellation share)
+        "Econômico": (180.0, 4.2, 129.0, 0.08),
+        "Intermediário": (110.0, 4.5, 169.0, 0.07),
+        "SUV": (60.0, 5.5, 259.0, 0.06),
+        "Executivo": (25.0, 3.2, 389.0, 0.1),
+    }
+    rows: list[list[object]] = []
+    for month in range(1, 13):
+        days = (date(2024 + month // 12, month % 12 + 1, 1) - date(2024, month, 1)).days
+        for agency, (uf, size, km, season) in agencies.items():
+            for group, (volume, length, rate, cancel) in groups.items():
+                key = (agency, group, month)
+                growth = 1.05 ** (month - 1) if group == "SUV" else 1.0  # SUV grows every month
+                base = volume * size * growth
+                rentals = base * season[month - 1] * (1 + 0.1 * (wobble("loc", *key) - 0.5))
+                if agency == "Curitiba Centro" and month == 5:
+                    rentals *= 0.45  # the planted drop: the agency closed half of May for works
+                rentals = round(rentals)
+                stay = length * (1.25 if agency.startswith("Florian") else 1.0)
+                rental_days = round(rentals * stay * (1 + 0.08 * (wobble("dia", *key) - 0.5)))
+                # the fleet is sized for the group's normal month (a stock, never summed)
+                fleet = round(base * stay / (30 * 0.72) * (1 + 0.06 * (wobble("frt", *key) - 0.5)))
+                fleet = max(fleet, -(-rental_days // days) + 1)
+                cancelled = round(rentals * cancel * (1 + 0.3 * (wobble("cnc", *key) - 0.5)))
+                if agency == "Confins Aeroporto" and month == 8:
+                    cancelled *= 4  # the planted spike: a mining company cancelled its block
+                revenue = rental_days * rate * (1 + 0.06 * (wobble("rec", *key) - 0.5))
+                driven = round(rental_days * km * (1 + 0.1 * (wobble("km", *key) - 0.5)))
+                rows.append(
+                    [f"{month:02d}/2024", agency, uf, group, fleet, rentals + cancelled,
+                     cancelled, rentals, rental_days, f"{driven:,}".replace(",", "."),
+                     "R$ " + br_number(round(revenue, 2))]
+                )  # fmt: skip
+    header = ["competencia", "agencia", "uf", "grupo", "frota", "reservas", "cancelamentos"]
+    return to_csv([*header, "locacoes", "diarias", "km_rodados", "receita"], rows, ";")
+
+
+def solar_projects() -> str:
+    states = {"SP": 0.34, "MG": 0.24, "GO": 0.16, "BA": 0.14, "PR": 0.12}
+    segments = {  # (projects a month, kWp, price per Wp, financed share, install days)
+        "Residential": (20.0, 6.5, 4.1, 0.7, 38.0),
+        "Commercial": (6.0, 42.0, 3.4, 0.45, 62.0),
+        "Agribusiness": (5.0, 95.0, 3.1, 0.8, 75.0),
+    }
+    rows: list[list[object]] = []
+    project = 24001
+    for month in range(1, 13):
+        days = (date(2024 + month // 12, month % 12 + 1, 1) - date(2024, month, 1)).days
+        for segment, (volume, kwp, price, financed, install) in segments.items():
+            count = volume * (1 + 0.16 * (wobble("n", segment, month) - 0.5))
+            if segment == "Commercial":
+                count *= 1 + 0.06 * (month - 1)  # the segment that grew: 1.66 times by December
+            if segment == "Agribusiness" and month == 4:
+                count *= 3.6  # the planted spike: a rural credit line (Pronaf) opened in April
+            if segment == "Residential" and month == 7:
+                count *= 0.4  # the planted drop: the partner bank suspended its solar financing
+            for i in range(round(count)):
+                key = (segment, month, i)
+                signed = date(2024, month, 1 + int(wobble("day", *key) * days))
+                pick = wobble("st", *key)
+                state = next(s for s, c in _cumulative(states) if pick < c)
+                size = round(kwp * (0.6 + 0.8 * wobble("kwp", *key)), 2)
+                modules = -(-round(size * 1000) // 545)  # 545 W modules
+                value = round(size * 1000 * price * (1 + 0.12 * (wobble("val", *key) - 0.5)), 2)
+                is_financed = "Yes" if wobble("fin", *key) < financed else "No"
+                left = (date(2024, 12, 31) - signed).days
+                takes = round(install * (0.6 + 0.8 * wobble("ins", *key)))
+                if wobble("cnc", *key) < (0.18 if (segment, month) == ("Residential", 7) else 0.06):
+                    status, took = "Cancelled", ""
+                elif takes > left:
+                    status, took = "In Progress", ""
+                else:
+                    status, took = "Installed", str(takes)
+                rows.append(
+                    [project, signed.isoformat(), state, segment, f"{size:.2f}", modules,
+                     f"{value:.2f}", is_financed, status, took]
+                )  # fmt: skip
+                project += 1
+    rows.sort(key=lambda r: (str(r[1]), int(str(r[0]))))
+    header = ["project_id", "signed_date", "state", "segment", "system_kwp", "modules"]
+    return to_csv([*header, "contract_value_brl", "financed", "status", "install_days"], rows)
+
+
+def _cumulative(shares: dict[str, float]) -> list[tuple[str, float]]:
+    """(name, running total of the shares): the bands a number in [0, 1) falls into."""
+    out, total = [], 0.0
+    for name, share in shares.items():
+        total += share
+        out.append((name, total))
+    out[-1] = (out[-1][0], 1.0)
+    return out
+
+
 FILES: dict[str, Callable[[], str]] = {
     "lojas_semanal.csv": lojas_semanal,
     "receita_mensal_regiao.csv": receita_mensal_regiao,
@@ -807,6 +932,8 @@ FILES: dict[str, Callable[[], str]] = {
     "picking_waves.csv": picking_waves,
     "ocupacao_hoteis.csv": ocupacao_hoteis,
     "calls_hourly.csv": calls_hourly,
+    "locadora_frota.csv": locadora_frota,
+    "solar_projects.csv": solar_projects,
 }
 
 
