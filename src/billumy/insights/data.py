@@ -199,8 +199,16 @@ def _check_decoded(size: int, limits: Limits) -> None:
         )
 
 
-def _finish(con: duckdb.DuckDBPyConnection, limits: Limits, *, decimal_comma: bool) -> Table:
-    """Shared tail of every loader: limits, emptiness, nested values, typing."""
+def _finish(
+    con: duckdb.DuckDBPyConnection,
+    limits: Limits,
+    *,
+    decimal_comma: bool,
+    thousands_dot: bool = False,
+) -> Table:
+    """Shared tail of every loader: limits, emptiness, nested values, typing.
+    ``thousands_dot``: the file writes its decimals with a comma, so a dot groups thousands
+    ("219.498" km is 219,498)."""
     try:
         table = Table(con)
         _check_names(table.columns, limits)
@@ -217,6 +225,7 @@ def _finish(con: duckdb.DuckDBPyConnection, limits: Limits, *, decimal_comma: bo
             table.types,
             row_count=table.row_count,
             decimal_comma=decimal_comma,
+            thousands_dot=thousands_dot,
         )
         if retyped:
             table = Table(con)
@@ -243,6 +252,7 @@ _BOOL = r"\s*(?i:true|false)\s*"
 _DATE = r"\s*[0-9]{4}-[0-9]{2}-[0-9]{2}\s*"
 _MONTH = r"\s*[0-9]{4}-[0-9]{2}\s*"
 _BR_DATE = r"\s*[0-9]{2}/[0-9]{2}/[0-9]{4}\s*"
+_BR_MONTH = r"\s*(0[1-9]|1[0-2])/[0-9]{4}\s*"  # "01/2024", a month of accounts (competência)
 _TIMESTAMP = r"\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?Z?)?\s*"
 
 
@@ -256,7 +266,7 @@ class _Candidate:
     needs_comma: bool = False  # only where some value holds a comma (decimal-comma numbers)
 
 
-def _candidates(decimal_comma: bool) -> list[_Candidate]:
+def _candidates(decimal_comma: bool, thousands_dot: bool = False) -> list[_Candidate]:
     trimmed = "trim({c})"
     numbers = [
         _Candidate("BIGINT", _INT, f"TRY_CAST({trimmed} AS BIGINT)"),
@@ -267,7 +277,7 @@ def _candidates(decimal_comma: bool) -> list[_Candidate]:
             "DOUBLE",
             _COMMA_NUM,
             f"TRY_CAST(replace(replace({trimmed}, '.', ''), ',', '.') AS DOUBLE)",
-            needs_comma=True,
+            needs_comma=not thousands_dot,
         )
         numbers.insert(1, comma)
     bare = "replace(replace(replace({c}, 'US$', ''), 'R$', ''), ' ', '')"
@@ -287,6 +297,7 @@ def _candidates(decimal_comma: bool) -> list[_Candidate]:
         _Candidate("DATE", _DATE, f"TRY_CAST({trimmed} AS DATE)"),
         _Candidate("DATE", _MONTH, f"CAST(try_strptime({trimmed}, '%Y-%m') AS DATE)"),
         _Candidate("DATE", _BR_DATE, f"CAST(try_strptime({trimmed}, '%d/%m/%Y') AS DATE)"),
+        _Candidate("DATE", _BR_MONTH, f"CAST(try_strptime({trimmed}, '%m/%Y') AS DATE)"),
         _Candidate("TIMESTAMP", _TIMESTAMP, f"TRY_CAST(rtrim({trimmed}, 'Z') AS TIMESTAMP)"),
     ]
 
@@ -313,6 +324,7 @@ def _infer_types(
     *,
     row_count: int,
     decimal_comma: bool,
+    thousands_dot: bool = False,
 ) -> bool:
     """Retype text columns whose every non-blank value fits one candidate type.
 
@@ -324,7 +336,7 @@ def _infer_types(
     if not text:
         return False
     whole = row_count <= TYPE_SAMPLE_ROWS  # the sample is the table
-    pending = _fitting_in_sample(con, text, _candidates(decimal_comma), whole=whole)
+    pending = _fitting_in_sample(con, text, _candidates(decimal_comma, thousands_dot), whole=whole)
     chosen: dict[str, _Candidate] = {}
     if whole:
         chosen = {c: cands[0] for c, cands in pending.items()}
@@ -556,16 +568,35 @@ _SAMPLE_TYPES: tuple[tuple[str, bool, re.Pattern[str]], ...] = (
 )
 
 
-def _sample_types(head: str, delimiter: str, names: list[str]) -> tuple[dict[str, str], set[str]]:
+_COMMA_DECIMAL = re.compile(r"\s*-?\s*(R\$)?\s*-?[0-9][0-9.]*,[0-9]+\s*")
+_DOT_THOUSANDS = re.compile(r"\s*[+-]?[1-9][0-9]{0,2}(\.[0-9]{3})+\s*")
+
+
+def comma_decimals(head: str, delimiter: str) -> bool:
+    """Whether a file not separated by commas writes decimals with a comma ("R$ 156.441,64",
+    "3,5") in some column of its first rows: then a dot in its numbers groups thousands."""
+    if delimiter == ",":
+        return False
+    rows = _head_rows(head, delimiter)[1 : TYPE_SAMPLE_ROWS + 1]
+    return any(_COMMA_DECIMAL.fullmatch(v) for r in rows for v in r)
+
+
+def _sample_types(
+    head: str, delimiter: str, names: list[str], *, thousands_dot: bool = False
+) -> tuple[dict[str, str], set[str]]:
     """Types for DuckDB's CSV reader, guessed from the rows in ``head``: the first that no
     sample value contradicts among boolean, whole number, double and ISO date; text
-    otherwise. Also the columns of whole numbers (read as DOUBLE, see :data:`WHOLE`)."""
+    otherwise. Also the columns of whole numbers (read as DOUBLE, see :data:`WHOLE`).
+    With ``thousands_dot``, numbers with dots in thousands groups ("219.498") stay text, for
+    :func:`_infer_types` to read as 219498."""
     rows = _head_rows(head, delimiter)[1 : TYPE_SAMPLE_ROWS + 1]
     types: dict[str, str] = {}
     whole: set[str] = set()
     for position, name in enumerate(names):
         values = [r[position] for r in rows if position < len(r) and r[position] != ""]
         types[name] = "VARCHAR"
+        if thousands_dot and any(_DOT_THOUSANDS.fullmatch(v) for v in values):
+            continue
         for kind, is_whole, pattern in _SAMPLE_TYPES:
             if values and all(pattern.fullmatch(v) for v in values):
                 if is_whole and any(len(v.lstrip("+-")) > 15 for v in values):
@@ -640,7 +671,8 @@ def _csv_table(path: Path, head: str, limits: Limits) -> Table:
     delimiter = _sniff_delimiter(head)
     names = _header(head, delimiter)
     _check_names(names, limits)
-    types, whole = _sample_types(head, delimiter, names)
+    thousands_dot = comma_decimals(head, delimiter)
+    types, whole = _sample_types(head, delimiter, names, thousands_dot=thousands_dot)
     for _ in range(len(names) + 1):
         loaded = _read_csv(path, names, types, delimiter, limits)
         if not isinstance(loaded, str):
@@ -649,7 +681,9 @@ def _csv_table(path: Path, head: str, limits: Limits) -> Table:
             except BaseException:
                 sandbox.close(loaded)
                 raise
-            return _finish(loaded, limits, decimal_comma=delimiter != ",")
+            return _finish(
+                loaded, limits, decimal_comma=delimiter != ",", thousands_dot=thousands_dot
+            )
         types[loaded] = "VARCHAR"  # later rows disagree with the sample: read it as text
         whole.discard(loaded)
     raise BadRequestError("the CSV could not be read")  # pragma: no cover - bounded above

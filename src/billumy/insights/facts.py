@@ -1350,7 +1350,47 @@ def _as_of(
         [*where.words, f"{temporal} = {_quoted(latest)} (the latest)"],
         [*where.columns, temporal],
     )
-    return narrowed, {"column": temporal, "period": plain(label), "grain": grain}
+    as_of: dict[str, Scalar] = {"column": temporal, "period": plain(label), "grain": grain}
+    hour = _hour_column(profile) if grain == "day" else None
+    if hour is not None:
+        # Agents logged in "right now", recorded per hour beside a date: the latest hour of
+        # the latest day, not the sum of that day's hours.
+        h = quote_ident(hour)
+        sql = f"SELECT max({h}) FROM data WHERE {narrowed.sql}"  # noqa: S608
+        at = table.query(sql, list(narrowed.params))[0][0]
+        if at is not None:
+            narrowed = _Where(
+                [*narrowed.conditions, f"{h} = ?"],
+                [*narrowed.params, at],
+                [*narrowed.words, f"{hour} = {at} (the latest)"],
+                [*narrowed.columns, hour],
+            )
+            as_of |= {"hour": plain(at)}
+    return narrowed, as_of
+
+
+_HOUR_WORDS = frozenset({"hour", "hours", "hora", "horas", "hr", "hh"})
+
+
+def _hour_column(profile: Profile) -> str | None:
+    """An integer column that holds the hour of the day beside a date (``hour``, ``hora``,
+    ``hora_do_dia``): 0 to 23 and named only for the hour."""
+    for column in profile.columns:
+        words = name_words(column.name)
+        if (
+            column.kind in ("ordinal", "numeric")
+            and isinstance(column.min, int | float)
+            and isinstance(column.max, int | float)
+            and column.min >= 0
+            and column.max <= 24
+            and any(w in _HOUR_WORDS for w in words)
+            and all(
+                w in _HOUR_WORDS or w in ("of", "the", "do", "da", "de", "day", "dia")
+                for w in words
+            )
+        ):
+            return column.name
+    return None
 
 
 def facts_for_plan(table: Table, profile: Profile, plan: Plan) -> list[Fact]:
@@ -1794,10 +1834,12 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
     filters. None when the question names nothing usable.
     """
     tokens = _tokens(question)
-    words = _column_words(tokens)
+    visible = [c for c in profile.columns if not c.masked]
+    # "a fila de vendas" (queue ``Q01 Vendas``) names a queue, not the sales column.
+    beside = _values_beside_their_column(visible, tokens)
+    words = [frozenset() if i in beside else t for i, t in enumerate(_column_words(tokens))]
     groups = [_groups(w) for w in words]
     folded = _fold(question)
-    visible = [c for c in profile.columns if not c.masked]
     shared = _shared_words(visible)
     named = {c.name: _named_column(words, groups, c, shared) for c in visible}
     # "Total Express" is a carrier, not a total: words of the values named are no aggregate.
@@ -1962,7 +2004,10 @@ def named_columns(question: str, profile: Profile, *, any_word: bool = False) ->
     ``any_word``, by any one of its words: "resolution" for ``tickets_resolved``), in the
     order named."""
     tokens = _tokens(question)
-    words = _column_words(tokens)
+    visible = [c for c in profile.columns if not c.masked]
+    # "a fila de vendas" (queue ``Q01 Vendas``) names a queue, not the sales column.
+    beside = _values_beside_their_column(visible, tokens)
+    words = [frozenset() if i in beside else t for i, t in enumerate(_column_words(tokens))]
     groups = [_groups(w) for w in words]
     named = []
     shared = _shared_words([c for c in profile.columns if not c.masked])
@@ -1983,7 +2028,10 @@ def named_columns(question: str, profile: Profile, *, any_word: bool = False) ->
 def names_a_dimension(question: str, profile: Profile) -> bool:
     """Whether ``question`` names a categorical column (a store, a region...)."""
     tokens = _tokens(question)
-    words = _column_words(tokens)
+    visible = [c for c in profile.columns if not c.masked]
+    # "a fila de vendas" (queue ``Q01 Vendas``) names a queue, not the sales column.
+    beside = _values_beside_their_column(visible, tokens)
+    words = [frozenset() if i in beside else t for i, t in enumerate(_column_words(tokens))]
     groups = [_groups(w) for w in words]
     visible = [c for c in profile.columns if not c.masked and c.kind in ("categorical", "boolean")]
     return any(_find_column(words, groups, _naming_words(c)).position >= 0 for c in visible)
@@ -1993,7 +2041,10 @@ def names_a_measure(question: str, profile: Profile) -> bool:
     """Whether ``question`` names a numeric column (or asks for a count), as :func:`rule_plan`
     reads it; False when a plan's measure would only be the data's default."""
     tokens = _tokens(question)
-    words = _column_words(tokens)
+    visible = [c for c in profile.columns if not c.masked]
+    # "a fila de vendas" (queue ``Q01 Vendas``) names a queue, not the sales column.
+    beside = _values_beside_their_column(visible, tokens)
+    words = [frozenset() if i in beside else t for i, t in enumerate(_column_words(tokens))]
     groups = [_groups(w) for w in words]
     visible = [c for c in profile.columns if not c.masked]
     shared = _shared_words(visible)
@@ -2085,6 +2136,32 @@ def _value_positions(visible: list[ColumnProfile], tokens: list[frozenset[str]])
             words = re.findall(r"[a-z0-9]+", _fold(value))
             if len(words) > 1 and (at := _find(tokens, words)) >= 0:
                 spots.update(range(at, at + len(words)))
+    return spots
+
+
+def _values_beside_their_column(
+    visible: list[ColumnProfile], tokens: list[frozenset[str]]
+) -> set[int]:
+    """The positions of words of a categorical value said right after its column's word ("a
+    fila de vendas", "the queue Vendas", "loja centro"): they name the segment, never a
+    column ("vendas" is no ``sales_brl`` there)."""
+    spots: set[int] = set()
+    for column in visible:
+        if column.kind != "categorical":
+            continue
+        own = {w for w in name_words(column.name) if w not in _CONNECTORS}
+        own_groups = _groups(frozenset(own))
+        value_words = {
+            w for value, _ in column.top for w in re.findall(r"[a-z0-9]+", _fold(value))
+        } - _CONNECTORS
+        for i, token in enumerate(tokens):
+            if not token & value_words or token & own:
+                continue
+            j = i - 1
+            if j >= 0 and tokens[j] & _CONNECTORS:
+                j -= 1
+            if j >= 0 and (tokens[j] & own or (own_groups and _groups(tokens[j]) & own_groups)):
+                spots.add(i)
     return spots
 
 

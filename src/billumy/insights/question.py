@@ -788,6 +788,10 @@ def reconcile(plan: Plan | None, question: Question, profile: Profile, source: s
         elif part.kind == "filter" and part.detail.get("column"):
             # A segment the rules' own reading missed ("tiktok" for TikTok Ads).
             column = part.detail["column"]
+            if column in dims and not needs_dimension:
+                # "the Cobrança queue": the column's word beside its value names the segment,
+                # not a breakdown by queue.
+                dims = [d for d in dims if d != column]
             if not any(f.column == column for f in filters) and column not in dims:
                 filters.append(Filter(column=column, op="=", value=part.detail["values"][0]))
     named_filters = {(f.column, f.op) for f in filters}

@@ -187,6 +187,9 @@ def scope(fact: Fact, ctx: Context) -> str:
     elif fact.as_of is not None:
         # A stock's level on the latest date: "em dezembro de 2024", "in December 2024".
         periods.append(fmt.when(fact.as_of["period"], str(fact.as_of["grain"])))
+        if fact.as_of.get("hour") is not None:
+            hour = fmt.number(fact.as_of["hour"])
+            periods.append(f"às {hour}h" if ctx.pt else f"at {hour}:00")
     text = ""
     if segments:
         text += (" para " if ctx.pt else " for ") + and_word.join(segments)
