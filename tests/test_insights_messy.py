@@ -93,3 +93,69 @@ def test_a_segment_named_beside_its_columns_word_is_a_filter_not_a_measure() -> 
     plan = questions.reconcile(facts.rule_plan(text, prof), asked, prof, "rules")
     assert plan is not None and plan.dimensions == []
     assert [(f.column, f.value) for f in plan.filters] == [("queue", "Q02 Suporte")]
+
+
+def _projects() -> list[dict[str, Any]]:
+    """One row per contract: a status, a yes/no, a capacity in kWp, days to install."""
+    rows = []
+    for i in range(60):
+        segment = ("Residential", "Commercial", "Agribusiness")[i % 3]
+        status = "Cancelled" if i % 7 == 0 else "Installed" if i % 2 == 0 else "In Progress"
+        rows.append(
+            {"project_id": 1000 + i, "state": ("SP", "MG")[i % 2], "segment": segment,
+             "system_kwp": 5.0 + i, "financed": "Yes" if i % 3 else "No", "status": status,
+             "install_days": 30 + i % 20 if status == "Installed" else None}
+        )  # fmt: skip
+    return rows
+
+
+def test_a_value_word_is_a_filter_not_a_column_that_starts_like_it_and_kwp_names_its_column() -> (
+    None
+):
+    with data.from_records(_projects()) as table:
+        prof = profile(table)
+    plan = facts.rule_plan("Which state has the most installed capacity in kWp?", prof)
+    assert plan is not None
+    assert [(m.column, m.agg) for m in plan.measures] == [("system_kwp", "sum")]
+    assert plan.dimensions == ["state"]
+    assert [(f.column, f.value) for f in plan.filters] == [("status", "Installed")]
+
+
+def test_a_rate_of_rows_is_the_share_holding_a_value_per_segment() -> None:
+    rows = _projects()
+    found, ctx = _facts(rows, "Which segment has the highest cancellation rate?", "en")
+    ratio = next(f for f in found if f.kind == "ratio")
+    expected = {
+        s: 100
+        * sum(1 for r in rows if r["segment"] == s and r["status"] == "Cancelled")
+        / sum(1 for r in rows if r["segment"] == s)
+        for s in ("Residential", "Commercial", "Agribusiness")
+    }
+    assert {r["segment"]: r["ratio_pct"] for r in ratio.rows} == expected
+    cancelled = sum(1 for r in rows if r["status"] == "Cancelled")
+    assert describe(ratio, ctx).startswith(
+        "The cancellation rate (rows with status Cancelled over all rows) is "
+        f"{100 * cancelled / len(rows):.1f}% ({cancelled} of {len(rows)}). By segment, "
+    )
+    # A yes/no column named by its participle, in Portuguese: its "Yes" rows.
+    found, ctx = _facts(rows, "Qual % dos projetos foi financiada?", "pt")
+    ratio = next(f for f in found if f.kind == "ratio")
+    financed = sum(1 for r in rows if r["financed"] == "Yes")
+    assert ratio.values["part_total"] == financed and ratio.values["whole_total"] == len(rows)
+    assert describe(ratio, ctx).startswith("A proporção de registros com financed Yes é de ")
+
+
+def test_a_cancellation_rate_beside_bookings_is_over_the_bookings_and_a_fleet_is_a_stock() -> None:
+    rows = [
+        {"mes": f"2024-{m:02d}-01", "agencia": a, "frota": 40 + m, "reservas": 100 * m + k,
+         "cancelamentos": m + 3 * k}
+        for m in range(1, 4)
+        for a, k in (("Centro", 1), ("Aeroporto", 2))
+    ]  # fmt: skip
+    found, ctx = _facts(rows, "qual agencia tem a maior taxa de cancelamento", "pt")
+    ratio = next(f for f in found if f.kind == "ratio")
+    assert (ratio.values["part"], ratio.values["whole"]) == ("cancelamentos", "reservas")
+    assert describe(ratio, ctx).startswith("A taxa de cancelamento (cancelamentos sobre reservas)")
+    found, _ = _facts(rows, "Quantos carros a gente tem na frota hoje?", "pt")
+    stock = next(f for f in found if f.as_of is not None)
+    assert stock.values["sum_frota"] == sum(r["frota"] for r in rows if r["mes"] == "2024-03-01")

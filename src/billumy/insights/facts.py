@@ -188,7 +188,7 @@ _STOCK_WORDS = {
     "headcount", "saldo", "balance", "estoque", "inventory", "stock", "employees",
     "funcionarios", "colaboradores", "efetivo", "assinantes", "subscribers", "ativos", "active",
     "matriculados", "enrolled", "inscritos", "backlog", "carteira", "vigentes", "ativas",
-    "disponiveis", "available", "logged", "online", "capacity", "capacidade",
+    "disponiveis", "available", "logged", "online", "capacity", "capacidade", "frota", "fleet",
 }  # fmt: skip
 _MONEY_WORDS = {
     "revenue", "receita", "sales", "vendas", "venda", "valor", "value", "amount", "total",
@@ -1668,6 +1668,8 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("available", "disponivel", "capacity", "capacidade"),
     ("guest", "hospede"),
     ("occupancy", "ocupacao"),
+    # energy
+    ("kwp", "kw", "mwp", "mw", "potencia", "power", "capacity", "capacidade"),
 )
 _SYNONYM_GROUPS: dict[str, frozenset[int]] = {}
 for _group, _words in enumerate(_SYNONYMS):
@@ -1836,7 +1838,7 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
     tokens = _tokens(question)
     visible = [c for c in profile.columns if not c.masked]
     # "a fila de vendas" (queue ``Q01 Vendas``) names a queue, not the sales column.
-    beside = _values_beside_their_column(visible, tokens)
+    beside = _values_beside_their_column(visible, tokens) | _value_words(visible, tokens)
     words = [frozenset() if i in beside else t for i, t in enumerate(_column_words(tokens))]
     groups = [_groups(w) for w in words]
     folded = _fold(question)
@@ -1963,8 +1965,8 @@ def _named_column(
         return _Named(head.position, 0, head.length)
     best = found
     for word in naming[1:]:
-        if len(word) < 4:
-            continue
+        if len(word) < 3 or word in _GENERIC_SHORT:
+            continue  # "kwp" names ``system_kwp``; "avg" or "brl" name nothing alone
         other = _find_column(words, groups, [word])
         if other.position < 0:
             continue
@@ -1974,6 +1976,10 @@ def _named_column(
     return best
 
 
+_GENERIC_SHORT = frozenset(
+    {"avg", "qtd", "qty", "num", "nro", "pct", "brl", "usd", "eur", "sum", "max", "min", "per",
+     "por", "all", "id", "tot", "val", "vlr", "new", "old"}
+)  # fmt: skip
 _PARTICIPLE_ENDINGS = ("ado", "ada", "ados", "adas", "ido", "ida", "idos", "idas", "ed")
 
 
@@ -2006,7 +2012,7 @@ def named_columns(question: str, profile: Profile, *, any_word: bool = False) ->
     tokens = _tokens(question)
     visible = [c for c in profile.columns if not c.masked]
     # "a fila de vendas" (queue ``Q01 Vendas``) names a queue, not the sales column.
-    beside = _values_beside_their_column(visible, tokens)
+    beside = _values_beside_their_column(visible, tokens) | _value_words(visible, tokens)
     words = [frozenset() if i in beside else t for i, t in enumerate(_column_words(tokens))]
     groups = [_groups(w) for w in words]
     named = []
@@ -2030,7 +2036,7 @@ def names_a_dimension(question: str, profile: Profile) -> bool:
     tokens = _tokens(question)
     visible = [c for c in profile.columns if not c.masked]
     # "a fila de vendas" (queue ``Q01 Vendas``) names a queue, not the sales column.
-    beside = _values_beside_their_column(visible, tokens)
+    beside = _values_beside_their_column(visible, tokens) | _value_words(visible, tokens)
     words = [frozenset() if i in beside else t for i, t in enumerate(_column_words(tokens))]
     groups = [_groups(w) for w in words]
     visible = [c for c in profile.columns if not c.masked and c.kind in ("categorical", "boolean")]
@@ -2043,7 +2049,7 @@ def names_a_measure(question: str, profile: Profile) -> bool:
     tokens = _tokens(question)
     visible = [c for c in profile.columns if not c.masked]
     # "a fila de vendas" (queue ``Q01 Vendas``) names a queue, not the sales column.
-    beside = _values_beside_their_column(visible, tokens)
+    beside = _values_beside_their_column(visible, tokens) | _value_words(visible, tokens)
     words = [frozenset() if i in beside else t for i, t in enumerate(_column_words(tokens))]
     groups = [_groups(w) for w in words]
     visible = [c for c in profile.columns if not c.masked]
@@ -2163,6 +2169,21 @@ def _values_beside_their_column(
             if j >= 0 and (tokens[j] & own or (own_groups and _groups(tokens[j]) & own_groups)):
                 spots.add(i)
     return spots
+
+
+def _value_words(visible: list[ColumnProfile], tokens: list[frozenset[str]]) -> set[int]:
+    """The positions of words that are a one-word categorical value ("installed" for status
+    ``Installed``) and no word of a column's name: they name the segment, not a column that
+    starts like them (``install_days``)."""
+    names = {v for c in visible for w in name_words(c.name) for v in _variants(w)}
+    values = {
+        words[0]
+        for c in visible
+        if c.kind == "categorical"
+        for value, _ in c.top
+        if len(words := re.findall(r"[a-z0-9]+", _fold(value))) == 1 and len(words[0]) >= 4
+    }
+    return {i for i, token in enumerate(tokens) if token & values and not token & values & names}
 
 
 def _named_value(column: ColumnProfile, tokens: list[frozenset[str]]) -> str | None:

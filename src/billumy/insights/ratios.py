@@ -29,7 +29,9 @@ __all__ = [
     "known_rate",
     "per_fact",
     "per_period_fact",
+    "rated_value",
     "ratio_fact",
+    "value_rate_fact",
 ]
 
 # Question words that ask for a rate (folded); the question's share words ("percentual",
@@ -75,6 +77,10 @@ _ROLES: dict[str, frozenset[str]] = {
         {"ocupados", "ocupadas", "ocupado", "occupied", "sold", "vendidos", "vendidas", "diarias"}
     ),
     "available": frozenset({"disponiveis", "disponivel", "available", "capacity", "capacidade"}),
+    "bookings": frozenset(
+        {"reservas", "reserva", "reservations", "reservation", "bookings", "booking",
+         "agendamentos", "appointments", "pedidos", "orders", "contratos", "contracts"}
+    ),
     "cancellations": frozenset(
         {"cancelamentos", "cancelamento", "cancellations", "cancelations", "cancelled",
          "canceled", "cancelados", "canceladas", "churn", "churned", "evasao", "desistencias"}
@@ -142,7 +148,13 @@ def jargon(question: str, profile: Profile) -> tuple[str, str, str, str] | None:
             if a is not None and b is not None and a.name != b.name:
                 return kind, a.name, b.name, name
     if words & _CHURN and (words & _RATE_WORDS or words & _SHARE_WORDS):
-        part, whole = _role(profile, "cancellations"), _role(profile, "stock")
+        said_as = next(w for w in said if w in _CHURN)
+        part = _role(profile, "cancellations")
+        booked = None if said_as in ("churn", "evasao") else _role(profile, "bookings")
+        if part is not None and booked is not None and _additive(part) and _additive(booked):
+            # "taxa de cancelamento" beside ``reservas``: the bookings cancelled, not churn.
+            return "ratio", part.name, booked.name, said_as.removesuffix("s")
+        whole = _role(profile, "stock")
         if part is not None and whole is not None and _additive(part):
             return "ratio", part.name, whole.name, "churn"
     return None
@@ -532,3 +544,115 @@ def per_period_fact(
     )
     columns: list[str | None] = [column.name, temporal.name, *(f.column for f in plan.filters)]
     return _fact("per", statement, values, columns, sql, [row], params)
+
+
+# --- a rate of rows: the share of the rows that hold one value ------------------------------
+
+_YES = frozenset({"yes", "sim", "y", "s", "true", "1", "t"})
+_STEM = 6  # "cancellation", "cancelamento", "cancelado" and ``Cancelled`` share "cancel"
+
+
+def _stems_meet(word: str, other: str) -> bool:
+    return len(word) >= _STEM and len(other) >= _STEM and word[:_STEM] == other[:_STEM]
+
+
+def rated_value(question: str, profile: Profile, skip: str | None = None) -> tuple[str, str] | None:
+    """The (column, value) whose share of the rows ``question`` asks for, when one row is one
+    thing (a project, a contract): "the cancellation rate" on a ``status`` holding
+    ``Cancelled``, "% dos projetos foi financiada" on a yes/no ``financed`` (its yes value).
+    A value is named by a word that starts like it; of several, the one nearest the word of
+    rate. None when the question asks for no rate or share, or names no such value; ``skip``
+    is a column that ranks (the dimension), never the one rated."""
+    words = name_words(question)
+    marks = [i for i, w in enumerate(words) if w in _RATE_WORDS or w in _SHARE_WORDS]
+    if "%" in question:
+        marks.append(len(words))
+    if not marks:
+        return None
+    found: list[tuple[int, str, str]] = []  # (distance to a word of rate, column, value)
+    for column in profile.columns:
+        if column.masked or column.name == skip or column.kind not in ("categorical", "boolean"):
+            continue
+        values = [str(v) for v, _ in column.top]
+        if not values or len(values) > 12:
+            continue
+        own = [w for w in name_words(column.name) if len(w) >= _STEM]
+        yes = next((v for v in values if v.strip().lower() in _YES), None)
+        for i, word in enumerate(words):
+            if yes is not None and len(values) == 2 and any(_stems_meet(word, w) for w in own):
+                found.append((min(abs(i - m) for m in marks), column.name, yes))
+            for value in values:
+                value_words = name_words(value)
+                if len(value_words) == 1 and _stems_meet(word, value_words[0]):
+                    found.append((min(abs(i - m) for m in marks), column.name, value))
+    if not found:
+        return None
+    _, column_name, value = min(found)
+    return column_name, value
+
+
+def value_rate_fact(
+    table: Table,
+    profile: Profile,
+    plan: facts.Plan | None,
+    dimension: str | None = None,
+    question: str = "",
+) -> Fact | None:
+    """The ``ratio`` fact of the rows holding the value :func:`rated_value` finds over all
+    the rows the plan's other filters keep (per ``dimension`` segment when given, highest
+    first), or None. Its values have ``of_rows``, ``part_column`` and ``part_value``."""
+    rated = rated_value(question, profile, skip=dimension)
+    if rated is None:
+        return None
+    column, value = rated
+    kept = [f for f in (plan.filters if plan is not None else []) if f.column != column]
+    conditions, params = facts.filter_conditions(profile, kept)
+    where = " AND ".join(conditions) if conditions else "true"
+    c = quote_ident(column)
+    hit = f"CAST({c} AS VARCHAR) = ?"
+    select = (
+        f"count(*) FILTER (WHERE {hit}) AS part_total, count(*) AS whole_total, "
+        f"100.0 * count(*) FILTER (WHERE {hit}) / nullif(count(*), 0) AS ratio_pct"
+    )
+    sql = f"SELECT {select} FROM data WHERE {where}"  # noqa: S608
+    args = [value, value, *params]
+    row = table.records(sql, args)[0]
+    part_total, whole_total = plain(row["part_total"]), plain(row["whole_total"])
+    if not isinstance(part_total, int) or not isinstance(whole_total, int) or not whole_total:
+        return None
+    ratio = plain(row["ratio_pct"])
+    named = (
+        next((w for w in name_words(question) if _stems_meet(w, name_words(value)[0])), None)
+        if name_words(value)
+        else None
+    )
+    values: dict[str, Scalar] = {
+        "part": f"{column} = {value}",
+        "whole": "rows",
+        "part_total": part_total,
+        "whole_total": whole_total,
+        "ratio_pct": ratio,
+        "of_rows": True,
+        "part_column": column,
+        "part_value": value,
+    }
+    if named is not None and asks_for_rate(question):
+        values["name"] = named
+    statement = (
+        f"The share of rows with {column} {value} is "
+        f"{facts.fmt_pct(ratio if isinstance(ratio, float) else None)} "
+        f"({facts.fmt_number(part_total)} of {facts.fmt_number(whole_total)})."
+    )
+    rows = [{k: plain(v) for k, v in row.items()}]
+    if dimension is not None:
+        d = quote_ident(dimension)
+        sql = (
+            f"SELECT {d}, {select} FROM data "  # noqa: S608
+            f"WHERE {where} AND {d} IS NOT NULL GROUP BY {d} "
+            f"ORDER BY ratio_pct DESC NULLS LAST, {d} LIMIT {int(plan.top_n if plan else 10)}"
+        )
+        rows = [{k: plain(v) for k, v in r.items()} for r in table.records(sql, args)]
+        listed = "; ".join(f"{r[dimension]} {facts.fmt_pct(_float(r['ratio_pct']))}" for r in rows)
+        statement += f" By {dimension}: {listed}."
+    columns = [column, dimension, *(f.column for f in kept)]
+    return _fact("ratio", statement, values, columns, sql, rows, args)

@@ -556,6 +556,10 @@ class InsightService:
         if asked is not None and (_asks_for_rate(asked) or (known and known[0] == "ratio")):
             # "What percentage of deliveries were late?": one count over another.
             ratio = ratios.ratio_fact(table, prof, plan, dimension, question or "")
+            if ratio is None:
+                # "Which segment has the highest cancellation rate?" with a ``status`` column:
+                # the share of the rows holding Cancelled.
+                ratio = ratios.value_rate_fact(table, prof, plan, dimension, question or "")
             if ratio is not None:
                 planned = [ratio, *planned]
         rated = [f for f in (per, ratio) if f is not None and dimension in f.columns]

@@ -144,6 +144,8 @@ def scope(fact: Fact, ctx: Context) -> str:
     segments: list[str] = []  # "loja Sul", "loja Centro e Norte"
     conditions: list[str] = []  # "preco > 10"
     skip = str(fact.values.get("period_column")) if fact.kind == "change" else None
+    if fact.values.get("of_rows"):
+        skip = str(fact.values.get("part_column"))  # the rows rated, not a restriction
     filters = [f for f in plan.filters if f.column != skip]
     if fact.kind == "breakdown":
         # The ranking names the segments it keeps: "Por loja, ..." not "Por loja para loja...".
@@ -659,6 +661,8 @@ def _period_change(fact: Fact, ctx: Context) -> str:
 
 def _ratio(fact: Fact, ctx: Context) -> str:
     v = fact.values
+    if v.get("of_rows"):
+        return _rows_ratio(fact, ctx)
     part, whole = str(v.get("part")), str(v.get("whole"))
     a, b = Metric(part, "sum"), Metric(whole, "sum")
     shown = (
@@ -695,6 +699,38 @@ def _ratio(fact: Fact, ctx: Context) -> str:
         )
     else:
         text = f"The share of {part} in {over}{where} is {shown[0]} ({shown[1]} of {shown[2]})."
+    return f"{text} By {dims[0]}{led}: {listed}." if dims else text
+
+
+def _rows_ratio(fact: Fact, ctx: Context) -> str:
+    """ "The cancellation rate (rows with status Cancelled over all rows) is 5.1% (20 of
+    396). By segment, ...": the share of the rows that hold one value."""
+    v = fact.values
+    column, value = str(v.get("part_column")), ctx.formats.label(v.get("part_value"))
+    pct = ctx.formats.pct(v.get("ratio_pct"))
+    part, whole = ctx.formats.number(v.get("part_total")), ctx.formats.number(v.get("whole_total"))
+    where = scope(fact, ctx)
+    dims = [k for k in (fact.rows[0] if fact.rows else {}) if k not in _RATIO_KEYS]
+    listed = "; ".join(
+        f"{ctx.formats.label(r[dims[0]])} {ctx.formats.pct(r.get('ratio_pct'))}"
+        for r in (fact.rows if dims else [])
+    )
+    led = _led(fact.rows, dims, "ratio_pct", ctx, ctx.formats.pct) if dims else ""
+    name = v.get("name")
+    if ctx.pt:
+        rows = f"registros com {column} {value}"
+        if name:
+            text = f"A taxa de {name} ({rows} sobre todos os registros){where} é de {pct}"
+        else:
+            text = f"A proporção de {rows}{where} é de {pct}"
+        text += f" ({part} de {whole})."
+        return f"{text} Por {dims[0]}{led}: {listed}." if dims else text
+    rows = f"rows with {column} {value}"
+    if name:
+        text = f"The {name} rate ({rows} over all rows){where} is {pct}"
+    else:
+        text = f"The share of {rows}{where} is {pct}"
+    text += f" ({part} of {whole})."
     return f"{text} By {dims[0]}{led}: {listed}." if dims else text
 
 
