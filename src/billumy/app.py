@@ -40,7 +40,7 @@ from billumy.engines.supervisor import EngineOptions, EngineSupervisor
 from billumy.errors import PayloadTooLargeError
 from billumy.inference import InferenceService
 from billumy.insights import sandbox
-from billumy.insights.datasets import DatasetStore
+from billumy.insights.datasets import Datasets
 from billumy.insights.service import InsightService
 from billumy.logs import REQUEST_ID
 from billumy.metrics import Metrics
@@ -318,8 +318,8 @@ def create_app(settings: Settings) -> FastAPI:
         insights_service = InsightService(
             settings=settings,
             inference=inference,
-            datasets=DatasetStore(
-                settings.data_dir, max_tenant_bytes=settings.max_dataset_storage_bytes
+            datasets=Datasets(
+                store, settings.data_dir, max_tenant_bytes=settings.max_dataset_storage_bytes
             ),
         )
         app.state.insights = insights_service
