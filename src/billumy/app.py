@@ -40,7 +40,8 @@ from billumy.engines.supervisor import EngineOptions, EngineSupervisor
 from billumy.errors import PayloadTooLargeError
 from billumy.inference import InferenceService
 from billumy.insights import sandbox
-from billumy.insights.datasets import DatasetStore
+from billumy.insights.datasets import Datasets
+from billumy.insights.importer import import_files
 from billumy.insights.service import InsightService
 from billumy.logs import REQUEST_ID
 from billumy.metrics import Metrics
@@ -315,11 +316,13 @@ def create_app(settings: Settings) -> FastAPI:
         async def count_tokens(entry: ModelEntry, texts: list[str]) -> list[int]:
             return await engine.count_tokens(entry.base.path(), texts)
 
+        # Datasets and insight records that an earlier release kept as files: once.
+        await import_files(store, settings.data_dir, database_url=settings.resolved_database_url)
         insights_service = InsightService(
             settings=settings,
             inference=inference,
-            datasets=DatasetStore(
-                settings.data_dir, max_tenant_bytes=settings.max_dataset_storage_bytes
+            datasets=Datasets(
+                store, settings.data_dir, max_tenant_bytes=settings.max_dataset_storage_bytes
             ),
         )
         app.state.insights = insights_service

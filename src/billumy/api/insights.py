@@ -110,16 +110,14 @@ async def list_insights(
 ) -> Response:
     if not 1 <= limit <= 500:
         raise BadRequestError("limit must be between 1 and 500")
-    # Every record of the tenant is read from disk: in a worker thread, never on the loop.
-    records = await asyncio.to_thread(service.datasets.insights, key.tenant, user_id=user_id)
-    records = records[:limit]
-    keep = ("id", "created_at", "user_id", "question", "dataset", "summary", "language")
-    return JSON({"insights": [{k: r.get(k) for k in keep} for r in records]})
+    # The store returns only the newest ``limit``, and only the fields shown.
+    briefs = await service.datasets.insights(key.tenant, user_id=user_id, limit=limit)
+    return JSON({"insights": [brief.as_dict() for brief in briefs]})
 
 
 @router.get("/api/insights/{insight_id}", responses=answers(InsightResult, errors=(404,)))
 async def get_insight(insight_id: str, service: Insights, key: InferenceKey) -> Response:
-    return JSON(await asyncio.to_thread(service.get, key, insight_id))
+    return JSON(await service.get(key, insight_id))
 
 
 @router.get(
@@ -183,7 +181,7 @@ async def upload_dataset(request: Request, service: Insights, key: InferenceKey)
 
 @router.get("/datasets/{dataset_id}", responses=answers(DatasetOut, errors=(404,)))
 async def get_dataset(dataset_id: str, service: Insights, key: InferenceKey) -> Response:
-    dataset = await asyncio.to_thread(service.datasets.get, key.tenant, dataset_id)
+    dataset = await service.datasets.get(key.tenant, dataset_id)
     return JSON(dataset.as_dict())
 
 
@@ -193,5 +191,5 @@ async def get_dataset(dataset_id: str, service: Insights, key: InferenceKey) -> 
     responses=answers(status=204, description="Deleted.", errors=(404,)),
 )
 async def delete_dataset(dataset_id: str, service: Insights, key: InferenceKey) -> Response:
-    await asyncio.to_thread(service.datasets.delete, key.tenant, dataset_id)
+    await service.datasets.delete(key.tenant, dataset_id)
     return Response(status_code=204)

@@ -1,38 +1,48 @@
-"""Datasets and insight records in the data dir, per tenant.
+"""Datasets and insight records of a tenant, in the store; their data cached per host.
 
 A dataset is a name and a list of versions; each version is the data as Parquet plus its
 schema and content hash. Uploading data whose hash equals the latest version's returns that
-version; changed data becomes the next version. Writes are atomic (temporary file, then
-rename) and serialised per dataset with a file lock, so several processes on one machine can
-share the data dir.
+version; changed data becomes the next version. All of it lives in the store
+(:class:`billumy.store.base.DatasetStore`), so every host on one database agrees; this host
+keeps the Parquet files it has used under ``<data dir>/cache/datasets``, named by the SHA-256
+of their bytes (checked when fetched), which makes them safe to share between tenants and
+never stale. The files are a cache, never the truth: deleting them costs only a fetch.
 
-Insight records (what was asked, the facts, the insights) are JSON documents next to them.
+Insight records (what was asked, the facts, the insights) are stored whole beside them.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
+import asyncio
 import hashlib
 import os
 import re
 import secrets
-import shutil
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from billumy.errors import BadRequestError, NotFoundError, PayloadTooLargeError
+from billumy.errors import BadRequestError, NotFoundError
+from billumy.store.base import (
+    DATA_CHUNK_BYTES,
+    DatasetRecord,
+    DatasetStore,
+    InsightBrief,
+    NewDatasetVersion,
+)
 
 _ID = re.compile(r"^(ds|in)_[a-f0-9]{16}$")
+_SHA256 = re.compile(r"^[a-f0-9]{64}$")
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return _iso(datetime.now(UTC))
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def new_id(prefix: str) -> str:
@@ -53,6 +63,18 @@ class Version:
     columns: list[dict[str, str]]  # [{"name", "type"}]
     bytes: int
     created_at: str = field(default_factory=_now)
+    # The SHA-256 of the Parquet bytes: the name of the cached file. Not shown by the API.
+    blob_sha256: str = field(default="", repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "hash": self.hash,
+            "rows": self.rows,
+            "columns": self.columns,
+            "bytes": self.bytes,
+            "created_at": self.created_at,
+        }
 
 
 @dataclass
@@ -67,6 +89,27 @@ class Dataset:
     def latest(self) -> Version:
         return self.versions[-1]
 
+    @classmethod
+    def of(cls, record: DatasetRecord) -> Dataset:
+        return cls(
+            id=record.id,
+            name=record.name,
+            user_id=record.user_id,
+            created_at=_iso(record.created_at),
+            versions=[
+                Version(
+                    version=v.version,
+                    hash=v.hash,
+                    rows=v.rows,
+                    columns=v.columns,
+                    bytes=v.bytes,
+                    created_at=_iso(v.created_at),
+                    blob_sha256=v.blob_sha256,
+                )
+                for v in record.versions
+            ],
+        )
+
     def as_dict(self) -> dict[str, Any]:
         latest = self.latest
         return {
@@ -78,66 +121,94 @@ class Dataset:
             "hash": latest.hash,
             "rows": latest.rows,
             "columns": latest.columns,
-            "versions": [asdict(v) for v in self.versions],
+            "versions": [v.as_dict() for v in self.versions],
         }
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in pieces."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while piece := handle.read(DATA_CHUNK_BYTES):
+            digest.update(piece)
+    return digest.hexdigest()
 
 
-class DatasetStore:
-    def __init__(self, root: Path, *, max_tenant_bytes: int) -> None:
+async def read_pieces(path: Path) -> AsyncIterator[bytes]:
+    """The file in pieces of DATA_CHUNK_BYTES, each read off the event loop."""
+    handle = await asyncio.to_thread(path.open, "rb")
+    try:
+        while piece := await asyncio.to_thread(handle.read, DATA_CHUNK_BYTES):
+            yield piece
+    finally:
+        await asyncio.to_thread(handle.close)
+
+
+class Datasets:
+    """The datasets and insight records of every tenant: the store, plus this host's cache."""
+
+    def __init__(self, store: DatasetStore, root: Path, *, max_tenant_bytes: int) -> None:
+        self.store = store
         self.root = root
         self.max_tenant_bytes = max_tenant_bytes
 
-    def _tenant_dir(self, tenant: str, kind: str) -> Path:
-        digest = hashlib.sha256(tenant.encode()).hexdigest()[:24]
-        path = self.root / kind / digest
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache" / "datasets"
+
+    def scratch(self) -> Path:
+        """A directory for uploads being prepared (same filesystem as the cache)."""
+        path = self.cache_dir / ".incoming"
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    @contextlib.contextmanager
-    def _locked(self, directory: Path) -> Iterator[None]:
-        directory.mkdir(parents=True, exist_ok=True)
-        with (directory / ".lock").open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
     # --- datasets ------------------------------------------------------------------------------
 
-    def _read(self, directory: Path) -> Dataset:
-        try:
-            raw = orjson.loads((directory / "meta.json").read_bytes())
-        except FileNotFoundError:
-            raise NotFoundError(f"dataset '{directory.name}' not found") from None
-        versions = [Version(**v) for v in raw.pop("versions")]
-        return Dataset(**raw, versions=versions)
-
-    def get(self, tenant: str, dataset_id: str) -> Dataset:
+    async def get(self, tenant: str, dataset_id: str) -> Dataset:
         check_id(dataset_id, "ds")
-        return self._read(self._tenant_dir(tenant, "datasets") / dataset_id)
+        found = await self.store.get_dataset(tenant, dataset_id)
+        if found is None or not found.versions:
+            raise NotFoundError(f"dataset '{dataset_id}' not found")
+        return Dataset.of(found)
 
-    def version(
+    async def version(
         self, tenant: str, dataset: Dataset, number: int | None = None
     ) -> tuple[Version, Path]:
-        """A version of ``dataset`` (the latest by default) and its Parquet file."""
+        """A version of ``dataset`` (the latest by default) and its Parquet file in this
+        host's cache, fetched from the store when the cache lacks it."""
         number = number if number is not None else dataset.latest.version
         chosen = next((v for v in dataset.versions if v.version == number), None)
         if chosen is None:
             raise NotFoundError(f"dataset '{dataset.id}' has no version {number}")
-        return chosen, self._tenant_dir(tenant, "datasets") / dataset.id / f"v{number}.parquet"
+        path = await self._cached(tenant, dataset.id, chosen)
+        return chosen, path
 
-    def tenant_bytes(self, tenant: str) -> int:
-        base = self._tenant_dir(tenant, "datasets")
-        return sum(p.stat().st_size for p in base.glob("*/v*.parquet"))
+    async def _cached(self, tenant: str, dataset_id: str, version: Version) -> Path:
+        if not _SHA256.match(version.blob_sha256):
+            raise NotFoundError(f"dataset '{dataset_id}' has no data for version {version}")
+        path = self.cache_dir / f"{version.blob_sha256}.parquet"
+        if await asyncio.to_thread(path.is_file):
+            return path
+        tmp = self.scratch() / f"{version.blob_sha256}.{secrets.token_hex(4)}.tmp"
+        digest = hashlib.sha256()
+        size = 0
+        handle = await asyncio.to_thread(tmp.open, "wb")
+        try:
+            async for piece in self.store.dataset_data(tenant, dataset_id, version.version):
+                digest.update(piece)
+                size += len(piece)
+                await asyncio.to_thread(handle.write, piece)
+            await asyncio.to_thread(handle.close)
+            if size != version.bytes or digest.hexdigest() != version.blob_sha256:
+                # Deleted (or replaced) while it was read: as good as missing.
+                raise NotFoundError(f"dataset '{dataset_id}' not found")
+            await asyncio.to_thread(os.replace, tmp, path)
+        finally:
+            await asyncio.to_thread(handle.close)
+            await asyncio.to_thread(tmp.unlink, missing_ok=True)
+        return path
 
-    def add_version(
+    async def add_version(
         self,
         tenant: str,
         *,
@@ -149,90 +220,69 @@ class DatasetStore:
         rows: int,
         columns: list[dict[str, str]],
     ) -> tuple[Dataset, bool]:
-        """Store ``parquet`` (moved in) as a new dataset, or as the next version of
-        ``dataset_id`` unless its content equals the latest version. True when stored."""
-        size = parquet.stat().st_size
-        if self.tenant_bytes(tenant) + size > self.max_tenant_bytes:
-            raise PayloadTooLargeError(
-                f"this tenant's datasets would exceed {self.max_tenant_bytes} bytes; "
-                "delete some first"
-            )
-        base = self._tenant_dir(tenant, "datasets")
+        """Store ``parquet`` as a new dataset, or as the next version of ``dataset_id`` unless
+        its content equals the latest version. True when stored. The file is moved into this
+        host's cache (or removed)."""
+        create = dataset_id is None
         if dataset_id is None:
             dataset_id = new_id("ds")
-            dataset = Dataset(
-                id=dataset_id,
-                name=name or dataset_id,
-                user_id=user_id,
-                created_at=_now(),
-                versions=[],
-            )
         else:
             check_id(dataset_id, "ds")
-            dataset = self._read(base / dataset_id)
-        directory = base / dataset_id
-        with self._locked(directory):
-            if dataset.versions:
-                dataset = self._read(directory)  # another process may have added one
-                if dataset.latest.hash == digest:
-                    parquet.unlink(missing_ok=True)
-                    return dataset, False
-            number = dataset.versions[-1].version + 1 if dataset.versions else 1
-            shutil.move(str(parquet), directory / f"v{number}.parquet")
-            dataset.versions.append(
-                Version(version=number, hash=digest, rows=rows, columns=columns, bytes=size)
-            )
-            if name:
-                dataset.name = name
-            meta = asdict(dataset)
-            _write_atomic(directory / "meta.json", orjson.dumps(meta))
-        return dataset, True
-
-    def delete(self, tenant: str, dataset_id: str) -> None:
-        check_id(dataset_id, "ds")
-        directory = self._tenant_dir(tenant, "datasets") / dataset_id
-        if not (directory / "meta.json").exists():
+        size, blob = await asyncio.to_thread(lambda: (parquet.stat().st_size, file_sha256(parquet)))
+        new = NewDatasetVersion(
+            hash=digest,
+            rows=rows,
+            columns=columns,
+            size=size,
+            blob_sha256=blob,
+            data=read_pieces(parquet),
+        )
+        stored = await self.store.add_dataset_version(
+            tenant,
+            dataset_id=dataset_id,
+            name=name,
+            user_id=user_id,
+            new=new,
+            create=create,
+            max_tenant_bytes=self.max_tenant_bytes,
+        )
+        if stored is None:
             raise NotFoundError(f"dataset '{dataset_id}' not found")
-        shutil.rmtree(directory)
+        record, created = stored
+        if created:  # this host has the file already: keep it as the cache's copy
+            await asyncio.to_thread(os.replace, parquet, self.cache_dir / f"{blob}.parquet")
+        return Dataset.of(record), created
 
-    def scratch(self) -> Path:
-        """A directory for uploads being prepared (same filesystem as the datasets)."""
-        path = self.root / "datasets" / ".incoming"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+    async def delete(self, tenant: str, dataset_id: str) -> None:
+        check_id(dataset_id, "ds")
+        if not await self.store.delete_dataset(tenant, dataset_id):
+            raise NotFoundError(f"dataset '{dataset_id}' not found")
 
     # --- insight records -----------------------------------------------------------------------
 
-    def save_insight(self, tenant: str, record: dict[str, Any]) -> None:
-        path = self._tenant_dir(tenant, "insights") / f"{record['id']}.json"
-        _write_atomic(path, orjson.dumps(record))
+    async def save_insight(self, tenant: str, record: dict[str, Any]) -> None:
+        await self.store.put_insight(tenant, record)
 
-    def insight(self, tenant: str, insight_id: str) -> dict[str, Any]:
+    async def insight(self, tenant: str, insight_id: str) -> dict[str, Any]:
         check_id(insight_id, "in")
-        path = self._tenant_dir(tenant, "insights") / f"{insight_id}.json"
-        try:
-            record: dict[str, Any] = orjson.loads(path.read_bytes())
-        except FileNotFoundError:
-            raise NotFoundError(f"insight '{insight_id}' not found") from None
-        return record
+        found = await self.store.get_insight(tenant, insight_id)
+        if found is None:
+            raise NotFoundError(f"insight '{insight_id}' not found")
+        return found
 
-    def insights(
-        self, tenant: str, *, user_id: str | None = None, dataset_id: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Records of a tenant (of one user or dataset), newest first."""
-        records = []
-        for path in self._tenant_dir(tenant, "insights").glob("in_*.json"):
-            try:
-                record = orjson.loads(path.read_bytes())
-            except (OSError, orjson.JSONDecodeError):
-                continue
-            if user_id is not None and record.get("user_id") != user_id:
-                continue
-            if dataset_id is not None and (record.get("dataset") or {}).get("id") != dataset_id:
-                continue
-            records.append(record)
-        records.sort(key=lambda r: str(r.get("created_at", "")), reverse=True)
-        return records
+    async def insights(
+        self, tenant: str, *, user_id: str | None = None, limit: int = 50
+    ) -> list[InsightBrief]:
+        """The newest ``limit`` records of a tenant (or of one of its users)."""
+        return await self.store.list_insights(tenant, user_id=user_id, limit=limit)
+
+    async def earlier(
+        self, tenant: str, *, dataset_id: str, question: str | None, before_version: int
+    ) -> dict[str, Any] | None:
+        """The record of the same question on the latest earlier version of the dataset."""
+        return await self.store.earlier_insight(
+            tenant, dataset_id=dataset_id, question=question, before_version=before_version
+        )
 
 
 def parse_format(filename: str | None, content_type: str | None, declared: str | None) -> str:

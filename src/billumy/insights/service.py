@@ -58,7 +58,7 @@ from billumy.inference import InferenceService
 from billumy.insights import anomalies, changes, charts, checker, data, facts, profile, ratios
 from billumy.insights import question as questions
 from billumy.insights.answer import Answer, missing_columns, write_answer
-from billumy.insights.datasets import Dataset, DatasetStore, new_id
+from billumy.insights.datasets import Dataset, Datasets, new_id
 from billumy.insights.formats import for_language
 from billumy.insights.model import Fact, Profile
 from billumy.insights.statements import Context
@@ -204,7 +204,7 @@ class AnalysisSlots:
 
 class InsightService:
     def __init__(
-        self, *, settings: Settings, inference: InferenceService, datasets: DatasetStore
+        self, *, settings: Settings, inference: InferenceService, datasets: Datasets
     ) -> None:
         self.settings = settings
         self.inference = inference
@@ -239,7 +239,7 @@ class InsightService:
     ) -> tuple[Dataset, bool]:
         """Store uploaded data as a dataset (or its next version); True when a new version."""
         if dataset_id is not None:  # 404 before any work
-            await asyncio.to_thread(self.datasets.get, caller.tenant, dataset_id)
+            await self.datasets.get(caller.tenant, dataset_id)
         scratch = await asyncio.to_thread(self.datasets.scratch)
 
         def prepare() -> tuple[Path, str, int, list[dict[str, str]]]:
@@ -257,8 +257,7 @@ class InsightService:
 
         target, digest, rows, columns = await asyncio.to_thread(prepare)
         try:
-            return await asyncio.to_thread(
-                self.datasets.add_version,
+            return await self.datasets.add_version(
                 caller.tenant,
                 dataset_id=dataset_id,
                 name=name,
@@ -292,14 +291,20 @@ class InsightService:
             return data.from_columns(value, self.limits)
         raise BadRequestError("data must be a list of records, an object of columns, or CSV text")
 
-    def _load(self, caller: Principal, req: InsightRequest) -> Loaded:
+    async def _load(self, caller: Principal, req: InsightRequest) -> Loaded:
         if (req.data is None) == (req.dataset_id is None):
             raise BadRequestError("send either data or dataset_id")
-        if req.dataset_id is not None:
-            dataset = self.datasets.get(caller.tenant, req.dataset_id)
-            chosen, path = self.datasets.version(caller.tenant, dataset, req.dataset_version)
+        if req.dataset_id is None:
+            return await asyncio.to_thread(self._open, req, None, {})
+        dataset = await self.datasets.get(caller.tenant, req.dataset_id)
+        chosen, path = await self.datasets.version(caller.tenant, dataset, req.dataset_version)
+        source = {"id": dataset.id, "version": chosen.version, "hash": chosen.hash}
+        return await asyncio.to_thread(self._open, req, path, source)
+
+    def _open(self, req: InsightRequest, path: Path | None, source: dict[str, Any]) -> Loaded:
+        """The table of a dataset's cached file, or of the request's inline data."""
+        if path is not None:
             table = data.from_file(path, "parquet", self.limits)
-            source = {"id": dataset.id, "version": chosen.version, "hash": chosen.hash}
         else:
             table = self._load_inline(req.data)
             source = {"hash": data.dataset_hash(table)}
@@ -338,7 +343,7 @@ class InsightService:
         # The slot covers the DuckDB work (load to facts); the narrative after it is model
         # work, bounded by the model's own queue and the key's parallel limit.
         with self.slots.hold():
-            loaded = await asyncio.to_thread(self._load, caller, req)
+            loaded = await self._load(caller, req)
             clock.lap("load")
             try:
                 prof = await asyncio.to_thread(profile.profile, loaded.table, masked=loaded.masked)
@@ -410,8 +415,8 @@ class InsightService:
             "narrative_dropped": dropped,
             "timings": clock.laps,
         }
-        record["changes"] = await asyncio.to_thread(self._changes, caller, record)
-        await asyncio.to_thread(self.datasets.save_insight, caller.tenant, record)
+        record["changes"] = await self._changes(caller, record)
+        await self.datasets.save_insight(caller.tenant, record)
         yield {"type": "insights", **record}
 
     async def _plan(
@@ -665,20 +670,21 @@ class InsightService:
         ):
             yield piece
 
-    def _changes(self, caller: Principal, record: dict[str, Any]) -> list[dict[str, Any]] | None:
+    async def _changes(
+        self, caller: Principal, record: dict[str, Any]
+    ) -> list[dict[str, Any]] | None:
         """What changed since the same question ran on an earlier version of the dataset."""
         dataset = record["dataset"]
         if "id" not in dataset:
             return None
-        earlier = [
-            r
-            for r in self.datasets.insights(caller.tenant, dataset_id=dataset["id"])
-            if r.get("question") == record["question"]
-            and (r.get("dataset") or {}).get("version", 0) < dataset["version"]
-        ]
-        if not earlier:
+        previous = await self.datasets.earlier(
+            caller.tenant,
+            dataset_id=dataset["id"],
+            question=record["question"],
+            before_version=dataset["version"],
+        )
+        if previous is None:
             return None
-        previous = max(earlier, key=lambda r: r["dataset"]["version"])
         before = {_fact_key(f): f for f in previous.get("facts", [])}
         changes = []
         for fact in record["facts"]:
@@ -710,11 +716,11 @@ class InsightService:
 
     # --- reading back --------------------------------------------------------------------------
 
-    def get(self, caller: Principal, insight_id: str) -> dict[str, Any]:
-        return self.datasets.insight(caller.tenant, insight_id)
+    async def get(self, caller: Principal, insight_id: str) -> dict[str, Any]:
+        return await self.datasets.insight(caller.tenant, insight_id)
 
     async def chart_svg(self, caller: Principal, insight_id: str, number: int) -> str:
-        record = await asyncio.to_thread(self.get, caller, insight_id)
+        record = await self.get(caller, insight_id)
         specs = [i["chart"] for i in record.get("insights", []) if i.get("chart")]
         if not 0 <= number < len(specs):
             raise NotFoundError(f"insight '{insight_id}' has no chart {number}")

@@ -2,8 +2,9 @@
 
 Adapters: :mod:`billumy.store.sql` (SQLite by default, PostgreSQL) and
 :mod:`billumy.store.mongo` (MongoDB). One contract test suite (tests/test_store.py) runs
-against every adapter. Every chat method takes the tenant: a chat of another tenant behaves
-exactly like a missing one.
+against every adapter (tests/test_store_datasets.py for datasets and insight records). Every
+chat and dataset method takes the tenant: a chat of another tenant behaves exactly like a
+missing one.
 
 Keys carry their own limits (None: the server default, 0: unlimited); usage is counted per
 key, UTC day and model.
@@ -12,12 +13,12 @@ key, UTC day and model.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Final, Literal, Protocol
 
-from billumy.errors import BadRequestError
+from billumy.errors import BadRequestError, PayloadTooLargeError
 
 
 @dataclass
@@ -274,6 +275,148 @@ class ChatStore(Protocol):
         ...
 
 
+# Datasets are stored as Parquet in pieces of this size (SQL rows, GridFS chunks).
+DATA_CHUNK_BYTES: Final = 1024 * 1024
+
+
+@dataclass
+class DatasetVersion:
+    """One version of a dataset: its data (Parquet, ``bytes`` long, whose SHA-256 is
+    ``blob_sha256``), the content hash of its table (``hash``), its rows and columns."""
+
+    version: int
+    hash: str
+    rows: int
+    columns: list[dict[str, str]]  # [{"name", "type"}]
+    bytes: int
+    blob_sha256: str
+    created_at: datetime
+
+
+@dataclass
+class DatasetRecord:
+    """A dataset of one tenant, with its versions oldest first."""
+
+    id: str
+    tenant: str
+    name: str
+    user_id: str | None
+    created_at: datetime
+    versions: list[DatasetVersion] = field(default_factory=list)
+
+
+@dataclass
+class NewDatasetVersion:
+    """What :meth:`DatasetStore.add_dataset_version` stores: ``data`` yields the Parquet file
+    in pieces (``size`` bytes in all, SHA-256 ``blob_sha256``)."""
+
+    hash: str
+    rows: int
+    columns: list[dict[str, str]]
+    size: int
+    blob_sha256: str
+    data: AsyncIterable[bytes]
+    # When it was made (now, unless imported from an earlier release's files).
+    created_at: datetime | None = None
+
+
+@dataclass
+class InsightBrief:
+    """What the newest-first listing of insight records shows of each."""
+
+    id: str
+    created_at: str
+    user_id: str | None
+    question: str | None
+    dataset: dict[str, Any]
+    summary: str | None
+    language: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "created_at": self.created_at,
+            "user_id": self.user_id,
+            "question": self.question,
+            "dataset": self.dataset,
+            "summary": self.summary,
+            "language": self.language,
+        }
+
+
+def quota_exceeded(limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"this tenant's datasets would exceed {limit} bytes; delete some first"
+    )
+
+
+class DatasetStore(Protocol):
+    """Datasets, their versions and data, and insight records, per tenant. A dataset or
+    record of another tenant behaves exactly like a missing one."""
+
+    async def add_dataset_version(
+        self,
+        tenant: str,
+        *,
+        dataset_id: str,
+        name: str | None,
+        user_id: str | None,
+        new: NewDatasetVersion,
+        create: bool,
+        max_tenant_bytes: int,
+        created_at: datetime | None = None,
+    ) -> tuple[DatasetRecord, bool] | None:
+        """Store ``new`` as the next version of ``dataset_id`` (made first, at ``created_at``
+        or now, named ``name`` or its id, when ``create`` and missing), unless its ``hash``
+        equals the latest version's: then the dataset as it is and False, nothing stored.
+        Atomic: the data, the version and the tenant's storage count are stored together or
+        not at all; concurrent calls of any process serialise per tenant, and
+        PayloadTooLargeError is raised (nothing stored) when the tenant's datasets would pass
+        ``max_tenant_bytes``. None when ``dataset_id`` is missing and not ``create``."""
+        ...
+
+    async def get_dataset(self, tenant: str, dataset_id: str) -> DatasetRecord | None: ...
+
+    def dataset_data(self, tenant: str, dataset_id: str, version: int) -> AsyncIterator[bytes]:
+        """The Parquet data of a version, piece by piece (nothing if it is missing)."""
+        ...
+
+    async def delete_dataset(self, tenant: str, dataset_id: str) -> bool:
+        """Delete the dataset, its versions and data (freeing the tenant's storage); False if
+        missing. Insight records made from it stay."""
+        ...
+
+    async def dataset_bytes(self, tenant: str) -> int:
+        """The bytes of data the tenant's datasets hold, as counted against its quota."""
+        ...
+
+    async def put_insight(self, tenant: str, record: Mapping[str, Any]) -> bool:
+        """Store an insight record (``id``, ``created_at``, ``user_id``, ``question``,
+        ``dataset``, ``summary``, ``language`` and whatever else it holds); False (nothing
+        changed) when a record with its id exists already."""
+        ...
+
+    async def get_insight(self, tenant: str, insight_id: str) -> dict[str, Any] | None: ...
+
+    async def list_insights(
+        self,
+        tenant: str,
+        *,
+        user_id: str | None = None,
+        dataset_id: str | None = None,
+        limit: int = 50,
+    ) -> list[InsightBrief]:
+        """Newest first (by ``created_at``, then id), at most ``limit``."""
+        ...
+
+    async def earlier_insight(
+        self, tenant: str, *, dataset_id: str, question: str | None, before_version: int
+    ) -> dict[str, Any] | None:
+        """The record of the same question on the latest version of ``dataset_id`` older
+        than ``before_version`` (the newest such record); None if there is none."""
+        ...
+
+
 def check_usage(prompt_tokens: int, completion_tokens: int) -> None:
     """BadRequestError unless both token counts are >= 0."""
     if prompt_tokens < 0 or completion_tokens < 0:
@@ -285,7 +428,7 @@ def today() -> date:
     return datetime.now(UTC).date()
 
 
-class Store(KeyStore, ModelStore, UsageStore, ChatStore, Protocol):
+class Store(KeyStore, ModelStore, UsageStore, ChatStore, DatasetStore, Protocol):
     """Everything Billumy persists."""
 
     async def ainit(self) -> None: ...

@@ -1,6 +1,7 @@
 """MongoDB store on PyMongo's native asyncio client (``AsyncMongoClient``).
 
-Keys, models and usage live here; chats and messages in :mod:`billumy.store.mongo_chats`.
+Keys, models and usage live here; chats and messages in :mod:`billumy.store.mongo_chats`;
+datasets (their data in GridFS) and insight records in :mod:`billumy.store.mongo_datasets`.
 Collections: ``api_keys`` (``_id`` = key id), ``models`` (``_id`` = name) and ``usage`` (one
 document per key, UTC day and model, ``(key_id, day, model)`` unique, the day an ISO date
 string ``YYYY-MM-DD``). Timestamps are fixed-width UTC ISO-8601 strings (see mongo_chats).
@@ -39,6 +40,7 @@ from billumy.store.mongo_chats import (
     _to_doc,
     _ts,
 )
+from billumy.store.mongo_datasets import MongoDatasetStore, create_dataset_indexes
 
 DEFAULT_DATABASE = "billumy"
 
@@ -63,6 +65,7 @@ def supports_transactions(hello: Mapping[str, Any]) -> bool:
 
 
 async def _create_indexes(db: AsyncDatabase[Doc]) -> None:
+    await create_dataset_indexes(db)
     # Same names and specs every start, so re-creating them is a no-op.
     await db["api_keys"].create_indexes(
         [IndexModel("key_hash", name="key_hash", unique=True), IndexModel("name", name="name")]
@@ -96,7 +99,7 @@ async def _create_indexes(db: AsyncDatabase[Doc]) -> None:
     )
 
 
-class MongoStore(MongoChatStore):
+class MongoStore(MongoChatStore, MongoDatasetStore):
     """Keys, created models, usage and chats in MongoDB (see :class:`MongoChatStore` for
     what holds on a standalone server, which has no transactions)."""
 

@@ -60,6 +60,10 @@ LEGACY_VERSIONS = [1, 2, 3, 4]
 FTS_TABLES = ("chats_fts", "messages_fts")
 UNMODELLED_COLUMNS = frozenset({("chats", "title_search"), ("messages", "search")})
 UNMODELLED_INDEXES = frozenset({"chats_tags", "chats_title_search", "messages_search"})
+# Tables of later revisions: a database of the previous release lacks them before its upgrade.
+AFTER_BASELINE_TABLES = frozenset(
+    {"datasets", "dataset_versions", "dataset_chunks", "dataset_storage", "insights"}
+)
 # Server defaults that differ per dialect ('[]' on SQLite, '{}' on PostgreSQL).
 UNMODELLED_DEFAULTS = frozenset({("chats", "tags")})
 
@@ -68,8 +72,9 @@ def target_metadata() -> list[MetaData]:
     """The tables the schema is made from."""
     from billumy.store.sql import metadata
     from billumy.store.sql_chats import chat_metadata
+    from billumy.store.sql_datasets import dataset_metadata
 
-    return [metadata, chat_metadata]
+    return [metadata, chat_metadata, dataset_metadata]
 
 
 def _fts_table(name: str) -> bool:
@@ -202,6 +207,15 @@ def _without_inline_fk_options(conn: Connection, found: list[Any]) -> list[Any]:
     return [d for d in found if not any(d is s for s in same)]
 
 
+def _after_baseline(difference: Any) -> bool:
+    """Whether a difference is a table (or an index of one) that a later revision adds."""
+    if isinstance(difference, tuple) and difference[0] in ("add_table", "add_index"):
+        obj = difference[1]
+        table = obj if difference[0] == "add_table" else obj.table
+        return table.name in AFTER_BASELINE_TABLES
+    return False
+
+
 def _legacy_versions(conn: Connection) -> list[int] | None:
     """The hand-written migrations' versions, or None where their table does not exist."""
     if LEGACY_TABLE not in inspect(conn).get_table_names():
@@ -218,7 +232,7 @@ def _adopt_legacy(conn: Connection, script: ScriptDirectory, versions: list[int]
             f"migrations; this Billumy takes over only a schema at version "
             f"{LEGACY_VERSIONS[-1]}: start the previous release of Billumy on it once first"
         )
-    if found := differences(conn):
+    if found := [d for d in differences(conn) if not _after_baseline(d)]:
         raise BillumyError(
             f"the database schema (version {LEGACY_VERSIONS[-1]} of the hand-written "
             f"migrations) differs from the tables this Billumy expects: {found}"

@@ -1,7 +1,8 @@
 """SQL store on SQLAlchemy's async engine: SQLite (default, WAL) and PostgreSQL (asyncpg).
 
 Keys (with their limits), models and usage live here; chats and messages in
-:mod:`billumy.store.sql_chats`. The schema is made from these tables by Alembic, at start-up
+:mod:`billumy.store.sql_chats`; datasets and insight records in
+:mod:`billumy.store.sql_datasets`. The schema is made from these tables by Alembic, at start-up
 (:mod:`billumy.store.schema`).
 
 SQLite transactions are begun here rather than by the sqlite3 module (which begins one before
@@ -62,6 +63,7 @@ from billumy.store.base import (
     today,
 )
 from billumy.store.sql_chats import SQLChatStore, _aware
+from billumy.store.sql_datasets import SQLDatasetStore
 
 # Execution option of the writer engine; the SQLite "begin" hook turns it into BEGIN IMMEDIATE.
 _WRITE = "billumy_write"
@@ -239,7 +241,7 @@ async def _one_key(conn: AsyncConnection, id_or_name: str) -> Row[Any] | None:
     return rows[0] if rows else None
 
 
-class SQLStore(SQLChatStore):
+class SQLStore(SQLChatStore, SQLDatasetStore):
     """Everything Billumy persists, in a SQL database (the Store protocol)."""
 
     def __init__(self, url: str) -> None:
