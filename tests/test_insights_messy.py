@@ -159,3 +159,65 @@ def test_a_cancellation_rate_beside_bookings_is_over_the_bookings_and_a_fleet_is
     found, _ = _facts(rows, "Quantos carros a gente tem na frota hoje?", "pt")
     stock = next(f for f in found if f.as_of is not None)
     assert stock.values["sum_frota"] == sum(r["frota"] for r in rows if r["mes"] == "2024-03-01")
+
+
+def _rentals() -> list[dict[str, Any]]:
+    return [
+        {"competencia": f"2024-{m:02d}-01", "agencia": a, "grupo": g, "locacoes": 10 * m + k,
+         "receita": 800.0 * (10 * m + k) + 50 * k}
+        for m in range(1, 13)
+        for a, k in (("Centro", 1), ("Aeroporto", 3))
+        for g in ("SUV", "Econômico")
+    ]  # fmt: skip
+
+
+def test_a_compound_names_its_last_word_and_over_the_year_is_read_by_month() -> None:
+    with data.from_records(_rentals()) as table:
+        prof = profile(table)
+    plan = facts.rule_plan("Compare our rental revenue in Q3 vs Q4.", prof)
+    assert plan is not None and [m.column for m in plan.measures] == ["receita"]
+    plan = facts.rule_plan("How have SUV rentals trended over the year?", prof)
+    assert plan is not None and [m.column for m in plan.measures] == ["locacoes"]
+    assert plan.period is not None and plan.period.grain == "month"
+    # Two quantities joined by "and" are both asked for.
+    plan = facts.rule_plan("How many rentals and how much revenue in March?", prof)
+    assert plan is not None and {m.column for m in plan.measures} == {"locacoes", "receita"}
+
+
+def test_an_amount_per_unit_is_not_shown_beside_the_rows_average() -> None:
+    rows = _rentals()
+    found, _ = _facts(rows, "What's the average revenue per rental at Centro?", "en")
+    per = next(f for f in found if f.kind == "per")
+    centro = [r for r in rows if r["agencia"] == "Centro"]
+    assert per.values["per_value"] == sum(r["receita"] for r in centro) / sum(
+        r["locacoes"] for r in centro
+    )
+    assert not [f for f in found if f.kind == "aggregate" and "avg_receita" in f.values]
+
+
+def test_how_long_is_the_duration_and_a_share_is_of_the_segment_named_last() -> None:
+    rows = _projects()
+    with data.from_records(rows) as table:
+        prof = profile(table)
+    plan = facts.rule_plan("How long does a commercial installation take on average?", prof)
+    assert plan is not None and [(m.column, m.agg) for m in plan.measures] == [
+        ("install_days", "avg")
+    ]
+    text = "What share of our installed capacity comes from agribusiness?"
+    asked = questions.parse(text, prof)
+    plan = questions.reconcile(facts.rule_plan(text, prof), asked, prof, "rules")
+    assert plan is not None and plan.dimensions == ["segment"]
+    assert [(f.column, f.value) for f in plan.filters] == [("status", "Installed")]
+
+
+def test_maintenance_and_energy_generated_are_said_missing() -> None:
+    from billumy.insights.answer import missing_columns
+
+    with data.from_records(_rentals()) as table:
+        prof = profile(table)
+    missing = missing_columns("Quanto gastamos com manutenção da frota em cada agência?", prof)
+    assert "manutenção" in [c.pt for c in missing]
+    with data.from_records(_projects()) as table:
+        prof = profile(table)
+    missing = missing_columns("How much energy did our installed systems generate?", prof)
+    assert "energy generation" in [c.en for c in missing]

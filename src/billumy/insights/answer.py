@@ -129,10 +129,26 @@ _TABLE = (
      "efetivo pessoas people", "funcionário", "employee"),
     ("fornecedor fornecedores supplier suppliers", "fornecedor fornecedores supplier suppliers "
      "vendor vendors", "fornecedor", "supplier"),
+    ("manutencao manutencoes maintenance repair repairs reparo reparos conserto consertos",
+     "manutencao manutencoes maintenance repair repairs reparo reparos conserto oficina",
+     "manutenção", "maintenance"),
+    ("energia energy geracao generation generate generated gerou gerada gerado gerar kwh mwh",
+     "energia energy geracao generation generated gerada kwh mwh", "geração de energia",
+     "energy generation"),
 )  # fmt: skip
 _OF_WORDS = frozenset({"of", "per", "for", "de", "do", "da", "dos", "das", "por", "para"})
 _MEASURE_CONCEPTS = frozenset(
-    {"cost", "profit", "margin", "discount", "tax", "satisfaction", "age"}
+    {
+        "cost",
+        "profit",
+        "margin",
+        "discount",
+        "tax",
+        "satisfaction",
+        "age",
+        "maintenance",
+        "energy generation",
+    }
 )
 _PERIOD_ASKS = (
     "mes meses mensal month months monthly semana semanas semanal week weeks weekly diario "

@@ -1668,6 +1668,7 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("available", "disponivel", "capacity", "capacidade"),
     ("guest", "hospede"),
     ("occupancy", "ocupacao"),
+    ("rental", "rentals", "locacao", "aluguel", "alugueis", "rent"),
     # energy
     ("kwp", "kw", "mwp", "mw", "potencia", "power", "capacity", "capacidade"),
 )
@@ -1844,6 +1845,7 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
     folded = _fold(question)
     shared = _shared_words(visible)
     named = {c.name: _named_column(words, groups, c, shared) for c in visible}
+    _drop_modifiers(named, visible, tokens)
     # "Total Express" is a carrier, not a total: words of the values named are no aggregate.
     inside = _value_positions(visible, tokens)
     agg: Agg | None = _lookup([t for i, t in enumerate(tokens) if i not in inside], _AGG_WORDS)
@@ -1851,6 +1853,10 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
     dims = _rule_dimensions(visible, named, tokens)
     period = _rule_period(visible, named, tokens, folded)
     filters = _rule_filters(visible, tokens, set(dims))
+    durations = [c for c in visible if c.kind == "numeric" and set(name_words(c.name)) & _DURATION]
+    if measures is None and durations and _HOW_LONG.search(folded):
+        # "Quanto tempo demora uma instalação?": the duration column, on average.
+        measures = [Measure(column=durations[0].name, agg=agg or "avg")]
     if measures is None and not dims and period is None and not filters:
         return None
     if measures is None:
@@ -1862,12 +1868,18 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
         if people and any(t & _TEAM for t in tokens) and any(t & _SIZE for t in tokens):
             measures = [Measure(column=people[0].name, agg=agg or plan_agg(people[0]))]
     speed = _speed(tokens)
-    durations = [c for c in visible if c.kind == "numeric" and set(name_words(c.name)) & _DURATION]
     if speed is not None and durations:
         # "who resolves tickets faster?": the shortest average time, whatever else is named.
         named_durations = [c for c in durations if named[c.name].position >= 0] or durations
         measures = [Measure(column=named_durations[0].name, agg=agg or "avg")]
         order = speed
+    elif (
+        durations
+        and _HOW_LONG.search(folded)
+        and not any(named[c.name].position >= 0 for c in durations)
+    ):
+        # "How long does a commercial installation take?": its duration column, on average.
+        measures = [Measure(column=durations[0].name, agg=agg or "avg")]
     top = re.search(r"\btop\s+(\d{1,2})\b", folded)
     return Plan(
         measures=measures,
@@ -1879,6 +1891,7 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
     )
 
 
+_HOW_LONG = re.compile(r"\bhow long\b|\bquanto tempo\b|\bdemora|\bleva(m)? quant")
 _TEAM = frozenset({"team", "teams", "equipe", "equipes", "time", "staff", "quadro"})
 _SIZE = frozenset({"largest", "biggest", "smallest", "maior", "menor", "maiores", "menores"})
 _PEOPLE = frozenset(
@@ -2145,6 +2158,25 @@ def _value_positions(visible: list[ColumnProfile], tokens: list[frozenset[str]])
     return spots
 
 
+def _drop_modifiers(
+    named: dict[str, _Named], visible: list[ColumnProfile], tokens: list[frozenset[str]]
+) -> None:
+    """A count named right before money ("rental revenue": ``locacoes``, ``receita``) only
+    says which money it is: the compound's last word is the quantity asked for, so the first
+    is not named. ("late deliveries" names the late ones, a part of the deliveries; words
+    joined by "and", "e" or a comma are two quantities.)"""
+    columns = {c.name: c for c in visible}
+    at = {
+        named[c.name].position: c.name
+        for c in visible
+        if c.kind == "numeric" and named[c.name].position >= 0 and named[c.name].length == 1
+    }
+    for position, name in at.items():
+        head = at.get(position + 1)
+        if head is not None and columns[head].money and not columns[name].money:
+            named[name] = _Named()
+
+
 def _values_beside_their_column(
     visible: list[ColumnProfile], tokens: list[frozenset[str]]
 ) -> set[int]:
@@ -2337,11 +2369,26 @@ def _rule_period(
             last=min(1000, max(1, round(days / _GRAIN_LENGTH[within]))),
         )
     last = _LAST_N.search(folded)
+    natural = choose_grain(column.min, column.max)
+    if grain is not None and _OVER_THE.search(folded) and _finer(natural, grain):
+        # "over the year", "ao longo do ano" on a year of data: the year is the span, read
+        # by the grain the data's range calls for, not a series of one point.
+        grain = natural
     return Period(
         column=column.name,
-        grain=grain or choose_grain(column.min, column.max),
+        grain=grain or natural,
         last=max(1, int(last[1])) if last else None,
     )
+
+
+_OVER_THE = re.compile(
+    r"\b(?:over|across|during|throughout|through) the (?:year|quarter|month|semester)\b"
+    r"|\bao longo do (?:ano|trimestre|mes|semestre)\b|\bdurante o (?:ano|trimestre|mes)\b"
+)
+
+
+def _finer(grain: Grain, than: Grain) -> bool:
+    return _GRAIN_LENGTH[grain] < _GRAIN_LENGTH[than]
 
 
 _NUMBER_WORDS = {

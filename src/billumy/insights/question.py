@@ -70,6 +70,11 @@ def _fold(text: str) -> list[str]:
     return name_words(text)
 
 
+def _last_at(words: list[str], value: list[str]) -> int:
+    """Where ``value``'s first word is last said in ``words`` (-1 when it is not)."""
+    return max((i for i, w in enumerate(words) if value and w == value[0]), default=-1)
+
+
 def _set(words: str) -> frozenset[str]:
     return frozenset(words.split())
 
@@ -700,6 +705,11 @@ def parse(question: str, profile: Profile) -> Question:
     share = _word(words, _SHARE) or ("%" if "%" in question else None)
     # "what share came from Sul": Sul is the share's focus, not a filter.
     focus = {c: v for c, v in segments.items() if c not in compared_segments} if share else {}
+    if len(focus) > 1:
+        # "What share of our installed capacity comes from agribusiness?": the segment named
+        # last is the share's; the others ("installed") restrict the whole.
+        last = max(focus, key=lambda c: max(_last_at(words, _fold(v)) for v in focus[c]))
+        focus = {last: focus[last]}
     add("share", share, focus=focus)
     if windows and not periods_compared and not drivers:
         add("filter", " / ".join(w.label for w in windows), periods=[w.label for w in windows])
@@ -801,7 +811,8 @@ def reconcile(plan: Plan | None, question: Question, profile: Profile, source: s
                 filters.append(flt)
     if question.has("share") and not question.has("compare_segments"):
         # "what share came from Sul": rank every segment, keeping Sul's row visible.
-        for name in list(question.segments):
+        share = next(p for p in question.parts if p.kind == "share")
+        for name in list(share.detail.get("focus") or question.segments):
             filters = [f for f in filters if not (f.column == name and f.op == "=")]
             if name not in dims:
                 dims = [name, *dims][:2]

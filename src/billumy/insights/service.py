@@ -554,8 +554,22 @@ class InsightService:
                     if not (f.kind in ("aggregate", "trend") and measure in f.columns)
                 ]
         if per is not None:
-            # "Google Ads vs Meta Ads: cost per order?": one amount over another.
-            planned = [per, *planned]
+            # "Google Ads vs Meta Ads: cost per order?": one amount over another. The plan's
+            # averages of the same columns ("average receita 54,690.66" beside "receita per
+            # locacoes 829.43") are the rows' averages, another question.
+            mine = set(per.columns)
+            planned = [
+                per,
+                *(
+                    f
+                    for f in planned
+                    if not (
+                        f.kind == "aggregate"
+                        and set(f.columns) <= mine
+                        and any(str(k).startswith("avg_") for k in f.values)
+                    )
+                ),
+            ]
         ratio = None
         known = ratios.jargon(question, prof) if question else None
         if asked is not None and (_asks_for_rate(asked) or (known and known[0] == "ratio")):
