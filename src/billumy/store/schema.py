@@ -218,11 +218,8 @@ def _adopt_legacy(conn: Connection, script: ScriptDirectory, versions: list[int]
             f"migrations; this Billumy takes over only a schema at version "
             f"{LEGACY_VERSIONS[-1]}: start the previous release of Billumy on it once first"
         )
-    if found := differences(conn):
-        raise BillumyError(
-            f"the database schema (version {LEGACY_VERSIONS[-1]} of the hand-written "
-            f"migrations) differs from the tables this Billumy expects: {found}"
-        )
+    # Its schema is checked against the metadata once the revisions after the baseline have
+    # run (see _upgrade_quietly): the metadata is the newest revision's, not the baseline's.
     MigrationContext.configure(conn).stamp(script, BASELINE)
     conn.execute(text(f"DROP TABLE {LEGACY_TABLE}"))
     log.info("schema: took over the hand-written migrations' version 4, stamped %s", BASELINE)
@@ -278,6 +275,11 @@ def _upgrade_quietly(conn: Connection) -> Upgrade:
                     f"once first"
                 )
     command.upgrade(alembic_config(conn), "head")
+    if adopted and (found := differences(conn)):
+        raise BillumyError(  # the transaction rolls back: the database is left as it was
+            f"the database schema (version {LEGACY_VERSIONS[-1]} of the hand-written "
+            f"migrations) differs from the tables this Billumy expects: {found}"
+        )
     after = _revisions(conn)
     if after != before:
         log.info("schema: upgraded from %s to %s", before or "nothing", after)
