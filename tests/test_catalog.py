@@ -12,7 +12,7 @@ from typing import TypeVar
 import pytest
 
 from billumy.catalog import Catalog, ModelEntry, normalize_name
-from billumy.errors import BadRequestError, ForbiddenError, NotFoundError
+from billumy.errors import BadRequestError, ForbiddenError, NotFoundError, StoreUnavailableError
 from billumy.modelfile import Modelfile
 from billumy.settings import DEFAULT_PERSONA_SYSTEM, PersonaConfig, Settings
 from billumy.store.base import ModelRecord
@@ -353,6 +353,67 @@ def test_a_new_own_entry_is_read_from_the_store_by_another_process(settings: Set
         assert (await second.get("acme-bot", tenant="acme")).system == "Acme."
 
     with_catalog(settings, body)
+
+
+def test_changes_made_by_another_process_apply_after_the_refresh_interval(
+    tmp_path: Path,
+) -> None:
+    # A new own persona that shadows an entry another process already has, and a delete:
+    # read again for every request with 0; served as read until the interval passes otherwise.
+    async def body(first: Catalog, store: SQLStore) -> None:
+        eager = Catalog(Settings(data_dir=tmp_path / "data", catalog_refresh_s=0), store)
+        lazy = Catalog(Settings(data_dir=tmp_path / "data", catalog_refresh_s=3600), store)
+        await first.create("house", Modelfile(from_="billumy", system="House."), tenant="ops")
+        for other in (eager, lazy):
+            await other.aload()
+            assert (await other.get("house", tenant="ops")).system == "House."
+        await first.create("billumy", Modelfile(from_="billumy", system="Ops' own."), tenant="ops")
+        await first.delete("house", tenant="ops")
+        assert (await eager.get("billumy", tenant="ops")).system == "Ops' own."
+        with pytest.raises(NotFoundError):
+            await eager.get("house", tenant="ops")
+        assert (await lazy.get("billumy", tenant="ops")).system == DEFAULT_PERSONA_SYSTEM
+        assert (await lazy.get("house", tenant="ops")).system == "House."
+        await lazy.aload()  # what the interval's end does (and /api/tags)
+        assert (await lazy.get("billumy", tenant="ops")).system == "Ops' own."
+
+    with_catalog(Settings(data_dir=tmp_path / "data"), body)
+
+
+class _DownStore:
+    """The store, with its database down for reads of the whole catalog."""
+
+    def __init__(self, store: SQLStore) -> None:
+        self.store = store
+
+    async def list_models(self) -> list[ModelRecord]:
+        raise StoreUnavailableError()
+
+    async def get_model(self, owner: str, name: str) -> ModelRecord | None:
+        return await self.store.get_model(owner, name)
+
+    async def put_model(self, record: ModelRecord) -> None:
+        await self.store.put_model(record)
+
+    async def delete_model(self, owner: str, name: str) -> bool:
+        return await self.store.delete_model(owner, name)
+
+
+def test_a_refresh_during_a_database_outage_serves_what_was_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def body(first: Catalog, store: SQLStore) -> None:
+        await first.create("house", Modelfile(from_="billumy", system="House."), tenant="ops")
+        settings = Settings(data_dir=tmp_path / "data", catalog_refresh_s=0)
+        other = Catalog(settings, store)
+        await other.aload()
+        other._store = _DownStore(store)
+        with caplog.at_level(logging.WARNING, logger="billumy.catalog"):
+            assert (await other.get("house", tenant="ops")).system == "House."
+            assert (await other.get("billumy", tenant="acme")).system == DEFAULT_PERSONA_SYSTEM
+        assert "database is unavailable" in caplog.text
+
+    with_catalog(Settings(data_dir=tmp_path / "data"), body)
 
 
 def test_only_a_global_admin_publishes_and_changes_shared_personas(settings: Settings) -> None:

@@ -20,13 +20,19 @@ import importlib.util
 import json
 import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from billumy.errors import BadRequestError, ForbiddenError, NotFoundError
+from billumy.errors import (
+    BadRequestError,
+    ForbiddenError,
+    NotFoundError,
+    StoreUnavailableError,
+)
 from billumy.modelfile import Modelfile, coerce_parameters, parse_modelfile, render_modelfile
 from billumy.settings import DeploymentConfig, PersonaConfig, Settings, default_personas
 from billumy.store.base import SHARED, ModelRecord, ModelStore
@@ -231,6 +237,8 @@ class Catalog:
             self._builtin[entry.name] = entry
         self.default_model = normalize_name(settings.default_model)
         self.global_admin_tenant = settings.global_admin_tenant
+        self._refresh_s = settings.catalog_refresh_s
+        self._fresh_until = 0.0  # monotonic time until which _created is used as loaded
 
     def _routed_entry(self, name: str, deployments: list[DeploymentConfig]) -> ModelEntry:
         """The entry of a model that only deployments define: an embedded target's base when
@@ -329,10 +337,23 @@ class Catalog:
 
     async def aload(self) -> None:
         """Read created models from the store."""
+        self._fresh_until = time.monotonic() + self._refresh_s
         self._created = {
             (record.owner, record.name): self._from_record(record)
             for record in await self._store.list_models()
         }
+
+    async def _refresh(self) -> None:
+        """Read created models again once ``catalog_refresh_s`` has passed since the last
+        read, so that what another process created, replaced or deleted applies here too
+        (a tenant's new persona may shadow an entry this process already has). While the
+        database is unavailable, the entries read last keep serving."""
+        if time.monotonic() < self._fresh_until:
+            return
+        try:
+            await self.aload()  # sets _fresh_until first: concurrent callers do not pile up
+        except StoreUnavailableError:
+            log.warning("could not read the created models again: the database is unavailable")
 
     def _from_record(self, record: ModelRecord) -> ModelEntry:
         d = record.definition
@@ -366,10 +387,10 @@ class Catalog:
         if not name:
             raise BadRequestError("model is required")
         key = normalize_name(name)
+        await self._refresh()
         entry = self._find(key, tenant)
         if entry is None:
-            # Another process may have created it since we loaded. (One that shadows an
-            # entry loaded here is seen at the next load: /api/tags reloads, as does a start.)
+            # Another process may have created it since we read them.
             for owner in (tenant, SHARED) if tenant else (SHARED,):
                 record = await self._store.get_model(owner, key)
                 if record is not None:
