@@ -137,6 +137,9 @@ def test_a_tenants_persona_is_its_own(keys: Keys) -> None:
         options={"num_predict": 2},
     )
     assert answer.status_code == 200, answer.text
+    # Loaded under its name, it is in acme's /api/ps, not in globex's.
+    assert "acme-bot:latest" in _running(keys, keys.acme_app)
+    assert "acme-bot:latest" not in _running(keys, keys.globex_app)
     deleted = keys.call(keys.acme_admin, "DELETE", "/api/delete", model="acme-bot")
     assert deleted.status_code == 200, deleted.text
     assert "acme-bot:latest" not in _names(keys, keys.acme_app)
@@ -226,6 +229,11 @@ def test_a_name_is_the_tenants_own_then_shared_then_built_in(keys: Keys) -> None
     ]
     acme_digest = _digest(keys, keys.acme_app, "analyst:latest")
     assert acme_digest != _digest(keys, keys.globex_app, "analyst:latest")
+    # The loaded analyst is, in each tenant's /api/ps, the analyst that tenant gets.
+    assert _running(keys, keys.acme_app)["analyst:latest"] == acme_digest
+    assert _running(keys, keys.globex_app)["analyst:latest"] == _digest(
+        keys, keys.globex_app, "analyst:latest"
+    )
 
     # Globex's own analyst changes nothing of acme's (nor of the shared one).
     create(keys.globex_admin, "analyst", "Globex.")
@@ -271,6 +279,12 @@ def test_the_built_in_billumy_serves_every_tenant_without_its_own(keys: Keys) ->
     assert "configuration" in _error(
         keys.call(keys.acme_admin, "DELETE", "/api/delete", model="billumy"), 400
     )
+
+
+def _running(keys: Keys, key: str) -> dict[str, str]:
+    """Name -> digest of each model /api/ps shows to ``key``."""
+    models = keys.call(key, "GET", "/api/ps").json()["models"]
+    return {m["name"]: m["digest"] for m in models}
 
 
 def _tags(keys: Keys, key: str) -> list[dict[str, Any]]:

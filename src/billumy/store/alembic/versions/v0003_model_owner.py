@@ -42,16 +42,17 @@ def _owner_of(definition: Any) -> str:
     return owner if isinstance(owner, str) else ""
 
 
-def _models(*, keyed_by_owner: bool) -> sa.Table:
-    """The models table with the owner column, its primary key (owner, name) or (name)."""
+def _models(primary_key: list[str]) -> sa.Table:
+    """The models table with the owner column, and this primary key."""
     return sa.Table(
         "models",
         sa.MetaData(),
-        sa.Column("name", sa.String(300), primary_key=True),
+        sa.Column("name", sa.String(300), nullable=False),
         sa.Column("definition", _JSON, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("modified_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("owner", sa.String(200), primary_key=keyed_by_owner, nullable=False),
+        sa.Column("owner", sa.String(200), nullable=False),
+        sa.PrimaryKeyConstraint(*primary_key, name="models_pkey"),
     )
 
 
@@ -60,8 +61,7 @@ def _set_primary_key(columns: list[str]) -> None:
         op.drop_constraint("models_pkey", "models", type_="primary")
         op.create_primary_key("models_pkey", "models", columns)
     else:  # SQLite changes a primary key only by copying the table, which batch mode does
-        table = _models(keyed_by_owner=columns == ["owner", "name"])
-        with op.batch_alter_table("models", recreate="always", copy_from=table):
+        with op.batch_alter_table("models", recreate="always", copy_from=_models(columns)):
             pass
 
 
@@ -72,7 +72,9 @@ def upgrade() -> None:
     rows = conn.execute(sa.select(_MODELS.c.name, _MODELS.c.definition)).all()
     for name, definition in rows:
         owner = _owner_of(definition)
-        kept = {k: v for k, v in definition.items() if k != "owner"}
+        kept = definition
+        if isinstance(definition, dict):
+            kept = {k: v for k, v in definition.items() if k != "owner"}
         conn.execute(
             sa.update(_MODELS).where(_MODELS.c.name == name).values(owner=owner, definition=kept)
         )
