@@ -19,6 +19,7 @@ import hashlib
 import importlib.util
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import Callable
@@ -238,7 +239,8 @@ class Catalog:
         self.default_model = normalize_name(settings.default_model)
         self.global_admin_tenant = settings.global_admin_tenant
         self._refresh_s = settings.catalog_refresh_s
-        self._fresh_until = 0.0  # monotonic time until which _created is used as loaded
+        # Monotonic time until which _created is served as read; refreshed only once read.
+        self._fresh_until = math.inf
 
     def _routed_entry(self, name: str, deployments: list[DeploymentConfig]) -> ModelEntry:
         """The entry of a model that only deployments define: an embedded target's base when
