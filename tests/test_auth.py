@@ -90,6 +90,9 @@ def test_create_key_rejects_bad_input_and_stores_nothing(db: Path) -> None:
             await create_key(store, name="x", scopes=[])
         with pytest.raises(BadRequestError, match="16 characters"):
             await create_key(store, name="x", scopes=["inference"], key="short")
+        # An empty owner marks shared models: no key may belong to that "tenant".
+        with pytest.raises(BadRequestError, match="tenant"):
+            await create_key(store, name="x", scopes=["admin"], tenant=" ")
         assert await store.list_keys() == []
 
     with_store(db, body)

@@ -34,6 +34,7 @@ from billumy.auth import hash_key
 from billumy.errors import BadRequestError
 from billumy.store import open_store, sql_chats
 from billumy.store.base import (
+    SHARED,
     ApiKeyRecord,
     Chat,
     ChatPage,
@@ -42,6 +43,7 @@ from billumy.store.base import (
     Store,
     UsageRecord,
 )
+from billumy.store.mongo import MongoStore, database_name
 from billumy.store.sql import SQLStore
 
 T = TypeVar("T")
@@ -532,6 +534,50 @@ def test_concurrent_record_usage_loses_no_update(store_url: str) -> None:
     with_stores(store_url, 2, body)
 
 
+@pytest.fixture
+def mongo_url() -> Iterator[str]:
+    yield from _mongo_database()
+
+
+def test_mongo_models_stored_before_owners_get_one(mongo_url: str) -> None:
+    """Model documents of the previous release (``_id`` = name, the owner, if any, inside
+    the definition) get ``owner`` and ``name`` fields at start-up: shared when they had none."""
+    at = "2026-01-02T03:04:05.000000Z"
+
+    async def body() -> None:
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
+        try:
+            await client[database_name(mongo_url)]["models"].insert_many(
+                [
+                    {"_id": "old:latest", "definition": {"base": "x"}, "created_at": at},
+                    {"_id": "bot:latest", "definition": {"base": "x", "owner": "acme"}},
+                ]
+            )
+        finally:
+            await client.close()
+        store = MongoStore(mongo_url)
+        await store.ainit()
+        try:
+            await store.ainit()  # idempotent
+            assert [(m.owner, m.name, m.definition) for m in await store.list_models()] == [
+                (SHARED, "old:latest", {"base": "x"}),
+                ("acme", "bot:latest", {"base": "x"}),
+            ]
+            # The (owner, name) key: another tenant's bot is another model; one owner's twice
+            # is one model, replaced.
+            await store.put_model(ModelRecord(owner="globex", name="bot:latest"))
+            await store.put_model(ModelRecord(owner="acme", name="bot:latest", definition={}))
+            acme = await store.get_model("acme", "bot:latest")
+            assert acme is not None and acme.definition == {}
+            assert len(await store.list_models()) == 3
+            assert await store.delete_model("acme", "bot:latest") is True
+            assert await store.get_model("globex", "bot:latest") is not None
+        finally:
+            await store.aclose()
+
+    asyncio.run(body())
+
+
 def test_models_put_get_list_delete(store_url: str) -> None:
     definition = {
         "from": "billumy",
@@ -545,11 +591,12 @@ def test_models_put_get_list_delete(store_url: str) -> None:
 
     async def body(store: Store) -> None:
         assert await store.list_models() == []
-        assert await store.get_model("analyst:latest") is None
+        assert await store.get_model(SHARED, "analyst:latest") is None
         await store.put_model(ModelRecord(name="zeta:latest", definition={"base": "x"}))
         await store.put_model(ModelRecord(name="analyst:latest", definition=definition))
-        got = await store.get_model("analyst:latest")
+        got = await store.get_model(SHARED, "analyst:latest")
         assert got is not None
+        assert got.owner == SHARED
         assert got.definition == definition
         assert got.created_at is not None
         assert got.created_at.tzinfo is not None
@@ -560,18 +607,39 @@ def test_models_put_get_list_delete(store_url: str) -> None:
         await store.put_model(
             ModelRecord(name="analyst:latest", definition={**definition, "system": "new"})
         )
-        replaced = await store.get_model("analyst:latest")
+        replaced = await store.get_model(SHARED, "analyst:latest")
         assert replaced is not None
         assert replaced.definition["system"] == "new"
         assert len(await store.list_models()) == 2
 
-        assert await store.delete_model("zeta:latest") is True
-        assert await store.delete_model("zeta:latest") is False
-        assert await store.get_model("zeta:latest") is None
+        # Each owner has its own names: a tenant's analyst is another model than the shared.
+        for owner in ("acme", "globex"):
+            own = {**definition, "system": owner}
+            await store.put_model(ModelRecord(owner=owner, name="analyst:latest", definition=own))
+        acme = await store.get_model("acme", "analyst:latest")
+        assert acme is not None and acme.owner == "acme" and acme.definition["system"] == "acme"
+        shared = await store.get_model(SHARED, "analyst:latest")
+        assert shared is not None and shared.definition["system"] == "new"
+        assert await store.get_model("initech", "analyst:latest") is None
+        assert [(m.owner, m.name) for m in await store.list_models()] == [
+            (SHARED, "analyst:latest"),
+            (SHARED, "zeta:latest"),
+            ("acme", "analyst:latest"),
+            ("globex", "analyst:latest"),
+        ]
+        assert await store.delete_model("acme", "analyst:latest") is True
+        assert await store.delete_model("acme", "analyst:latest") is False
+        assert await store.get_model("globex", "analyst:latest") is not None
+        assert await store.delete_model("globex", "analyst:latest") is True
+
+        assert await store.delete_model("acme", "zeta:latest") is False
+        assert await store.delete_model(SHARED, "zeta:latest") is True
+        assert await store.delete_model(SHARED, "zeta:latest") is False
+        assert await store.get_model(SHARED, "zeta:latest") is None
 
     with_store(store_url, body)
     remaining = with_store(store_url, lambda store: store.list_models())
-    assert [m.name for m in remaining] == ["analyst:latest"]
+    assert [(m.owner, m.name) for m in remaining] == [(SHARED, "analyst:latest")]
     assert remaining[0].definition["parameters"] == definition["parameters"]
 
 

@@ -10,6 +10,7 @@ upgrade once.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import subprocess
 from collections.abc import Awaitable, Callable, Iterator
@@ -18,12 +19,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from alembic import command
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from billumy.errors import BillumyError
 from billumy.store import schema
-from billumy.store.base import Chat, ModelRecord, UsageRecord
+from billumy.store.base import SHARED, Chat, ModelRecord, UsageRecord
 from billumy.store.sql import SQLStore, open_engine, writer_of
 from tests import legacy_migrations
 from tests.e2e.test_cli import BIN, cli_env
@@ -121,6 +123,7 @@ def test_a_fresh_database_gets_the_whole_schema(sql_url: str) -> None:
         assert (found.current, found.legacy, found.up_to_date) == ((HEAD,), None, True)
         assert await sync(store.engine, schema.differences) == []
         assert await schema.check(store.engine) == []
+        assert await sync(store.engine, _primary_key) == ["owner", "name"]
         names = await sync(store.engine, shape)
         if store.engine.dialect.name == "sqlite":
             triggers = {o[1] for o in names["objects"] if o[0] == "trigger"}
@@ -542,3 +545,96 @@ def test_a_mongodb_url_has_no_revisions(tmp_path: Path) -> None:
     )
     assert shown.returncode == 0
     assert "MongoDB has no schema revisions" in shown.stderr
+
+
+# Revision 0003: models keyed by owner and name
+
+
+def _at_revision(url: str, revision: str) -> None:
+    async def body(writer: AsyncEngine) -> None:
+        async with writer.begin() as conn:
+            await schema.lock(conn)
+            await conn.run_sync(lambda c: command.upgrade(schema.alembic_config(c), revision))
+
+    on_engine(url, body)
+
+
+def _primary_key(conn: Connection) -> list[str]:
+    return list(inspect(conn).get_pk_constraint("models")["constrained_columns"])
+
+
+def test_models_of_revision_0001_keep_their_owner_or_become_shared(sql_url: str) -> None:
+    # A database at the baseline, as the previous release left it: one row per name, the
+    # owner (if any) inside the definition.
+    _at_revision(sql_url, schema.BASELINE)
+    rows = {
+        "old:latest": {"base": "x"},
+        "acme-bot:latest": {"base": "x", "system": "Acme.", "owner": "acme"},
+        "blank:latest": {"base": "x", "owner": None},
+    }
+
+    async def fill(writer: AsyncEngine) -> None:
+        async with writer.begin() as conn:
+            for name, definition in rows.items():
+                await conn.execute(
+                    text(
+                        "INSERT INTO models (name, definition, created_at, modified_at)"
+                        " VALUES (:name, :definition, :at, :at)"
+                    ),
+                    {"name": name, "definition": json.dumps(definition), "at": BASE_TIME},
+                )
+
+    on_engine(sql_url, fill)
+    assert on_engine(sql_url, lambda e: sync(e, _primary_key)) == ["name"]
+
+    assert on_engine(sql_url, schema.state).current == (schema.BASELINE,)
+
+    async def body(store: SQLStore) -> None:
+        await store.ainit()
+        assert (await schema.state(store.engine)).current == (HEAD,)
+        assert await sync(store.engine, schema.differences) == []
+        assert await sync(store.engine, _primary_key) == ["owner", "name"]
+        # Rows without an owner are shared, as they were served; the owner left the definition.
+        assert [(m.owner, m.name, m.definition) for m in await store.list_models()] == [
+            (SHARED, "blank:latest", {"base": "x"}),
+            (SHARED, "old:latest", {"base": "x"}),
+            ("acme", "acme-bot:latest", {"base": "x", "system": "Acme."}),
+        ]
+        # The new key: another owner may now hold a name that was taken.
+        await store.put_model(ModelRecord(owner="globex", name="old:latest"))
+        assert len(await store.list_models()) == 4
+
+    with_sql_stores(sql_url, 1, body)
+
+
+def test_the_model_owner_revision_downgrades(sql_url: str) -> None:
+    async def body(store: SQLStore) -> None:
+        await store.ainit()
+        await store.put_model(ModelRecord(name="house:latest", definition={"base": "x"}))
+        await store.put_model(ModelRecord(owner="acme", name="bot:latest", definition={}))
+        await store.put_model(ModelRecord(owner="globex", name="bot:latest", definition={}))
+
+    with_sql_stores(sql_url, 1, body)
+
+    def downgrade(conn: Connection) -> None:
+        command.downgrade(schema.alembic_config(conn), schema.BASELINE)
+
+    async def refused(writer: AsyncEngine) -> None:
+        # Two owners of one name do not fit the previous schema: refused, nothing changed.
+        with pytest.raises(RuntimeError, match=r"several owners have models named \['bot"):
+            async with writer.begin() as conn:
+                await conn.run_sync(downgrade)
+        assert (await schema.state(writer)).current == (HEAD,)
+
+        async with writer.begin() as conn:
+            await conn.execute(text("DELETE FROM models WHERE owner = 'globex'"))
+        async with writer.begin() as conn:
+            await conn.run_sync(downgrade)
+        assert (await schema.state(writer)).current == (schema.BASELINE,)
+        assert await sync(writer, _primary_key) == ["name"]
+        async with writer.connect() as conn:
+            found = (await conn.execute(text("SELECT name, definition FROM models"))).all()
+        definitions = {name: d if isinstance(d, dict) else json.loads(d) for name, d in found}
+        assert definitions == {"house:latest": {"base": "x"}, "bot:latest": {"owner": "acme"}}
+
+    on_engine(sql_url, refused)

@@ -103,6 +103,9 @@ async def create_key(
     """
     if not name.strip():
         raise BadRequestError("a key needs a name")
+    if not tenant.strip():
+        # An empty owner marks shared models (store.base.SHARED): no tenant has that id.
+        raise BadRequestError("a key needs a tenant")
     key = key or new_key()
     if len(key) < 16:
         raise BadRequestError("an API key must be at least 16 characters long")

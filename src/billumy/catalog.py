@@ -4,10 +4,12 @@ A persona (Ollama calls it a model created from a Modelfile) is a system prompt,
 parameters, an optional prompt template and few-shot messages over a base model. Built-in
 entries come from configuration; entries created through ``/api/create`` live in the store.
 
-Created entries belong to a tenant: the ``owner`` kept in their stored definition. A tenant
-sees the built-in entries, its own and the shared ones (no owner: published by a global admin,
-or created before entries had owners); another tenant's entry is, to it, a model that does not
-exist. Names are one namespace: a name another tenant holds is refused, never taken over.
+Created entries belong to an owner: the tenant whose admin created them, or no tenant
+(``SHARED``: published by a global admin, or created before entries had owners). Each tenant
+has its own namespace of names: a name resolves to the tenant's own entry, else the shared
+one, else the built-in one, so tenant A creating ``analyst`` changes nothing that tenant B (or
+a shared ``analyst``) answers, and another tenant's entry is, to a tenant, a model that does
+not exist.
 """
 
 from __future__ import annotations
@@ -17,17 +19,24 @@ import hashlib
 import importlib.util
 import json
 import logging
+import math
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from billumy.errors import BadRequestError, BillumyError, ForbiddenError, NotFoundError
+from billumy.errors import (
+    BadRequestError,
+    ForbiddenError,
+    NotFoundError,
+    StoreUnavailableError,
+)
 from billumy.modelfile import Modelfile, coerce_parameters, parse_modelfile, render_modelfile
 from billumy.settings import DeploymentConfig, PersonaConfig, Settings, default_personas
-from billumy.store.base import ModelRecord, ModelStore
+from billumy.store.base import SHARED, ModelRecord, ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -151,11 +160,6 @@ class ModelEntry:
     # The tenant a created entry belongs to; None: shared (built-in, or published as shared).
     owner: str | None = None
 
-    def visible_to(self, tenant: str | None) -> bool:
-        """Whether ``tenant`` may see and use this entry (None: the server itself, which
-        sees every entry)."""
-        return tenant is None or self.owner is None or self.owner == tenant
-
     def definition(self) -> dict[str, Any]:
         return {
             "from": self.parent or self.base.name,
@@ -214,8 +218,9 @@ class Catalog:
         self._builtin: dict[str, ModelEntry] = {
             name: ModelEntry(name=name, base=base) for name, base in self.bases.items()
         }
-        # Before the personas: building one looks its FROM up here too.
-        self._created: dict[str, ModelEntry] = {}
+        # Before the personas: building one looks its FROM up here too. Keyed by (owner, name),
+        # the owner a tenant id or SHARED.
+        self._created: dict[tuple[str, str], ModelEntry] = {}
         self.routes = routed_models(settings.deployments)
         # Routed models that are not also a base or persona name: personas may build on them.
         configured = {**default_personas(), **settings.personas}
@@ -233,6 +238,9 @@ class Catalog:
             self._builtin[entry.name] = entry
         self.default_model = normalize_name(settings.default_model)
         self.global_admin_tenant = settings.global_admin_tenant
+        self._refresh_s = settings.catalog_refresh_s
+        # Monotonic time until which _created is served as read; refreshed only once read.
+        self._fresh_until = math.inf
 
     def _routed_entry(self, name: str, deployments: list[DeploymentConfig]) -> ModelEntry:
         """The entry of a model that only deployments define: an embedded target's base when
@@ -283,10 +291,16 @@ class Catalog:
         return self._build(name, mf, builtin=True)
 
     def _build(
-        self, name: str, mf: Modelfile, *, builtin: bool, license: str | None = None
+        self,
+        name: str,
+        mf: Modelfile,
+        *,
+        builtin: bool,
+        license: str | None = None,
+        tenant: str | None = None,
     ) -> ModelEntry:
         parent_name = mf.from_ or self.default_base
-        parent = self.lookup(parent_name)
+        parent = self.lookup(parent_name, tenant=tenant)
         if parent is None:
             log.warning(
                 "model %r is built FROM %r, which is not available here; using %s instead",
@@ -308,19 +322,40 @@ class Catalog:
             route=parent.route,
         )
 
-    def lookup(self, name: str) -> ModelEntry | None:
-        """The entry named ``name`` among those loaded, or None (no store read)."""
+    def _find(self, key: str, tenant: str | None) -> ModelEntry | None:
+        """The entry normalised name ``key`` resolves to for ``tenant`` among those loaded:
+        its own, else the shared one, else the built-in one (None: the server, no tenant's)."""
+        own = self._created.get((tenant, key)) if tenant else None
+        return own or self._created.get((SHARED, key)) or self._builtin.get(key)
+
+    def lookup(self, name: str, *, tenant: str | None = None) -> ModelEntry | None:
+        """The entry ``name`` resolves to for ``tenant`` among those loaded, or None (no store
+        read); ``tenant`` None: the shared and built-in entries only."""
         try:
             key = normalize_name(name)
         except BadRequestError:
             return None
-        return self._builtin.get(key) or self._created.get(key)
+        return self._find(key, tenant)
 
     async def aload(self) -> None:
         """Read created models from the store."""
-        self._created = {}
-        for record in await self._store.list_models():
-            self._created[record.name] = self._from_record(record)
+        self._fresh_until = time.monotonic() + self._refresh_s
+        self._created = {
+            (record.owner, record.name): self._from_record(record)
+            for record in await self._store.list_models()
+        }
+
+    async def _refresh(self) -> None:
+        """Read created models again once ``catalog_refresh_s`` has passed since the last
+        read, so that what another process created, replaced or deleted applies here too
+        (a tenant's new persona may shadow an entry this process already has). While the
+        database is unavailable, the entries read last keep serving."""
+        if time.monotonic() < self._fresh_until:
+            return
+        try:
+            await self.aload()  # sets _fresh_until first: concurrent callers do not pile up
+        except StoreUnavailableError:
+            log.warning("could not read the created models again: the database is unavailable")
 
     def _from_record(self, record: ModelRecord) -> ModelEntry:
         d = record.definition
@@ -344,57 +379,58 @@ class Catalog:
             license=d.get("license"),
             builtin=False,
             modified_at=record.modified_at or datetime.now(UTC),
-            owner=record_owner(record),
+            owner=record.owner or None,
         )
 
     async def get(self, name: str | None, *, tenant: str | None) -> ModelEntry:
-        """The entry for ``name`` as ``tenant`` sees it (None: the server itself, which sees
-        every entry); 404 when unknown or another tenant's."""
+        """The entry ``name`` resolves to for ``tenant``: its own, else the shared one, else
+        the built-in one (``tenant`` None: the server itself, which has none of its own);
+        404 when there is none."""
         if not name:
             raise BadRequestError("model is required")
         key = normalize_name(name)
-        entry = self._builtin.get(key) or self._created.get(key)
-        if entry is None or not entry.visible_to(tenant):
-            # Another process may have created it (or given the name to this tenant) since
-            # we loaded.
-            record = await self._store.get_model(key)
-            if record is not None:
-                entry = self._created[key] = self._from_record(record)
-        if entry is None or not entry.visible_to(tenant):
+        await self._refresh()
+        entry = self._find(key, tenant)
+        if entry is None:
+            # Another process may have created it since we read them.
+            for owner in (tenant, SHARED) if tenant else (SHARED,):
+                record = await self._store.get_model(owner, key)
+                if record is not None:
+                    entry = self._created[owner, key] = self._from_record(record)
+                    break
+        if entry is None:
             raise NotFoundError(f"model '{name}' not found")
         return entry
 
     async def list(self, *, tenant: str | None) -> list[ModelEntry]:
-        """The entries ``tenant`` sees (None: all), by name."""
+        """The entries ``tenant`` sees, one per name (its own over shared over built-in), by
+        name; ``tenant`` None: every entry of every owner (the operator's view)."""
         await self.aload()
-        entries = [*self._builtin.values(), *self._created.values()]
-        return sorted((e for e in entries if e.visible_to(tenant)), key=lambda e: e.name)
+        if tenant is None:
+            everything = [*self._builtin.values(), *self._created.values()]
+            return sorted(everything, key=lambda e: (e.name, e.owner or ""))
+        seen = dict(self._builtin)
+        for owner in (SHARED, tenant):  # later owners shadow earlier ones
+            seen.update({name: e for (o, name), e in self._created.items() if o == owner})
+        return sorted(seen.values(), key=lambda e: e.name)
 
     def is_global_admin(self, tenant: str) -> bool:
         """Whether an admin key of ``tenant`` is a global admin (``global_admin_tenant``)."""
         return tenant == self.global_admin_tenant
 
-    async def _claim(self, key: str, name: str, tenant: str, *, shared: bool) -> str | None:
-        """The owner that a create or copy by an admin of ``tenant`` gives entry ``key``;
-        raises when that admin may not write it."""
-        if key in self._builtin:
-            raise BadRequestError(
-                f"model '{name}' is defined by configuration and cannot be replaced"
-            )
-        global_admin = self.is_global_admin(tenant)
-        if shared and not global_admin:
+    def _owner(self, tenant: str, *, shared: bool) -> str:
+        """The owner a create or copy by an admin of ``tenant`` writes: the tenant itself, or
+        SHARED when a global admin asks for it (403 when another admin does)."""
+        if not tenant:
+            raise ForbiddenError("a key without a tenant cannot own models")
+        if not shared:
+            return tenant
+        if not self.is_global_admin(tenant):
             raise ForbiddenError(
                 "only a global admin (an admin key of the global admin tenant) publishes "
                 "shared models"
             )
-        record = await self._store.get_model(key)
-        if record is not None:
-            denial = write_denial(
-                name, record_owner(record), tenant, global_admin=global_admin, creating=True
-            )
-            if denial is not None:
-                raise denial
-        return None if shared else tenant
+        return SHARED
 
     async def create(
         self,
@@ -405,87 +441,64 @@ class Catalog:
         shared: bool = False,
         license: str | None = None,
     ) -> ModelEntry:
-        """Create (or replace) persona ``name`` for an admin of ``tenant``: owned by that
-        tenant, or shared when a global admin asks for it."""
+        """Create (or replace) persona ``name`` for an admin of ``tenant``: that tenant's own
+        (shadowing, for it alone, a shared or built-in entry of that name), or shared when a
+        global admin asks for it. Built FROM what ``tenant`` sees: a FROM that names nothing
+        it sees (another tenant's persona, or a model not served here, as in a Modelfile
+        written for Ollama) builds on the default base model, as configured personas do."""
         key = normalize_name(name)
+        owner = self._owner(tenant, shared=shared)
         modelfile.messages = _check_messages(modelfile.messages)
-        # Built FROM what this tenant sees: another tenant's persona is not a parent.
-        parent = self.lookup(modelfile.from_ or self.default_base)
-        if parent is not None and not parent.visible_to(tenant):
-            raise NotFoundError(f"model '{modelfile.from_}' not found")
-        owner = await self._claim(key, name, tenant, shared=shared)
-        entry = self._build(key, modelfile, builtin=False, license=license)
-        entry.owner = owner
-        await self._store.put_model(ModelRecord(name=key, definition=_stored(entry)))
-        self._created[key] = entry
+        # A shared entry is built from shared or built-in ones only: every tenant sees it.
+        viewer = tenant if owner else None
+        await self._parent(modelfile.from_ or self.default_base, viewer)  # loaded if stored
+        entry = self._build(key, modelfile, builtin=False, license=license, tenant=viewer)
+        entry.owner = owner or None
+        await self._store.put_model(
+            ModelRecord(owner=owner, name=key, definition=entry.definition())
+        )
+        self._created[owner, key] = entry
         return entry
+
+    async def _parent(self, name: str, tenant: str | None) -> ModelEntry | None:
+        try:
+            return await self.get(name, tenant=tenant)
+        except (NotFoundError, BadRequestError):
+            return None
 
     async def copy(
         self, source: str, destination: str, *, tenant: str, shared: bool = False
     ) -> ModelEntry:
-        """Copy a model ``tenant`` sees to ``destination``, owned as :meth:`create` owns."""
-        src = await self.get(source, tenant=tenant)
+        """Copy the entry ``source`` resolves to for ``tenant`` to ``destination``, owned as
+        :meth:`create` owns (a shared copy only of a shared or built-in entry)."""
         dst = normalize_name(destination)
-        owner = await self._claim(dst, destination, tenant, shared=shared)
-        record = ModelRecord(name=dst, definition={**src.definition(), "owner": owner})
+        owner = self._owner(tenant, shared=shared)
+        src = await self.get(source, tenant=tenant if owner else None)
+        record = ModelRecord(owner=owner, name=dst, definition=src.definition())
         await self._store.put_model(record)
-        entry = self._created[dst] = self._from_record(record)
+        entry = self._created[owner, dst] = self._from_record(record)
         return entry
 
-    async def delete(self, name: str, *, tenant: str) -> None:
-        """Delete persona ``name`` for an admin of ``tenant``: its own, or a shared one when
-        a global admin asks; another tenant's is not found."""
+    async def delete(self, name: str, *, tenant: str, shared: bool = False) -> None:
+        """Delete persona ``name`` for an admin of ``tenant``: its own; with ``shared``, the
+        shared one (a global admin only). A global admin without ``shared`` deletes its own,
+        else the shared one, as a name resolves. Another tenant's is not found."""
         key = normalize_name(name)
+        self._owner(tenant, shared=shared)  # the same rights as a create's
+        global_admin = self.is_global_admin(tenant)
+        owners = [SHARED] if shared else [tenant, SHARED] if global_admin else [tenant]
+        for owner in owners:
+            if await self._store.delete_model(owner, key):
+                self._created.pop((owner, key), None)
+                return
+            self._created.pop((owner, key), None)  # gone from the store: forget it here too
+        if not global_admin and await self._store.get_model(SHARED, key) is not None:
+            raise ForbiddenError(f"model '{name}' is shared: only a global admin may delete it")
         if key in self._builtin:
             raise BadRequestError(
                 f"model '{name}' is defined by configuration and cannot be deleted"
             )
-        record = await self._store.get_model(key)
-        if record is None:
-            raise NotFoundError(f"model '{name}' not found")
-        denial = write_denial(
-            name,
-            record_owner(record),
-            tenant,
-            global_admin=self.is_global_admin(tenant),
-            creating=False,
-        )
-        if denial is not None:
-            raise denial
-        if not await self._store.delete_model(key):
-            raise NotFoundError(f"model '{name}' not found")
-        self._created.pop(key, None)
-
-
-def record_owner(record: ModelRecord) -> str | None:
-    """The tenant a stored entry belongs to; None (shared) for entries stored before
-    entries had owners."""
-    owner = record.definition.get("owner")
-    return owner if isinstance(owner, str) and owner else None
-
-
-def _stored(entry: ModelEntry) -> dict[str, Any]:
-    return {**entry.definition(), "owner": entry.owner}
-
-
-def write_denial(
-    name: str, owner: str | None, tenant: str, *, global_admin: bool, creating: bool
-) -> BillumyError | None:
-    """Why an admin of ``tenant`` may not replace (``creating``) or delete the created entry
-    ``name`` owned by ``owner`` (None: shared), or None when it may. Its own entries it may;
-    shared ones only a global admin; another tenant's are invisible: deleting one is a 404,
-    and its name cannot be taken (403)."""
-    if owner == tenant:
-        return None
-    if owner is None:
-        if global_admin:
-            return None
-        return ForbiddenError(
-            f"model '{name}' is shared: only a global admin may replace or delete it"
-        )
-    if creating:
-        return ForbiddenError(f"the name '{name}' is in use by another tenant: choose another")
-    return NotFoundError(f"model '{name}' not found")
+        raise NotFoundError(f"model '{name}' not found")
 
 
 def routed_models(deployments: list[DeploymentConfig]) -> dict[str, list[DeploymentConfig]]:

@@ -446,7 +446,8 @@ def _key_labels(keys: list[ApiKeyRecord]) -> dict[str, str]:
 
 @models_app.command("list")
 def models_list() -> None:
-    """List servable models: base models and personas."""
+    """List servable models: base models, configured personas and created ones (shared, or a
+    tenant's own)."""
     from billumy.catalog import Catalog
 
     async def work(store: Store, settings: Settings) -> list[ModelEntry]:
@@ -455,6 +456,12 @@ def models_list() -> None:
     table = Table(
         Column("name", no_wrap=True), "base", "size", "parameters", "quantization", "kind"
     )
+
+    def kind(e: ModelEntry) -> str:
+        if e.builtin:
+            return "base" if e.name == e.base.name else "persona"
+        return f"tenant {e.owner}" if e.owner else "shared"  # created through the API
+
     for e in _with_store(work):
         size = e.base.size()
         table.add_row(
@@ -463,18 +470,26 @@ def models_list() -> None:
             f"{size / 1e6:.0f} MB" if size else "not prepared",
             e.base.parameter_size,
             e.base.quantization,
-            "base" if e.name == e.base.name else ("persona" if e.builtin else "created"),
+            kind(e),
         )
     out.print(table)
 
 
 @models_app.command("show")
-def models_show(name: Annotated[str, typer.Argument(help="Model name, e.g. billumy.")]) -> None:
+def models_show(
+    name: Annotated[str, typer.Argument(help="Model name, e.g. billumy.")],
+    tenant: Annotated[
+        str | None,
+        typer.Option(help="Show the model this tenant's keys get (default: the shared one)."),
+    ] = None,
+) -> None:
     """Print a model's Modelfile (its base, system prompt and parameters)."""
     from billumy.catalog import Catalog
 
     async def work(store: Store, settings: Settings) -> ModelEntry:
-        return await Catalog(settings, store).get(name, tenant=None)
+        catalog = Catalog(settings, store)
+        await catalog.aload()
+        return await catalog.get(name, tenant=tenant)
 
     entry = _with_store(work)
     # Verbatim: a Modelfile must not be wrapped to the terminal or have :codes: made emoji.

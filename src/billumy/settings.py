@@ -317,6 +317,15 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds a verified key is remembered; revocations apply within this.",
     )
+    catalog_refresh_s: float = Field(
+        default=2.0,
+        ge=0,
+        description=(
+            "Seconds a process serves its copy of the created personas before reading them "
+            "again: a create, copy or delete made through another process applies within "
+            "this; 0: read them for every request."
+        ),
+    )
     key_negative_cache_ttl: float = Field(
         default=10.0,
         ge=0,

@@ -1,6 +1,7 @@
 """Per-tenant catalog rights and admin-only model control, against a real server: personas
-belong to the tenant whose admin created them, a global admin publishes shared ones, and an
-inference key's keep_alive neither unloads nor pins the shared engine's models."""
+belong to the tenant whose admin created them (each tenant has its own names: its own persona,
+then the shared one, then the built-in one answer to a name), a global admin publishes shared
+ones, and an inference key's keep_alive neither unloads nor pins the shared engine's models."""
 
 from __future__ import annotations
 
@@ -102,25 +103,29 @@ def test_a_tenants_persona_is_its_own(keys: Keys) -> None:
         client.generate(model="acme-bot", prompt="hi", options={"num_predict": 1})
     assert refused.value.status_code == 404
 
-    # Globex's admin can neither overwrite, take over by copy, copy from, nor delete it.
-    hijack = keys.call(
+    # Globex's admin can neither copy from nor delete it; a create or copy of that name is
+    # globex's own model, and changes nothing of acme's.
+    steal = {"source": "acme-bot", "destination": "globex-bot"}
+    _error(keys.call(keys.globex_admin, "POST", "/api/copy", **steal), 404)
+    _error(keys.call(keys.globex_admin, "DELETE", "/api/delete", model="acme-bot"), 404)
+    own = keys.call(
         keys.globex_admin,
         "POST",
         "/api/create",
         model="acme-bot",
         **{"from": "billumy"},
-        system="Hijacked.",
+        system="Globex's own.",
         stream=False,
     )
-    _error(hijack, 403)
-    copy = {"source": "billumy", "destination": "acme-bot"}
-    _error(keys.call(keys.globex_admin, "POST", "/api/copy", **copy), 403)
-    steal = {"source": "acme-bot", "destination": "globex-bot"}
-    _error(keys.call(keys.globex_admin, "POST", "/api/copy", **steal), 404)
-    _error(keys.call(keys.globex_admin, "DELETE", "/api/delete", model="acme-bot"), 404)
-    shown = keys.call(keys.acme_app, "POST", "/api/show", model="acme-bot")
-    assert shown.json()["system"] == "You are Acme's assistant."
-
+    assert own.status_code == 200, own.text
+    shown = keys.call(keys.globex_app, "POST", "/api/show", model="acme-bot")
+    assert shown.json()["system"] == "Globex's own."
+    copy = {"source": "billumy", "destination": "acme-bot:v2"}
+    assert keys.call(keys.globex_admin, "POST", "/api/copy", **copy).status_code == 200
+    _error(keys.call(keys.acme_app, "POST", "/api/show", model="acme-bot:v2"), 404)
+    for name in ("acme-bot", "acme-bot:v2"):
+        deleted = keys.call(keys.globex_admin, "DELETE", "/api/delete", model=name)
+        assert deleted.status_code == 200, deleted.text
     # Its own tenant serves and deletes it.
     answer = keys.call(
         keys.acme_app,
@@ -132,6 +137,9 @@ def test_a_tenants_persona_is_its_own(keys: Keys) -> None:
         options={"num_predict": 2},
     )
     assert answer.status_code == 200, answer.text
+    # Loaded under its name, it is in acme's /api/ps, not in globex's.
+    assert "acme-bot:latest" in _running(keys, keys.acme_app)
+    assert "acme-bot:latest" not in _running(keys, keys.globex_app)
     deleted = keys.call(keys.acme_admin, "DELETE", "/api/delete", model="acme-bot")
     assert deleted.status_code == 200, deleted.text
     assert "acme-bot:latest" not in _names(keys, keys.acme_app)
@@ -147,17 +155,146 @@ def test_a_global_admin_publishes_shared_personas(keys: Keys) -> None:
         assert keys.call(app, "POST", "/api/show", model="house").json()["system"] == (
             "House style."
         )
-    # Tenant admins neither replace nor delete it; a copy of it is the copier's own.
-    _error(keys.call(keys.acme_admin, "POST", "/api/create", **{**body, "system": "Mine."}), 403)
+    # Tenant admins neither delete nor replace it: their create is their own persona.
     _error(keys.call(keys.globex_admin, "DELETE", "/api/delete", model="house"), 403)
+    _error(keys.call(keys.globex_admin, "DELETE", "/api/delete", model="house", shared=True), 403)
+    mine = keys.call(keys.acme_admin, "POST", "/api/create", **{**body, "system": "Mine."})
+    assert mine.status_code == 200, mine.text
+    assert keys.call(keys.acme_app, "POST", "/api/show", model="house").json()["system"] == "Mine."
+    assert keys.call(keys.globex_app, "POST", "/api/show", model="house").json()["system"] == (
+        "House style."
+    )
+    # A copy of it is the copier's own.
     copied = keys.call(
-        keys.acme_admin, "POST", "/api/copy", source="house", destination="acme-house"
+        keys.globex_admin, "POST", "/api/copy", source="house", destination="globex-house"
     )
     assert copied.status_code == 200, copied.text
-    assert "acme-house:latest" in _names(keys, keys.acme_app)
-    assert "acme-house:latest" not in _names(keys, keys.globex_app)
+    assert "globex-house:latest" in _names(keys, keys.globex_app)
+    assert "globex-house:latest" not in _names(keys, keys.acme_app)
     assert keys.call(keys.root, "DELETE", "/api/delete", model="house").status_code == 200
     assert "house:latest" not in _names(keys, keys.globex_app)
+    assert "house:latest" in _names(keys, keys.acme_app)  # acme's own is still there
+    for key, name in ((keys.acme_admin, "house"), (keys.globex_admin, "globex-house")):
+        assert keys.call(key, "DELETE", "/api/delete", model=name).status_code == 200
+
+
+def _generate(keys: Keys, key: str, model: str) -> dict[str, Any]:
+    """A 1-token answer of ``model`` to ``key`` (the original curl's request, shortened)."""
+    answer = keys.call(
+        key,
+        "POST",
+        "/api/generate",
+        model=model,
+        prompt="Olá, me chamo Anderson, eu que te criei",
+        stream=False,
+        options={"num_predict": 1},
+    )
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def _system(keys: Keys, key: str, model: str) -> str:
+    shown = keys.call(key, "POST", "/api/show", model=model)
+    assert shown.status_code == 200, shown.text
+    system: str = shown.json()["system"]
+    return system
+
+
+def test_a_name_is_the_tenants_own_then_shared_then_built_in(keys: Keys) -> None:
+    """Two tenants' own ``analyst`` personas and a shared one: each tenant is served its own,
+    a tenant without one the shared one; the configured ``billumy`` serves every tenant that
+    has none of its own. What a persona answers is told by its system prompt, which /api/show
+    returns and the prompt's token count reflects."""
+    long_system = "You are Acme's analyst; answer with figures from the ledger. " * 12
+
+    def create(key: str, model: str, system: str, **extra: Any) -> None:
+        body = {"model": model, "from": "billumy", "system": system, "stream": False}
+        created = keys.call(key, "POST", "/api/create", **body, **extra)
+        assert created.status_code == 200, created.text
+
+    create(keys.root, "analyst", "Shared.", shared=True)
+    assert _system(keys, keys.acme_app, "analyst") == "Shared."
+    shared_tokens = _generate(keys, keys.acme_app, "analyst")["prompt_eval_count"]
+
+    create(keys.acme_admin, "analyst", long_system)
+    assert _system(keys, keys.acme_app, "analyst") == long_system
+    assert _system(keys, keys.globex_app, "analyst") == "Shared."
+    acme = _generate(keys, keys.acme_app, "analyst")
+    globex = _generate(keys, keys.globex_app, "analyst")
+    assert globex["prompt_eval_count"] == shared_tokens
+    assert acme["prompt_eval_count"] > shared_tokens + 100
+    assert [m["name"] for m in _tags(keys, keys.acme_app) if m["name"] == "analyst:latest"] == [
+        "analyst:latest"
+    ]
+    acme_digest = _digest(keys, keys.acme_app, "analyst:latest")
+    assert acme_digest != _digest(keys, keys.globex_app, "analyst:latest")
+    # The loaded analyst is, in each tenant's /api/ps, the analyst that tenant gets.
+    assert _running(keys, keys.acme_app)["analyst:latest"] == acme_digest
+    assert _running(keys, keys.globex_app)["analyst:latest"] == _digest(
+        keys, keys.globex_app, "analyst:latest"
+    )
+
+    # Globex's own analyst changes nothing of acme's (nor of the shared one).
+    create(keys.globex_admin, "analyst", "Globex.")
+    assert _system(keys, keys.globex_app, "analyst") == "Globex."
+    assert _system(keys, keys.acme_app, "analyst") == long_system
+    assert _digest(keys, keys.acme_app, "analyst:latest") == acme_digest
+    assert _system(keys, keys.root, "analyst") == "Shared."
+    # Deletes peel the tenant's own layer: then the shared one answers again.
+    for admin, app in ((keys.globex_admin, keys.globex_app), (keys.acme_admin, keys.acme_app)):
+        assert keys.call(admin, "DELETE", "/api/delete", model="analyst").status_code == 200
+        assert _system(keys, app, "analyst") == "Shared."
+        _error(keys.call(admin, "DELETE", "/api/delete", model="analyst"), 403)
+    deleted = keys.call(keys.root, "DELETE", "/api/delete", model="analyst", shared=True)
+    assert deleted.status_code == 200, deleted.text
+    _error(keys.call(keys.acme_app, "POST", "/api/show", model="analyst"), 404)
+
+
+def test_the_built_in_billumy_serves_every_tenant_without_its_own(keys: Keys) -> None:
+    configured = _system(keys, keys.root, "billumy")
+    for app in (keys.acme_app, keys.globex_app, keys.root):
+        assert _generate(keys, app, "billumy")["done"]
+    # Acme's own billumy is acme's alone; the others keep the configured one.
+    created = keys.call(
+        keys.acme_admin,
+        "POST",
+        "/api/create",
+        model="billumy",
+        **{"from": "billumy"},
+        system="Acme's billumy.",
+        stream=False,
+    )
+    assert created.status_code == 200, created.text
+    assert _system(keys, keys.acme_app, "billumy") == "Acme's billumy."
+    assert _generate(keys, keys.acme_app, "billumy")["done"]
+    for app in (keys.globex_app, keys.root):
+        assert _system(keys, app, "billumy") == configured
+        assert _generate(keys, app, "billumy")["done"]
+    openai = keys.call(keys.globex_app, "GET", "/v1/models/billumy")
+    assert openai.status_code == 200, openai.text
+    # Deleting it brings the configured one back to acme; the configured one is not deleted.
+    assert keys.call(keys.acme_admin, "DELETE", "/api/delete", model="billumy").status_code == 200
+    assert _system(keys, keys.acme_app, "billumy") == configured
+    assert "configuration" in _error(
+        keys.call(keys.acme_admin, "DELETE", "/api/delete", model="billumy"), 400
+    )
+
+
+def _running(keys: Keys, key: str) -> dict[str, str]:
+    """Name -> digest of each model /api/ps shows to ``key``."""
+    models = keys.call(key, "GET", "/api/ps").json()["models"]
+    return {m["name"]: m["digest"] for m in models}
+
+
+def _tags(keys: Keys, key: str) -> list[dict[str, Any]]:
+    models: list[dict[str, Any]] = keys.call(key, "GET", "/api/tags").json()["models"]
+    return models
+
+
+def _digest(keys: Keys, key: str, name: str) -> str:
+    (digest,) = [m["digest"] for m in _tags(keys, key) if m["name"] == name]
+    return str(digest)
 
 
 def _loaded(keys: Keys) -> list[datetime]:

@@ -15,6 +15,8 @@ import pytest
 
 from billumy.modelfile import parse_modelfile
 from billumy.settings import DEFAULT_PERSONA_SYSTEM, Settings
+from billumy.store.base import SHARED, ModelRecord
+from billumy.store.sql import SQLStore
 from tests.e2e.server import Server, free_port
 
 BIN = Path(sys.executable).parent / "billumy"
@@ -299,6 +301,35 @@ def test_models_show_prints_configured_persona_verbatim(tmp_path: Path, data_dir
     mf = parse_modelfile(result.stdout)
     assert mf.system == system
     assert mf.parameters == {"temperature": 0.2}
+
+
+def test_models_list_and_show_tell_owners_apart(data_dir: Path) -> None:
+    async def store_personas() -> None:
+        store = SQLStore(f"sqlite+aiosqlite:///{data_dir / 'billumy.db'}")
+        await store.ainit()
+        try:
+            for owner, system in ((SHARED, "Shared."), ("acme", "Acme's.")):
+                definition = {"from": "billumy", "base": "smollm2-135m:latest", "system": system}
+                await store.put_model(
+                    ModelRecord(owner=owner, name="analyst:latest", definition=definition)
+                )
+        finally:
+            await store.aclose()
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(store_personas())
+    listed = billumy(data_dir, "models", "list", columns=200)
+    assert listed.returncode == 0, listed.stderr
+    rows = [line for line in listed.stdout.splitlines() if "analyst:latest" in line]
+    assert len(rows) == 2, listed.stdout
+    assert "tenant acme" in rows[1] and "shared" in rows[0]
+    for args, system in (((), "Shared."), (("--tenant", "acme"), "Acme's.")):
+        shown = billumy(data_dir, "models", "show", "analyst", *args)
+        assert shown.returncode == 0, shown.stderr
+        assert parse_modelfile(shown.stdout).system == system
+    # Another tenant, without one of its own, gets the shared one.
+    shown = billumy(data_dir, "models", "show", "analyst", "--tenant", "globex")
+    assert parse_modelfile(shown.stdout).system == "Shared."
 
 
 def test_models_show_unknown(data_dir: Path) -> None:

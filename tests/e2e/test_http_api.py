@@ -357,7 +357,7 @@ def _post(server: Server, path: str, body: object, **kw: object) -> httpx.Respon
             400,
             "files",
         ),
-        ("/api/create", {"model": "billumy", "from": "smollm2-135m"}, 400, "configuration"),
+        ("/api/create", {"model": "bad name", "from": "billumy"}, 400, "invalid model name"),
         ("/api/copy", {"source": "nope", "destination": "x2"}, 404, "not found"),
         ("/api/pull", {"model": "llama3"}, 400, "disabled"),
         ("/api/push", {"model": "billumy"}, 400, "not supported"),
@@ -379,6 +379,11 @@ def test_delete_unknown_model_is_404(server: Server) -> None:
         json={"model": "never-created"},
     )
     assert r.status_code == 404 and "not found" in r.json()["error"]
+    # A configured model is no created one: nothing to delete.
+    r = httpx.request(
+        "DELETE", server.url + "/api/delete", headers=server.headers, json={"model": "billumy"}
+    )
+    assert r.status_code == 400 and "configuration" in r.json()["error"]
 
 
 def test_unknown_route_and_method_are_json_errors(server: Server) -> None:

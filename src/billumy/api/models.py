@@ -102,6 +102,8 @@ async def ps(service: InferenceDep, key: InferenceKey) -> Response:
             entry = await service.catalog.get(loaded.name, tenant=key.tenant)
         except NotFoundError:
             continue
+        if entry.base.remote or entry.base.path() != loaded.model_path:
+            continue  # the name is, to this tenant, another model than the one loaded
         models.append(
             {
                 **_summary(entry),
@@ -188,7 +190,7 @@ async def copy(body: CopyBody, catalog: CatalogDep, key: AdminKey) -> Response:
 async def delete(body: DeleteBody, catalog: CatalogDep, key: AdminKey) -> Response:
     if not body.model:
         raise BadRequestError("model is required")
-    await catalog.delete(body.model, tenant=key.tenant)
+    await catalog.delete(body.model, tenant=key.tenant, shared=body.shared)
     return Response(status_code=200)
 
 

@@ -87,7 +87,8 @@ class ShowRequest(_ModelRequest):
 
 
 class DeleteRequest(_ModelRequest):
-    pass
+    # Billumy's: a global admin deletes the shared model of this name (else the tenant's own).
+    shared: bool = False
 
 
 class CopyRequest(_Request):

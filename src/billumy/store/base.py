@@ -92,14 +92,21 @@ class UsageRecord:
         return self.prompt_tokens + self.completion_tokens
 
 
+# The owner of a shared model (published by a global admin for every tenant): no tenant has
+# an empty id, and an empty string, unlike NULL, is a primary-key value in every store.
+SHARED = ""
+
+
 @dataclass
 class ModelRecord:
-    """A model created through the API (a persona over a base model)."""
+    """A model created through the API (a persona over a base model), keyed by its owner (a
+    tenant id, or ``SHARED``) and its name: each tenant has its own namespace of names."""
 
     name: str
     definition: dict[str, Any] = field(default_factory=dict)
     created_at: datetime | None = None
     modified_at: datetime | None = None
+    owner: str = SHARED
 
 
 class KeyStore(Protocol):
@@ -150,10 +157,21 @@ class UsageStore(Protocol):
 
 
 class ModelStore(Protocol):
-    async def list_models(self) -> list[ModelRecord]: ...
-    async def get_model(self, name: str) -> ModelRecord | None: ...
-    async def put_model(self, record: ModelRecord) -> None: ...
-    async def delete_model(self, name: str) -> bool: ...
+    async def list_models(self) -> list[ModelRecord]:
+        """Every stored model, of every owner, ordered by owner and name."""
+        ...
+
+    async def get_model(self, owner: str, name: str) -> ModelRecord | None:
+        """The model ``owner`` (a tenant id, or ``SHARED``) has named ``name``, or None."""
+        ...
+
+    async def put_model(self, record: ModelRecord) -> None:
+        """Create or replace the model of ``record.owner`` named ``record.name``."""
+        ...
+
+    async def delete_model(self, owner: str, name: str) -> bool:
+        """Delete the model ``owner`` has named ``name``; False when there was none."""
+        ...
 
 
 CHAT_FIELDS = frozenset({"title", "tags", "metadata", "archived", "model"})

@@ -2,7 +2,8 @@
 
 Keys, models and usage live here; chats and messages in :mod:`billumy.store.mongo_chats`;
 datasets (their data in GridFS) and insight records in :mod:`billumy.store.mongo_datasets`.
-Collections: ``api_keys`` (``_id`` = key id), ``models`` (``_id`` = name) and ``usage`` (one
+Collections: ``api_keys`` (``_id`` = key id), ``models`` (``(owner, name)`` unique: a tenant id
+or ``''`` for a shared model, see :func:`_own_models`) and ``usage`` (one
 document per key, UTC day and model, ``(key_id, day, model)`` unique, the day an ISO date
 string ``YYYY-MM-DD``). Timestamps are fixed-width UTC ISO-8601 strings (see mongo_chats).
 """
@@ -22,6 +23,7 @@ from pymongo.errors import DuplicateKeyError
 
 from billumy.errors import BadRequestError
 from billumy.store.base import (
+    SHARED,
     UNSET,
     ApiKeyRecord,
     LimitChange,
@@ -64,9 +66,34 @@ def supports_transactions(hello: Mapping[str, Any]) -> bool:
     return clustered and hello.get("logicalSessionTimeoutMinutes") is not None
 
 
+async def _own_models(models: AsyncCollection[Doc]) -> None:
+    """Give every model document an owner, before the ``(owner, name)`` index is made.
+
+    Documents written before models had owners have their name as ``_id`` and their owner (if
+    any) inside the definition: they get ``name`` and ``owner`` fields ('' when none: shared,
+    as they were). Their ``_id`` stays; newer documents get PyMongo's. Idempotent.
+    """
+    await models.update_many(
+        {"owner": {"$exists": False}},
+        [
+            {
+                "$set": {
+                    "name": {"$ifNull": ["$name", "$_id"]},
+                    "owner": {"$ifNull": ["$definition.owner", SHARED]},
+                }
+            },
+            {"$unset": "definition.owner"},
+        ],
+    )
+
+
 async def _create_indexes(db: AsyncDatabase[Doc]) -> None:
     await create_dataset_indexes(db)
     # Same names and specs every start, so re-creating them is a no-op.
+    await _own_models(db["models"])
+    await db["models"].create_indexes(
+        [IndexModel([("owner", ASCENDING), ("name", ASCENDING)], name="owner_name", unique=True)]
+    )
     await db["api_keys"].create_indexes(
         [IndexModel("key_hash", name="key_hash", unique=True), IndexModel("name", name="name")]
     )
@@ -279,19 +306,22 @@ class MongoStore(MongoChatStore, MongoDatasetStore):
 
     # models
     async def list_models(self) -> list[ModelRecord]:
-        docs = await self._models.find().sort("_id").to_list()
-        return [_from_doc(ModelRecord, doc, key="name") for doc in docs]
+        docs = await self._models.find().sort([("owner", ASCENDING), ("name", ASCENDING)]).to_list()
+        return [_from_doc(ModelRecord, doc) for doc in docs]
 
-    async def get_model(self, name: str) -> ModelRecord | None:
-        doc = await self._models.find_one({"_id": name})
-        return None if doc is None else _from_doc(ModelRecord, doc, key="name")
+    async def get_model(self, owner: str, name: str) -> ModelRecord | None:
+        doc = await self._models.find_one({"owner": owner, "name": name})
+        return None if doc is None else _from_doc(ModelRecord, doc)
 
     async def put_model(self, record: ModelRecord) -> None:
-        """Create or replace the model of this name."""
+        """Create or replace the model of this owner and name."""
         now = datetime.now(UTC)
         stored = replace(record, created_at=record.created_at or now, modified_at=now)
-        doc = _to_doc(stored, key="name")
-        await self._models.replace_one({"_id": record.name}, doc, upsert=True)
+        doc = _to_doc(stored)  # no ``id`` field: the document keeps (or gets) its own _id
+        await self._models.replace_one(
+            {"owner": record.owner, "name": record.name}, doc, upsert=True
+        )
 
-    async def delete_model(self, name: str) -> bool:
-        return (await self._models.delete_one({"_id": name})).deleted_count == 1
+    async def delete_model(self, owner: str, name: str) -> bool:
+        result = await self._models.delete_one({"owner": owner, "name": name})
+        return result.deleted_count == 1

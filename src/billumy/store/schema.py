@@ -207,15 +207,6 @@ def _without_inline_fk_options(conn: Connection, found: list[Any]) -> list[Any]:
     return [d for d in found if not any(d is s for s in same)]
 
 
-def _after_baseline(difference: Any) -> bool:
-    """Whether a difference is a table (or an index of one) that a later revision adds."""
-    if isinstance(difference, tuple) and difference[0] in ("add_table", "add_index"):
-        obj = difference[1]
-        table = obj if difference[0] == "add_table" else obj.table
-        return table.name in AFTER_BASELINE_TABLES
-    return False
-
-
 def _legacy_versions(conn: Connection) -> list[int] | None:
     """The hand-written migrations' versions, or None where their table does not exist."""
     if LEGACY_TABLE not in inspect(conn).get_table_names():
@@ -232,11 +223,8 @@ def _adopt_legacy(conn: Connection, script: ScriptDirectory, versions: list[int]
             f"migrations; this Billumy takes over only a schema at version "
             f"{LEGACY_VERSIONS[-1]}: start the previous release of Billumy on it once first"
         )
-    if found := [d for d in differences(conn) if not _after_baseline(d)]:
-        raise BillumyError(
-            f"the database schema (version {LEGACY_VERSIONS[-1]} of the hand-written "
-            f"migrations) differs from the tables this Billumy expects: {found}"
-        )
+    # Its schema is checked against the metadata once the revisions after the baseline have
+    # run (see _upgrade_quietly): the metadata is the newest revision's, not the baseline's.
     MigrationContext.configure(conn).stamp(script, BASELINE)
     conn.execute(text(f"DROP TABLE {LEGACY_TABLE}"))
     log.info("schema: took over the hand-written migrations' version 4, stamped %s", BASELINE)
@@ -292,6 +280,11 @@ def _upgrade_quietly(conn: Connection) -> Upgrade:
                     f"once first"
                 )
     command.upgrade(alembic_config(conn), "head")
+    if adopted and (found := differences(conn)):
+        raise BillumyError(  # the transaction rolls back: the database is left as it was
+            f"the database schema (version {LEGACY_VERSIONS[-1]} of the hand-written "
+            f"migrations) differs from the tables this Billumy expects: {found}"
+        )
     after = _revisions(conn)
     if after != before:
         log.info("schema: upgraded from %s to %s", before or "nothing", after)

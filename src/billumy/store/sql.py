@@ -90,9 +90,11 @@ api_keys = Table(
     Column("parallel", Integer),
 )
 
+# Keyed by owner and name: a tenant's id, or '' (base.SHARED) for a shared model.
 models = Table(
     "models",
     metadata,
+    Column("owner", String(200), primary_key=True),
     Column("name", String(300), primary_key=True),
     Column("definition", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
@@ -415,20 +417,24 @@ class SQLStore(SQLChatStore, SQLDatasetStore):
     # models
     async def list_models(self) -> list[ModelRecord]:
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(models).order_by(models.c.name))).all()
+            query = select(models).order_by(models.c.owner, models.c.name)
+            rows = (await conn.execute(query)).all()
         return [self._model(row) for row in rows]
 
-    async def get_model(self, name: str) -> ModelRecord | None:
+    async def get_model(self, owner: str, name: str) -> ModelRecord | None:
+        query = select(models).where(models.c.owner == owner, models.c.name == name)
         async with self.engine.connect() as conn:
-            row = (await conn.execute(select(models).where(models.c.name == name))).first()
+            row = (await conn.execute(query)).first()
         return self._model(row) if row is not None else None
 
     async def put_model(self, record: ModelRecord) -> None:
         now = datetime.now(UTC)
+        mine = (models.c.owner == record.owner, models.c.name == record.name)
         async with self.writer.begin() as conn:
-            await conn.execute(delete(models).where(models.c.name == record.name))
+            await conn.execute(delete(models).where(*mine))
             await conn.execute(
                 insert(models).values(
+                    owner=record.owner,
                     name=record.name,
                     definition=record.definition,
                     created_at=record.created_at or now,
@@ -436,14 +442,16 @@ class SQLStore(SQLChatStore, SQLDatasetStore):
                 )
             )
 
-    async def delete_model(self, name: str) -> bool:
+    async def delete_model(self, owner: str, name: str) -> bool:
+        query = delete(models).where(models.c.owner == owner, models.c.name == name)
         async with self.writer.begin() as conn:
-            result = await conn.execute(delete(models).where(models.c.name == name))
+            result = await conn.execute(query)
         return bool(result.rowcount)
 
     @staticmethod
     def _model(row: Any) -> ModelRecord:
         return ModelRecord(
+            owner=row.owner,
             name=row.name,
             definition=dict(row.definition),
             created_at=_aware(row.created_at),
