@@ -221,3 +221,26 @@ def test_maintenance_and_energy_generated_are_said_missing() -> None:
         prof = profile(table)
     missing = missing_columns("How much energy did our installed systems generate?", prof)
     assert "energy generation" in [c.en for c in missing]
+
+
+def test_excluding_a_value_keeps_every_other_and_a_value_one_letter_off_is_named() -> None:
+    rows = _projects()
+    with data.from_records(rows) as table:
+        prof = profile(table)
+    text = "What was the total contract value, excluding cancelled projects?"
+    plan = facts.rule_plan(text.replace("contract value", "system kwp"), prof)
+    assert plan is not None
+    assert [(f.column, f.op, f.value) for f in plan.filters] == [("status", "!=", "Cancelled")]
+    found, ctx = _facts(rows, "What is the total system_kwp excluding cancelled projects?", "en")
+    total = next(f for f in found if f.kind == "aggregate")
+    expected = sum(r["system_kwp"] for r in rows if r["status"] != "Cancelled")
+    assert total.values["sum_system_kwp"] == expected
+    assert describe(total, ctx).startswith("Where status is not Cancelled, total system_kwp is ")
+    # "residenciais" is the Portuguese of Residential, one letter off once singular; "Comercial"
+    # of Commercial. Words that name columns or months are never read so.
+    for text, value in (
+        ("Teve algum mês em que os contratos residenciais despencaram?", "Residential"),
+        ("quanto o segmento comercial vendeu?", "Commercial"),
+    ):
+        assert questions.parse(text, prof).segments == {"segment": [value]}
+    assert questions.parse("How many projects in total?", prof).segments == {}

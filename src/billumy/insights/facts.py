@@ -2421,5 +2421,14 @@ def _rule_filters(
             continue
         value = _named_value(column, tokens)
         if value is not None:
-            filters.append(Filter(column=column.name, op="=", value=value))
+            at = _find(tokens, re.findall(r"[a-z0-9]+", _fold(value)))
+            # "excluding cancelled projects", "sem os cancelados": every other value.
+            op: Op = "!=" if any(tokens[i] & _EXCEPT for i in range(max(0, at - 3), at)) else "="
+            filters.append(Filter(column=column.name, op=op, value=value))
     return filters[:MAX_FILTERS]
+
+
+_EXCEPT = frozenset(
+    {"excluding", "exclude", "excluded", "except", "without", "not", "sem", "exceto",
+     "excluindo", "excluir", "tirando", "fora", "nao", "menos"}
+)  # fmt: skip

@@ -571,6 +571,8 @@ def _segments(words: list[str], profile: Profile) -> dict[str, list[str]]:
                 if at is None:
                     codes = {w.lower() for w in value.split() if w.isupper() and len(w) <= 3}
                     at = _by_first_word(words, spellings[1], column, vocabulary, codes)
+                if at is None:
+                    at = _by_near_spelling(words, spellings[1], column, vocabulary)
                 if at is not None:
                     found.setdefault(column.name, []).append((at, value))
     return {name: [v for _, v in sorted(hits)] for name, hits in found.items()}
@@ -638,6 +640,32 @@ def _by_distinct_part(
             )
             if at is not None:
                 return at
+    return None
+
+
+def _by_near_spelling(
+    words: list[str], value_words: list[str], column: ColumnProfile, vocabulary: frozenset[str]
+) -> int | None:
+    """Where a one-word value of seven letters or more is named one letter off, as a typo or
+    the other language writes it ("residencial" for ``Residential``, "comercial" for
+    ``Commercial``, "Guarulhso"), when no other value of the column is that close and the word
+    names no column and no month."""
+    if len(value_words) != 1 or len(value_words[0]) < 7:
+        return None
+    value = value_words[0]
+    for i, word in enumerate(words):
+        forms = variants(word)
+        if forms & vocabulary or any(f in _MONTHS for f in forms):
+            continue
+        if not any(len(f) >= 7 and _one_edit(f, value) for f in forms):
+            continue
+        close = [
+            v
+            for v, _ in column.top
+            if len(name_words(v)) == 1 and any(_one_edit(f, name_words(v)[0]) for f in forms)
+        ]
+        if len(close) == 1:
+            return i
     return None
 
 

@@ -166,6 +166,13 @@ def scope(fact: Fact, ctx: Context) -> str:
         if kind == "ordinal" and flt.op == "=" and not isinstance(flt.value, list):
             label = f"{_ordinal_word(flt.column)} {fmt.number(flt.value)}"
             periods.append(period_when(label, "", True, ctx))
+        elif kind in ("categorical", "boolean") and flt.op == "!=":
+            shown_value = fmt.label(flt.value)
+            conditions.append(
+                f"{flt.column} não é {shown_value}"
+                if ctx.pt
+                else f"{flt.column} is not {shown_value}"
+            )
         elif kind in ("categorical", "boolean") and flt.op in ("=", "in"):
             values = flt.value if isinstance(flt.value, list) else [flt.value]
             shown = [fmt.label(v) for v in values]
