@@ -153,13 +153,14 @@ def test_plan_filters_and_averages(stores: tuple[data.Table, Profile]) -> None:
     )
     found = facts.facts_for_plan(table, prof, plan)
     pt, en = _ctx("pt", prof, plan, found), _ctx("en", prof, plan, found)
-    assert describe(found[0], pt) == f"Onde loja != 'C', a média de preco é {R}15,00."
-    assert describe(found[0], en) == "Where loja != 'C', average preco is 15.00."
+    assert describe(found[0], pt) == f"Onde loja não é C, a média de preco é {R}15,00."
+    assert describe(found[0], en) == "Where loja is not C, average preco is 15.00."
     assert describe(found[1], pt) == (
-        f"Por loja onde loja != 'C', A tem a maior média de preco. Ranking: A {R}20,00; B {R}10,00."
+        "Por loja onde loja não é C, A tem a maior média de preco. "
+        f"Ranking: A {R}20,00; B {R}10,00."
     )
     assert describe(found[1], en) == (
-        "By loja where loja != 'C', A has the highest average preco. Ranking: A 20.00; B 10.00."
+        "By loja where loja is not C, A has the highest average preco. Ranking: A 20.00; B 10.00."
     )
 
 

@@ -166,7 +166,11 @@ def scope(fact: Fact, ctx: Context) -> str:
         if kind == "ordinal" and flt.op == "=" and not isinstance(flt.value, list):
             label = f"{_ordinal_word(flt.column)} {fmt.number(flt.value)}"
             periods.append(period_when(label, "", True, ctx))
-        elif kind in ("categorical", "boolean") and flt.op == "!=":
+        elif (
+            kind in ("categorical", "boolean")
+            and flt.op == "!="
+            and not isinstance(flt.value, list)
+        ):
             shown_value = fmt.label(flt.value)
             conditions.append(
                 f"{flt.column} não é {shown_value}"
