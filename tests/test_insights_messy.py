@@ -244,3 +244,22 @@ def test_excluding_a_value_keeps_every_other_and_a_value_one_letter_off_is_named
     ):
         assert questions.parse(text, prof).segments == {"segment": [value]}
     assert questions.parse("How many projects in total?", prof).segments == {}
+
+
+def test_a_time_of_something_the_data_lacks_and_a_segment_it_only_counts_are_said() -> None:
+    from billumy.insights.answer import missing_columns
+
+    rows = [{**r, "avg_wait_sec": 30 + r["hour"]} for r in _hourly()]
+    with data.from_records(rows) as table:
+        prof = profile(table)
+    # A time of waiting is no time of handling; a time of waiting is there.
+    missing = missing_columns("Qual o tempo médio de atendimento (TMA) de cada fila?", prof)
+    assert [c.pt for c in missing] == ["tempo de atendimento"]
+    assert missing_columns("Qual o tempo médio de espera da fila?", prof) == []
+    # agents_logged counts agents; it does not say which one handled what.
+    missing = missing_columns("Which agent handled the most calls?", prof)
+    assert [(c.en, list(c.counted)) for c in missing] == [("agent", ["agents_logged"])]
+    assert [c.pt for c in missing_columns("qual agente atendeu mais?", prof)] == ["agente"]
+    # A segment column under another name is not said missing ("which queue", "qual fila").
+    assert missing_columns("Which queue gets the most calls?", prof) == []
+    assert missing_columns("Which restaurant sold the most?", prof) == []

@@ -74,6 +74,8 @@ class _Concept:
     en: str
     temporal: bool = False  # any date column provides it
     quantity: bool = False  # a quantity named in the question's own words ("customer rating")
+    which: bool = False  # a kind of segment asked for by "which", that no column holds
+    counted: tuple[str, ...] | list[str] = ()  # columns that only count it ("agents_logged")
 
     @property
     def dimension(self) -> bool:
@@ -192,7 +194,17 @@ def missing_columns(question: str, profile: Profile) -> list[_Concept]:
         if set(words) & (values | _ANY_QUANTITY) or any(set(words) <= c.asks for c in missing):
             continue
         phrase = " ".join(words)
-        if facts.named_columns(phrase, profile, any_word=True) or ratios.known_rate(phrase):
+        # "tempo de atendimento" is named only by a column of both ("avg_wait_sec" is a time
+        # of waiting); other phrases by any of their words.
+        qualified = len(words) == 3 and words[1] in _OF_WORDS
+        named = facts.named_columns(phrase, profile, any_word=not qualified)
+        if qualified:
+            # The head is named by the column, or is a time and the column a duration.
+            heads = set(facts.named_columns(words[0], profile))
+            if words[0] in facts.DURATION_WORDS:
+                heads |= {c.name for c in visible if facts.is_duration(c)}
+            named = [n for n in facts.named_columns(words[2], profile) if n in heads]
+        if named or ratios.known_rate(phrase):
             continue
         # Said as the question writes it: "rejeição", not "rejeicao".
         written = {"".join(name_words(w)): w.lower() for w in re.findall(r"\w+", question)}
@@ -200,6 +212,8 @@ def missing_columns(question: str, profile: Profile) -> list[_Concept]:
         # It says "customer rating" whole: not also "no customer column".
         missing = [c for c in missing if not c.asks & set(words)]
         missing.append(_Concept(frozenset(words), frozenset(words), phrase, phrase, quantity=True))
+    said = {w for c in missing for w in c.asks}
+    missing += [c for c in _which_missing(question, profile, values) if not c.asks & said]
     return missing
 
 
@@ -247,8 +261,87 @@ def _asked_quantities(question: str) -> list[list[str]]:
                 j += 1
         if word in _QUANTITY_AFTER and i > 0 and words[i - 1] not in _ENDS | _SKIPPED:
             taken = [words[i - 1]]
+            after = words[i + 2] if i + 2 < len(words) else ""
+            if words[i + 1 : i + 2] in (["de"], ["do"], ["da"]) and after not in _ENDS | _SKIPPED:
+                # "tempo médio de atendimento": the time of handling, not any time.
+                taken = [words[i - 1], words[i + 1], after]
         if taken and not any(w.isdigit() for w in taken):
             out.append(taken)
+    return out
+
+
+_WHICH = frozenset({"which", "qual", "quais"})
+# Words after "which" that are no kind of segment: verbs, pronouns, period words.
+_NOT_A_SEGMENT = frozenset(
+    {"one", "ones", "of", "is", "was", "are", "were", "has", "had", "have", "do", "does", "did",
+     "will", "would", "can", "could", "should", "sold", "made", "got", "grew", "fell", "e", "foi",
+     "foram", "era", "sao", "tem", "teve", "tiveram", "esta", "estao", "vai", "deve", "mais",
+     "menos", "maior", "menor", "melhor", "pior", "the", "these", "those", "this", "that",
+     "o", "a", "os", "as", "um", "uma", "dos", "das", "de", "da", "percentual", "valor",
+     "total", "value", "amount", "number", "numero", "quantidade", "taxa", "rate", "share",
+     "parte", "part", "kind", "type", "tipo", "categoria", "category", "segment", "segmento",
+     "item", "items", "thing", "coisa"}
+)  # fmt: skip
+_PERIOD_NOUNS = frozenset(
+    {"day", "days", "dia", "dias", "week", "weeks", "semana", "semanas", "month", "months",
+     "mes", "meses", "quarter", "quarters", "trimestre", "trimestres", "year", "years", "ano",
+     "anos", "hour", "hours", "hora", "horas", "weekday", "date", "data", "period", "periodo",
+     "semestre", "semester", "time", "vez"}
+)  # fmt: skip
+
+
+def _which_nouns(question: str) -> list[str]:
+    """The kind of segment a question asks to pick among ("Which agent handled the most
+    calls?" -> ``agent``; "qual agente atendeu mais?" -> ``agente``), when the word after
+    "which"/"qual" is a noun: not a verb, a pronoun, an article or a period."""
+    words = name_words(question)
+    out = []
+    for i, word in enumerate(words[:-1]):
+        noun = words[i + 1]
+        if word not in _WHICH or noun in _NOT_A_SEGMENT or noun in _PERIOD_NOUNS:
+            continue
+        if len(noun) < 3 or noun.isdigit() or noun.endswith(("ed", "ou", "eu", "iu")):
+            continue
+        out.append(noun)
+    return out
+
+
+def _same_word(a: str, b: str) -> bool:
+    """Whether two words are one, a plural of the other or synonyms ("agents", "agente")."""
+    forms_a, forms_b = facts.variants(a), facts.variants(b)
+    if forms_a & forms_b:
+        return True
+    groups = frozenset().union(*(facts.synonym_groups(f) for f in forms_a))
+    return any(facts.synonym_groups(f) & groups for f in forms_b)
+
+
+def _which_missing(question: str, profile: Profile, values: set[str]) -> list[_Concept]:
+    """A kind of segment asked for by "which" that the data only counts ("agents_logged" is
+    how many agents were logged in, not which one)."""
+    visible = [c for c in profile.columns if not c.masked]
+    out = []
+    for noun in _which_nouns(question):
+        if noun in values or facts.variants(noun) & values:
+            continue
+        named = [profile.column(n) for n in facts.named_columns(noun, profile, any_word=True)]
+        kinds = {c.kind for c in named if c is not None}
+        if kinds - {"numeric"}:
+            continue  # a column of segments, ids or dates holds it
+        counts = [
+            c.name for c in named if c is not None and _same_word(name_words(c.name)[0], noun)
+        ]
+        if not counts:
+            # "which revenue" is a quantity; "which restaurant" may well be the ``unidade``
+            # column under another name: only a count of the noun shows its segments are not
+            # in the data.
+            continue
+        if not visible:
+            continue
+        written = {"".join(name_words(w)): w.lower() for w in re.findall(r"\w+", question)}
+        said = written.get(noun, noun)
+        out.append(
+            _Concept(frozenset({noun}), frozenset({noun}), said, said, which=True, counted=counts)
+        )
     return out
 
 
@@ -257,6 +350,18 @@ def _has_temporal(concept: _Concept, columns: Sequence[ColumnProfile]) -> bool:
 
 
 def _missing_sentence(concept: _Concept, pt: bool) -> Sentence:
+    if concept.which:
+        counted = ", ".join(concept.counted)
+        if pt:
+            text = (
+                f"Os dados não separam os números por {concept.pt}: não têm coluna de {concept.pt}"
+            )
+            text += f" (só {counted}, uma contagem)." if counted else "."
+        else:
+            text = f"The data does not break the numbers down by {concept.en}: it has no "
+            text += f"{concept.en} column"
+            text += f" (only {counted}, a count)." if counted else "."
+        return Sentence(text, [], "missing")
     if pt:
         return Sentence(f"Os dados não têm uma coluna de {concept.pt}.", [], "missing")
     return Sentence(f"The data has no {concept.en} column.", [], "missing")

@@ -1909,8 +1909,14 @@ _SLOW = frozenset(
 _DURATION = frozenset(
     {"tempo", "time", "hours", "horas", "hora", "hour", "minutes", "minutos", "min", "mins",
      "seconds", "segundos", "dias", "days", "duration", "duracao", "latency", "latencia",
-     "lead", "sla"}
+     "lead", "sla", "sec", "secs", "seg", "hrs", "ms"}
 )  # fmt: skip
+DURATION_WORDS = _DURATION
+
+
+def is_duration(column: ColumnProfile) -> bool:
+    """Whether a numeric column holds a time taken (``avg_wait_sec``, ``install_days``)."""
+    return column.kind == "numeric" and bool(set(name_words(column.name)) & _DURATION)
 
 
 def _speed(tokens: list[frozenset[str]]) -> Literal["asc", "desc"] | None:
