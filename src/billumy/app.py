@@ -322,7 +322,10 @@ def create_app(settings: Settings) -> FastAPI:
             settings=settings,
             inference=inference,
             datasets=Datasets(
-                store, settings.data_dir, max_tenant_bytes=settings.max_dataset_storage_bytes
+                store,
+                settings.data_dir,
+                max_tenant_bytes=settings.max_dataset_storage_bytes,
+                cache_max_bytes=settings.dataset_cache_max_bytes,
             ),
         )
         app.state.insights = insights_service

@@ -394,6 +394,15 @@ class Settings(BaseSettings):
     max_dataset_storage_bytes: int = Field(
         default=1024 * 1024 * 1024, ge=1024, description="Stored datasets per tenant, in bytes."
     )
+    dataset_cache_max_bytes: int = Field(
+        default=1024 * 1024 * 1024,
+        ge=0,
+        description=(
+            "Bytes of dataset Parquet files this host keeps in <data dir>/cache/datasets; past "
+            "it the least recently used are removed (fetched again from the store when asked), "
+            "except those used in the last minute."
+        ),
+    )
     insights_model: str = Field(
         default="billumy", description="Model that plans and narrates insights by default."
     )

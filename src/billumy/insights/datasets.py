@@ -6,7 +6,8 @@ version; changed data becomes the next version. All of it lives in the store
 (:class:`billumy.store.base.DatasetStore`), so every host on one database agrees; this host
 keeps the Parquet files it has used under ``<data dir>/cache/datasets``, named by the SHA-256
 of their bytes (checked when fetched), which makes them safe to share between tenants and
-never stale. The files are a cache, never the truth: deleting them costs only a fetch.
+never stale. The files are a cache, never the truth: deleting them costs only a fetch, and the
+least recently used go once they pass a size bound (:mod:`billumy.insights.parquet_cache`).
 
 Insight records (what was asked, the facts, the insights) are stored whole beside them.
 """
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import re
 import secrets
 from collections.abc import AsyncIterator
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from billumy.errors import BadRequestError, NotFoundError
+from billumy.insights.parquet_cache import DEFAULT_GRACE_S, DEFAULT_MAX_BYTES, ParquetCache
 from billumy.store.base import (
     DATA_CHUNK_BYTES,
     DatasetRecord,
@@ -147,10 +148,19 @@ async def read_pieces(path: Path) -> AsyncIterator[bytes]:
 class Datasets:
     """The datasets and insight records of every tenant: the store, plus this host's cache."""
 
-    def __init__(self, store: DatasetStore, root: Path, *, max_tenant_bytes: int) -> None:
+    def __init__(
+        self,
+        store: DatasetStore,
+        root: Path,
+        *,
+        max_tenant_bytes: int,
+        cache_max_bytes: int = DEFAULT_MAX_BYTES,
+        cache_grace_s: float = DEFAULT_GRACE_S,
+    ) -> None:
         self.store = store
         self.root = root
         self.max_tenant_bytes = max_tenant_bytes
+        self.cache = ParquetCache(self.cache_dir, max_bytes=cache_max_bytes, grace_s=cache_grace_s)
 
     @property
     def cache_dir(self) -> Path:
@@ -186,9 +196,9 @@ class Datasets:
     async def _cached(self, tenant: str, dataset_id: str, version: Version) -> Path:
         if not _SHA256.match(version.blob_sha256):
             raise NotFoundError(f"dataset '{dataset_id}' has no data for version {version}")
-        path = self.cache_dir / f"{version.blob_sha256}.parquet"
-        if await asyncio.to_thread(path.is_file):
-            return path
+        cached = await asyncio.to_thread(self.cache.hit, version.blob_sha256)
+        if cached is not None:
+            return cached
         tmp = self.scratch() / f"{version.blob_sha256}.{secrets.token_hex(4)}.tmp"
         digest = hashlib.sha256()
         size = 0
@@ -202,7 +212,7 @@ class Datasets:
             if size != version.bytes or digest.hexdigest() != version.blob_sha256:
                 # Deleted (or replaced) while it was read: as good as missing.
                 raise NotFoundError(f"dataset '{dataset_id}' not found")
-            await asyncio.to_thread(os.replace, tmp, path)
+            path = await asyncio.to_thread(self.cache.put, tmp, version.blob_sha256)
         finally:
             await asyncio.to_thread(handle.close)
             await asyncio.to_thread(tmp.unlink, missing_ok=True)
@@ -250,7 +260,7 @@ class Datasets:
             raise NotFoundError(f"dataset '{dataset_id}' not found")
         record, created = stored
         if created:  # this host has the file already: keep it as the cache's copy
-            await asyncio.to_thread(os.replace, parquet, self.cache_dir / f"{blob}.parquet")
+            await asyncio.to_thread(self.cache.put, parquet, blob)
         return Dataset.of(record), created
 
     async def delete(self, tenant: str, dataset_id: str) -> None:
