@@ -263,3 +263,32 @@ def test_a_time_of_something_the_data_lacks_and_a_segment_it_only_counts_are_sai
     # A segment column under another name is not said missing ("which queue", "qual fila").
     assert missing_columns("Which queue gets the most calls?", prof) == []
     assert missing_columns("Which restaurant sold the most?", prof) == []
+
+
+def test_a_day_named_by_its_month_and_a_month_word_inside_a_value() -> None:
+    rows = [
+        {"data": f"2024-{m:02d}-{d:02d}", "hotel": h, "receita": 100.0 * m + d + k}
+        for m in (2, 3)
+        for d in range(1, 29)
+        for h, k in (("Copacabana Mar Hotel", 0), ("Serra Azul", 7))
+    ]  # fmt: skip
+    with data.from_records(rows) as table:
+        prof = profile(table)
+    for text in (
+        "What was Copacabana Mar Hotel's revenue on Feb 10, 2024?",
+        "Qual foi a receita do Copacabana Mar Hotel em 10 de fevereiro de 2024?",
+        "Qual foi a receita do Copacabana Mar Hotel em 10 de fevereiro?",
+    ):
+        asked = questions.parse(text, prof)
+        assert [w.label for w in asked.windows] == ["2024-02-10"], text
+    found, ctx = _facts(rows, "What was Copacabana Mar Hotel's revenue on Feb 10, 2024?", "en")
+    total = next(f for f in found if f.kind == "aggregate")
+    assert total.values["sum_receita"] == 210.0
+    assert describe(total, ctx) == (
+        "For hotel Copacabana Mar Hotel on Feb 10, 2024, total receita is 210.00."
+    )
+    # "Mar" alone, capitalised, is still March; "fevereiro 31" is no day.
+    assert [w.label for w in questions.parse("Revenue in Mar?", prof).windows] == ["2024-03"]
+    assert [w.label for w in questions.parse("receita em 31 de fevereiro", prof).windows] == [
+        "2024-02"
+    ]

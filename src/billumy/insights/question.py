@@ -406,11 +406,48 @@ def _year_for_month(month: int, years: list[int], column: ColumnProfile) -> int 
     return year if date(year, month, 1) >= date(first.year, first.month, 1) else None
 
 
+def _inside_values(words: list[str], profile: Profile) -> frozenset[int]:
+    """The positions of the words of categorical values of two or more words that the
+    question names whole ("Copacabana Mar Hotel"): none of them is a month."""
+    spots: set[int] = set()
+    for column in profile.columns:
+        if column.masked or column.kind != "categorical":
+            continue
+        for value, _ in column.top:
+            value_words = name_words(value)
+            n = len(value_words)
+            if n < 2:
+                continue
+            for i in range(len(words) - n + 1):
+                if words[i : i + n] == value_words:
+                    spots.update(range(i, i + n))
+    return frozenset(spots)
+
+
+def _day_of(words: list[str], i: int) -> tuple[int, int | None] | None:
+    """(day, year or None) of a date written around the month word at ``i``: "Feb 10, 2024",
+    "Feb 10", "10 de fevereiro de 2024", "10 fevereiro"; None when no day is written."""
+    nxt = words[i + 1] if i + 1 < len(words) else ""
+    after = words[i + 2] if i + 2 < len(words) else ""
+    if re.fullmatch(r"[0-9]{1,2}", nxt) and 1 <= int(nxt) <= 31:
+        return int(nxt), int(after) if _YEAR.match(after) else None
+    before = words[i - 2] if i >= 2 and words[i - 1] == "de" else words[i - 1] if i else ""
+    if re.fullmatch(r"[0-9]{1,2}", before) and 1 <= int(before) <= 31:
+        if _YEAR.match(nxt):
+            return int(before), int(nxt)
+        return int(before), int(after) if nxt == "de" and _YEAR.match(after) else None
+    return None
+
+
 def _windows(
-    words: list[str], profile: Profile, capitalized: frozenset[str] = frozenset()
+    words: list[str],
+    profile: Profile,
+    capitalized: frozenset[str] = frozenset(),
+    inside: frozenset[int] = frozenset(),
 ) -> list[Window]:
     """The periods ``words`` name, in the order named (duplicates removed); ``capitalized``
-    holds the words written with a capital inside the question ("May", "Mar")."""
+    holds the words written with a capital inside the question ("May", "Mar"); words at the
+    ``inside`` positions belong to a value ("Copacabana Mar Hotel") and name no period."""
     out: list[Window] = []
     temporal = _temporal(profile)
     years = [int(w) for w in words if _YEAR.match(w)]
@@ -434,7 +471,7 @@ def _windows(
                     out.append(Window(column.name, grain, f"{w.rstrip('s')} {value}", value=value))  # type: ignore[arg-type]
                 j += 1
         if temporal is not None:
-            month = _month(w)
+            month = _month(w) if i not in inside else None
             short = _short_year(nxt, temporal)  # "dez/24", "mar 23"
             clear = (
                 w not in _AMBIGUOUS_MONTHS
@@ -442,6 +479,19 @@ def _windows(
                 or _YEAR.match(nxt or "x")
                 or short is not None
             )
+            day = _day_of(words, i) if month is not None and clear and short is None else None
+            if day is not None and month is not None:
+                # "What was the revenue on Feb 10, 2024?", "em 10 de fevereiro": that day.
+                day_year = day[1] or _year_for_month(month, years, temporal)
+                if day_year is not None:
+                    used_years.add(day_year)
+                    try:
+                        out.append(_window(temporal.name, "day", date(day_year, month, day[0])))
+                    except ValueError:
+                        pass  # "fevereiro 31": no such day
+                    else:
+                        i += 1
+                        continue
             if month is not None and clear:
                 year: int | None = None
                 if _YEAR.match(nxt):
@@ -689,7 +739,7 @@ def parse(question: str, profile: Profile) -> Question:
     """The parts of ``question`` and the periods and segment values it names."""
     words = _fold(question)
     capitalized = frozenset(w.lower() for w in re.findall(r"(?<=[\w,;:] )[A-Z][a-z]+\b", question))
-    windows = _windows(words, profile, capitalized)
+    windows = _windows(words, profile, capitalized, _inside_values(words, profile))
     segments = _segments(words, profile)
     parts: list[Part] = []
 

@@ -222,7 +222,7 @@ def _ordinal_word(column: str) -> str:
 
 
 def _range_label(filters: Sequence[Filter], column: str) -> tuple[str, str] | None:
-    """The month, quarter or year that a ``>=``/``<`` pair of ISO dates on ``column`` spans
+    """The day, month, quarter or year that a ``>=``/``<`` pair of ISO dates on ``column`` spans
     exactly (the question's "em maio", "in 2024"), as a period label and its grain."""
     low = next((f.value for f in filters if f.column == column and f.op == ">="), None)
     high = next((f.value for f in filters if f.column == column and f.op == "<"), None)
@@ -232,6 +232,8 @@ def _range_label(filters: Sequence[Filter], column: str) -> tuple[str, str] | No
         start, end = date.fromisoformat(low[:10]), date.fromisoformat(high[:10])
     except ValueError:
         return None
+    if (end - start).days == 1:
+        return start.isoformat(), "day"  # "on Feb 10, 2024"
     if start.day != 1 or end.day != 1:
         return None
     months = (end.year - start.year) * 12 + end.month - start.month
