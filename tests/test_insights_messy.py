@@ -292,3 +292,33 @@ def test_a_day_named_by_its_month_and_a_month_word_inside_a_value() -> None:
     assert [w.label for w in questions.parse("receita em 31 de fevereiro", prof).windows] == [
         "2024-02"
     ]
+
+
+def test_a_rate_compared_across_periods_is_the_ratio_of_sums_in_each() -> None:
+    rows = []
+    for m in range(1, 7):
+        for hotel, rooms, busy in (("Centro", 100, 60 + 5 * m), ("Praia", 20, 19 - m)):
+            rows.append(
+                {"data": f"2024-{m:02d}-01", "hotel": hotel, "quartos_disponiveis": rooms,
+                 "quartos_ocupados": busy, "taxa_ocupacao": round(100 * busy / rooms, 2)}
+            )  # fmt: skip
+    found, ctx = _facts(rows, "Compare our occupancy rate in Q1 vs Q2.", "en")
+    change = next(f for f in found if f.kind == "change")
+
+    def rate(months: range) -> float:
+        kept = [r for r in rows if int(r["data"][5:7]) in months]
+        return (
+            100
+            * sum(r["quartos_ocupados"] for r in kept)
+            / sum(r["quartos_disponiveis"] for r in kept)
+        )
+
+    q1, q2 = rate(range(1, 4)), rate(range(4, 7))
+    assert (change.values["value_a"], change.values["value_b"]) == (q1, q2)
+    said = describe(change, ctx)
+    assert said.startswith(
+        f"The occupancy rate (quartos_ocupados over quartos_disponiveis) went from {q1:.1f}% in "
+        f"the 1st quarter 2024 to {q2:.1f}% in the 2nd quarter 2024 ("
+    )
+    # The plain average of the column of rates (each hotel weighed alike) is not shown.
+    assert not [f for f in found if f.kind == "aggregate" and "avg_taxa_ocupacao" in f.values]

@@ -80,16 +80,24 @@ def _number(value: Any) -> float:
 
 
 def change_fact(
-    table: Table, profile: Profile, plan: Plan | None, question: Question
+    table: Table,
+    profile: Profile,
+    plan: Plan | None,
+    question: Question,
+    rate: tuple[str, str, str] | None = None,
 ) -> Fact | None:
     """The measure in the two periods and, when it adds up, each segment's part of the
-    change; None when the data has no period to compare (no date or period-number column)."""
+    change; None when the data has no period to compare (no date or period-number column).
+    With a ``rate`` (part, whole, name: "occupancy rate Q1 vs Q2"), the measure is the part's
+    sum over the whole's, in percent, in each period."""
     pair = _windows(table, profile, plan, question)
     if pair is None:
         return None
     a, b = pair
     measure_column, agg = "*", "count"
-    if plan is not None:
+    if rate is not None:
+        measure_column, agg = rate[0], "rate"
+    elif plan is not None:
         measure_column, agg = plan.measures[0].column, plan.measures[0].agg
     else:
         main, _, _ = main_columns(profile)
@@ -101,6 +109,9 @@ def change_fact(
         col = profile.column(measure_column)
         dtype = col.dtype if col is not None else dtype
     metric = "count(*)" if measure_column == "*" else metric_sql(measure_column, agg, dtype)  # type: ignore[arg-type]
+    if rate is not None:
+        p, w = quote_ident(rate[0]), quote_ident(rate[1])
+        metric = f"100.0 * sum(CAST({p} AS DOUBLE)) / nullif(sum(CAST({w} AS DOUBLE)), 0)"
     kept = [f for f in (plan.filters if plan else []) if f.column != b.column]
     dims = [d for d in (plan.dimensions if plan else []) if _categorical(profile, d)]
     if not dims:
@@ -157,6 +168,8 @@ def change_fact(
         "dimension": dimension,
         "period_column": b.column,
     }
+    if rate is not None:
+        values |= {"rate_whole": rate[1], "rate_name": rate[2]}
     rows: list[dict[str, Scalar]] = []
     fact_sql = sql
     if additive and dimension is not None and change is not None:
@@ -184,6 +197,8 @@ def change_fact(
                 driver_share_pct=top["share_of_change_pct"],
             )
     columns = [c for c in [dimension, b.column, measure_column] if c and c != "*"]
+    if rate is not None:
+        columns.append(rate[1])
     return Fact(
         id="",
         kind="change",

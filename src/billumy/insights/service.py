@@ -580,7 +580,10 @@ class InsightService:
                 # the share of the rows holding Cancelled.
                 ratio = ratios.value_rate_fact(table, prof, plan, dimension, question or "")
             if ratio is not None:
-                planned = [ratio, *planned]
+                # A column of rates per row averaged ("average taxa_ocupacao 71.64" beside
+                # "the occupancy rate is 73.5%") weighs a quiet row like a busy one: the
+                # ratio of the sums answers.
+                planned = [ratio, *(f for f in planned if not _averages_rates(f))]
         rated = [f for f in (per, ratio) if f is not None and dimension in f.columns]
         if rated and asked is not None and asked.has("rank"):
             # "Which location has the highest churn rate?": the rate ranks them; a ranking of
@@ -591,7 +594,13 @@ class InsightService:
             # "Quantas matrículas e cancelamentos? E o saldo?": one total less the other.
             planned = [*planned, difference]
         if asked is not None and (asked.has("compare_periods") or asked.has("drivers")):
-            change = changes.change_fact(table, prof, plan, asked)
+            # "Compare our occupancy rate in Q1 vs Q2": the rate in each period, the part's
+            # sum over the whole's, not the average of a column of rates.
+            rate = None
+            if ratio is not None and not ratio.values.get("of_rows"):
+                name = ratio.values.get("name") or ratio.values.get("part")
+                rate = (str(ratio.values["part"]), str(ratio.values["whole"]), str(name))
+            change = changes.change_fact(table, prof, plan, asked, rate)
             if change is not None:
                 planned = [change, *planned]
         direction = anomalies.asked_direction(question) if question else None
@@ -806,6 +815,18 @@ def _named_dimension(
         return str(compared[0].detail["column"])
     named = facts.rule_plan(question, prof)
     return named.dimensions[0] if named is not None and named.dimensions else None
+
+
+_RATE_NAMES = frozenset({"taxa", "rate", "ratio", "pct", "percent", "percentual", "share"})
+
+
+def _averages_rates(fact: Fact) -> bool:
+    """Whether ``fact`` is only a plain average of a column of rates (``taxa_ocupacao``): an
+    aggregate that also totals nights or revenue stays."""
+    return fact.kind == "aggregate" and all(
+        str(k).startswith("avg_") and _RATE_NAMES & set(profile.name_words(str(k)))
+        for k in fact.values
+    )
 
 
 def _asks_for_rate(asked: questions.Question) -> bool:

@@ -624,6 +624,8 @@ def _period_change(fact: Fact, ctx: Context) -> str:
     (queda de 38,5%). A maior parte veio de Norte: −R$ 5.000,00 (100,0% da variação); Sul
     +R$ 10,00; Centro −R$ 10,00.``"""
     v = fact.values
+    if v.get("agg") == "rate":
+        return _rate_change(fact, ctx)
     metric = Metric(str(v.get("measure") or "*"), str(v.get("agg") or "count"))
     grain, ordinal = str(v.get("grain")), bool(v.get("ordinal"))
     since = period_when(v.get("period_a"), grain, ordinal, ctx)
@@ -670,6 +672,45 @@ def _period_change(fact: Fact, ctx: Context) -> str:
     else:
         text += f" Most of it came from {name}: {signed(top['change'])} ({share} of the change)"
     return f"{text}; {others}." if others else f"{text}."
+
+
+def _rate_change(fact: Fact, ctx: Context) -> str:
+    """``The occupancy rate (quartos_ocupados over quartos_disponiveis) went from 75.8% in
+    the 1st quarter 2024 to 71.2% in the 2nd quarter 2024 (down 4.6 points).``"""
+    v = fact.values
+    grain, ordinal = str(v.get("grain")), bool(v.get("ordinal"))
+    since = period_when(v.get("period_a"), grain, ordinal, ctx)
+    until = period_when(v.get("period_b"), grain, ordinal, ctx)
+    first, last = ctx.formats.pct(v.get("value_a")), ctx.formats.pct(v.get("value_b"))
+    part, whole, name = v.get("measure"), v.get("rate_whole"), v.get("rate_name")
+    change = v.get("change")
+    where = scope(fact, ctx)
+    points = (
+        ctx.formats.number(round(abs(float(change)), 1)) if isinstance(change, int | float) else ""
+    )
+    if ctx.pt:
+        how = ""
+        if isinstance(change, int | float):
+            how = (
+                " (sem variação)"
+                if change == 0
+                else (f" ({'alta' if change > 0 else 'queda'} de {points} p.p.)")
+            )
+        return (
+            f"A taxa de {name} ({part} sobre {whole}){where} foi de {first} {since} "
+            f"para {last} {until}{how}."
+        )
+    how = ""
+    if isinstance(change, int | float):
+        how = (
+            " (unchanged)"
+            if change == 0
+            else (f" ({'up' if change > 0 else 'down'} {points} points)")
+        )
+    return (
+        f"The {name} rate ({part} over {whole}){where} went from {first} {since} to {last} "
+        f"{until}{how}."
+    )
 
 
 def _ratio(fact: Fact, ctx: Context) -> str:
