@@ -29,12 +29,15 @@ from billumy.auth import Authenticator, Principal, create_key
 from billumy.cache.limits import FairUse
 from billumy.cache.local import LocalState
 from billumy.catalog import ModelEntry, base_models
+from billumy.drain import Drain
 from billumy.engines.base import Chunk, Generation
-from billumy.errors import UpstreamError
+from billumy.errors import ShuttingDownError, UpstreamError
 from billumy.inference import InferenceService, Prepared
 from billumy.insights.datasets import Datasets
 from billumy.insights.service import InsightService
+from billumy.metrics import Metrics
 from billumy.schemas.ollama import ChatRequest
+from billumy.services import Services
 from billumy.settings import Settings
 from billumy.store import open_store
 
@@ -45,7 +48,7 @@ class FailingModel:
     """The part of the inference service the routes use, over an engine that writes one
     piece and then fails: with ``error`` (a Billumy error), else with a fault of ours."""
 
-    def __init__(self, entry: ModelEntry, error: Exception) -> None:
+    def __init__(self, entry: ModelEntry, error: Exception | None) -> None:
         self.entry = entry
         self.error = error
 
@@ -60,12 +63,15 @@ class FailingModel:
     ) -> tuple[str, AsyncIterator[Chunk]]:
         async def chunks() -> AsyncIterator[Chunk]:
             yield Chunk(text="half")
-            raise self.error
+            if self.error is not None:
+                raise self.error
+            yield Chunk(text=" more")
+            yield Chunk(text="", done=True)
 
         return "bypass", chunks()
 
     async def resolve(self, *args: Any, **kwargs: Any) -> Any:
-        raise self.error
+        raise self.error or AssertionError("no model in these tests")
 
 
 @pytest.fixture(autouse=True)
@@ -77,7 +83,12 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def serve(
-    tmp_path: Path, error: Exception, method: str, path: str, body: dict[str, Any]
+    tmp_path: Path,
+    error: Exception | None,
+    method: str,
+    path: str,
+    body: dict[str, Any],
+    drain: Drain | None = None,
 ) -> tuple[httpx.Response, list[str]]:
     """The response to one streamed request (its body read whole), and the lines of it."""
     settings = Settings(data_dir=tmp_path / "data")
@@ -92,7 +103,7 @@ def serve(
                 name="m:latest", base=base_models(settings.data_dir)["smollm2-135m:latest"]
             )
             model = FailingModel(entry, error)
-            install(app, settings, store, model)
+            install(app, settings, store, model, drain)
             transport = httpx.ASGITransport(app=app)
             headers = {"Authorization": f"Bearer {key}", "X-Request-ID": REQUEST_ID}
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
@@ -104,14 +115,38 @@ def serve(
     return response, [x for x in response.text.splitlines() if x.strip()]
 
 
-def install(app: FastAPI, settings: Settings, store: Any, model: FailingModel) -> None:
+class Unused:
+    """A service the routes under test must not touch."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        raise AssertionError(f"the route used services.{self.name}.{attr}")
+
+
+def install(
+    app: FastAPI, settings: Settings, store: Any, model: FailingModel, drain: Drain | None = None
+) -> None:
+    """The app's services: real keys and limits, the failing model, the real insights
+    service over it; what these routes never use raises if they do."""
     inference = cast(InferenceService, model)
-    app.state.auth = Authenticator(store)
-    app.state.fair_use = FairUse(LocalState())
-    app.state.inference = inference
-    # Inline data never reaches the datasets' store.
-    app.state.insights = InsightService(
-        settings=settings, inference=inference, datasets=cast(Datasets, None)
+    unused = {
+        name: Unused(name)
+        for name in ("store", "catalog", "engine", "router", "shared_state", "conversations")
+    }
+    app.state.services = Services(
+        settings=settings,
+        auth=Authenticator(store),
+        fair_use=FairUse(LocalState()),
+        inference=inference,
+        # Inline data never reaches the datasets' store.
+        insights=InsightService(
+            settings=settings, inference=inference, datasets=cast(Datasets, Unused("datasets"))
+        ),
+        metrics=Metrics(),
+        drain=drain or Drain(),
+        **cast(dict[str, Any], unused),
     )
 
 
@@ -208,3 +243,18 @@ def test_sse_stream_tells_a_billumy_error_with_its_type(tmp_path: Path) -> None:
     error = json.loads(lines[-1].removeprefix("data: "))["error"]
     assert error["message"] == failure.message
     assert error["type"] == "server_error" and error["request_id"] == REQUEST_ID
+
+
+@pytest.mark.parametrize("path", ["/api/chat", "/v1/chat/completions"])
+def test_the_apps_own_drain_ends_its_streams(tmp_path: Path, path: str) -> None:
+    """The drain is one of the app's services (create_app takes the server's), not the
+    process's: a stream of an app whose drain has run out ends at its next chunk, in band."""
+    drain = Drain()
+    drain.begin(0.0)
+    response, lines = serve(tmp_path, None, "POST", path, CHAT, drain=drain)
+    last = json.loads(lines[-1].removeprefix("data: "))
+    message = last["error"] if path == "/api/chat" else last["error"]["message"]
+    assert message == ShuttingDownError().message
+    assert "more" not in response.text
+    response, lines = serve(tmp_path, None, "POST", path, CHAT)  # another app: unaffected
+    assert "more" in response.text and "error" not in response.text

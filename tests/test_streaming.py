@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from billumy.api.streaming import ChunkStream, Last, _body
+from billumy.drain import Drain
 from billumy.engines.base import Chunk
 from billumy.errors import UpstreamError
 
@@ -44,7 +45,7 @@ def lines(piece: bytes) -> list[str]:
 
 
 async def pieces(first: Chunk, rest: AsyncIterator[Chunk]) -> list[bytes]:
-    return [p async for p in _body(first, rest, render, lambda c: c.done)]
+    return [p async for p in _body(first, rest, render, lambda c: c.done, Drain())]
 
 
 async def test_chunks_in_hand_are_written_together_and_the_last_ends_it() -> None:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from billumy.api.deps import BodyOf, InferenceKey, KeyFirstRoute, M
+from billumy.api.deps import BodyOf, InferenceKey, KeyFirstRoute, M, ServicesDep, services_of
 from billumy.api.docs import MODEL_ERRORS, answers, request_body
 from billumy.api.responses import JSON
 from billumy.api.streaming import NDJSON, ndjson_response, unless_disconnected
@@ -30,9 +30,8 @@ router = APIRouter(tags=["insights"], route_class=KeyFirstRoute)
 _CHART_NUMBER = re.compile(r"[0-9]{1,6}")
 
 
-async def _service(request: Request) -> InsightService:
-    service: InsightService = request.app.state.insights
-    return service
+async def _service(services: ServicesDep) -> InsightService:
+    return services.insights
 
 
 Insights = Annotated[InsightService, Depends(_service)]
@@ -44,7 +43,7 @@ class DataBodyOf(BodyOf[M]):
 
     async def __call__(self, request: Request) -> M:
         raw = await request.body()
-        service: InsightService = request.app.state.insights
+        service = services_of(request).insights
 
         def parse() -> M:
             check_inline_json(raw, service.limits)
@@ -81,6 +80,7 @@ async def create_insight(
         events,
         lambda event: event,
         lambda event: event.get("type") == "insights",
+        drain=services_of(request).drain,
         cancel_on_disconnect=True,
     )
 

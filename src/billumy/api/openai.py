@@ -24,6 +24,7 @@ from billumy.api.deps import (
     body_of,
     inference_caller,
     lean_route,
+    services_of,
 )
 from billumy.api.docs import MODEL_ERRORS, SSE, answers
 from billumy.api.responses import JSON
@@ -134,6 +135,7 @@ async def _collect(first: Chunk, rest: AsyncIterator[Chunk]) -> tuple[str, Chunk
 
 
 def _stream(
+    request: Request,
     first: Chunk,
     rest: AsyncIterator[Chunk],
     event: Callable[[Chunk, bool], dict[str, Any]],
@@ -146,13 +148,14 @@ def _stream(
             events.append(usage_event(chunk))
         return events
 
-    return sse_response(first, rest, render, lambda chunk: chunk.done, headers)
+    drain = services_of(request).drain
+    return sse_response(first, rest, render, lambda chunk: chunk.done, headers, drain=drain)
 
 
 async def chat_completions(request: Request) -> Response:
     key = await inference_caller(request)
     body = await _chat_body(request)
-    service: InferenceService = request.app.state.inference
+    service = services_of(request).inference
     max_tokens = (
         body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
     )
@@ -212,13 +215,13 @@ async def chat_completions(request: Request) -> Response:
     def usage_event(chunk: Chunk) -> dict[str, Any]:
         return {**base([], "chat.completion.chunk"), "usage": _usage(chunk)}
 
-    return _stream(first, rest, event, usage_event if include_usage else None, headers)
+    return _stream(request, first, rest, event, usage_event if include_usage else None, headers)
 
 
 async def completions(request: Request) -> Response:
     key = await inference_caller(request)
     body = await _completion_body(request)
-    service: InferenceService = request.app.state.inference
+    service = services_of(request).inference
     if body.suffix:
         raise BadRequestError("suffix is not supported")
     if body.echo:
@@ -272,7 +275,7 @@ async def completions(request: Request) -> Response:
     def usage_event(chunk: Chunk) -> dict[str, Any]:
         return {**base([]), "usage": _usage(chunk)}
 
-    return _stream(first, rest, event, usage_event if include_usage else None, headers)
+    return _stream(request, first, rest, event, usage_event if include_usage else None, headers)
 
 
 # The hot paths, as plain routes (see LeanRoute); app.py mounts them.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -20,7 +19,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from billumy.api.errors import openai_error
-from billumy.errors import BillumyError, ClientClosedError, ShuttingDownError
+from billumy.drain import Drain
+from billumy.errors import BillumyError, ClientClosedError
 from billumy.logs import REQUEST_ID
 
 log = logging.getLogger(__name__)
@@ -42,26 +42,6 @@ async def prime(chunks: AsyncIterator[T]) -> tuple[T, AsyncIterator[T]]:
             await aclose()
         raise
     return first, iterator
-
-
-class Drain:
-    """Graceful shutdown: set when the server is told to stop (SIGTERM). Running streams may
-    go on for the grace period; after it, each ends at its next chunk with an in-band error
-    line (and the reply so far is stored as incomplete), so nobody waits on a dying process."""
-
-    def __init__(self) -> None:
-        self.deadline: float | None = None
-
-    def begin(self, grace_s: float) -> None:
-        if self.deadline is None:
-            self.deadline = time.monotonic() + grace_s
-
-    def check(self) -> None:
-        if self.deadline is not None and time.monotonic() >= self.deadline:
-            raise ShuttingDownError
-
-
-DRAIN = Drain()
 
 
 def line(payload: dict[str, Any]) -> bytes:
@@ -113,6 +93,7 @@ async def _body(
     rest: AsyncIterator[T],
     render: Callable[[T], dict[str, Any]],
     is_last: Callable[[T], bool],
+    drain: Drain,
 ) -> AsyncIterator[bytes]:
     """The lines of ``first`` and ``rest``. A chunk whose successor is already in hand
     (``Chunk.more``) is held and written with it: one write instead of several, and no
@@ -126,7 +107,7 @@ async def _body(
         if not getattr(first, "more", False):
             yield pending.pop()
         async for chunk in rest:
-            DRAIN.check()
+            drain.check()
             pending.append(line(render(chunk)))
             if is_last(chunk):
                 yield Last(b"".join(pending))
@@ -150,6 +131,7 @@ async def _sse_body(
     rest: AsyncIterator[T],
     render: Callable[[T, bool], list[dict[str, Any]]],
     is_last: Callable[[T], bool],
+    drain: Drain,
 ) -> AsyncIterator[bytes]:
     """The events of ``first`` and ``rest`` (``render(chunk, is_first)``), then ``[DONE]``.
     Chunks in hand are written together as in :func:`_body`; the stream is closed before the
@@ -166,7 +148,7 @@ async def _sse_body(
                 yield b"".join(pending)
                 pending.clear()
             chunk = await anext(rest)
-            DRAIN.check()
+            drain.check()
         pending.append(SSE_DONE)
     except Exception as exc:
         pending.append(sse_event(sse_error(*_failure(exc))))
@@ -256,11 +238,12 @@ def ndjson_response(
     is_last: Callable[[T], bool],
     headers: dict[str, str] | None = None,
     *,
+    drain: Drain,
     cancel_on_disconnect: bool = False,
 ) -> ChunkStream:
     """The NDJSON answer of a stream whose first chunk is in hand: one line per chunk,
     ``render(chunk)``; a failure after the first is a last ``{"error", "request_id"}`` line."""
-    body = _body(first, rest, render, is_last)
+    body = _body(first, rest, render, is_last, drain)
     return ChunkStream(body, NDJSON, headers, cancel_on_disconnect=cancel_on_disconnect)
 
 
@@ -270,11 +253,13 @@ def sse_response(
     render: Callable[[T, bool], list[dict[str, Any]]],
     is_last: Callable[[T], bool],
     headers: dict[str, str] | None = None,
+    *,
+    drain: Drain,
 ) -> ChunkStream:
     """The SSE answer of a stream whose first chunk is in hand: the events of each chunk,
     ``render(chunk, is_first)``, then ``data: [DONE]``; a failure after the first chunk is a
     last event with OpenAI's error object and the ``request_id``."""
-    return ChunkStream(_sse_body(first, rest, render, is_last), SSE, headers)
+    return ChunkStream(_sse_body(first, rest, render, is_last, drain), SSE, headers)
 
 
 async def single(chunk: T) -> AsyncIterator[T]:
