@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from billumy.api.streaming import ChunkStream, Last, _body
+from billumy.drain import Drain
 from billumy.engines.base import Chunk
 from billumy.errors import UpstreamError
 
@@ -44,7 +45,7 @@ def lines(piece: bytes) -> list[str]:
 
 
 async def pieces(first: Chunk, rest: AsyncIterator[Chunk]) -> list[bytes]:
-    return [p async for p in _body(first, rest, render, lambda c: c.done)]
+    return [p async for p in _body(first, rest, render, lambda c: c.done, Drain())]
 
 
 async def test_chunks_in_hand_are_written_together_and_the_last_ends_it() -> None:
@@ -141,3 +142,35 @@ async def test_a_client_that_leaves_stops_the_body_at_the_next_piece() -> None:
     await asyncio.wait_for(task, 1)
     assert body.cleaned and body.yielded < 20
     assert not any(m.get("more_body") is False for m in client.sent)
+
+
+async def test_with_cancel_on_disconnect_a_client_that_leaves_stops_a_waiting_body() -> None:
+    """An insight may come long after the last event: the wait itself ends on a disconnect."""
+    waiting = asyncio.Event()
+    cleaned: list[bool] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            yield b"first\n"
+            waiting.set()
+            await asyncio.Event().wait()  # a piece that never comes
+            yield b"never\n"
+        finally:
+            cleaned.append(True)
+
+    client = Client()
+    response = ChunkStream(body(), "application/x-ndjson", cancel_on_disconnect=True)
+    task = asyncio.create_task(response({}, client.receive, client.send))
+    await waiting.wait()
+    client.gone.set()
+    await asyncio.wait_for(task, 5)
+    assert cleaned == [True]
+    assert [m.get("body") for m in client.sent[1:]] == [b"first\n"]
+
+
+async def test_with_cancel_on_disconnect_a_body_that_ends_ends_the_response() -> None:
+    client, body = Client(), Body(b"x", Last(b"y"))
+    response = ChunkStream(body(), "application/x-ndjson", cancel_on_disconnect=True)
+    await asyncio.wait_for(response({}, client.receive, client.send), 5)
+    assert [(m["body"], m["more_body"]) for m in client.sent[1:]] == [(b"x", True), (b"y", False)]
+    assert body.cleaned

@@ -34,7 +34,8 @@ from yarl import URL
 from billumy.engines.base import Chunk, Generation, Sampling
 from billumy.engines.ollama import OllamaUpstream
 from billumy.engines.openai import OpenAIUpstream, SseParser
-from billumy.engines.upstream import ErrorMapper, Upstream, make_upstream
+from billumy.engines.router import make_upstream
+from billumy.engines.upstream import ErrorMapper, Upstream
 from billumy.errors import (
     BadRequestError,
     BillumyError,

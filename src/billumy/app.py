@@ -31,6 +31,7 @@ from billumy.cache.responses import ResponseCache
 from billumy.catalog import Catalog, ModelEntry
 from billumy.context import ContextControl
 from billumy.conversations import ConversationService
+from billumy.drain import Drain
 from billumy.durations import parse_duration
 from billumy.edge import Edge, has_body, linger
 from billumy.engines.maestro import Maestro
@@ -45,9 +46,10 @@ from billumy.insights.importer import import_files
 from billumy.insights.service import InsightService
 from billumy.logs import REQUEST_ID
 from billumy.metrics import Metrics
+from billumy.services import Services
 from billumy.settings import Settings
 from billumy.store import open_store
-from billumy.usage import REQUEST_TOKENS, UsageBuffer
+from billumy.usage import RequestTokens, UsageBuffer
 
 access_log = logging.getLogger("billumy.access")
 log = logging.getLogger(__name__)
@@ -144,9 +146,12 @@ class AccessLog:
     client, method, path and route template, status, duration, tokens in and out and the
     key's name (never the key); and the request's count and duration in the metrics."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics | None = None, tokens: RequestTokens | None = None
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.tokens = tokens or RequestTokens()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -162,50 +167,48 @@ class AccessLog:
         scope.setdefault("state", {})["request_id"] = request_id
         identified = REQUEST_ID.set(request_id)
         status = 500
-        tokens = [0, 0]
-        counting = REQUEST_TOKENS.set(tokens)
-        started = time.perf_counter()
+        with self.tokens.counting() as tokens:
+            started = time.perf_counter()
 
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = message.setdefault("headers", [])
-                headers.append((b"x-request-id", request_id.encode()))
-                present = {name.lower() for name, _ in headers}
-                for name, value in scope["state"].get("rate_headers", {}).items():
-                    if name.lower().encode() not in present:
-                        headers.append((name.lower().encode(), value.encode()))
-            await send(message)
+            async def send_wrapper(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                    headers = message.setdefault("headers", [])
+                    headers.append((b"x-request-id", request_id.encode()))
+                    present = {name.lower() for name, _ in headers}
+                    for name, value in scope["state"].get("rate_headers", {}).items():
+                        if name.lower().encode() not in present:
+                            headers.append((name.lower().encode(), value.encode()))
+                await send(message)
 
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            elapsed = time.perf_counter() - started
-            REQUEST_TOKENS.reset(counting)
-            REQUEST_ID.reset(identified)
-            route = getattr(scope.get("route"), "path", "unmatched")
-            if self.metrics is not None:
-                self.metrics.requests.labels(route, scope["method"], str(status)).inc()
-                self.metrics.latency.labels(route).observe(elapsed)
-            principal = scope.get("state", {}).get("principal")
-            # The forwarded address when a trusted proxy sent the request (see create_app).
-            client = scope.get("client")
-            access_log.info(
-                "request",
-                extra={
-                    "request_id": request_id,
-                    "client": client[0] if client else None,
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                    "prompt_tokens": tokens[0],
-                    "completion_tokens": tokens[1],
-                    "key_name": getattr(principal, "key_name", None),
-                },
-            )
+            try:
+                await self.app(scope, receive, send_wrapper)
+            finally:
+                elapsed = time.perf_counter() - started
+                REQUEST_ID.reset(identified)
+                route = getattr(scope.get("route"), "path", "unmatched")
+                if self.metrics is not None:
+                    self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+                    self.metrics.latency.labels(route).observe(elapsed)
+                principal = scope.get("state", {}).get("principal")
+                # The forwarded address when a trusted proxy sent the request (see create_app).
+                client = scope.get("client")
+                access_log.info(
+                    "request",
+                    extra={
+                        "request_id": request_id,
+                        "client": client[0] if client else None,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                        "prompt_tokens": tokens[0],
+                        "completion_tokens": tokens[1],
+                        "key_name": getattr(principal, "key_name", None),
+                    },
+                )
 
 
 def key_patterns(routes: list[BaseRoute]) -> tuple[list[re.Pattern[str]], list[re.Pattern[str]]]:
@@ -244,8 +247,10 @@ def engine_options(settings: Settings) -> EngineOptions:
     )
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build the ASGI app. Engines, store and catalog are created in the lifespan."""
+def create_app(settings: Settings, *, drain: Drain | None = None) -> FastAPI:
+    """Build the ASGI app. Engines, store and catalog are created in the lifespan, which puts
+    them at ``app.state.services`` (:class:`~billumy.services.Services`). ``drain`` is the
+    server's (see ``billumy.server``); by default the app has its own."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -269,12 +274,7 @@ def create_app(settings: Settings) -> FastAPI:
         usage.start()
         router = Router(settings, catalog, engine)
         router.start()
-        app.state.router = router
-        app.state.settings = settings
-        app.state.store = store
-        app.state.catalog = catalog
-        app.state.engine = engine
-        app.state.auth = Authenticator(
+        auth = Authenticator(
             store,
             default_limits=settings.default_limits(),
             cache_ttl=settings.key_cache_ttl,
@@ -288,9 +288,7 @@ def create_app(settings: Settings) -> FastAPI:
                 "found" if found else "unknown"
             ).inc(),
         )
-        app.state.shared_state = state
-        app.state.fair_use = fair_use
-        inference = app.state.inference = InferenceService(
+        inference = InferenceService(
             settings=settings,
             catalog=catalog,
             engine=engine,
@@ -299,6 +297,7 @@ def create_app(settings: Settings) -> FastAPI:
             fair_use=fair_use,
             usage=usage.record,
             metrics=metrics,
+            tokens=tokens,
         )
         if settings.tiers:
             inference.maestro = Maestro(settings.tiers, inference.classify, state)
@@ -328,21 +327,35 @@ def create_app(settings: Settings) -> FastAPI:
                 cache_max_bytes=settings.dataset_cache_max_bytes,
             ),
         )
-        app.state.insights = insights_service
         # DuckDB spill left by a worker killed mid-query (its process is gone).
         if insights_service.limits.temp_directory is not None:
             await asyncio.to_thread(sandbox.sweep, insights_service.limits.temp_directory)
-        app.state.conversations = ConversationService(
+        conversations = ConversationService(
             store=store,
-            inference=app.state.inference,
+            inference=inference,
             context=ContextControl(store=store, state=state, count_tokens=count_tokens),
             max_message_chars=settings.max_message_chars,
+        )
+        app.state.services = Services(
+            settings=settings,
+            store=store,
+            catalog=catalog,
+            engine=engine,
+            router=router,
+            auth=auth,
+            shared_state=state,
+            fair_use=fair_use,
+            inference=inference,
+            insights=insights_service,
+            conversations=conversations,
+            metrics=metrics,
+            drain=streams,
         )
         try:
             yield
         finally:
             await metrics.aclose()
-            await app.state.conversations.aclose()
+            await conversations.aclose()
             await router.aclose()
             await engine.aclose()
             if supervisor is not None:
@@ -352,6 +365,8 @@ def create_app(settings: Settings) -> FastAPI:
             await state.aclose()
 
     metrics = Metrics()
+    tokens = RequestTokens()
+    streams = drain or Drain()
     app = FastAPI(
         title="Billumy",
         version=__version__,
@@ -360,8 +375,7 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
     )
-    app.state.metrics = metrics
-    errors.install(app)
+    errors.install(app, metrics=metrics)
     routers = (system.router, ollama.router, models.router, chats.router, openai.router)
     for included in (*routers, insights.router):
         app.include_router(included)
@@ -372,7 +386,7 @@ def create_app(settings: Settings) -> FastAPI:
         limit=settings.max_body_bytes,
         data_limit=settings.max_dataset_bytes + 64 * 1024,  # room for multipart framing
     )
-    app.add_middleware(AccessLog, metrics=metrics)
+    app.add_middleware(AccessLog, metrics=metrics, tokens=tokens)
     # Refusals that need neither routing nor the body, outside the access log (billumy.edge).
     keyed, public = key_patterns(
         [
@@ -387,7 +401,14 @@ def create_app(settings: Settings) -> FastAPI:
         for r in chats.router.routes
         if isinstance(r, APIRoute) and r.path.endswith("/messages") and "POST" in (r.methods or ())
     ]
-    app.add_middleware(Edge, state=app.state, keyed=keyed, public=public, slotted=slotted)
+    app.add_middleware(
+        Edge,
+        services=lambda: getattr(app.state, "services", None),
+        metrics=metrics,
+        keyed=keyed,
+        public=public,
+        slotted=slotted,
+    )
     if settings.trusted_proxies:
         # Outermost, so everything inside (the access log too) sees the forwarded client and
         # scheme; they are taken only from a peer in trusted_proxies, otherwise left alone.

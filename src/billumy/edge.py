@@ -34,8 +34,7 @@ import hashlib
 import re
 import secrets
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -43,6 +42,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from billumy.api.errors import openai_error
 from billumy.cache.limits import parallel_refusal
 from billumy.errors import RateLimitedError
+from billumy.metrics import Metrics
+from billumy.services import Services
 
 LINGER_S = 5.0  # most seconds spent discarding a refused body after the answer
 MISSING = "missing API key: send 'Authorization: Bearer <key>'"
@@ -83,8 +84,8 @@ def has_body(headers: Sequence[tuple[bytes, bytes]]) -> tuple[bool, bool]:
 
 
 class Edge:
-    """See the module docstring. ``state`` is the app's state (``auth``, ``fair_use`` and
-    ``metrics`` appear on it when the lifespan has run); a path takes a key when one of the
+    """See the module docstring. ``services`` gives the app's services (None until its
+    lifespan has started them); a path takes a key when one of the
     ``keyed`` route patterns matches it and none of the ``public`` ones does (a path that
     matches neither goes on, to its 404); ``slotted`` are the generation routes, which take a
     parallel slot; ``linger_bytes`` bounds the body read and dropped
@@ -94,14 +95,16 @@ class Edge:
         self,
         app: ASGIApp,
         *,
-        state: Any,
+        services: Callable[[], Services | None],
+        metrics: Metrics | None = None,
         keyed: Sequence[re.Pattern[str]],
         public: Sequence[re.Pattern[str]],
         slotted: Sequence[re.Pattern[str]] = (),
         linger_bytes: int = 1 << 20,
     ) -> None:
         self.app = app
-        self.state = state
+        self.services = services
+        self.metrics = metrics
         self.keyed = keyed
         self.public = public
         self.slotted = slotted
@@ -125,8 +128,8 @@ class Edge:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        auth = getattr(self.state, "auth", None)
-        if auth is None or not self._keyed(scope["path"]):
+        services = self.services()
+        if services is None or not self._keyed(scope["path"]):
             await self.app(scope, receive, send)
             return
         authorization: bytes | None = None
@@ -149,12 +152,13 @@ class Edge:
         except ValueError:
             await self.app(scope, receive, send)
             return
+        auth = services.auth
         if auth.unknown.known_here(digest):
             await self._refuse(scope, receive, send, 401, INVALID, request_id)
             return
         record = auth.cached(digest)
-        fair_use = getattr(self.state, "fair_use", None)
-        if record is None or not record.active or fair_use is None:
+        fair_use = services.fair_use
+        if record is None or not record.active:
             await self.app(scope, receive, send)
             return
         limits = auth.limits_of(record)
@@ -179,6 +183,7 @@ class Edge:
             return
         if (
             scope["method"] == "POST"
+            and limits.parallel is not None
             and fair_use.parallel_full(record.id, limits.parallel)
             and self._slotted(scope["path"])
         ):
@@ -237,9 +242,8 @@ class Edge:
         if follows:
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
-        metrics = getattr(self.state, "metrics", None)
-        if metrics is not None:
-            metrics.requests.labels("edge", scope["method"], str(status)).inc()
+        if self.metrics is not None:
+            self.metrics.requests.labels("edge", scope["method"], str(status)).inc()
         if not follows or expect:
             await send({"type": "http.response.body", "body": body})
             return

@@ -39,7 +39,7 @@ from billumy.metrics import Metrics
 from billumy.modelfile import coerce_parameters
 from billumy.schemas.ollama import ChatRequest, EmbedRequest, GenerateRequest, Message
 from billumy.settings import Settings
-from billumy.usage import note_tokens
+from billumy.usage import RequestTokens
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +107,11 @@ class InferenceService:
         usage: UsageRecorder | None = None,
         maestro: Maestro | None = None,
         metrics: Metrics | None = None,
+        tokens: RequestTokens | None = None,
     ) -> None:
         self.settings = settings
+        # The per-request token counts of the access log (none: not counted).
+        self.tokens = tokens or RequestTokens()
         self.catalog = catalog
         self.engine = engine
         self.router = router
@@ -453,7 +456,7 @@ class InferenceService:
                     yield chunk
         finally:
             # Shielded: this also runs while a request is cancelled (client gone).
-            note_tokens(prompt, completion)
+            self.tokens.note(prompt, completion)
             with anyio.CancelScope(shield=True):
                 await self.fair_use.release(caller.key_id, holder)
                 await self.fair_use.spend(caller.key_id, prompt + completion)
@@ -538,7 +541,7 @@ class InferenceService:
         finally:
             await self.fair_use.release(caller.key_id, holder)
         await self.fair_use.spend(caller.key_id, result.prompt_eval_count)
-        note_tokens(result.prompt_eval_count, 0)
+        self.tokens.note(result.prompt_eval_count, 0)
         if self.usage is not None:
             await self.usage(caller, entry.name, result.prompt_eval_count, 0)
         if req.dimensions:

@@ -7,9 +7,12 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from billumy.catalog import gemma_path
-
 Progress = Callable[[int, int], None]
+
+
+def gemma_path(data_dir: Path) -> Path:
+    """Where the assembled Gemma 3 270M lives; ready once its ``.ok`` marker is written."""
+    return data_dir / "models" / "gemma-3-270m-q4_k_m.gguf"
 
 
 def gemma_ready(data_dir: Path) -> bool:

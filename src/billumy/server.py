@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 from uvicorn.supervisors import multiprocess
 
-from billumy.api.streaming import DRAIN
+from billumy.drain import Drain
 from billumy.settings import Settings
 
 if TYPE_CHECKING:
@@ -33,9 +33,12 @@ class ServeConfig(uvicorn.Config):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # Begun by the server that runs the app (DrainingServer), checked by the app's streams;
+        # a worker gets its own copy with the rest of the configuration.
+        self.drain = Drain()
         super().__init__(
             # A factory, so that each worker process builds its own app.
-            functools.partial(build_app, settings),
+            functools.partial(build_app, settings, self.drain),
             factory=True,
             host=settings.host,
             port=settings.port,
@@ -56,9 +59,10 @@ class DrainingServer(uvicorn.Server):
     def __init__(self, config: ServeConfig) -> None:
         super().__init__(config)
         self.grace = config.settings.shutdown_grace
+        self.drain = config.drain
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        DRAIN.begin(self.grace)
+        self.drain.begin(self.grace)
         super().handle_exit(sig, frame)
 
 
@@ -73,13 +77,13 @@ class WorkerProcess(multiprocess.Process):
         return self._server
 
 
-def build_app(settings: Settings) -> FastAPI:
+def build_app(settings: Settings, drain: Drain | None = None) -> FastAPI:
     """The app, built in the process that serves it (a spawned worker starts with nothing)."""
     from billumy import logs
     from billumy.app import create_app
 
     logs.configure(settings.log_level)
-    return create_app(settings)
+    return create_app(settings, drain=drain)
 
 
 def run(settings: Settings) -> None:

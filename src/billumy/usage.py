@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
@@ -20,17 +21,31 @@ from billumy.store.base import UsageStore, today
 
 log = logging.getLogger(__name__)
 
-# The tokens of the request being served ([prompt, completion]), for its access-log line: the
-# access log puts a fresh list here for each request; tasks started while serving it share it.
-REQUEST_TOKENS: ContextVar[list[int] | None] = ContextVar("request_tokens", default=None)
 
+class RequestTokens:
+    """The tokens of the request being served ([prompt, completion]), for its access-log line:
+    the access log opens a fresh count for each request (:meth:`counting`); tasks started
+    while serving it share it. One per app, so two apps in one process never mix counts."""
 
-def note_tokens(prompt: int, completion: int) -> None:
-    """Add to the current request's token counts (nothing outside a request)."""
-    tokens = REQUEST_TOKENS.get()
-    if tokens is not None:
-        tokens[0] += prompt
-        tokens[1] += completion
+    def __init__(self) -> None:
+        self._current: ContextVar[list[int] | None] = ContextVar("request_tokens", default=None)
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[list[int]]:
+        """A fresh count, current until the block ends; read it after the request."""
+        tokens = [0, 0]
+        token = self._current.set(tokens)
+        try:
+            yield tokens
+        finally:
+            self._current.reset(token)
+
+    def note(self, prompt: int, completion: int) -> None:
+        """Add to the current request's token counts (nothing outside a request)."""
+        tokens = self._current.get()
+        if tokens is not None:
+            tokens[0] += prompt
+            tokens[1] += completion
 
 
 @dataclass

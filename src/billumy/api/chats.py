@@ -7,7 +7,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import PlainTextResponse, Response
 
-from billumy.api.deps import ChatBody, InferenceDep, InferenceKey, KeyFirstRoute, body_of
+from billumy.api.deps import (
+    ChatBody,
+    InferenceDep,
+    InferenceKey,
+    KeyFirstRoute,
+    ServicesDep,
+    body_of,
+    services_of,
+)
 from billumy.api.docs import MODEL_ERRORS, answers, request_body
 from billumy.api.ollama import chat_chunk, serve_chat
 from billumy.api.responses import JSON
@@ -28,9 +36,8 @@ from billumy.store.base import Chat, ChatMessage
 router = APIRouter(prefix="/chats", tags=["chats"], route_class=KeyFirstRoute)
 
 
-async def _conversations(request: Request) -> ConversationService:
-    service: ConversationService = request.app.state.conversations
-    return service
+async def _conversations(services: ServicesDep) -> ConversationService:
+    return services.conversations
 
 
 Conversations = Annotated[ConversationService, Depends(_conversations)]
@@ -195,7 +202,8 @@ async def post_message(
     if body.stream:
         first, rest = await unless_disconnected(request, prime(reply.chunks))
         headers = reply.prepared.headers()
-        return ndjson_response(first, rest, render, lambda c: c.done, headers=headers)
+        drain = services_of(request).drain
+        return ndjson_response(first, rest, render, lambda c: c.done, headers=headers, drain=drain)
 
     async def whole() -> dict[str, Any]:
         parts: list[str] = []

@@ -30,8 +30,24 @@ from billumy.schemas.ollama import (
     GenerateRequest,
     ShowRequest,
 )
+from billumy.services import Services
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def services_of(request: Request) -> Services:
+    """The app's services (for the lean routes, which take no FastAPI dependencies)."""
+    services: Services = request.app.state.services
+    return services
+
+
+# Dependencies are async even when they do not await: FastAPI runs sync ones in a thread pool,
+# a hop that costs more than the work.
+async def _services(request: Request) -> Services:
+    return services_of(request)
+
+
+ServicesDep = Annotated[Services, Depends(_services)]
 
 
 async def _principal(request: Request) -> Principal:
@@ -40,12 +56,11 @@ async def _principal(request: Request) -> Principal:
     known: Principal | None = getattr(request.state, "principal", None)
     if known is not None:
         return known
-    principal: Principal = await request.app.state.auth.authenticate(
-        request.headers.get("authorization")
-    )
+    services = services_of(request)
+    principal = await services.auth.authenticate(request.headers.get("authorization"))
     request.state.principal = principal
     # Every authenticated request counts against the key's per-minute window.
-    report = await request.app.state.fair_use.admit_request(principal.key_id, principal.limits)
+    report = await services.fair_use.admit_request(principal.key_id, principal.limits)
     if report is not None:
         request.state.rate_headers = report.headers()
     return principal
@@ -71,16 +86,12 @@ async def _admin_key(principal: Annotated[Principal, Depends(_principal)]) -> Pr
     return principal
 
 
-# Dependencies are async even when they do not await: FastAPI runs sync ones in a thread pool,
-# a hop that costs more than the work.
-async def _inference(request: Request) -> InferenceService:
-    service: InferenceService = request.app.state.inference
-    return service
+async def _inference(services: ServicesDep) -> InferenceService:
+    return services.inference
 
 
-async def _catalog(request: Request) -> Catalog:
-    catalog: Catalog = request.app.state.catalog
-    return catalog
+async def _catalog(services: ServicesDep) -> Catalog:
+    return services.catalog
 
 
 AnyKey = Annotated[Principal, Depends(_principal)]

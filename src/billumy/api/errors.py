@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from billumy.api.deps import validation_message
 from billumy.api.responses import JSON
 from billumy.errors import BillumyError
+from billumy.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +47,12 @@ def _request_id(request: Request) -> str:
     return str(request.scope.get("state", {}).get("request_id") or "unknown")
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, *, metrics: Metrics | None = None) -> None:
     @app.exception_handler(BillumyError)
     async def _billumy(request: Request, exc: BillumyError) -> JSON:
-        if exc.status_code == 429:
-            metrics = getattr(request.app.state, "metrics", None)
-            if metrics is not None:
-                route = request.scope.get("route")
-                metrics.rate_limited.labels(getattr(route, "path", "unmatched")).inc()
+        if exc.status_code == 429 and metrics is not None:
+            route = request.scope.get("route")
+            metrics.rate_limited.labels(getattr(route, "path", "unmatched")).inc()
         message = exc.message
         if exc.status_code >= 500:
             log.error("request failed: %s", exc.message)

@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
-from billumy.api.deps import BodyOf, InferenceKey, KeyFirstRoute, M
+from billumy.api.deps import BodyOf, InferenceKey, KeyFirstRoute, M, ServicesDep, services_of
 from billumy.api.docs import MODEL_ERRORS, answers, request_body
 from billumy.api.responses import JSON
-from billumy.api.streaming import (
-    DRAIN,
-    NDJSON,
-    failure_message,
-    in_band_error,
-    line,
-    request_id,
-    unless_disconnected,
-)
-from billumy.errors import BadRequestError, BillumyError
+from billumy.api.streaming import NDJSON, ndjson_response, unless_disconnected
+from billumy.errors import BadRequestError
 from billumy.insights.datasets import parse_format
 from billumy.insights.inline import check_inline_json
 from billumy.insights.service import InsightService
@@ -37,14 +26,12 @@ from billumy.schemas.responses import (
     InsightResult,
 )
 
-log = logging.getLogger(__name__)
 router = APIRouter(tags=["insights"], route_class=KeyFirstRoute)
 _CHART_NUMBER = re.compile(r"[0-9]{1,6}")
 
 
-async def _service(request: Request) -> InsightService:
-    service: InsightService = request.app.state.insights
-    return service
+async def _service(services: ServicesDep) -> InsightService:
+    return services.insights
 
 
 Insights = Annotated[InsightService, Depends(_service)]
@@ -56,7 +43,7 @@ class DataBodyOf(BodyOf[M]):
 
     async def __call__(self, request: Request) -> M:
         raw = await request.body()
-        service: InsightService = request.app.state.insights
+        service = services_of(request).insights
 
         def parse() -> M:
             check_inline_json(raw, service.limits)
@@ -86,22 +73,16 @@ async def create_insight(
         return JSON(await unless_disconnected(request, whole()))
     # Errors up to the facts (bad data, unknown columns) are HTTP errors; later ones in-band.
     first = await unless_disconnected(request, anext(events))
-
-    async def body_lines() -> AsyncIterator[bytes]:
-        try:
-            yield line(first)
-            async for event in events:
-                DRAIN.check()
-                yield line(event)
-        except BillumyError as exc:
-            yield line({"type": "error", **in_band_error(exc.message)})
-        except Exception:
-            log.exception("insights stream failed", extra={"request_id": request_id()})
-            yield line({"type": "error", **in_band_error(failure_message())})
-        finally:
-            await events.aclose()
-
-    return StreamingResponse(body_lines(), media_type=NDJSON)
+    # An insight goes out once the model has finished it, maybe seconds after the last event:
+    # a client that hangs up meanwhile stops the work at once.
+    return ndjson_response(
+        first,
+        events,
+        lambda event: event,
+        lambda event: event.get("type") == "insights",
+        drain=services_of(request).drain,
+        cancel_on_disconnect=True,
+    )
 
 
 @router.get("/api/insights", responses=answers(InsightHistory))

@@ -18,6 +18,7 @@ from billumy.api.deps import (
     InferenceDep,
     InferenceKey,
     KeyFirstRoute,
+    ServicesDep,
     ShowBody,
 )
 from billumy.api.docs import answers
@@ -161,7 +162,9 @@ def _as_modelfile(body: CreateRequest) -> tuple[Modelfile, str | None]:
 
 
 @router.post("/create", responses=answers(StatusResponse, stream=NDJSON, errors=(404,)))
-async def create(body: CreateBody, catalog: CatalogDep, key: AdminKey) -> Response:
+async def create(
+    body: CreateBody, catalog: CatalogDep, services: ServicesDep, key: AdminKey
+) -> Response:
     if not body.model:
         raise BadRequestError("model is required")
     mf, license = _as_modelfile(body)
@@ -177,7 +180,9 @@ async def create(body: CreateBody, catalog: CatalogDep, key: AdminKey) -> Respon
     first = {"status": statuses[0]}
     rest = progress()
     await anext(rest)
-    return ndjson_response(first, rest, lambda s: s, lambda s: s["status"] == "success")
+    return ndjson_response(
+        first, rest, lambda s: s, lambda s: s["status"] == "success", drain=services.drain
+    )
 
 
 @router.post("/copy", responses=answers(description="Copied.", errors=(404,)))

@@ -19,6 +19,7 @@ from billumy.api.deps import (
     body_of,
     inference_caller,
     lean_route,
+    services_of,
 )
 from billumy.api.docs import MODEL_ERRORS, answers
 from billumy.api.responses import JSON
@@ -112,7 +113,8 @@ async def _run(
     if stream:
         first, rest = await unless_disconnected(request, start())
         headers = {**_cache_header(status), **prepared.headers()}
-        return ndjson_response(first, rest, render, _is_last, headers=headers)
+        drain = services_of(request).drain
+        return ndjson_response(first, rest, render, _is_last, headers=headers, drain=drain)
     body = await unless_disconnected(request, whole())
     return JSON(body, headers={**_cache_header(status), **prepared.headers()})
 
@@ -128,7 +130,7 @@ _chat_body = body_of(ChatRequest)
 async def generate(request: Request) -> Response:
     key = await inference_caller(request)
     body = await _generate_body(request)
-    service: InferenceService = request.app.state.inference
+    service = services_of(request).inference
     prepared = await service.prepare_generate(body, key)
     model = body.model
 
@@ -152,7 +154,7 @@ async def generate(request: Request) -> Response:
 async def chat(request: Request) -> Response:
     key = await inference_caller(request)
     body = await _chat_body(request)
-    return await serve_chat(request, body, request.app.state.inference, key)
+    return await serve_chat(request, body, services_of(request).inference, key)
 
 
 async def serve_chat(

@@ -7,14 +7,12 @@ service (personas, limits, cache); answers are shaped as OpenAI's, streamed as S
 from __future__ import annotations
 
 import base64
-import logging
 import secrets
 import struct
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
@@ -26,23 +24,20 @@ from billumy.api.deps import (
     body_of,
     inference_caller,
     lean_route,
+    services_of,
 )
 from billumy.api.docs import MODEL_ERRORS, SSE, answers
-from billumy.api.errors import openai_error
 from billumy.api.responses import JSON
 from billumy.api.streaming import (
-    DRAIN,
     ChunkStream,
-    Last,
-    failure_message,
     prime,
-    request_id,
+    sse_response,
     unless_disconnected,
 )
 from billumy.auth import Principal
 from billumy.engines.base import Chunk
 from billumy.engines.router import Route
-from billumy.errors import BadRequestError, BillumyError
+from billumy.errors import BadRequestError
 from billumy.inference import InferenceService, Prepared
 from billumy.schemas.ollama import ChatRequest, EmbedRequest, GenerateRequest, Message
 from billumy.schemas.openai import (
@@ -60,7 +55,6 @@ from billumy.schemas.responses import (
     OpenAIModelList,
 )
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=KeyFirstRoute)
 
 _chat_body = body_of(ChatCompletionRequest)
@@ -120,16 +114,6 @@ def _usage(chunk: Chunk) -> dict[str, int]:
     }
 
 
-def _in_band(status: int, message: str) -> dict[str, Any]:
-    """OpenAI's error object for an event after the stream started, with the request id of
-    the response's X-Request-ID header."""
-    return {**openai_error(status, message), "request_id": request_id()}
-
-
-def _sse(payload: Any) -> bytes:
-    return b"data: " + orjson.dumps(payload) + b"\n\n"
-
-
 async def _start(
     request: Request, service: InferenceService, prepared: Prepared, caller: Principal
 ) -> tuple[str, Chunk, AsyncIterator[Chunk]]:
@@ -151,49 +135,27 @@ async def _collect(first: Chunk, rest: AsyncIterator[Chunk]) -> tuple[str, Chunk
 
 
 def _stream(
+    request: Request,
     first: Chunk,
     rest: AsyncIterator[Chunk],
     event: Callable[[Chunk, bool], dict[str, Any]],
     usage_event: Callable[[Chunk], dict[str, Any]] | None,
     headers: dict[str, str],
 ) -> ChunkStream:
-    async def body() -> AsyncIterator[bytes]:
-        # A chunk whose successor is already in hand (Chunk.more) is written with it.
-        pending: list[bytes] = []
-        try:
-            chunk, is_first = first, True
-            while True:
-                pending.append(_sse(event(chunk, is_first)))
-                is_first = False
-                if chunk.done:
-                    if usage_event is not None:
-                        pending.append(_sse(usage_event(chunk)))
-                    break
-                if not chunk.more:
-                    yield b"".join(pending)
-                    pending.clear()
-                chunk = await anext(rest)
-                DRAIN.check()
-            pending.append(b"data: [DONE]\n\n")
-        except BillumyError as exc:
-            pending.append(_sse({"error": _in_band(exc.status_code, exc.message)}))
-        except Exception:
-            log.exception("stream failed", extra={"request_id": request_id()})
-            pending.append(_sse({"error": _in_band(500, failure_message())}))
-        finally:
-            aclose = getattr(rest, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        if pending:
-            yield Last(b"".join(pending))
+    def render(chunk: Chunk, is_first: bool) -> list[dict[str, Any]]:
+        events = [event(chunk, is_first)]
+        if chunk.done and usage_event is not None:
+            events.append(usage_event(chunk))
+        return events
 
-    return ChunkStream(body(), "text/event-stream", headers)
+    drain = services_of(request).drain
+    return sse_response(first, rest, render, lambda chunk: chunk.done, headers, drain=drain)
 
 
 async def chat_completions(request: Request) -> Response:
     key = await inference_caller(request)
     body = await _chat_body(request)
-    service: InferenceService = request.app.state.inference
+    service = services_of(request).inference
     max_tokens = (
         body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
     )
@@ -253,13 +215,13 @@ async def chat_completions(request: Request) -> Response:
     def usage_event(chunk: Chunk) -> dict[str, Any]:
         return {**base([], "chat.completion.chunk"), "usage": _usage(chunk)}
 
-    return _stream(first, rest, event, usage_event if include_usage else None, headers)
+    return _stream(request, first, rest, event, usage_event if include_usage else None, headers)
 
 
 async def completions(request: Request) -> Response:
     key = await inference_caller(request)
     body = await _completion_body(request)
-    service: InferenceService = request.app.state.inference
+    service = services_of(request).inference
     if body.suffix:
         raise BadRequestError("suffix is not supported")
     if body.echo:
@@ -313,7 +275,7 @@ async def completions(request: Request) -> Response:
     def usage_event(chunk: Chunk) -> dict[str, Any]:
         return {**base([]), "usage": _usage(chunk)}
 
-    return _stream(first, rest, event, usage_event if include_usage else None, headers)
+    return _stream(request, first, rest, event, usage_event if include_usage else None, headers)
 
 
 # The hot paths, as plain routes (see LeanRoute); app.py mounts them.

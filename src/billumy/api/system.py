@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import PlainTextResponse, Response
 
-from billumy.api.deps import AnyKey, KeyFirstRoute, MetricsKey
+from billumy.api.deps import AnyKey, KeyFirstRoute, MetricsKey, ServicesDep
 from billumy.api.docs import answers
 from billumy.api.openapi import document
 from billumy.api.responses import JSON
@@ -34,9 +34,9 @@ async def health() -> Response:
 
 
 @router.get("/metrics", responses=answers(media="text/plain"))
-async def metrics(request: Request, _: MetricsKey) -> Response:
+async def metrics(services: ServicesDep, _: MetricsKey) -> Response:
     """Prometheus metrics; needs a key with the ``metrics`` (or ``admin``) scope."""
-    body = request.app.state.metrics.render()
+    body = services.metrics.render()
     return Response(body, media_type=CONTENT_TYPE)
 
 
@@ -47,10 +47,9 @@ async def metrics(request: Request, _: MetricsKey) -> Response:
         503: {"model": Readiness, "description": "The store is unreachable."},
     },
 )
-async def ready(request: Request) -> Response:
+async def ready(state: ServicesDep) -> Response:
     """Ready to serve? 503 when the store is unreachable; ``degraded`` when Redis is down
     (Billumy keeps serving with in-process state and no shared cache)."""
-    state = request.app.state
     store_ok = await state.store.ping()
     shared = state.shared_state
     if getattr(shared, "degraded", False):
@@ -98,10 +97,9 @@ async def ready(request: Request) -> Response:
         }
     },
 )
-async def openapi(request: Request, _: AnyKey) -> Response:
+async def openapi(request: Request, state: ServicesDep, _: AnyKey) -> Response:
     """The OpenAPI document; any valid key may read it (it describes the API, no tenant's
     data), a caller without one gets 401 like everywhere but the probes."""
-    state = request.app.state
-    if getattr(state, "openapi_document", None) is None:
+    if state.openapi_document is None:
         state.openapi_document = document(request.app)
     return JSON(state.openapi_document)

@@ -23,8 +23,10 @@ from typing import Any, Literal
 
 from billumy.catalog import Catalog, ModelEntry, normalize_name
 from billumy.engines.base import Chunk, Embeddings, Generation, closing
+from billumy.engines.ollama import OllamaUpstream
+from billumy.engines.openai import OpenAIUpstream
 from billumy.engines.remote import EngineClient
-from billumy.engines.upstream import Upstream, make_upstream
+from billumy.engines.upstream import Upstream
 from billumy.errors import (
     BillumyError,
     UpstreamError,
@@ -146,6 +148,15 @@ class Route:
 
     def headers(self) -> dict[str, str]:
         return {} if self.deployment is None else {"X-Billumy-Deployment": self.deployment}
+
+
+def make_upstream(config: DeploymentConfig) -> Upstream:
+    """The upstream engine for a deployment's provider."""
+    if config.provider == "ollama":
+        return OllamaUpstream(config)
+    if config.provider == "openai":
+        return OpenAIUpstream(config)
+    raise ValueError(f"deployment {config.name!r}: provider {config.provider} is not an upstream")
 
 
 class Router:

@@ -75,19 +75,6 @@ class Upstream(Protocol):
     async def aclose(self) -> None: ...
 
 
-def make_upstream(config: DeploymentConfig) -> Upstream:
-    """The upstream engine for a deployment's provider."""
-    if config.provider == "ollama":
-        from billumy.engines.ollama import OllamaUpstream
-
-        return OllamaUpstream(config)
-    if config.provider == "openai":
-        from billumy.engines.openai import OpenAIUpstream
-
-        return OpenAIUpstream(config)
-    raise ValueError(f"deployment {config.name!r}: provider {config.provider} is not an upstream")
-
-
 @functools.cache
 def ssl_context(ca_file: str | None = None) -> ssl.SSLContext:
     """A verifying context, built once per CA file: certifi's public roots (as httpx builds
