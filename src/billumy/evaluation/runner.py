@@ -122,7 +122,8 @@ class EvalClient:
                     kind = event.get("type")
                     if kind == "answer" and answered is None:
                         answered = time.perf_counter() - started
-                    elif kind == "error":
+                    elif kind in (None, "error") and "error" in event:
+                        # The NDJSON streams' in-band error line: {"error", "request_id"}.
                         error = f"in-band error: {event.get('error')}"
                         return Asked(None, answered, time.perf_counter() - started, error)
                     elif kind == "insights":
