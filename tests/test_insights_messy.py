@@ -322,3 +322,31 @@ def test_a_rate_compared_across_periods_is_the_ratio_of_sums_in_each() -> None:
     )
     # The plain average of the column of rates (each hotel weighed alike) is not shown.
     assert not [f for f in found if f.kind == "aggregate" and "avg_taxa_ocupacao" in f.values]
+
+
+def test_each_segments_own_growth_is_said_and_halves_chained_by_pro() -> None:
+    rows = _rentals()
+    text = "Qual grupo cresceu mais em locações do 1º pro 2º semestre?"
+    with data.from_records(rows) as table:
+        prof = profile(table)
+    assert [w.label for w in questions.parse(text, prof).windows] == ["2024-H1", "2024-H2"]
+    found, ctx = _facts(rows, text, "pt")
+    change = next(f for f in found if f.kind == "change")
+
+    def total(group: str, months: range) -> int:
+        return sum(
+            r["locacoes"]
+            for r in rows
+            if r["grupo"] == group and int(r["competencia"][5:7]) in months
+        )
+
+    for row in change.rows:
+        first, second = (
+            total(str(row["segment"]), range(1, 7)),
+            total(str(row["segment"]), range(7, 13)),
+        )
+        assert row["change_pct"] == 100 * (second - first) / first
+    suv = next(r for r in change.rows if r["segment"] == "SUV")
+    assert f"SUV +{suv['change']}, +{suv['change_pct']:.1f}%".replace(".", ",") in describe(
+        change, ctx
+    )

@@ -188,7 +188,10 @@ def change_fact(
         found.sort(key=lambda r: _number(r["change"]), reverse=change >= 0)
         for row in found[:MAX_DRIVERS]:
             share = 100.0 * _number(row["change"]) / change if change else None
-            rows.append({**row, "share_of_change_pct": share})
+            before = _number(row["value_a"])
+            # Each segment's own growth: "which group grew the most" may mean either.
+            growth = 100.0 * _number(row["change"]) / before if before > 0 else None
+            rows.append({**row, "share_of_change_pct": share, "change_pct": growth})
         if rows and change:
             top = rows[0]
             values.update(

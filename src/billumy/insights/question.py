@@ -261,7 +261,19 @@ def _chained(words: list[str], i: int) -> list[int]:
         j -= 1
         while j >= 0 and words[j] in _ARTICLES:
             j -= 1
-        if j < 0 or words[j] not in ("e", "and", "ou", "or", "para", "to", "vs", "versus"):
+        if j < 0 or words[j] not in (
+            "e",
+            "and",
+            "ou",
+            "or",
+            "para",
+            "pro",
+            "pra",
+            "ao",
+            "to",
+            "vs",
+            "versus",
+        ):
             break
         j -= 1
         while j >= 0 and words[j] in _ARTICLES:

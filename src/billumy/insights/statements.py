@@ -661,16 +661,25 @@ def _period_change(fact: Fact, ctx: Context) -> str:
         sign = "+" if number > 0 else "−" if number < 0 else ""
         return f"{sign}{metric.amount(abs(number), ctx)}"
 
+    def growth(row: dict[str, Scalar]) -> str:
+        """ ", +73.0%": the segment's own change, relative to its first period."""
+        pct = row.get("change_pct")
+        if not isinstance(pct, int | float):
+            return ""
+        sign = "+" if pct > 0 else "−" if pct < 0 else ""
+        return f", {sign}{ctx.formats.pct(abs(pct))}"
+
     top = fact.rows[0]
     name = ctx.formats.label(top["segment"])
     share = ctx.formats.pct(top.get("share_of_change_pct"))
     others = "; ".join(
-        f"{ctx.formats.label(r['segment'])} {signed(r['change'])}" for r in fact.rows[1:]
+        f"{ctx.formats.label(r['segment'])} {signed(r['change'])}{growth(r)}" for r in fact.rows[1:]
     )
+    mine = f"{signed(top['change'])}{growth(top)}"
     if ctx.pt:
-        text += f" A maior parte veio de {name}: {signed(top['change'])} ({share} da variação)"
+        text += f" A maior parte veio de {name}: {mine} ({share} da variação)"
     else:
-        text += f" Most of it came from {name}: {signed(top['change'])} ({share} of the change)"
+        text += f" Most of it came from {name}: {mine} ({share} of the change)"
     return f"{text}; {others}." if others else f"{text}."
 
 
