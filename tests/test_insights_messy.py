@@ -350,3 +350,20 @@ def test_each_segments_own_growth_is_said_and_halves_chained_by_pro() -> None:
     assert f"SUV +{suv['change']}, +{suv['change_pct']:.1f}%".replace(".", ",") in describe(
         change, ctx
     )
+
+
+def test_deals_are_rows_and_a_clause_may_ask_another_aggregate_of_a_measure() -> None:
+    with data.from_records(_projects()) as table:
+        prof = profile(table)
+    plan = facts.rule_plan("Which segment closed the fewest deals?", prof)
+    assert plan is not None and [(m.column, m.agg) for m in plan.measures] == [
+        ("project_id", "count")
+    ]
+    assert plan.order == "asc"
+    text = "For SP: how many kWp in total, and what's the average system size?"
+    plan = facts.rule_plan(text, prof)
+    assert plan is not None
+    assert [(m.column, m.agg) for m in plan.measures] == [
+        ("system_kwp", "sum"),
+        ("system_kwp", "avg"),
+    ]

@@ -1857,10 +1857,15 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
     if measures is None and durations and _HOW_LONG.search(folded):
         # "Quanto tempo demora uma instalação?": the duration column, on average.
         measures = [Measure(column=durations[0].name, agg=agg or "avg")]
+    if measures is None and any(t & _DEALS for t in tokens):
+        # "Which segment closed the fewest deals?": a deal is a row (a contract, a sale).
+        ids = [c for c in visible if c.kind == "id"]
+        measures = [Measure(column=ids[0].name if ids else "*", agg="count")]
     if measures is None and not dims and period is None and not filters:
         return None
     if measures is None:
         measures = _default_measures(visible, agg)
+    measures = [*measures, *_other_aggregates(question, profile, measures)]
     order = _rule_order(tokens)
     if not any(named[c.name].position >= 0 for c in visible if c.kind == "numeric"):
         # "Which department has the largest team?": a team's size is its people.
@@ -1889,6 +1894,33 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
         top_n=max(1, int(top[1])) if top else 5,
         order=order,
     )
+
+
+_DEALS = frozenset(
+    {"deal", "deals", "negocio", "negocios", "transaction", "transactions", "transacao",
+     "transacoes"}
+)  # fmt: skip
+
+
+def _other_aggregates(question: str, profile: Profile, measures: list[Measure]) -> list[Measure]:
+    """A measure a clause asks for with another aggregate ("how many kWp in total, and what's
+    the average system size?": the sum and the average of ``system_kwp``)."""
+    out: list[Measure] = []
+    planned = {(m.column, m.agg) for m in measures}
+    columns = {m.column for m in measures}
+    for clause in re.split(r"\s*[,;]\s*|\s+(?:e|and)\s+", question):
+        tokens = _tokens(clause)
+        agg = _lookup(tokens, _AGG_WORDS)
+        if agg is None:
+            continue
+        read = rule_plan(clause, profile) if len(clause) < len(question) else None
+        if read is None:
+            continue
+        for m in read.measures:
+            if m.column in columns and (m.column, agg) not in planned and m.column != "*":
+                planned.add((m.column, agg))
+                out.append(Measure(column=m.column, agg=agg))
+    return out
 
 
 _HOW_LONG = re.compile(r"\bhow long\b|\bquanto tempo\b|\bdemora|\bleva(m)? quant")
