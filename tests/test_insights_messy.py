@@ -367,3 +367,23 @@ def test_deals_are_rows_and_a_clause_may_ask_another_aggregate_of_a_measure() ->
         ("system_kwp", "sum"),
         ("system_kwp", "avg"),
     ]
+
+
+def test_money_by_its_currency_sign_or_kind_and_a_rate_named_by_its_yes_no_column() -> None:
+    from billumy.insights.profile import money_of
+
+    assert money_of("Valor Total (R$)") == (True, "BRL")
+    assert money_of("Frete") == (True, None)
+    assert money_of("Qtde") == (False, None)
+    rows = [
+        {"cidade": c, "valor": 10.0 * i, "cancelado": "Sim" if i % n == 0 else "Não"}
+        for i in range(1, 61)
+        for c, n in (("Sorocaba", 4), ("Campinas", 10))
+    ]
+    found, ctx = _facts(rows, "Qual a taxa de cancelamento por cidade?", "pt")
+    ratio = next(f for f in found if f.kind == "ratio")
+    assert describe(ratio, ctx).startswith(
+        "A taxa de cancelamento (registros com cancelado Sim sobre todos os registros) é de "
+    )
+    # The rate by city answers; a ranking of another measure nobody asked for does not.
+    assert not [f for f in found if f.kind == "breakdown"]

@@ -133,6 +133,8 @@ _MONEY_WORDS = {
     "costs", "custo", "custos", "lucro", "lucros", "profit", "profits", "ticket", "gmv",
     "income", "renda", "montante", "salario", "salary", "despesa", "despesas", "expense",
     "expenses", "gasto", "gastos", "spend", "spending", "pagamento", "payment", "fee", "fees",
+    "frete", "fretes", "freight", "shipping", "gorjeta", "gorjetas", "tip", "tips",
+    "mensalidade", "mensalidades", "tuition", "salarios", "salaries",
 }  # fmt: skip
 # Words that make a money-sounding name a count or a ratio: "vendas_qtd", "receita_pct".
 _NOT_MONEY_WORDS = {
@@ -153,6 +155,10 @@ def money_of(name: str) -> tuple[bool, str | None]:
     ``(False, None)``."""
     words = name_words(name)
     currency = next((_CURRENCY_WORDS[w] for w in words if w in _CURRENCY_WORDS), None)
+    if currency is None and re.search(r"R\$", name):
+        currency = "BRL"  # "Valor Total (R$)"
+    elif currency is None and re.search(r"US\$|\$", name):
+        currency = "USD"
     if any(w in _NOT_MONEY_WORDS for w in words):
         return False, None
     money = currency is not None or any(w in _MONEY_WORDS for w in words)

@@ -621,11 +621,10 @@ def value_rate_fact(
     if not isinstance(part_total, int) or not isinstance(whole_total, int) or not whole_total:
         return None
     ratio = plain(row["ratio_pct"])
-    named = (
-        next((w for w in name_words(question) if _stems_meet(w, name_words(value)[0])), None)
-        if name_words(value)
-        else None
-    )
+    # "cancellation rate": the word that named the value ("Cancelled") or its yes/no column
+    # ("taxa de cancelamento" for ``Cancelado`` Sim).
+    targets = [*name_words(value), *name_words(column)]
+    named = next((w for w in name_words(question) if any(_stems_meet(w, t) for t in targets)), None)
     values: dict[str, Scalar] = {
         "part": f"{column} = {value}",
         "whole": "rows",

@@ -585,7 +585,8 @@ class InsightService:
                 # ratio of the sums answers.
                 planned = [ratio, *(f for f in planned if not _averages_rates(f))]
         rated = [f for f in (per, ratio) if f is not None and dimension in f.columns]
-        if rated and asked is not None and asked.has("rank"):
+        unasked = bool(question) and not facts.names_a_measure(question or "", prof)
+        if rated and asked is not None and (asked.has("rank") or unasked):
             # "Which location has the highest churn rate?": the rate ranks them; a ranking of
             # the cancellations alone would answer another question.
             planned = [f for f in planned if f.kind != "breakdown"]
