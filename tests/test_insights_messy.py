@@ -387,3 +387,31 @@ def test_money_by_its_currency_sign_or_kind_and_a_rate_named_by_its_yes_no_colum
     )
     # The rate by city answers; a ranking of another measure nobody asked for does not.
     assert not [f for f in found if f.kind == "breakdown"]
+
+
+def test_a_yes_no_column_named_by_its_word_keeps_its_yes_or_no_rows() -> None:
+    rows = [
+        {"cidade": c, "valor": 10.0 * i, "cancelado": "Sim" if i % n == 0 else "Não"}
+        for i in range(1, 61)
+        for c, n in (("Sorocaba", 4), ("Campinas", 10))
+    ]
+    with data.from_records(rows) as table:
+        prof = profile(table)
+    plan = facts.rule_plan("How many orders were cancelled in Sorocaba?", prof)
+    assert plan is not None
+    assert {(f.column, f.value) for f in plan.filters} == {
+        ("cidade", "Sorocaba"),
+        ("cancelado", "Sim"),
+    }
+    plan = facts.rule_plan("quantos pedidos não foram cancelados?", prof)
+    assert plan is not None and [(f.column, f.value) for f in plan.filters] == [
+        ("cancelado", "Não")
+    ]
+    # A rate or a share of it: the column is the rate's part, not a restriction.
+    for text in ("Qual a taxa de cancelamento por cidade?", "Qual % dos pedidos foi cancelado?"):
+        plan = facts.rule_plan(text, prof)
+        assert plan is not None and not plan.filters, text
+    found, _ = _facts(rows, "Qual % dos pedidos foi cancelado?", "pt")
+    ratio = next(f for f in found if f.kind == "ratio")
+    cancelled = sum(1 for r in rows if r["cancelado"] == "Sim")
+    assert (ratio.values["part_total"], ratio.values["whole_total"]) == (cancelled, len(rows))

@@ -1853,6 +1853,12 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
     dims = _rule_dimensions(visible, named, tokens)
     period = _rule_period(visible, named, tokens, folded)
     filters = _rule_filters(visible, tokens, set(dims))
+    flags = [] if "%" in question else _yes_no_filters(visible, tokens)
+    if flags:
+        # "total value of financed projects": the yes/no column named by its word keeps its
+        # yes rows; it is no breakdown.
+        dims = [d for d in dims if d not in {f.column for f in flags}]
+        filters = [f for f in filters if f.column not in {g.column for g in flags}] + flags
     durations = [c for c in visible if c.kind == "numeric" and set(name_words(c.name)) & _DURATION]
     if measures is None and durations and _HOW_LONG.search(folded):
         # "Quanto tempo demora uma instalação?": the duration column, on average.
@@ -2464,6 +2470,52 @@ def _rule_filters(
             op: Op = "!=" if any(tokens[i] & _EXCEPT for i in range(max(0, at - 3), at)) else "="
             filters.append(Filter(column=column.name, op=op, value=value))
     return filters[:MAX_FILTERS]
+
+
+_YES_VALUES = frozenset({"sim", "yes", "s", "y", "true", "t", "1", "verdadeiro"})
+_NO_VALUES = frozenset({"nao", "no", "n", "false", "f", "0", "falso"})
+_STEM = 6
+
+
+def _yes_no_filters(visible: list[ColumnProfile], tokens: list[frozenset[str]]) -> list[Filter]:
+    """``column = yes`` (or no) for each yes/no column the question names by its word
+    ("orders cancelled", "projetos financiados"), unless it asks for a rate or a share: then
+    the column is the rate's part ("taxa de cancelamento"), not a restriction."""
+    if any(t & (_RATE_OR_SHARE) for t in tokens):
+        return []
+    out = []
+    for column in visible:
+        if column.kind == "categorical":
+            flag = _yes_no_named(column, tokens)
+            if flag is not None:
+                out.append(Filter(column=column.name, op="=", value=flag))
+    return out
+
+
+_RATE_OR_SHARE = frozenset(
+    {"rate", "rates", "taxa", "taxas", "ratio", "percentage", "percent", "percentual",
+     "porcentagem", "pct", "share", "proporcao", "fracao", "fraction"}
+)  # fmt: skip
+
+
+def _yes_no_named(column: ColumnProfile, tokens: list[frozenset[str]]) -> str | None:
+    """The value a question keeps of a yes/no column it names by a word of the column's
+    own ("cancelled" or "cancelados" for ``Cancelado`` holding Sim/Não: its Sim; "not
+    cancelled", "não cancelados": its Não), or None."""
+    values = [str(v) for v, _ in column.top]
+    if len(values) != 2:
+        return None
+    folded = {_fold(v).strip(): v for v in values}
+    yes = next((v for k, v in folded.items() if k in _YES_VALUES), None)
+    no = next((v for k, v in folded.items() if k in _NO_VALUES), None)
+    if yes is None or no is None:
+        return None
+    own = [w for w in name_words(column.name) if len(w) >= _STEM]
+    for i, token in enumerate(tokens):
+        if any(len(f) >= _STEM and f[:_STEM] == w[:_STEM] for f in token for w in own):
+            negated = any(tokens[j] & _EXCEPT for j in range(max(0, i - 2), i))
+            return no if negated else yes
+    return None
 
 
 _EXCEPT = frozenset(

@@ -564,7 +564,11 @@ def rated_value(question: str, profile: Profile, skip: str | None = None) -> tup
     rate. None when the question asks for no rate or share, or names no such value; ``skip``
     is a column that ranks (the dimension), never the one rated."""
     words = name_words(question)
-    marks = [i for i, w in enumerate(words) if w in _RATE_WORDS or w in _SHARE_WORDS]
+    marks = [
+        i
+        for i, w in enumerate(words)
+        if w in _RATE_WORDS or w in _SHARE_WORDS or w in ("share", "proporcao", "fraction")
+    ]
     if "%" in question:
         marks.append(len(words))
     if not marks:
@@ -602,6 +606,9 @@ def value_rate_fact(
     the rows the plan's other filters keep (per ``dimension`` segment when given, highest
     first), or None. Its values have ``of_rows``, ``part_column`` and ``part_value``."""
     rated = rated_value(question, profile, skip=dimension)
+    if rated is None and dimension is not None:
+        # "Qual % dos pedidos foi cancelado?": the share's own column is no breakdown of it.
+        rated, dimension = rated_value(question, profile), None
     if rated is None:
         return None
     column, value = rated
