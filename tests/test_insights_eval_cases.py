@@ -1,9 +1,9 @@
 """The insights evaluation sets (evals/insights/): their shape, their data and their expected
 numbers.
 
-There are eight case files: ``cases.toml``, the main set, and seven held-out sets,
+There are nine case files: ``cases.toml``, the main set, and eight held-out sets,
 ``holdout.toml``, ``holdout2.toml``, ``holdout3.toml``, ``holdout4.toml``, ``holdout5.toml``,
-``holdout6.toml`` and ``holdout7.toml``, questions written
+``holdout6.toml``, ``holdout7.toml`` and ``holdout8.toml``, questions written
 without reading the planner about datasets its author had not seen. The expected values in all
 of them are literals a person can read; here each is checked against the case's reference query,
 run by DuckDB on the committed CSV through the case file's own typed view (not Billumy's
@@ -38,6 +38,7 @@ HOLDOUT4 = load_cases(EVALS / "holdout4.toml")
 HOLDOUT5 = load_cases(EVALS / "holdout5.toml")
 HOLDOUT6 = load_cases(EVALS / "holdout6.toml")
 HOLDOUT7 = load_cases(EVALS / "holdout7.toml")
+HOLDOUT8 = load_cases(EVALS / "holdout8.toml")
 SETS = {
     "cases.toml": CASES,
     "holdout.toml": HOLDOUT,
@@ -47,6 +48,7 @@ SETS = {
     "holdout5.toml": HOLDOUT5,
     "holdout6.toml": HOLDOUT6,
     "holdout7.toml": HOLDOUT7,
+    "holdout8.toml": HOLDOUT8,
 }
 # The main set keeps at least 40 cases; each held-out set at least 30.
 MINIMUM = {
@@ -58,6 +60,7 @@ MINIMUM = {
     "holdout5.toml": 30,
     "holdout6.toml": 30,
     "holdout7.toml": 30,
+    "holdout8.toml": 30,
 }
 
 
@@ -269,6 +272,29 @@ def test_the_seventh_holdout_datasets_are_what_it_claims() -> None:
         assert (status == "Installed") == (days != ""), row
     for name, body in text.items():
         assert len(body.encode()) < 40_000, name
+
+
+def test_the_eighth_holdout_datasets_are_what_it_claims() -> None:
+    text = {name: spec.path.read_text(encoding="utf-8") for name, spec in HOLDOUT8.datasets.items()}
+    grain = text["cooperativa_graos.csv"]
+    assert grain.startswith("romaneio;data_entrega;produtor;município;grão;peso_líquido_kg;")
+    # dd/mm/aa dates, accents, kg with a thousands dot, decimal commas, a Sim/Não column
+    assert re.search(
+        r"^\d{5};\d{2}/03/24;Fazenda Santa Rita;Toledo;Soja;\d{2}\.\d{3};\d{3},\d{2};\d{2},\d;"
+        r"\d{3},\d{2};\d{2}\.\d{3},\d{2};(Sim|Não)$",
+        grain,
+        re.M,
+    )
+    assert ";Sítio Boa Esperança;Toledo;Feijão;" in grain
+    assert ";Não\n" in grain and ";Sim\n" in grain
+    cowork = text["coworking_daily.csv"]
+    assert cowork.startswith("date,location_id,location,space_type,capacity_hours,bookings,")
+    # US MM/DD/YYYY dates, weekdays only, the planted spike row
+    assert re.search(r"^03/12/2024,301,Austin Downtown,Meeting Room,80,\d{2},", cowork, re.M)
+    assert "01/06/2024," not in cowork  # a Saturday
+    assert re.search(r"^04/30/2024,303,Denver LoDo,Hot Desk,550,", cowork, re.M)
+    for name, body in text.items():
+        assert len(body.encode()) < 50_000, name
 
 
 def test_the_committed_data_is_what_the_generator_writes() -> None:

@@ -155,6 +155,28 @@ The seventh held-out set (``holdout7.toml``) has two more:
   its normal month in July (the partner bank suspended its financing), a drop; Commercial
   grows from 6 projects a month to 11.
 
+The eighth held-out set (``holdout8.toml``) has two more:
+
+* ``cooperativa_graos.csv``: one row per truckload (``romaneio``, a numeric ticket id that
+  must never be summed) delivered to a grain cooperative in western Paraná, January to June
+  2024 (no Sundays, not 1 January); ``;`` separated, accented column names (``município``,
+  ``grão``, ``peso_líquido_kg``, ``umidade_%``, ``preço_saca``), ``data_entrega`` as
+  ``dd/mm/aa`` (a two-digit year), six producers in three towns, grains Soja, Milho and
+  Feijão, ``peso_líquido_kg`` an integer with a thousands dot, ``sacas`` (60 kg), moisture
+  (a percentage, averaged, never summed) and money with a decimal comma and thousands dots,
+  ``venda_antecipada`` as ``Sim``/``Não``; Milho grows 22% a month (the second crop coming
+  in); Fazenda Santa Rita delivers 3.5 times its normal loads in March 2024 (a newly leased
+  area), a spike; Palotina's producers 0.35 of theirs in May 2024 (a bridge closed), a drop;
+  prices have no anomaly;
+* ``coworking_daily.csv``: one row per weekday (``date`` as US ``MM/DD/YYYY``), location
+  (with a numeric ``location_id``) and space type (Hot Desk, Meeting Room) of a coworking
+  operator, 2 January to 30 April 2024, English names: ``capacity_hours`` (a stock, never
+  summed over days; Denver adds fifteen desks on 1 March), ``bookings``, ``booked_hours``,
+  ``no_shows`` and ``revenue_usd`` in plain numbers; Fridays are quieter (the weekly shape)
+  and Denver LoDo's hot desks grow 2% a week; Austin Downtown's meeting room bookings are 3
+  times normal on 12 March 2024 (SXSW), a spike; Seattle SLU's bookings 0.18 of normal on 21
+  February 2024 (a power outage), a drop; hot desks have no spike.
+
 Run from the repository root::
 
     .venv/bin/python evals/insights/make_data.py           # (re)write the files
@@ -900,6 +922,115 @@ def solar_projects() -> str:
     return to_csv([*header, "contract_value_brl", "financed", "status", "install_days"], rows)
 
 
+# --- the eighth held-out set's datasets (holdout8.toml) ---------------------------------------
+
+
+def cooperativa_graos() -> str:
+    producers = {  # (município, size)
+        "Fazenda Santa Rita": ("Toledo", 1.3),
+        "Sítio Boa Esperança": ("Toledo", 0.7),
+        "Agropecuária Três Irmãos": ("Cascavel", 1.5),
+        "Fazenda São José": ("Cascavel", 1.0),
+        "Sítio Recanto Verde": ("Palotina", 0.8),
+        "Fazenda Kowalski": ("Palotina", 1.2),
+    }
+    grains = {  # (loads a month, growth a month, sack prices by month, moisture, sold ahead)
+        "Soja": (5.0, 1.0, (126.0, 122.0, 119.0, 121.0, 124.0, 127.0), 14.0, 0.35),
+        "Milho": (1.5, 1.22, (58.0, 56.5, 55.0, 56.0, 57.5, 59.0), 16.0, 0.2),
+        "Feijão": (0.8, 1.0, (242.0, 248.0, 251.0, 246.0, 240.0, 244.0), 13.5, 0.1),
+    }
+    rows: list[list[object]] = []
+    for month in range(1, 7):
+        days = (date(2024, month + 1, 1) - date(2024, month, 1)).days
+        open_days = [
+            d
+            for d in range(1, days + 1)
+            if date(2024, month, d).weekday() != 6 and (month, d) != (1, 1)  # Sundays, 1 Jan
+        ]
+        for producer, (town, size) in producers.items():
+            for grain, (volume, growth, prices, moisture, forward) in grains.items():
+                key = (producer, grain, month)
+                loads = volume * size * growth ** (month - 1)
+                loads *= 1 + 0.3 * (wobble("n", *key) - 0.5)
+                if producer == "Fazenda Santa Rita" and month == 3:
+                    loads *= 3.5  # the planted spike: the farm's newly leased area was harvested
+                if town == "Palotina" and month == 5:
+                    loads *= 0.35  # the planted drop: the PR-182 bridge closed for three weeks
+                for i in range(round(loads)):
+                    load = (*key, i)
+                    day = date(2024, month, open_days[int(wobble("d", *load) * len(open_days))])
+                    kg = round(27000 + 10000 * wobble("kg", *load))
+                    sacks = round(kg / 60, 2)
+                    wet = round(moisture + 3 * (wobble("u", *load) - 0.5), 1)
+                    price = round(prices[month - 1] * (1 + 0.02 * (wobble("p", *load) - 0.5)), 2)
+                    sold = "Sim" if wobble("f", *load) < forward else "Não"
+                    rows.append(
+                        [day, producer, town, grain, f"{kg:,}".replace(",", "."),
+                         br_number(sacks), f"{wet:.1f}".replace(".", ","), br_number(price),
+                         br_number(round(sacks * price, 2)), sold]
+                    )  # fmt: skip
+    rows.sort(key=lambda r: (r[0], str(r[1]), str(r[3]), str(r[4])))
+    out = [
+        [10001 + n, row[0].strftime("%d/%m/%y"), *row[1:]]  # type: ignore[attr-defined]
+        for n, row in enumerate(rows)
+    ]
+    header = ["romaneio", "data_entrega", "produtor", "município", "grão", "peso_líquido_kg"]
+    return to_csv([*header, "sacas", "umidade_%", "preço_saca", "valor_total", "venda_antecipada"],
+                  out, ";")  # fmt: skip
+
+
+def coworking_daily() -> str:
+    locations = {  # (id, hot desks, meeting rooms, hot desk use, day pass price)
+        "Austin Downtown": (301, 60, 8, 0.75, 29.0),
+        "Brooklyn Navy Yard": (302, 80, 10, 0.7, 35.0),
+        "Denver LoDo": (303, 40, 5, 0.5, 25.0),
+        "Seattle SLU": (304, 50, 6, 0.65, 32.0),
+    }
+    week = (0.95, 1.1, 1.15, 1.05, 0.78)  # Mon..Fri
+    rows: list[list[object]] = []
+    day = date(2024, 1, 2)
+    while day <= date(2024, 4, 30):
+        if day.weekday() < 5:
+            for location, (code, desks, rooms, use, price) in locations.items():
+                for space in ("Hot Desk", "Meeting Room"):
+                    key = (location, space, day.isoformat())
+                    if space == "Hot Desk":
+                        if location == "Denver LoDo" and day >= date(2024, 3, 1):
+                            desks = 55  # fifteen desks added in March (a stock: capacity)
+                        units = desks
+                        demand = 40 * use if location == "Denver LoDo" else desks * use
+                        if location == "Denver LoDo":
+                            demand *= 1.02 ** ((day - date(2024, 1, 1)).days // 7)  # ramping up
+                        length = 6.5
+                    else:
+                        units, demand, length = rooms, rooms * 1.8, 1.5
+                    demand *= week[day.weekday()] * (1 + 0.16 * (wobble("b", *key) - 0.5))
+                    spike = (location, space, day) == (
+                        "Austin Downtown",
+                        "Meeting Room",
+                        date(2024, 3, 12),
+                    )
+                    if spike:
+                        demand *= 3.0  # the planted spike: SXSW week's meetings
+                    if location == "Seattle SLU" and day == date(2024, 2, 21):
+                        demand *= 0.18  # the planted drop: a power outage closed the building
+                    bookings = round(demand)
+                    capacity = units * 10  # open 8h to 18h
+                    hours = min(capacity, bookings * length * (1 + 0.1 * (wobble("h", *key) - 0.5)))
+                    no_shows = round(bookings * 0.07 * (0.7 + 0.6 * wobble("ns", *key)))
+                    if space == "Hot Desk":
+                        revenue = bookings * price * (1 + 0.06 * (wobble("r", *key) - 0.5))
+                    else:
+                        revenue = hours * 45.0 * (1 + 0.06 * (wobble("r", *key) - 0.5))
+                    rows.append(
+                        [day.strftime("%m/%d/%Y"), code, location, space, capacity, bookings,
+                         f"{hours:.1f}", no_shows, f"{revenue:.2f}"]
+                    )  # fmt: skip
+        day += timedelta(days=1)
+    header = ["date", "location_id", "location", "space_type", "capacity_hours", "bookings"]
+    return to_csv([*header, "booked_hours", "no_shows", "revenue_usd"], rows)
+
+
 def _cumulative(shares: dict[str, float]) -> list[tuple[str, float]]:
     """(name, running total of the shares): the bands a number in [0, 1) falls into."""
     out, total = [], 0.0
@@ -934,6 +1065,8 @@ FILES: dict[str, Callable[[], str]] = {
     "calls_hourly.csv": calls_hourly,
     "locadora_frota.csv": locadora_frota,
     "solar_projects.csv": solar_projects,
+    "cooperativa_graos.csv": cooperativa_graos,
+    "coworking_daily.csv": coworking_daily,
 }
 
 
