@@ -415,3 +415,20 @@ def test_a_yes_no_column_named_by_its_word_keeps_its_yes_or_no_rows() -> None:
     ratio = next(f for f in found if f.kind == "ratio")
     cancelled = sum(1 for r in rows if r["cancelado"] == "Sim")
     assert (ratio.values["part_total"], ratio.values["whole_total"]) == (cancelled, len(rows))
+
+
+def test_us_dates_and_two_digit_years_are_dates() -> None:
+    with data.from_csv("date,v\n01/02/2024,1\n03/15/2024,2\n") as table:
+        assert table.types["date"] == "DATE"
+        assert [r[0] for r in table.query("SELECT date FROM data ORDER BY rowid")] == [
+            date(2024, 1, 2),
+            date(2024, 3, 15),
+        ]
+    # Day first while no day is past 12 (the Brazilian reading).
+    with data.from_csv("data;v\n01/02/2024;1\n03/04/2024;2\n") as table:
+        assert table.query("SELECT data FROM data ORDER BY rowid")[0][0] == date(2024, 2, 1)
+    with data.from_csv("data;v\n15/03/24;1,5\n02/01/24;2\n") as table:
+        assert [r[0] for r in table.query("SELECT data FROM data ORDER BY rowid")] == [
+            date(2024, 3, 15),
+            date(2024, 1, 2),
+        ]

@@ -383,6 +383,14 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds one DuckDB query of an insights request may run (503 after); 0: none.",
     )
+    insights_plan_timeout: float = Field(
+        default=10.0,
+        ge=0,
+        description=(
+            "Seconds the model may take to plan a question the rules cannot read; past them "
+            "the answer goes on without a plan (the data's notable facts); 0: no limit."
+        ),
+    )
     insights_max_result_rows: int = Field(
         default=10_000, ge=100, description="Most rows one insights query may return (413)."
     )

@@ -253,6 +253,7 @@ _DATE = r"\s*[0-9]{4}-[0-9]{2}-[0-9]{2}\s*"
 _MONTH = r"\s*[0-9]{4}-[0-9]{2}\s*"
 _BR_DATE = r"\s*[0-9]{2}/[0-9]{2}/[0-9]{4}\s*"
 _BR_MONTH = r"\s*(0[1-9]|1[0-2])/[0-9]{4}\s*"  # "01/2024", a month of accounts (competência)
+_BR_SHORT_DATE = r"\s*[0-9]{2}/[0-9]{2}/[0-9]{2}\s*"  # "15/03/24"
 _TIMESTAMP = r"\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?Z?)?\s*"
 
 
@@ -297,6 +298,9 @@ def _candidates(decimal_comma: bool, thousands_dot: bool = False) -> list[_Candi
         _Candidate("DATE", _DATE, f"TRY_CAST({trimmed} AS DATE)"),
         _Candidate("DATE", _MONTH, f"CAST(try_strptime({trimmed}, '%Y-%m') AS DATE)"),
         _Candidate("DATE", _BR_DATE, f"CAST(try_strptime({trimmed}, '%d/%m/%Y') AS DATE)"),
+        # "03/15/2024": a US date, when some day is past 12 (dd/mm/yyyy is tried first).
+        _Candidate("DATE", _BR_DATE, f"CAST(try_strptime({trimmed}, '%m/%d/%Y') AS DATE)"),
+        _Candidate("DATE", _BR_SHORT_DATE, f"CAST(try_strptime({trimmed}, '%d/%m/%y') AS DATE)"),
         _Candidate("DATE", _BR_MONTH, f"CAST(try_strptime({trimmed}, '%m/%Y') AS DATE)"),
         _Candidate("TIMESTAMP", _TIMESTAMP, f"TRY_CAST(rtrim({trimmed}, 'Z') AS TIMESTAMP)"),
     ]

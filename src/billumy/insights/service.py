@@ -173,6 +173,45 @@ def derive_period(table: data.Table, masked: set[str]) -> data.Table:
     return data.Table(table.con)
 
 
+_WEEKDAY_ASKED = re.compile(
+    r"\bdias? da semana\b|\bday of (?:the )?week\b|\bdays of (?:the )?week\b|\bweekdays?\b",
+    re.IGNORECASE,
+)
+_WEEKDAYS = {
+    "pt": ("domingo", "segunda", "terça", "quarta", "quinta", "sexta", "sábado"),
+    "en": ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"),
+}
+
+
+def derive_weekday(
+    table: data.Table, masked: set[str], question: str | None, language: str
+) -> data.Table:
+    """A column of weekday names (``dia_da_semana``: segunda, terça...; ``day_of_week``: Monday,
+    Tuesday...) made from the data's date column when the question asks about days of the
+    week ("Qual dia da semana vende mais?") and the dates fall on every weekday; the column's
+    values are in the answer's language."""
+    if not question or not _WEEKDAY_ASKED.search(question):
+        return table
+    dated = [
+        n
+        for n, t in table.types.items()
+        if profile.dtype_family(t) == "temporal" and n not in masked
+    ]
+    name = "dia_da_semana" if language == "pt" else "day_of_week"
+    if not dated or name in table.columns:
+        return table
+    d = data.quote_ident(dated[0])
+    if table.query(f"SELECT count(DISTINCT dayofweek({d})) FROM data")[0][0] < 7:  # noqa: S608
+        return table  # monthly or weekly dates: no weekday to compare
+    names = _WEEKDAYS[language]
+    cases = " ".join(f"WHEN {i} THEN '{n}'" for i, n in enumerate(names))
+    table.query(
+        f"CREATE OR REPLACE TABLE data AS SELECT *, CASE dayofweek({d}) {cases} END "  # noqa: S608
+        f"AS {data.quote_ident(name)} FROM data"
+    )
+    return data.Table(table.con)
+
+
 class AnalysisSlots:
     """At most ``limit`` insights requests doing DuckDB work at once in this process.
 
@@ -311,6 +350,8 @@ class InsightService:
         try:
             table = self._scope(table, req)
             table = derive_period(table, set(req.mask or []))
+            language = _language(req.language, req.question) if req.question else "en"
+            table = derive_weekday(table, set(req.mask or []), req.question, language)
         except BaseException:
             table.close()
             raise
@@ -496,15 +537,25 @@ class InsightService:
             f"{columns}. Use only these column names. Answer with JSON.\n\n"
             f"Question: {req.question[:2000]}"
         )
+        limit = self.settings.insights_plan_timeout or None
         try:
-            raw = "".join(
-                [
-                    piece
-                    async for piece in self._stream(
-                        caller, req, instruction, schema, PLAN_TOKENS, temperature=0.0
-                    )
-                ]
-            )
+            async with asyncio.timeout(limit):
+                raw = "".join(
+                    [
+                        piece
+                        async for piece in self._stream(
+                            caller, req, instruction, schema, PLAN_TOKENS, temperature=0.0
+                        )
+                    ]
+                )
+        except TimeoutError:
+            # A busy engine must not hold the answer: it goes on with the data's own facts.
+            log.info("plan from the model timed out", extra={"seconds": limit})
+            return None, "none"
+        except BillumyError as exc:
+            log.info("plan from the model unusable", extra={"reason": str(exc)[:200]})
+            return None, "none"
+        try:
             plan = facts.Plan.model_validate_json(raw)
             try:
                 facts.validate_plan(plan, prof)
