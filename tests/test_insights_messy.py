@@ -432,3 +432,59 @@ def test_us_dates_and_two_digit_years_are_dates() -> None:
             date(2024, 3, 15),
             date(2024, 1, 2),
         ]
+
+
+def _grain() -> list[dict[str, Any]]:
+    rows = []
+    for m in range(1, 5):
+        for producer, city, k in (
+            ("Fazenda Santa Rita", "Toledo", 1),
+            ("Sítio Boa Vista", "Palotina", 2),
+        ):
+            for grain in ("Soja", "Milho"):
+                sacas = 100 * m * k + (50 if grain == "Soja" else 0)
+                rows.append(
+                    {"data": f"2024-{m:02d}-05", "produtor": producer, "municipio": city,
+                     "grao": grain, "peso_kg": 60.0 * sacas, "sacas": sacas,
+                     "valor_total": 120.0 * sacas}
+                )  # fmt: skip
+    return rows
+
+
+def test_goods_delivered_are_their_units_and_less_is_no_except() -> None:
+    with data.from_records(_grain()) as table:
+        prof = profile(table)
+    plan = facts.rule_plan("qual municipio entregou menos soja em marco", prof)
+    assert plan is not None
+    assert [(m.column, m.agg) for m in plan.measures] == [("sacas", "sum")]
+    assert [(f.column, f.op, f.value) for f in plan.filters] == [("grao", "=", "Soja")]
+    assert plan.order == "asc"
+    # English names of the goods and of their units name Portuguese values and columns.
+    text = "How many kilos of soybeans did we receive?"
+    plan = questions.reconcile(facts.rule_plan(text, prof), questions.parse(text, prof), prof, "")
+    assert plan is not None and [(m.column, m.agg) for m in plan.measures] == [("peso_kg", "sum")]
+    assert [(f.column, f.value) for f in plan.filters] == [("grao", "Soja")]
+    text = "What share of the soy sacks came from Toledo?"
+    asked = questions.parse(text, prof)
+    assert asked.segments == {"municipio": ["Toledo"], "grao": ["Soja"]}
+
+
+def test_a_place_named_by_its_first_word_as_a_name_and_a_rate_over_its_dominating_column() -> None:
+    rows = [
+        {"day": f"2024-01-{d:02d}", "location": loc, "bookings": 40 + d, "no_shows": d % 5,
+         "capacity_hours": 600, "booked_hours": 300.5 + d}
+        for d in range(1, 29)
+        for loc in ("Denver LoDo", "Seattle SLU")
+    ]  # fmt: skip
+    with data.from_records(rows) as table:
+        prof = profile(table)
+    assert questions.parse("How have Denver's bookings trended?", prof).segments == {
+        "location": ["Denver LoDo"]
+    }
+    found, _ = _facts(rows, "What's the no-show rate at Seattle?", "en")
+    ratio = next(f for f in found if f.kind == "ratio")
+    assert (ratio.values["part"], ratio.values["whole"]) == ("no_shows", "bookings")
+    seattle = [r for r in rows if r["location"] == "Seattle SLU"]
+    assert ratio.values["ratio_pct"] == 100 * sum(r["no_shows"] for r in seattle) / sum(
+        r["bookings"] for r in seattle
+    )

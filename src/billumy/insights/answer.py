@@ -134,6 +134,8 @@ _TABLE = (
     ("manutencao manutencoes maintenance repair repairs reparo reparos conserto consertos",
      "manutencao manutencoes maintenance repair repairs reparo reparos conserto oficina",
      "manutenção", "maintenance"),
+    ("aluguel alugueis rent rents lease leases arrendamento", "aluguel alugueis rent lease "
+     "arrendamento", "aluguel", "rent"),
     ("energia energy geracao generation generate generated gerou gerada gerado gerar kwh mwh",
      "energia energy geracao generation generated gerada kwh mwh", "geração de energia",
      "energy generation"),
@@ -150,6 +152,7 @@ _MEASURE_CONCEPTS = frozenset(
         "age",
         "maintenance",
         "energy generation",
+        "rent",
     }
 )
 _PERIOD_ASKS = (

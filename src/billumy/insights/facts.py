@@ -1669,6 +1669,13 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("guest", "hospede"),
     ("occupancy", "ocupacao"),
     ("rental", "rentals", "locacao", "aluguel", "alugueis", "rent"),
+    ("kg", "kilo", "kilos", "quilo", "quilos", "kilogram", "kilograms", "quilograma"),
+    ("saca", "sacas", "sack", "sacks", "bag", "bags"),
+    ("soja", "soy", "soybean", "soybeans"),
+    ("milho", "corn", "maize"),
+    ("trigo", "wheat"),
+    ("cafe", "coffee"),
+    ("booking", "bookings", "reserva", "reservas", "agendamento", "agendamentos"),
     # energy
     ("kwp", "kw", "mwp", "mw", "potencia", "power", "capacity", "capacidade"),
 )
@@ -1863,6 +1870,11 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
     if measures is None and durations and _HOW_LONG.search(folded):
         # "Quanto tempo demora uma instalação?": the duration column, on average.
         measures = [Measure(column=durations[0].name, agg=agg or "avg")]
+    if measures is None and _delivers(tokens):
+        goods = [c for c in visible if c.kind == "numeric" and _is_quantity(c)]
+        goods += [c for c in visible if c.kind == "numeric" and _is_weight(c)]
+        if goods:
+            measures = [Measure(column=goods[0].name, agg=agg or "sum")]
     if measures is None and any(t & _DEALS for t in tokens):
         # "Which segment closed the fewest deals?": a deal is a row (a contract, a sale).
         ids = [c for c in visible if c.kind == "id"]
@@ -2022,8 +2034,8 @@ def _named_column(
         return _Named(head.position, 0, head.length)
     best = found
     for word in naming[1:]:
-        if len(word) < 3 or word in _GENERIC_SHORT:
-            continue  # "kwp" names ``system_kwp``; "avg" or "brl" name nothing alone
+        if (len(word) < 3 and not _SYNONYM_GROUPS.get(word)) or word in _GENERIC_SHORT:
+            continue  # "kwp" names ``system_kwp``, "kilos" ``peso_kg``; "avg" or "brl" nothing
         other = _find_column(words, groups, [word])
         if other.position < 0:
             continue
@@ -2351,7 +2363,18 @@ def _qualified(numeric: list[ColumnProfile], at: dict[str, int]) -> list[ColumnP
 
 
 _SELL_STEMS = ("vend", "sold", "sell")
-_QUANTITY_GROUP = frozenset({"unit", "unidade", "quantity", "quantidade", "qty", "qtd", "qtde"})
+_QUANTITY_GROUP = frozenset(
+    {"unit", "unidade", "quantity", "quantidade", "qty", "qtd", "qtde", "saca", "sacas", "sack",
+     "sacks", "bag", "bags", "caixa", "caixas", "box", "boxes", "pacote", "pacotes", "fardo",
+     "fardos"}
+)  # fmt: skip
+# Weights and volumes: quantities too, after the counted units ("sacas" before "peso_kg").
+_WEIGHT_GROUP = frozenset(
+    {"kg", "kilos", "quilos", "peso", "weight", "toneladas", "tons", "ton", "litros", "liters",
+     "litres", "m3", "volume"}
+)  # fmt: skip
+# "Qual município entregou menos soja?", "how much corn did we receive?": the goods' quantity.
+_DELIVER_STEMS = ("entreg", "receb", "deliver", "receiv", "colh", "harvest", "produz", "produc")
 
 
 def _sell_position(tokens: list[frozenset[str]]) -> int:
@@ -2364,9 +2387,20 @@ def _sells(tokens: list[frozenset[str]]) -> bool:
 
 
 def _is_quantity(column: ColumnProfile) -> bool:
-    """A column of units (``unidades``, ``qty``, ``units_sold``), not money."""
+    """A column of units (``unidades``, ``qty``, ``units_sold``, ``sacas``), not money."""
     words = {v for w in name_words(column.name) for v in _variants(w)}
     return bool(words & _QUANTITY_GROUP) and not column.money
+
+
+def _is_weight(column: ColumnProfile) -> bool:
+    """A column of weight or volume (``peso_liquido_kg``, ``litros``), not money."""
+    words = {v for w in name_words(column.name) for v in _variants(w)}
+    return bool(words & _WEIGHT_GROUP) and not column.money
+
+
+def _delivers(tokens: list[frozenset[str]]) -> bool:
+    """Whether the question has a verb of delivering or receiving goods."""
+    return any(w.startswith(_DELIVER_STEMS) for t in tokens for w in t)
 
 
 def _counts(tokens: list[frozenset[str]]) -> bool:
@@ -2520,5 +2554,5 @@ def _yes_no_named(column: ColumnProfile, tokens: list[frozenset[str]]) -> str | 
 
 _EXCEPT = frozenset(
     {"excluding", "exclude", "excluded", "except", "without", "not", "sem", "exceto",
-     "excluindo", "excluir", "tirando", "fora", "nao", "menos"}
+     "excluindo", "excluir", "tirando", "fora", "nao"}
 )  # fmt: skip

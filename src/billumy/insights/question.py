@@ -600,7 +600,9 @@ def _short_year(word: str, temporal: ColumnProfile) -> int | None:
     )
 
 
-def _segments(words: list[str], profile: Profile) -> dict[str, list[str]]:
+def _segments(
+    words: list[str], profile: Profile, capitalized: frozenset[str] = frozenset()
+) -> dict[str, list[str]]:
     """The values of categorical columns the question names, by column, in the order named."""
     found: dict[str, list[tuple[int, str]]] = {}
     vocabulary = column_vocabulary(profile)
@@ -635,6 +637,8 @@ def _segments(words: list[str], profile: Profile) -> dict[str, list[str]]:
                     at = _by_first_word(words, spellings[1], column, vocabulary, codes)
                 if at is None:
                     at = _by_near_spelling(words, spellings[1], column, vocabulary)
+                if at is None:
+                    at = _by_proper_name(words, spellings[1], column, vocabulary, capitalized)
                 if at is not None:
                     found.setdefault(column.name, []).append((at, value))
     return {name: [v for _, v in sorted(hits)] for name, hits in found.items()}
@@ -705,6 +709,26 @@ def _by_distinct_part(
     return None
 
 
+def _by_proper_name(
+    words: list[str],
+    value_words: list[str],
+    column: ColumnProfile,
+    vocabulary: frozenset[str],
+    capitalized: frozenset[str],
+) -> int | None:
+    """Where a value of several words is named by its first, written with a capital in the
+    question as a name is ("Denver's hot desks" for ``Denver LoDo``; "a clínica" stays the
+    business), when no other value starts with it and it names no column and no month."""
+    if len(value_words) < 2:
+        return None
+    first = value_words[0]
+    if len(first) < 4 or first not in capitalized or first in vocabulary or first in _MONTHS:
+        return None
+    if sum(1 for v, _ in column.top if name_words(v.lower())[:1] == [first]) != 1:
+        return None
+    return words.index(first) if first in words else None
+
+
 def _by_near_spelling(
     words: list[str], value_words: list[str], column: ColumnProfile, vocabulary: frozenset[str]
 ) -> int | None:
@@ -752,7 +776,7 @@ def parse(question: str, profile: Profile) -> Question:
     words = _fold(question)
     capitalized = frozenset(w.lower() for w in re.findall(r"(?<=[\w,;:] )[A-Z][a-z]+\b", question))
     windows = _windows(words, profile, capitalized, _inside_values(words, profile))
-    segments = _segments(words, profile)
+    segments = _segments(words, profile, capitalized)
     parts: list[Part] = []
 
     def add(kind: PartKind, found: str | None, **detail: Any) -> None:

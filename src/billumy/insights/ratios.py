@@ -183,7 +183,9 @@ def _additive(column: ColumnProfile | None) -> bool:
     )
 
 
-def _candidates(profile: Profile, plan: facts.Plan, question: str) -> list[tuple[str, str]]:
+def _candidates(
+    profile: Profile, plan: facts.Plan, question: str, table: Table | None = None
+) -> list[tuple[str, str]]:
     """(part, whole) pairs to try: the plan's summed measures, then the additive columns the
     question names some other way ("resolution rate" names ``tickets_resolved`` though
     ``avg_resolution_hours`` is the plan's measure)."""
@@ -207,7 +209,7 @@ def _candidates(profile: Profile, plan: facts.Plan, question: str) -> list[tuple
         pairs.sort(key=lambda pair: pair[0] not in first)
     if len(named) == 1:
         words = set(name_words(named[0])) - _GENERIC
-        pairs += [
+        shared = [
             (named[0], c.name)
             for c in profile.columns
             if not c.masked
@@ -215,7 +217,32 @@ def _candidates(profile: Profile, plan: facts.Plan, question: str) -> list[tuple
             and _additive(c)
             and words & set(name_words(c.name))
         ]
+        pairs += shared
+        if not shared and table is not None:
+            # "the no-show rate" beside ``bookings``: the whole is the column that holds the
+            # part on every row, the smallest such (bookings, not capacity hours).
+            pairs += [(named[0], whole) for whole in _dominating(table, profile, named[0])]
     return pairs
+
+
+def _dominating(table: Table, profile: Profile, part: str) -> list[str]:
+    """The additive columns at least as large as ``part`` on every row (and larger in sum),
+    smallest sum first: the wholes ``part`` may be a share of."""
+    p = quote_ident(part)
+    column = profile.column(part)
+    if column is None or column.dtype not in ("BIGINT", "INTEGER", "HUGEINT", "SMALLINT"):
+        return []  # a count of things is a part; an amount of money or hours is not
+    others = [c for c in profile.columns if not c.masked and c.name != part and _additive(c)]
+    if not others:
+        return []
+    checks = ", ".join(
+        f"bool_and({quote_ident(c.name)} >= {p}), sum({quote_ident(c.name)})" for c in others
+    )
+    row = table.query(f"SELECT {checks} FROM data WHERE {p} IS NOT NULL")[0]  # noqa: S608
+    found = [
+        (float(row[2 * i + 1] or 0), c.name) for i, c in enumerate(others) if row[2 * i] is True
+    ]
+    return [name for _, name in sorted(found)]
 
 
 def _rated_clause(question: str) -> str:
@@ -243,7 +270,7 @@ def ratio_fact(
     conditions, params = facts.filter_conditions(profile, plan.filters)
     where = " AND ".join(conditions) if conditions else "true"
     known = jargon(question, profile) if question else None
-    for part, whole in _candidates(profile, plan, question):
+    for part, whole in _candidates(profile, plan, question, table):
         p, w = quote_ident(part), quote_ident(whole)
         sql = (
             f"SELECT sum({p}) AS part_total, sum({w}) AS whole_total, "  # noqa: S608
