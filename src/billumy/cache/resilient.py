@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from billumy.cache.base import SharedState, StateUnavailableError
+from billumy.cache.gcra import Admission
 from billumy.cache.local import LocalState
 
 _T = TypeVar("_T")
@@ -111,6 +112,10 @@ class ResilientState:
     async def ttl(self, key: str) -> float | None:
         """Seconds until ``key`` expires; None if missing or without expiry."""
         return await self._call(lambda s: s.ttl(key))
+
+    async def throttle(self, key: str, rate: int, period_s: float, burst: int) -> Admission:
+        """Admit one request against a smooth rate; see the protocol."""
+        return await self._call(lambda s: s.throttle(key, rate, period_s, burst))
 
     async def acquire_slot(self, key: str, holder: str, limit: int, lease_s: float) -> bool:
         """Take one of ``limit`` slots for ``holder``; see the protocol."""
