@@ -6,10 +6,11 @@ call (``degraded`` is True, ``backend`` is ``"local"``): limits become per proce
 response cache stops being shared, but no request fails because Redis did. A background task
 pings Redis every ``retry_s`` seconds; when it answers, calls go back to Redis.
 
-What the local state learned during the outage is not copied to Redis (counters, windows and
-cached responses written while degraded are per-process and short-lived by design), and it is
-cleared on recovery so that a later outage does not start from stale data. A slot taken on
-Redis before the outage and released during it stays taken until its lease runs out.
+What the local state learned during the outage is not copied to Redis (counters, rate meters,
+windows and cached responses written while degraded are per-process and short-lived by
+design), and it is cleared on recovery so that a later outage does not start from stale data.
+A slot taken on Redis before the outage and released during it stays taken until its lease
+runs out.
 """
 
 from __future__ import annotations
