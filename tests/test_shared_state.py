@@ -328,6 +328,7 @@ def _calls(state: SharedState) -> list[Callable[[], Coroutine[Any, Any, object]]
         lambda: state.incr("rl:k", 1, 30),
         lambda: state.get_int("rl:k"),
         lambda: state.ttl("rl:k"),
+        lambda: state.throttle("rl:m", 5, 60, 2),
         lambda: state.acquire_slot("par:k", "req", 2, 30),
         lambda: state.release_slot("par:k", "req"),
         lambda: state.push_window("win:k", [b"m"], 5, 30),

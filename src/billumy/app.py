@@ -260,7 +260,9 @@ def create_app(settings: Settings, *, drain: Drain | None = None) -> FastAPI:
         await catalog.aload()
         state = shared_state(settings)
         cache = ResponseCache(state, ttl_s=settings.cache_ttl)
-        fair_use = FairUse(state, quota_on_outage=settings.quota_on_outage)
+        fair_use = FairUse(
+            state, quota_on_outage=settings.quota_on_outage, rate_burst=settings.rate_burst
+        )
         # llama.cpp runs in the engine process, never here: this worker's own supervised one,
         # or the one that ``serve --workers N`` started for all of its workers.
         supervisor: EngineSupervisor | None = None

@@ -6,9 +6,10 @@ key it answers, from the headers and this process's memory alone:
 
 * 401 when the request carries no ``Authorization`` header, or a key this process remembers as
   unknown (:meth:`billumy.auth.UnknownKeys.known_here`);
-* 429 when the key was verified within ``key_cache_ttl`` and this process already refused it
-  for its per-minute limit in the current window (:meth:`billumy.cache.limits.FairUse.over_rpm`):
-  a window's count only grows, so the answer is the one the full path would give;
+* 429 when the key was verified within ``key_cache_ttl`` and this process refused it for its
+  per-minute limit (unchanged since) less than the refusal's ``Retry-After`` ago
+  (:meth:`billumy.cache.limits.FairUse.over_rpm`): a refusal changes no meter and admissions
+  only fill it, so the answer is the one the full path would give;
 * 429 when such a key asks a generation route (``slotted``: the lean inference routes and a
   chat's messages) while this process alone holds all of its parallel slots
   (:meth:`~billumy.cache.limits.FairUse.parallel_full`; the shared count is at least that).
@@ -162,24 +163,9 @@ class Edge:
             await self.app(scope, receive, send)
             return
         limits = auth.limits_of(record)
-        rpm = limits.requests_per_minute
-        reset_s = fair_use.over_rpm(record.id, rpm)
-        if reset_s is not None:
-            reset = str(reset_s).encode()
-            await self._refuse(
-                scope,
-                receive,
-                send,
-                429,
-                f"rate limit exceeded: {rpm} requests per minute for this key",
-                request_id,
-                [
-                    (b"retry-after", reset),
-                    (b"x-ratelimit-limit", str(rpm).encode()),
-                    (b"x-ratelimit-remaining", b"0"),
-                    (b"x-ratelimit-reset", reset),
-                ],
-            )
+        refusal = fair_use.over_rpm(record.id, limits.requests_per_minute)
+        if refusal is not None:
+            await self._refuse_with(scope, receive, send, refusal, request_id)
             return
         if (
             scope["method"] == "POST"
@@ -195,10 +181,20 @@ class Edge:
                     refusal.headers.update(report.headers())
             except RateLimitedError as exc:
                 refusal = exc
-            headers = [(k.lower().encode(), v.encode()) for k, v in refusal.headers.items()]
-            await self._refuse(scope, receive, send, 429, refusal.message, request_id, headers)
+            await self._refuse_with(scope, receive, send, refusal, request_id)
             return
         await self.app(scope, receive, send)
+
+    async def _refuse_with(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        refusal: RateLimitedError,
+        request_id: bytes,
+    ) -> None:
+        headers = [(k.lower().encode(), v.encode()) for k, v in refusal.headers.items()]
+        await self._refuse(scope, receive, send, 429, refusal.message, request_id, headers)
 
     def _slotted(self, path: str) -> bool:
         known = self._slot_paths.get(path)

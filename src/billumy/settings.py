@@ -306,6 +306,14 @@ class Settings(BaseSettings):
     default_requests_per_minute: int = Field(
         default=600, ge=0, description="Requests per minute per key, unless the key says; 0: none."
     )
+    rate_burst: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Requests a key may send at once before its per-minute rate paces it (at most its "
+            "limit); 0: a tenth of its limit, at least 10."
+        ),
+    )
     default_tokens_per_day: int = Field(
         default=0, ge=0, description="Tokens per UTC day per key, unless the key says; 0: none."
     )

@@ -56,14 +56,6 @@ def generate(srv: Server, key: str, prompt: str, *, stream: bool = False) -> htt
     )
 
 
-def within_one_minute_window() -> None:
-    """Wait, if the per-minute window ends soon, for the next one: the requests that follow
-    (a few seconds' worth) must all count against the same window."""
-    left = 60 - time.time() % 60
-    if left < 20:
-        time.sleep(left + 0.2)
-
-
 @pytest.fixture
 def srv(make_server: type[Server], tmp_path: Path) -> Server:
     """A server with the default limits (600 requests per minute, 32 parallel, no quota),
@@ -74,7 +66,6 @@ def srv(make_server: type[Server], tmp_path: Path) -> Server:
 def test_requests_per_minute_per_key_and_changes_apply_at_once(srv: Server) -> None:
     assert srv.api_key is not None
     tight = create_key(srv, "tight", "--rpm", "2")
-    within_one_minute_window()
     first, second, third = (tags(srv, tight) for _ in range(3))
     assert (first.status_code, second.status_code, third.status_code) == (200, 200, 429)
     assert first.headers["x-ratelimit-limit"] == "2"
@@ -85,14 +76,15 @@ def test_requests_per_minute_per_key_and_changes_apply_at_once(srv: Server) -> N
         assert admin.status_code == 200
         assert admin.headers["x-ratelimit-limit"] == "600"
 
-    # Raised to 5 while the window still counts 3 requests: two more go through.
+    # Raised to 5: the two requests the key made (not the refused one) count against its new
+    # burst of 5, so three more go through at once.
     changed = keys(srv, "limits", "tight", "--rpm", "5")
     assert changed.returncode == 0, changed.stderr
     assert "requests/minute 5" in changed.stdout
     assert "tokens/day default (unlimited)" in changed.stdout
     assert "parallel default (32)" in changed.stdout
-    statuses = [tags(srv, tight) for _ in range(3)]
-    assert [r.status_code for r in statuses] == [200, 200, 429]
+    statuses = [tags(srv, tight) for _ in range(4)]
+    assert [r.status_code for r in statuses] == [200, 200, 200, 429]
     assert statuses[0].headers["x-ratelimit-limit"] == "5"
 
     # 0: unlimited for this key (no rate headers either); --reset: the default again.
@@ -108,6 +100,31 @@ def test_requests_per_minute_per_key_and_changes_apply_at_once(srv: Server) -> N
     listed = keys(srv, "list")
     assert listed.returncode == 0, listed.stderr
     assert "default" in listed.stdout
+
+
+def test_the_burst_then_one_request_every_60_over_n_seconds(
+    make_server: type[Server], tmp_path: Path
+) -> None:
+    srv = make_server(
+        data_dir=tmp_path / "pace",
+        env={"BILLUMY_RATE_BURST": "3", "BILLUMY_DEFAULT_REQUESTS_PER_MINUTE": "6"},
+    ).start()
+    assert srv.api_key is not None
+    key = srv.api_key
+    first = [tags(srv, key) for _ in range(3)]  # 6 a minute: one every 10 s, after 3 at once
+    assert [r.status_code for r in first] == [200, 200, 200]
+    assert [r.headers["x-ratelimit-remaining"] for r in first] == ["2", "1", "0"]
+    assert [r.headers["x-ratelimit-reset"] for r in first] == ["10", "20", "30"]
+    refused = tags(srv, key)
+    assert refused.status_code == 429
+    assert "6 requests per minute" in refused.json()["error"]
+    wait = int(refused.headers["retry-after"])
+    assert 1 <= wait <= 10
+    assert refused.headers["x-ratelimit-remaining"] == "0"
+    assert wait <= int(refused.headers["x-ratelimit-reset"]) <= 30
+    # Retry-After is when the next one passes, and it takes the one place that freed.
+    time.sleep(wait)
+    assert [r.status_code for r in (tags(srv, key), tags(srv, key))] == [200, 429]
 
 
 def test_tokens_per_day_per_key(srv: Server) -> None:

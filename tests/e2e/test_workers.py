@@ -90,13 +90,6 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def within_one_minute_window() -> None:
-    """Wait, if the per-minute window ends soon, for the next one."""
-    left = 60 - time.time() % 60
-    if left < 20:
-        time.sleep(left + 0.2)
-
-
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Two workers on a private Redis, with an upstream deployment that never answers (each
@@ -132,7 +125,6 @@ def test_both_workers_serve_and_a_key_limit_holds_across_them(two_workers: Serve
         timeout=60,
         check=True,
     ).stdout.strip()
-    within_one_minute_window()
     a, b = each_worker(srv, limited)
     answers = [call(srv, w.client, "/api/tags") for w in (a, b, a, b)]
     # Two requests in all use up the key's minute, whichever worker counts them: each worker

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from billumy.cache.gcra import Admission
+
 
 class StateUnavailableError(Exception):
     """The backend cannot be reached (Redis down); callers decide to fall back or fail."""
@@ -46,6 +48,11 @@ class SharedState(Protocol):
 
     async def ttl(self, key: str) -> float | None:
         """Seconds until ``key`` expires; None if missing or without expiry."""
+        ...
+
+    async def throttle(self, key: str, rate: int, period_s: float, burst: int) -> Admission:
+        """Admit one request against a smooth rate of ``rate`` per ``period_s`` seconds with
+        ``burst`` at once (GCRA, see :mod:`billumy.cache.gcra`); a refusal changes nothing."""
         ...
 
     async def acquire_slot(self, key: str, holder: str, limit: int, lease_s: float) -> bool:

@@ -1,9 +1,12 @@
 """Fair use per API key: requests per minute, tokens per day, parallel requests.
 
-Counters live in :class:`SharedState`, so processes sharing one Redis enforce one limit. While
-Redis is unreachable the resilient state counts per process (limits become local); a tokens
-per day quota cannot be checked honestly then, so by default it fails closed (503 for keys
-that have a quota) — ``quota_on_outage = "open"`` lets those keys through instead.
+Requests per minute are a smooth rate (GCRA, :mod:`billumy.cache.gcra`): a key with a limit of
+N may send its burst at once (:meth:`FairUse.burst_of`), then one request every 60/N seconds,
+with no window boundary to burst across. Meters and counters live in :class:`SharedState`, so
+processes sharing one Redis enforce one limit. While Redis is unreachable the resilient state
+meters and counts per process (limits become local); a tokens per day quota cannot be checked
+honestly then, so by default it fails closed (503 for keys that have a quota) —
+``quota_on_outage = "open"`` lets those keys through instead.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from billumy.errors import OverloadedError, RateLimitedError
 
 _DAY = 86_400
 _LEASE_S = 15 * 60.0  # a parallel slot held longer than this is from a dead process
+# The default burst is a tenth of a key's minute but at least this many (at most its limit):
+# a client's page or batch may fan out a few requests at once without meeting a 429.
+_BURST_FLOOR = 10
 
 
 @dataclass(frozen=True)
@@ -32,7 +38,9 @@ class Limits:
 
 @dataclass(frozen=True)
 class RateHeaders:
-    """What ``X-RateLimit-*`` headers report: the per-minute request window."""
+    """What ``X-RateLimit-*`` headers report of the per-minute rate: the limit (N per minute),
+    the requests admissible now back to back, and whole seconds until the key's whole burst is
+    available again (``Retry-After``, on a refusal, is the time until the next request)."""
 
     limit: int
     remaining: int
@@ -55,19 +63,33 @@ def parallel_refusal(parallel: int) -> RateLimitedError:
     )
 
 
+def _rpm_refusal(rpm: int, retry_after_s: float, report: RateHeaders) -> RateLimitedError:
+    return RateLimitedError(
+        f"rate limit exceeded: {rpm} requests per minute for this key",
+        retry_after=max(1, math.ceil(retry_after_s)),
+        headers=report.headers(),
+    )
+
+
 def _day_left() -> int:
     return _DAY - int(time.time()) % _DAY
 
 
 class FairUse:
-    def __init__(self, state: SharedState, *, quota_on_outage: str = "closed") -> None:
+    def __init__(
+        self, state: SharedState, *, quota_on_outage: str = "closed", rate_burst: int = 0
+    ) -> None:
         self.state = state
         self.quota_fails_closed = quota_on_outage != "open"
-        # key id -> (minute window, its count when this process last refused the key in it).
-        # A window's count only grows, so while the key's limit stays under that count every
-        # later request in the same window is refused too: the request edge answers those from
-        # here, without a round trip to the shared state (see ``over_rpm``).
-        self._spent: dict[str, tuple[int, int]] = {}
+        # 0: a tenth of the key's minute, at least _BURST_FLOOR; else that many (both at most
+        # the key's limit).
+        self.rate_burst = rate_burst
+        # key id -> (its per-minute limit, when its next request would be admitted, when its
+        # meter would be empty; monotonic) as this process last refused it. A refusal changes no
+        # meter and other processes' admissions only fill it, so until then every request of
+        # the key is refused: the request edge answers those from here, without a round trip
+        # to the shared state (see ``over_rpm``).
+        self._refused: dict[str, tuple[int, float, float]] = {}
         # Parallel slots held by this process, per key: a lower bound of the shared count, so
         # a key holding its whole limit here is refused without a round trip (``parallel_full``).
         self._held: dict[str, int] = {}
@@ -76,44 +98,48 @@ class FairUse:
     def degraded(self) -> bool:
         return bool(getattr(self.state, "degraded", False))
 
+    def burst_of(self, rpm: int) -> int:
+        """Requests a key with a limit of ``rpm`` per minute may send at once."""
+        if self.rate_burst > 0:
+            return min(rpm, self.rate_burst)
+        return min(rpm, max(_BURST_FLOOR, math.ceil(rpm / 10)))
+
     async def admit_request(self, key_id: str, limits: Limits) -> RateHeaders | None:
-        """Count one request against the per-minute window; 429 when over."""
+        """Meter one request against the key's per-minute rate; 429 when over."""
         rpm = limits.requests_per_minute
         if rpm is None:
             return None
-        now = time.time()
-        # Windows are whole clock minutes, so when this one ends needs no second round trip.
-        name = f"rl:rpm:{key_id}:{int(now // 60)}"
         try:
-            used = await self.state.incr(name, 1, 60.0)
+            seen = await self.state.throttle(f"rl:gcra:{key_id}", rpm, 60.0, self.burst_of(rpm))
         except StateUnavailableError:
             return None  # only a bare Redis state raises; the resilient one falls back
-        reset_s = max(1, math.ceil(60 - now % 60))
-        report = RateHeaders(limit=rpm, remaining=max(0, rpm - used), reset_s=reset_s)
-        if used > rpm:
-            if len(self._spent) >= 10_000:  # bounded: drop the lot rather than grow
-                self._spent.clear()
-            self._spent[key_id] = (int(now // 60), used)
-            raise RateLimitedError(
-                f"rate limit exceeded: {rpm} requests per minute for this key",
-                retry_after=reset_s,
-                headers=report.headers(),
-            )
+        report = RateHeaders(
+            limit=rpm, remaining=seen.remaining, reset_s=max(1, math.ceil(seen.reset_s))
+        )
+        if not seen.allowed:
+            if len(self._refused) >= 10_000:  # bounded: drop the lot rather than grow
+                self._refused.clear()
+            now = time.monotonic()
+            self._refused[key_id] = (rpm, now + seen.retry_after_s, now + seen.reset_s)
+            raise _rpm_refusal(rpm, seen.retry_after_s, report)
+        self._refused.pop(key_id, None)
         return report
 
-    def over_rpm(self, key_id: str, rpm: int | None) -> int | None:
-        """Seconds until the window ends when this process already knows the key is over its
-        per-minute limit ``rpm`` in the current window (no round trip); else None."""
+    def over_rpm(self, key_id: str, rpm: int | None) -> RateLimitedError | None:
+        """The 429 the full path would give, when this process refused the key for its
+        per-minute limit ``rpm`` (unchanged since) and the request it would admit next is
+        still ahead (no round trip); else None."""
         if rpm is None:
             return None
-        spent = self._spent.get(key_id)
-        if spent is None:
+        refused = self._refused.get(key_id)
+        if refused is None:
             return None
-        now = time.time()
-        window, used = spent
-        if window != int(now // 60) or used <= rpm:
+        limit, admit_at, empty_at = refused
+        now = time.monotonic()
+        if limit != rpm or now >= admit_at:
             return None
-        return max(1, math.ceil(60 - now % 60))
+        report = RateHeaders(limit=rpm, remaining=0, reset_s=max(1, math.ceil(empty_at - now)))
+        return _rpm_refusal(rpm, admit_at - now, report)
 
     async def check_quota(self, key_id: str, limits: Limits) -> None:
         """429 when today's tokens are used up (UTC days)."""

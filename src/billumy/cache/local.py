@@ -9,15 +9,27 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-_V = TypeVar("_V", bytes, int, deque[bytes], dict[str, float])
+from billumy.cache.gcra import Admission, check_meter, meter
+
+
+@dataclass(slots=True)
+class _Meter:
+    """A GCRA meter's level (requests) as of ``at`` (the state's clock)."""
+
+    level: float
+    at: float
+
+
+_V = TypeVar("_V", bytes, int, deque[bytes], dict[str, float], _Meter)
 
 
 @dataclass(slots=True)
 class _Entry:
-    value: bytes | int | deque[bytes] | dict[str, float]
+    value: bytes | int | deque[bytes] | dict[str, float] | _Meter
     expires_at: float | None
 
 
@@ -32,12 +44,18 @@ class LocalState:
     Expired keys are dropped when touched. When a new key would exceed ``max_keys``, expired
     keys at the cold end are dropped first, then the least recently used key; a long-running
     process therefore never holds more than ``max_keys`` keys, whatever callers do.
+
+    ``clock`` (seconds, monotonic) times the rate meters of :meth:`throttle`; tests pass their
+    own. Expiry always runs on :func:`time.monotonic`.
     """
 
-    def __init__(self, *, max_keys: int = 100_000) -> None:
+    def __init__(
+        self, *, max_keys: int = 100_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         if max_keys < 1:
             raise ValueError("max_keys must be >= 1")
         self._max_keys = max_keys
+        self._clock = clock
         # Least recently used first: makes eviction popitem(last=False), O(1).
         self._data: OrderedDict[str, _Entry] = OrderedDict()
 
@@ -145,6 +163,23 @@ class LocalState:
         if entry is None or entry.expires_at is None:
             return None
         return max(0.0, entry.expires_at - time.monotonic())
+
+    async def throttle(self, key: str, rate: int, period_s: float, burst: int) -> Admission:
+        """Admit one request against a smooth rate; see the protocol."""
+        check_meter(rate, period_s, burst)
+        now = self._clock()
+        state = self._typed(key, _Meter)
+        level, admission = meter(
+            0.0 if state is None else state.level,
+            0.0 if state is None else now - state.at,
+            rate=rate,
+            period_s=period_s,
+            burst=burst,
+        )
+        if admission.allowed:
+            # Empty again after reset_s: the key may go then, reading as level 0.
+            self._store(key, _Entry(_Meter(level, now), time.monotonic() + admission.reset_s))
+        return admission
 
     async def acquire_slot(self, key: str, holder: str, limit: int, lease_s: float) -> bool:
         """Take one of ``limit`` slots for ``holder``; see the protocol."""

@@ -7,7 +7,7 @@ so that :class:`~billumy.cache.resilient.ResilientState` can fall back quickly.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,6 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
 from billumy.cache.base import StateUnavailableError
+from billumy.cache.gcra import THROTTLE_LUA, Admission, check_meter
 
 _TIMEOUT_S = 0.5
 _POOL_SIZE = 64
@@ -75,9 +76,15 @@ def _unavailable() -> Iterator[None]:
 
 
 class RedisState:
-    """:class:`~billumy.cache.base.SharedState` on Redis; every key gets ``prefix``."""
+    """:class:`~billumy.cache.base.SharedState` on Redis; every key gets ``prefix``.
 
-    def __init__(self, url: str, *, prefix: str = "billumy:") -> None:
+    The rate meters of :meth:`throttle` run on the Redis server's clock, one for every host;
+    tests may pass ``clock`` (seconds) to run them on theirs instead.
+    """
+
+    def __init__(
+        self, url: str, *, prefix: str = "billumy:", clock: Callable[[], float] | None = None
+    ) -> None:
         try:
             pool = BlockingConnectionPool.from_url(
                 url,
@@ -94,6 +101,8 @@ class RedisState:
         self._client: Redis = Redis.from_pool(pool)
         self._prefix = prefix
         self._acquire = self._client.register_script(_ACQUIRE_LUA)
+        self._throttle = self._client.register_script(THROTTLE_LUA)
+        self._clock = clock
 
     @property
     def backend(self) -> str:
@@ -147,6 +156,18 @@ class RedisState:
         with _unavailable():
             left_ms = int(await self._client.pttl(self._key(key)))
         return None if left_ms < 0 else left_ms / 1000  # -2 missing, -1 no expiry
+
+    async def throttle(self, key: str, rate: int, period_s: float, burst: int) -> Admission:
+        """Admit one request against a smooth rate; see the protocol. One script (EVALSHA),
+        so concurrent callers on any host are metered one after the other."""
+        check_meter(rate, period_s, burst)
+        args: list[int | float] = [rate, period_s * 1e6, burst]
+        if self._clock is not None:
+            args.append(round(self._clock() * 1e6))
+        with _unavailable():
+            reply: list[Any] = await self._throttle(keys=[self._key(key)], args=args)
+        allowed, remaining, retry_us, reset_us = (int(v) for v in reply)
+        return Admission(allowed == 1, remaining, retry_us / 1e6, reset_us / 1e6)
 
     async def acquire_slot(self, key: str, holder: str, limit: int, lease_s: float) -> bool:
         """Take one of ``limit`` slots for ``holder``; see the protocol."""

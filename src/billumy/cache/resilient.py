@@ -6,10 +6,11 @@ call (``degraded`` is True, ``backend`` is ``"local"``): limits become per proce
 response cache stops being shared, but no request fails because Redis did. A background task
 pings Redis every ``retry_s`` seconds; when it answers, calls go back to Redis.
 
-What the local state learned during the outage is not copied to Redis (counters, windows and
-cached responses written while degraded are per-process and short-lived by design), and it is
-cleared on recovery so that a later outage does not start from stale data. A slot taken on
-Redis before the outage and released during it stays taken until its lease runs out.
+What the local state learned during the outage is not copied to Redis (counters, rate meters,
+windows and cached responses written while degraded are per-process and short-lived by
+design), and it is cleared on recovery so that a later outage does not start from stale data.
+A slot taken on Redis before the outage and released during it stays taken until its lease
+runs out.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from billumy.cache.base import SharedState, StateUnavailableError
+from billumy.cache.gcra import Admission
 from billumy.cache.local import LocalState
 
 _T = TypeVar("_T")
@@ -111,6 +113,10 @@ class ResilientState:
     async def ttl(self, key: str) -> float | None:
         """Seconds until ``key`` expires; None if missing or without expiry."""
         return await self._call(lambda s: s.ttl(key))
+
+    async def throttle(self, key: str, rate: int, period_s: float, burst: int) -> Admission:
+        """Admit one request against a smooth rate; see the protocol."""
+        return await self._call(lambda s: s.throttle(key, rate, period_s, burst))
 
     async def acquire_slot(self, key: str, holder: str, limit: int, lease_s: float) -> bool:
         """Take one of ``limit`` slots for ``holder``; see the protocol."""
