@@ -5,7 +5,7 @@ vendas"). References are computed here in Python, not by Billumy."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from billumy.insights import data, facts
@@ -488,3 +488,23 @@ def test_a_place_named_by_its_first_word_as_a_name_and_a_rate_over_its_dominatin
     assert ratio.values["ratio_pct"] == 100 * sum(r["no_shows"] for r in seattle) / sum(
         r["bookings"] for r in seattle
     )
+
+
+def test_an_anomaly_check_keeps_the_rows_of_a_segment_named_on_another_column() -> None:
+    rows = []
+    for d in range(1, 57):
+        day = date(2024, 1, 1) + timedelta(days=d)
+        for location in ("Austin", "Denver"):
+            for space, base in (("Hot Desk", 40), ("Meeting Room", 15)):
+                spike = 3 if (location, space, d) == ("Austin", "Meeting Room", 40) else 1
+                rows.append(
+                    {"date": day.isoformat(), "location": location, "space_type": space,
+                     "bookings": base * spike + d % 3}
+                )  # fmt: skip
+    # The meeting rooms spiked; the hot desks did not: asked about hot desks, the answer is no.
+    found, _ = _facts(rows, "Did hot desk bookings spike anywhere on any day?", "en")
+    anomaly = next(f for f in found if f.kind == "anomaly")
+    assert anomaly.values["count"] == 0
+    found, _ = _facts(rows, "Did meeting room bookings spike anywhere on any day?", "en")
+    anomaly = next(f for f in found if f.kind == "anomaly")
+    assert anomaly.values["count"] == 1 and anomaly.rows[0]["segment"] == "Austin"

@@ -156,6 +156,16 @@ class Scope:
     start: str | None = None
     end: str | None = None
     only: tuple[str, ...] = ()
+    # Segments of other columns the question keeps ("did hot desk bookings spike anywhere?":
+    # space_type Hot Desk, judged per location): the series are made of those rows only.
+    kept: tuple[tuple[str, str], ...] = ()
+
+    def kept_sql(self) -> str:
+        """SQL conditions (each starting with AND) for :attr:`kept`."""
+        return "".join(
+            f" AND CAST({quote_ident(column)} AS VARCHAR) = '{value.replace(chr(39), chr(39) * 2)}'"
+            for column, value in self.kept
+        )
 
     def narrowed(self) -> str:
         """SQL conditions on ``p`` and ``segment`` for the narrowing (or "")."""
@@ -217,8 +227,10 @@ def _series_ctes(scope: Scope) -> str:
         segment = d
         keep = (
             f" AND {d} IS NOT NULL AND {d} IN (SELECT {d} FROM data WHERE {d} IS NOT NULL "  # noqa: S608
+            f"{scope.kept_sql()} "
             f"GROUP BY {d} ORDER BY {value} DESC NULLS LAST, {d} LIMIT {MAX_SEGMENTS})"
         )
+    keep += scope.kept_sql()
     # A period the data covers on far fewer days than usual (the week the data ends in on a
     # Tuesday) would look like a drop: such periods are left out.
     cover = (

@@ -134,6 +134,7 @@ _TABLE = (
     ("manutencao manutencoes maintenance repair repairs reparo reparos conserto consertos",
      "manutencao manutencoes maintenance repair repairs reparo reparos conserto oficina",
      "manutenção", "maintenance"),
+    ("frete fretes freight shipping", "frete fretes freight shipping", "frete", "freight"),
     ("aluguel alugueis rent rents lease leases arrendamento", "aluguel alugueis rent lease "
      "arrendamento", "aluguel", "rent"),
     ("energia energy geracao generation generate generated gerou gerada gerado gerar kwh mwh",
@@ -153,6 +154,7 @@ _MEASURE_CONCEPTS = frozenset(
         "maintenance",
         "energy generation",
         "rent",
+        "freight",
     }
 )
 _PERIOD_ASKS = (

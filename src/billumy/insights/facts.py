@@ -2374,7 +2374,7 @@ _WEIGHT_GROUP = frozenset(
      "litres", "m3", "volume"}
 )  # fmt: skip
 # "Qual município entregou menos soja?", "how much corn did we receive?": the goods' quantity.
-_DELIVER_STEMS = ("entreg", "receb", "deliver", "receiv", "colh", "harvest", "produz", "produc")
+_DELIVER_STEMS = ("entreg", "receb", "deliver", "receiv", "colh", "harvest")
 
 
 def _sell_position(tokens: list[frozenset[str]]) -> int:

@@ -898,11 +898,17 @@ def _narrowed(scope: anomalies.Scope, asked: questions.Question) -> anomalies.Sc
     start = min(w.start for w in windows if w.start) if windows else None
     end = max(w.end for w in windows if w.end) if windows else None
     only = tuple(asked.segments.get(scope.dimension, [])) if scope.dimension else ()
+    kept = tuple(
+        (column, values[0])
+        for column, values in asked.segments.items()
+        if column != scope.dimension and len(values) == 1
+    )
     return dataclasses.replace(
         scope,
         start=start.isoformat() if start else None,
         end=end.isoformat() if end else None,
         only=only,
+        kept=kept,
     )
 
 
