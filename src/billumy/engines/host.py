@@ -174,7 +174,7 @@ async def serve(sock: socket.socket, engine: LlamaCppEngine) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
     server = await asyncio.start_unix_server(accept, sock=sock)
-    log.info("engine process ready", extra={"version": __version__})
+    log.info("engine process ready", extra={"version": __version__, "batching": engine.batching})
     try:
         while not stopping.is_set():
             # Status changes that no request reports (a model unloaded after keep_alive).
