@@ -206,3 +206,33 @@ async def _test_a_json_schema_request_batched_with_free_text_gives_valid_json(
     assert set(value) == {"city", "capital"}
     assert isinstance(value["capital"], bool)
     assert all(not t.lstrip().startswith("{") for t, _ in others)
+
+
+def test_a_second_chat_turn_evaluates_only_its_new_tokens() -> None:
+    on_batched(_test_a_second_chat_turn_evaluates_only_its_new_tokens)
+
+
+async def _test_a_second_chat_turn_evaluates_only_its_new_tokens(
+    batched: LlamaCppEngine,
+) -> None:
+    first = request(QUESTIONS[0], num_predict=12)
+    assert first.messages is not None
+    reply, _ = await run(batched, first)
+    # Another conversation in between takes another slot, not the first one's.
+    await run(batched, request(QUESTIONS[1], num_predict=4))
+    second = request("And of Italy?", num_predict=12)
+    second.messages = [*first.messages, {"role": "assistant", "content": reply}, *second.messages]
+    before = batched.batch_stats(MODEL)["tokens"]
+    _, last = await run(batched, second)
+    decoded = batched.batch_stats(MODEL)["tokens"] - before
+    # Its whole prompt is counted (usage), but only the new turn was decoded, with its reply.
+    assert last.prompt_eval_count > 30
+    assert decoded <= last.prompt_eval_count - 25 + last.eval_count
+    # The same turn on a fresh context decodes the whole prompt, and answers the same.
+    fresh = LlamaCppEngine(threads=2, num_parallel=4, batching=True)
+    try:
+        _, last_fresh = await run(fresh, second)
+        assert fresh.batch_stats(MODEL)["tokens"] >= last_fresh.prompt_eval_count
+    finally:
+        await fresh.aclose()
+    assert last_fresh.prompt_eval_count == last.prompt_eval_count

@@ -5,7 +5,10 @@ each (Ollama's sizing: the context is ``n_ctx * num_parallel``). Its scheduler t
 each step decodes one token for every sequence that is generating, plus at most
 ``prefill_chunk`` tokens of the prompts of sequences still being read (chunked prefill, so a
 long prompt does not stall the streams already running). Requests join between steps; finished
-and cancelled ones leave at once and their KV is cleared.
+and cancelled ones leave at once. A finished sequence's KV stays in its slot: a new prompt goes
+to the free slot holding its longest prefix (a chat's next turn) and evaluates only the rest,
+as llama-server's ``cache_prompt`` does. ``prompt_eval_count`` still counts the whole prompt, as
+the engine without batching (which reuses a prefix too) does: usage and quotas count it.
 
 Each sequence has its own sampler chain (penalties, grammar, then greedy, mirostat or
 top-k/typical/top-p/min-p/temperature with its own seed), built in the order llama-cpp-python's
@@ -91,7 +94,10 @@ class Sequence:
     on_exit: Callable[[], None]  # called once from the scheduler thread when it has left
     seq_id: int = -1
     chain: Any = None
-    fed: int = 0  # prompt tokens decoded so far
+    fed: int = 0  # prompt tokens in the KV so far (reused or decoded)
+    past: int = 0  # positions in the KV: what a slot keeps once the sequence is done
+    reused: int = 0  # prompt tokens whose KV was already in the slot
+    finished: bool = False  # ended normally (its KV may serve a later prompt)
     generated: list[int] = field(default_factory=list)
     last: int = -1  # the token sampled last, decoded in the next step
     assembler: TextAssembler | None = None
@@ -148,6 +154,8 @@ class BatchedModel:
         self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
         self._vocab = llm._model.vocab
         self._free_ids = list(range(num_parallel))
+        self._kept: dict[int, list[int]] = {}  # slot -> the tokens its KV holds
+        self._kept_at: dict[int, int] = {}  # slot -> the step its tokens were kept at
         self._pending: list[Sequence] = []
         self._running: list[Sequence] = []
         self._wake = threading.Condition()
@@ -221,16 +229,39 @@ class BatchedModel:
             if sequence.cancelled:
                 sequence.on_exit()
                 continue
-            sequence.seq_id = self._free_ids.pop(0)
+            sequence.seq_id = self._pick_slot_locked(sequence)
             self._running.append(sequence)
             admitted.append(sequence)
         return admitted
+
+    def _pick_slot_locked(self, sequence: Sequence) -> int:
+        """A free slot: the one whose kept KV is mostly (3/4) a prefix of this prompt (a chat's
+        next turn), else an empty one, else the one kept longest ago. A prompt that merely
+        shares a system prompt does not take the slot of a conversation that may go on."""
+
+        def similarity(slot: int) -> float:
+            kept = self._kept.get(slot)
+            return common_prefix(kept, sequence.tokens) / len(kept) if kept else 0.0
+
+        best = max(self._free_ids, key=similarity)
+        if similarity(best) < 0.75:
+            empty = [slot for slot in self._free_ids if slot not in self._kept]
+            best = empty[0] if empty else min(self._free_ids, key=lambda s: self._kept_at[s])
+        self._free_ids.remove(best)
+        return best
 
     def _start(self, sequence: Sequence) -> None:
         s = sequence.sampling
         sequence.started_ns = time.perf_counter_ns()
         sequence.assembler = TextAssembler(list(s.stop) + sequence.stops)
-        llama_cpp.llama_memory_seq_rm(self._memory, sequence.seq_id, -1, -1)
+        kept = self._kept.pop(sequence.seq_id, [])
+        # A seeded request that samples evaluates its whole prompt: a reused prefix changes the
+        # logits in the last bits, and the same seed would not give the same text. At least
+        # the last prompt token is decoded, for its logits.
+        seeded = s.seed is not None and s.seed >= 0 and s.temperature > 0
+        reuse = 0 if seeded else min(common_prefix(kept, sequence.tokens), len(sequence.tokens) - 1)
+        llama_cpp.llama_memory_seq_rm(self._memory, sequence.seq_id, reuse, -1)
+        sequence.fed = sequence.past = sequence.reused = reuse
         try:
             sequence.chain = sampler_chain(self.llm, s, sequence.grammar)
         except BadRequestError as exc:
@@ -241,7 +272,12 @@ class BatchedModel:
         if sequence in self._running:
             self._running.remove(sequence)
         if sequence.seq_id >= 0:
-            llama_cpp.llama_memory_seq_rm(self._memory, sequence.seq_id, -1, -1)
+            if sequence.finished:
+                kept = (sequence.tokens + sequence.generated)[: sequence.past]
+                self._kept[sequence.seq_id] = kept
+                self._kept_at[sequence.seq_id] = self.steps
+            else:
+                llama_cpp.llama_memory_seq_rm(self._memory, sequence.seq_id, -1, -1)
             with self._wake:
                 self._free_ids.append(sequence.seq_id)
             sequence.seq_id = -1
@@ -268,6 +304,7 @@ class BatchedModel:
             batch.n_seq_id[n] = 1
             batch.seq_id[n][0] = sequence.seq_id
             batch.logits[n] = logits
+            sequence.past += 1
             if logits:
                 outputs.append((sequence, n))
             n += 1
@@ -333,4 +370,15 @@ class BatchedModel:
                 eval_duration=now - sequence.first_ns,
             )
         )
+        sequence.finished = True
         self._leave(sequence)
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """How many leading tokens ``a`` and ``b`` share."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n

@@ -288,6 +288,15 @@ class LlamaCppEngine:
             for r in pool
         ]
 
+    def batch_stats(self, model_path: Path) -> dict[str, int]:
+        """With batching, the model's scheduler counters: decode steps, tokens they decoded,
+        sequences admitted or waiting (zeros when it is not loaded)."""
+        for runner in self._runners.get(model_path, []):
+            if runner.batch is not None:
+                batch = runner.batch
+                return {"steps": batch.steps, "tokens": batch.batch_tokens, "active": batch.active}
+        return {"steps": 0, "tokens": 0, "active": 0}
+
     def generate(self, request: Generation) -> AsyncIterator[Chunk]:
         """Stream a generation. Closing the iterator stops llama.cpp within a token."""
         if self.batching:
