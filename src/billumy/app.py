@@ -239,6 +239,7 @@ def engine_options(settings: Settings) -> EngineOptions:
     return EngineOptions(
         threads=settings.threads,
         num_parallel=settings.num_parallel,
+        batching=settings.engine_batching,
         max_queue=settings.max_queue,
         keep_alive_s=300.0 if keep_alive is None else keep_alive,
         log_level=settings.log_level,

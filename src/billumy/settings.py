@@ -206,6 +206,14 @@ class Settings(BaseSettings):
     num_parallel: int = Field(
         default=1, ge=1, le=64, description="Generations run at once per model (one context each)."
     )
+    engine_batching: bool = Field(
+        default=False,
+        description=(
+            "Continuous batching: the engine runs a model's num_parallel generations as "
+            "sequences of one llama.cpp context (one copy of the KV memory, one scheduler "
+            "thread) rather than one context each."
+        ),
+    )
     max_queue: int = Field(
         default=512, ge=0, description="Requests that may wait for the engine before 503."
     )

@@ -174,7 +174,7 @@ async def serve(sock: socket.socket, engine: LlamaCppEngine) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
     server = await asyncio.start_unix_server(accept, sock=sock)
-    log.info("engine process ready", extra={"version": __version__})
+    log.info("engine process ready", extra={"version": __version__, "batching": engine.batching})
     try:
         while not stopping.is_set():
             # Status changes that no request reports (a model unloaded after keep_alive).
@@ -195,6 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fd", type=int, required=True, help="inherited listening socket")
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--num-parallel", type=int, default=1)
+    parser.add_argument("--batching", action="store_true", help="one context, many sequences")
     parser.add_argument("--max-queue", type=int, default=512)
     parser.add_argument("--keep-alive", type=float, default=300.0)
     parser.add_argument("--log-level", default="info")
@@ -207,6 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     engine = LlamaCppEngine(
         threads=args.threads,
         num_parallel=args.num_parallel,
+        batching=args.batching,
         max_queue=args.max_queue,
         keep_alive_s=args.keep_alive,
     )

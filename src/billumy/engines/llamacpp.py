@@ -1,13 +1,15 @@
 """The embedded engine: llama.cpp in this process, through llama-cpp-python.
 
 llama.cpp calls block, so each generation runs in a worker thread and hands tokens to the event
-loop as they come. A model has ``num_parallel`` slots (one llama.cpp context each); requests
-beyond them wait in one bounded queue shared by all models, and a full queue answers 503.
+loop as they come. A model has ``num_parallel`` slots: one llama.cpp context each, or with
+``batching`` one context of ``num_parallel`` sequences (:mod:`billumy.engines.batched`).
+Requests beyond them wait in one bounded queue shared by all models; a full one answers 503.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -20,6 +22,7 @@ from typing import Any
 from llama_cpp import Llama
 
 from billumy.engines.base import Chunk, Embeddings, Generation, LoadedModel
+from billumy.engines.batched import BatchedModel, Sequence
 from billumy.engines.grammar import GrammarLimits, format_grammar
 from billumy.engines.llamacpp_runner import (
     Runner,
@@ -27,6 +30,7 @@ from billumy.engines.llamacpp_runner import (
     generate_in_thread,
     open_model,
     prompt_builder,
+    prompt_tokens,
 )
 from billumy.errors import BillumyError, EngineError, OverloadedError
 
@@ -43,11 +47,13 @@ class LlamaCppEngine:
         *,
         threads: int,
         num_parallel: int = 1,
+        batching: bool = False,
         max_queue: int = 512,
         keep_alive_s: float = 300.0,
     ) -> None:
         self.threads = threads
         self.num_parallel = num_parallel
+        self.batching = batching
         self.max_queue = max_queue
         self.keep_alive_s = keep_alive_s
         self._executor = ThreadPoolExecutor(
@@ -63,6 +69,8 @@ class LlamaCppEngine:
         # llama.cpp loads and frees models one at a time, whichever thread asks.
         self._native = threading.Lock()
         self._waiting = 0
+        self._loading: dict[Path, asyncio.Lock] = {}  # with batching: one load per model
+        self._idle: dict[Path, asyncio.Event] = {}  # with batching: its last user has left
         self._reaper: asyncio.Task[None] | None = None
 
     # --- scheduling -------------------------------------------------------------------------
@@ -92,13 +100,18 @@ class LlamaCppEngine:
         with self._native:
             return open_model(path, n_ctx, self.threads, embedding=embedding)
 
-    def _close(self, llm: Llama) -> None:
+    def _close(self, llm: Llama, batch: BatchedModel | None = None) -> None:
         """Free a model nobody uses any more (blocking; call it off the event loop)."""
         with self._native:
+            if batch is not None:
+                batch.close()
             llm.close()
 
     async def _checkout(self, path: Path, name: str, n_ctx: int) -> tuple[Runner, int]:
-        """An idle runner for ``path`` with context ``n_ctx``; loads one if needed. Slot held."""
+        """An idle runner for ``path`` with context ``n_ctx``; loads one if needed. Slot held.
+        With batching, the model's one shared runner."""
+        if self.batching:
+            return await self._checkout_shared(path, name, n_ctx)
         pool = self._runners.setdefault(path, [])
         idle = [r for r in pool if not r.busy]
         runner = next((r for r in idle if r.n_ctx == n_ctx), None)
@@ -133,12 +146,68 @@ class LlamaCppEngine:
         runner.name = name
         return runner, load_ns
 
+    async def _checkout_shared(self, path: Path, name: str, n_ctx: int) -> tuple[Runner, int]:
+        pool = self._runners.setdefault(path, [])
+        async with self._loading.setdefault(path, asyncio.Lock()):
+            # Another context size: reload once its generations are done, as Ollama does.
+            while pool and pool[0].n_ctx != n_ctx and pool[0].users:
+                idle = self._idle.setdefault(path, asyncio.Event())
+                idle.clear()
+                await idle.wait()
+            if pool and pool[0].n_ctx != n_ctx:
+                stale = pool.pop()
+                await self._run(lambda: self._close(stale.llm, stale.batch))
+            load_ns = 0
+            if not pool:
+                start = time.perf_counter_ns()
+                try:
+                    runner = await self._run(lambda: self._open_shared(path, n_ctx))
+                except BillumyError:
+                    raise
+                except Exception as exc:
+                    raise EngineError(f"could not load model {name!r}: {exc}") from exc
+                load_ns = time.perf_counter_ns() - start
+                pool.append(runner)
+                log.info(
+                    "model loaded",
+                    extra={"model": name, "num_ctx": n_ctx, "load_ms": load_ns // 1_000_000},
+                )
+            runner = pool[0]
+        runner.users += 1
+        runner.busy = True
+        runner.name = name
+        return runner, load_ns
+
+    def _open_shared(self, path: Path, n_ctx: int) -> Runner:
+        """The weights, with a small context of their own (tokenizing only), and the batched
+        context of ``num_parallel`` sequences of ``n_ctx`` tokens."""
+        with self._native:
+            llm = open_model(path, 64, self.threads)
+            try:
+                batch = BatchedModel(
+                    llm, n_ctx=n_ctx, num_parallel=self.num_parallel, threads=self.threads
+                )
+            except BaseException:
+                llm.close()
+                raise
+        return Runner(
+            llm=llm,
+            path=path,
+            n_ctx=n_ctx,
+            size=int(llm._model.size()),
+            prompts=prompt_builder(llm),
+            batch=batch,
+        )
+
     def _checkin(
         self, runner: Runner, keep_alive_s: float | None, *, extend_only: bool = False
     ) -> None:
         """Let go of ``runner``, loaded for ``keep_alive_s`` from now; with ``extend_only``
         (a caller that is not an admin) a later expiry it already had stays."""
-        runner.busy = False
+        runner.users = max(0, runner.users - 1)
+        runner.busy = runner.users > 0
+        if not runner.busy and runner.path in self._idle:
+            self._idle[runner.path].set()
         seconds = self.keep_alive_s if keep_alive_s is None else keep_alive_s
         if seconds < 0 or seconds >= FOREVER.total_seconds():
             expires_at = datetime.now(UTC) + FOREVER
@@ -146,7 +215,9 @@ class LlamaCppEngine:
             expires_at = datetime.now(UTC) + timedelta(seconds=seconds)
         if not extend_only or expires_at > runner.expires_at:
             runner.expires_at = expires_at
-        if seconds == 0 or runner.unloading:
+        if seconds == 0 and runner.busy:
+            runner.unloading = True  # the shared context goes once its last generation ends
+        if (seconds == 0 or runner.unloading) and not runner.busy:
             self._drop(runner)
         self._ensure_reaper()
 
@@ -154,7 +225,7 @@ class LlamaCppEngine:
         pool = self._runners.get(runner.path, [])
         if runner in pool:
             pool.remove(runner)
-            self._executor.submit(self._close, runner.llm)
+            self._executor.submit(self._close, runner.llm, runner.batch)
             log.info("model unloaded", extra={"model": runner.name})
 
     def _ensure_reaper(self) -> None:
@@ -217,8 +288,22 @@ class LlamaCppEngine:
             for r in pool
         ]
 
-    async def generate(self, request: Generation) -> AsyncIterator[Chunk]:
+    def batch_stats(self, model_path: Path) -> dict[str, int]:
+        """With batching, the model's scheduler counters: decode steps, tokens they decoded,
+        sequences admitted or waiting (zeros when it is not loaded)."""
+        for runner in self._runners.get(model_path, []):
+            if runner.batch is not None:
+                batch = runner.batch
+                return {"steps": batch.steps, "tokens": batch.batch_tokens, "active": batch.active}
+        return {"steps": 0, "tokens": 0, "active": 0}
+
+    def generate(self, request: Generation) -> AsyncIterator[Chunk]:
         """Stream a generation. Closing the iterator stops llama.cpp within a token."""
+        if self.batching:
+            return self._generate_batched(request)
+        return self._generate_alone(request)
+
+    async def _generate_alone(self, request: Generation) -> AsyncIterator[Chunk]:
         started = time.perf_counter_ns()
         # The API process made the grammar within its limits; requests made here (the maestro
         # classifier) get one within the defaults. llama.cpp checks it in the worker thread.
@@ -257,6 +342,65 @@ class LlamaCppEngine:
             stop.set()
             self._release_after(
                 future, runner, slots, request.keep_alive_s, request.keep_alive_extends
+            )
+
+    async def _generate_batched(self, request: Generation) -> AsyncIterator[Chunk]:
+        started = time.perf_counter_ns()
+        grammar = request.grammar or format_grammar(request.format, GrammarLimits())
+        slots = await self._acquire(request.model_path)
+        loop = asyncio.get_running_loop()
+        runner: Runner | None = None
+        sequence: Sequence | None = None
+        left: asyncio.Future[None] = loop.create_future()  # the sequence has left the batch
+        try:
+            runner, load_ns = await self._checkout(
+                request.model_path, request.model_name, request.num_ctx
+            )
+            shared = runner
+            tokens, stops = await self._run(lambda: prompt_tokens(shared, request))
+            queue: asyncio.Queue[Chunk | BaseException] = asyncio.Queue()
+
+            def emit(item: Chunk | BaseException) -> None:
+                _post(loop, lambda: queue.put_nowait(item))
+
+            def settle() -> None:
+                if not left.done():
+                    left.set_result(None)
+
+            def on_exit() -> None:
+                _post(loop, settle)
+
+            sequence = Sequence(
+                tokens=tokens,
+                budget=min(request.num_predict, runner.n_ctx - len(tokens)),
+                stops=stops,
+                sampling=request.sampling,
+                grammar=grammar,
+                emit=emit,
+                on_exit=on_exit,
+            )
+            assert runner.batch is not None
+            runner.batch.submit(sequence)
+            while True:
+                item = await queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if item.done:
+                    item.load_duration = load_ns
+                    item.total_duration = time.perf_counter_ns() - started
+                    yield item
+                    break
+                yield item
+        finally:
+            # No awaits (see _generate_alone): the scheduler drops a cancelled sequence at its
+            # next step, and the slot is given back once it has.
+            if sequence is not None and runner is not None and runner.batch is not None:
+                sequence.cancel()
+                runner.batch.wake()
+            else:
+                left.set_result(None)
+            self._release_after(
+                left, runner, slots, request.keep_alive_s, request.keep_alive_extends
             )
 
     def _release_after(
@@ -349,6 +493,8 @@ class LlamaCppEngine:
             self._reaper.cancel()
         for pool in self._runners.values():
             for runner in pool:
+                if runner.batch is not None:
+                    runner.batch.close()
                 runner.llm.close()
         for llm, _ in self._embedders.values():
             llm.close()
@@ -357,3 +503,9 @@ class LlamaCppEngine:
         self._runners.clear()
         self._embedders.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _post(loop: asyncio.AbstractEventLoop, callback: Callable[[], object]) -> None:
+    """Run ``callback`` on ``loop`` from another thread; nothing once the loop has closed."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback)

@@ -23,6 +23,7 @@ from llama_cpp.llama_grammar import LlamaGrammar
 
 from billumy import gotemplate
 from billumy.engines.base import Chunk, Generation
+from billumy.engines.batched import BatchedModel
 from billumy.engines.decoding import TextAssembler
 from billumy.engines.prompting import PromptBuilder
 from billumy.errors import BadRequestError, BillumyError, EngineError
@@ -58,6 +59,8 @@ class Runner:
     expires_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     grammars: dict[str, LlamaGrammar] = field(default_factory=dict)  # checked ones
     floor: TokenFloor | None = None  # made on first use (a pass over the vocabulary)
+    batch: BatchedModel | None = None  # with batching: the context every generation shares
+    users: int = 0  # with batching: the generations (and loads) holding it
 
     def grammar(self, text: str | None) -> LlamaGrammar | None:
         """The grammar for ``text``, checked by llama.cpp the first time this context uses it."""
@@ -184,7 +187,7 @@ class TokenFloor:
         return floor
 
 
-def _prompt_tokens(runner: Runner, request: Generation) -> tuple[list[int], list[str]]:
+def prompt_tokens(runner: Runner, request: Generation) -> tuple[list[int], list[str]]:
     """The prompt's tokens (after ``context``) and the template's stop sequences.
 
     With ``truncate`` (chats), the oldest turns are left out until the prompt leaves room for
@@ -299,7 +302,7 @@ def _generate_tokens(
     emit: Callable[[Chunk | BaseException], None],
 ) -> None:
     llm = runner.llm
-    tokens, template_stops = _prompt_tokens(runner, request)
+    tokens, template_stops = prompt_tokens(runner, request)
     budget = min(request.num_predict, runner.n_ctx - len(tokens))
     s = request.sampling
     if s.seed is not None and s.seed >= 0 and s.temperature > 0:

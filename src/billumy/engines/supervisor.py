@@ -52,6 +52,7 @@ class EngineOptions:
 
     threads: int
     num_parallel: int = 1
+    batching: bool = False  # one context, num_parallel sequences (engines.batched)
     max_queue: int = 512
     keep_alive_s: float = 300.0
     log_level: str = "info"
@@ -180,6 +181,8 @@ class EngineSupervisor:
             "--max-queue", str(o.max_queue), "--keep-alive", repr(o.keep_alive_s),
             "--log-level", o.log_level,
         ]  # fmt: skip
+        if o.batching:
+            command.append("--batching")
         with self._lock:  # stop() either sees this process or keeps it from starting
             if self._stopping.is_set():
                 return None
