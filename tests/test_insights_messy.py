@@ -508,3 +508,17 @@ def test_an_anomaly_check_keeps_the_rows_of_a_segment_named_on_another_column() 
     found, _ = _facts(rows, "Did meeting room bookings spike anywhere on any day?", "en")
     anomaly = next(f for f in found if f.kind == "anomaly")
     assert anomaly.values["count"] == 1 and anomaly.rows[0]["segment"] == "Austin"
+
+
+def test_a_rate_of_a_yes_no_column_named_in_the_other_language_keeps_its_accents() -> None:
+    rows = [
+        {"product": p, "revenue_usd": 10.0 * i, "returned": "Yes" if i % n == 0 else "No"}
+        for i in range(1, 41)
+        for p, n in (("Gizmo", 4), ("Widget", 10))
+    ]
+    found, ctx = _facts(rows, "Qual produto teve a maior taxa de devolução?", "pt")
+    ratio = next(f for f in found if f.kind == "ratio")
+    assert {r["product"]: r["ratio_pct"] for r in ratio.rows} == {"Gizmo": 25.0, "Widget": 10.0}
+    assert describe(ratio, ctx).startswith(
+        "A taxa de devolução (registros com returned Yes sobre todos os registros) é de 17,5% "
+    )

@@ -1562,7 +1562,7 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("payroll", "folha", "salario", "salary", "wage"),
     ("team", "equipe", "department", "departamento", "area", "setor"),
     # returns and logistics
-    ("return", "devolucao", "devolvido", "returned"),
+    ("return", "returns", "devolucao", "devolucoes", "devolvido", "devolvida", "returned"),
     ("refund", "reembolso", "reembolsado", "estorno"),
     ("reason", "motivo", "causa"),
     ("defect", "defeito", "defeituoso"),

@@ -580,7 +580,13 @@ _STEM = 6  # "cancellation", "cancelamento", "cancelado" and ``Cancelled`` share
 
 
 def _stems_meet(word: str, other: str) -> bool:
-    return len(word) >= _STEM and len(other) >= _STEM and word[:_STEM] == other[:_STEM]
+    """Whether two words start alike ("cancelamento", ``Cancelled``) or are synonyms in the
+    other language ("devolução", ``returned``)."""
+    if len(word) >= _STEM and len(other) >= _STEM and word[:_STEM] == other[:_STEM]:
+        return True
+    forms, others = facts.variants(word), facts.variants(other)
+    groups = frozenset().union(*(facts.synonym_groups(f) for f in forms))
+    return bool(groups) and any(facts.synonym_groups(f) & groups for f in others)
 
 
 def rated_value(question: str, profile: Profile, skip: str | None = None) -> tuple[str, str] | None:
@@ -670,7 +676,9 @@ def value_rate_fact(
         "part_value": value,
     }
     if named is not None and asks_for_rate(question):
-        values["name"] = named
+        # Said as the question writes it: "devolução", not "devolucao".
+        written = {"".join(name_words(w)): w.lower() for w in re.findall(r"\w+", question)}
+        values["name"] = written.get(named, named)
     statement = (
         f"The share of rows with {column} {value} is "
         f"{facts.fmt_pct(ratio if isinstance(ratio, float) else None)} "
