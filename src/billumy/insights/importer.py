@@ -29,8 +29,7 @@ from typing import Any
 import orjson
 
 from billumy.insights.datasets import _ID, file_sha256, read_pieces
-from billumy.store.base import NewDatasetVersion, Store
-from billumy.store.sql_datasets import parse_time
+from billumy.store.base import NewDatasetVersion, Store, parse_time
 
 log = logging.getLogger(__name__)
 

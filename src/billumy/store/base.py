@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Final, Literal, Protocol
 
+import orjson
+
 from billumy.errors import BadRequestError, PayloadTooLargeError
 
 
@@ -360,6 +362,44 @@ class InsightBrief:
             "summary": self.summary,
             "language": self.language,
         }
+
+
+def iso(value: datetime) -> str:
+    """The ISO-8601 text of a UTC time, ``Z``-suffixed, as the API has always written it."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_time(value: Any) -> datetime:
+    """A record's ``created_at`` text as an aware time (now, if it has none that parses)."""
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    return datetime.now(UTC)
+
+
+def insight_fields(tenant: str, record: Mapping[str, Any]) -> dict[str, Any]:
+    """The columns (or document fields) an insight record is stored with, whatever the backend:
+    what the listing and filters read, beside the whole record as JSON text. ``created_at`` is
+    an aware time; each backend converts it (and the id's key) to its own form."""
+    source = record.get("dataset") or {}
+    version = source.get("version")
+    return {
+        "id": record["id"],
+        "tenant": tenant,
+        "user_id": record.get("user_id"),
+        "dataset_id": source.get("id"),
+        "dataset_version": version if isinstance(version, int) else None,
+        "question": record.get("question"),
+        "summary": record.get("summary"),
+        "language": record.get("language"),
+        "dataset": orjson.dumps(source).decode(),
+        "created_at": parse_time(record.get("created_at")),
+        "record": orjson.dumps(record).decode(),
+    }
 
 
 def quota_exceeded(limit: int) -> PayloadTooLargeError:

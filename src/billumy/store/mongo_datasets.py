@@ -42,10 +42,11 @@ from billumy.store.base import (
     DatasetVersion,
     InsightBrief,
     NewDatasetVersion,
+    insight_fields,
+    iso,
     quota_exceeded,
 )
 from billumy.store.mongo_chats import NEWEST_FIRST, Doc, _ts
-from billumy.store.sql_datasets import iso, parse_time
 
 BUCKET = "dataset_data"
 
@@ -252,21 +253,8 @@ class MongoDatasetStore:
     # insight records
 
     async def put_insight(self, tenant: str, record: Mapping[str, Any]) -> bool:
-        source = record.get("dataset") or {}
-        version = source.get("version")
-        doc = {
-            "_id": record["id"],
-            "tenant": tenant,
-            "user_id": record.get("user_id"),
-            "dataset_id": source.get("id"),
-            "dataset_version": version if isinstance(version, int) else None,
-            "question": record.get("question"),
-            "summary": record.get("summary"),
-            "language": record.get("language"),
-            "dataset": orjson.dumps(source).decode(),
-            "created_at": _ts(parse_time(record.get("created_at"))),
-            "record": orjson.dumps(record).decode(),
-        }
+        fields = insight_fields(tenant, record)
+        doc = {"_id": fields.pop("id"), **fields, "created_at": _ts(fields["created_at"])}
         try:
             await self._insights.insert_one(doc)
         except DuplicateKeyError:

@@ -52,6 +52,8 @@ from billumy.store.base import (
     DatasetVersion,
     InsightBrief,
     NewDatasetVersion,
+    insight_fields,
+    iso,
     quota_exceeded,
 )
 from billumy.store.sql_chats import _aware, _utc
@@ -143,23 +145,6 @@ Index(
     insights.c.dataset_id,
     insights.c.dataset_version,
 )
-
-
-def iso(value: datetime) -> str:
-    """The ISO-8601 text of a UTC time, ``Z``-suffixed, as the API has always written it."""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def parse_time(value: Any) -> datetime:
-    """A record's ``created_at`` text as an aware time (now, if it has none that parses)."""
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            pass
-        else:
-            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-    return datetime.now(UTC)
 
 
 def _version(row: Any) -> DatasetVersion:
@@ -335,21 +320,8 @@ class SQLDatasetStore:
     # insight records
 
     async def put_insight(self, tenant: str, record: Mapping[str, Any]) -> bool:
-        source = record.get("dataset") or {}
-        version = source.get("version")
-        values = {
-            "id": record["id"],
-            "tenant": tenant,
-            "user_id": record.get("user_id"),
-            "dataset_id": source.get("id"),
-            "dataset_version": version if isinstance(version, int) else None,
-            "question": record.get("question"),
-            "summary": record.get("summary"),
-            "language": record.get("language"),
-            "dataset": orjson.dumps(source).decode(),
-            "created_at": _utc(parse_time(record.get("created_at"))),
-            "record": orjson.dumps(record).decode(),
-        }
+        fields = insight_fields(tenant, record)
+        values = {**fields, "created_at": _utc(fields["created_at"])}
         async with self.writer.begin() as conn:
             if conn.dialect.name == "postgresql":
                 statement: Any = postgresql.insert(insights).on_conflict_do_nothing()
