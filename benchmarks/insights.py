@@ -10,7 +10,7 @@ It then times, median of ``--runs`` runs each:
 
 * load: ``data.from_file(path, "csv")`` (strict parse, typing, limits);
 * profile: ``profile.profile(table)``;
-* facts: ``facts.salient_facts(table, profile)``.
+* facts: ``salient.salient_facts(table, profile)``.
 
 Then (unless ``--model-rows 0``) it starts a real ``billumy serve``, uploads the smallest CSV
 as a dataset and asks ``--model-runs`` questions through ``POST /api/insights`` with the
@@ -44,8 +44,8 @@ from typing import Any
 import duckdb
 
 from billumy.insights import data
-from billumy.insights.facts import salient_facts
 from billumy.insights.profile import profile
+from billumy.insights.salient import salient_facts
 
 TARGET_ROWS = 1_000_000
 TARGET_SECONDS = 3.0

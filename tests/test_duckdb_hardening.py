@@ -18,7 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from billumy.errors import BadRequestError, PayloadTooLargeError, QueryTimeoutError
-from billumy.insights import data, facts, profile, sandbox
+from billumy.insights import data, profile, sandbox
+from billumy.insights.plan import Plan
+from billumy.insights.planned import facts_for_plan
 from billumy.insights.sandbox import Limits, MiB
 
 ROWS = [
@@ -136,14 +138,14 @@ def test_a_daily_series_over_centuries_is_refused_not_returned(tmp_path: Path) -
     days = [{"day": (first + timedelta(days=i)).isoformat(), "v": 1.0} for i in range(3000)]
     with data.from_records(days, _limits(tmp_path, max_result_rows=500)) as table:
         prof = profile.profile(table, masked=set())
-        plan = facts.Plan.model_validate(
+        plan = Plan.model_validate(
             {
                 "measures": [{"column": "v", "agg": "sum"}],
                 "period": {"column": "day", "grain": "day"},
             }
         )
         with pytest.raises(PayloadTooLargeError, match="more than 500 rows"):
-            facts.facts_for_plan(table, prof, plan)
+            facts_for_plan(table, prof, plan)
 
 
 # --- uploads bounded by what they decompress to --------------------------------------------------

@@ -23,7 +23,7 @@ from billumy.engines.grammar import JSON_GBNF, GrammarLimits, format_grammar, sc
 from billumy.engines.maestro import SCHEMA as MAESTRO_SCHEMA
 from billumy.errors import BadRequestError
 from billumy.insights import data
-from billumy.insights.facts import plan_schema
+from billumy.insights.plan import plan_schema
 from billumy.insights.profile import profile
 from billumy.insights.service import _narrative_schema
 

@@ -17,9 +17,7 @@ import billumy
 PACKAGE = Path(billumy.__file__).parent
 
 # Deferred imports that still close a cycle, each to be moved away rather than added to.
-# store.schema reads the SQL metadata from store.sql inside a function while store.sql imports
-# store.schema at the top; the store is being reshaped on its own branch (issue 16).
-KNOWN_DEFERRED = {("billumy.store.schema", "billumy.store.sql")}
+KNOWN_DEFERRED: set[tuple[str, str]] = set()
 
 
 def modules(root: Path) -> dict[str, tuple[Path, bool]]:

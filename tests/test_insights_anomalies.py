@@ -13,7 +13,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from billumy.insights import data, facts
+from billumy.insights import data
 from billumy.insights.anomalies import (
     Direction,
     Scope,
@@ -24,7 +24,10 @@ from billumy.insights.anomalies import (
 from billumy.insights.answer import build_answer
 from billumy.insights.formats import for_language
 from billumy.insights.model import Fact
+from billumy.insights.planned import facts_for_plan
 from billumy.insights.profile import profile
+from billumy.insights.rules import rule_plan
+from billumy.insights.salient import salient_facts
 from billumy.insights.statements import Context, describe
 from billumy.insights.verify import check
 
@@ -249,9 +252,9 @@ def test_the_answer_puts_the_anomaly_first() -> None:
     rows = _rows(_norte_drops(_line))
     with data.from_records(rows) as table:
         prof = profile(table)
-        plan = facts.rule_plan("Alguma loja teve queda forte nas vendas? Qual e quando?", prof)
+        plan = rule_plan("Alguma loja teve queda forte nas vendas? Qual e quando?", prof)
         assert plan is not None
-        planned = facts.facts_for_plan(table, prof, plan)
+        planned = facts_for_plan(table, prof, plan)
         scope = plan_scope(table, prof, plan)
         assert isinstance(scope, Scope)
         anomaly = anomaly_fact(table, scope, "drop", keep_empty=True)
@@ -266,7 +269,7 @@ def test_the_answer_puts_the_anomaly_first() -> None:
 def test_a_found_anomaly_ranks_among_the_salient_facts() -> None:
     fact = _fact(_norte_drops(_line))
     with data.from_records(_rows(_norte_drops(_line))) as table:
-        salient = facts.salient_facts(table, profile(table), limit=4, extra=[fact])
+        salient = salient_facts(table, profile(table), limit=4, extra=[fact])
     assert "anomaly" in [f.kind for f in salient]
 
 

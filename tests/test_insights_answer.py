@@ -14,11 +14,14 @@ from typing import Any
 
 import pytest
 
-from billumy.insights import data, facts
+from billumy.insights import data
 from billumy.insights.answer import build_answer, missing_columns
 from billumy.insights.formats import Formats, for_language
 from billumy.insights.model import Fact, Profile
+from billumy.insights.plan import Filter, Measure, Period, Plan
+from billumy.insights.planned import facts_for_plan
 from billumy.insights.profile import money_of, profile
+from billumy.insights.salient import salient_facts
 from billumy.insights.statements import Context, describe
 from billumy.insights.verify import check
 
@@ -51,9 +54,7 @@ def stores() -> Iterator[tuple[data.Table, Profile]]:
         yield table, profile(table)
 
 
-def _ctx(
-    lang: str, prof: Profile, plan: facts.Plan | None = None, found: Sequence[Fact] = ()
-) -> Context:
+def _ctx(lang: str, prof: Profile, plan: Plan | None = None, found: Sequence[Fact] = ()) -> Context:
     return Context(for_language(lang), prof, plan, {f.id for f in found})
 
 
@@ -100,10 +101,10 @@ def test_money_columns_by_name() -> None:
 # --- every fact kind, in both languages ------------------------------------------------------
 
 
-PLAN = facts.Plan(
-    measures=[facts.Measure(column="receita", agg="sum")],
+PLAN = Plan(
+    measures=[Measure(column="receita", agg="sum")],
     dimensions=["loja"],
-    period=facts.Period(column="mes", grain="month"),
+    period=Period(column="mes", grain="month"),
 )
 
 
@@ -137,7 +138,7 @@ PLAN = facts.Plan(
 )
 def test_plan_facts(stores: tuple[data.Table, Profile], lang: str, expected: list[str]) -> None:
     table, prof = stores
-    found = facts.facts_for_plan(table, prof, PLAN)
+    found = facts_for_plan(table, prof, PLAN)
     ctx = _ctx(lang, prof, PLAN, found)
     sentences = [describe(f, ctx) for f in found]
     assert sentences == expected
@@ -146,12 +147,12 @@ def test_plan_facts(stores: tuple[data.Table, Profile], lang: str, expected: lis
 
 def test_plan_filters_and_averages(stores: tuple[data.Table, Profile]) -> None:
     table, prof = stores
-    plan = facts.Plan(
-        measures=[facts.Measure(column="preco", agg="avg")],
+    plan = Plan(
+        measures=[Measure(column="preco", agg="avg")],
         dimensions=["loja"],
-        filters=[facts.Filter(column="loja", op="!=", value="C")],
+        filters=[Filter(column="loja", op="!=", value="C")],
     )
-    found = facts.facts_for_plan(table, prof, plan)
+    found = facts_for_plan(table, prof, plan)
     pt, en = _ctx("pt", prof, plan, found), _ctx("en", prof, plan, found)
     assert describe(found[0], pt) == f"Onde loja não é C, a média de preco é {R}15,00."
     assert describe(found[0], en) == "Where loja is not C, average preco is 15.00."
@@ -166,9 +167,9 @@ def test_plan_filters_and_averages(stores: tuple[data.Table, Profile]) -> None:
 
 def test_an_aggregate_named_twice_is_said_once(stores: tuple[data.Table, Profile]) -> None:
     table, prof = stores
-    twice = facts.Measure(column="receita", agg="max")
-    plan = facts.Plan(measures=[twice, twice])
-    found = facts.facts_for_plan(table, prof, plan)
+    twice = Measure(column="receita", agg="max")
+    plan = Plan(measures=[twice, twice])
+    found = facts_for_plan(table, prof, plan)
     assert (
         describe(found[0], _ctx("pt", prof, plan, found)) == f"O máximo de receita é {R}1.300,00."
     )
@@ -207,7 +208,7 @@ SALIENT = {
 @pytest.mark.parametrize("lang", ["pt", "en"])
 def test_salient_facts(stores: tuple[data.Table, Profile], lang: str) -> None:
     table, prof = stores
-    found = facts.salient_facts(table, prof, limit=50)
+    found = salient_facts(table, prof, limit=50)
     ctx = _ctx(lang, prof)
     for (kind, *columns), expected in SALIENT[lang].items():
         fact = _pick(found, kind, *columns)
@@ -274,7 +275,7 @@ def test_outliers_averages_shares_correlations(lang: str, expected: dict[Any, st
     for rows in (_orders(), visits):
         with data.from_records(rows, LIMITS) as table:
             prof = profile(table)
-            for fact in facts.salient_facts(table, prof, limit=50):
+            for fact in salient_facts(table, prof, limit=50):
                 computed[(fact.kind, *fact.columns)] = (fact, prof)
     for key, sentence in expected.items():
         fact, prof = computed[key]
@@ -286,7 +287,7 @@ def test_weekly_trends_name_the_week() -> None:
     rows = [{"dia": f"2024-03-{4 + 7 * w:02d}", "vendas": 100 + 10 * w} for w in range(4)]
     with data.from_records(rows, LIMITS) as table:
         prof = profile(table)
-        trend = _pick(facts.salient_facts(table, prof, limit=50), "trend", "dia", "vendas")
+        trend = _pick(salient_facts(table, prof, limit=50), "trend", "dia", "vendas")
     text = describe(trend, _ctx("pt", prof))
     assert text.startswith(f"O total de vendas por semana foi de {R}100,00 na semana de 4 de ")
     assert "alta de 8,3% em relação a R$\xa0120,00 na semana de 18 de mar. de 2024." in text
@@ -297,10 +298,10 @@ def test_weekly_trends_name_the_week() -> None:
 
 
 def _answer(
-    table: data.Table, prof: Profile, question: str, lang: str, plan: facts.Plan | None
+    table: data.Table, prof: Profile, question: str, lang: str, plan: Plan | None
 ) -> tuple[dict[str, Any], list[Fact]]:
-    planned = facts.facts_for_plan(table, prof, plan) if plan is not None else []
-    found = planned + facts.salient_facts(table, prof, limit=6, exclude=planned)
+    planned = facts_for_plan(table, prof, plan) if plan is not None else []
+    found = planned + salient_facts(table, prof, limit=6, exclude=planned)
     for number, fact in enumerate(found, start=1):
         fact.id = f"f{number}"
     ctx = _ctx(lang, prof, plan, planned)
@@ -322,7 +323,7 @@ def test_the_answer_answers_and_says_what_it_cannot(
     stores: tuple[data.Table, Profile], lang: str, question: str, missing: str
 ) -> None:
     table, prof = stores
-    plan = facts.Plan(measures=[facts.Measure(column="receita", agg="sum")], dimensions=["loja"])
+    plan = Plan(measures=[Measure(column="receita", agg="sum")], dimensions=["loja"])
     answer, found = _answer(table, prof, question, lang, plan)
     assert answer["language"] == ("pt-BR" if lang == "pt" else "en")
     sentences = answer["sentences"]

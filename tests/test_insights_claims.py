@@ -17,12 +17,15 @@ from typing import Any
 import orjson
 import pytest
 
-from billumy.insights import anomalies, data, facts
+from billumy.insights import anomalies, data
 from billumy.insights.answer import write_answer
 from billumy.insights.checker import ClaimChecker, Tally
 from billumy.insights.formats import for_language
 from billumy.insights.model import Fact, Profile
+from billumy.insights.planned import facts_for_plan
 from billumy.insights.profile import profile
+from billumy.insights.rules import rule_plan
+from billumy.insights.salient import salient_facts
 from billumy.insights.sentences import fold, split_sentences
 from billumy.insights.service import _NarrativeReader, _Review
 from billumy.insights.statements import Context
@@ -43,11 +46,11 @@ def _facts(
     table = data.from_records(rows, LIMITS)
     with table:
         prof = profile(table)
-        plan = facts.rule_plan(question, prof) if question else None
-        planned = facts.facts_for_plan(table, prof, plan) if plan else []
+        plan = rule_plan(question, prof) if question else None
+        planned = facts_for_plan(table, prof, plan) if plan else []
         scope = anomalies.plan_scope(table, prof, None)
         found = anomalies.anomaly_fact(table, scope, "both") if scope else None
-        salient = facts.salient_facts(
+        salient = salient_facts(
             table, prof, limit=8, exclude=planned, extra=[found] if found else []
         )
     seen = {(f.kind, tuple(f.columns), f.sql) for f in planned}

@@ -10,11 +10,13 @@ from typing import Any
 
 import pytest
 
-from billumy.insights import anomalies, data, facts
+from billumy.insights import anomalies, data
 from billumy.insights import question as questions
 from billumy.insights.formats import for_language
 from billumy.insights.profile import profile
 from billumy.insights.ratios import difference_fact, jargon, per_period_fact
+from billumy.insights.roles import is_stock
+from billumy.insights.rules import rule_plan
 from billumy.insights.service import InsightService, _language, _without_data_words
 from billumy.insights.statements import Context, describe
 
@@ -36,7 +38,7 @@ def _facts(rows: list[dict[str, Any]], text: str) -> tuple[list[Any], set[str], 
     with data.from_records(rows) as table:
         prof = profile(table)
         asked = questions.parse(text, prof)
-        plan = questions.reconcile(facts.rule_plan(text, prof), asked, prof, "rules")
+        plan = questions.reconcile(rule_plan(text, prof), asked, prof, "rules")
         found, planned = InsightService._facts(table, prof, plan, 3, text, asked)
     lang = "pt" if any(c in text for c in "ãçéêíóú") or text.startswith(("Qual", "Em")) else "en"
     return found, planned, Context(for_language(lang), prof, plan, planned)
@@ -107,11 +109,11 @@ def test_no_net_without_a_word_for_it_or_with_a_balance_column() -> None:
     with data.from_records(rows) as table:
         prof = profile(table)
         text = "Quantas matrículas e cancelamentos tivemos?"
-        assert difference_fact(table, prof, facts.rule_plan(text, prof), text) is None
+        assert difference_fact(table, prof, rule_plan(text, prof), text) is None
     with data.from_records([{**r, "saldo": 1} for r in rows]) as table:
         prof = profile(table)
         text = "Quantas matrículas e cancelamentos? E o saldo?"
-        assert difference_fact(table, prof, facts.rule_plan(text, prof), text) is None
+        assert difference_fact(table, prof, rule_plan(text, prof), text) is None
 
 
 def _waves() -> list[dict[str, Any]]:
@@ -146,7 +148,7 @@ def test_an_amount_per_day_is_the_total_over_the_days_not_the_average_wave() -> 
     assert "per day" in describe(per, ctx) and f"over {len(days)} days" in describe(per, ctx)
     with data.from_records(rows) as table:
         prof = profile(table)
-        plan = facts.rule_plan("How many order lines did we pick?", prof)
+        plan = rule_plan("How many order lines did we pick?", prof)
         assert per_period_fact(table, prof, plan, "How many order lines did we pick?") is None
 
 
@@ -184,17 +186,17 @@ def test_a_count_beside_its_state_and_a_noun_before_a_participle() -> None:
     ]  # fmt: skip
     with data.from_records(rows) as table:
         prof = profile(table)
-    plan = facts.rule_plan("Which campus had the fewest late boletos?", prof)
+    plan = rule_plan("Which campus had the fewest late boletos?", prof)
     assert plan is not None and [(m.column, m.agg) for m in plan.measures] == [
         ("boletos_em_atraso", "sum")
     ]
-    plan = facts.rule_plan("Alguma unidade teve inadimplência acima do normal?", prof)
+    plan = rule_plan("Alguma unidade teve inadimplência acima do normal?", prof)
     assert plan is not None and plan.measures[0].column == "boletos_em_atraso"
     column = prof.column("alunos_matriculados")
-    assert column is not None and facts.is_stock(column)
+    assert column is not None and is_stock(column)
     with data.from_records(_waves()) as table:
         prof = profile(table)
-    plan = facts.rule_plan("Como evoluiu o volume de linhas separadas mês a mês?", prof)
+    plan = rule_plan("Como evoluiu o volume de linhas separadas mês a mês?", prof)
     assert plan is not None and [m.column for m in plan.measures] == ["order_lines"]
 
 
@@ -202,7 +204,7 @@ def test_a_weekday_pattern_is_no_anomaly_but_a_real_spike_is() -> None:
     rows = _waves()
     with data.from_records(rows) as table:
         prof = profile(table)
-        plan = facts.rule_plan("Did order lines collapse on any day at any DC?", prof)
+        plan = rule_plan("Did order lines collapse on any day at any DC?", prof)
         scope = anomalies.plan_scope(table, prof, plan)
         assert scope is not None and scope.grain == "day"
         quiet = anomalies.anomaly_fact(table, scope, "drop", keep_empty=True)

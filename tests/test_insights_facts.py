@@ -24,23 +24,15 @@ import pytest
 from billumy.errors import BadRequestError, PayloadTooLargeError
 from billumy.insights import data
 from billumy.insights.data import Limits, Table
-from billumy.insights.facts import (
-    Filter,
-    Measure,
-    Period,
-    Plan,
-    choose_grain,
-    facts_for_plan,
-    fmt_number,
-    natural_grain,
-    plan_schema,
-    rule_plan,
-    salient_facts,
-    validate_plan,
-)
+from billumy.insights.grains import choose_grain, natural_grain
 from billumy.insights.model import Fact, Profile
+from billumy.insights.plan import Filter, Measure, Period, Plan, plan_schema, validate_plan
+from billumy.insights.planned import facts_for_plan
 from billumy.insights.profile import profile
+from billumy.insights.rules import rule_plan
+from billumy.insights.salient import salient_facts
 from billumy.insights.verify import check
+from billumy.insights.wording import fmt_number
 
 DATA = Path(__file__).parent / "data" / "insights"
 REGIONS = ["Norte", "Sul", "Sudeste", "Nordeste"]

@@ -8,10 +8,11 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from billumy.insights import data, facts
+from billumy.insights import data
 from billumy.insights import question as questions
 from billumy.insights.formats import for_language
 from billumy.insights.profile import profile
+from billumy.insights.rules import rule_plan
 from billumy.insights.service import InsightService
 from billumy.insights.statements import Context, describe
 
@@ -61,7 +62,7 @@ def _facts(rows: list[dict[str, Any]], text: str, lang: str) -> tuple[list[Any],
     with data.from_records(rows) as table:
         prof = profile(table)
         asked = questions.parse(text, prof)
-        plan = questions.reconcile(facts.rule_plan(text, prof), asked, prof, "rules")
+        plan = questions.reconcile(rule_plan(text, prof), asked, prof, "rules")
         found, planned = InsightService._facts(table, prof, plan, 3, text, asked)
     return [f for f in found if f.id in planned], Context(for_language(lang), prof, plan, planned)
 
@@ -82,7 +83,7 @@ def test_a_segment_named_beside_its_columns_word_is_a_filter_not_a_measure() -> 
     with data.from_records(rows) as table:
         prof = profile(table)
     text = "em media quantas ligacoes por dia a fila de vendas recebe"
-    plan = facts.rule_plan(text, prof)
+    plan = rule_plan(text, prof)
     assert plan is not None and plan.measures[0].column == "calls_offered"
     asked = questions.parse(text, prof)
     plan = questions.reconcile(plan, asked, prof, "rules")
@@ -90,7 +91,7 @@ def test_a_segment_named_beside_its_columns_word_is_a_filter_not_a_measure() -> 
     # "the Cobrança queue" asks about one queue: no ranking of all of them.
     text = "What's the average number of calls offered on the Suporte queue?"
     asked = questions.parse(text, prof)
-    plan = questions.reconcile(facts.rule_plan(text, prof), asked, prof, "rules")
+    plan = questions.reconcile(rule_plan(text, prof), asked, prof, "rules")
     assert plan is not None and plan.dimensions == []
     assert [(f.column, f.value) for f in plan.filters] == [("queue", "Q02 Suporte")]
 
@@ -114,7 +115,7 @@ def test_a_value_word_is_a_filter_not_a_column_that_starts_like_it_and_kwp_names
 ):
     with data.from_records(_projects()) as table:
         prof = profile(table)
-    plan = facts.rule_plan("Which state has the most installed capacity in kWp?", prof)
+    plan = rule_plan("Which state has the most installed capacity in kWp?", prof)
     assert plan is not None
     assert [(m.column, m.agg) for m in plan.measures] == [("system_kwp", "sum")]
     assert plan.dimensions == ["state"]
@@ -174,13 +175,13 @@ def _rentals() -> list[dict[str, Any]]:
 def test_a_compound_names_its_last_word_and_over_the_year_is_read_by_month() -> None:
     with data.from_records(_rentals()) as table:
         prof = profile(table)
-    plan = facts.rule_plan("Compare our rental revenue in Q3 vs Q4.", prof)
+    plan = rule_plan("Compare our rental revenue in Q3 vs Q4.", prof)
     assert plan is not None and [m.column for m in plan.measures] == ["receita"]
-    plan = facts.rule_plan("How have SUV rentals trended over the year?", prof)
+    plan = rule_plan("How have SUV rentals trended over the year?", prof)
     assert plan is not None and [m.column for m in plan.measures] == ["locacoes"]
     assert plan.period is not None and plan.period.grain == "month"
     # Two quantities joined by "and" are both asked for.
-    plan = facts.rule_plan("How many rentals and how much revenue in March?", prof)
+    plan = rule_plan("How many rentals and how much revenue in March?", prof)
     assert plan is not None and {m.column for m in plan.measures} == {"locacoes", "receita"}
 
 
@@ -199,13 +200,13 @@ def test_how_long_is_the_duration_and_a_share_is_of_the_segment_named_last() -> 
     rows = _projects()
     with data.from_records(rows) as table:
         prof = profile(table)
-    plan = facts.rule_plan("How long does a commercial installation take on average?", prof)
+    plan = rule_plan("How long does a commercial installation take on average?", prof)
     assert plan is not None and [(m.column, m.agg) for m in plan.measures] == [
         ("install_days", "avg")
     ]
     text = "What share of our installed capacity comes from agribusiness?"
     asked = questions.parse(text, prof)
-    plan = questions.reconcile(facts.rule_plan(text, prof), asked, prof, "rules")
+    plan = questions.reconcile(rule_plan(text, prof), asked, prof, "rules")
     assert plan is not None and plan.dimensions == ["segment"]
     assert [(f.column, f.value) for f in plan.filters] == [("status", "Installed")]
 
@@ -228,7 +229,7 @@ def test_excluding_a_value_keeps_every_other_and_a_value_one_letter_off_is_named
     with data.from_records(rows) as table:
         prof = profile(table)
     text = "What was the total contract value, excluding cancelled projects?"
-    plan = facts.rule_plan(text.replace("contract value", "system kwp"), prof)
+    plan = rule_plan(text.replace("contract value", "system kwp"), prof)
     assert plan is not None
     assert [(f.column, f.op, f.value) for f in plan.filters] == [("status", "!=", "Cancelled")]
     found, ctx = _facts(rows, "What is the total system_kwp excluding cancelled projects?", "en")
@@ -355,13 +356,13 @@ def test_each_segments_own_growth_is_said_and_halves_chained_by_pro() -> None:
 def test_deals_are_rows_and_a_clause_may_ask_another_aggregate_of_a_measure() -> None:
     with data.from_records(_projects()) as table:
         prof = profile(table)
-    plan = facts.rule_plan("Which segment closed the fewest deals?", prof)
+    plan = rule_plan("Which segment closed the fewest deals?", prof)
     assert plan is not None and [(m.column, m.agg) for m in plan.measures] == [
         ("project_id", "count")
     ]
     assert plan.order == "asc"
     text = "For SP: how many kWp in total, and what's the average system size?"
-    plan = facts.rule_plan(text, prof)
+    plan = rule_plan(text, prof)
     assert plan is not None
     assert [(m.column, m.agg) for m in plan.measures] == [
         ("system_kwp", "sum"),
@@ -397,19 +398,19 @@ def test_a_yes_no_column_named_by_its_word_keeps_its_yes_or_no_rows() -> None:
     ]
     with data.from_records(rows) as table:
         prof = profile(table)
-    plan = facts.rule_plan("How many orders were cancelled in Sorocaba?", prof)
+    plan = rule_plan("How many orders were cancelled in Sorocaba?", prof)
     assert plan is not None
     assert {(f.column, f.value) for f in plan.filters} == {
         ("cidade", "Sorocaba"),
         ("cancelado", "Sim"),
     }
-    plan = facts.rule_plan("quantos pedidos não foram cancelados?", prof)
+    plan = rule_plan("quantos pedidos não foram cancelados?", prof)
     assert plan is not None and [(f.column, f.value) for f in plan.filters] == [
         ("cancelado", "Não")
     ]
     # A rate or a share of it: the column is the rate's part, not a restriction.
     for text in ("Qual a taxa de cancelamento por cidade?", "Qual % dos pedidos foi cancelado?"):
-        plan = facts.rule_plan(text, prof)
+        plan = rule_plan(text, prof)
         assert plan is not None and not plan.filters, text
     found, _ = _facts(rows, "Qual % dos pedidos foi cancelado?", "pt")
     ratio = next(f for f in found if f.kind == "ratio")
@@ -454,14 +455,14 @@ def _grain() -> list[dict[str, Any]]:
 def test_goods_delivered_are_their_units_and_less_is_no_except() -> None:
     with data.from_records(_grain()) as table:
         prof = profile(table)
-    plan = facts.rule_plan("qual municipio entregou menos soja em marco", prof)
+    plan = rule_plan("qual municipio entregou menos soja em marco", prof)
     assert plan is not None
     assert [(m.column, m.agg) for m in plan.measures] == [("sacas", "sum")]
     assert [(f.column, f.op, f.value) for f in plan.filters] == [("grao", "=", "Soja")]
     assert plan.order == "asc"
     # English names of the goods and of their units name Portuguese values and columns.
     text = "How many kilos of soybeans did we receive?"
-    plan = questions.reconcile(facts.rule_plan(text, prof), questions.parse(text, prof), prof, "")
+    plan = questions.reconcile(rule_plan(text, prof), questions.parse(text, prof), prof, "")
     assert plan is not None and [(m.column, m.agg) for m in plan.measures] == [("peso_kg", "sum")]
     assert [(f.column, f.value) for f in plan.filters] == [("grao", "Soja")]
     text = "What share of the soy sacks came from Toledo?"

@@ -14,13 +14,15 @@ import duckdb
 import pytest
 
 from billumy.errors import BadRequestError
-from billumy.insights import data, facts
+from billumy.insights import data
 from billumy.insights import question as questions
 from billumy.insights.answer import build_answer
 from billumy.insights.changes import change_fact
 from billumy.insights.formats import for_language
 from billumy.insights.model import Fact, Profile
+from billumy.insights.plan import Measure, Period, Plan, validate_plan
 from billumy.insights.profile import profile
+from billumy.insights.rules import rule_plan
 from billumy.insights.service import InsightService
 from billumy.insights.statements import Context, describe
 from billumy.language import guess_language
@@ -54,12 +56,12 @@ def _reference(sql: str) -> list[tuple[Any, ...]]:
 
 def _ask(
     stores: tuple[data.Table, Profile], text: str, lang: str | None = None
-) -> tuple[questions.Question, facts.Plan | None, list[Fact], set[str], Any]:
+) -> tuple[questions.Question, Plan | None, list[Fact], set[str], Any]:
     table, prof = stores
     asked = questions.parse(text, prof)
-    plan = questions.reconcile(facts.rule_plan(text, prof), asked, prof, "rules")
+    plan = questions.reconcile(rule_plan(text, prof), asked, prof, "rules")
     if plan is not None:
-        facts.validate_plan(plan, prof)
+        validate_plan(plan, prof)
     found, planned = InsightService._facts(table, prof, plan, 3, text, asked)
     parts = questions.coverage(asked, found, planned, plan)
     language = lang or ("pt" if any(c in text for c in "ãçéêíóú") else "en")
@@ -157,10 +159,10 @@ def test_reconcile_covers_every_part(stores: tuple[data.Table, Profile]) -> None
         ("loja", "in", ["Centro", "Norte"])
     ]
     # A model's plan keeps a dimension only where a part asks for one.
-    model = facts.Plan(
-        measures=[facts.Measure(column="itens", agg="sum")],
+    model = Plan(
+        measures=[Measure(column="itens", agg="sum")],
         dimensions=["loja"],
-        period=facts.Period(column="data", grain="week"),
+        period=Period(column="data", grain="week"),
     )
     fixed = questions.reconcile(model, questions.parse("Total de itens", prof), prof, "model")
     assert fixed is not None and fixed.dimensions == [] and fixed.period is None
@@ -168,9 +170,9 @@ def test_reconcile_covers_every_part(stores: tuple[data.Table, Profile]) -> None
 
 def test_how_much_sums_and_how_many_counts(stores: tuple[data.Table, Profile]) -> None:
     prof = stores[1]
-    how_much = facts.rule_plan("Quanto a loja Sul vendeu?", prof)
+    how_much = rule_plan("Quanto a loja Sul vendeu?", prof)
     assert how_much is not None and how_much.measures[0].column == "vendas_reais"
-    how_many = facts.rule_plan("Quantos registros tem a loja Sul?", prof)
+    how_many = rule_plan("Quantos registros tem a loja Sul?", prof)
     assert how_many is not None and how_many.measures[0].column == "*"
 
 
@@ -282,7 +284,7 @@ def test_a_part_no_fact_answers_is_said(lang: str, expected: str) -> None:
             else ("Which store sold most, and how did that change?")
         )
         asked = questions.parse(text, prof)
-        plan = questions.reconcile(facts.rule_plan(text, prof), asked, prof, "rules")
+        plan = questions.reconcile(rule_plan(text, prof), asked, prof, "rules")
         found, planned = InsightService._facts(table, prof, plan, 3, text, asked)
         parts = questions.coverage(asked, found, planned, plan)
         answer = build_answer(
@@ -352,7 +354,7 @@ def test_an_id_column_is_counted_never_summed(text: str, measure: tuple[str, str
     with data.from_csv(MESSY, LIMITS) as table:
         prof = profile(table)
         asked = questions.parse(text, prof)
-        plan = questions.reconcile(facts.rule_plan(text, prof), asked, prof, "rules")
+        plan = questions.reconcile(rule_plan(text, prof), asked, prof, "rules")
         assert plan is not None
         assert (plan.measures[0].column, plan.measures[0].agg) == measure
         found, planned = InsightService._facts(table, prof, plan, 3, text, asked)
@@ -410,7 +412,7 @@ def test_numbers_babel_cannot_write_are_written_all_the_same() -> None:
         for lang in ("pt", "en"):
             text = "Qual loja vendeu mais?"
             asked = questions.parse(text, prof)
-            plan = questions.reconcile(facts.rule_plan(text, prof), asked, prof, "rules")
+            plan = questions.reconcile(rule_plan(text, prof), asked, prof, "rules")
             found, planned = InsightService._facts(table, prof, plan, 3, text, asked)
             answer = build_answer(
                 question=text,
@@ -486,7 +488,7 @@ def test_a_series_leaves_out_a_period_the_data_covers_in_part() -> None:
         prof = profile(table)
         text = "Como as entregas evoluíram semana a semana?"
         asked = questions.parse(text, prof)
-        plan = questions.reconcile(facts.rule_plan(text, prof), asked, prof, "rules")
+        plan = questions.reconcile(rule_plan(text, prof), asked, prof, "rules")
         found, _ = InsightService._facts(table, prof, plan, 3, text, asked)
     trend = next(f for f in found if f.kind == "trend")
     assert trend.values["last_period"] == "2024-04-22"

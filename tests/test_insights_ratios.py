@@ -8,12 +8,14 @@ from typing import Any
 import duckdb
 import pytest
 
-from billumy.insights import data, facts
+from billumy.insights import data
 from billumy.insights import question as questions
 from billumy.insights.answer import missing_columns
 from billumy.insights.formats import for_language
+from billumy.insights.plan import Measure, Plan
 from billumy.insights.profile import profile
 from billumy.insights.ratios import per_fact, ratio_fact
+from billumy.insights.rules import rule_plan
 from billumy.insights.service import InsightService
 from billumy.insights.statements import Context, describe
 
@@ -44,7 +46,7 @@ def _ask(text: str) -> tuple[list[Any], set[str], Context]:
     with data.from_records(_deliveries()) as table:
         prof = profile(table)
         asked = questions.parse(text, prof)
-        plan = questions.reconcile(facts.rule_plan(text, prof), asked, prof, "rules")
+        plan = questions.reconcile(rule_plan(text, prof), asked, prof, "rules")
         found, planned = InsightService._facts(table, prof, plan, 3, text, asked)
     lang = "pt" if any(c in text for c in "ãçéêíóú") or "Qual" in text else "en"
     return found, planned, Context(for_language(lang), prof, plan, planned)
@@ -108,7 +110,7 @@ def test_a_part_larger_than_the_whole_is_no_ratio() -> None:
     rows = [{"a": 10, "b": 5}, {"a": 20, "b": 7}]
     with data.from_records(rows) as table:
         prof = profile(table)
-        plan = facts.Plan(measures=[facts.Measure(column="a", agg="sum")])
+        plan = Plan(measures=[Measure(column="a", agg="sum")])
         fact = ratio_fact(table, prof, plan, question="what share of a is b")
     # b is 12 of a's 30: b over a, never a over b.
     assert fact is not None and (fact.values["part"], fact.values["whole"]) == ("b", "a")
@@ -148,7 +150,7 @@ def test_a_value_is_named_as_people_type_it() -> None:
         prof = profile(table)
     asked = questions.parse("tiktok sessions in january", prof)
     assert asked.segments == {"channel": ["TikTok Ads"]}
-    plan = questions.reconcile(facts.rule_plan("tiktok sessions", prof), asked, prof, "rules")
+    plan = questions.reconcile(rule_plan("tiktok sessions", prof), asked, prof, "rules")
     assert plan is not None
     assert [(f.column, f.value) for f in plan.filters if f.column == "channel"] == [
         ("channel", "TikTok Ads")
@@ -227,7 +229,7 @@ def test_the_anomaly_check_reads_the_measure_its_part_of_the_question_names() ->
     with data.from_records(_deliveries()) as table:
         prof = profile(table)
         asked = questions.parse(text, prof)
-        plan = questions.reconcile(facts.rule_plan(text, prof), asked, prof, "rules")
+        plan = questions.reconcile(rule_plan(text, prof), asked, prof, "rules")
         found, planned = InsightService._facts(table, prof, plan, 3, text, asked)
     assert plan is not None and plan.measures[0].column == "entregas"
     anomaly = next(f for f in found if f.kind == "anomaly")

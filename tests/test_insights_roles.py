@@ -7,11 +7,15 @@ from collections.abc import Iterator
 import pytest
 
 from billumy.errors import BadRequestError
-from billumy.insights import data, facts
+from billumy.insights import data
 from billumy.insights.data import Table
-from billumy.insights.facts import Measure, Plan, rule_plan, salient_facts, validate_plan
 from billumy.insights.formats import for_language
+from billumy.insights.plan import Measure, Period, Plan, validate_plan
+from billumy.insights.planned import facts_for_plan
 from billumy.insights.profile import is_ordinal_name, profile
+from billumy.insights.roles import is_stock
+from billumy.insights.rules import rule_plan
+from billumy.insights.salient import salient_facts
 from billumy.insights.statements import Context, describe
 from tests.insights_data import weekly_stores
 
@@ -99,10 +103,10 @@ def test_a_stock_is_counted_on_the_latest_date_never_summed_over_dates(
 ) -> None:
     with data.from_records(_headcount()) as table:
         prof = profile(table)
-        assert facts.is_stock(prof.column("headcount")) and not facts.is_stock(prof.column("hires"))  # type: ignore[arg-type]
-        plan = facts.rule_plan(question, prof)
+        assert is_stock(prof.column("headcount")) and not is_stock(prof.column("hires"))  # type: ignore[arg-type]
+        plan = rule_plan(question, prof)
         assert plan is not None and plan.measures[0].column == "headcount"
-        found = facts.facts_for_plan(table, prof, plan)
+        found = facts_for_plan(table, prof, plan)
         total = next(f for f in found if f.kind == "aggregate")
         # December's 112 + 38, not twelve months of them added up.
         assert total.values == {"sum_headcount": 150}
@@ -125,11 +129,11 @@ def test_a_stock_is_counted_on_the_latest_date_never_summed_over_dates(
 def test_a_stock_per_period_is_its_level_on_the_period_s_last_date() -> None:
     with data.from_records(_headcount()) as table:
         prof = profile(table)
-        plan = facts.Plan(
-            measures=[facts.Measure(column="headcount", agg="sum")],
-            period=facts.Period(column="month", grain="quarter"),
+        plan = Plan(
+            measures=[Measure(column="headcount", agg="sum")],
+            period=Period(column="month", grain="quarter"),
         )
-        trend = next(f for f in facts.facts_for_plan(table, prof, plan) if f.kind == "trend")
+        trend = next(f for f in facts_for_plan(table, prof, plan) if f.kind == "trend")
     # Each quarter's last month (March, June, September, December), both departments.
     assert [r["sum_headcount"] for r in trend.rows] == [150, 150, 150, 150]
     assert [r["period"] for r in trend.rows] == ["2024-Q1", "2024-Q2", "2024-Q3", "2024-Q4"]
@@ -149,7 +153,7 @@ def test_a_short_span_is_a_window_read_at_a_finer_grain(
 ) -> None:
     with data.from_records(_headcount()) as table:
         prof = profile(table)
-    plan = facts.rule_plan(question, prof)
+    plan = rule_plan(question, prof)
     assert plan is not None and plan.period is not None
     assert (plan.period.grain, plan.period.last) == (grain, last)
 
@@ -186,7 +190,7 @@ def _desk() -> list[dict[str, object]]:
 def test_the_measure_a_question_names(question: str, measure: str, dims: list[str]) -> None:
     with data.from_records(_desk()) as table:
         prof = profile(table)
-    plan = facts.rule_plan(question, prof)
+    plan = rule_plan(question, prof)
     assert plan is not None
     assert [m.column for m in plan.measures] == [measure] and plan.dimensions == dims
 
@@ -201,7 +205,7 @@ def test_the_measure_a_question_names(question: str, measure: str, dims: list[st
 def test_faster_is_the_shortest_average_time(question: str, order: str) -> None:
     with data.from_records(_desk()) as table:
         prof = profile(table)
-    plan = facts.rule_plan(question, prof)
+    plan = rule_plan(question, prof)
     assert plan is not None and plan.order == order
     assert [(m.column, m.agg) for m in plan.measures] == [("avg_resolution_hours", "avg")]
 
@@ -212,6 +216,6 @@ def test_faster_is_the_shortest_average_time(question: str, order: str) -> None:
 def test_a_team_s_size_is_its_people(question: str) -> None:
     with data.from_records(_headcount()) as table:
         prof = profile(table)
-    plan = facts.rule_plan(question, prof)
+    plan = rule_plan(question, prof)
     assert plan is not None and [m.column for m in plan.measures] == ["headcount"]
     assert plan.dimensions == ["department"]

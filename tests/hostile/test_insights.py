@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from billumy.insights import data
-from billumy.insights.facts import plan_schema
+from billumy.insights.plan import plan_schema
 from billumy.insights.profile import profile
 from tests.hostile.conftest import Hostile, refused
 

@@ -39,20 +39,11 @@ from datetime import date
 from typing import Literal
 
 from billumy.insights.data import Table, quote_ident
-from billumy.insights.facts import (
-    Agg,
-    Grain,
-    Plan,
-    choose_grain,
-    coarser,
-    default_agg,
-    main_columns,
-    metric_sql,
-    natural_grain,
-    period_label,
-)
+from billumy.insights.grains import choose_grain, coarser, natural_grain, period_label
 from billumy.insights.model import Fact, Profile, Scalar
+from billumy.insights.plan import Agg, Grain, Plan
 from billumy.insights.profile import dtype_family, name_words, plain
+from billumy.insights.roles import default_agg, main_columns, metric_sql
 
 __all__ = ["Direction", "Scope", "anomaly_fact", "asked_direction", "plan_scope"]
 

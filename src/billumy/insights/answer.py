@@ -21,11 +21,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from billumy.insights import facts, ratios
+from billumy.insights import ratios
 from billumy.insights.model import ColumnProfile, Fact, Profile
+from billumy.insights.naming import named_columns
 from billumy.insights.profile import name_words
+from billumy.insights.rules import DURATION_WORDS, is_duration
 from billumy.insights.statements import Context, describe, metric_of
 from billumy.insights.statements import grain_of as _grain_of
+from billumy.insights.synonyms import synonym_groups, variants
 
 __all__ = ["Answer", "Sentence", "build_answer", "missing_columns", "write_answer"]
 
@@ -202,13 +205,13 @@ def missing_columns(question: str, profile: Profile) -> list[_Concept]:
         # "tempo de atendimento" is named only by a column of both ("avg_wait_sec" is a time
         # of waiting); other phrases by any of their words.
         qualified = len(words) == 3 and words[1] in _OF_WORDS
-        named = facts.named_columns(phrase, profile, any_word=not qualified)
+        named = named_columns(phrase, profile, any_word=not qualified)
         if qualified:
             # The head is named by the column, or is a time and the column a duration.
-            heads = set(facts.named_columns(words[0], profile))
-            if words[0] in facts.DURATION_WORDS:
-                heads |= {c.name for c in visible if facts.is_duration(c)}
-            named = [n for n in facts.named_columns(words[2], profile) if n in heads]
+            heads = set(named_columns(words[0], profile))
+            if words[0] in DURATION_WORDS:
+                heads |= {c.name for c in visible if is_duration(c)}
+            named = [n for n in named_columns(words[2], profile) if n in heads]
         if named or ratios.known_rate(phrase):
             continue
         # Said as the question writes it: "rejeição", not "rejeicao".
@@ -313,11 +316,11 @@ def _which_nouns(question: str) -> list[str]:
 
 def _same_word(a: str, b: str) -> bool:
     """Whether two words are one, a plural of the other or synonyms ("agents", "agente")."""
-    forms_a, forms_b = facts.variants(a), facts.variants(b)
+    forms_a, forms_b = variants(a), variants(b)
     if forms_a & forms_b:
         return True
-    groups = frozenset().union(*(facts.synonym_groups(f) for f in forms_a))
-    return any(facts.synonym_groups(f) & groups for f in forms_b)
+    groups = frozenset().union(*(synonym_groups(f) for f in forms_a))
+    return any(synonym_groups(f) & groups for f in forms_b)
 
 
 def _which_missing(question: str, profile: Profile, values: set[str]) -> list[_Concept]:
@@ -326,9 +329,9 @@ def _which_missing(question: str, profile: Profile, values: set[str]) -> list[_C
     visible = [c for c in profile.columns if not c.masked]
     out = []
     for noun in _which_nouns(question):
-        if noun in values or facts.variants(noun) & values:
+        if noun in values or variants(noun) & values:
             continue
-        named = [profile.column(n) for n in facts.named_columns(noun, profile, any_word=True)]
+        named = [profile.column(n) for n in named_columns(noun, profile, any_word=True)]
         kinds = {c.kind for c in named if c is not None}
         if kinds - {"numeric"}:
             continue  # a column of segments, ids or dates holds it

@@ -18,18 +18,13 @@ from datetime import date, datetime
 from typing import Any
 
 from billumy.insights.data import Table, quote_ident
-from billumy.insights.facts import (
-    Plan,
-    choose_grain,
-    default_agg,
-    filter_conditions,
-    main_columns,
-    metric_sql,
-    natural_grain,
-)
+from billumy.insights.grains import choose_grain, natural_grain
 from billumy.insights.model import Fact, Profile, Scalar
+from billumy.insights.plan import Plan
+from billumy.insights.planned import filter_conditions
 from billumy.insights.profile import plain
 from billumy.insights.question import Question, Window, _window
+from billumy.insights.roles import default_agg, main_columns, metric_sql
 
 __all__ = ["MAX_DRIVERS", "change_fact"]
 

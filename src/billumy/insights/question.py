@@ -31,23 +31,15 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from billumy.insights import anomalies
-from billumy.insights.facts import (
-    Filter,
-    Measure,
-    Period,
-    Plan,
-    choose_grain,
-    column_vocabulary,
-    main_columns,
-    plan_agg,
-    rule_order,
-    rule_plan,
-    synonym_groups,
-    variants,
-)
+from billumy.insights.grains import choose_grain
 from billumy.insights.model import ColumnProfile, Fact, Profile
+from billumy.insights.naming import column_vocabulary
 from billumy.insights.periods import MONTHS
+from billumy.insights.plan import Filter, Measure, Period, Plan
 from billumy.insights.profile import is_ordinal_name, name_words
+from billumy.insights.roles import main_columns, plan_agg
+from billumy.insights.rules import rule_order, rule_plan
+from billumy.insights.synonyms import synonym_groups, variants
 
 __all__ = ["Part", "Question", "Window", "coverage", "parse", "rankings", "reconcile"]
 

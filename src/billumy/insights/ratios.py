@@ -17,10 +17,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from billumy.insights import facts
 from billumy.insights.data import Table, quote_ident
 from billumy.insights.model import ColumnProfile, Fact, Profile, Scalar
+from billumy.insights.naming import named_columns, names_sales
+from billumy.insights.plan import Measure, Plan
+from billumy.insights.planned import filter_conditions
 from billumy.insights.profile import name_words, plain
+from billumy.insights.roles import default_agg, is_stock, main_columns
+from billumy.insights.synonyms import synonym_groups, variants
+from billumy.insights.wording import fmt_number, fmt_pct
 
 __all__ = [
     "asks_for_rate",
@@ -117,13 +122,13 @@ def _role(profile: Profile, role: str) -> ColumnProfile | None:
     members, subscribers, headcount...)."""
     numeric = [c for c in profile.columns if c.kind == "numeric" and not c.masked]
     if role == "revenue":
-        found = [c for c in numeric if facts.names_sales(c.name) and c.money]
-        found = found or [c for c in numeric if facts.names_sales(c.name)]
+        found = [c for c in numeric if names_sales(c.name) and c.money]
+        found = found or [c for c in numeric if names_sales(c.name)]
     elif role == "stock":
-        found = [c for c in numeric if facts.is_stock(c)]
+        found = [c for c in numeric if is_stock(c)]
     else:
         words = _ROLES[role]
-        found = [c for c in numeric if _words(c) & words and not facts.names_sales(c.name)]
+        found = [c for c in numeric if _words(c) & words and not names_sales(c.name)]
         if role == "spend":
             found.sort(key=lambda c: not c.money)
     return found[0] if found else None
@@ -176,21 +181,21 @@ def _additive(column: ColumnProfile | None) -> bool:
     return (
         column is not None
         and column.kind == "numeric"
-        and facts.default_agg(column) == "sum"
-        and not facts.is_stock(column)
+        and default_agg(column) == "sum"
+        and not is_stock(column)
         and isinstance(column.min, int | float)
         and column.min >= 0
     )
 
 
 def _candidates(
-    profile: Profile, plan: facts.Plan, question: str, table: Table | None = None
+    profile: Profile, plan: Plan, question: str, table: Table | None = None
 ) -> list[tuple[str, str]]:
     """(part, whole) pairs to try: the plan's summed measures, then the additive columns the
     question names some other way ("resolution rate" names ``tickets_resolved`` though
     ``avg_resolution_hours`` is the plan's measure)."""
     named = [m.column for m in plan.measures if m.agg == "sum" and m.column != "*"]
-    named += facts.named_columns(question, profile, any_word=True) if question else []
+    named += named_columns(question, profile, any_word=True) if question else []
     known = jargon(question, profile) if question else None
     if known is not None and known[0] == "ratio":
         return [(known[1], known[2])]
@@ -205,7 +210,7 @@ def _candidates(
     # with the word of rate names.
     rated = _rated_clause(question)
     if rated:
-        first = [c for c in facts.named_columns(rated, profile, any_word=True) if c in named]
+        first = [c for c in named_columns(rated, profile, any_word=True) if c in named]
         pairs.sort(key=lambda pair: pair[0] not in first)
     if len(named) == 1:
         words = set(name_words(named[0])) - _GENERIC
@@ -256,7 +261,7 @@ def _rated_clause(question: str) -> str:
 def ratio_fact(
     table: Table,
     profile: Profile,
-    plan: facts.Plan | None,
+    plan: Plan | None,
     dimension: str | None = None,
     question: str = "",
 ) -> Fact | None:
@@ -266,8 +271,8 @@ def ratio_fact(
     hold each segment's ratio, highest first (up to ``plan.top_n``). With no plan ("what's
     our conversion rate?"), over all the rows."""
     if plan is None:
-        plan = facts.Plan(measures=[facts.Measure(column="*", agg="count")])
-    conditions, params = facts.filter_conditions(profile, plan.filters)
+        plan = Plan(measures=[Measure(column="*", agg="count")])
+    conditions, params = filter_conditions(profile, plan.filters)
     where = " AND ".join(conditions) if conditions else "true"
     known = jargon(question, profile) if question else None
     for part, whole in _candidates(profile, plan, question, table):
@@ -294,14 +299,14 @@ def ratio_fact(
         if known is not None and (known[1], known[2]) == (part, whole):
             values["name"] = known[3]
         whole_column = profile.column(whole)
-        if whole_column is not None and facts.is_stock(whole_column):
+        if whole_column is not None and is_stock(whole_column):
             # Churn: the cancellations over the members on the books at each date, summed
             # (member-months on monthly rows), not over any one date's level.
             values["whole_is_stock"] = True
         statement = (
             f"The share of {part} in {whole} is "
-            f"{facts.fmt_pct(ratio if isinstance(ratio, float) else None)} "
-            f"({facts.fmt_number(part_total)} of {facts.fmt_number(whole_total)})."
+            f"{fmt_pct(ratio if isinstance(ratio, float) else None)} "
+            f"({fmt_number(part_total)} of {fmt_number(whole_total)})."
         )
         rows = [{k: plain(v) for k, v in row.items()}]
         if dimension is not None:
@@ -326,7 +331,7 @@ def _per_segment(
         f"ORDER BY ratio_pct DESC NULLS LAST, {d} LIMIT {int(top_n)}"
     )
     rows = [{k: plain(v) for k, v in r.items()} for r in table.records(sql, params)]
-    listed = "; ".join(f"{r[dimension]} {facts.fmt_pct(_float(r['ratio_pct']))}" for r in rows)
+    listed = "; ".join(f"{r[dimension]} {fmt_pct(_float(r['ratio_pct']))}" for r in rows)
     return sql, rows, f" By {dimension}: {listed}."
 
 
@@ -367,7 +372,7 @@ _TICKET = frozenset({"ticket", "tiquete", "mensalidade", "tuition", "fee", "fees
 
 
 def _numeric_named(words: list[str], profile: Profile) -> list[ColumnProfile]:
-    named = facts.named_columns(" ".join(words), profile, any_word=True) if words else []
+    named = named_columns(" ".join(words), profile, any_word=True) if words else []
     columns = [profile.column(n) for n in named]
     return [c for c in columns if c is not None and c.kind == "numeric" and not c.masked]
 
@@ -385,14 +390,14 @@ def _per_pair(question: str, profile: Profile) -> tuple[str, str] | None:
             j += 1
         below = _numeric_named(words[j : j + 1], profile)
         # "unidades por linha": the lines picked (a flow), not the backlog of lines (a stock).
-        below.sort(key=facts.is_stock)
+        below.sort(key=is_stock)
         if not below:
             continue
         before = [w for w in words[max(0, i - 3) : i] if w not in _SKIP]
         if set(before) & _TICKET:
             # The money that comes in (receita, revenue, vendas), not what goes out.
             money = [c for c in profile.columns if c.kind == "numeric" and c.money]
-            money.sort(key=lambda c: not facts.names_sales(c.name))
+            money.sort(key=lambda c: not names_sales(c.name))
             above = money[:1]
         else:
             above = [c for c in _numeric_named(before, profile) if c.name != below[0].name]
@@ -404,7 +409,7 @@ def _per_pair(question: str, profile: Profile) -> tuple[str, str] | None:
 def per_fact(
     table: Table,
     profile: Profile,
-    plan: facts.Plan | None,
+    plan: Plan | None,
     question: str,
     dimension: str | None = None,
 ) -> Fact | None:
@@ -419,7 +424,7 @@ def per_fact(
         return None
     top, bottom = pair
     filters = plan.filters if plan is not None else []
-    conditions, params = facts.filter_conditions(profile, filters)
+    conditions, params = filter_conditions(profile, filters)
     where = " AND ".join(conditions) if conditions else "true"
     a, b = quote_ident(top), quote_ident(bottom)
     select = (
@@ -432,7 +437,7 @@ def per_fact(
     if not isinstance(value, int | float):
         return None
     rows = [{k: plain(v) for k, v in row.items()}]
-    statement = f"{top} per {bottom} is {facts.fmt_number(value)}."
+    statement = f"{top} per {bottom} is {fmt_number(value)}."
     if dimension is not None:
         d = quote_ident(dimension)
         sql = (
@@ -440,7 +445,7 @@ def per_fact(
             f"GROUP BY {d} ORDER BY per_value NULLS LAST, {d} LIMIT 20"
         )
         rows = [{k: plain(v) for k, v in r.items()} for r in table.records(sql, list(params))]
-        listed = "; ".join(f"{r[dimension]} {facts.fmt_number(r['per_value'])}" for r in rows)
+        listed = "; ".join(f"{r[dimension]} {fmt_number(r['per_value'])}" for r in rows)
         statement += f" By {dimension}: {listed}."
     values = {
         "numerator": top,
@@ -470,7 +475,7 @@ _OUTFLOW = _ROLES["cancellations"] | frozenset(
 
 
 def difference_fact(
-    table: Table, profile: Profile, plan: facts.Plan | None, question: str
+    table: Table, profile: Profile, plan: Plan | None, question: str
 ) -> Fact | None:
     """The ``difference`` fact of "quantas matrículas e cancelamentos? E o saldo?": the first
     summed measure the plan names less the second (what goes out, cancellations or costs, is
@@ -487,7 +492,7 @@ def difference_fact(
     top, bottom = summed
     if set(name_words(top)) & _OUTFLOW and not set(name_words(bottom)) & _OUTFLOW:
         top, bottom = bottom, top
-    conditions, params = facts.filter_conditions(profile, plan.filters)
+    conditions, params = filter_conditions(profile, plan.filters)
     where = " AND ".join(conditions) if conditions else "true"
     a, b = quote_ident(top), quote_ident(bottom)
     sql = (
@@ -499,8 +504,8 @@ def difference_fact(
         return None
     values: dict[str, Scalar] = {"minuend": top, "subtrahend": bottom, **row}
     statement = (
-        f"{top} less {bottom} is {facts.fmt_number(row['difference'])} "
-        f"({facts.fmt_number(row['minuend_total'])} - {facts.fmt_number(row['subtrahend_total'])})."
+        f"{top} less {bottom} is {fmt_number(row['difference'])} "
+        f"({fmt_number(row['minuend_total'])} - {fmt_number(row['subtrahend_total'])})."
     )
     columns: list[str | None] = [top, bottom, *(f.column for f in plan.filters)]
     return _fact("difference", statement, values, columns, sql, [row], params)
@@ -533,7 +538,7 @@ def _per_period(question: str) -> str | None:
 
 
 def per_period_fact(
-    table: Table, profile: Profile, plan: facts.Plan | None, question: str
+    table: Table, profile: Profile, plan: Plan | None, question: str
 ) -> Fact | None:
     """The ``per`` fact of "on average, how many lines does DC Extrema pick per day?": the
     plan's measure summed, over the number of days (weeks, months) the data has rows on,
@@ -541,7 +546,7 @@ def per_period_fact(
     aggregate's. None when the question asks for no average per period, or the rows are no
     finer than the period (monthly rows: the average month is the aggregate's)."""
     unit = _per_period(question)
-    _, _, main = facts.main_columns(profile)
+    _, _, main = main_columns(profile)
     temporal = profile.column(main) if main is not None else None
     if unit is None or plan is None or temporal is None:
         return None
@@ -549,7 +554,7 @@ def per_period_fact(
     column = profile.column(summed[0]) if summed else None
     if column is None or not _additive(column):
         return None
-    conditions, params = facts.filter_conditions(profile, plan.filters)
+    conditions, params = filter_conditions(profile, plan.filters)
     where = " AND ".join(conditions) if conditions else "true"
     a, t = quote_ident(column.name), quote_ident(temporal.name)
     periods = f"count(DISTINCT date_trunc('{unit}', CAST({t} AS TIMESTAMP)))"
@@ -575,8 +580,8 @@ def per_period_fact(
         **row,
     }
     statement = (
-        f"{column.name} per {unit} is {facts.fmt_number(value)} "
-        f"({facts.fmt_number(row['numerator_total'])} over {count} {unit}s)."
+        f"{column.name} per {unit} is {fmt_number(value)} "
+        f"({fmt_number(row['numerator_total'])} over {count} {unit}s)."
     )
     columns: list[str | None] = [column.name, temporal.name, *(f.column for f in plan.filters)]
     return _fact("per", statement, values, columns, sql, [row], params)
@@ -593,9 +598,9 @@ def _stems_meet(word: str, other: str) -> bool:
     other language ("devolução", ``returned``)."""
     if len(word) >= _STEM and len(other) >= _STEM and word[:_STEM] == other[:_STEM]:
         return True
-    forms, others = facts.variants(word), facts.variants(other)
-    groups = frozenset().union(*(facts.synonym_groups(f) for f in forms))
-    return bool(groups) and any(facts.synonym_groups(f) & groups for f in others)
+    forms, others = variants(word), variants(other)
+    groups = frozenset().union(*(synonym_groups(f) for f in forms))
+    return bool(groups) and any(synonym_groups(f) & groups for f in others)
 
 
 def rated_value(question: str, profile: Profile, skip: str | None = None) -> tuple[str, str] | None:
@@ -640,7 +645,7 @@ def rated_value(question: str, profile: Profile, skip: str | None = None) -> tup
 def value_rate_fact(
     table: Table,
     profile: Profile,
-    plan: facts.Plan | None,
+    plan: Plan | None,
     dimension: str | None = None,
     question: str = "",
 ) -> Fact | None:
@@ -655,7 +660,7 @@ def value_rate_fact(
         return None
     column, value = rated
     kept = [f for f in (plan.filters if plan is not None else []) if f.column != column]
-    conditions, params = facts.filter_conditions(profile, kept)
+    conditions, params = filter_conditions(profile, kept)
     where = " AND ".join(conditions) if conditions else "true"
     c = quote_ident(column)
     hit = f"CAST({c} AS VARCHAR) = ?"
@@ -690,8 +695,8 @@ def value_rate_fact(
         values["name"] = written.get(named, named)
     statement = (
         f"The share of rows with {column} {value} is "
-        f"{facts.fmt_pct(ratio if isinstance(ratio, float) else None)} "
-        f"({facts.fmt_number(part_total)} of {facts.fmt_number(whole_total)})."
+        f"{fmt_pct(ratio if isinstance(ratio, float) else None)} "
+        f"({fmt_number(part_total)} of {fmt_number(whole_total)})."
     )
     rows = [{k: plain(v) for k, v in row.items()}]
     if dimension is not None:

@@ -4,7 +4,7 @@ The flow of one request:
 
 1. the data (inline records, columns or CSV, or a stored dataset) is loaded into DuckDB, keeping
    only the allowed columns; masked columns are profiled for counts only;
-2. the question becomes a :class:`~billumy.insights.facts.Plan` through keyword rules, or,
+2. the question becomes a :class:`~billumy.insights.plan.Plan` through keyword rules, or,
    when they read nothing, through JSON-schema constrained output over the dataset's columns
    (never SQL from the model); Billumy builds and runs the queries; with no question, the
    most salient facts are chosen;
@@ -55,12 +55,18 @@ from billumy.errors import (
     PayloadTooLargeError,
 )
 from billumy.inference import InferenceService
-from billumy.insights import anomalies, changes, charts, checker, data, facts, profile, ratios
+from billumy.insights import anomalies, changes, charts, checker, data, profile, ratios
 from billumy.insights import question as questions
 from billumy.insights.answer import Answer, missing_columns, write_answer
 from billumy.insights.datasets import Dataset, Datasets, new_id
 from billumy.insights.formats import for_language
 from billumy.insights.model import Fact, Profile
+from billumy.insights.naming import names_a_dimension
+from billumy.insights.plan import Measure, Plan, plan_schema, validate_plan
+from billumy.insights.planned import facts_for_plan
+from billumy.insights.roles import plan_agg
+from billumy.insights.rules import names_a_measure, rule_plan
+from billumy.insights.salient import salient_facts
 from billumy.insights.statements import Context
 from billumy.language import LANGUAGE_NAMES, guess_language
 from billumy.schemas.insights import InsightRequest
@@ -466,7 +472,7 @@ class InsightService:
         req: InsightRequest,
         prof: Profile,
         asked: questions.Question | None = None,
-    ) -> tuple[facts.Plan | None, str]:
+    ) -> tuple[Plan | None, str]:
         """The plan of :meth:`_planned`, made to cover every part of the question
         (:func:`questions.reconcile`); the uncorrected plan if the correction is invalid."""
         plan, source = await self._planned(caller, req, prof, asked)
@@ -475,12 +481,9 @@ class InsightService:
         missing = missing_columns(req.question, prof) if req.question else []
         if req.question and (
             (plan is None and missing)
-            or (any(c.measure for c in missing) and not facts.names_a_measure(req.question, prof))
+            or (any(c.measure for c in missing) and not names_a_measure(req.question, prof))
             or any(c.measure and c.qualified(req.question) for c in missing)
-            or (
-                any(c.dimension for c in missing)
-                and not facts.names_a_dimension(req.question, prof)
-            )
+            or (any(c.dimension for c in missing) and not names_a_dimension(req.question, prof))
         ):
             # "Qual foi o custo total?", "profit by store" on data with no cost or profit:
             # the total of another column would be a guess; the answer says what is missing.
@@ -488,7 +491,7 @@ class InsightService:
         try:
             fixed = questions.reconcile(plan, asked, prof, source)
             if fixed is not None:
-                facts.validate_plan(fixed, prof)
+                validate_plan(fixed, prof)
                 return fixed, source if plan is not None else "rules"
         except (BadRequestError, ValidationError) as exc:
             log.info("plan correction unusable", extra={"reason": str(exc)[:200]})
@@ -500,7 +503,7 @@ class InsightService:
         req: InsightRequest,
         prof: Profile,
         asked: questions.Question | None,
-    ) -> tuple[facts.Plan | None, str]:
+    ) -> tuple[Plan | None, str]:
         """The question as a plan: the rules' when they read one, else the model's (validated),
         else none.
 
@@ -511,7 +514,7 @@ class InsightService:
         cannot read at all."""
         if not req.question:
             return None, "none"
-        rules = facts.rule_plan(req.question, prof)
+        rules = rule_plan(req.question, prof)
         if rules is not None:
             return rules, "rules"
         if asked is not None and questions.reconcile(None, asked, prof, "rules") is not None:
@@ -530,7 +533,7 @@ class InsightService:
             # It asks for something the data lacks (a cost, a customer): the answer says so,
             # rather than a model's plan about other columns.
             return None, "none"
-        schema = facts.plan_schema(prof)
+        schema = plan_schema(prof)
         columns = ", ".join(f"{c.name} ({c.kind})" for c in prof.columns if not c.masked)
         instruction = (
             "Map the question to an analysis plan over these columns: "
@@ -556,13 +559,13 @@ class InsightService:
             log.info("plan from the model unusable", extra={"reason": str(exc)[:200]})
             return None, "none"
         try:
-            plan = facts.Plan.model_validate_json(raw)
+            plan = Plan.model_validate_json(raw)
             try:
-                facts.validate_plan(plan, prof)
+                validate_plan(plan, prof)
             except BadRequestError:
                 # A small model often adds a filter it cannot fill in: keep the rest.
                 plan = plan.model_copy(update={"filters": []})
-                facts.validate_plan(plan, prof)
+                validate_plan(plan, prof)
             if plan.measures or plan.dimensions or plan.period:
                 return plan, "model"
         except (BillumyError, ValidationError, ValueError) as exc:
@@ -573,7 +576,7 @@ class InsightService:
     def _facts(
         table: data.Table,
         prof: Profile,
-        plan: facts.Plan | None,
+        plan: Plan | None,
         most: int,
         question: str | None = None,
         asked: questions.Question | None = None,
@@ -582,14 +585,14 @@ class InsightService:
         about drops or spikes gets its anomaly fact first, even when it finds none; one that
         compares periods or asks what drove a change gets the change between them, with each
         segment's part."""
-        planned = facts.facts_for_plan(table, prof, plan) if plan is not None else []
+        planned = facts_for_plan(table, prof, plan) if plan is not None else []
         ranked = questions.rankings(asked, prof, plan) if asked is not None else []
         if ranked:
             # "Qual entregou mais e qual tem o menor atraso médio?": one ranking per part, each
             # by its own measure and order, instead of the plan's one.
             planned = [f for f in planned if f.kind != "breakdown"]
             for ranking in ranked:
-                made = facts.facts_for_plan(table, prof, ranking)
+                made = facts_for_plan(table, prof, ranking)
                 planned += [f for f in made if f.kind == "breakdown"]
         dimension = _named_dimension(question, prof, asked) if question else None
         per = ratios.per_fact(table, prof, plan, question, dimension) if question else None
@@ -636,7 +639,7 @@ class InsightService:
                 # ratio of the sums answers.
                 planned = [ratio, *(f for f in planned if not _averages_rates(f))]
         rated = [f for f in (per, ratio) if f is not None and dimension in f.columns]
-        unasked = bool(question) and not facts.names_a_measure(question or "", prof)
+        unasked = bool(question) and not names_a_measure(question or "", prof)
         if rated and asked is not None and (asked.has("rank") or unasked):
             # "Which location has the highest churn rate?": the rate ranks them; a ranking of
             # the cancellations alone would answer another question.
@@ -665,7 +668,7 @@ class InsightService:
             found = anomalies.anomaly_fact(
                 table, scope, direction or "both", keep_empty=direction is not None
             )
-        unnamed = bool(direction and question) and not facts.names_a_measure(question or "", prof)
+        unnamed = bool(direction and question) and not names_a_measure(question or "", prof)
         if unnamed and direction and found is not None and not found.values.get("count"):
             # "Anything unusual in the hotel numbers?" names no measure: every measure is
             # looked at, and the one with the sharpest case answers.
@@ -673,9 +676,7 @@ class InsightService:
         extra = [] if found is None or direction else [found]
         if found is not None and direction:
             planned = [found, *planned]
-        salient = facts.salient_facts(
-            table, prof, limit=max(4, 2 * most), exclude=planned, extra=extra
-        )
+        salient = salient_facts(table, prof, limit=max(4, 2 * most), exclude=planned, extra=extra)
         seen = {(f.kind, tuple(f.columns), f.sql) for f in planned}
         merged = planned + [f for f in salient if (f.kind, tuple(f.columns), f.sql) not in seen]
         merged = merged[: max(len(planned), 2 * most + 2)]
@@ -808,7 +809,7 @@ _MAX_SCANNED_MEASURES = 8
 def _sharpest_anomaly(
     table: data.Table,
     prof: Profile,
-    plan: facts.Plan | None,
+    plan: Plan | None,
     direction: anomalies.Direction,
     asked: questions.Question | None,
 ) -> Fact | None:
@@ -819,10 +820,10 @@ def _sharpest_anomaly(
     measures = [c for c in prof.columns if c.kind == "numeric" and not c.masked][
         :_MAX_SCANNED_MEASURES
     ]
-    base = plan or facts.Plan(measures=[facts.Measure(column="*", agg="count")])
+    base = plan or Plan(measures=[Measure(column="*", agg="count")])
     for column in measures:
         measured = base.model_copy(
-            update={"measures": [facts.Measure(column=column.name, agg=facts.plan_agg(column))]}
+            update={"measures": [Measure(column=column.name, agg=plan_agg(column))]}
         )
         scope = anomalies.plan_scope(table, prof, measured)
         if scope is None:
@@ -841,7 +842,7 @@ def _sharpest_anomaly(
     return best[1]
 
 
-def _anomaly_plan(question: str, prof: Profile, plan: facts.Plan | None) -> facts.Plan | None:
+def _anomaly_plan(question: str, prof: Profile, plan: Plan | None) -> Plan | None:
     """The plan whose measure the anomaly check reads: the one named in the part of the
     question that asks about drops or spikes ("What percentage of deliveries were late, and
     did any carrier's delay spike?" checks the delay, not the deliveries)."""
@@ -850,7 +851,7 @@ def _anomaly_plan(question: str, prof: Profile, plan: facts.Plan | None) -> fact
     for clause in re.split(r"\s*[,;?]\s*|\s+(?:e|and)\s+", question):
         if anomalies.asked_direction(clause) is None:
             continue
-        read = facts.rule_plan(clause, prof)
+        read = rule_plan(clause, prof)
         if read is not None and read.measures[0].column != "*":
             return plan.model_copy(update={"measures": read.measures[:1]})
         break
@@ -865,7 +866,7 @@ def _named_dimension(
     compared = [p for p in (asked.parts if asked else []) if p.kind == "compare_segments"]
     if compared:
         return str(compared[0].detail["column"])
-    named = facts.rule_plan(question, prof)
+    named = rule_plan(question, prof)
     return named.dimensions[0] if named is not None and named.dimensions else None
 
 

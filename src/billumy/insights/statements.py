@@ -1,7 +1,8 @@
 """One sentence per fact, in Brazilian Portuguese or English, from the fact's own values.
 
-:mod:`billumy.insights.facts` computes each fact and writes a plain English statement; this
-module writes the sentence a reader gets, per fact kind and language, with locale formatting
+The fact modules (:mod:`billumy.insights.salient`, :mod:`billumy.insights.planned`, ...)
+compute each fact and write a plain English statement; this module writes the sentence a
+reader gets, per fact kind and language, with locale formatting
 (:mod:`billumy.insights.formats`): money as money, percentages, months by name. It reads only
 what a fact carries (``kind``, ``values``, ``rows``, ``columns``, ``sql``) plus the profile
 (money columns, a measure's default aggregate) and the plan the planned facts came from (its
@@ -17,10 +18,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from billumy.insights.facts import Filter, Plan, default_agg
 from billumy.insights.formats import Formats
 from billumy.insights.model import Fact, Profile, Scalar
+from billumy.insights.plan import Filter, Plan
 from billumy.insights.profile import name_words
+from billumy.insights.roles import default_agg
 
 __all__ = ["Context", "Metric", "describe"]
 

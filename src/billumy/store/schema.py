@@ -1,11 +1,12 @@
 """The SQL store's schema, versioned with Alembic (SQLite and PostgreSQL).
 
-The tables are written once, as SQLAlchemy metadata (:mod:`billumy.store.sql`,
-:mod:`billumy.store.sql_chats`). The revisions under ``store/alembic/versions`` are made from it
-by autogenerate, plus hand-written steps for what the metadata cannot describe: the full-text
-indexes (SQLite FTS5 tables and their triggers, PostgreSQL tsvector columns and GIN indexes).
-Those are named here (``FTS_TABLES``, ``UNMODELLED_*``) so that the compare of metadata and database
-(:func:`differences`, what ``alembic check`` does) leaves them out.
+The tables are written once, as SQLAlchemy metadata (:mod:`billumy.store.sql_tables`,
+:mod:`billumy.store.sql_chats`, :mod:`billumy.store.sql_datasets`). The revisions under
+``store/alembic/versions`` are made from it by autogenerate, plus hand-written steps for what
+the metadata cannot describe: the full-text indexes (SQLite FTS5 tables and their triggers,
+PostgreSQL tsvector columns and GIN indexes). Those are named here (``FTS_TABLES``,
+``UNMODELLED_*``) so that the compare of metadata and database (:func:`differences`, what
+``alembic check`` does) leaves them out.
 
 :func:`upgrade` runs at start-up and by ``billumy db upgrade``, in one transaction that holds a
 database-wide lock, so several processes starting at once are safe: one upgrades, the others
@@ -43,6 +44,9 @@ from sqlalchemy import Connection, MetaData, inspect, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from billumy.errors import BillumyError
+from billumy.store.sql_chats import chat_metadata
+from billumy.store.sql_datasets import dataset_metadata
+from billumy.store.sql_tables import metadata
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +74,6 @@ UNMODELLED_DEFAULTS = frozenset({("chats", "tags")})
 
 def target_metadata() -> list[MetaData]:
     """The tables the schema is made from."""
-    from billumy.store.sql import metadata
-    from billumy.store.sql_chats import chat_metadata
-    from billumy.store.sql_datasets import dataset_metadata
-
     return [metadata, chat_metadata, dataset_metadata]
 
 

@@ -1,9 +1,9 @@
 """SQL store on SQLAlchemy's async engine: SQLite (default, WAL) and PostgreSQL (asyncpg).
 
-Keys (with their limits), models and usage live here; chats and messages in
-:mod:`billumy.store.sql_chats`; datasets and insight records in
-:mod:`billumy.store.sql_datasets`. The schema is made from these tables by Alembic, at start-up
-(:mod:`billumy.store.schema`).
+Keys (with their limits), models and usage live here (their tables in
+:mod:`billumy.store.sql_tables`); chats and messages in :mod:`billumy.store.sql_chats`; datasets
+and insight records in :mod:`billumy.store.sql_datasets`. The schema is made from these tables
+by Alembic, at start-up (:mod:`billumy.store.schema`).
 
 SQLite transactions are begun here rather than by the sqlite3 module (which begins one before
 the first INSERT/UPDATE/DELETE, after any SELECT): writes go through ``SQLStore.writer`` and
@@ -23,19 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Column,
     Connection,
-    Date,
-    DateTime,
-    Index,
     Insert,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
     delete,
     event,
     func,
@@ -64,58 +53,10 @@ from billumy.store.base import (
 )
 from billumy.store.sql_chats import SQLChatStore, _aware
 from billumy.store.sql_datasets import SQLDatasetStore
+from billumy.store.sql_tables import api_keys, key_usage, models
 
 # Execution option of the writer engine; the SQLite "begin" hook turns it into BEGIN IMMEDIATE.
 _WRITE = "billumy_write"
-
-metadata = MetaData()
-
-# SQLite's INTEGER is 64-bit already, and what its tables have always used.
-_big = BigInteger().with_variant(Integer(), "sqlite")
-
-api_keys = Table(
-    "api_keys",
-    metadata,
-    Column("id", String(32), primary_key=True),
-    Column("name", String(200), nullable=False),
-    Column("prefix", String(16), nullable=False),
-    Column("key_hash", String(64), nullable=False, unique=True),
-    Column("tenant", String(200), nullable=False),
-    Column("scopes", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("last_used_at", DateTime(timezone=True)),
-    Column("revoked_at", DateTime(timezone=True)),
-    Column("requests_per_minute", Integer),
-    Column("tokens_per_day", _big),
-    Column("parallel", Integer),
-)
-
-# Keyed by owner and name: a tenant's id, or '' (base.SHARED) for a shared model.
-models = Table(
-    "models",
-    metadata,
-    Column("owner", String(200), primary_key=True),
-    Column("name", String(300), primary_key=True),
-    Column("definition", JSON, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("modified_at", DateTime(timezone=True), nullable=False),
-)
-
-# Limits: NULL is the server default, 0 unlimited. Usage: one row per key, UTC day and model,
-# grown by INSERT ... ON CONFLICT DO UPDATE (see SQLStore.record_usage). No foreign key to
-# api_keys: keys are never deleted, and usage must be kept even if one were.
-key_usage = Table(
-    "usage",
-    metadata,
-    Column("key_id", String(32), primary_key=True),
-    Column("day", Date, primary_key=True),
-    Column("model", String(300), primary_key=True),
-    Column("requests", _big, nullable=False, server_default="0"),
-    Column("prompt_tokens", _big, nullable=False, server_default="0"),
-    Column("completion_tokens", _big, nullable=False, server_default="0"),
-    # Listing every key's usage since a day walks this rather than the whole table.
-    Index("usage_day", "day"),
-)
 
 
 def _add_usage(dialect: str, row: dict[str, Any]) -> Insert:

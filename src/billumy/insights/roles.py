@@ -1,0 +1,170 @@
+"""Measure roles: which columns the facts measure, how each is aggregated (a flow is summed,
+an average or a rate is averaged, a stock is taken at a moment), and which columns lead when
+no question says (:func:`main_columns`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from billumy.insights.data import quote_ident
+from billumy.insights.model import ColumnProfile, Profile
+from billumy.insights.plan import Agg
+from billumy.insights.profile import CATEGORY_MIN_DISTINCT, dtype_family, name_words
+
+__all__ = [
+    "default_agg",
+    "is_stock",
+    "main_columns",
+    "metric_sql",
+    "plan_agg",
+]
+
+
+_AVG_WORDS = {
+    "age", "idade", "nps", "pct", "avg", "mean", "rate", "taxa", "ratio", "score", "nota",
+    "rating", "media", "margin", "margem", "price", "preco", "tempo", "time", "hours", "horas",
+    "hour", "hora", "days", "dias", "minutes", "minutos", "seconds", "segundos", "duration",
+    "duracao", "latency", "latencia", "discount", "desconto", "temperature", "temperatura",
+    "satisfaction", "satisfacao", "percent", "percentage", "percentual", "porcentagem",
+    "medio", "average", "min", "mins", "delay", "atraso", "lag", "speed",
+    "velocidade", *("headcount", "saldo", "balance", "estoque", "inventory", "stock"),
+}  # fmt: skip
+# Stocks: levels at a moment (people on the payroll, units in the warehouse, money in the
+# account), which add up across segments on one date but never across dates.
+_STOCK_WORDS = {
+    "headcount", "saldo", "balance", "estoque", "inventory", "stock", "employees",
+    "funcionarios", "colaboradores", "efetivo", "assinantes", "subscribers", "ativos", "active",
+    "matriculados", "enrolled", "inscritos", "backlog", "carteira", "vigentes", "ativas",
+    "disponiveis", "available", "logged", "online", "capacity", "capacidade", "frota", "fleet",
+}  # fmt: skip
+_MONEY_WORDS = {
+    "revenue", "receita", "sales", "vendas", "venda", "valor", "value", "amount", "total",
+    "faturamento", "montante", "lucro", "profit", "gmv", "income", "renda",
+}  # fmt: skip
+
+
+_COUNT_NOUNS = frozenset(
+    {"boletos", "pedidos", "orders", "tickets", "chamados", "entregas", "deliveries", "faturas",
+     "invoices", "itens", "items", "clientes", "customers", "casos", "cases", "contas",
+     "accounts", "payments", "pagamentos", "parcelas", "titulos", "envios", "shipments"}
+)  # fmt: skip
+# Words of an average that stay one however counted: "tickets_tempo_medio" is a time.
+_STATE_EXEMPT = frozenset(
+    {"medio", "media", "avg", "mean", "average", "rate", "taxa", "pct", "percent", "tempo",
+     "time", "hours", "horas", "days", "dias", "minutes", "minutos", "score", "nota", "price",
+     "preco", "idade", "age"}
+)  # fmt: skip
+
+
+def default_agg(column: ColumnProfile) -> Literal["sum", "avg"]:
+    """``avg`` for measures that do not add up (prices, rates, scores, durations, ratios in
+    [0, 1]); ``sum`` for quantities and money."""
+    words = name_words(column.name)
+    if any(word in _AVG_WORDS for word in words):
+        # "boletos_em_atraso" counts the boletos that are late; "atraso_dias" is a delay.
+        counted = set(words) & _COUNT_NOUNS and not set(words) & _STATE_EXEMPT
+        least = column.min
+        if counted and isinstance(least, int) and not isinstance(least, bool) and least >= 0:
+            return "sum"
+        return "avg"
+    low, high = column.min, column.max
+    is_ratio = isinstance(low, float) and isinstance(high, float) and low >= 0 and high <= 1
+    return "avg" if is_ratio and dtype_family(column.dtype) == "float" else "sum"
+
+
+def is_stock(column: ColumnProfile) -> bool:
+    """Whether ``column`` is a level at a moment (headcount, estoque, saldo), not a flow."""
+    return column.kind == "numeric" and any(w in _STOCK_WORDS for w in name_words(column.name))
+
+
+def plan_agg(column: ColumnProfile) -> Agg:
+    """The aggregate a question about ``column`` means when it names none: a stock's total
+    (taken on the latest date, see :func:`~billumy.insights.planned.facts_for_plan`), else
+    :func:`default_agg`. Salient facts, which read no question, keep :func:`default_agg` (a
+    stock's average level)."""
+    return "sum" if is_stock(column) else default_agg(column)
+
+
+@dataclass(frozen=True)
+class _Metric:
+    """A measure as facts compute it: ``column`` is ``"*"`` for the row count."""
+
+    column: str
+    agg: Agg
+    dtype: str = "BIGINT"
+
+    @property
+    def sql(self) -> str:
+        if self.column == "*":
+            return "count(*)"
+        c = quote_ident(self.column)
+        if (
+            self.agg == "sum"
+            and dtype_family(self.dtype) == "float"
+            and "DECIMAL" not in self.dtype
+        ):
+            return f"fsum(CAST({c} AS DOUBLE))"
+        if self.agg == "avg":
+            return f"avg(CAST({c} AS DOUBLE))"
+        return f"{self.agg}({c})"
+
+    @property
+    def phrase(self) -> str:
+        if self.column == "*":
+            return "the number of rows"
+        return {
+            "sum": f"total {self.column}",
+            "avg": f"average {self.column}",
+            "count": f"the number of {self.column} values",
+            "min": f"minimum {self.column}",
+            "max": f"maximum {self.column}",
+        }[self.agg]
+
+    @property
+    def additive(self) -> bool:
+        return self.agg in ("sum", "count")
+
+
+@dataclass
+class _Roles:
+    measures: list[_Metric] = field(default_factory=list)  # most important first
+    dimensions: list[ColumnProfile] = field(default_factory=list)
+    temporal: list[ColumnProfile] = field(default_factory=list)
+    ids: list[ColumnProfile] = field(default_factory=list)
+
+
+def _measure_rank(column: ColumnProfile, position: int) -> tuple[int, int, int]:
+    money = any(word in _MONEY_WORDS for word in name_words(column.name))
+    return (default_agg(column) != "sum", not money, position)
+
+
+def _roles(profile: Profile) -> _Roles:
+    visible = [c for c in profile.columns if not c.masked]
+    numeric = [(i, c) for i, c in enumerate(visible) if c.kind == "numeric"]
+    numeric.sort(key=lambda pair: _measure_rank(pair[1], pair[0]))
+    dims = [c for c in visible if c.kind in ("categorical", "boolean") and c.distinct >= 2]
+    dims.sort(key=lambda c: (c.distinct > CATEGORY_MIN_DISTINCT, c.kind == "boolean"))
+    temporal = [c for c in visible if c.kind == "temporal" and c.min != c.max]
+    return _Roles(
+        measures=[_Metric(c.name, default_agg(c), c.dtype) for _, c in numeric],
+        dimensions=dims,
+        temporal=temporal,
+        ids=[c for c in visible if c.kind == "id"],
+    )
+
+
+def main_columns(profile: Profile) -> tuple[str | None, str | None, str | None]:
+    """The columns the salient facts lead with: the main measure (money first), the main
+    dimension and the main date column; None where the data has none."""
+    roles = _roles(profile)
+    measure = next((m.column for m in roles.measures), None)
+    dimension = roles.dimensions[0].name if roles.dimensions else None
+    temporal = roles.temporal[0].name if roles.temporal else None
+    return measure, dimension, temporal
+
+
+def metric_sql(column: str, agg: Agg, dtype: str) -> str:
+    """The SQL aggregate of ``column`` as facts compute it (``fsum`` for float sums)."""
+    return _Metric(column, agg, dtype).sql

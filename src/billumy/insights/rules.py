@@ -1,0 +1,597 @@
+"""The rule reader: a question read into a :class:`~billumy.insights.plan.Plan` by keyword
+rules, without the model (:func:`rule_plan`): its measures and aggregates (sales, units,
+weights, deliveries, durations, counts), dimensions, order, period ("last 3 months", "over
+the past year"), value filters (``_EXCEPT``: "except", "sem", ...) and yes/no filters.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from billumy.insights.grains import choose_grain, grain_for_span
+from billumy.insights.model import ColumnProfile, Profile
+from billumy.insights.naming import (
+    _AGG_WORDS,
+    _SALES_STEMS,
+    _column_words,
+    _Named,
+    _named_column,
+    _named_value,
+    _shared_words,
+    _strongest,
+    _value_positions,
+    _value_words,
+    _values_beside_their_column,
+)
+from billumy.insights.plan import (
+    MAX_FILTERS,
+    MAX_MEASURES,
+    Agg,
+    Filter,
+    Grain,
+    Measure,
+    Op,
+    Period,
+    Plan,
+)
+from billumy.insights.profile import name_words
+from billumy.insights.roles import _measure_rank, default_agg, plan_agg
+from billumy.insights.synonyms import _find, _fold, _groups, _lookup, _tokens, _variants
+
+__all__ = [
+    "names_a_measure",
+    "rule_order",
+    "rule_plan",
+]
+
+
+# "quantos pedidos" counts; "quanto vendeu" (how much) does not: the singular is not a count.
+_COUNT_WORDS = {"quantos", "quantas", "count", "contagem", "numero", "number", "many"}
+_GRAIN_WORDS: dict[str, Grain] = {
+    "dia": "day", "diario": "day", "diaria": "day", "daily": "day", "day": "day",
+    "semana": "week", "semanal": "week", "week": "week", "weekly": "week",
+    "mes": "month", "mensal": "month", "month": "month", "monthly": "month",
+    "trimestre": "quarter", "trimestral": "quarter", "quarter": "quarter", "quarterly": "quarter",
+    "ano": "year", "anual": "year", "year": "year", "yearly": "year", "annual": "year",
+}  # fmt: skip
+_ASC_WORDS = {
+    "menor", "menos", "pior", "lowest", "bottom", "least", "worst", "fewest", "smallest",
+}  # fmt: skip
+_DESC_WORDS = {
+    "maior", "mais", "melhor", "top", "best", "highest", "most", "largest", "biggest",
+    "greatest",
+}  # fmt: skip
+_NOT_AN_ORDER_BEFORE = {"at", "pelo", "ao"}  # "at least", "pelo menos", "ao menos"
+_DIMENSION_CUES = {
+    "qual", "quai", "quais", "por", "cada", "entre", "which", "what", "by", "per", "each",
+    "across", "among",
+}  # fmt: skip
+_FILLERS = {"a", "o", "as", "os", "the", "de", "do", "da", "dos", "das", "each", "cada"}
+_LAST_N = re.compile(r"\b(?:ultimos|ultimas|ultimo|ultima|last|past)\s+(\d{1,3})\b")
+
+
+def rule_plan(question: str, profile: Profile) -> Plan | None:
+    """A plan from keywords, for when no model is available or its plan is invalid.
+
+    It looks for columns named in the question (accents, case and plurals ignored; common
+    business words matched across English and Portuguese through a small synonym table, so
+    "receita" names a column ``revenue`` and "região" one called ``region``; close prefixes,
+    "client" for ``cliente``), preferring columns named by their own words over synonyms. It
+    reads aggregate words ("total", "soma", "média", "average"...), grains ("mês",
+    "quarter"...), "top N", "last N"/"últimos N", and the order: the first of "maior",
+    "mais", "top", "best", "highest"... (descending, the default) or "menor", "menos",
+    "pior", "lowest", "worst"... (ascending). A categorical column named after "qual",
+    "quais", "por", "which", "by", "per"... is a dimension, and so is one named anywhere
+    whose values the question does not name; values of categorical columns ("no Sul") are
+    filters. None when the question names nothing usable.
+    """
+    tokens = _tokens(question)
+    visible = [c for c in profile.columns if not c.masked]
+    # "a fila de vendas" (queue ``Q01 Vendas``) names a queue, not the sales column.
+    beside = _values_beside_their_column(visible, tokens) | _value_words(visible, tokens)
+    words = [frozenset() if i in beside else t for i, t in enumerate(_column_words(tokens))]
+    groups = [_groups(w) for w in words]
+    folded = _fold(question)
+    shared = _shared_words(visible)
+    named = {c.name: _named_column(words, groups, c, shared) for c in visible}
+    _drop_modifiers(named, visible, tokens)
+    # "Total Express" is a carrier, not a total: words of the values named are no aggregate.
+    inside = _value_positions(visible, tokens)
+    agg: Agg | None = _lookup([t for i, t in enumerate(tokens) if i not in inside], _AGG_WORDS)
+    measures = _rule_measures(visible, named, agg, tokens)
+    dims = _rule_dimensions(visible, named, tokens)
+    period = _rule_period(visible, named, tokens, folded)
+    filters = _rule_filters(visible, tokens, set(dims))
+    flags = [] if "%" in question else _yes_no_filters(visible, tokens)
+    if flags:
+        # "total value of financed projects": the yes/no column named by its word keeps its
+        # yes rows; it is no breakdown.
+        dims = [d for d in dims if d not in {f.column for f in flags}]
+        filters = [f for f in filters if f.column not in {g.column for g in flags}] + flags
+    durations = [c for c in visible if c.kind == "numeric" and set(name_words(c.name)) & _DURATION]
+    if measures is None and durations and _HOW_LONG.search(folded):
+        # "Quanto tempo demora uma instalação?": the duration column, on average.
+        measures = [Measure(column=durations[0].name, agg=agg or "avg")]
+    if measures is None and _delivers(tokens):
+        goods = [c for c in visible if c.kind == "numeric" and _is_quantity(c)]
+        goods += [c for c in visible if c.kind == "numeric" and _is_weight(c)]
+        if goods:
+            measures = [Measure(column=goods[0].name, agg=agg or "sum")]
+    if measures is None and any(t & _DEALS for t in tokens):
+        # "Which segment closed the fewest deals?": a deal is a row (a contract, a sale).
+        ids = [c for c in visible if c.kind == "id"]
+        measures = [Measure(column=ids[0].name if ids else "*", agg="count")]
+    if measures is None and not dims and period is None and not filters:
+        return None
+    if measures is None:
+        measures = _default_measures(visible, agg)
+    measures = [*measures, *_other_aggregates(question, profile, measures)]
+    order = _rule_order(tokens)
+    if not any(named[c.name].position >= 0 for c in visible if c.kind == "numeric"):
+        # "Which department has the largest team?": a team's size is its people.
+        people = [c for c in visible if c.kind == "numeric" and _PEOPLE & set(name_words(c.name))]
+        if people and any(t & _TEAM for t in tokens) and any(t & _SIZE for t in tokens):
+            measures = [Measure(column=people[0].name, agg=agg or plan_agg(people[0]))]
+    speed = _speed(tokens)
+    if speed is not None and durations:
+        # "who resolves tickets faster?": the shortest average time, whatever else is named.
+        named_durations = [c for c in durations if named[c.name].position >= 0] or durations
+        measures = [Measure(column=named_durations[0].name, agg=agg or "avg")]
+        order = speed
+    elif (
+        durations
+        and _HOW_LONG.search(folded)
+        and not any(named[c.name].position >= 0 for c in durations)
+    ):
+        # "How long does a commercial installation take?": its duration column, on average.
+        measures = [Measure(column=durations[0].name, agg=agg or "avg")]
+    top = re.search(r"\btop\s+(\d{1,2})\b", folded)
+    return Plan(
+        measures=measures,
+        dimensions=dims[:2],
+        filters=filters,
+        period=period,
+        top_n=max(1, int(top[1])) if top else 5,
+        order=order,
+    )
+
+
+_DEALS = frozenset(
+    {"deal", "deals", "negocio", "negocios", "transaction", "transactions", "transacao",
+     "transacoes"}
+)  # fmt: skip
+
+
+def _other_aggregates(question: str, profile: Profile, measures: list[Measure]) -> list[Measure]:
+    """A measure a clause asks for with another aggregate ("how many kWp in total, and what's
+    the average system size?": the sum and the average of ``system_kwp``)."""
+    out: list[Measure] = []
+    planned = {(m.column, m.agg) for m in measures}
+    columns = {m.column for m in measures}
+    for clause in re.split(r"\s*[,;]\s*|\s+(?:e|and)\s+", question):
+        tokens = _tokens(clause)
+        agg = _lookup(tokens, _AGG_WORDS)
+        if agg is None:
+            continue
+        read = rule_plan(clause, profile) if len(clause) < len(question) else None
+        if read is None:
+            continue
+        for m in read.measures:
+            if m.column in columns and (m.column, agg) not in planned and m.column != "*":
+                planned.add((m.column, agg))
+                out.append(Measure(column=m.column, agg=agg))
+    return out
+
+
+_HOW_LONG = re.compile(r"\bhow long\b|\bquanto tempo\b|\bdemora|\bleva(m)? quant")
+_TEAM = frozenset({"team", "teams", "equipe", "equipes", "time", "staff", "quadro"})
+_SIZE = frozenset({"largest", "biggest", "smallest", "maior", "menor", "maiores", "menores"})
+_PEOPLE = frozenset(
+    {"headcount", "employees", "employee", "funcionarios", "colaboradores", "staff", "pessoas",
+     "people", "efetivo"}
+)  # fmt: skip
+_FAST = frozenset(
+    {"faster", "fastest", "quicker", "quickest", "quickly", "rapido", "rapida", "rapidos",
+     "rapidas", "rapidamente", "agil", "ageis", "veloz"}
+)  # fmt: skip
+_SLOW = frozenset(
+    {"slower", "slowest", "slowly", "lento", "lenta", "lentos", "lentas", "demora", "demorou",
+     "demoram", "demoraram", "demorado", "demorada", "longest", "demorados"}
+)  # fmt: skip
+_DURATION = frozenset(
+    {"tempo", "time", "hours", "horas", "hora", "hour", "minutes", "minutos", "min", "mins",
+     "seconds", "segundos", "dias", "days", "duration", "duracao", "latency", "latencia",
+     "lead", "sla", "sec", "secs", "seg", "hrs", "ms"}
+)  # fmt: skip
+DURATION_WORDS = _DURATION
+
+
+def is_duration(column: ColumnProfile) -> bool:
+    """Whether a numeric column holds a time taken (``avg_wait_sec``, ``install_days``)."""
+    return column.kind == "numeric" and bool(set(name_words(column.name)) & _DURATION)
+
+
+def _speed(tokens: list[frozenset[str]]) -> Literal["asc", "desc"] | None:
+    """``asc`` (shortest time first) for words of speed ("faster", "mais rápido"), ``desc`` for
+    words of slowness ("mais lento", "demora mais"), None for neither."""
+    for token in tokens:
+        if token & _FAST:
+            return "asc"
+        if token & _SLOW:
+            return "desc"
+    return None
+
+
+def names_a_measure(question: str, profile: Profile) -> bool:
+    """Whether ``question`` names a numeric column (or asks for a count), as :func:`rule_plan`
+    reads it; False when a plan's measure would only be the data's default."""
+    tokens = _tokens(question)
+    visible = [c for c in profile.columns if not c.masked]
+    # "a fila de vendas" (queue ``Q01 Vendas``) names a queue, not the sales column.
+    beside = _values_beside_their_column(visible, tokens) | _value_words(visible, tokens)
+    words = [frozenset() if i in beside else t for i, t in enumerate(_column_words(tokens))]
+    groups = [_groups(w) for w in words]
+    visible = [c for c in profile.columns if not c.masked]
+    shared = _shared_words(visible)
+    named = {c.name: _named_column(words, groups, c, shared) for c in visible}
+    if _rule_measures(visible, named, None, tokens) is not None:
+        return True
+    # "quanto a loja Sul vendeu": a verb of selling names the money column.
+    sells = any(w.startswith(_SALES_STEMS) for t in tokens for w in t)
+    return sells and any(c.kind == "numeric" and c.money for c in visible)
+
+
+# Words of money only: "venderam menos unidades" sells units, "faturou mais" earns money.
+_MONEY_STEMS = ("fatur", "receit", "revenue", "earn")
+
+
+def _sales_position(tokens: list[frozenset[str]]) -> int | None:
+    """Where a word of earning money ("faturou", "receita", "revenue") is, or None."""
+    return next(
+        (i for i, t in enumerate(tokens) if any(w.startswith(_MONEY_STEMS) for w in t)), None
+    )
+
+
+def _rank_position(tokens: list[frozenset[str]]) -> int | None:
+    """Where the first word about order ("mais", "most", "menor") is, or None."""
+    for i, token in enumerate(tokens):
+        if i and tokens[i - 1] & _NOT_AN_ORDER_BEFORE:
+            continue
+        if token & (_ASC_WORDS | _DESC_WORDS):
+            return i
+    return None
+
+
+def rule_order(question: str) -> Literal["desc", "asc"]:
+    """``asc`` when the question's first word about order asks for the lowest."""
+    return _rule_order(_tokens(question))
+
+
+def _rule_order(tokens: list[frozenset[str]]) -> Literal["desc", "asc"]:
+    """``asc`` when the first word about order asks for the lowest, else ``desc``."""
+    for i, token in enumerate(tokens):
+        if i and tokens[i - 1] & _NOT_AN_ORDER_BEFORE:
+            continue
+        if token & _ASC_WORDS:
+            return "asc"
+        if token & _DESC_WORDS:
+            return "desc"
+    return "desc"
+
+
+def _cued(tokens: list[frozenset[str]], position: int) -> bool:
+    """Whether a dimension cue ("qual", "por", "which", "by"...) comes just before
+    ``position``, possibly with an article between ("qual a região", "by the region")."""
+    before = tokens[max(0, position - 2) : position]
+    if before and before[-1] & _DIMENSION_CUES:
+        return True
+    return len(before) == 2 and bool(before[0] & _DIMENSION_CUES and before[1] & _FILLERS)
+
+
+def _rule_dimensions(
+    visible: list[ColumnProfile], named: dict[str, _Named], tokens: list[frozenset[str]]
+) -> list[str]:
+    """Categorical columns the question groups by: named after a cue, or named where none of
+    their values is (then "a região Sul" filters on Sul instead)."""
+    categorical = [c for c in visible if c.kind in ("categorical", "boolean")]
+    dims = []
+    for column in _strongest(categorical, named):
+        cued = _cued(tokens, named[column.name].position)
+        if cued or _named_value(column, tokens) is None:
+            dims.append(column.name)
+    return dims
+
+
+def _drop_modifiers(
+    named: dict[str, _Named], visible: list[ColumnProfile], tokens: list[frozenset[str]]
+) -> None:
+    """A count named right before money ("rental revenue": ``locacoes``, ``receita``) only
+    says which money it is: the compound's last word is the quantity asked for, so the first
+    is not named. ("late deliveries" names the late ones, a part of the deliveries; words
+    joined by "and", "e" or a comma are two quantities.)"""
+    columns = {c.name: c for c in visible}
+    at = {
+        named[c.name].position: c.name
+        for c in visible
+        if c.kind == "numeric" and named[c.name].position >= 0 and named[c.name].length == 1
+    }
+    for position, name in at.items():
+        head = at.get(position + 1)
+        if head is not None and columns[head].money and not columns[name].money:
+            named[name] = _Named()
+
+
+def _rule_measures(
+    visible: list[ColumnProfile],
+    named: dict[str, _Named],
+    agg: Agg | None,
+    tokens: list[frozenset[str]],
+) -> list[Measure] | None:
+    numeric = _strongest([c for c in visible if c.kind == "numeric"], named)
+    # "total de pedidos" with a pedido_id column: orders are counted, never summed, and never
+    # answered with another column's total. A word that names a segment column too ("loja"
+    # for ``loja`` and ``cod_loja``) names the segments, not a count of their codes.
+    segments = {named[c.name].position for c in visible if c.kind == "categorical"} - {-1}
+    ids = _strongest(
+        [c for c in visible if c.kind == "id" and named[c.name].position not in segments], named
+    )
+    units = [c for c in visible if c.kind == "numeric" and _is_quantity(c)]
+    if units and _counts(tokens) and _sells(tokens) and units[0] not in numeric:
+        # "How many croissants did we sell (and what's our loss rate)?": the units sold, not
+        # the rows that hold them.
+        if not numeric:
+            return [Measure(column=units[0].name, agg=agg or "sum")]
+        numeric = [units[0], *numeric]
+        named = {**named, units[0].name: _Named(_sell_position(tokens), 0, 1)}
+    if not numeric and not _counts(tokens) and _sales_position(tokens) is not None:
+        # "Qual loja faturou mais?": the verb of earning names the money column.
+        earning = [(i, c) for i, c in enumerate(visible) if c.kind == "numeric" and c.money]
+        if earning:
+            # The money that adds up (valor_total), not a price.
+            _, main = min(earning, key=lambda pair: _measure_rank(pair[1], pair[0]))
+            return [Measure(column=main.name, agg=agg or plan_agg(main))]
+    sold_at = _sales_position(tokens)
+    weak = all(named[c.name].strength == 0 for c in numeric)
+    if len(numeric) > 1 and weak and sold_at is not None:
+        # "room revenue": the money the phrase is about, not the rooms that qualify it.
+        numeric = [c for c in numeric if named[c.name].position == sold_at] or numeric
+    if numeric:
+        at = {c.name: named[c.name].position for c in numeric}
+        money = [c for c in visible if c.kind == "numeric" and c.money and c not in numeric]
+        sold = _sales_position(tokens)
+        if money and sold is not None and sold not in at.values():
+            # "Quantas consultas tivemos e qual especialidade faturou mais?": consultas and
+            # the money column, each asked by its own part.
+            numeric = [*numeric, money[0]]
+            at[money[0].name] = sold
+        numeric = _qualified(numeric, at)
+        rank = _rank_position(tokens)
+        if rank is not None:
+            # The ranking is by the measure named nearest its "mais"/"most".
+            numeric = sorted(numeric, key=lambda c: abs(at[c.name] - rank))
+        measures = [Measure(column=c.name, agg=agg or plan_agg(c)) for c in numeric]
+        if ids and _counts(tokens):
+            # "How many orders, and which category brought in the most value?": both.
+            measures.append(Measure(column=ids[0].name, agg="count"))
+        return measures[:MAX_MEASURES]
+    if ids:
+        return [Measure(column=ids[0].name, agg="count")]
+    if _counts(tokens):
+        return [Measure(column="*", agg="count")]
+    return None
+
+
+def _qualified(numeric: list[ColumnProfile], at: dict[str, int]) -> list[ColumnProfile]:
+    """``numeric`` without a whole named right beside a part of it: "entregas atrasadas",
+    "late deliveries" name the late ones (``atrasadas``), not also every delivery. A part is
+    the smaller total of two counts that add up."""
+    wholes = set()
+    for a in numeric:
+        for b in numeric:
+            if (
+                a is not b
+                and abs(at[a.name] - at[b.name]) == 1
+                and default_agg(a) == default_agg(b) == "sum"
+                and isinstance(a.sum, int | float)
+                and isinstance(b.sum, int | float)
+                and 0 <= a.sum < b.sum
+            ):
+                wholes.add(b.name)
+    return [c for c in numeric if c.name not in wholes] or numeric
+
+
+_SELL_STEMS = ("vend", "sold", "sell")
+_QUANTITY_GROUP = frozenset(
+    {"unit", "unidade", "quantity", "quantidade", "qty", "qtd", "qtde", "saca", "sacas", "sack",
+     "sacks", "bag", "bags", "caixa", "caixas", "box", "boxes", "pacote", "pacotes", "fardo",
+     "fardos"}
+)  # fmt: skip
+# Weights and volumes: quantities too, after the counted units ("sacas" before "peso_kg").
+_WEIGHT_GROUP = frozenset(
+    {"kg", "kilos", "quilos", "peso", "weight", "toneladas", "tons", "ton", "litros", "liters",
+     "litres", "m3", "volume"}
+)  # fmt: skip
+# "Qual município entregou menos soja?", "how much corn did we receive?": the goods' quantity.
+_DELIVER_STEMS = ("entreg", "receb", "deliver", "receiv", "colh", "harvest")
+
+
+def _sell_position(tokens: list[frozenset[str]]) -> int:
+    return next(i for i, t in enumerate(tokens) if any(w.startswith(_SELL_STEMS) for w in t))
+
+
+def _sells(tokens: list[frozenset[str]]) -> bool:
+    """Whether the question has a verb of selling ("vendemos", "did we sell", "sold")."""
+    return any(w.startswith(_SELL_STEMS) for t in tokens for w in t)
+
+
+def _is_quantity(column: ColumnProfile) -> bool:
+    """A column of units (``unidades``, ``qty``, ``units_sold``, ``sacas``), not money."""
+    words = {v for w in name_words(column.name) for v in _variants(w)}
+    return bool(words & _QUANTITY_GROUP) and not column.money
+
+
+def _is_weight(column: ColumnProfile) -> bool:
+    """A column of weight or volume (``peso_liquido_kg``, ``litros``), not money."""
+    words = {v for w in name_words(column.name) for v in _variants(w)}
+    return bool(words & _WEIGHT_GROUP) and not column.money
+
+
+def _delivers(tokens: list[frozenset[str]]) -> bool:
+    """Whether the question has a verb of delivering or receiving goods."""
+    return any(w.startswith(_DELIVER_STEMS) for t in tokens for w in t)
+
+
+def _counts(tokens: list[frozenset[str]]) -> bool:
+    # Tokens hold singular forms too ("quantos" -> "quanto"): look at the word as written,
+    # which each token's longest form is.
+    return any(max(t, key=len) in _COUNT_WORDS for t in tokens if t)
+
+
+def _default_measures(visible: list[ColumnProfile], agg: Agg | None) -> list[Measure]:
+    """The main measure (money first, then additive quantities), or the row count."""
+    numeric = [(i, c) for i, c in enumerate(visible) if c.kind == "numeric"]
+    if not numeric:
+        return [Measure(column="*", agg="count")]
+    _, main = min(numeric, key=lambda pair: _measure_rank(pair[1], pair[0]))
+    return [Measure(column=main.name, agg=agg or plan_agg(main))]
+
+
+def _rule_period(
+    visible: list[ColumnProfile],
+    named: dict[str, _Named],
+    tokens: list[frozenset[str]],
+    folded: str,
+) -> Period | None:
+    temporal = [c for c in visible if c.kind == "temporal"]
+    if not temporal:
+        return None
+    grain: Grain | None = _lookup(tokens, _GRAIN_WORDS)
+    chosen = next(iter(_strongest(temporal, named)), None)
+    if grain is None and chosen is None:
+        return None
+    column = chosen or temporal[0]
+    span = _SPAN.search(folded)
+    if span is not None:
+        # "nos últimos dois anos", "over the past 18 months": a window of the data's last
+        # periods; two years are read by month, not as a series of 2 points.
+        count = max(1, int(span[1]) if span[1].isdigit() else _NUMBER_WORDS[span[1]])
+        unit = _GRAIN_WORDS[_singular(span[2])]
+        days = count * _GRAIN_LENGTH[unit]
+        # "últimos 6 meses" is a series of 6 months; "two years" of 2 points says little.
+        within = unit if count >= 3 else grain_for_span(days)
+        return Period(
+            column=column.name,
+            grain=within,
+            last=min(1000, max(1, round(days / _GRAIN_LENGTH[within]))),
+        )
+    last = _LAST_N.search(folded)
+    natural = choose_grain(column.min, column.max)
+    if grain is not None and _OVER_THE.search(folded) and _finer(natural, grain):
+        # "over the year", "ao longo do ano" on a year of data: the year is the span, read
+        # by the grain the data's range calls for, not a series of one point.
+        grain = natural
+    return Period(
+        column=column.name,
+        grain=grain or natural,
+        last=max(1, int(last[1])) if last else None,
+    )
+
+
+_OVER_THE = re.compile(
+    r"\b(?:over|across|during|throughout|through) the (?:year|quarter|month|semester)\b"
+    r"|\bao longo do (?:ano|trimestre|mes|semestre)\b|\bdurante o (?:ano|trimestre|mes)\b"
+)
+
+
+def _finer(grain: Grain, than: Grain) -> bool:
+    return _GRAIN_LENGTH[grain] < _GRAIN_LENGTH[than]
+
+
+_NUMBER_WORDS = {
+    "um": 1, "uma": 1, "one": 1, "dois": 2, "duas": 2, "two": 2, "tres": 3, "three": 3,
+    "quatro": 4, "four": 4, "cinco": 5, "five": 5, "seis": 6, "six": 6, "doze": 12,
+    "twelve": 12, "dezoito": 18, "eighteen": 18, "vinte": 20, "twenty": 20,
+}  # fmt: skip
+_SPAN = re.compile(
+    r"\b(?:ultimos|ultimas|ultimo|ultima|last|past)\s+"
+    r"(\d{1,3}|" + "|".join(_NUMBER_WORDS) + r")\s+"
+    r"(anos|years|meses|months|semanas|weeks|dias|days|trimestres|quarters)\b"
+)
+_GRAIN_LENGTH: dict[Grain, float] = {
+    "day": 1.0, "week": 7.0, "month": 30.44, "quarter": 91.31, "year": 365.25,
+}  # fmt: skip
+
+
+def _singular(word: str) -> str:
+    return "mes" if word == "meses" else word.removesuffix("s")
+
+
+def _rule_filters(
+    visible: list[ColumnProfile], tokens: list[frozenset[str]], dims: set[str]
+) -> list[Filter]:
+    """``column = value`` for each categorical column one of whose frequent values the
+    question names (as whole words)."""
+    filters = []
+    for column in visible:
+        if column.kind != "categorical" or column.name in dims:
+            continue
+        value = _named_value(column, tokens)
+        if value is not None:
+            at = _find(tokens, re.findall(r"[a-z0-9]+", _fold(value)))
+            # "excluding cancelled projects", "sem os cancelados": every other value.
+            op: Op = "!=" if any(tokens[i] & _EXCEPT for i in range(max(0, at - 3), at)) else "="
+            filters.append(Filter(column=column.name, op=op, value=value))
+    return filters[:MAX_FILTERS]
+
+
+_YES_VALUES = frozenset({"sim", "yes", "s", "y", "true", "t", "1", "verdadeiro"})
+_NO_VALUES = frozenset({"nao", "no", "n", "false", "f", "0", "falso"})
+_STEM = 6
+
+
+def _yes_no_filters(visible: list[ColumnProfile], tokens: list[frozenset[str]]) -> list[Filter]:
+    """``column = yes`` (or no) for each yes/no column the question names by its word
+    ("orders cancelled", "projetos financiados"), unless it asks for a rate or a share: then
+    the column is the rate's part ("taxa de cancelamento"), not a restriction."""
+    if any(t & (_RATE_OR_SHARE) for t in tokens):
+        return []
+    out = []
+    for column in visible:
+        if column.kind == "categorical":
+            flag = _yes_no_named(column, tokens)
+            if flag is not None:
+                out.append(Filter(column=column.name, op="=", value=flag))
+    return out
+
+
+_RATE_OR_SHARE = frozenset(
+    {"rate", "rates", "taxa", "taxas", "ratio", "percentage", "percent", "percentual",
+     "porcentagem", "pct", "share", "proporcao", "fracao", "fraction"}
+)  # fmt: skip
+
+
+def _yes_no_named(column: ColumnProfile, tokens: list[frozenset[str]]) -> str | None:
+    """The value a question keeps of a yes/no column it names by a word of the column's
+    own ("cancelled" or "cancelados" for ``Cancelado`` holding Sim/Não: its Sim; "not
+    cancelled", "não cancelados": its Não), or None."""
+    values = [str(v) for v, _ in column.top]
+    if len(values) != 2:
+        return None
+    folded = {_fold(v).strip(): v for v in values}
+    yes = next((v for k, v in folded.items() if k in _YES_VALUES), None)
+    no = next((v for k, v in folded.items() if k in _NO_VALUES), None)
+    if yes is None or no is None:
+        return None
+    own = [w for w in name_words(column.name) if len(w) >= _STEM]
+    for i, token in enumerate(tokens):
+        if any(len(f) >= _STEM and f[:_STEM] == w[:_STEM] for f in token for w in own):
+            negated = any(tokens[j] & _EXCEPT for j in range(max(0, i - 2), i))
+            return no if negated else yes
+    return None
+
+
+_EXCEPT = frozenset(
+    {"excluding", "exclude", "excluded", "except", "without", "not", "sem", "exceto",
+     "excluindo", "excluir", "tirando", "fora", "nao"}
+)  # fmt: skip

@@ -1,0 +1,295 @@
+"""Words of a question, folded: lower case, no accents, each with its possible singulars
+(:func:`variants`), and the synonym groups of common business words in English and
+Portuguese (:func:`synonym_groups`), through which a question word matches a column word.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+
+__all__ = [
+    "synonym_groups",
+    "variants",
+]
+
+
+def _fold(text: str) -> str:
+    bare = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return bare.lower()
+
+
+_PLURALS = (("oes", "ao"), ("aes", "ao"), ("ies", "y"), ("ais", "al"), ("eis", "el"), ("ns", "m"))
+
+
+def synonym_groups(word: str) -> frozenset[int]:
+    """The synonym groups ``word`` (folded, singular) belongs to."""
+    return _SYNONYM_GROUPS.get(word, frozenset())
+
+
+def variants(word: str) -> frozenset[str]:
+    """``word`` and its possible singulars (see :func:`_variants`)."""
+    return _variants(word)
+
+
+def _variants(word: str) -> frozenset[str]:
+    """The word and its possible singulars (English and Portuguese): ``regioes`` ->
+    ``regiao``, ``valores`` -> ``valor``, ``trimestres`` -> ``trimestre``."""
+    out = {word}
+    for plural, singular in _PLURALS:
+        # "pães" -> "pão", "mães" -> "mão": one letter before -ães/-ões is enough.
+        least = len(plural) if singular == "ao" else len(plural) + 1
+        if word.endswith(plural) and len(word) > least:
+            out.add(word[: -len(plural)] + singular)
+    if word.endswith("ed") and len(word) > 5:  # "churned" -> "churn", "changed" -> "change"
+        out.update((word[:-2], word[:-1]))
+    if word.endswith("s") and len(word) > 3 and not word.endswith("ss"):
+        out.add(word[:-1])
+        if word.endswith("es") and len(word) > 4:
+            out.add(word[:-2])
+    return frozenset(out)
+
+
+def _tokens(text: str) -> list[frozenset[str]]:
+    return [_variants(w) for w in re.findall(r"[a-z0-9]+", _fold(text))]
+
+
+def _find(tokens: list[frozenset[str]], words: list[str]) -> int:
+    """Where ``words`` appear in a row in ``tokens`` (plurals matching singulars), or -1."""
+    wanted = [_variants(w) for w in words]
+    if not wanted:
+        return -1
+    for start in range(len(tokens) - len(wanted) + 1):
+        if all(tokens[start + i] & w for i, w in enumerate(wanted)):
+            return start
+    return -1
+
+
+def _lookup(tokens: list[frozenset[str]], table: dict[str, Any]) -> Any:
+    return next((table[v] for t in tokens for v in sorted(t) if v in table), None)
+
+
+# Common business words, English and Portuguese (folded, singular): a question word matches a
+# column word of the same group. A word may sit in several groups ("receita" is revenue and
+# sales). Single words only: a column "Receita Líquida" still needs both its words named.
+# Words of losing people or customers: an exit (HR) and a cancellation (churn) alike.
+_LOSING = ("lose", "lost", "losing", "perdeu", "perdemos", "perda", "perdas")
+_SYNONYMS: tuple[tuple[str, ...], ...] = (
+    ("revenue", "receita", "faturamento", "income", "renda"),
+    ("sales", "sale", "venda", "receita", "faturamento"),
+    ("amount", "value", "valor", "montante"),
+    ("region", "regiao", "regional"),
+    ("month", "mes"),
+    ("year", "ano"),
+    ("quarter", "trimestre"),
+    ("week", "semana"),
+    ("day", "dia"),
+    ("date", "data", "dt"),
+    ("unit", "unidade", "quantity", "quantidade", "qty", "qtd", "qtde"),
+    ("customer", "client", "cliente", "consumidor"),
+    ("product", "produto", "item"),
+    ("store", "shop", "loja"),
+    ("channel", "canal"),
+    ("category", "categoria"),
+    ("price", "preco"),
+    ("cost", "custo", "expense", "despesa", "gasto", "spend", "spent", "spending"),
+    ("profit", "lucro"),
+    ("margin", "margem"),
+    ("order", "pedido"),
+    ("visit", "visita"),
+    ("signup", "cadastro", "registration", "inscricao"),
+    ("priority", "prioridade"),
+    ("satisfaction", "satisfacao", "csat"),
+    ("source", "origem", "fonte"),
+    ("city", "cidade"),
+    ("state", "estado", "uf"),
+    ("country", "pais"),
+    ("seller", "vendedor", "salesperson"),
+    ("employee", "funcionario", "colaborador"),
+    ("department", "departamento", "setor"),
+    ("status", "situacao"),
+    ("ticket", "chamado"),
+    ("discount", "desconto"),
+    ("hour", "hora"),
+    ("age", "idade"),
+    ("gender", "genero", "sexo"),
+    ("brand", "marca"),
+    ("supplier", "fornecedor"),
+    ("payment", "pagamento"),
+    ("type", "tipo"),
+    ("segment", "segmento"),
+    ("resolution", "resolucao"),
+    ("appointment", "consulta", "agendamento", "atendimento"),
+    ("patient", "paciente"),
+    ("doctor", "medico", "physician"),
+    ("specialty", "especialidade", "speciality"),
+    ("plan", "plano"),
+    ("unit", "unitario"),
+    ("branch", "filial", "unidade", "location", "local", "site"),
+    # people and HR
+    ("employee", "funcionario", "colaborador", "headcount", "staff"),
+    ("hire", "contratacao", "contratar", "contratou", "contratamos", "admissao", "hiring"),
+    (
+        "exit",
+        "saida",
+        "desligamento",
+        "demissao",
+        "left",
+        "leaver",
+        "attrition",
+        "turnover",
+        *_LOSING,
+    ),
+    ("payroll", "folha", "salario", "salary", "wage"),
+    ("team", "equipe", "department", "departamento", "area", "setor"),
+    # returns and logistics
+    ("return", "returns", "devolucao", "devolucoes", "devolvido", "devolvida", "returned"),
+    ("refund", "reembolso", "reembolsado", "estorno"),
+    ("reason", "motivo", "causa"),
+    ("defect", "defeito", "defeituoso"),
+    ("stock", "estoque", "inventory", "inventario"),
+    ("member", "membro", "aluno", "associado", "subscriber", "assinante"),
+    (
+        "cancellation",
+        "cancelamento",
+        "cancel",
+        "cancelled",
+        "canceled",
+        "cancelou",
+        "churn",
+        "cancelaram",
+        *_LOSING,
+    ),
+    ("spend", "gasto", "gastamos", "gastou", "investimento", "investido", "spent"),
+    ("ad", "ads", "anuncio", "midia", "publicidade", "advertising", "marketing"),
+    ("session", "sessao", "visita", "acesso"),
+    ("signup", "matricula", "enrollment", "inscricao", "adesao"),
+    (
+        "resolved",
+        "resolve",
+        "resolvido",
+        "resolveu",
+        "resolveram",
+        "resolvemos",
+        "closed",
+        "close",
+        "fechado",
+        "fechou",
+        "fecharam",
+        "solved",
+        "resolucao",
+        "resolution",
+    ),
+    ("delay", "atraso", "lag"),
+    ("late", "atrasado", "atrasada", "atrasadas", "atrasados", "overdue"),
+    (
+        "delivery",
+        "entrega",
+        "entregue",
+        "entregou",
+        "entregaram",
+        "entregamos",
+        "delivered",
+        "shipment",
+        "envio",
+        "shipped",
+    ),
+    ("carrier", "transportadora", "shipper"),
+    ("loss", "perda", "waste", "desperdicio", "quebra", "spoilage"),
+    # schools and collections
+    ("student", "aluno", "estudante", "pupil"),
+    ("new", "novo", "nova", "novato", "novata"),
+    ("enrolment", "enrollment", "matricula", "enrolled", "matriculado", "inscrito"),
+    (
+        "received",
+        "recebido",
+        "recebimento",
+        "recebemos",
+        "recebeu",
+        "receberam",
+        "receber",
+        "collected",
+        "collect",
+        "collection",
+        "arrecadado",
+        "arrecadacao",
+        "arrecadamos",
+    ),
+    ("billing", "billed", "faturado", "faturamento", "faturamos", "faturou", "faturar"),
+    ("overdue", "inadimplencia", "inadimplente", "atraso", "delinquency", "late"),
+    ("payment", "boleto"),
+    ("campus", "unidade", "escola", "school"),
+    # warehouses
+    ("line", "linha"),
+    (
+        "pick",
+        "picked",
+        "picking",
+        "separado",
+        "separada",
+        "separacao",
+        "separar",
+        "separamos",
+        "separou",
+    ),
+    ("wave", "onda"),
+    ("warehouse", "dc", "cd", "armazem", "deposito"),
+    ("backlog", "pendente", "pendencia"),
+    # call centers
+    ("call", "ligacao", "chamada", "telefonema"),
+    ("answered", "atendida", "atendido", "atendemos", "attended"),
+    ("abandoned", "abandonada", "abandonado", "abandono", "abandonment", "desistencia"),
+    ("offered", "incoming", "inbound", "entrante", "entrada", "entraram"),
+    ("queue", "fila"),
+    ("agent", "agente", "atendente", "operador"),
+    ("wait", "espera", "waiting"),
+    # hotels
+    ("room", "quarto", "apartamento"),
+    ("occupied", "ocupado", "ocupada", "diaria"),
+    ("available", "disponivel", "capacity", "capacidade"),
+    ("guest", "hospede"),
+    ("occupancy", "ocupacao"),
+    ("rental", "rentals", "locacao", "aluguel", "alugueis", "rent"),
+    ("kg", "kilo", "kilos", "quilo", "quilos", "kilogram", "kilograms", "quilograma"),
+    ("saca", "sacas", "sack", "sacks", "bag", "bags"),
+    ("soja", "soy", "soybean", "soybeans"),
+    ("milho", "corn", "maize"),
+    ("trigo", "wheat"),
+    ("cafe", "coffee"),
+    ("booking", "bookings", "reserva", "reservas", "agendamento", "agendamentos"),
+    # energy
+    ("kwp", "kw", "mwp", "mw", "potencia", "power", "capacity", "capacidade"),
+)
+_SYNONYM_GROUPS: dict[str, frozenset[int]] = {}
+for _group, _words in enumerate(_SYNONYMS):
+    for _word in _words:
+        _SYNONYM_GROUPS[_word] = _SYNONYM_GROUPS.get(_word, frozenset()) | {_group}
+
+
+_PREFIX_MIN = 4  # a prefix of at least 4 letters ...
+_PREFIX_SHARE = 0.75  # ... and 3/4 of the longer word ("client"/"cliente", not "custo"/"customer")
+
+
+def _groups(variants: frozenset[str]) -> frozenset[int]:
+    return frozenset().union(*(_SYNONYM_GROUPS.get(v, frozenset()) for v in variants))
+
+
+def _prefixed(a: str, b: str) -> bool:
+    short, long = sorted((a, b), key=len)
+    return (
+        len(short) >= _PREFIX_MIN
+        and long.startswith(short)
+        and len(short) >= _PREFIX_SHARE * len(long)
+    )
+
+
+def _word_match(token: frozenset[str], groups: frozenset[int], word: str) -> int:
+    """2 when a question word is ``word`` (plurals aside), 1 when it is a synonym or a close
+    prefix of it ("client"/"cliente"), 0 otherwise."""
+    wanted = _variants(word)
+    if token & wanted:
+        return 2
+    if groups & _groups(wanted):
+        return 1
+    return int(any(_prefixed(a, b) for a in token for b in wanted))
