@@ -174,6 +174,11 @@ class Datasets:
 
     # --- datasets ------------------------------------------------------------------------------
 
+    async def newest(self, tenant: str, *, limit: int = 50) -> list[Dataset]:
+        """The tenant's datasets, newest first, at most ``limit``."""
+        records = await self.store.list_datasets(tenant, limit=limit)
+        return [Dataset.of(record) for record in records if record.versions]
+
     async def get(self, tenant: str, dataset_id: str) -> Dataset:
         check_id(dataset_id, "ds")
         found = await self.store.get_dataset(tenant, dataset_id)
