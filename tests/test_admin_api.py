@@ -25,6 +25,7 @@ import pytest
 from billumy.store.sql import SQLStore
 from tests.e2e.server import BIN, Server
 from tests.logscan import SESSION
+from tests.test_store import _pg_database, pg_user  # noqa: F401 (a fixture database_url asks for)
 
 KEY_FIELDS = {
     "id",
@@ -42,11 +43,25 @@ KEY_FIELDS = {
 }
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield "sqlite+aiosqlite:///" + str(tmp_path_factory.mktemp("admin-db") / "billumy.db")
+    else:
+        yield from _pg_database(request.getfixturevalue("pg_user"))
+
+
 @pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def srv(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[Server]:
     # Keys verified are remembered for ten minutes and unknown ones for as long: a revoked or
     # rotated key refused at once shows the process forgot it, not that its cache ran out.
-    env = {"BILLUMY_KEY_CACHE_TTL": "600", "BILLUMY_KEY_NEGATIVE_CACHE_TTL": "600"}
+    env = {
+        "BILLUMY_KEY_CACHE_TTL": "600",
+        "BILLUMY_KEY_NEGATIVE_CACHE_TTL": "600",
+        "BILLUMY_DATABASE_URL": database_url,
+    }
     server = Server(data_dir=tmp_path_factory.mktemp("admin"), env=env).start()
     yield server
     server.stop()
@@ -199,8 +214,9 @@ def test_bad_key_bodies_are_400s(srv: Server) -> None:
         r = call(srv, "POST", "/admin/keys", json=body)
         assert r.status_code == 400, (body, r.text)
         assert r.json()["error"]
-    r = call(srv, "POST", "/admin/keys", content=b"{nope", headers={"content-type": "text/plain"})
-    assert r.status_code == 400
+    for raw in (b"{nope", b'{"name": "\\ud800"}', b"[]", b""):
+        r = call(srv, "POST", "/admin/keys", content=raw, headers={"content-type": "text/plain"})
+        assert r.status_code == 400, (raw, r.text)
 
 
 def test_limits_change_and_apply_at_once(srv: Server) -> None:
@@ -321,7 +337,7 @@ def test_the_cli_is_a_client_of_the_same_keys(srv: Server, acme_admin: dict[str,
 
 
 @pytest.fixture(scope="module")
-def usage_keys(srv: Server, acme_admin: dict[str, Any]) -> dict[str, str]:
+def usage_keys(srv: Server, acme_admin: dict[str, Any], database_url: str) -> dict[str, str]:
     """Two acme keys and a globex one, with usage on three days (written as the server's
     usage buffer writes it)."""
     ids = {
@@ -332,7 +348,7 @@ def usage_keys(srv: Server, acme_admin: dict[str, Any]) -> dict[str, str]:
     today = datetime.now(UTC).date()
 
     async def seed() -> None:
-        store = SQLStore("sqlite+aiosqlite:///" + str(srv.data_dir / "billumy.db"))
+        store = SQLStore(database_url)
         await store.ainit()
         try:
             for days_ago, key, model, p, c in [
