@@ -540,3 +540,11 @@ def test_datasets_and_insights_per_tenant(
     named = call(srv, "GET", "/admin/datasets", params={"tenant": "acme"}).json()["datasets"]
     assert [d["id"] for d in named] == [dataset_id]
     assert call(srv, "GET", "/admin/datasets", params={"limit": 0}).status_code == 400
+    for path, params in [
+        ("/admin/insights", {"user_id": "a\u0000b"}),
+        ("/admin/datasets", {"tenant": "a\u0000b"}),
+        ("/admin/keys", {"tenant": " "}),
+        ("/admin/usage", {"tenant": "x" * 201}),
+    ]:
+        r = call(srv, "GET", path, params=params)
+        assert r.status_code == 400, (path, params, r.text)

@@ -59,8 +59,8 @@ class Admin:
     def tenant_for(self, asked: str | None) -> str:
         """The tenant a request acts on: ``asked`` (a global admin's choice), else its own;
         403 when a tenant admin asks for another tenant."""
-        if asked is not None and not asked.strip():
-            raise BadRequestError("tenant must not be empty")
+        if asked is not None:
+            check_tenant(asked)
         if self.everywhere:
             chosen = asked or self.tenant
             if chosen is None:
@@ -80,6 +80,16 @@ class Admin:
 
     def sees(self, record: ApiKeyRecord) -> bool:
         return self.everywhere or record.tenant == self.tenant
+
+
+def check_tenant(tenant: str) -> str:
+    """``tenant`` if it can be a tenant id (not blank, at most 200 characters, no control
+    character: the key column's size, and NUL no database takes alike), else 400."""
+    if not tenant.strip():
+        raise BadRequestError("tenant must not be empty")
+    if len(tenant) > 200 or any(ord(c) < 32 or ord(c) == 127 for c in tenant):
+        raise BadRequestError("tenant is at most 200 characters, none a control one")
+    return tenant
 
 
 def _audit(admin: Admin, action: str, record: ApiKeyRecord, **details: Any) -> None:

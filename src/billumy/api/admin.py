@@ -83,13 +83,6 @@ def _key(record: ApiKeyRecord) -> dict[str, Any]:
     }
 
 
-def _tenant(value: str | None) -> str | None:
-    """``value`` if it can be a tenant id (no control characters), else 400."""
-    if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise BadRequestError("tenant must not hold control characters")
-    return value
-
-
 # --- keys ------------------------------------------------------------------------------------
 
 
@@ -104,7 +97,7 @@ async def create_key(body: KeyCreateBody, admin: AdminDep, keys: Keys) -> Respon
         admin,
         name=body.name,
         scopes=body.scopes,
-        tenant=_tenant(body.tenant),
+        tenant=body.tenant,
         requests_per_minute=body.requests_per_minute,
         tokens_per_day=body.tokens_per_day,
         parallel=body.parallel,
@@ -115,7 +108,7 @@ async def create_key(body: KeyCreateBody, admin: AdminDep, keys: Keys) -> Respon
 @router.get("/keys", responses=answers(KeyList))
 async def list_keys(admin: AdminDep, keys: Keys, tenant: TenantQuery = None) -> Response:
     """The keys the admin sees (never their secrets), oldest first."""
-    found = await keys.list_keys(admin, tenant=_tenant(tenant))
+    found = await keys.list_keys(admin, tenant=tenant)
     return JSON({"keys": [_key(k) for k in found]})
 
 
@@ -188,7 +181,7 @@ async def usage(
     """Requests and tokens per key, model and UTC day (requests that ran a model; answers
     replayed from the cache cost nothing), as JSON or CSV."""
     known, rows = await keys.usage(
-        admin, tenant=_tenant(tenant), key=key, model=model, since=since, until=until
+        admin, tenant=tenant, key=key, model=model, since=since, until=until
     )
     by_id = {k.id: k for k in known}
     out = [_usage_row(row, by_id.get(row.key_id)) for row in rows]
@@ -267,7 +260,7 @@ async def list_personas(
 ) -> Response:
     """The models the tenant's keys see, by name, each with its ``kind``: ``base``,
     ``configured`` (billumy.toml), ``shared`` or ``tenant`` (its own)."""
-    entries = await services.catalog.list(tenant=admin.tenant_for(_tenant(tenant)))
+    entries = await services.catalog.list(tenant=admin.tenant_for(tenant))
     return JSON({"personas": [_persona(e) for e in entries]})
 
 
@@ -288,7 +281,7 @@ async def create_persona(
     entry = await services.catalog.create(
         body.model,
         mf,
-        tenant=admin.tenant_for(_tenant(tenant)),
+        tenant=admin.tenant_for(tenant),
         shared=body.shared,
         license=license,
     )
@@ -308,7 +301,7 @@ async def copy_persona(
     entry = await services.catalog.copy(
         body.source,
         body.destination,
-        tenant=admin.tenant_for(_tenant(tenant)),
+        tenant=admin.tenant_for(tenant),
         shared=body.shared,
     )
     return JSON(_persona(entry), status_code=201)
@@ -327,7 +320,7 @@ async def delete_persona(
     shared: Annotated[bool, Query(description="Delete the shared one (a global admin).")] = False,
 ) -> Response:
     """Delete the tenant's persona (with ``shared``, the shared one), as ``/api/delete``."""
-    await services.catalog.delete(name, tenant=admin.tenant_for(_tenant(tenant)), shared=shared)
+    await services.catalog.delete(name, tenant=admin.tenant_for(tenant), shared=shared)
     return Response(status_code=204)
 
 
@@ -339,7 +332,7 @@ async def list_datasets(
     services: ServicesDep, admin: AdminDep, tenant: TenantQuery = None, limit: LimitQuery = 50
 ) -> Response:
     """The tenant's datasets with their versions, newest first."""
-    found = await services.insights.datasets.newest(admin.tenant_for(_tenant(tenant)), limit=limit)
+    found = await services.insights.datasets.newest(admin.tenant_for(tenant), limit=limit)
     return JSON({"datasets": [d.as_dict() for d in found]})
 
 
@@ -353,6 +346,6 @@ async def list_insights(
 ) -> Response:
     """The tenant's insight records (of one user, when given), newest first."""
     briefs = await services.insights.datasets.insights(
-        admin.tenant_for(_tenant(tenant)), user_id=user_id, limit=limit
+        admin.tenant_for(tenant), user_id=user_id, limit=limit
     )
     return JSON({"insights": [brief.as_dict() for brief in briefs]})
