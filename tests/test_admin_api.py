@@ -279,7 +279,7 @@ def test_rotate_gives_a_new_secret_and_refuses_the_old_at_once(srv: Server) -> N
 def test_key_changes_are_audited_without_secrets(srv: Server, acme_admin: dict[str, Any]) -> None:
     made = make_key(srv, acme_admin["key"], name="audited")
     key_id = made["id"]
-    call(srv, "PATCH", f"/admin/keys/{key_id}", acme_admin["key"], json={"parallel": 7})
+    patched = call(srv, "PATCH", f"/admin/keys/{key_id}", acme_admin["key"], json={"parallel": 7})
     rotated = call(srv, "POST", f"/admin/keys/{key_id}/rotate", acme_admin["key"]).json()
     SESSION.add_secret(rotated["key"], "rotated key")
     call(srv, "POST", f"/admin/keys/{key_id}/revoke", acme_admin["key"])
@@ -298,6 +298,7 @@ def test_key_changes_are_audited_without_secrets(srv: Server, acme_admin: dict[s
             "billumy.audit",
         )
     assert lines[1]["before"]["parallel"] is None and lines[1]["after"]["parallel"] == 7
+    assert lines[1]["request_id"] == patched.headers["x-request-id"]
     log = srv.log()
     for secret in (made["key"], rotated["key"], acme_admin["key"]):
         assert secret not in log and secret[8:24] not in log

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from billumy.auth import Authenticator, Principal, create_key, hash_key, new_key
 from billumy.errors import BadRequestError, ForbiddenError, NotFoundError
+from billumy.logs import REQUEST_ID
 from billumy.store.base import UNSET, ApiKeyRecord, KeyStore, LimitChange, UsageRecord, UsageStore
 
 audit = logging.getLogger("billumy.audit")
@@ -61,15 +62,12 @@ class Admin:
         403 when a tenant admin asks for another tenant."""
         if asked is not None:
             check_tenant(asked)
-        if self.everywhere:
-            chosen = asked or self.tenant
-            if chosen is None:
-                raise BadRequestError("name the tenant")
-            return chosen
-        if asked is not None and asked != self.tenant:
-            raise ForbiddenError("a tenant admin manages only its own tenant")
-        assert self.tenant is not None
-        return self.tenant
+            if not self.everywhere and asked != self.tenant:
+                raise ForbiddenError("a tenant admin manages only its own tenant")
+        chosen = asked or self.tenant
+        if chosen is None:  # the operator, who has no tenant of its own
+            raise BadRequestError("name the tenant")
+        return chosen
 
     def tenants_for(self, asked: str | None) -> str | None:
         """Like :meth:`tenant_for`, but None (every tenant) for a global admin that names
@@ -103,6 +101,8 @@ def _audit(admin: Admin, action: str, record: ApiKeyRecord, **details: Any) -> N
             "key_id": record.id,
             "key_name": record.name,
             "tenant": record.tenant,
+            # The access log's line of the same request carries it (None in the CLI).
+            "request_id": REQUEST_ID.get(),
             **details,
         },
     )
