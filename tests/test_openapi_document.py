@@ -10,6 +10,7 @@ import fastapi.routing
 import pytest
 from pydantic import BaseModel
 
+import billumy.schemas.admin
 import billumy.schemas.chats
 import billumy.schemas.insights
 import billumy.schemas.ollama
@@ -21,7 +22,13 @@ from billumy.app import create_app
 from billumy.settings import Settings
 
 # Routes that take no body: POST only to act (refusals, a generated title).
-NO_BODY = {("POST", "/api/pull"), ("POST", "/api/push"), ("POST", "/chats/{chat_id}/title")}
+NO_BODY = {
+    ("POST", "/api/pull"),
+    ("POST", "/api/push"),
+    ("POST", "/chats/{chat_id}/title"),
+    ("POST", "/admin/keys/{key_id}/revoke"),
+    ("POST", "/admin/keys/{key_id}/rotate"),
+}
 TAKES_BODY = {"POST", "PUT", "PATCH"}
 
 
@@ -98,6 +105,7 @@ def test_schema_names_are_unique() -> None:
     """The document keys schemas by class name: two models of one name would share a schema."""
     seen: dict[str, type[BaseModel]] = {}
     for module in (
+        billumy.schemas.admin,
         billumy.schemas.chats,
         billumy.schemas.insights,
         billumy.schemas.ollama,

@@ -292,6 +292,47 @@ def test_duplicate_key_hash_is_rejected(store_url: str) -> None:
     with_store(store_url, body)
 
 
+def test_rekey_gives_a_key_a_new_secret(store_url: str) -> None:
+    one, other = key_record("one", n=0), key_record("other", n=1)
+
+    async def body(store: Store) -> None:
+        for record in (one, other):
+            await store.add_key(record)
+        await store.set_key_limits(one.id, parallel=3)
+        new_hash = hash_key("bk_rotated-secret-0123456789")
+        rotated = await store.rekey_key(one.id, key_hash=new_hash, prefix="bk_rotat")
+        assert rotated is not None
+        assert (rotated.id, rotated.key_hash, rotated.prefix) == (one.id, new_hash, "bk_rotat")
+        assert (rotated.name, rotated.parallel, rotated.scopes) == ("one", 3, one.scopes)
+        assert await store.key_by_hash(one.key_hash) is None
+        assert await store.key_by_hash(new_hash) == rotated
+        # Another key's hash is refused; an unknown or revoked key is not rekeyed.
+        with pytest.raises(BadRequestError):
+            await store.rekey_key(one.id, key_hash=other.key_hash, prefix="bk_other")
+        assert await store.rekey_key("0" * 16, key_hash=hash_key("x" * 20), prefix="x") is None
+        await store.revoke_key(one.id)
+        assert await store.rekey_key(one.id, key_hash=hash_key("y" * 20), prefix="y") is None
+        assert (await store.key_by_hash(new_hash) or rotated).active is False
+
+    with_store(store_url, body)
+
+
+def test_an_id_wins_over_another_keys_name(store_url: str) -> None:
+    target, impostor = key_record("target", n=0), key_record("x", n=1)
+
+    async def body(store: Store) -> None:
+        await store.add_key(target)
+        impostor.name = target.id  # a name anyone may choose
+        await store.add_key(impostor)
+        limited = await store.set_key_limits(target.id, requests_per_minute=5)
+        assert limited is not None and limited.id == target.id
+        revoked = await store.revoke_key(target.id)
+        assert revoked is not None and revoked.id == target.id
+        assert (await store.key_by_hash(impostor.key_hash) or target).active
+
+    with_store(store_url, body)
+
+
 def test_revoke_by_id_and_by_name(store_url: str) -> None:
     by_id, by_name, kept = key_record("one", n=0), key_record("two", n=1), key_record("three", n=2)
 

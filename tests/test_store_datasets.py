@@ -310,3 +310,39 @@ def test_the_earlier_record_of_a_question(store_url: str) -> None:  # noqa: F811
         assert await earlier("q", 3, OTHER_TENANT) is None
 
     with_store(store_url, body)
+
+
+def test_a_tenants_datasets_listed_newest_first(store_url: str) -> None:  # noqa: F811
+    ids = [new_id("ds") for _ in range(3)]
+
+    async def body(store: Store) -> None:
+        assert await store.list_datasets(TENANT) == []
+        for n, did in enumerate(ids):
+            tenant = OTHER_TENANT if n == 1 else TENANT
+            await store.add_dataset_version(
+                tenant,
+                dataset_id=did,
+                name=f"set{n}.csv",
+                user_id=None,
+                new=version_of(b"data %d" % n, f"c{n}"),
+                create=True,
+                max_tenant_bytes=BIG,
+                created_at=BASE_TIME + timedelta(minutes=n),
+            )
+        await store.add_dataset_version(
+            TENANT,
+            dataset_id=ids[0],
+            name=None,
+            user_id=None,
+            new=version_of(b"data again", "c9"),
+            create=False,
+            max_tenant_bytes=BIG,
+        )
+        listed = await store.list_datasets(TENANT)
+        assert [d.id for d in listed] == [ids[2], ids[0]]
+        assert [v.version for v in listed[1].versions] == [1, 2]
+        assert listed[1] == await store.get_dataset(TENANT, ids[0])
+        assert [d.id for d in await store.list_datasets(TENANT, limit=1)] == [ids[2]]
+        assert [d.id for d in await store.list_datasets(OTHER_TENANT)] == [ids[1]]
+
+    with_store(store_url, body)

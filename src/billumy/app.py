@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from billumy import __version__
-from billumy.api import chats, errors, insights, models, ollama, openai, system
+from billumy.api import admin, chats, errors, insights, models, ollama, openai, system
 from billumy.api.deps import LeanRoute, key_scopes
 from billumy.auth import Authenticator, UnknownKeys
 from billumy.cache.base import SharedState
@@ -379,7 +379,14 @@ def create_app(settings: Settings, *, drain: Drain | None = None) -> FastAPI:
         openapi_url=None,
     )
     errors.install(app, metrics=metrics)
-    routers = (system.router, ollama.router, models.router, chats.router, openai.router)
+    routers = (
+        system.router,
+        ollama.router,
+        models.router,
+        chats.router,
+        openai.router,
+        admin.router,
+    )
     for included in (*routers, insights.router):
         app.include_router(included)
     # The hot paths first: the router tries routes in order.

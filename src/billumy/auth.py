@@ -67,7 +67,9 @@ def new_key() -> str:
 def validate_scopes(scopes: list[str]) -> list[str]:
     unknown = sorted(set(scopes) - SCOPES)
     if unknown:
-        raise BadRequestError(f"unknown scope(s): {', '.join(unknown)}; known: inference, admin")
+        raise BadRequestError(
+            f"unknown scope(s): {', '.join(unknown)}; known: {', '.join(sorted(SCOPES))}"
+        )
     if not scopes:
         raise BadRequestError("a key needs at least one scope")
     return sorted(set(scopes))
@@ -106,6 +108,10 @@ async def create_key(
     if not tenant.strip():
         # An empty owner marks shared models (store.base.SHARED): no tenant has that id.
         raise BadRequestError("a key needs a tenant")
+    for label, text in (("name", name), ("tenant", tenant)):
+        # The columns' size; control characters (NUL above all) no database takes alike.
+        if len(text) > 200 or any(ord(c) < 32 or ord(c) == 127 for c in text):
+            raise BadRequestError(f"a key's {label} is at most 200 characters, none a control one")
     key = key or new_key()
     if len(key) < 16:
         raise BadRequestError("an API key must be at least 16 characters long")
@@ -253,6 +259,14 @@ class Authenticator:
         if known is not None and known[0] > time.monotonic():
             return known[1]
         return None
+
+    async def forget(self, digest: str) -> None:
+        """Drop what this process remembers of the key with this digest, known or unknown: a
+        key just revoked, rotated away or changed is read from the store on its next use here
+        (other processes read it within ``cache_ttl``), and a key just made is not refused
+        as unknown."""
+        self._known.pop(digest, None)
+        await self.unknown.discard(digest)
 
     def limits_of(self, record: ApiKeyRecord) -> Limits:
         """The limits ``record``'s key works under (its own, else the server's defaults)."""

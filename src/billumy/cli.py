@@ -36,7 +36,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 keys_app = typer.Typer(
-    help="Create, list and revoke API keys, set their limits and show their usage "
+    help="Create, list, revoke and rotate API keys, set their limits and show their usage "
     "(works on the database directly).",
     no_args_is_help=True,
 )
@@ -176,8 +176,12 @@ async def _store(settings: Settings) -> Store:
 
 
 def _with_store(work: Callable[[Store, Settings], Awaitable[T]]) -> T:
-    """Run ``work`` on the configured store; a BillumyError becomes a message and exit 1."""
+    """Run ``work`` on the configured store; a BillumyError becomes a message and exit 1.
+    Audit lines of key changes (billumy.audit) go to stderr as JSON, as the server's do."""
     from billumy.errors import BillumyError
+    from billumy.logs import configure_audit
+
+    configure_audit()
 
     async def main() -> T:
         settings = _load_settings()
@@ -256,11 +260,11 @@ def keys_create(
     Limits not given follow the server defaults (BILLUMY_DEFAULT_*); change them later with
     'billumy keys limits'.
     """
-    from billumy.auth import create_key
+    from billumy.admin import Admin, KeyService
 
     async def work(store: Store, _: Settings) -> tuple[str, ApiKeyRecord]:
-        return await create_key(
-            store,
+        return await KeyService(store).create(
+            Admin.operator(),
             name=name,
             scopes=scope or ["inference"],
             tenant=tenant,
@@ -285,8 +289,10 @@ def keys_list() -> None:
     'default' means the key follows every default.
     """
 
+    from billumy.admin import Admin, KeyService
+
     async def work(store: Store, _: Settings) -> list[ApiKeyRecord]:
-        return await store.list_keys()
+        return await KeyService(store).list_keys(Admin.operator())
 
     # Ids and names are what people copy into other commands: never cut them short.
     table = Table(
@@ -314,16 +320,29 @@ def keys_list() -> None:
 
 @keys_app.command("revoke")
 def keys_revoke(key: Annotated[str, typer.Argument(help="Key id or name.")]) -> None:
-    """Revoke a key by id or name; it stops working at once."""
+    """Revoke a key by id or name; it stops working at once (in a running server, within
+    its key_cache_ttl)."""
+    from billumy.admin import Admin, KeyService
 
-    async def work(store: Store, _: Settings) -> ApiKeyRecord | None:
-        return await store.revoke_key(key)
+    async def work(store: Store, _: Settings) -> ApiKeyRecord:
+        return await KeyService(store).revoke(Admin.operator(), key)
 
     record = _with_store(work)
-    if record is None:
-        err.print(f"[red]no key with id or name {key!r}[/red]")
-        raise typer.Exit(1)
     err.print(f"revoked key {record.id} ({record.name})")
+
+
+@keys_app.command("rotate")
+def keys_rotate(key: Annotated[str, typer.Argument(help="Key id or name.")]) -> None:
+    """Give a key a new secret and print it once; the old one stops working (in a running
+    server, within its key_cache_ttl). Its id, scopes, limits and usage stay."""
+    from billumy.admin import Admin, KeyService
+
+    async def work(store: Store, _: Settings) -> tuple[str, ApiKeyRecord]:
+        return await KeyService(store).rotate(Admin.operator(), key)
+
+    secret, record = _with_store(work)
+    err.print(f"rotated key {record.id} ({record.name}, tenant {record.tenant})")
+    print(secret)
 
 
 @keys_app.command("limits")
@@ -346,13 +365,15 @@ def keys_limits(
     With no option, print the key's limits. A limit not given keeps its value. 'default' in
     the output means the server's BILLUMY_DEFAULT_* setting, shown in brackets.
     """
+    from billumy.admin import Admin, KeyService
     from billumy.store.base import UNSET, LimitChange
 
     def change(value: int | None) -> LimitChange:
         return value if value is not None else (None if reset else UNSET)
 
-    async def work(store: Store, _: Settings) -> ApiKeyRecord | None:
-        return await store.set_key_limits(
+    async def work(store: Store, _: Settings) -> ApiKeyRecord:
+        return await KeyService(store).set_limits(
+            Admin.operator(),
             key,
             requests_per_minute=change(rpm),
             tokens_per_day=change(tokens_per_day),
@@ -360,9 +381,6 @@ def keys_limits(
         )
 
     record = _with_store(work)
-    if record is None:
-        err.print(f"[red]no key with id or name {key!r}[/red]")
-        raise typer.Exit(1)
     defaults = _load_settings().default_limits()
     line = f"{record.id} ({record.name}): {_limits_line(record, defaults)}"
     out.print(line, highlight=False, soft_wrap=True)
@@ -380,16 +398,13 @@ def keys_usage(
     Counts requests that ran the model (answers replayed from the cache cost nothing);
     prompt tokens of embeddings are counted as prompt tokens.
     """
+    from billumy.admin import Admin, KeyService
     from billumy.store.base import today
 
     since = today() - timedelta(days=days - 1)
 
     async def work(store: Store, _: Settings) -> tuple[list[ApiKeyRecord], list[UsageRecord]]:
-        keys = await store.list_keys()
-        key_id = None
-        if key is not None:
-            key_id = _resolve_key(keys, key)
-        return keys, await store.usage(key_id=key_id, since=since)
+        return await KeyService(store).usage(Admin.operator(), key=key, since=since)
 
     keys, rows = _with_store(work)
     names = _key_labels(keys)
@@ -419,18 +434,6 @@ def keys_usage(
         f"{sum(u.completion_tokens for u in rows):,}",
     )
     out.print(table)
-
-
-def _resolve_key(keys: list[ApiKeyRecord], id_or_name: str) -> str:
-    """The id of the key with this id or name (the same rule as revoke)."""
-    from billumy.errors import BadRequestError
-
-    found = [k for k in keys if id_or_name in (k.id, k.name)]
-    if len(found) > 1:
-        raise BadRequestError(f"several keys are named {id_or_name!r}; use the id")
-    if not found:
-        raise BadRequestError(f"no key with id or name {id_or_name!r}")
-    return found[0].id
 
 
 def _key_labels(keys: list[ApiKeyRecord]) -> dict[str, str]:

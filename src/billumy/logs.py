@@ -54,3 +54,15 @@ def configure(level: str = "info") -> None:
     # carry credentials) stay out of the logs, whatever the level.
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def configure_audit() -> None:
+    """Send the audit lines (``billumy.audit``: key changes) to stderr as JSON, without
+    touching other loggers: for the CLI, whose other output is for people."""
+    audit = logging.getLogger("billumy.audit")
+    if not any(isinstance(h.formatter, JSONFormatter) for h in audit.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JSONFormatter())
+        audit.addHandler(handler)
+    audit.setLevel(logging.INFO)
+    audit.propagate = False

@@ -137,7 +137,8 @@ async def version(_: InferenceKey) -> Response:
     return JSON({"version": __version__})
 
 
-def _as_modelfile(body: CreateRequest) -> tuple[Modelfile, str | None]:
+def as_modelfile(body: CreateRequest) -> tuple[Modelfile, str | None]:
+    """The Modelfile and license a create body describes (also /admin/personas')."""
     for field in ("files", "adapters", "quantize"):
         if getattr(body, field):
             raise BadRequestError(
@@ -167,7 +168,7 @@ async def create(
 ) -> Response:
     if not body.model:
         raise BadRequestError("model is required")
-    mf, license = _as_modelfile(body)
+    mf, license = as_modelfile(body)
     await catalog.create(body.model, mf, tenant=key.tenant, shared=body.shared, license=license)
     statuses = ["reading model metadata", "creating system layer", "writing manifest", "success"]
     if not body.stream:

@@ -174,6 +174,11 @@ class Datasets:
 
     # --- datasets ------------------------------------------------------------------------------
 
+    async def newest(self, tenant: str, *, limit: int = 50) -> list[Dataset]:
+        """The tenant's datasets, newest first, at most ``limit``."""
+        records = await self.store.list_datasets(tenant, limit=limit)
+        return [Dataset.of(record) for record in records if record.versions]
+
     async def get(self, tenant: str, dataset_id: str) -> Dataset:
         check_id(dataset_id, "ds")
         found = await self.store.get_dataset(tenant, dataset_id)
@@ -284,6 +289,9 @@ class Datasets:
         self, tenant: str, *, user_id: str | None = None, limit: int = 50
     ) -> list[InsightBrief]:
         """The newest ``limit`` records of a tenant (or of one of its users)."""
+        if user_id is not None and any(ord(c) < 32 or ord(c) == 127 for c in user_id):
+            # No user id holds one, and PostgreSQL refuses a NUL in a query (a 500).
+            raise BadRequestError("user_id must not hold control characters")
         return await self.store.list_insights(tenant, user_id=user_id, limit=limit)
 
     async def earlier(

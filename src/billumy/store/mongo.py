@@ -202,9 +202,11 @@ class MongoStore(MongoChatStore, MongoDatasetStore):
         return [_from_doc(ApiKeyRecord, doc) for doc in await cursor.to_list()]
 
     async def _key_id(self, id_or_name: str) -> str | None:
-        """The id of the key with this id or name; None if none, BadRequestError if several."""
-        match = {"$or": [{"_id": id_or_name}, {"name": id_or_name}]}
-        found = await self._keys.find(match, {"_id": 1}).to_list(2)
+        """The id of the key with this id, else of the one with this name; None if none,
+        BadRequestError if several have the name (an id wins: ids are unique)."""
+        if await self._keys.find_one({"_id": id_or_name}, {"_id": 1}) is not None:
+            return id_or_name
+        found = await self._keys.find({"name": id_or_name}, {"_id": 1}).to_list(2)
         if len(found) > 1:
             raise BadRequestError(f"several keys are named {id_or_name!r}; use the id")
         return str(found[0]["_id"]) if found else None
@@ -220,6 +222,17 @@ class MongoStore(MongoChatStore, MongoDatasetStore):
             {"_id": key_id, "revoked_at": None}, {"$set": {"revoked_at": now}}
         )
         doc = await self._keys.find_one({"_id": key_id})
+        return None if doc is None else _from_doc(ApiKeyRecord, doc)
+
+    async def rekey_key(self, key_id: str, *, key_hash: str, prefix: str) -> ApiKeyRecord | None:
+        try:
+            doc = await self._keys.find_one_and_update(
+                {"_id": key_id, "revoked_at": None},
+                {"$set": {"key_hash": key_hash, "prefix": prefix}},
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:
+            raise BadRequestError("this API key is already registered") from None
         return None if doc is None else _from_doc(ApiKeyRecord, doc)
 
     async def set_key_limits(

@@ -219,6 +219,11 @@ class MongoDatasetStore:
         doc = await self._datasets.find_one({"_id": dataset_id, "tenant": tenant})
         return None if doc is None else _dataset(doc)
 
+    async def list_datasets(self, tenant: str, *, limit: int = 50) -> list[DatasetRecord]:
+        order = [("created_at", DESCENDING), ("_id", DESCENDING)]
+        docs = await self._datasets.find({"tenant": tenant}).sort(order).to_list(limit)
+        return [_dataset(doc) for doc in docs]
+
     async def dataset_data(
         self, tenant: str, dataset_id: str, version: int
     ) -> AsyncIterator[bytes]:

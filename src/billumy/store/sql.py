@@ -176,9 +176,13 @@ def _key_from_row(row: Any) -> ApiKeyRecord:
 
 
 async def _one_key(conn: AsyncConnection, id_or_name: str) -> Row[Any] | None:
-    """The key with this id or name; None if none, BadRequestError if several match."""
+    """The key with this id, else the one with this name; None if none, BadRequestError if
+    several have the name. An id wins over a name: ids are unique, names are anyone's."""
     match = or_(api_keys.c.id == id_or_name, api_keys.c.name == id_or_name)
-    rows = (await conn.execute(select(api_keys).where(match).limit(2))).all()
+    rows = (await conn.execute(select(api_keys).where(match).limit(3))).all()
+    by_id = [row for row in rows if row.id == id_or_name]
+    if by_id:
+        return by_id[0]
     if len(rows) > 1:
         raise BadRequestError(f"several keys are named {id_or_name!r}; use the id")
     return rows[0] if rows else None
@@ -273,6 +277,22 @@ class SQLStore(SQLChatStore, SQLDatasetStore):
                 .values(revoked_at=now)
             )
             row = (await conn.execute(select(api_keys).where(api_keys.c.id == found.id))).one()
+        return _key_from_row(row)
+
+    async def rekey_key(self, key_id: str, *, key_hash: str, prefix: str) -> ApiKeyRecord | None:
+        c = api_keys.c
+        try:
+            async with self.writer.begin() as conn:
+                done = await conn.execute(
+                    update(api_keys)
+                    .where(c.id == key_id, c.revoked_at.is_(None))
+                    .values(key_hash=key_hash, prefix=prefix)
+                )
+                if done.rowcount == 0:
+                    return None
+                row = (await conn.execute(select(api_keys).where(c.id == key_id))).one()
+        except IntegrityError:
+            raise BadRequestError("this API key is already registered") from None
         return _key_from_row(row)
 
     async def set_key_limits(

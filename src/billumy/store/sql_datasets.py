@@ -273,6 +273,38 @@ class SQLDatasetStore:
         async with self.engine.connect() as conn:
             return await _dataset(conn, tenant, dataset_id)
 
+    async def list_datasets(self, tenant: str, *, limit: int = 50) -> list[DatasetRecord]:
+        d, v = datasets.c, dataset_versions.c
+        query = (
+            select(datasets)
+            .where(d.tenant == tenant)
+            .order_by(d.created_at.desc(), d.id.desc())
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+            ids = [row.id for row in rows]
+            versions: dict[str, list[DatasetVersion]] = {i: [] for i in ids}
+            if ids:
+                found = await conn.execute(
+                    select(dataset_versions)
+                    .where(v.dataset_id.in_(ids))
+                    .order_by(v.dataset_id, v.version)
+                )
+                for version in found.all():
+                    versions[version.dataset_id].append(_version(version))
+        return [
+            DatasetRecord(
+                id=row.id,
+                tenant=row.tenant,
+                name=row.name,
+                user_id=row.user_id,
+                created_at=_aware(row.created_at) or datetime.now(UTC),
+                versions=versions[row.id],
+            )
+            for row in rows
+        ]
+
     async def dataset_data(
         self, tenant: str, dataset_id: str, version: int
     ) -> AsyncIterator[bytes]:
