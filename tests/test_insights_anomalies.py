@@ -167,7 +167,7 @@ def test_a_spike_is_a_spike_and_the_direction_filter_holds() -> None:
 
 
 def test_too_few_periods_are_not_judged() -> None:
-    rows = [r for r in _rows(_norte_drops(_line)) if r["semana"] in range(15, 22)]  # 7 weeks
+    rows = [r for r in _rows(_norte_drops(_line)) if r["semana"] in range(15, 19)]  # 4 weeks
     with data.from_records(rows) as table:
         scope = plan_scope(table, profile(table), None)
         assert scope is not None
@@ -176,12 +176,12 @@ def test_too_few_periods_are_not_judged() -> None:
     assert empty is not None and empty.values["count"] == 0 and empty.values["segments"] == 0
     # Nothing was judged, so the sentence must not say "no".
     assert describe(empty, _ctx("pt")) == (
-        "Não dá para dizer se vendas_reais teve queda ou pico fora do normal: há só 7 semanas "
-        "de dados, e são precisos pelo menos 8."
+        "Não dá para dizer se vendas_reais teve queda ou pico fora do normal: há só 4 semanas "
+        "de dados, e são precisos pelo menos 5."
     )
     assert describe(empty, _ctx("en")) == (
-        "Cannot tell whether vendas_reais had an unusual drop or spike: there are only 7 weeks "
-        "of data, and at least 8 are needed."
+        "Cannot tell whether vendas_reais had an unusual drop or spike: there are only 4 weeks "
+        "of data, and at least 5 are needed."
     )
     assert "Cannot tell" in empty.statement
 

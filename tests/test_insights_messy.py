@@ -523,3 +523,132 @@ def test_a_rate_of_a_yes_no_column_named_in_the_other_language_keeps_its_accents
     assert describe(ratio, ctx).startswith(
         "A taxa de devolução (registros com returned Yes sobre todos os registros) é de 17,5% "
     )
+
+
+def _loads(months: int = 6) -> list[dict[str, Any]]:
+    """A cooperative's loads: one row a load (a numeric ticket), six producers over six
+    months; Santa Rita delivers 2.8x in March, Palotina's producers 0.3x in May, and Milho
+    grows 22% a month (its early months are low because of that growth, not an event)."""
+    rows, ticket = [], 1000
+    producers = (
+        ("Fazenda Santa Rita", "Toledo"),
+        ("Sítio Boa Esperança", "Toledo"),
+        ("Fazenda São José", "Cascavel"),
+        ("Agropecuária Três Irmãos", "Cascavel"),
+        ("Sítio Recanto Verde", "Palotina"),
+        ("Fazenda Kowalski", "Palotina"),
+    )
+    for m in range(1, months + 1):
+        for i, (producer, city) in enumerate(producers):
+            factor = 2.8 if (producer, m) == ("Fazenda Santa Rita", 3) else 1.0
+            factor *= 0.3 if (city, m) == ("Palotina", 5) else 1.0
+            for grain, base in (("Soja", 400.0 + 7 * i + (m % 2) * 9), ("Milho", 100 * 1.22**m)):
+                ticket += 1
+                sacas = round(base * factor, 2)
+                rows.append(
+                    {"romaneio": ticket, "data": f"2024-{m:02d}-{10 + i:02d}",
+                     "produtor": producer, "municipio": city, "grao": grain, "sacas": sacas,
+                     "preco_saca": 120.0, "valor_total": round(120.0 * sacas, 2)}
+                )  # fmt: skip
+    return rows
+
+
+def test_six_months_are_judged_on_large_changes_only() -> None:
+    rows = _loads()
+    found, ctx = _facts(rows, "Algum produtor entregou muito acima do normal em algum mês?", "pt")
+    anomaly = next(f for f in found if f.kind == "anomaly")
+    assert [(r["segment"], r["period"]) for r in anomaly.rows] == [
+        ("Fazenda Santa Rita", "2024-03")
+    ]
+    assert describe(anomaly, ctx).startswith("Sim: Fazenda Santa Rita teve pico forte em março")
+    found, _ = _facts(rows, "teve queda forte nas entregas de algum municipio em algum mes?", "pt")
+    anomaly = next(f for f in found if f.kind == "anomaly")
+    assert [(r["segment"], r["period"]) for r in anomaly.rows] == [("Palotina", "2024-05")]
+    # Milho's growth is a trend, not a run of anomalies: its January is not a drop.
+    found, _ = _facts(rows, "Did any grain drop sharply in any month?", "en")
+    anomaly = next(f for f in found if f.kind == "anomaly")
+    assert all(r["segment"] != "Milho" for r in anomaly.rows)
+    # Four months are still too few to judge.
+    found, ctx = _facts(_loads(4), "Algum produtor entregou muito acima do normal?", "pt")
+    anomaly = next(f for f in found if f.kind == "anomaly")
+    assert "são precisos pelo menos 5" in describe(anomaly, ctx)
+
+
+def test_loads_counted_beside_other_measures_and_paid_is_the_money_that_adds_up() -> None:
+    rows = _loads()
+    text = (
+        "Em abril: quantas cargas recebemos, quantas sacas foram e quanto pagamos aos produtores?"
+    )
+    with data.from_records(rows) as table:
+        prof = profile(table)
+    plan = rule_plan(text, prof)
+    assert plan is not None
+    assert [(m.column, m.agg) for m in plan.measures] == [
+        ("sacas", "sum"),
+        ("valor_total", "sum"),
+        ("*", "count"),
+    ]
+    # Counted things that are columns are no rows: "quantas sacas" is the sacks' total.
+    plan = rule_plan("quantas sacas de milho recebemos?", prof)
+    assert plan is not None and [m.column for m in plan.measures] == ["sacas"]
+
+
+def test_the_semester_without_its_number_is_the_datas_latest_and_a_grain_is_a_grao() -> None:
+    rows = _loads()
+    with data.from_records(rows) as table:
+        prof = profile(table)
+    asked = questions.parse("Qual produtor entregou mais sacas no semestre?", prof)
+    assert [w.label for w in asked.windows] == ["2024-H1"]
+    plan = rule_plan("Which grain grew the most in sacks from January to June?", prof)
+    assert plan is not None and plan.dimensions == ["grao"]
+    assert [m.column for m in plan.measures] == ["sacas"]
+
+
+def test_a_question_in_lower_case_names_a_place_by_its_first_word() -> None:
+    rows = [
+        {"day": f"2024-01-{d:02d}", "location": loc, "revenue_usd": 100.0 + d}
+        for d in range(1, 29)
+        for loc in ("Denver LoDo", "Seattle SLU")
+    ]
+    with data.from_records(rows) as table:
+        prof = profile(table)
+    assert questions.parse("a receita de denver caiu muito em algum dia?", prof).segments == {
+        "location": ["Denver LoDo"]
+    }
+    # Written with capitals, a lower-case word is an ordinary word, not a name.
+    assert questions.parse("A receita de denver caiu?", prof).segments == {}
+
+
+def test_occupancy_is_booked_hours_over_capacity() -> None:
+    rows = [
+        {"day": f"2024-02-{d:02d}", "location": loc, "space_type": space,
+         "capacity_hours": 100, "booked_hours": float(h + d % 3), "revenue_usd": 10.0 * h}
+        for d in range(1, 29)
+        for loc, h in (("Austin Downtown", 40), ("Seattle SLU", 25))
+        for space in ("Hot Desk", "Meeting Room")
+    ]  # fmt: skip
+    found, _ = _facts(rows, "Which location has the highest hot desk occupancy?", "en")
+    ratio = next(f for f in found if f.kind == "ratio")
+    assert (ratio.values["part"], ratio.values["whole"]) == ("booked_hours", "capacity_hours")
+    austin = [
+        r for r in rows if r["location"] == "Austin Downtown" and r["space_type"] == "Hot Desk"
+    ]
+    expected = (
+        100 * sum(r["booked_hours"] for r in austin) / sum(r["capacity_hours"] for r in austin)
+    )
+    assert {r["location"]: r["ratio_pct"] for r in ratio.rows}["Austin Downtown"] == expected
+
+
+def test_an_area_is_said_missing_and_members_only_when_picked_among() -> None:
+    from billumy.insights.answer import missing_columns
+
+    with data.from_records(_loads()) as table:
+        prof = profile(table)
+    missing = missing_columns("What was each producer's yield per hectare?", prof)
+    assert "area (hectares)" in [c.en for c in missing]
+    assert "member" in [c.en for c in missing_columns("Which members book the most?", prof)]
+    # Counting members is a count a column of cancellations answers: nothing is missing.
+    rows = [{"mes": f"2024-{m:02d}-01", "cancelamentos": m, "alunos_ativos": 100} for m in (1, 2)]
+    with data.from_records(rows) as table:
+        prof = profile(table)
+    assert missing_columns("How many members cancelled in 2024?", prof) == []

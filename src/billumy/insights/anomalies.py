@@ -22,8 +22,11 @@ Why this method:
   other months happened to sit close to the line (a MAD of 1 says little about counts that
   small);
 * segments with fewer than ``MIN_PERIODS`` periods are not judged: too few points to know
-  what normal is. Periods are numbered by calendar distance, so a missing week is a gap in
-  the line, not a shift of every later point. A period with no rows at all is not seen.
+  what normal is; a short series (under ``SHORT_PERIODS``: six months of data) is judged only
+  on large changes, at least ``MIN_SHORT_CHANGE_PCT`` of the expected value (a month at 2.8x
+  or 0.3x its line), since its MAD rests on few points. Periods are numbered by calendar
+  distance, so a missing week is a gap in the line, not a shift of every later point. A
+  period with no rows at all is not seen.
 
 The fact's ``rows`` are the cases, most severe first (by ``|change_pct|``), exactly what its
 ``sql`` returns; ``values`` summarise them (``count``, the largest case's fields, the largest
@@ -50,8 +53,10 @@ __all__ = ["Direction", "Scope", "anomaly_fact", "asked_direction", "plan_scope"
 Direction = Literal["drop", "spike", "both"]
 
 THRESHOLD = 3.5  # robust z-score: residual / (1.4826 * MAD)
-MIN_PERIODS = 8
+MIN_PERIODS = 5
+SHORT_PERIODS = 8
 MIN_CHANGE_PCT = 20.0
+MIN_SHORT_CHANGE_PCT = 50.0
 MIN_COVER = 0.75  # a period seen on under 3/4 of the usual number of days is partial
 MIN_WEEKDAY_POINTS = 3  # days of a weekday before its level counts as that weekday's normal
 MAX_CASES = 10
@@ -285,6 +290,8 @@ def cases_sql(scope: Scope, direction: Direction) -> str:
         f"WHERE n >= {MIN_PERIODS} AND expected <> 0{scope.narrowed()} "
         f"AND abs(residual) > {THRESHOLD} * 1.4826 * mad "
         f"AND abs(residual) >= {MIN_CHANGE_PCT / 100} * abs(expected){poisson}{sign} "
+        f"AND (n >= {SHORT_PERIODS} OR abs(residual) >= {MIN_SHORT_CHANGE_PCT / 100} "
+        "* abs(expected)) "
         f"ORDER BY abs(residual) / abs(expected) DESC, segment, p LIMIT {MAX_CASES}"
     )
 

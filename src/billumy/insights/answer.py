@@ -79,6 +79,9 @@ class _Concept:
     quantity: bool = False  # a quantity named in the question's own words ("customer rating")
     which: bool = False  # a kind of segment asked for by "which", that no column holds
     counted: tuple[str, ...] | list[str] = ()  # columns that only count it ("agents_logged")
+    # Missing only when the question picks among them ("which members book the most?"); "how
+    # many members cancelled?" counts them, which a column of cancellations answers.
+    picked: bool = False
 
     @property
     def dimension(self) -> bool:
@@ -140,6 +143,8 @@ _TABLE = (
     ("frete fretes freight shipping", "frete fretes freight shipping", "frete", "freight"),
     ("aluguel alugueis rent rents lease leases arrendamento", "aluguel alugueis rent lease "
      "arrendamento", "aluguel", "rent"),
+    ("hectare hectares acre acres area areas plantada plantadas planted acreage",
+     "hectare hectares ha acre acres area areas acreage", "área (hectares)", "area (hectares)"),
     ("energia energy geracao generation generate generated gerou gerada gerado gerar kwh mwh",
      "energia energy geracao generation generated gerada kwh mwh", "geração de energia",
      "energy generation"),
@@ -158,6 +163,7 @@ _MEASURE_CONCEPTS = frozenset(
         "energy generation",
         "rent",
         "freight",
+        "area (hectares)",
     }
 )
 _PERIOD_ASKS = (
@@ -165,8 +171,15 @@ _PERIOD_ASKS = (
     "diaria daily ano anos anual year years yearly trimestre quarter quando when tendencia trend"
 )
 _PERIOD_PROVIDES = "data date mes month semana week dia day ano year periodo period trimestre"
+_MEMBERS = (
+    "membro membros member members associado associados socio socios assinante assinantes "
+    "subscriber subscribers"
+)
 _CONCEPTS = (
     *(_Concept(frozenset(a.split()), frozenset(p.split()), pt, en) for a, p, pt, en in _TABLE),
+    _Concept(
+        frozenset(_MEMBERS.split()), frozenset(_MEMBERS.split()), "membro", "member", picked=True
+    ),
     _Concept(
         frozenset(_PERIOD_ASKS.split()),
         frozenset(_PERIOD_PROVIDES.split()),
@@ -192,6 +205,8 @@ def missing_columns(question: str, profile: Profile) -> list[_Concept]:
     missing = []
     for concept in _CONCEPTS:
         if not concept.asks & asked:
+            continue
+        if concept.picked and not concept.asks & set(_which_nouns(question)):
             continue
         if concept.provides & column_words or _has_temporal(concept, visible):
             continue

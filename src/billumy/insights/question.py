@@ -295,6 +295,15 @@ _RECENT: dict[WindowGrain, tuple[tuple[tuple[str, ...], ...], tuple[tuple[str, .
         (("quarter", "before"), ("previous", "quarter"), ("prior", "quarter"),
          ("trimestre", "anterior"), ("penultimo", "trimestre")),
     ),
+    # "no semestre" without its number: the data's latest half (most often the only one).
+    "half": (
+        (("last", "semester"), ("this", "semester"), ("the", "semester"), ("this", "half"),
+         ("ultimo", "semestre"), ("semestre", "passado"), ("este", "semestre"),
+         ("neste", "semestre"), ("no", "semestre"), ("nesse", "semestre"),
+         ("latest", "semester")),
+        (("semester", "before"), ("previous", "semester"), ("prior", "semester"),
+         ("semestre", "anterior"), ("penultimo", "semestre")),
+    ),
 }  # fmt: skip
 
 
@@ -309,7 +318,7 @@ def _recent(words: list[str], column: str, first: date, last: date) -> list[Wind
         if grain == "week":
             start = last - timedelta(days=last.weekday())
         else:
-            size = 3 if grain == "quarter" else 1
+            size = {"quarter": 3, "half": 6}.get(grain, 1)
             start = date(last.year, (last.month - 1) // size * size + 1, 1)
         if latest_at is not None:
             found.append((latest_at, _window(column, grain, start)))
@@ -768,7 +777,12 @@ def parse(question: str, profile: Profile) -> Question:
     words = _fold(question)
     capitalized = frozenset(w.lower() for w in re.findall(r"(?<=[\w,;:] )[A-Z][a-z]+\b", question))
     windows = _windows(words, profile, capitalized, _inside_values(words, profile))
-    segments = _segments(words, profile, capitalized)
+    # A question typed all in lower case ("a receita de denver caiu?") writes names in lower
+    # case too: any word of five letters or more may be a name's first word.
+    names = (
+        capitalized if question != question.lower() else frozenset(w for w in words if len(w) >= 5)
+    )
+    segments = _segments(words, profile, names)
     parts: list[Part] = []
 
     def add(kind: PartKind, found: str | None, **detail: Any) -> None:

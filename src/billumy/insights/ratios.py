@@ -79,7 +79,8 @@ _ROLES: dict[str, frozenset[str]] = {
     "clicks": frozenset({"clicks", "click", "cliques", "clique"}),
     "impressions": frozenset({"impressions", "impressoes", "views", "visualizacoes"}),
     "occupied": frozenset(
-        {"ocupados", "ocupadas", "ocupado", "occupied", "sold", "vendidos", "vendidas", "diarias"}
+        {"ocupados", "ocupadas", "ocupado", "occupied", "sold", "vendidos", "vendidas", "diarias",
+         "booked", "reservado", "reservadas", "reservados"}
     ),
     "available": frozenset({"disponiveis", "disponivel", "available", "capacity", "capacidade"}),
     "bookings": frozenset(

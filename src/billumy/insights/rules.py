@@ -243,7 +243,9 @@ def names_a_measure(question: str, profile: Profile) -> bool:
 
 
 # Words of money only: "venderam menos unidades" sells units, "faturou mais" earns money.
-_MONEY_STEMS = ("fatur", "receit", "revenue", "earn")
+_MONEY_STEMS = (
+    "fatur", "receit", "revenue", "earn", "pagamos", "pagou", "pagaram", "pagar", "paid", "pay"
+)  # fmt: skip
 
 
 def _sales_position(tokens: list[frozenset[str]]) -> int | None:
@@ -362,9 +364,11 @@ def _rule_measures(
         sold = _sales_position(tokens)
         if money and sold is not None and sold not in at.values():
             # "Quantas consultas tivemos e qual especialidade faturou mais?": consultas and
-            # the money column, each asked by its own part.
-            numeric = [*numeric, money[0]]
-            at[money[0].name] = sold
+            # the money column (the one that adds up, valor_total, not a price), each asked
+            # by its own part.
+            earned = min(money, key=lambda c: _measure_rank(c, visible.index(c)))
+            numeric = [*numeric, earned]
+            at[earned.name] = sold
         numeric = _qualified(numeric, at)
         rank = _rank_position(tokens)
         if rank is not None:
@@ -374,12 +378,43 @@ def _rule_measures(
         if ids and _counts(tokens):
             # "How many orders, and which category brought in the most value?": both.
             measures.append(Measure(column=ids[0].name, agg="count"))
+        elif _counted_rows(tokens, named, visible):
+            # "quantas cargas recebemos, quantas sacas foram...": the loads are the rows.
+            every = [c for c in visible if c.kind == "id"]
+            measures.append(Measure(column=every[0].name if every else "*", agg="count"))
         return measures[:MAX_MEASURES]
     if ids:
         return [Measure(column=ids[0].name, agg="count")]
     if _counts(tokens):
         return [Measure(column="*", agg="count")]
     return None
+
+
+def _counted_rows(
+    tokens: list[frozenset[str]], named: dict[str, _Named], visible: list[ColumnProfile]
+) -> bool:
+    """Whether "quantas"/"how many" is followed by two words that name no column ("quantas
+    cargas recebemos", "how many loads came"): things counted that are the rows themselves."""
+    spots = {
+        i
+        for n in named.values()
+        if n.position >= 0
+        for i in range(n.position, n.position + max(1, n.length))
+    }
+    words = {v for c in visible for w in name_words(c.name) for v in _variants(w)}
+    for i, token in enumerate(tokens[:-2]):
+        if not token or max(token, key=len) not in _HOW_MANY or {i + 1, i + 2} & spots:
+            continue
+        following = tokens[i + 1] | tokens[i + 2]
+        return not (
+            tokens[i + 1] & _FILLERS
+            or following & words
+            or _groups(following) & _groups(frozenset(words))
+        )
+    return False
+
+
+_HOW_MANY = frozenset({"quantos", "quantas", "many"})
 
 
 def _qualified(numeric: list[ColumnProfile], at: dict[str, int]) -> list[ColumnProfile]:
