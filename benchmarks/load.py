@@ -5,14 +5,21 @@ serve`` with one deployment, "fast", in front of it, plus the embedded model. Tw
 key each: W (well-behaved; the server's default limits) and A (the attacker; its own parallel
 and per-minute limits, so that its abuse is bounded by its own limits).
 
-* Phase 1, baseline: W alone sends ``--w-requests`` streaming chats to "fast",
-  ``--w-concurrency`` at a time: latency to the last byte (p50, p95) and time to first token.
-* Phase 2, under attack: the same W load while ``--attackers`` concurrent A clients loop over a
+* W alone (the baseline): W sends ``--w-requests`` streaming chats to "fast",
+  ``--w-concurrency`` at a time (at most ``--w-rate`` a second): latency to the last byte (p50,
+  p95) and time to first token.
+* W under attack: the same W load while ``--attackers`` concurrent A clients loop over a
   mix of: normal streams (fast model, and the embedded model with a few tokens), oversized
   chats (a body over ``BILLUMY_MAX_BODY_BYTES``: must be a 4xx), slow readers (open a stream and
   never read it, holding the connection to the end of the phase), disconnects mid-stream,
   random keys (must be 401), and messages appended to stored chats (those answered 2xx are
   acknowledged and must be in the chat afterwards).
+
+The two alternate ``--rounds`` times, so that both sample the same noisy stretches of this
+shared machine. With ``--via-nginx`` every request of W and A goes through a real nginx running
+the shipped ``deploy/nginx/billumy.conf`` (the production shape: its per-key, anonymous and
+per-address zones refuse floods before Billumy sees them), A's connections coming from
+``--attacker-address`` (127.0.0.2), W's from 127.0.0.1.
 
 Printed: W's p95 alone and under attack and their ratio (target <= 1.5), A's outcomes by kind
 and status, hangs (requests not finished within ``--deadline`` s: target 0), server errors
@@ -29,6 +36,7 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/load.py
     .venv/bin/python benchmarks/load.py --attackers 100 --w-requests 100 --strict
+    .venv/bin/python benchmarks/load.py --via-nginx --attacker-nice 19
 """
 
 from __future__ import annotations
@@ -41,11 +49,14 @@ import multiprocessing
 import os
 import random
 import secrets
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +69,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.proxy_overhead import Upstream  # noqa: E402
-from tests.e2e.server import BIN, Server  # noqa: E402
+from tests.e2e.server import BIN, Server, free_port  # noqa: E402
 
 FAST = "fast"
 EMBEDDED = "smollm2-135m"
@@ -92,14 +103,17 @@ async def request(
     *,
     deadline: float,
     stop_after: int | None = None,
+    source: str | None = None,
 ) -> Answer:
     """One HTTP/1.1 request on a fresh connection, read to the end (or to ``stop_after`` body
-    bytes, after which the connection is dropped: a disconnect mid-stream). Raises
-    :class:`Hang` past ``deadline`` seconds."""
+    bytes, after which the connection is dropped: a disconnect mid-stream), from the local
+    address ``source`` when given. Raises :class:`Hang` past ``deadline`` seconds."""
     started = time.perf_counter()
 
     async def run() -> Answer:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 22)
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, limit=1 << 22, local_addr=(source, 0) if source else None
+        )
         try:
             writer.write(
                 f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
@@ -182,6 +196,11 @@ class Latency:
     ttft: list[float] = field(default_factory=list)
     failed: int = 0
 
+    def add(self, other: Latency) -> None:
+        self.total += other.total
+        self.ttft += other.ttft
+        self.failed += other.failed
+
 
 def quantile(samples: list[float], q: float) -> float:
     if not samples:
@@ -191,14 +210,24 @@ def quantile(samples: list[float], q: float) -> float:
 
 
 async def well_behaved(
-    port: int, key: str, requests: int, concurrency: int, deadline: float, tally: Tally
+    port: int,
+    key: str,
+    requests: int,
+    concurrency: int,
+    deadline: float,
+    tally: Tally,
+    rate: float = 0.0,
 ) -> Latency:
-    """W's load: ``requests`` streamed chats to the fast model, ``concurrency`` at a time."""
+    """W's load: ``requests`` streamed chats to the fast model, ``concurrency`` at a time, and
+    at most ``rate`` a second when it is above 0 (a tenant that keeps within its limits)."""
     out = Latency()
     todo = iter(range(requests))
+    began = time.perf_counter()
 
     async def client() -> None:
         for i in todo:
+            if rate > 0:
+                await asyncio.sleep(max(0.0, began + i / rate - time.perf_counter()))
             started = time.perf_counter()
             try:
                 answer = await request(
@@ -237,6 +266,9 @@ class Attack:
         self.stopping = asyncio.Event()
         self.held: list[asyncio.StreamWriter] = []
         self.rng = random.Random(args.seed)
+        self.weights = [
+            0 if k in (args.without or ()) else w for k, w in zip(KINDS, WEIGHTS, strict=True)
+        ]
 
     async def one(self, kind: str) -> None:
         port, key, deadline = self.port, self.key, self.args.deadline
@@ -259,7 +291,14 @@ class Attack:
             await self.slow_reader(body)
             return
         answer = await request(
-            port, "POST", path, key, body, deadline=deadline, stop_after=stop_after
+            port,
+            "POST",
+            path,
+            key,
+            body,
+            deadline=deadline,
+            stop_after=stop_after,
+            source=self.args.attacker_address,
         )
         self.tally.outcomes[f"{kind} {answer.status}"] += 1
         if answer.status >= 500:
@@ -276,11 +315,11 @@ class Attack:
     async def slow_reader(self, body: bytes) -> None:
         """Send a streamed chat and never read the answer; the socket stays open (receive
         buffer shrunk) until the phase ends."""
-        _, writer = await asyncio.open_connection("127.0.0.1", self.port, limit=1024)
+        _, writer = await asyncio.open_connection(
+            "127.0.0.1", self.port, limit=1024, local_addr=(self.args.attacker_address, 0)
+        )
         sock = writer.get_extra_info("socket")
         if sock is not None:
-            import socket
-
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         writer.write(
             f"POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {self.key}\r\n"
@@ -292,7 +331,7 @@ class Attack:
 
     async def client(self) -> None:
         while not self.stopping.is_set():
-            kind = self.rng.choices(KINDS, WEIGHTS)[0]
+            kind = self.rng.choices(KINDS, self.weights)[0]
             try:
                 await self.one(kind)
             except Hang:
@@ -331,7 +370,64 @@ async def read_back(port: int, key: str, tally: Tally) -> tuple[int, int]:
     return acknowledged, missing
 
 
-async def run(args: argparse.Namespace, port: int, keys: dict[str, str]) -> dict[str, object]:
+async def under_attack(
+    args: argparse.Namespace, front: int, keys: dict[str, str], chats: list[str], tally: Tally
+) -> Latency:
+    """W's load while ``args.attackers`` clients of A attack; A's tally is added to ``tally``."""
+    # The attackers run in a process of their own, as they would on machines of their own:
+    # W's client measures the server, not an event loop it shares with 500 attackers.
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    receive, send = context.Pipe(duplex=False)
+    attackers = context.Process(
+        target=attack_process,
+        args=(front, keys["A"], chats, vars(args), stop, send),
+        name="load-attackers",
+    )
+    attackers.start()
+    await asyncio.sleep(args.ramp)  # the attack is under way before W starts
+    w_task = asyncio.ensure_future(
+        well_behaved(
+            front,
+            keys["W"],
+            args.w_requests,
+            args.w_concurrency,
+            args.deadline,
+            tally,
+            args.w_rate,
+        )
+    )
+    started = time.monotonic()
+    while not w_task.done():
+        await asyncio.sleep(2)
+        progress(f"  {time.monotonic() - started:.0f}s of W under attack")
+        if time.monotonic() - started > args.max_seconds:
+            progress("  the attack ran past --max-seconds: W's remaining requests are cut")
+            w_task.cancel()
+            break
+    attacked = await w_task if not w_task.cancelled() else Latency()
+    stop.set()
+    # Attackers finish what they have in flight (each bounded by the deadline).
+    loop = asyncio.get_running_loop()
+    if await loop.run_in_executor(None, receive.poll, args.deadline + 30):
+        theirs = receive.recv()
+        for name in ("outcomes", "hangs", "server_errors", "failures"):
+            getattr(tally, name).update(theirs[name])
+        for chat_id, contents in theirs["acknowledged"].items():
+            tally.acknowledged.setdefault(chat_id, []).extend(contents)
+    else:
+        tally.hangs["A's process did not report"] += 1
+    await loop.run_in_executor(None, attackers.join, 10)
+    if attackers.is_alive():
+        attackers.kill()
+    return attacked
+
+
+async def run(
+    args: argparse.Namespace, port: int, front: int, keys: dict[str, str]
+) -> dict[str, object]:
+    """Both phases. ``port`` is the server's own; ``front`` the one W and A send to (the server's,
+    or Nginx's in front of it with ``--via-nginx``)."""
     tally = Tally()
     async with httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{port}",
@@ -347,53 +443,33 @@ async def run(args: argparse.Namespace, port: int, keys: dict[str, str]) -> dict
         # Warm up: the fast route and the embedded model are loaded before anything is timed.
         for model in (FAST, EMBEDDED):
             await request(
-                port, "POST", "/api/chat", keys["W"], _chat_body(model, "hi", 2), deadline=120
+                front, "POST", "/api/chat", keys["W"], _chat_body(model, "hi", 2), deadline=120
             )
 
-    await well_behaved(port, keys["W"], 2 * args.w_concurrency, args.w_concurrency, 60, Tally())
-    progress(f"phase 1: W alone, {args.w_requests} streams, {args.w_concurrency} at a time")
-    alone = await well_behaved(
-        port, keys["W"], args.w_requests, args.w_concurrency, args.deadline, tally
+    await well_behaved(
+        front, keys["W"], 2 * args.w_concurrency, args.w_concurrency, 60, Tally(), args.w_rate
     )
-
-    progress(f"phase 2: the same W load with {args.attackers} attacking clients")
-    # The attackers run in a process of their own, as they would on machines of their own:
-    # W's client measures the server, not an event loop it shares with 500 attackers.
-    context = multiprocessing.get_context("spawn")
-    stop = context.Event()
-    receive, send = context.Pipe(duplex=False)
-    attackers = context.Process(
-        target=attack_process,
-        args=(port, keys["A"], chats, vars(args), stop, send),
-        name="load-attackers",
-    )
-    attackers.start()
-    await asyncio.sleep(args.ramp)  # the attack is under way before W starts
-    w_task = asyncio.ensure_future(
-        well_behaved(port, keys["W"], args.w_requests, args.w_concurrency, args.deadline, tally)
-    )
-    started = time.monotonic()
-    while not w_task.done():
-        await asyncio.sleep(2)
-        progress(f"  {time.monotonic() - started:.0f}s of W under attack")
-        if time.monotonic() - started > args.max_seconds:
-            progress("  phase 2 ran past --max-seconds: W's remaining requests are cut")
-            w_task.cancel()
-            break
-    attacked = await w_task if not w_task.cancelled() else Latency()
-    stop.set()
-    # Attackers finish what they have in flight (each bounded by the deadline).
-    loop = asyncio.get_running_loop()
-    if await loop.run_in_executor(None, receive.poll, args.deadline + 30):
-        theirs = receive.recv()
-        for name in ("outcomes", "hangs", "server_errors", "failures"):
-            getattr(tally, name).update(theirs[name])
-        tally.acknowledged.update(theirs["acknowledged"])
-    else:
-        tally.hangs["A's process did not report"] += 1
-    await loop.run_in_executor(None, attackers.join, 10)
-    if attackers.is_alive():
-        attackers.kill()
+    # Alone and under attack alternate, ``--rounds`` times: this machine is shared and noisy,
+    # and each condition then samples the same stretches of it.
+    alone, attacked = Latency(), Latency()
+    for round_ in range(1, args.rounds + 1):
+        progress(
+            f"round {round_}/{args.rounds}, W alone: {args.w_requests} streams, "
+            f"{args.w_concurrency} at a time"
+        )
+        alone.add(
+            await well_behaved(
+                front,
+                keys["W"],
+                args.w_requests,
+                args.w_concurrency,
+                args.deadline,
+                tally,
+                args.w_rate,
+            )
+        )
+        progress(f"round {round_}/{args.rounds}, W under attack by {args.attackers} clients")
+        attacked.add(await under_attack(args, front, keys, chats, tally))
 
     health = await request(port, "GET", "/health", keys["W"], deadline=10)
     acknowledged, missing = await read_back(port, keys["A"], tally)
@@ -453,6 +529,65 @@ def attack_process(
     )
 
 
+@contextlib.contextmanager
+def nginx_in_front(tmp: Path, server_port: int) -> Iterator[int]:
+    """The shipped nginx config in front of the server (as tests/nginx_kit.py runs it), its TLS
+    server listening in plain HTTP, with connections enough for the attack; yields its port."""
+    from tests import nginx_kit
+
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        raise SystemExit("--via-nginx: nginx is not installed (apt-get install -y nginx)")
+    prefix = tmp / "nginx"
+    prefix.mkdir()
+    http_port, port = free_port(), free_port()
+    nginx_kit.nginx_prefix(prefix, server_port, http_port, port)
+    # nginx's workers run as an unprivileged user when it starts as root: they must reach the
+    # temporary paths where a large request body is buffered.
+    for path in (tmp, prefix):
+        path.chmod(0o755)
+    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (prefix / kind).mkdir(mode=0o777, exist_ok=True)
+        (prefix / kind).chmod(0o777)
+    conf = prefix / "billumy.conf"
+    conf.write_text(
+        conf.read_text().replace(f"listen 127.0.0.1:{port} ssl;", f"listen 127.0.0.1:{port};")
+    )
+    main_conf = prefix / "nginx.conf"
+    main_conf.write_text(
+        main_conf.read_text().replace(
+            "events { worker_connections 64; }",
+            "worker_rlimit_nofile 65536;\nevents { worker_connections 16384; }",
+        )
+    )
+    proc = subprocess.Popen(
+        nginx_kit.nginx_args(nginx, prefix), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log = (prefix / "error.log").read_text()
+                    raise SystemExit("nginx did not start:\n" + log) from None
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        # What nginx itself logged above a warning (its refusals are warnings: expected).
+        problems = Counter(
+            line.split("] ", 1)[1].split(", client:", 1)[0][:160]
+            for line in (prefix / "error.log").read_text(errors="replace").splitlines()
+            if any(f"[{level}]" in line for level in ("error", "crit", "alert", "emerg"))
+        )
+        for text, count in problems.most_common(5):
+            progress(f"  nginx logged {count}x: {text}")
+
+
 def billumy_toml(upstream_url: str) -> str:
     return f"""default_requests_per_minute = 0
 cache_ttl = 0
@@ -495,6 +630,53 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "refusing them still counted)"
         ),
     )
+    add(
+        "--via-nginx",
+        action="store_true",
+        help=(
+            "send W's and A's requests through a real nginx running the shipped "
+            "deploy/nginx/billumy.conf (its TLS server on plain HTTP: a load generator's TLS "
+            "handshakes on the same cores would measure openssl), as in production"
+        ),
+    )
+    add(
+        "--engine-nice",
+        type=int,
+        default=None,
+        help="BILLUMY_ENGINE_NICE for the server (default: the server's own default)",
+    )
+    add(
+        "--server-env",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a BILLUMY_* setting for the server (repeat it for several)",
+    )
+    add(
+        "--w-rate",
+        type=float,
+        default=None,
+        help=(
+            "W's requests per second at most (default: none direct; 50 with --via-nginx, "
+            "within the edge's 100 a second per key)"
+        ),
+    )
+    add(
+        "--attacker-address",
+        default="127.0.0.2",
+        help="local address A's connections come from (default 127.0.0.2; W's is 127.0.0.1)",
+    )
+    add(
+        "--rounds",
+        type=int,
+        default=2,
+        help="times W alone and W under attack alternate (default 2)",
+    )
+    add(
+        "--without",
+        action="append",
+        choices=KINDS,
+        help="leave this kind out of A's mix (repeat it for several)",
+    )
     add("--ramp", type=float, default=3.0, help="seconds of attack before W starts (default 3)")
     add(
         "--deadline",
@@ -506,7 +688,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--max-seconds",
         type=float,
         default=90.0,
-        help="most seconds phase 2 runs before W's rest is cut (default 90)",
+        help="most seconds an attack runs before W's rest is cut (default 90)",
     )
     add(
         "--workers",
@@ -523,7 +705,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--seed", type=int, default=1, help="seed of the attackers' mix (default 1)")
     add("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
-    for name in ("attackers", "w_requests", "w_concurrency", "chats", "chunks", "workers"):
+    if args.w_rate is None:
+        args.w_rate = 50.0 if args.via_nginx else 0.0
+    for name in (
+        "rounds",
+        "attackers",
+        "w_requests",
+        "w_concurrency",
+        "chats",
+        "chunks",
+        "workers",
+    ):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     return args
@@ -539,7 +731,10 @@ def report(args: argparse.Namespace, result: dict[str, object]) -> bool:
     print(
         f"\n{args.attackers} attackers (tenant A: parallel {args.a_parallel}, rpm {args.a_rpm}, "
         f"pause {args.attacker_pause}s) against W's {args.w_requests} streams, "
-        f"{args.w_concurrency} at a time; {args.workers} server worker(s)"
+        f"{args.w_concurrency} at a time"
+        + (f", at most {args.w_rate:g}/s" if args.w_rate else "")
+        + f"; {args.workers} server worker(s)"
+        + ("; through nginx (deploy/nginx/billumy.conf)" if args.via_nginx else "")
     )
     header = (
         f"{'W':<14} {'p50 ms':>8} {'p95 ms':>8} {'ttft p50':>9} {'ttft p95':>9} "
@@ -592,6 +787,11 @@ def main(argv: list[str] | None = None) -> int:
         upstream = Upstream(args.chunks, Path(tmp) / "upstream.log")
         (data_dir / "billumy.toml").write_text(billumy_toml(upstream.url))
         env = {"BILLUMY_MAX_BODY_BYTES": str(MAX_BODY), "BILLUMY_LOG_LEVEL": "warning"}
+        if args.engine_nice is not None:
+            env["BILLUMY_ENGINE_NICE"] = str(args.engine_nice)
+        for setting in args.server_env or ():
+            name, _, value = setting.partition("=")
+            env[name] = value
         if args.workers > 1:
             env |= {"BILLUMY_WORKERS": str(args.workers), "BILLUMY_REDIS_URL": args.redis_url}
         server = Server(data_dir=data_dir, env=env)
@@ -620,8 +820,13 @@ def main(argv: list[str] | None = None) -> int:
                 capture_output=True,
                 timeout=60,
             )
-            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                result = runner.run(run(args, server.port, keys))
+            with contextlib.ExitStack() as stack:
+                front = server.port
+                if args.via_nginx:
+                    progress("starting nginx with deploy/nginx/billumy.conf in front")
+                    front = stack.enter_context(nginx_in_front(Path(tmp), server.port))
+                with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                    result = runner.run(run(args, server.port, front, keys))
         finally:
             server.stop()
             upstream.stop()
