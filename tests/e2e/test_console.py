@@ -19,7 +19,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.server import Server
+from tests.e2e.server import Server, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
@@ -370,3 +370,35 @@ def test_phone_and_portuguese(browser: Any, console_server: Server) -> None:
         assert page.evaluate("document.documentElement.lang") == "en"
     finally:
         phone.close()
+
+
+def test_server_page_shows_upstream_circuits(
+    browser: Any, make_server: type[Server], tmp_path: Path
+) -> None:
+    """A deployment whose server is gone: its circuit opens on the health checks, and the
+    page, refreshing, shows it open."""
+    gateway = make_server(data_dir=tmp_path / "gateway")
+    gateway.data_dir.mkdir(parents=True)
+    (gateway.data_dir / "billumy.toml").write_text(
+        f"""
+health_interval = 0.5
+breaker_failures = 1
+
+[[deployments]]
+name = "gone-a"
+model = "far"
+provider = "ollama"
+url = "http://127.0.0.1:{free_port()}"
+"""
+    )
+    gateway.start()
+    tab = Tab(browser, gateway)
+    try:
+        page = tab.sign_in()
+        page.get_by_role("link", name="Server").click()
+        row = page.locator("tr", has=page.get_by_role("cell", name="gone-a", exact=True))
+        expect(row).to_contain_text("far")
+        expect(row.locator("td").nth(2)).to_have_text("open", timeout=30_000)
+        tab.shot("server-upstreams")
+    finally:
+        tab.close()
