@@ -157,6 +157,9 @@ def test_console_files_carry_a_strict_policy(console_server: Server) -> None:
         console_server.url + "/console/app.js", headers={"If-None-Match": gz.headers["etag"]}
     )
     assert again.status_code == 304
+    head = httpx.head(console_server.url + "/console", headers={"Accept-Encoding": "identity"})
+    assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["content-length"]) == len(html.encode())
 
 
 def test_the_reference_needs_a_key_unless_public(
