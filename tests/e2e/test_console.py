@@ -298,6 +298,10 @@ def test_upload_a_csv_ask_it_and_see_the_chart(tab: Tab, tmp_path: Path) -> None
     page.get_by_role("button", name="Ask", exact=True).click()
     history = page.locator("ol.history > li")
     expect(history.nth(1)).to_be_visible(timeout=120_000)
+    # What moved since the question was asked of version 1.
+    changes = page.locator("section.changes")
+    expect(changes.get_by_role("heading")).to_have_text("Changes since version 1")
+    expect(changes.locator("li").first).to_be_visible()
     versions = " ".join(history.all_inner_texts())
     assert "Version 1" in versions and "Version 2" in versions
     tab.shot("data")

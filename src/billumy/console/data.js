@@ -21,6 +21,33 @@ export function objectTable(rows, caption) {
   return table(keys, rows.map((row) => keys.map((key) => cell(row[key]))), caption);
 }
 
+// What moved since the same question was asked of the dataset's previous version.
+function changesView(changes) {
+  if (!changes || !changes.length) return null;
+  const [head, ...moved] = changes;
+  return h(
+    "section",
+    { class: "changes", "aria-labelledby": "changes-title" },
+    h("h3", { id: "changes-title" }, `${t("data.changes")} ${head.previous_version}`),
+    moved.length
+      ? h(
+          "ul",
+          {},
+          moved.map((c) =>
+            h(
+              "li",
+              {},
+              h("span", { class: "tag" }, t(`data.change.${c.change}`)),
+              " ",
+              c.statement,
+              c.previous_statement ? h("span", { class: "meta" }, ` (${t("data.before")}: ${c.previous_statement})`) : null,
+            ),
+          ),
+        )
+      : h("p", { class: "meta" }, t("data.noChanges")),
+  );
+}
+
 export function render(root, { say }) {
   const file = h("input", { type: "file", name: "file", accept: ".csv,.json,.parquet,.tsv,text/csv,application/json", required: true });
   const name = h("input", { type: "text", name: "name", maxlength: 200 });
@@ -119,6 +146,7 @@ export function render(root, { say }) {
             ),
           )
         : null,
+      changesView(record.changes),
       h("h3", {}, t("data.facts")),
       h(
         "ol",
