@@ -208,6 +208,13 @@ def test_stream_a_chat_stop_it_and_find_it_in_conversations(tab: Tab) -> None:
     page.get_by_label("Format (JSON schema").fill(json.dumps(ENDLESS_FORMAT))
     message = f"zebracorn {SCRIPT} {IMG} tell me a story"
     page.get_by_label("Message").fill(message)
+    # The request as it will go: kept, a chat made then the message; not kept, /api/chat.
+    curl = page.locator("pre code").first
+    expect(curl).to_contain_text("/chats/$CHAT_ID/messages")
+    keep = page.get_by_label("Keep in Conversations")
+    keep.uncheck()
+    expect(curl).to_contain_text("/api/chat")
+    keep.check()
     page.get_by_role("button", name="Send").click()
     answer = page.locator(".transcript .msg.assistant .content")
     expect(answer).to_have_text(re.compile(r"[\s\S]{40,}"), timeout=60_000)
@@ -220,9 +227,9 @@ def test_stream_a_chat_stop_it_and_find_it_in_conversations(tab: Tab) -> None:
     assert page.locator(".transcript .msg.user .content").inner_text() == message
     assert page.locator(".transcript script, .transcript img").count() == 0
     assert page.evaluate("window.__pwned") is None
-    curl = page.locator("pre code").first.inner_text()
+    shown = curl.inner_text()
     python = page.locator("pre code").nth(1).inner_text()
-    assert "$BILLUMY_KEY" in curl and (tab.server.api_key or "") not in curl
+    assert "$BILLUMY_KEY" in shown and (tab.server.api_key or "") not in shown
     assert "from ollama import Client" in python and "num_predict" in python
     stopped_text = answer.inner_text()
     tab.shot("playground")

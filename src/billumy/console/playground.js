@@ -131,8 +131,14 @@ export function render(root, { say }) {
       return;
     }
     const { model: name, messages, ...more } = body;
-    if (keep.checked && chatId) {
-      curl.textContent = curlOf(`/chats/${chatId}/messages`, { content: prompt.value, ...more, stream: true });
+    if (keep.checked) {
+      // A stored chat: made once (POST /chats), then each message goes to it.
+      const system_ = messages.filter((m) => m.role === "system");
+      const create = chatId
+        ? ""
+        : `${curlOf("/chats", { user_id: "console", model: name, messages: system_ })}\n# ${t("play.thenId")}\n`;
+      const path = `/chats/${chatId || "$CHAT_ID"}/messages`;
+      curl.textContent = create + curlOf(path, { content: prompt.value, ...more, stream: true });
     } else {
       curl.textContent = curlOf("/api/chat", { ...body, stream: true });
     }
