@@ -20,6 +20,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from billumy import __version__
 from billumy.api import admin, chats, errors, insights, models, ollama, openai, system
+from billumy.api.console import console_routes
 from billumy.api.deps import LeanRoute, key_scopes
 from billumy.auth import Authenticator, UnknownKeys
 from billumy.cache.base import SharedState
@@ -389,6 +390,8 @@ def create_app(settings: Settings, *, drain: Drain | None = None) -> FastAPI:
     )
     for included in (*routers, insights.router):
         app.include_router(included)
+    # The web console and the API reference: static pages, their data from the API above.
+    app.router.routes.extend(console_routes(settings))
     # The hot paths first: the router tries routes in order.
     app.router.routes[:0] = [*ollama.routes, *openai.routes]
     app.add_middleware(

@@ -467,6 +467,13 @@ class Settings(BaseSettings):
     log_prompts: bool = Field(
         default=False, description="Log prompts and responses (off: they never reach the logs)."
     )
+    public_docs: bool = Field(
+        default=False,
+        description=(
+            "Serve the API reference at /docs to anyone (off: the page asks for a key before "
+            "it shows the OpenAPI document)."
+        ),
+    )
     create_admin_key: bool = Field(
         default=True, description="On first start with no key, create an admin key and print it."
     )

@@ -109,6 +109,17 @@ def test_insights_from_inline_records(server: Server) -> None:
         svg = httpx.get(f"{server.url}/api/insights/{body['id']}/charts/0.svg", headers=headers)
         assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg")
         assert svg.text.lstrip().startswith("<svg") or "<svg" in svg.text[:200]
+    # The answer has charts of its own (the facts it cites), numbered after the insights'.
+    drawn = body["answer_charts"]
+    assert drawn and all(spec["$schema"].startswith("https://vega.github.io") for spec in drawn)
+    assert stored["answer_charts"] == drawn
+    last = len(charts) + len(drawn) - 1
+    svg = httpx.get(f"{server.url}/api/insights/{body['id']}/charts/{last}.svg", headers=headers)
+    assert svg.status_code == 200 and "<svg" in svg.text[:200]
+    after = httpx.get(
+        f"{server.url}/api/insights/{body['id']}/charts/{last + 1}.svg", headers=headers
+    )
+    assert after.status_code == 404
     missing = httpx.get(f"{server.url}/api/insights/{body['id']}/charts/99.svg", headers=headers)
     assert missing.status_code == 404
     history = httpx.get(

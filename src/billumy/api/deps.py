@@ -76,6 +76,11 @@ async def inference_caller(request: Request) -> Principal:
     return await _inference_key(await _principal(request))
 
 
+async def any_caller(request: Request) -> Principal:
+    """The calling key, any scope (for routes without FastAPI dependencies)."""
+    return await _principal(request)
+
+
 async def _metrics_key(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
     principal.require("metrics")
     return principal

@@ -455,6 +455,7 @@ class InsightService:
             "profile": prof.as_dict(),
             "facts": [f.as_dict() for f in found],
             "answer": answer.as_dict(),
+            "answer_charts": answer_charts(answer.as_dict(), found, most),
             "insights": insights,
             "summary": summary,
             "narrative": narrate,
@@ -796,11 +797,31 @@ class InsightService:
         return await self.datasets.insight(caller.tenant, insight_id)
 
     async def chart_svg(self, caller: Principal, insight_id: str, number: int) -> str:
+        """Chart ``number`` of the record as SVG: the model's insights' charts first, then
+        the answer's (``answer_charts``)."""
         record = await self.get(caller, insight_id)
         specs = [i["chart"] for i in record.get("insights", []) if i.get("chart")]
+        specs += record.get("answer_charts") or []
         if not 0 <= number < len(specs):
             raise NotFoundError(f"insight '{insight_id}' has no chart {number}")
         return await asyncio.to_thread(charts.render_svg, specs[number])
+
+
+def answer_charts(answer: dict[str, Any], found: list[Fact], most: int) -> list[charts.Spec]:
+    """Vega-Lite specs of the facts the answer cites, in the order it cites them, at most
+    ``most``: the answer has charts even when no model wrote about it."""
+    by_id = {fact.id: fact for fact in found}
+    specs: list[charts.Spec] = []
+    seen: set[str] = set()
+    for sentence in answer.get("sentences", []):
+        for fact_id in sentence.get("facts", []):
+            if fact_id in seen or fact_id not in by_id or len(specs) >= most:
+                continue
+            seen.add(fact_id)
+            spec = charts.chart_for(by_id[fact_id])
+            if spec is not None:
+                specs.append(spec)
+    return specs
 
 
 _MAX_SCANNED_MEASURES = 8

@@ -1,0 +1,418 @@
+"""The web console and the API reference in a real browser: Debian's chromium, driven by
+Playwright (launched through ``executable_path``, nothing downloaded), against a real
+``billumy serve`` with the embedded model.
+
+Every page is loaded with the network cut off but for the server under test (a request
+anywhere else fails the test), and any Content Security Policy violation the browser reports
+fails it too. A screenshot of each page goes to ``test-artifacts/console/``."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.server import Server, free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
+# A reply that cannot end by itself before it is stopped (as tests/e2e/test_faults.py).
+ENDLESS_OPTIONS = {"num_predict": 3000, "temperature": 0.8}
+ENDLESS_FORMAT = {
+    "type": "object",
+    "properties": {"t": {"type": "string", "minLength": 2000}},
+    "required": ["t"],
+}
+SCRIPT = "<script>window.__pwned = 1</script>"
+IMG = '<img src=x onerror="window.__pwned = 2">'
+SALES_CSV = (
+    "month,region,revenue\n"
+    "2024-01-01,Sul,1200.5\n2024-01-01,Norte,800\n2024-01-01,Centro,950\n"
+    "2024-02-01,Sul,1300\n2024-02-01,Norte,700\n2024-02-01,Centro,990\n"
+    "2024-03-01,Sul,1250\n2024-03-01,Norte,760\n2024-03-01,Centro,1010\n"
+)
+
+
+@pytest.fixture(scope="module")
+def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = Server(data_dir=tmp_path_factory.mktemp("console")).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip(
+            "Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium;"
+            " .ci/run installs it): the browser tests of the console cannot run"
+        )
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM))
+        yield launched
+        launched.close()
+
+
+class Tab:
+    """A browser tab on the console: a page that may reach only the server under test."""
+
+    def __init__(self, browser: Any, server: Server, **context: Any) -> None:
+        self.server = server
+        self.context = browser.new_context(**{"locale": "en-US", **context})
+        self.outside: list[str] = []
+        self.violations: list[str] = []
+        self.context.route("**/*", self._only_local)
+        self.page = self.context.new_page()
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda error: self.violations.append(f"page error: {error}"))
+
+    def _only_local(self, route: Any) -> None:
+        url = route.request.url
+        if url.startswith(self.server.url + "/") or url.startswith(("blob:", "data:")):
+            route.continue_()
+        else:
+            self.outside.append(url)
+            route.abort()
+
+    def _console(self, message: Any) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            self.violations.append(message.text)
+
+    def sign_in(self, key: str | None = None) -> Any:
+        page = self.page
+        page.goto(self.server.url + "/console")
+        page.get_by_label("API key").fill(key or self.server.api_key or "")
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("navigation").get_by_role("link", name="Playground").wait_for()
+        return page
+
+    def shot(self, name: str) -> None:
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+    def close(self) -> None:
+        self.context.close()
+        assert not self.outside, f"the page reached outside the server: {self.outside}"
+        assert not self.violations, self.violations
+
+
+@pytest.fixture
+def tab(browser: Any, console_server: Server) -> Iterator[Tab]:
+    opened = Tab(browser, console_server)
+    yield opened
+    opened.close()
+
+
+def until(page: Any, expression: str, timeout_s: float = 30.0) -> None:
+    """Wait until ``expression`` is truthy in the page. (Playwright's wait_for_function
+    evaluates a string, which this page's policy rightly refuses.)"""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"never true: {expression}"
+        page.wait_for_timeout(100)
+
+
+def _csp(response: httpx.Response) -> dict[str, str]:
+    policy = response.headers["content-security-policy"]
+    return {
+        part.strip().split(" ", 1)[0]: part.strip().partition(" ")[2]
+        for part in policy.split(";")
+        if part.strip()
+    }
+
+
+def test_console_files_carry_a_strict_policy(console_server: Server) -> None:
+    for path in ("/console", "/console/", "/console/app.js", "/console/console.css", "/docs"):
+        response = httpx.get(console_server.url + path)
+        assert response.status_code == 200, path
+        policy = _csp(response)
+        assert policy["default-src"] == "'self'"
+        assert policy["script-src"] == "'self'" and policy["style-src"] == "'self'"
+        assert policy["frame-ancestors"] == "'none'"
+        assert "unsafe-inline" not in response.headers["content-security-policy"]
+        assert "unsafe-eval" not in response.headers["content-security-policy"]
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+    html = httpx.get(console_server.url + "/console").text
+    # No inline script or style: every script is a file of this origin.
+    assert not re.search(r"<script(?![^>]*\bsrc=)", html)
+    assert "style=" not in html and "<style" not in html
+    # Nothing but the console's own files.
+    for path in ("/console/..%2Fapi%2Fps", "/console/missing.js", "/console/__init__.py"):
+        response = httpx.get(console_server.url + path)
+        assert response.status_code == 404, path
+        assert "error" in response.json()
+    gz = httpx.get(console_server.url + "/console/app.js", headers={"Accept-Encoding": "gzip"})
+    assert gz.headers["content-encoding"] == "gzip"
+    again = httpx.get(
+        console_server.url + "/console/app.js", headers={"If-None-Match": gz.headers["etag"]}
+    )
+    assert again.status_code == 304
+    head = httpx.head(console_server.url + "/console", headers={"Accept-Encoding": "identity"})
+    assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["content-length"]) == len(html.encode())
+
+
+def test_the_reference_needs_a_key_unless_public(
+    console_server: Server, make_server: type[Server], tmp_path: Path
+) -> None:
+    url = console_server.url + "/docs/openapi.json"
+    assert httpx.get(url).status_code == 401
+    assert httpx.get(url, headers={"Authorization": "Bearer bk_nope"}).status_code == 401
+    document = httpx.get(url, headers=console_server.headers).json()
+    assert "/api/chat" in document["paths"]
+    public = make_server(data_dir=tmp_path / "public", env={"BILLUMY_PUBLIC_DOCS": "true"})
+    public.start()
+    assert "/api/chat" in httpx.get(public.url + "/docs/openapi.json").json()["paths"]
+    # The API itself is no more public for it.
+    assert httpx.get(public.url + "/openapi.json").status_code == 401
+    assert httpx.get(public.url + "/api/tags").status_code == 401
+
+
+def test_sign_in_keeps_the_key_in_the_tab_only(tab: Tab) -> None:
+    page = tab.page
+    page.goto(tab.server.url + "/console")
+    # By keyboard: the key field has the focus, Enter signs in.
+    page.keyboard.type("bk_not-a-key")
+    page.keyboard.press("Enter")
+    page.get_by_role("alert").filter(has_text="does not know this key").wait_for()
+    assert page.evaluate("sessionStorage.getItem('billumy.key')") is None
+    tab.shot("sign-in")
+    page.get_by_label("API key").fill(tab.server.api_key or "")
+    page.keyboard.press("Enter")
+    page.get_by_role("navigation").wait_for()
+    assert page.evaluate("sessionStorage.getItem('billumy.key')") == tab.server.api_key
+    assert page.evaluate("localStorage.getItem('billumy.key')") is None
+    assert page.evaluate("document.cookie") == ""
+    assert tab.context.cookies() == []
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_label("API key").wait_for()
+    assert page.evaluate("sessionStorage.getItem('billumy.key')") is None
+
+
+def test_stream_a_chat_stop_it_and_find_it_in_conversations(tab: Tab) -> None:
+    page = tab.sign_in()
+    model = page.get_by_label("Model or persona")
+    model.select_option("smollm2-135m:latest")
+    page.get_by_text("Options and format").click()
+    page.get_by_label("Options (JSON)").fill(json.dumps(ENDLESS_OPTIONS))
+    page.get_by_label("Format (JSON schema").fill(json.dumps(ENDLESS_FORMAT))
+    message = f"zebracorn {SCRIPT} {IMG} tell me a story"
+    page.get_by_label("Message").fill(message)
+    # The request as it will go: kept, a chat made then the message; not kept, /api/chat.
+    curl = page.locator("pre code").first
+    expect(curl).to_contain_text("/chats/$CHAT_ID/messages")
+    keep = page.get_by_label("Keep in Conversations")
+    keep.uncheck()
+    expect(curl).to_contain_text("/api/chat")
+    keep.check()
+    page.get_by_role("button", name="Send").click()
+    answer = page.locator(".transcript .msg.assistant .content")
+    expect(answer).to_have_text(re.compile(r"[\s\S]{40,}"), timeout=60_000)
+    assert re.fullmatch(r"\d+ ms", page.locator(".stats dd output").nth(1).inner_text())
+    page.get_by_role("button", name="Stop").click()
+    page.locator(".transcript .msg.assistant .note").filter(has_text="Stopped.").wait_for()
+    assert page.get_by_role("button", name="Send").is_enabled()
+    assert int(page.locator(".stats dd output").first.inner_text()) > 0
+    # The message is shown as typed, and nothing in it ran.
+    assert page.locator(".transcript .msg.user .content").inner_text() == message
+    assert page.locator(".transcript script, .transcript img").count() == 0
+    assert page.evaluate("window.__pwned") is None
+    shown = curl.inner_text()
+    python = page.locator("pre code").nth(1).inner_text()
+    assert "$BILLUMY_KEY" in shown and (tab.server.api_key or "") not in shown
+    assert "from ollama import Client" in python and "num_predict" in python
+    stopped_text = answer.inner_text()
+    tab.shot("playground")
+
+    page.get_by_role("link", name="Conversations").click()
+    page.get_by_label("Search the messages").fill("zebracorn")
+    page.get_by_role("button", name="Search", exact=True).click()
+    found = page.locator(".chats li[data-chat]")
+    found.first.wait_for()
+    assert found.count() == 1
+    chat_id = found.first.get_attribute("data-chat")
+    # The server stores the cut reply once it sees the client gone (within a generation step).
+    deadline = time.monotonic() + 30
+    stored_url = f"{tab.server.url}/chats/{chat_id}"
+    while httpx.get(stored_url, headers=tab.server.headers).json()["message_count"] < 2:
+        assert time.monotonic() < deadline, "the stopped reply was never stored"
+        time.sleep(0.1)
+    found.first.get_by_role("button").click()
+    reader = page.locator(".reader")
+    reader.locator(".msg.user .content").wait_for()
+    assert reader.locator(".msg.user .content").inner_text() == message
+    assert reader.locator(".msg.assistant.stopped .note").inner_text() == "Stopped."
+    # What was stored is what was shown when the stop came (or its first part).
+    stored = reader.locator(".msg.assistant .content").inner_text()
+    assert stored and stopped_text.startswith(stored[: min(len(stored), 20)])
+    assert page.evaluate("window.__pwned") is None
+    tab.shot("conversations")
+    with page.expect_download() as download:
+        reader.get_by_role("button", name="Export JSON").click()
+    exported = json.loads(Path(download.value.path()).read_text())
+    assert exported["id"] == chat_id
+    assert [m["role"] for m in exported["messages"]] == ["user", "assistant"]
+    assert exported["messages"][1]["incomplete"] is True
+    page.once("dialog", lambda dialog: dialog.accept())
+    reader.get_by_role("button", name="Delete").click()
+    page.get_by_text("Conversation deleted.").wait_for()
+    gone = httpx.get(f"{tab.server.url}/chats/{chat_id}", headers=tab.server.headers)
+    assert gone.status_code == 404
+
+
+def test_upload_a_csv_ask_it_and_see_the_chart(tab: Tab, tmp_path: Path) -> None:
+    sales = tmp_path / "sales.csv"
+    sales.write_text(SALES_CSV)
+    page = tab.sign_in()
+    page.get_by_role("link", name="Data").click()
+    page.get_by_label("File", exact=True).set_input_files(str(sales))
+    page.get_by_label("Name (optional)").fill("sales")
+    page.get_by_role("button", name="Upload").click()
+    profile = page.locator("table").first
+    profile.wait_for()
+    for column in ("month", "region", "revenue"):
+        assert profile.get_by_text(column, exact=True).count() >= 1
+    page.get_by_label("Question", exact=True).fill("Which region sold the most?")
+    page.get_by_role("button", name="Ask", exact=True).click()
+    answer = page.locator(".answer-text")
+    answer.wait_for(timeout=120_000)
+    assert "Sul" in answer.inner_text()
+    chart = page.locator(".chart img").first
+    chart.wait_for()
+    until(page, "document.querySelector('.chart img').naturalWidth > 0")
+    assert chart.get_attribute("src", timeout=1000).startswith("blob:")
+    facts = page.locator("ol.facts > li")
+    assert facts.count() >= 1
+    facts.first.get_by_text("SQL").click()
+    assert "SELECT" in facts.first.locator("pre code").inner_text().upper()
+    # A second version, asked again: the history lists both, each with its version.
+    page.get_by_label("Add as a new version").check()
+    sales.write_text(SALES_CSV + "2024-04-01,Norte,5000\n")
+    page.get_by_label("File", exact=True).set_input_files(str(sales))
+    page.get_by_role("button", name="Upload").click()
+    page.get_by_text("Dataset stored.").wait_for()
+    page.get_by_label("Question", exact=True).fill("Which region sold the most?")
+    page.get_by_role("button", name="Ask", exact=True).click()
+    history = page.locator("ol.history > li")
+    expect(history.nth(1)).to_be_visible(timeout=120_000)
+    # What moved since the question was asked of version 1.
+    changes = page.locator("section.changes")
+    expect(changes.get_by_role("heading")).to_have_text("Changes since version 1")
+    expect(changes.locator("li").first).to_be_visible()
+    versions = " ".join(history.all_inner_texts())
+    assert "Version 1" in versions and "Version 2" in versions
+    tab.shot("data")
+
+
+def test_column_names_holding_markup_render_as_text(tab: Tab, tmp_path: Path) -> None:
+    hostile = tmp_path / "hostile.csv"
+    hostile.write_text(f'"{SCRIPT}","{IMG.replace(chr(34), chr(39))}",amount\nx,y,1\nz,w,2\n')
+    page = tab.sign_in()
+    page.get_by_role("link", name="Data").click()
+    page.get_by_label("File", exact=True).set_input_files(str(hostile))
+    page.get_by_role("button", name="Upload").click()
+    profile = page.locator("table").first
+    profile.get_by_text(SCRIPT, exact=True).wait_for()
+    assert profile.get_by_text(IMG.replace('"', "'"), exact=True).count() == 1
+    assert page.locator("main script, main table img").count() == 0
+    page.wait_for_timeout(200)  # an onerror would have fired by now
+    assert page.evaluate("window.__pwned") is None
+    tab.shot("data-hostile-columns")
+
+
+def test_server_page_refreshes(tab: Tab) -> None:
+    page = tab.sign_in()
+    page.get_by_role("link", name="Server").click()
+    queue = page.locator("dd[data-name='Queue depth']")
+    queue.wait_for()
+    assert re.fullmatch(r"\d+", queue.inner_text())
+    assert page.locator("dd[data-name='Status']").inner_text() in ("ready", "degraded")
+    updated = page.locator("main p.meta").first
+    expect(updated).to_have_text(re.compile(r".+"))
+    first = updated.inner_text()
+    expect(updated).not_to_have_text(first, timeout=15_000)
+    tab.shot("server")
+
+
+def test_docs_work_offline_with_the_console_key(tab: Tab) -> None:
+    page = tab.page
+    page.goto(tab.server.url + "/docs")
+    page.get_by_role("alert").filter(has_text="BILLUMY_PUBLIC_DOCS").wait_for()
+    tab.sign_in()
+    page.goto(tab.server.url + "/docs")
+    chat = page.locator(
+        "details.op", has=page.locator(".path", has_text=re.compile(r"^/api/chat$"))
+    )
+    chat.first.wait_for()
+    chat.first.locator("summary").click()
+    assert chat.first.get_by_role("link", name="ChatRequest").count() == 1
+    page.get_by_label("Filter operations").fill("/datasets")
+    assert page.locator("details.op[data-search]:visible").count() >= 2
+    tab.shot("docs")
+
+
+def test_phone_and_portuguese(browser: Any, console_server: Server) -> None:
+    phone = Tab(
+        browser,
+        console_server,
+        locale="pt-BR",
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+    )
+    try:
+        page = phone.page
+        page.goto(console_server.url + "/console")
+        page.get_by_label("Chave de API").fill(console_server.api_key or "")
+        page.get_by_role("button", name="Entrar").click()
+        page.get_by_role("link", name="Conversas").wait_for()
+        assert page.evaluate("document.documentElement.lang") == "pt-BR"
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        phone.shot("playground-phone-pt-BR")
+        page.get_by_label("Idioma").select_option("en")
+        page.get_by_role("link", name="Conversations").wait_for()
+        assert page.evaluate("document.documentElement.lang") == "en"
+    finally:
+        phone.close()
+
+
+def test_server_page_shows_upstream_circuits(
+    browser: Any, make_server: type[Server], tmp_path: Path
+) -> None:
+    """A deployment whose server is gone: its circuit opens on the health checks, and the
+    page, refreshing, shows it open."""
+    gateway = make_server(data_dir=tmp_path / "gateway")
+    gateway.data_dir.mkdir(parents=True)
+    (gateway.data_dir / "billumy.toml").write_text(
+        f"""
+health_interval = 0.5
+breaker_failures = 1
+
+[[deployments]]
+name = "gone-a"
+model = "far"
+provider = "ollama"
+url = "http://127.0.0.1:{free_port()}"
+"""
+    )
+    gateway.start()
+    tab = Tab(browser, gateway)
+    try:
+        page = tab.sign_in()
+        page.get_by_role("link", name="Server").click()
+        row = page.locator("tr", has=page.get_by_role("cell", name="gone-a", exact=True))
+        expect(row).to_contain_text("far")
+        expect(row.locator("td").nth(2)).to_have_text("open", timeout=30_000)
+        tab.shot("server-upstreams")
+    finally:
+        tab.close()
