@@ -652,3 +652,25 @@ def test_an_area_is_said_missing_and_members_only_when_picked_among() -> None:
     with data.from_records(rows) as table:
         prof = profile(table)
     assert missing_columns("How many members cancelled in 2024?", prof) == []
+
+
+def test_an_average_length_is_hours_over_bookings_and_bookable_hours_are_the_capacity() -> None:
+    rows = [
+        {"date": f"2024-04-{d:02d}", "location": loc, "capacity_hours": cap, "bookings": 20 + d,
+         "booked_hours": 5.0 * (20 + d) + d % 4, "revenue_usd": 30.0 * (20 + d)}
+        for d in range(1, 29)
+        for loc, cap in (("Austin Downtown", 600), ("Seattle SLU", 500))
+    ]  # fmt: skip
+    text = "For April: total bookings, total revenue, and the average booking length in hours?"
+    found, _ = _facts(rows, text, "en")
+    per = next(f for f in found if f.kind == "per")
+    assert (per.values["numerator"], per.values["denominator"]) == ("booked_hours", "bookings")
+    assert per.values["per_value"] == sum(r["booked_hours"] for r in rows) / sum(
+        r["bookings"] for r in rows
+    )
+    # Not also "the average bookings" (the rows' average of the bookings column).
+    assert not any("avg_bookings" in f.values for f in found)
+    with data.from_records(rows) as table:
+        prof = profile(table)
+    plan = rule_plan("How many bookable hours do we have across all locations today?", prof)
+    assert plan is not None and [m.column for m in plan.measures] == ["capacity_hours"]

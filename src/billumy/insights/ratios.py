@@ -32,6 +32,7 @@ __all__ = [
     "difference_fact",
     "jargon",
     "known_rate",
+    "length_pair",
     "per_fact",
     "per_period_fact",
     "rated_value",
@@ -82,7 +83,10 @@ _ROLES: dict[str, frozenset[str]] = {
         {"ocupados", "ocupadas", "ocupado", "occupied", "sold", "vendidos", "vendidas", "diarias",
          "booked", "reservado", "reservadas", "reservados"}
     ),
-    "available": frozenset({"disponiveis", "disponivel", "available", "capacity", "capacidade"}),
+    "available": frozenset(
+        {"disponiveis", "disponivel", "available", "capacity", "capacidade", "bookable",
+         "sellable"}
+    ),
     "bookings": frozenset(
         {"reservas", "reserva", "reservations", "reservation", "bookings", "booking",
          "agendamentos", "appointments", "pedidos", "orders", "contratos", "contracts"}
@@ -407,6 +411,58 @@ def _per_pair(question: str, profile: Profile) -> tuple[str, str] | None:
     return None
 
 
+_AVERAGE = frozenset({"average", "avg", "mean", "media", "medio", "medias", "medios"})
+_LENGTH = frozenset({"length", "duration", "duracao", "tempo", "time"})
+_TIME_UNITS = frozenset(
+    {"hours", "horas", "hour", "hora", "hrs", "minutes", "minutos", "min", "mins", "days", "dias",
+     "seconds", "segundos", "duration", "duracao"}
+)  # fmt: skip
+
+
+def length_pair(question: str, profile: Profile) -> tuple[str, str] | None:
+    """(time column, count column) of "the average booking length in hours", "a duração
+    média das reservas": the hours booked over the bookings, not the average of either."""
+    words = [w for w in name_words(question) if w not in _SKIP]
+    thing: str | None = None
+    for i, word in enumerate(words[:-2]):
+        if word in _AVERAGE and words[i + 2] in _LENGTH:  # average booking length
+            thing = words[i + 1]
+        elif word in _LENGTH and words[i + 1] in _AVERAGE:  # duração média das reservas
+            thing = words[i + 2]
+        if thing is not None:
+            break
+    if thing is None:
+        return None
+    counted = [c for c in _numeric_named([thing], profile) if _additive(c) and not is_stock(c)]
+    times = [
+        c
+        for c in profile.columns
+        if c.kind == "numeric" and not c.masked and set(name_words(c.name)) & _TIME_UNITS
+    ]
+    if not counted or not times:
+        return None
+    # The hours of the bookings ("booked_hours"), not the hours there were to book.
+    related = [
+        c
+        for c in times
+        if any(_stems_meet(w, thing) or _shared_prefix(w, thing) >= 4 for w in name_words(c.name))
+    ]
+    chosen = related or (times if len(times) == 1 else [])
+    if not chosen or chosen[0].name == counted[0].name:
+        return None
+    return chosen[0].name, counted[0].name
+
+
+def _shared_prefix(a: str, b: str) -> int:
+    """How many first letters two words share ("booked", "booking": 4)."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 def per_fact(
     table: Table,
     profile: Profile,
@@ -420,7 +476,7 @@ def per_fact(
     low, and both ends are there); None when the question asks for none."""
     known = jargon(question, profile)
     pair = (known[1], known[2]) if known is not None and known[0] == "per" else None
-    pair = pair or _per_pair(question, profile)
+    pair = pair or _per_pair(question, profile) or length_pair(question, profile)
     if pair is None:
         return None
     top, bottom = pair

@@ -36,6 +36,7 @@ from billumy.insights.plan import (
     Plan,
 )
 from billumy.insights.profile import name_words
+from billumy.insights.ratios import length_pair
 from billumy.insights.roles import _measure_rank, default_agg, plan_agg
 from billumy.insights.synonyms import _find, _fold, _groups, _lookup, _tokens, _variants
 
@@ -172,7 +173,9 @@ def _other_aggregates(question: str, profile: Profile, measures: list[Measure]) 
     for clause in re.split(r"\s*[,;]\s*|\s+(?:e|and)\s+", question):
         tokens = _tokens(clause)
         agg = _lookup(tokens, _AGG_WORDS)
-        if agg is None:
+        if agg is None or length_pair(clause, profile) is not None:
+            # "the average booking length in hours" is hours over bookings (a ``per`` fact),
+            # not the average of the bookings column.
             continue
         read = rule_plan(clause, profile) if len(clause) < len(question) else None
         if read is None:

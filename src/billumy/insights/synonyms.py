@@ -247,7 +247,7 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     # hotels
     ("room", "quarto", "apartamento"),
     ("occupied", "ocupado", "ocupada", "diaria"),
-    ("available", "disponivel", "capacity", "capacidade"),
+    ("available", "disponivel", "capacity", "capacidade", "bookable", "sellable", "reservavel"),
     ("guest", "hospede"),
     ("occupancy", "ocupacao"),
     ("rental", "rentals", "locacao", "aluguel", "alugueis", "rent"),
