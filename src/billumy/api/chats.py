@@ -14,6 +14,7 @@ from billumy.api.deps import (
     KeyFirstRoute,
     ServicesDep,
     body_of,
+    refuse_nul,
     services_of,
 )
 from billumy.api.docs import MODEL_ERRORS, answers, request_body
@@ -115,6 +116,7 @@ async def list_chats(
     limit: int = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Response:
+    refuse_nul(user_id, tag, cursor)
     page, next_cursor = await chats.list(
         key.tenant,
         user_id=user_id,

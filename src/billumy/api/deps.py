@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any, Generic, TypeVar
 
+import orjson
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
@@ -124,9 +125,33 @@ class BodyOf(Generic[M]):
         if not raw.strip():
             raise BadRequestError("missing request body")
         try:
-            return self.model.model_validate_json(raw)
+            parsed = self.model.model_validate_json(raw)
         except ValidationError as exc:
             raise BadRequestError(validation_message(exc)) from None
+        if b"\\u0000" in raw and holds_nul(orjson.loads(raw)):
+            raise BadRequestError(NUL_REFUSED)
+        return parsed
+
+
+NUL_REFUSED = "text must not hold the NUL character (\\u0000)"
+
+
+def holds_nul(value: Any) -> bool:
+    """Whether a parsed JSON value has a NUL in any string or key: no database stores one in
+    text alike (PostgreSQL refuses it), and no prompt needs one."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(holds_nul(k) or holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(holds_nul(v) for v in value)
+    return False
+
+
+def refuse_nul(*values: str | None) -> None:
+    """400 when a form field or query parameter holds a NUL (see :func:`holds_nul`)."""
+    if any(v is not None and "\x00" in v for v in values):
+        raise BadRequestError(NUL_REFUSED)
 
 
 def body_of(model: type[M]) -> BodyOf[M]:

@@ -9,7 +9,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from billumy.api.deps import BodyOf, InferenceKey, KeyFirstRoute, M, ServicesDep, services_of
+from billumy.api.deps import (
+    BodyOf,
+    InferenceKey,
+    KeyFirstRoute,
+    M,
+    ServicesDep,
+    refuse_nul,
+    services_of,
+)
 from billumy.api.docs import MODEL_ERRORS, answers, request_body
 from billumy.api.responses import JSON
 from billumy.api.streaming import NDJSON, ndjson_response, unless_disconnected
@@ -137,6 +145,7 @@ async def upload_dataset(request: Request, service: Insights, key: InferenceKey)
                 raise BadRequestError("multipart uploads need a 'file' field")
             content = await upload.read()
             fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            refuse_nul(*fields.values(), upload.filename)
             fmt = parse_format(upload.filename, upload.content_type, fields.get("format"))
             dataset, created = await service.upload(
                 key,
