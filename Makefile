@@ -58,6 +58,7 @@ bench: install services
 	$(BIN)/python benchmarks/insights_eval.py --rows 0 --cases evals/insights/holdout6.toml
 	$(BIN)/python benchmarks/insights_eval.py --rows 0 --cases evals/insights/holdout7.toml
 	$(BIN)/python benchmarks/insights_eval.py --rows 0 --cases evals/insights/holdout8.toml
+	$(BIN)/python benchmarks/insights_eval.py --rows 0 --cases evals/insights/holdout9.toml
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

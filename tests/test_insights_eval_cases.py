@@ -1,9 +1,9 @@
 """The insights evaluation sets (evals/insights/): their shape, their data and their expected
 numbers.
 
-There are nine case files: ``cases.toml``, the main set, and eight held-out sets,
+There are ten case files: ``cases.toml``, the main set, and nine held-out sets,
 ``holdout.toml``, ``holdout2.toml``, ``holdout3.toml``, ``holdout4.toml``, ``holdout5.toml``,
-``holdout6.toml``, ``holdout7.toml`` and ``holdout8.toml``, questions written
+``holdout6.toml``, ``holdout7.toml``, ``holdout8.toml`` and ``holdout9.toml``, questions written
 without reading the planner about datasets its author had not seen. The expected values in all
 of them are literals a person can read; here each is checked against the case's reference query,
 run by DuckDB on the committed CSV through the case file's own typed view (not Billumy's
@@ -39,6 +39,7 @@ HOLDOUT5 = load_cases(EVALS / "holdout5.toml")
 HOLDOUT6 = load_cases(EVALS / "holdout6.toml")
 HOLDOUT7 = load_cases(EVALS / "holdout7.toml")
 HOLDOUT8 = load_cases(EVALS / "holdout8.toml")
+HOLDOUT9 = load_cases(EVALS / "holdout9.toml")
 SETS = {
     "cases.toml": CASES,
     "holdout.toml": HOLDOUT,
@@ -49,6 +50,7 @@ SETS = {
     "holdout6.toml": HOLDOUT6,
     "holdout7.toml": HOLDOUT7,
     "holdout8.toml": HOLDOUT8,
+    "holdout9.toml": HOLDOUT9,
 }
 # The main set keeps at least 40 cases; each held-out set at least 30.
 MINIMUM = {
@@ -61,6 +63,7 @@ MINIMUM = {
     "holdout6.toml": 30,
     "holdout7.toml": 30,
     "holdout8.toml": 30,
+    "holdout9.toml": 30,
 }
 
 
@@ -293,6 +296,37 @@ def test_the_eighth_holdout_datasets_are_what_it_claims() -> None:
     assert re.search(r"^03/12/2024,301,Austin Downtown,Meeting Room,80,\d{2},", cowork, re.M)
     assert "01/06/2024," not in cowork  # a Saturday
     assert re.search(r"^04/30/2024,303,Denver LoDo,Hot Desk,550,", cowork, re.M)
+    for name, body in text.items():
+        assert len(body.encode()) < 50_000, name
+
+
+def test_the_ninth_holdout_datasets_are_what_it_claims() -> None:
+    text = {name: spec.path.read_text(encoding="utf-8") for name, spec in HOLDOUT9.datasets.items()}
+    vet = text["veterinaria_diaria.csv"]
+    assert vet.startswith("data;cód_unidade;unidade;cidade;agendamentos;faltas;consultas;")
+    # dd/mm/yyyy dates, a numeric unit id, a Sim/Não column, money as R$ text; the planted spike
+    assert re.search(
+        r"^20/04/2024;11;Moema;São Paulo;\d+;\d+;\d+;\d{2};0;\d+;Não;R\$ \d{1,2}\.\d{3},\d{2}$",
+        vet,
+        re.M,
+    )
+    assert "\n31/03/2024;" not in vet  # a Sunday
+    assert re.search(r"^29/03/2024;21;Campinas Cambuí;Campinas;.*;Sim;R\$ ", vet, re.M)
+    for row in vet.splitlines()[1:]:
+        booked, missed, seen = map(int, row.split(";")[4:7])
+        assert booked == missed + seen, row
+    bakery = text["bakery_monthly.csv"]
+    assert bakery.startswith("month_end,store_no,store,state,product_line,units_baked,")
+    # ISO month-end dates (a leap February), plain money, a Yes/No column
+    assert re.search(
+        r"^2024-02-29,104,Boise Downtown,ID,Cakes,\d+,\d+,\d+,\d+\.\d{2},(Yes|No),\d+$",
+        bakery,
+        re.M,
+    )
+    assert ",Yes," in bakery and ",No," in bakery
+    for row in bakery.splitlines()[1:]:
+        baked, sold, wasted = map(int, row.split(",")[5:8])
+        assert baked == sold + wasted, row
     for name, body in text.items():
         assert len(body.encode()) < 50_000, name
 

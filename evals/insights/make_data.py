@@ -177,6 +177,29 @@ The eighth held-out set (``holdout8.toml``) has two more:
   times normal on 12 March 2024 (SXSW), a spike; Seattle SLU's bookings 0.18 of normal on 21
   February 2024 (a power outage), a drop; hot desks have no spike.
 
+The ninth held-out set (``holdout9.toml``) has two more:
+
+* ``veterinaria_diaria.csv``: one row per day and unit of a veterinary chain, Monday to
+  Saturday, 2 January to 29 June 2024; ``;`` separated, ``data`` as ``dd/mm/yyyy``, accented
+  column names (``cód_unidade``, a numeric id that must never be summed, and
+  ``vacinações``), four units in three cities, ``agendamentos`` = ``faltas`` (no-shows) +
+  ``consultas``, ``cirurgias`` (weekdays only), ``internados`` (animals hospitalized at the
+  day's close: a stock, never summed over days), ``feriado`` (``Sim``/``Não``: on call only,
+  0.6 of a day) and ``faturamento`` as text (``R$ 14.521,70``); Saturdays carry 0.6 of a
+  weekday; Alphaville (opened in December 2023) grows 8% a month; Moema's vaccinations are 4
+  times normal on 20/04/2024 (the rabies vaccination Dia D), a spike; Campinas Cambuí's
+  consultations and surgeries 0.4 of normal in March 2024 (half the rooms closed for
+  renovation), a drop; no-show rates have no anomaly;
+* ``bakery_monthly.csv``: one row per month, store (with a numeric ``store_no``) and product
+  line of a bakery chain in 2024, English names: ``month_end`` as an ISO month-end date
+  (``2024-02-29``), ``units_baked`` = ``units_sold`` + ``units_wasted``, ``net_sales_usd``
+  (plain numbers), ``promo`` (Yes/No: 10% off, 1.1 times the units) and ``menu_items`` (a
+  stock, never summed over months); cakes sell more in February and December, bread and
+  pastries in November and December (seasonal); Sandwiches grow 7% a month; Boise Downtown's
+  cakes are 3.2 times normal in May 2024 (graduation catering orders), a spike; Ballard's
+  sales 0.35 of normal in August 2024 (the avenue closed for a water main), a drop; waste
+  rates and bread have no spike.
+
 Run from the repository root::
 
     .venv/bin/python evals/insights/make_data.py           # (re)write the files
@@ -1031,6 +1054,100 @@ def coworking_daily() -> str:
     return to_csv([*header, "booked_hours", "no_shows", "revenue_usd"], rows)
 
 
+# --- the ninth held-out set's datasets (holdout9.toml) ----------------------------------------
+
+
+def veterinaria_diaria() -> str:
+    units = {  # cód_unidade: (unidade, cidade, size, ticket of a consultation)
+        11: ("Moema", "São Paulo", 1.3, 210.0),
+        12: ("Pinheiros", "São Paulo", 1.1, 195.0),
+        21: ("Campinas Cambuí", "Campinas", 1.0, 170.0),
+        31: ("Alphaville", "Barueri", 0.55, 230.0),
+    }
+    week = (1.1, 1.0, 1.0, 0.95, 1.05, 0.6)  # Mon..Sat (Saturday mornings only)
+    holidays = {date(2024, 2, 12), date(2024, 2, 13), date(2024, 3, 29), date(2024, 5, 1),
+                date(2024, 5, 30)}  # fmt: skip
+    rows: list[list[object]] = []
+    day = date(2024, 1, 2)
+    while day <= date(2024, 6, 29):
+        if day.weekday() < 6:
+            for code, (unit, city, size, ticket) in units.items():
+                key = (code, day.isoformat())
+                if unit == "Alphaville":
+                    size *= 1.08 ** (day.month - 1)  # opened in December: filling up
+                demand = 30 * size * week[day.weekday()] * (1 + 0.2 * (wobble("c", *key) - 0.5))
+                holiday = day in holidays
+                if holiday:
+                    demand *= 0.6  # on call only
+                if unit == "Campinas Cambuí" and day.month == 3:
+                    demand *= 0.4  # the planted drop: half the rooms closed for renovation
+                booked = round(demand * 1.12)
+                missed = round(booked * (0.08 + 0.06 * wobble("f", *key)))
+                seen = booked - missed
+                vaccines = round(seen * (0.25 + 0.2 * wobble("v", *key)))
+                if (unit, day) == ("Moema", date(2024, 4, 20)):
+                    vaccines *= 4  # the planted spike: the rabies vaccination Dia D
+                surgeries = round(2.5 * size * (day.weekday() < 5) * (0.5 + wobble("s", *key)))
+                if unit == "Campinas Cambuí" and day.month == 3:
+                    surgeries = round(surgeries * 0.4)
+                inpatients = round(4 * size + 3 * wobble("i", *key))
+                billed = seen * ticket + vaccines * 95.0 + surgeries * 1250.0
+                billed *= 1 + 0.06 * (wobble("r", *key) - 0.5)
+                rows.append(
+                    [day.strftime("%d/%m/%Y"), code, unit, city, booked, missed, seen, vaccines,
+                     surgeries, inpatients, "Sim" if holiday else "Não", f"R$ {br_number(billed)}"]
+                )  # fmt: skip
+        day += timedelta(days=1)
+    header = ["data", "cód_unidade", "unidade", "cidade", "agendamentos", "faltas", "consultas"]
+    return to_csv([*header, "vacinações", "cirurgias", "internados", "feriado", "faturamento"],
+                  rows, ";")  # fmt: skip
+
+
+def bakery_monthly() -> str:
+    stores = {  # store_no: (store, state, size)
+        101: ("Pearl District", "OR", 1.2),
+        102: ("Ballard", "WA", 1.0),
+        103: ("Capitol Hill", "WA", 1.1),
+        104: ("Boise Downtown", "ID", 0.8),
+        105: ("Spokane South Hill", "WA", 0.7),
+    }
+    lines = {  # (units a month, price, waste over units sold, menu items, season by month)
+        "Bread": (4200.0, 5.5, 0.08, 12, (1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1.1, 1.12)),
+        "Pastries": (3600.0, 4.25, 0.12, 18, (1, 1, 1, 1, 1, 1, 0.95, 0.95, 1, 1, 1.05, 1.15)),
+        "Cakes": (450.0, 38.0, 0.05, 9, (0.95, 1.15, 1, 1, 1.05, 1, 0.9, 0.9, 1, 1, 1.1, 1.4)),
+        "Sandwiches": (900.0, 9.5, 0.1, 6, (1,) * 12),
+    }
+    rows: list[list[object]] = []
+    for month in range(1, 13):
+        end = (date(2024, month + 1, 1) if month < 12 else date(2025, 1, 1)) - timedelta(days=1)
+        for code, (store, state, size) in stores.items():
+            for line, (volume, price, waste, items, season) in lines.items():
+                key = (code, line, month)
+                units = volume * size * season[month - 1] * (1 + 0.12 * (wobble("u", *key) - 0.5))
+                if line == "Sandwiches":
+                    units *= 1.07 ** (month - 1)  # the lunch menu catching on: 2.1x by December
+                promo = wobble("p", *key) < 0.25
+                if promo:
+                    units *= 1.1
+                if (store, line, month) == ("Boise Downtown", "Cakes", 5):
+                    units *= 3.2  # the planted spike: graduation-season catering orders
+                if store == "Ballard" and month == 8:
+                    units *= 0.35  # the planted drop: the avenue closed for a water main
+                sold = round(units)
+                baked = round(sold * (1 + waste * (0.7 + 0.6 * wobble("w", *key))))
+                sales = (
+                    sold * price * (0.9 if promo else 1.0) * (1 + 0.04 * (wobble("s", *key) - 0.5))
+                )
+                menu = items + round(2 * wobble("m", *key)) - 1
+                rows.append(
+                    [end.isoformat(), code, store, state, line, baked, sold, baked - sold,
+                     f"{sales:.2f}", "Yes" if promo else "No", menu]
+                )  # fmt: skip
+    header = ["month_end", "store_no", "store", "state", "product_line", "units_baked"]
+    return to_csv([*header, "units_sold", "units_wasted", "net_sales_usd", "promo", "menu_items"],
+                  rows)  # fmt: skip
+
+
 def _cumulative(shares: dict[str, float]) -> list[tuple[str, float]]:
     """(name, running total of the shares): the bands a number in [0, 1) falls into."""
     out, total = [], 0.0
@@ -1067,6 +1184,8 @@ FILES: dict[str, Callable[[], str]] = {
     "solar_projects.csv": solar_projects,
     "cooperativa_graos.csv": cooperativa_graos,
     "coworking_daily.csv": coworking_daily,
+    "veterinaria_diaria.csv": veterinaria_diaria,
+    "bakery_monthly.csv": bakery_monthly,
 }
 
 
