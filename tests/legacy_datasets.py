@@ -1,6 +1,6 @@
 """FROZEN: the file-based dataset and insight store of the release before datasets moved into
 the store, kept verbatim (once src/billumy/insights/datasets.py, less its parse_format) so that
-tests/test_insights_import.py can make the data dir that release wrote and check that this one
+tests/insights/test_importer.py can make the data dir that release wrote and check that this one
 imports it. Never edit; nothing in the package imports it.
 
 Datasets and insight records in the data dir, per tenant.

@@ -1,5 +1,5 @@
 """FROZEN: the hand-written schema migrations of the release before Alembic, kept verbatim
-(once src/billumy/store/migrations.py) so that tests/test_store_schema.py can make the databases
+(once src/billumy/store/migrations.py) so that tests/store/test_schema.py can make the databases
 that release made and check that this one takes them over. Never edit; nothing in the package
 imports it.
 

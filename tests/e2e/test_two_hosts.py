@@ -12,7 +12,7 @@ import httpx
 from tests import legacy_datasets
 from tests.e2e.server import RedisServer, Server
 from tests.e2e.test_insights import _csv, _post, _sales
-from tests.test_insights_import import make_legacy_dir
+from tests.insights.test_importer import make_legacy_dir
 
 
 def test_a_dataset_uploaded_to_one_host_is_served_by_the_other(

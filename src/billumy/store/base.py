@@ -1,8 +1,8 @@
 """Store protocols and records.
 
 Adapters: :mod:`billumy.store.sql` (SQLite by default, PostgreSQL) and
-:mod:`billumy.store.mongo` (MongoDB). One contract test suite (tests/test_store.py) runs
-against every adapter (tests/test_store_datasets.py for datasets and insight records). Every
+:mod:`billumy.store.mongo` (MongoDB). One contract test suite (tests/store/test_contract.py) runs
+against every adapter (tests/store/test_datasets.py for datasets and insight records). Every
 chat and dataset method takes the tenant: a chat of another tenant behaves exactly like a
 missing one.
 

@@ -8,7 +8,7 @@ MongoDB cases run when ``BILLUMY_TEST_MONGO_URL`` names a server; each test gets
 named database that is dropped afterwards.
 
 The tests at the end (FTS index consistency) are about the SQL adapter only; the SQL schema's
-revisions and upgrades are tested in test_store_schema.py.
+revisions and upgrades are tested in tests/store/test_schema.py.
 """
 
 from __future__ import annotations
@@ -1118,7 +1118,7 @@ def test_replace_messages(store_url: str) -> None:
     with_store(store_url, body)
 
 
-# SQL adapter: the search index (the schema's own tests: test_store_schema.py)
+# SQL adapter: the search index (the schema's own tests: test_schema.py)
 
 
 def with_sql_stores(url: str, count: int, body: Callable[..., Awaitable[T]]) -> T:

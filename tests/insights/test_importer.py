@@ -17,7 +17,7 @@ from billumy.insights.datasets import Datasets
 from billumy.insights.importer import MARKER, Imported, import_files
 from billumy.store.base import Store
 from tests import legacy_datasets
-from tests.test_store import (
+from tests.store.test_contract import (
     BASE_TIME,
     key_record,
     pg_user,  # noqa: F401 (the fixture sql_url asks for)

@@ -28,7 +28,7 @@ from billumy.evaluation.cases import (
     reference_problems,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EVALS = ROOT / "evals" / "insights"
 CASES = load_cases(EVALS / "cases.toml")
 HOLDOUT = load_cases(EVALS / "holdout.toml")

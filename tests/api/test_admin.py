@@ -25,7 +25,7 @@ import pytest
 from billumy.store.sql import SQLStore
 from tests.e2e.server import BIN, Server
 from tests.logscan import SESSION
-from tests.test_store import _pg_database, pg_user  # noqa: F401 (a fixture database_url asks for)
+from tests.store.test_contract import _pg_database, pg_user  # noqa: F401 (a fixture database_url asks for)
 
 KEY_FIELDS = {
     "id",

@@ -16,7 +16,7 @@ import pytest
 from billumy.engines.selftest import SelfTestResult, build_record
 from billumy.engines.supervisor import exit_reason
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 X86 = platform.machine().lower() in ("x86_64", "amd64")
 
 

@@ -29,7 +29,7 @@ from billumy.store.base import SHARED, Chat, ModelRecord, UsageRecord
 from billumy.store.sql import SQLStore, open_engine, writer_of
 from tests import legacy_migrations
 from tests.e2e.test_cli import BIN, cli_env
-from tests.test_store import (
+from tests.store.test_contract import (
     BASE_TIME,
     TENANT,
     _pg_database,

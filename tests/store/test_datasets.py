@@ -2,7 +2,7 @@
 
 Datasets with their versions and chunked data, the tenants' storage quota under concurrent
 writers, and insight records listed newest first. The fixtures (a fresh database per test)
-are those of tests/test_store.py.
+are those of tests/store/test_contract.py.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 
 from billumy.errors import BadRequestError, PayloadTooLargeError
 from billumy.store.base import DATA_CHUNK_BYTES, NewDatasetVersion, Store
-from tests.test_store import (
+from tests.store.test_contract import (
     BASE_TIME,
     OTHER_TENANT,
     TENANT,

@@ -34,7 +34,7 @@ from billumy.insights.salient import salient_facts
 from billumy.insights.verify import check
 from billumy.insights.wording import fmt_number
 
-DATA = Path(__file__).parent / "data" / "insights"
+DATA = Path(__file__).resolve().parents[1] / "data" / "insights"
 REGIONS = ["Norte", "Sul", "Sudeste", "Nordeste"]
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from billumy.insights.datasets import Datasets
 from billumy.insights.parquet_cache import ParquetCache
 from billumy.store.base import Store
-from tests.test_store import TENANT, with_store
+from tests.store.test_contract import TENANT, with_store
 
 
 def _file(directory: Path, size: int) -> tuple[Path, str]:
