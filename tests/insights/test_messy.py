@@ -674,3 +674,67 @@ def test_an_average_length_is_hours_over_bookings_and_bookable_hours_are_the_cap
         prof = profile(table)
     plan = rule_plan("How many bookable hours do we have across all locations today?", prof)
     assert plan is not None and [m.column for m in plan.measures] == ["capacity_hours"]
+
+
+def _bakery() -> list[dict[str, Any]]:
+    rows = []
+    for m in range(1, 13):
+        for store_no, store in ((101, "Pearl District"), (102, "Ballard")):
+            for line, base in (("Bread", 400), ("Cakes", 150)):
+                sold = base + 3 * m
+                rows.append(
+                    {"month_end": f"2024-{m:02d}-28", "store_no": store_no, "store": store,
+                     "product_line": line, "units_baked": sold + 40, "units_sold": sold,
+                     "net_sales_usd": 4.5 * sold, "promo": "Yes" if m % 4 == 0 else "No",
+                     "menu_items": 12 if line == "Bread" else 7}
+                )  # fmt: skip
+    return rows
+
+
+def test_a_number_column_is_an_id_and_no_is_in_not_a_no() -> None:
+    with data.from_records(_bakery()) as table:
+        prof = profile(table)
+    assert prof.column("store_no") is not None and prof.column("store_no").kind == "id"
+    text = "Quantos pães vendemos no ano?"
+    asked = questions.parse(text, prof)
+    assert asked.segments == {"product_line": ["Bread"]}  # not promo "No"
+    plan = questions.reconcile(rule_plan(text, prof), asked, prof, "rules")
+    assert plan is not None and [m.column for m in plan.measures] == ["units_sold"]
+    assert [(f.column, f.value) for f in plan.filters] == [("product_line", "Bread")]
+    # "linha de produto" names the product lines; "produto" is no synonym of menu_items here.
+    plan = rule_plan("Qual linha de produto mais cresceu de janeiro a dezembro?", prof)
+    assert plan is not None and plan.dimensions == ["product_line"]
+    assert [m.column for m in plan.measures] == ["net_sales_usd"]
+
+
+def test_today_is_the_latest_date_and_this_month_beside_last_month_is_the_one_before() -> None:
+    rows = [
+        {"data": f"2024-{m:02d}-{d:02d}", "unidade": u, "consultas": 10 + d, "internados": d % 5}
+        for m in (5, 6)
+        for d in range(1, 29)
+        for u in ("Moema", "Pinheiros")
+    ]
+    found, _ = _facts(rows, "Quantos animais estão internados hoje?", "pt")
+    total = next(f for f in found if f.kind == "aggregate")
+    assert list(total.values.values()) == [2 * (28 % 5)]
+    with data.from_records(rows) as table:
+        prof = profile(table)
+    asked = questions.parse("quantas consultas fizemos esse mês vs o mês pasado?", prof)
+    assert [w.label for w in asked.windows] == ["2024-06", "2024-05"]
+
+
+def test_a_share_of_a_city_is_among_the_cities_and_what_the_data_lacks_is_said() -> None:
+    from billumy.insights.answer import missing_columns
+
+    rows = [
+        {"data": f"2024-01-{d:02d}", "unidade": u, "cidade": c, "faturamento": 100.0 * d}
+        for d in range(1, 29)
+        for u, c in (("Moema", "São Paulo"), ("Pinheiros", "São Paulo"), ("Cambuí", "Campinas"))
+    ]
+    with data.from_records(rows) as table:
+        prof = profile(table)
+    text = "Quanto % do faturamento vem das unidades de São Paulo?"
+    plan = questions.reconcile(rule_plan(text, prof), questions.parse(text, prof), prof, "rules")
+    assert plan is not None and plan.dimensions == ["cidade"]
+    assert [c.en for c in missing_columns("How many were cats versus dogs?", prof)] == ["species"]
+    assert missing_columns("Qual a média mensal de faturamento da Moema?", prof) == []

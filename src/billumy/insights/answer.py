@@ -145,6 +145,9 @@ _TABLE = (
      "arrendamento", "aluguel", "rent"),
     ("hectare hectares acre acres area areas plantada plantadas planted acreage",
      "hectare hectares ha acre acres area areas acreage", "área (hectares)", "area (hectares)"),
+    ("especie especies species cat cats dog dogs gato gatos cachorro cachorros cao caes felino "
+     "felinos canino caninos raca racas breed breeds", "especie especies species animal_type "
+     "tipo_animal raca breed pet_type", "espécie", "species"),
     ("energia energy geracao generation generate generated gerou gerada gerado gerar kwh mwh",
      "energia energy geracao generation generated gerada kwh mwh", "geração de energia",
      "energy generation"),
@@ -248,7 +251,11 @@ _QUANTITY_BEFORE = frozenset(
 _QUANTITY_AFTER = frozenset({"medio", "media", "medios", "medias", "rate", "rates", "ratio"})
 _SKIPPED = frozenset(
     {"a", "o", "as", "os", "the", "de", "do", "da", "dos", "das", "of", "our", "nosso", "nossa",
-     "nossos", "nossas", "each", "cada", "um", "uma", "an"}
+     "nossos", "nossas", "each", "cada", "um", "uma", "an",
+     # "a média mensal de faturamento": the grain of the average, not the quantity.
+     "mensal", "mensais", "semanal", "semanais", "diario", "diaria", "diarios", "diarias",
+     "anual", "anuais", "trimestral", "monthly", "weekly", "daily", "yearly", "annual",
+     "quarterly"}
 )  # fmt: skip
 _ENDS = frozenset(
     {"how", "many", "much", "quantos", "quantas", "quanto", "quanta",

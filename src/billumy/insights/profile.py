@@ -120,11 +120,32 @@ def name_words(name: str) -> list[str]:
     return [w for w in re.split(r"[^a-z0-9]+", bare.lower()) if w]
 
 
+YES_VALUES = frozenset({"sim", "yes", "s", "y", "true", "t", "1", "verdadeiro"})
+NO_VALUES = frozenset({"nao", "no", "n", "false", "f", "0", "falso"})
+
+
+def yes_no_values(column: ColumnProfile) -> tuple[str, str] | None:
+    """(yes, no) as a two-valued column writes them (Sim/Não, Yes/No, S/N), or None."""
+    values = [str(v) for v, _ in column.top]
+    if column.kind != "categorical" or len(values) != 2:
+        return None
+    folded = {"".join(name_words(v)): v for v in values}
+    yes = next((v for k, v in folded.items() if k in YES_VALUES), None)
+    no = next((v for k, v in folded.items() if k in NO_VALUES), None)
+    return None if yes is None or no is None else (yes, no)
+
+
 def is_id_name(name: str) -> bool:
     """Whether a column's name says it identifies rows: ``id``, ``order_id``, ``id_cliente``,
     ``customerId``, ``sku``, ``código``..."""
     words = name_words(name)
+    if len(words) >= 2 and words[-1] in _NUMBER_SUFFIXES:
+        return True  # store_no, pedido_nr, nota_num: the store's or order's number
     return bool(words) and (words[-1] in _ID_WORDS or words[0] in _ID_WORDS)
+
+
+# A name's last word saying it is something's number ("store_no", "pedido_nr").
+_NUMBER_SUFFIXES = frozenset({"no", "nr", "num", "numero", "number", "nro"})
 
 
 _MONEY_WORDS = {

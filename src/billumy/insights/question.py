@@ -26,7 +26,7 @@ fact answers is said so in the answer, never silently dropped.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
@@ -36,8 +36,8 @@ from billumy.insights.model import ColumnProfile, Fact, Profile
 from billumy.insights.naming import column_vocabulary
 from billumy.insights.periods import MONTHS
 from billumy.insights.plan import Filter, Measure, Period, Plan
-from billumy.insights.profile import is_ordinal_name, name_words
-from billumy.insights.roles import main_columns, plan_agg
+from billumy.insights.profile import is_ordinal_name, name_words, yes_no_values
+from billumy.insights.roles import is_stock, main_columns, plan_agg
 from billumy.insights.rules import rule_order, rule_plan
 from billumy.insights.synonyms import synonym_groups, variants
 
@@ -168,6 +168,7 @@ class Window:
     start: date | None = None
     end: date | None = None
     value: int | None = None  # an ordinal column's value
+    now: bool = False  # "hoje", "right now": the data's latest date
 
     @property
     def ordinal(self) -> bool:
@@ -285,7 +286,8 @@ _RECENT: dict[WindowGrain, tuple[tuple[tuple[str, ...], ...], tuple[tuple[str, .
     ),
     "month": (
         (("last", "month"), ("this", "month"), ("ultimo", "mes"), ("mes", "passado"),
-         ("este", "mes"), ("neste", "mes"), ("latest", "month")),
+         ("este", "mes"), ("neste", "mes"), ("esse", "mes"), ("nesse", "mes"),
+         ("latest", "month")),
         (("month", "before"), ("previous", "month"), ("prior", "month"), ("mes", "anterior"),
          ("mes", "retrasado"), ("penultimo", "mes")),
     ),
@@ -294,6 +296,13 @@ _RECENT: dict[WindowGrain, tuple[tuple[tuple[str, ...], ...], tuple[tuple[str, .
          ("trimestre", "passado"), ("este", "trimestre"), ("latest", "quarter")),
         (("quarter", "before"), ("previous", "quarter"), ("prior", "quarter"),
          ("trimestre", "anterior"), ("penultimo", "trimestre")),
+    ),
+    # "hoje", "right now": the data's latest date (its latest day, or the month its monthly
+    # rows are dated at), where a level such as animals in care or items on the menu is read.
+    "day": (
+        (("hoje",), ("today",), ("right", "now"), ("agora",), ("atualmente",), ("currently",),
+         ("neste", "momento"), ("no", "momento"), ("at", "the", "moment"), ("as", "of", "now")),
+        (("ontem",), ("yesterday",)),
     ),
     # "no semestre" without its number: the data's latest half (most often the only one).
     "half": (
@@ -307,15 +316,39 @@ _RECENT: dict[WindowGrain, tuple[tuple[tuple[str, ...], ...], tuple[tuple[str, .
 }  # fmt: skip
 
 
+# Words of relative periods as they are mistyped ("o mês pasado").
+_TYPOS = {
+    "pasado": "passado", "pasada": "passada", "passdo": "passado", "anterio": "anterior",
+    "ultmo": "ultimo", "utimo": "ultimo", "ultma": "ultima",
+}  # fmt: skip
+
+
+_THIS_WORDS = frozenset(
+    {"this", "este", "esta", "neste", "nesta", "esse", "essa", "nesse", "nessa", "current"}
+)
+
+
 def _recent(words: list[str], column: str, first: date, last: date) -> list[Window]:
     """The windows of "last week vs the week before" and the like, in the order named."""
+    words = [_TYPOS.get(w, w) for w in words]
     found: list[tuple[int, Window]] = []
     for grain, (latest_phrases, before_phrases) in _RECENT.items():
+        this = tuple(p for p in latest_phrases if p[0] in _THIS_WORDS)
         latest_at = _position(words, latest_phrases)
         before_at = _position(words, before_phrases)
+        this_at = _position(words, this)
+        last_at = _position(words, tuple(p for p in latest_phrases if p not in this))
+        if this_at is not None and last_at is not None and before_at is None:
+            # "esse mês vs o mês passado": beside "this month", "last month" is the one before.
+            latest_at, before_at = this_at, last_at
         if latest_at is None and before_at is None:
             continue
-        if grain == "week":
+        if grain == "day":
+            start = last
+            if latest_at is not None:
+                found.append((latest_at, replace(_window(column, grain, start), now=True)))
+                latest_at = None
+        elif grain == "week":
             start = last - timedelta(days=last.weekday())
         else:
             size = {"quarter": 3, "half": 6}.get(grain, 1)
@@ -608,8 +641,8 @@ def _segments(
     found: dict[str, list[tuple[int, str]]] = {}
     vocabulary = column_vocabulary(profile)
     for column in profile.columns:
-        if column.masked or column.kind != "categorical":
-            continue
+        if column.masked or column.kind != "categorical" or yes_no_values(column):
+            continue  # a yes/no column is named by its word, not by "no" ("no ano")
         for value, _ in column.top:
             value_words = name_words(value)
             if not value_words or len("".join(value_words)) < 2:
@@ -900,6 +933,10 @@ def reconcile(plan: Plan | None, question: Question, profile: Profile, source: s
         )
         plan = Plan(measures=measures, order=rule_order(question.text))
     update: dict[str, Any] = {}
+    if any(is_stock(c) for m in plan.measures if (c := profile.column(m.column)) is not None):
+        # "our backlog right now": a level is read at each segment's latest record (the
+        # stock's own as-of), not on the one latest date, which may miss a warehouse.
+        windowed = [w for w in windowed if not w.now]
     dims = list(plan.dimensions)
     if source == "model" and not needs_dimension:
         dims = []
@@ -932,10 +969,13 @@ def reconcile(plan: Plan | None, question: Question, profile: Profile, source: s
     if question.has("share") and not question.has("compare_segments"):
         # "what share came from Sul": rank every segment, keeping Sul's row visible.
         share = next(p for p in question.parts if p.kind == "share")
-        for name in list(share.detail.get("focus") or question.segments):
+        focused = list(share.detail.get("focus") or question.segments)
+        for name in focused:
             filters = [f for f in filters if not (f.column == name and f.op == "=")]
-            if name not in dims:
-                dims = [name, *dims][:2]
+        if focused:
+            # "Quanto % vem das unidades de São Paulo?": São Paulo's share among the cities;
+            # "unidades" says what São Paulo's rows are, it is no second breakdown.
+            dims = focused[:2]
     update["dimensions"] = list(dict.fromkeys(dims))
     update["filters"] = filters[:10]
     period = plan.period

@@ -411,7 +411,6 @@ def _per_pair(question: str, profile: Profile) -> tuple[str, str] | None:
     return None
 
 
-_AVERAGE = frozenset({"average", "avg", "mean", "media", "medio", "medias", "medios"})
 _LENGTH = frozenset({"length", "duration", "duracao", "tempo", "time"})
 _TIME_UNITS = frozenset(
     {"hours", "horas", "hour", "hora", "hrs", "minutes", "minutos", "min", "mins", "days", "dias",

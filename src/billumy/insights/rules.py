@@ -35,7 +35,7 @@ from billumy.insights.plan import (
     Period,
     Plan,
 )
-from billumy.insights.profile import name_words
+from billumy.insights.profile import name_words, yes_no_values
 from billumy.insights.ratios import length_pair
 from billumy.insights.roles import _measure_rank, default_agg, plan_agg
 from billumy.insights.synonyms import _find, _fold, _groups, _lookup, _tokens, _variants
@@ -100,8 +100,25 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
     # "Total Express" is a carrier, not a total: words of the values named are no aggregate.
     inside = _value_positions(visible, tokens)
     agg: Agg | None = _lookup([t for i, t in enumerate(tokens) if i not in inside], _AGG_WORDS)
-    measures = _rule_measures(visible, named, agg, tokens)
+    measures = _rule_measures(visible, named, agg, tokens, folded)
     dims = _rule_dimensions(visible, named, tokens)
+    if measures:
+        # "Qual linha de produto mais cresceu?": "produto" names the product_line segments;
+        # that it is also a synonym of ``menu_items`` makes no measure of those.
+        spots = {
+            i: named[d].strength
+            for d in dims
+            if named[d].position >= 0
+            for i in range(named[d].position, named[d].position + max(1, named[d].length))
+        }
+        kept = [
+            m
+            for m in measures
+            if m.column not in named
+            or named[m.column].position not in spots
+            or named[m.column].strength > spots[named[m.column].position]
+        ]
+        measures = kept or None
     period = _rule_period(visible, named, tokens, folded)
     filters = _rule_filters(visible, tokens, set(dims))
     flags = [] if "%" in question else _yes_no_filters(visible, tokens)
@@ -332,6 +349,7 @@ def _rule_measures(
     named: dict[str, _Named],
     agg: Agg | None,
     tokens: list[frozenset[str]],
+    folded: str = "",
 ) -> list[Measure] | None:
     numeric = _strongest([c for c in visible if c.kind == "numeric"], named)
     # "total de pedidos" with a pedido_id column: orders are counted, never summed, and never
@@ -342,6 +360,9 @@ def _rule_measures(
         [c for c in visible if c.kind == "id" and named[c.name].position not in segments], named
     )
     units = [c for c in visible if c.kind == "numeric" and _is_quantity(c)]
+    if _sells(tokens):
+        # "quantos pães vendemos": the units sold (``units_sold``), not those baked.
+        units.sort(key=lambda c: not any(w.startswith(_SELL_STEMS) for w in name_words(c.name)))
     if units and _counts(tokens) and _sells(tokens) and units[0] not in numeric:
         # "How many croissants did we sell (and what's our loss rate)?": the units sold, not
         # the rows that hold them.
@@ -381,7 +402,9 @@ def _rule_measures(
         if ids and _counts(tokens):
             # "How many orders, and which category brought in the most value?": both.
             measures.append(Measure(column=ids[0].name, agg="count"))
-        elif _counted_rows(tokens, named, visible):
+        elif len(re.split(r"\s*[,;]\s*|\s+(?:e|and)\s+", folded)) > 1 and _counted_rows(
+            tokens, named, visible
+        ):
             # "quantas cargas recebemos, quantas sacas foram...": the loads are the rows.
             every = [c for c in visible if c.kind == "id"]
             measures.append(Measure(column=every[0].name if every else "*", agg="count"))
@@ -572,7 +595,9 @@ def _rule_filters(
     question names (as whole words)."""
     filters = []
     for column in visible:
-        if column.kind != "categorical" or column.name in dims:
+        if column.kind != "categorical" or column.name in dims or yes_no_values(column):
+            # A yes/no column is kept by its word ("promo", "financiados"), never by "no"
+            # or "sim" alone: "no ano" is "in the year".
             continue
         value = _named_value(column, tokens)
         if value is not None:
@@ -583,8 +608,6 @@ def _rule_filters(
     return filters[:MAX_FILTERS]
 
 
-_YES_VALUES = frozenset({"sim", "yes", "s", "y", "true", "t", "1", "verdadeiro"})
-_NO_VALUES = frozenset({"nao", "no", "n", "false", "f", "0", "falso"})
 _STEM = 6
 
 
@@ -613,14 +636,10 @@ def _yes_no_named(column: ColumnProfile, tokens: list[frozenset[str]]) -> str | 
     """The value a question keeps of a yes/no column it names by a word of the column's
     own ("cancelled" or "cancelados" for ``Cancelado`` holding Sim/Não: its Sim; "not
     cancelled", "não cancelados": its Não), or None."""
-    values = [str(v) for v, _ in column.top]
-    if len(values) != 2:
+    pair = yes_no_values(column)
+    if pair is None:
         return None
-    folded = {_fold(v).strip(): v for v in values}
-    yes = next((v for k, v in folded.items() if k in _YES_VALUES), None)
-    no = next((v for k, v in folded.items() if k in _NO_VALUES), None)
-    if yes is None or no is None:
-        return None
+    yes, no = pair
     own = [w for w in name_words(column.name) if len(w) >= _STEM]
     for i, token in enumerate(tokens):
         if any(len(f) >= _STEM and f[:_STEM] == w[:_STEM] for f in token for w in own):
