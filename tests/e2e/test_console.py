@@ -474,6 +474,14 @@ def test_keys_page_as_a_global_admin(browser: Any, console_server: Server) -> No
         editor.get_by_role("button", name="Save").click()
         page.get_by_text("Limits saved").wait_for()
         expect(key_row(page, "shop")).to_contain_text("120/min")
+        # The keyboard is back on the key's row; Escape closes the editor unsaved.
+        active = "document.activeElement.getAttribute('aria-label')"
+        assert page.evaluate(active) == "Limits shop"
+        page.keyboard.press("Enter")
+        editor.get_by_label("Requests per minute").fill("7")
+        page.keyboard.press("Escape")
+        expect(editor).to_be_hidden()
+        assert page.evaluate(active) == "Limits shop"
         record = api(srv, "GET", f"/admin/keys/{me['id']}").json()
         assert [record[k] for k in ("requests_per_minute", "tokens_per_day", "parallel")] == [
             120,
@@ -566,11 +574,14 @@ def test_a_tenant_admin_sees_only_its_tenant(browser: Any, console_server: Serve
         )
         assert statuses == [404, 403, 404]
         assert api(srv, "GET", "/api/tags", other["key"]).status_code == 200
-        # A key it makes is of its tenant.
-        page.get_by_label("Name", exact=True).fill("t1-new")
-        page.get_by_role("button", name="Create key").click()
+        # A key it makes (by keyboard: Enter in the name sends the form) is of its tenant, and
+        # the keyboard lands on its secret.
+        page.get_by_label("Name", exact=True).focus()
+        page.keyboard.type("t1-new")
+        page.keyboard.press("Enter")
         made = page.get_by_label("Secret", exact=True)
         made.wait_for()
+        assert page.evaluate("document.activeElement === document.querySelector('input.code')")
         SESSION.add_secret(made.input_value(), "key made in the console")
         assert api(srv, "GET", "/whoami", made.input_value()).json()["tenant"] == "t1"
         expect(key_row(page, "t1-new")).to_contain_text("t1")

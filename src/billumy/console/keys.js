@@ -149,6 +149,7 @@ export function render(root, { say, me }) {
       clear(secretView);
       secretView.hidden = true;
       say("");
+      focusKey(made.id);
     });
     fill(
       secretView,
@@ -157,7 +158,7 @@ export function render(root, { say, me }) {
       h("div", { class: "row" }, field(t("keys.secret"), value), h("div", { class: "actions" }, copy, done)),
     );
     secretView.hidden = false;
-    secretView.focus();
+    value.focus();
     value.select();
   }
 
@@ -243,6 +244,16 @@ export function render(root, { say, me }) {
     }
   }
 
+  // Back to a key's row after its table was drawn again (the button pressed is gone): its
+  // first button, else its name, so that the keyboard goes on from there.
+  function focusKey(id) {
+    const row = [...list.querySelectorAll("tr[data-key]")].find((tr) => tr.dataset.key === id);
+    if (!row) return;
+    const target = row.querySelector("button") || row.querySelector("th");
+    if (target.tagName === "TH") target.setAttribute("tabindex", "-1");
+    target.focus();
+  }
+
   function edit(key) {
     const inputs = limitInputs(key);
     const cancel = h("button", { type: "button", class: "secondary" }, t("keys.cancel"));
@@ -256,15 +267,16 @@ export function render(root, { say, me }) {
     const close = () => {
       editor.hidden = true;
       clear(editor);
+      focusKey(key.id);
     };
     cancel.addEventListener("click", close);
     editor.onsubmit = async (event) => {
       event.preventDefault();
       try {
         await getJSON(`/admin/keys/${encodeURIComponent(key.id)}`, { method: "PATCH", json: limitValues(inputs) });
-        close();
         say(t("keys.saved"));
         await loadKeys();
+        close();
       } catch (exc) {
         say(exc.message, "error");
       }
@@ -294,6 +306,7 @@ export function render(root, { say, me }) {
       await getJSON(`/admin/keys/${encodeURIComponent(key.id)}/revoke`, { method: "POST" });
       say(t("keys.revokedDone"));
       await loadKeys();
+      focusKey(key.id);
     } catch (exc) {
       say(exc.message, "error");
     }
