@@ -62,8 +62,9 @@ function limitValues(inputs) {
   return out;
 }
 
-// Vertical bars, one per item: {label, value, tip}. The values go in as SVG attributes and
-// text nodes; the look comes from classes in console.css.
+// Bars, one per item {label, value, tip}: standing (days) or, with `horizontal`, lying (keys,
+// named at their left). The values go in as SVG attributes and text nodes, the look comes from
+// classes in console.css, and each bar's <title> is its tooltip.
 export function barChart(items, title, { horizontal = false } = {}) {
   const titleId = uid("chart");
   const most = Math.max(1, ...items.map((i) => i.value));
@@ -96,10 +97,10 @@ export function barChart(items, title, { horizontal = false } = {}) {
     root.append(svg("line", { class: "baseline", x1: 0, y1: top + plot, x2: width, y2: top + plot }));
     root.append(svg("text", { class: "axis", x: left, y: 12 }, `${t("usage.most")} ${number(most)}`));
     items.forEach((item, i) => {
-      const h2 = item.value > 0 ? Math.max(1, (plot * item.value) / most) : 0;
+      const tall = item.value > 0 ? Math.max(1, (plot * item.value) / most) : 0;
       const x = left + i * slot;
       const g = svg("g", { class: "bar-group" });
-      g.append(svg("title", {}, item.tip), svg("rect", { class: "bar", x: x + 2, y: (top + plot - h2).toFixed(1), width: slot - 4, height: h2.toFixed(1), rx: 2 }));
+      g.append(svg("title", {}, item.tip), svg("rect", { class: "bar", x: x + 2, y: (top + plot - tall).toFixed(1), width: slot - 4, height: tall.toFixed(1), rx: 2 }));
       if (i % every === 0) g.append(svg("text", { class: "axis", x: x + slot / 2, y: height - 6, "text-anchor": "middle" }, item.label));
       root.append(g);
     });
@@ -141,8 +142,10 @@ export function render(root, { say, me }) {
         await navigator.clipboard.writeText(value.value);
         say(t("keys.copied"));
       } catch {
+        // No Clipboard API (a page served over plain HTTP from another host): the old way.
         value.select();
-        say(t("keys.copyFailed"), "error");
+        const copied = typeof document.execCommand === "function" && document.execCommand("copy");
+        say(copied ? t("keys.copied") : t("keys.copyFailed"), copied ? "info" : "error");
       }
     });
     done.addEventListener("click", () => {
