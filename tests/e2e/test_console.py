@@ -440,6 +440,10 @@ def test_keys_page_as_a_global_admin(browser: Any, console_server: Server) -> No
         SESSION.add_secret(secret, "key made in the console")
         assert secret.startswith("bk_")
         expect(page.get_by_role("alert")).to_contain_text("only time it is shown")
+        # The form is ready for the next key, with the default scope.
+        expect(page.get_by_label("Name", exact=True)).to_have_value("")
+        expect(page.get_by_label("inference")).to_be_checked()
+        expect(page.get_by_label("metrics")).not_to_be_checked()
         me = api(srv, "GET", "/whoami", secret).json()
         assert (me["name"], me["tenant"], me["scopes"]) == (
             "shop",

@@ -317,7 +317,9 @@ export function render(root, { say, me }) {
 
   // --- a new key -------------------------------------------------------------------------
   const name = h("input", { type: "text", name: "name", maxlength: 200, required: true, autocomplete: "off" });
-  const scopeBoxes = SCOPES.map((scope) => h("input", { type: "checkbox", name: "scopes", value: scope, checked: scope === "inference" }));
+  const scopeBoxes = SCOPES.map((scope) => h("input", { type: "checkbox", name: "scopes", value: scope }));
+  // The default (what the form's reset goes back to): inference only.
+  scopeBoxes[0].defaultChecked = true;
   const newTenant = h("input", { type: "text", name: "tenant", maxlength: 200, placeholder: me ? me.tenant : "", autocomplete: "off" });
   const newLimits = limitInputs(null);
   const createForm = h(
