@@ -197,6 +197,37 @@ def test_a_tenant_admin_sees_and_manages_only_its_tenant(
     assert call(srv, "GET", f"/admin/keys/{theirs['id']}").json()["name"] == "globex-shop"
 
 
+def test_whoami_tells_a_key_what_it_is(srv: Server, acme_admin: dict[str, Any]) -> None:
+    """``GET /whoami``: any valid key reads itself (the console shows the Keys page by it),
+    never a secret; a global admin is an admin key of the global tenant only."""
+    reader = make_key(srv, acme_admin["key"], name="acme-reader", scopes=["inference", "metrics"])
+    fields = {"id", "name", "tenant", "scopes", "global_admin"}
+    expected = [
+        (None, {"tenant": "default", "global_admin": True}),
+        (acme_admin, {"id": acme_admin["id"], "name": "acme-admin", "tenant": "acme",
+                      "scopes": ["admin"], "global_admin": False}),
+        (reader, {"id": reader["id"], "name": "acme-reader", "tenant": "acme",
+                  "scopes": ["inference", "metrics"], "global_admin": False}),
+    ]  # fmt: skip
+    for made, want in expected:
+        r = call(srv, "GET", "/whoami", made["key"] if made else None)
+        assert r.status_code == 200, r.text
+        assert set(r.json()) == fields
+        assert {k: r.json()[k] for k in want} == want
+        assert "admin" in r.json()["scopes"] or made is reader
+        if made:
+            assert made["key"] not in r.text and made["key"][8:] not in r.text
+    # An inference key of the global tenant is no global admin.
+    plain = make_key(srv, name="default-reader")
+    assert call(srv, "GET", "/whoami", plain["key"]).json()["global_admin"] is False
+    assert httpx.get(srv.url + "/whoami", timeout=30).status_code == 401
+    bad = httpx.get(srv.url + "/whoami", headers={"Authorization": "Bearer bk_nope"}, timeout=30)
+    assert bad.status_code == 401 and "error" in bad.json()
+    # A revoked key is refused at once.
+    call(srv, "POST", f"/admin/keys/{reader['id']}/revoke", acme_admin["key"])
+    assert call(srv, "GET", "/whoami", reader["key"]).status_code == 401
+
+
 def test_bad_key_bodies_are_400s(srv: Server) -> None:
     for body in [
         {},

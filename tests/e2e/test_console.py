@@ -4,10 +4,15 @@ Playwright (launched through ``executable_path``, nothing downloaded), against a
 
 Every page is loaded with the network cut off but for the server under test (a request
 anywhere else fails the test), and any Content Security Policy violation the browser reports
-fails it too. A screenshot of each page goes to ``test-artifacts/console/``."""
+fails it too. A screenshot of each page goes to ``test-artifacts/console/``.
+
+The server's own key (tenant ``default``, the global admin tenant) is a global admin; the Keys
+& usage tests make tenant admins and other keys through the admin API."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import time
@@ -20,6 +25,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.server import Server, free_port
+from tests.logscan import SESSION
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
@@ -361,6 +367,278 @@ def test_docs_work_offline_with_the_console_key(tab: Tab) -> None:
     tab.shot("docs")
 
 
+# --- Keys & usage ---------------------------------------------------------------------------
+
+
+def api(srv: Server, method: str, path: str, key: str | None = None, **kwargs: Any) -> Any:
+    """The admin API (the global admin's key unless ``key``)."""
+    headers = {"Authorization": f"Bearer {key or srv.api_key}"}
+    return httpx.request(method, srv.url + path, headers=headers, timeout=120, **kwargs)
+
+
+def made_key(srv: Server, **body: Any) -> dict[str, Any]:
+    r = api(srv, "POST", "/admin/keys", json=body)
+    assert r.status_code == 201, r.text
+    made: dict[str, Any] = r.json()
+    SESSION.add_secret(made["key"], "key made by the admin API")
+    return made
+
+
+def use(srv: Server, key: str) -> None:
+    """A few tokens of the model on ``key``, so that it has usage (once it is stored)."""
+    r = api(
+        srv,
+        "POST",
+        "/api/generate",
+        key,
+        json={"model": "smollm2-135m:latest", "prompt": "Hi", "stream": False,
+              "options": {"num_predict": 3}},
+    )  # fmt: skip
+    assert r.status_code == 200, r.text
+    # Usage is written to the store in batches (every second): wait until it is there.
+    key_id = api(srv, "GET", "/whoami", key).json()["id"]
+    deadline = time.monotonic() + 30
+    while not api(srv, "GET", "/admin/usage", params={"key": key_id}).json()["usage"]:
+        assert time.monotonic() < deadline, "the usage was never written"
+        time.sleep(0.2)
+
+
+def key_row(page: Any, name: str) -> Any:
+    return page.locator(
+        "table.keys tbody tr", has=page.get_by_role("rowheader", name=name, exact=True)
+    )
+
+
+def held(page: Any) -> str:
+    """What the page holds beyond its HTML: the storages and every field's value."""
+    return str(
+        page.evaluate(
+            "JSON.stringify([{...sessionStorage}, {...localStorage},"
+            " [...document.querySelectorAll('input, textarea')].map((i) => i.value)])"
+        )
+    )
+
+
+def test_keys_page_as_a_global_admin(browser: Any, console_server: Server) -> None:
+    srv = console_server
+    tab = Tab(browser, srv, permissions=["clipboard-read", "clipboard-write"])
+    try:
+        page = tab.sign_in()
+        page.get_by_role("link", name="Keys & usage").click()
+        page.get_by_role("heading", name="Keys & usage").wait_for()
+        # A key of another tenant, with two scopes and a limit, made with the form.
+        page.get_by_label("Name", exact=True).fill("shop")
+        page.get_by_label("metrics").check()
+        form = page.locator("form", has=page.get_by_role("heading", name="New key"))
+        form.get_by_label("Tenant").fill("acme")
+        form.get_by_text("Limits (optional)").click()
+        form.get_by_label("Requests per minute").fill("60")
+        form.get_by_role("button", name="Create key").click()
+        secret_box = page.get_by_label("Secret", exact=True)
+        secret_box.wait_for()
+        secret = secret_box.input_value()
+        SESSION.add_secret(secret, "key made in the console")
+        assert secret.startswith("bk_")
+        expect(page.get_by_role("alert")).to_contain_text("only time it is shown")
+        # The form is ready for the next key, with the default scope.
+        expect(page.get_by_label("Name", exact=True)).to_have_value("")
+        expect(page.get_by_label("inference")).to_be_checked()
+        expect(page.get_by_label("metrics")).not_to_be_checked()
+        me = api(srv, "GET", "/whoami", secret).json()
+        assert (me["name"], me["tenant"], me["scopes"]) == (
+            "shop",
+            "acme",
+            ["inference", "metrics"],
+        )
+        record = api(srv, "GET", f"/admin/keys/{me['id']}").json()
+        assert (record["requests_per_minute"], record["tokens_per_day"]) == (60, None)
+        page.get_by_role("button", name="Copy").click()
+        page.get_by_text("Copied to the clipboard.").wait_for()
+        assert page.evaluate("navigator.clipboard.readText()") == secret
+        page.evaluate("navigator.clipboard.writeText('')")
+        row = key_row(page, "shop")
+        expect(row).to_contain_text("acme")
+        expect(row).to_contain_text("60/min")
+        assert secret not in row.inner_text()
+        tab.shot("keys-secret")
+        # Hidden, then after a reload: the secret is nowhere, not in the page nor the storage.
+        page.get_by_role("button", name="I have stored it").click()
+        assert page.locator("input.code").count() == 0 and secret not in held(page)
+        page.reload()
+        key_row(page, "shop").wait_for()
+        assert secret not in page.content() and secret not in held(page)
+        assert secret[8:] not in page.content()
+
+        # Its limits, changed in the page, are the API's.
+        key_row(page, "shop").get_by_role("button", name="Limits shop").click()
+        editor = page.locator("form", has=page.get_by_role("heading", name="Limits of shop"))
+        expect(editor.get_by_label("Requests per minute")).to_have_value("60")
+        editor.get_by_label("Requests per minute").fill("120")
+        editor.get_by_label("Tokens per day").fill("5000")
+        editor.get_by_role("button", name="Save").click()
+        page.get_by_text("Limits saved").wait_for()
+        expect(key_row(page, "shop")).to_contain_text("120/min")
+        # The keyboard is back on the key's row; Escape closes the editor unsaved.
+        active = "document.activeElement.getAttribute('aria-label')"
+        assert page.evaluate(active) == "Limits shop"
+        page.keyboard.press("Enter")
+        editor.get_by_label("Requests per minute").fill("7")
+        page.keyboard.press("Escape")
+        expect(editor).to_be_hidden()
+        assert page.evaluate(active) == "Limits shop"
+        record = api(srv, "GET", f"/admin/keys/{me['id']}").json()
+        assert [record[k] for k in ("requests_per_minute", "tokens_per_day", "parallel")] == [
+            120,
+            5000,
+            None,
+        ]
+
+        # Its usage: per key and per day, in bars and tables, and as the API's CSV.
+        use(srv, secret)
+        page.get_by_role("button", name="Show", exact=True).click()
+        per_key = page.get_by_role("region", name="Tokens per key", exact=True)
+        expect(per_key.get_by_role("cell", name="shop", exact=True)).to_be_visible()
+        expect(page.locator("dd[data-name='tokens']")).not_to_have_text("0")
+        charts = page.locator("figure.usage-chart svg")
+        expect(charts).to_have_count(2)
+        assert page.locator("figure.usage-chart svg rect.bar").count() >= 14 + 1
+        tip = charts.nth(1).locator("title").filter(has_text=re.compile(r"^shop: "))
+        expect(tip).to_have_count(1)
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Download CSV").click()
+        rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+        assert any(r["key_name"] == "shop" and int(r["total_tokens"]) > 0 for r in rows)
+        tab.shot("keys")
+
+        # Rotated: a new secret shown once, the old one refused.
+        page.once("dialog", lambda dialog: dialog.accept())
+        key_row(page, "shop").get_by_role("button", name="Rotate shop").click()
+        rotated_box = page.get_by_label("Secret", exact=True)
+        expect(rotated_box).not_to_have_value(secret)
+        rotated = rotated_box.input_value()
+        SESSION.add_secret(rotated, "key rotated in the console")
+        assert rotated.startswith("bk_")
+        assert api(srv, "GET", "/api/tags", secret).status_code == 401
+        assert api(srv, "GET", "/api/tags", rotated).status_code == 200
+        page.get_by_role("button", name="I have stored it").click()
+
+        # Revoked (after a confirmation): the API refuses it.
+        asked: list[str] = []
+
+        def confirm(dialog: Any) -> None:
+            asked.append(dialog.message)
+            dialog.accept()
+
+        page.once("dialog", confirm)
+        key_row(page, "shop").get_by_role("button", name="Revoke shop").click()
+        expect(key_row(page, "shop")).to_contain_text("revoked")
+        assert asked and "Revoke this key" in asked[0] and "shop" in asked[0]
+        assert key_row(page, "shop").get_by_role("button").count() == 0
+        refused = api(srv, "GET", "/api/tags", rotated)
+        assert refused.status_code == 401 and "revoked" in refused.json()["error"]
+
+        # The tenant filter: only acme's keys.
+        page.get_by_label("Tenant", exact=True).first.fill("acme")
+        page.get_by_role("button", name="Apply").click()
+        tenants = page.locator("table.keys tbody tr td:nth-child(3)")
+        expect(tenants.first).to_have_text("acme")
+        assert set(tenants.all_inner_texts()) == {"acme"}
+        assert page.evaluate("window.__pwned") is None
+    finally:
+        tab.close()
+
+
+def test_a_tenant_admin_sees_only_its_tenant(browser: Any, console_server: Server) -> None:
+    srv = console_server
+    t1_admin = made_key(srv, name="t1-admin", tenant="t1", scopes=["admin"])
+    t1_shop = made_key(srv, name="t1-shop", tenant="t1")
+    other = made_key(srv, name="t2-shop", tenant="t2")
+    tab = Tab(browser, srv)
+    try:
+        page = tab.sign_in(t1_admin["key"])
+        page.get_by_role("link", name="Keys & usage").click()
+        key_row(page, "t1-shop").wait_for()
+        assert key_row(page, "t2-shop").count() == 0
+        tenants = page.locator("table.keys tbody tr td:nth-child(3)")
+        assert set(tenants.all_inner_texts()) == {"t1"}
+        # No tenant to pick: neither a filter nor a tenant for new keys.
+        assert page.get_by_label("Tenant", exact=True).count() == 0
+        # Another tenant's key, asked with this tab's key: a missing one; its tenant: refused.
+        statuses = page.evaluate(
+            """async (id) => {
+                const auth = {Authorization: `Bearer ${sessionStorage.getItem("billumy.key")}`};
+                const one = await fetch(`/admin/keys/${id}`, {headers: auth});
+                const theirs = await fetch("/admin/keys?tenant=t2", {headers: auth});
+                const revoke = await fetch(
+                    `/admin/keys/${id}/revoke`, {method: "POST", headers: auth}
+                );
+                return [one.status, theirs.status, revoke.status];
+            }""",
+            other["id"],
+        )
+        assert statuses == [404, 403, 404]
+        assert api(srv, "GET", "/api/tags", other["key"]).status_code == 200
+        # A key it makes (by keyboard: Enter in the name sends the form) is of its tenant, and
+        # the keyboard lands on its secret.
+        page.get_by_label("Name", exact=True).focus()
+        page.keyboard.type("t1-new")
+        page.keyboard.press("Enter")
+        made = page.get_by_label("Secret", exact=True)
+        made.wait_for()
+        assert page.evaluate("document.activeElement === document.querySelector('input.code')")
+        SESSION.add_secret(made.input_value(), "key made in the console")
+        assert api(srv, "GET", "/whoami", made.input_value()).json()["tenant"] == "t1"
+        expect(key_row(page, "t1-new")).to_contain_text("t1")
+        # Its usage shows its tenant's keys only.
+        use(srv, t1_shop["key"])
+        use(srv, other["key"])
+        page.get_by_role("button", name="Show", exact=True).click()
+        per_key = page.get_by_role("region", name="Tokens per key", exact=True)
+        expect(per_key.get_by_role("cell", name="t1-shop", exact=True)).to_be_visible()
+        assert per_key.get_by_role("cell", name="t2-shop").count() == 0
+        tab.shot("keys-tenant-admin")
+    finally:
+        tab.close()
+
+
+def test_an_inference_key_does_not_see_the_keys_page(browser: Any, console_server: Server) -> None:
+    reader = made_key(console_server, name="reader-only", tenant="t1")
+    tab = Tab(browser, console_server)
+    try:
+        page = tab.sign_in(reader["key"])
+        nav = page.get_by_role("navigation")
+        expect(nav.get_by_role("link", name="Conversations")).to_be_visible()
+        assert nav.get_by_role("link", name="Keys & usage").count() == 0
+        # Asked for by its address, the page is the Playground instead.
+        page.goto(console_server.url + "/console#/keys")
+        page.get_by_label("Model or persona").wait_for()
+        assert page.locator("table.keys, #keys-title").count() == 0
+        assert page.title().startswith("Playground")
+    finally:
+        tab.close()
+
+
+def test_key_names_holding_markup_render_as_text(tab: Tab) -> None:
+    srv = tab.server
+    hostile = made_key(srv, name=SCRIPT, tenant="hostile")
+    made_key(srv, name=IMG, tenant="hostile")
+    use(srv, hostile["key"])
+    page = tab.sign_in()
+    page.get_by_role("link", name="Keys & usage").click()
+    page.get_by_label("Tenant", exact=True).first.fill("hostile")
+    page.get_by_role("button", name="Apply").click()
+    key_row(page, SCRIPT).wait_for()
+    assert key_row(page, IMG).count() == 1
+    per_key = page.get_by_role("region", name="Tokens per key", exact=True)
+    expect(per_key.get_by_role("cell", name=SCRIPT, exact=True)).to_be_visible()
+    expect(page.locator("figure.usage-chart svg title", has_text=SCRIPT)).to_have_count(1)
+    page.get_by_role("option", name=SCRIPT, exact=False).first.wait_for(state="attached")
+    assert page.locator("main script, main img").count() == 0
+    page.wait_for_timeout(200)  # an onerror would have fired by now
+    assert page.evaluate("window.__pwned") is None
+    tab.shot("keys-hostile-names")
+
+
 def test_phone_and_portuguese(browser: Any, console_server: Server) -> None:
     phone = Tab(
         browser,
@@ -379,6 +657,12 @@ def test_phone_and_portuguese(browser: Any, console_server: Server) -> None:
         assert page.evaluate("document.documentElement.lang") == "pt-BR"
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         phone.shot("playground-phone-pt-BR")
+        page.get_by_role("link", name="Chaves e uso").click()
+        page.get_by_role("heading", name="Nova chave").wait_for()
+        page.get_by_role("region", name="Chaves", exact=True).wait_for()
+        page.get_by_role("button", name="Mostrar", exact=True).wait_for()
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        phone.shot("keys-phone-pt-BR")
         page.get_by_label("Idioma").select_option("en")
         page.get_by_role("link", name="Conversations").wait_for()
         assert page.evaluate("document.documentElement.lang") == "en"

@@ -1,5 +1,6 @@
 """Probe routes: ``GET /``, ``HEAD /``, ``/health`` (alive) and ``/ready`` need no key;
-``/metrics`` (Prometheus) needs the ``metrics`` scope, ``/openapi.json`` any valid key."""
+``/metrics`` (Prometheus) needs the ``metrics`` scope; ``/openapi.json`` and ``/whoami`` (the
+calling key itself, for the console to know what to show) any valid key."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from billumy.api.docs import answers
 from billumy.api.openapi import document
 from billumy.api.responses import JSON
 from billumy.metrics import CONTENT_TYPE
-from billumy.schemas.responses import Health, Readiness
+from billumy.schemas.responses import Health, Readiness, Whoami
 
 router = APIRouter(tags=["system"], route_class=KeyFirstRoute)
 
@@ -103,3 +104,19 @@ async def openapi(request: Request, state: ServicesDep, _: AnyKey) -> Response:
     if state.openapi_document is None:
         state.openapi_document = document(request.app)
     return JSON(state.openapi_document)
+
+
+@router.get("/whoami", responses=answers(Whoami))
+async def whoami(state: ServicesDep, key: AnyKey) -> Response:
+    """The calling key: its id, name, tenant and scopes, and whether it is a global admin (an
+    ``admin`` key of ``BILLUMY_GLOBAL_ADMIN_TENANT``). Never a secret; any valid key."""
+    return JSON(
+        {
+            "id": key.key_id,
+            "name": key.key_name,
+            "tenant": key.tenant,
+            "scopes": sorted(key.scopes),
+            "global_admin": "admin" in key.scopes
+            and key.tenant == state.settings.global_admin_tenant,
+        }
+    )

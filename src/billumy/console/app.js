@@ -4,15 +4,23 @@ import { clear, fill, field, h } from "./dom.js";
 import { currentLanguage, setLanguage, t, translate } from "./i18n.js";
 import * as conversations from "./conversations.js";
 import * as data from "./data.js";
+import * as keys from "./keys.js";
 import * as playground from "./playground.js";
 import * as server from "./server.js";
 
-// Each page: render(main) builds it, and may return a function that stops its timers.
-// The admin API's Keys and usage page goes here as `keys` (and in the nav of index.html).
-const PAGES = { playground, conversations, data, server };
+// Each page: render(main, {say, me}) builds it, and may return a function that stops its
+// timers. `keys` (the admin API's Keys & usage) is only for keys with the admin scope.
+const PAGES = { playground, conversations, data, server, keys };
+const ADMIN_PAGES = new Set(["keys"]);
 
 const main = () => document.getElementById("main");
 let leave = null;
+// The signed-in key as GET /whoami tells it (id, name, tenant, scopes, global_admin); asked
+// again after a reload, forgotten on sign-out.
+let me = null;
+let turn = 0;
+
+const isAdmin = () => Boolean(me && me.scopes.includes("admin"));
 
 export function say(message, kind = "info") {
   const status = document.getElementById("status");
@@ -21,6 +29,7 @@ export function say(message, kind = "info") {
 }
 
 function signIn(message) {
+  me = null;
   const input = h("input", {
     type: "password",
     name: "key",
@@ -44,7 +53,7 @@ function signIn(message) {
     if (!key) return;
     setKey(key);
     try {
-      await call("/api/tags", { signingIn: true });
+      me = await (await call("/whoami", { signingIn: true })).json();
       input.value = "";
       if (!location.hash || location.hash === "#/") location.hash = "#/playground";
       show();
@@ -59,7 +68,7 @@ function signIn(message) {
   input.focus();
 }
 
-function show() {
+async function show() {
   if (leave) {
     leave();
     leave = null;
@@ -68,18 +77,31 @@ function show() {
     signIn();
     return;
   }
+  const mine = ++turn;
+  if (!me) {
+    try {
+      me = await (await call("/whoami")).json();
+    } catch (exc) {
+      // A 401 has signed out already (whenUnauthorized); anything else is said.
+      if (exc.status !== 401) say(exc.message, "error");
+      return;
+    }
+    if (mine !== turn) return; // another page was asked for meanwhile
+  }
   document.getElementById("nav").hidden = false;
   document.getElementById("signout").hidden = false;
-  const name = (location.hash.replace(/^#\/?/, "").split("/")[0] || "playground").toLowerCase();
-  const page = PAGES[name] || playground;
+  document.getElementById("nav-keys").hidden = !isAdmin();
+  let name = (location.hash.replace(/^#\/?/, "").split("/")[0] || "playground").toLowerCase();
+  if (!(name in PAGES) || (ADMIN_PAGES.has(name) && !isAdmin())) name = "playground";
+  const page = PAGES[name];
   for (const link of document.querySelectorAll("#nav a[data-page]")) {
     if (link.dataset.page === name) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
   const root = clear(main());
-  document.title = `${t(`nav.${name in PAGES ? name : "playground"}`)} · Billumy`;
+  document.title = `${t(`nav.${name}`)} · Billumy`;
   say("");
-  leave = page.render(root, { say }) || null;
+  leave = page.render(root, { say, me }) || null;
 }
 
 function start() {

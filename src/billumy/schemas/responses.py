@@ -286,6 +286,18 @@ class Health(_Out):
     status: str
 
 
+class Whoami(_Out):
+    """The calling key as ``GET /whoami`` shows it: never its secret."""
+
+    id: str
+    name: str
+    tenant: str
+    scopes: list[str] = Field(description="inference, metrics, admin (admin implies the others).")
+    global_admin: bool = Field(
+        description="An admin key of the global admin tenant: it manages every tenant."
+    )
+
+
 class Readiness(_Out):
     status: str
     store: str
