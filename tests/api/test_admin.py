@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -253,6 +254,9 @@ def test_bad_key_bodies_are_400s(srv: Server) -> None:
 def test_limits_change_and_apply_at_once(srv: Server) -> None:
     made = make_key(srv, name="limited", tokens_per_day=5000, parallel=2)
     assert call(srv, "GET", "/api/version", made["key"]).status_code == 200  # cached now
+    # That request was metered at the default rate (600 a minute: its next is due 0.1 s
+    # later); under a new limit of 1 a minute, one sent before that is rightly refused.
+    time.sleep(0.5)
     path = f"/admin/keys/{made['id']}"
     changed = call(srv, "PATCH", path, json={"requests_per_minute": 1, "tokens_per_day": None})
     assert changed.status_code == 200, changed.text
