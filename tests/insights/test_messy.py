@@ -700,7 +700,12 @@ def test_a_number_column_is_an_id_and_no_is_in_not_a_no() -> None:
     assert asked.segments == {"product_line": ["Bread"]}  # not promo "No"
     plan = questions.reconcile(rule_plan(text, prof), asked, prof, "rules")
     assert plan is not None and [m.column for m in plan.measures] == ["units_sold"]
-    assert [(f.column, f.value) for f in plan.filters] == [("product_line", "Bread")]
+    # "no ano" is the data's year ("in the year"), and "no" no promo value.
+    assert [(f.column, f.value) for f in plan.filters] == [
+        ("product_line", "Bread"),
+        ("month_end", "2024-01-01"),
+        ("month_end", "2025-01-01"),
+    ]
     # "linha de produto" names the product lines; "produto" is no synonym of menu_items here.
     plan = rule_plan("Qual linha de produto mais cresceu de janeiro a dezembro?", prof)
     assert plan is not None and plan.dimensions == ["product_line"]
@@ -721,6 +726,22 @@ def test_today_is_the_latest_date_and_this_month_beside_last_month_is_the_one_be
         prof = profile(table)
     asked = questions.parse("quantas consultas fizemos esse mês vs o mês pasado?", prof)
     assert [w.label for w in asked.windows] == ["2024-06", "2024-05"]
+    # Saturdays named: a weekday column is derived to filter on (a clinic's Mon-Sat).
+    from billumy.insights.service import derive_weekday
+
+    with data.from_records(rows) as table:
+        table = derive_weekday(table, set(), "Quantas consultas aos sábados?", "pt")
+        assert "dia_da_semana" in table.columns
+    # Appointments are no-shows plus consultations: the no-show rate is over appointments,
+    # though consultations are larger than no-shows on every row too.
+    rows = [
+        {"data": f"2024-06-{d:02d}", "unidade": "Alphaville", "agendamentos": 40 + d % 3,
+         "faltas": 4 + d % 2, "consultas": 40 + d % 3 - (4 + d % 2)}
+        for d in range(1, 29)
+    ]  # fmt: skip
+    found, _ = _facts(rows, "What's the no-show rate at Alphaville?", "en")
+    ratio = next(f for f in found if f.kind == "ratio")
+    assert (ratio.values["part"], ratio.values["whole"]) == ("faltas", "agendamentos")
 
 
 def test_a_share_of_a_city_is_among_the_cities_and_what_the_data_lacks_is_said() -> None:

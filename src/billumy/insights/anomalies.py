@@ -71,8 +71,10 @@ _DROP_WORDS = frozenset(
      "collapsed", "desmoronou", "afundou", "derrubou", "sink", "sank")
 )  # fmt: skip
 _SPIKE_WORDS = frozenset(
-    ("pico", "salto", "disparou", "spike", "spiked", "surge", "surged", "jump", "jumped")
-)
+    ("pico", "salto", "disparou", "dispararam", "disparar", "explodiu", "explodiram", "saltou",
+     "saltaram", "spike", "spiked", "surge", "surged", "jump", "jumped", "soar", "soared",
+     "skyrocketed", "shot")
+)  # fmt: skip
 _ANY_WORDS = frozenset(
     ("anomalia", "anomalo", "anomala", "anormal", "anormais", "atipico", "atipica", "outlier",
      "anomaly", "anomalies", "anomalous", "abnormal", "unusual")

@@ -117,7 +117,12 @@ def name_words(name: str) -> list[str]:
     ``["customer", "id"]``, ``Código do Cliente`` -> ``["codigo", "do", "cliente"]``."""
     spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
     bare = unicodedata.normalize("NFKD", spaced).encode("ascii", "ignore").decode()
-    return [w for w in re.split(r"[^a-z0-9]+", bare.lower()) if w]
+    # "no-show", ``no_shows``: one word ("noshow"), not the word "no" and a show.
+    joined = _NO_SHOW.sub("noshow", bare.lower())
+    return [w for w in re.split(r"[^a-z0-9]+", joined) if w]
+
+
+_NO_SHOW = re.compile(r"(?<![a-z0-9])no[^a-z0-9]+show")
 
 
 YES_VALUES = frozenset({"sim", "yes", "s", "y", "true", "t", "1", "verdadeiro"})

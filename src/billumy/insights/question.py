@@ -150,6 +150,8 @@ _THIS = (
     ("ano", "atual"),
     ("current", "year"),
 )
+# "quantos pães vendemos no ano?": the data's (latest) year, unless a year is named otherwise.
+_THE_YEAR = (("no", "ano"), ("in", "the", "year"))
 _LAST = (("ano", "passado"), ("last", "year"), ("ano", "anterior"), ("previous", "year"))
 _WEEK = frozenset({"semana", "week", "wk"})
 _MONTH_WORD = frozenset({"mes", "month"})
@@ -580,6 +582,9 @@ def _windows(
             at = _position(words, phrases)
             if at is not None and last is not None:
                 relative.append((at, last.year - back))
+        at = _position(words, _THE_YEAR)
+        if at is not None and last is not None and not relative and not years:
+            relative.append((at, last.year))
         for _, year in sorted(relative):
             if year not in years:
                 years.append(year)

@@ -252,7 +252,16 @@ def _dominating(table: Table, profile: Profile, part: str) -> list[str]:
     found = [
         (float(row[2 * i + 1] or 0), c.name) for i, c in enumerate(others) if row[2 * i] is True
     ]
-    return [name for _, name in sorted(found)]
+    wholes = [name for _, name in sorted(found)]
+    if len(wholes) < 2:
+        return wholes
+    # The whole the part is of, where one is the part plus another column on every row
+    # (appointments = no-shows + consultations seen): not merely a larger column.
+    pairs = [(w, o.name) for w in wholes[:4] for o in others if o.name not in (w, part)]
+    sums = ", ".join(f"bool_and({quote_ident(w)} = {p} + {quote_ident(o)})" for w, o in pairs)
+    made = table.query(f"SELECT {sums} FROM data WHERE {p} IS NOT NULL")[0]  # noqa: S608
+    exact = list(dict.fromkeys(w for (w, _), ok in zip(pairs, made, strict=True) if ok is True))
+    return exact + [w for w in wholes if w not in exact]
 
 
 def _rated_clause(question: str) -> str:

@@ -180,7 +180,12 @@ def derive_period(table: data.Table, masked: set[str]) -> data.Table:
 
 
 _WEEKDAY_ASKED = re.compile(
-    r"\bdias? da semana\b|\bday of (?:the )?week\b|\bdays of (?:the )?week\b|\bweekdays?\b",
+    r"\bdias? da semana\b|\bday of (?:the )?week\b|\bdays of (?:the )?week\b|\bweekdays?\b"
+    # A weekday named: "aos sábados", "na sexta-feira", "on Fridays" ("a segunda" alone may
+    # be the second of something, so those need their "-feira" or a plural after aos/nas/às).
+    r"|\b(?:domingos?|s[áa]bados?|(?:segunda|ter[çc]a|quarta|quinta|sexta)s?-feiras?)\b"
+    r"|\b(?:aos|nas|[àa]s|nos) (?:segundas|ter[çc]as|quartas|quintas|sextas)\b"
+    r"|\b(?:sundays?|mondays?|tuesdays?|wednesdays?|thursdays?|fridays?|saturdays?)\b",
     re.IGNORECASE,
 )
 _WEEKDAYS = {
@@ -207,8 +212,8 @@ def derive_weekday(
     if not dated or name in table.columns:
         return table
     d = data.quote_ident(dated[0])
-    if table.query(f"SELECT count(DISTINCT dayofweek({d})) FROM data")[0][0] < 7:  # noqa: S608
-        return table  # monthly or weekly dates: no weekday to compare
+    if table.query(f"SELECT count(DISTINCT dayofweek({d})) FROM data")[0][0] < 5:  # noqa: S608
+        return table  # monthly or weekly dates: no weekday to compare (a clinic's Mon-Sat are)
     names = _WEEKDAYS[language]
     cases = " ".join(f"WHEN {i} THEN '{n}'" for i, n in enumerate(names))
     table.query(

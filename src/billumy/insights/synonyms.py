@@ -52,7 +52,16 @@ def _variants(word: str) -> frozenset[str]:
 
 
 def _tokens(text: str) -> list[frozenset[str]]:
-    return [_variants(w) for w in re.findall(r"[a-z0-9]+", _fold(text))]
+    return [_variants(w) for w in re.findall(r"[a-z0-9]+", compounds(_fold(text)))]
+
+
+_COMPOUNDS = re.compile(r"(?<![a-z0-9])no[^a-z0-9]+show")
+
+
+def compounds(folded: str) -> str:
+    """Folded text with words written apart that are one word joined: "no-show", "no show",
+    ``no_shows`` -> "noshow"."""
+    return _COMPOUNDS.sub("noshow", folded)
 
 
 def _find(tokens: list[frozenset[str]], words: list[str]) -> int:
