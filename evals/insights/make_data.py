@@ -200,6 +200,32 @@ The ninth held-out set (``holdout9.toml``) has two more:
   sales 0.35 of normal in August 2024 (the avenue closed for a water main), a drop; waste
   rates and bread have no spike.
 
+The tenth held-out set (``holdout10.toml``) has two more:
+
+* ``postos_combustivel.csv``: one row per day, fuel station (with a numeric ``cód_posto``)
+  and fuel (``combustível``: Gasolina Comum, Etanol; Diesel S10 only at the highway
+  station) of a fuel-station network, every day of 1 January to 14 April 2024 (15 whole
+  weeks); ``;`` separated, ``data`` as ``dd/mm/yyyy``, ``litros_vendidos`` with a decimal
+  comma and thousands dots (``5.210,37``), ``preço_litro`` and ``faturamento`` as text
+  (``R$ 5,89``, ``R$ 30.689,08``), ``abastecimentos`` (fill-ups), ``estoque_tanque_l`` (litres
+  in the tank at the day's close: a stock, never summed over days) and ``promoção``
+  (``Sim``/``Não``: an app discount of 20 centavos a litre, 1.1 times the litres); Fridays
+  and Saturdays sell more petrol, trucks buy less diesel at weekends; Etanol grows 3% a week
+  (its price against petrol); Rodovia BR-277's Diesel S10 litres are 3.2 times normal on
+  20/03/2024 (a harvest convoy of trucks), a spike; Centro's litres are 0.3 of normal in the
+  week of 19 February 2024 (the street dug up for a sewer main), a drop; prices and the
+  Água Verde station have no anomaly;
+* ``rides_weekly.csv``: one row per week (``week_start``, the Monday, ISO), city (with a
+  numeric ``city_id``) and service (Standard, XL) of a ride-hailing app, the 39 weeks from 1
+  January to 23 September 2024, English names: ``trips_requested`` = ``trips_completed`` +
+  ``trips_cancelled``, ``gross_bookings_usd`` (plain numbers), ``total_miles`` (one
+  decimal), ``active_drivers`` (drivers who drove that week: never summed over weeks) and
+  ``surge`` (Yes/No: surge pricing ran that week, 1.15 times the fares); Phoenix carries 0.92
+  in July and August (the heat); Salt Lake City (launched in December 2023) grows 2.2% a
+  week; Nashville's trips are 2.8 times normal in the week of 3 June 2024 (CMA Fest), a
+  spike; Tampa's 0.3 of normal in the week of 5 August 2024 (Hurricane Debby), a drop;
+  cancellation rates and Charlotte have no anomaly.
+
 Run from the repository root::
 
     .venv/bin/python evals/insights/make_data.py           # (re)write the files
@@ -1148,6 +1174,101 @@ def bakery_monthly() -> str:
                   rows)  # fmt: skip
 
 
+# --- the tenth held-out set's datasets (holdout10.toml) ---------------------------------------
+
+
+def postos_combustivel() -> str:
+    stations = {  # cód_posto: (posto, cidade, size)
+        4101: ("Centro", "Curitiba", 1.0),
+        4102: ("Água Verde", "Curitiba", 0.8),
+        4103: ("Rodovia BR-277", "Campo Largo", 1.3),
+    }
+    fuels = {  # combustível: (litres a day, price a litre, litres a fill-up, tank, week Mon..Sun)
+        "Gasolina Comum": (5200.0, 5.89, 32.0, 30000, (0.95, 0.95, 1.0, 1.0, 1.2, 1.1, 0.8)),
+        "Etanol": (2600.0, 3.99, 30.0, 20000, (0.95, 0.95, 1.0, 1.0, 1.2, 1.1, 0.8)),
+        "Diesel S10": (9000.0, 5.99, 180.0, 60000, (1.05, 1.05, 1.05, 1.05, 1.05, 0.8, 0.6)),
+    }
+    rows: list[list[object]] = []
+    day = date(2024, 1, 1)
+    while day <= date(2024, 4, 14):
+        for code, (station, city, size) in stations.items():
+            for fuel, (volume, price, fill, tank, week) in fuels.items():
+                if fuel == "Diesel S10" and station != "Rodovia BR-277":
+                    continue
+                key = (code, fuel, day.isoformat())
+                litres = (
+                    volume * size * week[day.weekday()] * (1 + 0.16 * (wobble("l", *key) - 0.5))
+                )
+                if fuel == "Etanol":
+                    litres *= 1.03 ** ((day - date(2024, 1, 1)).days / 7)  # cheaper than petrol
+                promo = wobble("p", *key) < 0.15
+                unit_price = round(price * (1 + 0.02 * (wobble("pr", *key) - 0.5)), 2)
+                if promo:
+                    litres *= 1.1
+                    unit_price = round(unit_price - 0.2, 2)
+                if (station, fuel, day) == ("Rodovia BR-277", "Diesel S10", date(2024, 3, 20)):
+                    litres *= 3.2  # the planted spike: a harvest convoy of trucks
+                if station == "Centro" and date(2024, 2, 19) <= day <= date(2024, 2, 25):
+                    litres *= 0.3  # the planted drop: the street dug up for a sewer main
+                fills = max(1, round(litres / (fill * (0.9 + 0.2 * wobble("f", *key)))))
+                stock = round(tank * (0.25 + 0.6 * wobble("e", *key)))
+                revenue = round(litres, 2) * unit_price
+                rows.append(
+                    [day.strftime("%d/%m/%Y"), code, station, city, fuel, br_number(litres),
+                     f"R$ {br_number(unit_price)}", f"R$ {br_number(revenue)}",
+                     fills, stock, "Sim" if promo else "Não"]
+                )  # fmt: skip
+        day += timedelta(days=1)
+    header = ["data", "cód_posto", "posto", "cidade", "combustível", "litros_vendidos"]
+    return to_csv([*header, "preço_litro", "faturamento", "abastecimentos", "estoque_tanque_l",
+                   "promoção"], rows, ";")  # fmt: skip
+
+
+def rides_weekly() -> str:
+    cities = {  # city_id: (city, state, size)
+        201: ("Nashville", "TN", 1.0),
+        202: ("Phoenix", "AZ", 1.3),
+        203: ("Charlotte", "NC", 0.9),
+        204: ("Salt Lake City", "UT", 0.5),
+        205: ("Tampa", "FL", 0.85),
+    }
+    services = {  # service: (trips requested a week, fare, miles a trip, trips a driver)
+        "Standard": (9000.0, 16.5, 6.2, 42.0),
+        "XL": (1400.0, 27.0, 7.5, 30.0),
+    }
+    rows: list[list[object]] = []
+    for index in range(39):
+        start = date(2024, 1, 1) + timedelta(weeks=index)
+        for code, (city, state, size) in cities.items():
+            for service, (volume, fare, miles, per_driver) in services.items():
+                key = (code, service, start.isoformat())
+                requested = volume * size * (1 + 0.1 * (wobble("t", *key) - 0.5))
+                if city == "Salt Lake City":
+                    requested *= 1.022**index  # launched in December 2023: filling up
+                if city == "Phoenix" and start.month in (7, 8):
+                    requested *= 0.92  # the heat
+                surge = wobble("s", *key) < 0.3
+                if (city, start) == ("Nashville", date(2024, 6, 3)):
+                    requested *= 2.8  # the planted spike: CMA Fest
+                    surge = True
+                if (city, start) == ("Tampa", date(2024, 8, 5)):
+                    requested *= 0.3  # the planted drop: Hurricane Debby
+                booked = round(requested)
+                cancelled = round(booked * (0.08 + 0.04 * wobble("c", *key)))
+                completed = booked - cancelled
+                gross = completed * fare * (1 + 0.08 * (wobble("g", *key) - 0.5))
+                gross *= 1.15 if surge else 1.0
+                distance = completed * miles * (1 + 0.1 * (wobble("m", *key) - 0.5))
+                drivers = round(booked / per_driver * (0.9 + 0.2 * wobble("d", *key)))
+                rows.append(
+                    [start.isoformat(), code, city, state, service, booked, completed, cancelled,
+                     f"{gross:.2f}", f"{distance:.1f}", drivers, "Yes" if surge else "No"]
+                )  # fmt: skip
+    header = ["week_start", "city_id", "city", "state", "service", "trips_requested"]
+    return to_csv([*header, "trips_completed", "trips_cancelled", "gross_bookings_usd",
+                   "total_miles", "active_drivers", "surge"], rows)  # fmt: skip
+
+
 def _cumulative(shares: dict[str, float]) -> list[tuple[str, float]]:
     """(name, running total of the shares): the bands a number in [0, 1) falls into."""
     out, total = [], 0.0
@@ -1186,6 +1307,8 @@ FILES: dict[str, Callable[[], str]] = {
     "coworking_daily.csv": coworking_daily,
     "veterinaria_diaria.csv": veterinaria_diaria,
     "bakery_monthly.csv": bakery_monthly,
+    "postos_combustivel.csv": postos_combustivel,
+    "rides_weekly.csv": rides_weekly,
 }
 
 

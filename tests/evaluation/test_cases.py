@@ -1,9 +1,10 @@
 """The insights evaluation sets (evals/insights/): their shape, their data and their expected
 numbers.
 
-There are ten case files: ``cases.toml``, the main set, and nine held-out sets,
+There are eleven case files: ``cases.toml``, the main set, and ten held-out sets,
 ``holdout.toml``, ``holdout2.toml``, ``holdout3.toml``, ``holdout4.toml``, ``holdout5.toml``,
-``holdout6.toml``, ``holdout7.toml``, ``holdout8.toml`` and ``holdout9.toml``, questions written
+``holdout6.toml``, ``holdout7.toml``, ``holdout8.toml``, ``holdout9.toml`` and
+``holdout10.toml``, questions written
 without reading the planner about datasets its author had not seen. The expected values in all
 of them are literals a person can read; here each is checked against the case's reference query,
 run by DuckDB on the committed CSV through the case file's own typed view (not Billumy's
@@ -40,6 +41,7 @@ HOLDOUT6 = load_cases(EVALS / "holdout6.toml")
 HOLDOUT7 = load_cases(EVALS / "holdout7.toml")
 HOLDOUT8 = load_cases(EVALS / "holdout8.toml")
 HOLDOUT9 = load_cases(EVALS / "holdout9.toml")
+HOLDOUT10 = load_cases(EVALS / "holdout10.toml")
 SETS = {
     "cases.toml": CASES,
     "holdout.toml": HOLDOUT,
@@ -51,6 +53,7 @@ SETS = {
     "holdout7.toml": HOLDOUT7,
     "holdout8.toml": HOLDOUT8,
     "holdout9.toml": HOLDOUT9,
+    "holdout10.toml": HOLDOUT10,
 }
 # The main set keeps at least 40 cases; each held-out set at least 30.
 MINIMUM = {
@@ -64,6 +67,7 @@ MINIMUM = {
     "holdout7.toml": 30,
     "holdout8.toml": 30,
     "holdout9.toml": 30,
+    "holdout10.toml": 30,
 }
 
 
@@ -329,6 +333,39 @@ def test_the_ninth_holdout_datasets_are_what_it_claims() -> None:
         assert baked == sold + wasted, row
     for name, body in text.items():
         assert len(body.encode()) < 50_000, name
+
+
+def test_the_tenth_holdout_datasets_are_what_it_claims() -> None:
+    text = {
+        name: spec.path.read_text(encoding="utf-8") for name, spec in HOLDOUT10.datasets.items()
+    }
+    fuel = text["postos_combustivel.csv"]
+    assert fuel.startswith("data;cód_posto;posto;cidade;combustível;litros_vendidos;preço_litro;")
+    # dd/mm/yyyy dates, litres with a decimal comma and thousands dots, money as R$ text, a
+    # Sim/Não column; the planted spike
+    assert re.search(
+        r"^20/03/2024;4103;Rodovia BR-277;Campo Largo;Diesel S10;\d{2}\.\d{3},\d{2};"
+        r"R\$ \d,\d{2};R\$ \d{3}\.\d{3},\d{2};\d+;\d+;(Sim|Não)$",
+        fuel,
+        re.M,
+    )
+    assert ";Água Verde;Curitiba;Etanol;" in fuel and ";Sim\n" in fuel and ";Não\n" in fuel
+    assert "Água Verde;Curitiba;Diesel S10" not in fuel  # diesel at the highway only
+    assert "\n14/04/2024;" in fuel and "\n15/04/2024;" not in fuel  # ends on a Sunday
+    rides = text["rides_weekly.csv"]
+    assert rides.startswith("week_start,city_id,city,state,service,trips_requested,")
+    # ISO Mondays, plain money, a Yes/No column
+    assert re.search(
+        r"^2024-06-03,201,Nashville,TN,Standard,\d{5},\d{5},\d+,\d+\.\d{2},\d+\.\d,\d+,Yes$",
+        rides,
+        re.M,
+    )
+    assert ",Salt Lake City,UT,XL," in rides and ",No\n" in rides
+    for row in rides.splitlines()[1:]:
+        requested, completed, cancelled = map(int, row.split(",")[5:8])
+        assert requested == completed + cancelled, row
+    assert len(fuel.encode()) < 80_000
+    assert len(rides.encode()) < 40_000
 
 
 def test_the_committed_data_is_what_the_generator_writes() -> None:
