@@ -135,6 +135,18 @@ def test_a_number_said_of_a_label_that_is_not_its_value_is_wrong() -> None:
     assert result.stated == 1
 
 
+def test_a_number_inside_a_label_is_its_name_not_a_value() -> None:
+    road = Expected(segment="Rodovia BR-277", value=734421.56)
+    said = (
+        "Por posto, Rodovia BR-277 tem o maior total de litros. Ranking: Rodovia BR-277 734.421,56."
+    )
+    result = score(_case(road), _response(said))
+    assert result.wrong_numbers == 0 and result.stated == 1, result.problems
+    # A number beside the name that is not its value is still wrong.
+    result = score(_case(road), _response("Rodovia BR-277 vendeu 277 litros."))
+    assert result.wrong_numbers == 1
+
+
 def test_a_true_number_about_the_label_that_answers_something_else_is_not_wrong() -> None:
     """Centro's item count is true (a fact holds it) but not the sales asked for: the value
     is missing from the answer, and nothing said is false."""

@@ -759,3 +759,16 @@ def test_a_share_of_a_city_is_among_the_cities_and_what_the_data_lacks_is_said()
     assert plan is not None and plan.dimensions == ["cidade"]
     assert [c.en for c in missing_columns("How many were cats versus dogs?", prof)] == ["species"]
     assert missing_columns("Qual a média mensal de faturamento da Moema?", prof) == []
+
+
+def test_a_cancellation_rate_is_over_the_trips_requested_not_the_money_nor_the_drivers() -> None:
+    rows = [
+        {"week": f"2024-01-{1 + 7 * w:02d}", "city": city, "trips_requested": req,
+         "trips_completed": req - canc, "trips_cancelled": canc, "active_drivers": 50,
+         "gross_bookings_usd": 20.0 * (req - canc)}
+        for w in range(4)
+        for city, req, canc in (("Phoenix", 1000 + w, 98), ("Tampa", 800 + w, 82))
+    ]  # fmt: skip
+    found, _ = _facts(rows, "Which city has the lowest cancellation rate?", "en")
+    ratio = next(f for f in found if f.kind == "ratio")
+    assert (ratio.values["part"], ratio.values["whole"]) == ("trips_cancelled", "trips_requested")

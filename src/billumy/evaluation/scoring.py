@@ -379,12 +379,16 @@ def wrong_numbers(
     masked, folded = mask_dates(text), fold(text)
     found = []
     for start, end in _clauses(masked):
-        mentions = _mentions(masked[start:end], language)
         for item in items:
             value = item.value
             if value is None or not item.labels or not _names_all(folded[start:end], item):
                 continue
-            said = [m for m in mentions if m.percent == item.pct]
+            # A number inside the label itself ("Rodovia BR-277") is its name, not a value.
+            clause = masked[start:end]
+            for kind, label in item.labels:
+                if kind == "segment":
+                    clause = re.sub(re.escape(label), " ", clause, flags=re.IGNORECASE)
+            said = [m for m in _mentions(clause, language) if m.percent == item.pct]
             if not said or any(agrees(m, value, item.pct) for m in said):
                 continue
             true = _true_of(item, facts)

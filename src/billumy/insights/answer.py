@@ -23,7 +23,7 @@ from typing import Any
 
 from billumy.insights import ratios
 from billumy.insights.model import ColumnProfile, Fact, Profile
-from billumy.insights.naming import named_columns
+from billumy.insights.naming import named_columns, names_sales
 from billumy.insights.profile import name_words
 from billumy.insights.rules import DURATION_WORDS, is_duration
 from billumy.insights.statements import Context, describe, metric_of
@@ -231,6 +231,9 @@ def missing_columns(question: str, profile: Profile) -> list[_Concept]:
                 heads |= {c.name for c in visible if is_duration(c)}
             named = [n for n in named_columns(words[2], profile) if n in heads]
         if named or ratios.known_rate(phrase):
+            continue
+        if names_sales(phrase) and any(c.kind == "numeric" and c.money for c in visible):
+            # "a média semanal de faturamento" with ``gross_bookings_usd``: the money column.
             continue
         # Said as the question writes it: "rejeição", not "rejeicao".
         written = {"".join(name_words(w)): w.lower() for w in re.findall(r"\w+", question)}

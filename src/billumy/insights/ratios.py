@@ -134,6 +134,9 @@ def _role(profile: Profile, role: str) -> ColumnProfile | None:
     else:
         words = _ROLES[role]
         found = [c for c in numeric if _words(c) & words and not names_sales(c.name)]
+        if role == "bookings":
+            # Bookings counted, not "gross_bookings_usd": a rate over money is no rate.
+            found = [c for c in found if not c.money]
         if role == "spend":
             found.sort(key=lambda c: not c.money)
     return found[0] if found else None
@@ -203,6 +206,11 @@ def _candidates(
     named += named_columns(question, profile, any_word=True) if question else []
     known = jargon(question, profile) if question else None
     if known is not None and known[0] == "ratio":
+        if known[3] == "churn" and table is not None:
+            # "cancellation rate" with trips requested = completed + cancelled: the trips
+            # cancelled over those requested, not over the drivers on the books.
+            exact = _dominating(table, profile, known[1], exact_only=True)
+            return [(known[1], w) for w in exact[:1]] + [(known[1], known[2])]
         return [(known[1], known[2])]
     named = list(dict.fromkeys(c for c in named if _additive(profile.column(c))))
     if question and set(name_words(question)) & _CONVERSION:
@@ -235,7 +243,7 @@ def _candidates(
     return pairs
 
 
-def _dominating(table: Table, profile: Profile, part: str) -> list[str]:
+def _dominating(table: Table, profile: Profile, part: str, exact_only: bool = False) -> list[str]:
     """The additive columns at least as large as ``part`` on every row (and larger in sum),
     smallest sum first: the wholes ``part`` may be a share of."""
     p = quote_ident(part)
@@ -253,15 +261,17 @@ def _dominating(table: Table, profile: Profile, part: str) -> list[str]:
         (float(row[2 * i + 1] or 0), c.name) for i, c in enumerate(others) if row[2 * i] is True
     ]
     wholes = [name for _, name in sorted(found)]
-    if len(wholes) < 2:
+    if len(wholes) < 2 and not exact_only:
         return wholes
     # The whole the part is of, where one is the part plus another column on every row
     # (appointments = no-shows + consultations seen): not merely a larger column.
     pairs = [(w, o.name) for w in wholes[:4] for o in others if o.name not in (w, part)]
+    if not pairs:
+        return [] if exact_only else wholes
     sums = ", ".join(f"bool_and({quote_ident(w)} = {p} + {quote_ident(o)})" for w, o in pairs)
     made = table.query(f"SELECT {sums} FROM data WHERE {p} IS NOT NULL")[0]  # noqa: S608
     exact = list(dict.fromkeys(w for (w, _), ok in zip(pairs, made, strict=True) if ok is True))
-    return exact + [w for w in wholes if w not in exact]
+    return exact if exact_only else exact + [w for w in wholes if w not in exact]
 
 
 def _rated_clause(question: str) -> str:
