@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -72,16 +73,17 @@ def make_server(tmp_path: Path) -> Iterator[type[Server]]:
         srv.stop()
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database on the local server, dropped afterwards."""
+@contextlib.contextmanager
+def fresh_pg_database(prefix: str = "billumy_e2e") -> Iterator[str]:
+    """A fresh PostgreSQL database on the local server, dropped afterwards (skips the test when
+    PostgreSQL is not reachable, except on CI)."""
     import asyncio
     import os
     import secrets
 
     import asyncpg
 
-    name = f"billumy_e2e_{secrets.token_hex(4)}"
+    name = f"{prefix}_{secrets.token_hex(4)}"
     admin = "postgresql://postgres@127.0.0.1:5432/test"
 
     async def run(sql: str) -> None:
@@ -97,8 +99,17 @@ def pg_url() -> Iterator[str]:
         if os.environ.get("CI"):
             raise
         pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {exc}")
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database on the local server, dropped afterwards."""
+    with fresh_pg_database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import fresh_pg_database
 from tests.e2e.server import Server
 from tests.hostile.conftest import refused
 
@@ -22,32 +23,15 @@ def pg_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client
 
 
 def _client(data_dir: Path) -> Iterator[httpx.Client]:
-    import asyncio
-    import secrets
-
-    import asyncpg
-
-    name = f"billumy_nul_{secrets.token_hex(4)}"
-    admin = "postgresql://postgres@127.0.0.1:5432/test"
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(admin)
+    with fresh_pg_database("billumy_nul") as url:
+        srv = Server(data_dir=data_dir, env={"BILLUMY_DATABASE_URL": url}).start()
         try:
-            await conn.execute(sql)
+            key = srv.create_key("nul", tenant="nul")
+            headers = {"Authorization": f"Bearer {key}"}
+            with httpx.Client(base_url=srv.url, headers=headers, timeout=120) as client:
+                yield client
         finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
-    srv = Server(data_dir=data_dir, env={"BILLUMY_DATABASE_URL": url}).start()
-    try:
-        key = srv.create_key("nul", tenant="nul")
-        headers = {"Authorization": f"Bearer {key}"}
-        with httpx.Client(base_url=srv.url, headers=headers, timeout=120) as client:
-            yield client
-    finally:
-        srv.stop()
-        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            srv.stop()
 
 
 @pytest.mark.parametrize(
