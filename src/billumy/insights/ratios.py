@@ -460,25 +460,19 @@ def length_pair(question: str, profile: Profile) -> tuple[str, str] | None:
     if not counted or not times:
         return None
     # The hours of the bookings ("booked_hours"), not the hours there were to book.
+    # "booked" and "booking" share their first four letters.
     related = [
         c
         for c in times
-        if any(_stems_meet(w, thing) or _shared_prefix(w, thing) >= 4 for w in name_words(c.name))
+        if any(
+            _stems_meet(w, thing) or (len(w) >= 4 and w[:4] == thing[:4])
+            for w in name_words(c.name)
+        )
     ]
     chosen = related or (times if len(times) == 1 else [])
     if not chosen or chosen[0].name == counted[0].name:
         return None
     return chosen[0].name, counted[0].name
-
-
-def _shared_prefix(a: str, b: str) -> int:
-    """How many first letters two words share ("booked", "booking": 4)."""
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def per_fact(
