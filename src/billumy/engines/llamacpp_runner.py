@@ -26,7 +26,7 @@ from billumy.engines.base import Chunk, Generation
 from billumy.engines.batched import BatchedModel
 from billumy.engines.decoding import TextAssembler
 from billumy.engines.prompting import PromptBuilder
-from billumy.errors import BadRequestError, BillumyError, EngineError
+from billumy.errors import BadRequestError, BillumyError, EngineError, GenerationTimeoutError
 
 log = logging.getLogger(__name__)
 
@@ -132,11 +132,13 @@ def generate_in_thread(
     grammar: str | None,
     stop: threading.Event,
     emit: Callable[[Chunk | BaseException], None],
+    deadline: float = 0.0,
 ) -> None:
     """Runs in a worker thread: tokenize, sample, and hand chunks to the event loop.
-    ``grammar``: GBNF text that the output must match."""
+    ``grammar``: GBNF text that the output must match; ``deadline``: the
+    ``time.monotonic()`` past which it stops with a 504 (0: none)."""
     try:
-        _generate_tokens(runner, request, runner.grammar(grammar), stop, emit)
+        _generate_tokens(runner, request, runner.grammar(grammar), stop, emit, deadline)
     except BaseException as exc:  # everything goes back to the loop, never lost in a thread
         if isinstance(exc, BillumyError):
             emit(exc)
@@ -300,6 +302,7 @@ def _generate_tokens(
     grammar: LlamaGrammar | None,
     stop: threading.Event,
     emit: Callable[[Chunk | BaseException], None],
+    deadline: float = 0.0,
 ) -> None:
     llm = runner.llm
     tokens, template_stops = prompt_tokens(runner, request)
@@ -317,6 +320,13 @@ def _generate_tokens(
     t_first = 0
     done_reason = "length"
     vocab = llm._model.vocab
+    late = threading.Event()
+
+    def halt(_ids: Any, _logits: Any) -> bool:
+        if deadline and time.monotonic() >= deadline:
+            late.set()
+        return stop.is_set() or late.is_set()
+
     for token in llm.generate(
         tokens,
         top_k=s.top_k,
@@ -331,7 +341,7 @@ def _generate_tokens(
         mirostat_tau=s.mirostat_tau,
         mirostat_eta=s.mirostat_eta,
         grammar=grammar,
-        stopping_criteria=llama_cpp.StoppingCriteriaList([lambda _ids, _logits: stop.is_set()]),
+        stopping_criteria=llama_cpp.StoppingCriteriaList([halt]),
     ):
         if not t_first:
             t_first = time.perf_counter_ns()
@@ -349,6 +359,13 @@ def _generate_tokens(
             break
         if stop.is_set() or len(generated) >= budget:
             break
+        if deadline and time.monotonic() >= deadline:
+            late.set()
+            break
+    if late.is_set() and not stop.is_set():
+        raise GenerationTimeoutError(
+            f"the generation passed the request's deadline after {len(generated)} tokens"
+        )
     # Checked before the final chunk goes out: after it, the consumer sets ``stop`` itself.
     cancelled = stop.is_set()
     tail = assembler.flush()
