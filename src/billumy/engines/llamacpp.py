@@ -164,12 +164,14 @@ class LlamaCppEngine:
     async def _checkout_shared(self, path: Path, name: str, n_ctx: int) -> tuple[Runner, int]:
         pool = self._runners.setdefault(path, [])
         async with self._loading.setdefault(path, asyncio.Lock()):
-            # Another context size: reload once its generations are done, as Ollama does.
-            while pool and pool[0].n_ctx != n_ctx and pool[0].users:
+            # A larger context than the loaded one: reload once its generations are done, as
+            # Ollama does. A smaller one runs in it (its sequence holds to its own num_ctx), so
+            # a short request never waits for long generations of a larger context to end.
+            while pool and pool[0].n_ctx < n_ctx and pool[0].users:
                 idle = self._idle.setdefault(path, asyncio.Event())
                 idle.clear()
                 await idle.wait()
-            if pool and pool[0].n_ctx != n_ctx:
+            if pool and pool[0].n_ctx < n_ctx:
                 stale = pool.pop()
                 await self._run(lambda: self._close(stale.llm, stale.batch))
             load_ns = 0
@@ -392,7 +394,8 @@ class LlamaCppEngine:
                 request.model_path, request.model_name, request.num_ctx
             )
             shared = runner
-            tokens, stops = await self._run(lambda: prompt_tokens(shared, request))
+            n_ctx = min(request.num_ctx, runner.n_ctx)
+            tokens, stops = await self._run(lambda: prompt_tokens(shared, request, n_ctx))
             queue: asyncio.Queue[Chunk | BaseException] = asyncio.Queue()
 
             def emit(item: Chunk | BaseException) -> None:
@@ -407,7 +410,7 @@ class LlamaCppEngine:
 
             sequence = Sequence(
                 tokens=tokens,
-                budget=min(request.num_predict, runner.n_ctx - len(tokens)),
+                budget=min(request.num_predict, n_ctx - len(tokens)),
                 stops=stops,
                 sampling=request.sampling,
                 grammar=grammar,

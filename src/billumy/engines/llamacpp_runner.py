@@ -189,8 +189,11 @@ class TokenFloor:
         return floor
 
 
-def prompt_tokens(runner: Runner, request: Generation) -> tuple[list[int], list[str]]:
-    """The prompt's tokens (after ``context``) and the template's stop sequences.
+def prompt_tokens(
+    runner: Runner, request: Generation, n_ctx: int | None = None
+) -> tuple[list[int], list[str]]:
+    """The prompt's tokens (after ``context``) and the template's stop sequences, to fit
+    ``n_ctx`` tokens (default: the runner's context; a batched sequence may have fewer).
 
     With ``truncate`` (chats), the oldest turns are left out until the prompt leaves room for
     the reply, as Ollama does; system messages, the first ``keep_messages`` and the last message
@@ -207,12 +210,13 @@ def prompt_tokens(runner: Runner, request: Generation) -> tuple[list[int], list[
     if runner.floor is None:
         runner.floor = TokenFloor.of(llm)
     floor = runner.floor
-    room = min(request.num_predict, runner.n_ctx // 4) if request.truncate else 1
-    budget = runner.n_ctx - room
+    n_ctx = n_ctx or runner.n_ctx
+    room = min(request.num_predict, n_ctx // 4) if request.truncate else 1
+    budget = n_ctx - room
 
     # A text of this many characters has at least as many bytes, so ``floor`` finds it too
     # long: a template's rendering stops there (a few hundred KiB, not its 32 MiB limit).
-    max_chars = runner.n_ctx * 2 * floor.longest
+    max_chars = n_ctx * 2 * floor.longest
 
     def render(req: Generation) -> tuple[list[int] | None, list[str]]:
         """The tokens, or None for a text too long to fit the context (left untokenized)."""
@@ -220,7 +224,7 @@ def prompt_tokens(runner: Runner, request: Generation) -> tuple[list[int], list[
             text, stops = runner.prompts.build(req, max_chars=max_chars)
         except gotemplate.OutputTooLongError:
             return None, []
-        if len(req.context) + floor.tokens(text) >= runner.n_ctx:
+        if len(req.context) + floor.tokens(text) >= n_ctx:
             return None, stops
         tokens = list(req.context) + llm.tokenize(
             text.encode(), add_bos=not req.context, special=True
@@ -230,7 +234,7 @@ def prompt_tokens(runner: Runner, request: Generation) -> tuple[list[int], list[
     tokens, stops = render(request)
     messages = request.messages
     if (tokens is not None and len(tokens) <= budget) or not request.truncate or not messages:
-        return _checked(runner, tokens), stops
+        return _checked(n_ctx, tokens), stops
     droppable = [
         i
         for i, m in enumerate(messages[:-1])
@@ -258,8 +262,8 @@ def prompt_tokens(runner: Runner, request: Generation) -> tuple[list[int], list[
         else:
             low = middle + 1
     if found is None:
-        return _checked(runner, render(without(len(droppable)))[0]), stops
-    return _checked(runner, found[0]), found[1]
+        return _checked(n_ctx, render(without(len(droppable)))[0]), stops
+    return _checked(n_ctx, found[0]), found[1]
 
 
 def _must_drop(messages: list[dict[str, Any]], droppable: list[int], max_chars: int) -> int:
@@ -278,20 +282,20 @@ def _must_drop(messages: list[dict[str, Any]], droppable: list[int], max_chars: 
     return 0
 
 
-def _checked(runner: Runner, tokens: list[int] | None) -> list[int]:
+def _checked(n_ctx: int, tokens: list[int] | None) -> list[int]:
     if tokens is None:
         raise BadRequestError(
-            f"the prompt is longer than the context length num_ctx={runner.n_ctx} holds; "
+            f"the prompt is longer than the context length num_ctx={n_ctx} holds; "
             "shorten it or raise num_ctx"
         )
     if not tokens:
         raise BadRequestError(
             "the prompt is empty once its template is applied: there is nothing to generate from"
         )
-    if len(tokens) >= runner.n_ctx:
+    if len(tokens) >= n_ctx:
         raise BadRequestError(
             f"the prompt is {len(tokens)} tokens, which does not fit the context length "
-            f"num_ctx={runner.n_ctx}; shorten it or raise num_ctx"
+            f"num_ctx={n_ctx}; shorten it or raise num_ctx"
         )
     return tokens
 
