@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import socket
 import statistics
 import subprocess
@@ -329,7 +330,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="billumy-bench-") as work:
         data_dir = Path(work) / "billumy"
         model = base_models(data_dir)["smollm2-135m:latest"].locate()
-        print(f"model {model.name}, {args.threads} threads, 4 slots of {args.num_ctx} tokens")
+        print(
+            f"model {model.name}, {args.threads} threads, 4 slots of {args.num_ctx} tokens; "
+            f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}"
+        )
         env = {
             "BILLUMY_ENGINE_BATCHING": "true",
             "BILLUMY_NUM_PARALLEL": "4",
@@ -356,6 +360,7 @@ def main() -> None:
             print(f"  billumy      engine process {engine[0]:6.0f} / {engine[1]:6.0f}"
                   f"  API process {api[0]:6.0f} / {api[1]:6.0f}")  # fmt: skip
             print(f"  llama-server               {theirs[0]:6.0f} / {theirs[1]:6.0f}")
+            print(f"load average at the end {os.getloadavg()[0]:.2f}")
             both = (engine[0] + api[0]) / theirs[0]
             print(
                 f"  billumy engine / llama-server: {engine[0] / theirs[0]:5.2f}x; "
