@@ -318,48 +318,57 @@ class BatchedModel:
                         f"after {len(sequence.generated)} tokens"
                     ),
                 )
-        batch = self._batch
-        n = 0
-        outputs: list[tuple[Sequence, int]] = []  # sequence, its logits' index in the batch
-        touched: set[int] = set()  # the sequences this step decodes tokens of
-
-        def add(sequence: Sequence, token: int, pos: int, logits: bool) -> None:
-            nonlocal n
-            batch.token[n] = token
-            batch.pos[n] = pos
-            batch.n_seq_id[n] = 1
-            batch.seq_id[n][0] = sequence.seq_id
-            batch.logits[n] = logits
-            touched.add(sequence.seq_id)
-            sequence.past += 1
-            if logits:
-                outputs.append((sequence, n))
-            n += 1
-
-        for sequence in self._running:
-            if not sequence.prefilling:
-                position = len(sequence.tokens) + len(sequence.generated) - 1
-                add(sequence, sequence.last, position, True)
-        room = self.n_batch - n
+        generating = [s for s in self._running if not s.prefilling]
+        room = self.n_batch - len(generating)
+        chunks: list[tuple[Sequence, int]] = []  # prompt chunks: sequence, tokens to read
         for sequence in self._running:
             if room <= 0:
                 break
             if sequence.prefilling:
                 take = min(room, len(sequence.tokens) - sequence.fed)
-                for offset in range(take):
-                    pos = sequence.fed + offset
-                    add(sequence, sequence.tokens[pos], pos, pos == len(sequence.tokens) - 1)
-                sequence.fed += take
+                chunks.append((sequence, take))
                 room -= take
-        if n == 0:
+        if not generating and not chunks:
             return
+        self.steps += 1
+        self.batch_sequences += len(generating) + len(chunks)
+        # One decode for the generating sequences' tokens, then one per prompt chunk: llama.cpp
+        # cuts a batch for separate per-sequence caches into ubatches holding as many tokens of
+        # each sequence, so a prompt chunk decoded beside one-token sequences went through many
+        # small ubatches (a 40-token prompt joining took seconds on a busy machine).
+        if generating:
+            self._decode(
+                [(s, [s.last], len(s.tokens) + len(s.generated) - 1, True) for s in generating]
+            )
+        for sequence, take in chunks:
+            start = sequence.fed
+            sequence.fed += take
+            last = sequence.fed == len(sequence.tokens)
+            self._decode([(sequence, sequence.tokens[start : sequence.fed], start, last)])
+
+    def _decode(self, parts: list[tuple[Sequence, list[int], int, bool]]) -> None:
+        """Decode ``parts`` (a sequence, its tokens, the first one's position, whether the last
+        one's logits are wanted) in one llama_decode, then sample the sequences that want it."""
+        batch = self._batch
+        n = 0
+        outputs: list[tuple[Sequence, int]] = []  # sequence, its logits' index in the batch
+        for sequence, tokens, first, wanted in parts:
+            for offset, token in enumerate(tokens):
+                batch.token[n] = token
+                batch.pos[n] = first + offset
+                batch.n_seq_id[n] = 1
+                batch.seq_id[n][0] = sequence.seq_id
+                logits = wanted and offset == len(tokens) - 1
+                batch.logits[n] = logits
+                if logits:
+                    outputs.append((sequence, n))
+                n += 1
+            sequence.past += len(tokens)
         batch.n_tokens = n
         status = llama_cpp.llama_decode(self._ctx, batch)
         if status != 0:
             raise EngineError(f"llama_decode returned {status}")
-        self.steps += 1
         self.batch_tokens += n
-        self.batch_sequences += len(touched)
         for sequence, index in outputs:
             self._sample(sequence, index)
 
