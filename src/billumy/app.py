@@ -310,6 +310,7 @@ def create_app(settings: Settings, *, drain: Drain | None = None) -> FastAPI:
             return {
                 "queue_depth": engine.queue_depth,
                 "engine": engine.runner(),
+                "engine_stats": engine.stats(),
                 "deployments": router.status(),
                 "tiers": inference.maestro.decisions if inference.maestro else {},
             }

@@ -116,6 +116,13 @@ class UpstreamTimeoutError(UpstreamError):
     status_code = 504
 
 
+class GenerationTimeoutError(BillumyError):
+    """A generation in the embedded engine passed the request's deadline, waiting for a slot
+    or generating (504). Its sequence has left the batch."""
+
+    status_code = 504
+
+
 class UpstreamUnavailableError(UpstreamError):
     """No deployment can take the request now: unreachable, circuit open or full (503)."""
 

@@ -451,7 +451,7 @@ class InferenceService:
                         first = False
                         self._first_token(prepared, time.perf_counter() - started)
                     if chunk.done:
-                        prompt, completion = chunk.prompt_eval_count, chunk.eval_count
+                        prompt, completion = chunk.prompt_tokens, chunk.eval_count
                         self._finished(prepared, chunk)
                     yield chunk
         finally:
@@ -472,7 +472,7 @@ class InferenceService:
         if m is None:
             return
         model = prepared.entry.name
-        m.tokens.labels(model, "prompt").inc(chunk.prompt_eval_count)
+        m.tokens.labels(model, "prompt").inc(chunk.prompt_tokens)
         m.tokens.labels(model, "completion").inc(chunk.eval_count)
         if chunk.eval_count and chunk.eval_duration:
             m.tokens_per_second.labels(model).observe(chunk.eval_count / chunk.eval_duration * 1e9)

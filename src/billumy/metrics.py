@@ -48,6 +48,8 @@ _STATES = ("closed", "half_open", "open")
 # Merging workers' health: a failed check outranks one not made yet, which outranks a pass.
 _HEALTH_RANK = {0: 0, -1: 1, 1: 2}
 _PUBLISH_S = 1.0
+# The embedded engine's counters of its generations (see ``LlamaCppEngine.stats``).
+_ENGINE_STATS = ("running", "steps", "batch_tokens", "batch_sequences")
 
 
 def snapshot(live: dict[str, Any]) -> dict[str, Any]:
@@ -71,6 +73,7 @@ def snapshot(live: dict[str, Any]) -> dict[str, Any]:
         "tiers": tiers,
         "engine_restarts": int(engine.get("restarts", 0)),
         "engine_up": 1 if engine.get("state") in ("idle", "running") else 0,
+        "engine_stats": {k: int((live.get("engine_stats") or {}).get(k, 0)) for k in _ENGINE_STATS},
     }
 
 
@@ -78,9 +81,10 @@ def merge(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """The live values of several workers as one server's: queue depths, in-flight and served
     counts and tier decisions add up; ``states`` counts the workers whose circuit is in each
     state; ``healthy`` is 0 if any worker's last check failed, else -1 if any has not checked
-    yet, else 1. The engine process is one for all workers: its queue depth, restarts and state
-    are the same in every snapshot, so the largest (newest) is taken. Of one worker, the same
-    values as its own."""
+    yet, else 1. The engine process is one for all workers: its queue depth, restarts, state
+    and counters are the same in every snapshot, so the largest (newest) is taken. Of one
+    worker, the same values as its own."""
+    engine_stats = dict.fromkeys(_ENGINE_STATS, 0)
     queue = 0
     restarts = 0
     up = 1
@@ -90,6 +94,9 @@ def merge(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
     for snap in snapshots:
         queue = max(queue, snap["queue_depth"])
         restarts = max(restarts, snap.get("engine_restarts", 0))
+        for name, value in (snap.get("engine_stats") or {}).items():
+            if name in engine_stats:
+                engine_stats[name] = max(engine_stats[name], value)
         up = min(up, snap.get("engine_up", 1)) if seen else snap.get("engine_up", 1)
         seen = True
         for d in snap["deployments"]:
@@ -116,6 +123,7 @@ def merge(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "tiers": tiers,
         "engine_restarts": restarts,
         "engine_up": up,
+        "engine_stats": engine_stats,
     }
 
 
@@ -155,6 +163,32 @@ class _Live(Collector):
         )
         up.add_metric([], live.get("engine_up", 1))
         yield up
+        stats = live.get("engine_stats") or {}
+        running = GaugeMetricFamily(
+            "billumy_engine_running_sequences",
+            "Generations running in the embedded engine now: sequences in a batch (with "
+            "BILLUMY_ENGINE_BATCHING), or contexts generating.",
+        )
+        running.add_metric([], stats.get("running", 0))
+        yield running
+        for name, key, text in (
+            ("billumy_engine_batch_steps", "steps", "Batched decode steps of the engine."),
+            (
+                "billumy_engine_batch_tokens",
+                "batch_tokens",
+                "Tokens the batched decode steps evaluated, prompts and generated tokens "
+                "(per step: rate over billumy_engine_batch_steps).",
+            ),
+            (
+                "billumy_engine_batch_sequences",
+                "batch_sequences",
+                "Sequences in the batched decode steps, added up over the steps (the batch "
+                "size: rate over billumy_engine_batch_steps).",
+            ),
+        ):
+            counter = CounterMetricFamily(name, text)
+            counter.add_metric([], stats.get(key, 0))
+            yield counter
         healthy = GaugeMetricFamily(
             "billumy_upstream_healthy",
             "1 when the deployment's last health check passed (0 failed, -1 not checked).",

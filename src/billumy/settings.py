@@ -217,6 +217,14 @@ class Settings(BaseSettings):
     max_queue: int = Field(
         default=512, ge=0, description="Requests that may wait for the engine before 503."
     )
+    engine_timeout: float = Field(
+        default=600.0,
+        gt=0,
+        description=(
+            "Seconds an embedded generation may take, waiting for the engine included (504 "
+            "beyond); an embedded deployment's own timeout applies to its requests."
+        ),
+    )
     engine_socket: Path | None = Field(
         default=None,
         description=(

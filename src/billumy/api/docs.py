@@ -26,7 +26,7 @@ REASONS = {
     502: "An upstream model server answered something unusable.",
     503: "The queue is full, the engine process is restarting, or a limit cannot be checked"
     " (`Retry-After`).",
-    504: "An upstream model server missed its deadline.",
+    504: "An upstream model server, or the embedded engine, missed the request's deadline.",
 }
 
 # The statuses of a route that runs a model (embedded or routed to an upstream).

@@ -108,9 +108,9 @@ def _finish(chunk: Chunk) -> str:
 
 def _usage(chunk: Chunk) -> dict[str, int]:
     return {
-        "prompt_tokens": chunk.prompt_eval_count,
+        "prompt_tokens": chunk.prompt_tokens,  # the whole prompt, reused or evaluated
         "completion_tokens": chunk.eval_count,
-        "total_tokens": chunk.prompt_eval_count + chunk.eval_count,
+        "total_tokens": chunk.prompt_tokens + chunk.eval_count,
     }
 
 

@@ -55,6 +55,9 @@ class Generation:
     keep_alive_extends: bool = True
     truncate: bool = False  # drop the oldest turns when the messages do not fit num_ctx
     keep_messages: int = 0  # leading messages (persona few-shots) that are never dropped
+    # Seconds the embedded engine may spend on it from when it gets it, waiting for a slot
+    # included (504 beyond); None: no deadline.
+    deadline_s: float | None = None
     mode: Literal["generate", "chat"] = "chat"  # which API the request came through
     stream: bool = True  # False: the client wants the whole answer (upstreams need not stream)
 
@@ -69,13 +72,19 @@ class Chunk:
     context: list[int] | None = None
     total_duration: int = 0
     load_duration: int = 0
-    prompt_eval_count: int = 0
+    prompt_eval_count: int = 0  # prompt tokens evaluated (the rest of the prompt was reused)
     prompt_eval_duration: int = 0
     eval_count: int = 0
     eval_duration: int = 0
+    prompt_cached: int = 0  # prompt tokens whose KV was reused from an earlier generation
     # A hint for writers: the next chunk is already in hand (it came in the same read from an
     # upstream, or from the cache), so this one may be written out together with it.
     more: bool = False
+
+    @property
+    def prompt_tokens(self) -> int:
+        """The whole prompt, evaluated or reused: what usage and quotas count."""
+        return self.prompt_eval_count + self.prompt_cached
 
 
 @dataclass

@@ -7,8 +7,11 @@ each step decodes one token for every sequence that is generating, plus at most
 long prompt does not stall the streams already running). Requests join between steps; finished
 and cancelled ones leave at once. A finished sequence's KV stays in its slot: a new prompt goes
 to the free slot holding its longest prefix (a chat's next turn) and evaluates only the rest,
-as llama-server's ``cache_prompt`` does. ``prompt_eval_count`` still counts the whole prompt, as
-the engine without batching (which reuses a prefix too) does: usage and quotas count it.
+as llama-server's ``cache_prompt`` does: ``prompt_eval_count`` counts the tokens evaluated,
+``prompt_cached`` those reused (usage and quotas count both: the whole prompt).
+
+A sequence past its deadline leaves at the next step with a 504; one whose client went away
+(``cancel``) leaves at the next step too, before it is decoded again.
 
 Each sequence has its own sampler chain (penalties, grammar, then greedy, mirostat or
 top-k/typical/top-p/min-p/temperature with its own seed), built in the order llama-cpp-python's
@@ -30,7 +33,7 @@ from llama_cpp import Llama
 
 from billumy.engines.base import Chunk, Sampling
 from billumy.engines.decoding import TextAssembler
-from billumy.errors import BadRequestError, EngineError
+from billumy.errors import BadRequestError, EngineError, GenerationTimeoutError
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +86,7 @@ def sampler_chain(llm: Llama, s: Sampling, grammar: str | None) -> Any:
 
 @dataclass(eq=False)
 class Sequence:
-    """One request in the batch. ``cancel()`` may be called from any thread."""
+    """One request in the batch (``BatchedModel.cancel`` ends it from any thread)."""
 
     tokens: list[int]  # the prompt
     budget: int  # tokens it may generate
@@ -103,10 +106,9 @@ class Sequence:
     assembler: TextAssembler | None = None
     started_ns: int = 0
     first_ns: int = 0
+    deadline: float = 0.0  # time.monotonic() by which it must be done; 0: none
     cancelled: bool = False
-
-    def cancel(self) -> None:
-        self.cancelled = True
+    cancel_step: int = -1  # the model's step count when it was cancelled
 
     @property
     def prefilling(self) -> bool:
@@ -162,6 +164,7 @@ class BatchedModel:
         self._closing = False
         self.steps = 0  # decode calls so far
         self.batch_tokens = 0  # tokens they decoded
+        self.batch_sequences = 0  # sequences in them, added up over the steps
         self._thread = threading.Thread(target=self._loop, name="llama-batch", daemon=True)
         self._thread.start()
 
@@ -181,9 +184,17 @@ class BatchedModel:
             self._pending.append(sequence)
             self._wake.notify()
 
-    def wake(self) -> None:
-        """Have the scheduler look again (after a ``cancel()``)."""
+    @property
+    def running(self) -> int:
+        """Sequences in the batch now (admitted, reading their prompt or generating)."""
+        return len(self._running)
+
+    def cancel(self, sequence: Sequence) -> None:
+        """Its client has gone: the sequence leaves before the next step decodes anything."""
         with self._wake:
+            if not sequence.cancelled:
+                sequence.cancel_step = self.steps
+                sequence.cancelled = True
             self._wake.notify()
 
     def close(self) -> None:
@@ -290,50 +301,85 @@ class BatchedModel:
 
     def _step(self) -> None:
         """One decode: a token for each generating sequence, then prompt chunks."""
-        for sequence in [s for s in self._running if s.cancelled]:
-            log.info("generation stopped early", extra={"eval_count": len(sequence.generated)})
-            self._leave(sequence)
-        batch = self._batch
-        n = 0
-        outputs: list[tuple[Sequence, int]] = []  # sequence, its logits' index in the batch
-
-        def add(sequence: Sequence, token: int, pos: int, logits: bool) -> None:
-            nonlocal n
-            batch.token[n] = token
-            batch.pos[n] = pos
-            batch.n_seq_id[n] = 1
-            batch.seq_id[n][0] = sequence.seq_id
-            batch.logits[n] = logits
-            sequence.past += 1
-            if logits:
-                outputs.append((sequence, n))
-            n += 1
-
-        for sequence in self._running:
-            if not sequence.prefilling:
-                position = len(sequence.tokens) + len(sequence.generated) - 1
-                add(sequence, sequence.last, position, True)
-        room = self.n_batch - n
+        now = time.monotonic()
+        for sequence in list(self._running):
+            if sequence.cancelled:
+                self._stopped_early(sequence)
+                self._leave(sequence)
+            elif sequence.deadline and now >= sequence.deadline:
+                log.info(
+                    "generation passed its deadline",
+                    extra={"eval_count": len(sequence.generated)},
+                )
+                self._leave(
+                    sequence,
+                    GenerationTimeoutError(
+                        "the generation passed the request's deadline "
+                        f"after {len(sequence.generated)} tokens"
+                    ),
+                )
+        generating = [s for s in self._running if not s.prefilling]
+        room = self.n_batch - len(generating)
+        chunks: list[tuple[Sequence, int]] = []  # prompt chunks: sequence, tokens to read
         for sequence in self._running:
             if room <= 0:
                 break
             if sequence.prefilling:
                 take = min(room, len(sequence.tokens) - sequence.fed)
-                for offset in range(take):
-                    pos = sequence.fed + offset
-                    add(sequence, sequence.tokens[pos], pos, pos == len(sequence.tokens) - 1)
-                sequence.fed += take
+                chunks.append((sequence, take))
                 room -= take
-        if n == 0:
+        if not generating and not chunks:
             return
+        self.steps += 1
+        self.batch_sequences += len(generating) + len(chunks)
+        # One decode for the generating sequences' tokens, then one per prompt chunk: llama.cpp
+        # cuts a batch for separate per-sequence caches into ubatches holding as many tokens of
+        # each sequence, so a prompt chunk decoded beside one-token sequences went through many
+        # small ubatches (a 40-token prompt joining took seconds on a busy machine).
+        if generating:
+            self._decode(
+                [(s, [s.last], len(s.tokens) + len(s.generated) - 1, True) for s in generating]
+            )
+        for sequence, take in chunks:
+            start = sequence.fed
+            sequence.fed += take
+            last = sequence.fed == len(sequence.tokens)
+            self._decode([(sequence, sequence.tokens[start : sequence.fed], start, last)])
+
+    def _decode(self, parts: list[tuple[Sequence, list[int], int, bool]]) -> None:
+        """Decode ``parts`` (a sequence, its tokens, the first one's position, whether the last
+        one's logits are wanted) in one llama_decode, then sample the sequences that want it."""
+        batch = self._batch
+        n = 0
+        outputs: list[tuple[Sequence, int]] = []  # sequence, its logits' index in the batch
+        for sequence, tokens, first, wanted in parts:
+            for offset, token in enumerate(tokens):
+                batch.token[n] = token
+                batch.pos[n] = first + offset
+                batch.n_seq_id[n] = 1
+                batch.seq_id[n][0] = sequence.seq_id
+                logits = wanted and offset == len(tokens) - 1
+                batch.logits[n] = logits
+                if logits:
+                    outputs.append((sequence, n))
+                n += 1
+            sequence.past += len(tokens)
         batch.n_tokens = n
         status = llama_cpp.llama_decode(self._ctx, batch)
         if status != 0:
             raise EngineError(f"llama_decode returned {status}")
-        self.steps += 1
         self.batch_tokens += n
         for sequence, index in outputs:
             self._sample(sequence, index)
+
+    def _stopped_early(self, sequence: Sequence) -> None:
+        log.info(
+            "generation stopped early",
+            extra={
+                "eval_count": len(sequence.generated),
+                "steps_after_cancel": self.steps - sequence.cancel_step,
+            },
+        )
 
     def _sample(self, sequence: Sequence, index: int) -> None:
         token = llama_cpp.llama_sampler_sample(sequence.chain, self._ctx, index)
@@ -359,19 +405,21 @@ class BatchedModel:
         tail = assembler.flush()
         if tail:
             sequence.emit(Chunk(text=tail))
-        sequence.emit(
-            Chunk(
-                done=True,
-                done_reason="stop" if stopped else "length",
-                context=sequence.tokens + sequence.generated,
-                prompt_eval_count=len(sequence.tokens),
-                prompt_eval_duration=sequence.first_ns - sequence.started_ns,
-                eval_count=len(sequence.generated) + (1 if stopped else 0),
-                eval_duration=now - sequence.first_ns,
-            )
+        done = Chunk(
+            done=True,
+            done_reason="stop" if stopped else "length",
+            context=sequence.tokens + sequence.generated,
+            prompt_eval_count=len(sequence.tokens) - sequence.reused,
+            prompt_cached=sequence.reused,
+            prompt_eval_duration=sequence.first_ns - sequence.started_ns,
+            eval_count=len(sequence.generated) + (1 if stopped else 0),
+            eval_duration=now - sequence.first_ns,
         )
+        if sequence.cancelled:
+            self._stopped_early(sequence)  # in this step: it keeps what it decoded
         sequence.finished = True
-        self._leave(sequence)
+        self._leave(sequence)  # out of the batch before its client hears it is done
+        sequence.emit(done)
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:

@@ -52,6 +52,7 @@ class Connection:
         return {
             "queue_depth": self.engine.queue_depth,
             "loaded": [wire.loaded_to_wire(m) for m in self.engine.loaded()],
+            "stats": self.engine.stats(),
         }
 
     def send_status(self) -> None:

@@ -32,7 +32,7 @@ from billumy.engines.llamacpp_runner import (
     prompt_builder,
     prompt_tokens,
 )
-from billumy.errors import BillumyError, EngineError, OverloadedError
+from billumy.errors import BillumyError, EngineError, GenerationTimeoutError, OverloadedError
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,8 @@ class LlamaCppEngine:
         self._waiting = 0
         self._loading: dict[Path, asyncio.Lock] = {}  # with batching: one load per model
         self._idle: dict[Path, asyncio.Event] = {}  # with batching: its last user has left
+        # Counters of batched contexts already freed (``stats`` adds the live ones).
+        self._retired = {"steps": 0, "batch_tokens": 0, "batch_sequences": 0}
         self._reaper: asyncio.Task[None] | None = None
 
     # --- scheduling -------------------------------------------------------------------------
@@ -79,14 +81,24 @@ class LlamaCppEngine:
     def queue_depth(self) -> int:
         return self._waiting
 
-    async def _acquire(self, path: Path) -> asyncio.Semaphore:
+    async def _acquire(self, path: Path, deadline: float = 0.0) -> asyncio.Semaphore:
+        """One of the model's slots; waits in the queue for it, until ``deadline``
+        (``time.monotonic()``; 0: none) at most."""
         slots = self._slots.setdefault(path, asyncio.Semaphore(self.num_parallel))
         if slots.locked():
             if self._waiting >= self.max_queue:
                 raise OverloadedError("server busy: the request queue is full, try again later")
             self._waiting += 1
             try:
-                await slots.acquire()
+                if deadline:
+                    async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                        await slots.acquire()
+                else:
+                    await slots.acquire()
+            except TimeoutError:
+                raise GenerationTimeoutError(
+                    "the request's deadline passed while it waited for the engine"
+                ) from None
             finally:
                 self._waiting -= 1
         else:
@@ -105,6 +117,9 @@ class LlamaCppEngine:
         with self._native:
             if batch is not None:
                 batch.close()
+                self._retired["steps"] += batch.steps
+                self._retired["batch_tokens"] += batch.batch_tokens
+                self._retired["batch_sequences"] += batch.batch_sequences
             llm.close()
 
     async def _checkout(self, path: Path, name: str, n_ctx: int) -> tuple[Runner, int]:
@@ -149,12 +164,14 @@ class LlamaCppEngine:
     async def _checkout_shared(self, path: Path, name: str, n_ctx: int) -> tuple[Runner, int]:
         pool = self._runners.setdefault(path, [])
         async with self._loading.setdefault(path, asyncio.Lock()):
-            # Another context size: reload once its generations are done, as Ollama does.
-            while pool and pool[0].n_ctx != n_ctx and pool[0].users:
+            # A larger context than the loaded one: reload once its generations are done, as
+            # Ollama does. A smaller one runs in it (its sequence holds to its own num_ctx), so
+            # a short request never waits for long generations of a larger context to end.
+            while pool and pool[0].n_ctx < n_ctx and pool[0].users:
                 idle = self._idle.setdefault(path, asyncio.Event())
                 idle.clear()
                 await idle.wait()
-            if pool and pool[0].n_ctx != n_ctx:
+            if pool and pool[0].n_ctx < n_ctx:
                 stale = pool.pop()
                 await self._run(lambda: self._close(stale.llm, stale.batch))
             load_ns = 0
@@ -297,6 +314,23 @@ class LlamaCppEngine:
                 return {"steps": batch.steps, "tokens": batch.batch_tokens, "active": batch.active}
         return {"steps": 0, "tokens": 0, "active": 0}
 
+    def stats(self) -> dict[str, int]:
+        """Generations running now (sequences in a batch, or contexts generating), and with
+        batching the decode steps so far, the tokens they decoded and the sequences in them
+        (added up over the steps), every model together."""
+        running, totals = 0, dict(self._retired)
+        for pool in self._runners.values():
+            for runner in pool:
+                if runner.batch is None:
+                    running += 1 if runner.busy else 0
+                    continue
+                batch = runner.batch
+                running += batch.running
+                totals["steps"] += batch.steps
+                totals["batch_tokens"] += batch.batch_tokens
+                totals["batch_sequences"] += batch.batch_sequences
+        return {"running": running, **totals}
+
     def generate(self, request: Generation) -> AsyncIterator[Chunk]:
         """Stream a generation. Closing the iterator stops llama.cpp within a token."""
         if self.batching:
@@ -305,10 +339,11 @@ class LlamaCppEngine:
 
     async def _generate_alone(self, request: Generation) -> AsyncIterator[Chunk]:
         started = time.perf_counter_ns()
+        deadline = _deadline(request)
         # The API process made the grammar within its limits; requests made here (the maestro
         # classifier) get one within the defaults. llama.cpp checks it in the worker thread.
         grammar = request.grammar or format_grammar(request.format, GrammarLimits())
-        slots = await self._acquire(request.model_path)
+        slots = await self._acquire(request.model_path, deadline)
         runner: Runner | None = None
         stop = threading.Event()
         future: asyncio.Future[Any] | None = None
@@ -324,7 +359,8 @@ class LlamaCppEngine:
 
             active = runner
             future = loop.run_in_executor(
-                self._executor, lambda: generate_in_thread(active, request, grammar, stop, emit)
+                self._executor,
+                lambda: generate_in_thread(active, request, grammar, stop, emit, deadline),
             )
             while True:
                 item = await queue.get()
@@ -346,8 +382,9 @@ class LlamaCppEngine:
 
     async def _generate_batched(self, request: Generation) -> AsyncIterator[Chunk]:
         started = time.perf_counter_ns()
+        deadline = _deadline(request)
         grammar = request.grammar or format_grammar(request.format, GrammarLimits())
-        slots = await self._acquire(request.model_path)
+        slots = await self._acquire(request.model_path, deadline)
         loop = asyncio.get_running_loop()
         runner: Runner | None = None
         sequence: Sequence | None = None
@@ -357,7 +394,8 @@ class LlamaCppEngine:
                 request.model_path, request.model_name, request.num_ctx
             )
             shared = runner
-            tokens, stops = await self._run(lambda: prompt_tokens(shared, request))
+            n_ctx = min(request.num_ctx, runner.n_ctx)
+            tokens, stops = await self._run(lambda: prompt_tokens(shared, request, n_ctx))
             queue: asyncio.Queue[Chunk | BaseException] = asyncio.Queue()
 
             def emit(item: Chunk | BaseException) -> None:
@@ -372,12 +410,13 @@ class LlamaCppEngine:
 
             sequence = Sequence(
                 tokens=tokens,
-                budget=min(request.num_predict, runner.n_ctx - len(tokens)),
+                budget=min(request.num_predict, n_ctx - len(tokens)),
                 stops=stops,
                 sampling=request.sampling,
                 grammar=grammar,
                 emit=emit,
                 on_exit=on_exit,
+                deadline=deadline,
             )
             assert runner.batch is not None
             runner.batch.submit(sequence)
@@ -395,8 +434,7 @@ class LlamaCppEngine:
             # No awaits (see _generate_alone): the scheduler drops a cancelled sequence at its
             # next step, and the slot is given back once it has.
             if sequence is not None and runner is not None and runner.batch is not None:
-                sequence.cancel()
-                runner.batch.wake()
+                runner.batch.cancel(sequence)
             else:
                 left.set_result(None)
             self._release_after(
@@ -503,6 +541,13 @@ class LlamaCppEngine:
         self._runners.clear()
         self._embedders.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _deadline(request: Generation) -> float:
+    """The ``time.monotonic()`` by which ``request`` must be done; 0 for none."""
+    if request.deadline_s is None:
+        return 0.0
+    return time.monotonic() + max(0.0, request.deadline_s)
 
 
 def _post(loop: asyncio.AbstractEventLoop, callback: Callable[[], object]) -> None:

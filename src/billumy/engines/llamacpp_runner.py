@@ -26,7 +26,7 @@ from billumy.engines.base import Chunk, Generation
 from billumy.engines.batched import BatchedModel
 from billumy.engines.decoding import TextAssembler
 from billumy.engines.prompting import PromptBuilder
-from billumy.errors import BadRequestError, BillumyError, EngineError
+from billumy.errors import BadRequestError, BillumyError, EngineError, GenerationTimeoutError
 
 log = logging.getLogger(__name__)
 
@@ -132,11 +132,13 @@ def generate_in_thread(
     grammar: str | None,
     stop: threading.Event,
     emit: Callable[[Chunk | BaseException], None],
+    deadline: float = 0.0,
 ) -> None:
     """Runs in a worker thread: tokenize, sample, and hand chunks to the event loop.
-    ``grammar``: GBNF text that the output must match."""
+    ``grammar``: GBNF text that the output must match; ``deadline``: the
+    ``time.monotonic()`` past which it stops with a 504 (0: none)."""
     try:
-        _generate_tokens(runner, request, runner.grammar(grammar), stop, emit)
+        _generate_tokens(runner, request, runner.grammar(grammar), stop, emit, deadline)
     except BaseException as exc:  # everything goes back to the loop, never lost in a thread
         if isinstance(exc, BillumyError):
             emit(exc)
@@ -187,8 +189,11 @@ class TokenFloor:
         return floor
 
 
-def prompt_tokens(runner: Runner, request: Generation) -> tuple[list[int], list[str]]:
-    """The prompt's tokens (after ``context``) and the template's stop sequences.
+def prompt_tokens(
+    runner: Runner, request: Generation, n_ctx: int | None = None
+) -> tuple[list[int], list[str]]:
+    """The prompt's tokens (after ``context``) and the template's stop sequences, to fit
+    ``n_ctx`` tokens (default: the runner's context; a batched sequence may have fewer).
 
     With ``truncate`` (chats), the oldest turns are left out until the prompt leaves room for
     the reply, as Ollama does; system messages, the first ``keep_messages`` and the last message
@@ -205,12 +210,13 @@ def prompt_tokens(runner: Runner, request: Generation) -> tuple[list[int], list[
     if runner.floor is None:
         runner.floor = TokenFloor.of(llm)
     floor = runner.floor
-    room = min(request.num_predict, runner.n_ctx // 4) if request.truncate else 1
-    budget = runner.n_ctx - room
+    n_ctx = n_ctx or runner.n_ctx
+    room = min(request.num_predict, n_ctx // 4) if request.truncate else 1
+    budget = n_ctx - room
 
     # A text of this many characters has at least as many bytes, so ``floor`` finds it too
     # long: a template's rendering stops there (a few hundred KiB, not its 32 MiB limit).
-    max_chars = runner.n_ctx * 2 * floor.longest
+    max_chars = n_ctx * 2 * floor.longest
 
     def render(req: Generation) -> tuple[list[int] | None, list[str]]:
         """The tokens, or None for a text too long to fit the context (left untokenized)."""
@@ -218,7 +224,7 @@ def prompt_tokens(runner: Runner, request: Generation) -> tuple[list[int], list[
             text, stops = runner.prompts.build(req, max_chars=max_chars)
         except gotemplate.OutputTooLongError:
             return None, []
-        if len(req.context) + floor.tokens(text) >= runner.n_ctx:
+        if len(req.context) + floor.tokens(text) >= n_ctx:
             return None, stops
         tokens = list(req.context) + llm.tokenize(
             text.encode(), add_bos=not req.context, special=True
@@ -228,7 +234,7 @@ def prompt_tokens(runner: Runner, request: Generation) -> tuple[list[int], list[
     tokens, stops = render(request)
     messages = request.messages
     if (tokens is not None and len(tokens) <= budget) or not request.truncate or not messages:
-        return _checked(runner, tokens), stops
+        return _checked(n_ctx, tokens), stops
     droppable = [
         i
         for i, m in enumerate(messages[:-1])
@@ -256,8 +262,8 @@ def prompt_tokens(runner: Runner, request: Generation) -> tuple[list[int], list[
         else:
             low = middle + 1
     if found is None:
-        return _checked(runner, render(without(len(droppable)))[0]), stops
-    return _checked(runner, found[0]), found[1]
+        return _checked(n_ctx, render(without(len(droppable)))[0]), stops
+    return _checked(n_ctx, found[0]), found[1]
 
 
 def _must_drop(messages: list[dict[str, Any]], droppable: list[int], max_chars: int) -> int:
@@ -276,20 +282,20 @@ def _must_drop(messages: list[dict[str, Any]], droppable: list[int], max_chars: 
     return 0
 
 
-def _checked(runner: Runner, tokens: list[int] | None) -> list[int]:
+def _checked(n_ctx: int, tokens: list[int] | None) -> list[int]:
     if tokens is None:
         raise BadRequestError(
-            f"the prompt is longer than the context length num_ctx={runner.n_ctx} holds; "
+            f"the prompt is longer than the context length num_ctx={n_ctx} holds; "
             "shorten it or raise num_ctx"
         )
     if not tokens:
         raise BadRequestError(
             "the prompt is empty once its template is applied: there is nothing to generate from"
         )
-    if len(tokens) >= runner.n_ctx:
+    if len(tokens) >= n_ctx:
         raise BadRequestError(
             f"the prompt is {len(tokens)} tokens, which does not fit the context length "
-            f"num_ctx={runner.n_ctx}; shorten it or raise num_ctx"
+            f"num_ctx={n_ctx}; shorten it or raise num_ctx"
         )
     return tokens
 
@@ -300,6 +306,7 @@ def _generate_tokens(
     grammar: LlamaGrammar | None,
     stop: threading.Event,
     emit: Callable[[Chunk | BaseException], None],
+    deadline: float = 0.0,
 ) -> None:
     llm = runner.llm
     tokens, template_stops = prompt_tokens(runner, request)
@@ -317,6 +324,13 @@ def _generate_tokens(
     t_first = 0
     done_reason = "length"
     vocab = llm._model.vocab
+    late = threading.Event()
+
+    def halt(_ids: Any, _logits: Any) -> bool:
+        if deadline and time.monotonic() >= deadline:
+            late.set()
+        return stop.is_set() or late.is_set()
+
     for token in llm.generate(
         tokens,
         top_k=s.top_k,
@@ -331,7 +345,7 @@ def _generate_tokens(
         mirostat_tau=s.mirostat_tau,
         mirostat_eta=s.mirostat_eta,
         grammar=grammar,
-        stopping_criteria=llama_cpp.StoppingCriteriaList([lambda _ids, _logits: stop.is_set()]),
+        stopping_criteria=llama_cpp.StoppingCriteriaList([halt]),
     ):
         if not t_first:
             t_first = time.perf_counter_ns()
@@ -349,6 +363,13 @@ def _generate_tokens(
             break
         if stop.is_set() or len(generated) >= budget:
             break
+        if deadline and time.monotonic() >= deadline:
+            late.set()
+            break
+    if late.is_set() and not stop.is_set():
+        raise GenerationTimeoutError(
+            f"the generation passed the request's deadline after {len(generated)} tokens"
+        )
     # Checked before the final chunk goes out: after it, the consumer sets ``stop`` itself.
     cancelled = stop.is_set()
     tail = assembler.flush()

@@ -69,6 +69,13 @@ class EngineClient:
     def queue_depth(self) -> int:
         return int(self._status.get("queue_depth", 0)) if self._connection else 0
 
+    def stats(self) -> dict[str, int]:
+        """What the engine process last reported of its generations (see
+        ``LlamaCppEngine.stats``): running now, and with batching its decode steps, the tokens
+        they decoded and the sequences in them. Empty before it has said anything."""
+        stats = self._status.get("stats") if self._connection else None
+        return {k: int(v) for k, v in stats.items()} if isinstance(stats, dict) else {}
+
     def loaded(self) -> list[LoadedModel]:
         if self._connection is None:
             return []

@@ -283,10 +283,10 @@ class Router:
             if target.route is None:
                 # No deployments configured: the embedded engine serves it directly.
                 route.deployment, route.model = EMBEDDED, target.name
-                request = generation
+                request = replace(generation, deadline_s=self.settings.engine_timeout)
                 if target is not entry:
                     request = replace(
-                        generation, model_path=target.base.path(), model_name=target.name
+                        request, model_path=target.base.path(), model_name=target.name
                     )
                 async with closing(self.engine.generate(request)) as chunks:
                     async for chunk in chunks:
@@ -336,7 +336,11 @@ class Router:
         async with self._attempt(deployment):
             if deployment.upstream is None:
                 assert deployment.model_path is not None
-                request = replace(generation, model_path=deployment.model_path)
+                request = replace(
+                    generation,
+                    model_path=deployment.model_path,
+                    deadline_s=deployment.config.timeout,
+                )
                 chunks = self.engine.generate(request)
             else:
                 chunks = deployment.upstream.generate(generation, deployment.upstream_model)

@@ -43,6 +43,7 @@ _ERRORS: dict[str, type[errors.BillumyError]] = {
         errors.PayloadTooLargeError,
         errors.OverloadedError,
         errors.EngineError,
+        errors.GenerationTimeoutError,
     )
 }
 
