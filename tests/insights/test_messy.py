@@ -772,3 +772,22 @@ def test_a_cancellation_rate_is_over_the_trips_requested_not_the_money_nor_the_d
     found, _ = _facts(rows, "Which city has the lowest cancellation rate?", "en")
     ratio = next(f for f in found if f.kind == "ratio")
     assert (ratio.values["part"], ratio.values["whole"]) == ("trips_cancelled", "trips_requested")
+
+
+def test_an_anomaly_clause_of_a_multi_part_question_reads_its_own_segments_and_periods() -> None:
+    rows = [
+        {"week": (date(2024, 5, 6) + timedelta(weeks=w)).isoformat(), "city": city,
+         "service": service, "trips_completed": 1000 + 7 * w + (400 if service == "Standard" else 0)
+         if (city, w) != ("Tampa", 12) else 300, "total_miles": 5000.0 + w}
+        for w in range(16)
+        for city in ("Nashville", "Tampa", "Phoenix")
+        for service in ("Standard", "XL")
+    ]  # fmt: skip
+    text = (
+        "Which service had more completed trips in Nashville in June, and did any city drop "
+        "sharply in any week?"
+    )
+    found, _ = _facts(rows, text, "en")
+    anomaly = next(f for f in found if f.kind == "anomaly")
+    assert anomaly.values["dimension"] == "city"
+    assert [r["segment"] for r in anomaly.rows] == ["Tampa"]

@@ -668,7 +668,13 @@ class InsightService:
         focus = _anomaly_plan(question, prof, plan) if direction and question else None
         scope = anomalies.plan_scope(table, prof, focus)
         if scope is not None and direction and asked is not None:
-            scope = _narrowed(scope, asked)
+            clause = _anomaly_clause(question or "")
+            if clause is not None and clause.strip(" ?") != (question or "").strip(" ?"):
+                # The periods and segments the anomaly's own clause names, not the others'.
+                asked_here = questions.parse(clause, prof)
+                scope = _narrowed(scope, asked_here)
+            else:
+                scope = _narrowed(scope, asked)
         found = None
         if scope is not None:
             found = anomalies.anomaly_fact(
@@ -874,14 +880,31 @@ def _anomaly_plan(question: str, prof: Profile, plan: Plan | None) -> Plan | Non
     did any carrier's delay spike?" checks the delay, not the deliveries)."""
     if plan is None:
         return None
+    clause = _anomaly_clause(question)
+    if clause is None:
+        return plan
+    read = rule_plan(clause, prof)
+    if read is None:
+        return plan
+    update: dict[str, Any] = {}
+    if read.measures[0].column != "*" and names_a_measure(clause, prof):
+        update["measures"] = read.measures[:1]
+    if clause.strip(" ?") != question.strip(" ?"):
+        # "Which service sold most in June, and did any city drop in any week?": the check
+        # reads its own clause's segments and grain, not the other part's.
+        if read.dimensions:
+            update["dimensions"] = read.dimensions[:1]
+        if read.period is not None:
+            update["period"] = read.period
+    return plan.model_copy(update=update)
+
+
+def _anomaly_clause(question: str) -> str | None:
+    """The part of ``question`` that asks about drops or spikes, or None."""
     for clause in re.split(r"\s*[,;?]\s*|\s+(?:e|and)\s+", question):
-        if anomalies.asked_direction(clause) is None:
-            continue
-        read = rule_plan(clause, prof)
-        if read is not None and read.measures[0].column != "*":
-            return plan.model_copy(update={"measures": read.measures[:1]})
-        break
-    return plan
+        if anomalies.asked_direction(clause) is not None:
+            return clause
+    return None
 
 
 def _named_dimension(
