@@ -791,3 +791,16 @@ def test_an_anomaly_clause_of_a_multi_part_question_reads_its_own_segments_and_p
     anomaly = next(f for f in found if f.kind == "anomaly")
     assert anomaly.values["dimension"] == "city"
     assert [r["segment"] for r in anomaly.rows] == ["Tampa"]
+
+
+def test_a_rate_asked_beside_money_is_over_counts_never_over_the_money() -> None:
+    rows = [
+        {"data": f"2024-01-{d:02d}", "unidade": u, "agendamentos": 40 + d % 3,
+         "faltas": 4 + d % 2, "consultas": 36 + d % 3 - d % 2, "faturamento": 9000.0 + d}
+        for d in range(1, 29)
+        for u in ("Moema", "Pinheiros")
+    ]  # fmt: skip
+    text = "Which clinic had the highest no-show rate, and how did billing change?"
+    found, _ = _facts(rows, text, "en")
+    ratio = next(f for f in found if f.kind == "ratio")
+    assert (ratio.values["part"], ratio.values["whole"]) == ("faltas", "agendamentos")

@@ -218,13 +218,18 @@ def _candidates(
         parts = [c.name for c in profile.columns if _additive(c) and _CONVERTED & _words(c)]
         wholes = [c.name for c in profile.columns if _additive(c) and _VISITS & _words(c)]
         return [(a, b) for a in parts for b in wholes]
-    pairs = [(a, b) for a in named for b in named if a != b]
+    # A count over money is no rate ("faltas over faturamento"), nor money over a count.
+    pairs = [(a, b) for a in named for b in named if a != b and _same_kind(profile, a, b)]
     # "calls offered, calls answered and the abandonment rate": the part is what the clause
     # with the word of rate names.
     rated = _rated_clause(question)
     if rated:
         first = [c for c in named_columns(rated, profile, any_word=True) if c in named]
         pairs.sort(key=lambda pair: pair[0] not in first)
+        if first and len(named) > 1 and table is not None and not pairs:
+            # "the highest no-show rate, and how did billing change?": the rated part's whole
+            # is the column that holds it on every row, as for a part named alone.
+            pairs += [(first[0], whole) for whole in _dominating(table, profile, first[0])]
     if len(named) == 1:
         words = set(name_words(named[0])) - _GENERIC
         shared = [
@@ -243,6 +248,13 @@ def _candidates(
     return pairs
 
 
+def _same_kind(profile: Profile, part: str, whole: str) -> bool:
+    """Whether ``whole`` may be the whole of ``part`` in a percentage: money over money, a
+    count over a count (money over a count is an amount per thing, another fact)."""
+    a, b = profile.column(part), profile.column(whole)
+    return a is not None and b is not None and a.money == b.money
+
+
 def _dominating(table: Table, profile: Profile, part: str, exact_only: bool = False) -> list[str]:
     """The additive columns at least as large as ``part`` on every row (and larger in sum),
     smallest sum first: the wholes ``part`` may be a share of."""
@@ -250,7 +262,11 @@ def _dominating(table: Table, profile: Profile, part: str, exact_only: bool = Fa
     column = profile.column(part)
     if column is None or column.dtype not in ("BIGINT", "INTEGER", "HUGEINT", "SMALLINT"):
         return []  # a count of things is a part; an amount of money or hours is not
-    others = [c for c in profile.columns if not c.masked and c.name != part and _additive(c)]
+    others = [
+        c
+        for c in profile.columns
+        if not c.masked and c.name != part and _additive(c) and _same_kind(profile, part, c.name)
+    ]
     if not others:
         return []
     checks = ", ".join(
