@@ -56,7 +56,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -370,6 +370,15 @@ async def read_back(port: int, key: str, tally: Tally) -> tuple[int, int]:
     return acknowledged, missing
 
 
+def w_load(
+    args: argparse.Namespace, front: int, keys: dict[str, str], tally: Tally
+) -> Coroutine[Any, Any, Latency]:
+    """W's measured load, the same alone and under attack."""
+    return well_behaved(
+        front, keys["W"], args.w_requests, args.w_concurrency, args.deadline, tally, args.w_rate
+    )
+
+
 async def under_attack(
     args: argparse.Namespace, front: int, keys: dict[str, str], chats: list[str], tally: Tally
 ) -> Latency:
@@ -386,17 +395,7 @@ async def under_attack(
     )
     attackers.start()
     await asyncio.sleep(args.ramp)  # the attack is under way before W starts
-    w_task = asyncio.ensure_future(
-        well_behaved(
-            front,
-            keys["W"],
-            args.w_requests,
-            args.w_concurrency,
-            args.deadline,
-            tally,
-            args.w_rate,
-        )
-    )
+    w_task = asyncio.ensure_future(w_load(args, front, keys, tally))
     started = time.monotonic()
     while not w_task.done():
         await asyncio.sleep(2)
@@ -457,17 +456,7 @@ async def run(
             f"round {round_}/{args.rounds}, W alone: {args.w_requests} streams, "
             f"{args.w_concurrency} at a time"
         )
-        alone.add(
-            await well_behaved(
-                front,
-                keys["W"],
-                args.w_requests,
-                args.w_concurrency,
-                args.deadline,
-                tally,
-                args.w_rate,
-            )
-        )
+        alone.add(await w_load(args, front, keys, tally))
         progress(f"round {round_}/{args.rounds}, W under attack by {args.attackers} clients")
         attacked.add(await under_attack(args, front, keys, chats, tally))
 
