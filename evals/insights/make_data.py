@@ -226,6 +226,34 @@ The tenth held-out set (``holdout10.toml``) has two more:
   spike; Tampa's 0.3 of normal in the week of 5 August 2024 (Hurricane Debby), a drop;
   cancellation rates and Charlotte have no anomaly.
 
+The eleventh held-out set (``holdout11.toml``) has two more:
+
+* ``os_concessionaria_agricola.csv``: one row per month, branch (``filial``, with a numeric
+  ``cód_filial``) and service type (``tipo_serviço``: Revisão Preventiva, Manutenção
+  Corretiva, Garantia, Agricultura de Precisão) of an agricultural-machinery dealer's
+  workshops, jan/23 to abr/24; ``;`` separated, ``competência`` as Excel's pt-BR ``mmm/aa``
+  (``jan/23``: a month abbreviation and a two-digit year), accented column names,
+  ``os_abertas`` and ``os_concluídas``, ``horas_técnicas`` with a decimal comma and thousands
+  dots (``1.234,5``), ``valor_peças`` and ``valor_mão_de_obra`` as text (``R$ 123.456,78``),
+  ``técnicos`` (technicians on the line at the month's end: a stock, never summed over
+  months) and ``tempo_médio_reparo_dias`` (the month's average repair time, decimal comma:
+  weighted by the orders completed, never summed); corrective work rises at the harvests and
+  revisions before planting (seasonal); Agricultura de Precisão grows 6% a month; Sorriso's
+  Garantia orders are 3.6 times normal in fev/24 (a factory recall of harvester bearings), a
+  spike; Luís Eduardo Magalhães' orders 0.4 of normal in out/23 (the workshop closed after a
+  fire), a drop; repair times and Cascavel's revenue have no anomaly;
+* ``substation_energy_monthly.csv``: one row per month (``YYYY-MM`` text), substation (with a
+  numeric ``substation_id``, and its ``county``) and customer class (Residential, Commercial,
+  Industrial) of a Texas electricity distributor, January 2023 to November 2024, English
+  names: ``customers`` (accounts at the month's end: a stock, never summed over months),
+  ``energy_mwh``, ``peak_mw`` (the month's peak: a maximum, never summed), ``billed_usd``
+  (plain numbers: energy plus a fixed charge a customer) and ``outage_events``; residential
+  load is 1.4 times in July and August (air conditioning); Cedar Park grows 2.5% a month (new
+  subdivisions); Bastrop East's industrial energy is 2.8 times normal in March 2024 (the sand
+  plant's own generator overhauled), a spike; San Marcos South's energy 0.35 of normal in
+  April 2024 (a transformer fire), a drop, with six times its outage events; prices a MWh
+  and North Hills have no anomaly.
+
 Run from the repository root::
 
     .venv/bin/python evals/insights/make_data.py           # (re)write the files
@@ -252,9 +280,10 @@ def wobble(*key: object) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def br_number(value: float) -> str:
-    """``1234.5`` as a Brazilian spreadsheet writes it: ``1.234,50``."""
-    return f"{value:,.2f}".replace(",", "_").replace(".", ",").replace("_", ".")
+def br_number(value: float, digits: int = 2) -> str:
+    """``1234.5`` as a Brazilian spreadsheet writes it: ``1.234,50`` (``1.234,5`` with
+    ``digits=1``)."""
+    return f"{value:,.{digits}f}".replace(",", "_").replace(".", ",").replace("_", ".")
 
 
 def to_csv(header: list[str], rows: list[list[object]], delimiter: str = ",") -> str:
@@ -1269,6 +1298,105 @@ def rides_weekly() -> str:
                    "total_miles", "active_drivers", "surge"], rows)  # fmt: skip
 
 
+# --- the eleventh held-out set's datasets (holdout11.toml) -------------------------------------
+
+MESES = ("jan", "fev", "mar", "abr", "mai", "jun", "jul", "ago", "set", "out", "nov", "dez")
+
+
+def os_concessionaria_agricola() -> str:
+    branches = {  # cód_filial: (filial, uf, size)
+        510: ("Rio Verde", "GO", 1.2),
+        520: ("Sorriso", "MT", 1.4),
+        530: ("Luís Eduardo Magalhães", "BA", 1.0),
+        540: ("Cascavel", "PR", 0.8),
+    }
+    services = {  # (orders a month, hours an order, parts an order, R$ an hour, days, technicians)
+        "Revisão Preventiva": (60.0, 6.0, 1800.0, 185.0, 2.0, 6),
+        "Manutenção Corretiva": (45.0, 14.0, 6500.0, 210.0, 5.5, 8),
+        "Garantia": (15.0, 10.0, 4000.0, 160.0, 7.0, 2),
+        "Agricultura de Precisão": (8.0, 5.0, 9000.0, 240.0, 1.5, 2),
+    }
+    season = {  # by month: corrective work at the soy and corn harvests, revisions before planting
+        "Manutenção Corretiva": (1.0, 1.2, 1.2, 1.0, 1.0, 1.15, 1.15, 0.95, 0.9, 0.95, 1.0, 0.9),
+        "Revisão Preventiva": (0.95, 0.9, 0.9, 1.0, 1.05, 1.0, 1.05, 1.25, 1.25, 1.0, 0.95, 0.85),
+    }
+    rows: list[list[object]] = []
+    for index in range(16):  # jan/23 .. abr/24
+        year, month = 2023 + index // 12, index % 12 + 1
+        for code, (branch, state, size) in branches.items():
+            for service, (volume, hours, parts, rate, days, techs) in services.items():
+                key = (code, service, year, month)
+                opened = volume * size * season.get(service, (1.0,) * 12)[month - 1]
+                opened *= 1 + 0.16 * (wobble("a", *key) - 0.5)
+                if service == "Agricultura de Precisão":
+                    opened *= 1.06**index  # autopilots and yield monitors catching on
+                    techs += index // 5
+                if (branch, service, year, month) == ("Sorriso", "Garantia", 2024, 2):
+                    opened *= 3.6  # the planted spike: a factory recall of harvester bearings
+                if (branch, year, month) == ("Luís Eduardo Magalhães", 2023, 10):
+                    opened *= 0.4  # the planted drop: the workshop closed after a fire
+                done = round(round(opened) * (0.88 + 0.14 * wobble("c", *key)))
+                worked = done * hours * (1 + 0.2 * (wobble("h", *key) - 0.5))
+                labour = worked * rate * (1 + 0.04 * (wobble("r", *key) - 0.5))
+                spare = done * parts * (1 + 0.3 * (wobble("p", *key) - 0.5))
+                staff = round(techs * size + wobble("t", *key) - 0.3)
+                repair = round(days * (1 + 0.2 * (wobble("d", *key) - 0.5)), 1)
+                rows.append(
+                    [f"{MESES[month - 1]}/{year % 100}", code, branch, state, service,
+                     round(opened), done, br_number(worked, 1), f"R$ {br_number(spare)}",
+                     f"R$ {br_number(labour)}", staff, f"{repair:.1f}".replace(".", ",")]
+                )  # fmt: skip
+    header = ["competência", "cód_filial", "filial", "uf", "tipo_serviço", "os_abertas"]
+    return to_csv([*header, "os_concluídas", "horas_técnicas", "valor_peças", "valor_mão_de_obra",
+                   "técnicos", "tempo_médio_reparo_dias"], rows, ";")  # fmt: skip
+
+
+def substation_energy_monthly() -> str:
+    substations = {  # substation_id: (substation, county, size)
+        7101: ("Riverside", "Travis", 1.2),
+        7102: ("North Hills", "Williamson", 1.0),
+        7103: ("Cedar Park", "Williamson", 0.6),
+        7104: ("Bastrop East", "Bastrop", 0.8),
+        7105: ("San Marcos South", "Hays", 0.9),
+    }
+    classes = {  # (customers, MWh a customer a month, $ a kWh, $ a customer, load factor)
+        "Residential": (9000, 0.9, 0.14, 10.0, 0.45),
+        "Commercial": (1100, 6.5, 0.115, 35.0, 0.6),
+        "Industrial": (40, 180.0, 0.085, 400.0, 0.8),
+    }
+    season = {  # by month: air conditioning in the Texas summer, heating in January
+        "Residential": (1.15, 1.05, 0.95, 0.9, 1.0, 1.2, 1.38, 1.4, 1.2, 0.95, 0.9, 1.05),
+        "Commercial": (1.0, 1.0, 0.95, 0.95, 1.0, 1.1, 1.15, 1.15, 1.1, 1.0, 0.95, 1.0),
+    }
+    rows: list[list[object]] = []
+    for index in range(23):  # 2023-01 .. 2024-11
+        year, month = 2023 + index // 12, index % 12 + 1
+        for code, (substation, county, size) in substations.items():
+            for name, (count, usage, price, fixed, load) in classes.items():
+                key = (code, name, year, month)
+                customers = count * size * (1 + 0.002 * index)
+                if substation == "Cedar Park":
+                    customers *= 1.025**index  # new subdivisions: the substation that grew
+                customers = round(customers * (1 + 0.01 * (wobble("n", *key) - 0.5)))
+                energy = customers * usage * season.get(name, (1.0,) * 12)[month - 1]
+                energy *= 1 + 0.1 * (wobble("e", *key) - 0.5)
+                events = round(4 * size * wobble("o", *key) + 0.3)
+                if (substation, name, year, month) == ("Bastrop East", "Industrial", 2024, 3):
+                    energy *= 2.8  # the planted spike: the sand plant's own generator overhauled
+                if (substation, year, month) == ("San Marcos South", 2024, 4):
+                    energy *= 0.35  # the planted drop: a transformer fire, load shed for weeks
+                    events *= 6
+                peak = energy / (730 * load) * (1 + 0.1 * (wobble("k", *key) - 0.5))
+                billed = energy * 1000 * price * (1 + 0.02 * (wobble("b", *key) - 0.5))
+                billed += customers * fixed
+                rows.append(
+                    [f"{year}-{month:02d}", code, substation, county, name, customers,
+                     f"{energy:.1f}", f"{peak:.2f}", f"{billed:.2f}", events]
+                )  # fmt: skip
+    header = ["month", "substation_id", "substation", "county", "customer_class", "customers"]
+    return to_csv([*header, "energy_mwh", "peak_mw", "billed_usd", "outage_events"], rows)
+
+
 def _cumulative(shares: dict[str, float]) -> list[tuple[str, float]]:
     """(name, running total of the shares): the bands a number in [0, 1) falls into."""
     out, total = [], 0.0
@@ -1309,6 +1437,8 @@ FILES: dict[str, Callable[[], str]] = {
     "bakery_monthly.csv": bakery_monthly,
     "postos_combustivel.csv": postos_combustivel,
     "rides_weekly.csv": rides_weekly,
+    "os_concessionaria_agricola.csv": os_concessionaria_agricola,
+    "substation_energy_monthly.csv": substation_energy_monthly,
 }
 
 

@@ -1,10 +1,10 @@
 """The insights evaluation sets (evals/insights/): their shape, their data and their expected
 numbers.
 
-There are eleven case files: ``cases.toml``, the main set, and ten held-out sets,
+There are twelve case files: ``cases.toml``, the main set, and eleven held-out sets,
 ``holdout.toml``, ``holdout2.toml``, ``holdout3.toml``, ``holdout4.toml``, ``holdout5.toml``,
-``holdout6.toml``, ``holdout7.toml``, ``holdout8.toml``, ``holdout9.toml`` and
-``holdout10.toml``, questions written
+``holdout6.toml``, ``holdout7.toml``, ``holdout8.toml``, ``holdout9.toml``, ``holdout10.toml``
+and ``holdout11.toml``, questions written
 without reading the planner about datasets its author had not seen. The expected values in all
 of them are literals a person can read; here each is checked against the case's reference query,
 run by DuckDB on the committed CSV through the case file's own typed view (not Billumy's
@@ -42,6 +42,7 @@ HOLDOUT7 = load_cases(EVALS / "holdout7.toml")
 HOLDOUT8 = load_cases(EVALS / "holdout8.toml")
 HOLDOUT9 = load_cases(EVALS / "holdout9.toml")
 HOLDOUT10 = load_cases(EVALS / "holdout10.toml")
+HOLDOUT11 = load_cases(EVALS / "holdout11.toml")
 SETS = {
     "cases.toml": CASES,
     "holdout.toml": HOLDOUT,
@@ -54,6 +55,7 @@ SETS = {
     "holdout8.toml": HOLDOUT8,
     "holdout9.toml": HOLDOUT9,
     "holdout10.toml": HOLDOUT10,
+    "holdout11.toml": HOLDOUT11,
 }
 # The main set keeps at least 40 cases; each held-out set at least 30.
 MINIMUM = {
@@ -68,6 +70,7 @@ MINIMUM = {
     "holdout8.toml": 30,
     "holdout9.toml": 30,
     "holdout10.toml": 30,
+    "holdout11.toml": 30,
 }
 
 
@@ -366,6 +369,36 @@ def test_the_tenth_holdout_datasets_are_what_it_claims() -> None:
         assert requested == completed + cancelled, row
     assert len(fuel.encode()) < 80_000
     assert len(rides.encode()) < 40_000
+
+
+def test_the_eleventh_holdout_datasets_are_what_it_claims() -> None:
+    text = {
+        name: spec.path.read_text(encoding="utf-8") for name, spec in HOLDOUT11.datasets.items()
+    }
+    dealer = text["os_concessionaria_agricola.csv"]
+    assert dealer.startswith("competência;cód_filial;filial;uf;tipo_serviço;os_abertas;")
+    # pt-BR "mmm/aa" months, hours with a decimal comma and thousands dots, money as R$ text, an
+    # average with a decimal comma; the planted spike
+    assert re.search(
+        r"^fev/24;520;Sorriso;MT;Garantia;\d{2,3};\d{2,3};\d{3},\d;R\$ \d{3}\.\d{3},\d{2};"
+        r"R\$ \d{2,3}\.\d{3},\d{2};\d+;\d,\d$",
+        dealer,
+        re.M,
+    )
+    assert re.search(r";\d\.\d{3},\d;R\$ ", dealer)  # hours with a thousands dot
+    assert ";Luís Eduardo Magalhães;BA;Agricultura de Precisão;" in dealer
+    assert "\njan/23;" in dealer and "\nabr/24;" in dealer and "\nmai/24;" not in dealer
+    grid = text["substation_energy_monthly.csv"]
+    assert grid.startswith("month,substation_id,substation,county,customer_class,customers,")
+    # YYYY-MM months, plain numbers; the planted spike
+    assert re.search(
+        r"^2024-03,7104,Bastrop East,Bastrop,Industrial,\d{2},\d{5}\.\d,\d+\.\d{2},\d+\.\d{2},\d+$",
+        grid,
+        re.M,
+    )
+    assert "\n2024-11,7103,Cedar Park," in grid and "\n2024-12," not in grid
+    assert len(dealer.encode()) < 40_000
+    assert len(grid.encode()) < 40_000
 
 
 def test_the_committed_data_is_what_the_generator_writes() -> None:
