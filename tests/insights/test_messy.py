@@ -46,6 +46,22 @@ def test_a_dot_is_a_decimal_point_where_the_file_has_no_decimal_comma() -> None:
         assert table.types["mes"] == "VARCHAR"
 
 
+def test_a_month_by_its_name_as_spreadsheets_write_it_in_portuguese_and_english() -> None:
+    # pt-BR Excel shows a month as "jan/23"; others write "fev/2024", "Mar-24", "março/2024".
+    written = ["jan/23", "fev/2024", "Mar-24", "abr.24", "março/2024", "Sep 2024", "dez/23", "out/23"]
+    csv = "mes;os\n" + "".join(f"{m};{i}\n" for i, m in enumerate(written))
+    with data.from_csv(csv) as table:
+        assert table.types["mes"] == "DATE"
+        months = [r[0] for r in table.query("SELECT mes FROM data ORDER BY rowid")]
+    assert months == [
+        date(2023, 1, 1), date(2024, 2, 1), date(2024, 3, 1), date(2024, 4, 1),
+        date(2024, 3, 1), date(2024, 9, 1), date(2023, 12, 1), date(2023, 10, 1),
+    ]  # fmt: skip
+    # A word that is no month keeps the column text.
+    with data.from_csv("mes;os\njan/23;1\nfoo/23;2\n") as table:
+        assert table.types["mes"] == "VARCHAR"
+
+
 def _hourly() -> list[dict[str, Any]]:
     rows = []
     for day in (1, 2):

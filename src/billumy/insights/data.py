@@ -254,6 +254,13 @@ _MONTH = r"\s*[0-9]{4}-[0-9]{2}\s*"
 _BR_DATE = r"\s*[0-9]{2}/[0-9]{2}/[0-9]{4}\s*"
 _BR_MONTH = r"\s*(0[1-9]|1[0-2])/[0-9]{4}\s*"  # "01/2024", a month of accounts (competência)
 _BR_SHORT_DATE = r"\s*[0-9]{2}/[0-9]{2}/[0-9]{2}\s*"  # "15/03/24"
+# A month by its name, as spreadsheets write it in Portuguese and English: "jan/23" (what
+# pt-BR Excel shows for a month), "fev/2024", "Mar-24", "abr.24", "março/2024", "Sep 2024".
+_NAMED_MONTH = (
+    r"\s*(?i:jan(eiro|uary)?|fev(ereiro)?|feb(ruary)?|mar([cç]o|ch)?|abr(il)?|apr(il)?|mai[o]?"
+    r"|may|jun(ho|e)?|jul(ho|y)?|ago(sto)?|aug(ust)?|set(embro)?|sep(t|tember)?|out(ubro)?"
+    r"|oct(ober)?|nov(embro|ember)?|dez(embro)?|dec(ember)?)\.?[/ -]?([0-9]{2}|[0-9]{4})\s*"
+)
 _TIMESTAMP = r"\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?Z?)?\s*"
 
 
@@ -302,8 +309,29 @@ def _candidates(decimal_comma: bool, thousands_dot: bool = False) -> list[_Candi
         _Candidate("DATE", _BR_DATE, f"CAST(try_strptime({trimmed}, '%m/%d/%Y') AS DATE)"),
         _Candidate("DATE", _BR_SHORT_DATE, f"CAST(try_strptime({trimmed}, '%d/%m/%y') AS DATE)"),
         _Candidate("DATE", _BR_MONTH, f"CAST(try_strptime({trimmed}, '%m/%Y') AS DATE)"),
+        _Candidate("DATE", _NAMED_MONTH, _named_month(trimmed)),
         _Candidate("TIMESTAMP", _TIMESTAMP, f"TRY_CAST(rtrim({trimmed}, 'Z') AS TIMESTAMP)"),
     ]
+
+
+_MONTHS_PT = ["jan", "fev", "mar", "abr", "mai", "jun", "jul", "ago", "set", "out", "nov", "dez"]
+_MONTHS_EN = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+
+
+def _named_month(text: str) -> str:
+    """SQL turning a month by its name (``_NAMED_MONTH``) into its first day; a two-digit
+    year is this century's."""
+    head = f"left(lower(strip_accents({text})), 3)"
+    month = " ".join(
+        f"WHEN {head} = '{name}' THEN {number}"
+        for names in (_MONTHS_PT, _MONTHS_EN)
+        for number, name in enumerate(names, start=1)
+    )
+    year = f"TRY_CAST(regexp_extract({text}, '([0-9]+)$', 1) AS INTEGER)"
+    return (
+        f"make_date(CASE WHEN {year} < 100 THEN 2000 + {year} ELSE {year} END, "
+        f"CASE {month} END, 1)"
+    )
 
 
 def _fits(candidate: _Candidate, column: str) -> str:
