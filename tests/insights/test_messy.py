@@ -48,7 +48,8 @@ def test_a_dot_is_a_decimal_point_where_the_file_has_no_decimal_comma() -> None:
 
 def test_a_month_by_its_name_as_spreadsheets_write_it_in_portuguese_and_english() -> None:
     # pt-BR Excel shows a month as "jan/23"; others write "fev/2024", "Mar-24", "março/2024".
-    written = ["jan/23", "fev/2024", "Mar-24", "abr.24", "março/2024", "Sep 2024", "dez/23", "out/23"]
+    written = ["jan/23", "fev/2024", "Mar-24", "abr.24", "março/2024", "Sep 2024", "dez/23"]
+    written += ["out/23"]
     csv = "mes;os\n" + "".join(f"{m};{i}\n" for i, m in enumerate(written))
     with data.from_csv(csv) as table:
         assert table.types["mes"] == "DATE"
