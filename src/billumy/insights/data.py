@@ -329,8 +329,7 @@ def _named_month(text: str) -> str:
     )
     year = f"TRY_CAST(regexp_extract({text}, '([0-9]+)$', 1) AS INTEGER)"
     return (
-        f"make_date(CASE WHEN {year} < 100 THEN 2000 + {year} ELSE {year} END, "
-        f"CASE {month} END, 1)"
+        f"make_date(CASE WHEN {year} < 100 THEN 2000 + {year} ELSE {year} END, CASE {month} END, 1)"
     )
 
 
