@@ -821,3 +821,85 @@ def test_a_rate_asked_beside_money_is_over_counts_never_over_the_money() -> None
     found, _ = _facts(rows, text, "en")
     ratio = next(f for f in found if f.kind == "ratio")
     assert (ratio.values["part"], ratio.values["whole"]) == ("faltas", "agendamentos")
+
+
+def _monthly_grid(last_month: int) -> list[dict[str, Any]]:
+    """Monthly rows of a power distributor, January 2023 to ``last_month`` of 2024."""
+    rows = []
+    months = [(2023, m) for m in range(1, 13)] + [(2024, m) for m in range(1, last_month + 1)]
+    for year, month in months:
+        for klass, customers in (("Residential", 9000), ("Industrial", 40)):
+            rows.append(
+                {"month": f"{year}-{month:02d}", "customer_class": klass,
+                 "customers": customers + month, "energy_mwh": 100.0 * month + year % 10,
+                 "billed_usd": 1000.0 * month}
+            )  # fmt: skip
+    return rows
+
+
+def _windows(rows: list[dict[str, Any]], question: str) -> list[str]:
+    with data.from_records(rows) as table:
+        return [w.label for w in questions.parse(question, profile(table)).windows]
+
+
+def test_last_quarter_is_the_latest_whole_one_and_this_quarter_the_latest() -> None:
+    through_november = _monthly_grid(11)
+    assert _windows(through_november, "What did we bill last quarter?") == ["2024-Q3"]
+    assert _windows(through_november, "Quanto faturamos no trimestre passado?") == ["2024-Q3"]
+    assert _windows(through_november, "last quarter vs the quarter before?") == [
+        "2024-Q3",
+        "2024-Q2",
+    ]
+    assert _windows(through_november, "this quarter vs last quarter") == ["2024-Q4", "2024-Q3"]
+    assert _windows(through_november, "the latest quarter") == ["2024-Q4"]
+    # Monthly rows dated the 1st hold their month whole: last month is the latest.
+    assert _windows(through_november, "How much did we bill last month?") == ["2024-11"]
+    # Data through December holds Q4 whole.
+    assert _windows(_monthly_grid(12), "What did we bill last quarter?") == ["2024-Q4"]
+
+
+def test_a_month_takes_the_relative_year_said_after_it() -> None:
+    rows = _monthly_grid(11)
+    assert _windows(rows, "Compare o consumo de julho deste ano com julho do ano passado") == [
+        "2024-07",
+        "2023-07",
+    ]
+    assert _windows(rows, "July this year against July last year") == ["2024-07", "2023-07"]
+    assert _windows(rows, "A receita deste ano foi maior que a do ano passado?") == [
+        "2024",
+        "2023",
+    ]
+
+
+def test_a_segment_said_with_its_columns_word_is_no_measure_of_that_word() -> None:
+    # "industrial customers" names the Industrial class, not the ``customers`` column; the
+    # unit at the end of ``energy_mwh`` need not be said.
+    with data.from_records(_monthly_grid(11)) as table:
+        prof = profile(table)
+    for question in (
+        "Quanta energia os clientes industriais consumiram este ano?",
+        "How much energy did industrial customers use in 2023?",
+    ):
+        plan = rule_plan(question, prof)
+        assert plan is not None
+        assert [m.column for m in plan.measures] == ["energy_mwh"], question
+        assert [(f.column, f.value) for f in plan.filters] == [("customer_class", "Industrial")]
+    plan = rule_plan("How many customers does the Industrial class have?", prof)
+    assert plan is not None and [m.column for m in plan.measures] == ["customers"]
+
+
+def test_a_verb_names_the_column_of_its_participle() -> None:
+    rows = [
+        {"filial": f, "os_abertas": a, "os_concluidas": c, "valor_mao_de_obra": v}
+        for f, a, c, v in (("Sorriso", 10, 8, 100.0), ("Cascavel", 7, 7, 90.0))
+    ]
+    with data.from_records(rows) as table:
+        prof = profile(table)
+    for question, wanted in (
+        ("Quantas OS concluímos?", ["os_concluidas"]),
+        ("Qual filial abriu mais OS?", ["os_abertas"]),
+        ("quantas OS abrimos e quanto faturamos de mão de obra?", ["os_abertas"]),
+    ):
+        plan = rule_plan(question, prof)
+        assert plan is not None
+        assert [m.column for m in plan.measures][: len(wanted)] == wanted, question

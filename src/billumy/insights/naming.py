@@ -94,13 +94,33 @@ def _find_column(
     return best
 
 
+def _overlap(a: _Named, b: _Named) -> bool:
+    """Whether two namings share a word of the question."""
+    return a.position < b.position + max(1, b.length) and b.position < a.position + max(1, a.length)
+
+
 def _strongest(columns: list[ColumnProfile], named: dict[str, _Named]) -> list[ColumnProfile]:
     """The columns named by their own words if any is, else those named through synonyms."""
     found = [c for c in columns if named[c.name].position >= 0]
     if not found:
         return []
     top = max(named[c.name].strength for c in found)
-    found = [c for c in found if named[c.name].strength == top]
+    # "quantas OS abrimos, quantas concluímos e quanto faturamos de mão de obra": each part
+    # names its own measure; a part named by synonyms or verbs is not dropped for another
+    # part named by its own words, unless it is named no better than a first word (strength 0).
+    found = [
+        c
+        for c in found
+        if named[c.name].strength == top
+        or (
+            named[c.name].strength > 0
+            and not any(
+                _overlap(named[c.name], named[o.name])
+                for o in found
+                if named[o.name].strength > named[c.name].strength
+            )
+        )
+    ]
 
     def inside(inner: _Named, outer: _Named) -> bool:
         return (
@@ -175,6 +195,10 @@ def _named_column(
     ``boletos_emitidos``)."""
     naming = _naming_words(column)
     found = _find_column(words, groups, naming)
+    if found.position < 0 and column.kind == "numeric" and naming[-1] in _UNIT_SUFFIXES:
+        # "energia" names ``energy_mwh`` as fully as "energy MWh": the unit at the end of a
+        # measure's name only says what it is counted in.
+        found = _find_column(words, groups, naming[:-1]) if len(naming) > 1 else found
     if found.position >= 0 or column.kind != "numeric" or len(naming) < 2:
         return found
     head = _find_column(words, groups, naming[:1])
@@ -193,6 +217,10 @@ def _named_column(
     return best
 
 
+_UNIT_SUFFIXES = frozenset(
+    {"mwh", "kwh", "gwh", "wh", "mw", "kw", "gw", "kg", "km", "ton", "tons", "dias", "days",
+     "min", "mins", "m2", "m3", "ml", "pct"}
+)  # fmt: skip
 _GENERIC_SHORT = frozenset(
     {"avg", "qtd", "qty", "num", "nro", "pct", "brl", "usd", "eur", "sum", "max", "min", "per",
      "por", "all", "id", "tot", "val", "vlr", "new", "old"}
@@ -289,6 +317,16 @@ def _values_beside_their_column(
     fila de vendas", "the queue Vendas", "loja centro"): they name the segment, never a
     column ("vendas" is no ``sales_brl`` there)."""
     spots: set[int] = set()
+    measure_words = frozenset(
+        v for c in visible if c.kind == "numeric" for w in name_words(c.name) for v in _variants(w)
+    )
+    measure_groups = _groups(measure_words)
+
+    def _names_both(token: frozenset[str], own: set[str]) -> bool:
+        """Whether ``token`` names the segment's column and a measure too."""
+        names_own = bool(token & own) or bool(_groups(token) & _groups(frozenset(own)))
+        return names_own and bool(token & measure_words or _groups(token) & measure_groups)
+
     for column in visible:
         if column.kind != "categorical":
             continue
@@ -305,6 +343,11 @@ def _values_beside_their_column(
                 j -= 1
             if j >= 0 and (tokens[j] & own or (own_groups and _groups(tokens[j]) & own_groups)):
                 spots.add(i)
+            # "industrial customers", "clientes industriais" beside a measure ``customers``:
+            # the word names the segment's column, not the measure.
+            for k in (i - 1, i + 1):
+                if 0 <= k < len(tokens) and k not in spots and _names_both(tokens[k], own):
+                    spots.add(k)
     return spots
 
 

@@ -318,6 +318,14 @@ _RECENT: dict[WindowGrain, tuple[tuple[tuple[str, ...], ...], tuple[tuple[str, .
 }  # fmt: skip
 
 
+# "last quarter", "o mês passado", "a última semana": the latest whole one.
+_LAST_WORDS = frozenset({"last", "passado", "passada", "ultimo", "ultima"})
+# "the latest quarter" is the data's latest, whole or not.
+_LATEST_WORDS: dict[WindowGrain, tuple[tuple[str, ...], ...]] = {
+    grain: (("latest", grain if grain != "half" else "semester"),)
+    for grain in ("week", "month", "quarter", "day", "half")
+}
+
 # Words of relative periods as they are mistyped ("o mês pasado").
 _TYPOS = {
     "pasado": "passado", "pasada": "passada", "passdo": "passado", "anterio": "anterior",
@@ -330,8 +338,16 @@ _THIS_WORDS = frozenset(
 )
 
 
-def _recent(words: list[str], column: str, first: date, last: date) -> list[Window]:
-    """The windows of "last week vs the week before" and the like, in the order named."""
+def _recent(
+    words: list[str], column: str, first: date, last: date, step: float = 1.0
+) -> list[Window]:
+    """The windows of "last week vs the week before" and the like, in the order named.
+
+    "This quarter" is the data's latest; "last quarter", "o mês passado" the latest the data
+    holds whole: the one before when the data stops inside it ("last quarter" of data
+    through April is Q1). A period is whole when no more days than the data's ``step`` (the
+    days between its dates) follow its last date in it: monthly rows dated the 1st hold
+    their month, a Monday-to-Saturday business's Saturday ends its week."""
     words = [_TYPOS.get(w, w) for w in words]
     found: list[tuple[int, Window]] = []
     for grain, (latest_phrases, before_phrases) in _RECENT.items():
@@ -340,9 +356,14 @@ def _recent(words: list[str], column: str, first: date, last: date) -> list[Wind
         before_at = _position(words, before_phrases)
         this_at = _position(words, this)
         last_at = _position(words, tuple(p for p in latest_phrases if p not in this))
+        whole_only = False
         if this_at is not None and last_at is not None and before_at is None:
             # "esse mês vs o mês passado": beside "this month", "last month" is the one before.
             latest_at, before_at = this_at, last_at
+        elif this_at is None and last_at is not None:
+            whole_only = _position(words, _LATEST_WORDS[grain]) is None and any(
+                set(p) & _LAST_WORDS for p in latest_phrases if _position(words, (p,)) is not None
+            )
         if latest_at is None and before_at is None:
             continue
         if grain == "day":
@@ -355,6 +376,12 @@ def _recent(words: list[str], column: str, first: date, last: date) -> list[Wind
         else:
             size = {"quarter": 3, "half": 6}.get(grain, 1)
             start = date(last.year, (last.month - 1) // size * size + 1, 1)
+        if (
+            whole_only
+            and (_shift(start, grain, 1) - last).days - 1 > max(1.0, step)
+            and _shift(start, grain, -1) >= first
+        ):
+            start = _shift(start, grain, -1)
         if latest_at is not None:
             found.append((latest_at, _window(column, grain, start)))
         previous = _shift(start, grain, -1)
@@ -441,6 +468,21 @@ def _ordinal_for(profile: Profile, grain_words: frozenset[str]) -> ColumnProfile
     return None
 
 
+def _relative_years(words: list[str], latest: int | None) -> dict[int, int]:
+    """Where "este ano", "do ano passado", "last year"... stand (the word after a "de"/"do"/
+    "of" before them), and the year each names: the data's latest, or the one before."""
+    found: dict[int, int] = {}
+    if latest is None:
+        return found
+    for phrases, back in ((_THIS, 0), (_LAST, 1)):
+        for phrase in phrases:
+            for i in range(len(words) - len(phrase) + 1):
+                if tuple(words[i : i + len(phrase)]) == phrase:
+                    start = i - 1 if i and words[i - 1] in ("do", "de", "of") else i
+                    found.setdefault(start, latest - back)
+    return dict(sorted(found.items()))
+
+
 def _year_for_month(month: int, years: list[int], column: ColumnProfile) -> int | None:
     """The year a month without one refers to: a year the question names, else the latest
     year of the data that has that month."""
@@ -500,6 +542,11 @@ def _windows(
     temporal = _temporal(profile)
     years = [int(w) for w in words if _YEAR.match(w)]
     used_years: set[int] = set()
+    # "julho deste ano com julho do ano passado": a month takes the relative year right
+    # after it, and that year is then no period of its own.
+    latest_year = _as_date(temporal.max).year if temporal is not None and temporal.max else None
+    relative_years = _relative_years(words, latest_year)
+    bound: set[int] = set()
     i = 0
     while i < len(words):
         w = words[i]
@@ -548,6 +595,11 @@ def _windows(
                     year = short
                 elif nxt == "de" and _YEAR.match(after):
                     year = int(after)
+                else:
+                    at = next((j for j in range(i + 1, i + 3) if j in relative_years), None)
+                    if at is not None:
+                        year = relative_years[at]
+                        bound.add(at)
                 if year is not None:
                     used_years.add(year)
                 else:
@@ -564,6 +616,11 @@ def _windows(
                 spans += [("half", h, 6) for h in _chained(words, i) if h in (1, 2)]
             for grain, number, size in spans:
                 span_year = next((int(x) for x in words[i + 1 : i + 4] if _YEAR.match(x)), None)
+                at = next((j for j in range(i + 1, i + 3) if j in relative_years), None)
+                if span_year is None and at is not None:
+                    # "o 1º trimestre deste ano"
+                    span_year = relative_years[at]
+                    bound.add(at)
                 if span_year is not None:
                     used_years.add(span_year)
                 else:
@@ -577,11 +634,7 @@ def _windows(
         first, last = _as_date(temporal.min), _as_date(temporal.max)
         # "este ano" / "ano passado": the data's latest year and the one before, in the
         # order named.
-        relative = []
-        for phrases, back in ((_THIS, 0), (_LAST, 1)):
-            at = _position(words, phrases)
-            if at is not None and last is not None:
-                relative.append((at, last.year - back))
+        relative = [(at, year) for at, year in relative_years.items() if at not in bound]
         at = _position(words, _THE_YEAR)
         if at is not None and last is not None and not relative and not years:
             relative.append((at, last.year))
@@ -594,7 +647,8 @@ def _windows(
             if first.year <= year <= last.year:
                 out.append(_window(temporal.name, "year", date(year, 1, 1)))
         if last is not None and first is not None:
-            out += _recent(words, temporal.name, first, last)
+            step = (last - first).days / max(1, temporal.distinct - 1)
+            out += _recent(words, temporal.name, first, last, step)
     unique: dict[tuple[str, str], Window] = {}
     for window in out:
         unique.setdefault((window.column, window.label), window)

@@ -295,6 +295,12 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("booking", "bookings", "reserva", "reservas", "agendamento", "agendamentos"),
     # energy
     ("kwp", "kw", "mwp", "mw", "potencia", "power", "capacity", "capacidade"),
+    ("energia", "energy"),
+    ("peca", "pecas", "part", "parts", "spare"),
+    ("servico", "servicos", "service", "services"),
+    # "mão de obra" (valor_mao_de_obra) is what English calls labor
+    ("obra", "labor", "labour", "workmanship"),
+    ("tecnico", "tecnicos", "technician", "technicians", "tech", "techs"),
 )
 _SYNONYM_GROUPS: dict[str, frozenset[int]] = {}
 for _group, _words in enumerate(_SYNONYMS):
@@ -327,4 +333,37 @@ def _word_match(token: frozenset[str], groups: frozenset[int], word: str) -> int
         return 2
     if groups & _groups(wanted):
         return 1
-    return int(any(_prefixed(a, b) for a in token for b in wanted))
+    if any(_prefixed(a, b) for a in token for b in wanted):
+        return 1
+    return int(any(_same_verb(a, b) for a in token for b in wanted))
+
+
+# Portuguese verb endings ("concluímos", "vendeu", "abriram") and participle endings
+# ("concluídas", "vendidos"), longest first: what is left is the verb's stem.
+_VERB_ENDINGS = (
+    "aram", "eram", "iram", "amos", "emos", "imos", "ou", "eu", "iu", "am", "em", "ar", "er",
+    "ir", "e",
+)  # fmt: skip
+_PARTICIPLE_STEM_ENDINGS = ("ados", "adas", "idos", "idas", "ado", "ada", "ido", "ida")
+# Participles that do not keep their verb's stem ("abertas" of "abrir").
+_IRREGULAR_PARTICIPLES = {"abert": "abr", "entregu": "entreg"}
+
+
+def _participle_stem(word: str) -> str | None:
+    for ending in _PARTICIPLE_STEM_ENDINGS:
+        if word.endswith(ending) and len(word) - len(ending) >= 3:
+            return word[: -len(ending)]
+    for head, stem in _IRREGULAR_PARTICIPLES.items():
+        if word.startswith(head) and len(word) - len(head) <= 2:
+            return stem
+    return None
+
+
+def _same_verb(question_word: str, name_word: str) -> bool:
+    """Whether a verb of the question ("concluímos", "abrimos", "vendeu") is the verb of a
+    participle in a column's name (``os_concluidas``, ``os_abertas``, ``litros_vendidos``)."""
+    stem = _participle_stem(name_word)
+    verb = next((e for e in _VERB_ENDINGS if question_word.endswith(e)), None)
+    if stem is None or verb is None:
+        return False
+    return question_word[: -len(verb)] == stem
