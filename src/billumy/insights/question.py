@@ -544,7 +544,8 @@ def _windows(
     used_years: set[int] = set()
     # "julho deste ano com julho do ano passado": a month takes the relative year right
     # after it, and that year is then no period of its own.
-    latest_year = _as_date(temporal.max).year if temporal is not None and temporal.max else None
+    latest = _as_date(temporal.max) if temporal is not None else None
+    latest_year = latest.year if latest is not None else None
     relative_years = _relative_years(words, latest_year)
     bound: set[int] = set()
     i = 0
