@@ -273,6 +273,9 @@ def _rewrite(tree: exp.Query, dialect: Dialect, dates: frozenset[str]) -> exp.Qu
             return _extract("dow" if dialect == "postgres" else "w", node.this, dialect)
         if isinstance(node, exp.Quarter) and dialect == "postgres":
             return _extract("quarter", node.this, dialect)
+        if isinstance(node, exp.DateTrunc | exp.TimestampTrunc) and dialect == "sqlite":
+            unit = exp.Literal.string(node.text("unit").lower())
+            return exp.Anonymous(this="billumy_date_trunc", expressions=[unit, node.this])
         if isinstance(node, exp.DateTrunc | exp.TimestampTrunc) and dialect == "postgres":
             truncated = node.this
             if isinstance(truncated, exp.Column) and truncated.name in dates:

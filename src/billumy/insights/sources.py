@@ -20,12 +20,14 @@ interface of :class:`~billumy.insights.data.Table` over a source.
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
+import statistics
 import threading
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -55,6 +57,7 @@ _TYPES: list[tuple[type[sa.types.TypeEngine[Any]], str]] = [
     (sa.Boolean, "BOOLEAN"),
     (sa.Integer, "BIGINT"),
     (sa.Numeric, "DOUBLE"),
+    (sa.Float, "DOUBLE"),
     (sa.DateTime, "TIMESTAMP"),
     (sa.Date, "DATE"),
     (sa.String, "VARCHAR"),
@@ -126,6 +129,8 @@ class Source:
                 f"a query on source '{self.name}' returned more than {max_rows} rows; ask for "
                 "a coarser period or fewer segments"
             )
+        if self.dialect == "sqlite":
+            return names, [tuple(_sqlite_value(v) for v in row) for row in rows]
         return names, [tuple(_plain(v) for v in row) for row in rows]
 
     def _translated(self, exc: sa.exc.DBAPIError) -> Exception:
@@ -137,14 +142,15 @@ class Source:
                 f"a query on source '{self.name}' ran longer than "
                 f"{self.config.statement_timeout:g} s and was stopped; ask a narrower question"
             )
-        if exc.connection_invalidated or (
-            isinstance(exc, sa.exc.OperationalError)
-            and (code[:2] in ("", "08", "57", "53") or "unable to open" in text)
-        ):
+        sqlite_down = self.dialect == "sqlite" and "unable to open" in text
+        # SQLite says what it lacks (a function, a window) only in words.
+        sqlite_lacks = self.dialect == "sqlite" and not sqlite_down and "readonly" not in text
+        if code[:2] in ("42", "0A") or sqlite_lacks:
+            return Unsupported(f"source '{self.name}' cannot run this query")
+        pg_down = self.dialect == "postgres" and code[:2] in ("", "08", "57", "53")
+        if exc.connection_invalidated or sqlite_down or pg_down:
             log.warning("source unavailable", extra={"source": self.name, "error": _kind(exc)})
             return SourceUnavailableError(f"source '{self.name}' is unavailable; retry shortly")
-        if code[:2] in ("42", "0A") or "no such function" in text or "syntax error" in text:
-            return Unsupported(f"source '{self.name}' cannot run this query")
         if code == "25006" or "readonly" in text or "read-only" in text:
             return BadRequestError(f"source '{self.name}' is read-only")
         log.warning("source query failed", extra={"source": self.name, "error": _kind(exc)})
@@ -410,7 +416,9 @@ def _make_engine(config: SourceConfig, dialect: str) -> Engine:
         uri = "file:" + path.replace("?", "%3f").replace("#", "%23") + "?mode=ro"
 
         def connect() -> sqlite3.Connection:
-            return sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=5)
+            con = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=5)
+            _sqlite_functions(con)
+            return con
 
         return sa.create_engine("sqlite+pysqlite://", creator=connect, poolclass=sa.NullPool)
     url = url.set(drivername="postgresql+psycopg")
@@ -427,6 +435,106 @@ def _make_engine(config: SourceConfig, dialect: str) -> Engine:
             "application_name": "billumy",
         },
     )
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_ISO_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?")
+
+
+def _sqlite_value(value: Any) -> Any:
+    """SQLite keeps dates as ISO text: read back as dates, as DuckDB and PostgreSQL give them."""
+    if isinstance(value, str):
+        if _ISO_DATE.fullmatch(value):
+            return date.fromisoformat(value)
+        if _ISO_TIME.fullmatch(value):
+            return datetime.fromisoformat(value)
+    return value
+
+
+class _StddevSamp:
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def step(self, value: float | None) -> None:
+        if value is not None:
+            self.values.append(float(value))
+
+    def finalize(self) -> float | None:
+        return statistics.stdev(self.values) if len(self.values) > 1 else None
+
+
+class _RegrSlope:
+    def __init__(self) -> None:
+        self.pairs: list[tuple[float, float]] = []
+
+    def step(self, y: float | None, x: float | None) -> None:
+        if x is not None and y is not None:
+            self.pairs.append((float(x), float(y)))
+
+    def finalize(self) -> float | None:
+        if len(self.pairs) < 2:
+            return None
+        xs, ys = zip(*self.pairs, strict=True)
+        try:
+            return statistics.linear_regression(xs, ys).slope
+        except statistics.StatisticsError:
+            return None
+
+
+class _Corr(_RegrSlope):
+    def finalize(self) -> float | None:
+        if len(self.pairs) < 2:
+            return None
+        xs, ys = zip(*self.pairs, strict=True)
+        try:
+            return statistics.correlation(xs, ys)
+        except statistics.StatisticsError:
+            return None
+
+
+class _PercentileCont:
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self.fraction = 0.5
+
+    def step(self, value: float | None, fraction: float) -> None:
+        self.fraction = float(fraction)
+        if value is not None:
+            self.values.append(float(value))
+
+    def finalize(self) -> float | None:
+        if not self.values:
+            return None
+        ordered = sorted(self.values)
+        at = self.fraction * (len(ordered) - 1)
+        low = int(at)
+        high = min(low + 1, len(ordered) - 1)
+        return ordered[low] + (ordered[high] - ordered[low]) * (at - low)
+
+
+def _date_trunc(unit: str, value: str | None) -> str | None:
+    """DuckDB's ``date_trunc`` on SQLite's ISO text, for the grains facts use."""
+    if value is None:
+        return None
+    day = date.fromisoformat(str(value)[:10])
+    if unit == "year":
+        day = day.replace(month=1, day=1)
+    elif unit == "quarter":
+        day = day.replace(month=3 * ((day.month - 1) // 3) + 1, day=1)
+    elif unit == "month":
+        day = day.replace(day=1)
+    elif unit == "week":
+        day = day - timedelta(days=day.weekday())
+    return day.isoformat()
+
+
+def _sqlite_functions(con: sqlite3.Connection) -> None:
+    """What the facts' SQL needs and SQLite lacks, as deterministic Python functions."""
+    con.create_function("billumy_date_trunc", 2, _date_trunc, deterministic=True)
+    con.create_aggregate("stddev_samp", 1, _StddevSamp)  # type: ignore[arg-type]
+    con.create_aggregate("regr_slope", 2, _RegrSlope)  # type: ignore[arg-type]
+    con.create_aggregate("percentile_cont", 2, _PercentileCont)  # type: ignore[arg-type]
+    con.create_aggregate("corr", 2, _Corr)  # type: ignore[arg-type]
 
 
 def _deadline(conn: sa.Connection, seconds: float) -> None:
