@@ -188,12 +188,8 @@ def _check(tree: exp.Expr, scope: Scope, *, ctes: set[str], projections: bool) -
             raise RefusedQuery(f"column {column.name!r} is masked: only counted")
     for star in tree.find_all(exp.Star):
         select = star.find_ancestor(exp.Select)
-        from_data = (
-            select is not None
-            and any(t.name == "data" for t in select.args["from"].find_all(exp.Table))
-            if select is not None and select.args.get("from")
-            else False
-        )
+        source = select.args.get("from_") if select is not None else None
+        from_data = source is not None and any(t.name == "data" for t in source.find_all(exp.Table))
         if projections and from_data and not star.find_ancestor(exp.Count):
             raise RefusedQuery("a source with masked columns is never read whole")
 
