@@ -360,6 +360,7 @@ def create_app(settings: Settings, *, drain: Drain | None = None) -> FastAPI:
             yield
         finally:
             await metrics.aclose()
+            await asyncio.to_thread(insights_service.sources.close)
             await conversations.aclose()
             await router.aclose()
             await engine.aclose()

@@ -162,6 +162,15 @@ class StoreUnavailableError(BillumyError):
         super().__init__(message, headers={"Retry-After": str(retry_after)})
 
 
+class SourceUnavailableError(BillumyError):
+    """A configured source database cannot be reached (503); its name only, never its URL."""
+
+    status_code = 503
+
+    def __init__(self, message: str, *, retry_after: int = 5) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
 class QueryTimeoutError(BillumyError):
     """An analysis query ran past its time limit and was stopped (503)."""
 

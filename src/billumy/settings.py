@@ -130,6 +130,96 @@ class DeploymentConfig(BaseModel):
         return self
 
 
+_IDENT = r"[A-Za-z_][A-Za-z0-9_$]{0,62}"
+
+
+class SourceTableConfig(BaseModel):
+    """A table or view a source may read, with the columns it may read and those it masks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Table or view name, optionally schema-qualified (sales.orders).")
+    columns: list[str] | None = Field(
+        default=None, description="Only these columns are read; default: every column."
+    )
+    mask: list[str] = Field(
+        default_factory=list, description="Columns never selected, only counted."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _table_name(cls, value: str) -> str:
+        if not re.fullmatch(rf"(?:{_IDENT}\.)?{_IDENT}", value):
+            raise ValueError(
+                f"table {value!r}: name it as table or schema.table (letters, digits, _)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _mask_in_scope(self) -> SourceTableConfig:
+        if self.columns is not None and not self.columns:
+            raise ValueError(f"table {self.name!r}: columns, when given, lists at least one")
+        outside = [m for m in self.mask if self.columns is not None and m not in self.columns]
+        if outside:
+            raise ValueError(f"table {self.name!r}: masked columns {outside} are not in columns")
+        return self
+
+
+class SourceConfig(BaseModel):
+    """A database a tenant's questions may read (read-only, pushed down): PostgreSQL or SQLite.
+
+    The URL comes from here or from the environment variable named by ``url_env``, never from
+    a request; it is never shown in responses, errors or logs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description='Name clients ask by: {"source": "shop"}.')
+    tenant: str = Field(default="default", description="The only tenant whose keys may read it.")
+    url: SecretStr | None = Field(
+        default=None, description="postgresql://... or sqlite:///path (read-only)."
+    )
+    url_env: str | None = Field(default=None, description="Environment variable with the URL.")
+    tables: list[SourceTableConfig] = Field(description="Tables or views it may read.")
+    statement_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds one query may run in the source."
+    )
+    sample_rows: int = Field(
+        default=20_000, ge=100, le=1_000_000, description="Rows sampled to profile a table."
+    )
+    connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to connect.")
+
+    @field_validator("name")
+    @classmethod
+    def _source_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", value):
+            raise ValueError("source names are letters, digits, '.', '_' and '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _one_url(self) -> SourceConfig:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError(f"source {self.name!r}: set exactly one of url and url_env")
+        if self.url_env is not None and not os.environ.get(self.url_env):
+            raise ValueError(
+                f"source {self.name!r}: environment variable {self.url_env} is not set"
+            )
+        scheme = self.resolved_url().split(":", 1)[0].split("+", 1)[0]
+        if scheme not in ("postgresql", "postgres", "sqlite"):
+            raise ValueError(f"source {self.name!r}: only postgresql:// and sqlite:/// URLs")
+        if not self.tables:
+            raise ValueError(f"source {self.name!r}: list at least one table")
+        names = [t.name.casefold() for t in self.tables]
+        if len(set(names)) != len(names):
+            raise ValueError(f"source {self.name!r}: a table is listed twice")
+        return self
+
+    def resolved_url(self) -> str:
+        """The URL (a secret: never log or show it)."""
+        if self.url is not None:
+            return self.url.get_secret_value()
+        return os.environ.get(self.url_env or "", "")
+
+
 class TierConfig(BaseModel):
     """Maestro: a model name that routes each question to a tier's model by its difficulty."""
 
@@ -366,6 +456,10 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Where models are served: embedded or upstream (see billumy.toml).",
     )
+    sources: list[SourceConfig] = Field(
+        default_factory=list,
+        description="Databases insights may read in place, read-only (see billumy.toml).",
+    )
     fallbacks: dict[str, list[str]] = Field(
         default_factory=dict,
         description="Models to try, in order, when every deployment of a model fails.",
@@ -541,6 +635,16 @@ class Settings(BaseSettings):
         if text != "auto":
             raise ValueError("insights_narrative must be auto, true or false")
         return text
+
+    @model_validator(mode="after")
+    def _unique_sources(self) -> Settings:
+        seen: set[tuple[str, str]] = set()
+        for source in self.sources:
+            key = (source.tenant, source.name.casefold())
+            if key in seen:
+                raise ValueError(f"source {source.name!r} is defined twice for one tenant")
+            seen.add(key)
+        return self
 
     @model_validator(mode="after")
     def _keep_alive_bounds(self) -> Settings:

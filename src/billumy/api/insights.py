@@ -32,6 +32,7 @@ from billumy.schemas.responses import (
     DatasetOut,
     InsightHistory,
     InsightResult,
+    SourceList,
 )
 
 router = APIRouter(tags=["insights"], route_class=KeyFirstRoute)
@@ -91,6 +92,15 @@ async def create_insight(
         drain=services_of(request).drain,
         cancel_on_disconnect=True,
     )
+
+
+@router.get("/api/sources", responses=answers(SourceList))
+async def list_sources(service: Insights, key: InferenceKey) -> Response:
+    """The sources this key's tenant may ask about: names, tables, columns and their types
+    (never a URL). A source that cannot be reached is listed with ``available: false``."""
+    found = service.sources.of(key.tenant)
+    listed = await asyncio.gather(*(asyncio.to_thread(s.describe) for s in found))
+    return JSON({"sources": list(listed)})
 
 
 @router.get("/api/insights", responses=answers(InsightHistory))

@@ -101,6 +101,10 @@ class Table:
         names, rows = sandbox.described(self.con, sql, params, max_rows=self.limits.max_result_rows)
         return [dict(zip(names, row, strict=True)) for row in rows]
 
+    def refreshed(self) -> Table:
+        """The table read anew after a statement redefined ``data`` (a derived column)."""
+        return Table(self.con)
+
     def close(self) -> None:
         sandbox.close(self.con)
 

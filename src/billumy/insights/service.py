@@ -67,6 +67,7 @@ from billumy.insights.planned import facts_for_plan
 from billumy.insights.roles import plan_agg
 from billumy.insights.rules import names_a_measure, rule_plan
 from billumy.insights.salient import salient_facts
+from billumy.insights.sources import Source, Sources, SourceTable, source_profile
 from billumy.insights.statements import Context
 from billumy.language import LANGUAGE_NAMES, guess_language
 from billumy.schemas.insights import InsightRequest
@@ -176,7 +177,7 @@ def derive_period(table: data.Table, masked: set[str]) -> data.Table:
         f"CREATE OR REPLACE TABLE data AS SELECT *, CASE WHEN {valid} THEN "  # noqa: S608
         f"make_date(CAST({y} AS BIGINT), CAST({m} AS BIGINT), 1) END AS {DERIVED_PERIOD} FROM data"
     )
-    return data.Table(table.con)
+    return table.refreshed()
 
 
 _WEEKDAY_ASKED = re.compile(
@@ -220,7 +221,26 @@ def derive_weekday(
         f"CREATE OR REPLACE TABLE data AS SELECT *, CASE dayofweek({d}) {cases} END "  # noqa: S608
         f"AS {data.quote_ident(name)} FROM data"
     )
-    return data.Table(table.con)
+    return table.refreshed()
+
+
+def _profile(loaded: Loaded) -> Profile:
+    """The profile of the loaded table; a source's comes from its sample and its count."""
+    if isinstance(loaded.table, SourceTable):
+        return source_profile(loaded.table, masked=loaded.masked)
+    return profile.profile(loaded.table, masked=loaded.masked)
+
+
+def _shown(facts: list[Fact], table: data.Table) -> list[dict[str, Any]]:
+    """The facts as sent; a source's facts show the SQL that ran in the source."""
+    shown = table.shown if isinstance(table, SourceTable) else {}
+    out = []
+    for fact in facts:
+        item = fact.as_dict()
+        if fact.sql in shown:
+            item["sql"] = shown[fact.sql]
+        out.append(item)
+    return out
 
 
 class AnalysisSlots:
@@ -260,6 +280,7 @@ class InsightService:
         self.inference = inference
         self.datasets = datasets
         self.slots = AnalysisSlots(settings.insights_max_concurrent)
+        self.sources = Sources(settings.sources)
         self.limits = data.Limits(
             max_rows=settings.max_dataset_rows,
             max_columns=settings.max_dataset_columns,
@@ -342,8 +363,14 @@ class InsightService:
         raise BadRequestError("data must be a list of records, an object of columns, or CSV text")
 
     async def _load(self, caller: Principal, req: InsightRequest) -> Loaded:
-        if (req.data is None) == (req.dataset_id is None):
-            raise BadRequestError("send either data or dataset_id")
+        given = [x for x in (req.data, req.dataset_id, req.source) if x is not None]
+        if len(given) != 1:
+            raise BadRequestError("send exactly one of data, dataset_id and source")
+        if req.table is not None and req.source is None:
+            raise BadRequestError("table goes with source")
+        if req.source is not None:
+            found = self.sources.get(caller.tenant, req.source)
+            return await asyncio.to_thread(self._open_source, req, found)
         if req.dataset_id is None:
             return await asyncio.to_thread(self._open, req, None, {})
         dataset = await self.datasets.get(caller.tenant, req.dataset_id)
@@ -368,6 +395,23 @@ class InsightService:
             raise
         return Loaded(table=table, source=source, masked=set(req.mask or []))
 
+    def _open_source(self, req: InsightRequest, source: Source) -> Loaded:
+        """The source's table, read in place: facts' queries run in the source."""
+        spec = source.table_config(req.table)
+        table: data.Table = SourceTable(source, spec, self.limits)
+        masked = set(req.mask or []) | set(spec.mask)
+        try:
+            table = self._scope(table, req)
+            table = derive_period(table, masked)
+            language = _language(req.language, req.question) if req.question else "en"
+            table = derive_weekday(table, masked, req.question, language)
+        except BaseException:
+            table.close()
+            raise
+        return Loaded(
+            table=table, source={"source": source.name, "table": spec.name}, masked=masked
+        )
+
     @staticmethod
     def _scope(table: data.Table, req: InsightRequest) -> data.Table:
         """Keep only the allowed columns; check the masked ones exist."""
@@ -378,7 +422,7 @@ class InsightService:
             return table
         keep = ", ".join(data.quote_ident(c) for c in table.columns if c in req.columns)
         table.query(f"CREATE OR REPLACE TABLE data AS SELECT {keep} FROM data")  # noqa: S608
-        return data.Table(table.con)
+        return table.refreshed()
 
     # --- analysis ------------------------------------------------------------------------------
 
@@ -398,7 +442,7 @@ class InsightService:
             loaded = await self._load(caller, req)
             clock.lap("load")
             try:
-                prof = await asyncio.to_thread(profile.profile, loaded.table, masked=loaded.masked)
+                prof = await asyncio.to_thread(_profile, loaded)
                 clock.lap("profile")
                 if not req.language and req.question:
                     # "Vendas vs Retenção: which queue sold more?" is English: the names of
@@ -424,7 +468,7 @@ class InsightService:
         clock.lap("answer")
         yield {
             "type": "facts",
-            "facts": [f.as_dict() for f in found],
+            "facts": _shown(found, loaded.table),
             "profile": prof.as_dict(),
             "plan": None if plan is None else plan.model_dump(),
             "plan_source": plan_source,
@@ -458,7 +502,7 @@ class InsightService:
             "plan": None if plan is None else plan.model_dump(),
             "plan_source": plan_source,
             "profile": prof.as_dict(),
-            "facts": [f.as_dict() for f in found],
+            "facts": _shown(found, loaded.table),
             "answer": answer.as_dict(),
             "answer_charts": answer_charts(answer.as_dict(), found, most),
             "insights": insights,

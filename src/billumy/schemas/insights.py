@@ -17,6 +17,14 @@ class InsightRequest(BaseModel):
     )
     dataset_id: str | None = None
     dataset_version: int | None = Field(default=None, ge=1)
+    source: str | None = Field(
+        default=None,
+        max_length=64,
+        description="A configured source (GET /api/sources): its table is read in place.",
+    )
+    table: str | None = Field(
+        default=None, max_length=200, description="The source's table; needed when it has several."
+    )
     language: str | None = Field(default=None, description="pt, pt-BR or en; default: guessed.")
     max_insights: int = Field(default=3, ge=1, le=8)
     narrative: bool | None = Field(

@@ -254,6 +254,13 @@ class InsightHistory(_Out):
     insights: list[dict[str, Any]]
 
 
+class SourceList(_Out):
+    """``GET /api/sources``: each source's name, kind, availability and tables with their
+    columns (name, type, masked); never its URL."""
+
+    sources: list[dict[str, Any]]
+
+
 class DatasetOut(_Out):
     id: str
     name: str | None

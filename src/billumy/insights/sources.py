@@ -1,0 +1,575 @@
+"""Sources: a tenant's own database, read in place, read-only, with the facts' queries run there.
+
+A source is configured in ``billumy.toml`` (``[[sources]]``, see
+:class:`~billumy.settings.SourceConfig`): its URL never comes from a request and never leaves
+this module (errors name the source, never its host, user or password). Each query:
+
+* runs in its own **read-only** transaction (PostgreSQL: ``SET TRANSACTION READ ONLY`` on a
+  session opened with ``default_transaction_read_only``; SQLite: the file opened with
+  ``mode=ro``), under the source's **time limit** (PostgreSQL ``statement_timeout``; SQLite a
+  progress handler that interrupts it), and reads back at most ``max_result_rows + 1`` rows;
+* reaches only the allow-listed table through the allowed columns (see
+  :mod:`billumy.insights.pushdown`, which writes and checks every statement), with values as
+  bound parameters.
+
+A source that cannot be reached is a :class:`~billumy.errors.SourceUnavailableError` (503);
+the rest of the service does not depend on it. :class:`SourceTable` gives the facts engine the
+interface of :class:`~billumy.insights.data.Table` over a source.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+import statistics
+import threading
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+from sqlglot import exp
+
+from billumy.errors import (
+    BadRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    QueryTimeoutError,
+    SourceUnavailableError,
+)
+from billumy.insights import profile, pushdown, sandbox
+from billumy.insights.data import Limits, Table
+from billumy.insights.model import Profile
+from billumy.settings import SourceConfig, SourceTableConfig
+
+log = logging.getLogger(__name__)
+
+CATALOG_TTL_S = 60.0
+
+# SQLAlchemy's generic types -> the DuckDB type the profiler classifies by.
+_TYPES: list[tuple[type[sa.types.TypeEngine[Any]], str]] = [
+    (sa.Boolean, "BOOLEAN"),
+    (sa.Integer, "BIGINT"),
+    (sa.Numeric, "DOUBLE"),
+    (sa.Float, "DOUBLE"),
+    (sa.DateTime, "TIMESTAMP"),
+    (sa.Date, "DATE"),
+    (sa.String, "VARCHAR"),
+    (sa.Enum, "VARCHAR"),
+]
+_ARROW = {
+    "BOOLEAN": pa.bool_(),
+    "BIGINT": pa.int64(),
+    "DOUBLE": pa.float64(),
+    "TIMESTAMP": pa.timestamp("us"),
+    "DATE": pa.date32(),
+    "VARCHAR": pa.string(),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # DuckDB's name for it
+    masked: bool
+
+
+class Source:
+    """One configured database: its engine (made on first use), catalog and queries."""
+
+    def __init__(self, config: SourceConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self.dialect = "sqlite" if config.resolved_url().startswith("sqlite") else "postgres"
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()
+        self._catalog: dict[str, tuple[float, list[Column]]] = {}
+
+    # --- connections ---------------------------------------------------------------------
+
+    def engine(self) -> Engine:
+        with self._lock:
+            if self._engine is None:
+                self._engine = _make_engine(self.config, self.dialect)
+            return self._engine
+
+    def dispose(self) -> None:
+        with self._lock:
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
+
+    def fetch(
+        self, sql: str, params: dict[str, Any] | None = None, *, max_rows: int | None = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run one statement read-only under the time limit; names and rows (plain Python
+        values: Decimal becomes int or float). More than ``max_rows`` rows is a 413."""
+        timeout = self.config.statement_timeout
+        try:
+            with self.engine().connect() as conn, conn.begin():
+                if self.dialect == "postgres":
+                    conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+                    conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout * 1000)}")
+                else:
+                    _deadline(conn, timeout)
+                result = conn.exec_driver_sql(sql, params or {})
+                names = list(result.keys())
+                rows = result.fetchall() if max_rows is None else result.fetchmany(max_rows + 1)
+                conn.rollback()
+        except sa.exc.DBAPIError as exc:
+            raise self._translated(exc) from None
+        if max_rows is not None and len(rows) > max_rows:
+            raise PayloadTooLargeError(
+                f"a query on source '{self.name}' returned more than {max_rows} rows; ask for "
+                "a coarser period or fewer segments"
+            )
+        if self.dialect == "sqlite":
+            return names, [tuple(_sqlite_value(v) for v in row) for row in rows]
+        return names, [tuple(_plain(v) for v in row) for row in rows]
+
+    def _translated(self, exc: sa.exc.DBAPIError) -> Exception:
+        """A driver error as a client error that names the source and nothing of its URL."""
+        code = getattr(exc.orig, "sqlstate", None) or ""
+        text = str(exc.orig).lower()
+        if code == "57014" or "interrupted" in text:
+            return QueryTimeoutError(
+                f"a query on source '{self.name}' ran longer than "
+                f"{self.config.statement_timeout:g} s and was stopped; ask a narrower question"
+            )
+        sqlite_down = self.dialect == "sqlite" and "unable to open" in text
+        # SQLite says what it lacks (a function, a window) only in words.
+        sqlite_lacks = self.dialect == "sqlite" and not sqlite_down and "readonly" not in text
+        if code[:2] in ("42", "0A") or sqlite_lacks:
+            return Unsupported(f"source '{self.name}' cannot run this query")
+        pg_down = self.dialect == "postgres" and code[:2] in ("", "08", "57", "53")
+        if exc.connection_invalidated or sqlite_down or pg_down:
+            log.warning("source unavailable", extra={"source": self.name, "error": _kind(exc)})
+            return SourceUnavailableError(f"source '{self.name}' is unavailable; retry shortly")
+        if code == "25006" or "readonly" in text or "read-only" in text:
+            return BadRequestError(f"source '{self.name}' is read-only")
+        log.warning("source query failed", extra={"source": self.name, "error": _kind(exc)})
+        return BadRequestError(f"a query on source '{self.name}' failed ({_kind(exc)})")
+
+    # --- catalog -------------------------------------------------------------------------
+
+    def table_config(self, name: str | None) -> SourceTableConfig:
+        """The allow-listed table ``name`` (the only one when None); 404 otherwise."""
+        tables = self.config.tables
+        if name is None:
+            if len(tables) == 1:
+                return tables[0]
+            listed = ", ".join(t.name for t in tables)
+            raise BadRequestError(f"source '{self.name}' has several tables; name one: {listed}")
+        for spec in tables:
+            if spec.name.casefold() == name.casefold():
+                return spec
+        raise NotFoundError(f"source '{self.name}' has no table '{name}'")
+
+    def columns(self, spec: SourceTableConfig) -> list[Column]:
+        """The readable columns of ``spec``, typed from the catalog (cached a minute)."""
+        cached = self._catalog.get(spec.name)
+        if cached is not None and time.monotonic() - cached[0] < CATALOG_TTL_S:
+            return cached[1]
+        schema, table = _split_name(spec.name)
+        try:
+            with self.engine().connect() as conn:
+                if self.dialect == "sqlite":
+                    _deadline(conn, self.config.statement_timeout)
+                described = sa.inspect(conn).get_columns(table, schema=schema)
+        except sa.exc.NoSuchTableError:
+            raise NotFoundError(f"source '{self.name}' has no table '{spec.name}'") from None
+        except sa.exc.DBAPIError as exc:
+            raise self._translated(exc) from None
+        kinds = {str(c["name"]): _duckdb_type(c["type"]) for c in described}
+        if not kinds:
+            raise NotFoundError(f"source '{self.name}' has no table '{spec.name}'")
+        wanted = spec.columns or [n for n, k in kinds.items() if k is not None]
+        found: list[Column] = []
+        for name in wanted:
+            kind = kinds.get(name)
+            if kind is None:
+                raise BadRequestError(
+                    f"source '{self.name}': table '{spec.name}' has no readable column '{name}'"
+                )
+            found.append(Column(name, kind, name in spec.mask))
+        self._catalog[spec.name] = (time.monotonic(), found)
+        return found
+
+    def row_key(self, spec: SourceTableConfig) -> exp.Expr:
+        """What numbers a row: SQLite's ``rowid``, a PostgreSQL table's one-column primary
+        key, else ``row_number() OVER ()`` (computed only by the queries that read it)."""
+        if self.dialect == "sqlite":
+            return exp.column("rowid")
+        schema, table = _split_name(spec.name)
+        try:
+            with self.engine().connect() as conn:
+                key = sa.inspect(conn).get_pk_constraint(table, schema=schema)
+        except sa.exc.DBAPIError as exc:
+            raise self._translated(exc) from None
+        found = key.get("constrained_columns") or []
+        if len(found) == 1:
+            return exp.column(found[0], quoted=True)
+        return exp.Window(this=exp.RowNumber())
+
+    def describe(self) -> dict[str, Any]:
+        """What ``GET /api/sources`` shows: names, tables, columns and types; no URL."""
+        tables = []
+        available = True
+        for spec in self.config.tables:
+            try:
+                columns = [
+                    {"name": c.name, "type": c.type, "masked": c.masked} for c in self.columns(spec)
+                ]
+            except SourceUnavailableError:
+                available, columns = False, []
+            except NotFoundError:
+                columns = []
+            tables.append({"name": spec.name, "columns": columns})
+        kind = "sqlite" if self.dialect == "sqlite" else "postgresql"
+        return {"name": self.name, "kind": kind, "available": available, "tables": tables}
+
+
+class Unsupported(BadRequestError):
+    """The source cannot run a statement as written (a function or construct it lacks)."""
+
+
+class Sources:
+    """The configured sources, by tenant and name."""
+
+    def __init__(self, configs: Sequence[SourceConfig]) -> None:
+        self._by_key = {(c.tenant, c.name.casefold()): Source(c) for c in configs}
+
+    def of(self, tenant: str) -> list[Source]:
+        return [s for (t, _), s in self._by_key.items() if t == tenant]
+
+    def get(self, tenant: str, name: str) -> Source:
+        """The tenant's source ``name``; 404 for any other (another tenant's looks the same)."""
+        source = self._by_key.get((tenant, name.casefold()))
+        if source is None:
+            raise NotFoundError(f"no source '{name}'")
+        return source
+
+    def close(self) -> None:
+        for source in self._by_key.values():
+            source.dispose()
+
+
+class SourceTable(Table):
+    """A source's allow-listed table behind :class:`~billumy.insights.data.Table`'s interface.
+
+    ``columns``, ``types`` come from the catalog, ``row_count`` from an exact ``count(*)``;
+    ``sample`` is a DuckDB table of at most ``sample_rows`` rows (PostgreSQL ``TABLESAMPLE
+    SYSTEM``, SQLite the first rows) for the profile. :meth:`query` and :meth:`records` run in
+    the source (:mod:`billumy.insights.pushdown`); ``shown`` maps each query asked to the SQL
+    that ran, which the facts then show. A redefinition of ``data`` (a derived column) is
+    applied to the sample and composed into the statement that every later query reads."""
+
+    def __init__(self, source: Source, spec: SourceTableConfig, limits: Limits) -> None:
+        self.source = source
+        self.limits = limits
+        found = source.columns(spec)
+        schema, name = _split_name(spec.name)
+        base, table = pushdown.base_select(schema, name, [c.name for c in found])
+        masked = frozenset(c.name for c in found if c.masked)
+        rowid = source.row_key(spec)
+        self.scope = pushdown.Scope(base=base, table=table, masked=masked, rowid=rowid)
+        self.masked = set(masked)
+        self.shown: dict[str, str] = {}
+        counted = self._pushed("SELECT count(*) FROM data", [])
+        self.row_count = int(counted[1][0][0])
+        self.sample = self._sample(found, table)
+        self.con = self.sample.con
+        self._described()
+
+    def _described(self) -> None:
+        self.columns = list(self.sample.columns)
+        self.types = dict(self.sample.types)
+        self.scope.dates = frozenset(n for n, t in self.types.items() if t == "DATE")
+
+    def _sample(self, found: list[Column], table: Any) -> Table:
+        cols = ", ".join(_quote(c.name) for c in found)
+        where = table.sql(dialect=self.source.dialect)
+        n = self.source.config.sample_rows
+        sql = f"SELECT {cols} FROM {where} LIMIT {n}"  # noqa: S608 - quoted identifiers
+        if self.source.dialect == "postgres" and self.row_count > n:
+            share = min(1.0, 2.0 * n / self.row_count)
+            sampled = f"SELECT {cols} FROM {where} TABLESAMPLE SYSTEM ({100 * share:.6f}) "  # noqa: S608
+            try:
+                _, rows = self.source.fetch(sampled + f"REPEATABLE (0) LIMIT {n}")
+            except Unsupported:  # a view has no TABLESAMPLE: rows drawn as it is read
+                _, rows = self.source.fetch(
+                    f"SELECT {cols} FROM {where} WHERE random() < {share:.6f} LIMIT {n}"  # noqa: S608
+                )
+        else:
+            _, rows = self.source.fetch(sql)
+        return _duckdb_table(found, rows, self.limits)
+
+    def refreshed(self) -> Table:
+        return self
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        return self._run(sql, list(params or []))[1]
+
+    def records(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        names, rows = self._run(sql, list(params or []))
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def _run(self, sql: str, params: list[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
+        scope = pushdown.derived(self.scope, sql)
+        if scope is not None:
+            self.sample.query(sql, params)
+            self.sample = self.sample.refreshed()
+            self.con = self.sample.con
+            scope.dates = self.scope.dates
+            self.scope = scope
+            self._described()
+            return [], []
+        try:
+            return self._pushed(sql, params)
+        except Unsupported:
+            return self._split(sql, params)
+
+    def _pushed(self, sql: str, params: list[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
+        compiled = pushdown.compile_query(self.scope, sql, params, self.source.dialect)
+        found = self.source.fetch(
+            compiled.sql, compiled.params, max_rows=self.limits.max_result_rows
+        )
+        self.shown[sql] = compiled.sql
+        return found
+
+    def _split(self, sql: str, params: list[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """The CTEs that read ``data`` in the source, the rest in DuckDB over their rows."""
+        split = pushdown.split_query(self.scope, sql, params, self.source.dialect)
+        shown = []
+        for name, compiled in split.pushed.items():
+            names, rows = self.source.fetch(
+                compiled.sql, compiled.params, max_rows=self.limits.max_result_rows
+            )
+            _load(self.sample.con, name, names, rows)
+            shown.append(f"-- {name}, in the source:\n{compiled.sql}")
+        found = sandbox.described(
+            self.sample.con, split.local, split.params, max_rows=self.limits.max_result_rows
+        )
+        shown.append(f"-- then in Billumy over those rows:\n{split.local}")
+        self.shown[sql] = "\n".join(shown)
+        return found
+
+    def close(self) -> None:
+        self.sample.close()
+
+
+def source_profile(table: SourceTable, *, masked: Collection[str] = frozenset()) -> Profile:
+    """The profile of a source's table: computed on its sample, with the exact row count and
+    each column's counts scaled to it; marked ``sampled`` when the sample is not the table.
+    Facts never use these numbers: they compute what they state in the source."""
+    found = profile.profile(table.sample, masked=masked)
+    seen = max(1, table.sample.row_count)
+    scale = table.row_count / seen
+    for column in found.columns:
+        column.count = round(column.count * scale)
+        column.nulls = table.row_count - column.count
+    found.sampled = found.sampled or table.sample.row_count < table.row_count
+    found.row_count = table.row_count
+    return found
+
+
+def _load(con: Any, name: str, names: list[str], rows: list[tuple[Any, ...]]) -> None:
+    """``rows`` as DuckDB's temporary table ``name`` (a CTE's result from the source)."""
+    columns = {n: [r[i] for r in rows] for i, n in enumerate(names)}
+    arrow = pa.table(columns) if rows else pa.table({n: pa.array([], pa.null()) for n in names})
+    with sandbox.guarded(con):
+        con.register("pushed_rows", arrow)
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {_quote(name)} AS FROM pushed_rows")
+        finally:
+            con.unregister("pushed_rows")
+
+
+def _duckdb_table(found: list[Column], rows: list[tuple[Any, ...]], limits: Limits) -> Table:
+    schema = pa.schema([(c.name, _ARROW[c.type]) for c in found])
+    arrow = pa.table(
+        {c.name: pa.array([r[i] for r in rows], _ARROW[c.type]) for i, c in enumerate(found)},
+        schema=schema,
+    )
+    con = sandbox.connect(limits)
+    try:
+        with sandbox.guarded(con):
+            con.register("sampled_rows", arrow)
+            con.execute("CREATE TABLE data AS FROM sampled_rows")
+            con.unregister("sampled_rows")
+        return Table(con)
+    except BaseException:
+        sandbox.close(con)
+        raise
+
+
+def _make_engine(config: SourceConfig, dialect: str) -> Engine:
+    url = make_url(config.resolved_url())
+    if dialect == "sqlite":
+        path = url.database or ""
+        uri = "file:" + path.replace("?", "%3f").replace("#", "%23") + "?mode=ro"
+
+        def connect() -> sqlite3.Connection:
+            con = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=5)
+            _sqlite_functions(con)
+            return con
+
+        return sa.create_engine("sqlite+pysqlite://", creator=connect, poolclass=sa.NullPool)
+    url = url.set(drivername="postgresql+psycopg")
+    options = "-c default_transaction_read_only=on -c TimeZone=UTC"
+    return sa.create_engine(
+        url,
+        pool_size=2,
+        max_overflow=4,
+        pool_pre_ping=True,
+        pool_recycle=600,
+        connect_args={
+            "connect_timeout": max(1, int(config.connect_timeout)),
+            "options": options,
+            "application_name": "billumy",
+        },
+    )
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_ISO_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?")
+
+
+def _sqlite_value(value: Any) -> Any:
+    """SQLite keeps dates as ISO text: read back as dates, as DuckDB and PostgreSQL give them."""
+    if isinstance(value, str):
+        if _ISO_DATE.fullmatch(value):
+            return date.fromisoformat(value)
+        if _ISO_TIME.fullmatch(value):
+            return datetime.fromisoformat(value)
+    return value
+
+
+class _StddevSamp:
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def step(self, value: float | None) -> None:
+        if value is not None:
+            self.values.append(float(value))
+
+    def finalize(self) -> float | None:
+        return statistics.stdev(self.values) if len(self.values) > 1 else None
+
+
+class _RegrSlope:
+    def __init__(self) -> None:
+        self.pairs: list[tuple[float, float]] = []
+
+    def step(self, y: float | None, x: float | None) -> None:
+        if x is not None and y is not None:
+            self.pairs.append((float(x), float(y)))
+
+    def finalize(self) -> float | None:
+        if len(self.pairs) < 2:
+            return None
+        xs, ys = zip(*self.pairs, strict=True)
+        try:
+            return statistics.linear_regression(xs, ys).slope
+        except statistics.StatisticsError:
+            return None
+
+
+class _Corr(_RegrSlope):
+    def finalize(self) -> float | None:
+        if len(self.pairs) < 2:
+            return None
+        xs, ys = zip(*self.pairs, strict=True)
+        try:
+            return statistics.correlation(xs, ys)
+        except statistics.StatisticsError:
+            return None
+
+
+class _PercentileCont:
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self.fraction = 0.5
+
+    def step(self, value: float | None, fraction: float) -> None:
+        self.fraction = float(fraction)
+        if value is not None:
+            self.values.append(float(value))
+
+    def finalize(self) -> float | None:
+        if not self.values:
+            return None
+        ordered = sorted(self.values)
+        at = self.fraction * (len(ordered) - 1)
+        low = int(at)
+        high = min(low + 1, len(ordered) - 1)
+        return ordered[low] + (ordered[high] - ordered[low]) * (at - low)
+
+
+def _date_trunc(unit: str, value: str | None) -> str | None:
+    """DuckDB's ``date_trunc`` on SQLite's ISO text, for the grains facts use."""
+    if value is None:
+        return None
+    day = date.fromisoformat(str(value)[:10])
+    if unit == "year":
+        day = day.replace(month=1, day=1)
+    elif unit == "quarter":
+        day = day.replace(month=3 * ((day.month - 1) // 3) + 1, day=1)
+    elif unit == "month":
+        day = day.replace(day=1)
+    elif unit == "week":
+        day = day - timedelta(days=day.weekday())
+    return day.isoformat()
+
+
+def _sqlite_functions(con: sqlite3.Connection) -> None:
+    """What the facts' SQL needs and SQLite lacks, as deterministic Python functions."""
+    con.create_function("billumy_date_trunc", 2, _date_trunc, deterministic=True)
+    con.create_aggregate("stddev_samp", 1, _StddevSamp)  # type: ignore[arg-type]
+    con.create_aggregate("regr_slope", 2, _RegrSlope)  # type: ignore[arg-type]
+    con.create_aggregate("percentile_cont", 2, _PercentileCont)  # type: ignore[arg-type]
+    con.create_aggregate("corr", 2, _Corr)  # type: ignore[arg-type]
+
+
+def _deadline(conn: sa.Connection, seconds: float) -> None:
+    """Interrupt SQLite statements running past ``seconds`` from now."""
+    raw = conn.connection.driver_connection
+    stop = time.monotonic() + seconds
+    raw.set_progress_handler(lambda: 1 if time.monotonic() > stop else 0, 10_000)  # type: ignore[union-attr]
+
+
+def _duckdb_type(kind: Any) -> str | None:
+    for generic, name in _TYPES:
+        if isinstance(kind, generic):
+            return name
+    return None
+
+
+def _split_name(name: str) -> tuple[str | None, str]:
+    schema, _, table = name.rpartition(".")
+    return schema or None, table
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        if value == value.to_integral_value() and value.as_tuple().exponent == 0:
+            return int(value)
+        return float(value)
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.replace(tzinfo=None)
+    return value
+
+
+def _kind(exc: Exception) -> str:
+    """The driver error's class name only: its message may hold a host or a user name."""
+    return type(getattr(exc, "orig", exc)).__name__

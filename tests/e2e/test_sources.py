@@ -1,0 +1,250 @@
+"""Questions about a database the backend already has, through a real ``billumy serve``: a
+Django-like shop in a fresh PostgreSQL database (300,000 orders from ``generate_series``) and a
+SQLite file, configured as ``[[sources]]`` in billumy.toml. Every fact's numbers are compared
+with the same aggregate computed by a direct SQL query; writes, tables off the allow-list, a
+slow view and a source that is down are refused cleanly while the rest keeps working."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import fresh_pg_database
+from tests.e2e.server import Server, free_port
+from tests.sources_data import build_postgres, build_sqlite
+
+ROWS = 300_000
+
+
+@pytest.fixture(scope="module")
+def shop_url() -> Iterator[str]:
+    with fresh_pg_database("billumy_sources") as url:
+        build_postgres(url, ROWS)
+        yield url
+
+
+@pytest.fixture(scope="module")
+def shop_db(shop_url: str) -> Iterator[sa.Engine]:
+    engine = sa.create_engine(shop_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def shop(shop_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data_dir = tmp_path_factory.mktemp("sources")
+    sqlite_path = data_dir / "dev.sqlite3"
+    build_sqlite(sqlite_path)
+    closed = free_port()
+    (data_dir / "billumy.toml").write_text(
+        f"""
+[[sources]]
+name = "shop"
+url_env = "SHOP_DATABASE_URL"
+statement_timeout = 2
+
+[[sources.tables]]
+name = "vendas_detalhe"
+
+[[sources.tables]]
+name = "public.vendas_pedido"
+columns = ["id", "loja_id", "criado_em", "canal", "status", "valor", "cliente_email"]
+mask = ["cliente_email"]
+
+[[sources.tables]]
+name = "vendas_lenta"
+
+[[sources]]
+name = "down"
+url = "postgresql://postgres:hunter2@127.0.0.1:{closed}/nothing"
+connect_timeout = 2
+
+[[sources.tables]]
+name = "vendas_pedido"
+
+[[sources]]
+name = "dev"
+url = "sqlite:///{sqlite_path}"
+
+[[sources.tables]]
+name = "vendas_pedido"
+
+[[sources]]
+name = "other"
+tenant = "someone-else"
+url_env = "SHOP_DATABASE_URL"
+
+[[sources.tables]]
+name = "vendas_detalhe"
+"""
+    )
+    srv = Server(data_dir=data_dir, env={"SHOP_DATABASE_URL": shop_url}).start()
+    yield srv
+    srv.stop()
+    log = srv.log()
+    assert "hunter2" not in log and shop_url not in log
+
+
+def ask(srv: Server, **body: Any) -> httpx.Response:
+    return httpx.post(
+        srv.url + "/api/insights",
+        json={"narrative": False, **body},
+        headers=srv.headers,
+        timeout=120,
+    )
+
+
+def direct(engine: sa.Engine, sql: str) -> list[tuple[Any, ...]]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.exec_driver_sql(sql).fetchall()]
+
+
+def close(a: Any, b: Any) -> bool:
+    return abs(float(a) - float(b)) <= 1e-6 * max(1.0, abs(float(b)))
+
+
+def test_sources_are_listed_without_urls(shop: Server, shop_url: str) -> None:
+    got = httpx.get(shop.url + "/api/sources", headers=shop.headers, timeout=30)
+    assert got.status_code == 200, got.text
+    listed = {s["name"]: s for s in got.json()["sources"]}
+    assert set(listed) == {"shop", "down", "dev"}  # not another tenant's
+    assert listed["down"]["available"] is False
+    tables = {t["name"]: t for t in listed["shop"]["tables"]}
+    pedido = {c["name"]: c for c in tables["public.vendas_pedido"]["columns"]}
+    assert pedido["cliente_email"]["masked"] is True
+    assert "produto_id" not in pedido  # out of the column scope
+    assert {c["name"] for c in tables["vendas_detalhe"]["columns"]} >= {"loja", "valor"}
+    assert "hunter2" not in got.text and shop_url not in got.text and "5432" not in got.text
+
+
+def test_store_ranking_in_portuguese_matches_direct_sql(shop: Server, shop_db: sa.Engine) -> None:
+    got = ask(shop, source="shop", table="vendas_detalhe", question="Qual loja vendeu mais?")
+    assert got.status_code == 200, got.text
+    result = got.json()
+    facts = result["facts"]
+    expected = direct(
+        shop_db,
+        "SELECT loja, sum(valor) FROM vendas_detalhe GROUP BY loja ORDER BY 2 DESC",
+    )
+    ranking = next(f for f in facts if f["columns"][:1] == ["loja"] and f["rows"])
+    for row, (loja, total) in zip(ranking["rows"], expected, strict=False):
+        assert row["loja"] == loja
+        assert close(next(v for k, v in row.items() if k != "loja"), total)
+    assert expected[0][0] in result["answer"]["text"]
+    # The SQL shown is what ran in PostgreSQL: the allow-listed view, quoted.
+    assert 'FROM "vendas_detalhe"' in ranking["sql"] and "GROUP BY" in ranking["sql"]
+    assert result["profile"]["row_count"] == ROWS  # the exact count(*), not the sample's
+
+
+def test_every_fact_of_english_questions_is_the_direct_query(
+    shop: Server, shop_db: sa.Engine
+) -> None:
+    totals = dict(direct(shop_db, "SELECT canal, sum(valor) FROM vendas_detalhe GROUP BY 1"))
+    monthly = dict(
+        direct(
+            shop_db,
+            "SELECT to_char(criado_em, 'YYYY-MM'), sum(valor) FROM vendas_detalhe GROUP BY 1",
+        )
+    )
+    question = "What is the total valor by canal?"
+    got = ask(shop, source="shop", table="vendas_detalhe", question=question)
+    assert got.status_code == 200, got.text
+    by_canal = [f for f in got.json()["facts"] if f["columns"][:1] == ["canal"]]
+    assert by_canal, got.json()["facts"]
+    for row in by_canal[0]["rows"]:
+        value = next(v for k, v in row.items() if k.startswith("sum") or k == "valor")
+        assert close(value, totals[row["canal"]])
+    question = "How did valor change month by month?"
+    got = ask(shop, source="shop", table="vendas_detalhe", question=question)
+    assert got.status_code == 200, got.text
+    series = [f for f in got.json()["facts"] if f["kind"] == "trend" and "valor" in f["columns"]]
+    assert series, got.json()["facts"]
+    for row in series[0]["rows"]:
+        value = next(v for k, v in row.items() if k != "period")
+        assert close(value, monthly[row["period"]])
+
+
+def test_masked_column_and_unlisted_tables_are_unreachable(shop: Server) -> None:
+    got = ask(
+        shop,
+        source="shop",
+        table="public.vendas_pedido",
+        question="Qual o total de valor por canal?",
+    )
+    assert got.status_code == 200, got.text
+    assert "@example.com" not in got.text  # the masked e-mails never leave the database
+    for table in ("auth_user", "vendas_produto", "public.auth_user", 'vendas_pedido"; DROP'):
+        refused = ask(shop, source="shop", table=table, question="How many rows?")
+        assert refused.status_code == 404, refused.text
+        assert "pbkdf2" not in refused.text
+    nobody = ask(shop, source="other", question="Qual loja vendeu mais?")
+    assert nobody.status_code == 404  # another tenant's source looks like none
+
+
+def test_write_smuggled_through_question_or_column_fails_harmlessly(
+    shop: Server, shop_db: sa.Engine
+) -> None:
+    for question in (
+        "'; DELETE FROM vendas_pedido; --",
+        'Qual o total de "valor"); DROP TABLE vendas_loja; --?',
+    ):
+        got = ask(shop, source="shop", table="vendas_detalhe", question=question)
+        assert got.status_code < 500, got.text
+    got = ask(
+        shop,
+        source="shop",
+        table="vendas_detalhe",
+        columns=['valor"); DELETE FROM vendas_pedido; --'],
+        question="total?",
+    )
+    assert got.status_code == 400, got.text
+    assert direct(shop_db, "SELECT count(*) FROM vendas_pedido") == [(ROWS,)]
+    assert direct(shop_db, "SELECT count(*) FROM vendas_loja") == [(8,)]
+
+
+def test_slow_query_is_stopped_by_the_timeout(shop: Server) -> None:
+    got = ask(shop, source="shop", table="vendas_lenta", question="Total valor por canal?")
+    assert got.status_code == 503, got.text
+    assert "source 'shop'" in got.json()["error"] and "2 s" in got.json()["error"]
+
+
+def test_down_source_is_503_and_chat_still_works(shop: Server) -> None:
+    got = ask(shop, source="down", question="Qual loja vendeu mais?")
+    assert got.status_code == 503, got.text
+    assert got.json() == {"error": "source 'down' is unavailable; retry shortly"}
+    assert "hunter2" not in got.text
+    chat = httpx.post(
+        shop.url + "/api/chat",
+        json={
+            "model": "smollm2-135m",
+            "messages": [{"role": "user", "content": "Oi"}],
+            "stream": False,
+            "options": {"num_predict": 4},
+        },
+        headers=shop.headers,
+        timeout=120,
+    )
+    assert chat.status_code == 200, chat.text
+
+
+def test_sqlite_source(shop: Server, tmp_path: Path) -> None:
+    got = ask(shop, source="dev", question="Qual loja vendeu mais?")
+    assert got.status_code == 200, got.text
+    facts = got.json()["facts"]
+    assert any("vendas_pedido" in f["sql"] for f in facts)
+    ranking = next(f for f in facts if f["kind"] == "breakdown")
+    assert ranking["rows"][0]["loja"] in got.json()["answer"]["text"]
+
+
+def test_exactly_one_of_data_dataset_and_source(shop: Server) -> None:
+    got = ask(shop, source="shop", data=[{"a": 1}], question="total?")
+    assert got.status_code == 400
+    got = ask(shop, source="nope", question="total?")
+    assert got.status_code == 404
+    got = ask(shop, source="shop", question="total?")  # several tables: name one
+    assert got.status_code == 400 and "vendas_detalhe" in got.text

@@ -1,0 +1,125 @@
+"""A Django-like shop schema, made in a real PostgreSQL database (or a SQLite file) for the
+source tests: ``vendas_loja``, ``vendas_produto``, ``vendas_pedido`` (foreign keys ``loja_id``
+and ``produto_id``, rows from ``generate_series``), the view ``vendas_detalhe`` that joins them,
+a table nobody allows (``auth_user``) and a view that sleeps (``vendas_lenta``)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import sqlalchemy as sa
+
+LOJAS = [
+    ("Centro", "São Paulo"),
+    ("Paulista", "São Paulo"),
+    ("Moema", "São Paulo"),
+    ("Savassi", "Belo Horizonte"),
+    ("Pampulha", "Belo Horizonte"),
+    ("Boa Viagem", "Recife"),
+    ("Copacabana", "Rio de Janeiro"),
+    ("Barra", "Rio de Janeiro"),
+]
+CATEGORIAS = ["bebidas", "mercearia", "limpeza", "padaria"]
+
+SCHEMA = """
+CREATE TABLE vendas_loja (id integer PRIMARY KEY, nome text NOT NULL, cidade text NOT NULL);
+CREATE TABLE vendas_produto (
+    id integer PRIMARY KEY, nome text NOT NULL, categoria text NOT NULL, preco numeric(10, 2)
+);
+CREATE TABLE vendas_pedido (
+    id bigint PRIMARY KEY,
+    loja_id integer NOT NULL REFERENCES vendas_loja (id),
+    produto_id integer NOT NULL REFERENCES vendas_produto (id),
+    criado_em date NOT NULL,
+    canal text NOT NULL,
+    status text NOT NULL,
+    quantidade integer NOT NULL,
+    valor numeric(12, 2) NOT NULL,
+    cliente_email text NOT NULL
+);
+CREATE TABLE auth_user (id integer PRIMARY KEY, username text, password text);
+"""
+
+VIEW = """
+CREATE VIEW vendas_detalhe AS
+SELECT p.id, l.nome AS loja, l.cidade, pr.categoria, p.canal, p.status, p.criado_em,
+       p.quantidade, p.valor
+FROM vendas_pedido p JOIN vendas_loja l ON l.id = p.loja_id
+JOIN vendas_produto pr ON pr.id = p.produto_id
+"""
+
+
+def _pedidos_sql(rows: int) -> str:
+    return f"""
+INSERT INTO vendas_pedido
+SELECT i,
+       1 + mod(i * 7, 8),
+       1 + mod(i * 13, 20),
+       DATE '2024-01-01' + mod(i, 540),
+       CASE WHEN mod(i, 10) < 5 THEN 'balcao' WHEN mod(i, 10) < 8 THEN 'site' ELSE 'app' END,
+       CASE WHEN mod(i, 17) = 0 THEN 'cancelado' ELSE 'pago' END,
+       1 + mod(i, 5),
+       round((10 + mod(i * 37, 50000) / 100.0 + (1 + mod(i * 7, 8)) * 3)::numeric, 2),
+       'cliente' || mod(i, 5000) || '@example.com'
+FROM generate_series(1, {rows}) AS i
+"""  # noqa: S608 - a number, no input
+
+
+def build_postgres(url: str, rows: int = 300_000) -> None:
+    """The schema, ``rows`` orders and the views, in the (empty) database at ``url``."""
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.begin() as conn:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    conn.exec_driver_sql(statement)
+            for i, (nome, cidade) in enumerate(LOJAS, start=1):
+                conn.exec_driver_sql(
+                    "INSERT INTO vendas_loja VALUES (%s, %s, %s)", (i, nome, cidade)
+                )
+            for i in range(1, 21):
+                categoria = CATEGORIAS[i % len(CATEGORIAS)]
+                conn.exec_driver_sql(
+                    "INSERT INTO vendas_produto VALUES (%s, %s, %s, %s)",
+                    (i, f"produto {i}", categoria, 5 + i),
+                )
+            conn.exec_driver_sql(_pedidos_sql(rows))
+            conn.exec_driver_sql("INSERT INTO auth_user VALUES (1, 'admin', 'pbkdf2$secret')")
+            conn.exec_driver_sql(VIEW)
+            conn.exec_driver_sql(
+                "CREATE VIEW vendas_lenta AS SELECT canal, valor FROM vendas_pedido "
+                "WHERE pg_sleep(0.01) IS NOT NULL"
+            )
+            conn.exec_driver_sql("ANALYZE")
+    finally:
+        engine.dispose()
+
+
+def build_sqlite(path: Path, rows: int = 5_000) -> None:
+    """A small copy of the shop in a SQLite file (orders only, with the store's name)."""
+    con = sqlite3.connect(path)
+    try:
+        con.execute(
+            "CREATE TABLE vendas_pedido (id INTEGER PRIMARY KEY, loja TEXT NOT NULL, "
+            "canal TEXT NOT NULL, criado_em DATE NOT NULL, quantidade INTEGER NOT NULL, "
+            "valor REAL NOT NULL)"
+        )
+        con.execute("CREATE TABLE auth_user (id INTEGER PRIMARY KEY, password TEXT)")
+        con.executemany(
+            "INSERT INTO vendas_pedido VALUES (?, ?, ?, date('2024-01-01', ?), ?, ?)",
+            [
+                (
+                    i,
+                    LOJAS[(i * 7) % 8][0],
+                    "site" if i % 3 else "balcao",
+                    f"+{i % 365} days",
+                    1 + i % 5,
+                    round(10 + ((i * 37) % 5000) / 100.0, 2),
+                )
+                for i in range(1, rows + 1)
+            ],
+        )
+        con.commit()
+    finally:
+        con.close()
