@@ -903,3 +903,30 @@ def test_a_verb_names_the_column_of_its_participle() -> None:
         plan = rule_plan(question, prof)
         assert plan is not None
         assert [m.column for m in plan.measures][: len(wanted)] == wanted, question
+
+
+def test_an_amount_per_a_unit_named_by_two_words_or_paid_per_unit() -> None:
+    from billumy.insights.ratios import _per_pair
+
+    rows = [
+        {"filial": f, "horas_tecnicas": h, "tecnicos": t, "valor_mao_de_obra": v}
+        for f, h, t, v in (("Sorriso", 400.5, 9, 80_000.0), ("Cascavel", 300.0, 7, 61_000.0))
+    ]
+    with data.from_records(rows) as table:
+        prof = profile(table)
+    # "per technician hour": the hours, not the technicians.
+    assert _per_pair("What labor rate per technician hour do we get?", prof) == (
+        "valor_mao_de_obra",
+        "horas_tecnicas",
+    )
+    # Hours of work add up: "how many hours did we log" is their total.
+    plan = rule_plan("How many technician hours did we log?", prof)
+    assert plan is not None and [(m.column, m.agg) for m in plan.measures] == [
+        ("horas_tecnicas", "sum")
+    ]
+    with data.from_records(_monthly_grid(11)) as table:
+        grid = profile(table)
+    assert _per_pair("Which customer class pays the least per MWh?", grid) == (
+        "billed_usd",
+        "energy_mwh",
+    )

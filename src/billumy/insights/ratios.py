@@ -406,6 +406,8 @@ def _float(value: object) -> float | None:
 # --- one amount per unit of another ("cost per order", "ticket médio por aluno") ----------------
 
 _PER = frozenset({"per", "por", "each", "cada"})
+# "Which class pays the least per MWh?": the money paid, per the unit named.
+_PAYING = ("pay", "paid", "paga", "pago", "cost", "cust", "charge", "cobr", "spend", "gast")
 _SKIP = frozenset({"a", "o", "as", "os", "the", "de", "do", "da", "dos", "das", "um", "uma", "an"})
 # "ticket médio", "mensalidade média por aluno": money per customer, order or student.
 _TICKET = frozenset({"ticket", "tiquete", "mensalidade", "tuition", "fee", "fees"})
@@ -429,12 +431,22 @@ def _per_pair(question: str, profile: Profile) -> tuple[str, str] | None:
         while j < len(words) and words[j] in _SKIP:
             j += 1
         below = _numeric_named(words[j : j + 1], profile)
+        # "per technician hour", "por OS concluída": the column both words name.
+        both = [c for c in _numeric_named(words[j + 1 : j + 2], profile) if c in below]
+        both += [
+            c
+            for c in _numeric_named(words[j : j + 2], profile)
+            if c in _numeric_named(words[j + 1 : j + 2], profile) and c not in both
+        ]
         # "unidades por linha": the lines picked (a flow), not the backlog of lines (a stock).
         below.sort(key=is_stock)
+        below = both[:1] + [c for c in below if c not in both[:1]]
         if not below:
             continue
         before = [w for w in words[max(0, i - 3) : i] if w not in _SKIP]
-        if set(before) & _TICKET:
+        if set(before) & _TICKET or (
+            not _numeric_named(before, profile) and any(w.startswith(_PAYING) for w in before)
+        ):
             # The money that comes in (receita, revenue, vendas), not what goes out.
             money = [c for c in profile.columns if c.kind == "numeric" and c.money]
             money.sort(key=lambda c: not names_sales(c.name))

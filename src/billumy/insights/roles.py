@@ -31,6 +31,13 @@ _AVG_WORDS = {
     "medio", "average", "min", "mins", "delay", "atraso", "lag", "speed",
     "velocidade", *("headcount", "saldo", "balance", "estoque", "inventory", "stock"),
 }  # fmt: skip
+_HOUR_WORDS = frozenset({"hours", "horas", "hour", "hora", "hrs", "hh"})
+_WORK_WORDS = frozenset(
+    {"tecnicas", "tecnicos", "trabalhadas", "trabalho", "worked", "work", "labor", "labour",
+     "billable", "faturaveis", "faturadas", "homem", "man", "apontadas", "logged", "produtivas",
+     "extras", "overtime", "engineering", "engenharia", "consultoria", "voluntariado"}
+)  # fmt: skip
+_MEAN_WORDS = frozenset({"media", "medio", "avg", "mean", "average", "per", "por"})
 # Stocks: levels at a moment (people on the payroll, units in the warehouse, money in the
 # account), which add up across segments on one date but never across dates.
 _STOCK_WORDS = {
@@ -62,6 +69,9 @@ def default_agg(column: ColumnProfile) -> Literal["sum", "avg"]:
     """``avg`` for measures that do not add up (prices, rates, scores, durations, ratios in
     [0, 1]); ``sum`` for quantities and money."""
     words = name_words(column.name)
+    if set(words) & _HOUR_WORDS and set(words) & _WORK_WORDS and not set(words) & _MEAN_WORDS:
+        # "horas_tecnicas", "labor_hours", "horas_trabalhadas": hours of work add up.
+        return "sum"
     if any(word in _AVG_WORDS for word in words):
         # "boletos_em_atraso" counts the boletos that are late; "atraso_dias" is a delay.
         counted = set(words) & _COUNT_NOUNS and not set(words) & _STATE_EXEMPT

@@ -676,7 +676,13 @@ class InsightService:
             ]
         ratio = None
         known = ratios.jargon(question, prof) if question else None
-        if asked is not None and (_asks_for_rate(asked) or (known and known[0] == "ratio")):
+        if (
+            asked is not None
+            and (per is None or per.kind != "per")
+            and (_asks_for_rate(asked) or (known and known[0] == "ratio"))
+        ):
+            # "What labor rate per technician hour?" is answered by the amount per hour above,
+            # not also by a share of one column in the other.
             # "What percentage of deliveries were late?": one count over another.
             ratio = ratios.ratio_fact(table, prof, plan, dimension, question or "")
             if ratio is None:

@@ -300,7 +300,7 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("servico", "servicos", "service", "services"),
     # "mão de obra" (valor_mao_de_obra) is what English calls labor
     ("obra", "labor", "labour", "workmanship"),
-    ("tecnico", "tecnicos", "technician", "technicians", "tech", "techs"),
+    ("tecnico", "tecnicos", "tecnica", "tecnicas", "technician", "technicians", "tech", "techs"),
 )
 _SYNONYM_GROUPS: dict[str, frozenset[int]] = {}
 for _group, _words in enumerate(_SYNONYMS):
