@@ -276,7 +276,12 @@ def create_app(settings: Settings, *, drain: Drain | None = None) -> FastAPI:
         engine = EngineClient(socket_path)
         usage = UsageBuffer(store)
         usage.start()
-        router = Router(settings, catalog, engine)
+        router = Router(
+            settings,
+            catalog,
+            engine,
+            on_outcome=lambda deployment, kind: metrics.outcomes.labels(deployment, kind).inc(),
+        )
         router.start()
         auth = Authenticator(
             store,

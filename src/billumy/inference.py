@@ -29,7 +29,7 @@ from billumy.cache.responses import (
 )
 from billumy.catalog import ROLES, Catalog, ModelEntry, normalize_name
 from billumy.durations import parse_duration
-from billumy.engines.base import Chunk, DoneReason, Embeddings, Generation, Sampling, closing
+from billumy.engines.base import Chunk, Embedding, Embeddings, Generation, Sampling, closing
 from billumy.engines.grammar import format_grammar
 from billumy.engines.maestro import CLASSIFIER_SYSTEM, SCHEMA, Maestro
 from billumy.engines.remote import EngineClient
@@ -163,7 +163,7 @@ class InferenceService:
         if entry.base.remote:
             return True
         deployments = self.router.deployments.get(entry.route or "", [])
-        return any(d.upstream is not None for d in deployments)
+        return any(d.backend.remote for d in deployments)
 
     async def check_model(self, name: str, *, tenant: str | None) -> None:
         """404 unless ``name`` is a model (or a tiered model name) served here that
@@ -401,20 +401,10 @@ class InferenceService:
     async def load_or_unload(self, prepared: Prepared) -> Chunk:
         """An empty prompt: load the model (or unload it when keep_alive is 0)."""
         g = prepared.generation
-        if prepared.entry.route is not None:
-            # Upstream deployments load models as they need them.
-            reason: DoneReason = "unload" if g.keep_alive_s == 0 else "load"
-            return Chunk(done=True, done_reason=reason)
         if g.keep_alive_s == 0:
-            await self.engine.unload(g.model_path)
+            await self.router.unload(prepared.entry, g)
             return Chunk(done=True, done_reason="unload")
-        load_ns = await self.engine.load(
-            g.model_path,
-            g.model_name,
-            g.num_ctx,
-            g.keep_alive_s,
-            extend_only=g.keep_alive_extends,
-        )
+        load_ns = await self.router.load(prepared.entry, g)
         return Chunk(done=True, done_reason="load", load_duration=load_ns, total_duration=load_ns)
 
     def stream(self, prepared: Prepared) -> AsyncIterator[Chunk]:
@@ -519,25 +509,16 @@ class InferenceService:
         await self.fair_use.check_quota(caller.key_id, caller.limits)
         holder = await self.fair_use.acquire(caller.key_id, caller.limits)
         try:
-            if entry.route is not None:
-                result = await self.router.embed(
-                    entry,
-                    inputs,
-                    truncate=req.truncate,
-                    num_ctx=num_ctx,
-                    keep_alive_s=keep_alive_s,
-                    dimensions=req.dimensions,
-                    route=route,
-                )
-            else:
-                result = await self.engine.embed(
-                    model_path=entry.base.path(),
-                    model_name=entry.name,
-                    inputs=inputs,
-                    truncate=req.truncate,
-                    num_ctx=num_ctx,
-                    keep_alive_s=keep_alive_s,
-                )
+            request = Embedding(
+                model_path=entry.base.path(),
+                model_name=entry.name,
+                inputs=inputs,
+                truncate=req.truncate,
+                num_ctx=num_ctx,
+                keep_alive_s=keep_alive_s,
+                dimensions=req.dimensions,
+            )
+            result = await self.router.embed(entry, request, route)
         finally:
             await self.fair_use.release(caller.key_id, holder)
         await self.fair_use.spend(caller.key_id, result.prompt_eval_count)

@@ -297,6 +297,14 @@ class Metrics:
             ["deployment", "model"],
             registry=r,
         )
+        self.outcomes = Counter(
+            "billumy_backend_outcomes",
+            "Attempts on a backend (generations and embeddings), by deployment (embedded for "
+            "the local engine without deployments) and how they ended: completed, failed, or "
+            "cancelled (the client went first). Each attempt is counted once, when it ends.",
+            ["deployment", "outcome"],
+            registry=r,
+        )
 
     def watch(self, read: Callable[[], dict[str, Any]]) -> None:
         """Report live gauges read by ``read`` at each scrape; with several workers, also

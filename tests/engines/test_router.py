@@ -14,10 +14,10 @@ from billumy.cache.limits import FairUse
 from billumy.cache.local import LocalState
 from billumy.cache.responses import ResponseCache
 from billumy.catalog import Catalog
-from billumy.engines.base import Chunk, Embeddings, Generation
+from billumy.engines.base import Chunk, Embedding, Embeddings, Generation
 from billumy.engines.maestro import Maestro, parse_classification, rule_tier
 from billumy.engines.remote import EngineClient
-from billumy.engines.router import CircuitBreaker, Route, Router
+from billumy.engines.router import CircuitBreaker, OutcomeKind, Route, Router
 from billumy.engines.upstream import Upstream
 from billumy.errors import BadRequestError, UpstreamError, UpstreamUnavailableError
 from billumy.inference import InferenceService
@@ -28,6 +28,8 @@ from billumy.store import open_store
 class FakeUpstream:
     """Answers two chunks; ``fail`` makes it fail before (or after) its first chunk."""
 
+    remote = True
+
     def __init__(self, config: DeploymentConfig) -> None:
         self.name = config.name
         self.provider = config.provider
@@ -35,7 +37,9 @@ class FakeUpstream:
         self.calls = 0
         self.gate: asyncio.Event | None = None
 
-    async def generate(self, request: Generation, upstream_model: str) -> AsyncIterator[Chunk]:
+    async def generate(
+        self, request: Generation, upstream_model: str | None = None
+    ) -> AsyncIterator[Chunk]:
         self.calls += 1
         if self.fail == "before":
             raise UpstreamUnavailableError(f"deployment '{self.name}' is unreachable")
@@ -48,10 +52,14 @@ class FakeUpstream:
             raise UpstreamError(f"deployment '{self.name}' closed the stream")
         yield Chunk(done=True, done_reason="stop", eval_count=1)
 
-    async def embed(
-        self, inputs: list[str], upstream_model: str, *, truncate: bool, dimensions: int | None
-    ) -> Embeddings:
-        return Embeddings([[1.0] for _ in inputs], len(inputs), 1, 0)
+    async def embed(self, request: Embedding, upstream_model: str | None = None) -> Embeddings:
+        return Embeddings([[1.0] for _ in request.inputs], len(request.inputs), 1, 0)
+
+    async def load(self, request: Generation) -> int:
+        return 0
+
+    async def unload(self, request: Generation) -> None:
+        return None
 
     async def health(self) -> None:
         if self.fail == "before":
@@ -84,7 +92,9 @@ def _settings(tmp_path: Path, **extra: Any) -> Settings:
     return Settings(data_dir=tmp_path, deployments=deployments, route_retries=2, **extra)
 
 
-async def _router(settings: Settings) -> tuple[Router, dict[str, FakeUpstream]]:
+async def _router(
+    settings: Settings, told: list[tuple[str, OutcomeKind]] | None = None
+) -> tuple[Router, dict[str, FakeUpstream]]:
     store = open_store(settings.resolved_database_url)
     await store.ainit()
     catalog = Catalog(settings, store)
@@ -94,7 +104,11 @@ async def _router(settings: Settings) -> tuple[Router, dict[str, FakeUpstream]]:
         made[config.name] = FakeUpstream(config)
         return made[config.name]
 
-    router = Router(settings, catalog, cast(EngineClient, None), make=make)
+    def on_outcome(deployment: str, kind: OutcomeKind) -> None:
+        if told is not None:
+            told.append((deployment, kind))
+
+    router = Router(settings, catalog, cast(EngineClient, None), make=make, on_outcome=on_outcome)
     await store.aclose()
     return router, made
 
@@ -161,6 +175,81 @@ def test_failures_after_the_first_chunk_and_client_errors_are_not_retried(
         assert fakes["a"].calls + fakes["b"].calls == 2
         states = {d.breaker.state for d in router.all()}
         assert states == {"closed"}
+        await router.aclose()
+
+    asyncio.run(scenario())
+
+
+async def _until_done(stream: AsyncIterator[Chunk]) -> Chunk:
+    """Read ``stream`` up to its last chunk and no further, as the API does."""
+    while not (chunk := await anext(stream)).done:
+        pass
+    return chunk
+
+
+def test_outcomes_are_recorded_once_when_known(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        told: list[tuple[str, OutcomeKind]] = []
+        router, fakes = await _router(_settings(tmp_path), told)
+        entry = await router.catalog.get("m", tenant=None)
+        # A consumer that stops at the last chunk and then closes the stream: completed, at
+        # the last chunk, once; the slot is given back when the stream closes.
+        route = Route()
+        stream = router.generate(entry, _generation(), route)
+        await _until_done(stream)
+        assert route.deployment is not None
+        deployment = next(d for d in router.all() if d.name == route.deployment)
+        assert told == [(deployment.name, "completed")] and deployment.served == 1
+        await stream.aclose()  # type: ignore[attr-defined]
+        assert told == [(deployment.name, "completed")] and deployment.served == 1
+        assert deployment.in_flight == 0
+        # A consumer that goes after the first chunk: cancelled, not served.
+        for fake in fakes.values():
+            fake.gate = asyncio.Event()
+        told.clear()
+        route = Route()
+        stream = router.generate(entry, _generation(), route)
+        await anext(stream)
+        await stream.aclose()  # type: ignore[attr-defined]
+        assert told == [(route.deployment, "cancelled")]
+        # A failure after the first chunk: failed, against the circuit.
+        for fake in fakes.values():
+            fake.gate, fake.fail = None, "after"
+        told.clear()
+        route = Route()
+        with pytest.raises(UpstreamError):
+            await _answer(router, route)
+        assert told == [(route.deployment, "failed")]
+        failing = next(d for d in router.all() if d.name == route.deployment)
+        assert failing.breaker.consecutive == 1
+        # Embeddings: one outcome per attempt, a retried failure included.
+        fakes["a"].fail = fakes["b"].fail = None
+        told.clear()
+        embedded = await router.embed(entry, Embedding(Path("unused"), "m", ["x"]))
+        assert embedded.vectors == [[1.0]] and [kind for _, kind in told] == ["completed"]
+        assert sum(d.served for d in router.all()) == 2
+        await router.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_half_open_circuits_streamed_probe_closes_it(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        router, _ = await _router(_settings(tmp_path))
+        entry = await router.catalog.get("m", tenant=None)
+        now = [0.0]
+        for deployment in router.all():
+            deployment.breaker.clock = lambda: now[0]
+            deployment.breaker.trip()
+        now[0] = 60.0  # past the cooldown: the next request is a probe
+        route = Route()
+        stream = router.generate(entry, _generation(), route)
+        await _until_done(stream)
+        await stream.aclose()  # type: ignore[attr-defined]
+        states = {d.name: d.breaker.state for d in router.all()}
+        assert route.deployment is not None and states[route.deployment] == "closed"
+        probed = next(d for d in router.all() if d.name == route.deployment)
+        assert not probed.breaker.probing and probed.served == 1
         await router.aclose()
 
     asyncio.run(scenario())

@@ -31,7 +31,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from yarl import URL
 
-from billumy.engines.base import Chunk, Generation, Sampling
+from billumy.engines.base import Chunk, Embedding, Generation, Sampling
 from billumy.engines.ollama import OllamaUpstream
 from billumy.engines.openai import OpenAIUpstream, SseParser
 from billumy.engines.router import make_upstream
@@ -357,6 +357,10 @@ def generation(**kw: Any) -> Generation:
     return Generation(**(values | kw))
 
 
+def embedding(inputs: list[str], **kw: Any) -> Embedding:
+    return Embedding(model_path=Path("/nonexistent"), model_name="m", inputs=inputs, **kw)
+
+
 async def collect(up: Upstream, request: Generation, model: str) -> list[Chunk]:
     return [chunk async for chunk in up.generate(request, model)]
 
@@ -429,7 +433,7 @@ async def test_ollama_generate_streams_with_context(srv: FakeServer) -> None:
 
 async def test_ollama_embed(srv: FakeServer) -> None:
     async with upstream(srv) as up:
-        result = await up.embed(["a", "b"], "nomic", truncate=False, dimensions=2)
+        result = await up.embed(embedding(["a", "b"], truncate=False, dimensions=2), "nomic")
     assert result.vectors == [[0.0, 0.5], [1.0, 0.5]]
     assert (result.prompt_eval_count, result.total_duration, result.load_duration) == (4, 900, 100)
     assert srv.rec.last()["body"] == {
@@ -515,7 +519,7 @@ async def test_openai_stream_variants(srv: FakeServer, model: str) -> None:
 
 async def test_openai_embed_orders_by_index(srv: FakeServer) -> None:
     async with upstream(srv, "openai") as up:
-        result = await up.embed(["a", "b", "c"], "bge", truncate=True, dimensions=None)
+        result = await up.embed(embedding(["a", "b", "c"], truncate=True, dimensions=None), "bge")
     assert result.vectors == [[0.0, 0.25], [1.0, 0.25], [2.0, 0.25]]
     assert result.prompt_eval_count == 6 and result.load_duration == 0
     assert srv.rec.last()["path"] == "/v1/embeddings"
@@ -682,7 +686,7 @@ async def test_health_uses_a_short_timeout(srv: FakeServer) -> None:
 async def test_embed_failures(srv: FakeServer, provider: str, model: str, message: str) -> None:
     async with upstream(srv, provider) as up:
         with pytest.raises(BillumyError, match=message) as caught:
-            await up.embed(["a"], model, truncate=False, dimensions=None)
+            await up.embed(embedding(["a"], truncate=False, dimensions=None), model)
     assert_safe(caught.value, srv)
 
 
@@ -824,7 +828,7 @@ async def test_a_dropped_pooled_connection_is_retried_once_on_a_new_one() -> Non
     up = make_upstream(cfg)
     try:
         for _ in range(3):
-            result = await up.embed(["a"], "m", truncate=False, dimensions=None)
+            result = await up.embed(embedding(["a"], truncate=False, dimensions=None), "m")
             assert result.vectors == [[1.0, 0.0]] and result.prompt_eval_count == 2
     finally:
         await up.aclose()
@@ -839,7 +843,7 @@ async def test_an_upstream_that_always_drops_fails_after_one_retry() -> None:
     up = make_upstream(cfg)
     try:
         with pytest.raises(UpstreamError, match="closed the connection before answering") as caught:
-            await up.embed(["a"], "m", truncate=False, dimensions=None)
+            await up.embed(embedding(["a"], truncate=False, dimensions=None), "m")
     finally:
         await up.aclose()
         server.close()

@@ -116,7 +116,7 @@ async def ps(service: InferenceDep, key: InferenceKey) -> Response:
         )
     # Upstream deployments whose circuit is not open, marked with their deployment.
     for deployment in service.router.all():
-        if deployment.upstream is None or deployment.breaker.state == "open":
+        if not deployment.backend.remote or deployment.breaker.state == "open":
             continue
         entry = await service.catalog.get(deployment.config.model, tenant=None)
         models.append(

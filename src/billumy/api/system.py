@@ -64,7 +64,7 @@ async def ready(state: ServicesDep) -> Response:
         if d.healthy is None and d.breaker.state == "closed"
         else d.breaker.state
         for d in state.router.all()
-        if d.upstream is not None
+        if d.backend.remote
     }
     # A routed model whose every deployment's circuit is open cannot be served right now.
     stranded = [

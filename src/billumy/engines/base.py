@@ -1,4 +1,12 @@
-"""The engine interface: every engine yields the same :class:`Chunk` objects."""
+"""The engine interfaces: every engine yields the same :class:`Chunk` objects.
+
+:class:`Backend` is what the router and the inference service talk to, whoever answers: the
+embedded engine (:class:`~billumy.engines.embedded.EmbeddedBackend`) or an upstream server
+(:class:`~billumy.engines.ollama.OllamaUpstream`,
+:class:`~billumy.engines.openai.OpenAIUpstream`). :class:`Engine` is the engine process's own
+interface (llama.cpp behind :class:`~billumy.engines.remote.EngineClient`), which the embedded
+backend wraps.
+"""
 
 from __future__ import annotations
 
@@ -96,6 +104,19 @@ class Embeddings:
 
 
 @dataclass
+class Embedding:
+    """One embedding request: a model, the texts and how to fit them."""
+
+    model_path: Path
+    model_name: str
+    inputs: list[str]
+    truncate: bool = True
+    num_ctx: int = 2048
+    keep_alive_s: float | None = None
+    dimensions: int | None = None  # upstreams that can shorten vectors are asked to
+
+
+@dataclass
 class LoadedModel:
     name: str
     model_path: Path
@@ -131,6 +152,35 @@ class Engine(Protocol):
     async def unload(self, model_path: Path) -> None: ...
 
     def loaded(self) -> list[LoadedModel]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Backend(Protocol):
+    """One deployment's answerer. It knows which model it runs (an upstream's model name, an
+    embedded deployment's GGUF), so a request names the catalog's model only; failures are
+    :class:`~billumy.errors.BillumyError` subclasses, retryable ones being
+    :class:`~billumy.errors.UpstreamError` with ``retryable`` set."""
+
+    name: str
+    # Answered by another server over HTTP: shown as always loaded in /api/ps, never loaded
+    # or unloaded here. Display and policy only (the insights narrative); calls never branch.
+    remote: bool
+
+    def generate(self, request: Generation) -> AsyncIterator[Chunk]:
+        """The chunks of ``request``, the last one ``done``; closing the iterator stops it."""
+        ...
+
+    async def embed(self, request: Embedding) -> Embeddings: ...
+
+    async def load(self, request: Generation) -> int:
+        """Make the model ready for ``request``'s context and keep_alive; the load time (ns)."""
+        ...
+
+    async def unload(self, request: Generation) -> None: ...
+
+    async def health(self) -> None:
+        """Return when the backend can answer; raise a BillumyError otherwise."""
 
     async def aclose(self) -> None: ...
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from llama_cpp import Llama
 
-from billumy.engines.base import Chunk, Embeddings, Generation, LoadedModel
+from billumy.engines.base import Chunk, Embeddings, Generation, LoadedModel, closing
 from billumy.engines.batched import BatchedModel, Sequence
 from billumy.engines.grammar import GrammarLimits, format_grammar
 from billumy.engines.llamacpp_runner import (
@@ -362,16 +362,9 @@ class LlamaCppEngine:
                 self._executor,
                 lambda: generate_in_thread(active, request, grammar, stop, emit, deadline),
             )
-            while True:
-                item = await queue.get()
-                if isinstance(item, BaseException):
-                    raise item
-                if item.done:
-                    item.load_duration = load_ns
-                    item.total_duration = time.perf_counter_ns() - started
-                    yield item
-                    break
-                yield item
+            async with closing(_delivered(queue, started, load_ns)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
         finally:
             # No awaits here: this also runs when the stream is cancelled (client gone) or the
             # generator is finalised by the garbage collector.
@@ -420,16 +413,9 @@ class LlamaCppEngine:
             )
             assert runner.batch is not None
             runner.batch.submit(sequence)
-            while True:
-                item = await queue.get()
-                if isinstance(item, BaseException):
-                    raise item
-                if item.done:
-                    item.load_duration = load_ns
-                    item.total_duration = time.perf_counter_ns() - started
-                    yield item
-                    break
-                yield item
+            async with closing(_delivered(queue, started, load_ns)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
         finally:
             # No awaits (see _generate_alone): the scheduler drops a cancelled sequence at its
             # next step, and the slot is given back once it has.
@@ -548,6 +534,23 @@ def _deadline(request: Generation) -> float:
     if request.deadline_s is None:
         return 0.0
     return time.monotonic() + max(0.0, request.deadline_s)
+
+
+async def _delivered(
+    queue: asyncio.Queue[Chunk | BaseException], started: int, load_ns: int
+) -> AsyncIterator[Chunk]:
+    """The chunks that a worker thread or the batch scheduler puts in ``queue``, up to the last
+    one, which gets the load and total durations; an exception put there is raised here."""
+    while True:
+        item = await queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        if item.done:
+            item.load_duration = load_ns
+            item.total_duration = time.perf_counter_ns() - started
+            yield item
+            return
+        yield item
 
 
 def _post(loop: asyncio.AbstractEventLoop, callback: Callable[[], object]) -> None:

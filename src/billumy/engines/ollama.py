@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
-from billumy.engines.base import Chunk, Embeddings, Generation
+from billumy.engines.base import Chunk, Embedding, Embeddings, Generation
 from billumy.engines.upstream import (
     HttpUpstream,
     chat_messages,
@@ -68,7 +68,10 @@ class OllamaUpstream(HttpUpstream):
 
     provider = "ollama"
 
-    async def generate(self, request: Generation, upstream_model: str) -> AsyncIterator[Chunk]:
+    async def generate(
+        self, request: Generation, upstream_model: str | None = None
+    ) -> AsyncIterator[Chunk]:
+        upstream_model = upstream_model or self.model
         chat = request.mode != "generate"
         if chat:
             path, payload = "/api/chat", chat_payload(request, upstream_model)
@@ -139,12 +142,16 @@ class OllamaUpstream(HttpUpstream):
             raise self.errors.invalid()
         return text
 
-    async def embed(
-        self, inputs: list[str], upstream_model: str, *, truncate: bool, dimensions: int | None
-    ) -> Embeddings:
-        payload: dict[str, Any] = {"model": upstream_model, "input": inputs, "truncate": truncate}
-        if dimensions is not None:
-            payload["dimensions"] = dimensions
+    async def embed(self, request: Embedding, upstream_model: str | None = None) -> Embeddings:
+        upstream_model = upstream_model or self.model
+        inputs = request.inputs
+        payload: dict[str, Any] = {
+            "model": upstream_model,
+            "input": inputs,
+            "truncate": request.truncate,
+        }
+        if request.dimensions is not None:
+            payload["dimensions"] = request.dimensions
         body = await self.request_json("POST", "/api/embed", payload, upstream_model=upstream_model)
         if not isinstance(body, dict):
             raise self.errors.invalid()

@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from billumy.engines.base import Chunk, DoneReason, Embeddings, Generation
+from billumy.engines.base import Chunk, DoneReason, Embedding, Embeddings, Generation
 from billumy.engines.upstream import (
     ErrorMapper,
     HttpUpstream,
@@ -163,7 +163,10 @@ class OpenAIUpstream(HttpUpstream):
 
     provider = "openai"
 
-    async def generate(self, request: Generation, upstream_model: str) -> AsyncIterator[Chunk]:
+    async def generate(
+        self, request: Generation, upstream_model: str | None = None
+    ) -> AsyncIterator[Chunk]:
+        upstream_model = upstream_model or self.model
         completions = request.mode == "generate" and request.raw
         path = "/completions" if completions else "/chat/completions"
         body = payload(request, upstream_model, completions=completions)
@@ -229,9 +232,9 @@ class OpenAIUpstream(HttpUpstream):
             eval_duration=end - first,
         )
 
-    async def embed(
-        self, inputs: list[str], upstream_model: str, *, truncate: bool, dimensions: int | None
-    ) -> Embeddings:
+    async def embed(self, request: Embedding, upstream_model: str | None = None) -> Embeddings:
+        upstream_model = upstream_model or self.model
+        inputs, dimensions = request.inputs, request.dimensions
         # OpenAI has no ``truncate``: servers truncate or reject over-long inputs themselves.
         body: dict[str, Any] = {
             "model": upstream_model,

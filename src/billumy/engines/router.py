@@ -1,5 +1,8 @@
 """Routing: a model name served by deployments (the embedded engine or upstream servers).
 
+Every deployment is a :class:`~billumy.engines.base.Backend`; so is the embedded engine for the
+catalog's models without deployments. Nothing here asks which kind answers.
+
 For each request the router picks the deployment with the fewest outstanding requests per
 unit of weight among those whose circuit is closed, holds one of its concurrency slots (or
 waits in its bounded queue) and streams its chunks. A failure before the first chunk is
@@ -18,11 +21,11 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Literal
 
 from billumy.catalog import Catalog, ModelEntry, normalize_name
-from billumy.engines.base import Chunk, Embeddings, Generation, closing
+from billumy.engines.base import Backend, Chunk, Embedding, Embeddings, Generation, closing
+from billumy.engines.embedded import EmbeddedBackend
 from billumy.engines.ollama import OllamaUpstream
 from billumy.engines.openai import OpenAIUpstream
 from billumy.engines.remote import EngineClient
@@ -37,6 +40,7 @@ from billumy.settings import DeploymentConfig, Settings
 log = logging.getLogger(__name__)
 
 BreakerState = Literal["closed", "open", "half_open"]
+OutcomeKind = Literal["completed", "failed", "cancelled"]
 EMBEDDED = "embedded"
 
 
@@ -90,14 +94,39 @@ class CircuitBreaker:
         return max(1, int(self.cooldown_s - (self.clock() - self.opened_at)) + 1)
 
 
+class Outcome:
+    """How one attempt on a backend ended, recorded once, as soon as it is known: completed at
+    the last chunk (not when the consumer later closes the stream), failed at the error that
+    ended it, cancelled when the consumer went before the end."""
+
+    def __init__(self, record: Callable[[OutcomeKind, BaseException | None], None]) -> None:
+        self._record = record
+        self.kind: OutcomeKind | None = None
+
+    def completed(self) -> None:
+        self._set("completed", None)
+
+    def ended(self, exc: BaseException) -> None:
+        """The attempt stopped with ``exc``: the consumer gone (GeneratorExit, cancellation)
+        or a failure."""
+        if isinstance(exc, GeneratorExit | asyncio.CancelledError):
+            self._set("cancelled", exc)
+        else:
+            self._set("failed", exc)
+
+    def _set(self, kind: OutcomeKind, exc: BaseException | None) -> None:
+        if self.kind is None:
+            self.kind = kind
+            self._record(kind, exc)
+
+
 @dataclass
 class Deployment:
     """One deployment's live state: concurrency, queue, circuit, last health check."""
 
     config: DeploymentConfig
-    upstream: Upstream | None  # None: the embedded engine
+    backend: Backend
     breaker: CircuitBreaker
-    model_path: Path | None = None  # embedded: the GGUF to run
     in_flight: int = 0
     waiting: int = 0
     served: int = 0
@@ -167,8 +196,11 @@ class Router:
         engine: EngineClient,
         *,
         make: Callable[[DeploymentConfig], Upstream] = make_upstream,
+        on_outcome: Callable[[str, OutcomeKind], None] | None = None,
     ) -> None:
         self.settings = settings
+        # Told every attempt's outcome with its deployment's name (the metrics' counter).
+        self.on_outcome = on_outcome
         self.catalog = catalog
         self.engine = engine
         self.fallbacks = {
@@ -180,23 +212,27 @@ class Router:
             group = []
             for config in configs:
                 breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown)
-                if config.provider == "embedded":
-                    target = catalog.lookup(config.upstream_model or config.model)
-                    if target is None or target.base.remote:
-                        raise ValueError(
-                            f"deployment {config.name!r}: no local model "
-                            f"{config.upstream_model or config.model!r}"
-                        )
-                    group.append(Deployment(config, None, breaker, model_path=target.base.path()))
-                else:
-                    group.append(Deployment(config, make(config), breaker))
+                backend = self._embedded(config) if config.provider == EMBEDDED else make(config)
+                group.append(Deployment(config, backend, breaker))
             self.deployments[model] = group
+        # The catalog's models without deployments: each request's own model.
+        self.local = EmbeddedBackend(engine, name=EMBEDDED, deadline_s=settings.engine_timeout)
         self._health_task: asyncio.Task[None] | None = None
+
+    def _embedded(self, config: DeploymentConfig) -> EmbeddedBackend:
+        """An embedded deployment's backend: its local model, its timeout."""
+        name = config.upstream_model or config.model
+        target = self.catalog.lookup(name)
+        if target is None or target.base.remote:
+            raise ValueError(f"deployment {config.name!r}: no local model {name!r}")
+        return EmbeddedBackend(
+            self.engine, name=config.name, model_path=target.base.path(), deadline_s=config.timeout
+        )
 
     # --- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        if any(d.upstream for group in self.deployments.values() for d in group):
+        if self.all():
             self._health_task = asyncio.create_task(self._health_loop())
 
     async def aclose(self) -> None:
@@ -204,23 +240,20 @@ class Router:
             self._health_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._health_task
-        for group in self.deployments.values():
-            for deployment in group:
-                if deployment.upstream is not None:
-                    await deployment.upstream.aclose()
+        for deployment in self.all():
+            await deployment.backend.aclose()
 
     def all(self) -> list[Deployment]:
         return [d for group in self.deployments.values() for d in group]
 
     async def check_health(self) -> None:
-        """One round of health checks on every upstream deployment, concurrently."""
-        await asyncio.gather(*(self._check(d) for d in self.all() if d.upstream is not None))
+        """One round of health checks on every deployment, concurrently."""
+        await asyncio.gather(*(self._check(d) for d in self.all()))
 
     async def _check(self, deployment: Deployment) -> None:
-        assert deployment.upstream is not None
         try:
             await asyncio.wait_for(
-                deployment.upstream.health(), timeout=deployment.config.connect_timeout + 5
+                deployment.backend.health(), timeout=deployment.config.connect_timeout + 5
             )
         except (BillumyError, TimeoutError) as exc:
             if deployment.healthy is not False:
@@ -283,12 +316,15 @@ class Router:
             if target.route is None:
                 # No deployments configured: the embedded engine serves it directly.
                 route.deployment, route.model = EMBEDDED, target.name
-                request = replace(generation, deadline_s=self.settings.engine_timeout)
+                request = generation
                 if target is not entry:
                     request = replace(
                         request, model_path=target.base.path(), model_name=target.name
                     )
-                async with closing(self.engine.generate(request)) as chunks:
+                async with (
+                    self._direct() as outcome,
+                    closing(self._chunks(self.local, request, outcome)) as chunks,
+                ):
                     async for chunk in chunks:
                         yield chunk
                 return
@@ -333,27 +369,32 @@ class Router:
 
     async def _on(self, deployment: Deployment, generation: Generation) -> AsyncIterator[Chunk]:
         """One attempt on one deployment (see :meth:`_attempt`)."""
-        async with self._attempt(deployment):
-            if deployment.upstream is None:
-                assert deployment.model_path is not None
-                request = replace(
-                    generation,
-                    model_path=deployment.model_path,
-                    deadline_s=deployment.config.timeout,
-                )
-                chunks = self.engine.generate(request)
-            else:
-                chunks = deployment.upstream.generate(generation, deployment.upstream_model)
-            # Closed at once when the client goes: the upstream stops generating too.
-            async with closing(chunks):
-                async for chunk in chunks:
-                    yield chunk
+        async with (
+            self._attempt(deployment) as outcome,
+            closing(self._chunks(deployment.backend, generation, outcome)) as chunks,
+        ):
+            async for chunk in chunks:
+                yield chunk
+
+    @staticmethod
+    async def _chunks(
+        backend: Backend, generation: Generation, outcome: Outcome
+    ) -> AsyncIterator[Chunk]:
+        """``backend``'s chunks; the outcome is complete at the last one."""
+        # Closed at once when the client goes: the backend stops generating too.
+        async with closing(backend.generate(generation)) as chunks:
+            async for chunk in chunks:
+                if chunk.done:
+                    # Known now: the consumer may close the stream after this chunk rather
+                    # than ask for its end.
+                    outcome.completed()
+                yield chunk
 
     @contextlib.asynccontextmanager
-    async def _attempt(self, deployment: Deployment) -> AsyncIterator[None]:
-        """Hold one of the deployment's slots (waiting in its queue) and feed its circuit with
-        the outcome: a retryable upstream failure counts against it; a client's bad request,
-        a cancellation (client gone) or a local failure does not."""
+    async def _attempt(self, deployment: Deployment) -> AsyncIterator[Outcome]:
+        """Hold one of the deployment's slots (waiting in its queue) for one attempt, whose
+        :class:`Outcome` is recorded once (see :meth:`_settle`); an attempt that ends without
+        saying completes when its block does."""
         deployment.waiting += 1
         try:
             await deployment.slots.acquire()
@@ -362,39 +403,65 @@ class Router:
         deployment.in_flight += 1
         deployment.breaker.begin()
         try:
-            yield
-        except UpstreamError as exc:
-            if exc.retryable:
-                deployment.breaker.failure()
-            else:
-                deployment.breaker.success()
-            raise
-        except BaseException:
-            deployment.breaker.probing = False
-            raise
-        else:
-            deployment.breaker.success()
-            deployment.served += 1
+            async with self._outcome(lambda kind, exc: self._settle(deployment, kind, exc)) as o:
+                yield o
         finally:
             deployment.in_flight -= 1
             deployment.slots.release()
 
+    def _direct(self) -> contextlib.AbstractAsyncContextManager[Outcome]:
+        """An attempt on the embedded engine without a deployment: no slots (the engine
+        queues), no circuit; its outcome is counted."""
+        return self._outcome(lambda kind, _: self._told(EMBEDDED, kind))
+
+    @staticmethod
+    @contextlib.asynccontextmanager
+    async def _outcome(
+        record: Callable[[OutcomeKind, BaseException | None], None],
+    ) -> AsyncIterator[Outcome]:
+        """An :class:`Outcome` for the block: an exception ends it, and a block that ends
+        without saying completes it."""
+        outcome = Outcome(record)
+        try:
+            yield outcome
+        except BaseException as exc:
+            outcome.ended(exc)
+            raise
+        outcome.completed()
+
+    def _settle(self, deployment: Deployment, kind: OutcomeKind, exc: BaseException | None) -> None:
+        """Feed the deployment's circuit and counters with an attempt's outcome: a retryable
+        upstream failure counts against it; a client's bad request, a cancellation (client
+        gone) or a local failure does not."""
+        breaker = deployment.breaker
+        if kind == "completed":
+            breaker.success()
+            deployment.served += 1
+        elif isinstance(exc, UpstreamError):
+            if exc.retryable:
+                breaker.failure()
+            else:
+                breaker.success()
+        else:
+            breaker.probing = False
+        self._told(deployment.name, kind)
+
+    def _told(self, deployment: str, kind: OutcomeKind) -> None:
+        if self.on_outcome is not None:
+            self.on_outcome(deployment, kind)
+
     # --- embeddings ----------------------------------------------------------------------------
 
     async def embed(
-        self,
-        entry: ModelEntry,
-        inputs: list[str],
-        *,
-        truncate: bool,
-        num_ctx: int,
-        keep_alive_s: float | None,
-        dimensions: int | None,
-        route: Route | None = None,
+        self, entry: ModelEntry, request: Embedding, route: Route | None = None
     ) -> Embeddings:
-        """Embeddings from the entry's deployments (retried like generation)."""
+        """Embeddings from the entry's deployments (retried like generation), or from the
+        embedded engine when it has none."""
         route = route if route is not None else Route()
-        assert entry.route is not None
+        if entry.route is None:
+            route.deployment, route.model = EMBEDDED, entry.name
+            async with self._direct():
+                return await self.local.embed(request)
         group = self.deployments[entry.route]
         tried: set[str] = set()
         last: BillumyError | None = None
@@ -405,9 +472,8 @@ class Router:
             tried.add(deployment.name)
             route.tried.append(deployment.name)
             try:
-                result = await self._embed_on(
-                    deployment, inputs, truncate, num_ctx, keep_alive_s, dimensions, entry.name
-                )
+                async with self._attempt(deployment):
+                    result = await deployment.backend.embed(request)
             except UpstreamError as exc:
                 if not exc.retryable:
                     raise
@@ -417,30 +483,22 @@ class Router:
             return result
         raise last or self._unavailable(entry.route, group)
 
-    async def _embed_on(
-        self,
-        deployment: Deployment,
-        inputs: list[str],
-        truncate: bool,
-        num_ctx: int,
-        keep_alive_s: float | None,
-        dimensions: int | None,
-        model_name: str,
-    ) -> Embeddings:
-        async with self._attempt(deployment):
-            if deployment.upstream is not None:
-                return await deployment.upstream.embed(
-                    inputs, deployment.upstream_model, truncate=truncate, dimensions=dimensions
-                )
-            assert deployment.model_path is not None
-            return await self.engine.embed(
-                model_path=deployment.model_path,
-                model_name=model_name,
-                inputs=inputs,
-                truncate=truncate,
-                num_ctx=num_ctx,
-                keep_alive_s=keep_alive_s,
-            )
+    # --- loading -------------------------------------------------------------------------------
+
+    def _backends(self, entry: ModelEntry) -> list[Backend]:
+        if entry.route is None:
+            return [self.local]
+        return [d.backend for d in self.deployments[entry.route]]
+
+    async def load(self, entry: ModelEntry, generation: Generation) -> int:
+        """Make the entry's model ready on each of its backends (an empty prompt in Ollama);
+        the longest load time (ns). Upstreams load their models as they need them."""
+        loads = await asyncio.gather(*(b.load(generation) for b in self._backends(entry)))
+        return max(loads, default=0)
+
+    async def unload(self, entry: ModelEntry, generation: Generation) -> None:
+        """Unload the entry's model from each of its backends that loads models here."""
+        await asyncio.gather(*(b.unload(generation) for b in self._backends(entry)))
 
     # --- reporting -----------------------------------------------------------------------------
 

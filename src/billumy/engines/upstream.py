@@ -33,7 +33,7 @@ import httpx
 import orjson
 from yarl import URL
 
-from billumy.engines.base import Chunk, DoneReason, Embeddings, Generation
+from billumy.engines.base import Backend, Chunk, DoneReason, Embedding, Embeddings, Generation
 from billumy.errors import (
     BadRequestError,
     BillumyError,
@@ -54,25 +54,20 @@ DRAIN_SECONDS = 1.0
 SHORT_TIMEOUT = 5.0  # seconds a health check or model listing may take, at most
 
 
-class Upstream(Protocol):
-    """A remote model server behind one deployment."""
+class Upstream(Backend, Protocol):
+    """A remote model server behind one deployment. It runs the deployment's
+    ``upstream_model`` unless a call names another (tests steer fake servers that way)."""
 
-    name: str
     provider: str
 
-    def generate(self, request: Generation, upstream_model: str) -> AsyncIterator[Chunk]: ...
+    def generate(
+        self, request: Generation, upstream_model: str | None = None
+    ) -> AsyncIterator[Chunk]: ...
 
-    async def embed(
-        self, inputs: list[str], upstream_model: str, *, truncate: bool, dimensions: int | None
-    ) -> Embeddings: ...
-
-    async def health(self) -> None:
-        """Return when the upstream answers; raise an :class:`UpstreamError` otherwise."""
+    async def embed(self, request: Embedding, upstream_model: str | None = None) -> Embeddings: ...
 
     async def models(self) -> list[dict[str, Any]]:
         """The models the upstream reports (running ones where it can tell)."""
-
-    async def aclose(self) -> None: ...
 
 
 @functools.cache
@@ -501,12 +496,14 @@ class HttpUpstream:
     """The HTTP plumbing of an upstream engine: one client, fixed paths, mapped failures."""
 
     provider: str = ""
+    remote = True
 
     def __init__(self, config: DeploymentConfig) -> None:
         if not config.url:
             raise ValueError(f"deployment {config.name!r} has no url")
         self.config = config
         self.name = config.name
+        self.model = config.upstream_model or config.model  # what requests ask it to run
         self.errors = ErrorMapper(config)
         self._base = config.url.rstrip("/")
         self._urls: dict[str, URL] = {}
@@ -530,6 +527,14 @@ class HttpUpstream:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+    async def load(self, request: Generation) -> int:
+        """Nothing to do: an upstream loads its models as requests need them."""
+        return 0
+
+    async def unload(self, request: Generation) -> None:
+        """Nothing: the upstream's models are its own to unload (another tenant may use
+        them)."""
 
     def _url(self, path: str) -> URL:
         """The deployment's base URL with a fixed ``path`` appended (parsed once per path)."""
