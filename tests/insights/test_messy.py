@@ -930,3 +930,9 @@ def test_an_amount_per_a_unit_named_by_two_words_or_paid_per_unit() -> None:
         "billed_usd",
         "energy_mwh",
     )
+
+
+def test_since_the_datas_first_month_is_the_whole_series() -> None:
+    rows = _monthly_grid(11)
+    assert _windows(rows, "How have customers changed since January 2023?") == []
+    assert _windows(rows, "Como evoluíram os clientes desde janeiro de 2023?") == []

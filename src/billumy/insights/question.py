@@ -318,6 +318,7 @@ _RECENT: dict[WindowGrain, tuple[tuple[tuple[str, ...], ...], tuple[tuple[str, .
 }  # fmt: skip
 
 
+_SINCE = frozenset({"since", "desde"})
 # "last quarter", "o mês passado", "a última semana": the latest whole one.
 _LAST_WORDS = frozenset({"last", "passado", "passada", "ultimo", "ultima"})
 # "the latest quarter" is the data's latest, whole or not.
@@ -605,7 +606,17 @@ def _windows(
                     used_years.add(year)
                 else:
                     year = _year_for_month(month, years, temporal)
-                if year is not None:
+                since = (i > 0 and words[i - 1] in _SINCE) or words[max(0, i - 3) : i] == [
+                    "a",
+                    "partir",
+                    "de",
+                ]
+                first_day = _as_date(temporal.min)
+                if year is not None and since and first_day and date(year, month, 1) <= first_day:
+                    # "How have customers changed since January 2023?" on data that starts
+                    # then: the whole series, not January alone.
+                    pass
+                elif year is not None:
                     out.append(_window(temporal.name, "month", date(year, month, 1)))
             # "o primeiro e o segundo semestre", "Q1", "no 2º trimestre de 2023"
             spans: list[tuple[WindowGrain, int, int]] = []
