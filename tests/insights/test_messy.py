@@ -936,3 +936,30 @@ def test_since_the_datas_first_month_is_the_whole_series() -> None:
     rows = _monthly_grid(11)
     assert _windows(rows, "How have customers changed since January 2023?") == []
     assert _windows(rows, "Como evoluíram os clientes desde janeiro de 2023?") == []
+
+
+def test_a_value_said_in_the_other_language_word_for_word() -> None:
+    from billumy.insights.synonyms import same_word_across_languages
+
+    assert same_word_across_languages("precision", "precisao")
+    assert same_word_across_languages("agriculture", "agricultura")
+    assert same_word_across_languages("quality", "qualidade")
+    assert not same_word_across_languages("preco", "precision")
+    rows = [
+        {"tipo_servico": t, "valor_pecas": v}
+        for t, v in (("Agricultura de Precisão", 10.0), ("Garantia", 5.0), ("Revisão", 1.0))
+    ]
+    with data.from_records(rows) as table:
+        prof = profile(table)
+    asked = questions.parse("What share of parts sales came from precision agriculture?", prof)
+    assert asked.segments == {"tipo_servico": ["Agricultura de Precisão"]}
+
+
+def test_farms_and_solar_panels_the_data_does_not_hold_are_said_missing() -> None:
+    from billumy.insights.answer import missing_columns
+
+    with data.from_records(_monthly_grid(11)) as table:
+        prof = profile(table)
+    assert [c.en for c in missing_columns("Which farms used the most energy?", prof)] == ["farm"]
+    said = missing_columns("Quanta energia os clientes com painel solar injetaram na rede?", prof)
+    assert [c.en for c in said] == ["solar energy"]

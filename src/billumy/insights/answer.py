@@ -148,6 +148,13 @@ _TABLE = (
     ("especie especies species cat cats dog dogs gato gatos cachorro cachorros cao caes felino "
      "felinos canino caninos raca racas breed breeds", "especie especies species animal_type "
      "tipo_animal raca breed pet_type", "espécie", "species"),
+    ("fazenda fazendas farm farms produtor produtores farmer farmers grower growers "
+     "propriedade propriedades", "fazenda fazendas farm farms produtor produtores farmer "
+     "farmers grower growers propriedade", "fazenda", "farm"),
+    ("solar solares painel paineis panel panels fotovoltaico fotovoltaica fotovoltaicos "
+     "photovoltaic pv injetada injetado injetou injetaram injecao exported",
+     "solar painel paineis panel panels fotovoltaico photovoltaic pv injetada injecao exported "
+     "export", "energia solar", "solar energy"),
     ("energia energy geracao generation generate generated gerou gerada gerado gerar kwh mwh",
      "energia energy geracao generation generated gerada kwh mwh", "geração de energia",
      "energy generation"),
@@ -164,6 +171,7 @@ _MEASURE_CONCEPTS = frozenset(
         "age",
         "maintenance",
         "energy generation",
+        "solar energy",
         "rent",
         "freight",
         "area (hectares)",

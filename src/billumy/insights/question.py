@@ -39,7 +39,7 @@ from billumy.insights.plan import Filter, Measure, Period, Plan
 from billumy.insights.profile import is_ordinal_name, name_words, yes_no_values
 from billumy.insights.roles import is_stock, main_columns, plan_agg
 from billumy.insights.rules import rule_order, rule_plan
-from billumy.insights.synonyms import synonym_groups, variants
+from billumy.insights.synonyms import same_word_across_languages, synonym_groups, variants
 
 __all__ = ["Part", "Question", "Window", "coverage", "parse", "rankings", "reconcile"]
 
@@ -744,6 +744,8 @@ def _segments(
                     at = _by_near_spelling(words, spellings[1], column, vocabulary)
                 if at is None:
                     at = _by_proper_name(words, spellings[1], column, vocabulary, capitalized)
+                if at is None:
+                    at = _by_translation(words, spellings[1])
                 if at is not None:
                     found.setdefault(column.name, []).append((at, value))
     return {name: [v for _, v in sorted(hits)] for name, hits in found.items()}
@@ -857,6 +859,26 @@ def _by_near_spelling(
         ]
         if len(close) == 1:
             return i
+    return None
+
+
+_VALUE_CONNECTORS = frozenset({"de", "da", "do", "das", "dos", "e", "of", "the", "and", "&"})
+
+
+def _by_translation(words: list[str], value_words: list[str]) -> int | None:
+    """Where a value of two or more words is said in the other language, word for word in
+    either order ("precision agriculture" for ``Agricultura de Precisão``, "manutenção
+    preventiva" for ``Preventive Maintenance``): each word the same across languages (a
+    synonym, a plural, a cognate), none of them short."""
+    content = [w for w in value_words if w not in _VALUE_CONNECTORS]
+    if len(content) < 2 or any(len(w) < 4 for w in content):
+        return None
+    size = len(content)
+    for i in range(len(words) - size + 1):
+        said = words[i : i + size]
+        for order in (content, content[::-1]):
+            if all(same_word_across_languages(a, b) for a, b in zip(said, order, strict=True)):
+                return i
     return None
 
 

@@ -10,6 +10,7 @@ import unicodedata
 from typing import Any
 
 __all__ = [
+    "same_word_across_languages",
     "synonym_groups",
     "variants",
 ]
@@ -26,6 +27,35 @@ _PLURALS = (("oes", "ao"), ("aes", "ao"), ("ies", "y"), ("ais", "al"), ("eis", "
 def synonym_groups(word: str) -> frozenset[int]:
     """The synonym groups ``word`` (folded, singular) belongs to."""
     return _SYNONYM_GROUPS.get(word, frozenset())
+
+
+# Endings that differ between Portuguese words and their English cognates ("precisão" and
+# "precision", "agricultura" and "agriculture", "qualidade" and "quality", "energia" and
+# "energy"), longest first: the stems left must be the same.
+_COGNATE_ENDINGS = (
+    "tions", "coes", "soes", "idade", "tion", "sion", "cao", "sao", "dade", "ical", "ity", "ion",
+    "ura",
+    "ure", "ario", "aria", "ary", "ivo", "iva", "ive", "ico", "ica", "ic", "ao", "ia", "ty",
+    "y", "o", "a", "e", "s",
+)  # fmt: skip
+
+
+def _cognate_stem(word: str) -> str:
+    ending = next((e for e in _COGNATE_ENDINGS if word.endswith(e) and len(word) > len(e) + 3), "")
+    return word[: len(word) - len(ending)]
+
+
+def same_word_across_languages(a: str, b: str) -> bool:
+    """Whether two folded words are one word, a plural of it, a synonym, a close prefix
+    ("client"/"cliente") or a Portuguese-English cognate ("precisao"/"precision")."""
+    if a == b or variants(a) & variants(b):
+        return True
+    if any(synonym_groups(x) & synonym_groups(y) for x in variants(a) for y in variants(b)):
+        return True
+    if _prefixed(a, b):
+        return True
+    stem = _cognate_stem(a)
+    return len(stem) >= 4 and stem == _cognate_stem(b)
 
 
 def variants(word: str) -> frozenset[str]:
