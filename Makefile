@@ -48,6 +48,7 @@ bench: install services
 	$(BIN)/python benchmarks/proxy_overhead.py
 	$(BIN)/python benchmarks/load.py
 	$(BIN)/python benchmarks/insights.py
+	$(BIN)/python benchmarks/sources.py
 	$(BIN)/python benchmarks/console.py
 	$(BIN)/python benchmarks/insights_eval.py
 	$(BIN)/python benchmarks/insights_eval.py --rows 0 --cases evals/insights/holdout.toml

@@ -6,6 +6,7 @@ a table nobody allows (``auth_user``) and a view that sleeps (``vendas_lenta``).
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -50,7 +51,7 @@ JOIN vendas_produto pr ON pr.id = p.produto_id
 """
 
 
-def _pedidos_sql(rows: int) -> str:
+def _pedidos_sql(first: int, last: int) -> str:
     return f"""
 INSERT INTO vendas_pedido
 SELECT i,
@@ -62,12 +63,19 @@ SELECT i,
        1 + mod(i, 5),
        round((10 + mod(i * 37, 50000) / 100.0 + (1 + mod(i * 7, 8)) * 3)::numeric, 2),
        'cliente' || mod(i, 5000) || '@example.com'
-FROM generate_series(1, {rows}) AS i
-"""  # noqa: S608 - a number, no input
+FROM generate_series({first}, {last}) AS i
+"""  # noqa: S608 - numbers, no input
 
 
-def build_postgres(url: str, rows: int = 300_000) -> None:
-    """The schema, ``rows`` orders and the views, in the (empty) database at ``url``."""
+def build_postgres(
+    url: str,
+    rows: int = 300_000,
+    *,
+    chunk: int = 1_000_000,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """The schema, ``rows`` orders and the views, in the (empty) database at ``url``; the
+    orders go in ``chunk`` rows at a time, ``progress`` told the rows written after each."""
     engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     try:
         with engine.begin() as conn:
@@ -84,7 +92,11 @@ def build_postgres(url: str, rows: int = 300_000) -> None:
                     "INSERT INTO vendas_produto VALUES (%s, %s, %s, %s)",
                     (i, f"produto {i}", categoria, 5 + i),
                 )
-            conn.exec_driver_sql(_pedidos_sql(rows))
+            for first in range(1, rows + 1, chunk):
+                last = min(rows, first + chunk - 1)
+                conn.exec_driver_sql(_pedidos_sql(first, last))
+                if progress is not None:
+                    progress(last)
             conn.exec_driver_sql("INSERT INTO auth_user VALUES (1, 'admin', 'pbkdf2$secret')")
             conn.exec_driver_sql(VIEW)
             conn.exec_driver_sql(
