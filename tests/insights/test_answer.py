@@ -87,6 +87,9 @@ def test_formats_follow_the_locale() -> None:
     assert pt.period("2024-Q1", "quarter") == "1º trimestre de 2024"
     assert pt.when("2024-03-11", "week") == "na semana de 11 de mar. de 2024"
     assert en.when("2024-03-11", "day") == "on Mar 11, 2024"
+    # A year compared with a half: "in 2024", not "in the 2024".
+    assert en.when("2024", "half") == "in 2024" and pt.when("2024", "half") == "em 2024"
+    assert en.when("2024-H1", "half") == "in the first half of 2024"
 
 
 def test_money_columns_by_name() -> None:

@@ -133,6 +133,10 @@ class Formats:
         """A period with its preposition: ``em março de 2024``, ``na semana de 11 de mar. de
         2024``, ``in March 2024``, ``on Mar 11, 2024``."""
         shown = self.period(label, grain)
+        if re.fullmatch(r"\d{4}", shown):
+            # A year compared with a half or a quarter: "in 2024", "em 2024", never "in the
+            # 2024" / "no 2024".
+            return f"em {shown}" if self.language == "pt" else f"in {shown}"
         if self.language == "pt":
             return {
                 "week": f"na semana de {shown}",
