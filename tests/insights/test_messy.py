@@ -13,7 +13,7 @@ from billumy.insights import question as questions
 from billumy.insights.formats import for_language
 from billumy.insights.profile import profile
 from billumy.insights.rules import rule_plan
-from billumy.insights.service import InsightService
+from billumy.insights.service import InsightService, derive_weekday
 from billumy.insights.statements import Context, describe
 
 RENTALS = (
@@ -963,3 +963,31 @@ def test_farms_and_solar_panels_the_data_does_not_hold_are_said_missing() -> Non
     assert [c.en for c in missing_columns("Which farms used the most energy?", prof)] == ["farm"]
     said = missing_columns("Quanta energia os clientes com painel solar injetaram na rede?", prof)
     assert [c.en for c in said] == ["solar energy"]
+
+
+def test_weekends_are_saturdays_and_sundays_and_selling_names_the_quantity_sold() -> None:
+    rows = [
+        {"data": str(date(2024, 1, 1) + timedelta(days=d)), "posto": p,
+         "litros_vendidos": 100.0 + d, "faturamento": 590.0 + d}
+        for d in range(28)
+        for p in ("Centro", "Água Verde")
+    ]  # fmt: skip
+    question = "On average, how many liters do we sell per day on weekends?"
+    with data.from_records(rows) as table:
+        table = derive_weekday(table, set(), question, "en")
+        prof = profile(table)
+        asked = questions.parse(question, prof)
+        plan = questions.reconcile(rule_plan(question, prof), asked, prof, "rules")
+    assert plan is not None
+    assert [(f.column, f.op, f.value) for f in plan.filters] == [
+        ("day_of_week", "in", ["Saturday", "Sunday"])
+    ]
+    assert plan.period is None or plan.period.grain != "week"
+    with data.from_records(rows) as table:
+        prof = profile(table)
+    sold = rule_plan("Which station sold more in January?", prof)
+    assert sold is not None and [m.column for m in sold.measures] == ["litros_vendidos"]
+    # "Quanto vendemos?" asks for money.
+    asked = "Quanto vendemos em janeiro?"
+    money = questions.reconcile(rule_plan(asked, prof), questions.parse(asked, prof), prof, "rules")
+    assert money is not None and [m.column for m in money.measures] == ["faturamento"]

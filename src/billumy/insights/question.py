@@ -962,7 +962,33 @@ def parse(question: str, profile: Profile) -> Question:
     for column, values in segments.items():
         if column not in compared_segments and column not in focus:
             add("filter", values[0], column=column, values=values[:1])
+    weekend = _weekend(words, profile) if column_not_named(segments, _WEEKDAY_COLUMNS) else None
+    if weekend is not None:
+        # "per day on weekends", "nos fins de semana": Saturdays and Sundays.
+        add("filter", " / ".join(weekend[1]), column=weekend[0], values=weekend[1])
     return Question(question, parts, windows, segments)
+
+
+_WEEKDAY_COLUMNS = frozenset({"dia_da_semana", "day_of_week"})
+_WEEKEND_DAYS = (("sábado", "domingo"), ("Saturday", "Sunday"))
+
+
+def column_not_named(segments: dict[str, list[str]], columns: frozenset[str]) -> bool:
+    return not any(c in segments for c in columns)
+
+
+def _weekend(words: list[str], profile: Profile) -> tuple[str, list[str]] | None:
+    """The weekday column and its Saturday and Sunday when the question says "weekend",
+    "fim de semana" or "fins de semana"."""
+    text = " ".join(words)
+    if not re.search(r"\bweek ?ends?\b|\b(?:fins?|finais|final) de semana\b", text):
+        return None
+    for column in profile.columns:
+        held = {v for v, _ in column.top}
+        for days in _WEEKEND_DAYS:
+            if column.name in _WEEKDAY_COLUMNS and set(days) <= held:
+                return column.name, list(days)
+    return None
 
 
 _GRAIN_OF: dict[str, WindowGrain] = {
@@ -1053,7 +1079,11 @@ def reconcile(plan: Plan | None, question: Question, profile: Profile, source: s
                 # not a breakdown by queue.
                 dims = [d for d in dims if d != column]
             if not any(f.column == column for f in filters) and column not in dims:
-                filters.append(Filter(column=column, op="=", value=part.detail["values"][0]))
+                values = list(part.detail["values"])
+                if len(values) > 1:
+                    filters.append(Filter(column=column, op="in", value=values))
+                else:
+                    filters.append(Filter(column=column, op="=", value=values[0]))
     named_filters = {(f.column, f.op) for f in filters}
     for window in windowed:
         for flt in window.filters():

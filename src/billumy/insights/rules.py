@@ -87,6 +87,8 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
     whose values the question does not name; values of categorical columns ("no Sul") are
     filters. None when the question names nothing usable.
     """
+    # "nos fins de semana" is Saturdays and Sundays (see question.parse), not a weekly grain.
+    question = _WEEKEND.sub(" weekend ", question)
     tokens = _tokens(question)
     visible = [c for c in profile.columns if not c.masked]
     # "a fila de vendas" (queue ``Q01 Vendas``) names a queue, not the sales column.
@@ -131,6 +133,20 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
     if measures is None and durations and _HOW_LONG.search(folded):
         # "Quanto tempo demora uma instalação?": the duration column, on average.
         measures = [Measure(column=durations[0].name, agg=agg or "avg")]
+    if (
+        measures is None
+        and _sells(tokens)
+        and not any(max(t, key=len) in _HOW_MUCH for t in tokens if t)
+    ):
+        # "vendas de etanol", "which station sold more ethanol?" with ``litros_vendidos``
+        # beside ``faturamento``: what the data says was sold is the quantity named so.
+        sold = [
+            c
+            for c in visible
+            if c.kind == "numeric" and any(w.startswith(_SELL_STEMS) for w in name_words(c.name))
+        ]
+        if len(sold) == 1 and not sold[0].money:
+            measures = [Measure(column=sold[0].name, agg=agg or "sum")]
     if measures is None and _delivers(tokens):
         goods = [c for c in visible if c.kind == "numeric" and _is_quantity(c)]
         goods += [c for c in visible if c.kind == "numeric" and _is_weight(c)]
@@ -175,6 +191,9 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
     )
 
 
+_WEEKEND = re.compile(r"\b(?:fins?|finais|final) de semana\b|\bweek-?ends?\b", re.IGNORECASE)
+# "Quanto vendemos?": how much money, unless a unit is named.
+_HOW_MUCH = frozenset({"quanto", "quanta", "much"})
 _DEALS = frozenset(
     {"deal", "deals", "negocio", "negocios", "transaction", "transactions", "transacao",
      "transacoes"}

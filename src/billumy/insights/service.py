@@ -186,7 +186,8 @@ _WEEKDAY_ASKED = re.compile(
     # be the second of something, so those need their "-feira" or a plural after aos/nas/às).
     r"|\b(?:domingos?|s[áa]bados?|(?:segunda|ter[çc]a|quarta|quinta|sexta)s?-feiras?)\b"
     r"|\b(?:aos|nas|[àa]s|nos) (?:segundas|ter[çc]as|quartas|quintas|sextas)\b"
-    r"|\b(?:sundays?|mondays?|tuesdays?|wednesdays?|thursdays?|fridays?|saturdays?)\b",
+    r"|\b(?:sundays?|mondays?|tuesdays?|wednesdays?|thursdays?|fridays?|saturdays?)\b"
+    r"|\bweekends?\b|\bweek-ends?\b|\b(?:fins?|finais|final) de semana\b",
     re.IGNORECASE,
 )
 _WEEKDAYS = {

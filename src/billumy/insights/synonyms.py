@@ -394,6 +394,8 @@ def _same_verb(question_word: str, name_word: str) -> bool:
     participle in a column's name (``os_concluidas``, ``os_abertas``, ``litros_vendidos``)."""
     stem = _participle_stem(name_word)
     verb = next((e for e in _VERB_ENDINGS if question_word.endswith(e)), None)
-    if stem is None or verb is None:
+    if stem is None or verb is None or stem == "vend":
+        # Selling is read by the rules: "quanto vendemos?" asks for money, "quantos litros
+        # vendemos?" for the litres.
         return False
     return question_word[: -len(verb)] == stem
