@@ -62,6 +62,7 @@ bench: install services
 	$(BIN)/python benchmarks/insights_eval.py --rows 0 --cases evals/insights/holdout9.toml
 	$(BIN)/python benchmarks/insights_eval.py --rows 0 --cases evals/insights/holdout10.toml
 	$(BIN)/python benchmarks/insights_eval.py --rows 0 --cases evals/insights/holdout11.toml
+	$(BIN)/python benchmarks/insights_eval.py --rows 0 --cases evals/insights/holdout12.toml
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

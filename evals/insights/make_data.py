@@ -254,6 +254,33 @@ The eleventh held-out set (``holdout11.toml``) has two more:
   April 2024 (a transformer fire), a drop, with six times its outage events; prices a MWh
   and North Hills have no anomaly.
 
+The twelfth held-out set (``holdout12.toml``) has two more:
+
+* ``carteira_credito_cooperativa.csv``: one row per month, branch (``agência``, with a numeric
+  ``cód_agência`` written with a leading zero, ``0101``) and loan product (``produto``: Crédito
+  Rural, Consignado, Crédito Pessoal, Capital de Giro) of a credit union in western Santa
+  Catarina, janeiro de 2023 to agosto de 2024; ``;`` separated, ``mês`` as the month's full
+  pt-BR name and the year (``janeiro de 2023``, ``março de 2024``), accented column names,
+  ``contratos`` (new contracts), ``valor_contratado``, ``saldo_carteira`` and
+  ``saldo_em_atraso_90d`` as text (``R$ 1.234.567,89``; the two balances are stocks at the
+  month's end, never summed over months) and ``taxa_média_mensal`` as text (``1,65%``: the
+  month's average rate, weighted by the amount lent, never summed); Crédito Rural is 1.5 times
+  in July and August (the Plano Safra) and personal loans 1.25 times in December (seasonal);
+  Consignado grows 5% a month (an agreement with the state's civil servants); Joaçaba's
+  Capital de Giro contracts are 3.5 times normal in março de 2024 (a Pronampe line), a spike;
+  Xanxerê's contracts 0.35 of normal in julho de 2023 (a core-banking migration), a drop;
+  rates and São Miguel do Oeste have no anomaly;
+* ``ward_census_daily.csv``: one row per day (``census_date``, US ``M/D/YYYY`` without leading
+  zeros) and ward (with a numeric ``ward_id`` and its ``building``) of a hospital, Monday 1
+  January to Sunday 19 May 2024, English names: ``staffed_beds`` and ``occupied_beds`` (the
+  midnight census: stocks, never summed over days to count beds; summed, patient days),
+  ``admissions``, ``discharges``, ``nursing_hours`` and ``charges_usd`` as quoted money text
+  (``"$100,458.22"``); Cardiology and Orthopedics admit half as many at weekends and Pediatrics
+  fades with the RSV season; Maternity grows 2% a week (a rival maternity closed) and staffs
+  28 beds instead of 24 from 1 March; Orthopedics' admissions are 3.4 times normal on 16
+  January 2024 (an ice storm), a spike; Cardiology's 0.3 of normal in the week of 11 March 2024
+  (the cath lab closed), a drop; the ICU's occupancy and Pediatrics' charges have no anomaly.
+
 Run from the repository root::
 
     .venv/bin/python evals/insights/make_data.py           # (re)write the files
@@ -1397,6 +1424,109 @@ def substation_energy_monthly() -> str:
     return to_csv([*header, "energy_mwh", "peak_mw", "billed_usd", "outage_events"], rows)
 
 
+# --- the twelfth held-out set's datasets (holdout12.toml) --------------------------------------
+
+MESES_EXTENSO = ("janeiro", "fevereiro", "março", "abril", "maio", "junho", "julho", "agosto",
+                 "setembro", "outubro", "novembro", "dezembro")  # fmt: skip
+
+
+def carteira_credito_cooperativa() -> str:
+    branches = {  # cód_agência (text, a leading zero): (agência, size)
+        "0101": ("Chapecó Centro", 1.4),
+        "0102": ("Xanxerê", 0.9),
+        "0103": ("Concórdia", 1.1),
+        "0104": ("Joaçaba", 0.8),
+        "0105": ("São Miguel do Oeste", 0.7),
+    }
+    products = {  # (contracts a month, R$ a contract, % a month, amortised a month, % overdue)
+        "Crédito Rural": (14.0, 85000.0, 0.95, 0.035, 1.5),
+        "Consignado": (40.0, 18000.0, 1.65, 0.025, 0.8),
+        "Crédito Pessoal": (90.0, 7500.0, 3.4, 0.06, 4.5),
+        "Capital de Giro": (18.0, 60000.0, 1.9, 0.05, 3.0),
+    }
+    season = {  # by month: the Plano Safra opens in July; personal loans before Christmas
+        "Crédito Rural": (0.85, 0.85, 0.9, 0.95, 1.0, 1.0, 1.5, 1.5, 1.4, 1.1, 0.95, 0.9),
+        "Crédito Pessoal": (1.1, 0.95, 0.95, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.1, 1.25),
+    }
+    books = {
+        (code, product): volume * size * ticket / (amortised * 1.05)
+        for code, (_, size) in branches.items()
+        for product, (volume, ticket, _, amortised, _) in products.items()
+    }
+    rows: list[list[object]] = []
+    for index in range(20):  # janeiro de 2023 .. agosto de 2024
+        year, month = 2023 + index // 12, index % 12 + 1
+        for code, (branch, size) in branches.items():
+            for product, (volume, ticket, rate, amortised, overdue) in products.items():
+                key = (code, product, year, month)
+                signed = volume * size * season.get(product, (1.0,) * 12)[month - 1]
+                signed *= (1.003**index) * (1 + 0.16 * (wobble("n", *key) - 0.5))
+                if product == "Consignado":
+                    signed *= 1.05**index  # an agreement with the state's civil servants
+                if (branch, product, year, month) == ("Joaçaba", "Capital de Giro", 2024, 3):
+                    signed *= 3.5  # the planted spike: a Pronampe line released to the branch
+                if (branch, year, month) == ("Xanxerê", 2023, 7):
+                    signed *= 0.35  # the planted drop: the core-banking migration froze contracts
+                contracts = max(1, round(signed))
+                lent = contracts * ticket * (1 + 0.2 * (wobble("v", *key) - 0.5))
+                books[code, product] = books[code, product] * (1 - amortised) + lent
+                book = books[code, product]
+                late = book * overdue / 100 * (1 + 0.3 * (wobble("a", *key) - 0.5))
+                charged = rate * (1 + 0.06 * (wobble("t", *key) - 0.5))
+                rows.append(
+                    [f"{MESES_EXTENSO[month - 1]} de {year}", code, branch, product, contracts,
+                     f"R$ {br_number(lent)}", f"R$ {br_number(book)}",
+                     f"{br_number(charged)}%", f"R$ {br_number(late)}"]
+                )  # fmt: skip
+    header = ["mês", "cód_agência", "agência", "produto", "contratos", "valor_contratado"]
+    return to_csv([*header, "saldo_carteira", "taxa_média_mensal", "saldo_em_atraso_90d"], rows,
+                  ";")  # fmt: skip
+
+
+def ward_census_daily() -> str:
+    wards = {  # ward_id: (ward, building, staffed beds, admissions a day, occupancy, $ a day)
+        3101: ("Cardiology", "Tower A", 28, 7.0, 0.85, 4200.0),
+        3102: ("Orthopedics", "Tower A", 24, 6.0, 0.8, 3800.0),
+        3103: ("Pediatrics", "Tower B", 20, 5.0, 0.7, 2900.0),
+        3104: ("Medical ICU", "Tower A", 12, 2.5, 0.88, 9500.0),
+        3105: ("Maternity", "Tower B", 24, 8.0, 0.7, 2400.0),
+    }
+    elective = ("Cardiology", "Orthopedics")  # scheduled admissions: few at weekends
+    rows: list[list[object]] = []
+    for index in range(140):  # Monday 1 January .. Sunday 19 May 2024
+        day = date(2024, 1, 1) + timedelta(days=index)
+        for code, (ward, building, beds, admitted, occupancy, price) in wards.items():
+            key = (code, day.isoformat())
+            flow = admitted * (0.5 if ward in elective and day.weekday() >= 5 else 1.0)
+            load = occupancy * (1 + 0.12 * (wobble("o", *key) - 0.5))
+            if ward == "Pediatrics":
+                flow *= 1.3 - 0.004 * index  # the RSV season fading
+                load *= 1.2 - 0.003 * index
+            if ward == "Maternity":
+                flow *= 1.02 ** (index / 7)  # a rival maternity closed in December: it grows
+                load *= 1.02 ** (index / 7)
+                beds = 28 if day >= date(2024, 3, 1) else beds
+            if ward == "Orthopedics" and date(2024, 1, 16) <= day <= date(2024, 1, 20):
+                load *= 1.15  # the fractures of the ice storm stay a few days
+            if ward == "Cardiology" and date(2024, 3, 11) <= day <= date(2024, 3, 17):
+                flow *= 0.3  # the planted drop: the cath lab closed to replace its imaging
+                load *= 0.7
+            discharges = round(flow * (0.8 + 0.4 * wobble("d", *key)))
+            if (ward, day) == ("Orthopedics", date(2024, 1, 16)):
+                flow *= 3.4  # the planted spike: an ice storm, falls and fractures
+            admissions = round(flow * (0.8 + 0.4 * wobble("a", *key)))
+            occupied = min(beds, round(beds * load))
+            nursing = occupied * (24.0 if ward == "Medical ICU" else 8.5)
+            nursing *= 1 + 0.1 * (wobble("h", *key) - 0.5)
+            charges = occupied * price * (1 + 0.1 * (wobble("c", *key) - 0.5))
+            rows.append(
+                [f"{day.month}/{day.day}/{day.year}", code, ward, building, beds, occupied,
+                 admissions, discharges, f"{nursing:.1f}", f"${charges:,.2f}"]
+            )  # fmt: skip
+    header = ["census_date", "ward_id", "ward", "building", "staffed_beds", "occupied_beds"]
+    return to_csv([*header, "admissions", "discharges", "nursing_hours", "charges_usd"], rows)
+
+
 def _cumulative(shares: dict[str, float]) -> list[tuple[str, float]]:
     """(name, running total of the shares): the bands a number in [0, 1) falls into."""
     out, total = [], 0.0
@@ -1439,6 +1569,8 @@ FILES: dict[str, Callable[[], str]] = {
     "rides_weekly.csv": rides_weekly,
     "os_concessionaria_agricola.csv": os_concessionaria_agricola,
     "substation_energy_monthly.csv": substation_energy_monthly,
+    "carteira_credito_cooperativa.csv": carteira_credito_cooperativa,
+    "ward_census_daily.csv": ward_census_daily,
 }
 
 

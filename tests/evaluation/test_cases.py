@@ -1,10 +1,10 @@
 """The insights evaluation sets (evals/insights/): their shape, their data and their expected
 numbers.
 
-There are twelve case files: ``cases.toml``, the main set, and eleven held-out sets,
+There are thirteen case files: ``cases.toml``, the main set, and twelve held-out sets,
 ``holdout.toml``, ``holdout2.toml``, ``holdout3.toml``, ``holdout4.toml``, ``holdout5.toml``,
-``holdout6.toml``, ``holdout7.toml``, ``holdout8.toml``, ``holdout9.toml``, ``holdout10.toml``
-and ``holdout11.toml``, questions written
+``holdout6.toml``, ``holdout7.toml``, ``holdout8.toml``, ``holdout9.toml``, ``holdout10.toml``,
+``holdout11.toml`` and ``holdout12.toml``, questions written
 without reading the planner about datasets its author had not seen. The expected values in all
 of them are literals a person can read; here each is checked against the case's reference query,
 run by DuckDB on the committed CSV through the case file's own typed view (not Billumy's
@@ -43,6 +43,7 @@ HOLDOUT8 = load_cases(EVALS / "holdout8.toml")
 HOLDOUT9 = load_cases(EVALS / "holdout9.toml")
 HOLDOUT10 = load_cases(EVALS / "holdout10.toml")
 HOLDOUT11 = load_cases(EVALS / "holdout11.toml")
+HOLDOUT12 = load_cases(EVALS / "holdout12.toml")
 SETS = {
     "cases.toml": CASES,
     "holdout.toml": HOLDOUT,
@@ -56,6 +57,7 @@ SETS = {
     "holdout9.toml": HOLDOUT9,
     "holdout10.toml": HOLDOUT10,
     "holdout11.toml": HOLDOUT11,
+    "holdout12.toml": HOLDOUT12,
 }
 # The main set keeps at least 40 cases; each held-out set at least 30.
 MINIMUM = {
@@ -71,6 +73,7 @@ MINIMUM = {
     "holdout9.toml": 30,
     "holdout10.toml": 30,
     "holdout11.toml": 30,
+    "holdout12.toml": 30,
 }
 
 
@@ -399,6 +402,37 @@ def test_the_eleventh_holdout_datasets_are_what_it_claims() -> None:
     assert "\n2024-11,7103,Cedar Park," in grid and "\n2024-12," not in grid
     assert len(dealer.encode()) < 40_000
     assert len(grid.encode()) < 40_000
+
+
+def test_the_twelfth_holdout_datasets_are_what_it_claims() -> None:
+    text = {
+        name: spec.path.read_text(encoding="utf-8") for name, spec in HOLDOUT12.datasets.items()
+    }
+    loans = text["carteira_credito_cooperativa.csv"]
+    assert loans.startswith("mês;cód_agência;agência;produto;contratos;valor_contratado;")
+    # full pt-BR month names, a code with a leading zero, money as R$ text with thousands dots,
+    # a rate with a decimal comma and a percent sign; the planted spike
+    assert re.search(
+        r"^março de 2024;0104;Joaçaba;Capital de Giro;\d{2};R\$ \d\.\d{3}\.\d{3},\d{2};"
+        r"R\$ \d{2}\.\d{3}\.\d{3},\d{2};\d,\d{2}%;R\$ \d{3}\.\d{3},\d{2}$",
+        loans,
+        re.M,
+    )
+    assert ";São Miguel do Oeste;Crédito Rural;" in loans
+    assert "\njaneiro de 2023;" in loans and "\nagosto de 2024;" in loans
+    assert "\nsetembro de 2024;" not in loans
+    census = text["ward_census_daily.csv"]
+    assert census.startswith("census_date,ward_id,ward,building,staffed_beds,occupied_beds,")
+    # US M/D/YYYY dates without leading zeros, money as quoted text with thousands commas; the
+    # planted spike
+    assert re.search(
+        r'^1/16/2024,3102,Orthopedics,Tower A,24,\d{2},19,\d+,\d+\.\d,"\$\d{2},\d{3}\.\d{2}"$',
+        census,
+        re.M,
+    )
+    assert "\n5/19/2024,3105,Maternity,Tower B,28," in census and "\n5/20/2024," not in census
+    assert len(loans.encode()) < 50_000
+    assert len(census.encode()) < 50_000
 
 
 def test_the_committed_data_is_what_the_generator_writes() -> None:
