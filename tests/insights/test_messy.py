@@ -58,6 +58,18 @@ def test_a_month_by_its_name_as_spreadsheets_write_it_in_portuguese_and_english(
         date(2023, 1, 1), date(2024, 2, 1), date(2024, 3, 1), date(2024, 4, 1),
         date(2024, 3, 1), date(2024, 9, 1), date(2023, 12, 1), date(2023, 10, 1),
     ]  # fmt: skip
+    with data.from_csv("mes;taxa\njaneiro de 2023;0,92%\nmarço de 2024;1,65%\n") as table:
+        assert table.types["mes"] == "DATE" and table.types["taxa"] == "DOUBLE"
+        assert table.query("SELECT mes, taxa FROM data ORDER BY rowid") == [
+            (date(2023, 1, 1), 0.92),
+            (date(2024, 3, 1), 1.65),
+        ]
+    # US dates without leading zeros.
+    with data.from_csv("day,n\n1/1/2024,1\n1/16/2024,2\n") as table:
+        assert table.query("SELECT day FROM data ORDER BY rowid") == [
+            (date(2024, 1, 1),),
+            (date(2024, 1, 16),),
+        ]
     # A word that is no month keeps the column text.
     with data.from_csv("mes;os\njan/23;1\nfoo/23;2\n") as table:
         assert table.types["mes"] == "VARCHAR"

@@ -253,17 +253,21 @@ _COMMA_NUM = r"\s*[+-]?(0|[1-9][0-9]{0,2}(\.[0-9]{3})+|[1-9][0-9]*)(,[0-9]+)?\s*
 _BRL = r"\s*-?\s*R\$\s*-?(0|[1-9][0-9]{0,2}(\.[0-9]{3})+|[1-9][0-9]*)(,[0-9]+)?\s*"
 _USD = r"\s*-?\s*(US)?\$\s*-?(0|[1-9][0-9]{0,2}(,[0-9]{3})+|[1-9][0-9]*)(\.[0-9]+)?\s*"
 _BOOL = r"\s*(?i:true|false)\s*"
+# A percentage written with its sign: "1,65%", "12.5 %" (kept in points: 1.65).
+_PERCENT = r"\s*-?(0|[1-9][0-9]*)([.,][0-9]+)?\s*%\s*"
 _DATE = r"\s*[0-9]{4}-[0-9]{2}-[0-9]{2}\s*"
 _MONTH = r"\s*[0-9]{4}-[0-9]{2}\s*"
-_BR_DATE = r"\s*[0-9]{2}/[0-9]{2}/[0-9]{4}\s*"
+_BR_DATE = r"\s*[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}\s*"  # "05/03/2024", also "1/16/2024"
 _BR_MONTH = r"\s*(0[1-9]|1[0-2])/[0-9]{4}\s*"  # "01/2024", a month of accounts (competência)
 _BR_SHORT_DATE = r"\s*[0-9]{2}/[0-9]{2}/[0-9]{2}\s*"  # "15/03/24"
 # A month by its name, as spreadsheets write it in Portuguese and English: "jan/23" (what
-# pt-BR Excel shows for a month), "fev/2024", "Mar-24", "abr.24", "março/2024", "Sep 2024".
+# pt-BR Excel shows for a month), "fev/2024", "Mar-24", "abr.24", "março/2024", "Sep 2024",
+# "janeiro de 2023".
 _NAMED_MONTH = (
     r"\s*(?i:jan(eiro|uary)?|fev(ereiro)?|feb(ruary)?|mar([cç]o|ch)?|abr(il)?|apr(il)?|mai[o]?"
     r"|may|jun(ho|e)?|jul(ho|y)?|ago(sto)?|aug(ust)?|set(embro)?|sep(t|tember)?|out(ubro)?"
-    r"|oct(ober)?|nov(embro|ember)?|dez(embro)?|dec(ember)?)\.?[/ -]?([0-9]{2}|[0-9]{4})\s*"
+    r"|oct(ober)?|nov(embro|ember)?|dez(embro)?|dec(ember)?)\.?(\s+de\s+|[/ -])?"
+    r"([0-9]{2}|[0-9]{4})\s*"
 )
 _TIMESTAMP = r"\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?Z?)?\s*"
 
@@ -301,6 +305,11 @@ def _candidates(decimal_comma: bool, thousands_dot: bool = False) -> list[_Candi
         ),
         _Candidate(
             "DOUBLE", _USD, f"TRY_CAST(replace(replace({bare}, '$', ''), ',', '') AS DOUBLE)"
+        ),
+        _Candidate(
+            "DOUBLE",
+            _PERCENT,
+            f"TRY_CAST(replace(replace(replace({trimmed}, '%', ''), ' ', ''), ',', '.') AS DOUBLE)",
         ),
     ]
     return [
