@@ -5,6 +5,7 @@ vendas"). References are computed here in Python, not by Billumy."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, timedelta
 from typing import Any
 
@@ -1003,3 +1004,37 @@ def test_weekends_are_saturdays_and_sundays_and_selling_names_the_quantity_sold(
     asked = "Quanto vendemos em janeiro?"
     money = questions.reconcile(rule_plan(asked, prof), questions.parse(asked, prof), prof, "rules")
     assert money is not None and [m.column for m in money.measures] == ["faturamento"]
+
+
+def test_an_anomaly_question_about_a_rate_checks_the_rates_series() -> None:
+    from billumy.insights import anomalies
+
+    # Nashville's trips triple in one week (a festival) while its cancellation rate stays at
+    # 10%: the trips spike, the rate does not.
+    rows = []
+    for week in range(20):
+        for city, base in (("Nashville", 1000), ("Tampa", 800), ("Phoenix", 900)):
+            requested = base * (3 if city == "Nashville" and week == 12 else 1) + 7 * (week % 3)
+            rows.append(
+                {"week_start": str(date(2024, 1, 1) + timedelta(weeks=week)), "city": city,
+                 "trips_requested": requested, "trips_cancelled": requested // 10}
+            )  # fmt: skip
+    with data.from_records(rows) as table:
+        prof = profile(table)
+        plan = rule_plan("Did trips_cancelled jump in any city in any week?", prof)
+        scope = anomalies.plan_scope(table, prof, plan)
+        assert scope is not None
+        counted = anomalies.anomaly_fact(table, scope, "spike", keep_empty=True)
+        rate = dataclasses.replace(
+            scope, per="trips_requested", pct=True, agg="avg", dtype="DOUBLE"
+        )
+        rated = anomalies.anomaly_fact(table, rate, "spike", keep_empty=True)
+    assert counted is not None and counted.values["count"] == 1
+    assert counted.values["segment"] == "Nashville"
+    assert rated is not None and rated.values["count"] == 0
+    assert rated.values["per"] == "trips_requested" and "trips_requested" in rated.columns
+    rated.id = "f1"
+    ctx = Context(for_language("en"), prof, planned={"f1"})
+    assert describe(rated, ctx).startswith(
+        "No: no city had an unusual spike in the rate of trips_cancelled in trips_requested"
+    )

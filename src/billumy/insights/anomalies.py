@@ -157,6 +157,10 @@ class Scope:
     # Segments of other columns the question keeps ("did hot desk bookings spike anywhere?":
     # space_type Hot Desk, judged per location): the series are made of those rows only.
     kept: tuple[tuple[str, str], ...] = ()
+    # A rate's series ("did the price per MWh jump?", "did the cancellation rate jump?"):
+    # the sum of ``measure`` over the sum of ``per`` in each period, in percent when ``pct``.
+    per: str | None = None
+    pct: bool = False
 
     def kept_sql(self) -> str:
         """SQL conditions (each starting with AND) for :attr:`kept`."""
@@ -218,6 +222,12 @@ def _series_ctes(scope: Scope) -> str:
     distance, ``n`` per segment), ``fit`` (Theil–Sen line) and ``r`` (expected, residual)."""
     t = quote_ident(scope.temporal)
     value = metric_sql(scope.measure, scope.agg, scope.dtype)
+    if scope.per is not None:
+        scale = "100.0 * " if scope.pct else ""
+        value = (
+            f"{scale}sum(CAST({quote_ident(scope.measure)} AS DOUBLE)) / "
+            f"nullif(sum(CAST({quote_ident(scope.per)} AS DOUBLE)), 0)"
+        )
     if scope.dimension is None:
         segment, keep = "'*'", ""
     else:
@@ -332,11 +342,14 @@ def anomaly_fact(
     }
     if scope.only and scope.dimension is not None:
         values["only"] = " / ".join(scope.only)
+    if scope.per is not None:
+        values["per"] = scope.per
+        values["pct"] = scope.pct
     if rows:
         values.update({k: rows[0][k] for k in ("segment", "period", "direction")})
         values.update({k: rows[0][k] for k in ("value", "expected", "change", "change_pct")})
         values.update(_group(rows, scope.agg))
-    columns = [c for c in (scope.dimension, scope.temporal, scope.measure) if c]
+    columns = [c for c in (scope.dimension, scope.temporal, scope.measure, scope.per) if c]
     fact = Fact(id="", kind="anomaly", statement="", values=values, columns=columns, sql=sql)
     fact.rows = rows
     fact.statement = _statement(values, rows)

@@ -127,8 +127,8 @@ _TABLE = (
     ("canal canais channel channels", "canal canais channel channels", "canal", "channel"),
     ("medico medicos doctor doctors physician physicians",
      "medico medicos doctor doctors physician profissional", "médico", "doctor"),
-    ("paciente pacientes patient patients", "paciente pacientes patient patients", "paciente",
-     "patient"),
+    ("paciente pacientes patient patients", "paciente pacientes patient patients admissions "
+     "admission internacoes internacao internados occupied census", "paciente", "patient"),
     ("professor professores teacher teachers docente docentes instructor instructors",
      "professor professores teacher teachers docente docentes instrutor instrutores",
      "professor", "teacher"),

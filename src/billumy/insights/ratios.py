@@ -407,7 +407,10 @@ def _float(value: object) -> float | None:
 
 _PER = frozenset({"per", "por", "each", "cada"})
 # "Which class pays the least per MWh?": the money paid, per the unit named.
-_PAYING = ("pay", "paid", "paga", "pago", "cost", "cust", "charge", "cobr", "spend", "gast")
+_PAYING = (
+    "pay", "paid", "paga", "pago", "cost", "cust", "charge", "cobr", "spend", "gast", "price",
+    "preco", "tarif",
+)  # fmt: skip
 _SKIP = frozenset({"a", "o", "as", "os", "the", "de", "do", "da", "dos", "das", "um", "uma", "an"})
 # "ticket médio", "mensalidade média por aluno": money per customer, order or student.
 _TICKET = frozenset({"ticket", "tiquete", "mensalidade", "tuition", "fee", "fees"})

@@ -45,6 +45,7 @@ _STOCK_WORDS = {
     "funcionarios", "colaboradores", "efetivo", "assinantes", "subscribers", "ativos", "active",
     "matriculados", "enrolled", "inscritos", "backlog", "carteira", "vigentes", "ativas",
     "disponiveis", "available", "logged", "online", "capacity", "capacidade", "frota", "fleet",
+    "beds", "leitos",
 }  # fmt: skip
 _MONEY_WORDS = {
     "revenue", "receita", "sales", "vendas", "venda", "valor", "value", "amount", "total",
@@ -145,9 +146,10 @@ class _Roles:
     ids: list[ColumnProfile] = field(default_factory=list)
 
 
-def _measure_rank(column: ColumnProfile, position: int) -> tuple[int, int, int]:
-    money = any(word in _MONEY_WORDS for word in name_words(column.name))
-    return (default_agg(column) != "sum", not money, position)
+def _measure_rank(column: ColumnProfile, position: int) -> tuple[bool, bool, bool, int]:
+    money = column.money or any(word in _MONEY_WORDS for word in name_words(column.name))
+    # Money first, then flows (admissions), then levels (staffed beds, a loan book's balance).
+    return (default_agg(column) != "sum", not money, is_stock(column), position)
 
 
 def _roles(profile: Profile) -> _Roles:

@@ -37,7 +37,7 @@ import re
 import tempfile
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -726,6 +726,8 @@ class InsightService:
                 scope = _narrowed(scope, asked_here)
             else:
                 scope = _narrowed(scope, asked)
+        if scope is not None and direction:
+            scope = _rate_scope(scope, prof, ratio, per)
         found = None
         if scope is not None:
             found = anomalies.anomaly_fact(
@@ -923,6 +925,29 @@ def _sharpest_anomaly(
         return None
     best[1].values["scanned"] = len(measures)  # the answer names the measure it found
     return best[1]
+
+
+def _rate_scope(
+    scope: anomalies.Scope, prof: Profile, ratio: Fact | None, per: Fact | None
+) -> anomalies.Scope:
+    """The anomaly check of a question about a rate ("Did the cancellation rate jump in any
+    city?", "Did the price per MWh jump?"): the rate's own series, not its numerator's."""
+
+    def numeric(name: str) -> bool:
+        column = prof.column(name)
+        return column is not None and column.kind == "numeric" and not column.masked
+
+    # Only when the check would read one of the rate's own columns: "and did any carrier's
+    # delay spike?" beside a late-delivery rate checks the delay.
+    if ratio is not None and ratio.kind == "ratio":
+        part, whole = str(ratio.values.get("part")), str(ratio.values.get("whole"))
+        if numeric(part) and numeric(whole) and scope.measure in (part, whole):
+            return replace(scope, measure=part, per=whole, pct=True, agg="avg", dtype="DOUBLE")
+    if per is not None and per.kind == "per":
+        top, bottom = str(per.values.get("numerator")), str(per.values.get("denominator"))
+        if numeric(top) and numeric(bottom) and scope.measure in (top, bottom):
+            return replace(scope, measure=top, per=bottom, agg="avg", dtype="DOUBLE")
+    return scope
 
 
 def _anomaly_plan(question: str, prof: Profile, plan: Plan | None) -> Plan | None:

@@ -509,24 +509,25 @@ def _anomaly(fact: Fact, ctx: Context) -> str:
         return _no_anomaly(v, ctx)
     metric = Metric(str(v.get("measure")), str(v.get("agg") or "sum"))
     fmt = ctx.formats
+
+    def amount(x: Scalar) -> str:
+        return fmt.pct(x) if v.get("pct") else metric.amount(x, ctx)
+
     group = [
         r for r in fact.rows if (r["segment"], r["direction"]) == (v["segment"], v["direction"])
     ]
     periods = sorted((r["period"] for r in group), key=str)
     when = fmt.when_many(periods, str(v.get("grain")))
-    who = fmt.label(v["segment"]) if v.get("segment") is not None else str(v.get("measure"))
-    value, expected = (
-        metric.amount(v.get("group_value"), ctx),
-        metric.amount(v.get("group_expected"), ctx),
-    )
+    who = fmt.label(v["segment"]) if v.get("segment") is not None else _anomaly_measure(v, ctx)
+    value, expected = amount(v.get("group_value")), amount(v.get("group_expected"))
     pct = _signed_pct(v.get("group_change_pct"), ctx)
     others = [r for r in fact.rows if r not in group][:3]
     # "Sim:" answers a question about drops; a fact nobody asked for just states the case.
     asked = fact.id in ctx.planned
     # "Batel teve pico forte em cancelamentos": the measure, when the question named none and
     # a segment is the subject.
-    said = v.get("segment") is not None and bool(v.get("scanned"))
-    measure = str(v.get("measure")) if said else ""
+    said = v.get("segment") is not None and (bool(v.get("scanned")) or bool(v.get("per")))
+    measure = _anomaly_measure(v, ctx) if said else ""
     if ctx.pt:
         how = "teve queda forte" if v["direction"] == "drop" else "teve pico forte"
         how += f" em {measure}" if measure else ""
@@ -561,10 +562,22 @@ def _none_pt(noun: str) -> str:
     return "nenhuma" if feminine else "nenhum"
 
 
+def _anomaly_measure(v: dict[str, Scalar], ctx: Context) -> str:
+    """What the anomaly check read: a column, or a rate of two ("billed_usd per
+    energy_mwh", "a taxa de trips_cancelled sobre trips_requested")."""
+    measure, per = str(v.get("measure")), v.get("per")
+    if per is None:
+        return measure
+    if v.get("pct"):
+        return f"a taxa de {measure} sobre {per}" if ctx.pt else f"the rate of {measure} in {per}"
+    return f"{measure} por {per}" if ctx.pt else f"{measure} per {per}"
+
+
 def _no_anomaly(v: dict[str, Scalar], ctx: Context) -> str:
     """``Não: nenhuma loja teve queda fora do normal em vendas_reais (3 lojas, 26 semanas
     verificadas).``"""
-    grain, measure, dim = str(v.get("grain")), v.get("measure"), v.get("dimension")
+    grain, dim = str(v.get("grain")), v.get("dimension")
+    measure = _anomaly_measure(v, ctx)
     periods = _grain_words(grain, int(v.get("periods") or 0), ctx)
     n = ctx.formats.number(v.get("segments"))
     direction = str(v.get("direction_checked"))
