@@ -1038,3 +1038,16 @@ def test_an_anomaly_question_about_a_rate_checks_the_rates_series() -> None:
     assert describe(rated, ctx).startswith(
         "No: no city had an unusual spike in the rate of trips_cancelled in trips_requested"
     )
+
+
+def test_a_code_kept_as_text_does_not_lead_the_segments() -> None:
+    from billumy.insights.roles import main_columns
+
+    rows = [
+        {"mes": f"2024-{m:02d}-01", "cod_agencia": code, "agencia": name, "contratos": n + m}
+        for m in range(1, 7)
+        for code, name, n in (("0101", "Chapecó", 50), ("0102", "Xanxerê", 40))
+    ]
+    with data.from_records(rows) as table:
+        prof = profile(table)
+    assert main_columns(prof)[1] == "agencia"

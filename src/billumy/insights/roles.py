@@ -11,7 +11,7 @@ from typing import Literal
 from billumy.insights.data import quote_ident
 from billumy.insights.model import ColumnProfile, Profile
 from billumy.insights.plan import Agg
-from billumy.insights.profile import CATEGORY_MIN_DISTINCT, dtype_family, name_words
+from billumy.insights.profile import CATEGORY_MIN_DISTINCT, dtype_family, is_id_name, name_words
 
 __all__ = [
     "default_agg",
@@ -157,7 +157,11 @@ def _roles(profile: Profile) -> _Roles:
     numeric = [(i, c) for i, c in enumerate(visible) if c.kind == "numeric"]
     numeric.sort(key=lambda pair: _measure_rank(pair[1], pair[0]))
     dims = [c for c in visible if c.kind in ("categorical", "boolean") and c.distinct >= 2]
-    dims.sort(key=lambda c: (c.distinct > CATEGORY_MIN_DISTINCT, c.kind == "boolean"))
+    # A code kept as text ("cód_agência" of "0101") is the segments' key, not their name:
+    # the column of names ("agência") leads.
+    dims.sort(
+        key=lambda c: (is_id_name(c.name), c.distinct > CATEGORY_MIN_DISTINCT, c.kind == "boolean")
+    )
     temporal = [c for c in visible if c.kind == "temporal" and c.min != c.max]
     return _Roles(
         measures=[_Metric(c.name, default_agg(c), c.dtype) for _, c in numeric],

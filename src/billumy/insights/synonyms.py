@@ -165,7 +165,7 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("specialty", "especialidade", "speciality"),
     ("plan", "plano"),
     ("unit", "unitario"),
-    ("branch", "filial", "unidade", "location", "local", "site"),
+    ("branch", "filial", "unidade", "location", "local", "site", "agencia", "agencias"),
     # people and HR
     ("employee", "funcionario", "colaborador", "headcount", "staff"),
     ("hire", "contratacao", "contratar", "contratou", "contratamos", "admissao", "hiring"),
