@@ -154,3 +154,8 @@ def test_masked_column_is_only_counted_in_the_aggregate() -> None:
     sql = cube.cube_sql(SHAPE)
     assert 'count("email")' in sql
     assert 'sum("email")' not in sql and 'min("email")' not in sql
+
+
+def test_no_aggregate_when_a_column_looks_like_its_own() -> None:
+    types = {"__rows__": "BIGINT", "loja": "VARCHAR", "valor": "DOUBLE"}
+    assert cube.choose(types, [], lambda columns: 2, rows=1_000_000) is None

@@ -66,6 +66,8 @@ def choose(
     from the fewest values up, while the combinations stay under :data:`MAX_ROWS` and a
     quarter of the rows (the combinations of text columns counted in the sample, times the
     dates'); None when nothing can be grouped by."""
+    if any(n.startswith("__") for n in types):
+        return None  # a column could be mistaken for one of the aggregate's own
     hidden = set(masked)
     candidates = [n for n, t in types.items() if t in _GROUPED and n not in hidden]
     counts = {n: distinct([n]) for n in candidates}
