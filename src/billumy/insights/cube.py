@@ -33,6 +33,9 @@ TABLE = "billumy_source_cube"
 ROWS = "__rows__"
 MAX_ROWS = 200_000  # the most groups the aggregate may have
 MAX_DISTINCT = 200  # a text column with more values (in the sample) is not grouped by
+# PostgreSQL's work_mem for the aggregate's one statement: its default 4 MB makes the planner
+# sort millions of rows on disk to group them (1.2 s against 0.7 s on a million rows).
+WORK_MEM_MB = 64
 _NUMERIC = frozenset({"BIGINT", "DOUBLE"})
 _GROUPED = frozenset({"VARCHAR", "BOOLEAN", "DATE"})
 

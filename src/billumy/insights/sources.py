@@ -124,14 +124,22 @@ class Source:
         return names, [tuple(_plain(v) for v in row) for row in rows]
 
     def fetch_arrow(
-        self, sql: str, params: dict[str, Any], schema: pa.Schema, *, max_rows: int
+        self,
+        sql: str,
+        params: dict[str, Any],
+        schema: pa.Schema,
+        *,
+        max_rows: int,
+        work_mem_mb: int | None = None,
     ) -> pa.Table:
         """Like :meth:`fetch`, as an Arrow table of ``schema`` (its columns in the statement's
         order), read a block at a time so that only one block is ever held as Python values.
-        A value that is not of its column's type is a :class:`pyarrow.ArrowException`."""
+        A value that is not of its column's type is a :class:`pyarrow.ArrowException`.
+        ``work_mem_mb``: PostgreSQL's ``work_mem`` for this statement (a grouping that would
+        otherwise sort on disk)."""
         batches: list[pa.RecordBatch] = []
         seen = 0
-        with self._reading() as conn:
+        with self._reading(work_mem_mb) as conn:
             result = conn.exec_driver_sql(sql, params)
             while block := result.fetchmany(_BLOCK_ROWS):
                 seen += len(block)
@@ -141,7 +149,7 @@ class Source:
         return pa.Table.from_batches(batches, schema=schema)
 
     @contextlib.contextmanager
-    def _reading(self) -> Iterator[sa.Connection]:
+    def _reading(self, work_mem_mb: int | None = None) -> Iterator[sa.Connection]:
         """A connection in a read-only transaction under the time limit, rolled back after."""
         timeout = self.config.statement_timeout
         try:
@@ -149,6 +157,8 @@ class Source:
                 if self.dialect == "postgres":
                     conn.exec_driver_sql("SET TRANSACTION READ ONLY")
                     conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout * 1000)}")
+                    if work_mem_mb:
+                        conn.exec_driver_sql(f"SET LOCAL work_mem = '{int(work_mem_mb)}MB'")
                 else:
                     _deadline(conn, timeout)
                 yield conn
@@ -428,7 +438,11 @@ class SourceTable(Table):
         schema = _cube_schema(shape, self.types)
         try:
             arrow = self.source.fetch_arrow(
-                compiled.sql, compiled.params, schema, max_rows=cube.MAX_ROWS
+                compiled.sql,
+                compiled.params,
+                schema,
+                max_rows=cube.MAX_ROWS,
+                work_mem_mb=cube.WORK_MEM_MB,
             )
         except (PayloadTooLargeError, BadRequestError, pa.ArrowException) as exc:
             log.info(
