@@ -20,6 +20,7 @@ interface of :class:`~billumy.insights.data.Table` over a source.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 import sqlite3
@@ -34,6 +35,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 from sqlglot import exp
@@ -302,7 +304,8 @@ class Sources:
 class SourceTable(Table):
     """A source's allow-listed table behind :class:`~billumy.insights.data.Table`'s interface.
 
-    ``columns``, ``types`` come from the catalog, ``row_count`` from an exact ``count(*)``;
+    ``columns``, ``types`` come from the catalog, ``row_count`` is exact (the sum of the
+    aggregate's rows below, or a ``count(*)``; the sample goes by the planner's estimate);
     ``sample`` is a DuckDB table of at most ``sample_rows`` rows (PostgreSQL ``TABLESAMPLE
     SYSTEM``, SQLite the first rows) for the profile. :meth:`query` and :meth:`records` run in
     the source (:mod:`billumy.insights.pushdown`); ``shown`` maps each query asked to the SQL
@@ -332,11 +335,38 @@ class SourceTable(Table):
         self._cube: cube.Shape | None = None
         self._cube_state = "unknown"  # "loaded", or "off" when the facts run in the source
         self._cube_sql = ""
-        counted = self._pushed("SELECT count(*) FROM data", [])
-        self.row_count = int(counted[1][0][0])
+        self._cube_rows: int | None = None
+        self.row_count = self._estimated_rows(table)  # what the sample and the cube go by
         self.sample = self._sample(found, table)
         self.con = self.sample.con
         self._described()
+        self.row_count = self._counted()
+
+    def _estimated_rows(self, table: exp.Table) -> int:
+        """PostgreSQL's planner's guess of the rows (no scan); SQLite's exact count."""
+        if self.source.dialect == "postgres":
+            sql = f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {table.sql(dialect='postgres')}"  # noqa: S608
+            try:
+                _, rows = self.source.fetch(sql)
+                plan = rows[0][0]
+                plan = json.loads(plan) if isinstance(plan, str) else plan
+                return max(0, int(plan[0]["Plan"]["Plan Rows"]))
+            except (BadRequestError, LookupError, TypeError, ValueError):
+                pass
+        return self._exact_rows()
+
+    def _exact_rows(self) -> int:
+        return int(self._pushed("SELECT count(*) FROM data", [])[1][0][0])
+
+    def _counted(self) -> int:
+        """The exact row count: the sum of the aggregate's rows when it can be read (the scan
+        the facts need anyway), else ``count(*)`` in the source."""
+        shape = self._cube_shape()
+        if shape is not None and self._load_cube(shape) and self._cube_rows is not None:
+            return self._cube_rows
+        if self.source.dialect == "sqlite":
+            return self.row_count  # exact already
+        return self._exact_rows()
 
     def _described(self) -> None:
         self.columns = list(self.sample.columns)
@@ -452,6 +482,7 @@ class SourceTable(Table):
             self._cube_state = "off"
             return False
         _load_arrow(self.sample.con, cube.TABLE, arrow)
+        self._cube_rows = int(pc.sum(arrow[cube.ROWS]).as_py() or 0)
         self._cube_state, self._cube_sql = "loaded", compiled.sql
         return True
 
