@@ -78,7 +78,13 @@ class Table:
     thread-safe: use it from one thread at a time (the API runs it in a worker thread).
     Queries run under the connection's bounds (:mod:`billumy.insights.sandbox`); a result of
     more than ``max_result_rows`` rows is a 413.
+
+    ``reads_rows`` says whether a scan of the rows themselves is cheap (it is here, in memory);
+    a source's table (:class:`~billumy.insights.sources.SourceTable`) says no, and the salient
+    facts that need one (outliers, correlations) are then left out.
     """
+
+    reads_rows = True
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con

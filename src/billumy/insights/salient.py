@@ -272,10 +272,13 @@ def _candidates(table: Table, roles: _Roles) -> Iterable[Fact | None]:
             yield _segment_fact(table, dim, metric, weight, bottom=False)
             if dim.distinct >= 3:
                 yield _segment_fact(table, dim, metric, weight, bottom=True)
-    ident = roles.ids[0] if roles.ids else None
-    for metric in roles.measures:
-        yield _outlier_fact(table, metric, ident)
-    yield _correlation_fact(table, roles.measures)
+    if table.reads_rows:
+        # Quantiles and correlations of the rows themselves: in a source, a full scan each
+        # (seconds on millions of rows) for a fact nobody asked for.
+        ident = roles.ids[0] if roles.ids else None
+        for metric in roles.measures:
+            yield _outlier_fact(table, metric, ident)
+        yield _correlation_fact(table, roles.measures)
     for dim in roles.dimensions[:3]:
         yield _category_share_fact(table, dim)
 

@@ -19,19 +19,23 @@ interface of :class:`~billumy.insights.data.Table` over a source.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import re
 import sqlite3
 import statistics
 import threading
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 from sqlglot import exp
@@ -43,7 +47,7 @@ from billumy.errors import (
     QueryTimeoutError,
     SourceUnavailableError,
 )
-from billumy.insights import profile, pushdown, sandbox
+from billumy.insights import cube, profile, pushdown, sandbox
 from billumy.insights.data import Limits, Table
 from billumy.insights.model import Profile
 from billumy.settings import SourceConfig, SourceTableConfig
@@ -51,6 +55,7 @@ from billumy.settings import SourceConfig, SourceTableConfig
 log = logging.getLogger(__name__)
 
 CATALOG_TTL_S = 60.0
+_BLOCK_ROWS = 10_000  # rows read from a source at a time into Arrow
 
 # SQLAlchemy's generic types -> the DuckDB type the profiler classifies by.
 _TYPES: list[tuple[type[sa.types.TypeEngine[Any]], str]] = [
@@ -110,28 +115,64 @@ class Source:
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Run one statement read-only under the time limit; names and rows (plain Python
         values: Decimal becomes int or float). More than ``max_rows`` rows is a 413."""
+        with self._reading() as conn:
+            result = conn.exec_driver_sql(sql, params or {})
+            names = list(result.keys())
+            rows = result.fetchall() if max_rows is None else result.fetchmany(max_rows + 1)
+        if max_rows is not None and len(rows) > max_rows:
+            raise self._too_many(max_rows)
+        if self.dialect == "sqlite":
+            return names, [tuple(_sqlite_value(v) for v in row) for row in rows]
+        return names, [tuple(_plain(v) for v in row) for row in rows]
+
+    def fetch_arrow(
+        self,
+        sql: str,
+        params: dict[str, Any],
+        schema: pa.Schema,
+        *,
+        max_rows: int,
+        work_mem_mb: int | None = None,
+    ) -> pa.Table:
+        """Like :meth:`fetch`, as an Arrow table of ``schema`` (its columns in the statement's
+        order), read a block at a time so that only one block is ever held as Python values.
+        A value that is not of its column's type is a :class:`pyarrow.ArrowException`.
+        ``work_mem_mb``: PostgreSQL's ``work_mem`` for this statement (a grouping that would
+        otherwise sort on disk)."""
+        batches: list[pa.RecordBatch] = []
+        seen = 0
+        with self._reading(work_mem_mb) as conn:
+            result = conn.exec_driver_sql(sql, params)
+            while block := result.fetchmany(_BLOCK_ROWS):
+                seen += len(block)
+                if seen > max_rows:
+                    raise self._too_many(max_rows)
+                batches.append(_batch(block, schema, self.dialect))
+        return pa.Table.from_batches(batches, schema=schema)
+
+    @contextlib.contextmanager
+    def _reading(self, work_mem_mb: int | None = None) -> Iterator[sa.Connection]:
+        """A connection in a read-only transaction under the time limit, rolled back after."""
         timeout = self.config.statement_timeout
         try:
             with self.engine().connect() as conn, conn.begin():
                 if self.dialect == "postgres":
                     conn.exec_driver_sql("SET TRANSACTION READ ONLY")
                     conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout * 1000)}")
+                    if work_mem_mb:
+                        conn.exec_driver_sql(f"SET LOCAL work_mem = '{int(work_mem_mb)}MB'")
                 else:
                     _deadline(conn, timeout)
-                result = conn.exec_driver_sql(sql, params or {})
-                names = list(result.keys())
-                rows = result.fetchall() if max_rows is None else result.fetchmany(max_rows + 1)
+                yield conn
                 conn.rollback()
         except sa.exc.DBAPIError as exc:
             raise self._translated(exc) from None
-        if max_rows is not None and len(rows) > max_rows:
-            raise PayloadTooLargeError(
-                f"a query on source '{self.name}' returned more than {max_rows} rows; ask for "
-                "a coarser period or fewer segments"
-            )
-        if self.dialect == "sqlite":
-            return names, [tuple(_sqlite_value(v) for v in row) for row in rows]
-        return names, [tuple(_plain(v) for v in row) for row in rows]
+
+    def _too_many(self, max_rows: int) -> PayloadTooLargeError:
+        return PayloadTooLargeError(
+            f"a query on source '{self.name}' returned more than {max_rows} rows; ask for "
+            "a coarser period or fewer segments"
+        )
 
     def _translated(self, exc: sa.exc.DBAPIError) -> Exception:
         """A driver error as a client error that names the source and nothing of its URL."""
@@ -263,12 +304,22 @@ class Sources:
 class SourceTable(Table):
     """A source's allow-listed table behind :class:`~billumy.insights.data.Table`'s interface.
 
-    ``columns``, ``types`` come from the catalog, ``row_count`` from an exact ``count(*)``;
+    ``columns``, ``types`` come from the catalog, ``row_count`` is exact (the sum of the
+    aggregate's rows below, or a ``count(*)``; the sample goes by the planner's estimate);
     ``sample`` is a DuckDB table of at most ``sample_rows`` rows (PostgreSQL ``TABLESAMPLE
     SYSTEM``, SQLite the first rows) for the profile. :meth:`query` and :meth:`records` run in
     the source (:mod:`billumy.insights.pushdown`); ``shown`` maps each query asked to the SQL
     that ran, which the facts then show. A redefinition of ``data`` (a derived column) is
-    applied to the sample and composed into the statement that every later query reads."""
+    applied to the sample and composed into the statement that every later query reads.
+
+    A query that :mod:`billumy.insights.cube` can answer exactly from one aggregate of the
+    table (grouped by its dates and low-cardinality text columns) runs in DuckDB over that
+    aggregate, read from the source once on first need; any other query runs in the source.
+    The salient facts that would scan the rows themselves (outliers, correlations) are not
+    computed (``reads_rows``); a question that asks for a median still gets it, in the source.
+    """
+
+    reads_rows = False
 
     def __init__(self, source: Source, spec: SourceTableConfig, limits: Limits) -> None:
         self.source = source
@@ -281,11 +332,41 @@ class SourceTable(Table):
         self.scope = pushdown.Scope(base=base, table=table, masked=masked, rowid=rowid)
         self.masked = set(masked)
         self.shown: dict[str, str] = {}
-        counted = self._pushed("SELECT count(*) FROM data", [])
-        self.row_count = int(counted[1][0][0])
+        self._cube: cube.Shape | None = None
+        self._cube_state = "unknown"  # "loaded", or "off" when the facts run in the source
+        self._cube_sql = ""
+        self._cube_rows: int | None = None
+        self.row_count = self._estimated_rows(table)  # what the sample and the cube go by
         self.sample = self._sample(found, table)
         self.con = self.sample.con
         self._described()
+        self.row_count = self._counted()
+
+    def _estimated_rows(self, table: exp.Table) -> int:
+        """PostgreSQL's planner's guess of the rows (no scan); SQLite's exact count."""
+        if self.source.dialect == "postgres":
+            sql = f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {table.sql(dialect='postgres')}"  # noqa: S608
+            try:
+                _, rows = self.source.fetch(sql)
+                plan = rows[0][0]
+                plan = json.loads(plan) if isinstance(plan, str) else plan
+                return max(0, int(plan[0]["Plan"]["Plan Rows"]))
+            except (BadRequestError, LookupError, TypeError, ValueError):
+                pass
+        return self._exact_rows()
+
+    def _exact_rows(self) -> int:
+        return int(self._pushed("SELECT count(*) FROM data", [])[1][0][0])
+
+    def _counted(self) -> int:
+        """The exact row count: the sum of the aggregate's rows when it can be read (the scan
+        the facts need anyway), else ``count(*)`` in the source."""
+        shape = self._cube_shape()
+        if shape is not None and self._load_cube(shape) and self._cube_rows is not None:
+            return self._cube_rows
+        if self.source.dialect == "sqlite":
+            return self.row_count  # exact already
+        return self._exact_rows()
 
     def _described(self) -> None:
         self.columns = list(self.sample.columns)
@@ -329,11 +410,81 @@ class SourceTable(Table):
             scope.dates = self.scope.dates
             self.scope = scope
             self._described()
+            self._cube, self._cube_state = None, "unknown"
             return [], []
+        local = self._over_cube(sql, params)
+        if local is not None:
+            return local
         try:
             return self._pushed(sql, params)
         except Unsupported:
             return self._split(sql, params)
+
+    def _over_cube(
+        self, sql: str, params: list[Any]
+    ) -> tuple[list[str], list[tuple[Any, ...]]] | None:
+        """``sql`` run in DuckDB over the question's aggregate of the source (read once, on
+        first need), when :func:`billumy.insights.cube.rewrite` finds it exact there."""
+        shape = self._cube_shape()
+        if shape is None:
+            return None
+        rewritten = cube.rewrite(sql, shape, self.columns)
+        if rewritten is None or (self._cube_state != "loaded" and not self._load_cube(shape)):
+            return None
+        try:
+            found = sandbox.described(
+                self.sample.con, rewritten, params, max_rows=self.limits.max_result_rows
+            )
+        except duckdb.Error as exc:  # a gap in the rewrite: the source answers instead
+            log.warning("query over the source aggregate failed", extra={"error": _kind(exc)})
+            return None
+        self.shown[sql] = (
+            f"-- in the source, once for this question:\n{self._cube_sql}\n"
+            f"-- then in Billumy over its rows:\n{rewritten}"
+        )
+        return found
+
+    def _cube_shape(self) -> cube.Shape | None:
+        if self._cube_state == "off":
+            return None
+        if self._cube is None:
+            self._cube = cube.choose(
+                self.types, sorted(self.masked), self._distinct, self.row_count
+            )
+            if self._cube is None:
+                self._cube_state = "off"
+        return self._cube
+
+    def _distinct(self, columns: Sequence[str]) -> int:
+        """How many combinations of ``columns`` the sample holds."""
+        listed = ", ".join(_quote(c) for c in columns)
+        sql = f"SELECT count(*) FROM (SELECT DISTINCT {listed} FROM data)"  # noqa: S608
+        return int(self.sample.query(sql)[0][0])
+
+    def _load_cube(self, shape: cube.Shape) -> bool:
+        """The aggregate read from the source into DuckDB; False (and the facts run in the
+        source from then on) when it has too many groups or a value it cannot hold."""
+        compiled = pushdown.compile_query(self.scope, cube.cube_sql(shape), [], self.source.dialect)
+        schema = _cube_schema(shape, self.types)
+        try:
+            arrow = self.source.fetch_arrow(
+                compiled.sql,
+                compiled.params,
+                schema,
+                max_rows=cube.MAX_ROWS,
+                work_mem_mb=cube.WORK_MEM_MB,
+            )
+        except (PayloadTooLargeError, BadRequestError, pa.ArrowException) as exc:
+            log.info(
+                "source aggregate unusable",
+                extra={"source": self.source.name, "error": type(exc).__name__},
+            )
+            self._cube_state = "off"
+            return False
+        _load_arrow(self.sample.con, cube.TABLE, arrow)
+        self._cube_rows = int(pc.sum(arrow[cube.ROWS]).as_py() or 0)
+        self._cube_state, self._cube_sql = "loaded", compiled.sql
+        return True
 
     def _pushed(self, sql: str, params: list[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
         compiled = pushdown.compile_query(self.scope, sql, params, self.source.dialect)
@@ -383,12 +534,42 @@ def _load(con: Any, name: str, names: list[str], rows: list[tuple[Any, ...]]) ->
     """``rows`` as DuckDB's temporary table ``name`` (a CTE's result from the source)."""
     columns = {n: [r[i] for r in rows] for i, n in enumerate(names)}
     arrow = pa.table(columns) if rows else pa.table({n: pa.array([], pa.null()) for n in names})
+    _load_arrow(con, name, arrow)
+
+
+def _load_arrow(con: Any, name: str, arrow: pa.Table) -> None:
     with sandbox.guarded(con):
         con.register("pushed_rows", arrow)
         try:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {_quote(name)} AS FROM pushed_rows")
         finally:
             con.unregister("pushed_rows")
+
+
+def _cube_schema(shape: cube.Shape, types: dict[str, str]) -> pa.Schema:
+    """The Arrow schema of :func:`billumy.insights.cube.cube_sql`'s columns, in its order."""
+    fields = [(d, _ARROW[types[d]]) for d in shape.dims]
+    fields.append((cube.ROWS, pa.int64()))
+    for name, kind in shape.measures:
+        fields += [
+            (cube.stat("sum", name), _ARROW[kind]),
+            (cube.stat("count", name), pa.int64()),
+            (cube.stat("min", name), _ARROW[kind]),
+            (cube.stat("max", name), _ARROW[kind]),
+        ]
+    fields += [(cube.stat("count", name), pa.int64()) for name in shape.counted]
+    return pa.schema(fields)
+
+
+def _batch(block: Sequence[Sequence[Any]], schema: pa.Schema, dialect: str) -> pa.RecordBatch:
+    """A block of driver rows as a record batch (SQLite's ISO dates read back as dates)."""
+    columns = list(zip(*block, strict=True))
+    arrays = []
+    for values, field in zip(columns, schema, strict=True):
+        if dialect == "sqlite" or field.type == pa.date32():
+            values = tuple(_sqlite_value(v) for v in values)
+        arrays.append(pa.array(values, field.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def _duckdb_table(found: list[Column], rows: list[tuple[Any, ...]], limits: Limits) -> Table:
