@@ -18,6 +18,7 @@ from billumy.auth import Principal
 from billumy.errors import BillumyError
 from billumy.store.base import UsageRecord
 from billumy.usage import UsageBuffer
+from tests.e2e.access_log import access_entry
 from tests.e2e.server import BIN, Server
 
 Counts = tuple[int, int, int]
@@ -42,10 +43,15 @@ def tags(srv: Server, key: str) -> httpx.Response:
     return httpx.get(f"{srv.url}/api/tags", headers={"Authorization": f"Bearer {key}"})
 
 
-def generate(srv: Server, key: str, prompt: str, *, stream: bool = False) -> httpx.Response:
+def generate(
+    srv: Server, key: str, prompt: str, *, stream: bool = False, request_id: str | None = None
+) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {key}"}
+    if request_id is not None:
+        headers["X-Request-ID"] = request_id
     return httpx.post(
         f"{srv.url}/api/generate",
-        headers={"Authorization": f"Bearer {key}"},
+        headers=headers,
         timeout=120,
         json={
             "model": "smollm2-135m",
@@ -162,13 +168,21 @@ def test_usage_is_recorded_per_key_and_model(srv: Server) -> None:
     expected = {"smollm2-135m:latest": [0, 0, 0], "billumy:latest": [0, 0, 0]}
 
     fruit = f"Name a fruit. {time.time_ns()}"
-    whole = generate(srv, reporter, fruit)
+    whole = generate(srv, reporter, fruit, request_id="usage-whole")
     assert whole.status_code == 200, whole.text
-    streamed = generate(srv, reporter, f"Name a river. {time.time_ns()}", stream=True)
+    river = f"Name a river. {time.time_ns()}"
+    streamed = generate(srv, reporter, river, stream=True, request_id="usage-streamed")
     assert streamed.status_code == 200, streamed.text
-    for answer in (whole.json(), json.loads(streamed.text.splitlines()[-1])):
+    for request_id, answer in (
+        ("usage-whole", whole.json()),
+        ("usage-streamed", json.loads(streamed.text.splitlines()[-1])),
+    ):
+        # Usage counts the whole prompt (the access log's prompt_tokens); prompt_eval_count
+        # the tokens evaluated, fewer when the batched engine reused a prefix it held.
+        prompt_tokens = access_entry(srv, request_id)["prompt_tokens"]
+        assert prompt_tokens >= answer["prompt_eval_count"] > 0
         expected["smollm2-135m:latest"][0] += 1
-        expected["smollm2-135m:latest"][1] += answer["prompt_eval_count"]
+        expected["smollm2-135m:latest"][1] += prompt_tokens
         expected["smollm2-135m:latest"][2] += answer["eval_count"]
     # A replay from the cache ran no model, so it costs nothing.
     assert generate(srv, reporter, fruit).headers["x-billumy-cache"] == "hit"
