@@ -72,9 +72,17 @@ class Server:
             env["BILLUMY_API_KEY"] = self.api_key
         return env
 
-    def create_key(self, name: str, *, tenant: str = "default", scopes: str = "inference") -> str:
-        """A new key made with the CLI on this server's database."""
-        args = [str(BIN), "keys", "create", "--name", name, "--tenant", tenant]
+    def create_key(
+        self,
+        name: str,
+        *,
+        tenant: str = "default",
+        scopes: str = "inference",
+        extra: tuple[str, ...] = (),
+    ) -> str:
+        """A new key made with the CLI on this server's database (``extra``: more options of
+        ``billumy keys create``, such as ``("--rpm", "0")``)."""
+        args = [str(BIN), "keys", "create", "--name", name, "--tenant", tenant, *extra]
         for scope in scopes.split(","):
             args += ["--scope", scope]
         out = subprocess.run(
