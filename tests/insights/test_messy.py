@@ -1051,3 +1051,22 @@ def test_a_code_kept_as_text_does_not_lead_the_segments() -> None:
     with data.from_records(rows) as table:
         prof = profile(table)
     assert main_columns(prof)[1] == "agencia"
+
+
+def test_the_change_part_of_a_two_part_question_reads_its_own_measure() -> None:
+    rows = [
+        {"census_date": f"2024-{m:02d}-01", "building": b, "admissions": a + m,
+         "charges_usd": c * (1 + m / 10)}
+        for m in range(1, 5)
+        for b, a, c in (("Tower A", 100, 5000.0), ("Tower B", 120, 3000.0))
+    ]  # fmt: skip
+    text = (
+        "Which building had the most admissions in April, and how did charges change from "
+        "January to April?"
+    )
+    found, _ = _facts(rows, text, "en")
+    change = next(f for f in found if f.kind == "change")
+    assert "charges_usd" in change.columns and "admissions" not in change.columns
+    january = sum(r["charges_usd"] for r in rows if r["census_date"] == "2024-01-01")
+    april = sum(r["charges_usd"] for r in rows if r["census_date"] == "2024-04-01")
+    assert (change.values["value_a"], change.values["value_b"]) == (january, april)

@@ -712,7 +712,8 @@ class InsightService:
             if ratio is not None and not ratio.values.get("of_rows"):
                 name = ratio.values.get("name") or ratio.values.get("part")
                 rate = (str(ratio.values["part"]), str(ratio.values["whole"]), str(name))
-            change = changes.change_fact(table, prof, plan, asked, rate)
+            changed = _change_plan(question or "", prof, plan) if rate is None else plan
+            change = changes.change_fact(table, prof, changed, asked, rate)
             if change is not None:
                 planned = [change, *planned]
         direction = anomalies.asked_direction(question) if question else None
@@ -973,6 +974,24 @@ def _anomaly_plan(question: str, prof: Profile, plan: Plan | None) -> Plan | Non
         if read.period is not None:
             update["period"] = read.period
     return plan.model_copy(update=update)
+
+
+def _change_plan(question: str, prof: Profile, plan: Plan | None) -> Plan | None:
+    """The plan whose measure the change between periods reads: the one named in the part of
+    the question that asks how something changed ("Which building had the most admissions
+    in April, and how did charges change from January to April?": the charges)."""
+    if plan is None:
+        return plan
+    for clause in re.split(r"\s*[,;?]\s*|\s+(?:e|and)\s+", question):
+        if clause.strip(" ?") == question.strip(" ?"):
+            return plan
+        if not questions.parse(clause, prof).has("compare_periods"):
+            continue
+        read = rule_plan(clause, prof)
+        if read is None or read.measures[0].column == "*" or not names_a_measure(clause, prof):
+            return plan
+        return plan.model_copy(update={"measures": read.measures[:1]})
+    return plan
 
 
 def _anomaly_clause(question: str) -> str | None:
