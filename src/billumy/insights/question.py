@@ -38,7 +38,7 @@ from billumy.insights.periods import MONTHS
 from billumy.insights.plan import Filter, Measure, Period, Plan
 from billumy.insights.profile import is_ordinal_name, name_words, yes_no_values
 from billumy.insights.roles import is_stock, main_columns, plan_agg
-from billumy.insights.rules import rule_order, rule_plan
+from billumy.insights.rules import WEEKEND, rule_order, rule_plan
 from billumy.insights.synonyms import same_word_across_languages, synonym_groups, variants
 
 __all__ = ["Part", "Question", "Window", "coverage", "parse", "rankings", "reconcile"]
@@ -962,7 +962,7 @@ def parse(question: str, profile: Profile) -> Question:
     for column, values in segments.items():
         if column not in compared_segments and column not in focus:
             add("filter", values[0], column=column, values=values[:1])
-    weekend = _weekend(words, profile) if column_not_named(segments, _WEEKDAY_COLUMNS) else None
+    weekend = None if segments.keys() & _WEEKDAY_COLUMNS else _weekend(words, profile)
     if weekend is not None:
         # "per day on weekends", "nos fins de semana": Saturdays and Sundays.
         add("filter", " / ".join(weekend[1]), column=weekend[0], values=weekend[1])
@@ -973,15 +973,10 @@ _WEEKDAY_COLUMNS = frozenset({"dia_da_semana", "day_of_week"})
 _WEEKEND_DAYS = (("sábado", "domingo"), ("Saturday", "Sunday"))
 
 
-def column_not_named(segments: dict[str, list[str]], columns: frozenset[str]) -> bool:
-    return not any(c in segments for c in columns)
-
-
 def _weekend(words: list[str], profile: Profile) -> tuple[str, list[str]] | None:
     """The weekday column and its Saturday and Sunday when the question says "weekend",
     "fim de semana" or "fins de semana"."""
-    text = " ".join(words)
-    if not re.search(r"\bweek ?ends?\b|\b(?:fins?|finais|final) de semana\b", text):
+    if not WEEKEND.search(" ".join(words)):
         return None
     for column in profile.columns:
         held = {v for v, _ in column.top}

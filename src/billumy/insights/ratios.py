@@ -435,11 +435,10 @@ def _per_pair(question: str, profile: Profile) -> tuple[str, str] | None:
             j += 1
         below = _numeric_named(words[j : j + 1], profile)
         # "per technician hour", "por OS concluída": the column both words name.
-        both = [c for c in _numeric_named(words[j + 1 : j + 2], profile) if c in below]
+        second = _numeric_named(words[j + 1 : j + 2], profile)
+        both = [c for c in second if c in below]
         both += [
-            c
-            for c in _numeric_named(words[j : j + 2], profile)
-            if c in _numeric_named(words[j + 1 : j + 2], profile) and c not in both
+            c for c in _numeric_named(words[j : j + 2], profile) if c in second and c not in both
         ]
         # "unidades por linha": the lines picked (a flow), not the backlog of lines (a stock).
         below.sort(key=is_stock)

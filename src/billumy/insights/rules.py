@@ -88,7 +88,7 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
     filters. None when the question names nothing usable.
     """
     # "nos fins de semana" is Saturdays and Sundays (see question.parse), not a weekly grain.
-    question = _WEEKEND.sub(" weekend ", question)
+    question = WEEKEND.sub(" weekend ", question)
     tokens = _tokens(question)
     visible = [c for c in profile.columns if not c.masked]
     # "a fila de vendas" (queue ``Q01 Vendas``) names a queue, not the sales column.
@@ -191,7 +191,9 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
     )
 
 
-_WEEKEND = re.compile(r"\b(?:fins?|finais|final) de semana\b|\bweek-?ends?\b", re.IGNORECASE)
+# "weekends", "week-end", "nos fins de semana": Saturdays and Sundays (one pattern for the
+# rules, question.parse and the derived weekday column).
+WEEKEND = re.compile(r"\b(?:fins?|finais|final) de semana\b|\bweek[- ]?ends?\b", re.IGNORECASE)
 # "Quanto vendemos?": how much money, unless a unit is named.
 _HOW_MUCH = frozenset({"quanto", "quanta", "much"})
 _DEALS = frozenset(

@@ -65,7 +65,7 @@ from billumy.insights.naming import names_a_dimension
 from billumy.insights.plan import Measure, Plan, plan_schema, validate_plan
 from billumy.insights.planned import facts_for_plan
 from billumy.insights.roles import plan_agg
-from billumy.insights.rules import names_a_measure, rule_plan
+from billumy.insights.rules import WEEKEND, names_a_measure, rule_plan
 from billumy.insights.salient import salient_facts
 from billumy.insights.sources import Source, Sources, SourceTable, source_profile
 from billumy.insights.statements import Context
@@ -187,7 +187,7 @@ _WEEKDAY_ASKED = re.compile(
     r"|\b(?:domingos?|s[áa]bados?|(?:segunda|ter[çc]a|quarta|quinta|sexta)s?-feiras?)\b"
     r"|\b(?:aos|nas|[àa]s|nos) (?:segundas|ter[çc]as|quartas|quintas|sextas)\b"
     r"|\b(?:sundays?|mondays?|tuesdays?|wednesdays?|thursdays?|fridays?|saturdays?)\b"
-    r"|\bweekends?\b|\bweek-ends?\b|\b(?:fins?|finais|final) de semana\b",
+    rf"|{WEEKEND.pattern}",
     re.IGNORECASE,
 )
 _WEEKDAYS = {
