@@ -135,3 +135,46 @@ def build_sqlite(path: Path, rows: int = 5_000) -> None:
         con.commit()
     finally:
         con.close()
+
+
+def build_sqlite_django(path: Path, rows: int = 5_000) -> None:
+    """The shop as Django makes it in SQLite: stores (``vendas_loja``) and orders
+    (``vendas_pedido``) with a foreign key ``loja_id``, and ``vendas_cidade``, whose ``uf``
+    is not unique (a join on it would count orders twice)."""
+    con = sqlite3.connect(path)
+    try:
+        con.execute(
+            "CREATE TABLE vendas_loja (id INTEGER PRIMARY KEY, nome TEXT NOT NULL, "
+            "cidade TEXT NOT NULL)"
+        )
+        con.execute("CREATE TABLE vendas_cidade (nome TEXT, uf TEXT)")
+        con.execute(
+            "CREATE TABLE vendas_pedido (id INTEGER PRIMARY KEY, "
+            "loja_id INTEGER NOT NULL REFERENCES vendas_loja (id), canal TEXT NOT NULL, "
+            "criado_em DATE NOT NULL, valor REAL NOT NULL, uf TEXT)"
+        )
+        con.executemany(
+            "INSERT INTO vendas_loja VALUES (?, ?, ?)",
+            [(i, nome, cidade) for i, (nome, cidade) in enumerate(LOJAS, start=1)],
+        )
+        con.executemany(
+            "INSERT INTO vendas_cidade VALUES (?, ?)",
+            [("São Paulo", "SP"), ("Campinas", "SP"), ("Recife", "PE")],
+        )
+        con.executemany(
+            "INSERT INTO vendas_pedido VALUES (?, ?, ?, date('2024-01-01', ?), ?, ?)",
+            [
+                (
+                    i,
+                    1 + (i * 7) % 8,
+                    "site" if i % 3 else "balcao",
+                    f"+{i % 365} days",
+                    round(10 + ((i * 37) % 5000) / 100.0, 2),
+                    "SP" if i % 2 else "PE",
+                )
+                for i in range(1, rows + 1)
+            ],
+        )
+        con.commit()
+    finally:
+        con.close()

@@ -165,6 +165,56 @@ class SourceTableConfig(BaseModel):
         return self
 
 
+class SourceJoinConfig(BaseModel):
+    """A many-to-one join declared between two allow-listed tables (a Django ``ForeignKey``):
+    the ``from`` table's questions can name the ``to`` table's columns."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: str = Field(
+        alias="from",
+        description="table.column holding the key, e.g. vendas_pedido.loja_id.",
+    )
+    to: str = Field(description="table.column it points at, unique there, e.g. vendas_loja.id.")
+    as_: str | None = Field(
+        default=None,
+        alias="as",
+        description="What the joined row is called (default: the from column without _id); "
+        "its name-like column (nome, name, title...) is read under this name.",
+    )
+    columns: list[str] | None = Field(
+        default=None,
+        description="The to table's columns read (default: its allowed, unmasked ones).",
+    )
+
+    @field_validator("from_", "to")
+    @classmethod
+    def _qualified(cls, value: str) -> str:
+        if not re.fullmatch(rf"(?:{_IDENT}\.)?{_IDENT}\.{_IDENT}", value):
+            raise ValueError(f"join end {value!r}: name it as table.column")
+        return value
+
+    @field_validator("as_")
+    @classmethod
+    def _alias(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(_IDENT, value):
+            raise ValueError(f"join name {value!r}: letters, digits and _")
+        return value
+
+    def ends(self) -> tuple[tuple[str, str], tuple[str, str]]:
+        """((from table, from column), (to table, to column))."""
+        table, _, column = self.from_.rpartition(".")
+        target, _, key = self.to.rpartition(".")
+        return (table, column), (target, key)
+
+    def name(self) -> str:
+        column = self.ends()[0][1]
+        if self.as_:
+            return self.as_
+        stem = re.sub(r"_id$", "", column, flags=re.IGNORECASE)
+        return stem if stem != column else f"{column}_ref"
+
+
 class SourceConfig(BaseModel):
     """A database a tenant's questions may read (read-only, pushed down): PostgreSQL or SQLite.
 
@@ -180,6 +230,10 @@ class SourceConfig(BaseModel):
     )
     url_env: str | None = Field(default=None, description="Environment variable with the URL.")
     tables: list[SourceTableConfig] = Field(description="Tables or views it may read.")
+    joins: list[SourceJoinConfig] = Field(
+        default_factory=list,
+        description="Many-to-one joins between listed tables (foreign keys), [[sources.joins]].",
+    )
     statement_timeout: float = Field(
         default=30.0, gt=0, description="Seconds one query may run in the source."
     )
@@ -211,6 +265,16 @@ class SourceConfig(BaseModel):
         names = [t.name.casefold() for t in self.tables]
         if len(set(names)) != len(names):
             raise ValueError(f"source {self.name!r}: a table is listed twice")
+        for join in self.joins:
+            (table, _), (target, _) = join.ends()
+            for end in (table, target):
+                if end.casefold() not in names:
+                    raise ValueError(
+                        f"source {self.name!r}: join {join.from_} -> {join.to}: table {end!r} "
+                        "is not in its tables"
+                    )
+            if table.casefold() == target.casefold():
+                raise ValueError(f"source {self.name!r}: a table cannot join itself")
         return self
 
     def resolved_url(self) -> str:

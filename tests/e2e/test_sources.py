@@ -75,6 +75,28 @@ url = "sqlite:///{sqlite_path}"
 name = "vendas_pedido"
 
 [[sources]]
+name = "django"
+url_env = "SHOP_DATABASE_URL"
+
+[[sources.tables]]
+name = "vendas_pedido"
+mask = ["cliente_email"]
+
+[[sources.tables]]
+name = "vendas_loja"
+
+[[sources.tables]]
+name = "vendas_produto"
+
+[[sources.joins]]
+from = "vendas_pedido.loja_id"
+to = "vendas_loja.id"
+
+[[sources.joins]]
+from = "vendas_pedido.produto_id"
+to = "vendas_produto.id"
+
+[[sources]]
 name = "other"
 tenant = "someone-else"
 url_env = "SHOP_DATABASE_URL"
@@ -112,7 +134,7 @@ def test_sources_are_listed_without_urls(shop: Server, shop_url: str) -> None:
     got = httpx.get(shop.url + "/api/sources", headers=shop.headers, timeout=30)
     assert got.status_code == 200, got.text
     listed = {s["name"]: s for s in got.json()["sources"]}
-    assert set(listed) == {"shop", "down", "dev"}  # not another tenant's
+    assert set(listed) == {"shop", "down", "dev", "django"}  # not another tenant's
     assert listed["down"]["available"] is False
     tables = {t["name"]: t for t in listed["shop"]["tables"]}
     pedido = {c["name"]: c for c in tables["public.vendas_pedido"]["columns"]}
@@ -120,6 +142,13 @@ def test_sources_are_listed_without_urls(shop: Server, shop_url: str) -> None:
     assert "produto_id" not in pedido  # out of the column scope
     assert {c["name"] for c in tables["vendas_detalhe"]["columns"]} >= {"loja", "valor"}
     assert "hunter2" not in got.text and shop_url not in got.text and "5432" not in got.text
+    # A declared join's columns are listed with the table.column they come from.
+    django = {t["name"]: t for t in listed["django"]["tables"]}
+    joined = {c["name"]: c.get("from") for c in django["vendas_pedido"]["columns"]}
+    assert (
+        joined["loja"] == "vendas_loja.nome" and joined["categoria"] == "vendas_produto.categoria"
+    )
+    assert joined["valor"] is None and "cliente_email" in joined
 
 
 def test_store_ranking_in_portuguese_matches_direct_sql(shop: Server, shop_db: sa.Engine) -> None:
@@ -248,3 +277,44 @@ def test_exactly_one_of_data_dataset_and_source(shop: Server) -> None:
     assert got.status_code == 404
     got = ask(shop, source="shop", question="total?")  # several tables: name one
     assert got.status_code == 400 and "vendas_detalhe" in got.text
+
+
+def test_declared_joins_answer_about_the_django_models(shop: Server, shop_db: sa.Engine) -> None:
+    """No table named: the question points at the orders, which read the stores' and the
+    products' names through the declared foreign keys; every number is the direct join's."""
+    got = ask(shop, source="django", question="Qual loja vendeu mais em 2024?")
+    assert got.status_code == 200, got.text
+    result = got.json()
+    assert result["dataset"] == {"source": "django", "table": "vendas_pedido"}
+    expected = direct(
+        shop_db,
+        "SELECT l.nome, sum(p.valor) FROM vendas_pedido p JOIN vendas_loja l ON l.id = p.loja_id "
+        "WHERE p.criado_em >= '2024-01-01' AND p.criado_em < '2025-01-01' "
+        "GROUP BY 1 ORDER BY 2 DESC",
+    )
+    ranking = next(f for f in result["facts"] if f["columns"][:1] == ["loja"] and f["rows"])
+    for row, (loja, total) in zip(ranking["rows"], expected, strict=False):
+        assert row["loja"] == loja
+        assert close(next(v for k, v in row.items() if k != "loja"), total)
+    assert expected[0][0] in result["answer"]["text"]
+    assert "LEFT JOIN" in ranking["sql"] and '"vendas_loja"' in ranking["sql"]
+
+    got = ask(shop, source="django", question="Which categoria had the highest valor?")
+    assert got.status_code == 200, got.text
+    result = got.json()
+    expected = direct(
+        shop_db,
+        "SELECT pr.categoria, sum(p.valor) FROM vendas_pedido p "
+        "JOIN vendas_produto pr ON pr.id = p.produto_id GROUP BY 1 ORDER BY 2 DESC",
+    )
+    ranking = next(f for f in result["facts"] if f["columns"][:1] == ["categoria"] and f["rows"])
+    assert ranking["rows"][0]["categoria"] == expected[0][0]
+    assert close(next(v for k, v in ranking["rows"][0].items() if k != "categoria"), expected[0][1])
+    # The masked e-mail of the orders is never read, joins or not.
+    assert "example.com" not in got.text
+
+
+def test_a_question_that_names_no_table_asks_for_one(shop: Server) -> None:
+    got = ask(shop, source="django", question="Olá, tudo bem?")
+    assert got.status_code == 400
+    assert "vendas_pedido" in got.json()["error"]

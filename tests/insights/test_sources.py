@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from billumy.errors import BadRequestError
 from billumy.insights import salient
 from billumy.insights.data import Limits
 from billumy.insights.sources import Source, SourceTable, source_profile
 from billumy.settings import SourceConfig
-from tests.sources_data import build_sqlite
+from tests.sources_data import build_sqlite, build_sqlite_django
 
 
 @pytest.fixture
@@ -70,3 +71,89 @@ def test_salient_facts_of_a_source_skip_row_scans(shop: tuple[SourceTable, Path]
     kinds = {f.kind for f in facts}
     assert "outliers" not in kinds and "correlation" not in kinds
     assert "summary" in kinds
+
+
+def django_source(path: Path, joins: list[dict[str, object]]) -> Source:
+    build_sqlite_django(path)
+    config = SourceConfig.model_validate(
+        {
+            "name": "django",
+            "url": f"sqlite:///{path}",
+            "tables": [
+                {"name": "vendas_pedido"},
+                {"name": "vendas_loja"},
+                {"name": "vendas_cidade"},
+            ],
+            "joins": joins,
+        }
+    )
+    return Source(config)
+
+
+def test_a_declared_join_reads_the_stores_names(tmp_path: Path) -> None:
+    path = tmp_path / "django.sqlite3"
+    source = django_source(path, [{"from": "vendas_pedido.loja_id", "to": "vendas_loja.id"}])
+    table = SourceTable(source, source.table_config("vendas_pedido"), Limits())
+    try:
+        # The store's name is read as "loja" (the join's name), its city as "cidade".
+        assert {"loja", "cidade", "valor", "loja_id"} <= set(table.columns)
+        assert table.row_count == 5_000  # a many-to-one join adds no rows
+        sql = "SELECT loja, sum(valor) AS v FROM data GROUP BY 1 ORDER BY 2 DESC"
+        got = table.query(sql)
+        expected = direct(
+            path,
+            "SELECT l.nome, sum(p.valor) FROM vendas_pedido p JOIN vendas_loja l "
+            "ON l.id = p.loja_id GROUP BY 1 ORDER BY 2 DESC",
+        )
+        assert [r[0] for r in got] == [r[0] for r in expected]
+        for (_, v), (_, want) in zip(got, expected, strict=True):
+            assert math.isclose(v, want, rel_tol=1e-9)
+        assert "LEFT JOIN" in table.shown[sql] and "vendas_loja" in table.shown[sql]
+        # Filters on a joined column run in the source too.
+        city = table.query("SELECT count(*) FROM data WHERE cidade = ?", ["Recife"])[0][0]
+        want_city = direct(
+            path,
+            "SELECT count(*) FROM vendas_pedido p JOIN vendas_loja l ON l.id = p.loja_id "
+            "WHERE l.cidade = 'Recife'",
+        )[0][0]
+        assert city == want_city > 0
+    finally:
+        table.close()
+        source.dispose()
+
+
+def test_a_join_on_a_key_that_is_not_unique_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "django.sqlite3"
+    source = django_source(path, [{"from": "vendas_pedido.uf", "to": "vendas_cidade.uf"}])
+    try:
+        with pytest.raises(BadRequestError, match="neither the primary key nor unique"):
+            SourceTable(source, source.table_config("vendas_pedido"), Limits())
+    finally:
+        source.dispose()
+
+
+def test_the_question_picks_the_table(tmp_path: Path) -> None:
+    path = tmp_path / "django.sqlite3"
+    source = django_source(path, [{"from": "vendas_pedido.loja_id", "to": "vendas_loja.id"}])
+    try:
+        # "loja" is a column of the orders (through the join) and the stores' table: the
+        # orders, which read both, win the tie; "valor" is only the orders'.
+        assert source.table_config(None, "Qual loja vendeu mais?").name == "vendas_pedido"
+        assert source.table_config(None, "What was the total valor?").name == "vendas_pedido"
+        assert source.table_config(None, "How many stores?").name == "vendas_pedido"
+        with pytest.raises(BadRequestError, match="send table"):
+            source.table_config(None, "Hello there")
+    finally:
+        source.dispose()
+
+
+def test_join_configuration_is_checked() -> None:
+    base = {"name": "x", "url": "sqlite:///x.db", "tables": [{"name": "a"}, {"name": "b"}]}
+    with pytest.raises(ValueError, match="not in its tables"):
+        SourceConfig.model_validate({**base, "joins": [{"from": "a.b_id", "to": "c.id"}]})
+    with pytest.raises(ValueError, match=r"table\.column"):
+        SourceConfig.model_validate({**base, "joins": [{"from": "a", "to": "b.id"}]})
+    with pytest.raises(ValueError, match="cannot join itself"):
+        SourceConfig.model_validate({**base, "joins": [{"from": "a.x", "to": "a.id"}]})
+    ok = SourceConfig.model_validate({**base, "joins": [{"from": "a.b_id", "to": "b.id"}]})
+    assert ok.joins[0].name() == "b"

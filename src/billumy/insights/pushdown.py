@@ -27,6 +27,7 @@ scanner may pull whole columns over the wire.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import sqlglot
@@ -61,15 +62,54 @@ class Scope:
     masked: frozenset[str] = frozenset()
     dates: frozenset[str] = frozenset()  # DATE columns: truncated, they stay dates
     rowid: exp.Expr | None = None  # what DuckDB's ``rowid`` reads as in the source
+    joined: tuple[exp.Table, ...] = ()  # the declared joins' tables, also readable
 
 
-def base_select(schema: str | None, table: str, columns: list[str]) -> tuple[exp.Query, exp.Table]:
-    """``SELECT "c1", "c2" FROM "schema"."table"`` and the quoted table."""
-    source = exp.Table(
+@dataclass(frozen=True)
+class Join:
+    """A declared many-to-one join: ``LEFT JOIN table ON table.key = base.column``, reading
+    ``columns`` (its column, the name it is read under)."""
+
+    table: exp.Table
+    key: str
+    column: str
+    columns: tuple[tuple[str, str], ...]
+
+
+def quoted_table(schema: str | None, table: str) -> exp.Table:
+    return exp.Table(
         this=exp.to_identifier(table, quoted=True),
         db=exp.to_identifier(schema, quoted=True) if schema else None,
     )
-    select = exp.select(*(exp.column(c, quoted=True) for c in columns)).from_(source.copy())
+
+
+def base_select(
+    schema: str | None, table: str, columns: list[str], joins: Sequence[Join] = ()
+) -> tuple[exp.Query, exp.Table]:
+    """``SELECT "c1", "c2" FROM "schema"."table"`` and the quoted table; with ``joins``, each
+    joined table's columns too (``FROM table AS t0 LEFT JOIN ... AS t1 ON ...``): a row per
+    row of ``table`` whatever the joins, since each joins on its table's unique key."""
+    source = quoted_table(schema, table)
+    if not joins:
+        select = exp.select(*(exp.column(c, quoted=True) for c in columns)).from_(source.copy())
+        return select, source
+    base = "t0"
+    projections: list[exp.Expr] = [exp.column(c, table=base, quoted=True) for c in columns]
+    for number, join in enumerate(joins, start=1):
+        alias = f"t{number}"
+        projections += [
+            exp.alias_(exp.column(c, table=alias, quoted=True), name, quoted=True)
+            for c, name in join.columns
+        ]
+    select = exp.select(*projections).from_(exp.alias_(source.copy(), base, table=True))
+    for number, join in enumerate(joins, start=1):
+        alias = f"t{number}"
+        on = exp.column(join.key, table=alias, quoted=True).eq(
+            exp.column(join.column, table=base, quoted=True)
+        )
+        select = select.join(
+            exp.alias_(join.table.copy(), alias, table=True), on=on, join_type="left"
+        )
     return select, source
 
 
@@ -98,7 +138,7 @@ def derived(scope: Scope, sql: str) -> Scope | None:
         raise RefusedQuery("a table is redefined by one SELECT")
     _check(query, scope, ctes=set(), projections=False)
     base = _inline_data(query, scope.base)
-    return Scope(base, scope.table, scope.masked, scope.dates, scope.rowid)
+    return Scope(base, scope.table, scope.masked, scope.dates, scope.rowid, scope.joined)
 
 
 def compile_query(scope: Scope, sql: str, params: list[object], dialect: Dialect) -> Compiled:
@@ -229,7 +269,7 @@ def _written(tree: exp.Query, params: list[object], dialect: Dialect, scope: Sco
         binds[name] = value
         hole.replace(exp.Placeholder(this=name))
     sql = tree.sql(dialect=dialect)
-    _recheck(sql, dialect, scope.table)
+    _recheck(sql, dialect, (scope.table, *scope.joined))
     if dialect == "postgres":
         # psycopg's binds are %(p1)s: every other % is doubled, as the driver expects.
         sql = _PG_BIND.sub(r"%(\1)s", sql.replace("%", "%%"))
@@ -239,8 +279,8 @@ def _written(tree: exp.Query, params: list[object], dialect: Dialect, scope: Sco
 _PG_BIND = re.compile(r"%%\((p[0-9]+)\)s")
 
 
-def _recheck(sql: str, dialect: Dialect, table: exp.Table) -> None:
-    """The written statement, read back: a SELECT reading only the allowed table."""
+def _recheck(sql: str, dialect: Dialect, tables: Sequence[exp.Table]) -> None:
+    """The written statement, read back: a SELECT reading only the allowed tables."""
     try:
         tree = sqlglot.parse_one(sql, read=dialect)
     except ParseError:
@@ -249,7 +289,10 @@ def _recheck(sql: str, dialect: Dialect, table: exp.Table) -> None:
         raise RefusedQuery("only SELECT statements run on a source")
     ctes = _cte_names(tree)
     for found in tree.find_all(exp.Table):
-        same = found.name == table.name and (found.db or None) == (table.db or None)
+        same = any(
+            found.name == table.name and (found.db or None) == (table.db or None)
+            for table in tables
+        )
         if not same and found.name not in ctes:
             raise RefusedQuery(f"table {found.sql()!r} is not on the source's allow-list")
 

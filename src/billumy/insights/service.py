@@ -398,7 +398,7 @@ class InsightService:
 
     def _open_source(self, req: InsightRequest, source: Source) -> Loaded:
         """The source's table, read in place: facts' queries run in the source."""
-        spec = source.table_config(req.table)
+        spec = source.table_config(req.table, req.question or "")
         table: data.Table = SourceTable(source, spec, self.limits)
         masked = set(req.mask or []) | set(spec.mask)
         try:

@@ -20,6 +20,7 @@ interface of :class:`~billumy.insights.data.Table` over a source.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import re
@@ -47,7 +48,7 @@ from billumy.errors import (
     QueryTimeoutError,
     SourceUnavailableError,
 )
-from billumy.insights import cube, profile, pushdown, sandbox
+from billumy.insights import cube, profile, pushdown, sandbox, synonyms
 from billumy.insights.data import Limits, Table
 from billumy.insights.model import Profile
 from billumy.settings import SourceConfig, SourceTableConfig
@@ -199,18 +200,47 @@ class Source:
 
     # --- catalog -------------------------------------------------------------------------
 
-    def table_config(self, name: str | None) -> SourceTableConfig:
-        """The allow-listed table ``name`` (the only one when None); 404 otherwise."""
+    def table_config(self, name: str | None, question: str = "") -> SourceTableConfig:
+        """The allow-listed table ``name``; when None, the only one, or the one ``question``
+        points at (:meth:`pick`); 404 for a table not on the list."""
         tables = self.config.tables
         if name is None:
             if len(tables) == 1:
                 return tables[0]
+            picked = self.pick(question) if question else None
+            if picked is not None:
+                return picked
             listed = ", ".join(t.name for t in tables)
-            raise BadRequestError(f"source '{self.name}' has several tables; name one: {listed}")
+            raise BadRequestError(
+                f"source '{self.name}' has several tables and the question names none of "
+                f"them; send table, one of: {listed}"
+            )
         for spec in tables:
             if spec.name.casefold() == name.casefold():
                 return spec
         raise NotFoundError(f"source '{self.name}' has no table '{name}'")
+
+    def pick(self, question: str) -> SourceTableConfig | None:
+        """The table whose name and columns (its joins' included) the question names most
+        (:func:`~billumy.insights.synonyms.overlap`); on a tie, a table with joins (it reads
+        its targets' columns as well), then the first listed. None when it names none."""
+        best: tuple[int, int, int] | None = None
+        chosen = None
+        joined_from = {j.ends()[0][0].casefold() for j in self.config.joins}
+        for position, spec in enumerate(self.config.tables):
+            words = re.split(r"[._]", spec.name)
+            for column in self.columns(spec):
+                words += column.name.split("_")
+            for join in self.config.joins:
+                (table, _), (target, _) = join.ends()
+                if table.casefold() == spec.name.casefold():
+                    words += [join.name(), *re.split(r"[._]", target)]
+                    words += [c.name for c in self.columns(self.table_config(target))]
+            score = synonyms.overlap(question, words)
+            rank = (score, int(spec.name.casefold() in joined_from), -position)
+            if score > 0 and (best is None or rank > best):
+                best, chosen = rank, spec
+        return chosen
 
     def columns(self, spec: SourceTableConfig) -> list[Column]:
         """The readable columns of ``spec``, typed from the catalog (cached a minute)."""
@@ -242,38 +272,145 @@ class Source:
         self._catalog[spec.name] = (time.monotonic(), found)
         return found
 
-    def row_key(self, spec: SourceTableConfig) -> exp.Expr:
+    def row_key(self, spec: SourceTableConfig, *, qualified: bool = False) -> exp.Expr:
         """What numbers a row: SQLite's ``rowid``, a PostgreSQL table's one-column primary
-        key, else ``row_number() OVER ()`` (computed only by the queries that read it)."""
+        key, else ``row_number() OVER ()`` (computed only by the queries that read it).
+        ``qualified``: the table is read as ``t0`` (it has joins)."""
+        table = "t0" if qualified else None
         if self.dialect == "sqlite":
-            return exp.column("rowid")
+            return exp.column("rowid", table=table)
+        found = self._unique_keys(spec).get("primary") or []
+        if len(found) == 1:
+            return exp.column(found[0], table=table, quoted=True)
+        return exp.Window(this=exp.RowNumber())
+
+    def _unique_keys(self, spec: SourceTableConfig) -> dict[str, list[str]]:
+        """The table's primary key ("primary") and its one-column unique constraints."""
         schema, table = _split_name(spec.name)
         try:
             with self.engine().connect() as conn:
-                key = sa.inspect(conn).get_pk_constraint(table, schema=schema)
+                inspector = sa.inspect(conn)
+                primary = inspector.get_pk_constraint(table, schema=schema)
+                try:
+                    unique = inspector.get_unique_constraints(table, schema=schema)
+                except NotImplementedError:
+                    unique = []
+        except sa.exc.NoSuchTableError:
+            raise NotFoundError(f"source '{self.name}' has no table '{spec.name}'") from None
         except sa.exc.DBAPIError as exc:
             raise self._translated(exc) from None
-        found = key.get("constrained_columns") or []
-        if len(found) == 1:
-            return exp.column(found[0], quoted=True)
-        return exp.Window(this=exp.RowNumber())
+        found = {"primary": list(primary.get("constrained_columns") or [])}
+        for number, constraint in enumerate(unique):
+            found[f"unique{number}"] = list(constraint.get("column_names") or [])
+        return found
+
+    def joins(self, spec: SourceTableConfig, taken: Collection[str]) -> list[Joined]:
+        """The declared joins from ``spec``, resolved against the catalog: each target's key
+        must be its primary key or unique (else a join would count rows twice), and each
+        joined column gets a name that ``taken`` (the table's own columns) does not hold."""
+        found: list[Joined] = []
+        used = {n.casefold() for n in taken}
+        for join in self.config.joins:
+            (table, column), (target, key) = join.ends()
+            if table.casefold() != spec.name.casefold():
+                continue
+            target_spec = self.table_config(target)
+            keys = self._unique_keys(target_spec).values()
+            if [key] not in keys:
+                raise BadRequestError(
+                    f"source '{self.name}': join {join.from_} -> {join.to}: {join.to} is "
+                    "neither the primary key nor unique, so the join could count rows twice"
+                )
+            readable = {c.name: c for c in self.columns(target_spec)}
+            wanted = join.columns or [n for n, c in readable.items() if not c.masked and n != key]
+            columns: list[tuple[str, str, str]] = []
+            label = join.name()
+            named = False
+            for name in wanted:
+                col = readable.get(name)
+                if col is None or col.masked:
+                    raise BadRequestError(
+                        f"source '{self.name}': join {join.from_} -> {join.to}: column "
+                        f"'{name}' is not readable in {target}"
+                    )
+                if not named and name.casefold() in NAME_LIKE and label.casefold() not in used:
+                    alias, named = label, True
+                elif name.casefold() not in used:
+                    alias = name
+                else:
+                    alias = f"{label}_{name}"
+                    if alias.casefold() in used:
+                        continue  # a third column of that name: left out, never confused
+                used.add(alias.casefold())
+                columns.append((name, alias, col.type))
+            schema, bare = _split_name(target_spec.name)
+            found.append(
+                Joined(
+                    join=pushdown.Join(
+                        table=pushdown.quoted_table(schema, bare),
+                        key=key,
+                        column=column,
+                        columns=tuple((c, a) for c, a, _ in columns),
+                    ),
+                    columns=[Column(a, t, False) for _, a, t in columns],
+                )
+            )
+        return found
+
+    def scope(self, spec: SourceTableConfig) -> tuple[pushdown.Scope, list[Column]]:
+        """What ``data`` is for ``spec``: the base select over its readable columns and its
+        declared joins' columns, checked and bound by :mod:`billumy.insights.pushdown`; and
+        those columns."""
+        found = self.columns(spec)
+        joined = self.joins(spec, [c.name for c in found])
+        schema, name = _split_name(spec.name)
+        base, table = pushdown.base_select(
+            schema, name, [c.name for c in found], [j.join for j in joined]
+        )
+        scope = pushdown.Scope(
+            base=base,
+            table=table,
+            masked=frozenset(c.name for c in found if c.masked),
+            rowid=self.row_key(spec, qualified=bool(joined)),
+            joined=tuple(j.join.table for j in joined),
+        )
+        return scope, found + [c for j in joined for c in j.columns]
 
     def describe(self) -> dict[str, Any]:
         """What ``GET /api/sources`` shows: names, tables, columns and types; no URL."""
         tables = []
         available = True
         for spec in self.config.tables:
+            columns: list[dict[str, Any]] = []
             try:
                 columns = [
                     {"name": c.name, "type": c.type, "masked": c.masked} for c in self.columns(spec)
                 ]
+                for joined in self.joins(spec, [c["name"] for c in columns]):
+                    target = joined.join.table.name
+                    columns += [
+                        {"name": c.name, "type": c.type, "masked": False, "from": f"{target}.{o}"}
+                        for c, (o, _) in zip(joined.columns, joined.join.columns, strict=True)
+                    ]
             except SourceUnavailableError:
                 available, columns = False, []
-            except NotFoundError:
-                columns = []
+            except (NotFoundError, BadRequestError):
+                pass  # a table gone, or a join that no longer holds: listed without columns
             tables.append({"name": spec.name, "columns": columns})
         kind = "sqlite" if self.dialect == "sqlite" else "postgresql"
         return {"name": self.name, "kind": kind, "available": available, "tables": tables}
+
+
+# The column of a joined table that names its row (read under the join's own name: loja).
+NAME_LIKE = frozenset(
+    {"nome", "name", "titulo", "title", "descricao", "description", "label", "razao_social"}
+)
+
+
+@dataclass(frozen=True)
+class Joined:
+    join: pushdown.Join
+    columns: list[Column]
 
 
 class Unsupported(BadRequestError):
@@ -324,20 +461,16 @@ class SourceTable(Table):
     def __init__(self, source: Source, spec: SourceTableConfig, limits: Limits) -> None:
         self.source = source
         self.limits = limits
-        found = source.columns(spec)
-        schema, name = _split_name(spec.name)
-        base, table = pushdown.base_select(schema, name, [c.name for c in found])
-        masked = frozenset(c.name for c in found if c.masked)
-        rowid = source.row_key(spec)
-        self.scope = pushdown.Scope(base=base, table=table, masked=masked, rowid=rowid)
-        self.masked = set(masked)
+        self.scope, found = source.scope(spec)
+        table = self.scope.table
+        self.masked = set(self.scope.masked)
         self.shown: dict[str, str] = {}
         self._cube: cube.Shape | None = None
         self._cube_state = "unknown"  # "loaded", or "off" when the facts run in the source
         self._cube_sql = ""
         self._cube_rows: int | None = None
         self.row_count = self._estimated_rows(table)  # what the sample and the cube go by
-        self.sample = self._sample(found, table)
+        self.sample = self._sample(found)
         self.con = self.sample.con
         self._described()
         self.row_count = self._counted()
@@ -373,22 +506,32 @@ class SourceTable(Table):
         self.types = dict(self.sample.types)
         self.scope.dates = frozenset(n for n, t in self.types.items() if t == "DATE")
 
-    def _sample(self, found: list[Column], table: Any) -> Table:
-        cols = ", ".join(_quote(c.name) for c in found)
-        where = table.sql(dialect=self.source.dialect)
+    def _sample(self, found: list[Column]) -> Table:
+        """At most ``sample_rows`` rows of ``data`` (joins included): PostgreSQL samples the
+        table's pages (``TABLESAMPLE SYSTEM``, no scan), or for a view keeps rows at random
+        as it reads them; SQLite reads the first rows."""
         n = self.source.config.sample_rows
-        sql = f"SELECT {cols} FROM {where} LIMIT {n}"  # noqa: S608 - quoted identifiers
-        if self.source.dialect == "postgres" and self.row_count > n:
+        dialect = self.source.dialect
+        base = _hashed(self.scope.base, self.scope.masked)
+        found = [Column(c.name, "VARCHAR", True) if c.masked else c for c in found]
+        if dialect == "postgres" and self.row_count > n:
             share = min(1.0, 2.0 * n / self.row_count)
-            sampled = f"SELECT {cols} FROM {where} TABLESAMPLE SYSTEM ({100 * share:.6f}) "  # noqa: S608
+            sampled = base.copy()
+            sampled.args["from_"].this.set(
+                "sample",
+                exp.TableSample(
+                    method=exp.var("SYSTEM"),
+                    percent=exp.Literal.number(f"{100 * share:.6f}"),
+                    seed=exp.Literal.number(0),
+                ),
+            )
             try:
-                _, rows = self.source.fetch(sampled + f"REPEATABLE (0) LIMIT {n}")
+                _, rows = self.source.fetch(sampled.limit(n).sql(dialect=dialect))
             except Unsupported:  # a view has no TABLESAMPLE: rows drawn as it is read
-                _, rows = self.source.fetch(
-                    f"SELECT {cols} FROM {where} WHERE random() < {share:.6f} LIMIT {n}"  # noqa: S608
-                )
+                drawn = base.copy().where(f"random() < {share:.6f}").limit(n)
+                _, rows = self.source.fetch(drawn.sql(dialect=dialect))
         else:
-            _, rows = self.source.fetch(sql)
+            _, rows = self.source.fetch(base.copy().limit(n).sql(dialect=dialect))
         return _duckdb_table(found, rows, self.limits)
 
     def refreshed(self) -> Table:
@@ -528,6 +671,22 @@ def source_profile(table: SourceTable, *, masked: Collection[str] = frozenset())
     found.sampled = found.sampled or table.sample.row_count < table.row_count
     found.row_count = table.row_count
     return found
+
+
+def _hashed(base: exp.Query, masked: Collection[str]) -> exp.Query:
+    """``base`` with each masked column read as the MD5 of its text: the profile counts its
+    values and distinct values without Billumy ever holding one."""
+    if not masked or not isinstance(base, exp.Select):
+        return base
+    select = base.copy()
+    projections = []
+    for projection in select.expressions:
+        if projection.alias_or_name in masked:
+            text = exp.Cast(this=projection.unalias(), to=exp.DataType.build("TEXT"))
+            projection = exp.alias_(exp.MD5(this=text), projection.alias_or_name, quoted=True)
+        projections.append(projection)
+    select.set("expressions", projections)
+    return select
 
 
 def _load(con: Any, name: str, names: list[str], rows: list[tuple[Any, ...]]) -> None:
@@ -709,9 +868,16 @@ def _date_trunc(unit: str, value: str | None) -> str | None:
     return day.isoformat()
 
 
+def _md5(value: Any) -> str | None:
+    if value is None:
+        return None
+    return hashlib.md5(str(value).encode(), usedforsecurity=False).hexdigest()
+
+
 def _sqlite_functions(con: sqlite3.Connection) -> None:
     """What the facts' SQL needs and SQLite lacks, as deterministic Python functions."""
     con.create_function("billumy_date_trunc", 2, _date_trunc, deterministic=True)
+    con.create_function("md5", 1, _md5, deterministic=True)
     con.create_aggregate("stddev_samp", 1, _StddevSamp)  # type: ignore[arg-type]
     con.create_aggregate("regr_slope", 2, _RegrSlope)  # type: ignore[arg-type]
     con.create_aggregate("percentile_cont", 2, _PercentileCont)  # type: ignore[arg-type]

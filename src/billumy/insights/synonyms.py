@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
+    "overlap",
     "same_word_across_languages",
     "synonym_groups",
     "variants",
@@ -56,6 +58,18 @@ def same_word_across_languages(a: str, b: str) -> bool:
         return True
     stem = _cognate_stem(a)
     return len(stem) >= 4 and stem == _cognate_stem(b)
+
+
+def overlap(text: str, words: Iterable[str]) -> int:
+    """How much of ``text`` names ``words`` (a table's and its columns' words): for each word
+    of the text, 2 when it is one of them (plurals aside), 1 for a synonym or a close prefix,
+    0 otherwise; summed."""
+    wanted = sorted({w for w in (_fold(x) for x in words) if len(w) > 2})
+    total = 0
+    for token in _tokens(text):
+        groups = _groups(token)
+        total += max((_word_match(token, groups, w) for w in wanted), default=0)
+    return total
 
 
 def variants(word: str) -> frozenset[str]:

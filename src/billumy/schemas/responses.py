@@ -256,7 +256,8 @@ class InsightHistory(_Out):
 
 class SourceList(_Out):
     """``GET /api/sources``: each source's name, kind, availability and tables with their
-    columns (name, type, masked); never its URL."""
+    columns (name, type, masked; a declared join's columns also say which table.column they
+    are read from, ``from``); never its URL."""
 
     sources: list[dict[str, Any]]
 
