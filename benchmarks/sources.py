@@ -84,8 +84,14 @@ def progress(message: str) -> None:
 
 
 @contextlib.contextmanager
-def fresh_database() -> Iterator[str]:
-    """A new database on the local PostgreSQL (its URL), dropped afterwards."""
+def fresh_database(existing: str | None = None, *, keep: bool = False) -> Iterator[str]:
+    """A new database on the local PostgreSQL (its URL), dropped afterwards unless ``keep``;
+    or ``existing``, reused and kept."""
+    if existing is not None:
+        if not re.fullmatch(r"[a-z0-9_]+", existing):
+            raise SystemExit(f"--database {existing!r}: a plain database name")
+        yield f"postgresql://postgres@127.0.0.1:5432/{existing}"
+        return
     name = f"billumy_bench_sources_{secrets.token_hex(4)}"
     admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -93,8 +99,11 @@ def fresh_database() -> Iterator[str]:
     try:
         yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if keep:
+            progress(f"kept the database {name} (reuse it with --database {name})")
+        else:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
 
 
@@ -202,6 +211,8 @@ def ask_all(client: httpx.Client, pid: int, target: dict[str, str], runs: int) -
 
 
 def config(data_dir: Path) -> None:
+    """The shop as a Django app's database is configured: the orders with their declared
+    foreign keys to the stores and products (and the view, for ``--table vendas_detalhe``)."""
     (data_dir / "billumy.toml").write_text(
         f"""
 [[sources]]
@@ -210,12 +221,30 @@ url_env = "SHOP_DATABASE_URL"
 statement_timeout = 120
 
 [[sources.tables]]
+name = "vendas_pedido"
+mask = ["cliente_email"]
+
+[[sources.tables]]
+name = "vendas_loja"
+
+[[sources.tables]]
+name = "vendas_produto"
+
+[[sources.tables]]
 name = "{TABLE}"
+
+[[sources.joins]]
+from = "vendas_pedido.loja_id"
+to = "vendas_loja.id"
+
+[[sources.joins]]
+from = "vendas_pedido.produto_id"
+to = "vendas_produto.id"
 """
     )
 
 
-def run(url: str, rows: int, runs: int) -> tuple[Phase, Phase, int]:
+def run(url: str, rows: int, runs: int, table: str) -> tuple[Phase, Phase, int]:
     """Both phases on one server: the source, then the uploaded copy (and its rows)."""
     engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     with tempfile.TemporaryDirectory(prefix="billumy-bench-sources-") as tmp:
@@ -233,7 +262,7 @@ def run(url: str, rows: int, runs: int) -> tuple[Phase, Phase, int]:
             pid = server.proc.pid
             with httpx.Client(base_url=server.url, headers=server.headers, timeout=600) as c:
                 progress(f"source: {len(QUESTIONS)} questions x {runs} on {rows:,} rows")
-                source = ask_all(c, pid, {"source": "shop", "table": TABLE}, runs)
+                source = ask_all(c, pid, {"source": "shop", "table": table}, runs)
                 uploaded = c.post("/datasets", files={"file": (parquet.name, parquet.read_bytes())})
                 uploaded.raise_for_status()
                 dataset = {"dataset_id": uploaded.json()["id"]}
@@ -420,10 +449,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=TARGET_ROWS, help="orders (10,000,000)")
     parser.add_argument("--runs", type=int, default=3, help="times each question is asked (3)")
+    parser.add_argument(
+        "--table",
+        default="vendas_pedido",
+        choices=["vendas_pedido", TABLE],
+        help="what the questions ask: the orders with their declared joins (default), or "
+        "the view that joins them",
+    )
+    parser.add_argument(
+        "--database",
+        help="an existing database (name on 127.0.0.1:5432) built by an earlier --keep run, "
+        "reused and kept, instead of a fresh one",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the database; print its name")
     args = parser.parse_args(argv)
-    with fresh_database() as url:
-        build(url, args.rows)
-        source, upload, upload_rows = run(url, args.rows, args.runs)
+    with fresh_database(args.database, keep=args.keep) as url:
+        if args.database is None:
+            build(url, args.rows)
+        source, upload, upload_rows = run(url, args.rows, args.runs, args.table)
         engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
         try:
             checker = Checker(engine)

@@ -241,6 +241,12 @@ class SourceConfig(BaseModel):
         default=20_000, ge=100, le=1_000_000, description="Rows sampled to profile a table."
     )
     connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to connect.")
+    reuse_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="Seconds a table's sample and per-question aggregate may be reused while "
+        "the database shows no write to the tables they read; 0: read them for every question.",
+    )
 
     @field_validator("name")
     @classmethod

@@ -157,3 +157,37 @@ def test_join_configuration_is_checked() -> None:
         SourceConfig.model_validate({**base, "joins": [{"from": "a.x", "to": "a.id"}]})
     ok = SourceConfig.model_validate({**base, "joins": [{"from": "a.b_id", "to": "b.id"}]})
     assert ok.joins[0].name() == "b"
+
+
+def test_the_aggregate_is_reused_until_the_source_is_written(tmp_path: Path) -> None:
+    path = tmp_path / "shop.sqlite3"
+    build_sqlite(path, rows=20_000)
+    config = SourceConfig.model_validate(
+        {"name": "dev", "url": f"sqlite:///{path}", "tables": [{"name": "vendas_pedido"}]}
+    )
+    source = Source(config)
+    sql = "SELECT canal, sum(valor) AS v FROM data GROUP BY 1 ORDER BY 1"
+    try:
+        first = SourceTable(source, config.tables[0], Limits())
+        before = first.query(sql)
+        assert "read at" not in first.shown[sql]
+        first.close()
+        again = SourceTable(source, config.tables[0], Limits())
+        assert again.query(sql) == before
+        assert "by an earlier question" in again.shown[sql]  # said, in the fact's SQL
+        again.close()
+        con = sqlite3.connect(path)
+        con.execute("UPDATE vendas_pedido SET valor = valor + 1000 WHERE canal = 'site'")
+        con.commit()
+        con.close()
+        after = SourceTable(source, config.tables[0], Limits())
+        got = dict(after.query(sql))
+        assert "read at" not in after.shown[sql]
+        expected = dict(direct(path, "SELECT canal, sum(valor) FROM vendas_pedido GROUP BY 1"))
+        assert got.keys() == expected.keys()
+        for canal, total in expected.items():
+            assert math.isclose(got[canal], total, rel_tol=1e-9)
+        assert got["site"] > dict(before)["site"]
+        after.close()
+    finally:
+        source.dispose()

@@ -23,14 +23,16 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import re
 import sqlite3
 import statistics
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -96,6 +98,8 @@ class Source:
         self._engine: Engine | None = None
         self._lock = threading.Lock()
         self._catalog: dict[str, tuple[float, list[Column]]] = {}
+        self._kept: OrderedDict[tuple[Any, ...], Kept] = OrderedDict()
+        self._kept_lock = threading.Lock()
 
     # --- connections ---------------------------------------------------------------------
 
@@ -160,8 +164,15 @@ class Source:
                 if self.dialect == "postgres":
                     conn.exec_driver_sql("SET TRANSACTION READ ONLY")
                     conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout * 1000)}")
+                    # JIT compiles an aggregate over millions of rows for seconds (4 s of 28 on
+                    # the benchmark's ten million orders) to save less than that.
+                    conn.exec_driver_sql("SET LOCAL jit = off")
                     if work_mem_mb:
+                        # A grouping whose groups are known to be few (the aggregate's): the
+                        # planner, multiplying each column's distinct values, expects hundreds
+                        # of thousands and sorts ten million rows on disk instead of hashing.
                         conn.exec_driver_sql(f"SET LOCAL work_mem = '{int(work_mem_mb)}MB'")
+                        conn.exec_driver_sql("SET LOCAL enable_sort = off")
                 else:
                     _deadline(conn, timeout)
                 yield conn
@@ -197,6 +208,61 @@ class Source:
             return BadRequestError(f"source '{self.name}' is read-only")
         log.warning("source query failed", extra={"source": self.name, "error": _kind(exc)})
         return BadRequestError(f"a query on source '{self.name}' failed ({_kind(exc)})")
+
+    # --- what a question read, for the next ----------------------------------------------
+
+    def stamp(self, tables: Sequence[str]) -> tuple[Any, ...] | None:
+        """What changes when ``tables`` (and the tables the views among them read) are
+        written: PostgreSQL's file node and write counters of each (``pg_stat_all_tables``,
+        which trail a commit by about a second); a SQLite file's size and time. None when
+        it cannot be told (a foreign or partitioned table), and then nothing is reused."""
+        if self.config.reuse_seconds <= 0:
+            return None
+        if self.dialect == "sqlite":
+            path = make_url(self.config.resolved_url()).database or ""
+            found = []
+            for name in (path, path + "-wal"):
+                with contextlib.suppress(OSError):
+                    info = os.stat(name)
+                    found.append((info.st_size, info.st_mtime_ns))
+            return tuple(found) or None
+        binds = {f"t{i}": name for i, name in enumerate(tables)}
+        listed = " UNION ".join(f"SELECT to_regclass(%({b})s)::oid" for b in binds)
+        sql = _STAMP_SQL.format(listed=listed)
+        try:
+            _, rows = self.fetch(sql, binds)
+        except BadRequestError:
+            return None
+        if not rows or any(row[1] not in ("r", "v", "m") for row in rows):
+            return None
+        return tuple(rows)
+
+    def kept(self, key: tuple[Any, ...], stamp: tuple[Any, ...] | None) -> Kept | None:
+        """What :meth:`keep` kept under ``key``, if its stamp is ``stamp`` and it is young."""
+        if stamp is None:
+            return None
+        with self._kept_lock:
+            found = self._kept.get(key)
+            if found is None:
+                return None
+            young = time.monotonic() - found.at < self.config.reuse_seconds
+            if found.stamp != stamp or not young:
+                del self._kept[key]
+                return None
+            self._kept.move_to_end(key)
+            return found
+
+    def keep(self, key: tuple[Any, ...], stamp: tuple[Any, ...] | None, kept: Kept) -> None:
+        """Keep ``kept`` for the next question while ``stamp`` holds (least recently used
+        dropped beyond :data:`KEPT_BYTES`)."""
+        if stamp is None or kept.arrow.nbytes > KEPT_BYTES:
+            return
+        kept.stamp = stamp
+        with self._kept_lock:
+            self._kept[key] = kept
+            self._kept.move_to_end(key)
+            while sum(k.arrow.nbytes for k in self._kept.values()) > KEPT_BYTES:
+                self._kept.popitem(last=False)
 
     # --- catalog -------------------------------------------------------------------------
 
@@ -407,6 +473,41 @@ NAME_LIKE = frozenset(
 )
 
 
+# The most bytes of samples and aggregates a source keeps for later questions.
+KEPT_BYTES = 64 * 2**20
+
+# The relations a question reads, the tables under the views among them, and what changes when
+# one is written. relkind: r table, v view, m materialized view (anything else: not reused).
+_STAMP_SQL = """
+WITH RECURSIVE rels(oid) AS (
+    {listed}
+    UNION
+    SELECT d.refobjid FROM rels
+    JOIN pg_rewrite r ON r.ev_class = rels.oid
+    JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+        AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> rels.oid
+)
+SELECT c.oid::bigint, c.relkind::text, c.relfilenode::bigint,
+       coalesce(s.n_tup_ins, 0), coalesce(s.n_tup_upd, 0), coalesce(s.n_tup_del, 0),
+       coalesce(s.n_live_tup, 0)
+FROM rels JOIN pg_class c ON c.oid = rels.oid
+LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid
+ORDER BY 1
+"""
+
+
+@dataclass
+class Kept:
+    """A sample or an aggregate read for one question, reused by the next while ``stamp``
+    (what :meth:`Source.stamp` said before it was read) still holds."""
+
+    arrow: pa.Table
+    sql: str
+    read_at: datetime
+    at: float = field(default_factory=time.monotonic)
+    stamp: tuple[Any, ...] = ()
+
+
 @dataclass(frozen=True)
 class Joined:
     join: pushdown.Join
@@ -464,6 +565,8 @@ class SourceTable(Table):
         self.scope, found = source.scope(spec)
         table = self.scope.table
         self.masked = set(self.scope.masked)
+        read = (table, *self.scope.joined)
+        self._stamp = source.stamp([t.sql(dialect=source.dialect) for t in read])
         self.shown: dict[str, str] = {}
         self._cube: cube.Shape | None = None
         self._cube_state = "unknown"  # "loaded", or "off" when the facts run in the source
@@ -525,14 +628,26 @@ class SourceTable(Table):
                     seed=exp.Literal.number(0),
                 ),
             )
-            try:
-                _, rows = self.source.fetch(sampled.limit(n).sql(dialect=dialect))
-            except Unsupported:  # a view has no TABLESAMPLE: rows drawn as it is read
-                drawn = base.copy().where(f"random() < {share:.6f}").limit(n)
-                _, rows = self.source.fetch(drawn.sql(dialect=dialect))
+            statements = [
+                sampled.limit(n).sql(dialect=dialect),
+                # a view has no TABLESAMPLE: rows drawn as it is read
+                base.copy().where(f"random() < {share:.6f}").limit(n).sql(dialect=dialect),
+            ]
         else:
-            _, rows = self.source.fetch(base.copy().limit(n).sql(dialect=dialect))
-        return _duckdb_table(found, rows, self.limits)
+            statements = [base.copy().limit(n).sql(dialect=dialect)]
+        key = ("sample", *statements)
+        kept = self.source.kept(key, self._stamp)
+        if kept is None:
+            for number, sql in enumerate(statements):
+                try:
+                    _, rows = self.source.fetch(sql)
+                    break
+                except Unsupported:
+                    if number == len(statements) - 1:
+                        raise
+            kept = Kept(_arrow(found, rows), sql, datetime.now(UTC))
+            self.source.keep(key, self._stamp, kept)
+        return _duckdb_table(kept.arrow, self.limits)
 
     def refreshed(self) -> Table:
         return self
@@ -608,25 +723,37 @@ class SourceTable(Table):
         """The aggregate read from the source into DuckDB; False (and the facts run in the
         source from then on) when it has too many groups or a value it cannot hold."""
         compiled = pushdown.compile_query(self.scope, cube.cube_sql(shape), [], self.source.dialect)
-        schema = _cube_schema(shape, self.types)
-        try:
-            arrow = self.source.fetch_arrow(
-                compiled.sql,
-                compiled.params,
-                schema,
-                max_rows=cube.MAX_ROWS,
-                work_mem_mb=cube.WORK_MEM_MB,
+        key = ("aggregate", compiled.sql, *sorted(compiled.params.items()))
+        kept = self.source.kept(key, self._stamp)
+        if kept is None:
+            schema = _cube_schema(shape, self.types)
+            try:
+                arrow = self.source.fetch_arrow(
+                    compiled.sql,
+                    compiled.params,
+                    schema,
+                    max_rows=cube.MAX_ROWS,
+                    work_mem_mb=cube.WORK_MEM_MB,
+                )
+            except (PayloadTooLargeError, BadRequestError, pa.ArrowException) as exc:
+                log.info(
+                    "source aggregate unusable",
+                    extra={"source": self.source.name, "error": type(exc).__name__},
+                )
+                self._cube_state = "off"
+                return False
+            kept = Kept(arrow, compiled.sql, datetime.now(UTC))
+            self.source.keep(key, self._stamp, kept)
+            shown = compiled.sql
+        else:
+            when = kept.read_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+            shown = (
+                f"-- read at {when} by an earlier question; the source shows no write to "
+                f"its tables since\n{compiled.sql}"
             )
-        except (PayloadTooLargeError, BadRequestError, pa.ArrowException) as exc:
-            log.info(
-                "source aggregate unusable",
-                extra={"source": self.source.name, "error": type(exc).__name__},
-            )
-            self._cube_state = "off"
-            return False
-        _load_arrow(self.sample.con, cube.TABLE, arrow)
-        self._cube_rows = int(pc.sum(arrow[cube.ROWS]).as_py() or 0)
-        self._cube_state, self._cube_sql = "loaded", compiled.sql
+        _load_arrow(self.sample.con, cube.TABLE, kept.arrow)
+        self._cube_rows = int(pc.sum(kept.arrow[cube.ROWS]).as_py() or 0)
+        self._cube_state, self._cube_sql = "loaded", shown
         return True
 
     def _pushed(self, sql: str, params: list[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
@@ -724,19 +851,22 @@ def _batch(block: Sequence[Sequence[Any]], schema: pa.Schema, dialect: str) -> p
     """A block of driver rows as a record batch (SQLite's ISO dates read back as dates)."""
     columns = list(zip(*block, strict=True))
     arrays = []
-    for values, field in zip(columns, schema, strict=True):
-        if dialect == "sqlite" or field.type == pa.date32():
+    for values, column in zip(columns, schema, strict=True):
+        if dialect == "sqlite" or column.type == pa.date32():
             values = tuple(_sqlite_value(v) for v in values)
-        arrays.append(pa.array(values, field.type))
+        arrays.append(pa.array(values, column.type))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-def _duckdb_table(found: list[Column], rows: list[tuple[Any, ...]], limits: Limits) -> Table:
+def _arrow(found: list[Column], rows: list[tuple[Any, ...]]) -> pa.Table:
     schema = pa.schema([(c.name, _ARROW[c.type]) for c in found])
-    arrow = pa.table(
+    return pa.table(
         {c.name: pa.array([r[i] for r in rows], _ARROW[c.type]) for i, c in enumerate(found)},
         schema=schema,
     )
+
+
+def _duckdb_table(arrow: pa.Table, limits: Limits) -> Table:
     con = sandbox.connect(limits)
     try:
         with sandbox.guarded(con):
