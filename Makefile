@@ -29,8 +29,8 @@ services:
 	bash scripts/services.sh
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks scripts evals
-	$(BIN)/ruff format --check src tests benchmarks scripts evals
+	$(BIN)/ruff check src tests benchmarks scripts evals examples
+	$(BIN)/ruff format --check src tests benchmarks scripts evals examples
 
 typecheck: install
 	$(BIN)/mypy
