@@ -27,7 +27,7 @@ import sqlite3
 import statistics
 import threading
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -141,14 +141,33 @@ class Source:
         otherwise sort on disk)."""
         batches: list[pa.RecordBatch] = []
         seen = 0
-        with self._reading(work_mem_mb) as conn:
-            result = conn.exec_driver_sql(sql, params)
-            while block := result.fetchmany(_BLOCK_ROWS):
-                seen += len(block)
+        with contextlib.closing(self.arrow_blocks(sql, params, schema, work_mem_mb)) as blocks:
+            for batch in blocks:
+                seen += batch.num_rows
                 if seen > max_rows:
                     raise self._too_many(max_rows)
-                batches.append(_batch(block, schema, self.dialect))
+                batches.append(batch)
         return pa.Table.from_batches(batches, schema=schema)
+
+    def arrow_blocks(
+        self,
+        sql: str,
+        params: dict[str, Any],
+        schema: pa.Schema,
+        work_mem_mb: int | None = None,
+        *,
+        stream: bool = False,
+    ) -> Generator[pa.RecordBatch]:
+        """The statement's rows as record batches of ``schema``, a block at a time, in one
+        read-only transaction under the time limit that ends when the iterator is exhausted
+        or closed (close it: ``contextlib.closing``). ``stream``: PostgreSQL sends the rows
+        through a server-side cursor as they are read, so that neither side holds the whole
+        result (its planner then favours plans that start fast, such as an index's order)."""
+        options = {"stream_results": True} if stream and self.dialect == "postgres" else {}
+        with self._reading(work_mem_mb) as conn:
+            result = conn.exec_driver_sql(sql, params, execution_options=options)
+            while block := result.fetchmany(_BLOCK_ROWS):
+                yield _batch(block, schema, self.dialect)
 
     @contextlib.contextmanager
     def _reading(self, work_mem_mb: int | None = None) -> Iterator[sa.Connection]:
@@ -242,6 +261,18 @@ class Source:
         self._catalog[spec.name] = (time.monotonic(), found)
         return found
 
+    def scope(self, spec: SourceTableConfig) -> tuple[pushdown.Scope, list[Column]]:
+        """What ``data`` is for ``spec``: the scope every statement over the table is compiled
+        in (:func:`billumy.insights.pushdown.compile_query`: the base select over its readable
+        columns, the masked ones, the row key), and those columns. Everything that reads a
+        table of a source (questions, snapshots) builds its scope here, so they read alike."""
+        found = self.columns(spec)
+        schema, name = _split_name(spec.name)
+        base, table = pushdown.base_select(schema, name, [c.name for c in found])
+        masked = frozenset(c.name for c in found if c.masked)
+        rowid = self.row_key(spec)
+        return pushdown.Scope(base=base, table=table, masked=masked, rowid=rowid), found
+
     def row_key(self, spec: SourceTableConfig) -> exp.Expr:
         """What numbers a row: SQLite's ``rowid``, a PostgreSQL table's one-column primary
         key, else ``row_number() OVER ()`` (computed only by the queries that read it)."""
@@ -324,13 +355,9 @@ class SourceTable(Table):
     def __init__(self, source: Source, spec: SourceTableConfig, limits: Limits) -> None:
         self.source = source
         self.limits = limits
-        found = source.columns(spec)
-        schema, name = _split_name(spec.name)
-        base, table = pushdown.base_select(schema, name, [c.name for c in found])
-        masked = frozenset(c.name for c in found if c.masked)
-        rowid = source.row_key(spec)
-        self.scope = pushdown.Scope(base=base, table=table, masked=masked, rowid=rowid)
-        self.masked = set(masked)
+        self.scope, found = source.scope(spec)
+        table = self.scope.table
+        self.masked = set(self.scope.masked)
         self.shown: dict[str, str] = {}
         self._cube: cube.Shape | None = None
         self._cube_state = "unknown"  # "loaded", or "off" when the facts run in the source
@@ -566,14 +593,20 @@ def _batch(block: Sequence[Sequence[Any]], schema: pa.Schema, dialect: str) -> p
     columns = list(zip(*block, strict=True))
     arrays = []
     for values, field in zip(columns, schema, strict=True):
-        if dialect == "sqlite" or field.type == pa.date32():
+        # Text stays text, even when it reads as a date.
+        if field.type != pa.string() and (dialect == "sqlite" or field.type == pa.date32()):
             values = tuple(_sqlite_value(v) for v in values)
         arrays.append(pa.array(values, field.type))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
+def arrow_schema(found: Sequence[Column]) -> pa.Schema:
+    """The Arrow schema of rows of these columns, as :meth:`Source.arrow_blocks` reads them."""
+    return pa.schema([(c.name, _ARROW[c.type]) for c in found])
+
+
 def _duckdb_table(found: list[Column], rows: list[tuple[Any, ...]], limits: Limits) -> Table:
-    schema = pa.schema([(c.name, _ARROW[c.type]) for c in found])
+    schema = arrow_schema(found)
     arrow = pa.table(
         {c.name: pa.array([r[i] for r in rows], _ARROW[c.type]) for i, c in enumerate(found)},
         schema=schema,
