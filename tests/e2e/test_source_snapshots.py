@@ -422,3 +422,13 @@ def test_sqlite_snapshot(shop: Server, sqlite_path: Path) -> None:
     assert got.json()["origin"]["table"] == "vendas_pedido"
     again = snap(shop, **body, dataset_id=got.json()["id"])
     assert again.status_code == 200 and again.json()["new_version"] is False, again.text
+    # A number SQLite cannot bind, and one JSON has not (the parser reads it): 400, not 500.
+    for value in ("1" + "0" * 30, "NaN", "1e400"):
+        raw = (
+            '{"source": "dev", "filter": [{"column": "quantidade", "op": ">", "value": '
+            + value
+            + "}]}"
+        )
+        refused = httpx.post(shop.url + "/datasets", content=raw, headers=shop.headers, timeout=60)
+        assert refused.status_code == 400, refused.text
+        assert "finite" in refused.json()["error"]

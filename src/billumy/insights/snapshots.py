@@ -23,6 +23,7 @@ ask the same question of each version.
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -127,8 +128,20 @@ def shape(conditions: list[Any] | None) -> list[Condition]:
         for one in value if isinstance(value, list) else [value]:
             if one is None or isinstance(one, dict | list):
                 raise BadRequestError(f"{where}: values are text, numbers or booleans")
+            if not _storable(one):
+                raise BadRequestError(f"{where}: numbers must be finite, integers within 64 bits")
         found.append(Condition(column, op, value))
     return found
+
+
+def _storable(value: Any) -> bool:
+    """Whether a database can bind ``value``: no NaN or infinity (JSON has none, but the
+    parser reads them), no integer past 64 bits (SQLite cannot bind one)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return -(2**63) <= value < 2**63
+    return True
 
 
 def _chosen(by_name: dict[str, Column], columns: list[str] | None, table: str) -> list[Column]:
