@@ -25,6 +25,22 @@ def test_query_reads_the_allowed_table_through_its_columns() -> None:
     assert out.params == {"p1": "Centro"} and "Centro" not in out.sql
 
 
+@pytest.mark.parametrize("dialect", ["postgres", "sqlite"])
+def test_values_are_bound_in_the_order_they_are_written(dialect: str) -> None:
+    """Three conditions nest as ``(a AND b) AND c``: a breadth-first walk meets ``c``'s hole
+    first. Each value must still go to its own hole."""
+    sql = (
+        'SELECT "loja" FROM data WHERE "loja" IN (?, ?) AND "valor" >= ? AND "valor" < ? '
+        'AND "email" BETWEEN ? AND ?'
+    )
+    values = ["Centro", "Moema", 10, 20, "a", "m"]
+    out = pushdown.compile_query(scope(), sql, list(values), dialect)
+    bind = "%({})s" if dialect == "postgres" else ":{}"
+    where = out.sql[out.sql.index("WHERE") :]
+    order = sorted(out.params, key=lambda name: where.index(bind.format(name)))
+    assert [out.params[name] for name in order] == values
+
+
 @pytest.mark.parametrize(
     "sql",
     [

@@ -138,6 +138,38 @@ def test_versions_and_their_data_round_trip(store_url: str) -> None:  # noqa: F8
     with_store(store_url, body)
 
 
+def test_a_version_keeps_where_it_came_from(store_url: str) -> None:  # noqa: F811
+    """A snapshot's version records its source, table and filter; an upload's records none."""
+    did = new_id("ds")
+    origin = {
+        "source": "shop",
+        "table": "public.vendas_pedido",
+        "filter": [{"column": "criado_em", "op": "between", "value": ["2024-03-01", "2024-03-31"]}],
+        "columns": ["id", "valor"],
+        "masked": ["cliente_email"],
+    }
+
+    async def body(store: Store) -> None:
+        for content, kept in (("a", origin), ("b", None)):
+            made = await store.add_dataset_version(
+                TENANT,
+                dataset_id=did,
+                name=None,
+                user_id=None,
+                new=version_of(b"rows " + content.encode(), content, origin=kept),
+                create=True,
+                max_tenant_bytes=BIG,
+            )
+            assert made is not None and made[1]
+        found = await store.get_dataset(TENANT, did)
+        assert found is not None
+        assert [v.origin for v in found.versions] == [origin, None]
+        listed = await store.list_datasets(TENANT)
+        assert [v.origin for v in listed[0].versions] == [origin, None]
+
+    with_store(store_url, body)
+
+
 def test_data_that_is_not_what_was_described_is_not_stored(store_url: str) -> None:  # noqa: F811
     did = new_id("ds")
 

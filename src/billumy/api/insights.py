@@ -138,7 +138,9 @@ async def get_chart(insight_id: str, name: str, service: Insights, key: Inferenc
     responses={
         **answers(DatasetCreated, status=201, description="A new version."),
         **answers(
-            DatasetCreated, description="The same content as the latest version.", errors=(404,)
+            DatasetCreated,
+            description="The same content as the latest version.",
+            errors=(404, 503),
         ),
     },
     openapi_extra=request_body(
@@ -146,6 +148,11 @@ async def get_chart(insight_id: str, name: str, service: Insights, key: Inferenc
     ),
 )
 async def upload_dataset(request: Request, service: Insights, key: InferenceKey) -> Response:
+    """A dataset, or the next version of ``dataset_id``, from a multipart file, inline JSON
+    ``data``, or a snapshot of a source's table (``source``, ``table``, an optional ``filter``
+    and ``columns``): its rows read in the source, masked columns left out (``masked``), where
+    they came from kept as the version's ``origin``. The same content as the latest version
+    makes no new version (200, ``new_version: false``)."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         form = await request.form(max_files=1, max_fields=10)
@@ -169,6 +176,10 @@ async def upload_dataset(request: Request, service: Insights, key: InferenceKey)
             await form.close()
     else:
         body = await DataBodyOf(DatasetUpload)(request)
+        if body.source is not None:
+            dataset, created, origin = await service.snapshot(key, body)
+            shown = {**dataset.as_dict(), "new_version": created, "origin": origin}
+            return JSON({**shown, "masked": origin["masked"]}, status_code=201 if created else 200)
         dataset, created = await service.upload(
             key,
             inline=body.data,

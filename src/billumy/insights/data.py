@@ -53,6 +53,7 @@ __all__ = [
     "Limits",
     "Table",
     "dataset_hash",
+    "from_arrow",
     "from_columns",
     "from_csv",
     "from_file",
@@ -491,6 +492,11 @@ def _load_arrow(arrow: pa.Table, limits: Limits) -> Table:
         sandbox.close(con)
         raise
     return _finish(con, limits, decimal_comma=False)
+
+
+def from_arrow(arrow: pa.Table, limits: Limits | None = None) -> Table:
+    """A table from Arrow data (rows read from a source), checked and typed as records are."""
+    return _load_arrow(arrow, _bounds(limits, None))
 
 
 def from_columns(

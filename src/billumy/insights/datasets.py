@@ -66,9 +66,11 @@ class Version:
     created_at: str = field(default_factory=_now)
     # The SHA-256 of the Parquet bytes: the name of the cached file. Not shown by the API.
     blob_sha256: str = field(default="", repr=False)
+    # A snapshot's source, table, filter and columns (never a URL); None for an upload.
+    origin: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        shown = {
             "version": self.version,
             "hash": self.hash,
             "rows": self.rows,
@@ -76,6 +78,9 @@ class Version:
             "bytes": self.bytes,
             "created_at": self.created_at,
         }
+        if self.origin is not None:
+            shown["origin"] = self.origin
+        return shown
 
 
 @dataclass
@@ -106,6 +111,7 @@ class Dataset:
                     bytes=v.bytes,
                     created_at=_iso(v.created_at),
                     blob_sha256=v.blob_sha256,
+                    origin=v.origin,
                 )
                 for v in record.versions
             ],
@@ -234,10 +240,11 @@ class Datasets:
         digest: str,
         rows: int,
         columns: list[dict[str, str]],
+        origin: dict[str, Any] | None = None,
     ) -> tuple[Dataset, bool]:
         """Store ``parquet`` as a new dataset, or as the next version of ``dataset_id`` unless
         its content equals the latest version. True when stored. The file is moved into this
-        host's cache (or removed)."""
+        host's cache (or removed). ``origin``: where a snapshot's rows came from."""
         create = dataset_id is None
         if dataset_id is None:
             dataset_id = new_id("ds")
@@ -251,6 +258,7 @@ class Datasets:
             size=size,
             blob_sha256=blob,
             data=read_pieces(parquet),
+            origin=origin,
         )
         stored = await self.store.add_dataset_version(
             tenant,

@@ -261,7 +261,7 @@ def _with_data(tree: exp.Query, base: exp.Query) -> exp.Query:
 def _written(tree: exp.Query, params: list[object], dialect: Dialect, scope: Scope) -> Compiled:
     tree = _rewrite(tree, dialect, scope.dates)
     binds: dict[str, object] = {}
-    holes = list(tree.find_all(exp.Placeholder))
+    holes = _written_order(tree, dialect)
     if len(holes) != len(params):
         raise RefusedQuery("the query's parameters do not match its placeholders")
     for number, (hole, value) in enumerate(zip(holes, params, strict=True), start=1):
@@ -277,6 +277,20 @@ def _written(tree: exp.Query, params: list[object], dialect: Dialect, scope: Sco
 
 
 _PG_BIND = re.compile(r"%%\((p[0-9]+)\)s")
+
+
+def _written_order(tree: exp.Query, dialect: Dialect) -> list[exp.Placeholder]:
+    """The ``?`` holes of ``tree`` in the order they are written, the order of the values.
+    (``find_all`` walks breadth first: in ``a = ? AND b = ? AND c = ?`` it meets ``c``'s hole
+    first, the one nearest the root.) Each is marked, the statement written once, and the
+    marks found in its text."""
+    marked = []
+    for number, hole in enumerate(list(tree.find_all(exp.Placeholder))):
+        mark = exp.Placeholder(this=f"billumy_hole_{number}_")
+        hole.replace(mark)
+        marked.append(mark)
+    text = tree.sql(dialect=dialect)
+    return sorted(marked, key=lambda mark: text.index(mark.sql(dialect=dialect)))
 
 
 def _recheck(sql: str, dialect: Dialect, tables: Sequence[exp.Table]) -> None:

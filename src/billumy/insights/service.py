@@ -36,7 +36,7 @@ import logging
 import re
 import tempfile
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,7 +55,7 @@ from billumy.errors import (
     PayloadTooLargeError,
 )
 from billumy.inference import InferenceService
-from billumy.insights import anomalies, changes, charts, checker, data, profile, ratios
+from billumy.insights import anomalies, changes, charts, checker, data, profile, ratios, snapshots
 from billumy.insights import question as questions
 from billumy.insights.answer import Answer, missing_columns, write_answer
 from billumy.insights.datasets import Dataset, Datasets, new_id
@@ -70,7 +70,7 @@ from billumy.insights.salient import salient_facts
 from billumy.insights.sources import Source, Sources, SourceTable, source_profile
 from billumy.insights.statements import Context
 from billumy.language import LANGUAGE_NAMES, guess_language
-from billumy.schemas.insights import InsightRequest
+from billumy.schemas.insights import DatasetUpload, InsightRequest
 from billumy.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -314,20 +314,65 @@ class InsightService:
             await self.datasets.get(caller.tenant, dataset_id)
         scratch = await asyncio.to_thread(self.datasets.scratch)
 
-        def prepare() -> tuple[Path, str, int, list[dict[str, str]]]:
-            table = (
-                self._load_inline(inline)
-                if content is None
-                else self._load_bytes(content, fmt or "csv", scratch)
+        def load() -> tuple[data.Table, dict[str, Any] | None]:
+            if content is None:
+                return self._load_inline(inline), None
+            return self._load_bytes(content, fmt or "csv", scratch), None
+
+        return await self._store(caller, load, dataset_id=dataset_id, name=name, user_id=user_id)
+
+    async def snapshot(
+        self, caller: Principal, body: DatasetUpload
+    ) -> tuple[Dataset, bool, dict[str, Any]]:
+        """The rows of a source's table that the body's filter picks, stored as a dataset (or
+        its next version, unless they equal the latest): the dataset, True when a new version,
+        and what was copied (:mod:`billumy.insights.snapshots`)."""
+        assert body.source is not None
+        found = self.sources.get(caller.tenant, body.source)  # another tenant's: 404 alike
+        spec = found.table_config(body.table)
+        snapshots.shape(body.filter)  # 400 for a malformed filter before any work
+        if body.dataset_id is not None:
+            await self.datasets.get(caller.tenant, body.dataset_id)
+        origin: dict[str, Any] = {}
+
+        def load() -> tuple[data.Table, dict[str, Any] | None]:
+            taken = snapshots.take(
+                found, spec, conditions=body.filter, columns=body.columns, limits=self.limits
             )
+            origin.update(taken.origin)
+            return taken.table, taken.origin
+
+        name = body.name
+        if name is None and body.dataset_id is None:
+            name = f"{found.name}.{spec.name}"
+        dataset, created = await self._store(
+            caller, load, dataset_id=body.dataset_id, name=name, user_id=body.user_id
+        )
+        return dataset, created, origin
+
+    async def _store(
+        self,
+        caller: Principal,
+        load: Callable[[], tuple[data.Table, dict[str, Any] | None]],
+        *,
+        dataset_id: str | None,
+        name: str | None,
+        user_id: str | None,
+    ) -> tuple[Dataset, bool]:
+        """The table ``load`` makes (in a thread), hashed and written as Parquet, stored as a
+        dataset version with where it came from; True when a new version."""
+        scratch = await asyncio.to_thread(self.datasets.scratch)
+
+        def prepare() -> tuple[Path, str, int, list[dict[str, str]], dict[str, Any] | None]:
+            table, origin = load()
             with table:
                 digest = data.dataset_hash(table)
                 target = scratch / f"{new_id('ds')}.parquet"
                 data.save_parquet(table, target)
                 columns = [{"name": c, "type": table.types[c]} for c in table.columns]
-                return target, digest, table.row_count, columns
+                return target, digest, table.row_count, columns, origin
 
-        target, digest, rows, columns = await asyncio.to_thread(prepare)
+        target, digest, rows, columns, origin = await asyncio.to_thread(prepare)
         try:
             return await self.datasets.add_version(
                 caller.tenant,
@@ -338,6 +383,7 @@ class InsightService:
                 digest=digest,
                 rows=rows,
                 columns=columns,
+                origin=origin,
             )
         finally:
             target.unlink(missing_ok=True)

@@ -30,7 +30,7 @@ import statistics
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -146,14 +146,33 @@ class Source:
         otherwise sort on disk)."""
         batches: list[pa.RecordBatch] = []
         seen = 0
-        with self._reading(work_mem_mb) as conn:
-            result = conn.exec_driver_sql(sql, params)
-            while block := result.fetchmany(_BLOCK_ROWS):
-                seen += len(block)
+        with contextlib.closing(self.arrow_blocks(sql, params, schema, work_mem_mb)) as blocks:
+            for batch in blocks:
+                seen += batch.num_rows
                 if seen > max_rows:
                     raise self._too_many(max_rows)
-                batches.append(_batch(block, schema, self.dialect))
+                batches.append(batch)
         return pa.Table.from_batches(batches, schema=schema)
+
+    def arrow_blocks(
+        self,
+        sql: str,
+        params: dict[str, Any],
+        schema: pa.Schema,
+        work_mem_mb: int | None = None,
+        *,
+        stream: bool = False,
+    ) -> Generator[pa.RecordBatch]:
+        """The statement's rows as record batches of ``schema``, a block at a time, in one
+        read-only transaction under the time limit that ends when the iterator is exhausted
+        or closed (close it: ``contextlib.closing``). ``stream``: PostgreSQL sends the rows
+        through a server-side cursor as they are read, so that neither side holds the whole
+        result (its planner then favours plans that start fast, such as an index's order)."""
+        options = {"stream_results": True} if stream and self.dialect == "postgres" else {}
+        with self._reading(work_mem_mb) as conn:
+            result = conn.exec_driver_sql(sql, params, execution_options=options)
+            while block := result.fetchmany(_BLOCK_ROWS):
+                yield _batch(block, schema, self.dialect)
 
     @contextlib.contextmanager
     def _reading(self, work_mem_mb: int | None = None) -> Iterator[sa.Connection]:
@@ -852,14 +871,20 @@ def _batch(block: Sequence[Sequence[Any]], schema: pa.Schema, dialect: str) -> p
     columns = list(zip(*block, strict=True))
     arrays = []
     for values, column in zip(columns, schema, strict=True):
-        if dialect == "sqlite" or column.type == pa.date32():
+        # Text stays text, even when it reads as a date.
+        if column.type != pa.string() and (dialect == "sqlite" or column.type == pa.date32()):
             values = tuple(_sqlite_value(v) for v in values)
         arrays.append(pa.array(values, column.type))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
+def arrow_schema(found: Sequence[Column]) -> pa.Schema:
+    """The Arrow schema of rows of these columns, as :meth:`Source.arrow_blocks` reads them."""
+    return pa.schema([(c.name, _ARROW[c.type]) for c in found])
+
+
 def _arrow(found: list[Column], rows: list[tuple[Any, ...]]) -> pa.Table:
-    schema = pa.schema([(c.name, _ARROW[c.type]) for c in found])
+    schema = arrow_schema(found)
     return pa.table(
         {c.name: pa.array([r[i] for r in rows], _ARROW[c.type]) for i, c in enumerate(found)},
         schema=schema,

@@ -275,6 +275,13 @@ class DatasetOut(_Out):
 
 class DatasetCreated(DatasetOut):
     new_version: bool
+    origin: dict[str, Any] | None = Field(
+        default=None,
+        description="A snapshot's source, table, filter, columns and masked columns.",
+    )
+    masked: list[str] | None = Field(
+        default=None, description="A snapshot's masked columns: never copied."
+    )
 
 
 class DatasetForm(BaseModel):

@@ -322,6 +322,8 @@ class DatasetVersion:
     bytes: int
     blob_sha256: str
     created_at: datetime
+    # Where the data came from when it is no upload: a snapshot's source, table and filter.
+    origin: dict[str, Any] | None = None
 
 
 @dataclass
@@ -349,6 +351,7 @@ class NewDatasetVersion:
     data: AsyncIterable[bytes]
     # When it was made (now, unless imported from an earlier release's files).
     created_at: datetime | None = None
+    origin: dict[str, Any] | None = None  # see DatasetVersion.origin
 
 
 @dataclass

@@ -85,6 +85,7 @@ def _dataset(doc: Doc) -> DatasetRecord:
                 bytes=v["bytes"],
                 blob_sha256=v["blob_sha256"],
                 created_at=_time(v["created_at"]),
+                origin=v.get("origin"),
             )
             for v in doc["versions"]
         ],
@@ -182,6 +183,8 @@ class MongoDatasetStore:
                 "created_at": _ts(new.created_at) if new.created_at else now,
                 "file_id": file_id,
             }
+            if new.origin:
+                version["origin"] = new.origin
             if found is None:
                 doc: Doc = {
                     "_id": dataset_id,

@@ -89,6 +89,7 @@ dataset_versions = Table(
     Column("bytes", _big, nullable=False),
     Column("blob_sha256", String(64), nullable=False),
     Column("created_at", _timestamp, nullable=False),
+    Column("origin", Text),  # JSON: {"source", "table", "filter", ...} of a snapshot
 )
 
 dataset_chunks = Table(
@@ -156,6 +157,7 @@ def _version(row: Any) -> DatasetVersion:
         bytes=row.bytes,
         blob_sha256=row.blob_sha256,
         created_at=_aware(row.created_at) or datetime.now(UTC),
+        origin=orjson.loads(row.origin) if row.origin else None,
     )
 
 
@@ -257,6 +259,7 @@ class SQLDatasetStore:
                     bytes=new.size,
                     blob_sha256=new.blob_sha256,
                     created_at=_utc(new.created_at or now),
+                    origin=orjson.dumps(new.origin).decode() if new.origin else None,
                 )
             )
             await _write_chunks(conn, dataset_id, number, new)
