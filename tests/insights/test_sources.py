@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from billumy.errors import BadRequestError
-from billumy.insights import salient
+from billumy.insights import cube, pushdown, salient
 from billumy.insights.data import Limits
 from billumy.insights.sources import Source, SourceTable, source_profile
 from billumy.settings import SourceConfig
@@ -189,5 +189,34 @@ def test_the_aggregate_is_reused_until_the_source_is_written(tmp_path: Path) -> 
             assert math.isclose(got[canal], total, rel_tol=1e-9)
         assert got["site"] > dict(before)["site"]
         after.close()
+    finally:
+        source.dispose()
+
+
+def test_the_aggregate_of_a_joined_table_groups_before_it_joins(tmp_path: Path) -> None:
+    """The grouped-first aggregate has the rows of the plain one over the joined data."""
+    path = tmp_path / "django.sqlite3"
+    source = django_source(path, [{"from": "vendas_pedido.loja_id", "to": "vendas_loja.id"}])
+    try:
+        scope, _ = source.scope(source.table_config("vendas_pedido"))
+        shape = cube.Shape(
+            dims=("criado_em", "canal", "loja", "cidade"),
+            measures=(("valor", "DOUBLE"),),
+            counted=("uf",),
+        )
+        grouped_first = cube.joined_cube_sql(shape, scope, "sqlite")
+        assert grouped_first is not None and "LEFT JOIN" in grouped_first
+        plain = pushdown.compile_query(scope, cube.cube_sql(shape), [], "sqlite")
+        _, got = source.fetch(grouped_first)
+        _, expected = source.fetch(plain.sql, plain.params)
+        assert len(got) == len(expected) > 100
+        for a, b in zip(sorted(got), sorted(expected), strict=True):
+            assert a[:5] == b[:5] and a[6:] == b[6:]
+            assert math.isclose(a[5], b[5], rel_tol=1e-9)
+        # Nothing joined is read: the plain aggregate is as fast.
+        assert (
+            cube.joined_cube_sql(cube.Shape(("canal",), (("valor", "DOUBLE"),)), scope, "sqlite")
+            is None
+        )
     finally:
         source.dispose()

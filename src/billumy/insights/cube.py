@@ -26,6 +26,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import sqlglot
 from sqlglot import exp
 
 from billumy.insights import pushdown
@@ -120,6 +121,69 @@ def cube_sql(shape: Shape) -> str:
         parts.append(f"count({_q(name)}) AS {_q(stat('count', name))}")
     grouped = ", ".join(str(i) for i in range(1, len(shape.dims) + 1))
     return f"SELECT {', '.join(parts)} FROM data GROUP BY {grouped}"  # noqa: S608
+
+
+def joined_cube_sql(shape: Shape, scope: pushdown.Scope, dialect: str) -> str | None:
+    """The aggregate of a table with declared joins, grouped *before* it is joined: the
+    table's rows grouped by its own dimensions and its foreign keys (a few thousand groups
+    from millions of rows, no join per row), then each group joined to its stores' and
+    products' names and grouped again by the shape's dimensions. The same rows as
+    :func:`cube_sql` over the joined ``data`` (each join is many-to-one on a unique key, so a
+    group's joined values are one row's; a joined measure sums ``rows x value``), written in
+    ``dialect``; None when ``data`` is not the table and its joins as declared, or the shape
+    reads no joined column (then :func:`cube_sql` is as fast)."""
+    joined: dict[str, tuple[str, str]] = {}  # name in data -> (table alias, its column)
+    for number, join in enumerate(scope.joins, start=1):
+        for column, name in join.columns:
+            joined[name] = (f"t{number}", column)
+    read = {*shape.dims, *(m for m, _ in shape.measures), *shape.counted}
+    if not scope.joins or not read & joined.keys():
+        return None
+    keys = list(dict.fromkeys([d for d in shape.dims if d not in joined]))
+    keys += [j.column for j in scope.joins if j.column not in keys]
+    inner = [_q(k) for k in keys] + ["count(*) AS __n"]
+    outer = [
+        f"{joined[d][0]}.{_q(joined[d][1])} AS {_q(d)}" if d in joined else f"g.{_q(d)}"
+        for d in shape.dims
+    ]
+    outer.append(f"CAST(sum(g.__n) AS BIGINT) AS {_q(ROWS)}")
+    for number, (name, kind) in enumerate(shape.measures):
+        if name in joined:
+            alias, column = joined[name]
+            value = f"{alias}.{_q(column)}"
+            outer += [
+                f"CAST(sum(g.__n * {value}) AS {kind}) AS {_q(stat('sum', name))}",
+                f"CAST(sum(CASE WHEN {value} IS NULL THEN 0 ELSE g.__n END) AS BIGINT)"
+                f" AS {_q(stat('count', name))}",
+                f"CAST(min({value}) AS {kind}) AS {_q(stat('min', name))}",
+                f"CAST(max({value}) AS {kind}) AS {_q(stat('max', name))}",
+            ]
+            continue
+        c, m = _q(name), f"__m{number}"
+        inner += [
+            f"sum({c}) AS {m}s",
+            f"count({c}) AS {m}c",
+            f"min({c}) AS {m}n",
+            f"max({c}) AS {m}x",
+        ]
+        outer += [
+            f"CAST(sum(g.{m}s) AS {kind}) AS {_q(stat('sum', name))}",
+            f"CAST(sum(g.{m}c) AS BIGINT) AS {_q(stat('count', name))}",
+            f"CAST(min(g.{m}n) AS {kind}) AS {_q(stat('min', name))}",
+            f"CAST(max(g.{m}x) AS {kind}) AS {_q(stat('max', name))}",
+        ]
+    for number, name in enumerate(shape.counted):
+        inner.append(f"count({_q(name)}) AS __k{number}")
+        outer.append(f"CAST(sum(g.__k{number}) AS BIGINT) AS {_q(stat('count', name))}")
+    table = scope.table.sql(dialect="duckdb")
+    grouped = ", ".join(str(i) for i in range(1, len(keys) + 1))
+    sql = f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {table} "  # noqa: S608
+    sql += f"GROUP BY {grouped}) AS g"
+    for number, join in enumerate(scope.joins, start=1):
+        target = join.table.sql(dialect="duckdb")
+        sql += f" LEFT JOIN {target} AS t{number} ON t{number}.{_q(join.key)} = g.{_q(join.column)}"
+    sql += " GROUP BY " + ", ".join(str(i) for i in range(1, len(shape.dims) + 1))
+    return sqlglot.transpile(sql, read="duckdb", write=dialect)[0]
 
 
 def rewrite(sql: str, shape: Shape, columns: Sequence[str]) -> str | None:

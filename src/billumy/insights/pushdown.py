@@ -63,6 +63,9 @@ class Scope:
     dates: frozenset[str] = frozenset()  # DATE columns: truncated, they stay dates
     rowid: exp.Expr | None = None  # what DuckDB's ``rowid`` reads as in the source
     joined: tuple[exp.Table, ...] = ()  # the declared joins' tables, also readable
+    # The joins of ``base`` when ``data`` is still the table and its joins as declared (not
+    # after a derived column): an aggregate may then group the table before joining.
+    joins: tuple[Join, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -269,7 +272,7 @@ def _written(tree: exp.Query, params: list[object], dialect: Dialect, scope: Sco
         binds[name] = value
         hole.replace(exp.Placeholder(this=name))
     sql = tree.sql(dialect=dialect)
-    _recheck(sql, dialect, (scope.table, *scope.joined))
+    recheck(sql, dialect, (scope.table, *scope.joined))
     if dialect == "postgres":
         # psycopg's binds are %(p1)s: every other % is doubled, as the driver expects.
         sql = _PG_BIND.sub(r"%(\1)s", sql.replace("%", "%%"))
@@ -293,7 +296,7 @@ def _written_order(tree: exp.Query, dialect: Dialect) -> list[exp.Placeholder]:
     return sorted(marked, key=lambda mark: text.index(mark.sql(dialect=dialect)))
 
 
-def _recheck(sql: str, dialect: Dialect, tables: Sequence[exp.Table]) -> None:
+def recheck(sql: str, dialect: Dialect, tables: Sequence[exp.Table]) -> None:
     """The written statement, read back: a SELECT reading only the allowed tables."""
     try:
         tree = sqlglot.parse_one(sql, read=dialect)

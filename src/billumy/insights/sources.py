@@ -458,6 +458,7 @@ class Source:
             masked=frozenset(c.name for c in found if c.masked),
             rowid=self.row_key(spec, qualified=bool(joined)),
             joined=tuple(j.join.table for j in joined),
+            joins=tuple(j.join for j in joined),
         )
         return scope, found + [c for j in joined for c in j.columns]
 
@@ -741,7 +742,13 @@ class SourceTable(Table):
     def _load_cube(self, shape: cube.Shape) -> bool:
         """The aggregate read from the source into DuckDB; False (and the facts run in the
         source from then on) when it has too many groups or a value it cannot hold."""
-        compiled = pushdown.compile_query(self.scope, cube.cube_sql(shape), [], self.source.dialect)
+        dialect = self.source.dialect
+        grouped_first = cube.joined_cube_sql(shape, self.scope, dialect)
+        if grouped_first is not None:
+            pushdown.recheck(grouped_first, dialect, (self.scope.table, *self.scope.joined))
+            compiled = pushdown.Compiled(grouped_first)
+        else:
+            compiled = pushdown.compile_query(self.scope, cube.cube_sql(shape), [], dialect)
         key = ("aggregate", compiled.sql, *sorted(compiled.params.items()))
         kept = self.source.kept(key, self._stamp)
         if kept is None:
