@@ -6,6 +6,7 @@ slow view and a source that is down are refused cleanly while the rest keeps wor
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -318,3 +319,46 @@ def test_a_question_that_names_no_table_asks_for_one(shop: Server) -> None:
     got = ask(shop, source="django", question="Olá, tudo bem?")
     assert got.status_code == 400
     assert "vendas_pedido" in got.json()["error"]
+
+
+def test_a_later_question_reuses_the_aggregate_until_the_orders_change(
+    shop: Server, shop_db: sa.Engine
+) -> None:
+    """The second question reads nothing of the table again (its facts say so); a write to
+    the orders is seen by the next question (PostgreSQL's statistics trail a commit by about
+    a second), and its numbers are the direct query's again."""
+    question = "Qual loja vendeu mais?"
+
+    def ranking() -> tuple[dict[str, Any], dict[str, float]]:
+        got = ask(shop, source="django", table="vendas_pedido", question=question)
+        assert got.status_code == 200, got.text
+        fact = next(f for f in got.json()["facts"] if f["columns"][:1] == ["loja"] and f["rows"])
+        totals = {r["loja"]: next(v for k, v in r.items() if k != "loja") for r in fact["rows"]}
+        return fact, totals
+
+    def expected() -> dict[str, float]:
+        sql = (
+            "SELECT l.nome, sum(p.valor) FROM vendas_pedido p "
+            "JOIN vendas_loja l ON l.id = p.loja_id GROUP BY 1"
+        )
+        return {k: float(v) for k, v in direct(shop_db, sql)}
+
+    ranking()
+    fact, before = ranking()
+    assert "by an earlier question" in fact["sql"]
+    with shop_db.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO vendas_pedido SELECT max(id) + 1, 2, 1, DATE '2024-03-01', 'site', "
+            "'pago', 1, 987654.32, 'novo@example.com' FROM vendas_pedido"
+        )
+    want = expected()
+    deadline = time.monotonic() + 15
+    while True:
+        fact, after = ranking()
+        if "by an earlier question" not in fact["sql"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert "by an earlier question" not in fact["sql"]
+    for loja, total in want.items():
+        assert close(after[loja], total)
+    assert close(after["Paulista"] - before["Paulista"], 987654.32)
