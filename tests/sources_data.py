@@ -40,6 +40,19 @@ CREATE TABLE vendas_pedido (
     cliente_email text NOT NULL
 );
 CREATE TABLE auth_user (id integer PRIMARY KEY, username text, password text);
+CREATE TABLE vendas_pagamento (
+    id integer PRIMARY KEY, metodo text NOT NULL, pago_em timestamp with time zone NOT NULL,
+    valor numeric(12, 2) NOT NULL
+);
+"""
+
+# Payments with a Django DateTimeField (timestamptz): one every 13 minutes from 2024-01-01.
+PAGAMENTOS = """
+INSERT INTO vendas_pagamento
+SELECT i, (ARRAY['pix', 'cartao', 'boleto'])[1 + mod(i, 3)],
+       TIMESTAMPTZ '2024-01-01 00:00:00+00' + i * INTERVAL '13 minutes',
+       round((5 + mod(i * 31, 90000) / 100.0)::numeric, 2)
+FROM generate_series(1, 50000) AS i
 """
 
 VIEW = """
@@ -98,6 +111,7 @@ def build_postgres(
                 if progress is not None:
                     progress(last)
             conn.exec_driver_sql("INSERT INTO auth_user VALUES (1, 'admin', 'pbkdf2$secret')")
+            conn.exec_driver_sql(PAGAMENTOS)
             conn.exec_driver_sql(VIEW)
             conn.exec_driver_sql(
                 "CREATE VIEW vendas_lenta AS SELECT canal, valor FROM vendas_pedido "

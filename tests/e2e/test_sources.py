@@ -89,6 +89,9 @@ name = "vendas_loja"
 [[sources.tables]]
 name = "vendas_produto"
 
+[[sources.tables]]
+name = "vendas_pagamento"
+
 [[sources.joins]]
 from = "vendas_pedido.loja_id"
 to = "vendas_loja.id"
@@ -364,3 +367,35 @@ def test_a_later_question_reuses_the_aggregate_until_the_orders_change(
     # The new order makes Paulista the top store: its total is the direct query's.
     assert next(iter(after)) == "Paulista" != next(iter(before))
     assert close(after["Paulista"], want["Paulista"])
+
+
+def test_a_datetime_column_is_read_by_day_from_the_aggregate(
+    shop: Server, shop_db: sa.Engine
+) -> None:
+    """A Django DateTimeField (timestamptz): month by month and within a period, the facts
+    come from the one aggregate (grouped by day) and equal the direct query."""
+    got = ask(
+        shop,
+        source="django",
+        table="vendas_pagamento",
+        question="Como o valor dos pagamentos evoluiu mês a mês em 2024?",
+    )
+    assert got.status_code == 200, got.text
+    facts = got.json()["facts"]
+    trend = next(f for f in facts if f["kind"] == "trend")
+    assert trend["sql"].startswith("-- in the source, once for this question")
+    assert (
+        "date_trunc('day'" in trend["sql"].lower().replace('"', "'") or "DATE_TRUNC" in trend["sql"]
+    )
+    monthly = dict(
+        direct(
+            shop_db,
+            "SELECT to_char(date_trunc('month', pago_em AT TIME ZONE 'UTC'), 'YYYY-MM'), "
+            "sum(valor) FROM vendas_pagamento WHERE pago_em >= '2024-01-01 00:00+00' "
+            "AND pago_em < '2025-01-01 00:00+00' GROUP BY 1",
+        )
+    )
+    measure = next(k for k in trend["rows"][0] if k.startswith("sum_"))
+    assert len(trend["rows"]) == len(monthly) == 12
+    for row in trend["rows"]:
+        assert close(row[measure], monthly[str(row["period"])[:7]])

@@ -4,6 +4,7 @@ not rewritten at all."""
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from collections.abc import Iterator
 from typing import Any
 
@@ -160,3 +161,84 @@ def test_masked_column_is_only_counted_in_the_aggregate() -> None:
 def test_no_aggregate_when_a_column_looks_like_its_own() -> None:
     types = {"__rows__": "BIGINT", "loja": "VARCHAR", "valor": "DOUBLE"}
     assert cube.choose(types, [], lambda columns: 2, rows=1_000_000) is None
+
+
+# A Django DateTimeField: orders every 37 minutes, the aggregate grouped by their day.
+STAMPED = """
+CREATE TABLE data AS
+SELECT i AS id,
+       CASE WHEN i % 3 = 0 THEN 'site' ELSE 'balcao' END AS canal,
+       TIMESTAMP '2024-01-01 00:00:00' + INTERVAL (i * 37) MINUTE AS criado_em,
+       round(10 + (i * 37) % 5000 / 100.0, 2) AS valor
+FROM range(20000) t(i)
+"""
+STAMPED_SHAPE = cube.Shape(
+    dims=("criado_em", "canal"), measures=(("valor", "DOUBLE"),), days=("criado_em",)
+)
+STAMPED_COLUMNS = ["id", "canal", "criado_em", "valor"]
+
+DAY_EXACT = [
+    (
+        "SELECT date_trunc('month', criado_em) AS p, sum(valor) FROM data GROUP BY 1 ORDER BY 1",
+        [],
+    ),
+    (
+        "SELECT canal, sum(valor) FILTER (WHERE criado_em >= ? AND criado_em < ?) AS a "
+        "FROM data GROUP BY 1 ORDER BY 1",
+        ["2024-02-01", "2024-03-01"],
+    ),
+    ("SELECT sum(valor) FROM data WHERE criado_em >= ?", [datetime(2024, 3, 1)]),
+    ("SELECT count(DISTINCT CAST(criado_em AS DATE)) FROM data", []),
+    ("SELECT count(*) FROM data WHERE NOT criado_em IS NULL", []),
+    ("SELECT year(criado_em) AS y, count(*) FROM data GROUP BY 1 ORDER BY 1", []),
+    ("SELECT dayofweek(criado_em) AS d, avg(valor) FROM data GROUP BY 1 ORDER BY 1", []),
+    ("SELECT date_trunc('week', criado_em) AS w, count(*) FROM data GROUP BY 1 ORDER BY 1", []),
+]
+
+DAY_NOT_EXACT = [
+    ("SELECT max(criado_em) FROM data", []),
+    ("SELECT date_trunc('hour', criado_em) AS h, count(*) FROM data GROUP BY 1", []),
+    ("SELECT sum(valor) FROM data WHERE criado_em >= ?", ["2024-03-01 12:00:00"]),
+    ("SELECT sum(valor) FROM data WHERE criado_em >= TIMESTAMP '2024-03-01 06:00'", []),
+    ("SELECT criado_em, sum(valor) FROM data GROUP BY 1", []),
+    ("SELECT extract(hour FROM criado_em) AS h, count(*) FROM data GROUP BY 1", []),
+]
+
+
+@pytest.fixture(scope="module")
+def stamped() -> Iterator[duckdb.DuckDBPyConnection]:
+    db = duckdb.connect()
+    db.execute(STAMPED)
+    db.execute(f"CREATE TABLE {cube.TABLE} AS {cube.cube_sql(STAMPED_SHAPE)}")
+    yield db
+    db.close()
+
+
+@pytest.mark.parametrize(("sql", "params"), DAY_EXACT)
+def test_a_timestamp_grouped_by_day_answers_what_a_day_determines(
+    stamped: duckdb.DuckDBPyConnection, sql: str, params: list[Any]
+) -> None:
+    rewritten = cube.rewrite(sql, STAMPED_SHAPE, STAMPED_COLUMNS, params)
+    assert rewritten is not None, sql
+    expected = stamped.execute(sql, params).fetchall()
+    got = stamped.execute(rewritten, params).fetchall()
+    assert len(got) == len(expected) > 0
+    for row, want in zip(got, expected, strict=True):
+        assert all(same(a, b) for a, b in zip(row, want, strict=True)), (row, want)
+
+
+@pytest.mark.parametrize(("sql", "params"), DAY_NOT_EXACT)
+def test_a_timestamp_grouped_by_day_is_not_read_finer(sql: str, params: list[Any]) -> None:
+    assert cube.rewrite(sql, STAMPED_SHAPE, STAMPED_COLUMNS, params) is None
+
+
+def test_the_shape_groups_a_timestamp_by_its_day() -> None:
+    types = {"id": "BIGINT", "criado_em": "TIMESTAMP", "canal": "VARCHAR", "valor": "DOUBLE"}
+    counts = {"day:criado_em": 400, "canal": 2}
+
+    def distinct(columns: Any) -> int:
+        return math.prod(counts[c] for c in columns)
+
+    shape = cube.choose(types, [], distinct, rows=1_000_000)
+    assert shape is not None and shape.days == ("criado_em",)
+    assert "date_trunc('day', \"criado_em\")" in cube.cube_sql(shape)

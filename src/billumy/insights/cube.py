@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime, time
 
 import sqlglot
 from sqlglot import exp
@@ -53,6 +54,9 @@ class Shape:
     dims: tuple[str, ...]
     measures: tuple[tuple[str, str], ...]
     counted: tuple[str, ...] = ()
+    # Timestamp columns among ``dims``, grouped by their day (``date_trunc('day', ...)``): a
+    # query reads them only through what a day determines (see :func:`_day_exact`).
+    days: tuple[str, ...] = ()
 
     def measure_type(self, name: str) -> str | None:
         return next((kind for column, kind in self.measures if column == name), None)
@@ -78,11 +82,13 @@ def choose(
         return None  # a column could be mistaken for one of the aggregate's own
     hidden = set(masked)
     candidates = [n for n, t in types.items() if t in _GROUPED and n not in hidden]
+    stamps = [n for n, t in types.items() if t == "TIMESTAMP" and n not in hidden]
     counts = {n: distinct([n]) for n in candidates}
+    counts |= {n: distinct([f"day:{n}"]) for n in stamps}
     bound = min(MAX_ROWS, max(1, rows // 4))
     dims: list[str] = []
     days = 1  # the dates' combinations: a sample sees nearly all of them
-    for name in (n for n in candidates if types[n] == "DATE"):
+    for name in (n for n in [*candidates, *stamps] if types[n] in ("DATE", "TIMESTAMP")):
         if days * counts[name] <= bound:
             dims, days = [*dims, name], days * counts[name]
     text: list[str] = []  # their combinations, counted in the sample
@@ -100,13 +106,14 @@ def choose(
         for n, t in types.items()
         if t in _NUMERIC and n not in hidden and n not in dims and not _KEY.fullmatch(n)
     )
-    return Shape(tuple(dims), measures, tuple(n for n in types if n in hidden))
+    counted = tuple(n for n in types if n in hidden)
+    return Shape(tuple(dims), measures, counted, tuple(d for d in dims if d in stamps))
 
 
 def cube_sql(shape: Shape) -> str:
     """The aggregate as one DuckDB query over ``data`` (compiled for the source by
     :func:`billumy.insights.pushdown.compile_query`, as every fact's query is)."""
-    parts = [_q(d) for d in shape.dims]
+    parts = [_dim(d, shape) for d in shape.dims]
     parts.append(f"count(*) AS {_q(ROWS)}")
     for name, kind in shape.measures:
         c = _q(name)
@@ -121,6 +128,13 @@ def cube_sql(shape: Shape) -> str:
         parts.append(f"count({_q(name)}) AS {_q(stat('count', name))}")
     grouped = ", ".join(str(i) for i in range(1, len(shape.dims) + 1))
     return f"SELECT {', '.join(parts)} FROM data GROUP BY {grouped}"  # noqa: S608
+
+
+def _dim(name: str, shape: Shape) -> str:
+    """A dimension as the aggregate groups by it: a timestamp by its day, under its name."""
+    if name in shape.days:
+        return f"date_trunc('day', {_q(name)}) AS {_q(name)}"
+    return _q(name)
 
 
 def joined_cube_sql(shape: Shape, scope: pushdown.Scope, dialect: str) -> str | None:
@@ -141,7 +155,7 @@ def joined_cube_sql(shape: Shape, scope: pushdown.Scope, dialect: str) -> str | 
         return None
     keys = list(dict.fromkeys([d for d in shape.dims if d not in joined]))
     keys += [j.column for j in scope.joins if j.column not in keys]
-    inner = [_q(k) for k in keys] + ["count(*) AS __n"]
+    inner = [_dim(k, shape) for k in keys] + ["count(*) AS __n"]
     outer = [
         f"{joined[d][0]}.{_q(joined[d][1])} AS {_q(d)}" if d in joined else f"g.{_q(d)}"
         for d in shape.dims
@@ -186,15 +200,20 @@ def joined_cube_sql(shape: Shape, scope: pushdown.Scope, dialect: str) -> str | 
     return sqlglot.transpile(sql, read="duckdb", write=dialect)[0]
 
 
-def rewrite(sql: str, shape: Shape, columns: Sequence[str]) -> str | None:
+def rewrite(
+    sql: str, shape: Shape, columns: Sequence[str], params: Sequence[object] = ()
+) -> str | None:
     """``sql`` (DuckDB, over ``data``, whose columns are ``columns``) over the aggregate
     table :data:`TABLE` instead; None when its result would not be the same (see the module
-    docstring)."""
+    docstring). ``params``: the query's values (a timestamp grouped by day is compared only
+    with midnights)."""
     try:
         tree = pushdown.parse(sql)
     except pushdown.RefusedQuery:
         return None
     if not isinstance(tree, exp.Query):
+        return None
+    if shape.days and not _day_exact(tree, shape.days, params):
         return None
     tree = tree.transform(_fsum)
     readers = [s for s in tree.find_all(exp.Select) if _reads_data(s)]
@@ -209,6 +228,72 @@ def rewrite(sql: str, shape: Shape, columns: Sequence[str]) -> str | None:
     for table in tables:
         table.replace(exp.to_table(TABLE).as_("data"))
     return tree.sql(dialect="duckdb")
+
+
+# What a timestamp's day determines: its truncation to a day or longer, its date, parts.
+_DAY_UNITS = frozenset({"day", "week", "month", "quarter", "year"})
+_DAY_PARTS = (exp.Year, exp.Month, exp.Quarter, exp.Day, exp.DayOfWeek, exp.DayOfYear)
+_COMPARED = (exp.GTE, exp.GT, exp.LTE, exp.LT, exp.EQ, exp.NEQ, exp.Between)
+
+
+def _day_exact(tree: exp.Expr, days: Sequence[str], params: Sequence[object]) -> bool:
+    """Whether every use of a timestamp grouped by its day gives the same over its day as
+    over its own value: ``date_trunc`` to a day or longer, a cast to a date, a year, month,
+    quarter, day or weekday, ``count(DISTINCT ...)`` of those; or a comparison with dates or
+    midnights (every value of the query, when it compares with a ``?``)."""
+    midnight = all(_midnight(v) for v in params if isinstance(v, datetime | date | str))
+    for column in tree.find_all(exp.Column):
+        if column.name not in days:
+            continue
+        parent = column.parent
+        if isinstance(parent, exp.DateTrunc | exp.TimestampTrunc):
+            if parent.text("unit").lower() not in _DAY_UNITS:
+                return False
+            continue
+        if isinstance(parent, exp.Cast) and parent.is_type("date"):
+            continue
+        if isinstance(parent, exp.Is) and isinstance(parent.expression, exp.Null):
+            continue  # a day is null when its timestamp is
+        if isinstance(parent, _DAY_PARTS):
+            continue
+        if isinstance(parent, exp.Extract) and parent.this.name.lower() in _DAY_UNITS | {
+            "dow",
+            "doy",
+            "isodow",
+        }:
+            continue
+        if isinstance(parent, _COMPARED):
+            others = [
+                v
+                for k, v in parent.args.items()
+                if isinstance(v, exp.Expr) and v is not column and k != "this"
+            ]
+            others += [parent.this] if parent.this is not column else []
+            if all(_midnight_literal(o, midnight) for o in others):
+                continue
+        return False
+    return True
+
+
+def _midnight(value: object) -> bool:
+    if isinstance(value, datetime):
+        return value.time() == time()
+    if isinstance(value, date):
+        return True
+    if isinstance(value, str):
+        text = value.strip()
+        return bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}(?:[ T]00:00(?::00(?:\.0+)?)?)?", text))
+    return False
+
+
+def _midnight_literal(node: object, placeholders_ok: bool) -> bool:
+    if isinstance(node, exp.Placeholder):
+        return placeholders_ok
+    if isinstance(node, exp.Cast) and isinstance(node.this, exp.Literal):
+        return _midnight(node.this.this)
+    if isinstance(node, exp.Literal):
+        return node.is_string and _midnight(node.this)
+    return False
 
 
 def _fsum(node: exp.Expr) -> exp.Expr:

@@ -706,7 +706,7 @@ class SourceTable(Table):
         shape = self._cube_shape()
         if shape is None:
             return None
-        rewritten = cube.rewrite(sql, shape, self.columns)
+        rewritten = cube.rewrite(sql, shape, self.columns, params)
         if rewritten is None or (self._cube_state != "loaded" and not self._load_cube(shape)):
             return None
         try:
@@ -735,7 +735,10 @@ class SourceTable(Table):
 
     def _distinct(self, columns: Sequence[str]) -> int:
         """How many combinations of ``columns`` the sample holds."""
-        listed = ", ".join(_quote(c) for c in columns)
+        listed = ", ".join(
+            f"date_trunc('day', {_quote(c[4:])})" if c.startswith("day:") else _quote(c)
+            for c in columns
+        )
         sql = f"SELECT count(*) FROM (SELECT DISTINCT {listed} FROM data)"  # noqa: S608
         return int(self.sample.query(sql)[0][0])
 
@@ -1027,6 +1030,8 @@ def _date_trunc(unit: str, value: str | None) -> str | None:
         day = day.replace(day=1)
     elif unit == "week":
         day = day - timedelta(days=day.weekday())
+    if len(str(value)) > 10:  # a timestamp stays one: midnight of its day
+        return f"{day.isoformat()} 00:00:00"
     return day.isoformat()
 
 
