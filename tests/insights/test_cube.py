@@ -4,8 +4,8 @@ not rewritten at all."""
 from __future__ import annotations
 
 import math
-from datetime import datetime
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import duckdb
