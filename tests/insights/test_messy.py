@@ -14,7 +14,7 @@ from billumy.insights import question as questions
 from billumy.insights.formats import for_language
 from billumy.insights.profile import profile
 from billumy.insights.rules import rule_plan
-from billumy.insights.service import InsightService, derive_weekday
+from billumy.insights.service import InsightService, _clause_period, derive_weekday
 from billumy.insights.statements import Context, describe
 
 RENTALS = (
@@ -93,6 +93,8 @@ def _facts(rows: list[dict[str, Any]], text: str, lang: str) -> tuple[list[Any],
         prof = profile(table)
         asked = questions.parse(text, prof)
         plan = questions.reconcile(rule_plan(text, prof), asked, prof, "rules")
+        if plan is not None and asked.has("compare_periods"):
+            plan = _clause_period(text, prof, plan)  # as the service does
         found, planned = InsightService._facts(table, prof, plan, 3, text, asked)
     return [f for f in found if f.id in planned], Context(for_language(lang), prof, plan, planned)
 
@@ -1070,3 +1072,23 @@ def test_the_change_part_of_a_two_part_question_reads_its_own_measure() -> None:
     january = sum(r["charges_usd"] for r in rows if r["census_date"] == "2024-01-01")
     april = sum(r["charges_usd"] for r in rows if r["census_date"] == "2024-04-01")
     assert (change.values["value_a"], change.values["value_b"]) == (january, april)
+    # The ranking is April's, the clause that asks it says so; the change is not cut to April.
+    ranking = next(f for f in found if f.kind == "breakdown")
+    april_rows = [r for r in rows if r["census_date"] == "2024-04-01"]
+    best = max(april_rows, key=lambda r: r["admissions"])
+    assert ranking.rows[0]["building"] == best["building"]
+    assert ranking.rows[0]["sum_admissions"] == best["admissions"]
+
+
+def test_a_weekly_series_in_a_month_leaves_out_the_week_the_month_cuts_short() -> None:
+    """April 2024 ends on a Tuesday: its last week holds two of its days, not a drop."""
+    start = date(2024, 3, 1)
+    rows = [
+        {"census_date": (start + timedelta(days=d)).isoformat(), "admissions": 30 + d % 3}
+        for d in range(90)
+    ]
+    found, _ = _facts(rows, "How did admissions change week by week in April?", "en")
+    trend = next(f for f in found if f.kind == "trend")
+    periods = [str(r["period"]) for r in trend.rows]
+    assert periods and periods[-1] == "2024-04-22"  # not the week of Apr 29 (two days)
+    assert periods[0] == "2024-04-01"

@@ -213,9 +213,10 @@ def _plan_trend_fact(
             f"FROM data AS d2 WHERE date_trunc('{grain}', d2.{quote_ident(period.column)}) "
             f"= date_trunc('{grain}', data.{quote_ident(period.column)}))"
         )
-    sql = _series_sql(metrics, labels, period.column, grain, conditions)
+    covered, covered_params = _on_column(where, period.column)
+    sql = _series_sql(metrics, labels, period.column, grain, conditions, covered)
     columns = _metric_columns(metrics, where, period.column)
-    fact, rows = _fact(table, "trend", sql, columns, where.params)
+    fact, rows = _fact(table, "trend", sql, columns, [*covered_params, *where.params])
     fact.score = 0.8
     values = _series_values(rows, labels[0])
     if not values:
@@ -225,6 +226,22 @@ def _plan_trend_fact(
     fact.values = values
     fact.statement = _trend_statement(grain, metrics[0].phrase, values, where.phrase)
     return fact
+
+
+def _on_column(where: _Where, column: str) -> tuple[list[str], list[Any]]:
+    """The conditions of ``where`` on ``column`` (the question's months: they cut a period
+    short; a filter on a grain does not) and their parameters, in order."""
+    c = quote_ident(column)
+    kept: list[str] = []
+    params: list[Any] = []
+    position = 0
+    for condition in where.conditions:
+        holes = condition.count("?")
+        if c in condition:
+            kept.append(condition)
+            params += where.params[position : position + holes]
+        position += holes
+    return kept, params
 
 
 def _stock_metrics(profile: Profile, metrics: list[_Metric]) -> list[_Metric]:

@@ -497,6 +497,9 @@ class InsightService:
                     language = _language(None, _without_data_words(req.question, prof))
                 asked = questions.parse(req.question, prof) if req.question else None
                 plan, plan_source = await self._plan(caller, req, prof, asked)
+                if plan is not None and asked is not None and asked.has("compare_periods"):
+                    # The ranking clause's own month, beside the clause comparing months.
+                    plan = _clause_period(asked.text, prof, plan)
                 clock.lap("plan")
                 found, planned = await asyncio.to_thread(
                     self._facts, loaded.table, prof, plan, most, req.question, asked
@@ -682,6 +685,11 @@ class InsightService:
         about drops or spikes gets its anomaly fact first, even when it finds none; one that
         compares periods or asks what drove a change gets the change between them, with each
         segment's part."""
+        whole = plan  # the change between periods: not within one clause's period
+        if plan is not None and asked is not None and asked.has("compare_periods"):
+            dated = {c.name for c in prof.columns if c.kind == "temporal"}
+            kept = [f for f in plan.filters if f.column not in dated]
+            whole = plan.model_copy(update={"filters": kept})
         planned = facts_for_plan(table, prof, plan) if plan is not None else []
         ranked = questions.rankings(asked, prof, plan) if asked is not None else []
         if ranked:
@@ -758,7 +766,7 @@ class InsightService:
             if ratio is not None and not ratio.values.get("of_rows"):
                 name = ratio.values.get("name") or ratio.values.get("part")
                 rate = (str(ratio.values["part"]), str(ratio.values["whole"]), str(name))
-            changed = _change_plan(question or "", prof, plan) if rate is None else plan
+            changed = _change_plan(question or "", prof, whole) if rate is None else whole
             change = changes.change_fact(table, prof, changed, asked, rate)
             if change is not None:
                 planned = [change, *planned]
@@ -1038,6 +1046,33 @@ def _change_plan(question: str, prof: Profile, plan: Plan | None) -> Plan | None
             return plan
         return plan.model_copy(update={"measures": read.measures[:1]})
     return plan
+
+
+def _clause_period(question: str, prof: Profile, plan: Plan) -> Plan:
+    """The plan with the period of the one other clause of a question that compares periods
+    ("Which building had the most admissions in April, and how did charges change from
+    January to April?": the ranking is April's, the change January's to April's)."""
+    temporal = {c.name for c in prof.columns if c.kind == "temporal"}
+    if any(f.column in temporal for f in plan.filters):
+        return plan
+    found = []
+    for clause in re.split(r"\s*[,;?]\s*|\s+(?:e|and)\s+", question):
+        if not clause.strip(" ?"):
+            continue
+        if clause.strip(" ?") == question.strip(" ?"):
+            return plan
+        asked = questions.parse(clause, prof)
+        if asked.has("compare_periods"):
+            continue
+        read = rule_plan(clause, prof)
+        if read is not None:
+            read = questions.reconcile(read, asked, prof, "rules")  # its months, its year
+        dated = [f for f in (read.filters if read is not None else []) if f.column in temporal]
+        if dated:
+            found.append(dated)
+    if len(found) != 1:
+        return plan
+    return plan.model_copy(update={"filters": [*plan.filters, *found[0]]})
 
 
 def _anomaly_clause(question: str) -> str | None:

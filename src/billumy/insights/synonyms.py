@@ -143,6 +143,7 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("customer", "client", "cliente", "consumidor"),
     ("product", "produto", "item"),
     ("store", "shop", "loja"),
+    ("building", "predio", "edificio"),
     ("channel", "canal"),
     ("category", "categoria"),
     ("price", "preco"),

@@ -92,16 +92,21 @@ def _series_sql(
     column: str,
     grain: Grain,
     where: Sequence[str] = (),
+    covered: Sequence[str] = (),
 ) -> str:
+    """The series' SQL; ``covered``: the conditions whose rows count a period's days (a plan's
+    filters, whose ``?`` then come twice: once for the days, once for the series)."""
     aggregates = ", ".join(f"{m.sql} AS v{i}" for i, m in enumerate(metrics))
     outputs = ", ".join(f"v{i} AS {quote_ident(label)}" for i, label in enumerate(labels))
     conditions = " AND ".join([f"{quote_ident(column)} IS NOT NULL", *where])
     c = quote_ident(column)
     # A first or last period the data covers on far fewer days than the others (the week the
-    # data ends in on a Tuesday) would read as a drop: such periods are left out of series.
+    # data ends in on a Tuesday, or the question's month on a Monday) would read as a drop:
+    # such periods are left out of series.
+    days = " AND ".join([f"{c} IS NOT NULL", *covered])
     cover = (
         f"cover AS (SELECT {_period_sql(grain, column)} AS p, "  # noqa: S608
-        f"count(DISTINCT CAST({c} AS DATE)) AS d FROM data WHERE {c} IS NOT NULL GROUP BY 1), "
+        f"count(DISTINCT CAST({c} AS DATE)) AS d FROM data WHERE {days} GROUP BY 1), "
         f"whole AS (SELECT p FROM cover WHERE d >= {MIN_PERIOD_COVER} * "
         "(SELECT median(d) FROM cover)), "
     )
