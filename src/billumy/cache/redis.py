@@ -1,7 +1,7 @@
 """Shared state for every process that shares one Redis (``redis.asyncio``).
 
 Failures to reach Redis surface as :class:`~billumy.cache.base.StateUnavailableError` within
-about a second (short connect and read timeouts), carrying neither the URL nor its password,
+a second or two (short connect and read timeouts), carrying neither the URL nor its password,
 so that :class:`~billumy.cache.resilient.ResilientState` can fall back quickly.
 """
 
@@ -20,11 +20,10 @@ from redis.exceptions import RedisError, ResponseError
 from billumy.cache.base import StateUnavailableError
 from billumy.cache.gcra import THROTTLE_LUA, Admission, check_meter
 
-_TIMEOUT_S = 0.5
-# A burst of requests on a cold pool opens this many connections at once; the rest wait for one
-# (each Redis call takes a millisecond). 64 opened at once on two loaded cores took past the
-# 0.5 s timeout and threw the limits onto the local fallback (a CI run: 10 slots of 5 taken).
-_POOL_SIZE = 16
+# A second: on two cores loaded by a test suite, 50 calls at once on a cold pool took past half
+# a second (CI, twice: the limits fell to the local fallback and 10 slots of 5 were taken).
+_TIMEOUT_S = 1.0
+_POOL_SIZE = 64
 # Waiting for a free pooled connection is queueing under load, not an outage.
 _POOL_WAIT_S = 5.0
 
