@@ -418,3 +418,32 @@ async def _test_a_request_for_a_smaller_context_runs_beside_a_larger_one(
             await run(batched, request("word " * 600, num_predict=4))
     finally:
         await stream.aclose()  # type: ignore[attr-defined]
+
+
+def test_a_smaller_context_runs_in_the_loaded_larger_one_without_batching() -> None:
+    """One context per generation (no batching): a request for a smaller num_ctx runs in the
+    idle larger context, held to its own size; the next ordinary request finds its context
+    still loaded (before, each switch closed one context and opened another, a reload that
+    the next key waited for)."""
+
+    async def main() -> None:
+        engine = LlamaCppEngine(threads=2, num_parallel=1)
+        try:
+            big = replace(request(QUESTIONS[0], num_predict=4), num_ctx=2048)
+            await run(engine, big)
+            (loaded,) = engine._runners.values()
+            first = loaded[0]
+            text, last = await run(engine, request(QUESTIONS[1], num_predict=4))  # num_ctx 512
+            assert text and last.eval_count == 4
+            with pytest.raises(BadRequestError, match="num_ctx=512"):
+                await run(engine, request("word " * 600, num_predict=4))
+            await run(engine, big)
+            assert [m.context_length for m in engine.loaded()] == [2048]
+            assert engine._runners[first.path] == [first]  # the same context all along
+            # A larger one than is loaded still reloads, as Ollama does.
+            await run(engine, replace(big, num_ctx=4096))
+            assert [m.context_length for m in engine.loaded()] == [4096]
+        finally:
+            await engine.aclose()
+
+    asyncio.run(main())

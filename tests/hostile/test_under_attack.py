@@ -42,11 +42,6 @@ MAX_SENDS = 8
 # while these ran): a p95 of 60 ms alone read 200 ms in the next second with only a stream
 # of trivial 400s beside it. The median below is held to 50 ms of it.
 NOISE_S = 0.25
-# What a served attack may hold the engine past its own answer. A chat of 2000 long messages
-# does so for about 0.4 s on a CPU without AVX-512 (the other tenant waited 2.46 s behind a
-# 2.06 s attack; 0.04 s alone, 0.06 s with its prompt uncached): found 2026-12-07 and left
-# open under issue 15 (the whole prompt counted again for usage is the likely cost).
-AFTER_SERVED_S = 0.5
 
 
 def _generate(**fields: Any) -> Callable[[Hostile], httpx.Response]:
@@ -221,7 +216,7 @@ def _under_attack(hostile: Hostile, attack: Attack) -> str | None:
     # What the other tenant may wait: nothing more than usual while a refused attack runs; the
     # one generation ahead of it while a served one does.
     served = max((s for r, s in answers if r.status_code == 200), default=0.0)
-    allowed = 1.5 * usual + NOISE_S + served + (AFTER_SERVED_S if served else 0.0)
+    allowed = 1.5 * usual + NOISE_S + served
     if _p95(neighbour) > allowed:
         return f"p95 {_p95(neighbour):.3f}s > {allowed:.3f}s: {sorted(neighbour)}"
     # And the median, which the machine's hiccups move less: a refused attack that cost the

@@ -129,7 +129,11 @@ class LlamaCppEngine:
             return await self._checkout_shared(path, name, n_ctx)
         pool = self._runners.setdefault(path, [])
         idle = [r for r in pool if not r.busy]
-        runner = next((r for r in idle if r.n_ctx == n_ctx), None)
+        # The same context size, else the smallest idle one that holds it: a request for a
+        # smaller num_ctx runs in a larger context held to its own size (as a batched sequence
+        # does), so one key's small num_ctx never makes the next request wait for a reload.
+        fits = [r for r in idle if r.n_ctx >= n_ctx]
+        runner = min(fits, key=lambda r: (r.n_ctx != n_ctx, r.n_ctx), default=None)
         load_ns = 0
         if runner is None:
             if len(pool) >= self.num_parallel and idle:

@@ -309,8 +309,9 @@ def _generate_tokens(
     deadline: float = 0.0,
 ) -> None:
     llm = runner.llm
-    tokens, template_stops = prompt_tokens(runner, request)
-    budget = min(request.num_predict, runner.n_ctx - len(tokens))
+    n_ctx = min(request.num_ctx, runner.n_ctx)  # a larger context may run a smaller request
+    tokens, template_stops = prompt_tokens(runner, request, n_ctx)
+    budget = min(request.num_predict, n_ctx - len(tokens))
     s = request.sampling
     if s.seed is not None and s.seed >= 0 and s.temperature > 0:
         # Reusing a cached prompt prefix changes the logits in the last bits, so the same seed
