@@ -234,8 +234,8 @@ _MYSQL_NUMBERS = (
 def build_mysql(url: str, rows: int = 50_000) -> None:
     """The shop of :func:`build_postgres` in the (empty) MySQL/MariaDB database at ``url``:
     the same stores, products and order formulas (at most 100,000 orders), a Django
-    BooleanField ``pago`` (TINYINT(1)), payments every 13 minutes (DATETIME(6)) and the view
-    ``vendas_detalhe``."""
+    BooleanField ``pago`` (TINYINT(1)), payments every 13 minutes (DATETIME(6)), the view
+    ``vendas_detalhe`` and a view that sleeps 10 ms a row (``vendas_lenta``)."""
     engine = sa.create_engine(url)
     try:
         with engine.begin() as conn:
@@ -279,6 +279,10 @@ FROM ({_MYSQL_NUMBERS}) AS n WHERE i <= 20000
                 "pr.categoria, p.canal, p.status, p.criado_em, p.quantidade, p.valor "
                 "FROM vendas_pedido p JOIN vendas_loja l ON l.id = p.loja_id "
                 "JOIN vendas_produto pr ON pr.id = p.produto_id"
+            )
+            conn.exec_driver_sql(
+                "CREATE VIEW vendas_lenta AS SELECT canal, valor FROM vendas_pedido "
+                "WHERE SLEEP(0.01) = 0"
             )
             conn.exec_driver_sql("ANALYZE TABLE vendas_pedido, vendas_loja, vendas_produto")
     finally:
