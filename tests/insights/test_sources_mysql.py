@@ -21,7 +21,7 @@ from billumy.errors import (
     QueryTimeoutError,
     SourceUnavailableError,
 )
-from billumy.insights import pushdown, salient
+from billumy.insights import pushdown, salient, snapshots
 from billumy.insights.data import Limits
 from billumy.insights.sources import Source, SourceTable, source_profile
 from billumy.settings import SourceConfig
@@ -192,12 +192,29 @@ FACT_QUERIES = [
     "SELECT loja, canal, sum(valor) AS v FROM data WHERE dia >= ? GROUP BY ALL "
     "ORDER BY v DESC NULLS LAST, loja, canal LIMIT 5",
     "SELECT CAST(momento AS DATE) AS d, count(*) FROM data WHERE momento < ? GROUP BY 1 ORDER BY 1",
+    # Medians and quantiles: MariaDB's PERCENTILE_CONT window, NULLs left out.
+    "SELECT loja, median(valor) AS m, quantile_cont(preco, 0.25) AS q FROM data "
+    "WHERE dia >= ? GROUP BY 1 ORDER BY 1",
+    "SELECT median(valor), count(*), quantile_cont(qtd, 0.9) FROM data",
+    "SELECT sum(preco) FILTER (WHERE qtd > ?), quantile_cont(valor, 0.5) FILTER (WHERE loja = ?), "
+    "count(*) FILTER (WHERE canal = ?) FROM data WHERE dia < ?",
+    # What natural_grain asks of a timestamp column: the median gap between its values.
+    "WITH d AS (SELECT DISTINCT CAST(momento AS TIMESTAMP) AS t FROM data "
+    "WHERE momento IS NOT NULL), g AS (SELECT t, date_diff('second', lag(t) OVER (ORDER BY t), "
+    "t) / 86400.0 AS gap FROM d) SELECT count(*), bool_and(t = date_trunc('year', t)), "
+    "bool_and(t = date_trunc('month', t)), quantile_cont(gap, 0.5) FROM g",
+    # A value's hole in a projection that the NULL order repeats.
+    "SELECT canal, sum(valor) FILTER (WHERE qtd > ?) AS v FROM data GROUP BY 1 "
+    "ORDER BY 2 NULLS LAST, 1",
 ]
 PARAMS = {
     7: [5],
     19: ["Centro", "Recife", date(2024, 2, 1), date(2024, 9, 30)],
     24: [date(2024, 6, 1)],
     25: [datetime(2024, 2, 1, 12)],
+    26: [date(2024, 5, 1)],
+    28: [5, "Moema", "site", date(2024, 11, 1)],
+    30: [10],
 }
 
 
@@ -260,12 +277,15 @@ def test_a_source_table_answers_from_the_aggregate_and_the_source(
                 assert all(same(a, b) for a, b in zip(r, e, strict=True)), (r, e)
         assert table.shown[monthly].startswith("-- in the source, once for this question")
         assert "`fatos`" in table.shown[by_store] and "once" not in table.shown[by_store]
-        # A median over a grouping: the grouping runs in MySQL, the median in DuckDB.
+        # What MySQL lacks (corr): the grouping runs in MySQL, the rest in DuckDB.
         split = (
-            "WITH s AS (SELECT loja, sum(valor) AS v FROM data GROUP BY 1) SELECT median(v) FROM s"
+            "WITH s AS (SELECT dia, sum(valor) AS v, sum(qtd) AS n FROM data GROUP BY 1) "
+            "SELECT corr(v, n), median(v) FROM s"
         )
-        (got_median,) = table.query(split)[0]
-        assert same(got_median, duck.execute(split).fetchall()[0][0])
+        got_split = table.query(split)[0]
+        assert all(
+            same(a, b) for a, b in zip(got_split, duck.execute(split).fetchall()[0], strict=True)
+        )
         assert "then in Billumy" in table.shown[split]
         facts = salient.salient_facts(table, source_profile(table), limit=20)
         assert "summary" in {f.kind for f in facts}
@@ -339,3 +359,30 @@ def test_mysql_urls_are_read_through_pymysql() -> None:
         assert Source(config(url)).dialect == "mysql"
     with pytest.raises(ValueError, match="mysql://"):
         config("oracle://u@h/db")
+
+
+def test_a_snapshot_copies_the_filtered_rows(
+    source: Source, duck: duckdb.DuckDBPyConnection
+) -> None:
+    """Values bound as MySQL reads them (dates, times, booleans), rows in the key's order."""
+    taken = snapshots.take(
+        source,
+        source.table_config("fatos"),
+        conditions=[
+            {"column": "canal", "op": "in", "value": ["site", "app"]},
+            {"column": "dia", "op": "between", "value": ["2024-03-01", "2024-08-31"]},
+            {"column": "momento", "op": ">=", "value": "2024-02-01T12:00:00"},
+            {"column": "pago", "op": "=", "value": True},
+        ],
+        columns=["id", "loja", "dia", "momento", "valor", "pago"],
+        limits=Limits(),
+    )
+    expected = duck.execute(
+        "SELECT id, loja, dia, momento, valor, pago FROM data WHERE canal IN ('site', 'app') "
+        "AND dia BETWEEN DATE '2024-03-01' AND DATE '2024-08-31' "
+        "AND momento >= TIMESTAMP '2024-02-01 12:00:00' AND pago ORDER BY id"
+    ).fetchall()
+    got = taken.table.query("SELECT * FROM data")
+    assert len(got) == len(expected) > 50
+    for mine, theirs in zip(got, expected, strict=True):
+        assert all(same(a, b) for a, b in zip(mine, theirs, strict=True)), (mine, theirs)

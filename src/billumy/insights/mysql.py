@@ -104,8 +104,62 @@ def rewrite(tree: exp.Expr, dates: frozenset[str]) -> exp.Expr:
         if fixed is not node:
             node.replace(fixed)
     for select in list(tree.find_all(exp.Select)):
+        _window_quantiles(select)
         _order_nulls(select)
     return tree
+
+
+def _window_quantiles(select: exp.Select) -> None:
+    """``median(x)`` and ``quantile_cont(x, q)`` as aggregates: MySQL has neither, MariaDB
+    has ``PERCENTILE_CONT`` as a window function only. The select's rows then come from
+    ``SELECT t.*, PERCENTILE_CONT(q) WITHIN GROUP (ORDER BY x) OVER (PARTITION BY <its
+    groups>) AS __qN FROM t WHERE ...`` (NULLs left out, as DuckDB does), and each aggregate
+    reads ``MAX(__qN)``, the one value of its group. MySQL 8 refuses the window; the caller
+    then runs the query's data-reading parts in the source and the rest in DuckDB."""
+    nested = (exp.Select, exp.Subquery, exp.SetOperation)
+    own = list(select.walk(prune=lambda n: n is not select and isinstance(n, nested)))
+    found = [
+        n
+        for n in own
+        if isinstance(n, exp.PercentileCont | exp.Median)
+        and not isinstance(n.parent, exp.Window | exp.WithinGroup)
+    ]
+    source = select.args.get("from_")
+    if not found or source is None or select.args.get("joins"):
+        return
+    table = source.this
+    if not isinstance(table, exp.Table | exp.Subquery):
+        return
+    alias = table.alias_or_name
+    if not alias:
+        return
+    group = select.args.get("group")
+    keys = [_projection(k, select) for k in group.expressions] if group else []
+    columns: list[exp.Expr] = [exp.Column(this=exp.Star(), table=exp.to_identifier(alias))]
+    for number, agg in enumerate(found):
+        fraction = agg.expression if isinstance(agg, exp.PercentileCont) else None
+        if fraction is None:
+            fraction = exp.Literal.number("0.5")
+        if not isinstance(fraction, exp.Literal):
+            return  # a list of quantiles, or a computed one: left for the source to refuse
+        ordered = exp.Ordered(this=agg.this.copy(), nulls_first=True)
+        window = exp.Window(
+            this=exp.WithinGroup(
+                this=exp.PercentileCont(this=fraction.copy()),
+                expression=exp.Order(expressions=[ordered]),
+            ),
+            partition_by=[k.copy() for k in keys],
+        )
+        columns.append(exp.alias_(window, f"__q{number}"))
+    inner = exp.Select(expressions=columns).from_(table.copy())
+    where = select.args.get("where")
+    if where is not None:
+        inner.set("where", where.pop())
+    source.set(
+        "this", exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(alias)))
+    )
+    for number, agg in enumerate(found):
+        agg.replace(exp.Max(this=exp.column(f"__q{number}")))
 
 
 def _template(sql: str, **values: exp.Expr) -> exp.Expr:

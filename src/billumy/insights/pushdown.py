@@ -265,15 +265,17 @@ def _with_data(tree: exp.Query, base: exp.Query) -> exp.Query:
 
 
 def _written(tree: exp.Query, params: list[object], dialect: Dialect, scope: Scope) -> Compiled:
-    tree = _rewrite(tree, dialect, scope.dates)
+    # Named before the dialect's rewrite, which may move a hole (MySQL's quantiles read their
+    # WHERE in a subquery) or write it twice (MySQL's NULL order repeats a projection).
     binds: dict[str, object] = {}
-    holes = _written_order(tree, dialect)
+    holes = _written_order(tree, "duckdb")
     if len(holes) != len(params):
         raise RefusedQuery("the query's parameters do not match its placeholders")
     for number, (hole, value) in enumerate(zip(holes, params, strict=True), start=1):
         name = f"p{number}"
         binds[name] = value
         hole.replace(exp.Placeholder(this=name))
+    tree = _rewrite(tree, dialect, scope.dates)
     sql = tree.sql(dialect=dialect)
     recheck(sql, dialect, (scope.table, *scope.joined))
     if dialect == "postgres":
@@ -300,7 +302,8 @@ _PG_BIND = re.compile(r"%%\((p[0-9]+)\)s")
 
 
 def _written_order(tree: exp.Query, dialect: Dialect) -> list[exp.Placeholder]:
-    """The ``?`` holes of ``tree`` in the order they are written, the order of the values.
+    """The ``?`` holes of ``tree`` in the order they are written (in DuckDB's dialect, as the
+    values were given), the order of the values.
     (``find_all`` walks breadth first: in ``a = ? AND b = ? AND c = ?`` it meets ``c``'s hole
     first, the one nearest the root.) Each is marked, the statement written once, and the
     marks found in its text."""
