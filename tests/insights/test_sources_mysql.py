@@ -386,3 +386,44 @@ def test_a_snapshot_copies_the_filtered_rows(
     assert len(got) == len(expected) > 50
     for mine, theirs in zip(got, expected, strict=True):
         assert all(same(a, b) for a, b in zip(mine, theirs, strict=True)), (mine, theirs)
+
+
+def test_nothing_is_reused_so_a_write_is_seen_at_once(mysql_url: str) -> None:
+    """MySQL gives no reliable write signal (UPDATE_TIME counts whole seconds): each question
+    reads its aggregate again, and sees a write made a moment before."""
+    engine = sa.create_engine(mysql_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE reuso (id integer PRIMARY KEY, canal varchar(10), dia date, valor double)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO reuso VALUES (%s, %s, %s, %s)",
+            [(i, CANAIS[i % 3], date(2024, 1, 1) + timedelta(days=i % 90), i) for i in range(3000)],
+        )
+    reuse = Source(
+        SourceConfig.model_validate(
+            {"name": "reuso", "url": mysql_url, "tables": [{"name": "reuso"}]}
+        )
+    )
+    sql = "SELECT canal, sum(valor) FROM data GROUP BY 1 ORDER BY 1"
+    try:
+        assert reuse.stamp(["`reuso`"]) is None
+        first = SourceTable(reuse, reuse.table_config("reuso"), Limits())
+        before = dict(first.query(sql))
+        assert table_read_now(first, sql)
+        first.close()
+        with engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE reuso SET valor = valor + 1000 WHERE canal = 'site'")
+        again = SourceTable(reuse, reuse.table_config("reuso"), Limits())
+        after = dict(again.query(sql))
+        assert table_read_now(again, sql)
+        assert after["site"] == before["site"] + 1000 * 1000 and after["app"] == before["app"]
+        again.close()
+    finally:
+        reuse.dispose()
+        engine.dispose()
+
+
+def table_read_now(table: SourceTable, sql: str) -> bool:
+    shown = table.shown[sql]
+    return "by an earlier question" not in shown and "once for this question" in shown
