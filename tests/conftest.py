@@ -73,6 +73,39 @@ def make_server(tmp_path: Path) -> Iterator[type[Server]]:
         srv.stop()
 
 
+MYSQL_ENV = "BILLUMY_TEST_MYSQL_URL"
+MYSQL_DEFAULT = "mysql+pymysql://root@127.0.0.1:3306/test"
+
+
+@contextlib.contextmanager
+def fresh_mysql_database(prefix: str = "billumy_test") -> Iterator[str]:
+    """A fresh MySQL/MariaDB database on the server of BILLUMY_TEST_MYSQL_URL (default: the
+    local MariaDB, root without a password), dropped afterwards; skips the test when that
+    server cannot be reached (MariaDB is not installed everywhere)."""
+    import os
+    import secrets
+
+    import sqlalchemy as sa
+
+    base = os.environ.get(MYSQL_ENV) or MYSQL_DEFAULT
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    url = sa.make_url(base).set(drivername="mysql+pymysql")
+    admin = sa.create_engine(url, poolclass=sa.NullPool, connect_args={"connect_timeout": 3})
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        reason = type(exc.orig).__name__, exc.orig.args[0] if exc.orig.args else ""
+        pytest.skip(f"MySQL tests need a server at {MYSQL_ENV} (default {MYSQL_DEFAULT}): {reason}")
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.dispose()
+
+
 @contextlib.contextmanager
 def fresh_pg_database(prefix: str = "billumy_e2e") -> Iterator[str]:
     """A fresh PostgreSQL database on the local server, dropped afterwards (skips the test when

@@ -192,3 +192,98 @@ def build_sqlite_django(path: Path, rows: int = 5_000) -> None:
         con.commit()
     finally:
         con.close()
+
+
+MYSQL_SCHEMA = """
+CREATE TABLE vendas_loja (
+    id integer PRIMARY KEY, nome varchar(100) NOT NULL, cidade varchar(100) NOT NULL
+);
+CREATE TABLE vendas_produto (
+    id integer PRIMARY KEY, nome varchar(100) NOT NULL, categoria varchar(50) NOT NULL,
+    preco decimal(10, 2)
+);
+CREATE TABLE vendas_pedido (
+    id bigint PRIMARY KEY,
+    loja_id integer NOT NULL,
+    produto_id integer NOT NULL,
+    criado_em date NOT NULL,
+    canal varchar(20) NOT NULL,
+    status varchar(20) NOT NULL,
+    pago tinyint(1) NOT NULL,
+    quantidade integer NOT NULL,
+    valor decimal(12, 2) NOT NULL,
+    cliente_email varchar(254) NOT NULL,
+    CONSTRAINT pedido_loja FOREIGN KEY (loja_id) REFERENCES vendas_loja (id),
+    CONSTRAINT pedido_produto FOREIGN KEY (produto_id) REFERENCES vendas_produto (id)
+);
+CREATE TABLE auth_user (id integer PRIMARY KEY, username text, password text);
+CREATE TABLE vendas_pagamento (
+    id integer PRIMARY KEY, metodo varchar(20) NOT NULL, pago_em datetime(6) NOT NULL,
+    valor decimal(12, 2) NOT NULL
+);
+CREATE TABLE digits (d integer PRIMARY KEY)
+"""
+
+# 1..100,000 from five copies of the digits (MySQL has no generate_series).
+_MYSQL_NUMBERS = (
+    "SELECT 1 + a.d + 10 * b.d + 100 * c.d + 1000 * e.d + 10000 * f.d AS i "
+    "FROM digits a, digits b, digits c, digits e, digits f"
+)
+
+
+def build_mysql(url: str, rows: int = 50_000) -> None:
+    """The shop of :func:`build_postgres` in the (empty) MySQL/MariaDB database at ``url``:
+    the same stores, products and order formulas (at most 100,000 orders), a Django
+    BooleanField ``pago`` (TINYINT(1)), payments every 13 minutes (DATETIME(6)), the view
+    ``vendas_detalhe`` and a view that sleeps 10 ms a row (``vendas_lenta``)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for statement in MYSQL_SCHEMA.split(";"):
+                conn.exec_driver_sql(statement)
+            conn.exec_driver_sql("INSERT INTO digits VALUES (%s)", [(d,) for d in range(10)])
+            conn.exec_driver_sql(
+                "INSERT INTO vendas_loja VALUES (%s, %s, %s)",
+                [(i, nome, cidade) for i, (nome, cidade) in enumerate(LOJAS, start=1)],
+            )
+            conn.exec_driver_sql(
+                "INSERT INTO vendas_produto VALUES (%s, %s, %s, %s)",
+                [(i, f"produto {i}", CATEGORIAS[i % 4], 5 + i) for i in range(1, 21)],
+            )
+            conn.exec_driver_sql(
+                f"""
+INSERT INTO vendas_pedido
+SELECT i, 1 + MOD(i * 7, 8), 1 + MOD(i * 13, 20),
+       DATE '2024-01-01' + INTERVAL MOD(i, 540) DAY,
+       CASE WHEN MOD(i, 10) < 5 THEN 'balcao' WHEN MOD(i, 10) < 8 THEN 'site' ELSE 'app' END,
+       CASE WHEN MOD(i, 17) = 0 THEN 'cancelado' ELSE 'pago' END,
+       MOD(i, 17) <> 0,
+       1 + MOD(i, 5),
+       ROUND(10 + MOD(i * 37, 50000) / 100.0 + (1 + MOD(i * 7, 8)) * 3, 2),
+       CONCAT('cliente', MOD(i, 5000), '@example.com')
+FROM ({_MYSQL_NUMBERS}) AS n WHERE i <= {int(rows)}
+"""  # noqa: S608 - numbers, no input
+            )
+            conn.exec_driver_sql(
+                f"""
+INSERT INTO vendas_pagamento
+SELECT i, ELT(1 + MOD(i, 3), 'pix', 'cartao', 'boleto'),
+       TIMESTAMP '2024-01-01 00:00:00' + INTERVAL i * 13 MINUTE,
+       ROUND(5 + MOD(i * 31, 90000) / 100.0, 2)
+FROM ({_MYSQL_NUMBERS}) AS n WHERE i <= 20000
+"""  # noqa: S608 - numbers, no input
+            )
+            conn.exec_driver_sql("INSERT INTO auth_user VALUES (1, 'admin', 'pbkdf2$secret')")
+            conn.exec_driver_sql(
+                "CREATE VIEW vendas_detalhe AS SELECT p.id, l.nome AS loja, l.cidade, "
+                "pr.categoria, p.canal, p.status, p.criado_em, p.quantidade, p.valor "
+                "FROM vendas_pedido p JOIN vendas_loja l ON l.id = p.loja_id "
+                "JOIN vendas_produto pr ON pr.id = p.produto_id"
+            )
+            conn.exec_driver_sql(
+                "CREATE VIEW vendas_lenta AS SELECT canal, valor FROM vendas_pedido "
+                "WHERE SLEEP(0.01) = 0"
+            )
+            conn.exec_driver_sql("ANALYZE TABLE vendas_pedido, vendas_loja, vendas_produto")
+    finally:
+        engine.dispose()

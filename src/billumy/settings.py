@@ -216,7 +216,8 @@ class SourceJoinConfig(BaseModel):
 
 
 class SourceConfig(BaseModel):
-    """A database a tenant's questions may read (read-only, pushed down): PostgreSQL or SQLite.
+    """A database a tenant's questions may read (read-only, pushed down): PostgreSQL,
+    MySQL/MariaDB or SQLite.
 
     The URL comes from here or from the environment variable named by ``url_env``, never from
     a request; it is never shown in responses, errors or logs."""
@@ -226,7 +227,9 @@ class SourceConfig(BaseModel):
     name: str = Field(description='Name clients ask by: {"source": "shop"}.')
     tenant: str = Field(default="default", description="The only tenant whose keys may read it.")
     url: SecretStr | None = Field(
-        default=None, description="postgresql://... or sqlite:///path (read-only)."
+        default=None,
+        description="postgresql://..., mysql://user:pw@host/db (MySQL or MariaDB, through "
+        "PyMySQL) or sqlite:///path (read-only).",
     )
     url_env: str | None = Field(default=None, description="Environment variable with the URL.")
     tables: list[SourceTableConfig] = Field(description="Tables or views it may read.")
@@ -264,8 +267,11 @@ class SourceConfig(BaseModel):
                 f"source {self.name!r}: environment variable {self.url_env} is not set"
             )
         scheme = self.resolved_url().split(":", 1)[0].split("+", 1)[0]
-        if scheme not in ("postgresql", "postgres", "sqlite"):
-            raise ValueError(f"source {self.name!r}: only postgresql:// and sqlite:/// URLs")
+        if scheme not in ("postgresql", "postgres", "mysql", "mariadb", "sqlite"):
+            raise ValueError(
+                f"source {self.name!r}: only postgresql://, mysql:// (MySQL or MariaDB) and "
+                "sqlite:/// URLs"
+            )
         if not self.tables:
             raise ValueError(f"source {self.name!r}: list at least one table")
         names = [t.name.casefold() for t in self.tables]

@@ -27,7 +27,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 
-import sqlglot
 from sqlglot import exp
 
 from billumy.insights import pushdown
@@ -197,7 +196,7 @@ def joined_cube_sql(shape: Shape, scope: pushdown.Scope, dialect: str) -> str | 
         target = join.table.sql(dialect="duckdb")
         sql += f" LEFT JOIN {target} AS t{number} ON t{number}.{_q(join.key)} = g.{_q(join.column)}"
     sql += " GROUP BY " + ", ".join(str(i) for i in range(1, len(shape.dims) + 1))
-    return sqlglot.transpile(sql, read="duckdb", write=dialect)[0]
+    return pushdown.transpiled(sql, dialect, scope.dates)
 
 
 def rewrite(

@@ -1,4 +1,5 @@
-"""The facts' DuckDB SQL, rewritten to run in a source database (PostgreSQL, SQLite).
+"""The facts' DuckDB SQL, rewritten to run in a source database (PostgreSQL, MySQL/MariaDB,
+SQLite).
 
 Every fact query Billumy builds reads one table named ``data`` in DuckDB's dialect. For a
 source, :func:`compile_query` parses it with sqlglot, checks it, and writes it in the source's
@@ -11,7 +12,8 @@ selects only the allowed columns, so the source itself refuses any other column)
   the written statement is parsed again and its tables checked once more;
 * **bound values**: the ``?`` parameters become the driver's named binds, never literals;
 * **dialect gaps** that sqlglot leaves are closed here (``fsum`` is ``sum``; ``GROUP BY ALL``
-  is spelled out; weekday and quarter become ``EXTRACT``).
+  is spelled out; weekday and quarter become ``EXTRACT``; MySQL's are
+  :func:`billumy.insights.mysql.rewrite`'s).
 
 A query that the source cannot run whole (a median taken as a window function, which
 PostgreSQL lacks) is split by :func:`split_query`: each CTE that reads only ``data`` runs in
@@ -35,8 +37,9 @@ from sqlglot import exp
 from sqlglot.errors import ParseError
 
 from billumy.errors import BadRequestError
+from billumy.insights import mysql
 
-Dialect = str  # sqlglot's name: "postgres" or "sqlite"
+Dialect = str  # sqlglot's name: "postgres", "mysql" or "sqlite"
 
 
 class RefusedQuery(BadRequestError):
@@ -45,8 +48,8 @@ class RefusedQuery(BadRequestError):
 
 @dataclass
 class Compiled:
-    """A statement for the source's driver, with named binds (``%(p1)s`` for psycopg,
-    ``:p1`` for SQLite)."""
+    """A statement for the source's driver, with named binds (``%(p1)s`` for psycopg and
+    PyMySQL, ``:p1`` for SQLite)."""
 
     sql: str
     params: dict[str, object] = field(default_factory=dict)
@@ -262,28 +265,45 @@ def _with_data(tree: exp.Query, base: exp.Query) -> exp.Query:
 
 
 def _written(tree: exp.Query, params: list[object], dialect: Dialect, scope: Scope) -> Compiled:
-    tree = _rewrite(tree, dialect, scope.dates)
+    # Named before the dialect's rewrite, which may move a hole (MySQL's quantiles read their
+    # WHERE in a subquery) or write it twice (MySQL's NULL order repeats a projection).
     binds: dict[str, object] = {}
-    holes = _written_order(tree, dialect)
+    holes = _written_order(tree, "duckdb")
     if len(holes) != len(params):
         raise RefusedQuery("the query's parameters do not match its placeholders")
     for number, (hole, value) in enumerate(zip(holes, params, strict=True), start=1):
         name = f"p{number}"
         binds[name] = value
         hole.replace(exp.Placeholder(this=name))
+    tree = _rewrite(tree, dialect, scope.dates)
     sql = tree.sql(dialect=dialect)
     recheck(sql, dialect, (scope.table, *scope.joined))
     if dialect == "postgres":
         # psycopg's binds are %(p1)s: every other % is doubled, as the driver expects.
         sql = _PG_BIND.sub(r"%(\1)s", sql.replace("%", "%%"))
-    return Compiled(sql=sql, params=binds)
+    return Compiled(sql=for_driver(sql, dialect), params=binds)
+
+
+def for_driver(sql: str, dialect: Dialect) -> str:
+    """Statement text written by sqlglot (without binds) as the source's driver reads it:
+    PyMySQL formats every statement, so its ``%`` are doubled."""
+    return mysql.driver_sql(sql) if dialect == "mysql" else sql
+
+
+def transpiled(sql: str, dialect: Dialect, dates: frozenset[str] = frozenset()) -> str:
+    """DuckDB ``sql`` (Billumy's own, no binds) written in ``dialect``, its gaps closed."""
+    if dialect != "mysql":
+        return sqlglot.transpile(sql, read="duckdb", write=dialect)[0]
+    tree = parse(sql)
+    return mysql.rewrite(tree, dates).sql(dialect="mysql")
 
 
 _PG_BIND = re.compile(r"%%\((p[0-9]+)\)s")
 
 
 def _written_order(tree: exp.Query, dialect: Dialect) -> list[exp.Placeholder]:
-    """The ``?`` holes of ``tree`` in the order they are written, the order of the values.
+    """The ``?`` holes of ``tree`` in the order they are written (in DuckDB's dialect, as the
+    values were given), the order of the values.
     (``find_all`` walks breadth first: in ``a = ? AND b = ? AND c = ?`` it meets ``c``'s hole
     first, the one nearest the root.) Each is marked, the statement written once, and the
     marks found in its text."""
@@ -323,8 +343,12 @@ def _rewrite(tree: exp.Query, dialect: Dialect, dates: frozenset[str]) -> exp.Qu
             args = node.expressions
             if name == "fsum":
                 return exp.Sum(this=args[0])
+            if name == "dayofweek" and dialect == "mysql":
+                return exp.DayOfWeek(this=args[0])
             if name == "dayofweek":
                 return _extract("dow" if dialect == "postgres" else "w", args[0], dialect)
+        if dialect == "mysql":
+            return node
         if isinstance(node, exp.DayOfWeek):
             return _extract("dow" if dialect == "postgres" else "w", node.this, dialect)
         if isinstance(node, exp.Quarter) and dialect == "postgres":
@@ -337,11 +361,17 @@ def _rewrite(tree: exp.Query, dialect: Dialect, dates: frozenset[str]) -> exp.Qu
             if isinstance(truncated, exp.Column) and truncated.name in dates:
                 # PostgreSQL truncates a date to a timestamp; DuckDB keeps a date.
                 return exp.Cast(this=node.copy(), to=exp.DataType.build("DATE"))
+        return node
+
+    def group_all(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Group) and node.args.get("all"):
             return _group_by_all(node)
         return node
 
-    return tree.transform(fix, copy=False)  # type: ignore[return-value]
+    tree = tree.transform(fix, copy=False).transform(group_all, copy=False)  # type: ignore[assignment]
+    if dialect == "mysql":
+        mysql.rewrite(tree, dates)
+    return tree
 
 
 def _extract(unit: str, value: exp.Expr, dialect: Dialect) -> exp.Expr:

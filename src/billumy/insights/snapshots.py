@@ -81,7 +81,7 @@ def take(
     typed = [_typed(by_name, c, source.dialect, spec.name) for c in shaped]
     where, params = _where(typed)
     names = ", ".join(data.quote_ident(c.name) for c in chosen)
-    keyed = source.dialect == "postgres" and isinstance(scope.rowid, exp.Column)
+    keyed = source.dialect != "sqlite" and isinstance(scope.rowid, exp.Column)
     order = "rowid" if keyed else names  # the primary key, else the rows' whole content
     listed = ", ".join(_selected(c) for c in chosen)
     sql = f"SELECT {listed} FROM data{where} ORDER BY {order}"  # noqa: S608 - quoted names, binds
@@ -200,8 +200,8 @@ def _value(column: Column, value: Any, dialect: str) -> Any:
 
 
 def _moment(column: Column, value: Any, kind: str, dialect: str) -> Any:
-    """An ISO date or time for a date or time column: a date or datetime for PostgreSQL; for
-    SQLite, which keeps them as ISO text, the same text as it writes them."""
+    """An ISO date or time for a date or time column: a date or datetime for PostgreSQL and
+    MySQL; for SQLite, which keeps them as ISO text, the same text as it writes them."""
     wrong = BadRequestError(
         f"column {column.name!r} holds {'dates' if kind == 'DATE' else 'times'}: compare it "
         "with an ISO date ('2024-05-31') or time ('2024-05-31T12:00:00')"
@@ -216,8 +216,8 @@ def _moment(column: Column, value: Any, kind: str, dialect: str) -> Any:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
     if kind == "DATE":
         day: date = moment.date()
-        return day if dialect == "postgres" else day.isoformat()
-    return moment if dialect == "postgres" else moment.isoformat(sep=" ")
+        return day if dialect != "sqlite" else day.isoformat()
+    return moment if dialect != "sqlite" else moment.isoformat(sep=" ")
 
 
 def _where(conditions: list[Condition]) -> tuple[str, list[Any]]:

@@ -5,9 +5,11 @@ A source is configured in ``billumy.toml`` (``[[sources]]``, see
 this module (errors name the source, never its host, user or password). Each query:
 
 * runs in its own **read-only** transaction (PostgreSQL: ``SET TRANSACTION READ ONLY`` on a
-  session opened with ``default_transaction_read_only``; SQLite: the file opened with
-  ``mode=ro``), under the source's **time limit** (PostgreSQL ``statement_timeout``; SQLite a
-  progress handler that interrupts it), and reads back at most ``max_result_rows + 1`` rows;
+  session opened with ``default_transaction_read_only``; MySQL/MariaDB: the same on a session
+  made ``READ ONLY``, see :mod:`billumy.insights.mysql`; SQLite: the file opened with
+  ``mode=ro``), under the source's **time limit** (PostgreSQL ``statement_timeout``; MariaDB
+  ``max_statement_time``, MySQL ``max_execution_time``; SQLite a progress handler that
+  interrupts it), and reads back at most ``max_result_rows + 1`` rows;
 * reaches only the allow-listed table through the allowed columns (see
   :mod:`billumy.insights.pushdown`, which writes and checks every statement), with values as
   bound parameters.
@@ -40,6 +42,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
+from sqlalchemy.dialects.mysql import TINYINT
 from sqlalchemy.engine import Engine, make_url
 from sqlglot import exp
 
@@ -50,7 +53,7 @@ from billumy.errors import (
     QueryTimeoutError,
     SourceUnavailableError,
 )
-from billumy.insights import cube, profile, pushdown, sandbox, synonyms
+from billumy.insights import cube, mysql, profile, pushdown, sandbox, synonyms
 from billumy.insights.data import Limits, Table
 from billumy.insights.model import Profile
 from billumy.settings import SourceConfig, SourceTableConfig
@@ -94,7 +97,7 @@ class Source:
     def __init__(self, config: SourceConfig) -> None:
         self.config = config
         self.name = config.name
-        self.dialect = "sqlite" if config.resolved_url().startswith("sqlite") else "postgres"
+        self.dialect = dialect_of(config.resolved_url())
         self._engine: Engine | None = None
         self._lock = threading.Lock()
         self._catalog: dict[str, tuple[float, list[Column]]] = {}
@@ -123,11 +126,14 @@ class Source:
         with self._reading() as conn:
             result = conn.exec_driver_sql(sql, params or {})
             names = list(result.keys())
+            flags = _mysql_flags(result.cursor) if self.dialect == "mysql" else []
             rows = result.fetchall() if max_rows is None else result.fetchmany(max_rows + 1)
         if max_rows is not None and len(rows) > max_rows:
             raise self._too_many(max_rows)
         if self.dialect == "sqlite":
             return names, [tuple(_sqlite_value(v) for v in row) for row in rows]
+        if self.dialect == "mysql":
+            return names, [_mysql_row(row, flags) for row in rows]
         return names, [tuple(_plain(v) for v in row) for row in rows]
 
     def fetch_arrow(
@@ -168,7 +174,7 @@ class Source:
         or closed (close it: ``contextlib.closing``). ``stream``: PostgreSQL sends the rows
         through a server-side cursor as they are read, so that neither side holds the whole
         result (its planner then favours plans that start fast, such as an index's order)."""
-        options = {"stream_results": True} if stream and self.dialect == "postgres" else {}
+        options = {"stream_results": True} if stream and self.dialect != "sqlite" else {}
         with self._reading(work_mem_mb) as conn:
             result = conn.exec_driver_sql(sql, params, execution_options=options)
             while block := result.fetchmany(_BLOCK_ROWS):
@@ -192,6 +198,10 @@ class Source:
                         # of thousands and sorts ten million rows on disk instead of hashing.
                         conn.exec_driver_sql(f"SET LOCAL work_mem = '{int(work_mem_mb)}MB'")
                         conn.exec_driver_sql("SET LOCAL enable_sort = off")
+                elif self.dialect == "mysql":
+                    # The next transaction's (the session is read-only as well; the time
+                    # limit is the session's, set when it connected).
+                    conn.exec_driver_sql("SET TRANSACTION READ ONLY")
                 else:
                     _deadline(conn, timeout)
                 yield conn
@@ -209,6 +219,8 @@ class Source:
         """A driver error as a client error that names the source and nothing of its URL."""
         code = getattr(exc.orig, "sqlstate", None) or ""
         text = str(exc.orig).lower()
+        if self.dialect == "mysql":
+            return self._mysql_translated(exc)
         if code == "57014" or "interrupted" in text:
             return QueryTimeoutError(
                 f"a query on source '{self.name}' ran longer than "
@@ -228,14 +240,36 @@ class Source:
         log.warning("source query failed", extra={"source": self.name, "error": _kind(exc)})
         return BadRequestError(f"a query on source '{self.name}' failed ({_kind(exc)})")
 
+    def _mysql_translated(self, exc: sa.exc.DBAPIError) -> Exception:
+        kind = mysql.failure(exc)
+        if kind == "timeout":
+            return QueryTimeoutError(
+                f"a query on source '{self.name}' ran longer than "
+                f"{self.config.statement_timeout:g} s and was stopped; ask a narrower question"
+            )
+        if kind == "lacks":
+            return Unsupported(f"source '{self.name}' cannot run this query")
+        if kind == "down":
+            log.warning("source unavailable", extra={"source": self.name, "error": _kind(exc)})
+            return SourceUnavailableError(f"source '{self.name}' is unavailable; retry shortly")
+        if kind == "read-only":
+            return BadRequestError(f"source '{self.name}' is read-only")
+        log.warning("source query failed", extra={"source": self.name, "error": _kind(exc)})
+        return BadRequestError(f"a query on source '{self.name}' failed ({_kind(exc)})")
+
     # --- what a question read, for the next ----------------------------------------------
 
     def stamp(self, tables: Sequence[str]) -> tuple[Any, ...] | None:
         """What changes when ``tables`` (and the tables the views among them read) are
         written: PostgreSQL's file node and write counters of each (``pg_stat_all_tables``,
         which trail a commit by about a second); a SQLite file's size and time. None when
-        it cannot be told (a foreign or partitioned table), and then nothing is reused."""
-        if self.config.reuse_seconds <= 0:
+        it cannot be told (a foreign or partitioned table), and then nothing is reused.
+
+        MySQL/MariaDB: always None. ``information_schema.TABLES.UPDATE_TIME`` counts whole
+        seconds (a write in the second an aggregate was read leaves it unchanged), is NULL
+        after a restart until the next write, and ``TABLE_ROWS`` is InnoDB's estimate; a
+        stamp from them could reuse an aggregate the source has since changed."""
+        if self.config.reuse_seconds <= 0 or self.dialect == "mysql":
             return None
         if self.dialect == "sqlite":
             path = make_url(self.config.resolved_url()).database or ""
@@ -483,7 +517,7 @@ class Source:
             except (NotFoundError, BadRequestError):
                 pass  # a table gone, or a join that no longer holds: listed without columns
             tables.append({"name": spec.name, "columns": columns})
-        kind = "sqlite" if self.dialect == "sqlite" else "postgresql"
+        kind = {"sqlite": "sqlite", "mysql": "mysql"}.get(self.dialect, "postgresql")
         return {"name": self.name, "kind": kind, "available": available, "tables": tables}
 
 
@@ -599,7 +633,12 @@ class SourceTable(Table):
         self.row_count = self._counted()
 
     def _estimated_rows(self, table: exp.Table) -> int:
-        """PostgreSQL's planner's guess of the rows (no scan); SQLite's exact count."""
+        """PostgreSQL's planner's guess of the rows (no scan); MySQL's
+        (:meth:`_mysql_estimate`); SQLite's exact count."""
+        if self.source.dialect == "mysql":
+            found = self._mysql_estimate(table)
+            if found is not None:
+                return found
         if self.source.dialect == "postgres":
             sql = f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {table.sql(dialect='postgres')}"  # noqa: S608
             try:
@@ -610,6 +649,27 @@ class SourceTable(Table):
             except (BadRequestError, LookupError, TypeError, ValueError):
                 pass
         return self._exact_rows()
+
+    def _mysql_estimate(self, table: exp.Table) -> int | None:
+        """A table's rows as InnoDB's statistics hold them (``information_schema.TABLES``),
+        a view's as ``EXPLAIN`` expects them (the product of its tables' rows); no scan."""
+        sql = (
+            "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_NAME = %(t)s "
+            "AND TABLE_SCHEMA = COALESCE(%(s)s, DATABASE())"
+        )
+        try:
+            _, rows = self.source.fetch(sql, {"t": table.name, "s": table.db or None})
+            if rows and rows[0][0] is not None:
+                return max(0, int(rows[0][0]))
+            explained = f"EXPLAIN SELECT 1 FROM {table.sql(dialect='mysql')}"  # noqa: S608
+            names, rows = self.source.fetch(pushdown.for_driver(explained, "mysql"))
+            at = [n.lower() for n in names].index("rows")
+            product = 1
+            for row in rows:
+                product *= max(1, int(row[at] or 1))
+            return product if rows else None
+        except (BadRequestError, LookupError, TypeError, ValueError):
+            return None
 
     def _exact_rows(self) -> int:
         return int(self._pushed("SELECT count(*) FROM data", [])[1][0][0])
@@ -653,8 +713,14 @@ class SourceTable(Table):
                 # a view has no TABLESAMPLE: rows drawn as it is read
                 base.copy().where(f"random() < {share:.6f}").limit(n).sql(dialect=dialect),
             ]
+        elif dialect == "mysql" and self.row_count > n:
+            # No TABLESAMPLE: rows kept at random as they are read, a little more than the
+            # share wanted so that the read stops near the table's end, not its middle.
+            share = min(1.0, 1.1 * n / self.row_count)
+            sampled = base.copy().where(f"random() < {share:.6f}").limit(n)
+            statements = [pushdown.for_driver(sampled.sql(dialect=dialect), dialect)]
         else:
-            statements = [base.copy().limit(n).sql(dialect=dialect)]
+            statements = [pushdown.for_driver(base.copy().limit(n).sql(dialect=dialect), dialect)]
         key = ("sample", *statements)
         kept = self.source.kept(key, self._stamp)
         if kept is None:
@@ -749,7 +815,7 @@ class SourceTable(Table):
         grouped_first = cube.joined_cube_sql(shape, self.scope, dialect)
         if grouped_first is not None:
             pushdown.recheck(grouped_first, dialect, (self.scope.table, *self.scope.joined))
-            compiled = pushdown.Compiled(grouped_first)
+            compiled = pushdown.Compiled(pushdown.for_driver(grouped_first, dialect))
         else:
             compiled = pushdown.compile_query(self.scope, cube.cube_sql(shape), [], dialect)
         key = ("aggregate", compiled.sql, *sorted(compiled.params.items()))
@@ -877,10 +943,13 @@ def _cube_schema(shape: cube.Shape, types: dict[str, str]) -> pa.Schema:
 
 
 def _batch(block: Sequence[Sequence[Any]], schema: pa.Schema, dialect: str) -> pa.RecordBatch:
-    """A block of driver rows as a record batch (SQLite's ISO dates read back as dates)."""
+    """A block of driver rows as a record batch (SQLite's ISO dates read back as dates;
+    MySQL's decimals as the column's numbers, its TINYINT(1) as booleans)."""
     columns = list(zip(*block, strict=True))
     arrays = []
     for values, column in zip(columns, schema, strict=True):
+        if dialect == "mysql":
+            values = tuple(_mysql_typed(v, column.type) for v in values)
         # Text stays text, even when it reads as a date.
         if column.type != pa.string() and (dialect == "sqlite" or column.type == pa.date32()):
             values = tuple(_sqlite_value(v) for v in values)
@@ -914,6 +983,16 @@ def _duckdb_table(arrow: pa.Table, limits: Limits) -> Table:
         raise
 
 
+def dialect_of(url: str) -> str:
+    """sqlglot's dialect for a source URL: "sqlite", "mysql" (MySQL or MariaDB) or "postgres"."""
+    scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
+    if scheme == "sqlite":
+        return "sqlite"
+    if scheme in ("mysql", "mariadb"):
+        return "mysql"
+    return "postgres"
+
+
 def _make_engine(config: SourceConfig, dialect: str) -> Engine:
     url = make_url(config.resolved_url())
     if dialect == "sqlite":
@@ -926,6 +1005,12 @@ def _make_engine(config: SourceConfig, dialect: str) -> Engine:
             return con
 
         return sa.create_engine("sqlite+pysqlite://", creator=connect, poolclass=sa.NullPool)
+    if dialect == "mysql":
+        return mysql.make_engine(
+            url,
+            connect_timeout=config.connect_timeout,
+            statement_timeout=config.statement_timeout,
+        )
     url = url.set(drivername="postgresql+psycopg")
     options = "-c default_transaction_read_only=on -c TimeZone=UTC"
     return sa.create_engine(
@@ -1059,6 +1144,8 @@ def _deadline(conn: sa.Connection, seconds: float) -> None:
 
 
 def _duckdb_type(kind: Any) -> str | None:
+    if isinstance(kind, TINYINT) and kind.display_width == 1:
+        return "BOOLEAN"  # MySQL's BOOLEAN (a Django BooleanField)
     for generic, name in _TYPES:
         if isinstance(kind, generic):
             return name
@@ -1081,6 +1168,36 @@ def _plain(value: Any) -> Any:
         return float(value)
     if isinstance(value, datetime) and value.tzinfo is not None:
         return value.replace(tzinfo=None)
+    return value
+
+
+def _mysql_flags(cursor: Any) -> list[bool]:
+    """Which result columns are TINYINT(1), MySQL's booleans (read back as 0 and 1)."""
+    described = getattr(cursor, "description", None) or []
+    return [d[1] == _MYSQL_TINY and d[3] == 1 for d in described]
+
+
+_MYSQL_TINY = 1  # pymysql.constants.FIELD_TYPE.TINY
+
+
+def _mysql_row(row: Sequence[Any], booleans: list[bool]) -> tuple[Any, ...]:
+    return tuple(
+        bool(v) if flag and isinstance(v, int) else _plain(v)
+        for v, flag in zip(row, booleans, strict=True)
+    )
+
+
+def _mysql_typed(value: Any, kind: pa.DataType) -> Any:
+    """A MySQL value as ``kind`` holds it: a DECIMAL sum as a float or an integer, 0/1 as a
+    boolean."""
+    if value is None:
+        return None
+    if kind == pa.float64() and isinstance(value, Decimal | int):
+        return float(value)
+    if kind == pa.int64() and isinstance(value, Decimal):
+        return int(value)
+    if kind == pa.bool_() and isinstance(value, int | Decimal):
+        return bool(value)
     return value
 
 
