@@ -542,3 +542,33 @@ def test_two_rankings_by_two_measures(
     assert [r["loja"] for r in rankings[1].rows] == [r[0] for r in by_items]
     lowest = "Sul tem o menor total de itens" if lang == "pt" else "Sul has the lowest total itens"
     assert lowest in answer.text
+
+
+@pytest.mark.parametrize(
+    ("text", "dimensions"),
+    [
+        ("Which product category had the highest sales in 2025?", ["categoria"]),
+        ("Qual categoria do produto vendeu mais em 2025?", ["categoria"]),
+        ("Which store city sold the most?", ["cidade"]),
+        ("Qual cidade da loja vendeu mais?", ["cidade"]),
+        # apart, they are two breakdowns
+        ("Vendas por produto e categoria em 2025", ["produto", "categoria"]),
+        ("Sales by product, category in 2025", ["produto", "categoria"]),
+    ],
+)
+def test_a_compound_groups_by_its_head(text: str, dimensions: list[str]) -> None:
+    """'product category' names the category (whose: the product's), not both columns."""
+    rows = [
+        {
+            "data": date(2025, 1, 1) + timedelta(days=i % 200),
+            "produto": f"produto {i % 20}",
+            "categoria": ("limpeza", "bebidas", "mercearia")[i % 3],
+            "loja": f"loja {i % 8}",
+            "cidade": ("São Paulo", "Recife")[i % 2],
+            "total": float(i % 97),
+        }
+        for i in range(600)
+    ]
+    with data.from_records(rows, LIMITS) as table:
+        plan = rule_plan(text, profile(table))
+    assert plan is not None and plan.dimensions == dimensions
