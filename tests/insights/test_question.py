@@ -542,3 +542,91 @@ def test_two_rankings_by_two_measures(
     assert [r["loja"] for r in rankings[1].rows] == [r[0] for r in by_items]
     lowest = "Sul tem o menor total de itens" if lang == "pt" else "Sul has the lowest total itens"
     assert lowest in answer.text
+
+
+@pytest.mark.parametrize(
+    ("text", "dimensions"),
+    [
+        ("Which product category had the highest sales in 2025?", ["categoria"]),
+        ("Qual categoria do produto vendeu mais em 2025?", ["categoria"]),
+        ("Which store city sold the most?", ["cidade"]),
+        ("Qual cidade da loja vendeu mais?", ["cidade"]),
+        # apart, they are two breakdowns
+        ("Vendas por produto e categoria em 2025", ["produto", "categoria"]),
+        ("Sales by product, category in 2025", ["produto", "categoria"]),
+    ],
+)
+def test_a_compound_groups_by_its_head(text: str, dimensions: list[str]) -> None:
+    """'product category' names the category (whose: the product's), not both columns."""
+    rows = [
+        {
+            "data": date(2025, 1, 1) + timedelta(days=i % 200),
+            "produto": f"produto {i % 20}",
+            "categoria": ("limpeza", "bebidas", "mercearia")[i % 3],
+            "loja": f"loja {i % 8}",
+            "cidade": ("São Paulo", "Recife")[i % 2],
+            "total": float(i % 97),
+        }
+        for i in range(600)
+    ]
+    with data.from_records(rows, LIMITS) as table:
+        plan = rule_plan(text, profile(table))
+    assert plan is not None and plan.dimensions == dimensions
+
+
+def _wards() -> list[dict[str, Any]]:
+    wards = [
+        ("Cardiology", "Tower A"),
+        ("Orthopedics", "Tower A"),
+        ("Medical ICU", "Tower A"),
+        ("Pediatrics", "Tower B"),
+        ("Maternity", "Tower B"),
+    ]
+    return [
+        {
+            "census_date": date(2024, 1, 1) + timedelta(days=day),
+            "ward": ward,
+            "building": building,
+            "staffed_beds": 20 + n,
+            "occupied_beds": 10 + (day + n) % 10,
+            "admissions": (day * 7 + n) % 13,
+        }
+        for day in range(120)
+        for n, (ward, building) in enumerate(wards)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "column", "value"),
+    [
+        ("Quantas internações na maternidade em março?", "ward", "Maternity"),  # a cognate
+        ("Qual a ocupação da ortopedia em abril?", "ward", "Orthopedics"),  # th/ph spelled t/f
+        ("Qual a taxa de ocupação da UTI em abril?", "ward", "Medical ICU"),  # its code's synonym
+        ("Qual a participação da Torre B nas admissões?", "building", "Tower B"),  # designator
+    ],
+)
+def test_values_named_in_the_other_language(text: str, column: str, value: str) -> None:
+    with data.from_records(_wards(), LIMITS) as table:
+        asked = questions.parse(text, profile(table))
+    assert asked.segments.get(column) == [value], asked.segments
+
+
+def test_a_designator_is_said_as_it_is() -> None:
+    """'Torre C' is no ``Tower B``: a one-letter word of a value must be said as it is."""
+    with data.from_records(_wards(), LIMITS) as table:
+        asked = questions.parse("Qual a participação da Torre C nas admissões?", profile(table))
+    assert "building" not in asked.segments
+
+
+def test_a_mistyped_word_is_read_as_the_data_names_it() -> None:
+    from billumy.insights.ratios import respelled
+
+    with data.from_records(_wards(), LIMITS) as table:
+        prof = profile(table)
+    assert respelled("Which ward had the lowest ocupancy rate in Q1?", prof) == (
+        "Which ward had the lowest occupancy rate in Q1?"
+    )
+    assert respelled("Quantas admisions na Maternity?", prof) == "Quantas admissions na Maternity?"
+    # Known words, plurals and values stay; so does a word close to two.
+    same = "Which wards admitted the most in Cardiology and Pediatrics?"
+    assert respelled(same, prof) == same

@@ -39,7 +39,13 @@ from billumy.insights.plan import Filter, Measure, Period, Plan
 from billumy.insights.profile import is_ordinal_name, name_words, yes_no_values
 from billumy.insights.roles import is_stock, main_columns, plan_agg
 from billumy.insights.rules import WEEKEND, rule_order, rule_plan
-from billumy.insights.synonyms import same_word_across_languages, synonym_groups, variants
+from billumy.insights.synonyms import (
+    cognates,
+    one_edit,
+    same_word_across_languages,
+    synonym_groups,
+    variants,
+)
 
 __all__ = ["Part", "Question", "Window", "coverage", "parse", "rankings", "reconcile"]
 
@@ -399,19 +405,9 @@ def _month(word: str) -> int | None:
     if len(word) < 6:
         return None
     for name, month in _MONTHS.items():
-        if len(name) >= 6 and _one_edit(word, name):
+        if len(name) >= 6 and one_edit(word, name):
             return month
     return None
-
-
-def _one_edit(a: str, b: str) -> bool:
-    """Whether ``a`` and ``b`` differ by one substitution, insertion or deletion."""
-    if abs(len(a) - len(b)) > 1 or a == b:
-        return False
-    if len(a) == len(b):
-        return sum(x != y for x, y in zip(a, b, strict=True)) == 1
-    short, long = (a, b) if len(a) < len(b) else (b, a)
-    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
 
 
 def _position(words: list[str], phrases: tuple[tuple[str, ...], ...]) -> int | None:
@@ -746,6 +742,10 @@ def _segments(
                     at = _by_proper_name(words, spellings[1], column, vocabulary, capitalized)
                 if at is None:
                     at = _by_translation(words, spellings[1])
+                if at is None:
+                    at = _by_cognate(words, spellings[1], column, vocabulary)
+                if at is None:
+                    at = _by_code(words, value, column)
                 if at is not None:
                     found.setdefault(column.name, []).append((at, value))
     return {name: [v for _, v in sorted(hits)] for name, hits in found.items()}
@@ -850,15 +850,56 @@ def _by_near_spelling(
         forms = variants(word)
         if forms & vocabulary or any(f in _MONTHS for f in forms):
             continue
-        if not any(len(f) >= 7 and _one_edit(f, value) for f in forms):
+        if not any(len(f) >= 7 and one_edit(f, value) for f in forms):
             continue
         close = [
             v
             for v, _ in column.top
-            if len(name_words(v)) == 1 and any(_one_edit(f, name_words(v)[0]) for f in forms)
+            if len(name_words(v)) == 1 and any(one_edit(f, name_words(v)[0]) for f in forms)
         ]
         if len(close) == 1:
             return i
+    return None
+
+
+def _by_cognate(
+    words: list[str], value_words: list[str], column: ColumnProfile, vocabulary: frozenset[str]
+) -> int | None:
+    """Where a one-word value is said in the other language as its cognate ("maternidade" for
+    ``Maternity``, "ortopedia" for ``Orthopedics``), when no other value of the column is and
+    the word names no column and no month."""
+    if len(value_words) != 1:
+        return None
+    for i, word in enumerate(words):
+        forms = variants(word)
+        if forms & vocabulary or any(f in _MONTHS for f in forms):
+            continue
+        if not any(cognates(f, value_words[0]) for f in forms):
+            continue
+        close = [
+            v
+            for v, _ in column.top
+            if len(name_words(v)) == 1 and any(cognates(f, name_words(v)[0]) for f in forms)
+        ]
+        if len(close) == 1:
+            return i
+    return None
+
+
+def _by_code(words: list[str], value: str, column: ColumnProfile) -> int | None:
+    """Where a value holding a code in capitals (``Medical ICU``, ``DC SP``) is named by that
+    code or its synonym in the other language ("a UTI" for ``Medical ICU``), when no other
+    value of the column holds it."""
+    codes = [w.lower() for w in re.findall(r"\b[A-Z]{2,4}\b", value)]
+    for code in codes:
+        holders = [v for v, _ in column.top if code in (w.lower() for w in v.split())]
+        if len(holders) != 1:
+            continue
+        for i, word in enumerate(words):
+            if word == code or any(
+                synonym_groups(f) & synonym_groups(code) for f in variants(word)
+            ):
+                return i
     return None
 
 
@@ -871,13 +912,20 @@ def _by_translation(words: list[str], value_words: list[str]) -> int | None:
     preventiva" for ``Preventive Maintenance``): each word the same across languages (a
     synonym, a plural, a cognate), none of them short."""
     content = [w for w in value_words if w not in _VALUE_CONNECTORS]
-    if len(content) < 2 or any(len(w) < 4 for w in content):
+    # A short word is a designator ("Torre B" for ``Tower B``): it must be said as it is.
+    if len(content) < 2 or not any(len(w) >= 4 for w in content):
+        return None
+    if any(len(w) < 4 and not (len(w) == 1 or w.isdigit()) for w in content):
         return None
     size = len(content)
+
+    def same(a: str, b: str) -> bool:
+        return a == b if len(b) < 4 else same_word_across_languages(a, b)
+
     for i in range(len(words) - size + 1):
         said = words[i : i + size]
         for order in (content, content[::-1]):
-            if all(same_word_across_languages(a, b) for a, b in zip(said, order, strict=True)):
+            if all(same(a, b) for a, b in zip(said, order, strict=True)):
                 return i
     return None
 

@@ -19,12 +19,12 @@ from typing import Any
 
 from billumy.insights.data import Table, quote_ident
 from billumy.insights.model import ColumnProfile, Fact, Profile, Scalar
-from billumy.insights.naming import named_columns, names_sales
+from billumy.insights.naming import column_vocabulary, named_columns, names_sales
 from billumy.insights.plan import Measure, Plan
 from billumy.insights.planned import filter_conditions
 from billumy.insights.profile import name_words, plain
 from billumy.insights.roles import default_agg, is_stock, main_columns
-from billumy.insights.synonyms import synonym_groups, variants
+from billumy.insights.synonyms import one_edit, synonym_groups, variants
 from billumy.insights.wording import fmt_number, fmt_pct
 
 __all__ = [
@@ -62,6 +62,38 @@ _VISITS = frozenset(
 )  # fmt: skip
 
 
+def respelled(question: str, profile: Profile) -> str:
+    """``question`` with each long word that is one letter off exactly one word the data's
+    columns or this module's rates are named by written as that word ("ocupancy rate" reads
+    "occupancy rate", "admisions" ``admissions``); words the data or the vocabulary already
+    know (a plural, a value) stay as they are."""
+    known = {w for w in column_vocabulary(profile) if len(w) >= 7} | {
+        w for w in _RATE_VOCABULARY if len(w) >= 7
+    }
+    values = {
+        w
+        for c in profile.columns
+        if c.kind == "categorical" and not c.masked
+        for v, _ in c.top
+        for w in name_words(str(v).lower())
+    }
+
+    def fix(match: re.Match[str]) -> str:
+        word = match[0]
+        folded = name_words(word.lower())
+        if len(folded) != 1 or len(folded[0]) < 7:
+            return word
+        forms = variants(folded[0])
+        if forms & (known | values) or any(synonym_groups(f) for f in forms):
+            return word
+        # The word as written first ("admisions": ``admissions``), then its singulars.
+        close = {k for k in known if one_edit(folded[0], k)}
+        close = close or {k for k in known if any(one_edit(f, k) for f in forms)}
+        return close.pop() if len(close) == 1 else word
+
+    return re.sub(r"[^\W\d_]+", fix, question)
+
+
 def known_rate(phrase: str) -> bool:
     """Whether ``phrase`` names a rate this module computes from two columns (conversion,
     churn, ROAS, CPA, CTR...)."""
@@ -85,7 +117,7 @@ _ROLES: dict[str, frozenset[str]] = {
     ),
     "available": frozenset(
         {"disponiveis", "disponivel", "available", "capacity", "capacidade", "bookable",
-         "sellable"}
+         "sellable", "staffed", "operacionais", "operational", "instalados", "ativos"}
     ),
     "bookings": frozenset(
         {"reservas", "reserva", "reservations", "reservation", "bookings", "booking",
@@ -120,6 +152,9 @@ _JARGON_PHRASES: tuple[tuple[tuple[str, ...], str, str, str, str], ...] = (
 )
 _JARGON_WORDS = frozenset(_JARGON)
 _PHRASE_WORDS = frozenset({"ocupacao", "occupancy", "diaria", "adr", "revpar"})
+_RATE_VOCABULARY = (
+    _PHRASE_WORDS | _CONVERSION | _CHURN | _RATE_WORDS | frozenset().union(*_ROLES.values())
+)
 
 
 def _role(profile: Profile, role: str) -> ColumnProfile | None:

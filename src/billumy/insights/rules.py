@@ -38,7 +38,15 @@ from billumy.insights.plan import (
 from billumy.insights.profile import name_words, yes_no_values
 from billumy.insights.ratios import length_pair
 from billumy.insights.roles import _measure_rank, default_agg, plan_agg
-from billumy.insights.synonyms import _find, _fold, _groups, _lookup, _tokens, _variants
+from billumy.insights.synonyms import (
+    _find,
+    _fold,
+    _groups,
+    _lookup,
+    _tokens,
+    _variants,
+    compounds,
+)
 
 __all__ = [
     "names_a_measure",
@@ -103,7 +111,7 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
     inside = _value_positions(visible, tokens)
     agg: Agg | None = _lookup([t for i, t in enumerate(tokens) if i not in inside], _AGG_WORDS)
     measures = _rule_measures(visible, named, agg, tokens, folded)
-    dims = _rule_dimensions(visible, named, tokens)
+    dims = _compound_heads(_rule_dimensions(visible, named, tokens), named, question)
     if measures:
         # "Qual linha de produto mais cresceu?": "produto" names the product_line segments;
         # that it is also a synonym of ``menu_items`` makes no measure of those.
@@ -344,6 +352,44 @@ def _rule_dimensions(
         if cued or _named_value(column, tokens) is None:
             dims.append(column.name)
     return dims
+
+
+# "categoria do produto": the words between a breakdown and the one that qualifies it.
+_OF = frozenset({"de", "do", "da", "dos", "das", "of"})
+
+
+def _compound_heads(dims: list[str], named: dict[str, _Named], question: str) -> list[str]:
+    """Of two breakdowns named as one compound, the head: "product category" and "categoria
+    do produto" group by category (the product only says whose category), "store city" by
+    city. Words apart ("product and category", "produto, categoria") are two breakdowns."""
+    text = compounds(_fold(question))
+    spans = [(m.start(), m.end(), m[0]) for m in re.finditer(r"[a-z0-9]+", text)]
+    at = {
+        named[d].position: d
+        for d in dims
+        if named[d].position >= 0 and named[d].position + max(1, named[d].length) <= len(spans)
+    }
+
+    def apart(first: int, last: int) -> bool:  # only spaces between words first..last
+        return any(text[spans[i][1] : spans[i + 1][0]].strip() for i in range(first, last))
+
+    modifiers = set()
+    for position, name in at.items():
+        end = position + max(1, named[name].length)  # the word after the name
+        head = at.get(end)
+        if head is not None and head != name and not apart(end - 1, end):
+            modifiers.add(name)  # "product category"
+        after = at.get(end + 1)
+        if (
+            after is not None
+            and after != name
+            and end < len(spans)
+            and spans[end][2] in _OF
+            and not apart(end - 1, end + 1)
+        ):
+            modifiers.add(after)  # "categoria do produto", "category of the product" aside
+    kept = [d for d in dims if d not in modifiers]
+    return kept or dims
 
 
 def _drop_modifiers(

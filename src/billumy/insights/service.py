@@ -482,6 +482,7 @@ class InsightService:
         language = _language(req.language, req.question)
         most = req.max_insights
         clock = _Clock()
+        asked_as = req.question  # what the record keeps: the question as it was asked
         narrate = await self._narrative_on(req, caller.tenant)
         # The slot covers the DuckDB work (load to facts); the narrative after it is model
         # work, bounded by the model's own queue and the key's parallel limit.
@@ -491,6 +492,8 @@ class InsightService:
             try:
                 prof = await asyncio.to_thread(_profile, loaded)
                 clock.lap("profile")
+                if req.question:
+                    req = req.model_copy(update={"question": ratios.respelled(req.question, prof)})
                 if not req.language and req.question:
                     # "Vendas vs Retenção: which queue sold more?" is English: the names of
                     # the data's values and columns say nothing of the asker's language.
@@ -546,7 +549,7 @@ class InsightService:
             "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             "user_id": req.user_id,
             "model": req.model or self.settings.insights_model,
-            "question": req.question,
+            "question": asked_as,
             "language": language,
             "dataset": loaded.source,
             "plan": None if plan is None else plan.model_dump(),

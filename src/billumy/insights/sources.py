@@ -101,6 +101,7 @@ class Source:
         self._engine: Engine | None = None
         self._lock = threading.Lock()
         self._catalog: dict[str, tuple[float, list[Column]]] = {}
+        self._keys: dict[str, tuple[float, dict[str, list[str]]]] = {}
         self._kept: OrderedDict[tuple[Any, ...], Kept] = OrderedDict()
         self._kept_lock = threading.Lock()
 
@@ -404,7 +405,11 @@ class Source:
         return exp.Window(this=exp.RowNumber())
 
     def _unique_keys(self, spec: SourceTableConfig) -> dict[str, list[str]]:
-        """The table's primary key ("primary") and its one-column unique constraints."""
+        """The table's primary key ("primary") and its one-column unique constraints (cached
+        a minute, as the columns are: each question of a table with joins looks them up)."""
+        cached = self._keys.get(spec.name)
+        if cached is not None and time.monotonic() - cached[0] < CATALOG_TTL_S:
+            return cached[1]
         schema, table = _split_name(spec.name)
         try:
             with self.engine().connect() as conn:
@@ -421,6 +426,7 @@ class Source:
         found = {"primary": list(primary.get("constrained_columns") or [])}
         for number, constraint in enumerate(unique):
             found[f"unique{number}"] = list(constraint.get("column_names") or [])
+        self._keys[spec.name] = (time.monotonic(), found)
         return found
 
     def joins(self, spec: SourceTableConfig, taken: Collection[str]) -> list[Joined]:

@@ -36,15 +36,36 @@ def synonym_groups(word: str) -> frozenset[int]:
 # "energy"), longest first: the stems left must be the same.
 _COGNATE_ENDINGS = (
     "tions", "coes", "soes", "idade", "tion", "sion", "cao", "sao", "dade", "ical", "ity", "ion",
-    "ura",
+    "ura", "ics",
     "ure", "ario", "aria", "ary", "ivo", "iva", "ive", "ico", "ica", "ic", "ao", "ia", "ty",
     "y", "o", "a", "e", "s",
 )  # fmt: skip
 
 
 def _cognate_stem(word: str) -> str:
+    """The stem left without the ending, with English's Greek spellings as Portuguese writes
+    them ("orthopedics" and "ortopedia", "pharmacy" and "farmácia")."""
     ending = next((e for e in _COGNATE_ENDINGS if word.endswith(e) and len(word) > len(e) + 3), "")
-    return word[: len(word) - len(ending)]
+    return word[: len(word) - len(ending)].replace("th", "t").replace("ph", "f")
+
+
+def one_edit(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` differ by one substitution, insertion or deletion."""
+    if abs(len(a) - len(b)) > 1 or a == b:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) == 1
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
+
+
+def cognates(a: str, b: str) -> bool:
+    """Whether two folded words of six letters or more are a Portuguese-English cognate pair
+    with a stem of five letters or more ("maternidade"/"maternity", "pediatria"/"pediatrics")."""
+    if len(a) < 6 or len(b) < 6:
+        return False
+    stem = _cognate_stem(a)
+    return len(stem) >= 5 and stem == _cognate_stem(b)
 
 
 def same_word_across_languages(a: str, b: str) -> bool:
@@ -144,6 +165,8 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("product", "produto", "item"),
     ("store", "shop", "loja"),
     ("building", "predio", "edificio"),
+    ("icu", "uti", "cti"),  # intensive care: unidade de terapia intensiva
+    ("tower", "torre"),
     ("channel", "canal"),
     ("category", "categoria"),
     ("price", "preco"),
