@@ -630,3 +630,26 @@ def test_a_mistyped_word_is_read_as_the_data_names_it() -> None:
     # Known words, plurals and values stay; so does a word close to two.
     same = "Which wards admitted the most in Cardiology and Pediatrics?"
     assert respelled(same, prof) == same
+
+
+@pytest.mark.parametrize(
+    ("text", "periods"),
+    [
+        ("Compare o valor do 1º trimestre deste ano com o do ano passado", "2024-Q1 / 2023-Q1"),
+        (
+            "Compare o valor do primeiro semestre deste ano com o do mesmo período do ano passado",
+            "2024-H1 / 2023-H1",
+        ),
+        ("How did March compare with the same month last year?", "2024-03 / 2023-03"),
+        # the year itself, when it is said as the year
+        ("Compare o valor do 1º trimestre deste ano com o ano passado", "2024-Q1 / 2023"),
+    ],
+)
+def test_the_same_period_last_year(text: str, periods: str) -> None:
+    rows = [
+        {"mes": date(2023 + m // 12, m % 12 + 1, 1), "loja": ("A", "B")[m % 2], "valor": 10.0 + m}
+        for m in range(18)
+    ]
+    with data.from_records(rows, LIMITS) as table:
+        asked = questions.parse(text, profile(table))
+    assert [p.words for p in asked.parts if p.kind == "compare_periods"] == [periods]

@@ -480,6 +480,19 @@ def _relative_years(words: list[str], latest: int | None) -> dict[int, int]:
     return dict(sorted(found.items()))
 
 
+_SAME = frozenset({"mesmo", "mesma", "same", "equivalente", "corresponding"})
+
+
+def _same_period(words: list[str], at: int) -> bool:
+    """Whether the relative year at ``at`` ("do ano passado") is said of the same period as one
+    named before: "com o do ano passado" (the one of last year), "com o mesmo período do ano
+    passado", "with the same quarter last year"; not "com o ano passado" (the year)."""
+    of = at < len(words) and words[at] in ("do", "de", "da", "of")
+    if of and at > 0 and words[at - 1] in ("o", "a", "os", "as"):
+        return True
+    return bool(_SAME & set(words[max(0, at - 4) : at]))
+
+
 def _year_for_month(month: int, years: list[int], column: ColumnProfile) -> int | None:
     """The year a month without one refers to: a year the question names, else the latest
     year of the data that has that month."""
@@ -545,6 +558,7 @@ def _windows(
     latest_year = latest.year if latest is not None else None
     relative_years = _relative_years(words, latest_year)
     bound: set[int] = set()
+    within: list[tuple[int, Window]] = []  # (where, a month, quarter or half named)
     i = 0
     while i < len(words):
         w = words[i]
@@ -614,6 +628,7 @@ def _windows(
                     pass
                 elif year is not None:
                     out.append(_window(temporal.name, "month", date(year, month, 1)))
+                    within.append((i, out[-1]))
             # "o primeiro e o segundo semestre", "Q1", "no 2º trimestre de 2023"
             spans: list[tuple[WindowGrain, int, int]] = []
             if _forms(w) & _QUARTER:
@@ -637,12 +652,21 @@ def _windows(
                 if span_year is not None:
                     first_month = size * (number - 1) + 1
                     out.append(_window(temporal.name, grain, date(span_year, first_month, 1)))
+                    within.append((i, out[-1]))
         i += 1
     if temporal is not None:
         first, last = _as_date(temporal.min), _as_date(temporal.max)
         # "este ano" / "ano passado": the data's latest year and the one before, in the
         # order named.
         relative = [(at, year) for at, year in relative_years.items() if at not in bound]
+        for at, year in list(relative):
+            earlier = [window for j, window in within if j < at]
+            if earlier and earlier[-1].start is not None and _same_period(words, at):
+                # "o 1º trimestre deste ano com o do ano passado": last year's first quarter.
+                start = earlier[-1].start
+                out.append(_window(temporal.name, earlier[-1].grain, start.replace(year=year)))
+                relative.remove((at, year))
+                used_years.add(year)
         at = _position(words, _THE_YEAR)
         if at is not None and last is not None and not relative and not years:
             relative.append((at, last.year))
