@@ -202,7 +202,9 @@ def test_every_fact_of_english_questions_is_the_direct_query(
         assert close(value, monthly[row["period"]])
 
 
-def test_masked_column_and_unlisted_tables_are_unreachable(shop: Server) -> None:
+def test_masked_column_and_unlisted_tables_are_unreachable(
+    shop: Server, shop_db: sa.Engine
+) -> None:
     got = ask(
         shop,
         source="shop",
@@ -211,6 +213,20 @@ def test_masked_column_and_unlisted_tables_are_unreachable(shop: Server) -> None
     )
     assert got.status_code == 200, got.text
     assert "@example.com" not in got.text  # the masked e-mails never leave the database
+    # The table's own columns are counted by PostgreSQL's statistics (pg_stats), not by the
+    # sample of a few pages: every id distinct, the 540 days, the 5,000 masked e-mails.
+    profiled = {c["name"]: c for c in got.json()["profile"]["columns"]}
+    stats = dict(
+        direct(
+            shop_db,
+            "SELECT attname, n_distinct FROM pg_stats WHERE tablename = 'vendas_pedido' "
+            "AND attname IN ('id', 'criado_em', 'cliente_email')",
+        )
+    )
+    assert stats["id"] == -1 and profiled["id"]["distinct"] == ROWS
+    assert profiled["criado_em"]["distinct"] == stats["criado_em"] == 540
+    assert profiled["cliente_email"]["distinct"] == round(stats["cliente_email"])
+    assert profiled["cliente_email"]["masked"] and not profiled["cliente_email"].get("top")
     for table in ("auth_user", "vendas_produto", "public.auth_user", 'vendas_pedido"; DROP'):
         refused = ask(shop, source="shop", table=table, question="How many rows?")
         assert refused.status_code == 404, refused.text

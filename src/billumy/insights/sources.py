@@ -429,6 +429,23 @@ class Source:
         self._keys[spec.name] = (time.monotonic(), found)
         return found
 
+    def column_stats(self, spec: SourceTableConfig) -> dict[str, tuple[float, float]]:
+        """PostgreSQL's statistics of the table's columns, from its last ``ANALYZE``: column
+        -> (``null_frac``, ``n_distinct``; negative: a fraction of the rows). Empty for a view,
+        a table never analyzed and the other dialects (the sample's counts are used then)."""
+        if self.dialect != "postgres":
+            return {}
+        schema, table = _split_name(spec.name)
+        sql = (
+            "SELECT attname, null_frac, n_distinct FROM pg_stats WHERE tablename = %(t)s "
+            "AND schemaname = coalesce(%(s)s, current_schema()) AND NOT inherited"
+        )
+        try:
+            _, rows = self.fetch(sql, {"t": table, "s": schema})
+        except BadRequestError:  # no right to read pg_stats: the sample's counts
+            return {}
+        return {str(name): (float(nulls), float(distinct)) for name, nulls, distinct in rows}
+
     def joins(self, spec: SourceTableConfig, taken: Collection[str]) -> list[Joined]:
         """The declared joins from ``spec``, resolved against the catalog: each target's key
         must be its primary key or unique (else a join would count rows twice), and each
@@ -633,6 +650,8 @@ class SourceTable(Table):
         self._cube_sql = ""
         self._cube_rows: int | None = None
         self.row_count = self._estimated_rows(table)  # what the sample and the cube go by
+        own = {c.name for c in source.columns(spec)}  # not the joined tables' columns
+        self.stats = {k: v for k, v in source.column_stats(spec).items() if k in own}
         self.sample = self._sample(found)
         self.con = self.sample.con
         self._described()
@@ -888,12 +907,23 @@ class SourceTable(Table):
 
 def source_profile(table: SourceTable, *, masked: Collection[str] = frozenset()) -> Profile:
     """The profile of a source's table: computed on its sample, with the exact row count and
-    each column's counts scaled to it; marked ``sampled`` when the sample is not the table.
+    each column's counts from PostgreSQL's statistics (``pg_stats``) where it has them, else
+    scaled from the sample; marked ``sampled`` when the sample is not the table.
     Facts never use these numbers: they compute what they state in the source."""
     found = profile.profile(table.sample, masked=masked)
     seen = max(1, table.sample.row_count)
     scale = table.row_count / seen
     for column in found.columns:
+        stats = table.stats.get(column.name)
+        if stats is not None:
+            # PostgreSQL's own statistics of the column (pg_stats): its sample of the whole
+            # table counts distinct values the sample here, of a few pages, cannot.
+            null_frac, n_distinct = stats
+            column.nulls = round(null_frac * table.row_count)
+            column.count = table.row_count - column.nulls
+            estimated = n_distinct if n_distinct >= 0 else -n_distinct * table.row_count
+            column.distinct = max(column.distinct, min(column.count, round(estimated)))
+            continue
         column.count = round(column.count * scale)
         column.nulls = table.row_count - column.count
     found.sampled = found.sampled or table.sample.row_count < table.row_count
