@@ -235,3 +235,76 @@ def test_the_anomaly_check_reads_the_measure_its_part_of_the_question_names() ->
     anomaly = next(f for f in found if f.kind == "anomaly")
     assert anomaly.id in planned and anomaly.values["measure"] == "atraso_medio_min"
     assert any(f.kind == "ratio" for f in found if f.id in planned)
+
+
+def _per_pair_of(rows: list[dict[str, Any]], text: str) -> tuple[str, str] | None:
+    from billumy.insights.ratios import _per_pair
+
+    with data.from_records(rows) as table:
+        return _per_pair(text, profile(table))
+
+
+def test_per_trip_is_per_trip_completed() -> None:
+    """'distância média por corrida' with trips requested, completed and cancelled: the miles
+    over the trips made, never over the cancelled ones."""
+    rows = [
+        {
+            "city": ("Phoenix", "Austin")[i % 2],
+            "trips_requested": 100 + i,
+            "trips_completed": 90 + i,
+            "trips_cancelled": 10,
+            "total_miles": 600.0 + i,
+        }
+        for i in range(40)
+    ]
+    for text in ("Qual a distância média por corrida em Phoenix?", "Miles per trip in Austin?"):
+        assert _per_pair_of(rows, text) == ("total_miles", "trips_completed")
+
+
+def test_the_price_per_item_is_per_unit_sold() -> None:
+    rows = [
+        {
+            "store": ("Pearl District", "Alberta")[i % 2],
+            "product_line": ("Bread", "Pastries")[i // 2 % 2],
+            "units_baked": 120 + i,
+            "units_sold": 100 + i,
+            "net_sales_usd": 400.0 + i,
+        }
+        for i in range(40)
+    ]
+    text = "What's the average price we get per pastry at Pearl District?"
+    assert _per_pair_of(rows, text) == ("net_sales_usd", "units_sold")
+    # no price word, no unit sold: "per pastry" names a product line, it divides by nothing
+    assert _per_pair_of(rows, "Sales per pastry at Pearl District?") is None
+
+
+def test_the_quantity_per_unit_may_be_named_further_back() -> None:
+    rows = [
+        {"posto": ("Centro", "Norte")[i % 2], "litros_vendidos": 5000.0 + i, "abastecimentos": 160}
+        for i in range(40)
+    ]
+    text = "Quantos litros cada caminhão coloca em média por abastecimento?"
+    assert _per_pair_of(rows, text) == ("litros_vendidos", "abastecimentos")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Qual a inadimplência da carteira hoje?", "What's our delinquency this month?"],
+)
+def test_delinquency_is_the_balance_past_due_over_the_balance(text: str) -> None:
+    from billumy.insights.ratios import jargon
+
+    rows = [
+        {
+            "mes": f"2024-0{m}-01",
+            "agencia": ("Centro", "Norte")[i],
+            "contratos": 10 + m,
+            "saldo_carteira": 1000.0 * (m + i + 1),
+            "saldo_em_atraso_90d": 20.0 * (m + 1),
+        }
+        for m in range(1, 9)
+        for i in range(2)
+    ]
+    with data.from_records(rows) as table:
+        found = jargon(text, profile(table))
+    assert found is not None and found[:3] == ("ratio", "saldo_em_atraso_90d", "saldo_carteira")

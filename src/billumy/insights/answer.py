@@ -222,7 +222,10 @@ def missing_columns(question: str, profile: Profile) -> list[_Concept]:
         if concept.provides & column_words or _has_temporal(concept, visible):
             continue
         missing.append(concept)
-    for words in _asked_quantities(question):
+    # "the average length of stay", "the price we get per pastry": a rate the data's columns
+    # make (bed-days over discharges, sales over units sold) is no missing quantity.
+    rated = ratios.rate_of(question, profile)
+    for words in [] if rated else _asked_quantities(question):
         # "the average customer rating", "a idade média": a quantity no column is named by
         # (nor a value the data holds, nor a word any quantity may go by).
         if set(words) & (values | _ANY_QUANTITY) or any(set(words) <= c.asks for c in missing):

@@ -35,6 +35,7 @@ __all__ = [
     "length_pair",
     "per_fact",
     "per_period_fact",
+    "rate_of",
     "rated_value",
     "ratio_fact",
     "value_rate_fact",
@@ -94,6 +95,16 @@ def respelled(question: str, profile: Profile) -> str:
     return re.sub(r"[^\W\d_]+", fix, question)
 
 
+def rate_of(question: str, profile: Profile) -> tuple[str, str] | None:
+    """The (numerator, denominator) columns of the rate ``question`` names by its jargon
+    ("length of stay", "inadimplência") or as one quantity per another ("price per pastry"),
+    when the data has them; else None."""
+    known = jargon(question, profile)
+    if known is not None:
+        return known[1], known[2]
+    return _per_pair(question, profile)
+
+
 def known_rate(phrase: str) -> bool:
     """Whether ``phrase`` names a rate this module computes from two columns (conversion,
     churn, ROAS, CPA, CTR...)."""
@@ -115,6 +126,14 @@ _ROLES: dict[str, frozenset[str]] = {
         {"ocupados", "ocupadas", "ocupado", "occupied", "sold", "vendidos", "vendidas", "diarias",
          "booked", "reservado", "reservadas", "reservados"}
     ),
+    # A loan book: what is past due, and the balance it is a part of.
+    "overdue": frozenset(
+        {"atraso", "atrasado", "atrasados", "overdue", "vencido", "vencidos", "inadimplente",
+         "inadimplentes", "delinquent", "arrears", "npl"}
+    ),
+    "balance": frozenset({"saldo", "carteira", "balance", "outstanding", "book", "portfolio"}),
+    # A hospital: the patients who left, over whom the bed-days are spread.
+    "discharges": frozenset({"discharges", "discharge", "altas", "alta", "saidas"}),
     "available": frozenset(
         {"disponiveis", "disponivel", "available", "capacity", "capacidade", "bookable",
          "sellable", "staffed", "operacionais", "operational", "instalados", "ativos"}
@@ -149,9 +168,29 @@ _JARGON_PHRASES: tuple[tuple[tuple[str, ...], str, str, str, str], ...] = (
     (("occupancy", "rate"), "ratio", "occupied", "available", "occupancy"),
     (("occupancy",), "ratio", "occupied", "available", "occupancy"),
     (("ocupacao",), "ratio", "occupied", "available", "ocupação"),
+    # The average length of stay: bed-days occupied over the patients discharged.
+    (("length", "of", "stay"), "per", "occupied", "discharges", "average length of stay"),
+    (("tempo", "medio", "de", "permanencia"), "per", "occupied", "discharges", "permanência média"),
+    (("permanencia", "media"), "per", "occupied", "discharges", "permanência média"),
+    (("alos",), "per", "occupied", "discharges", "ALOS"),
+    (("inadimplencia",), "ratio", "overdue", "balance", "inadimplência"),
+    (("delinquency",), "ratio", "overdue", "balance", "delinquency"),
+    (("default", "rate"), "ratio", "overdue", "balance", "default rate"),
 )
 _JARGON_WORDS = frozenset(_JARGON)
-_PHRASE_WORDS = frozenset({"ocupacao", "occupancy", "diaria", "adr", "revpar"})
+_PHRASE_WORDS = frozenset(
+    {
+        "ocupacao",
+        "occupancy",
+        "diaria",
+        "adr",
+        "revpar",
+        "inadimplencia",
+        "delinquency",
+        "permanencia",
+        "alos",
+    }
+)
 _RATE_VOCABULARY = (
     _PHRASE_WORDS | _CONVERSION | _CHURN | _RATE_WORDS | frozenset().union(*_ROLES.values())
 )
@@ -174,6 +213,9 @@ def _role(profile: Profile, role: str) -> ColumnProfile | None:
             found = [c for c in found if not c.money]
         if role == "spend":
             found.sort(key=lambda c: not c.money)
+        if role == "balance":
+            # ``saldo_carteira``, not ``saldo_em_atraso_90d``: the whole, not the part past due.
+            found = [c for c in found if not _words(c) & _ROLES["overdue"]]
     return found[0] if found else None
 
 
@@ -457,6 +499,50 @@ def _numeric_named(words: list[str], profile: Profile) -> list[ColumnProfile]:
     return [c for c in columns if c is not None and c.kind == "numeric" and not c.masked]
 
 
+_DONE = frozenset(
+    {"completed", "complete", "completas", "completadas", "concluidas", "concluidos",
+     "concluida", "concluido", "finalizadas", "finalizados", "finished", "delivered",
+     "entregues", "realizadas", "realizados", "fulfilled", "served", "atendidas", "atendidos",
+     "done", "closed", "fechadas", "fechados", "resolved", "resolvidos", "resolvidas"}
+)  # fmt: skip
+_NOT_DONE = frozenset(
+    {"cancelled", "canceled", "canceladas", "cancelados", "failed", "falhas", "lost",
+     "perdidas", "perdidos", "rejected", "recusadas", "recusados", "abandoned", "abandonadas",
+     "declined", "noshow", "noshows"}
+)  # fmt: skip
+
+
+_SOLD = frozenset({"sold", "vendidos", "vendidas", "vendido", "vendida"})
+
+
+def _units_sold(profile: Profile) -> list[ColumnProfile]:
+    """The count of units sold (``units_sold``, ``itens_vendidos``), when the data has one."""
+    return [
+        c
+        for c in profile.columns
+        if c.kind == "numeric" and not c.masked and not c.money and _SOLD & set(name_words(c.name))
+    ][:1]
+
+
+def _names_a_value(word: str, profile: Profile) -> bool:
+    """Whether ``word`` (or its singular) is a word of a categorical column's value."""
+    forms = variants(word)
+    return any(
+        forms & variants(w)
+        for c in profile.columns
+        if c.kind == "categorical" and not c.masked
+        for v, _ in c.top
+        for w in name_words(str(v).lower())
+    )
+
+
+def _outcome_rank(column: ColumnProfile) -> int:
+    """0 for what was done (``trips_completed``), 2 for what was not (``trips_cancelled``), 1
+    for the rest (``trips_requested``): a quantity per trip is per trip made."""
+    words = set(name_words(column.name))
+    return 0 if words & _DONE else 2 if words & _NOT_DONE else 1
+
+
 def _per_pair(question: str, profile: Profile) -> tuple[str, str] | None:
     """The (numerator, denominator) columns of "<X> per <Y>" where Y names a numeric column
     (a count of orders, members, visits): "por canal" groups by a segment, it divides by
@@ -475,12 +561,16 @@ def _per_pair(question: str, profile: Profile) -> tuple[str, str] | None:
         both += [
             c for c in _numeric_named(words[j : j + 2], profile) if c in second and c not in both
         ]
-        # "unidades por linha": the lines picked (a flow), not the backlog of lines (a stock).
-        below.sort(key=is_stock)
+        # "unidades por linha": the lines picked (a flow), not the backlog of lines (a stock);
+        # "milhas por corrida": the trips completed, not those requested or cancelled.
+        below.sort(key=lambda c: (is_stock(c), _outcome_rank(c)))
         below = both[:1] + [c for c in below if c not in both[:1]]
+        before = [w for w in words[max(0, i - 3) : i] if w not in _SKIP]
+        if not below and any(w.startswith(_PAYING) for w in before) and j < len(words):
+            # "the price we get per pastry" (a value of ``product_line``): per unit sold.
+            below = _units_sold(profile) if _names_a_value(words[j], profile) else []
         if not below:
             continue
-        before = [w for w in words[max(0, i - 3) : i] if w not in _SKIP]
         if set(before) & _TICKET or (
             not _numeric_named(before, profile) and any(w.startswith(_PAYING) for w in before)
         ):
@@ -490,6 +580,11 @@ def _per_pair(question: str, profile: Profile) -> tuple[str, str] | None:
             above = money[:1]
         else:
             above = [c for c in _numeric_named(before, profile) if c.name != below[0].name]
+            if not above:
+                # "quantos litros de diesel cada caminhão coloca em média por abastecimento":
+                # the quantity named further back in the clause.
+                further = [w for w in words[max(0, i - 9) : max(0, i - 3)] if w not in _SKIP]
+                above = [c for c in _numeric_named(further, profile) if c.name != below[0].name]
         if above:
             return above[0].name, below[0].name
     return None

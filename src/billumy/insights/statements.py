@@ -863,12 +863,23 @@ def _per_unit(fact: Fact, ctx: Context) -> str:
             return f"{_cap(top)} por {bottom}{where} é {shown} ({over})."
         return f"{_cap(top)} per {bottom}{where} is {shown} ({over})."
     if ctx.pt:
-        said = f"O {name} ({top} por {bottom})" if name else f"{_cap(top)} por {bottom}"
+        said = f"{_the(name, True)} ({top} por {bottom})" if name else f"{_cap(top)} por {bottom}"
         text = f"{said}{where} é {shown}."
         return f"{text} Por {dims[0]}{led}: {listed}." if dims else text
-    said = f"{name} ({top} per {bottom})" if name else f"{_cap(top)} per {bottom}"
+    said = f"{_the(name, False)} ({top} per {bottom})" if name else f"{_cap(top)} per {bottom}"
     text = f"{said}{where} is {shown}."
     return f"{text} By {dims[0]}{led}: {listed}." if dims else text
+
+
+def _the(name: object, pt: bool) -> str:
+    """A rate's name opening a sentence: "O ROAS", "A permanência média", "ROAS", "The
+    average length of stay"."""
+    text = str(name)
+    acronym = " " not in text and any(c.isupper() for c in text)
+    if pt:
+        feminine = not acronym and text.split()[0].endswith("a")
+        return f"{'A' if feminine else 'O'} {text}"
+    return text if acronym else f"The {text}"
 
 
 _PER_KEYS = frozenset({"numerator_total", "denominator_total", "per_value"})

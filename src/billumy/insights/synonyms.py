@@ -377,6 +377,8 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("cobranca", "charges", "charge", "charged"),
     ("contrato", "contratos", "contract", "contracts"),
     ("emprestimo", "emprestimos", "loan", "loans", "credito", "credit"),
+    ("pessoal", "personal"),
+    ("consignado", "payroll"),  # crédito consignado: a loan paid from the payroll
     ("consignado", "payroll"),
     ("feriado", "holiday", "holidays"),
     ("promo", "promocao", "promotion", "promotional", "promocional"),
