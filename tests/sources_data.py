@@ -5,10 +5,13 @@ a table nobody allows (``auth_user``) and a view that sleeps (``vendas_lenta``).
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+import httpx
 import sqlalchemy as sa
 
 LOJAS = [
@@ -287,3 +290,65 @@ FROM ({_MYSQL_NUMBERS}) AS n WHERE i <= 20000
             conn.exec_driver_sql("ANALYZE TABLE vendas_pedido, vendas_loja, vendas_produto")
     finally:
         engine.dispose()
+
+
+# --- configuration and checks shared by the source tests and the benchmark ---------------------
+
+Table = str | tuple[str, dict[str, object]]  # a name, or a name and its options
+
+
+def source_toml(
+    name: str,
+    tables: Sequence[Table],
+    joins: Sequence[tuple[str, str]] = (),
+    **options: object,
+) -> str:
+    """One ``[[sources]]`` entry of billumy.toml: ``options`` (``url_env``, ``url``,
+    ``statement_timeout``...), its ``tables`` (a name, or a name and its ``columns``/``mask``)
+    and its declared ``joins`` (``("vendas_pedido.loja_id", "vendas_loja.id")``)."""
+    lines = ["[[sources]]", f"name = {_toml(name)}"]
+    lines += [f"{key} = {_toml(value)}" for key, value in options.items()]
+    for table in tables:
+        table_name, table_options = (table, {}) if isinstance(table, str) else table
+        lines += ["", "[[sources.tables]]", f"name = {_toml(table_name)}"]
+        lines += [f"{key} = {_toml(value)}" for key, value in table_options.items()]
+    for start, end in joins:
+        lines += ["", "[[sources.joins]]", f"from = {_toml(start)}", f"to = {_toml(end)}"]
+    return "\n".join(lines) + "\n\n"
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(str(value))  # a TOML basic string is a JSON string
+
+
+# The shop's declared foreign keys, as a Django app has them.
+SHOP_JOINS = (
+    ("vendas_pedido.loja_id", "vendas_loja.id"),
+    ("vendas_pedido.produto_id", "vendas_produto.id"),
+)
+
+
+def ask(srv: Any, **body: Any) -> httpx.Response:
+    """``POST /api/insights`` without narrative on a test server (``tests.e2e.server``)."""
+    return httpx.post(
+        srv.url + "/api/insights",
+        json={"narrative": False, **body},
+        headers=srv.headers,
+        timeout=120,
+    )
+
+
+def direct(engine: sa.Engine, sql: str) -> list[tuple[Any, ...]]:
+    """The rows of ``sql`` run on the source database itself."""
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.exec_driver_sql(sql).fetchall()]
+
+
+def close(a: Any, b: Any) -> bool:
+    return abs(float(a) - float(b)) <= 1e-6 * max(1.0, abs(float(b)))

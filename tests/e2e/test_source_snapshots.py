@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from tests.conftest import fresh_pg_database
 from tests.e2e.server import Server, free_port
-from tests.sources_data import build_postgres, build_sqlite
+from tests.sources_data import ask, build_postgres, build_sqlite, close, source_toml
 
 ROWS = 30_000
 MAX_ROWS = 5_000  # the server's max_dataset_rows: the whole table is over it
@@ -54,43 +54,22 @@ def shop(
     data_dir = tmp_path_factory.mktemp("snapshots")
     closed = free_port()
     (data_dir / "billumy.toml").write_text(
-        f"""
-[[sources]]
-name = "shop"
-url_env = "SHOP_DATABASE_URL"
-statement_timeout = 5
-
-[[sources.tables]]
-name = "{PEDIDO}"
-columns = {ALLOWED!r}
-mask = ["cliente_email"]
-
-[[sources.tables]]
-name = "vendas_detalhe"
-
-[[sources]]
-name = "down"
-url = "postgresql://postgres:hunter2@127.0.0.1:{closed}/nothing"
-connect_timeout = 2
-
-[[sources.tables]]
-name = "vendas_pedido"
-
-[[sources]]
-name = "dev"
-url = "sqlite:///{sqlite_path}"
-
-[[sources.tables]]
-name = "vendas_pedido"
-
-[[sources]]
-name = "other"
-tenant = "someone-else"
-url_env = "SHOP_DATABASE_URL"
-
-[[sources.tables]]
-name = "vendas_detalhe"
-"""
+        source_toml(
+            "shop",
+            [(PEDIDO, {"columns": ALLOWED, "mask": ["cliente_email"]}), "vendas_detalhe"],
+            url_env="SHOP_DATABASE_URL",
+            statement_timeout=5,
+        )
+        + source_toml(
+            "down",
+            ["vendas_pedido"],
+            url=f"postgresql://postgres:hunter2@127.0.0.1:{closed}/nothing",
+            connect_timeout=2,
+        )
+        + source_toml("dev", ["vendas_pedido"], url=f"sqlite:///{sqlite_path}")
+        + source_toml(
+            "other", ["vendas_detalhe"], tenant="someone-else", url_env="SHOP_DATABASE_URL"
+        )
     )
     env = {"SHOP_DATABASE_URL": shop_url, "BILLUMY_MAX_DATASET_ROWS": str(MAX_ROWS)}
     srv = Server(data_dir=data_dir, env=env).start()
@@ -104,22 +83,9 @@ def snap(srv: Server, **body: Any) -> httpx.Response:
     return httpx.post(srv.url + "/datasets", json=body, headers=srv.headers, timeout=120)
 
 
-def ask(srv: Server, **body: Any) -> httpx.Response:
-    return httpx.post(
-        srv.url + "/api/insights",
-        json={"narrative": False, **body},
-        headers=srv.headers,
-        timeout=120,
-    )
-
-
 def direct(engine: sa.Engine, sql: str, params: dict[str, Any] | None = None) -> Any:
     with engine.connect() as conn:
         return conn.exec_driver_sql(sql, params or {}).scalar()
-
-
-def close(a: Any, b: Any) -> bool:
-    return abs(float(a) - float(b)) <= 1e-6 * max(1.0, abs(float(b)))
 
 
 def march_site() -> list[dict[str, Any]]:

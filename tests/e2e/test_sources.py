@@ -17,7 +17,15 @@ import sqlalchemy as sa
 
 from tests.conftest import fresh_pg_database
 from tests.e2e.server import Server, free_port
-from tests.sources_data import build_postgres, build_sqlite
+from tests.sources_data import (
+    SHOP_JOINS,
+    ask,
+    build_postgres,
+    build_sqlite,
+    close,
+    direct,
+    source_toml,
+)
 
 ROWS = 300_000
 
@@ -42,96 +50,41 @@ def shop(shop_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
     sqlite_path = data_dir / "dev.sqlite3"
     build_sqlite(sqlite_path)
     closed = free_port()
+    pedido = {"mask": ["cliente_email"]}
+    columns = ["id", "loja_id", "criado_em", "canal", "status", "valor", "cliente_email"]
     (data_dir / "billumy.toml").write_text(
-        f"""
-[[sources]]
-name = "shop"
-url_env = "SHOP_DATABASE_URL"
-statement_timeout = 2
-
-[[sources.tables]]
-name = "vendas_detalhe"
-
-[[sources.tables]]
-name = "public.vendas_pedido"
-columns = ["id", "loja_id", "criado_em", "canal", "status", "valor", "cliente_email"]
-mask = ["cliente_email"]
-
-[[sources.tables]]
-name = "vendas_lenta"
-
-[[sources]]
-name = "down"
-url = "postgresql://postgres:hunter2@127.0.0.1:{closed}/nothing"
-connect_timeout = 2
-
-[[sources.tables]]
-name = "vendas_pedido"
-
-[[sources]]
-name = "dev"
-url = "sqlite:///{sqlite_path}"
-
-[[sources.tables]]
-name = "vendas_pedido"
-
-[[sources]]
-name = "django"
-url_env = "SHOP_DATABASE_URL"
-
-[[sources.tables]]
-name = "vendas_pedido"
-mask = ["cliente_email"]
-
-[[sources.tables]]
-name = "vendas_loja"
-
-[[sources.tables]]
-name = "vendas_produto"
-
-[[sources.tables]]
-name = "vendas_pagamento"
-
-[[sources.joins]]
-from = "vendas_pedido.loja_id"
-to = "vendas_loja.id"
-
-[[sources.joins]]
-from = "vendas_pedido.produto_id"
-to = "vendas_produto.id"
-
-[[sources]]
-name = "other"
-tenant = "someone-else"
-url_env = "SHOP_DATABASE_URL"
-
-[[sources.tables]]
-name = "vendas_detalhe"
-"""
+        source_toml(
+            "shop",
+            [
+                "vendas_detalhe",
+                ("public.vendas_pedido", {"columns": columns, **pedido}),
+                "vendas_lenta",
+            ],
+            url_env="SHOP_DATABASE_URL",
+            statement_timeout=2,
+        )
+        + source_toml(
+            "down",
+            ["vendas_pedido"],
+            url=f"postgresql://postgres:hunter2@127.0.0.1:{closed}/nothing",
+            connect_timeout=2,
+        )
+        + source_toml("dev", ["vendas_pedido"], url=f"sqlite:///{sqlite_path}")
+        + source_toml(
+            "django",
+            [("vendas_pedido", pedido), "vendas_loja", "vendas_produto", "vendas_pagamento"],
+            SHOP_JOINS,
+            url_env="SHOP_DATABASE_URL",
+        )
+        + source_toml(
+            "other", ["vendas_detalhe"], tenant="someone-else", url_env="SHOP_DATABASE_URL"
+        )
     )
     srv = Server(data_dir=data_dir, env={"SHOP_DATABASE_URL": shop_url}).start()
     yield srv
     srv.stop()
     log = srv.log()
     assert "hunter2" not in log and shop_url not in log
-
-
-def ask(srv: Server, **body: Any) -> httpx.Response:
-    return httpx.post(
-        srv.url + "/api/insights",
-        json={"narrative": False, **body},
-        headers=srv.headers,
-        timeout=120,
-    )
-
-
-def direct(engine: sa.Engine, sql: str) -> list[tuple[Any, ...]]:
-    with engine.connect() as conn:
-        return [tuple(r) for r in conn.exec_driver_sql(sql).fetchall()]
-
-
-def close(a: Any, b: Any) -> bool:
-    return abs(float(a) - float(b)) <= 1e-6 * max(1.0, abs(float(b)))
 
 
 def test_sources_are_listed_without_urls(shop: Server, shop_url: str) -> None:

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from tests.conftest import fresh_mysql_database
 from tests.e2e.server import Server, free_port
-from tests.sources_data import build_mysql
+from tests.sources_data import SHOP_JOINS, ask, build_mysql, close, direct, source_toml
 
 ROWS = 50_000
 JOINED = "FROM vendas_pedido p JOIN vendas_loja l ON l.id = p.loja_id"
@@ -40,61 +40,30 @@ def shop(shop_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
     data_dir = tmp_path_factory.mktemp("sources_mysql")
     closed = free_port()
     (data_dir / "billumy.toml").write_text(
-        f"""
-[[sources]]
-name = "loja"
-url_env = "SHOP_MYSQL_URL"
-statement_timeout = 3
-
-[[sources.tables]]
-name = "vendas_pedido"
-mask = ["cliente_email"]
-
-[[sources.tables]]
-name = "vendas_loja"
-
-[[sources.tables]]
-name = "vendas_detalhe"
-
-[[sources.tables]]
-name = "vendas_lenta"
-
-[[sources.joins]]
-from = "vendas_pedido.loja_id"
-to = "vendas_loja.id"
-
-[[sources]]
-name = "fora"
-url = "mysql://billumy:hunter2@127.0.0.1:{closed}/nada"
-connect_timeout = 2
-
-[[sources.tables]]
-name = "vendas_pedido"
-"""
+        source_toml(
+            "loja",
+            [
+                ("vendas_pedido", {"mask": ["cliente_email"]}),
+                "vendas_loja",
+                "vendas_detalhe",
+                "vendas_lenta",
+            ],
+            SHOP_JOINS[:1],
+            url_env="SHOP_MYSQL_URL",
+            statement_timeout=3,
+        )
+        + source_toml(
+            "fora",
+            ["vendas_pedido"],
+            url=f"mysql://billumy:hunter2@127.0.0.1:{closed}/nada",
+            connect_timeout=2,
+        )
     )
     srv = Server(data_dir=data_dir, env={"SHOP_MYSQL_URL": shop_url}).start()
     yield srv
     srv.stop()
     log = srv.log()
     assert "hunter2" not in log and shop_url not in log
-
-
-def ask(srv: Server, **body: Any) -> httpx.Response:
-    return httpx.post(
-        srv.url + "/api/insights",
-        json={"narrative": False, **body},
-        headers=srv.headers,
-        timeout=120,
-    )
-
-
-def direct(engine: sa.Engine, sql: str) -> list[tuple[Any, ...]]:
-    with engine.connect() as conn:
-        return [tuple(r) for r in conn.exec_driver_sql(sql).fetchall()]
-
-
-def close(a: Any, b: Any) -> bool:
-    return abs(float(a) - float(b)) <= 1e-6 * max(1.0, abs(float(b)))
 
 
 # The direct query's expression for each column a fact reads.
