@@ -327,6 +327,17 @@ def _toml(value: object) -> str:
     return json.dumps(str(value))  # a TOML basic string is a JSON string
 
 
+def down_and_dev_sources(closed: int, sqlite_path: Path) -> str:
+    """Two more entries: ``down``, a PostgreSQL at a ``closed`` port (its password must never
+    show), and ``dev``, the shop's SQLite file."""
+    return source_toml(
+        "down",
+        ["vendas_pedido"],
+        url=f"postgresql://postgres:hunter2@127.0.0.1:{closed}/nothing",
+        connect_timeout=2,
+    ) + source_toml("dev", ["vendas_pedido"], url=f"sqlite:///{sqlite_path}")
+
+
 # The shop's declared foreign keys, as a Django app has them.
 SHOP_JOINS = (
     ("vendas_pedido.loja_id", "vendas_loja.id"),

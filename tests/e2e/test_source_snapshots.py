@@ -18,7 +18,14 @@ import sqlalchemy as sa
 
 from tests.conftest import fresh_pg_database
 from tests.e2e.server import Server, free_port
-from tests.sources_data import ask, build_postgres, build_sqlite, close, source_toml
+from tests.sources_data import (
+    ask,
+    build_postgres,
+    build_sqlite,
+    close,
+    down_and_dev_sources,
+    source_toml,
+)
 
 ROWS = 30_000
 MAX_ROWS = 5_000  # the server's max_dataset_rows: the whole table is over it
@@ -60,13 +67,7 @@ def shop(
             url_env="SHOP_DATABASE_URL",
             statement_timeout=5,
         )
-        + source_toml(
-            "down",
-            ["vendas_pedido"],
-            url=f"postgresql://postgres:hunter2@127.0.0.1:{closed}/nothing",
-            connect_timeout=2,
-        )
-        + source_toml("dev", ["vendas_pedido"], url=f"sqlite:///{sqlite_path}")
+        + down_and_dev_sources(closed, sqlite_path)
         + source_toml(
             "other", ["vendas_detalhe"], tenant="someone-else", url_env="SHOP_DATABASE_URL"
         )

@@ -24,6 +24,7 @@ from tests.sources_data import (
     build_sqlite,
     close,
     direct,
+    down_and_dev_sources,
     source_toml,
 )
 
@@ -63,13 +64,7 @@ def shop(shop_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
             url_env="SHOP_DATABASE_URL",
             statement_timeout=2,
         )
-        + source_toml(
-            "down",
-            ["vendas_pedido"],
-            url=f"postgresql://postgres:hunter2@127.0.0.1:{closed}/nothing",
-            connect_timeout=2,
-        )
-        + source_toml("dev", ["vendas_pedido"], url=f"sqlite:///{sqlite_path}")
+        + down_and_dev_sources(closed, sqlite_path)
         + source_toml(
             "django",
             [("vendas_pedido", pedido), "vendas_loja", "vendas_produto", "vendas_pagamento"],

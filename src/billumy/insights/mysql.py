@@ -37,17 +37,17 @@ _LACKS = frozenset(
 )
 
 
-def make_engine(url: URL, *, connect_timeout: float, statement_timeout: float) -> Engine:
-    """An engine whose every connection is read-only, in UTC, under the time limit."""
+def make_engine(
+    url: URL, *, connect_timeout: float, statement_timeout: float, pool: dict[str, Any]
+) -> Engine:
+    """An engine whose every connection is read-only, in UTC, under the time limit; ``pool``:
+    the pool's options, the same as every source's."""
     url = url.set(drivername="mysql+pymysql")
     if "charset" not in url.query:
         url = url.update_query_dict({"charset": "utf8mb4"})
     engine = sa.create_engine(
         url,
-        pool_size=2,
-        max_overflow=4,
-        pool_pre_ping=True,
-        pool_recycle=600,
+        **pool,
         connect_args={
             "connect_timeout": max(1, int(connect_timeout)),
             # A server that stops answering mid-result: the statement's own limit, and more.

@@ -1029,6 +1029,16 @@ def dialect_of(url: str) -> str:
     return "postgres"
 
 
+# A source's connections: a few (questions come one at a time per table), checked before use
+# (a replica restarted meanwhile), renewed every ten minutes.
+_POOL: dict[str, Any] = {
+    "pool_size": 2,
+    "max_overflow": 4,
+    "pool_pre_ping": True,
+    "pool_recycle": 600,
+}
+
+
 def _make_engine(config: SourceConfig, dialect: str) -> Engine:
     url = make_url(config.resolved_url())
     if dialect == "sqlite":
@@ -1046,15 +1056,13 @@ def _make_engine(config: SourceConfig, dialect: str) -> Engine:
             url,
             connect_timeout=config.connect_timeout,
             statement_timeout=config.statement_timeout,
+            pool=_POOL,
         )
     url = url.set(drivername="postgresql+psycopg")
     options = "-c default_transaction_read_only=on -c TimeZone=UTC"
     return sa.create_engine(
         url,
-        pool_size=2,
-        max_overflow=4,
-        pool_pre_ping=True,
-        pool_recycle=600,
+        **_POOL,
         connect_args={
             "connect_timeout": max(1, int(config.connect_timeout)),
             "options": options,
