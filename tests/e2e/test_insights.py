@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 from collections import defaultdict
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -479,6 +481,121 @@ def test_every_part_of_a_question_is_answered_or_said_unanswered(server: Server)
     drops = {k: week[20][k] - week[19][k] for k in week[20]}
     assert change["values"]["driver"] == min(drops, key=lambda k: drops[k])
     assert change["values"]["change"] == pytest.approx(sum(drops.values()))
+
+
+WARDS = {"Medical ICU": 12, "Cardiology": 28, "Maternity": 30}  # ward -> staffed beds
+
+
+def _census() -> list[dict[str, object]]:
+    """A hospital's daily census, March and April 2024, in English columns and labels (as
+    the eval set's ward census), asked about in Portuguese."""
+    rng = random.Random(14)
+    rows = []
+    day = date(2024, 3, 1)
+    while day <= date(2024, 4, 30):
+        for ward, beds in WARDS.items():
+            occupied = rng.randint(beds // 2, beds)
+            rows.append(
+                {
+                    "census_date": day.strftime("%m/%d/%Y"),
+                    "ward": ward,
+                    "staffed_beds": beds,
+                    "occupied_beds": occupied,
+                    "admissions": rng.randint(1, 4 if ward == "Medical ICU" else 14),
+                    "charges_usd": round(rng.uniform(20_000, 90_000), 2),
+                }
+            )
+        day += timedelta(days=1)
+    return rows
+
+
+def _pt(value: float, decimals: int = 1) -> str:
+    return f"{value:,.{decimals}f}".replace(",", "x").replace(".", ",").replace("x", ".")
+
+
+def test_each_clause_of_a_question_is_answered_in_its_own_scope(server: Server) -> None:
+    """ "Qual foi a taxa de ocupação da UTI em abril e qual ala teve mais internações?": the
+    UTI restricts the rate, not the ranking of the wards (which a whole-question plan had
+    dropped, answering "não consegui responder: o recorte Medical ICU"); a lead-in ("Na
+    Cardiology, em 16/04/2024:") holds for every clause, and a restriction inside a later
+    clause ("the ICU's occupied beds") for that clause alone. Numbers from Python sums."""
+    rows = _census()
+    april = [r for r in rows if str(r["census_date"]).startswith("04/")]
+    icu = [r for r in april if r["ward"] == "Medical ICU"]
+    rate = (
+        100
+        * sum(int(r["occupied_beds"]) for r in icu)
+        / sum(  # type: ignore[call-overload]
+            int(r["staffed_beds"])
+            for r in icu  # type: ignore[call-overload]
+        )
+    )
+    admitted: dict[str, int] = defaultdict(int)
+    for r in april:
+        admitted[str(r["ward"])] += int(r["admissions"])  # type: ignore[call-overload]
+    top = max(admitted, key=lambda w: admitted[w])
+    body = {"data": rows, "stream": False, "narrative": False}
+    for question, rate_text, top_text in [
+        (
+            "Qual foi a taxa de ocupação da UTI em abril e qual ala teve mais internações?",
+            f"{_pt(rate)}%",
+            f"{top} {admitted[top]:,}".replace(",", "."),
+        ),
+        (
+            "What was the ICU occupancy rate in April, and which ward had the most admissions?",
+            f"{rate:.1f}%",
+            f"{top} {admitted[top]:,}",
+        ),
+    ]:
+        r = _post(server, {**body, "question": question})
+        assert r.status_code == 200, r.text
+        record = r.json()
+        answer = record["answer"]
+        assert rate_text in answer["text"], answer["text"]
+        assert top_text in answer["text"], answer["text"]
+        assert all(p["covered"] for p in answer["parts"]), answer["parts"]
+        assert not [s for s in answer["sentences"] if s["kind"] != "fact"], answer["text"]
+        assert [c["question"] for c in record["clauses"]] == re.split(
+            r"\s*,?\s*(?:e|and) (?=qual|which)", question.rstrip("?")
+        )
+        # The rate is the UTI's; the ranking is every ward's, in April.
+        ratio = next(f for f in record["facts"] if f["kind"] == "ratio")
+        assert ratio["values"]["ratio_pct"] == pytest.approx(rate, abs=0.01)
+        ranking = next(f for f in record["facts"] if f["kind"] == "breakdown")
+        assert ranking["values"]["top_segment"] == top
+        assert ranking["values"]["top_value"] == admitted[top]
+
+    day = [r for r in rows if r["census_date"] == "04/16/2024"]
+    cardiology = next(r for r in day if r["ward"] == "Cardiology")
+    icu_day = next(r for r in day if r["ward"] == "Medical ICU")
+    r = _post(
+        server,
+        {
+            **body,
+            "question": "Na Cardiology, em 16/04/2024: quantas internações, quantos leitos "
+            "ocupados e quanto faturamos?",
+        },
+    )
+    text = r.json()["answer"]["text"]
+    assert "16 de abr. de 2024" in text, text
+    for value in (cardiology["admissions"], cardiology["occupied_beds"]):
+        assert re.search(rf"\b{value}\b", text), (value, text)
+    assert _pt(float(cardiology["charges_usd"]), 2) in text, text  # type: ignore[arg-type]
+    r = _post(
+        server,
+        {
+            **body,
+            "question": "On 4/16/2024: how many admissions did we have, how many beds were "
+            "occupied in the ICU, and how much did we bill?",
+        },
+    )
+    record = r.json()
+    text = record["answer"]["text"]
+    admissions = sum(int(x["admissions"]) for x in day)  # type: ignore[call-overload]
+    billed = sum(float(x["charges_usd"]) for x in day)  # type: ignore[arg-type]
+    assert f"{admissions:,}" in text, text
+    assert f"{billed:,.2f}" in text, text  # every ward's bill, not the ICU's alone
+    assert re.search(rf"ICU[^.]*\b{icu_day['occupied_beds']}\b", text), text
 
 
 def _stream(srv: Server, body: dict[str, object]) -> tuple[list[dict[str, Any]], dict[str, Any]]:

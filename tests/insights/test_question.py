@@ -653,3 +653,53 @@ def test_the_same_period_last_year(text: str, periods: str) -> None:
     with data.from_records(rows, LIMITS) as table:
         asked = questions.parse(text, profile(table))
     assert [p.words for p in asked.parts if p.kind == "compare_periods"] == [periods]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "Qual foi a taxa de ocupação da UTI em abril e qual ala teve mais internações?",
+            ["Qual foi a taxa de ocupação da UTI em abril", "qual ala teve mais internações"],
+        ),
+        (
+            "Which store sold the most, and how did sales change over the weeks?",
+            ["Which store sold the most", "how did sales change over the weeks"],
+        ),
+        # A lead-in stays with the clause it opens.
+        (
+            "Em 2024, quantas matrículas e quantos cancelamentos tivemos? E qual foi o saldo?",
+            ["Em 2024, quantas matrículas", "quantos cancelamentos tivemos", "qual foi o saldo"],
+        ),
+        # One thing asked: one clause, "e"/"and" inside it or not.
+        ("Vendas e devoluções por loja", ["Vendas e devoluções por loja"]),
+        (
+            "Qual unidade vendeu mais e teve algum pico?",
+            ["Qual unidade vendeu mais e teve algum pico"],
+        ),
+        (
+            "What was revenue (US$ 1.5M). Which region led?",
+            ["What was revenue (US$ 1.5M)", "Which region led"],
+        ),
+    ],
+)
+def test_clauses(text: str, expected: list[str]) -> None:
+    assert questions.clauses(text) == expected
+
+
+def test_dates_in_figures_are_days(stores: tuple[data.Table, Profile]) -> None:
+    """ "em 16/01/2024" is that day (dd/mm in Portuguese), "on 1/16/2024" too (mm/dd in
+    English), "2024-01-16" whatever the language; a day past 12 settles the order; "1/3 das
+    vendas" is a fraction."""
+    prof = stores[1]
+
+    def days(text: str) -> list[str]:
+        return [w.label for w in questions.parse(text, prof).windows]
+
+    assert days("Quanto a loja Sul vendeu em 16/01/2024?") == ["2024-01-16"]
+    assert days("How much did Sul sell on 1/16/2024?") == ["2024-01-16"]
+    assert days("How much did Sul sell on 2024-01-16?") == ["2024-01-16"]
+    assert days("Quanto vendemos em 05/03/24?") == ["2024-03-05"]
+    assert days("How much did we sell on 03/05/2024?") == ["2024-03-05"]
+    assert days("Quanto vendemos em 03/15/2024?") == ["2024-03-15"]
+    assert days("1/3 das vendas veio do Sul?") == []

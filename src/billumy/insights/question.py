@@ -46,6 +46,7 @@ from billumy.insights.synonyms import (
     synonym_groups,
     variants,
 )
+from billumy.language import guess_language
 
 __all__ = ["Part", "Question", "Window", "coverage", "parse", "rankings", "reconcile"]
 
@@ -247,6 +248,39 @@ class Question:
 
     def has(self, kind: PartKind) -> bool:
         return any(p.kind == kind for p in self.parts)
+
+
+# The words a clause that asks something opens with: "... e qual ala teve mais internações?",
+# "..., and which ward had the most admissions?".
+_ASKING = (
+    "qual|quais|quanto|quanta|quantos|quantas|como|onde|quando|quem|houve|existe|existem|"
+    "which|what|whats|what's|how|when|where|who|did|was|were|is|are|has|have|do|does"
+)
+_SENTENCE_END = re.compile(r"(?<=[?;!])\s+|(?<=[a-zà-ú)])\.\s+(?=\S)", re.IGNORECASE)
+_CLAUSE_START = re.compile(
+    rf"(?:\s*,\s*(?:(?:e|and|but|mas)\s+)?|\s+(?:e|and|but|mas)\s+)(?=(?:{_ASKING})\b)",
+    re.IGNORECASE,
+)
+_ASKS = re.compile(rf"\b(?:{_ASKING})\b", re.IGNORECASE)
+_OPENING_AND = re.compile(r"^(?:e|and|but|mas)\s+", re.IGNORECASE)
+
+
+def clauses(text: str) -> list[str]:
+    """The question's clauses that each ask something, in order: "Qual foi a taxa de ocupação
+    da UTI em abril e qual ala teve mais internações?" -> ["Qual foi a taxa de ocupação da UTI
+    em abril", "qual ala teve mais internações"]. One clause (the whole text) when it asks one
+    thing; a lead-in such as "Na ortopedia, em 16/01/2024:" stays with the clause it opens."""
+    out = []
+    for sentence in _SENTENCE_END.split(text.strip()):
+        pieces = [
+            _OPENING_AND.sub("", p.strip(" ,;?!.")).strip() for p in _CLAUSE_START.split(sentence)
+        ]
+        pieces = [p for p in pieces if p]
+        if len(pieces) > 1 and not _ASKS.search(pieces[0]):
+            # "Em 2024, quantas matrículas...": the lead-in is the first clause's scope.
+            pieces[:2] = [f"{pieces[0]}, {pieces[1]}"]
+        out += pieces
+    return out or [text]
 
 
 _ARTICLES = frozenset({"o", "a", "the", "os", "as", "no", "na", "in", "do", "da", "of"})
@@ -970,9 +1004,45 @@ def _synonym_of(words: list[str], value_words: list[str], vocabulary: frozenset[
     return None
 
 
+_NUMERIC_DATE = re.compile(
+    r"\b(?:(\d{4})-(\d{1,2})-(\d{1,2})|(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})|(\d{2})/(\d{2}))\b"
+)
+_MONTH_NAMES = [
+    "janeiro", "fevereiro", "março", "abril", "maio", "junho", "julho", "agosto", "setembro",
+    "outubro", "novembro", "dezembro",
+]  # fmt: skip
+
+
+def _spelled_dates(question: str) -> str:
+    """``question`` with its dates written in figures spelled out for the period reader:
+    "em 16/01/2024" -> "em 16 janeiro 2024", "on 2024-01-16" and "on 1/16/2024" too. Day and
+    month go in the order the language writes them (dd/mm in Portuguese, mm/dd in English)
+    unless one of them is over 12; "16/01" needs two figures each ("1/3 das vendas" is a
+    fraction)."""
+    month_first = guess_language(question) == "en"
+
+    def spelled(match: re.Match[str]) -> str:
+        iso_y, iso_m, iso_d, a, b, year, c, d = match.groups()
+        if iso_y:
+            day, month, full = int(iso_d), int(iso_m), iso_y
+        else:
+            first, second = (int(a), int(b)) if a else (int(c), int(d))
+            day, month = (second, first) if month_first else (first, second)
+            if month > 12 >= day:
+                day, month = month, day
+            full = year or ""
+            if len(full) == 2:
+                full = f"20{full}"
+        if not (1 <= month <= 12 and 1 <= day <= 31):
+            return match.group(0)
+        return f"{day} {_MONTH_NAMES[month - 1]} {full}".strip()
+
+    return _NUMERIC_DATE.sub(spelled, question)
+
+
 def parse(question: str, profile: Profile) -> Question:
     """The parts of ``question`` and the periods and segment values it names."""
-    words = _fold(question)
+    words = _fold(_spelled_dates(question))
     capitalized = frozenset(w.lower() for w in re.findall(r"(?<=[\w,;:] )[A-Z][a-z]+\b", question))
     windows = _windows(words, profile, capitalized, _inside_values(words, profile))
     # A question typed all in lower case ("a receita de denver caiu?") writes names in lower

@@ -57,23 +57,153 @@ from billumy.errors import (
 from billumy.inference import InferenceService
 from billumy.insights import anomalies, changes, charts, checker, data, profile, ratios, snapshots
 from billumy.insights import question as questions
-from billumy.insights.answer import Answer, missing_columns, write_answer
+from billumy.insights.answer import Answer, Sentence, missing_columns, write_answer
 from billumy.insights.datasets import Dataset, Datasets, new_id
-from billumy.insights.formats import for_language
+from billumy.insights.formats import Formats, for_language
 from billumy.insights.model import Fact, Profile
 from billumy.insights.naming import names_a_dimension
-from billumy.insights.plan import Measure, Plan, plan_schema, validate_plan
+from billumy.insights.plan import (
+    MAX_MEASURES,
+    Filter,
+    Measure,
+    Plan,
+    plan_schema,
+    validate_plan,
+)
 from billumy.insights.planned import facts_for_plan
 from billumy.insights.roles import plan_agg
 from billumy.insights.rules import WEEKEND, names_a_measure, rule_plan
 from billumy.insights.salient import salient_facts
 from billumy.insights.sources import Source, Sources, SourceTable, source_profile
-from billumy.insights.statements import Context
+from billumy.insights.statements import Context, describe
 from billumy.language import LANGUAGE_NAMES, guess_language
 from billumy.schemas.insights import DatasetUpload, InsightRequest
 from billumy.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Clause:
+    """One clause of a question answered on its own: its plan and the facts it produced."""
+
+    text: str
+    asked: questions.Question
+    plan: Plan | None
+    source: str
+    facts: list[Fact]
+    parts: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.text,
+            "plan": None if self.plan is None else self.plan.model_dump(),
+            "plan_source": self.source,
+            "facts": [f.id for f in self.facts],
+        }
+
+
+@dataclass
+class _Split:
+    """A question answered clause by clause (:meth:`InsightService._by_clause`): every
+    clause's facts first, then the data's other notable facts, numbered f1, f2..."""
+
+    clauses: list[_Clause]
+    facts: list[Fact]
+
+    def answer(self, fmt: Formats, prof: Profile, most: int) -> Answer:
+        """Each clause's answer in turn, each fact described with its own clause's plan (its
+        filters, its ranking) and a fact two clauses share said once."""
+        sentences: list[Sentence] = []
+        parts: list[dict[str, Any]] = []
+        said: set[str] = set()
+        language = "pt-BR" if fmt.language == "pt" else "en"
+        for clause in self.clauses:
+            ctx = Context(fmt, prof, clause.plan, {f.id for f in clause.facts})
+            got = write_answer(
+                question=clause.text, facts=clause.facts, ctx=ctx, most=most, parts=clause.parts
+            )
+            language = got.language
+            sentences += [x for x in got.sentences if x.text not in said]
+            said |= {x.text for x in got.sentences}
+            parts += got.parts
+        cited = {f.id for clause in self.clauses for f in clause.facts}
+        plain = Context(fmt, prof)
+        for fact in self.facts:
+            if fact.id not in cited:
+                fact.statement = describe(fact, plain)
+        return Answer(language, sentences, parts)
+
+    def as_list(self) -> list[dict[str, Any]]:
+        return [clause.as_dict() for clause in self.clauses]
+
+
+def _unmeasured(question: str, prof: Profile, facts: list[Fact], planned: set[str]) -> set[str]:
+    """The measures the question's clauses name that no planned fact reads: "No posto Centro
+    em janeiro: quantos litros, quantos abastecimentos e quanto faturou?" answered with the
+    refuelings and the money only leaves the litres."""
+    texts = questions.clauses(question)
+    if len(texts) < 2:
+        return set()
+    named = set()
+    for text in texts:
+        read = rule_plan(text, prof)
+        if read is not None and names_a_measure(text, prof):
+            named |= {m.column for m in read.measures if m.column != "*"}
+    read_by = {c for f in facts if f.id in planned for c in f.columns}
+    return named - read_by
+
+
+def _filters(plan: Plan) -> set[tuple[str, str, str]]:
+    return {(f.column, f.op, str(f.value)) for f in plan.filters}
+
+
+def _totals(text: str, asked: questions.Question, plan: Plan | None, prof: Profile) -> bool:
+    """Whether a clause asks only for totals ("quantos abastecimentos", "how much did we
+    bill"): no ranking, trend, rate or anomaly, no segments."""
+    return (
+        plan is not None
+        and not plan.dimensions
+        and plan.period is None
+        and all(p.kind in ("total", "filter") for p in asked.parts)
+        and not ratios.asks_for_rate(text)
+        and ratios.jargon(text, prof) is None
+        and anomalies.asked_direction(text) is None
+    )
+
+
+def _misplaced(question: str, prof: Profile, plan: Plan | None) -> int:
+    """How many of ``plan``'s filters hold a value only a later clause names, and so belong
+    to that clause alone: "For Bastrop East in March 2024: how much energy did it deliver,
+    what was the industrial peak demand, and how much did we bill?" bills every class."""
+    texts = questions.clauses(question)
+    if plan is None or len(texts) < 2:
+        return 0
+    first = questions.parse(texts[0], prof).segments
+    later = {
+        (column, value)
+        for text in texts[1:]
+        for column, values in questions.parse(text, prof).segments.items()
+        for value in values
+    }
+    return sum(
+        1
+        for f in plan.filters
+        if (f.column, str(f.value)) in later and str(f.value) not in first.get(f.column, [])
+    )
+
+
+def _carried(plan: Plan, before: list[Filter], prof: Profile) -> Plan:
+    """``plan`` with the filters of the clauses before it that it does not set itself: "Em
+    abril, qual foi a receita e qual loja vendeu mais?" ranks April's stores. A filter on a
+    column the clause ranks by is not carried: "qual ala" ranks every ward, not the UTI."""
+    own = {f.column for f in plan.filters} | set(plan.dimensions)
+    known = {c.name for c in prof.columns}
+    added = [f for f in before if f.column not in own and f.column in known]
+    if not added:
+        return plan
+    return plan.model_copy(update={"filters": [*plan.filters, *added]})
+
 
 NARRATIVE_TOKENS = 400
 PLAN_TOKENS = 160
@@ -507,17 +637,36 @@ class InsightService:
                 found, planned = await asyncio.to_thread(
                     self._facts, loaded.table, prof, plan, most, req.question, asked
                 )
+                covered = (
+                    questions.coverage(asked, found, planned, plan) if asked is not None else []
+                )
+                split = None
+                if (
+                    any(not part["covered"] for part in covered)
+                    or _unmeasured(req.question or "", prof, found, planned)
+                    or _misplaced(req.question or "", prof, plan)
+                ):
+                    # "Qual foi a taxa de ocupação da UTI em abril e qual ala teve mais
+                    # internações?": the UTI is the rate's, the ranking is of every ward.
+                    split = await self._by_clause(
+                        caller, req, prof, loaded.table, most, (found, planned), covered, plan
+                    )
                 clock.lap("facts")
             finally:
                 await asyncio.to_thread(loaded.table.close)  # frees memory, removes spill files
-        covered = questions.coverage(asked, found, planned, plan) if asked is not None else []
-        answer = write_answer(
-            question=req.question,
-            facts=found,
-            ctx=Context(for_language(language), prof, plan, planned),
-            most=req.max_insights,
-            parts=covered,
-        )
+        fmt = for_language(language)
+        if split is not None:
+            found = split.facts
+            plan, plan_source = split.clauses[0].plan, split.clauses[0].source
+            answer = split.answer(fmt, prof, most)
+        else:
+            answer = write_answer(
+                question=req.question,
+                facts=found,
+                ctx=Context(fmt, prof, plan, planned),
+                most=req.max_insights,
+                parts=covered,
+            )
         clock.lap("answer")
         yield {
             "type": "facts",
@@ -554,6 +703,7 @@ class InsightService:
             "dataset": loaded.source,
             "plan": None if plan is None else plan.model_dump(),
             "plan_source": plan_source,
+            "clauses": None if split is None else split.as_list(),
             "profile": prof.as_dict(),
             "facts": _shown(found, loaded.table),
             "answer": answer.as_dict(),
@@ -575,10 +725,12 @@ class InsightService:
         req: InsightRequest,
         prof: Profile,
         asked: questions.Question | None = None,
+        *,
+        model: bool = True,
     ) -> tuple[Plan | None, str]:
         """The plan of :meth:`_planned`, made to cover every part of the question
         (:func:`questions.reconcile`); the uncorrected plan if the correction is invalid."""
-        plan, source = await self._planned(caller, req, prof, asked)
+        plan, source = await self._planned(caller, req, prof, asked, model=model)
         if asked is None:
             return plan, source
         missing = missing_columns(req.question, prof) if req.question else []
@@ -606,9 +758,11 @@ class InsightService:
         req: InsightRequest,
         prof: Profile,
         asked: questions.Question | None,
+        *,
+        model: bool = True,
     ) -> tuple[Plan | None, str]:
-        """The question as a plan: the rules' when they read one, else the model's (validated),
-        else none.
+        """The question as a plan: the rules' when they read one, else the model's (validated,
+        unless ``model`` is false), else none.
 
         The rules find every part of the question that names a column (its words, synonyms,
         aggregate, order, grain, filters) in milliseconds; the embedded model's constrained plan
@@ -635,6 +789,8 @@ class InsightService:
         if missing_columns(req.question, prof):
             # It asks for something the data lacks (a cost, a customer): the answer says so,
             # rather than a model's plan about other columns.
+            return None, "none"
+        if not model:
             return None, "none"
         schema = plan_schema(prof)
         columns = ", ".join(f"{c.name} ({c.kind})" for c in prof.columns if not c.masked)
@@ -674,6 +830,105 @@ class InsightService:
         except (BillumyError, ValidationError, ValueError) as exc:
             log.info("plan from the model unusable", extra={"reason": str(exc)[:200]})
         return None, "none"
+
+    async def _by_clause(
+        self,
+        caller: Principal,
+        req: InsightRequest,
+        prof: Profile,
+        table: data.Table,
+        most: int,
+        whole: tuple[list[Fact], set[str]],
+        covered: list[dict[str, Any]],
+        whole_plan: Plan | None,
+    ) -> _Split | None:
+        """The question answered clause by clause, when that answers more of its parts than
+        answering it whole did (``covered``); None otherwise. Each clause gets its own plan
+        (the rules', never the model's: seconds for a guess), with the filters of the clauses
+        before it that it does not set itself (:func:`_carried`), and its own facts; a
+        clause that yields none leaves the question to be answered whole."""
+        texts = questions.clauses(req.question or "")
+        if len(texts) < 2:
+            return None
+        read: list[tuple[str, questions.Question, Plan | None, str]] = []
+        before: list[Filter] = []
+        for index, text in enumerate(texts):
+            asked = questions.parse(text, prof)
+            clause_req = req.model_copy(update={"question": text})
+            plan, source = await self._plan(caller, clause_req, prof, asked, model=False)
+            if plan is not None:
+                plan = _carried(plan, before, prof)
+                if asked.has("compare_periods"):
+                    plan = _clause_period(text, prof, plan)
+                if index == 0:
+                    # The lead-in's scope ("For Bastrop East in March 2024: ...") holds for
+                    # every clause; a later clause's own ("the industrial peak") for itself.
+                    before = list(plan.filters)
+            last = read[-1] if read else None
+            if (
+                last is not None
+                and last[2] is not None
+                and plan is not None
+                and _filters(last[2]) == _filters(plan)
+                and _totals(last[0], last[1], last[2], prof)
+                and _totals(text, asked, plan, prof)
+            ):
+                # "quantos litros, quantos abastecimentos e quanto faturou": one sentence
+                # of three totals over the same rows, not three sentences.
+                merged = f"{last[0]}, {text}"
+                measures = [*last[2].measures, *plan.measures]
+                unique = list({(m.column, m.agg): m for m in measures}.values())
+                plan = last[2].model_copy(update={"measures": unique[:MAX_MEASURES]})
+                read[-1] = (merged, questions.parse(merged, prof), plan, last[3])
+                continue
+            read.append((text, asked, plan, source))
+        done: list[_Clause] = []
+        for text, asked, plan, source in read:
+            found, planned = await asyncio.to_thread(
+                self._facts, table, prof, plan, most, text, asked
+            )
+            mine = [f for f in found if f.id in planned]
+            if not mine:
+                return None
+            parts = questions.coverage(asked, found, planned, plan)
+            done.append(_Clause(text, asked, plan, source, mine, parts))
+        left = sum(not p["covered"] for clause in done for p in clause.parts)
+        ids = {f.id for clause in done for f in clause.facts}
+        mine = [f for clause in done for f in clause.facts]
+        question = req.question or ""
+        split = (left, len(_unmeasured(question, prof, mine, ids)), 0)
+        if split >= (
+            sum(not p["covered"] for p in covered),
+            len(_unmeasured(question, prof, *whole)),
+            _misplaced(question, prof, whole_plan),
+        ):
+            return None
+        # Merged, a fact two clauses produced is one; then the data's other notable facts.
+        facts: list[Fact] = []
+        seen: dict[tuple[Any, ...], Fact] = {}
+        for clause in done:
+            kept = []
+            for fact in clause.facts:
+                key = (fact.kind, tuple(fact.columns), fact.sql)
+                if key not in seen:
+                    seen[key] = fact
+                    facts.append(fact)
+                kept.append(seen[key])
+            clause.facts = kept
+        found, planned = whole
+        others = [
+            f
+            for f in found
+            if f.id not in planned and (f.kind, tuple(f.columns), f.sql) not in seen
+        ]
+        facts = (facts + others)[: max(len(facts), 2 * most + 2)]
+        for number, fact in enumerate(facts, start=1):
+            fact.id = f"f{number}"
+        for clause in done:
+            clause.parts = questions.coverage(
+                clause.asked, facts, {f.id for f in clause.facts}, clause.plan
+            )
+        return _Split(done, facts)
 
     @staticmethod
     def _facts(
@@ -752,6 +1007,10 @@ class InsightService:
                 # "the occupancy rate is 73.5%") weighs a quiet row like a busy one: the
                 # ratio of the sums answers.
                 planned = [ratio, *(f for f in planned if not _averages_rates(f))]
+                if not names_a_measure(question or "", prof):
+                    # "Qual foi a taxa de ocupação da UTI?" names a rate, no column: the total
+                    # of the plan's default measure (the charges) answers nothing asked.
+                    planned = [f for f in planned if f is ratio or f.kind != "aggregate"]
         rated = [f for f in (per, ratio) if f is not None and dimension in f.columns]
         unasked = bool(question) and not names_a_measure(question or "", prof)
         if rated and asked is not None and (asked.has("rank") or unasked):

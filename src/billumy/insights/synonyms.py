@@ -379,7 +379,21 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("emprestimo", "emprestimos", "loan", "loans", "credito", "credit"),
     ("pessoal", "personal"),
     ("consignado", "payroll"),  # crédito consignado: a loan paid from the payroll
-    ("consignado", "payroll"),
+    ("saldo", "saldos", "balance", "balances"),
+    # valor contratado: the amount lent on the contracts signed
+    (
+        "contratado",
+        "contratada",
+        "lend",
+        "lent",
+        "loaned",
+        "emprestado",
+        "emprestamos",
+        "emprestou",
+        "disbursed",
+        "desembolsado",
+    ),
+    ("carteira", "portfolio", "outstanding"),  # saldo da carteira: the outstanding balance
     ("feriado", "holiday", "holidays"),
     ("promo", "promocao", "promotion", "promotional", "promocional"),
     ("desperdicio", "wasted", "waste"),
