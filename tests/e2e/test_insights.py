@@ -565,6 +565,32 @@ def test_each_clause_of_a_question_is_answered_in_its_own_scope(server: Server) 
         assert ranking["values"]["top_segment"] == top
         assert ranking["values"]["top_value"] == admitted[top]
 
+    # A later clause about what the ranking picked: that ward's charges, in April.
+    billed: dict[str, float] = defaultdict(float)
+    rates: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in april:
+        billed[str(r["ward"])] += float(r["charges_usd"])  # type: ignore[arg-type]
+        rates[str(r["ward"])][0] += int(r["occupied_beds"])  # type: ignore[call-overload]
+        rates[str(r["ward"])][1] += int(r["staffed_beds"])  # type: ignore[call-overload]
+    lowest = min(rates, key=lambda w: rates[w][0] / rates[w][1])
+    for question, ward, amount in [
+        (
+            "Qual ala teve mais internações em abril e quanto faturou?",
+            top,
+            _pt(billed[top], 2),
+        ),
+        (
+            "Which ward had the lowest occupancy in April, and how much did it bill?",
+            lowest,
+            f"{billed[lowest]:,.2f}",
+        ),
+    ]:
+        record = _post(server, {**body, "question": question}).json()
+        text = record["answer"]["text"]
+        assert re.search(rf"{ward} (?:in|em) (?:April|abril)[^.]*{re.escape(amount)}", text), text
+        assert f"{sum(billed.values()):,.2f}" not in text  # not every ward's
+        assert f"{_pt(sum(billed.values()), 2)}" not in text
+
     day = [r for r in rows if r["census_date"] == "04/16/2024"]
     cardiology = next(r for r in day if r["ward"] == "Cardiology")
     icu_day = next(r for r in day if r["ward"] == "Medical ICU")

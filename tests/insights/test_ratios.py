@@ -308,3 +308,36 @@ def test_delinquency_is_the_balance_past_due_over_the_balance(text: str) -> None
     with data.from_records(rows) as table:
         found = jargon(text, profile(table))
     assert found is not None and found[:3] == ("ratio", "saldo_em_atraso_90d", "saldo_carteira")
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Qual foi o ticket médio da unidade Moema?", "pt"),
+        ("What was the average ticket at Moema?", "en"),
+        ("What's Moema's average order value?", "en"),
+    ],
+)
+def test_the_average_ticket_is_the_money_per_order(text: str, lang: str) -> None:
+    """ "Ticket médio" is the money taken per order, not the rows' average of the money
+    (a busy day and a quiet one weigh as their orders do)."""
+    rows = [
+        {"data": f"2024-03-{day:02d}", "unidade": unit, "faturamento": 70.0 * orders + day,
+         "pedidos": orders}
+        for day in range(1, 11)
+        for unit, orders in (("Moema", 90 + 9 * day), ("Pinheiros", 120))
+    ]  # fmt: skip
+    moema = [r for r in rows if r["unidade"] == "Moema"]
+    expected = sum(float(r["faturamento"]) for r in moema) / sum(int(r["pedidos"]) for r in moema)  # type: ignore[call-overload]
+    with data.from_records(rows) as table:
+        prof = profile(table)
+        asked = questions.parse(text, prof)
+        plan = questions.reconcile(rule_plan(text, prof), asked, prof, "rules")
+        found, planned = InsightService._facts(table, prof, plan, 3, text, asked)
+    (per,) = [f for f in found if f.kind == "per" and f.id in planned]
+    assert (per.values["numerator"], per.values["denominator"]) == ("faturamento", "pedidos")
+    assert per.values["per_value"] == pytest.approx(expected)
+    # Not also the rows' average of the money, another number.
+    assert not [f for f in found if f.id in planned and f.kind == "aggregate"]
+    ctx = Context(for_language(lang), prof, plan, planned)
+    assert ("ticket médio" if lang == "pt" else "average") in describe(per, ctx)

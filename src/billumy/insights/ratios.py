@@ -173,6 +173,10 @@ _JARGON_PHRASES: tuple[tuple[tuple[str, ...], str, str, str, str], ...] = (
     (("tempo", "medio", "de", "permanencia"), "per", "occupied", "discharges", "permanência média"),
     (("permanencia", "media"), "per", "occupied", "discharges", "permanência média"),
     (("alos",), "per", "occupied", "discharges", "ALOS"),
+    # The average ticket: the money taken per order (sale, visit), not the rows' average.
+    (("ticket", "medio"), "per", "revenue", "orders", "ticket médio"),
+    (("average", "ticket"), "per", "revenue", "orders", "average ticket"),
+    (("average", "order", "value"), "per", "revenue", "orders", "average order value"),
     (("inadimplencia",), "ratio", "overdue", "balance", "inadimplência"),
     (("delinquency",), "ratio", "overdue", "balance", "delinquency"),
     (("default", "rate"), "ratio", "overdue", "balance", "default rate"),
@@ -189,6 +193,7 @@ _PHRASE_WORDS = frozenset(
         "delinquency",
         "permanencia",
         "alos",
+        "ticket",
     }
 )
 _RATE_VOCABULARY = (

@@ -71,8 +71,9 @@ from billumy.insights.plan import (
     validate_plan,
 )
 from billumy.insights.planned import facts_for_plan
+from billumy.insights.profile import name_words
 from billumy.insights.roles import plan_agg
-from billumy.insights.rules import WEEKEND, names_a_measure, rule_plan
+from billumy.insights.rules import WEEKEND, names_a_measure, rule_order, rule_plan
 from billumy.insights.salient import salient_facts
 from billumy.insights.sources import Source, Sources, SourceTable, source_profile
 from billumy.insights.statements import Context, describe
@@ -138,10 +139,18 @@ class _Split:
         return [clause.as_dict() for clause in self.clauses]
 
 
-def _unmeasured(question: str, prof: Profile, facts: list[Fact], planned: set[str]) -> set[str]:
-    """The measures the question's clauses name that no planned fact reads: "No posto Centro
-    em janeiro: quantos litros, quantos abastecimentos e quanto faturou?" answered with the
-    refuelings and the money only leaves the litres."""
+def _unmeasured(
+    question: str,
+    prof: Profile,
+    plans: list[Plan | None],
+    facts: list[Fact],
+    planned: set[str],
+) -> set[tuple[str, str]]:
+    """The measures (column, aggregate) the question's clauses name that the answer misses:
+    no planned fact reads the column ("No posto Centro em janeiro: quantos litros, quantos
+    abastecimentos e quanto faturou?" answered with the refuelings and the money only), or
+    the ``plans`` read it with another aggregate ("How many work orders did Rio Verde open,
+    and what was the average repair time?" averaging the work orders too)."""
     texts = questions.clauses(question)
     if len(texts) < 2:
         return set()
@@ -149,9 +158,15 @@ def _unmeasured(question: str, prof: Profile, facts: list[Fact], planned: set[st
     for text in texts:
         read = rule_plan(text, prof)
         if read is not None and names_a_measure(text, prof):
-            named |= {m.column for m in read.measures if m.column != "*"}
+            named |= {(m.column, m.agg) for m in read.measures if m.column != "*"}
+    exact = {(m.column, m.agg) for plan in plans if plan for m in plan.measures}
+    other = {m.column for plan in plans if plan for m in plan.measures}
     read_by = {c for f in facts if f.id in planned for c in f.columns}
-    return named - read_by
+    return {
+        (column, agg)
+        for column, agg in named
+        if (column, agg) not in exact and (column in other or column not in read_by)
+    }
 
 
 def _filters(plan: Plan) -> set[tuple[str, str, str]]:
@@ -191,6 +206,61 @@ def _misplaced(question: str, prof: Profile, plan: Plan | None) -> int:
         for f in plan.filters
         if (f.column, str(f.value)) in later and str(f.value) not in first.get(f.column, [])
     )
+
+
+# Words that point back at what an earlier clause picked: "e quanto faturou dele?", "and
+# how much did it bill?".
+_BACK = frozenset(
+    {"dele", "dela", "deles", "delas", "nele", "nela", "neles", "nelas", "it", "its", "they",
+     "their", "them"}
+)  # fmt: skip
+_HOW_MUCH = frozenset({"quanto", "quanta", "quantos", "quantas", "como"})
+
+
+def _refers_back(text: str, asked: questions.Question) -> bool:
+    """Whether a later clause is about the segment the clause before it picked: a pronoun
+    ("dele", "it"), or in Portuguese a verb with no subject after "quanto"/"como" ("e
+    quanto faturou?", "e quantos hóspedes recebeu?": the hotel's, where "quanto faturamos?"
+    is the business's). A clause naming its own segment is about that one."""
+    if asked.segments:
+        return False
+    words = name_words(text)
+    if set(words) & _BACK:
+        return True
+    if not words or words[0] not in _HOW_MUCH:
+        return False
+    verbs = words[1:3] if words[0] != "como" else words[1:2]
+    return any(w == "teve" or (len(w) > 4 and w.endswith(("ou", "eu", "iu"))) for w in verbs)
+
+
+def _references(question: str, prof: Profile) -> int:
+    """How many clauses after a ranking point back at what it picked (:func:`_refers_back`),
+    which a whole-question answer cannot resolve."""
+    texts = questions.clauses(question)
+    if len(texts) < 2 or not questions.parse(texts[0], prof).has("rank"):
+        return 0
+    return sum(_refers_back(text, questions.parse(text, prof)) for text in texts[1:])
+
+
+def _top_segment(clause: _Clause) -> tuple[str, str] | None:
+    """(column, value) of the segment a ranking clause picked: its ranking's first, or the
+    highest (lowest, when it asks for the least) of its rate's segments."""
+    for fact in clause.facts:
+        if fact.kind == "breakdown" and fact.values.get("top_segment") is not None:
+            plan = clause.plan
+            if plan is not None and len(plan.dimensions) == 1:
+                return plan.dimensions[0], str(fact.values["top_segment"])
+    order = rule_order(clause.text)
+    for fact in clause.facts:
+        if fact.kind in ("ratio", "per") and fact.rows:
+            key = "ratio_pct" if fact.kind == "ratio" else "per_value"
+            dimension = next((c for c in fact.rows[0] if c in fact.columns), None)
+            rated = [(float(v), r) for r in fact.rows if isinstance(v := r.get(key), int | float)]
+            if dimension is None or not rated:
+                continue
+            _, pick = (min if order == "asc" else max)(rated, key=lambda pair: pair[0])
+            return dimension, str(pick[dimension])
+    return None
 
 
 def _carried(plan: Plan, before: list[Filter], prof: Profile) -> Plan:
@@ -643,8 +713,9 @@ class InsightService:
                 split = None
                 if (
                     any(not part["covered"] for part in covered)
-                    or _unmeasured(req.question or "", prof, found, planned)
+                    or _unmeasured(req.question or "", prof, [plan], found, planned)
                     or _misplaced(req.question or "", prof, plan)
+                    or _references(req.question or "", prof)
                 ):
                     # "Qual foi a taxa de ocupação da UTI em abril e qual ala teve mais
                     # internações?": the UTI is the rate's, the ranking is of every ward.
@@ -854,6 +925,7 @@ class InsightService:
         before: list[Filter] = []
         for index, text in enumerate(texts):
             asked = questions.parse(text, prof)
+            back = index > 0 and _refers_back(text, asked)
             clause_req = req.model_copy(update={"question": text})
             plan, source = await self._plan(caller, clause_req, prof, asked, model=False)
             if plan is not None:
@@ -869,6 +941,7 @@ class InsightService:
                 last is not None
                 and last[2] is not None
                 and plan is not None
+                and not back
                 and _filters(last[2]) == _filters(plan)
                 and _totals(last[0], last[1], last[2], prof)
                 and _totals(text, asked, plan, prof)
@@ -883,7 +956,25 @@ class InsightService:
                 continue
             read.append((text, asked, plan, source))
         done: list[_Clause] = []
+        resolved = 0
         for text, asked, plan, source in read:
+            top = _top_segment(done[-1]) if done and _refers_back(text, asked) else None
+            if top is not None and plan is None:
+                # "e qual foi o ticket médio dele?" names no column: the rules read it with
+                # the segment named ("... dele Pinheiros"), then the lead-in's filters.
+                named = f"{text} {top[1]}"
+                named_req = req.model_copy(update={"question": named})
+                parsed = questions.parse(named, prof)
+                plan, _ = await self._plan(caller, named_req, prof, parsed, model=False)
+                plan = None if plan is None else _carried(plan, before, prof)
+            if top is not None and plan is not None:
+                # "Qual hotel teve a maior ocupação em março e quanto faturou?": what that
+                # hotel billed, not every hotel.
+                column, value = top
+                own = [f for f in plan.filters if f.column != column]
+                filters = [*own, Filter(column=column, op="=", value=value)]
+                plan = plan.model_copy(update={"filters": filters})
+                resolved += 1
             found, planned = await asyncio.to_thread(
                 self._facts, table, prof, plan, most, text, asked
             )
@@ -896,11 +987,19 @@ class InsightService:
         ids = {f.id for clause in done for f in clause.facts}
         mine = [f for clause in done for f in clause.facts]
         question = req.question or ""
-        split = (left, len(_unmeasured(question, prof, mine, ids)), 0)
+        plans = [clause.plan for clause in done]
+        references = _references(question, prof)
+        split = (
+            left,
+            len(_unmeasured(question, prof, plans, mine, ids)),
+            0,
+            references - resolved,
+        )
         if split >= (
             sum(not p["covered"] for p in covered),
-            len(_unmeasured(question, prof, *whole)),
+            len(_unmeasured(question, prof, [whole_plan], *whole)),
             _misplaced(question, prof, whole_plan),
+            references,
         ):
             return None
         # Merged, a fact two clauses produced is one; then the data's other notable facts.

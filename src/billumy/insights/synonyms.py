@@ -216,6 +216,9 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
         "leaver",
         "attrition",
         "turnover",
+        "sairam",  # "quantas pessoas saíram"
+        "saiu",
+        "saimos",
         *_LOSING,
     ),
     ("payroll", "folha", "salario", "salary", "wage"),
@@ -380,6 +383,10 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("pessoal", "personal"),
     ("consignado", "payroll"),  # crédito consignado: a loan paid from the payroll
     ("saldo", "saldos", "balance", "balances"),
+    ("reparo", "reparos", "repair", "repairs", "conserto", "consertos"),
+    # OS: "ordem de serviço", a work order
+    ("os", "ordem", "ordens", "workorder", "workorders"),
+    ("aberta", "abertas", "aberto", "abertos", "open", "opened"),
     # valor contratado: the amount lent on the contracts signed
     (
         "contratado",
