@@ -7,8 +7,10 @@ upward line; Norte's sales fall to 40% in weeks 20 and 21 (the weeks of 13 and 2
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from collections.abc import Callable
+import re
+from collections.abc import AsyncIterator, Callable
 from datetime import date, timedelta
 
 import pytest
@@ -351,3 +353,61 @@ def test_small_counts_need_more_than_their_poisson_noise(spike: int, flagged: bo
 )
 def test_a_word_of_anomaly_keeps_the_direction_asked(question: str, direction: str | None) -> None:
     assert asked_direction(question) == direction
+
+
+def _loans() -> list[dict[str, object]]:
+    """Monthly loan book per product: what was lent (one month of Rural lending triples) and
+    the month's average rate of interest (steady)."""
+    return [
+        {"mes": date(2023 + (m - 1) // 12, (m - 1) % 12 + 1, 1), "produto": product,
+         "valor_contratado": base * (3.0 if (product, m) == ("Rural", 9) else 1.0) + 100 * m,
+         "taxa_media_mensal": rate + 0.01 * (m % 3)}
+        for m in range(1, 19)
+        for product, base, rate in (("Rural", 50_000.0, 0.95), ("Pessoal", 20_000.0, 3.4))
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("question", "lang", "opening"),
+    [
+        # The rate of interest is the book's rate column: steady, so no.
+        ("A taxa de juros de algum produto subiu fora do normal em algum mês?", "pt", "Não"),
+        ("Did the interest rate of any product spike in any month?", "en", "No"),
+        # No column of cost: Rural's lending spike is no answer to it, and no "yes".
+        ("O custo de captação de algum produto subiu fora do normal?", "pt", "Os dados não"),
+        ("Did our funding cost spike in any month?", "en", "The data has no"),
+    ],
+)
+def test_an_anomaly_is_judged_on_the_measure_asked_or_not_at_all(
+    question: str, lang: str, opening: str
+) -> None:
+    from billumy.insights import question as questions
+    from billumy.insights.service import InsightService
+    from billumy.schemas.insights import InsightRequest
+
+    service = InsightService.__new__(InsightService)  # the plan as the service makes it
+
+    async def no_model(*args: object, **kwargs: object) -> AsyncIterator[str]:
+        raise AssertionError("the model was asked")
+        yield ""
+
+    service._stream = no_model  # type: ignore[method-assign,assignment]
+    with data.from_records(_loans()) as table:
+        prof = profile(table)
+        asked = questions.parse(question, prof)
+        request = InsightRequest(question=question)
+        plan, _ = asyncio.run(service._plan(None, request, prof, asked))  # type: ignore[arg-type]
+        found, planned = InsightService._facts(table, prof, plan, 3, question, asked)
+    ctx = Context(for_language(lang), prof, plan, planned)
+    for fact in found:
+        fact.statement = describe(fact, ctx)
+    answer = build_answer(question=question, facts=found, ctx=ctx, most=3)
+    assert answer.text.startswith(opening), answer.text
+    anomaly = next(f for f in found if f.kind == "anomaly")
+    if opening in ("Não", "No"):
+        assert anomaly.id in planned and anomaly.values["measure"] == "taxa_media_mensal"
+        assert anomaly.values["dimension"] == "produto"
+    else:
+        # Rural's spike may be told as a notable fact, never as the answer.
+        assert anomaly.id not in planned
+        assert not re.match(r"(Sim|Yes)\b", answer.text)

@@ -1132,6 +1132,10 @@ class InsightService:
             if change is not None:
                 planned = [change, *planned]
         direction = anomalies.asked_direction(question) if question else None
+        if direction and question and any(c.measure for c in missing_columns(question, prof)):
+            # "a taxa de juros subiu fora do normal?" on data with no rate of interest: a
+            # spike of another measure is no answer, and "Sim" about it would be false.
+            direction = None
         focus = _anomaly_plan(question, prof, plan) if direction and question else None
         scope = anomalies.plan_scope(table, prof, focus)
         if scope is not None and direction and asked is not None:

@@ -400,7 +400,9 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
         "disbursed",
         "desembolsado",
     ),
-    ("carteira", "portfolio", "outstanding"),  # saldo da carteira: the outstanding balance
+    ("carteira", "portfolio", "outstanding"),
+    # On a loan book the rate (taxa_média_mensal) is the rate of interest.
+    ("juros", "interest", "taxa"),  # saldo da carteira: the outstanding balance
     ("feriado", "holiday", "holidays"),
     ("promo", "promocao", "promotion", "promotional", "promocional"),
     ("desperdicio", "wasted", "waste"),
