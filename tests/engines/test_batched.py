@@ -447,3 +447,46 @@ def test_a_smaller_context_runs_in_the_loaded_larger_one_without_batching() -> N
             await engine.aclose()
 
     asyncio.run(main())
+
+
+def test_a_step_s_chunks_reach_the_event_loop_in_one_wake_up() -> None:
+    """The scheduler thread posts a step's chunks (four sequences: four chunks) through one
+    ``call_soon_threadsafe``: each wake-up of the event loop takes a core from llama.cpp's
+    threads in the middle of the next step. Posted while the loop is busy, three callbacks
+    cost one wake-up and run in the order posted."""
+    import threading
+
+    from billumy.engines.llamacpp import _Mailbox
+
+    loop = asyncio.new_event_loop()
+    wakes = 0
+    real = loop.call_soon_threadsafe
+
+    def counted(callback: Callable[..., object], *args: object) -> asyncio.Handle:
+        nonlocal wakes
+        wakes += 1
+        return real(callback, *args)
+
+    loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+    box = _Mailbox(loop)
+    ran: list[int] = []
+    posted = threading.Event()
+
+    def scheduler() -> None:
+        for i in range(3):
+            box.post(lambda i=i: ran.append(i))  # type: ignore[misc]
+        posted.set()
+
+    async def main() -> None:
+        threading.Thread(target=scheduler).start()
+        posted.wait()  # the loop is busy (blocked here) while the thread posts
+        await asyncio.sleep(0.05)
+        box.post(lambda: ran.append(3))  # the next step: a wake-up of its own
+        await asyncio.sleep(0.05)
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert ran == [0, 1, 2, 3]
+    assert wakes == 2

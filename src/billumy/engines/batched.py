@@ -165,6 +165,7 @@ class BatchedModel:
         self.steps = 0  # decode calls so far
         self.batch_tokens = 0  # tokens they decoded
         self.batch_sequences = 0  # sequences in them, added up over the steps
+        self._outbox: list[tuple[Emit, Chunk]] | None = None  # a step's chunks, sent together
         self._thread = threading.Thread(target=self._loop, name="llama-batch", daemon=True)
         self._thread.start()
 
@@ -335,7 +336,9 @@ class BatchedModel:
         # One decode for the generating sequences' tokens, then one per prompt chunk: llama.cpp
         # cuts a batch for separate per-sequence caches into ubatches holding as many tokens of
         # each sequence, so a prompt chunk decoded beside one-token sequences went through many
-        # small ubatches (a 40-token prompt joining took seconds on a busy machine).
+        # small ubatches (a 40-token prompt joining took seconds on a busy machine). Prompts
+        # decoded together did not bring the fourth of four first tokens any sooner (they
+        # reach the engine one after another): their first tokens just came later.
         if generating:
             self._decode(
                 [(s, [s.last], len(s.tokens) + len(s.generated) - 1, True) for s in generating]
@@ -369,8 +372,17 @@ class BatchedModel:
         if status != 0:
             raise EngineError(f"llama_decode returned {status}")
         self.batch_tokens += n
-        for sequence, index in outputs:
-            self._sample(sequence, index)
+        # Every sequence is sampled before any chunk goes out: the chunks of one step reach
+        # the event loop together, in one wake-up, not one per sequence between samplings
+        # (each wake-up takes a core from llama.cpp's threads in the middle of the next step).
+        self._outbox = []
+        try:
+            for sequence, index in outputs:
+                self._sample(sequence, index)
+        finally:
+            outbox, self._outbox = self._outbox, None
+            for emit, item in outbox:
+                emit(item)
 
     def _stopped_early(self, sequence: Sequence) -> None:
         log.info(
@@ -398,13 +410,13 @@ class BatchedModel:
             sequence.last = token
             piece = assembler.feed(self.llm.detokenize([token]))
             if piece:
-                sequence.emit(Chunk(text=piece))
+                self._send(sequence, Chunk(text=piece))
             stopped = assembler.stopped
         if not stopped and len(sequence.generated) < sequence.budget and not sequence.cancelled:
             return
         tail = assembler.flush()
         if tail:
-            sequence.emit(Chunk(text=tail))
+            self._send(sequence, Chunk(text=tail))
         done = Chunk(
             done=True,
             done_reason="stop" if stopped else "length",
@@ -419,7 +431,14 @@ class BatchedModel:
             self._stopped_early(sequence)  # in this step: it keeps what it decoded
         sequence.finished = True
         self._leave(sequence)  # out of the batch before its client hears it is done
-        sequence.emit(done)
+        self._send(sequence, done)
+
+    def _send(self, sequence: Sequence, item: Chunk) -> None:
+        """``item`` to ``sequence``'s client: at the end of the step when one is sampling."""
+        if self._outbox is not None:
+            self._outbox.append((sequence.emit, item))
+        else:
+            sequence.emit(item)
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:

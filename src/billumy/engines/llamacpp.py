@@ -74,6 +74,12 @@ class LlamaCppEngine:
         # Counters of batched contexts already freed (``stats`` adds the live ones).
         self._retired = {"steps": 0, "batch_tokens": 0, "batch_sequences": 0}
         self._reaper: asyncio.Task[None] | None = None
+        self._box: _Mailbox | None = None  # the batched sequences' chunks to the event loop
+
+    def _mailbox(self, loop: asyncio.AbstractEventLoop) -> _Mailbox:
+        if self._box is None or self._box.loop is not loop:
+            self._box = _Mailbox(loop)
+        return self._box
 
     # --- scheduling -------------------------------------------------------------------------
 
@@ -395,8 +401,10 @@ class LlamaCppEngine:
             tokens, stops = await self._run(lambda: prompt_tokens(shared, request, n_ctx))
             queue: asyncio.Queue[Chunk | BaseException] = asyncio.Queue()
 
+            mailbox = self._mailbox(loop)
+
             def emit(item: Chunk | BaseException) -> None:
-                _post(loop, lambda: queue.put_nowait(item))
+                mailbox.post(lambda: queue.put_nowait(item))
 
             def settle() -> None:
                 if not left.done():
@@ -555,6 +563,30 @@ async def _delivered(
             yield item
             return
         yield item
+
+
+class _Mailbox:
+    """Callbacks for one event loop from the scheduler thread, run in one wake-up of the loop
+    however many are posted before it runs: the four chunks of a four-sequence step cost the
+    loop one wake-up (and llama.cpp's threads one interruption), not four."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._lock = threading.Lock()
+        self._waiting: list[Callable[[], object]] = []
+
+    def post(self, callback: Callable[[], object]) -> None:
+        with self._lock:
+            self._waiting.append(callback)
+            if len(self._waiting) > 1:
+                return  # a wake-up is already on its way
+        _post(self.loop, self._run)
+
+    def _run(self) -> None:
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+        for callback in waiting:
+            callback()
 
 
 def _post(loop: asyncio.AbstractEventLoop, callback: Callable[[], object]) -> None:
