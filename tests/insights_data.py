@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from datetime import date, timedelta
+
+from billumy.insights import question as questions
+from billumy.insights.model import Profile
+from billumy.insights.plan import Plan
+from billumy.insights.service import InsightService
+from billumy.schemas.insights import InsightRequest
 
 STORES = {"Centro": 5000.0, "Norte": 4000.0, "Sul": 3000.0}
 
@@ -27,3 +35,19 @@ def weekly_stores() -> list[dict[str, object]]:
                 }
             )
     return rows
+
+
+def service_plan(question: str, prof: Profile) -> Plan | None:
+    """The plan :class:`InsightService` makes of ``question`` (its rules, their correction
+    and its refusals when a column is missing), with no model: a test fails if it is asked."""
+    service = InsightService.__new__(InsightService)
+
+    async def no_model(*args: object, **kwargs: object) -> AsyncIterator[str]:
+        raise AssertionError("the model was asked")
+        yield ""
+
+    service._stream = no_model  # type: ignore[method-assign,assignment]
+    request = InsightRequest(question=question)
+    asked = questions.parse(question, prof)
+    plan, _ = asyncio.run(service._plan(None, request, prof, asked))  # type: ignore[arg-type]
+    return plan

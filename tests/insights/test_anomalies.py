@@ -7,10 +7,9 @@ upward line; Norte's sales fall to 40% in weeks 20 and 21 (the weeks of 13 and 2
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import date, timedelta
 
 import pytest
@@ -383,20 +382,12 @@ def test_an_anomaly_is_judged_on_the_measure_asked_or_not_at_all(
 ) -> None:
     from billumy.insights import question as questions
     from billumy.insights.service import InsightService
-    from billumy.schemas.insights import InsightRequest
+    from tests.insights_data import service_plan
 
-    service = InsightService.__new__(InsightService)  # the plan as the service makes it
-
-    async def no_model(*args: object, **kwargs: object) -> AsyncIterator[str]:
-        raise AssertionError("the model was asked")
-        yield ""
-
-    service._stream = no_model  # type: ignore[method-assign,assignment]
     with data.from_records(_loans()) as table:
         prof = profile(table)
         asked = questions.parse(question, prof)
-        request = InsightRequest(question=question)
-        plan, _ = asyncio.run(service._plan(None, request, prof, asked))  # type: ignore[arg-type]
+        plan = service_plan(question, prof)
         found, planned = InsightService._facts(table, prof, plan, 3, question, asked)
     ctx = Context(for_language(lang), prof, plan, planned)
     for fact in found:

@@ -5,8 +5,7 @@ computed here by its own DuckDB query over the same rows, never read back from t
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
@@ -26,8 +25,7 @@ from billumy.insights.rules import rule_plan
 from billumy.insights.service import InsightService
 from billumy.insights.statements import Context, describe
 from billumy.language import guess_language
-from billumy.schemas.insights import InsightRequest
-from tests.insights_data import weekly_stores
+from tests.insights_data import service_plan, weekly_stores
 
 LIMITS = data.Limits(max_rows=100_000, max_columns=50, max_bytes=100_000_000)
 
@@ -459,16 +457,7 @@ def test_a_missing_quantity_of_something_is_not_that_something_s_total(
     """ "The total cost of deliveries" on data with deliveries but no cost: the deliveries'
     total would answer another question; a second part that names its own measure is still
     answered."""
-    prof = stores[1]
-    service = InsightService.__new__(InsightService)
-
-    async def no_model(*args: Any, **kwargs: Any) -> AsyncIterator[str]:
-        raise AssertionError("the model was asked")
-        yield ""
-
-    service._stream = no_model  # type: ignore[method-assign]
-    request = InsightRequest(question=text)
-    plan, _ = asyncio.run(service._plan(None, request, prof, questions.parse(text, prof)))  # type: ignore[arg-type]
+    plan = service_plan(text, stores[1])
     assert (plan is not None) is planned
 
 
