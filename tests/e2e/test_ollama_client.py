@@ -24,11 +24,13 @@ def test_generate_non_streaming_reports_ollama_statistics(client: ollama.Client)
     assert r.response.strip()
     assert r.model == "billumy"
     assert r.eval_count and 0 < r.eval_count <= 13
-    assert r.prompt_eval_count and r.prompt_eval_count > 10  # the persona's system prompt counts
+    # The prompt holds the persona's system prompt; with batching, an earlier request's KV of
+    # it is reused and prompt_eval_count counts the tokens evaluated (as Ollama does).
+    assert r.context and len(r.context) - r.eval_count > 10
+    assert r.prompt_eval_count and 0 < r.prompt_eval_count <= len(r.context)
     for name in ("total_duration", "prompt_eval_duration", "eval_duration"):
         assert getattr(r, name) > 0, name
     assert r.total_duration >= r.eval_duration
-    assert r.context and len(r.context) >= r.prompt_eval_count
 
 
 def test_generate_streams_chunks_then_a_final_one(client: ollama.Client) -> None:
