@@ -42,6 +42,19 @@ def test_defaults() -> None:
     assert billumy.parameters == {"temperature": 0.7, "num_ctx": 2048}
 
 
+def test_four_batched_generations_by_default_one_context_without_batching(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Batching is on with four sequences; turned off, one context (four would each take
+    every thread) unless num_parallel is set too."""
+    settings = Settings()
+    assert (settings.engine_batching, settings.num_parallel) == (True, 4)
+    monkeypatch.setenv("BILLUMY_ENGINE_BATCHING", "false")
+    assert Settings().num_parallel == 1
+    monkeypatch.setenv("BILLUMY_NUM_PARALLEL", "3")
+    assert (Settings().engine_batching, Settings().num_parallel) == (False, 3)
+
+
 def test_environment_overrides_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BILLUMY_PORT", "9123")
     monkeypatch.setenv("BILLUMY_HOST", "0.0.0.0")

@@ -370,10 +370,16 @@ class Settings(BaseSettings):
         default=0, ge=0, description="llama.cpp threads per generation; 0 means all CPU cores."
     )
     num_parallel: int = Field(
-        default=1, ge=1, le=64, description="Generations run at once per model (one context each)."
+        default=4,
+        ge=1,
+        le=64,
+        description=(
+            "Generations run at once per model: sequences of one context with engine_batching "
+            "(default 4), one context each without it (default 1)."
+        ),
     )
     engine_batching: bool = Field(
-        default=False,
+        default=True,
         description=(
             "Continuous batching: the engine runs a model's num_parallel generations as "
             "sequences of one llama.cpp context (one copy of the KV memory, one scheduler "
@@ -711,6 +717,14 @@ class Settings(BaseSettings):
         if text != "auto":
             raise ValueError("insights_narrative must be auto, true or false")
         return text
+
+    @model_validator(mode="after")
+    def _one_context_each_unless_batched(self) -> Settings:
+        # Unbatched, each parallel generation is a context with all the threads: four would
+        # share the cores four ways. One, unless num_parallel is set.
+        if not self.engine_batching and "num_parallel" not in self.model_fields_set:
+            self.num_parallel = 1
+        return self
 
     @model_validator(mode="after")
     def _unique_sources(self) -> Settings:

@@ -52,9 +52,11 @@ class Server:
     def environment(self) -> dict[str, str]:
         """The environment ``billumy`` commands of this server run with."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("BILLUMY_")}
-        # The whole e2e suite can run on the batched engine (BILLUMY_TEST_ENGINE_BATCHING=1).
-        if os.environ.get("BILLUMY_TEST_ENGINE_BATCHING"):
-            env["BILLUMY_ENGINE_BATCHING"] = "true"
+        # The whole e2e suite can run on the unbatched engine (BILLUMY_TEST_ENGINE_BATCHING=0;
+        # batching is the default).
+        batching = os.environ.get("BILLUMY_TEST_ENGINE_BATCHING")
+        if batching:
+            env["BILLUMY_ENGINE_BATCHING"] = "false" if batching == "0" else "true"
         env.update(
             {
                 "BILLUMY_DATA_DIR": str(self.data_dir),

@@ -193,7 +193,9 @@ def test_client_disconnect_stops_non_streaming_generation(server: Server) -> Non
 
 
 def test_queue_full_answers_503_with_retry_after(make_server: type[Server], tmp_path) -> None:  # type: ignore[no-untyped-def]
-    srv = make_server(data_dir=tmp_path / "q", env={"BILLUMY_MAX_QUEUE": "1"}).start()
+    # One generation at a time (the default is four batched), one waiting, the next refused.
+    env = {"BILLUMY_MAX_QUEUE": "1", "BILLUMY_NUM_PARALLEL": "1"}
+    srv = make_server(data_dir=tmp_path / "q", env=env).start()
     long_body = {
         "model": "smollm2-135m",
         "prompt": "Write a long story.",
