@@ -139,34 +139,69 @@ class _Split:
         return [clause.as_dict() for clause in self.clauses]
 
 
-def _unmeasured(
-    question: str,
-    prof: Profile,
-    plans: list[Plan | None],
-    facts: list[Fact],
-    planned: set[str],
-) -> set[tuple[str, str]]:
-    """The measures (column, aggregate) the question's clauses name that the answer misses:
-    no planned fact reads the column ("No posto Centro em janeiro: quantos litros, quantos
-    abastecimentos e quanto faturou?" answered with the refuelings and the money only), or
-    the ``plans`` read it with another aggregate ("How many work orders did Rio Verde open,
-    and what was the average repair time?" averaging the work orders too)."""
-    texts = questions.clauses(question)
-    if len(texts) < 2:
-        return set()
-    named = set()
-    for text in texts:
-        read = rule_plan(text, prof)
-        if read is not None and names_a_measure(text, prof):
-            named |= {(m.column, m.agg) for m in read.measures if m.column != "*"}
-    exact = {(m.column, m.agg) for plan in plans if plan for m in plan.measures}
-    other = {m.column for plan in plans if plan for m in plan.measures}
-    read_by = {c for f in facts if f.id in planned for c in f.columns}
-    return {
-        (column, agg)
-        for column, agg in named
-        if (column, agg) not in exact and (column in other or column not in read_by)
-    }
+@dataclass
+class _Clauses:
+    """A question's clauses (:func:`questions.clauses`), each parsed once, and the measures
+    (column, aggregate) the rules read in each; none when it asks one thing."""
+
+    parsed: list[tuple[str, questions.Question]]
+    named: set[tuple[str, str]]
+
+    @classmethod
+    def of(cls, question: str, prof: Profile) -> _Clauses:
+        texts = questions.clauses(question)
+        if len(texts) < 2:
+            return cls([], set())
+        named: set[tuple[str, str]] = set()
+        for text in texts:
+            read = rule_plan(text, prof)
+            if read is not None and names_a_measure(text, prof):
+                named |= {(m.column, m.agg) for m in read.measures if m.column != "*"}
+        return cls([(text, questions.parse(text, prof)) for text in texts], named)
+
+    def unmeasured(
+        self, plans: list[Plan | None], facts: list[Fact], planned: set[str]
+    ) -> set[tuple[str, str]]:
+        """The measures the clauses name that the answer misses: no planned fact reads the
+        column ("No posto Centro em janeiro: quantos litros, quantos abastecimentos e quanto
+        faturou?" answered with the refuelings and the money only), or the ``plans`` read it
+        with another aggregate ("How many work orders did Rio Verde open, and what was the
+        average repair time?" averaging the work orders too)."""
+        exact = {(m.column, m.agg) for plan in plans if plan for m in plan.measures}
+        other = {m.column for plan in plans if plan for m in plan.measures}
+        read_by = {c for f in facts if f.id in planned for c in f.columns}
+        return {
+            (column, agg)
+            for column, agg in self.named
+            if (column, agg) not in exact and (column in other or column not in read_by)
+        }
+
+    def misplaced(self, plan: Plan | None) -> int:
+        """How many of ``plan``'s filters hold a value only a later clause names, and so
+        belong to that clause alone: "For Bastrop East in March 2024: how much energy did it
+        deliver, what was the industrial peak demand, and how much did we bill?" bills every
+        class."""
+        if plan is None or not self.parsed:
+            return 0
+        first = self.parsed[0][1].segments
+        later = {
+            (column, value)
+            for _, asked in self.parsed[1:]
+            for column, values in asked.segments.items()
+            for value in values
+        }
+        return sum(
+            1
+            for f in plan.filters
+            if (f.column, str(f.value)) in later and str(f.value) not in first.get(f.column, [])
+        )
+
+    def references(self) -> int:
+        """How many clauses after a ranking point back at what it picked
+        (:func:`_refers_back`), which a whole-question answer cannot resolve."""
+        if not self.parsed or not self.parsed[0][1].has("rank"):
+            return 0
+        return sum(_refers_back(text, asked) for text, asked in self.parsed[1:])
 
 
 def _filters(plan: Plan) -> set[tuple[str, str, str]]:
@@ -184,27 +219,6 @@ def _totals(text: str, asked: questions.Question, plan: Plan | None, prof: Profi
         and not ratios.asks_for_rate(text)
         and ratios.jargon(text, prof) is None
         and anomalies.asked_direction(text) is None
-    )
-
-
-def _misplaced(question: str, prof: Profile, plan: Plan | None) -> int:
-    """How many of ``plan``'s filters hold a value only a later clause names, and so belong
-    to that clause alone: "For Bastrop East in March 2024: how much energy did it deliver,
-    what was the industrial peak demand, and how much did we bill?" bills every class."""
-    texts = questions.clauses(question)
-    if plan is None or len(texts) < 2:
-        return 0
-    first = questions.parse(texts[0], prof).segments
-    later = {
-        (column, value)
-        for text in texts[1:]
-        for column, values in questions.parse(text, prof).segments.items()
-        for value in values
-    }
-    return sum(
-        1
-        for f in plan.filters
-        if (f.column, str(f.value)) in later and str(f.value) not in first.get(f.column, [])
     )
 
 
@@ -231,15 +245,6 @@ def _refers_back(text: str, asked: questions.Question) -> bool:
         return False
     verbs = words[1:3] if words[0] != "como" else words[1:2]
     return any(w == "teve" or (len(w) > 4 and w.endswith(("ou", "eu", "iu"))) for w in verbs)
-
-
-def _references(question: str, prof: Profile) -> int:
-    """How many clauses after a ranking point back at what it picked (:func:`_refers_back`),
-    which a whole-question answer cannot resolve."""
-    texts = questions.clauses(question)
-    if len(texts) < 2 or not questions.parse(texts[0], prof).has("rank"):
-        return 0
-    return sum(_refers_back(text, questions.parse(text, prof)) for text in texts[1:])
 
 
 def _top_segment(clause: _Clause) -> tuple[str, str] | None:
@@ -711,16 +716,24 @@ class InsightService:
                     questions.coverage(asked, found, planned, plan) if asked is not None else []
                 )
                 split = None
+                clauses = _Clauses.of(req.question or "", prof)
                 if (
                     any(not part["covered"] for part in covered)
-                    or _unmeasured(req.question or "", prof, [plan], found, planned)
-                    or _misplaced(req.question or "", prof, plan)
-                    or _references(req.question or "", prof)
+                    or clauses.unmeasured([plan], found, planned)
+                    or clauses.misplaced(plan)
+                    or clauses.references()
                 ):
                     # "Qual foi a taxa de ocupação da UTI em abril e qual ala teve mais
                     # internações?": the UTI is the rate's, the ranking is of every ward.
                     split = await self._by_clause(
-                        caller, req, prof, loaded.table, most, (found, planned), covered, plan
+                        caller,
+                        req,
+                        prof,
+                        loaded.table,
+                        most,
+                        clauses,
+                        (found, planned, plan),
+                        covered,
                     )
                 clock.lap("facts")
             finally:
@@ -909,22 +922,20 @@ class InsightService:
         prof: Profile,
         table: data.Table,
         most: int,
-        whole: tuple[list[Fact], set[str]],
+        clauses: _Clauses,
+        whole: tuple[list[Fact], set[str], Plan | None],
         covered: list[dict[str, Any]],
-        whole_plan: Plan | None,
     ) -> _Split | None:
         """The question answered clause by clause, when that answers more of its parts than
         answering it whole did (``covered``); None otherwise. Each clause gets its own plan
         (the rules', never the model's: seconds for a guess), with the filters of the clauses
         before it that it does not set itself (:func:`_carried`), and its own facts; a
         clause that yields none leaves the question to be answered whole."""
-        texts = questions.clauses(req.question or "")
-        if len(texts) < 2:
+        if not clauses.parsed:
             return None
         read: list[tuple[str, questions.Question, Plan | None, str]] = []
         before: list[Filter] = []
-        for index, text in enumerate(texts):
-            asked = questions.parse(text, prof)
+        for index, (text, asked) in enumerate(clauses.parsed):
             back = index > 0 and _refers_back(text, asked)
             clause_req = req.model_copy(update={"question": text})
             plan, source = await self._plan(caller, clause_req, prof, asked, model=False)
@@ -986,19 +997,14 @@ class InsightService:
         left = sum(not p["covered"] for clause in done for p in clause.parts)
         ids = {f.id for clause in done for f in clause.facts}
         mine = [f for clause in done for f in clause.facts]
-        question = req.question or ""
         plans = [clause.plan for clause in done]
-        references = _references(question, prof)
-        split = (
-            left,
-            len(_unmeasured(question, prof, plans, mine, ids)),
-            0,
-            references - resolved,
-        )
+        references = clauses.references()
+        found, planned, whole_plan = whole
+        split = (left, len(clauses.unmeasured(plans, mine, ids)), 0, references - resolved)
         if split >= (
             sum(not p["covered"] for p in covered),
-            len(_unmeasured(question, prof, [whole_plan], *whole)),
-            _misplaced(question, prof, whole_plan),
+            len(clauses.unmeasured([whole_plan], found, planned)),
+            clauses.misplaced(whole_plan),
             references,
         ):
             return None
@@ -1014,7 +1020,6 @@ class InsightService:
                     facts.append(fact)
                 kept.append(seen[key])
             clause.facts = kept
-        found, planned = whole
         others = [
             f
             for f in found
