@@ -168,6 +168,19 @@ def test_plan_filters_and_averages(stores: tuple[data.Table, Profile]) -> None:
     )
 
 
+def test_a_filter_no_row_meets_is_said_plainly(stores: tuple[data.Table, Profile]) -> None:
+    """A sum over no rows is SQL's NULL: the answer says no row matched, not "n/d"."""
+    table, prof = stores
+    plan = Plan(
+        measures=[Measure(column="receita", agg="sum")],
+        filters=[Filter(column="loja", op="=", value="Z")],
+    )
+    found = facts_for_plan(table, prof, plan)
+    pt, en = _ctx("pt", prof, plan, found), _ctx("en", prof, plan, found)
+    assert describe(found[0], pt) == "Para loja Z, nenhuma linha com receita atende aos filtros."
+    assert describe(found[0], en) == "For loja Z, no rows with receita match."
+
+
 def test_an_aggregate_named_twice_is_said_once(stores: tuple[data.Table, Profile]) -> None:
     table, prof = stores
     twice = Measure(column="receita", agg="max")

@@ -242,3 +242,23 @@ def test_the_shape_groups_a_timestamp_by_its_day() -> None:
     shape = cube.choose(types, [], distinct, rows=1_000_000)
     assert shape is not None and shape.days == ("criado_em",)
     assert "date_trunc('day', \"criado_em\")" in cube.cube_sql(shape)
+
+
+def test_a_not_null_key_is_counted_from_the_rows(con: duckdb.DuckDBPyConnection) -> None:
+    """ "How many orders": ``count(id)`` of a NOT NULL key is the aggregate's rows, though keys
+    are neither summed nor counted in it; a nullable column's count is never the rows."""
+    keyed = cube.Shape(
+        dims=SHAPE.dims,
+        measures=(("valor", "DOUBLE"), ("quantidade", "BIGINT")),
+        counted=SHAPE.counted,
+        required=frozenset({"id"}),
+    )
+    sql = "SELECT canal, count(id) AS n FROM data WHERE criado_em < ? GROUP BY 1 ORDER BY 1"
+    rewritten = cube.rewrite(sql, keyed, COLUMNS)
+    assert rewritten is not None and "__rows__" in rewritten
+    assert (
+        con.execute(rewritten, ["2024-06-01"]).fetchall()
+        == con.execute(sql, ["2024-06-01"]).fetchall()
+    )
+    unkeyed = cube.Shape(dims=SHAPE.dims, measures=keyed.measures, counted=SHAPE.counted)
+    assert cube.rewrite(sql, unkeyed, COLUMNS) is None

@@ -123,7 +123,9 @@ def test_periods_named(stores: tuple[data.Table, Profile]) -> None:
     assert [w.label for w in questions.parse("Q2 2024 sales", prof).windows] == ["2024-Q2"]
     assert [w.label for w in questions.parse("em 2024", prof).windows] == ["2024"]
     # A year outside the data is no period of it.
-    assert questions.parse("em 2019", prof).windows == []
+    # A year the data lacks, asked for, is kept: its facts find no rows and say so.
+    assert [w.label for w in questions.parse("em 2019", prof).windows] == ["2019"]
+    assert questions.parse("lojas com mais de 2000 itens", prof).windows == []
     # "semana 20" is the week-number column's value, and the week before is 19.
     (week,) = questions.parse("na semana 20", prof).windows
     assert (week.column, week.value, week.previous().value) == ("semana", 20, 19)

@@ -26,7 +26,7 @@ from billumy.insights.model import ColumnProfile, Fact, Profile
 from billumy.insights.naming import named_columns, names_sales
 from billumy.insights.profile import name_words
 from billumy.insights.rules import DURATION_WORDS, is_duration
-from billumy.insights.statements import Context, describe, metric_of
+from billumy.insights.statements import Context, describe, metric_of, span
 from billumy.insights.statements import grain_of as _grain_of
 from billumy.insights.synonyms import synonym_groups, variants
 
@@ -542,7 +542,13 @@ def build_answer(
     # explains a change.
     planned.sort(key=lambda f: (f.kind != "anomaly", f.kind != "change"))
     chosen = planned or list(facts[:most])
-    sentences += [Sentence(describe(f, ctx), [f.id]) for f in chosen]
+    spans: set[str] = set()  # "the data runs from ... to ...", said once
+    for fact in chosen:
+        text, tail = describe(fact, ctx), span(fact, ctx)
+        if tail and tail in spans and text.endswith(tail):
+            text = text[: -len(tail)]
+        spans.add(tail)
+        sentences.append(Sentence(text, [fact.id]))
     sentences += _focus_sentences(parts, planned, ctx)
     low = ctx.plan is not None and ctx.plan.order == "asc"
     sentences += _peak_sentences(parts, planned, ctx, low)

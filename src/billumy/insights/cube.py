@@ -56,6 +56,9 @@ class Shape:
     # Timestamp columns among ``dims``, grouped by their day (``date_trunc('day', ...)``): a
     # query reads them only through what a day determines (see :func:`_day_exact`).
     days: tuple[str, ...] = ()
+    # Columns NOT NULL in the source's catalog: ``count(c)`` is the rows (a key's count, "how
+    # many orders", is read from the aggregate though keys are not summed).
+    required: frozenset[str] = frozenset()
 
     def measure_type(self, name: str) -> str | None:
         return next((kind for column, kind in self.measures if column == name), None)
@@ -71,6 +74,8 @@ def choose(
     masked: Sequence[str],
     distinct: Callable[[Sequence[str]], int],
     rows: int,
+    *,
+    required: frozenset[str] = frozenset(),
 ) -> Shape | None:
     """The shape for a table of ``rows`` rows with these column ``types``; ``distinct(cols)``
     counts the combinations of ``cols`` in the sample. The dates first, then text columns
@@ -106,7 +111,9 @@ def choose(
         if t in _NUMERIC and n not in hidden and n not in dims and not _KEY.fullmatch(n)
     )
     counted = tuple(n for n in types if n in hidden)
-    return Shape(tuple(dims), measures, counted, tuple(d for d in dims if d in stamps))
+    return Shape(
+        tuple(dims), measures, counted, tuple(d for d in dims if d in stamps), required - hidden
+    )
 
 
 def cube_sql(shape: Shape) -> str:
@@ -387,6 +394,8 @@ def _aggregate(agg: exp.Expr, shape: Shape, where: exp.Expr | None) -> exp.Expr 
             return counted(exp.Case(ifs=[rows], default=exp.Literal.number(0)))
         if name is not None and (shape.measure_type(name) or name in shape.counted):
             return counted(exp.column(stat("count", name), quoted=True))
+        if name is not None and name in shape.required:
+            return counted(exp.column(ROWS, quoted=True))
         return None
     name = _named(arg)
     if name is None or isinstance(arg, exp.Distinct):

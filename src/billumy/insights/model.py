@@ -34,6 +34,9 @@ class ColumnProfile:
     top: list[tuple[str, int]] = field(default_factory=list)  # most frequent values, counts
     money: bool = False  # a numeric column whose name says it holds money (receita, price...)
     currency: str | None = None  # ISO code when the name says which (vendas_reais, price_usd)
+    # What a bare key (``id``) identifies, from its table's name: a source's ``vendas_pedido``
+    # holds orders, so "pedidos" counts its ids, as it would a ``pedido_id``.
+    entity: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if v is not None and v != []}

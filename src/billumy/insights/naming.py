@@ -172,6 +172,8 @@ def _naming_words(column: ColumnProfile) -> list[str]:
     words = [w for w in name_words(column.name) if w not in _CONNECTORS] or name_words(column.name)
     if column.kind == "id":
         entity = [w for w in words if w not in _ID_NAME_WORDS]
+        if not entity and column.entity:
+            return name_words(column.entity)
         return entity or words
     if column.kind == "numeric":
         # "valor_total" is named by "valor"/"value": "total" is the question's aggregate word;

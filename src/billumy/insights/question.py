@@ -163,6 +163,7 @@ _LAST = (("ano", "passado"), ("last", "year"), ("ano", "anterior"), ("previous",
 _WEEK = frozenset({"semana", "week", "wk"})
 _MONTH_WORD = frozenset({"mes", "month"})
 _YEAR = re.compile(r"^(19|20)\d\d$")
+_IN_YEAR = frozenset({"em", "in", "during", "durante", "ano", "year"})
 
 
 @dataclass(frozen=True)
@@ -585,6 +586,11 @@ def _windows(
     out: list[Window] = []
     temporal = _temporal(profile)
     years = [int(w) for w in words if _YEAR.match(w)]
+    # "em 2023" on data that starts in 2024: a year the data lacks, still asked for (its
+    # facts then find no rows and say so); a bare number ("mais de 2000") is not a year.
+    asked_years = {
+        int(w) for i, w in enumerate(words) if _YEAR.match(w) and i and words[i - 1] in _IN_YEAR
+    }
     used_years: set[int] = set()
     # "julho deste ano com julho do ano passado": a month takes the relative year right
     # after it, and that year is then no period of its own.
@@ -710,7 +716,7 @@ def _windows(
         for year in dict.fromkeys(years):
             if year in used_years or first is None or last is None:
                 continue
-            if first.year <= year <= last.year:
+            if first.year <= year <= last.year or year in asked_years:
                 out.append(_window(temporal.name, "year", date(year, 1, 1)))
         if last is not None and first is not None:
             step = (last - first).days / max(1, temporal.distinct - 1)

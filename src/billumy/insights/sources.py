@@ -89,6 +89,7 @@ class Column:
     name: str
     type: str  # DuckDB's name for it
     masked: bool
+    required: bool = False  # NOT NULL in the catalog (a joined column never is: LEFT JOIN)
 
 
 class Source:
@@ -378,6 +379,7 @@ class Source:
         except sa.exc.DBAPIError as exc:
             raise self._translated(exc) from None
         kinds = {str(c["name"]): _duckdb_type(c["type"]) for c in described}
+        required = {str(c["name"]) for c in described if c.get("nullable") is False}
         if not kinds:
             raise NotFoundError(f"source '{self.name}' has no table '{spec.name}'")
         wanted = spec.columns or [n for n, k in kinds.items() if k is not None]
@@ -388,7 +390,7 @@ class Source:
                 raise BadRequestError(
                     f"source '{self.name}': table '{spec.name}' has no readable column '{name}'"
                 )
-            found.append(Column(name, kind, name in spec.mask))
+            found.append(Column(name, kind, name in spec.mask, name in required))
         self._catalog[spec.name] = (time.monotonic(), found)
         return found
 
@@ -642,6 +644,7 @@ class SourceTable(Table):
         self.scope, found = source.scope(spec)
         table = self.scope.table
         self.masked = set(self.scope.masked)
+        self.required = frozenset(c.name for c in found if c.required)
         read = (table, *self.scope.joined)
         self._stamp = source.stamp([t.sql(dialect=source.dialect) for t in read])
         self.shown: dict[str, str] = {}
@@ -780,6 +783,7 @@ class SourceTable(Table):
             self.scope = scope
             self._described()
             self._cube, self._cube_state = None, "unknown"
+            self.required = frozenset()  # a redefined column may be NULL where it was not
             return [], []
         local = self._over_cube(sql, params)
         if local is not None:
@@ -818,7 +822,11 @@ class SourceTable(Table):
             return None
         if self._cube is None:
             self._cube = cube.choose(
-                self.types, sorted(self.masked), self._distinct, self.row_count
+                self.types,
+                sorted(self.masked),
+                self._distinct,
+                self.row_count,
+                required=self.required & set(self.types),
             )
             if self._cube is None:
                 self._cube_state = "off"
@@ -926,6 +934,12 @@ def source_profile(table: SourceTable, *, masked: Collection[str] = frozenset())
             continue
         column.count = round(column.count * scale)
         column.nulls = table.row_count - column.count
+    # The table's own key names what a row is: ``vendas_pedido.id`` is an order (Django names
+    # a model's table app_model), so "quantos pedidos" and "most orders" count it.
+    entity = table.scope.table.name.rsplit("_", 1)[-1]
+    for column in found.columns:
+        if column.kind == "id" and column.name.lower() in ("id", "pk") and entity:
+            column.entity = entity
     found.sampled = found.sampled or table.sample.row_count < table.row_count
     found.row_count = table.row_count
     return found

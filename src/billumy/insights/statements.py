@@ -66,6 +66,17 @@ class Metric:
     def noun(self, ctx: Context) -> tuple[str, str]:
         """The article (Portuguese gender; empty in English) and the noun phrase."""
         c = self.column
+        column = ctx.profile.column(c) if c != "*" else None
+        if self.agg == "count" and column is not None and column.entity:
+            # a source table's key: "o número de pedidos", "the number of orders"
+            return (
+                ("o", f"número de {_plural_pt(column.entity)}")
+                if ctx.pt
+                else (
+                    "",
+                    f"number of {_ENTITIES_EN.get(column.entity.lower(), column.entity + ' rows')}",
+                )
+            )
         if ctx.pt:
             if c == "*":
                 return "o", "número de linhas"
@@ -92,6 +103,15 @@ class Metric:
         if column is not None and column.money and self.agg != "count":
             return ctx.formats.money(value, column.currency)
         return ctx.formats.number(value)
+
+
+# The English of the entities Django shops name their tables after (``vendas_pedido``).
+_ENTITIES_EN = {
+    "pedido": "orders", "venda": "sales", "cliente": "customers", "produto": "products",
+    "loja": "stores", "fatura": "invoices", "pagamento": "payments", "entrega": "deliveries",
+    "chamado": "tickets", "contrato": "contracts", "reserva": "bookings", "usuario": "users",
+    "item": "items", "compra": "purchases", "transacao": "transactions",
+}  # fmt: skip
 
 
 def _cap(text: str) -> str:
@@ -380,14 +400,63 @@ def _plan_metrics(fact: Fact, ctx: Context, keys: Sequence[str]) -> list[tuple[s
 
 
 def _aggregate(fact: Fact, ctx: Context) -> str:
+    where = scope(fact, ctx).strip()
+    if where and fact.values and all(v is None for v in fact.values.values()):
+        # SQL's sum over no rows is NULL: "o total é n/d" would hide that nothing matched.
+        names = (" e " if ctx.pt else " and ").join(
+            dict.fromkeys(m.column for _, m in _plan_metrics(fact, ctx, list(fact.values)))
+        )
+        if ctx.pt:
+            said = f"{_cap(where)}, nenhuma linha com {names} atende aos filtros."
+        else:
+            said = f"{_cap(where)}, no rows with {names} match."
+        return f"{said}{span(fact, ctx)}"
     parts = []
     for key, metric in _plan_metrics(fact, ctx, list(fact.values)):
         is_word = "é" if ctx.pt else "is"
         parts.append(f"{metric.subject(ctx)} {is_word} {metric.amount(fact.values[key], ctx)}")
     # A plan may name one aggregate twice (small models do): say it once.
     text = "; ".join(dict.fromkeys(parts))
-    where = scope(fact, ctx).strip()
     return f"{_cap(where)}, {text}." if where else f"{_cap(text)}."
+
+
+def span(fact: Fact, ctx: Context) -> str:
+    """When a fact found nothing in a period the data does not reach: " Os dados de
+    criado_em vão de 1 de jan. de 2024 a 23 de jun. de 2025." (or "")."""
+    plan = ctx.plan
+    if plan is None or (fact.rows and any(v is not None for v in fact.rows[0].values())):
+        return ""
+    for name in dict.fromkeys(f.column for f in plan.filters):
+        column = ctx.profile.column(name)
+        if column is None or column.kind != "temporal" or name not in fact.columns:
+            continue
+        low, high = _as_day(column.min), _as_day(column.max)
+        lows, highs = [], []
+        for flt in (f for f in plan.filters if f.column == name):
+            values = flt.value if isinstance(flt.value, list) else [flt.value]
+            days = [d for d in map(_as_day, values) if d is not None]
+            if flt.op in (">=", ">", "between") and days:
+                lows.append(days[0])
+            if flt.op in ("<", "<=", "between") and days:
+                highs.append(days[-1])
+        if (
+            low is None
+            or high is None
+            or not ((lows and max(lows) > high) or (highs and min(highs) <= low))
+        ):
+            continue  # the period is inside the data: the other filters left nothing
+        first, last = (ctx.formats.period(d.isoformat(), "day") for d in (low, high))
+        if ctx.pt:
+            return f" Os dados de {name} vão de {first} a {last}."
+        return f" The data's {name} runs from {first} to {last}."
+    return ""
+
+
+def _as_day(value: object) -> date | None:
+    try:
+        return date.fromisoformat(str(value)[:10]) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _breakdown(fact: Fact, ctx: Context) -> str:
@@ -397,8 +466,8 @@ def _breakdown(fact: Fact, ctx: Context) -> str:
     where = scope(fact, ctx)
     if not fact.rows:
         if ctx.pt:
-            return f"Por {by}{where}, nenhuma linha atende aos filtros."
-        return f"By {by}{where}, no rows match."
+            return f"Por {by}{where}, nenhuma linha atende aos filtros.{span(fact, ctx)}"
+        return f"By {by}{where}, no rows match.{span(fact, ctx)}"
     keys = [k for k in fact.rows[0] if k not in dims]
     share = "share_pct" if "share_pct" in keys else None
     label = next(k for k in keys if k != share)

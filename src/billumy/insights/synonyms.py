@@ -420,6 +420,12 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     # "mão de obra" (valor_mao_de_obra) is what English calls labor
     ("obra", "labor", "labour", "workmanship"),
     ("tecnico", "tecnicos", "tecnica", "tecnicas", "technician", "technicians", "tech", "techs"),
+    # an order's status, as a Django choices field stores it
+    ("cancelado", "cancelada", "cancelled", "canceled"),
+    ("pago", "paga", "paid"),
+    ("entregue", "delivered"),
+    ("pendente", "pending"),
+    ("devolvido", "devolvida", "returned"),
 )
 _SYNONYM_GROUPS: dict[str, frozenset[int]] = {}
 for _group, _words in enumerate(_SYNONYMS):
