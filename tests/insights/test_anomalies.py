@@ -221,6 +221,26 @@ def test_the_no_sentences_say_what_was_checked() -> None:
     )
 
 
+def test_a_series_kept_to_some_rows_says_whose_it_is() -> None:
+    """ "Houve algum mês anormal nas vendas do Norte?": the series are the Norte's rows, and
+    the answer, yes or no, says so."""
+    fact = _fact(_norte_drops(_line), "drop", dimension=None, kept=(("loja", "Norte"),))
+    assert describe(fact, _ctx("pt", fact)).startswith(
+        "Sim: para loja Norte, vendas_reais teve queda forte nas semanas de 13 e 20 de mai."
+    )
+    assert describe(fact, _ctx("en", fact)).startswith(
+        "Yes: for loja Norte, vendas_reais dropped sharply in the weeks of May 13 and May 20"
+    )
+    assert describe(fact, _ctx("pt")).startswith("Para loja Norte, vendas_reais teve queda")
+    calm = _fact(_wobbly, "drop", dimension=None, kept=(("loja", "Sul"),))
+    assert describe(calm, _ctx("pt")) == (
+        "Não: para loja Sul, vendas_reais não teve queda fora do normal (26 semanas verificadas)."
+    )
+    assert describe(calm, _ctx("en")) == (
+        "No: for loja Sul, vendas_reais had no unusual drop (26 weeks checked)."
+    )
+
+
 def test_other_cases_follow_the_largest_one() -> None:
     def two_stores(store: str, week: int) -> float:
         value = _norte_drops(_line)(store, week)

@@ -196,6 +196,32 @@ def test_the_measure_a_question_names(question: str, measure: str, dims: list[st
 
 
 @pytest.mark.parametrize(
+    ("question", "dims"),
+    [
+        # "itens" names the products (item, produto): after "quantos" with a verb of selling it
+        # is what is counted (the units sold), not a ranking of the products.
+        ("Quantos itens vendemos por categoria?", ["categoria"]),
+        ("How many items did we sell per category?", ["categoria"]),
+        ("Quantos itens vendemos?", []),
+        ("Qual item vendeu mais?", ["produto"]),
+    ],
+)
+def test_items_sold_are_units_not_a_breakdown(question: str, dims: list[str]) -> None:
+    rows = [
+        {"produto": f"p{i % 6}", "categoria": ("bebidas", "padaria")[i % 2],
+         "quantidade": 1 + i % 4, "valor": 10.0 + i}
+        for i in range(48)
+    ]  # fmt: skip
+    with data.from_records(rows) as table:
+        prof = profile(table)
+    plan = rule_plan(question, prof)
+    assert plan is not None
+    assert plan.dimensions == dims
+    if question.startswith(("Quantos", "How many")):
+        assert [m.column for m in plan.measures] == ["quantidade"]
+
+
+@pytest.mark.parametrize(
     ("question", "order"),
     [
         ("Which store resolves tickets faster?", "asc"),

@@ -342,6 +342,9 @@ def anomaly_fact(
     }
     if scope.only and scope.dimension is not None:
         values["only"] = " / ".join(scope.only)
+    if scope.kept:
+        # "nas vendas de Recife": the series are Recife's, which the answer says.
+        values["within"] = ", ".join(f"{column} {value}" for column, value in scope.kept)
     if scope.per is not None:
         values["per"] = scope.per
         values["pct"] = scope.pct

@@ -348,7 +348,10 @@ def _rule_dimensions(
     categorical = [c for c in visible if c.kind in ("categorical", "boolean")]
     dims = []
     for column in _strongest(categorical, named):
-        cued = _cued(tokens, named[column.name].position)
+        at = named[column.name].position
+        if at > 0 and _sells(tokens) and max(tokens[at - 1], key=len, default="") in _HOW_MANY:
+            continue  # "quantos itens vendemos": the units sold, not a ranking of the products
+        cued = _cued(tokens, at)
         if cued or _named_value(column, tokens) is None:
             dims.append(column.name)
     return dims

@@ -575,7 +575,11 @@ def _anomaly(fact: Fact, ctx: Context) -> str:
     contra R$ 8.891,00 esperados (−60,0%).``, or a "no" saying what was checked."""
     v = fact.values
     if not v.get("count"):
-        return _no_anomaly(v, ctx)
+        said = _no_anomaly(v, ctx)
+        answer, colon, rest = said.partition(": ")
+        if colon and answer in ("Não", "No") and _within(v, ctx):
+            return f"{answer}: {_within(v, ctx)}{rest[:1].lower()}{rest[1:]}"
+        return said
     metric = Metric(str(v.get("measure")), str(v.get("agg") or "sum"))
     fmt = ctx.formats
 
@@ -597,19 +601,30 @@ def _anomaly(fact: Fact, ctx: Context) -> str:
     # a segment is the subject.
     said = v.get("segment") is not None and (bool(v.get("scanned")) or bool(v.get("per")))
     measure = _anomaly_measure(v, ctx) if said else ""
+    within = _within(v, ctx)
     if ctx.pt:
         how = "teve queda forte" if v["direction"] == "drop" else "teve pico forte"
         how += f" em {measure}" if measure else ""
-        text = _cap(f"{who} {how} {when}: {value} contra {expected} esperados ({pct}).")
-        text = f"Sim: {text}" if asked else text
+        text = f"{who} {how} {when}: {value} contra {expected} esperados ({pct})."
+        text = f"{within}{text}" if within else _cap(text)
+        text = f"Sim: {text}" if asked else _cap(text)
         listed = "; ".join(_other_case(r, v, ctx) for r in others)
         return f"{text} Outros casos: {listed}." if others else text
     how = "dropped sharply" if v["direction"] == "drop" else "spiked sharply"
     how += f" in {measure}" if measure else ""
-    text = _cap(f"{who} {how} {when}: {value} against an expected {expected} ({pct}).")
-    text = f"Yes: {text}" if asked else text
+    text = f"{who} {how} {when}: {value} against an expected {expected} ({pct})."
+    text = f"{within}{text}" if within else _cap(text)
+    text = f"Yes: {text}" if asked else _cap(text)
     listed = "; ".join(_other_case(r, v, ctx) for r in others)
     return f"{text} Other cases: {listed}." if others else text
+
+
+def _within(v: dict[str, Scalar], ctx: Context) -> str:
+    """The rows the series were made of, opening the sentence: "para cidade Recife, "."""
+    within = v.get("within")
+    if not within:
+        return ""
+    return f"para {within}, " if ctx.pt else f"for {within}, "
 
 
 def _other_case(row: dict[str, Scalar], v: dict[str, Scalar], ctx: Context) -> str:
