@@ -575,11 +575,11 @@ def _anomaly(fact: Fact, ctx: Context) -> str:
     contra R$ 8.891,00 esperados (−60,0%).``, or a "no" saying what was checked."""
     v = fact.values
     if not v.get("count"):
-        said = _no_anomaly(v, ctx)
-        answer, colon, rest = said.partition(": ")
+        no = _no_anomaly(v, ctx)
+        answer, colon, rest = no.partition(": ")
         if colon and answer in ("Não", "No") and _within(v, ctx):
             return f"{answer}: {_within(v, ctx)}{rest[:1].lower()}{rest[1:]}"
-        return said
+        return no
     metric = Metric(str(v.get("measure")), str(v.get("agg") or "sum"))
     fmt = ctx.formats
 
