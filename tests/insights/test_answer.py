@@ -369,3 +369,56 @@ def test_a_question_without_a_plan_says_so(stores: tuple[data.Table, Profile]) -
     assert first["kind"] == "unmatched" and first["facts"] == []
     assert first["text"].startswith("A pergunta não corresponde a nenhuma coluna dos dados")
     assert len(rest) == 3 and all(s["facts"] for s in rest)
+
+
+def _months_of_stores(growth: dict[str, float]) -> list[dict[str, object]]:
+    """Three months of daily sales per store, each store's March ``growth`` times January."""
+    rows: list[dict[str, object]] = []
+    for month, factor in ((1, 0.0), (2, 0.5), (3, 1.0)):
+        for day in range(1, 29):
+            for store, grows in growth.items():
+                rows.append(
+                    {
+                        "data": f"2024-{month:02d}-{day:02d}",
+                        "loja": store,
+                        "vendas": round(100.0 * (1 + grows * factor), 2),
+                    }
+                )
+    return rows
+
+
+def _answer_of(rows: list[dict[str, object]], text: str, lang: str) -> str:
+    from billumy.insights import question as questions
+    from billumy.insights.rules import rule_plan
+    from billumy.insights.service import InsightService
+
+    with data.from_records(rows) as table:
+        prof = profile(table)
+        asked = questions.parse(text, prof)
+        plan = questions.reconcile(rule_plan(text, prof), asked, prof, "rules")
+        found, planned = InsightService._facts(table, prof, plan, 3, text, asked)
+    parts = questions.coverage(asked, found, planned, plan)
+    ctx = Context(for_language(lang), prof, plan, planned)
+    return build_answer(question=text, facts=found, ctx=ctx, parts=parts).text
+
+
+def test_which_segment_grew_the_most_is_answered_first() -> None:
+    """ "Which store grew the most": the largest change in percent (Sul, +50%), though Centro
+    added more money; when none grew, the one that fell least, said as such."""
+    rows = _months_of_stores({"Centro": 0.25, "Norte": -0.1, "Sul": 0.5})
+    rows = [{**r, "vendas": r["vendas"] * (10 if r["loja"] == "Centro" else 1)} for r in rows]
+    pt = _answer_of(rows, "Qual loja cresceu mais de janeiro para março?", "pt")
+    assert pt.startswith(
+        f"Sul foi o que mais cresceu: +50,0% no total de vendas, de {R}2.800,00 em janeiro de "
+        f"2024 para {R}4.200,00 em março de 2024."
+    ), pt
+    # The data ends on 28 March: the comparison says March is not whole.
+    assert "Março de 2024 só tem dados até 28 de mar. de 2024." in pt
+    en = _answer_of(rows, "Which store grew the most from January to March?", "en")
+    assert en.startswith("Sul grew the most: +50.0% in total vendas, from 2,800.00 in"), en
+    assert "The data for March 2024 only runs to Mar 28, 2024." in en
+    fell = _answer_of(rows, "Which store fell the most from January to March?", "en")
+    assert fell.startswith("Norte fell the most: −10.0% in total vendas"), fell
+    shrinking = _months_of_stores({"Centro": -0.25, "Norte": -0.1, "Sul": -0.5})
+    none = _answer_of(shrinking, "Qual loja cresceu mais de janeiro para março?", "pt")
+    assert none.startswith("Nenhuma loja cresceu; o que menos caiu foi Norte: −10,0%"), none

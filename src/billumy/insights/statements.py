@@ -16,7 +16,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 from billumy.insights.formats import Formats
 from billumy.insights.model import Fact, Profile, Scalar
@@ -640,7 +640,7 @@ def _signed_pct(value: Scalar, ctx: Context) -> str:
     return f"{'−' if value < 0 else '+'}{ctx.formats.pct(abs(value))}"
 
 
-def _none_pt(noun: str) -> str:
+def none_pt(noun: str) -> str:
     # Grammatical gender from the ending, the usual rule (loja, região, cidade: feminine).
     feminine = noun.endswith(("a", "ade", "ção", "são", "gião", "gem"))
     return "nenhuma" if feminine else "nenhum"
@@ -688,7 +688,7 @@ def _no_anomaly(v: dict[str, Scalar], ctx: Context) -> str:
         many = _plural_pt(str(dim))
         counted = f"{n} {dim if v.get('segments') == 1 else many}"
         return (
-            f"Não: {_none_pt(str(dim))} {dim} teve {what} fora do normal em {measure} "
+            f"Não: {none_pt(str(dim))} {dim} teve {what} fora do normal em {measure} "
             f"({counted}, {periods} {checked})."
         )
     what = _EN_ANOMALY[direction]
@@ -752,6 +752,7 @@ def _period_change(fact: Fact, ctx: Context) -> str:
         text = f"{subject} foi de {first} {since} para {last} {until}{how}."
     else:
         text = f"{subject} went from {first} {since} to {last} {until}{how}."
+    text += _partial(fact, ctx)
     if not fact.rows or not isinstance(change, int | float) or change == 0:
         return text
 
@@ -780,6 +781,59 @@ def _period_change(fact: Fact, ctx: Context) -> str:
     else:
         text += f" Most of it came from {name}: {mine} ({share} of the change)"
     return f"{text}; {others}." if others else f"{text}."
+
+
+def _period_bounds(label: Scalar, grain: str) -> tuple[date, date] | None:
+    """[start, end) of a period label: ``2025``, ``2025-H1``, ``2025-Q2``, ``2025-03``, or
+    the first day of a week or a day; None for anything else (a week number)."""
+    text = str(label)
+    found = re.fullmatch(r"(\d{4})(?:-(?:([HQ])(\d)|(\d{2}))(?:-(\d{2}))?)?", text)
+    if found is None:
+        return None
+    year = int(found.group(1))
+    if found.group(2):
+        size = 6 if found.group(2) == "H" else 3
+        first_month, months = (int(found.group(3)) - 1) * size + 1, size
+    elif found.group(4) and found.group(5):
+        start = date(year, int(found.group(4)), int(found.group(5)))
+        return start, start + timedelta(days=7 if grain == "week" else 1)
+    elif found.group(4):
+        first_month, months = int(found.group(4)), 1
+    else:
+        first_month, months = 1, 12
+    start = date(year, first_month, 1)
+    index = year * 12 + first_month - 1 + months
+    return start, date(index // 12, index % 12 + 1, 1)
+
+
+def _partial(fact: Fact, ctx: Context) -> str:
+    """ " 2025 só tem dados até 23 de jun. de 2025.": a compared period the data covers only
+    in part (a year still running against a whole one), said where the comparison is."""
+    v = fact.values
+    column = ctx.profile.column(str(v.get("period_column")))
+    first, last = (_as_day(column.min), _as_day(column.max)) if column is not None else (None, None)
+    if first is None or last is None or v.get("ordinal"):
+        return ""
+    grain = str(v.get("grain"))
+    for key in ("period_a", "period_b"):
+        bounds = _period_bounds(v.get(key), grain)
+        if bounds is None:
+            continue
+        start, end = bounds
+        shown = ctx.formats.period(v.get(key), grain)
+        if not ctx.pt:  # "the first half of 2025", "March 2025"
+            shown = re.sub(r"^(in|on) ", "", ctx.formats.when(v.get(key), grain))
+        if start < first <= end - timedelta(days=1):
+            since = ctx.formats.period(first.isoformat(), "day")
+            if ctx.pt:
+                return f" {_cap(shown)} só tem dados a partir de {since}."
+            return f" The data for {shown} only starts on {since}."
+        if start <= last < end - timedelta(days=1):
+            until = ctx.formats.period(last.isoformat(), "day")
+            if ctx.pt:
+                return f" {_cap(shown)} só tem dados até {until}."
+            return f" The data for {shown} only runs to {until}."
+    return ""
 
 
 def _rate_change(fact: Fact, ctx: Context) -> str:
