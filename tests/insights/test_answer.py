@@ -422,3 +422,22 @@ def test_which_segment_grew_the_most_is_answered_first() -> None:
     shrinking = _months_of_stores({"Centro": -0.25, "Norte": -0.1, "Sul": -0.5})
     none = _answer_of(shrinking, "Qual loja cresceu mais de janeiro para março?", "pt")
     assert none.startswith("Nenhuma loja cresceu; o que menos caiu foi Norte: −10,0%"), none
+
+
+def test_growth_within_one_period_is_against_the_one_before() -> None:
+    """ "Qual loja teve o maior crescimento no último trimestre?" on monthly rows (dated the
+    first of each month): the last quarter against the one before, per store; the last row,
+    1 December, stands for the whole of December, so no quarter is said to be partial."""
+    rows = [
+        {"mes": f"2024-{m:02d}-01", "loja": loja, "faturamento": base * (1.5 if m >= 10 else 1)}
+        for m in range(1, 13)
+        for loja, base in (("Centro", 1000.0), ("Sul", 100.0 if m < 10 else 80.0))
+    ]
+    pt = _answer_of(
+        rows, "Qual loja teve o maior crescimento de faturamento no último trimestre?", "pt"
+    )
+    assert pt.startswith(
+        f"Centro foi o que mais cresceu: +50,0% no total de faturamento, de {R}3.000,00 no 3º "
+        f"trimestre de 2024 para {R}4.500,00 no 4º trimestre de 2024."
+    ), pt
+    assert "só tem dados" not in pt

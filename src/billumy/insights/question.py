@@ -112,6 +112,7 @@ _COMPARE = _set(
 )
 _COMPARE_PHRASES = (("em", "relacao"), ("relative", "to"), ("compared", "to"))
 _PREVIOUS = _set("anterior previous prior before antes")
+_GROWTH = _set("cresceu cresceram crescimento grew growth increased increase aumentou aumento")
 _SHARE = _set(
     "participacao share percentual porcentagem percentage percent fatia proporcao proportion "
     "representa representam representou representaram represent represents represented"
@@ -1088,6 +1089,9 @@ def parse(question: str, profile: Profile) -> Question:
         add("trend", trend)
     # "Compare exits in Sales and Engineering in 2024": the segments are compared, in 2024.
     compares_one = bool(previous) or (bool(compare) and not compared_segments)
+    # "Qual loja teve o maior crescimento no último trimestre?", "which store grew the most in
+    # March?": a growth ranked within one period is against the period before it.
+    compares_one = compares_one or bool(rank and _word(words, _GROWTH) and len(windows) == 1)
     periods_compared = len(windows) >= 2 or (len(windows) == 1 and compares_one)
     if periods_compared:
         add("compare_periods", " / ".join(w.label for w in windows))

@@ -815,6 +815,12 @@ def _partial(fact: Fact, ctx: Context) -> str:
     if first is None or last is None or v.get("ordinal"):
         return ""
     grain = str(v.get("grain"))
+    # What the last date stands for: a month's first day in monthly rows is the whole month.
+    step = (last - first).days / max(1, column.distinct - 1) if column is not None else 1
+    if step >= 28:
+        covered = date(last.year + last.month // 12, last.month % 12 + 1, 1)
+    else:
+        covered = last + timedelta(days=7 if step >= 7 else 1)
     for key in ("period_a", "period_b"):
         bounds = _period_bounds(v.get(key), grain)
         if bounds is None:
@@ -828,7 +834,7 @@ def _partial(fact: Fact, ctx: Context) -> str:
             if ctx.pt:
                 return f" {_cap(shown)} só tem dados a partir de {since}."
             return f" The data for {shown} only starts on {since}."
-        if start <= last < end - timedelta(days=1):
+        if start <= last and covered < end:
             until = ctx.formats.period(last.isoformat(), "day")
             if ctx.pt:
                 return f" {_cap(shown)} só tem dados até {until}."
