@@ -100,6 +100,28 @@ def test_a_rate_per_segment_in_portuguese() -> None:
     assert said.endswith(f"{led}: {listed}.")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Qual transportadora atrasou mais entregas proporcionalmente?",
+        "Which carrier had proportionally the most late deliveries?",
+    ],
+)
+def test_proportionally_the_most_is_a_rate(text: str) -> None:
+    """ "Proportionally" ranks the rate (late over all deliveries), not the counts: Jadlog is
+    late as often as Loggi out of fewer deliveries, so it ranks above Loggi."""
+    found, planned, _ = _ask(text)
+    ratio = next(f for f in found if f.kind == "ratio")
+    assert ratio.id in planned
+    by = _reference(
+        "SELECT transportadora, 100.0 * sum(atrasadas) / sum(entregas) AS r FROM t "
+        "GROUP BY 1 ORDER BY r DESC"
+    )
+    assert [(r["transportadora"], r["ratio_pct"]) for r in ratio.rows] == [
+        (name, pytest.approx(value)) for name, value in by
+    ]
+
+
 def test_a_share_of_segments_is_no_ratio() -> None:
     # Each carrier's part of the deliveries: the breakdown's shares, not late over total.
     found, _, _ = _ask("Qual a participação de cada transportadora nas entregas?")

@@ -44,8 +44,11 @@ __all__ = [
 # Question words that ask for a rate (folded); the question's share words ("percentual",
 # "percentage", "%") ask for one too when no segment is named.
 _RATE_WORDS = frozenset(
-    {"rate", "rates", "taxa", "taxas", "ratio", "razao", "indice", "conversion", "conversao"}
-)
+    {"rate", "rates", "taxa", "taxas", "ratio", "razao", "indice", "conversion", "conversao",
+     # "qual especialidade teve mais faltas proporcionalmente?": the faltas per consulta
+     "proporcionalmente", "proporcional", "proportionally", "proportionately", "relativamente",
+     "relatively"}
+)  # fmt: skip
 _GENERIC = frozenset({"total", "valor", "value", "qtd", "quantidade", "num", "numero", "n"})
 
 
