@@ -9,6 +9,8 @@ import dataclasses
 from datetime import date, timedelta
 from typing import Any
 
+import pytest
+
 from billumy.insights import data
 from billumy.insights import question as questions
 from billumy.insights.formats import for_language
@@ -1006,6 +1008,35 @@ def test_weekends_are_saturdays_and_sundays_and_selling_names_the_quantity_sold(
     asked = "Quanto vendemos em janeiro?"
     money = questions.reconcile(rule_plan(asked, prof), questions.parse(asked, prof), prof, "rules")
     assert money is not None and [m.column for m in money.measures] == ["faturamento"]
+
+
+@pytest.mark.parametrize(
+    ("question", "lang", "days"),
+    [
+        ("Quanto faturamos no fim de semana em janeiro?", "pt", ["sábado", "domingo"]),
+        ("Quanto faturamos nos fins de semana?", "pt", ["sábado", "domingo"]),
+        ("Quanto vendemos no final de semana?", "pt", ["sábado", "domingo"]),
+        ("How much did we bill on the weekend?", "en", ["Saturday", "Sunday"]),
+    ],
+)
+def test_the_weekend_in_the_singular_is_saturday_and_sunday(
+    question: str, lang: str, days: list[str]
+) -> None:
+    """ "No fim de semana", the most common way to say it, was read as nothing (only "fins de
+    semana" was): the answer gave the whole month."""
+    rows = [
+        {"data": str(date(2024, 1, 1) + timedelta(days=d)), "loja": loja, "faturamento": 10.0 + d}
+        for d in range(28)
+        for loja in ("Centro", "Sul")
+    ]
+    with data.from_records(rows) as table:
+        table = derive_weekday(table, set(), question, lang)
+        prof = profile(table)
+        asked = questions.parse(question, prof)
+        plan = questions.reconcile(rule_plan(question, prof), asked, prof, "rules")
+    assert plan is not None
+    weekday = "dia_da_semana" if lang == "pt" else "day_of_week"
+    assert (weekday, "in", days) in [(f.column, f.op, f.value) for f in plan.filters]
 
 
 def test_an_anomaly_question_about_a_rate_checks_the_rates_series() -> None:

@@ -201,7 +201,7 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
 
 # "weekends", "week-end", "nos fins de semana": Saturdays and Sundays (one pattern for the
 # rules, question.parse and the derived weekday column).
-WEEKEND = re.compile(r"\b(?:fins?|finais|final) de semana\b|\bweek[- ]?ends?\b", re.IGNORECASE)
+WEEKEND = re.compile(r"\b(?:fim|fins|finais|final) de semana\b|\bweek[- ]?ends?\b", re.IGNORECASE)
 # "Quanto vendemos?": how much money, unless a unit is named.
 _HOW_MUCH = frozenset({"quanto", "quanta", "much"})
 _DEALS = frozenset(
