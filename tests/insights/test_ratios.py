@@ -166,6 +166,21 @@ def test_a_rate_of_something_no_column_holds_is_said_missing() -> None:
     assert missing_columns("What's our conversion rate by channel?", prof) == []
 
 
+@pytest.mark.parametrize(
+    "text", ["Qual canal tem a melhor taxa de conversão?", "Which channel converts best?"]
+)
+def test_a_conversion_rate_without_visits_is_said_missing(text: str) -> None:
+    """Orders and revenue but no visits: the conversion cannot be told, and ranking the
+    revenue instead would answer another question."""
+    rows = [{k: v for k, v in r.items() if k != "sessions"} for r in _funnel()]
+    with data.from_records(rows) as table:
+        prof = profile(table)
+    missing = missing_columns(text, prof)
+    assert [(c.pt, c.en, c.measure) for c in missing] == [
+        ("visitas ou sessões", "visits or sessions", True)
+    ]
+
+
 def test_a_value_is_named_as_people_type_it() -> None:
     # "tiktok" for "TikTok Ads": lower case, and by its first word when no other value shares it.
     with data.from_records(_funnel()) as table:

@@ -158,6 +158,12 @@ _TABLE = (
     ("energia energy geracao generation generate generated gerou gerada gerado gerar kwh mwh",
      "energia energy geracao generation generated gerada kwh mwh", "geração de energia",
      "energy generation"),
+    # A conversion rate is the orders over the visits: without the visits it cannot be told.
+    ("conversao conversoes conversion conversions converte convert converts converted "
+     "converteu convertem", "sessions session sessoes sessao visitas visita visits visit "
+     "visitors visitantes acessos clicks cliques views impressions impressoes leads",
+     "visitas ou sessões",
+     "visits or sessions"),
 )  # fmt: skip
 _OF_WORDS = frozenset({"of", "per", "for", "de", "do", "da", "dos", "das", "por", "para"})
 _MEASURE_CONCEPTS = frozenset(
@@ -175,6 +181,7 @@ _MEASURE_CONCEPTS = frozenset(
         "rent",
         "freight",
         "area (hectares)",
+        "visits or sessions",
     }
 )
 _PERIOD_ASKS = (
