@@ -168,6 +168,23 @@ def test_plan_filters_and_averages(stores: tuple[data.Table, Profile]) -> None:
     )
 
 
+def test_a_span_of_days_is_said_as_dates_not_sql(stores: tuple[data.Table, Profile]) -> None:
+    """A range of dates that is no month, quarter or year is said from its first to its last
+    day ("de 1 de fev. de 2024 a 31 de mar. de 2024"), never as "mes >= '2024-02-01'"."""
+    table, prof = stores
+    plan = Plan(
+        measures=[Measure(column="receita", agg="sum")],
+        filters=[
+            Filter(column="mes", op=">=", value="2024-02-01"),
+            Filter(column="mes", op="<", value="2024-04-01"),
+        ],
+    )
+    found = facts_for_plan(table, prof, plan)
+    pt, en = _ctx("pt", prof, plan, found), _ctx("en", prof, plan, found)
+    assert describe(found[0], pt).startswith("De 1 de fev. de 2024 a 31 de mar. de 2024, o total")
+    assert describe(found[0], en).startswith("From Feb 1, 2024 to Mar 31, 2024, total receita")
+
+
 def test_a_filter_no_row_meets_is_said_plainly(stores: tuple[data.Table, Profile]) -> None:
     """A sum over no rows is SQL's NULL: the answer says no row matched, not "n/d"."""
     table, prof = stores

@@ -111,6 +111,25 @@ def test_parts(stores: tuple[data.Table, Profile], text: str, kinds: list[str]) 
     assert _kinds(asked) == kinds
 
 
+def test_a_span_of_periods_is_one_window(stores: tuple[data.Table, Profile]) -> None:
+    """ "From March to May", "de março até maio": the rows of those months together; the two
+    ends are compared only when the question asks how something moved between them."""
+    prof = stores[1]
+    for text in ("How much did we sell from March to May?", "Quanto vendemos de março até maio?"):
+        asked = questions.parse(text, prof)
+        assert [(w.start, w.end) for w in asked.windows] == [
+            (date(2024, 3, 1), date(2024, 6, 1))
+        ], text
+        assert not asked.has("compare_periods")
+    for text in (
+        "Which store grew the most from March to May?",
+        "Qual loja caiu mais de março a maio?",
+        "Compare as vendas de março e maio",
+    ):
+        asked = questions.parse(text, prof)
+        assert [w.label for w in asked.windows] == ["2024-03", "2024-05"], text
+
+
 def test_periods_named(stores: tuple[data.Table, Profile]) -> None:
     prof = stores[1]
     # A month with no year is the data's latest year that has it; a capital "May" is the month.

@@ -1047,11 +1047,43 @@ def _spelled_dates(question: str) -> str:
     return _NUMERIC_DATE.sub(spelled, question)
 
 
+_MOVED = _set(
+    "caiu cairam fell fall drop dropped declined decreased increased aumentou aumentaram "
+    "diminuiu diminuiram subiu subiram rose grown shrank variation"
+)
+# "from June 3 to June 12", "de março até maio": one span of days, not two periods compared.
+_SPAN = re.compile(r"\b(?:from|de|desde|do|da)\b.*\b(?:to|until|till|through|thru|a|ate|ao)\b")
+
+
+def _spanned(words: list[str], windows: list[Window]) -> list[Window]:
+    """Two periods of one date column named as the ends of a span ("from ... to ...",
+    "de ... até ...") are the one window from the first's start to the second's end, unless
+    the question compares ("compare", "vs") them."""
+    if len(windows) != 2 or _word(words, _COMPARE) or _phrase(words, _COMPARE_PHRASES):
+        return windows
+    if _word(words, _TREND | _MOVED):
+        return windows  # "which grew the most from January to June": the two ends compared
+    a, b = windows
+    if (
+        a.column != b.column
+        or a.start is None
+        or b.start is None
+        or a.end is None
+        or b.end is None
+        or not a.start < b.start
+        or not _SPAN.search(" ".join(words))
+    ):
+        return windows
+    last = b.end - timedelta(days=1)
+    label = f"{a.start.isoformat()}/{last.isoformat()}"
+    return [Window(a.column, "day", label, start=a.start, end=b.end)]
+
+
 def parse(question: str, profile: Profile) -> Question:
     """The parts of ``question`` and the periods and segment values it names."""
     words = _fold(_spelled_dates(question))
     capitalized = frozenset(w.lower() for w in re.findall(r"(?<=[\w,;:] )[A-Z][a-z]+\b", question))
-    windows = _windows(words, profile, capitalized, _inside_values(words, profile))
+    windows = _spanned(words, _windows(words, profile, capitalized, _inside_values(words, profile)))
     # A question typed all in lower case ("a receita de denver caiu?") writes names in lower
     # case too: any word of five letters or more may be a name's first word.
     names = (

@@ -178,6 +178,14 @@ def scope(fact: Fact, ctx: Context) -> str:
     for flt in filters:
         column = ctx.profile.column(flt.column)
         kind = column.kind if column is not None else None
+        days = _day_span(filters, flt.column) if kind == "temporal" else None
+        if flt.column not in ranges and days is not None:
+            # Any other span of days: "de 3 de jun. de 2025 a 12 de jun. de 2025", not SQL.
+            if flt.column not in said:
+                said.add(flt.column)
+                first, last = (fmt.period(d.isoformat(), "day") for d in days)
+                periods.append(f"de {first} a {last}" if ctx.pt else f"from {first} to {last}")
+            continue
         if flt.column in ranges:
             if fact.as_of is not None and flt.column == fact.as_of["column"]:
                 continue  # "em dezembro de 2024" says it, not "em 2024 em dezembro de 2024"
@@ -256,6 +264,8 @@ def _range_label(filters: Sequence[Filter], column: str) -> tuple[str, str] | No
         return None
     if (end - start).days == 1:
         return start.isoformat(), "day"  # "on Feb 10, 2024"
+    if (end - start).days == 7 and start.weekday() == 0:
+        return start.isoformat(), "week"  # "na semana de 16 de jun. de 2025"
     if start.day != 1 or end.day != 1:
         return None
     months = (end.year - start.year) * 12 + end.month - start.month
@@ -268,6 +278,16 @@ def _range_label(filters: Sequence[Filter], column: str) -> tuple[str, str] | No
     if months == 1:
         return f"{start.year}-{start.month:02d}", "month"
     return None
+
+
+def _day_span(filters: Sequence[Filter], column: str) -> tuple[date, date] | None:
+    """The first and last day a ``>=``/``<`` pair of dates on ``column`` keeps, if any."""
+    low = next((f.value for f in filters if f.column == column and f.op == ">="), None)
+    high = next((f.value for f in filters if f.column == column and f.op == "<"), None)
+    start, end = _as_day(low), _as_day(high)
+    if start is None or end is None or end <= start:
+        return None
+    return start, end - timedelta(days=1)
 
 
 def _ranges(filters: Sequence[Filter]) -> dict[str, tuple[str, str]]:
