@@ -26,7 +26,15 @@ from billumy.insights.model import ColumnProfile, Fact, Profile
 from billumy.insights.naming import named_columns, names_sales
 from billumy.insights.profile import name_words
 from billumy.insights.rules import DURATION_WORDS, is_duration
-from billumy.insights.statements import Context, describe, metric_of, none_pt, span
+from billumy.insights.statements import (
+    Context,
+    Metric,
+    cap,
+    describe,
+    metric_of,
+    none_pt,
+    span,
+)
 from billumy.insights.statements import grain_of as _grain_of
 from billumy.insights.synonyms import synonym_groups, variants
 
@@ -482,32 +490,17 @@ def _peak_sentences(
     return [Sentence(text, [trend.id])]
 
 
-# "Qual combustível cresceu mais?", "which store fell the most?": a rank of the change.
-_GREW = re.compile(
-    r"\b(cresc\w*|aument\w*|subi\w*|grew|grow\w*|increas\w*|rose|gain\w*)\b", re.IGNORECASE
-)
-_FELL = re.compile(
-    r"\b(ca[ií]\w*|diminu\w*|recu\w*|perd\w*|fell|fall\w*|dropp?\w*|declin\w*|"
-    r"decreas\w*|shr[ai]nk\w*|lost)\b",
-    re.IGNORECASE,
-)
-
-
-def _cap(text: str) -> str:
-    return f"{text[:1].upper()}{text[1:]}"
-
-
 def _growth_sentences(
-    question: str, parts: Sequence[dict[str, Any]], planned: Sequence[Fact], ctx: Context
+    parts: Sequence[dict[str, Any]], planned: Sequence[Fact], ctx: Context
 ) -> list[Sentence]:
-    """For "which fuel grew the most from January to March?": the segment whose own change
-    was the largest in percent, read from the change fact's rows (the largest in money,
-    which drove the total, is the change fact's own sentence); a "none grew" when none did."""
-    if not any(p["kind"] == "rank" for p in parts):
+    """For "which fuel grew the most from January to March?" (a ranking of how segments
+    moved): the segment whose own change was the largest in percent, read from the change
+    fact's rows (the largest in money, which drove the total, is the change fact's own
+    sentence); a "none grew" when none did."""
+    moved = next((p.get("moved") for p in parts if p["kind"] == "rank" and p.get("moved")), None)
+    if moved is None:
         return []
-    grew, fell = _GREW.search(question), _FELL.search(question)
-    if bool(grew) == bool(fell):
-        return []
+    grew, fell = moved == "up", moved == "down"
     change = next((f for f in planned if f.kind == "change" and len(f.rows) > 1), None)
     if change is None or not change.values.get("dimension"):
         return []
@@ -519,9 +512,7 @@ def _growth_sentences(
     if not pcts:
         return []
     pct, best = (max if grew else min)(pcts, key=lambda pair: pair[0])
-    metric = metric_of(str(change.values.get("measure")), change, ctx)
-    if change.values.get("agg"):
-        metric = type(metric)(metric.column, str(change.values["agg"]))
+    metric = Metric(str(change.values.get("measure")), str(change.values.get("agg") or "sum"))
     grain = str(change.values.get("grain"))
     since = ctx.formats.when(change.values.get("period_a"), grain)
     until = ctx.formats.when(change.values.get("period_b"), grain)
@@ -531,11 +522,11 @@ def _growth_sentences(
     dim = str(change.values["dimension"])
     if ctx.pt:
         if grew and pct <= 0:
-            lead = f"{_cap(none_pt(dim))} {dim} cresceu; o que menos caiu foi {name}"
+            lead = f"{cap(none_pt(dim))} {dim} cresceu; o que menos caiu foi {name}"
         elif fell and pct >= 0:
-            lead = f"{_cap(none_pt(dim))} {dim} caiu; o que menos cresceu foi {name}"
+            lead = f"{cap(none_pt(dim))} {dim} caiu; o que menos cresceu foi {name}"
         else:
-            lead = _cap(f"{name} foi o que mais {'cresceu' if grew else 'caiu'}")
+            lead = cap(f"{name} foi o que mais {'cresceu' if grew else 'caiu'}")
         text = f"{lead}: {size} n{metric.subject(ctx)}, de {first} {since} para {last} {until}."
     else:
         if grew and pct <= 0:
@@ -543,7 +534,7 @@ def _growth_sentences(
         elif fell and pct >= 0:
             lead = f"No {dim} fell; {name} grew the least"
         else:
-            lead = _cap(f"{name} {'grew' if grew else 'fell'} the most")
+            lead = cap(f"{name} {'grew' if grew else 'fell'} the most")
         text = f"{lead}: {size} in {metric.subject(ctx)}, from {first} {since} to {last} {until}."
     return [Sentence(text, [change.id])]
 
@@ -615,8 +606,7 @@ def build_answer(
     # explains a change.
     planned.sort(key=lambda f: (f.kind != "anomaly", f.kind != "change"))
     chosen = planned or list(facts[:most])
-    if question:
-        sentences += _growth_sentences(question, parts, planned, ctx)
+    sentences += _growth_sentences(parts, planned, ctx)
     spans: set[str] = set()  # "the data runs from ... to ...", said once
     for fact in chosen:
         text, tail = describe(fact, ctx), span(fact, ctx)

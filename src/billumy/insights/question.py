@@ -112,7 +112,15 @@ _COMPARE = _set(
 )
 _COMPARE_PHRASES = (("em", "relacao"), ("relative", "to"), ("compared", "to"))
 _PREVIOUS = _set("anterior previous prior before antes")
-_GROWTH = _set("cresceu cresceram crescimento grew growth increased increase aumentou aumento")
+# A ranking of how segments moved: "qual loja mais cresceu", "which store fell the most".
+_GROWTH = _set(
+    "cresceu cresceram crescimento crescer grew grow growth increased increase aumentou "
+    "aumentaram aumento subiu subiram rose gained"
+)
+_FALL = _set(
+    "caiu cairam queda fell fall dropped declined decreased decrease diminuiu diminuiram "
+    "recuou recuaram perdeu perderam shrank lost"
+)
 _SHARE = _set(
     "participacao share percentual porcentagem percentage percent fatia proporcao proportion "
     "representa representam representou representaram represent represents represented"
@@ -1047,10 +1055,7 @@ def _spelled_dates(question: str) -> str:
     return _NUMERIC_DATE.sub(spelled, question)
 
 
-_MOVED = _set(
-    "caiu cairam fell fall drop dropped declined decreased increased aumentou aumentaram "
-    "diminuiu diminuiram subiu subiram rose grown shrank variation"
-)
+_MOVED = _GROWTH | _FALL | _set("drop grown variation")
 # "from June 3 to June 12", "de março até maio": one span of days, not two periods compared.
 _SPAN = re.compile(r"\b(?:from|de|desde|do|da)\b.*\b(?:to|until|till|through|thru|a|ate|ao)\b")
 
@@ -1114,7 +1119,10 @@ def parse(question: str, profile: Profile) -> Question:
         # "Qual foi o melhor mês?", "which week had the fewest visits?": periods ranked.
         add("peak", f"{rank} {peak[1]}", grain=peak[0])
     else:
-        add("rank", rank)
+        # "Qual loja mais cresceu?": the ranking is of the change, upward or downward.
+        grew, fell = bool(_word(words, _GROWTH)), bool(_word(words, _FALL))
+        moved = {"moved": "up" if grew else "down"} if grew != fell else {}
+        add("rank", rank, **moved)
     add("total", _phrase(words, _TOTAL_PHRASES) or _word(words, _TOTAL))
     trend = _phrase(words, _TREND_PHRASES) or _word(words, _TREND)
     if trend and not (drivers and direction):  # "por que caiu" asks why, not for a trend

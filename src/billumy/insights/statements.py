@@ -114,8 +114,12 @@ _ENTITIES_EN = {
 }  # fmt: skip
 
 
-def _cap(text: str) -> str:
+def cap(text: str) -> str:
+    """``text`` with its first letter in capitals (the rest as it is: names keep theirs)."""
     return f"{text[:1].upper()}{text[1:]}"
+
+
+_cap = cap
 
 
 def metric_of(label: str, fact: Fact, ctx: Context) -> Metric:
