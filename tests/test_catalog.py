@@ -89,7 +89,7 @@ def test_default_persona_runs_on_smollm2(settings: Settings) -> None:
         assert entry.name == "billumy:latest"
         assert entry.base.name == "smollm2-135m:latest"
         assert entry.system == DEFAULT_PERSONA_SYSTEM
-        assert entry.parameters == {"temperature": 0.7, "num_ctx": 2048}
+        assert entry.parameters == {"temperature": 0.7, "num_ctx": 2048, "num_predict": 512}
         assert entry.builtin
         assert await catalog.get("BILLUMY:latest", tenant=None) is entry
         assert catalog.default_model == "billumy:latest"
@@ -144,7 +144,7 @@ def test_created_models_persist_across_catalogs(settings: Settings) -> None:
         assert not entry.builtin
         assert entry.base.name == "smollm2-135m:latest"
         # Parameters not given are inherited from the parent persona.
-        assert entry.parameters == {"temperature": 0.1, "num_ctx": 2048}
+        assert entry.parameters == {"temperature": 0.1, "num_ctx": 2048, "num_predict": 512}
         await catalog.create(
             "tiny-gemma", Modelfile(from_="gemma3-270m", system="Short."), tenant=OPERATOR
         )
@@ -159,7 +159,7 @@ def test_created_models_persist_across_catalogs(settings: Settings) -> None:
             entry = await catalog.get(name, tenant=OPERATOR)
             assert not entry.builtin
             assert entry.system == "Be terse."
-            assert entry.parameters == {"temperature": 0.1, "num_ctx": 2048}
+            assert entry.parameters == {"temperature": 0.1, "num_ctx": 2048, "num_predict": 512}
             assert entry.messages == [
                 {"role": "user", "content": "hi"},
                 {"role": "assistant", "content": "."},

@@ -39,7 +39,7 @@ def test_defaults() -> None:
     billumy = settings.personas["billumy"]
     assert billumy.base == "smollm2-135m"
     assert billumy.system == DEFAULT_PERSONA_SYSTEM
-    assert billumy.parameters == {"temperature": 0.7, "num_ctx": 2048}
+    assert billumy.parameters == {"temperature": 0.7, "num_ctx": 2048, "num_predict": 512}
 
 
 def test_four_batched_generations_by_default_one_context_without_batching(

@@ -321,7 +321,10 @@ def default_personas() -> dict[str, PersonaConfig]:
         "billumy": PersonaConfig(
             base="smollm2-135m",
             system=DEFAULT_PERSONA_SYSTEM,
-            parameters={"temperature": 0.7, "num_ctx": 2048},
+            # num_predict: the 135M model at temperature 0.7 may never write an end token,
+            # and the original curl sets no limit: without one a greeting filled the whole
+            # context (1,938 tokens, 20-26 s). A request's own num_predict still wins.
+            parameters={"temperature": 0.7, "num_ctx": 2048, "num_predict": 512},
         )
     }
 

@@ -286,7 +286,7 @@ def test_models_show_prints_a_modelfile_that_parses_back(data_dir: Path) -> None
     mf = parse_modelfile(result.stdout)
     assert mf.from_ == "smollm2-135m"
     assert mf.system == DEFAULT_PERSONA_SYSTEM
-    assert mf.parameters == {"temperature": 0.7, "num_ctx": 2048}
+    assert mf.parameters == {"temperature": 0.7, "num_ctx": 2048, "num_predict": 512}
 
 
 def test_models_show_prints_configured_persona_verbatim(tmp_path: Path, data_dir: Path) -> None:

@@ -49,6 +49,23 @@ def test_readme_curl_example(server: Server) -> None:
     assert body["eval_count"] > 0
 
 
+def test_readme_curl_exactly_as_written_ends_within_the_persona_s_cap(server: Server) -> None:
+    """The original example sets no num_predict; the 135M persona at temperature 0.7 may
+    never write an end token, so the persona caps its replies (512 tokens) rather than let a
+    greeting fill the whole context."""
+    body = {
+        "model": "billumy",
+        "prompt": "Olá, me chamo Anderson, eu que te criei",
+        "stream": False,
+    }
+    got = httpx.post(f"{server.url}/api/generate", json=body, headers=server.headers, timeout=120)
+    assert got.status_code == 200, got.text
+    answer = got.json()
+    assert answer["done"] is True and answer["response"].strip()
+    assert 0 < answer["eval_count"] <= 512
+    assert answer["done_reason"] in ("stop", "length")
+
+
 def test_curl_without_content_type_and_streaming_default(server: Server) -> None:
     out = subprocess.run(
         [
