@@ -86,6 +86,21 @@ def test_a_single_stop_string_and_no_num_predict(tmp_path: Path) -> None:
     asyncio.run(run())
 
 
+def test_a_persona_s_own_limits_are_brought_down_to_the_server_s(tmp_path: Path) -> None:
+    """billumy carries num_predict 512 and num_ctx 2048; a server whose limits are lower
+    serves it within them, where a request asking for more is a 400 (below)."""
+
+    async def run() -> None:
+        async with served(tmp_path, max_num_predict=100, max_num_ctx=1024) as s:
+            await _generate(s.inference)
+            g = s.engine.calls[0].generation
+            assert (g.num_predict, g.num_ctx) == (100, 1024)
+            with pytest.raises(BadRequestError, match="num_ctx 2048 exceeds"):
+                await _generate(s.inference, options={"num_ctx": 2048})
+
+    asyncio.run(run())
+
+
 def test_limits_are_refused_before_the_engine(tmp_path: Path) -> None:
     async def run() -> None:
         async with served(tmp_path, max_num_predict=100) as s:

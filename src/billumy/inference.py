@@ -213,7 +213,18 @@ class InferenceService:
                 raw.pop(name)
         if "stop" in raw and raw["stop"] is None:
             raw.pop("stop")
-        merged = {**entry.parameters, **coerce_parameters(raw)}
+        # A persona's own num_predict or num_ctx over this server's limits is brought down to
+        # them: only a request asking for more is refused (an operator lowering a limit must
+        # not make every request to the default persona a 400).
+        persona = dict(entry.parameters)
+        for name, most in (
+            ("num_predict", self.settings.max_num_predict),
+            ("num_ctx", self.settings.max_num_ctx),
+        ):
+            value = persona.get(name)
+            if isinstance(value, int | float) and value > most:
+                persona[name] = most
+        merged = {**persona, **coerce_parameters(raw)}
         return {k: v for k, v in merged.items() if k not in _RUNTIME_OPTIONS}
 
     def limits(self, opts: dict[str, Any]) -> tuple[int, int]:
