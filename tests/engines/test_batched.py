@@ -490,3 +490,86 @@ def test_a_step_s_chunks_reach_the_event_loop_in_one_wake_up() -> None:
         loop.close()
     assert ran == [0, 1, 2, 3]
     assert wakes == 2
+
+
+@pytest.mark.parametrize(
+    "penalties",
+    [
+        {"repeat_penalty": 1.1},  # Ollama's default
+        {"repeat_penalty": 1.8, "repeat_last_n": 4},  # a short window: tokens leave it
+        {"repeat_penalty": 0.7},  # below 1: repeats are favoured
+        {"repeat_penalty": 1.0},  # off
+    ],
+)
+def test_greedy_sampling_on_the_logits_gives_the_chain_s_tokens(
+    penalties: dict[str, float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Greedy requests skip llama.cpp's sampler chain (:class:`Greedy`); what they generate
+    is what the chain of penalties and greedy samplers generates, token for token."""
+    from billumy.engines import batched
+
+    async def both(engine: LlamaCppEngine) -> None:
+        reqs = [request(q, num_predict=48, **penalties) for q in QUESTIONS]
+        fast = await asyncio.gather(*(run(engine, r) for r in reqs))
+        with monkeypatch.context() as patch:
+            patch.setattr(batched.Greedy, "serves", staticmethod(lambda s, grammar: False))
+            chain = await asyncio.gather(*(run(engine, r) for r in reqs))
+        assert [c.context for _, c in fast] == [c.context for _, c in chain]
+        assert [t for t, _ in fast] == [t for t, _ in chain]
+
+    on_batched(both)
+
+
+def test_a_step_decodes_its_sequences_in_slot_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a cache per sequence, llama.cpp splits a batch whose sequence ids do not follow
+    one another (3, 2, 1, 0) into a ubatch per sequence, each reading all the weights: the
+    tokens of a step go in slot order, whatever order the sequences joined in."""
+    import threading
+
+    import llama_cpp
+
+    from billumy.engines import batched
+    from billumy.engines.llamacpp_runner import open_model
+
+    llm = open_model(MODEL, 64, 2)
+    model = batched.BatchedModel(llm, n_ctx=256, num_parallel=4, threads=2)
+    order = iter([3, 2, 1, 0])
+
+    def pick(sequence: batched.Sequence) -> int:
+        slot = next(order)
+        model._free_ids.remove(slot)
+        return slot
+
+    monkeypatch.setattr(model, "_pick_slot_locked", pick)
+    steps: list[list[int]] = []
+    real = llama_cpp.llama_decode
+
+    def decode(ctx: object, batch: llama_cpp.llama_batch) -> int:
+        ids = [batch.seq_id[i][0] for i in range(batch.n_tokens)]
+        if len(set(ids)) > 1:
+            steps.append(ids)
+        return int(real(ctx, batch))
+
+    monkeypatch.setattr(llama_cpp, "llama_decode", decode)
+    left = threading.Semaphore(0)
+    try:
+        for question in QUESTIONS:
+            tokens = llm.tokenize(question.encode())
+            model.submit(
+                batched.Sequence(
+                    tokens=tokens,
+                    budget=8,
+                    stops=[],
+                    sampling=Sampling(temperature=0.0),
+                    grammar=None,
+                    emit=lambda chunk: None,
+                    on_exit=left.release,
+                )
+            )
+        for _ in QUESTIONS:
+            assert left.acquire(timeout=60)
+    finally:
+        model.close()
+        llm.close()
+    assert steps  # steps decoded several sequences together
+    assert all(ids == sorted(ids) for ids in steps), steps
