@@ -11,7 +11,9 @@ worker, and each drains like a single process does (see ``DrainingServer``).
 from __future__ import annotations
 
 import functools
+import gc
 import os
+import socket
 import tempfile
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -64,6 +66,15 @@ class DrainingServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.drain.begin(self.grace)
         super().handle_exit(sig, frame)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # What startup built (the app, its services, every module imported) lives as long as
+        # the process: frozen out of the collector's way, a full collection scans only what
+        # requests leave behind. A full collection of that heap took 80-95 ms here, and it
+        # pauses the event loop, with every tenant's requests.
+        gc.collect()
+        gc.freeze()
 
 
 class WorkerProcess(multiprocess.Process):

@@ -573,3 +573,37 @@ def test_a_step_decodes_its_sequences_in_slot_order(monkeypatch: pytest.MonkeyPa
         llm.close()
     assert steps  # steps decoded several sequences together
     assert all(ids == sorted(ids) for ids in steps), steps
+
+
+def test_prompts_that_arrive_together_are_read_in_one_decode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Four requests sent at once reach the idle engine a few milliseconds apart: their
+    prompts are read in one ``llama_decode`` (not each after the ones before it), so their
+    first tokens come together; what they generate is what each generates alone."""
+    import llama_cpp
+
+    real = llama_cpp.llama_decode
+    prompts: list[int] = []  # sequences whose prompt (several tokens) a decode read
+
+    def decode(ctx: object, batch: llama_cpp.llama_batch) -> int:
+        ids = [batch.seq_id[i][0] for i in range(batch.n_tokens)]
+        reading = {i for i in set(ids) if ids.count(i) > 1}
+        if reading:
+            prompts.append(len(reading))
+        return int(real(ctx, batch))
+
+    async def main(engine: LlamaCppEngine) -> None:
+        async def late(delay: float, question: str) -> tuple[str, Chunk]:
+            await asyncio.sleep(delay)  # a burst: not all in the same instant
+            return await run(engine, request(question, num_predict=8))
+
+        await run(engine, request("Hello!", num_predict=1))  # the model is loaded
+        with monkeypatch.context() as patch:
+            patch.setattr(llama_cpp, "llama_decode", decode)
+            together = await asyncio.gather(*(late(0.001 * i, q) for i, q in enumerate(QUESTIONS)))
+        assert prompts == [4]
+        alone = [await run(engine, request(q, num_predict=8)) for q in QUESTIONS]
+        assert [t for t, _ in together] == [t for t, _ in alone]
+
+    on_batched(main)

@@ -2,10 +2,11 @@
 
 A :class:`BatchedModel` holds one context with ``num_parallel`` sequences of ``n_ctx`` tokens
 each (Ollama's sizing: the context is ``n_ctx * num_parallel``). Its scheduler thread runs steps:
-each step decodes one token for every sequence that is generating, plus at most
-``prefill_chunk`` tokens of the prompts of sequences still being read (chunked prefill, so a
-long prompt does not stall the streams already running). Requests join between steps; finished
-and cancelled ones leave at once. A finished sequence's KV stays in its slot: a new prompt goes
+each step decodes, in one ``llama_decode``, one token for every sequence that is generating and
+up to ``prefill_chunk`` tokens of each prompt still being read (chunked prefill, so a long
+prompt does not stall the streams already running for long). Requests join between steps (from
+idle, the scheduler waits a few milliseconds for the rest of a burst, so that its prompts are
+read together); finished and cancelled ones leave at once. A finished sequence's KV stays in its slot: a new prompt goes
 to the free slot holding its longest prefix (a chat's next turn) and evaluates only the rest,
 as llama-server's ``cache_prompt`` does: ``prompt_eval_count`` counts the tokens evaluated,
 ``prompt_cached`` those reused (usage and quotas count both: the whole prompt).
@@ -187,12 +188,14 @@ class BatchedModel:
         num_parallel: int,
         threads: int,
         prefill_chunk: int = 128,
+        gather_s: float = 0.004,
     ) -> None:
         self.llm = llm
         self.n_ctx = n_ctx
         self.num_parallel = num_parallel
         self.prefill_chunk = prefill_chunk
-        self.n_batch = prefill_chunk + num_parallel
+        self.gather_s = gather_s
+        self.n_batch = (prefill_chunk + 1) * num_parallel
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = n_ctx * num_parallel
         params.n_batch = self.n_batch
@@ -275,6 +278,8 @@ class BatchedModel:
             with self._wake:
                 while not self._closing and not self._pending and not self._running:
                     self._wake.wait()
+                if not self._running:
+                    self._gather_locked()
                 if self._closing:
                     leaving = self._pending + self._running
                     self._pending, self._running = [], []
@@ -290,6 +295,23 @@ class BatchedModel:
                     self._leave(sequence, EngineError(f"generation failed: {exc}"))
         for sequence in leaving:
             self._leave(sequence, EngineError("the model was unloaded during the generation"))
+
+    def _gather_locked(self) -> None:
+        """From idle, wait for the requests that arrive with the first one (a client's burst
+        reaches the engine over a few milliseconds): until ``gather_s`` passes with no new
+        one, or ``5 * gather_s`` in all. Their prompts are then read in one decode and their
+        first tokens come together, not each after the prompts before it."""
+        started = time.monotonic()
+        deadline = started + self.gather_s
+        count = len(self._pending)
+        while not self._closing and len(self._pending) < len(self._free_ids):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._wake.wait(left)
+            if len(self._pending) > count:
+                count = len(self._pending)
+                deadline = min(time.monotonic() + self.gather_s, started + 5 * self.gather_s)
 
     def _admit_locked(self) -> list[Sequence]:
         admitted = []
@@ -383,34 +405,27 @@ class BatchedModel:
         # sequences whose ids follow one another in the batch (0, 1, 2, 3 is one ubatch; 2, 0,
         # 3, 1 is two, and 3, 2, 1, 0 four), and each ubatch reads all the weights again.
         generating = sorted((s for s in self._running if not s.prefilling), key=lambda s: s.seq_id)
-        room = self.n_batch - len(generating)
-        chunks: list[tuple[Sequence, int]] = []  # prompt chunks: sequence, tokens to read
-        for sequence in self._running:
-            if room <= 0:
-                break
-            if sequence.prefilling:
-                take = min(room, len(sequence.tokens) - sequence.fed)
-                chunks.append((sequence, take))
-                room -= take
+        # Every prompt being read advances by up to prefill_chunk tokens a step, all in the same
+        # decode as the generating sequences' tokens: prompts that arrive together are read
+        # together (their first tokens come together, and a wide batch reads the weights
+        # fewer times), and a long prompt still takes several steps.
+        chunks: list[tuple[Sequence, int]] = [
+            (s, min(self.prefill_chunk, len(s.tokens) - s.fed))
+            for s in self._running
+            if s.prefilling
+        ]
         if not generating and not chunks:
             return
         self.steps += 1
         self.batch_sequences += len(generating) + len(chunks)
-        # One decode for the generating sequences' tokens, then one per prompt chunk: llama.cpp
-        # cuts a batch for separate per-sequence caches into ubatches holding as many tokens of
-        # each sequence, so a prompt chunk decoded beside one-token sequences went through many
-        # small ubatches (a 40-token prompt joining took seconds on a busy machine). Prompts
-        # decoded together did not bring the fourth of four first tokens any sooner (they
-        # reach the engine one after another): their first tokens just came later.
-        if generating:
-            self._decode(
-                [(s, [s.last], len(s.tokens) + len(s.generated) - 1, True) for s in generating]
-            )
+        parts = [(s, [s.last], len(s.tokens) + len(s.generated) - 1, True) for s in generating]
         for sequence, take in chunks:
             start = sequence.fed
             sequence.fed += take
             last = sequence.fed == len(sequence.tokens)
-            self._decode([(sequence, sequence.tokens[start : sequence.fed], start, last)])
+            parts.append((sequence, sequence.tokens[start : sequence.fed], start, last))
+        parts.sort(key=lambda part: part[0].seq_id)
+        self._decode(parts)
 
     def _decode(self, parts: list[tuple[Sequence, list[int], int, bool]]) -> None:
         """Decode ``parts`` (a sequence, its tokens, the first one's position, whether the last

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import faulthandler
+import gc
 import logging
 import os
 import signal
@@ -191,6 +192,8 @@ async def serve(sock: socket.socket, engine: LlamaCppEngine) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
     server = await asyncio.start_unix_server(accept, sock=sock)
+    gc.collect()  # what startup built lives as long as the process (see DrainingServer)
+    gc.freeze()
     log.info("engine process ready", extra={"version": __version__, "batching": engine.batching})
     try:
         while not stopping.is_set():
