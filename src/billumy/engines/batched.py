@@ -6,10 +6,11 @@ each step decodes, in one ``llama_decode``, one token for every sequence that is
 up to ``prefill_chunk`` tokens of each prompt still being read (chunked prefill, so a long
 prompt does not stall the streams already running for long). Requests join between steps (from
 idle, the scheduler waits a few milliseconds for the rest of a burst, so that its prompts are
-read together); finished and cancelled ones leave at once. A finished sequence's KV stays in its slot: a new prompt goes
-to the free slot holding its longest prefix (a chat's next turn) and evaluates only the rest,
-as llama-server's ``cache_prompt`` does: ``prompt_eval_count`` counts the tokens evaluated,
-``prompt_cached`` those reused (usage and quotas count both: the whole prompt).
+read together); finished and cancelled ones leave at once. A finished sequence's KV stays in
+its slot: a new prompt goes to the free slot holding its longest prefix (a chat's next turn)
+and evaluates only the rest, as llama-server's ``cache_prompt`` does: ``prompt_eval_count``
+counts the tokens evaluated, ``prompt_cached`` those reused (usage and quotas count both: the
+whole prompt).
 
 A sequence past its deadline leaves at the next step with a 504; one whose client went away
 (``cancel``) leaves at the next step too, before it is decoded again.
