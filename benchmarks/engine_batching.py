@@ -13,12 +13,14 @@ each stream and round starts somewhere else, so no prompt is reused), every roun
 alternating which goes first, and prints per server the aggregate tokens/s (all streams' tokens
 over the round's wall time, median of the rounds), the mean per-stream tokens/s (the server's
 own eval timing) and the time to first token p50/p95, then Billumy's figure as a ratio to
-llama-server's. Then a 20-turn chat (each turn's reply of up to 32 tokens sent back with the
-next question, as a chat client does) on each server, alternating turns, prints the time to
-first token of turns 2 and 20 (its prefix is reused by both), and last the resident memory of
-each server's processes (Billumy: the API process and the engine process) with four slots.
+llama-server's; and, paired by round (the two ran one after the other), the median of the
+rounds' own ratios of the aggregate and of the slowest first token. Then a 20-turn chat (each
+turn's reply of up to 32 tokens sent back with the next question, as a chat client does) on
+each server, alternating turns, prints the time to first token of turns 2 and 20 (its prefix
+is reused by both), and last the resident memory of each server's processes (Billumy: the API
+process and the engine process) with four slots.
 
-    .venv/bin/python benchmarks/engine_batching.py --rounds 3 --threads 2
+    .venv/bin/python benchmarks/engine_batching.py --rounds 8 --threads 2
 
 This is a benchmark, not a test: it exits 0 whatever the ratios, unless something crashed.
 Targets (issue 17): 1 stream >= 0.95x llama-server's tokens/s; 4 and 8 streams aggregate
@@ -78,6 +80,7 @@ class Figures:
     aggregate: list[float] = field(default_factory=list)  # tokens/s per round
     per_stream: list[float] = field(default_factory=list)  # tokens/s per stream
     ttft: list[float] = field(default_factory=list)  # seconds per stream
+    rounds: list[tuple[float, float]] = field(default_factory=list)  # aggregate, last ttft
 
 
 @dataclass
@@ -188,6 +191,7 @@ async def round_of(
     )
     wall = time.perf_counter() - started
     f.aggregate.append(sum(a.tokens for a in answers) / wall)
+    f.rounds.append((f.aggregate[-1], max(a.ttft for a in answers)))
     f.per_stream.extend(a.rate for a in answers if a.rate)
     f.ttft.extend(a.ttft for a in answers)
 
@@ -204,6 +208,21 @@ def figures_of(f: Figures) -> dict[str, float]:
         "ttft p50 ms": p(f.ttft, 0.5) * 1000,
         "ttft p95 ms": p(f.ttft, 0.95) * 1000,
     }
+
+
+def paired(ours: Figures, theirs: Figures) -> None:
+    """Each round's figure over the other server's in the same round (they ran one after the
+    other): this machine's speed drifts by a fifth over a minute, and a ratio of medians
+    taken over different stretches of it moves with the drift; the median of the rounds'
+    own ratios does not."""
+    pairs = list(zip(ours.rounds, theirs.rounds, strict=True))
+    aggregate = [a[0] / b[0] for a, b in pairs]
+    last = [a[1] / b[1] for a, b in pairs]
+    print(
+        f"  paired by round   aggregate {statistics.median(aggregate):5.2f}x, "
+        f"slowest first token {statistics.median(last):5.2f}x  "
+        f"(rounds: {' '.join(f'{r:.2f}' for r in aggregate)})"
+    )
 
 
 def show(label: str, ours: dict[str, float], theirs: dict[str, float]) -> None:
@@ -294,6 +313,7 @@ async def run(args: argparse.Namespace, billumy: Target, llama: Target) -> None:
                 figures_of(figures[billumy.name]),
                 figures_of(figures[llama.name]),
             )
+            paired(figures[billumy.name], figures[llama.name])
         answers = await conversation(client, targets, args.turns, args.turn_tokens)
     print(f"{args.turns}-turn chat, replies of up to {args.turn_tokens} tokens:")
     for target in targets:
