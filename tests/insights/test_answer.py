@@ -82,6 +82,8 @@ def test_formats_follow_the_locale() -> None:
     assert pt.number(6006.5) == "6.006,5" and en.number(6006.5) == "6,006.5"
     assert pt.number(1234567) == "1.234.567" and en.number(0.0034) == "0.0034"
     assert pt.pct(12.345) == "12,3%" and en.pct(12.345) == "12.3%"
+    # A change one decimal would write as none (+12,139.78 on 182 million) keeps 2 digits.
+    assert pt.pct(0.0067) == "0,0067%" and en.pct(0.05) == "0.050%" and en.pct(0) == "0.0%"
     assert pt.period("2024-03", "month") == "março de 2024"
     assert en.period("2024-03", "month") == "March 2024"
     assert pt.period("2024-Q1", "quarter") == "1º trimestre de 2024"
@@ -439,6 +441,10 @@ def test_which_segment_grew_the_most_is_answered_first() -> None:
     shrinking = _months_of_stores({"Centro": -0.25, "Norte": -0.1, "Sul": -0.5})
     none = _answer_of(shrinking, "Qual loja cresceu mais de janeiro para março?", "pt")
     assert none.startswith("Nenhuma loja cresceu; o que menos caiu foi Norte: −10,0%"), none
+    # A hundredth of a percent is a growth, written as one: not "+0,0%".
+    barely = _months_of_stores({"Centro": 0.0001, "Norte": -0.1, "Sul": -0.2})
+    tiny = _answer_of(barely, "Qual loja cresceu mais de janeiro para março?", "pt")
+    assert tiny.startswith("Centro foi o que mais cresceu: +0,010% no total de vendas"), tiny
 
 
 def test_growth_within_one_period_is_against_the_one_before() -> None:

@@ -12,7 +12,8 @@ Rules that decide what a number looks like:
   in Portuguese it is written in reais (``R$``) unless the column names another currency; in
   English a currency symbol appears only when the column names one (``price_usd``): we never
   guess dollars;
-* percentages have one decimal (``12,5%``, ``12.5%``);
+* percentages have one decimal (``12,5%``, ``12.5%``), or 2 significant digits where one
+  decimal would round a non-zero one to 0.0% (``0,0067%``);
 * Babel puts a no-break space between ``R$`` and the amount (CLDR's choice, which keeps them on
   one line); the verifier reads it like any space.
 """
@@ -99,7 +100,10 @@ class Formats:
             return self.number(None)
         if isinstance(value, float) and not math.isfinite(value):
             return self.number(None)
-        return _safe(format_percent, value / 100, format="#,##0.0%", locale=self.locale)
+        # A change that one decimal would write as 0.0% is not none: two significant digits
+        # (+12,139.78 on 182 million is +0.0067%, not +0.0%).
+        pattern = "@@%" if 0 < abs(value) <= 0.05 else "#,##0.0%"
+        return _safe(format_percent, value / 100, format=pattern, locale=self.locale)
 
     def decimal2(self, value: float) -> str:
         """A coefficient with exactly 2 decimals (a correlation's r): ``0,85`` / ``0.85``."""
