@@ -578,10 +578,17 @@ def test_a_step_decodes_its_sequences_in_slot_order(monkeypatch: pytest.MonkeyPa
 def test_prompts_that_arrive_together_are_read_in_one_decode(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Four requests sent at once reach the idle engine a few milliseconds apart: their
-    prompts are read in one ``llama_decode`` (not each after the ones before it), so their
-    first tokens come together; what they generate is what each generates alone."""
+    """Requests sent together reach the idle engine a few milliseconds apart: the scheduler
+    waits for the rest of the burst, their prompts are read in one ``llama_decode`` (not each
+    after the ones before it), and their first tokens come together. (The wait is longer here
+    than the default 4 ms, so that a busy machine between two submits does not split it.)"""
+    import threading
+    import time
+
     import llama_cpp
+
+    from billumy.engines import batched
+    from billumy.engines.llamacpp_runner import open_model
 
     real = llama_cpp.llama_decode
     prompts: list[int] = []  # sequences whose prompt (several tokens) a decode read
@@ -593,17 +600,27 @@ def test_prompts_that_arrive_together_are_read_in_one_decode(
             prompts.append(len(reading))
         return int(real(ctx, batch))
 
-    async def main(engine: LlamaCppEngine) -> None:
-        async def late(delay: float, question: str) -> tuple[str, Chunk]:
-            await asyncio.sleep(delay)  # a burst: not all in the same instant
-            return await run(engine, request(question, num_predict=8))
-
-        await run(engine, request("Hello!", num_predict=1))  # the model is loaded
-        with monkeypatch.context() as patch:
-            patch.setattr(llama_cpp, "llama_decode", decode)
-            together = await asyncio.gather(*(late(0.001 * i, q) for i, q in enumerate(QUESTIONS)))
-        assert prompts == [4]
-        alone = [await run(engine, request(q, num_predict=8)) for q in QUESTIONS]
-        assert [t for t, _ in together] == [t for t, _ in alone]
-
-    on_batched(main)
+    monkeypatch.setattr(llama_cpp, "llama_decode", decode)
+    llm = open_model(MODEL, 64, 2)
+    model = batched.BatchedModel(llm, n_ctx=256, num_parallel=4, threads=2, gather_s=0.2)
+    left = threading.Semaphore(0)
+    try:
+        for question in QUESTIONS:
+            model.submit(
+                batched.Sequence(
+                    tokens=llm.tokenize(question.encode()),
+                    budget=4,
+                    stops=[],
+                    sampling=Sampling(temperature=0.0),
+                    grammar=None,
+                    emit=lambda chunk: None,
+                    on_exit=left.release,
+                )
+            )
+            time.sleep(0.01)  # a burst: not all in the same instant
+        for _ in QUESTIONS:
+            assert left.acquire(timeout=60)
+    finally:
+        model.close()
+        llm.close()
+    assert prompts == [4]
