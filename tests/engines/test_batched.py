@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,6 +65,32 @@ def on_batched(body: Callable[[LlamaCppEngine], Awaitable[None]]) -> None:
             await engine.aclose()
 
     asyncio.run(main())
+
+
+def submit_questions(model: Any, llm: Any, *, budget: int, apart_s: float = 0.0) -> None:
+    """Submit each of QUESTIONS, greedy, to a ``BatchedModel`` (``apart_s`` between them) and
+    wait until every one has left it."""
+    import threading
+    import time
+
+    from billumy.engines.batched import Sequence
+
+    left = threading.Semaphore(0)
+    for question in QUESTIONS:
+        model.submit(
+            Sequence(
+                tokens=llm.tokenize(question.encode()),
+                budget=budget,
+                stops=[],
+                sampling=Sampling(temperature=0.0),
+                grammar=None,
+                emit=lambda chunk: None,
+                on_exit=left.release,
+            )
+        )
+        time.sleep(apart_s)
+    for _ in QUESTIONS:
+        assert left.acquire(timeout=60)
 
 
 def test_greedy_replies_are_the_same_alone_batched_and_on_a_context_of_their_own() -> None:
@@ -524,7 +551,6 @@ def test_a_step_decodes_its_sequences_in_slot_order(monkeypatch: pytest.MonkeyPa
     """With a cache per sequence, llama.cpp splits a batch whose sequence ids do not follow
     one another (3, 2, 1, 0) into a ubatch per sequence, each reading all the weights: the
     tokens of a step go in slot order, whatever order the sequences joined in."""
-    import threading
 
     import llama_cpp
 
@@ -551,23 +577,8 @@ def test_a_step_decodes_its_sequences_in_slot_order(monkeypatch: pytest.MonkeyPa
         return int(real(ctx, batch))
 
     monkeypatch.setattr(llama_cpp, "llama_decode", decode)
-    left = threading.Semaphore(0)
     try:
-        for question in QUESTIONS:
-            tokens = llm.tokenize(question.encode())
-            model.submit(
-                batched.Sequence(
-                    tokens=tokens,
-                    budget=8,
-                    stops=[],
-                    sampling=Sampling(temperature=0.0),
-                    grammar=None,
-                    emit=lambda chunk: None,
-                    on_exit=left.release,
-                )
-            )
-        for _ in QUESTIONS:
-            assert left.acquire(timeout=60)
+        submit_questions(model, llm, budget=8)
     finally:
         model.close()
         llm.close()
@@ -582,9 +593,6 @@ def test_prompts_that_arrive_together_are_read_in_one_decode(
     waits for the rest of the burst, their prompts are read in one ``llama_decode`` (not each
     after the ones before it), and their first tokens come together. (The wait is longer here
     than the default 4 ms, so that a busy machine between two submits does not split it.)"""
-    import threading
-    import time
-
     import llama_cpp
 
     from billumy.engines import batched
@@ -603,23 +611,8 @@ def test_prompts_that_arrive_together_are_read_in_one_decode(
     monkeypatch.setattr(llama_cpp, "llama_decode", decode)
     llm = open_model(MODEL, 64, 2)
     model = batched.BatchedModel(llm, n_ctx=256, num_parallel=4, threads=2, gather_s=0.2)
-    left = threading.Semaphore(0)
     try:
-        for question in QUESTIONS:
-            model.submit(
-                batched.Sequence(
-                    tokens=llm.tokenize(question.encode()),
-                    budget=4,
-                    stops=[],
-                    sampling=Sampling(temperature=0.0),
-                    grammar=None,
-                    emit=lambda chunk: None,
-                    on_exit=left.release,
-                )
-            )
-            time.sleep(0.01)  # a burst: not all in the same instant
-        for _ in QUESTIONS:
-            assert left.acquire(timeout=60)
+        submit_questions(model, llm, budget=4, apart_s=0.01)  # a burst: not all at once
     finally:
         model.close()
         llm.close()

@@ -402,10 +402,7 @@ class BatchedModel:
                         f"after {len(sequence.generated)} tokens"
                     ),
                 )
-        # In slot order: with a cache per sequence, llama.cpp cuts a batch into ubatches of
-        # sequences whose ids follow one another in the batch (0, 1, 2, 3 is one ubatch; 2, 0,
-        # 3, 1 is two, and 3, 2, 1, 0 four), and each ubatch reads all the weights again.
-        generating = sorted((s for s in self._running if not s.prefilling), key=lambda s: s.seq_id)
+        generating = [s for s in self._running if not s.prefilling]
         # Every prompt being read advances by up to prefill_chunk tokens a step, all in the same
         # decode as the generating sequences' tokens: prompts that arrive together are read
         # together (their first tokens come together, and a wide batch reads the weights
@@ -425,6 +422,9 @@ class BatchedModel:
             sequence.fed += take
             last = sequence.fed == len(sequence.tokens)
             parts.append((sequence, sequence.tokens[start : sequence.fed], start, last))
+        # In slot order: with a cache per sequence, llama.cpp cuts a batch into ubatches of
+        # sequences whose ids follow one another in the batch (0, 1, 2, 3 is one ubatch; 2, 0,
+        # 3, 1 is two, and 3, 2, 1, 0 four), and each ubatch reads all the weights again.
         parts.sort(key=lambda part: part[0].seq_id)
         self._decode(parts)
 
