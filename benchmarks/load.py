@@ -195,11 +195,13 @@ class Latency:
     total: list[float] = field(default_factory=list)
     ttft: list[float] = field(default_factory=list)
     failed: int = 0
+    windows: list[tuple[float, float]] = field(default_factory=list)  # epoch seconds
 
     def add(self, other: Latency) -> None:
         self.total += other.total
         self.ttft += other.ttft
         self.failed += other.failed
+        self.windows += other.windows
 
 
 def quantile(samples: list[float], q: float) -> float:
@@ -223,6 +225,7 @@ async def well_behaved(
     out = Latency()
     todo = iter(range(requests))
     began = time.perf_counter()
+    opened = time.time()
 
     async def client() -> None:
         for i in todo:
@@ -253,6 +256,7 @@ async def well_behaved(
                 out.ttft.append(answer.ttft)
 
     await asyncio.gather(*(client() for _ in range(concurrency)))
+    out.windows.append((opened, time.time()))
     return out
 
 
@@ -519,9 +523,11 @@ def attack_process(
 
 
 @contextlib.contextmanager
-def nginx_in_front(tmp: Path, server_port: int) -> Iterator[int]:
+def nginx_in_front(tmp: Path, server_port: int, workers: str = "auto") -> Iterator[int]:
     """The shipped nginx config in front of the server (as tests/nginx_kit.py runs it), its TLS
-    server listening in plain HTTP, with connections enough for the attack; yields its port."""
+    server listening in plain HTTP, with connections enough for the attack and ``workers``
+    worker processes (``auto``: one a core, as the Compose file's nginx image runs it); yields
+    its port."""
     from tests import nginx_kit
 
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -544,9 +550,18 @@ def nginx_in_front(tmp: Path, server_port: int) -> Iterator[int]:
     )
     main_conf = prefix / "nginx.conf"
     main_conf.write_text(
-        main_conf.read_text().replace(
+        main_conf.read_text()
+        .replace(
+            "    access_log off;",
+            # W's requests only (A's address is another): nginx's own time and the upstream's.
+            "    map $remote_addr $w_request { 127.0.0.1 1; default 0; }\n"
+            "    log_format timing '$msec $status $request_time $upstream_response_time';\n"
+            f"    access_log {prefix}/access.log timing buffer=256k flush=1s if=$w_request;",
+        )
+        .replace(
             "events { worker_connections 64; }",
-            "worker_rlimit_nofile 65536;\nevents { worker_connections 16384; }",
+            f"worker_processes {workers};\nworker_rlimit_nofile 65536;\n"
+            "events { worker_connections 16384; }",
         )
     )
     proc = subprocess.Popen(
@@ -575,6 +590,25 @@ def nginx_in_front(tmp: Path, server_port: int) -> Iterator[int]:
         )
         for text, count in problems.most_common(5):
             progress(f"  nginx logged {count}x: {text}")
+
+
+def nginx_times(log: Path) -> list[tuple[float, float, float]]:
+    """W's requests as nginx logged them: (when it ended, epoch s; nginx's whole time, s; of it
+    the upstream's, s: from connecting to Billumy to its last byte)."""
+    out = []
+    for line in log.read_text().splitlines():
+        fields = line.split()
+        with contextlib.suppress(ValueError, IndexError):
+            out.append((float(fields[0]), float(fields[2]), float(fields[3].split(",")[-1])))
+    return out
+
+
+def edge_split(
+    times: list[tuple[float, float, float]], windows: list[tuple[float, float]]
+) -> tuple[list[float], list[float]]:
+    """(nginx's whole time, the upstream's) of W's requests that ended within ``windows``."""
+    inside = [t for t in times if any(a <= t[0] <= b for a, b in windows)]
+    return [t[1] for t in inside], [t[2] for t in inside]
 
 
 def billumy_toml(upstream_url: str) -> str:
@@ -626,6 +660,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "send W's and A's requests through a real nginx running the shipped "
             "deploy/nginx/billumy.conf (its TLS server on plain HTTP: a load generator's TLS "
             "handshakes on the same cores would measure openssl), as in production"
+        ),
+    )
+    add(
+        "--nginx-workers",
+        default="auto",
+        help=(
+            "nginx worker_processes with --via-nginx (default auto: one a core, as the nginx "
+            "image of deploy/compose.yaml runs it)"
         ),
     )
     add(
@@ -723,7 +765,11 @@ def report(args: argparse.Namespace, result: dict[str, object]) -> bool:
         f"{args.w_concurrency} at a time"
         + (f", at most {args.w_rate:g}/s" if args.w_rate else "")
         + f"; {args.workers} server worker(s)"
-        + ("; through nginx (deploy/nginx/billumy.conf)" if args.via_nginx else "")
+        + (
+            f"; through nginx (deploy/nginx/billumy.conf, {args.nginx_workers} workers)"
+            if args.via_nginx
+            else ""
+        )
     )
     header = (
         f"{'W':<14} {'p50 ms':>8} {'p95 ms':>8} {'ttft p50':>9} {'ttft p95':>9} "
@@ -738,6 +784,17 @@ def report(args: argparse.Namespace, result: dict[str, object]) -> bool:
             f"{ms * quantile(lat.ttft, 0.5):>9.1f} {ms * quantile(lat.ttft, 0.95):>9.1f} "
             f"{len(lat.total):>5} {lat.failed:>6}"
         )
+    edge = result.get("edge")
+    if isinstance(edge, list) and edge:
+        print("\nW as nginx timed it (whole: from reading the request to the last byte sent;")
+        print("billumy: from connecting upstream to Billumy's last byte), ms")
+        print(f"{'W':<14} {'whole p50':>10} {'whole p95':>10} {'billumy p50':>12} {'p95':>8}")
+        for name, lat in (("alone", alone), ("under attack", attacked)):
+            whole, upstream = edge_split(edge, lat.windows)
+            print(
+                f"{name:<14} {ms * quantile(whole, 0.5):>10.1f} {ms * quantile(whole, 0.95):>10.1f}"
+                f" {ms * quantile(upstream, 0.5):>12.1f} {ms * quantile(upstream, 0.95):>8.1f}"
+            )
     print("\nA's outcomes (kind status: count)")
     for outcome, count in sorted(tally.outcomes.items()):
         print(f"  {outcome:<32} {count:>6}")
@@ -813,9 +870,13 @@ def main(argv: list[str] | None = None) -> int:
                 front = server.port
                 if args.via_nginx:
                     progress("starting nginx with deploy/nginx/billumy.conf in front")
-                    front = stack.enter_context(nginx_in_front(Path(tmp), server.port))
+                    front = stack.enter_context(
+                        nginx_in_front(Path(tmp), server.port, args.nginx_workers)
+                    )
                 with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
                     result = runner.run(run(args, server.port, front, keys))
+            if args.via_nginx:
+                result["edge"] = nginx_times(Path(tmp) / "nginx" / "access.log")
         finally:
             server.stop()
             upstream.stop()
