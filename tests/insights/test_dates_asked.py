@@ -15,6 +15,7 @@ import duckdb
 from billumy.insights import data
 from billumy.insights import question as questions
 from billumy.insights.answer import build_answer
+from billumy.insights.checker import ClaimChecker
 from billumy.insights.evidence import read_fact
 from billumy.insights.formats import for_language
 from billumy.insights.model import Fact
@@ -137,8 +138,16 @@ def test_a_year_held_in_part_is_compared_on_the_same_months() -> None:
     )
     assert Span(date(2024, 7, 1), date(2025, 1, 1)) in read_fact(change, "en").spans
     sentence = next(s for s in en.split(". ") if s.startswith("Total faturamento went"))
-    bare = dataclasses.replace(change, statement="")
+    bare = dataclasses.replace(change, statement="", id="f1")
     assert check(sentence, [bare], "en").verified, sentence
+    # A narrative's claims are checked against those months: the numbers said of July to
+    # December agree, the same numbers said of January to June do not.
+    with data.from_records(rows) as table:
+        checker = ClaimChecker([bare], "pt", profile(table))
+    said = f"O faturamento foi de {_money(chain[0])} de jul. a dez. de 2023 para {_money(chain[1])}"
+    assert checker.check_sentence(f"{said} de jul. a dez. de 2024.").kept
+    wrong = checker.check_sentence(f"{said} de jan. a jun. de 2024.")
+    assert [c.kind for c in wrong.failed] == ["period"], wrong
 
 
 def test_a_year_still_running_is_compared_with_the_same_days_of_the_year_before() -> None:
