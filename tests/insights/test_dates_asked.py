@@ -275,9 +275,16 @@ def test_last_weekend_is_the_data_s_latest_whole_weekend() -> None:
 
 def _hours() -> list[dict[str, Any]]:
     """Hourly rows (a date and the hour each interval starts, 8 to 18) of two queues over ten
-    days of March 2024: calls are the hour plus the day of the month."""
+    days of March 2024: calls are the hour plus the day of the month; agents on the queue
+    that hour (a stock) depend on the hour."""
     return [
-        {"date": date(2024, 3, d), "hour": h, "queue": q, "calls_answered": h + d + k}
+        {
+            "date": date(2024, 3, d),
+            "hour": h,
+            "queue": q,
+            "calls_answered": h + d + k,
+            "agents_logged": h % 5 + k // 50,
+        }
         for d in range(4, 14)
         for h in range(8, 19)
         for q, k in (("Sales", 0), ("Support", 100))
@@ -309,6 +316,12 @@ def test_hours_of_a_day_are_read_beside_the_day() -> None:
     assert pt == f"Em 12 de mar. de 2024 às 10h, o total de calls_answered é {ten}.", pt
     en, _, _ = _ask(rows, "How many calls did we answer on March 12 at 10am?", "en")
     assert en == f"On Mar 12, 2024 at 10:00, total calls_answered is {ten}.", en
+    # A level is read at the hour asked, said once.
+    agents = _reference(
+        rows, "SELECT sum(agents_logged) FROM t WHERE date = '2024-03-12' AND hour = 10"
+    )
+    pt, _, _ = _ask(rows, "Quantos agentes estavam logados em 12 de março às 10h?", "pt")
+    assert pt == f"Em 12 de mar. de 2024 às 10h, o total de agents_logged é {agents}.", pt
     # 12 February is before the data: no rows, and where the data is.
     en, _, _ = _ask(rows, "How many calls did we answer on February 12 between 9am and noon?", "en")
     assert en.startswith("On Feb 12, 2024 from 9:00 to 12:00, no rows"), en

@@ -227,8 +227,10 @@ def scope(fact: Fact, ctx: Context) -> str:
         else:
             shown_value = repr(flt.value) if isinstance(flt.value, str) else fmt.number(flt.value)
             conditions.append(f"{flt.column} {flt.op} {shown_value}")
-    if hours:
-        periods.append(hours)  # after the day: "em 12 de set. de 2024 das 9h às 12h"
+    if hours and not (fact.as_of is not None and fact.as_of.get("hour") is not None):
+        # After the day: "em 12 de set. de 2024 das 9h às 12h"; a level read at one hour
+        # says that hour below.
+        periods.append(hours)
     period = plan.period
     if period is not None and period.last is not None:
         conditions.append(_last_periods(period.column, period.grain, period.last, ctx))
