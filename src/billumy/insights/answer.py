@@ -30,6 +30,7 @@ from billumy.insights.statements import (
     Context,
     Metric,
     cap,
+    compared,
     describe,
     metric_of,
     none_pt,
@@ -514,8 +515,8 @@ def _growth_sentences(
     pct, best = (max if grew else min)(pcts, key=lambda pair: pair[0])
     metric = Metric(str(change.values.get("measure")), str(change.values.get("agg") or "sum"))
     grain = str(change.values.get("grain"))
-    since = ctx.formats.when(change.values.get("period_a"), grain)
-    until = ctx.formats.when(change.values.get("period_b"), grain)
+    since = ctx.formats.when(compared(change.values, "a"), grain)
+    until = ctx.formats.when(compared(change.values, "b"), grain)
     first, last = metric.amount(best["value_a"], ctx), metric.amount(best["value_b"], ctx)
     name = ctx.formats.label(best["segment"])
     size = f"{'+' if pct > 0 else '−' if pct < 0 else ''}{ctx.formats.pct(abs(pct))}"

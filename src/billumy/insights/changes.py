@@ -8,18 +8,27 @@ main one. Periods come from the question (:class:`~billumy.insights.question.Win
 named, it is compared with the one before; with none, the data's last period with the one
 before it.
 
+When one of two years, halves or quarters compared is only partly in the data (2023 from
+July on against the whole of 2024; 2025 up to June against 2024), both are cut to the part of
+their year (half, quarter) that the data holds in both: July to December of 2023 against July
+to December of 2024, January to June of 2025 against the same months of 2024. The fact keeps
+the periods named (``period_a``, ``period_b``) and says which days were compared (``span_a``,
+``span_b``, as ``2023-07-01/2023-12-31``); its numbers are those days' queries.
+
 Every number is computed by one DuckDB query per period over the same filtered rows, so the
 parts add up to the total exactly (for additive measures), which the tests check.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import calendar
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from billumy.insights.data import Table, quote_ident
 from billumy.insights.grains import choose_grain, natural_grain
 from billumy.insights.model import Fact, Profile, Scalar
+from billumy.insights.periods import Span, covered_span
 from billumy.insights.plan import Plan
 from billumy.insights.planned import filter_conditions
 from billumy.insights.profile import plain
@@ -61,6 +70,80 @@ def _windows(
     return last.previous(), last
 
 
+# Periods that repeat within a year at the same months: they can be cut to the same part.
+_CUT_GRAINS = frozenset({"quarter", "half", "year"})
+# Days a period may lack at either end and still count as whole.
+_SLACK_DAYS = 7.0
+
+
+def _months_later(day: date, months: int) -> date:
+    """``day`` moved by whole months, kept within its month (31 March, a month back, is 28
+    or 29 February)."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
+
+
+def _as_date(value: Any) -> date | None:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value)[:10]) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _days(window: Window, start: date, end: date) -> Window:
+    last = end - timedelta(days=1)
+    label = f"{start.isoformat()}/{last.isoformat()}"
+    return Window(window.column, "day", label, start=start, end=end)
+
+
+def like_for_like(profile: Profile, a: Window, b: Window) -> tuple[Window, Window] | None:
+    """``a`` and ``b`` (two years, halves or quarters) cut to the part of each that the data
+    holds in both, at the same months and days of their period, when one of them is in the
+    data only in part; None when both are whole (or neither holds a common part).
+
+    A period is whole when the data misses a week of it or less, or two of the steps
+    between its dates: deliveries that stop on Friday 28 June hold the quarter (its weekend
+    had none), the days between Christmas and New Year a business closes are no part missing,
+    weekly rows dated Monday 23 September hold the quarter up to its Monday 30th; monthly rows
+    stand for their whole month (:func:`~billumy.insights.periods.covered_span`)."""
+    if a.grain != b.grain or a.grain not in _CUT_GRAINS or a.ordinal or b.ordinal:
+        return None
+    if a.start is None or a.end is None or b.start is None or b.end is None:
+        return None
+    column = profile.column(b.column)
+    first, last = (_as_date(column.min), _as_date(column.max)) if column else (None, None)
+    if column is None or first is None or last is None:
+        return None
+    data = covered_span(first, last, column.distinct)
+    step = (last - first).days / max(1, column.distinct - 1)
+    slack = timedelta(days=max(_SLACK_DAYS, 2 * step))
+    whole = [Span(a.start, a.end), Span(b.start, b.end)]
+    held = []
+    for period in whole:
+        start, end = max(period.start, data.start), min(period.end, data.end)
+        if start >= end:
+            return None  # a period without data: said as such, not cut
+        start = period.start if start - period.start <= slack else start
+        end = period.end if period.end - end <= slack else end
+        held.append(Span(start, end))
+    if held == whole:
+        return None
+    months = (b.start.year - a.start.year) * 12 + b.start.month - a.start.month
+    start = max(held[1].start, _months_later(held[0].start, months))
+    end = min(held[1].end, _months_later(held[0].end, months))
+    if start >= end:
+        return None
+    return (
+        _days(a, _months_later(start, -months), _months_later(end, -months)),
+        _days(b, start, end),
+    )
+
+
 def _key(window: Window) -> tuple[int, str]:
     if window.value is not None:
         return (window.value, "")
@@ -88,8 +171,9 @@ def change_fact(
     pair = _windows(table, profile, plan, question)
     if pair is None:
         return None
-    a, b = pair
-    measure_column, agg = "*", "count"
+    named_a, named_b = pair
+    # 2023 from July on against all of 2024: July to December of each.
+    a, b = like_for_like(profile, named_a, named_b) or pair
     if rate is not None:
         measure_column, agg = rate[0], "rate"
     elif plan is not None:
@@ -150,10 +234,10 @@ def change_fact(
     if change is not None and value_a not in (None, 0):
         pct = 100.0 * change / abs(_number(value_a))
     values: dict[str, Scalar] = {
-        "period_a": a.label,
-        "period_b": b.label,
-        "grain": b.grain,
-        "ordinal": b.ordinal,
+        "period_a": named_a.label,
+        "period_b": named_b.label,
+        "grain": named_b.grain,
+        "ordinal": named_b.ordinal,
         "value_a": value_a,
         "value_b": value_b,
         "change": change,
@@ -163,6 +247,8 @@ def change_fact(
         "dimension": dimension,
         "period_column": b.column,
     }
+    if (a, b) != pair:
+        values |= {"span_a": a.label, "span_b": b.label}
     if rate is not None:
         values |= {"rate_whole": rate[1], "rate_name": rate[2]}
     rows: list[dict[str, Scalar]] = []
@@ -226,9 +312,11 @@ def _statement(values: dict[str, Scalar], rows: list[dict[str, Scalar]]) -> str:
     subject = (
         "the number of rows" if values["measure"] == "*" else f"{values['agg']} {values['measure']}"
     )
+    since = values.get("span_a") or values["period_a"]
+    until = values.get("span_b") or values["period_b"]
     text = (
-        f"{subject.capitalize()} went from {_fmt(values['value_a'])} in {values['period_a']} "
-        f"to {_fmt(values['value_b'])} in {values['period_b']}"
+        f"{subject.capitalize()} went from {_fmt(values['value_a'])} in {since} "
+        f"to {_fmt(values['value_b'])} in {until}"
     )
     if values.get("change_pct") is not None:
         text += f" ({_number(values['change_pct']):+.1f}%)"

@@ -14,6 +14,9 @@ Rules that decide what a number looks like:
   guess dollars;
 * percentages have one decimal (``12,5%``, ``12.5%``), or 2 significant digits where one
   decimal would round a non-zero one to 0.0% (``0,0067%``);
+* a span of days (``2023-07-01/2023-12-31``) is written as one: ``jul. a dez. de 2023`` /
+  ``July–December 2023`` when it is whole months, ``3 a 12 de jun. de 2025`` / ``Jun 3–12,
+  2025`` otherwise;
 * Babel puts a no-break space between ``R$`` and the amount (CLDR's choice, which keeps them on
   one line); the verifier reads it like any space.
 """
@@ -24,11 +27,11 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import InvalidOperation
 from typing import Any, Literal
 
-from babel.dates import format_date, format_skeleton
+from babel.dates import format_date, format_interval, format_skeleton
 from babel.lists import format_list
 from babel.numbers import format_currency, format_decimal, format_percent
 
@@ -41,6 +44,23 @@ Language = Literal["pt", "en"]
 _LOCALES: dict[Language, str] = {"pt": "pt_BR", "en": "en_US"}
 _HALF = re.compile(r"^(\d{4})-H([12])$")
 _PERIOD = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?|-Q([1-4]))?$")
+_RANGE = re.compile(r"^(\d{4}-\d{2}-\d{2})/(\d{4}-\d{2}-\d{2})$")
+
+
+def _month_end(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1) - timedelta(days=1)
+
+
+def _range(label: Scalar) -> tuple[date, date] | None:
+    """The first and last day of a span label ``2023-07-01/2023-12-31``, or None."""
+    found = _RANGE.match(str(label))
+    if found is None:
+        return None
+    try:
+        first, last = (date.fromisoformat(end) for end in found.groups())
+    except ValueError:
+        return None
+    return (first, last) if first <= last else None
 
 
 # Beyond this, Babel's decimal quantizing fails (1.5e308 raised InvalidOperation, a 500).
@@ -113,6 +133,9 @@ class Formats:
         """A period label as facts write it (``2024-03``, ``2024-Q1``, ``2024-03-11``) in
         words: ``março de 2024`` / ``March 2024``; anything else is returned as it is."""
         text = str(label)
+        ends = _range(text)
+        if ends is not None:
+            return self._span(*ends)
         half = _HALF.match(text)
         if half is not None:
             year, number = half.groups()
@@ -133,9 +156,32 @@ class Formats:
             return format_skeleton("yMMMM", when, locale=self.locale)
         return format_skeleton("yMMMd", when, locale=self.locale)
 
+    def _span(self, first: date, last: date) -> str:
+        """Days from ``first`` to ``last``: whole months by their names (``jul. a dez. de
+        2023``, ``July–December 2023``), else the days (``3 a 12 de jun. de 2025``, ``Jun
+        3–12, 2025``); the year and month said once where both ends share them."""
+        months = first.day == 1 and (last + timedelta(days=1)).day == 1
+        if months and (first.year, first.month) == (last.year, last.month):
+            return self.period(f"{first.year}-{first.month:02d}", "month")
+        if first == last:
+            return self.period(first.isoformat(), "day")
+        pt = self.language == "pt"
+        skeleton = ("yMMM" if pt else "yMMMM") if months else "yMMMd"
+        shown = format_interval(first, last, skeleton, locale=self.locale)
+        return re.sub(r"\s*–\s*", " a " if pt else "–", shown)
+
     def when(self, label: Scalar, grain: str) -> str:
         """A period with its preposition: ``em março de 2024``, ``na semana de 11 de mar. de
-        2024``, ``in March 2024``, ``on Mar 11, 2024``."""
+        2024``, ``in March 2024``, ``on Mar 11, 2024``; a span of days ``de jul. a dez. de
+        2023``, ``in July–December 2023``."""
+        ends = _range(label)
+        if ends is not None:
+            first, last = ends
+            if first != last and not (first.day == 1 and last == _month_end(first)):
+                shown = self._span(first, last)
+                return f"de {shown}" if self.language == "pt" else f"in {shown}"
+            label = first.isoformat()[: 10 if first == last else 7]
+            grain = "day" if first == last else "month"
         shown = self.period(label, grain)
         if re.fullmatch(r"\d{4}", shown):
             # A year compared with a half or a quarter: "in 2024", "em 2024", never "in the

@@ -23,7 +23,15 @@ from typing import Literal
 from billumy.insights.model import Scalar
 from billumy.insights.sentences import fold
 
-__all__ = ["PeriodMention", "Span", "When", "find_periods", "label_span", "year_span"]
+__all__ = [
+    "PeriodMention",
+    "Span",
+    "When",
+    "covered_span",
+    "find_periods",
+    "label_span",
+    "year_span",
+]
 
 Grain = Literal["day", "week", "month", "quarter", "year"]
 
@@ -152,6 +160,17 @@ def year_span(year: int) -> Span:
     return Span(date(year, 1, 1), date(year + 1, 1, 1))
 
 
+def covered_span(first: date, last: date, distinct: int) -> Span:
+    """The days a date column's values stand for, from its ``first`` and ``last`` date and
+    how many ``distinct`` dates it holds: monthly rows (28 days or more apart) stand for their
+    whole month, whichever day they are dated ("2024-12-01" and "2024-12-31" both hold
+    December), weekly ones for the week their last date starts, others for their day."""
+    step = (last - first).days / max(1, distinct - 1)
+    if step >= 28:
+        return Span(first.replace(day=1), _next_month(last.year, last.month))
+    return Span(first, last + timedelta(days=7 if step >= 7 else 1))
+
+
 def _int(value: str | None) -> int | None:
     return int(value) if value else None
 
@@ -233,6 +252,7 @@ def _named_month(original: str, start: int) -> bool:
     return original[start].isupper() and _MONTH_PREPOSITION.search(before) is not None
 
 
+_RANGE = re.compile(r"^([0-9]{4}-[0-9]{2}-[0-9]{2})/([0-9]{4}-[0-9]{2}-[0-9]{2})$")
 _LABEL = re.compile(
     r"^(?P<y>(?:1[5-9]|2[0-2])[0-9]{2})(?:-(?:(?P<m>0[1-9]|1[0-2])(?:-(?P<d>[0-3][0-9])"
     r"(?:[T ][0-9:.+Z-]*)?)?|Q(?P<q>[1-4])))?$"
@@ -242,10 +262,18 @@ _LABEL = re.compile(
 def label_span(label: Scalar, grain: str | None = None, *, bare_year: bool = False) -> Span | None:
     """The days a fact's period label covers: ``2024-03`` a month, ``2024-Q1`` a quarter,
     ``2024-05-13`` a day, or the week it starts when ``grain`` is ``week``; ``2024`` a year
-    only when ``bare_year`` (a label in a period column, not any number). None otherwise."""
+    only when ``bare_year`` (a label in a period column, not any number); ``2023-07-01/
+    2023-12-31`` the days from the first to the last, both in. None otherwise."""
     if isinstance(label, bool) or label is None:
         return None
     text = str(label).strip()
+    ends = _RANGE.match(text)
+    if ends is not None:
+        try:
+            first, last = (date.fromisoformat(end) for end in ends.groups())
+        except ValueError:
+            return None
+        return Span(first, last + timedelta(days=1)) if first <= last else None
     match = _LABEL.match(text)
     if match is None or (isinstance(label, int | float) and not bare_year):
         return None

@@ -36,9 +36,11 @@ from billumy.insights.model import ColumnProfile, Fact, Profile
 from billumy.insights.naming import column_vocabulary
 from billumy.insights.periods import MONTHS
 from billumy.insights.plan import Filter, Measure, Period, Plan
+from billumy.insights.planned import _hour_column
 from billumy.insights.profile import is_ordinal_name, name_words, yes_no_values
 from billumy.insights.roles import is_stock, main_columns, plan_agg
 from billumy.insights.rules import WEEKEND, rule_order, rule_plan
+from billumy.insights.sentences import fold
 from billumy.insights.synonyms import (
     cognates,
     one_edit,
@@ -441,6 +443,41 @@ def _recent(
     return [w for _, w in sorted(found, key=lambda pair: pair[0])]
 
 
+# "o fim de semana passado", "last weekend": the data's latest whole weekend; "este fim de
+# semana", "this weekend": its latest weekend, whole or not.
+_LAST_WEEKEND = (
+    ("fim", "de", "semana", "passado"), ("final", "de", "semana", "passado"),
+    ("ultimo", "fim", "de", "semana"), ("ultimo", "final", "de", "semana"),
+    ("last", "weekend"), ("past", "weekend"), ("previous", "weekend"),
+)  # fmt: skip
+_THIS_WEEKEND = (
+    ("este", "fim", "de", "semana"), ("neste", "fim", "de", "semana"),
+    ("esse", "fim", "de", "semana"), ("nesse", "fim", "de", "semana"),
+    ("this", "weekend"), ("latest", "weekend"),
+)  # fmt: skip
+
+
+def _last_weekend(words: list[str], column: str, first: date, last: date) -> Window | None:
+    """The Saturday and Sunday of "last weekend" or "this weekend", relative to the data's
+    latest date as "hoje" and "esta semana" are: this weekend is the latest the data reaches
+    (its Saturday on or before the latest date), last weekend the latest it holds whole (its
+    Sunday on or before the latest date). None when neither is named or the data ends before
+    it."""
+    # "week-end" is a weekend.
+    words = " ".join(_TYPOS.get(w, w) for w in words).replace("week end", "weekend").split()
+    latest = _position(words, _THIS_WEEKEND)
+    if latest is None and _position(words, _LAST_WEEKEND) is None:
+        return None
+    saturday = last - timedelta(days=(last.weekday() - 5) % 7)
+    if latest is None and saturday + timedelta(days=1) > last:
+        saturday -= timedelta(weeks=1)  # its Sunday is not in the data yet
+    sunday = saturday + timedelta(days=1)
+    if sunday < first:
+        return None
+    label = f"{saturday.isoformat()}/{sunday.isoformat()}"
+    return Window(column, "day", label, start=saturday, end=sunday + timedelta(days=1))
+
+
 def _month(word: str) -> int | None:
     """The month ``word`` names, also typed with one letter wrong, missing or extra
     ("setenbro", "fevereiro" as "feveriro"), for names of six letters or more."""
@@ -537,9 +574,12 @@ def _same_period(words: list[str], at: int) -> bool:
     return bool(_SAME & set(words[max(0, at - 4) : at]))
 
 
-def _year_for_month(month: int, years: list[int], column: ColumnProfile) -> int | None:
+def _year_for_month(
+    month: int, years: list[int], column: ColumnProfile, any_year: bool = False
+) -> int | None:
     """The year a month without one refers to: a year the question names, else the latest
-    year of the data that has that month."""
+    year of the data that has that month (with ``any_year``, the latest up to the data's end,
+    held in the data or not)."""
     if years:
         return years[0]
     last = _as_date(column.max)
@@ -547,7 +587,8 @@ def _year_for_month(month: int, years: list[int], column: ColumnProfile) -> int 
     if last is None or first is None:
         return None
     year = last.year if month <= last.month else last.year - 1
-    return year if date(year, month, 1) >= date(first.year, first.month, 1) else None
+    held = date(year, month, 1) >= date(first.year, first.month, 1)
+    return year if held or any_year else None
 
 
 def _inside_values(words: list[str], profile: Profile) -> frozenset[int]:
@@ -580,6 +621,55 @@ def _day_of(words: list[str], i: int) -> tuple[int, int | None] | None:
         if _YEAR.match(nxt):
             return int(before), int(nxt)
         return int(before), int(after) if nxt == "de" and _YEAR.match(after) else None
+    return None
+
+
+_DAY_NUMBER = re.compile(r"(0?[1-9]|[12][0-9]|3[01])(?:st|nd|rd|th|o)?")
+# "de 3 a 12 de junho", "from 3 to 12 June", "June 3 through 12"; "e"/"and" only after
+# "entre"/"between" ("3 e 12 de junho" names two days).
+_DAYS_TO = frozenset({"a", "ate", "ao", "to", "till", "until", "through", "thru"})
+_DAYS_AND = frozenset({"e", "and"})
+_BETWEEN = frozenset({"entre", "between"})
+_DAY_WORDS = frozenset({"dia", "dias", "day", "days", "the", "o"})
+
+
+def _day_number(word: str) -> int | None:
+    found = _DAY_NUMBER.fullmatch(word)
+    return int(found.group(1)) if found else None
+
+
+def _day_range(words: list[str], i: int, day: int) -> tuple[int, int, bool] | None:
+    """The first and last day named with ``day`` in the month named at ``i``, and whether
+    they are the ends of one span: "entre 3 e 12 de junho", "de 3 a 12 de junho", "from 3 to
+    12 June", "June 3-12" (the dash is gone from the words: "june 3 12"), "between June 3 and
+    12" are; "3 e 12 de junho", "June 3 and 12" are two days. None when one day is named."""
+
+    def skip(j: int, step: int) -> int:
+        while 0 <= j < len(words) and words[j] in _DAY_WORDS:
+            j += step
+        return j
+
+    def at(j: int) -> str:
+        return words[j] if 0 <= j < len(words) else ""
+
+    if _day_number(at(i + 1)) == day:
+        # "June 3 to 12", "June 3-12", "between June 3 and 12": the other end after the day.
+        j = skip(i + 2, 1)
+        joined = at(j) in _DAYS_TO or at(j) in _DAYS_AND
+        spanned = at(j) not in _DAYS_AND or at(skip(i - 1, -1)) in _BETWEEN
+        other = skip(j + 1, 1) if joined else j
+        end = _day_number(at(other))
+        if end is not None and end > day and _month(at(other + 1)) is None:
+            return day, end, spanned
+        return None
+    # "de 3 a 12 de junho", "between 3 and 12 June", "3-12 de junho": the day before it.
+    j = i - 2 if at(i - 1) == "de" else i - 1
+    k = skip(j - 1, -1)
+    joined = at(k) in _DAYS_TO or at(k) in _DAYS_AND
+    spanned = at(k) not in _DAYS_AND or at(skip(k - 2, -1)) in _BETWEEN
+    start = _day_number(at(skip(k - 1, -1) if joined else k))
+    if start is not None and start < day:
+        return start, day, spanned
     return None
 
 
@@ -638,11 +728,29 @@ def _windows(
             day = _day_of(words, i) if month is not None and clear and short is None else None
             if day is not None and month is not None:
                 # "What was the revenue on Feb 10, 2024?", "em 10 de fevereiro": that day.
-                day_year = day[1] or _year_for_month(month, years, temporal)
+                # "em 12 de março" on data of September: the latest 12 March before the
+                # data ends, still asked for (its facts find no rows and say where the data
+                # is), never dropped for an answer about every day.
+                day_year = day[1] or _year_for_month(month, years, temporal, any_year=True)
+                days = _day_range(words, i, day[0])
                 if day_year is not None:
                     used_years.add(day_year)
                     try:
-                        out.append(_window(temporal.name, "day", date(day_year, month, day[0])))
+                        if days is not None and days[2]:
+                            # "entre 3 e 12 de junho": one span, the month said once.
+                            low = date(day_year, month, days[0])
+                            high = date(day_year, month, days[1])
+                            label = f"{low.isoformat()}/{high.isoformat()}"
+                            end = high + timedelta(days=1)
+                            out.append(Window(temporal.name, "day", label, start=low, end=end))
+                        elif days is not None:
+                            # "3 e 12 de junho": two days of the one month.
+                            for each in days[:2]:
+                                out.append(
+                                    _window(temporal.name, "day", date(day_year, month, each))
+                                )
+                        else:
+                            out.append(_window(temporal.name, "day", date(day_year, month, day[0])))
                     except ValueError:
                         pass  # "fevereiro 31": no such day
                     else:
@@ -730,6 +838,9 @@ def _windows(
         if last is not None and first is not None:
             step = (last - first).days / max(1, temporal.distinct - 1)
             out += _recent(words, temporal.name, first, last, step)
+            weekend = _last_weekend(words, temporal.name, first, last)
+            if weekend is not None:
+                out.append(weekend)
     unique: dict[tuple[str, str], Window] = {}
     for window in out:
         unique.setdefault((window.column, window.label), window)
@@ -1154,6 +1265,11 @@ def parse(question: str, profile: Profile) -> Question:
     for column, values in segments.items():
         if column not in compared_segments and column not in focus:
             add("filter", values[0], column=column, values=values[:1])
+    hour = _hour_column(profile)
+    hours = hours_asked(question) if hour is not None else None
+    if hours is not None:
+        # "em 12 de março entre 9h e 12h": the hours of the day, beside the day.
+        add("filter", hours[2], column=hour, hours=[hours[0], hours[1]])
     weekend = None if segments.keys() & _WEEKDAY_COLUMNS else _weekend(words, profile)
     if weekend is not None:
         # "per day on weekends", "nos fins de semana": Saturdays and Sundays.
@@ -1175,6 +1291,74 @@ def _weekend(words: list[str], profile: Profile) -> tuple[str, list[str]] | None
         for days in _WEEKEND_DAYS:
             if column.name in _WEEKDAY_COLUMNS and set(days) <= held:
                 return column.name, list(days)
+    return None
+
+
+def _clock(name: str) -> str:
+    """A time of day as people write it, its parts named ``{name}`` (the hour), ``{name}_m``
+    or ``{name}_hm`` (minutes: 9:30, 9h30), ``{name}_s`` (h, am, pm...) and ``{name}_w``
+    (noon, meio-dia...)."""
+    return (
+        rf"(?:(?P<{name}>[01]?[0-9]|2[0-4])(?::(?P<{name}_m>[0-5][0-9]))?\s*"
+        rf"(?P<{name}_s>h(?P<{name}_hm>[0-5][0-9])?(?:oras?|rs?)?(?![a-z])|[ap]\.?m\.?(?![a-z])"
+        rf"|o'?clock)?"
+        rf"|(?P<{name}_w>noon|midday|meio[- ]dia|midnight|meia[- ]noite))"
+    )
+
+
+# "entre 9h e 12h", "das 9 às 12h", "de 9h a 12h", "between 9am and noon", "from 9 to 11am",
+# "9h-12h"; "e"/"and" only after "entre"/"between". Read over folded text ("às" is "as").
+_HOURS = re.compile(
+    rf"(?<![\w:/.-])(?P<opener>entre|between|das|from|de|desde)?\s*{_clock('a')}\s*"
+    rf"(?P<to>-|–|ate|a|as|e|and|to|till|until|through)\s*{_clock('b')}(?![\w:/])"
+)
+# "às 10h", "at 10am", "at 10:00": one hour.
+_AT_HOUR = re.compile(rf"\b(?:as|at)\s+{_clock('a')}(?![\w:/])")
+_NAMED_HOURS = {"noon": 12, "midday": 12, "meio-dia": 12, "meio dia": 12}
+_NAMED_HOURS |= {"midnight": 24, "meia-noite": 24, "meia noite": 24}
+
+
+def _hour_of(match: re.Match[str], name: str) -> tuple[int, int, str | None] | None:
+    """(hour, minutes, suffix) of one end; None when it is not written as a time."""
+    g = match.group
+    if g(f"{name}_w"):
+        return _NAMED_HOURS[g(f"{name}_w")], 0, "named"
+    if g(name) is None:
+        return None
+    suffix = (g(f"{name}_s") or "").replace(".", "") or None
+    minutes = g(f"{name}_m") or g(f"{name}_hm")
+    suffix = "h" if suffix and suffix[0] == "h" else suffix
+    hour = int(g(name))
+    if suffix in ("am", "pm"):
+        if hour > 12:
+            return None
+        hour = hour % 12 + (12 if suffix == "pm" else 0)
+    return hour, int(minutes or 0), suffix or (":" if minutes else None)
+
+
+def hours_asked(question: str) -> tuple[int, int, str] | None:
+    """The hours of the day a question names, as the first hour and the one after the last
+    (a span [start, end) of hour-long intervals, each named by the hour it starts, as hourly
+    data dates them), and the words that named them: "entre 9h e 12h" and "between 9am and
+    noon" are 9 to 12 (the intervals of 9, 10 and 11); "das 9h às 12h30" reaches 13; "às
+    10h", "at 10am" are 10 to 11. A bare number is no hour ("entre 3 e 12 de junho"): one end
+    at least is written as a time (9h, 9am, 9:00, noon)."""
+    folded = fold(question)
+    for match in _HOURS.finditer(folded):
+        a, b = _hour_of(match, "a"), _hour_of(match, "b")
+        if a is None or b is None or (a[2] is None and b[2] is None):
+            continue
+        if match.group("to") in ("e", "and") and match.group("opener") not in ("entre", "between"):
+            continue
+        start, end = a[0], b[0] + (1 if b[1] else 0)
+        if b[2] == "pm" and a[2] is None and start < 12 and start + 12 < end:
+            start += 12  # "from 2 to 5pm"
+        if 0 <= start < end <= 24:
+            return start, end, question[match.start() : match.end()].strip()
+    for match in _AT_HOUR.finditer(folded):
+        a = _hour_of(match, "a")
+        if a is not None and a[2] is not None and a[0] < 24:
+            return a[0], a[0] + 1, question[match.start() : match.end()].strip()
     return None
 
 
@@ -1258,6 +1442,16 @@ def reconcile(plan: Plan | None, question: Question, profile: Profile, source: s
             filters.append(Filter(column=column, op="in", value=list(part.detail["values"])))
             if column not in dims:
                 dims = [column, *dims][:2]
+        elif part.kind == "filter" and part.detail.get("hours"):
+            # "entre 9h e 12h": the intervals from 9 up to 12, on an hour-of-day column.
+            column, (start, end) = part.detail["column"], part.detail["hours"]
+            filters = [f for f in filters if f.column != column]
+            if end - start == 1:
+                filters.append(Filter(column=column, op="=", value=start))
+            else:
+                filters.append(Filter(column=column, op=">=", value=start))
+                filters.append(Filter(column=column, op="<", value=end))
+            dims = [d for d in dims if d != column]
         elif part.kind == "filter" and part.detail.get("column"):
             # A segment the rules' own reading missed ("tiktok" for TikTok Ads).
             column = part.detail["column"]

@@ -20,7 +20,9 @@ from datetime import date, timedelta
 
 from billumy.insights.formats import Formats
 from billumy.insights.model import Fact, Profile, Scalar
+from billumy.insights.periods import covered_span
 from billumy.insights.plan import Filter, Plan
+from billumy.insights.planned import _hour_column
 from billumy.insights.profile import name_words
 from billumy.insights.roles import default_agg
 
@@ -179,6 +181,9 @@ def scope(fact: Fact, ctx: Context) -> str:
     ranges = _ranges(filters)
     said: set[str] = set()
     and_word = " e " if ctx.pt else " and "
+    hours = _hours(filters, _hour_column(ctx.profile), ctx)
+    if hours:
+        filters = [f for f in filters if f.column != _hour_column(ctx.profile)]
     for flt in filters:
         column = ctx.profile.column(flt.column)
         kind = column.kind if column is not None else None
@@ -222,6 +227,10 @@ def scope(fact: Fact, ctx: Context) -> str:
         else:
             shown_value = repr(flt.value) if isinstance(flt.value, str) else fmt.number(flt.value)
             conditions.append(f"{flt.column} {flt.op} {shown_value}")
+    if hours and not (fact.as_of is not None and fact.as_of.get("hour") is not None):
+        # After the day: "em 12 de set. de 2024 das 9h às 12h"; a level read at one hour
+        # says that hour below.
+        periods.append(hours)
     period = plan.period
     if period is not None and period.last is not None:
         conditions.append(_last_periods(period.column, period.grain, period.last, ctx))
@@ -245,6 +254,29 @@ def scope(fact: Fact, ctx: Context) -> str:
     if periods:
         text += " " + " ".join(periods)
     return text
+
+
+def _hours(filters: Sequence[Filter], hour: str | None, ctx: Context) -> str:
+    """The hours of the day that filters on the hour column keep, in words: "das 9h às 12h",
+    "from 9:00 to 12:00" (the intervals of 9, 10 and 11), "às 10h", "at 10:00"; "" when there
+    are none or they are no such span."""
+    if hour is None:
+        return ""
+    ops = {f.op: f.value for f in filters if f.column == hour}
+    numbers = {op: v for op, v in ops.items() if isinstance(v, int | float)}
+    if len(numbers) != len(ops) or not ops:
+        return ""
+
+    def clock(value: float) -> str:
+        shown = ctx.formats.number(value)
+        return f"{shown}h" if ctx.pt else f"{shown}:00"
+
+    if set(numbers) == {"="}:
+        return f"às {clock(numbers['='])}" if ctx.pt else f"at {clock(numbers['='])}"
+    if set(numbers) == {">=", "<"}:
+        start, end = clock(numbers[">="]), clock(numbers["<"])
+        return f"das {start} às {end}" if ctx.pt else f"from {start} to {end}"
+    return ""
 
 
 def _ordinal_word(column: str) -> str:
@@ -732,6 +764,13 @@ _ORDINAL_WORDS = {
 }
 
 
+def compared(values: dict[str, Scalar], end: str) -> Scalar:
+    """The period a change fact's ``end`` (``a``, ``b``) measured: the days it was cut to
+    (``span_a``: July to December of a 2023 the data holds from July on), else the one
+    named (``period_a``)."""
+    return values.get(f"span_{end}") or values.get(f"period_{end}")
+
+
 def period_when(label: Scalar, grain: str, ordinal: bool, ctx: Context) -> str:
     """A compared period with its preposition: ``em maio de 2024``, ``na semana 20``,
     ``in week 20``."""
@@ -751,8 +790,8 @@ def _period_change(fact: Fact, ctx: Context) -> str:
         return _rate_change(fact, ctx)
     metric = Metric(str(v.get("measure") or "*"), str(v.get("agg") or "count"))
     grain, ordinal = str(v.get("grain")), bool(v.get("ordinal"))
-    since = period_when(v.get("period_a"), grain, ordinal, ctx)
-    until = period_when(v.get("period_b"), grain, ordinal, ctx)
+    since = period_when(compared(v, "a"), grain, ordinal, ctx)
+    until = period_when(compared(v, "b"), grain, ordinal, ctx)
     first, last = metric.amount(v.get("value_a"), ctx), metric.amount(v.get("value_b"), ctx)
     change, pct = v.get("change"), v.get("change_pct")
     where = scope(fact, ctx)
@@ -832,19 +871,28 @@ def _period_bounds(label: Scalar, grain: str) -> tuple[date, date] | None:
 
 def _partial(fact: Fact, ctx: Context) -> str:
     """ " 2025 só tem dados até 23 de jun. de 2025.": a compared period the data covers only
-    in part (a year still running against a whole one), said where the comparison is."""
+    in part (a month still running against a whole one), said where the comparison is; where
+    the two were cut to the same part of their year, which part: " 2023 só tem dados a partir
+    de 1 de jul. de 2023; por isso a comparação é de jul. a dez. de 2023 contra jul. a dez. de
+    2024." """
     v = fact.values
     column = ctx.profile.column(str(v.get("period_column")))
     first, last = (_as_day(column.min), _as_day(column.max)) if column is not None else (None, None)
-    if first is None or last is None or v.get("ordinal"):
+    if first is None or last is None or column is None or v.get("ordinal"):
         return ""
     grain = str(v.get("grain"))
     # What the last date stands for: a month's first day in monthly rows is the whole month.
-    step = (last - first).days / max(1, column.distinct - 1) if column is not None else 1
-    if step >= 28:
-        covered = date(last.year + last.month // 12, last.month % 12 + 1, 1)
-    else:
-        covered = last + timedelta(days=7 if step >= 7 else 1)
+    data = covered_span(first, last, column.distinct)
+    first, covered = data.start, data.end
+    cut = ""
+    if v.get("span_a") and v.get("span_b"):
+        since = ctx.formats.period(v["span_a"], "day")
+        until = ctx.formats.period(v["span_b"], "day")
+        cut = (
+            f"; por isso a comparação é de {since} contra {until}."
+            if ctx.pt
+            else f", so {since} is compared against {until}."
+        )
     for key in ("period_a", "period_b"):
         bounds = _period_bounds(v.get(key), grain)
         if bounds is None:
@@ -856,13 +904,13 @@ def _partial(fact: Fact, ctx: Context) -> str:
         if start < first <= end - timedelta(days=1):
             since = ctx.formats.period(first.isoformat(), "day")
             if ctx.pt:
-                return f" {_cap(shown)} só tem dados a partir de {since}."
-            return f" The data for {shown} only starts on {since}."
+                return f" {_cap(shown)} só tem dados a partir de {since}{cut or '.'}"
+            return f" The data for {shown} only starts on {since}{cut or '.'}"
         if start <= last and covered < end:
             until = ctx.formats.period(last.isoformat(), "day")
             if ctx.pt:
-                return f" {_cap(shown)} só tem dados até {until}."
-            return f" The data for {shown} only runs to {until}."
+                return f" {_cap(shown)} só tem dados até {until}{cut or '.'}"
+            return f" The data for {shown} only runs to {until}{cut or '.'}"
     return ""
 
 
@@ -871,8 +919,15 @@ def _rate_change(fact: Fact, ctx: Context) -> str:
     the 1st quarter 2024 to 71.2% in the 2nd quarter 2024 (down 4.6 points).``"""
     v = fact.values
     grain, ordinal = str(v.get("grain")), bool(v.get("ordinal"))
-    since = period_when(v.get("period_a"), grain, ordinal, ctx)
-    until = period_when(v.get("period_b"), grain, ordinal, ctx)
+    since = period_when(compared(v, "a"), grain, ordinal, ctx)
+    until = period_when(compared(v, "b"), grain, ordinal, ctx)
+    # Periods cut to the same months say so (a part of a period alone is not said here).
+    cut = _partial(fact, ctx) if v.get("span_a") else ""
+    return _rate_change_text(fact, ctx, since, until) + cut
+
+
+def _rate_change_text(fact: Fact, ctx: Context, since: str, until: str) -> str:
+    v = fact.values
     first, last = ctx.formats.pct(v.get("value_a")), ctx.formats.pct(v.get("value_b"))
     part, whole, name = v.get("measure"), v.get("rate_whole"), v.get("rate_name")
     change = v.get("change")
