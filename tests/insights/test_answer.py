@@ -124,8 +124,10 @@ PLAN = Plan(
                 f"B {R}1.200,50 (20,0%); C {R}206,00 (3,4%).",
                 f"O total de receita por mês foi de {R}1.350,50 em janeiro de 2024 a "
                 f"{R}1.656,00 em abril de 2024, em 4 meses; a tendência é de alta "
-                f"(+{R}101,65 por mês). Em abril de 2024, foi {R}1.656,00, alta de 6,8% em "
-                f"relação a {R}1.550,00 em março de 2024.",
+                f"(+{R}101,65 por mês). Mês a mês: janeiro de 2024 {R}1.350,50; fevereiro de "
+                f"2024 {R}1.450,00; março de 2024 {R}1.550,00; abril de 2024 {R}1.656,00. Em "
+                f"abril de 2024, foi {R}1.656,00, alta de 6,8% em relação a {R}1.550,00 em "
+                f"março de 2024.",
             ],
         ),
         (
@@ -135,8 +137,10 @@ PLAN = Plan(
                 "By loja, A has the highest total receita. Ranking: A 4,600.00 (76.6%); "
                 "B 1,200.50 (20.0%); C 206.00 (3.4%).",
                 "Total receita per month went from 1,350.50 in January 2024 to 1,656.00 in "
-                "April 2024 over 4 months; the trend is up (+101.65 per month). In April 2024 "
-                "it was 1,656.00, up 6.8% from 1,550.00 in March 2024.",
+                "April 2024 over 4 months; the trend is up (+101.65 per month). Month by "
+                "month: January 2024 1,350.50; February 2024 1,450.00; March 2024 1,550.00; "
+                "April 2024 1,656.00. In April 2024 it was 1,656.00, up 6.8% from 1,550.00 in "
+                "March 2024.",
             ],
         ),
     ],

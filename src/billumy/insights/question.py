@@ -38,7 +38,7 @@ from billumy.insights.periods import MONTHS
 from billumy.insights.plan import Filter, Measure, Period, Plan
 from billumy.insights.planned import _hour_column
 from billumy.insights.profile import is_ordinal_name, name_words, yes_no_values
-from billumy.insights.roles import is_stock, main_columns, plan_agg
+from billumy.insights.roles import dimension_columns, is_stock, main_columns, plan_agg
 from billumy.insights.rules import WEEKEND, rule_order, rule_plan
 from billumy.insights.sentences import fold
 from billumy.insights.synonyms import (
@@ -954,18 +954,43 @@ def _by_first_word(
     Geral", nor "no total" "Total Express".)"""
     if len(value_words) < 2:
         return None
+    # A word most of the column's values share says what kind of thing they are, as "ads"
+    # does: "Livraria" in "Livraria Centro", "Livraria Aeroporto" and "Livraria Norte".
+    named = [name_words(v.lower()) for v, _ in column.top]
+    common = {
+        w for w in {w for n in named for w in n} if 2 * sum(w in n for n in named) > len(named)
+    }
+    common = common if len(named) > 2 else set()
     # "DC Cajamar": the other words may also be a code in capitals (DC, CD, SP); a month is
     # never a value's distinct word ("janeiro" is no "Rio de Janeiro").
     for k, word in enumerate(value_words):
         rest = value_words[:k] + value_words[k + 1 :]
-        if len(word) < 4 or word in vocabulary or word not in words or word in _MONTHS:
+        if len(word) < 4 or word in vocabulary or word in _MONTHS:
             continue
-        if not all(w in _KIND_WORDS or w in codes for w in rest):
+        if not all(w in _KIND_WORDS or w in codes or w in common for w in rest):
             continue
-        if sum(1 for v, _ in column.top if word in name_words(v.lower())) != 1:
+        if sum(1 for n in named if word in n) != 1:
             continue
-        return words.index(word)
+        at = _said(words, word, vocabulary)
+        if at is not None:
+            return at
     return _by_distinct_part(words, value_words, column, vocabulary)
+
+
+def _said(words: list[str], word: str, vocabulary: frozenset[str]) -> int | None:
+    """Where ``word`` (a value's) is said, as it is or in the other language ("the airport
+    store" for ``Livraria Aeroporto``, "downtown" for ``Loja Centro``), by a word that names no
+    column."""
+    if word in words:
+        return words.index(word)
+    groups = synonym_groups(word)
+    if not groups:
+        return None
+    for i, said in enumerate(words):
+        forms = variants(said)
+        if not forms & vocabulary and any(synonym_groups(f) & groups for f in forms):
+            return i
+    return None
 
 
 def _by_distinct_part(
@@ -1397,6 +1422,22 @@ def _main_dimension(profile: Profile, question: Question) -> str | None:
     return dimension
 
 
+def _ranked_within(dims: list[str], filters: list[Filter], profile: Profile) -> list[str]:
+    """The dimensions of a ranking, less those kept to one value by a filter: "Qual gênero
+    vende mais na loja do aeroporto?" ranks the genres within that store, not the one store
+    (whose share would be 100%). A ranking left with no dimension takes the data's next one."""
+    single = {
+        f.column
+        for f in filters
+        if f.op == "=" or (f.op == "in" and isinstance(f.value, list) and len(f.value) == 1)
+    }
+    kept = [d for d in dims if d not in single]
+    if len(kept) == len(dims) or any(_kind(profile, d) != "temporal" for d in kept):
+        return kept
+    other = next((d for d in dimension_columns(profile) if d not in single), None)
+    return [other, *kept][:2] if other is not None else dims
+
+
 def reconcile(plan: Plan | None, question: Question, profile: Profile, source: str) -> Plan | None:
     """``plan`` made to cover every part of ``question``: a dimension for a ranking or a share,
     a period for a trend, the named periods as filters (unless they are being compared), the
@@ -1459,12 +1500,19 @@ def reconcile(plan: Plan | None, question: Question, profile: Profile, source: s
                 # "the Cobrança queue": the column's word beside its value names the segment,
                 # not a breakdown by queue.
                 dims = [d for d in dims if d != column]
-            if not any(f.column == column for f in filters) and column not in dims:
+            # "Qual gênero vende mais na loja do aeroporto?": one store named beside another
+            # breakdown is the rows ranked, not a second breakdown.
+            within = len(part.detail["values"]) == 1 and any(
+                d != column and _kind(profile, d) != "temporal" for d in dims
+            )
+            if not any(f.column == column for f in filters) and (column not in dims or within):
                 values = list(part.detail["values"])
                 if len(values) > 1:
                     filters.append(Filter(column=column, op="in", value=values))
                 else:
                     filters.append(Filter(column=column, op="=", value=values[0]))
+    if needs_dimension and not question.has("compare_segments"):
+        dims = _ranked_within(dims, filters, profile)
     named_filters = {(f.column, f.op) for f in filters}
     for window in windowed:
         for flt in window.filters():

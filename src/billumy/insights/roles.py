@@ -15,6 +15,7 @@ from billumy.insights.profile import CATEGORY_MIN_DISTINCT, dtype_family, is_id_
 
 __all__ = [
     "default_agg",
+    "dimension_columns",
     "is_stock",
     "main_columns",
     "metric_sql",
@@ -179,6 +180,11 @@ def main_columns(profile: Profile) -> tuple[str | None, str | None, str | None]:
     dimension = roles.dimensions[0].name if roles.dimensions else None
     temporal = roles.temporal[0].name if roles.temporal else None
     return measure, dimension, temporal
+
+
+def dimension_columns(profile: Profile) -> list[str]:
+    """The columns a ranking may break the data down by, the main one first."""
+    return [column.name for column in _roles(profile).dimensions]
 
 
 def metric_sql(column: str, agg: Agg, dtype: str) -> str:

@@ -414,22 +414,66 @@ def _trend(fact: Fact, ctx: Context) -> str:
     since, until = fmt.when(v.get("first_period"), grain), fmt.when(v.get("last_period"), grain)
     slope = v.get("slope")
     tail = ""
+    direction = str(v.get("direction"))
     if isinstance(slope, int | float):
         sign = "+" if slope > 0 else "-" if slope < 0 else ""
-        per = f"{sign}{metric.amount(abs(slope), ctx)} {_per(grain, ctx)}"
-        direction = str(v.get("direction"))
+        # A flat series says no rate: "flat (-R$ 42.572,42 per month)" would contradict itself.
+        per = "" if direction == "flat" else f" ({sign}{metric.amount(abs(slope), ctx)} "
+        per += "" if direction == "flat" else f"{_per(grain, ctx)})"
         tail = (
-            f"; a tendência é {_PT_DIRECTION.get(direction, direction)} ({per})"
+            f"; a tendência é {_PT_DIRECTION.get(direction, direction)}{per}"
             if ctx.pt
-            else f"; the trend is {direction} ({per})"
+            else f"; the trend is {direction}{per}"
         )
     subject = f"{metric.subject(ctx)} {_per(grain, ctx)}{where}"
     if ctx.pt:
         text = f"{_cap(subject)} foi de {first} {since} a {last} {until}, em {span}{tail}."
     else:
         text = f"{_cap(subject)} went from {first} {since} to {last} {until} over {span}{tail}."
+    text += _each_period(fact, labels[0] if labels else "", metric, grain, ctx)
     change = _change(v, metric, grain, ctx)
     return f"{text} {change}" if change else text
+
+
+MAX_LISTED_PERIODS = 12  # a series of up to a year of months is listed period by period
+
+
+def _each_period(fact: Fact, label: str, metric: Metric, grain: str, ctx: Context) -> str:
+    """ " Mês a mês: janeiro de 2024 R$ 10,00; fevereiro de 2024 R$ 30,00 …. O pico foi em
+    fevereiro de 2024.": a short series (months, quarters, years) period by period, as an
+    analyst reads it out, and a peak or a trough between its ends that stands out (at least
+    half again, or a third under, the median of the other periods)."""
+    if grain not in ("month", "quarter", "half", "year") or fact.id not in ctx.planned:
+        return ""  # a series nobody asked for is summed up, not read out
+    points = [(r.get("period"), r.get(label)) for r in fact.rows]
+    series = [(p, float(x)) for p, x in points if isinstance(x, int | float)]
+    if not 3 <= len(series) <= MAX_LISTED_PERIODS or len(series) != len(points):
+        return ""
+    fmt = ctx.formats
+    listed = "; ".join(f"{fmt.period(p, grain)} {metric.amount(x, ctx)}" for p, x in series)
+    heading = {
+        "month": ("Mês a mês", "Month by month"),
+        "quarter": ("Trimestre a trimestre", "Quarter by quarter"),
+        "half": ("Semestre a semestre", "Half by half"),
+        "year": ("Ano a ano", "Year by year"),
+    }[grain][0 if ctx.pt else 1]
+    text = f" {heading}: {listed}."
+    values = [x for _, x in series]
+    highest, lowest = values.index(max(values)), values.index(min(values))
+    for at, high in ((highest, True), (lowest, False)):
+        rest = sorted(values[:at] + values[at + 1 :])
+        half = len(rest) // 2
+        median = rest[half] if len(rest) % 2 else (rest[half - 1] + rest[half]) / 2
+        if not 0 < at < len(values) - 1 or median <= 0:
+            continue
+        if high and values[at] >= 1.5 * median:
+            said = ("O pico foi", "The peak was")
+        elif not high and values[at] <= median * 2 / 3:
+            said = ("O ponto mais baixo foi", "The low point was")
+        else:
+            continue
+        text += f" {said[0 if ctx.pt else 1]} {fmt.when(series[at][0], grain)}."
+    return text
 
 
 def _change(v: dict[str, Scalar], metric: Metric, grain: str, ctx: Context) -> str:

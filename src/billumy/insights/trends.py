@@ -30,11 +30,30 @@ def _slope(values: Sequence[float]) -> float | None:
     return num / den
 
 
+def _median_slope(values: Sequence[float]) -> float:
+    """The median of the slopes between every two points (Theil-Sen): one outlying period (a
+    back-to-school February) moves it little, where it tilts a least-squares line."""
+    slopes = sorted(
+        (values[j] - values[i]) / (j - i)
+        for i in range(len(values))
+        for j in range(i + 1, len(values))
+    )
+    middle = len(slopes) // 2
+    return slopes[middle] if len(slopes) % 2 else (slopes[middle - 1] + slopes[middle]) / 2
+
+
 def _direction(slope: float | None, values: Sequence[float]) -> str:
-    if slope is None or not values:
+    """Up or down when the least-squares line and the median slope both move more than
+    ``FLAT_SHARE`` of the mean level over the series, the same way; "flat" otherwise."""
+    if slope is None or len(values) < 2:
         return "flat"
     scale = sum(abs(v) for v in values) / len(values)
-    if slope == 0 or abs(slope) * (len(values) - 1) < FLAT_SHARE * scale:
+    robust = _median_slope(values) if len(values) <= 400 else slope
+
+    def moves(rate: float) -> bool:
+        return rate != 0 and abs(rate) * (len(values) - 1) >= FLAT_SHARE * scale
+
+    if not moves(slope) or not moves(robust) or (slope > 0) != (robust > 0):
         return "flat"
     return "up" if slope > 0 else "down"
 
