@@ -174,6 +174,7 @@ def change_fact(
     named_a, named_b = pair
     # 2023 from July on against all of 2024: July to December of each.
     a, b = like_for_like(profile, named_a, named_b) or pair
+    measure_column, agg = "*", "count"
     if rate is not None:
         measure_column, agg = rate[0], "rate"
     elif plan is not None:
