@@ -516,3 +516,67 @@ def test_fleet_utilization_is_the_days_sold_over_the_cars_times_the_days(
     assert (ratio.values["part"], ratio.values["whole"]) == ("diarias", "frota")
     assert ratio.values["ratio_pct"] == pytest.approx(100 * 20 * 50 / (31 * (50 + 3)))
     assert said in describe(ratio, ctx)
+
+
+def _two_dcs() -> list[dict[str, Any]]:
+    """Picking waves of two DCs over October and November: more lines in November."""
+    return [
+        {"started_at": f"2024-{m:02d}-{d:02d}T08:00:00", "warehouse": w, "pickers": 10 + d % 3,
+         "order_lines": lines + 10 * m + d, "units_picked": 2 * lines, "short_picks": d % 4}
+        for m in (10, 11)
+        for d in range(1, 29)
+        for w, lines in (("DC Cajamar", 400), ("DC Extrema", 300))
+    ]  # fmt: skip
+
+
+def test_a_verb_does_not_name_the_people_who_do_it() -> None:
+    """ "Which DC picked the most order lines?": "picked" says what was done to the lines; it
+    does not name ``pickers``, the people on the wave, as a second measure."""
+    text = "Which DC picked the most order lines?"
+    with data.from_records(_two_dcs()) as table:
+        prof = profile(table)
+    plan = rule_plan(text, prof)
+    assert plan is not None and [m.column for m in plan.measures] == ["order_lines"]
+
+
+def test_a_clause_referring_back_keeps_the_measure_it_refers_to() -> None:
+    from billumy.insights.plan import Filter, Measure, Plan
+    from billumy.insights.service import _referred_measures
+
+    with data.from_records(_two_dcs()) as table:
+        prof = profile(table)
+    lead = Plan(measures=[Measure(column="order_lines", agg="sum")], dimensions=["warehouse"])
+    own = Plan(
+        measures=[Measure(column="pickers", agg="sum")],
+        filters=[Filter(column="warehouse", op="=", value="DC Cajamar")],
+    )
+    text = "did its volume grow from October to November?"
+    kept = _referred_measures(own, lead, text, prof)
+    assert [m.column for m in kept.measures] == ["order_lines"] and kept.filters == own.filters
+    # A clause that names its own measure keeps it.
+    text = "and how many pickers did it have?"
+    assert _referred_measures(own, lead, text, prof).measures == own.measures
+
+
+@pytest.mark.parametrize(
+    ("text", "lead"),
+    [
+        ("Did order lines grow from October to November?", "Yes: it grew "),
+        ("As linhas de pedido cresceram de outubro até novembro?", "Sim: cresceu "),
+    ],
+)
+def test_did_it_grow_is_answered_yes_or_no_first(text: str, lead: str) -> None:
+    from billumy.insights.answer import build_answer
+
+    rows = _two_dcs()
+    october = sum(int(r["order_lines"]) for r in rows if r["started_at"][5:7] == "10")  # type: ignore[index]
+    november = sum(int(r["order_lines"]) for r in rows if r["started_at"][5:7] == "11")  # type: ignore[index]
+    found, planned, ctx = _facts(rows, text)
+    with data.from_records(rows) as table:
+        asked = questions.parse(text, profile(table))
+    parts = questions.coverage(asked, found, planned, ctx.plan)
+    answer = build_answer(question=text, facts=found, ctx=ctx, parts=parts)
+    first = answer.sentences[0].text
+    pct = 100 * (november - october) / october
+    shown = f"{pct:.1f}%".replace(".", "," if ctx.pt else ".")
+    assert first == f"{lead}{shown}."

@@ -465,9 +465,7 @@ _DAY_COUNTS = frozenset({"diarias", "diaria", "dias", "days", "nights", "noites"
 _PERIOD_MONTHS = {"month": 1, "quarter": 3, "year": 12}
 
 
-def _days_per_row(
-    table: Table, profile: Profile, part: str, whole: str
-) -> tuple[str, str] | None:
+def _days_per_row(table: Table, profile: Profile, part: str, whole: str) -> tuple[str, str] | None:
     """(grain, SQL of the days each row covers) when ``part`` counts days sold and ``whole``
     is a stock (cars, rooms) on rows coarser than a day: a month's 57 cars are 57 x 31 car
     days to rent out, so the days sold are a share of that, not of the 57. None otherwise

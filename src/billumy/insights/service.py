@@ -981,6 +981,8 @@ class InsightService:
                 plan, _ = await self._plan(caller, named_req, prof, parsed, model=False)
                 plan = None if plan is None else _carried(plan, before, prof)
             if top is not None and plan is not None:
+                plan = _referred_measures(plan, done[-1].plan, text, prof)
+            if top is not None and plan is not None:
                 # "Qual hotel teve a maior ocupação em março e quanto faturou?": what that
                 # hotel billed, not every hotel.
                 column, value = top
@@ -1316,6 +1318,15 @@ def answer_charts(answer: dict[str, Any], found: list[Fact], most: int) -> list[
 
 
 _MAX_SCANNED_MEASURES = 8
+
+
+def _referred_measures(plan: Plan, lead: Plan | None, text: str, prof: Profile) -> Plan:
+    """The plan of a clause that refers back to the one before it ("Which DC picked the most
+    order lines, and did its volume grow?"): with no measure of its own named, the measures
+    of the clause it refers to (its order lines), not the rules' default measure."""
+    if lead is None or not lead.measures or names_a_measure(text, prof):
+        return plan
+    return plan.model_copy(update={"measures": lead.measures})
 
 
 def _sharpest_anomaly(
