@@ -377,3 +377,206 @@ def test_how_many_we_sold_is_the_units_and_a_loss_rate_of_a_segment() -> None:
         prof = profile(table)
     asked = questions.parse("Quantos pães franceses vendemos?", prof)
     assert asked.segments == {"produto": ["Pão francês"]}
+
+
+def test_anything_unusual_is_looked_at_on_the_days_the_data_are_recorded() -> None:
+    """Half a year of nights reads as weeks, but a one-night event (a tour operator's block
+    cancelled: 30 against 3 a night) is that night's, not its week's: with no period asked,
+    the days are looked at too, and the sharper case answers."""
+    start = date(2024, 1, 1)
+    hotels = (("Copacabana Mar Hotel", 120), ("Resort Praia do Forte", 200))
+    rows = [
+        {"data": (start + timedelta(days=n)).isoformat(), "hotel": h, "quartos_disponiveis": rooms,
+         "quartos_ocupados": rooms - 10 - n % 7, "receita_hospedagem": 300.0 * (rooms - n % 7),
+         "cancelamentos": 30 if (h, n) == ("Resort Praia do Forte", 78) else 2 + (n + i) % 3}
+        for n in range(182)
+        for i, (h, rooms) in enumerate(hotels)
+    ]  # fmt: skip
+    for text, said in (
+        ("Anything unusual in the hotel numbers?", "Yes: Resort Praia do Forte spiked sharply"),
+        ("Algo fora do normal nos números dos hotéis?", "Sim: Resort Praia do Forte teve pico"),
+    ):
+        found, planned, ctx = _facts(rows, text)
+        anomaly = next(f for f in found if f.kind == "anomaly")
+        assert anomaly.id in planned and anomaly.values["measure"] == "cancelamentos"
+        assert anomaly.values["grain"] == "day"
+        assert (anomaly.rows[0]["segment"], anomaly.rows[0]["period"]) == (
+            "Resort Praia do Forte",
+            "2024-03-19",
+        )
+        assert describe(anomaly, ctx).startswith(said)
+
+
+def _queues() -> list[dict[str, Any]]:
+    """Hours of two queues: a busy hour waits longer, and its calls weigh more."""
+    return [
+        {"date": f"2024-09-{d:02d}", "hour": h, "queue": q, "calls_offered": calls + 4,
+         "calls_answered": calls, "calls_abandoned": 4, "avg_wait_sec": 10 + calls // 4}
+        for d in range(2, 8)
+        for h in range(8, 12)
+        for q, calls in (("Q01 Vendas", 20 + 30 * (h == 10)), ("Q03 Cobrança", 12 + 60 * (h == 11)))
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "weighted"),
+    [
+        ("What's the average wait time on the Cobranca queue?", "average avg_wait_sec weighted"),
+        ("Qual o tempo médio de espera na fila de Cobrança?", "a média de avg_wait_sec ponderada"),
+    ],
+)
+def test_an_average_column_weighs_its_rows_by_the_things_they_average(
+    text: str, weighted: str
+) -> None:
+    """``avg_wait_sec`` is each hour's average over its answered calls: the queue's average
+    wait is each hour's times its calls over the calls, not the mean of the hours."""
+    rows = _queues()
+    mine = [r for r in rows if r["queue"] == "Q03 Cobrança"]
+    expected = sum(r["avg_wait_sec"] * r["calls_answered"] for r in mine) / sum(
+        r["calls_answered"] for r in mine
+    )
+    plain_mean = sum(r["avg_wait_sec"] for r in mine) / len(mine)
+    assert abs(expected - plain_mean) > 1  # the two differ: the test tells them apart
+    found, planned, ctx = _facts(rows, text)
+    total = next(f for f in found if f.kind == "aggregate" and f.id in planned)
+    assert total.values["avg_avg_wait_sec"] == pytest.approx(expected)
+    assert "calls_answered" in total.columns
+    by = " por " if ctx.pt else " by "
+    assert f"{weighted}{by}calls_answered" in describe(total, ctx)
+
+
+def test_a_rate_column_weighs_its_rows_by_the_money_it_applies_to() -> None:
+    from billumy.insights.roles import average_weight
+
+    rows = [
+        {"mes": f"2024-0{m}-01", "produto": p, "contratos": 10 + m, "valor_contratado": 1000.0 * m,
+         "taxa_media_mensal": 1.5 + m / 10, "saldo_carteira": 5000.0 * m}
+        for m in range(1, 9)
+        for p in ("Consignado", "Capital de Giro")
+    ]  # fmt: skip
+    with data.from_records(rows) as table:
+        prof = profile(table)
+    assert average_weight(prof, "taxa_media_mensal") == "valor_contratado"
+    assert average_weight(prof, "valor_contratado") is None  # a flow is summed
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("Qual o preço médio por Wp nos projetos residenciais?", "por Wp (system_kwp × 1.000)"),
+        ("What's the average price per watt of residential projects?", "per watt (system_kwp"),
+    ],
+)
+def test_a_price_per_unit_converts_the_unit_the_data_counts_in(text: str, said: str) -> None:
+    """ "Preço por Wp" over capacity in kWp: the money over the kWp times a thousand."""
+    rows = [
+        {"project_id": 700 + i, "segment": ("Residential", "Commercial")[i % 2],
+         "system_kwp": 5.0 + i % 4 if i % 2 == 0 else 60.0 + i,
+         "contract_value_brl": 4200.0 * (5 + i % 4) + 90 * i}
+        for i in range(40)
+    ]  # fmt: skip
+    mine = [r for r in rows if r["segment"] == "Residential"]
+    expected = sum(r["contract_value_brl"] for r in mine) / (
+        1000 * sum(r["system_kwp"] for r in mine)
+    )
+    found, planned, ctx = _facts(rows, text)
+    per = next(f for f in found if f.kind == "per" and f.id in planned)
+    assert (per.values["numerator"], per.values["denominator"]) == (
+        "contract_value_brl",
+        "system_kwp",
+    )
+    assert per.values["per_value"] == pytest.approx(expected)
+    assert said in describe(per, ctx)
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("What was fleet utilization at Guarulhos in March?", "frota × the days of each month"),
+        (
+            "Qual foi a taxa de utilização da frota em Guarulhos em março?",
+            "frota × os dias de cada mês",
+        ),
+    ],
+)
+def test_fleet_utilization_is_the_days_sold_over_the_cars_times_the_days(
+    text: str, said: str
+) -> None:
+    """Monthly rows of cars on the books (a stock) and rental days sold: the utilization is
+    the days sold over the car days there were, the cars times the month's days (31 in
+    March), not over the cars themselves."""
+    rows = [
+        {"competencia": f"2024-{m:02d}-01", "agencia": a, "frota": cars + m, "diarias": 20 * cars,
+         "locacoes": 5 * cars}
+        for m in range(1, 7)
+        for a, cars in (("Guarulhos Aeroporto", 50), ("Curitiba Centro", 30))
+    ]  # fmt: skip
+    found, planned, ctx = _facts(rows, text)
+    ratio = next(f for f in found if f.kind == "ratio" and f.id in planned)
+    assert (ratio.values["part"], ratio.values["whole"]) == ("diarias", "frota")
+    assert ratio.values["ratio_pct"] == pytest.approx(100 * 20 * 50 / (31 * (50 + 3)))
+    assert said in describe(ratio, ctx)
+
+
+def _two_dcs() -> list[dict[str, Any]]:
+    """Picking waves of two DCs over October and November: more lines in November."""
+    return [
+        {"started_at": f"2024-{m:02d}-{d:02d}T08:00:00", "warehouse": w, "pickers": 10 + d % 3,
+         "order_lines": lines + 10 * m + d, "units_picked": 2 * lines, "short_picks": d % 4}
+        for m in (10, 11)
+        for d in range(1, 29)
+        for w, lines in (("DC Cajamar", 400), ("DC Extrema", 300))
+    ]  # fmt: skip
+
+
+def test_a_verb_does_not_name_the_people_who_do_it() -> None:
+    """ "Which DC picked the most order lines?": "picked" says what was done to the lines; it
+    does not name ``pickers``, the people on the wave, as a second measure."""
+    text = "Which DC picked the most order lines?"
+    with data.from_records(_two_dcs()) as table:
+        prof = profile(table)
+    plan = rule_plan(text, prof)
+    assert plan is not None and [m.column for m in plan.measures] == ["order_lines"]
+
+
+def test_a_clause_referring_back_keeps_the_measure_it_refers_to() -> None:
+    from billumy.insights.plan import Filter, Measure, Plan
+    from billumy.insights.service import _referred_measures
+
+    with data.from_records(_two_dcs()) as table:
+        prof = profile(table)
+    lead = Plan(measures=[Measure(column="order_lines", agg="sum")], dimensions=["warehouse"])
+    own = Plan(
+        measures=[Measure(column="pickers", agg="sum")],
+        filters=[Filter(column="warehouse", op="=", value="DC Cajamar")],
+    )
+    text = "did its volume grow from October to November?"
+    kept = _referred_measures(own, lead, text, prof)
+    assert [m.column for m in kept.measures] == ["order_lines"] and kept.filters == own.filters
+    # A clause that names its own measure keeps it.
+    text = "and how many pickers did it have?"
+    assert _referred_measures(own, lead, text, prof).measures == own.measures
+
+
+@pytest.mark.parametrize(
+    ("text", "lead"),
+    [
+        ("Did order lines grow from October to November?", "Yes: it grew "),
+        ("As linhas de pedido cresceram de outubro até novembro?", "Sim: cresceu "),
+    ],
+)
+def test_did_it_grow_is_answered_yes_or_no_first(text: str, lead: str) -> None:
+    from billumy.insights.answer import build_answer
+
+    rows = _two_dcs()
+    october = sum(int(r["order_lines"]) for r in rows if r["started_at"][5:7] == "10")  # type: ignore[index]
+    november = sum(int(r["order_lines"]) for r in rows if r["started_at"][5:7] == "11")  # type: ignore[index]
+    found, planned, ctx = _facts(rows, text)
+    with data.from_records(rows) as table:
+        asked = questions.parse(text, profile(table))
+    parts = questions.coverage(asked, found, planned, ctx.plan)
+    answer = build_answer(question=text, facts=found, ctx=ctx, parts=parts)
+    first = answer.sentences[0].text
+    pct = 100 * (november - october) / october
+    shown = f"{pct:.1f}%".replace(".", "," if ctx.pt else ".")
+    assert first == f"{lead}{shown}."

@@ -378,3 +378,28 @@ def test_the_average_ticket_is_the_money_per_order(text: str, lang: str) -> None
     assert not [f for f in found if f.id in planned and f.kind == "aggregate"]
     ctx = Context(for_language(lang), prof, plan, planned)
     assert ("ticket médio" if lang == "pt" else "average") in describe(per, ctx)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Which warehouse has the lowest short-pick rate?", "Qual foi a taxa de short pick da rede?"],
+)
+def test_a_word_of_one_columns_name_does_not_name_another(text: str) -> None:
+    """ "short-pick rate" names ``short_picks`` whole: its "pick" is no naming of
+    ``units_picked`` too, so the rate is over the lines (the smallest column that holds the
+    short picks on every row), not over the units."""
+    rows = [
+        {"warehouse": ("DC Norte", "DC Sul")[i % 2], "pickers": 8 + i % 3,
+         "order_lines": 400 + 7 * i, "units_picked": 900 + 11 * i, "short_picks": 4 + i % 9}
+        for i in range(30)
+    ]  # fmt: skip
+    with data.from_records(rows) as table:
+        prof = profile(table)
+        asked = questions.parse(text, prof)
+        plan = questions.reconcile(rule_plan(text, prof), asked, prof, "rules")
+        found, planned = InsightService._facts(table, prof, plan, 3, text, asked)
+    (ratio,) = [f for f in found if f.kind == "ratio" and f.id in planned]
+    assert (ratio.values["part"], ratio.values["whole"]) == ("short_picks", "order_lines")
+    lines = sum(int(r["order_lines"]) for r in rows)  # type: ignore[call-overload]
+    short = sum(int(r["short_picks"]) for r in rows)  # type: ignore[call-overload]
+    assert ratio.values["ratio_pct"] == pytest.approx(100 * short / lines)

@@ -46,7 +46,7 @@ from billumy.insights.grains import choose_grain, coarser, natural_grain, period
 from billumy.insights.model import Fact, Profile, Scalar
 from billumy.insights.plan import Agg, Grain, Plan
 from billumy.insights.profile import dtype_family, name_words, plain
-from billumy.insights.roles import default_agg, main_columns, metric_sql
+from billumy.insights.roles import _Metric, average_weight, default_agg, main_columns
 
 __all__ = ["Direction", "Scope", "anomaly_fact", "asked_direction", "plan_scope"]
 
@@ -161,6 +161,8 @@ class Scope:
     # the sum of ``measure`` over the sum of ``per`` in each period, in percent when ``pct``.
     per: str | None = None
     pct: bool = False
+    # An average column's weight (:func:`~billumy.insights.roles.average_weight`).
+    weight: str | None = None
 
     def kept_sql(self) -> str:
         """SQL conditions (each starting with AND) for :attr:`kept`."""
@@ -209,7 +211,8 @@ def plan_scope(table: Table, profile: Profile, plan: Plan | None) -> Scope | Non
     grain = choose_grain(time.min, time.max, natural)
     if plan is not None and plan.period is not None:
         grain = coarser(plan.period.grain, natural) if natural else plan.period.grain
-    return Scope(column.name, agg, column.dtype, dimension, temporal, grain)
+    weight = average_weight(profile, column.name) if agg == "avg" else None
+    return Scope(column.name, agg, column.dtype, dimension, temporal, grain, weight=weight)
 
 
 def _kind(profile: Profile, name: str) -> str | None:
@@ -221,7 +224,7 @@ def _series_ctes(scope: Scope) -> str:
     """CTEs ``s`` (value per segment per period), ``x`` (periods numbered by calendar
     distance, ``n`` per segment), ``fit`` (Theil–Sen line) and ``r`` (expected, residual)."""
     t = quote_ident(scope.temporal)
-    value = metric_sql(scope.measure, scope.agg, scope.dtype)
+    value = _Metric(scope.measure, scope.agg, scope.dtype, scope.weight).sql
     if scope.per is not None:
         scale = "100.0 * " if scope.pct else ""
         value = (

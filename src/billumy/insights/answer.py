@@ -540,6 +540,35 @@ def _growth_sentences(
     return [Sentence(text, [change.id])]
 
 
+def _moved_sentences(
+    parts: Sequence[dict[str, Any]], planned: Sequence[Fact], ctx: Context
+) -> list[Sentence]:
+    """For "did its volume grow from October to November?": yes or no first, read from the
+    change fact's own percentage (its sentence, after, says from what to what)."""
+    moved = next(
+        (p.get("moved") for p in parts if p["kind"] == "compare_periods" and p.get("moved")),
+        None,
+    )
+    change = next((f for f in planned if f.kind == "change"), None)
+    if moved is None or change is None or any(p["kind"] == "anomaly" for p in parts):
+        # "As vendas caíram de março para abril?" is also read as a question of drops,
+        # whose fact says yes or no first.
+        return []
+    pct = change.values.get("change_pct")
+    if not isinstance(pct, int | float) or isinstance(pct, bool):
+        return []
+    size = ctx.formats.pct(abs(float(pct)))
+    went = "up" if pct > 0 else "down" if pct < 0 else "flat"
+    yes = went == moved
+    if ctx.pt:
+        how = {"up": f"cresceu {size}", "down": f"caiu {size}", "flat": "ficou estável"}[went]
+        text = f"{'Sim' if yes else 'Não'}: {how}."
+    else:
+        how = {"up": f"it grew {size}", "down": f"it fell {size}", "flat": "it stayed flat"}[went]
+        text = f"{'Yes' if yes else 'No'}: {how}."
+    return [Sentence(text, [change.id])]
+
+
 def _focus_sentences(
     parts: Sequence[dict[str, Any]], planned: Sequence[Fact], ctx: Context
 ) -> list[Sentence]:
@@ -608,6 +637,7 @@ def build_answer(
     planned.sort(key=lambda f: (f.kind != "anomaly", f.kind != "change"))
     chosen = planned or list(facts[:most])
     sentences += _growth_sentences(parts, planned, ctx)
+    sentences += _moved_sentences(parts, planned, ctx)
     spans: set[str] = set()  # "the data runs from ... to ...", said once
     for fact in chosen:
         text, tail = describe(fact, ctx), span(fact, ctx)

@@ -188,7 +188,9 @@ def change_fact(
     if measure_column != "*":
         col = profile.column(measure_column)
         dtype = col.dtype if col is not None else dtype
-    metric = "count(*)" if measure_column == "*" else metric_sql(measure_column, agg, dtype)  # type: ignore[arg-type]
+    metric = "count(*)"
+    if measure_column != "*":
+        metric = metric_sql(measure_column, agg, dtype, profile)  # type: ignore[arg-type]
     if rate is not None:
         p, w = quote_ident(rate[0]), quote_ident(rate[1])
         metric = f"100.0 * sum(CAST({p} AS DOUBLE)) / nullif(sum(CAST({w} AS DOUBLE)), 0)"

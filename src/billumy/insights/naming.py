@@ -262,19 +262,33 @@ def named_columns(question: str, profile: Profile, *, any_word: bool = False) ->
     beside = _values_beside_their_column(visible, tokens) | _value_words(visible, tokens)
     words = [frozenset() if i in beside else t for i, t in enumerate(_column_words(tokens))]
     groups = [_groups(w) for w in words]
+    shared = _shared_words(visible)
+    found = {c.name: _named_column(words, groups, c, shared) for c in visible}
+    # "the short-pick rate": "pick" is a word of ``short_picks``, named whole there, not a
+    # word naming ``units_picked`` as well ("calls offered" leaves ``calls_abandoned`` to be
+    # named by "abandonment").
+    taken = {
+        i: name
+        for name, f in found.items()
+        if f.length > 1
+        for i in range(f.position, f.position + f.length)
+    }
+
+    def free(name: str, spot: _Named) -> bool:
+        return spot.position >= 0 and taken.get(spot.position, name) == name
+
     named = []
-    shared = _shared_words([c for c in profile.columns if not c.masked])
-    for column in profile.columns:
-        if column.masked:
-            continue
-        found = _named_column(words, groups, column, shared)
-        if found.position < 0 and any_word:
-            spots = [_find_column(words, groups, [w]) for w in _naming_words(column)]
-            found = min(
-                (f for f in spots if f.position >= 0), key=lambda f: f.position, default=found
+    for column in visible:
+        spot = found[column.name]
+        if spot.length <= 1 and not free(column.name, spot):
+            spot = _Named()
+        if spot.position < 0 and any_word:
+            ones = [_find_column(words, groups, [w]) for w in _naming_words(column)]
+            spot = min(
+                (f for f in ones if free(column.name, f)), key=lambda f: f.position, default=spot
             )
-        if found.position >= 0:
-            named.append((found.position, column.name))
+        if spot.position >= 0:
+            named.append((spot.position, column.name))
     return [name for _, name in sorted(named)]
 
 

@@ -16,7 +16,7 @@ from billumy.insights.grains import _period_sql, coarser, natural_grain, period_
 from billumy.insights.model import Fact, Profile, Scalar
 from billumy.insights.plan import Filter, Period, Plan, _coerce, validate_plan
 from billumy.insights.profile import name_words, plain
-from billumy.insights.roles import _Metric, _roles, is_stock, main_columns
+from billumy.insights.roles import _Metric, _roles, average_weight, is_stock, main_columns
 from billumy.insights.trends import _series_sql, _series_values, _trend_statement
 from billumy.insights.wording import _fmt_label, _sentence, fmt_number, fmt_pct
 
@@ -112,7 +112,10 @@ def _plan_metrics(profile: Profile, plan: Plan) -> list[_Metric]:
     out = []
     for measure in plan.measures:
         column = profile.column(measure.column)
-        out.append(_Metric(measure.column, measure.agg, column.dtype if column else "BIGINT"))
+        weight = average_weight(profile, measure.column) if measure.agg == "avg" else None
+        out.append(
+            _Metric(measure.column, measure.agg, column.dtype if column else "BIGINT", weight)
+        )
     return out
 
 
@@ -141,7 +144,9 @@ def _aggregate_fact(table: Table, metrics: list[_Metric], where: _Where) -> Fact
 
 def _metric_columns(metrics: list[_Metric], where: _Where, *extra: str) -> list[str]:
     """The columns a plan fact uses: ``extra`` (dimensions, period), measures, filters."""
-    names = [*extra, *(m.column for m in metrics if m.column != "*"), *where.columns]
+    names = [*extra, *(m.column for m in metrics if m.column != "*")]
+    names += [m.weight for m in metrics if m.weight is not None]
+    names += where.columns
     return list(dict.fromkeys(names))
 
 

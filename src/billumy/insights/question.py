@@ -1270,7 +1270,10 @@ def parse(question: str, profile: Profile) -> Question:
     compares_one = compares_one or bool(rank and _word(words, _GROWTH) and len(windows) == 1)
     periods_compared = len(windows) >= 2 or (len(windows) == 1 and compares_one)
     if periods_compared:
-        add("compare_periods", " / ".join(w.label for w in windows))
+        # "did its volume grow from October to November?" asks yes or no about the change.
+        grew, fell = bool(_word(words, _GROWTH)), bool(_word(words, _FALL))
+        asked_move = {"moved": "up" if grew else "down"} if grew != fell and not rank else {}
+        add("compare_periods", " / ".join(w.label for w in windows), **asked_move)
     elif compare and not compared_segments and not windows:
         # "compare with the previous month" with no period named: the last two periods
         add("compare_periods", compare)

@@ -18,12 +18,13 @@ import re
 from typing import Any
 
 from billumy.insights.data import Table, quote_ident
+from billumy.insights.grains import natural_grain
 from billumy.insights.model import ColumnProfile, Fact, Profile, Scalar
 from billumy.insights.naming import column_vocabulary, named_columns, names_sales
 from billumy.insights.plan import Measure, Plan
 from billumy.insights.planned import filter_conditions
 from billumy.insights.profile import name_words, plain
-from billumy.insights.roles import default_agg, is_stock, main_columns
+from billumy.insights.roles import default_agg, is_stock, main_columns, outcome_rank
 from billumy.insights.synonyms import one_edit, synonym_groups, variants
 from billumy.insights.wording import fmt_number, fmt_pct
 
@@ -38,6 +39,7 @@ __all__ = [
     "rate_of",
     "rated_value",
     "ratio_fact",
+    "unit_scale",
     "value_rate_fact",
 ]
 
@@ -139,7 +141,8 @@ _ROLES: dict[str, frozenset[str]] = {
     "discharges": frozenset({"discharges", "discharge", "altas", "alta", "saidas"}),
     "available": frozenset(
         {"disponiveis", "disponivel", "available", "capacity", "capacidade", "bookable",
-         "sellable", "staffed", "operacionais", "operational", "instalados", "ativos"}
+         "sellable", "staffed", "operacionais", "operational", "instalados", "ativos", "frota",
+         "fleet"}
     ),
     "bookings": frozenset(
         {"reservas", "reserva", "reservations", "reservation", "bookings", "booking",
@@ -180,6 +183,11 @@ _JARGON_PHRASES: tuple[tuple[tuple[str, ...], str, str, str, str], ...] = (
     (("ticket", "medio"), "per", "revenue", "orders", "ticket médio"),
     (("average", "ticket"), "per", "revenue", "orders", "average ticket"),
     (("average", "order", "value"), "per", "revenue", "orders", "average order value"),
+    # Fleet (room, seat) utilization: the days sold over the days there were to sell.
+    (("taxa", "de", "utilizacao"), "ratio", "occupied", "available", "utilização"),
+    (("utilizacao",), "ratio", "occupied", "available", "utilização"),
+    (("utilization",), "ratio", "occupied", "available", "utilization"),
+    (("utilisation",), "ratio", "occupied", "available", "utilisation"),
     (("inadimplencia",), "ratio", "overdue", "balance", "inadimplência"),
     (("delinquency",), "ratio", "overdue", "balance", "delinquency"),
     (("default", "rate"), "ratio", "overdue", "balance", "default rate"),
@@ -197,6 +205,9 @@ _PHRASE_WORDS = frozenset(
         "permanencia",
         "alos",
         "ticket",
+        "utilizacao",
+        "utilization",
+        "utilisation",
     }
 )
 _RATE_VOCABULARY = (
@@ -402,9 +413,11 @@ def ratio_fact(
     known = jargon(question, profile) if question else None
     for part, whole in _candidates(profile, plan, question, table):
         p, w = quote_ident(part), quote_ident(whole)
+        days = _days_per_row(table, profile, part, whole)
+        below = f"sum({w} * {days[1]})" if days is not None else f"sum({w})"
         select = (
-            f"sum({p}) AS part_total, sum({w}) AS whole_total, "
-            f"100.0 * sum({p}) / nullif(sum({w}), 0) AS ratio_pct"
+            f"sum({p}) AS part_total, {below} AS whole_total, "
+            f"100.0 * sum({p}) / nullif({below}, 0) AS ratio_pct"
         )
         sql = f"SELECT {select} FROM data WHERE {where}"  # noqa: S608
         row = table.records(sql, list(params))[0]
@@ -424,7 +437,10 @@ def ratio_fact(
         if known is not None and (known[1], known[2]) == (part, whole):
             values["name"] = known[3]
         whole_column = profile.column(whole)
-        if whole_column is not None and is_stock(whole_column):
+        if days is not None:
+            # Rental days over the cars on the books times the days of each month.
+            values["whole_days"] = days[0]
+        elif whole_column is not None and is_stock(whole_column):
             # Churn: the cancellations over the members on the books at each date, summed
             # (member-months on monthly rows), not over any one date's level.
             values["whole_is_stock"] = True
@@ -441,6 +457,35 @@ def ratio_fact(
             statement += listed
         columns = [part, whole, dimension, *(f.column for f in plan.filters)]
         return _fact("ratio", statement, values, columns, sql, rows, params)
+    return None
+
+
+# A count of days (or nights) sold: "diarias", "room_nights", "dias_locados".
+_DAY_COUNTS = frozenset({"diarias", "diaria", "dias", "days", "nights", "noites", "pernoites"})
+_PERIOD_MONTHS = {"month": 1, "quarter": 3, "year": 12}
+
+
+def _days_per_row(table: Table, profile: Profile, part: str, whole: str) -> tuple[str, str] | None:
+    """(grain, SQL of the days each row covers) when ``part`` counts days sold and ``whole``
+    is a stock (cars, rooms) on rows coarser than a day: a month's 57 cars are 57 x 31 car
+    days to rent out, so the days sold are a share of that, not of the 57. None otherwise
+    (daily rows: a night's rooms are that night's room nights already)."""
+    column, stock = profile.column(part), profile.column(whole)
+    if column is None or stock is None or not is_stock(stock):
+        return None
+    if not set(name_words(column.name)) & _DAY_COUNTS:
+        return None
+    _, _, main = main_columns(profile)
+    if main is None:
+        return None
+    grain = natural_grain(table, main)
+    t = f"CAST({quote_ident(main)} AS DATE)"
+    if grain == "week":
+        return grain, "7"
+    if grain in _PERIOD_MONTHS:
+        start = f"CAST(date_trunc('{grain}', {t}) AS DATE)"
+        end = f"CAST({start} + INTERVAL {_PERIOD_MONTHS[grain]} MONTH AS DATE)"
+        return grain, f"({end} - {start})"
     return None
 
 
@@ -507,19 +552,6 @@ def _numeric_named(words: list[str], profile: Profile) -> list[ColumnProfile]:
     return [c for c in columns if c is not None and c.kind == "numeric" and not c.masked]
 
 
-_DONE = frozenset(
-    {"completed", "complete", "completas", "completadas", "concluidas", "concluidos",
-     "concluida", "concluido", "finalizadas", "finalizados", "finished", "delivered",
-     "entregues", "realizadas", "realizados", "fulfilled", "served", "atendidas", "atendidos",
-     "done", "closed", "fechadas", "fechados", "resolved", "resolvidos", "resolvidas"}
-)  # fmt: skip
-_NOT_DONE = frozenset(
-    {"cancelled", "canceled", "canceladas", "cancelados", "failed", "falhas", "lost",
-     "perdidas", "perdidos", "rejected", "recusadas", "recusados", "abandoned", "abandonadas",
-     "declined", "noshow", "noshows"}
-)  # fmt: skip
-
-
 _SOLD = frozenset({"sold", "vendidos", "vendidas", "vendido", "vendida"})
 
 
@@ -544,11 +576,61 @@ def _names_a_value(word: str, profile: Profile) -> bool:
     )
 
 
-def _outcome_rank(column: ColumnProfile) -> int:
-    """0 for what was done (``trips_completed``), 2 for what was not (``trips_cancelled``), 1
-    for the rest (``trips_requested``): a quantity per trip is per trip made."""
-    words = set(name_words(column.name))
-    return 0 if words & _DONE else 2 if words & _NOT_DONE else 1
+# Units a question may divide by, and the columns' units they convert from: (dimension,
+# factor to the dimension's base unit). "preço por Wp" over ``system_kwp``: per watt, a
+# thousandth of a kWp.
+_UNITS: dict[str, tuple[str, float]] = {
+    "w": ("power", 1.0), "wp": ("power", 1.0), "watt": ("power", 1.0), "watts": ("power", 1.0),
+    "kw": ("power", 1e3), "kwp": ("power", 1e3), "mw": ("power", 1e6), "mwp": ("power", 1e6),
+    "gw": ("power", 1e9), "wh": ("energy", 1.0), "kwh": ("energy", 1e3),
+    "mwh": ("energy", 1e6), "gwh": ("energy", 1e9), "g": ("mass", 1.0), "grama": ("mass", 1.0),
+    "gramas": ("mass", 1.0), "gram": ("mass", 1.0), "grams": ("mass", 1.0),
+    "kg": ("mass", 1e3), "kilo": ("mass", 1e3), "kilos": ("mass", 1e3), "quilo": ("mass", 1e3),
+    "quilos": ("mass", 1e3), "t": ("mass", 1e6), "ton": ("mass", 1e6), "tons": ("mass", 1e6),
+    "tonne": ("mass", 1e6), "tonnes": ("mass", 1e6), "tonelada": ("mass", 1e6),
+    "toneladas": ("mass", 1e6), "km": ("length", 1e3), "metro": ("length", 1.0),
+    "metros": ("length", 1.0), "meter": ("length", 1.0), "meters": ("length", 1.0),
+}  # fmt: skip
+
+
+def _unit_of(column: ColumnProfile) -> tuple[str, float] | None:
+    """The (dimension, factor) of the unit a numeric column's name ends in (``system_kwp``,
+    ``peso_kg``), or None."""
+    words = name_words(column.name)
+    return _UNITS.get(words[-1]) if words and column.kind == "numeric" else None
+
+
+def _per_unit_column(word: str, profile: Profile) -> list[ColumnProfile]:
+    """The measure counted in another unit of what ``word`` names ("Wp": ``system_kwp``),
+    when exactly one is."""
+    asked = _UNITS.get(word)
+    if asked is None:
+        return []
+    found = [
+        c
+        for c in profile.columns
+        if not c.masked and not c.money and (unit := _unit_of(c)) and unit[0] == asked[0]
+    ]
+    return found if len(found) == 1 else []
+
+
+def unit_scale(question: str, profile: Profile, column: str) -> tuple[str, float] | None:
+    """(the unit as the question writes it, the factor) when "<X> per <unit>" divides by
+    ``column`` counted in another unit of the same kind ("por Wp" over ``system_kwp``: Wp,
+    1000, the kWp times a thousand); None when it names the column's own unit or none."""
+    measured = profile.column(column)
+    own = _unit_of(measured) if measured is not None else None
+    if own is None:
+        return None
+    words = name_words(question)
+    for i, word in enumerate(words[:-1]):
+        if word not in _PER:
+            continue
+        unit = _UNITS.get(words[i + 1])
+        if unit is not None and unit[0] == own[0] and unit[1] != own[1]:
+            written = {w.lower(): w for w in re.findall(r"\w+", question)}
+            return written.get(words[i + 1], words[i + 1]), own[1] / unit[1]
+    return None
 
 
 def _per_pair(question: str, profile: Profile) -> tuple[str, str] | None:
@@ -563,6 +645,8 @@ def _per_pair(question: str, profile: Profile) -> tuple[str, str] | None:
         while j < len(words) and words[j] in _SKIP:
             j += 1
         below = _numeric_named(words[j : j + 1], profile)
+        # "preço médio por Wp": the capacity counted in kWp, in another unit.
+        below = below or _per_unit_column(words[j], profile)
         # "per technician hour", "por OS concluída": the column both words name.
         second = _numeric_named(words[j + 1 : j + 2], profile)
         both = [c for c in second if c in below]
@@ -571,7 +655,7 @@ def _per_pair(question: str, profile: Profile) -> tuple[str, str] | None:
         ]
         # "unidades por linha": the lines picked (a flow), not the backlog of lines (a stock);
         # "milhas por corrida": the trips completed, not those requested or cancelled.
-        below.sort(key=lambda c: (is_stock(c), _outcome_rank(c)))
+        below.sort(key=lambda c: (is_stock(c), outcome_rank(c)))
         below = both[:1] + [c for c in below if c not in both[:1]]
         before = [w for w in words[max(0, i - 3) : i] if w not in _SKIP]
         if not below and any(w.startswith(_PAYING) for w in before) and j < len(words):
@@ -664,9 +748,11 @@ def per_fact(
     conditions, params = filter_conditions(profile, filters)
     where = " AND ".join(conditions) if conditions else "true"
     a, b = quote_ident(top), quote_ident(bottom)
+    unit = unit_scale(question, profile, bottom)
+    below = f"sum({b}) * {unit[1]!r}" if unit is not None else f"sum({b})"
     select = (
-        f"sum({a}) AS numerator_total, sum({b}) AS denominator_total, "
-        f"sum({a}) / nullif(sum({b}), 0) AS per_value"
+        f"sum({a}) AS numerator_total, {below} AS denominator_total, "
+        f"sum({a}) / nullif({below}, 0) AS per_value"
     )
     sql = f"SELECT {select} FROM data WHERE {where}"  # noqa: S608
     row = table.records(sql, list(params))[0]
@@ -674,7 +760,8 @@ def per_fact(
     if not isinstance(value, int | float):
         return None
     rows = [{k: plain(v) for k, v in row.items()}]
-    statement = f"{top} per {bottom} is {fmt_number(value)}."
+    per = f"{unit[0]} ({bottom} x {fmt_number(unit[1])})" if unit is not None else bottom
+    statement = f"{top} per {per} is {fmt_number(value)}."
     if dimension is not None:
         d = quote_ident(dimension)
         sql = (
@@ -693,6 +780,9 @@ def per_fact(
     }
     if known is not None and (known[1], known[2]) == pair:
         values["name"] = known[3]
+    if unit is not None:
+        # "per Wp" over kWp: the denominator in the question's unit, times the factor.
+        values["unit"], values["unit_factor"] = unit
     columns = [top, bottom, dimension, *(f.column for f in filters)]
     return _fact("per", statement, values, columns, sql, rows, params)
 

@@ -14,11 +14,13 @@ from billumy.insights.plan import Agg
 from billumy.insights.profile import CATEGORY_MIN_DISTINCT, dtype_family, is_id_name, name_words
 
 __all__ = [
+    "average_weight",
     "default_agg",
     "dimension_columns",
     "is_stock",
     "main_columns",
     "metric_sql",
+    "outcome_rank",
     "plan_agg",
 ]
 
@@ -99,6 +101,74 @@ def plan_agg(column: ColumnProfile) -> Agg:
     return "sum" if is_stock(column) else default_agg(column)
 
 
+# What was done ("trips_completed", "calls_answered") and what was not ("trips_cancelled"):
+# a quantity per trip is per trip made, an average wait is the answered calls' wait.
+DONE_WORDS = frozenset(
+    {"completed", "complete", "completas", "completadas", "concluidas", "concluidos",
+     "concluida", "concluido", "finalizadas", "finalizados", "finished", "delivered",
+     "entregues", "realizadas", "realizados", "fulfilled", "served", "atendidas", "atendidos",
+     "done", "closed", "fechadas", "fechados", "resolved", "resolvidos", "resolvidas",
+     "answered", "handled"}
+)  # fmt: skip
+NOT_DONE_WORDS = frozenset(
+    {"cancelled", "canceled", "canceladas", "cancelados", "failed", "falhas", "lost",
+     "perdidas", "perdidos", "rejected", "recusadas", "recusados", "abandoned", "abandonadas",
+     "declined", "noshow", "noshows"}
+)  # fmt: skip
+
+
+def outcome_rank(column: ColumnProfile) -> int:
+    """0 for what was done (``trips_completed``), 2 for what was not (``trips_cancelled``), 1
+    for the rest (``trips_requested``)."""
+    words = set(name_words(column.name))
+    return 0 if words & DONE_WORDS else 2 if words & NOT_DONE_WORDS else 1
+
+
+# A column that is itself an average of the things a row counts ("avg_wait_sec" of the hour's
+# answered calls, "ticket_medio" of the day's orders), and one that is a rate on money
+# ("taxa_media_mensal" of the month's contracts).
+_AVERAGE_NAME = frozenset({"media", "medio", "avg", "mean", "average"})
+_RATE_NAME = frozenset({"taxa", "rate", "juros", "interest", "pct", "percent", "percentual"})
+
+
+def average_weight(profile: Profile, name: str) -> str | None:
+    """The column an average column's rows weigh by, or None: rows that each average a
+    different number of things (an hour of 300 calls, one of 20) do not weigh alike, so the
+    average over rows is the sum of each row's average times its count over the counts, as
+    the data's owner would compute it from the calls themselves.
+
+    Only a column whose name says it is an average (``avg_wait_sec``, ``atraso_medio_min``)
+    has one. A rate (``taxa_media_mensal``) weighs by the money it applies to
+    (``valor_contratado``); any other average by a count of things (a flow, never a stock),
+    what was done first (``calls_answered`` before ``calls_offered``, ``tickets_resolved``
+    before ``tickets_opened``: the wait of the calls answered, the time of the tickets
+    resolved), the abandoned or cancelled last."""
+    column = profile.column(name)
+    if column is None or column.kind != "numeric" or default_agg(column) != "avg":
+        return None
+    words = set(name_words(column.name))
+    if not words & _AVERAGE_NAME:
+        return None
+    others = [
+        c
+        for c in profile.columns
+        if not c.masked
+        and c.kind == "numeric"
+        and c.name != column.name
+        and not is_id_name(c.name)
+        and default_agg(c) == "sum"
+        and not is_stock(c)
+        and isinstance(c.min, int | float)
+        and c.min >= 0
+    ]
+    if words & _RATE_NAME:
+        money = [c for c in others if c.money]
+        return money[0].name if money else None
+    counts = [c for c in others if not c.money and dtype_family(c.dtype) == "integer"]
+    counts.sort(key=outcome_rank)
+    return counts[0].name if counts else None
+
+
 @dataclass(frozen=True)
 class _Metric:
     """A measure as facts compute it: ``column`` is ``"*"`` for the row count."""
@@ -106,12 +176,19 @@ class _Metric:
     column: str
     agg: Agg
     dtype: str = "BIGINT"
+    weight: str | None = None  # an average's weight (:func:`average_weight`)
 
     @property
     def sql(self) -> str:
         if self.column == "*":
             return "count(*)"
         c = quote_ident(self.column)
+        if self.agg == "avg" and self.weight is not None:
+            w = quote_ident(self.weight)
+            return (
+                f"sum(CAST({c} AS DOUBLE) * {w}) / "
+                f"nullif(sum(CASE WHEN {c} IS NOT NULL THEN CAST({w} AS DOUBLE) END), 0)"
+            )
         if (
             self.agg == "sum"
             and dtype_family(self.dtype) == "float"
@@ -126,6 +203,8 @@ class _Metric:
     def phrase(self) -> str:
         if self.column == "*":
             return "the number of rows"
+        if self.agg == "avg" and self.weight is not None:
+            return f"average {self.column} weighted by {self.weight}"
         return {
             "sum": f"total {self.column}",
             "avg": f"average {self.column}",
@@ -165,7 +244,10 @@ def _roles(profile: Profile) -> _Roles:
     )
     temporal = [c for c in visible if c.kind == "temporal" and c.min != c.max]
     return _Roles(
-        measures=[_Metric(c.name, default_agg(c), c.dtype) for _, c in numeric],
+        measures=[
+            _Metric(c.name, default_agg(c), c.dtype, average_weight(profile, c.name))
+            for _, c in numeric
+        ],
         dimensions=dims,
         temporal=temporal,
         ids=[c for c in visible if c.kind == "id"],
@@ -187,6 +269,8 @@ def dimension_columns(profile: Profile) -> list[str]:
     return [column.name for column in _roles(profile).dimensions]
 
 
-def metric_sql(column: str, agg: Agg, dtype: str) -> str:
-    """The SQL aggregate of ``column`` as facts compute it (``fsum`` for float sums)."""
-    return _Metric(column, agg, dtype).sql
+def metric_sql(column: str, agg: Agg, dtype: str, profile: Profile | None = None) -> str:
+    """The SQL aggregate of ``column`` as facts compute it (``fsum`` for float sums; with the
+    ``profile``, an average column's average weighted, :func:`average_weight`)."""
+    weight = average_weight(profile, column) if profile is not None and agg == "avg" else None
+    return _Metric(column, agg, dtype, weight).sql

@@ -45,8 +45,11 @@ def _row_count_fact(table: Table) -> Fact:
 def _summary_fact(table: Table, metric: _Metric, rank: int) -> Fact | None:
     c = quote_ident(metric.column)
     total = _Metric(metric.column, "sum", metric.dtype).sql
+    # An average column's mean weighs its rows as the aggregate's does (``avg_wait_sec`` by
+    # the calls answered each hour).
+    mean = metric.sql if metric.agg == "avg" and metric.weight else f"avg(CAST({c} AS DOUBLE))"
     sql = (
-        f"SELECT {total} AS total, avg(CAST({c} AS DOUBLE)) AS mean, min({c}) AS min, "  # noqa: S608
+        f"SELECT {total} AS total, {mean} AS mean, min({c}) AS min, "  # noqa: S608
         f"max({c}) AS max, count({c}) AS count FROM data"
     )
     fact, rows = _fact(table, "summary", sql, [metric.column])

@@ -60,11 +60,13 @@ from billumy.insights import question as questions
 from billumy.insights.answer import Answer, Sentence, missing_columns, write_answer
 from billumy.insights.datasets import Dataset, Datasets, new_id
 from billumy.insights.formats import Formats, for_language
+from billumy.insights.grains import coarser, natural_grain
 from billumy.insights.model import Fact, Profile
 from billumy.insights.naming import names_a_dimension
 from billumy.insights.plan import (
     MAX_MEASURES,
     Filter,
+    Grain,
     Measure,
     Plan,
     plan_schema,
@@ -979,6 +981,8 @@ class InsightService:
                 plan, _ = await self._plan(caller, named_req, prof, parsed, model=False)
                 plan = None if plan is None else _carried(plan, before, prof)
             if top is not None and plan is not None:
+                plan = _referred_measures(plan, done[-1].plan, text, prof)
+            if top is not None and plan is not None:
                 # "Qual hotel teve a maior ocupação em março e quanto faturou?": what that
                 # hotel billed, not every hotel.
                 column, value = top
@@ -1316,6 +1320,15 @@ def answer_charts(answer: dict[str, Any], found: list[Fact], most: int) -> list[
 _MAX_SCANNED_MEASURES = 8
 
 
+def _referred_measures(plan: Plan, lead: Plan | None, text: str, prof: Profile) -> Plan:
+    """The plan of a clause that refers back to the one before it ("Which DC picked the most
+    order lines, and did its volume grow?"): with no measure of its own named, the measures
+    of the clause it refers to (its order lines), not the rules' default measure."""
+    if lead is None or not lead.measures or names_a_measure(text, prof):
+        return plan
+    return plan.model_copy(update={"measures": lead.measures})
+
+
 def _sharpest_anomaly(
     table: data.Table,
     prof: Profile,
@@ -1325,12 +1338,16 @@ def _sharpest_anomaly(
 ) -> Fact | None:
     """The anomaly fact of the measure whose sharpest case is the largest (by its size
     against the expected value), among the data's visible measures; None when none has a
-    case."""
+    case. Each measure is looked at per period of the series' grain and, when the data are
+    recorded finer (daily rows over half a year: weeks), per period of that grain too: a
+    one-day event ("31 cancellations against 3 a night") is no week's event, and the
+    question names no period to look at."""
     best: tuple[float, Fact] | None = None
     measures = [c for c in prof.columns if c.kind == "numeric" and not c.masked][
         :_MAX_SCANNED_MEASURES
     ]
     base = plan or Plan(measures=[Measure(column="*", agg="count")])
+    natural: dict[str, Grain | None] = {}
     for column in measures:
         measured = base.model_copy(
             update={"measures": [Measure(column=column.name, agg=plan_agg(column))]}
@@ -1340,12 +1357,19 @@ def _sharpest_anomaly(
             continue
         if asked is not None:
             scope = _narrowed(scope, asked)
-        fact = anomalies.anomaly_fact(table, scope, direction, keep_empty=True)
-        if fact is None or not fact.values.get("count") or not fact.rows:
-            continue
-        size = abs(float(fact.rows[0].get("change_pct") or 0.0))
-        if best is None or size > best[0]:
-            best = (size, fact)
+        if scope.temporal not in natural:
+            natural[scope.temporal] = natural_grain(table, scope.temporal)
+        finest = natural[scope.temporal]
+        scopes = [scope]
+        if base.period is None and finest is not None and coarser(finest, scope.grain) != finest:
+            scopes.append(replace(scope, grain=finest))
+        for each in scopes:
+            fact = anomalies.anomaly_fact(table, each, direction, keep_empty=True)
+            if fact is None or not fact.values.get("count") or not fact.rows:
+                continue
+            size = abs(float(fact.rows[0].get("change_pct") or 0.0))
+            if best is None or size > best[0]:
+                best = (size, fact)
     if best is None:
         return None
     best[1].values["scanned"] = len(measures)  # the answer names the measure it found

@@ -24,7 +24,7 @@ from billumy.insights.periods import covered_span
 from billumy.insights.plan import Filter, Plan
 from billumy.insights.planned import _hour_column
 from billumy.insights.profile import name_words
-from billumy.insights.roles import default_agg
+from billumy.insights.roles import average_weight, default_agg
 
 __all__ = ["Context", "Metric", "describe"]
 
@@ -79,6 +79,12 @@ class Metric:
                     f"number of {_ENTITIES_EN.get(column.entity.lower(), column.entity + ' rows')}",
                 )
             )
+        weight = average_weight(ctx.profile, c) if self.agg == "avg" and c != "*" else None
+        if weight is not None:
+            # The rows weigh as the things they average (:func:`average_weight`).
+            if ctx.pt:
+                return "a", f"média de {c} ponderada por {weight}"
+            return "", f"average {c} weighted by {weight}"
         if ctx.pt:
             if c == "*":
                 return "o", "número de linhas"
@@ -368,14 +374,16 @@ def _summary(fact: Fact, ctx: Context) -> str:
     total, mean, low, high = (metric.amount(v.get(k), ctx) for k in ("total", "mean", "min", "max"))
     count = ctx.formats.number(v.get("count"))
     name = fact.columns[0]
+    if agg == "avg":
+        # "A média de avg_wait_sec ponderada por calls_answered", when it is weighted.
+        _, noun = Metric(name, "avg").noun(ctx)
+        if ctx.pt:
+            return f"A {noun} é {mean} (de {low} a {high}, {count} valores)."
+        return f"{_cap(noun)} is {mean} (from {low} to {high}, {count} values)."
     if ctx.pt:
-        if agg == "avg":
-            return f"A média de {name} é {mean} (de {low} a {high}, {count} valores)."
         return (
             f"O total de {name} é {total} em {count} valores (média de {mean}, de {low} a {high})."
         )
-    if agg == "avg":
-        return f"Average {name} is {mean} (from {low} to {high}, {count} values)."
     return f"Total {name} is {total} over {count} values (mean {mean}, from {low} to {high})."
 
 
@@ -1024,6 +1032,13 @@ def _ratio(fact: Fact, ctx: Context) -> str:
     name = v.get("name")
     stock = bool(v.get("whole_is_stock"))
     led = _led(fact.rows, dims, "ratio_pct", ctx, ctx.formats.pct) if dims else ""
+    days = v.get("whole_days")
+    if isinstance(days, str):
+        # Utilization: the days sold over the cars (rooms) times the days of each period.
+        if ctx.pt:
+            whole = f"{whole} × os dias de cada {_PT_GRAINS[days][0]}"
+        else:
+            whole = f"{whole} × the days of each {days}"
     if ctx.pt:
         over = f"{whole} somado em cada data" if stock else whole
         if name:
@@ -1116,6 +1131,9 @@ def _per_unit(fact: Fact, ctx: Context) -> str:
     )
     shown = amount(v.get("per_value"), ctx)
     name = v.get("name")
+    if isinstance(v.get("unit"), str):
+        # "por Wp (system_kwp × 1.000)": the column converted to the unit asked for.
+        bottom = f"{v['unit']} ({bottom} × {ctx.formats.number(v.get('unit_factor'))})"
     unit = v.get("per_period")
     # Its rows run from the lowest up (a cost per order is better low): say both ends.
     led = _led(fact.rows[::-1], dims, "per_value", ctx, lambda x: amount(x, ctx)) if dims else ""

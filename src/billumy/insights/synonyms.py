@@ -472,9 +472,20 @@ def _word_match(token: frozenset[str], groups: frozenset[int], word: str) -> int
         return 2
     if groups & _groups(wanted):
         return 1
-    if any(_prefixed(a, b) for a in token for b in wanted):
+    if any(_prefixed(a, b) and not _agent_noun(a, b) for a in token for b in wanted):
         return 1
     return int(any(_same_verb(a, b) for a in token for b in wanted))
+
+
+_AGENT_ENDINGS = ("er", "ers", "or", "ors")
+
+
+def _agent_noun(a: str, b: str) -> bool:
+    """Whether one word is the other with an agent's ending: "picked" (``pick``) does not name
+    ``pickers`` (the people who pick), nor "visits" ``visitors``."""
+    short, long = sorted((a, b), key=len)
+    rest = long[len(short) :]
+    return rest in _AGENT_ENDINGS or (short.endswith("e") and rest in ("r", "rs"))
 
 
 # Portuguese verb endings ("concluímos", "vendeu", "abriram") and participle endings
