@@ -1020,6 +1020,19 @@ def _per_unit(fact: Fact, ctx: Context) -> str:
     unit = v.get("per_period")
     # Its rows run from the lowest up (a cost per order is better low): say both ends.
     led = _led(fact.rows[::-1], dims, "per_value", ctx, lambda x: amount(x, ctx)) if dims else ""
+    if v.get("weighted"):
+        # "A média de tempo_medio_reparo_dias ponderada por os_concluidas em 2024 é 3,81."
+        shown = ctx.formats.number(v.get("per_value"))
+        listed = "; ".join(
+            f"{ctx.formats.label(r[dims[0]])} {ctx.formats.number(r.get('per_value'))}"
+            for r in (fact.rows if dims else [])
+        )
+        led = _led(fact.rows[::-1], dims, "per_value", ctx, ctx.formats.number) if dims else ""
+        if ctx.pt:
+            text = f"A média de {top} ponderada por {bottom}{where} é {shown}."
+            return f"{text} Por {dims[0]}{led}: {listed}." if dims else text
+        text = f"The average {top} weighted by {bottom}{where} is {shown}."
+        return f"{text} By {dims[0]}{led}: {listed}." if dims else text
     if isinstance(unit, str):
         # "order_lines por dia (63.268 em 53 dias)"
         count = v.get("denominator_total")
