@@ -15,7 +15,9 @@ from billumy.insights import data
 from billumy.insights import question as questions
 from billumy.insights.answer import _missing_sentence, missing_columns
 from billumy.insights.formats import for_language
+from billumy.insights.plan import Measure, Plan
 from billumy.insights.profile import profile
+from billumy.insights.ratios import weighted_fact
 from billumy.insights.rules import rule_plan
 from billumy.insights.service import InsightService
 from billumy.insights.statements import Context, describe
@@ -328,3 +330,20 @@ def test_the_weighted_average_ranks_the_segments_asked_for() -> None:
     assert describe(per, ctx).endswith(
         f"Por filial: Cascavel {ctx.formats.number(round(weighted('Cascavel'), 2))}; Sorriso {top}."
     )
+
+
+def test_an_average_asked_beside_totals_stays_in_their_aggregate() -> None:
+    # "How many tickets came in, how many did we resolve, and the resolution rate?": the plan
+    # sums two columns beside the average; the aggregate holds every part, no weighted fact.
+    plan = Plan(
+        measures=[
+            Measure(column="os_abertas", agg="sum"),
+            Measure(column="os_concluidas", agg="sum"),
+            Measure(column="tempo_medio_reparo_dias", agg="avg"),
+        ]
+    )
+    with data.from_records(_workshops()) as table:
+        prof = profile(table)
+        assert weighted_fact(table, prof, plan) is None
+        alone = Plan(measures=[Measure(column="tempo_medio_reparo_dias", agg="avg")])
+        assert weighted_fact(table, prof, alone) is not None

@@ -778,8 +778,10 @@ def weighted_fact(
     orders each is over, sum(time x orders) / sum(orders), not the mean of the rows, which
     gives a month of 3 slow warranty orders the weight of one of 300 quick revisions.
     ``values`` are a ``per`` fact's with ``weighted`` true; per segment of ``dimension`` in
-    ``rows`` (lowest first). None when the plan averages no such column."""
-    if plan is None:
+    ``rows`` (lowest first). None when the plan's one measure is no such column's average."""
+    if plan is None or len(plan.measures) != 1:
+        # "How many tickets, how many resolved, and the resolution rate?": the aggregate
+        # holds every part; an average asked beside them keeps its place there.
         return None
     averaged = [
         c for m in plan.measures if m.agg == "avg" and (c := profile.column(m.column)) is not None
