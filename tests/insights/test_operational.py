@@ -17,7 +17,7 @@ from billumy.insights.answer import _missing_sentence, missing_columns
 from billumy.insights.formats import for_language
 from billumy.insights.plan import Measure, Plan
 from billumy.insights.profile import profile
-from billumy.insights.ratios import weighted_fact
+from billumy.insights.ratios import per_period_fact, weighted_fact
 from billumy.insights.rules import rule_plan
 from billumy.insights.service import InsightService
 from billumy.insights.statements import Context, describe
@@ -74,6 +74,11 @@ def test_the_average_daily_census_is_the_beds_occupied_each_day_averaged(
     said = describe(per, ctx)
     assert ctx.formats.number(round(expected, 2)) in said
     assert ("29 dias" if lang == "pt" else "29 days") in said
+    assert said.startswith(
+        "Occupied_beds num dia médio em fevereiro de 2024 é"
+        if lang == "pt"
+        else "Occupied_beds on an average day in February 2024 is"
+    )
     # Not the average ward row, which is the level of one ward on one day.
     assert not any(f.kind == "aggregate" for f in found if f.id in planned)
 
@@ -347,3 +352,19 @@ def test_an_average_asked_beside_totals_stays_in_their_aggregate() -> None:
         assert weighted_fact(table, prof, plan) is None
         alone = Plan(measures=[Measure(column="tempo_medio_reparo_dias", agg="avg")])
         assert weighted_fact(table, prof, alone) is not None
+
+
+def test_a_level_per_week_on_monthly_rows_is_no_average_week() -> None:
+    # Monthly rows are no weeks: "alunos ativos por semana" has no average week to give
+    # (24 months are not "24 weeks").
+    rows = [
+        {"competencia": f"{2023 + m // 12}-{m % 12 + 1:02d}-01", "unidade": u,
+         "alunos_ativos": 500 + m}
+        for m in range(24)
+        for u in ("Centro", "Sul")
+    ]  # fmt: skip
+    text = "Qual a média de alunos ativos por semana em cada unidade?"
+    with data.from_records(rows) as table:
+        prof = profile(table)
+        plan = rule_plan(text, prof)
+        assert per_period_fact(table, prof, plan, text) is None

@@ -18,6 +18,7 @@ import re
 from typing import Any
 
 from billumy.insights.data import Table, quote_ident
+from billumy.insights.grains import natural_grain
 from billumy.insights.model import ColumnProfile, Fact, Profile, Scalar
 from billumy.insights.naming import column_vocabulary, named_columns, names_sales
 from billumy.insights.plan import Measure, Plan
@@ -929,15 +930,11 @@ def per_period_fact(
         # "the average daily census": a level (beds occupied) adds up across the segments on
         # each date and is averaged over the dates, never summed across them: every segment's
         # level summed, over the dates the data has, when its dates are the period asked
-        # (daily rows for a daily average; the average of a month's days is no monthly sum).
-        dates = f"count(DISTINCT {t})"
-        same = table.query(
-            f"SELECT {dates} = {periods} FROM data WHERE {where}",  # noqa: S608
-            list(params),
-        )
-        if not same or same[0][0] is not True:
+        # (daily rows for a daily average; monthly rows are no weeks, and the average of a
+        # month's days is no monthly sum).
+        if natural_grain(table, temporal.name) != unit:
             return None
-        periods = dates
+        periods = f"count(DISTINCT {t})"
     sql = (
         f"SELECT sum({a}) AS numerator_total, {periods} AS denominator_total, "  # noqa: S608
         f"sum({a}) / nullif({periods}, 0) AS per_value, count(*) AS row_count "
@@ -959,6 +956,8 @@ def per_period_fact(
         "per_period": unit,
         **row,
     }
+    if level:
+        values["level"] = True  # the level on an average day, not an amount done per day
     statement = (
         f"{column.name} per {unit} is {fmt_number(value)} "
         f"({fmt_number(row['numerator_total'])} over {count} {unit}s)."

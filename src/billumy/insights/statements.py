@@ -1040,6 +1040,12 @@ def _per_unit(fact: Fact, ctx: Context) -> str:
         plural = _PERIOD_UNIT_WORDS[unit][1 if ctx.pt else 3]
         bottom = _PERIOD_UNIT_WORDS[unit][0 if ctx.pt else 2]
         over = f"{total} em {count} {plural}" if ctx.pt else f"{total} over {count} {plural}"
+        if v.get("level") and unit in _AVERAGE_PERIOD:
+            # "the average daily census": beds occupied on an average day, not done per day.
+            pt_words, en_words = _AVERAGE_PERIOD[unit]
+            if ctx.pt:
+                return f"{_cap(top)} {pt_words}{where} é {shown} ({over})."
+            return f"{_cap(top)} {en_words}{where} is {shown} ({over})."
         if ctx.pt:
             return f"{_cap(top)} por {bottom}{where} é {shown} ({over})."
         return f"{_cap(top)} per {bottom}{where} is {shown} ({over})."
@@ -1064,6 +1070,11 @@ def _the(name: object, pt: bool) -> str:
 
 
 _PER_KEYS = frozenset({"numerator_total", "denominator_total", "per_value"})
+_AVERAGE_PERIOD = {
+    "day": ("num dia médio", "on an average day"),
+    "week": ("numa semana média", "in an average week"),
+    "month": ("num mês médio", "in an average month"),
+}
 _PERIOD_UNIT_WORDS = {
     "day": ("dia", "dias", "day", "days"),
     "week": ("semana", "semanas", "week", "weeks"),
