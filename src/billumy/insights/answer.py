@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from billumy.insights import ratios
@@ -167,6 +167,11 @@ _TABLE = (
     ("energia energy geracao generation generate generated gerou gerada gerado gerar kwh mwh",
      "energia energy geracao generation generated gerada kwh mwh", "geração de energia",
      "energy generation"),
+    # How a sale was paid ("paid by credit card", "no cartão", "via Pix"): a column of payment
+    # methods, which counts of sales or fill-ups do not hold.
+    ("cartao cartoes card cards pix debito debit", "cartao cartoes card cards pagamento "
+     "pagamentos payment payments metodo method forma meio pix bandeira", "forma de pagamento",
+     "payment method"),
     # A conversion rate is the orders over the visits: without the visits it cannot be told.
     ("conversao conversoes conversion conversions converte convert converts converted "
      "converteu convertem", "sessions session sessoes sessao visitas visita visits visit "
@@ -200,8 +205,15 @@ _PERIOD_ASKS = (
 _PERIOD_PROVIDES = "data date mes month semana week dia day ano year periodo period trimestre"
 _MEMBERS = (
     "membro membros member members associado associados socio socios assinante assinantes "
-    "subscriber subscribers"
+    "subscriber subscribers cooperado cooperados"
 )
+# "cooperados ativos", "active members": the members on the books, a level only a column of
+# them holds (``alunos_ativos``, ``subscribers``), not one of contracts or money.
+_ON_THE_BOOKS = frozenset({"ativo", "ativos", "ativa", "ativas", "active", "current"})
+_MEMBER_LEVELS = frozenset(
+    {"ativo", "ativos", "ativa", "ativas", "active", "alunos", "matriculados", "enrolled",
+     "inscritos", "clientes", "customers", "accounts", "contas"}
+)  # fmt: skip
 _CONCEPTS = (
     *(_Concept(frozenset(a.split()), frozenset(p.split()), pt, en) for a, p, pt, en in _TABLE),
     _Concept(
@@ -233,10 +245,19 @@ def missing_columns(question: str, profile: Profile) -> list[_Concept]:
     for concept in _CONCEPTS:
         if not concept.asks & asked:
             continue
-        if concept.picked and not concept.asks & set(_which_nouns(question)):
+        on_the_books = bool(asked & _ON_THE_BOOKS) and not _MEMBER_LEVELS & column_words
+        if concept.picked and not concept.asks & set(_which_nouns(question)) and not on_the_books:
+            # "quantos membros cancelaram?" is the cancellations; "qual agência tem mais
+            # cooperados ativos?" the members on the books, which no column here holds.
             continue
         if concept.provides & column_words or _has_temporal(concept, visible):
             continue
+        if concept.picked and on_the_books:
+            # A count of members is the quantity asked for, said as the question says it.
+            spelled = [w.lower() for w in re.findall(r"\w+", question)]
+            said = next((w for w in spelled if "".join(name_words(w)) in concept.asks), None)
+            if said is not None:
+                concept = replace(concept, pt=said, en=said, quantity=True)
         missing.append(concept)
     # "the average length of stay", "the price we get per pastry": a rate the data's columns
     # make (bed-days over discharges, sales over units sold) is no missing quantity.

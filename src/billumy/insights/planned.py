@@ -21,6 +21,7 @@ from billumy.insights.trends import _series_sql, _series_values, _trend_statemen
 from billumy.insights.wording import _fmt_label, _sentence, fmt_number, fmt_pct
 
 __all__ = [
+    "as_of_conditions",
     "facts_for_plan",
     "filter_conditions",
 ]
@@ -69,6 +70,20 @@ def filter_conditions(profile: Profile, filters: list[Filter]) -> tuple[list[str
     """``filters`` as SQL conditions (``?`` placeholders) and their typed parameters."""
     where = _filters(profile, filters)
     return where.conditions, where.params
+
+
+def as_of_conditions(
+    table: Table, profile: Profile, plan: Plan
+) -> tuple[list[str], list[Any], dict[str, Scalar]] | None:
+    """The plan's filters narrowed to the latest date they keep, as a stock's total reads it
+    (each segment's latest record where segments are recorded at their own times): SQL
+    conditions, their parameters and the date as a period (a fact's ``as_of``); None when the
+    data has no date column or no row."""
+    snapshot = _as_of(table, profile, plan, _filters(profile, plan.filters))
+    if snapshot is None:
+        return None
+    narrowed, as_of = snapshot
+    return narrowed.conditions, narrowed.params, as_of
 
 
 def _quoted(value: Any) -> str:

@@ -1593,6 +1593,8 @@ def coverage(
             if column is not None and not any(c == column for c, _ in filters):
                 ids = []
             if part.detail.get("periods") and not plan.filters:
-                ids = []
+                # "hoje", "right now" on a level: the facts read at the latest date say it.
+                now = bool(question.windows) and all(w.now for w in question.windows)
+                ids = [f.id for f in mine if f.id in ids and f.as_of is not None] if now else []
         out.append({**part.as_dict(), "covered": bool(ids), "facts": ids})
     return out

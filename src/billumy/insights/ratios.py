@@ -22,8 +22,8 @@ from billumy.insights.grains import natural_grain
 from billumy.insights.model import ColumnProfile, Fact, Profile, Scalar
 from billumy.insights.naming import column_vocabulary, named_columns, names_sales
 from billumy.insights.plan import Measure, Plan
-from billumy.insights.planned import filter_conditions
-from billumy.insights.profile import name_words, plain
+from billumy.insights.planned import as_of_conditions, filter_conditions
+from billumy.insights.profile import dtype_family, name_words, plain
 from billumy.insights.roles import default_agg, is_stock, main_columns, outcome_rank
 from billumy.insights.synonyms import one_edit, synonym_groups, variants
 from billumy.insights.wording import fmt_number, fmt_pct
@@ -41,6 +41,7 @@ __all__ = [
     "ratio_fact",
     "unit_scale",
     "value_rate_fact",
+    "weighted_fact",
 ]
 
 # Question words that ask for a rate (folded); the question's share words ("percentual",
@@ -344,6 +345,15 @@ def _candidates(
     return pairs
 
 
+def _counted(column: ColumnProfile) -> bool:
+    """Whether ``column`` holds non-negative whole numbers (beds, people, items on hand)."""
+    return (
+        dtype_family(column.dtype) == "integer"
+        and isinstance(column.min, int | float)
+        and column.min >= 0
+    )
+
+
 def _same_kind(profile: Profile, part: str, whole: str) -> bool:
     """Whether ``whole`` may be the whole of ``part`` in a percentage: money over money, a
     count over a count (money over a count is an amount per thing, another fact)."""
@@ -400,18 +410,37 @@ def ratio_fact(
     plan: Plan | None,
     dimension: str | None = None,
     question: str = "",
+    now: bool = False,
 ) -> Fact | None:
     """The ``ratio`` fact for the first pair the data agree is a part and its whole, or
     None. ``values``: ``part``, ``whole`` (columns), ``part_total``, ``whole_total`` and
     ``ratio_pct``; with a ``dimension`` ("a taxa de atraso por transportadora"), ``rows``
     hold each segment's ratio, highest first (up to ``plan.top_n``). With no plan ("what's
-    our conversion rate?"), over all the rows."""
+    our conversion rate?"), over all the rows. ``now`` ("hoje", "right now"): a rate of two
+    levels is read on the latest date the filters keep (the fact's ``as_of``)."""
     if plan is None:
         plan = Plan(measures=[Measure(column="*", agg="count")])
     conditions, params = filter_conditions(profile, plan.filters)
-    where = " AND ".join(conditions) if conditions else "true"
     known = jargon(question, profile) if question else None
     for part, whole in _candidates(profile, plan, question, table):
+        as_of = None
+        part_column, whole_column = profile.column(part), profile.column(whole)
+        if (
+            now
+            and part_column is not None
+            and whole_column is not None
+            and is_stock(part_column)
+            and is_stock(whole_column)
+        ):
+            # A rate of one level in another today (the balance past due in the loan book)
+            # is read at a moment, the latest date the filters keep, not over the levels of
+            # every date summed (which an occupancy over a quarter is: bed-days over beds).
+            as_of = as_of_conditions(table, profile, plan)
+        if as_of is not None:
+            conditions, params = as_of[0], as_of[1]
+        else:
+            conditions, params = filter_conditions(profile, plan.filters)
+        where = " AND ".join(conditions) if conditions else "true"
         p, w = quote_ident(part), quote_ident(whole)
         days = _days_per_row(table, profile, part, whole)
         below = f"sum({w} * {days[1]})" if days is not None else f"sum({w})"
@@ -436,11 +465,10 @@ def ratio_fact(
         }
         if known is not None and (known[1], known[2]) == (part, whole):
             values["name"] = known[3]
-        whole_column = profile.column(whole)
         if days is not None:
             # Rental days over the cars on the books times the days of each month.
             values["whole_days"] = days[0]
-        elif whole_column is not None and is_stock(whole_column):
+        elif whole_column is not None and is_stock(whole_column) and as_of is None:
             # Churn: the cancellations over the members on the books at each date, summed
             # (member-months on monthly rows), not over any one date's level.
             values["whole_is_stock"] = True
@@ -456,7 +484,11 @@ def ratio_fact(
             )
             statement += listed
         columns = [part, whole, dimension, *(f.column for f in plan.filters)]
-        return _fact("ratio", statement, values, columns, sql, rows, params)
+        fact = _fact("ratio", statement, values, columns, sql, rows, params)
+        if as_of is not None:
+            fact.as_of = as_of[2]
+            fact.columns = list(dict.fromkeys([*fact.columns, str(as_of[2]["column"])]))
+        return fact
     return None
 
 
@@ -633,6 +665,14 @@ def unit_scale(question: str, profile: Profile, column: str) -> tuple[str, float
     return None
 
 
+# Patient days (bed days): the beds occupied, summed over the days of daily rows.
+_PATIENT_DAYS = frozenset(
+    {("patient", "day"), ("patient", "days"), ("bed", "day"), ("bed", "days"),
+     ("occupied", "bed", "day"), ("occupied", "bed", "days"), ("paciente", "dia"),
+     ("pacientes", "dia"), ("leito", "dia"), ("leitos", "dia"), ("leito", "ocupado", "dia")}
+)  # fmt: skip
+
+
 def _per_pair(question: str, profile: Profile) -> tuple[str, str] | None:
     """The (numerator, denominator) columns of "<X> per <Y>" where Y names a numeric column
     (a count of orders, members, visits): "por canal" groups by a segment, it divides by
@@ -647,6 +687,11 @@ def _per_pair(question: str, profile: Profile) -> tuple[str, str] | None:
         below = _numeric_named(words[j : j + 1], profile)
         # "preço médio por Wp": the capacity counted in kWp, in another unit.
         below = below or _per_unit_column(words[j], profile)
+        if tuple(words[j : j + 2]) in _PATIENT_DAYS or tuple(words[j : j + 3]) in _PATIENT_DAYS:
+            # "nursing hours per patient day": a patient in a bed for a day is a bed occupied
+            # on a day's row, so the patient days are the occupied beds summed over the days.
+            occupied = _role(profile, "occupied")
+            below = [occupied] if occupied is not None else []
         # "per technician hour", "por OS concluída": the column both words name.
         second = _numeric_named(words[j + 1 : j + 2], profile)
         both = [c for c in second if c in below]
@@ -787,6 +832,88 @@ def per_fact(
     return _fact("per", statement, values, columns, sql, rows, params)
 
 
+# --- an average of averages, weighted by what each row averages ---------------------------------
+
+_MEAN_NAME = frozenset({"medio", "media", "avg", "mean", "average"})
+
+
+def _weight_of(profile: Profile, column: ColumnProfile) -> ColumnProfile | None:
+    """The column a row's average time is over (``os_concluidas`` for
+    ``tempo_medio_reparo_dias``): the one count of things done beside it (a time is measured
+    on the orders completed, the trips made), when the data has exactly one; else None."""
+    words = set(name_words(column.name))
+    if not words & _MEAN_NAME or not words & _TIME_UNITS or column.kind != "numeric":
+        return None
+    done = [
+        c
+        for c in profile.columns
+        if not c.masked
+        and c.name != column.name
+        and _additive(c)
+        and _counted(c)
+        and not c.money
+        and outcome_rank(c) == 0
+    ]
+    return done[0] if len(done) == 1 else None
+
+
+def weighted_fact(
+    table: Table,
+    profile: Profile,
+    plan: Plan | None,
+    dimension: str | None = None,
+) -> Fact | None:
+    """The ``per`` fact of "o tempo médio de reparo da rede" where each row holds its own
+    average (a month's mean repair days over its orders): the rows' averages weighted by the
+    orders each is over, sum(time x orders) / sum(orders), not the mean of the rows, which
+    gives a month of 3 slow warranty orders the weight of one of 300 quick revisions.
+    ``values`` are a ``per`` fact's with ``weighted`` true; per segment of ``dimension`` in
+    ``rows`` (lowest first). None when the plan's one measure is no such column's average."""
+    if plan is None or len(plan.measures) != 1:
+        # "How many tickets, how many resolved, and the resolution rate?": the aggregate
+        # holds every part; an average asked beside them keeps its place there.
+        return None
+    averaged = [
+        c for m in plan.measures if m.agg == "avg" and (c := profile.column(m.column)) is not None
+    ]
+    pairs = [(c, found) for c in averaged if (found := _weight_of(profile, c)) is not None]
+    if not pairs:
+        return None
+    column, weight = pairs[0]
+    conditions, params = filter_conditions(profile, plan.filters)
+    where = " AND ".join(conditions) if conditions else "true"
+    a, w = quote_ident(column.name), quote_ident(weight.name)
+    select = (
+        f"sum(CAST({a} AS DOUBLE) * {w}) AS numerator_total, sum({w}) AS denominator_total, "
+        f"sum(CAST({a} AS DOUBLE) * {w}) / nullif(sum({w}), 0) AS per_value"
+    )
+    kept = f"{where} AND {a} IS NOT NULL AND {w} IS NOT NULL"
+    sql = f"SELECT {select} FROM data WHERE {kept}"  # noqa: S608
+    row = {k: plain(v) for k, v in table.records(sql, list(params))[0].items()}
+    value = row["per_value"]
+    if not isinstance(value, int | float):
+        return None
+    rows = [row]
+    statement = f"{column.name} weighted by {weight.name} is {fmt_number(value)}."
+    if dimension is not None:
+        d = quote_ident(dimension)
+        sql = (
+            f"SELECT {d}, {select} FROM data WHERE {kept} AND {d} IS NOT NULL "  # noqa: S608
+            f"GROUP BY {d} ORDER BY per_value NULLS LAST, {d} LIMIT 20"
+        )
+        rows = [{k: plain(v) for k, v in r.items()} for r in table.records(sql, list(params))]
+        listed = "; ".join(f"{r[dimension]} {fmt_number(r['per_value'])}" for r in rows)
+        statement += f" By {dimension}: {listed}."
+    values: dict[str, Scalar] = {
+        "numerator": column.name,
+        "denominator": weight.name,
+        "weighted": True,
+        **row,
+    }
+    columns = [column.name, weight.name, dimension, *(f.column for f in plan.filters)]
+    return _fact("per", statement, values, columns, sql, rows, params)
+
+
 # --- one total less another ("saldo", "net", "diferença") --------------------------------------
 
 # "quanto ficou em aberto", "outstanding": what was billed and not received.
@@ -861,6 +988,8 @@ def _per_period(question: str) -> str | None:
             return _PERIOD_UNITS[word]
         if word in _DAILY and i and words[i - 1] in ("media", "average", "medio"):
             return _DAILY[word]
+        if word in _DAILY and words[i + 1 : i + 2] in (["media"], ["medio"]):
+            return _DAILY[word]  # "o censo diário médio"
     return None
 
 
@@ -879,12 +1008,22 @@ def per_period_fact(
         return None
     summed = [m.column for m in plan.measures if m.column != "*"]
     column = profile.column(summed[0]) if summed else None
-    if column is None or not _additive(column):
+    level = column is not None and is_stock(column) and _counted(column)
+    if column is None or not (_additive(column) or level):
         return None
     conditions, params = filter_conditions(profile, plan.filters)
     where = " AND ".join(conditions) if conditions else "true"
     a, t = quote_ident(column.name), quote_ident(temporal.name)
     periods = f"count(DISTINCT date_trunc('{unit}', CAST({t} AS TIMESTAMP)))"
+    if level:
+        # "the average daily census": a level (beds occupied) adds up across the segments on
+        # each date and is averaged over the dates, never summed across them: every segment's
+        # level summed, over the dates the data has, when its dates are the period asked
+        # (daily rows for a daily average; monthly rows are no weeks, and the average of a
+        # month's days is no monthly sum).
+        if natural_grain(table, temporal.name) != unit:
+            return None
+        periods = f"count(DISTINCT {t})"
     sql = (
         f"SELECT sum({a}) AS numerator_total, {periods} AS denominator_total, "  # noqa: S608
         f"sum({a}) / nullif({periods}, 0) AS per_value, count(*) AS row_count "
@@ -906,6 +1045,8 @@ def per_period_fact(
         "per_period": unit,
         **row,
     }
+    if level:
+        values["level"] = True  # the level on an average day, not an amount done per day
     statement = (
         f"{column.name} per {unit} is {fmt_number(value)} "
         f"({fmt_number(row['numerator_total'])} over {count} {unit}s)."

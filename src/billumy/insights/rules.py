@@ -111,6 +111,20 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
     inside = _value_positions(visible, tokens)
     agg: Agg | None = _lookup([t for i, t in enumerate(tokens) if i not in inside], _AGG_WORDS)
     measures = _rule_measures(visible, named, agg, tokens, folded)
+    volume = _sold_volume(visible)
+    if (
+        measures
+        and volume is not None
+        and (_sells(tokens) or any(t & _SALES_NOUNS for t in tokens))
+        and not any(max(t, key=len) in _HOW_MUCH for t in tokens if t)
+        and all(
+            (c := profile.column(m.column)) is not None and c.money and named[c.name].strength == 1
+            for m in measures
+        )
+    ):
+        # "vendas de etanol" beside ``litros_vendidos`` and ``faturamento``: the sales of goods
+        # the data records in litres sold are those litres; the money is "faturamento".
+        measures = [Measure(column=volume.name, agg=agg or "sum")]
     dims = _compound_heads(_rule_dimensions(visible, named, tokens), named, question)
     if measures:
         # "Qual linha de produto mais cresceu?": "produto" names the product_line segments;
@@ -166,6 +180,10 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
         measures = [Measure(column=ids[0].name if ids else "*", agg="count")]
     if measures is None and not dims and period is None and not filters:
         return None
+    if measures is None and volume is not None and _sales_position(tokens) is None:
+        # "Which fuel grew the most?": goods sold by the litre (the kilo) grow, rank and
+        # sell in litres, whatever their price did; money is asked for by its own words.
+        measures = [Measure(column=volume.name, agg=agg or "sum")]
     if measures is None:
         measures = _default_measures(visible, agg)
     measures = [*measures, *_other_aggregates(question, profile, measures)]
@@ -297,10 +315,19 @@ _MONEY_STEMS = (
 )  # fmt: skip
 
 
+# Words that start like paying but name no money earned: "payroll loans" are a product.
+_NOT_MONEY_STEMS = ("payroll",)
+
+
 def _sales_position(tokens: list[frozenset[str]]) -> int | None:
     """Where a word of earning money ("faturou", "receita", "revenue") is, or None."""
     return next(
-        (i for i, t in enumerate(tokens) if any(w.startswith(_MONEY_STEMS) for w in t)), None
+        (
+            i
+            for i, t in enumerate(tokens)
+            if any(w.startswith(_MONEY_STEMS) and not w.startswith(_NOT_MONEY_STEMS) for w in t)
+        ),
+        None,
     )
 
 
@@ -560,6 +587,22 @@ def _is_quantity(column: ColumnProfile) -> bool:
     """A column of units (``unidades``, ``qty``, ``units_sold``, ``sacas``), not money."""
     words = {v for w in name_words(column.name) for v in _variants(w)}
     return bool(words & _QUANTITY_GROUP) and not column.money
+
+
+_SALES_NOUNS = frozenset({"sale", "sales"})
+
+
+def _sold_volume(visible: list[ColumnProfile]) -> ColumnProfile | None:
+    """The one column of the weight or volume sold (``litros_vendidos``, ``kg_sold``), when
+    the data records its sales so; None otherwise."""
+    sold = [
+        c
+        for c in visible
+        if c.kind == "numeric"
+        and _is_weight(c)
+        and any(w.startswith(_SELL_STEMS) for w in name_words(c.name))
+    ]
+    return sold[0] if len(sold) == 1 else None
 
 
 def _is_weight(column: ColumnProfile) -> bool:

@@ -1067,6 +1067,29 @@ class InsightService:
                 planned += [f for f in made if f.kind == "breakdown"]
         dimension = _named_dimension(question, prof, asked) if question else None
         per = ratios.per_fact(table, prof, plan, question, dimension) if question else None
+        if per is None:
+            # "O tempo médio de reparo da rede": each row's average, weighted by the orders it
+            # is over; the plain mean of the rows (the aggregate's) is dropped below.
+            ranked_by = dimension or next(
+                (
+                    d
+                    for d in (plan.dimensions if plan is not None else [])
+                    if (c := prof.column(d)) is not None and c.kind != "temporal"
+                ),
+                None,
+            )
+            per = ratios.weighted_fact(table, prof, plan, ranked_by)
+            if per is not None:
+                averaged = per.values.get("numerator")
+                planned = [
+                    f
+                    for f in planned
+                    if not (
+                        f.kind in ("aggregate", "breakdown")
+                        and averaged in f.columns
+                        and f"avg_{averaged}" in (f.rows[0] if f.rows else f.values)
+                    )
+                ]
         if per is None and question:
             # "On average, how many lines does DC Extrema pick per day?": the lines per day,
             # not the average wave's (nor a series of daily averages of waves).
@@ -1105,7 +1128,9 @@ class InsightService:
             # "What labor rate per technician hour?" is answered by the amount per hour above,
             # not also by a share of one column in the other.
             # "What percentage of deliveries were late?": one count over another.
-            ratio = ratios.ratio_fact(table, prof, plan, dimension, question or "")
+            # "Qual a inadimplência da carteira hoje?": a rate of two levels at the latest date.
+            now = bool(asked.windows) and all(w.now for w in asked.windows)
+            ratio = ratios.ratio_fact(table, prof, plan, dimension, question or "", now=now)
             if ratio is None:
                 # "Which segment has the highest cancellation rate?" with a ``status`` column:
                 # the share of the rows holding Cancelled.
@@ -1392,7 +1417,8 @@ def _rate_scope(
         part, whole = str(ratio.values.get("part")), str(ratio.values.get("whole"))
         if numeric(part) and numeric(whole) and scope.measure in (part, whole):
             return replace(scope, measure=part, per=whole, pct=True, agg="avg", dtype="DOUBLE")
-    if per is not None and per.kind == "per":
+    if per is not None and per.kind == "per" and not per.values.get("weighted"):
+        # A weighted average's own series is no sum over a sum: the column's check stands.
         top, bottom = str(per.values.get("numerator")), str(per.values.get("denominator"))
         if numeric(top) and numeric(bottom) and scope.measure in (top, bottom):
             return replace(scope, measure=top, per=bottom, agg="avg", dtype="DOUBLE")

@@ -1137,6 +1137,19 @@ def _per_unit(fact: Fact, ctx: Context) -> str:
     unit = v.get("per_period")
     # Its rows run from the lowest up (a cost per order is better low): say both ends.
     led = _led(fact.rows[::-1], dims, "per_value", ctx, lambda x: amount(x, ctx)) if dims else ""
+    if v.get("weighted"):
+        # "A média de tempo_medio_reparo_dias ponderada por os_concluidas em 2024 é 3,81."
+        shown = ctx.formats.number(v.get("per_value"))
+        listed = "; ".join(
+            f"{ctx.formats.label(r[dims[0]])} {ctx.formats.number(r.get('per_value'))}"
+            for r in (fact.rows if dims else [])
+        )
+        led = _led(fact.rows[::-1], dims, "per_value", ctx, ctx.formats.number) if dims else ""
+        if ctx.pt:
+            text = f"A média de {top} ponderada por {bottom}{where} é {shown}."
+            return f"{text} Por {dims[0]}{led}: {listed}." if dims else text
+        text = f"The average {top} weighted by {bottom}{where} is {shown}."
+        return f"{text} By {dims[0]}{led}: {listed}." if dims else text
     if isinstance(unit, str):
         # "order_lines por dia (63.268 em 53 dias)"
         count = v.get("denominator_total")
@@ -1144,6 +1157,12 @@ def _per_unit(fact: Fact, ctx: Context) -> str:
         plural = _PERIOD_UNIT_WORDS[unit][1 if ctx.pt else 3]
         bottom = _PERIOD_UNIT_WORDS[unit][0 if ctx.pt else 2]
         over = f"{total} em {count} {plural}" if ctx.pt else f"{total} over {count} {plural}"
+        if v.get("level") and unit in _AVERAGE_PERIOD:
+            # "the average daily census": beds occupied on an average day, not done per day.
+            pt_words, en_words = _AVERAGE_PERIOD[unit]
+            if ctx.pt:
+                return f"{_cap(top)} {pt_words}{where} é {shown} ({over})."
+            return f"{_cap(top)} {en_words}{where} is {shown} ({over})."
         if ctx.pt:
             return f"{_cap(top)} por {bottom}{where} é {shown} ({over})."
         return f"{_cap(top)} per {bottom}{where} is {shown} ({over})."
@@ -1168,6 +1187,11 @@ def _the(name: object, pt: bool) -> str:
 
 
 _PER_KEYS = frozenset({"numerator_total", "denominator_total", "per_value"})
+_AVERAGE_PERIOD = {
+    "day": ("num dia médio", "on an average day"),
+    "week": ("numa semana média", "in an average week"),
+    "month": ("num mês médio", "in an average month"),
+}
 _PERIOD_UNIT_WORDS = {
     "day": ("dia", "dias", "day", "days"),
     "week": ("semana", "semanas", "week", "weeks"),

@@ -386,7 +386,8 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ),
     ("alta", "altas", "discharge", "discharges", "discharged"),
     ("ocupacao", "occupancy"),
-    ("ocupado", "ocupados", "ocupada", "ocupadas", "occupied"),
+    # A hospital's census: the patients in its beds (occupied beds), counted each day.
+    ("ocupado", "ocupados", "ocupada", "ocupadas", "occupied", "census", "censo"),
     ("leito", "leitos", "bed", "beds", "cama", "camas"),
     ("uti", "icu", "cti"),
     ("torre", "tower"),
@@ -414,7 +415,7 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
         "disbursed",
         "desembolsado",
     ),
-    ("carteira", "portfolio", "outstanding"),
+    ("carteira", "portfolio", "outstanding", "book"),  # a loan book
     # On a loan book the rate (taxa_média_mensal) is the rate of interest.
     ("juros", "interest", "taxa"),  # saldo da carteira: the outstanding balance
     ("feriado", "holiday", "holidays"),
