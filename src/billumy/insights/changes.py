@@ -28,7 +28,7 @@ from typing import Any
 from billumy.insights.data import Table, quote_ident
 from billumy.insights.grains import choose_grain, natural_grain
 from billumy.insights.model import Fact, Profile, Scalar
-from billumy.insights.periods import Span, covered_span
+from billumy.insights.periods import Span, as_date, covered_span
 from billumy.insights.plan import Plan
 from billumy.insights.planned import filter_conditions
 from billumy.insights.profile import plain
@@ -84,17 +84,6 @@ def _months_later(day: date, months: int) -> date:
     return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
 
 
-def _as_date(value: Any) -> date | None:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value)[:10]) if value is not None else None
-    except ValueError:
-        return None
-
-
 def _days(window: Window, start: date, end: date) -> Window:
     last = end - timedelta(days=1)
     label = f"{start.isoformat()}/{last.isoformat()}"
@@ -116,7 +105,7 @@ def like_for_like(profile: Profile, a: Window, b: Window) -> tuple[Window, Windo
     if a.start is None or a.end is None or b.start is None or b.end is None:
         return None
     column = profile.column(b.column)
-    first, last = (_as_date(column.min), _as_date(column.max)) if column else (None, None)
+    first, last = (as_date(column.min), as_date(column.max)) if column else (None, None)
     if column is None or first is None or last is None:
         return None
     data = covered_span(first, last, column.distinct)

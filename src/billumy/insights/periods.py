@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
-from typing import Literal
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
 
 from billumy.insights.model import Scalar
 from billumy.insights.sentences import fold
@@ -27,6 +27,7 @@ __all__ = [
     "PeriodMention",
     "Span",
     "When",
+    "as_date",
     "covered_span",
     "find_periods",
     "label_span",
@@ -95,6 +96,19 @@ _PERIOD = re.compile(
     """,
     re.VERBOSE,
 )
+
+
+def as_date(value: Any) -> date | None:
+    """The day of a date, a datetime or an ISO text (``2024-03-11``, ``2024-03-11 10:00:00``);
+    None for anything else."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return datetime.fromisoformat(str(value)[:19]).date()
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, order=True)

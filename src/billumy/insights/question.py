@@ -27,14 +27,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any, Literal
 
 from billumy.insights import anomalies
 from billumy.insights.grains import choose_grain
 from billumy.insights.model import ColumnProfile, Fact, Profile
 from billumy.insights.naming import column_vocabulary
-from billumy.insights.periods import MONTHS
+from billumy.insights.periods import MONTHS, as_date
 from billumy.insights.plan import Filter, Measure, Period, Plan
 from billumy.insights.planned import _hour_column
 from billumy.insights.profile import is_ordinal_name, name_words, yes_no_values
@@ -519,17 +519,6 @@ def _word(
     return None
 
 
-def _as_date(value: Any) -> date | None:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    try:
-        return datetime.fromisoformat(str(value)[:19]).date()
-    except ValueError:
-        return None
-
-
 def _temporal(profile: Profile) -> ColumnProfile | None:
     _, _, name = main_columns(profile)
     if name is not None:
@@ -582,8 +571,8 @@ def _year_for_month(
     held in the data or not)."""
     if years:
         return years[0]
-    last = _as_date(column.max)
-    first = _as_date(column.min)
+    last = as_date(column.max)
+    first = as_date(column.min)
     if last is None or first is None:
         return None
     year = last.year if month <= last.month else last.year - 1
@@ -693,7 +682,7 @@ def _windows(
     used_years: set[int] = set()
     # "julho deste ano com julho do ano passado": a month takes the relative year right
     # after it, and that year is then no period of its own.
-    latest = _as_date(temporal.max) if temporal is not None else None
+    latest = as_date(temporal.max) if temporal is not None else None
     latest_year = latest.year if latest is not None else None
     relative_years = _relative_years(words, latest_year)
     bound: set[int] = set()
@@ -778,7 +767,7 @@ def _windows(
                     "partir",
                     "de",
                 ]
-                first_day = _as_date(temporal.min)
+                first_day = as_date(temporal.min)
                 if year is not None and since and first_day and date(year, month, 1) <= first_day:
                     # "How have customers changed since January 2023?" on data that starts
                     # then: the whole series, not January alone.
@@ -804,7 +793,7 @@ def _windows(
                 if span_year is not None:
                     used_years.add(span_year)
                 else:
-                    latest = _as_date(temporal.max)
+                    latest = as_date(temporal.max)
                     span_year = years[0] if years else (latest.year if latest else None)
                 if span_year is not None:
                     first_month = size * (number - 1) + 1
@@ -812,7 +801,7 @@ def _windows(
                     within.append((i, out[-1]))
         i += 1
     if temporal is not None:
-        first, last = _as_date(temporal.min), _as_date(temporal.max)
+        first, last = as_date(temporal.min), as_date(temporal.max)
         # "este ano" / "ano passado": the data's latest year and the one before, in the
         # order named.
         relative = [(at, year) for at, year in relative_years.items() if at not in bound]
@@ -878,7 +867,7 @@ def _short_year(word: str, temporal: ColumnProfile) -> int | None:
     """A two-digit year after a month ("dez/24") that the data's dates cover, or None."""
     if not re.fullmatch(r"\d{2}", word):
         return None
-    first, last = _as_date(temporal.min), _as_date(temporal.max)
+    first, last = as_date(temporal.min), as_date(temporal.max)
     year = 2000 + int(word)
     return (
         year if first is not None and last is not None and first.year <= year <= last.year else None
