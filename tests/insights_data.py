@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
+from billumy.insights import data
 from billumy.insights import question as questions
-from billumy.insights.model import Profile
+from billumy.insights.answer import build_answer
+from billumy.insights.formats import for_language
+from billumy.insights.model import Fact, Profile
 from billumy.insights.plan import Plan
+from billumy.insights.profile import profile
+from billumy.insights.rules import rule_plan
 from billumy.insights.service import InsightService
+from billumy.insights.statements import Context
 from billumy.schemas.insights import InsightRequest
 
 STORES = {"Centro": 5000.0, "Norte": 4000.0, "Sul": 3000.0}
@@ -51,3 +59,40 @@ def service_plan(question: str, prof: Profile) -> Plan | None:
     asked = questions.parse(question, prof)
     plan, _ = asyncio.run(service._plan(None, request, prof, asked))  # type: ignore[arg-type]
     return plan
+
+
+@dataclass
+class RulesRun:
+    """What the service computes for a question with no model (narrative off): the plan its
+    rules make, the facts, the questions' parts they cover and the answer's context."""
+
+    question: str
+    plan: Plan | None
+    found: list[Fact]
+    planned: set[str]
+    parts: list[dict[str, Any]]
+    ctx: Context
+
+    @property
+    def text(self) -> str:
+        """The answer, as ``/api/insights`` writes it with ``narrative: false``."""
+        return build_answer(
+            question=self.question, facts=self.found, ctx=self.ctx, parts=self.parts
+        ).text
+
+
+def rules_run(rows: Sequence[dict[str, Any]], text: str, lang: str) -> RulesRun:
+    """Plan ``text`` over ``rows`` by the rules, compute its facts and say them in ``lang``."""
+    with data.from_records(list(rows)) as table:
+        prof = profile(table)
+        asked = questions.parse(text, prof)
+        plan = questions.reconcile(rule_plan(text, prof), asked, prof, "rules")
+        found, planned = InsightService._facts(table, prof, plan, 3, text, asked)
+    parts = questions.coverage(asked, found, planned, plan)
+    ctx = Context(for_language(lang), prof, plan, planned)
+    return RulesRun(text, plan, found, planned, parts, ctx)
+
+
+def rules_answer(rows: Sequence[dict[str, Any]], text: str, lang: str) -> str:
+    """The answer to ``text`` over ``rows`` with no model (narrative off), in ``lang``."""
+    return rules_run(rows, text, lang).text

@@ -14,25 +14,19 @@ import pytest
 from billumy.insights import data
 from billumy.insights import question as questions
 from billumy.insights.answer import _missing_sentence, missing_columns
-from billumy.insights.formats import for_language
 from billumy.insights.plan import Measure, Plan
 from billumy.insights.profile import profile
 from billumy.insights.ratios import per_period_fact, weighted_fact
 from billumy.insights.rules import rule_plan
-from billumy.insights.service import InsightService
 from billumy.insights.statements import Context, describe
+from tests.insights_data import rules_run
 
 
 def _facts(
     rows: list[dict[str, Any]], text: str, lang: str
 ) -> tuple[list[Any], set[str], Context, list[dict[str, Any]]]:
-    with data.from_records(rows) as table:
-        prof = profile(table)
-        asked = questions.parse(text, prof)
-        plan = questions.reconcile(rule_plan(text, prof), asked, prof, "rules")
-        found, planned = InsightService._facts(table, prof, plan, 3, text, asked)
-    parts = questions.coverage(asked, found, planned, plan)
-    return found, planned, Context(for_language(lang), prof, plan, planned), parts
+    run = rules_run(rows, text, lang)
+    return run.found, run.planned, run.ctx, run.parts
 
 
 def _wards() -> list[dict[str, Any]]:

@@ -808,14 +808,8 @@ def per_fact(
     per = f"{unit[0]} ({bottom} x {fmt_number(unit[1])})" if unit is not None else bottom
     statement = f"{top} per {per} is {fmt_number(value)}."
     if dimension is not None:
-        d = quote_ident(dimension)
-        sql = (
-            f"SELECT {d}, {select} FROM data WHERE {where} AND {d} IS NOT NULL "  # noqa: S608
-            f"GROUP BY {d} ORDER BY per_value NULLS LAST, {d} LIMIT 20"
-        )
-        rows = [{k: plain(v) for k, v in r.items()} for r in table.records(sql, list(params))]
-        listed = "; ".join(f"{r[dimension]} {fmt_number(r['per_value'])}" for r in rows)
-        statement += f" By {dimension}: {listed}."
+        sql, rows, listed = _per_breakdown(table, select, where, params, dimension)
+        statement += listed
     values = {
         "numerator": top,
         "denominator": bottom,
@@ -830,6 +824,22 @@ def per_fact(
         values["unit"], values["unit_factor"] = unit
     columns = [top, bottom, dimension, *(f.column for f in filters)]
     return _fact("per", statement, values, columns, sql, rows, params)
+
+
+def _per_breakdown(
+    table: Table, select: str, where: str, params: list[Any], dimension: str
+) -> tuple[str, list[dict[str, Scalar]], str]:
+    """A ``per`` fact's value per segment of ``dimension``, lowest first (a cost per order is
+    better low, and both ends are there): its SQL, its rows and the sentence that lists them
+    (" By loja: A 1.50; B 2.00.")."""
+    d = quote_ident(dimension)
+    sql = (
+        f"SELECT {d}, {select} FROM data WHERE {where} AND {d} IS NOT NULL "  # noqa: S608
+        f"GROUP BY {d} ORDER BY per_value NULLS LAST, {d} LIMIT 20"
+    )
+    rows = [{k: plain(v) for k, v in r.items()} for r in table.records(sql, list(params))]
+    listed = "; ".join(f"{r[dimension]} {fmt_number(r['per_value'])}" for r in rows)
+    return sql, rows, f" By {dimension}: {listed}."
 
 
 # --- an average of averages, weighted by what each row averages ---------------------------------
@@ -896,14 +906,8 @@ def weighted_fact(
     rows = [row]
     statement = f"{column.name} weighted by {weight.name} is {fmt_number(value)}."
     if dimension is not None:
-        d = quote_ident(dimension)
-        sql = (
-            f"SELECT {d}, {select} FROM data WHERE {kept} AND {d} IS NOT NULL "  # noqa: S608
-            f"GROUP BY {d} ORDER BY per_value NULLS LAST, {d} LIMIT 20"
-        )
-        rows = [{k: plain(v) for k, v in r.items()} for r in table.records(sql, list(params))]
-        listed = "; ".join(f"{r[dimension]} {fmt_number(r['per_value'])}" for r in rows)
-        statement += f" By {dimension}: {listed}."
+        sql, rows, listed = _per_breakdown(table, select, kept, params, dimension)
+        statement += listed
     values: dict[str, Scalar] = {
         "numerator": column.name,
         "denominator": weight.name,
