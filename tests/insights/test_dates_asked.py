@@ -14,18 +14,14 @@ import duckdb
 
 from billumy.insights import data
 from billumy.insights import question as questions
-from billumy.insights.answer import build_answer
 from billumy.insights.checker import ClaimChecker
 from billumy.insights.evidence import read_fact
-from billumy.insights.formats import for_language
 from billumy.insights.model import Fact
 from billumy.insights.periods import Span, label_span
 from billumy.insights.plan import Plan
 from billumy.insights.profile import profile
-from billumy.insights.rules import rule_plan
-from billumy.insights.service import InsightService
-from billumy.insights.statements import Context
 from billumy.insights.verify import check
+from tests.insights_data import rules_run
 
 R = "R$\xa0"  # CLDR writes a no-break space between R$ and the amount
 
@@ -52,15 +48,8 @@ def _ddl(name: str, value: Any) -> str:
 
 def _ask(rows: list[dict[str, Any]], text: str, lang: str) -> tuple[str, list[Fact], Plan | None]:
     """The answer to ``text`` (narrative off), the facts behind it and the plan."""
-    with data.from_records(rows) as table:
-        prof = profile(table)
-        asked = questions.parse(text, prof)
-        plan = questions.reconcile(rule_plan(text, prof), asked, prof, "rules")
-        found, planned = InsightService._facts(table, prof, plan, 3, text, asked)
-    parts = questions.coverage(asked, found, planned, plan)
-    ctx = Context(for_language(lang), prof, plan, planned)
-    answer = build_answer(question=text, facts=found, ctx=ctx, parts=parts)
-    return answer.text, found, plan
+    run = rules_run(rows, text, lang)
+    return run.text, run.found, run.plan
 
 
 def _windows(rows: list[dict[str, Any]], text: str) -> list[tuple[str, date, date]]:
@@ -121,8 +110,8 @@ def test_a_year_held_in_part_is_compared_on_the_same_months() -> None:
     ), pt
     en, _, _ = _ask(rows, "Which store grew the most in revenue from 2023 to 2024?", "en")
     assert en.startswith(
-        f"Norte grew the most: +{pct:.1f}% in total faturamento, from {norte[0]:,.2f} in "
-        f"July–December 2023 to {norte[1]:,.2f} in July–December 2024."
+        f"Norte grew the most: +{pct:.1f}% in total faturamento, from R${norte[0]:,.2f} in "
+        f"July–December 2023 to R${norte[1]:,.2f} in July–December 2024."
     ), en
     assert (
         "The data for 2023 only starts on Jul 1, 2023, so July–December 2023 is compared "
@@ -168,7 +157,7 @@ def test_a_year_still_running_is_compared_with_the_same_days_of_the_year_before(
     assert "2025 só tem dados até 23 de jun. de 2025; por isso a comparação é" in pt, pt
     en, _, _ = _ask(rows, "Compare sales in 2024 with 2025", "en")
     assert en.startswith(
-        f"Total vendas went from {ytd[0]:,.2f} in Jan 1–Jun 23, 2024 to {ytd[1]:,.2f} in "
+        f"Total vendas went from R${ytd[0]:,.2f} in Jan 1–Jun 23, 2024 to R${ytd[1]:,.2f} in "
         "Jan 1–Jun 23, 2025"
     ), en
     # Two whole years are compared whole, as before.
@@ -237,7 +226,7 @@ def test_a_span_of_days_names_its_month_once() -> None:
         f"De 3 de jun. de 2024 a 12 de jun. de 2024, o total de vendas é {_money(expected)}."
     ), pt
     en, _, _ = _ask(rows, "How much did we sell between June 3 and 12?", "en")
-    assert en == f"From Jun 3, 2024 to Jun 12, 2024, total vendas is {expected:,.2f}.", en
+    assert en == f"From Jun 3, 2024 to Jun 12, 2024, total vendas is R${expected:,.2f}.", en
 
 
 def test_last_weekend_is_the_data_s_latest_whole_weekend() -> None:
@@ -267,7 +256,7 @@ def test_last_weekend_is_the_data_s_latest_whole_weekend() -> None:
         pt == f"De 8 de jun. de 2024 a 9 de jun. de 2024, o total de vendas é {_money(expected)}."
     )
     en, _, _ = _ask(wednesday, "How much did we sell last weekend?", "en")
-    assert en == f"From Jun 8, 2024 to Jun 9, 2024, total vendas is {expected:,.2f}.", en
+    assert en == f"From Jun 8, 2024 to Jun 9, 2024, total vendas is R${expected:,.2f}.", en
 
 
 # --- hours beside a day ------------------------------------------------------------------------

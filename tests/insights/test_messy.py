@@ -320,7 +320,7 @@ def test_a_day_named_by_its_month_and_a_month_word_inside_a_value() -> None:
     total = next(f for f in found if f.kind == "aggregate")
     assert total.values["sum_receita"] == 210.0
     assert describe(total, ctx) == (
-        "For hotel Copacabana Mar Hotel on Feb 10, 2024, total receita is 210.00."
+        "For hotel Copacabana Mar Hotel on Feb 10, 2024, total receita is R$210.00."
     )
     # "Mar" alone, capitalised, is still March; "fevereiro 31" is no day.
     assert [w.label for w in questions.parse("Revenue in Mar?", prof).windows] == ["2024-03"]
@@ -408,7 +408,7 @@ def test_money_by_its_currency_sign_or_kind_and_a_rate_named_by_its_yes_no_colum
     from billumy.insights.profile import money_of
 
     assert money_of("Valor Total (R$)") == (True, "BRL")
-    assert money_of("Frete") == (True, None)
+    assert money_of("Frete") == (True, "BRL")
     assert money_of("Qtde") == (False, None)
     rows = [
         {"cidade": c, "valor": 10.0 * i, "cancelado": "Sim" if i % n == 0 else "Não"}

@@ -22,7 +22,7 @@ from billumy.insights.profile import profile
 from billumy.insights.service import InsightService
 from billumy.insights.statements import Context, describe
 from billumy.insights.trends import _direction, _slope
-from tests.insights_data import service_plan
+from tests.insights_data import rules_run, service_plan
 
 LIMITS = data.Limits(max_rows=10_000, max_columns=20, max_bytes=10_000_000)
 STORES = {"Livraria Centro": 1.0, "Livraria Aeroporto": 0.5, "Livraria Shopping Norte": 1.5}
@@ -114,6 +114,9 @@ def test_a_ranking_within_one_named_store(
         ("How much did the downtown store sell?", "Livraria Centro"),
         ("How much did the airport store sell?", "Livraria Aeroporto"),
         ("Quanto vendeu a loja do shopping?", "Livraria Shopping Norte"),
+        # Both words left without "Livraria", said in English and in either order.
+        ("How much did the north mall store sell?", "Livraria Shopping Norte"),
+        ("Quanto vendeu a loja Shopping Norte?", "Livraria Shopping Norte"),
     ],
 )
 def test_a_store_named_by_the_word_its_name_does_not_share(
@@ -172,3 +175,40 @@ def test_a_short_series_asked_for_is_read_month_by_month(
     assert all(s in answer for s in shown)
     assert peak in answer
     assert "tendência é estável" in answer or "trend is flat" in answer
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("How many books did each store sell?", "en"),
+        ("Quantos livros cada loja vendeu?", "pt"),
+        ("How many copies did each store sell?", "en"),
+    ],
+)
+def test_how_many_sold_adds_up_the_copies_not_the_rows(
+    shops: tuple[data.Table, Profile], text: str, lang: str
+) -> None:
+    """The books sold are the ``exemplares`` column's sum: every store has 12 rows, which is
+    no answer to "how many books"."""
+    plan, answer = _answer(shops, text, lang)
+    assert [(m.column, m.agg) for m in plan.measures] == [("exemplares", "sum")]
+    assert plan.dimensions == ["loja"]
+    ranking = _reference("SELECT loja, sum(exemplares) FROM t GROUP BY 1 ORDER BY 2 DESC")
+    sep = "." if lang == "pt" else ","
+    for store, copies in ranking:
+        assert f"{store} {copies:,}".replace(",", sep) in answer, answer
+
+
+def test_a_trend_is_stated_at_its_median_rate() -> None:
+    """A series rising by 10 a month with one month at 400: the least-squares rate is tilted
+    by that month (+17.71), the stated rate is the median slope (+10)."""
+    values = [100.0, 110.0, 120.0, 400.0, 140.0, 150.0]
+    rows = [{"mes": f"2024-{i + 1:02d}-01", "vendas": v} for i, v in enumerate(values)]
+    slope = _slope(values)
+    assert slope is not None and round(slope, 2) == 17.71
+    run = rules_run(rows, "Como as vendas evoluíram mês a mês?", "pt")
+    (trend,) = [f for f in run.found if f.kind == "trend" and "vendas" in f.columns]
+    assert trend.values["median_slope"] == 10.0
+    assert "a tendência é de alta (+R$\xa010,00 por mês)" in run.text, run.text
+    en = rules_run(rows, "How did sales change month by month?", "en").text
+    assert "the trend is up (+R$10.00 per month)" in en, en

@@ -12,7 +12,9 @@ Conventions every fact follows:
   single-number facts that is one row;
 * ``values`` are cells of ``rows`` or plain arithmetic on them: ``change = last - previous``,
   ``change_pct = 100 * change / |previous|``, ``slope`` = the least-squares slope of the
-  measure over the period index 0..n-1 (what DuckDB's ``regr_slope`` computes);
+  measure over the period index 0..n-1 (what DuckDB's ``regr_slope`` computes) and
+  ``median_slope`` the median of the slopes between every two periods (Theil-Sen), the rate
+  a trend is stated at;
 * numbers are plain ``int``/``float`` (``None`` for undefined), labels are ``str``, dates are
   ISO strings; statements round to 2 decimals and percentages to 1
   (:mod:`billumy.insights.wording`);

@@ -168,6 +168,14 @@ _NOT_MONEY_WORDS = {
     "quantidade", "qty", "quantity", "count", "contagem", "itens", "items", "units", "unidades",
     "num", "numero", "number", "n",
 }  # fmt: skip
+# Money words of Portuguese: a column named by one holds reais unless it names another currency
+# ("faturamento" is R$ in an English answer too; "revenue" stays without a symbol).
+_PT_MONEY_WORDS = {
+    "receita", "receitas", "venda", "vendas", "faturamento", "valor", "valores", "preco",
+    "precos", "custo", "custos", "lucro", "lucros", "renda", "montante", "salario",
+    "salarios", "despesa", "despesas", "gasto", "gastos", "pagamento", "frete", "fretes",
+    "gorjeta", "gorjetas", "mensalidade", "mensalidades",
+}  # fmt: skip
 _CURRENCY_WORDS = {
     "reais": "BRL", "real": "BRL", "brl": "BRL", "rs": "BRL", "usd": "USD", "dollar": "USD",
     "dollars": "USD", "dolar": "USD", "dolares": "USD", "eur": "EUR", "euro": "EUR",
@@ -178,7 +186,8 @@ _CURRENCY_WORDS = {
 def money_of(name: str) -> tuple[bool, str | None]:
     """Whether a numeric column's name says it holds money, and the currency it names:
     ``vendas_reais`` -> ``(True, "BRL")``, ``revenue`` -> ``(True, None)``, ``vendas_qtd`` ->
-    ``(False, None)``."""
+    ``(False, None)``; a Portuguese money word means reais (``faturamento`` -> ``(True,
+    "BRL")``)."""
     words = name_words(name)
     currency = next((_CURRENCY_WORDS[w] for w in words if w in _CURRENCY_WORDS), None)
     if currency is None and re.search(r"R\$", name):
@@ -188,6 +197,8 @@ def money_of(name: str) -> tuple[bool, str | None]:
     if any(w in _NOT_MONEY_WORDS for w in words):
         return False, None
     money = currency is not None or any(w in _MONEY_WORDS for w in words)
+    if money and currency is None and any(w in _PT_MONEY_WORDS for w in words):
+        currency = "BRL"
     return money, currency if money else None
 
 

@@ -963,6 +963,13 @@ def _by_first_word(
         at = _said(words, word, vocabulary)
         if at is not None:
             return at
+    # "the north mall store" for ``Livraria Shopping Norte``: the words left without the
+    # shared one, said in the other language, when no other value holds them all.
+    distinct = [w for w in value_words if w not in common and w not in _KIND_WORDS]
+    if 2 <= len(distinct) < len(value_words) and sum(set(distinct) <= set(n) for n in named) == 1:
+        at = _by_translation(words, distinct)
+        if at is not None:
+            return at
     return _by_distinct_part(words, value_words, column, vocabulary)
 
 

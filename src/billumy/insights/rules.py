@@ -563,7 +563,7 @@ _SELL_STEMS = ("vend", "sold", "sell")
 _QUANTITY_GROUP = frozenset(
     {"unit", "unidade", "quantity", "quantidade", "qty", "qtd", "qtde", "saca", "sacas", "sack",
      "sacks", "bag", "bags", "caixa", "caixas", "box", "boxes", "pacote", "pacotes", "fardo",
-     "fardos"}
+     "fardos", "exemplar", "exemplares", "copy", "copies", "peca", "pecas", "piece", "pieces"}
 )  # fmt: skip
 # Weights and volumes: quantities too, after the counted units ("sacas" before "peso_kg").
 _WEIGHT_GROUP = frozenset(

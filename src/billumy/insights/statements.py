@@ -420,7 +420,9 @@ def _trend(fact: Fact, ctx: Context) -> str:
     first, last = metric.amount(v.get("first"), ctx), metric.amount(v.get("last"), ctx)
     span = _grain_words(grain, int(v.get("periods") or 0), ctx)
     since, until = fmt.when(v.get("first_period"), grain), fmt.when(v.get("last_period"), grain)
-    slope = v.get("slope")
+    # The rate stated is the median slope (least squares where it is missing): the typical
+    # change from one period to the next, which one outlying period does not inflate.
+    slope = v.get("median_slope", v.get("slope"))
     tail = ""
     direction = str(v.get("direction"))
     if isinstance(slope, int | float):

@@ -42,13 +42,22 @@ def _median_slope(values: Sequence[float]) -> float:
     return slopes[middle] if len(slopes) % 2 else (slopes[middle - 1] + slopes[middle]) / 2
 
 
+MAX_PAIRWISE = 400  # longer series take the least-squares slope as their typical rate
+
+
+def _typical_slope(values: Sequence[float], slope: float) -> float:
+    """The rate a trend is stated at: the median slope, which one outlying period does not
+    inflate (a February ten times the rest made a least-squares rate ten times the median)."""
+    return _median_slope(values) if len(values) <= MAX_PAIRWISE else slope
+
+
 def _direction(slope: float | None, values: Sequence[float]) -> str:
     """Up or down when the least-squares line and the median slope both move more than
     ``FLAT_SHARE`` of the mean level over the series, the same way; "flat" otherwise."""
     if slope is None or len(values) < 2:
         return "flat"
     scale = sum(abs(v) for v in values) / len(values)
-    robust = _median_slope(values) if len(values) <= 400 else slope
+    robust = _typical_slope(values, slope)
 
     def moves(rate: float) -> bool:
         return rate != 0 and abs(rate) * (len(values) - 1) >= FLAT_SHARE * scale
@@ -73,6 +82,7 @@ def _series_values(rows: list[dict[str, Scalar]], label: str) -> dict[str, Scala
         "last_period": series[-1][0],
         "last": _as_scalar(rows, label, series[-1][0]),
         "slope": slope,
+        "median_slope": None if slope is None else _typical_slope(values, slope),
         "direction": _direction(slope, values),
     }
     if len(series) >= 2:
@@ -152,7 +162,7 @@ def _when(grain: Grain, label: Scalar) -> str:
 
 
 def _trend_statement(grain: Grain, phrase: str, values: dict[str, Scalar], scope: str) -> str:
-    slope = _num(values.get("slope"))
+    slope = _num(values.get("median_slope", values.get("slope")))
     trend = ""
     if slope is not None:
         sign = "+" if slope > 0 else "-" if slope < 0 else ""
