@@ -362,3 +362,43 @@ def test_a_level_per_week_on_monthly_rows_is_no_average_week() -> None:
         prof = profile(table)
         plan = rule_plan(text, prof)
         assert per_period_fact(table, prof, plan, text) is None
+
+
+# --- a kind of segment said by a word its values share -----------------------------------------
+
+
+def _credit_lines() -> list[dict[str, Any]]:
+    """Two branches lending three credit products a month; each row's rate is its average."""
+    rates = {"Crédito Rural": 0.9, "Crédito Pessoal": 3.4, "Consignado": 1.6}
+    return [
+        {
+            "mes": f"2024-{month:02d}-01",
+            "agencia": branch,
+            "produto": product,
+            "valor_contratado": 1000.0 * month + (500.0 if branch == "Centro" else 0.0),
+            "taxa_media_mensal": rate + (0.05 if branch == "Centro" else 0.0),
+        }
+        for month in range(1, 7)
+        for branch in ("Centro", "Oeste")
+        for product, rate in rates.items()
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("qual linha de credito tem a menor taxa media?", "pt"),
+        ("Qual linha de crédito tem a menor taxa média?", "pt"),
+        ("Which credit line has the lowest average rate?", "en"),
+    ],
+)
+def test_a_credit_line_is_the_product_and_its_rate_the_rate_column(text: str, lang: str) -> None:
+    """ "linha de crédito" names no column, but "crédito" is in two of ``produto``'s values:
+    the products are ranked, not the branches (the data's main breakdown); "taxa média" and
+    "average rate" are the rate column, not a missing column "média"."""
+    run = rules_run(_credit_lines(), text, lang)
+    assert run.plan is not None
+    assert run.plan.dimensions == ["produto"]
+    assert [m.column for m in run.plan.measures] == ["taxa_media_mensal"]
+    assert "Crédito Rural tem a menor" in run.text or "Crédito Rural has the lowest" in run.text
+    assert "coluna de" not in run.text and "has no" not in run.text, run.text

@@ -337,10 +337,13 @@ def _asked_quantities(question: str) -> list[list[str]]:
             j = i + 1
             while j < len(words) and words[j] in _SKIPPED and len(taken) == 0:
                 j += 1
-            while j < len(words) and len(taken) < 2 and words[j] not in _ENDS | _SKIPPED:
+            # "a taxa média": "média" says how the rate is taken, not what it is of.
+            stops = _ENDS | _SKIPPED | _QUANTITY_AFTER | _QUANTITY_BEFORE
+            while j < len(words) and len(taken) < 2 and words[j] not in stops:
                 taken.append(words[j])
                 j += 1
-        if word in _QUANTITY_AFTER and i > 0 and words[i - 1] not in _ENDS | _SKIPPED:
+        before = _ENDS | _SKIPPED | _QUANTITY_BEFORE  # "the average rate": no quantity named
+        if word in _QUANTITY_AFTER and i > 0 and words[i - 1] not in before:
             taken = [words[i - 1]]
             after = words[i + 2] if i + 2 < len(words) else ""
             if words[i + 1 : i + 2] in (["de"], ["do"], ["da"]) and after not in _ENDS | _SKIPPED:

@@ -1417,8 +1417,41 @@ def _main_dimension(profile: Profile, question: Question) -> str | None:
     if focus:
         # "Quanto as máquinas representam?": the share among the categories.
         return str(next(iter(focus)))
+    kind = _kind_by_values(profile, question.text)
+    if kind is not None:
+        return kind
     _, dimension, _ = main_columns(profile)
     return dimension
+
+
+_WHICH_WORDS = frozenset({"qual", "quais", "which", "what"})
+
+
+def _kind_by_values(profile: Profile, text: str) -> str | None:
+    """The column a "which" asks among when the kind of thing is said by a word several of its
+    values share: "qual linha de crédito" for ``produto`` (Crédito Rural, Crédito Pessoal),
+    "which credit line" too; None when no column, or more than one, fits."""
+    words = name_words(text)
+    for i, word in enumerate(words):
+        if word not in _WHICH_WORDS:
+            continue
+        said = [w for w in words[i + 1 : i + 4] if len(w) >= 4]
+        fits = set()
+        for column in profile.columns:
+            if column.masked or column.kind != "categorical":
+                continue
+            value_words = [set(name_words(v)) for v, _ in column.top]
+            for w in said:
+                sharing = [
+                    ws
+                    for ws in value_words
+                    if w in ws or any(same_word_across_languages(w, v) for v in ws if len(v) >= 4)
+                ]
+                if 2 <= len(sharing) < len(value_words):
+                    fits.add(column.name)
+        if len(fits) == 1:
+            return fits.pop()
+    return None
 
 
 def _ranked_within(dims: list[str], filters: list[Filter], profile: Profile) -> list[str]:

@@ -418,6 +418,7 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("carteira", "portfolio", "outstanding", "book"),  # a loan book
     # On a loan book the rate (taxa_média_mensal) is the rate of interest.
     ("juros", "interest", "taxa"),  # saldo da carteira: the outstanding balance
+    ("taxa", "rate"),  # "the average rate" for taxa_média_mensal
     ("feriado", "holiday", "holidays"),
     ("promo", "promocao", "promotion", "promotional", "promocional"),
     ("desperdicio", "wasted", "waste"),
