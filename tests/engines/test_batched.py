@@ -536,7 +536,7 @@ def test_greedy_sampling_on_the_logits_gives_the_chain_s_tokens(
     from billumy.engines import batched
 
     async def both(engine: LlamaCppEngine) -> None:
-        reqs = [request(q, num_predict=48, **penalties) for q in QUESTIONS]
+        reqs = [request(q, num_predict=24, **penalties) for q in QUESTIONS]
         fast = await asyncio.gather(*(run(engine, r) for r in reqs))
         with monkeypatch.context() as patch:
             patch.setattr(batched.Greedy, "serves", staticmethod(lambda s, grammar: False))
