@@ -142,6 +142,9 @@ def _strongest(columns: list[ColumnProfile], named: dict[str, _Named]) -> list[C
 
 _AGG_WORDS: dict[str, Agg] = {
     "total": "sum", "soma": "sum", "sum": "sum", "somatorio": "sum",
+    # "quanto arrecadamos de taxa de entrega": what was collected adds up, even of a fee
+    "arrecadamos": "sum", "arrecadou": "sum", "arrecadaram": "sum", "arrecadado": "sum",
+    "arrecadada": "sum", "collect": "sum", "collected": "sum",
     "media": "avg", "medio": "avg", "average": "avg", "mean": "avg", "avg": "avg",
     "maximo": "max", "maximum": "max", "max": "max",
     "minimo": "min", "minimum": "min", "min": "min",

@@ -39,7 +39,7 @@ from billumy.insights.plan import Filter, Measure, Period, Plan
 from billumy.insights.planned import _hour_column
 from billumy.insights.profile import is_ordinal_name, name_words, yes_no_values
 from billumy.insights.roles import dimension_columns, is_stock, main_columns, plan_agg
-from billumy.insights.rules import WEEKEND, rule_order, rule_plan
+from billumy.insights.rules import WEEKEND, blank_bounds, rule_order, rule_plan
 from billumy.insights.sentences import fold
 from billumy.insights.synonyms import (
     cognates,
@@ -1244,7 +1244,8 @@ def parse(question: str, profile: Profile) -> Question:
     previous = _word(words, _PREVIOUS)
     add("anomaly", direction, direction=direction)
     add("drivers", drivers)
-    rank = _word(words, _RANK, _NOT_RANK_BEFORE)
+    # "mais de 50 minutos" bounds a number; it ranks nothing.
+    rank = _word(_fold(blank_bounds(fold(_spelled_dates(question)))), _RANK, _NOT_RANK_BEFORE)
     compared_segments = {c: v for c, v in segments.items() if len(v) >= 2}
     peak = _peak_grain(words, rank) if rank else None
     if peak is not None:

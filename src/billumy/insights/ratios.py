@@ -277,9 +277,18 @@ def _words(column: ColumnProfile) -> set[str]:
     return set(name_words(column.name))
 
 
-def asks_for_rate(question: str) -> bool:
-    """Whether ``question`` has a word of rate ("taxa de resolução", "resolution rate")."""
-    return bool(set(name_words(question)) & _RATE_WORDS)
+def asks_for_rate(question: str, profile: Profile | None = None) -> bool:
+    """Whether ``question`` has a word of rate ("taxa de resolução", "resolution rate"); with
+    ``profile``, not one that is part of a column's name said whole ("a taxa de entrega" for
+    ``taxa_entrega``, the fee charged per delivery)."""
+    words = set(name_words(question))
+    rate = words & _RATE_WORDS
+    if profile is not None:
+        for column in profile.columns:
+            own = set(name_words(column.name))
+            if not column.masked and len(own) >= 2 and own & rate and own <= words:
+                rate -= own
+    return bool(rate)
 
 
 def _additive(column: ColumnProfile | None) -> bool:
@@ -1161,7 +1170,7 @@ def value_rate_fact(
         "part_column": column,
         "part_value": value,
     }
-    if named is not None and asks_for_rate(question):
+    if named is not None and asks_for_rate(question, profile):
         # Said as the question writes it: "devolução", not "devolucao".
         written = {"".join(name_words(w)): w.lower() for w in re.findall(r"\w+", question)}
         values["name"] = written.get(named, named)

@@ -97,7 +97,7 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
     """
     # "nos fins de semana" is Saturdays and Sundays (see question.parse), not a weekly grain.
     question = WEEKEND.sub(" weekend ", question)
-    tokens = _tokens(question)
+    tokens = _tokens(blank_bounds(_fold(question)))
     visible = [c for c in profile.columns if not c.masked]
     # "a fila de vendas" (queue ``Q01 Vendas``) names a queue, not the sales column.
     beside = _values_beside_their_column(visible, tokens) | _value_words(visible, tokens)
@@ -107,6 +107,13 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
     shared = _shared_words(visible)
     named = {c.name: _named_column(words, groups, c, shared) for c in visible}
     _drop_modifiers(named, visible, tokens)
+    _things_counted(named, visible, tokens)
+    thresholds = threshold_filters(question, visible)
+    for flt in thresholds:
+        if any(named[c.name].position >= 0 for c in visible if c.name != flt.column):
+            # "a avaliação média dos pedidos acima de 50 minutos": the time keeps rows, the
+            # rating is the measure.
+            named[flt.column] = _Named()
     # "Total Express" is a carrier, not a total: words of the values named are no aggregate.
     inside = _value_positions(visible, tokens)
     agg: Agg | None = _lookup([t for i, t in enumerate(tokens) if i not in inside], _AGG_WORDS)
@@ -144,14 +151,19 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
         ]
         measures = kept or None
     period = _rule_period(visible, named, tokens, folded)
-    filters = _rule_filters(visible, tokens, set(dims))
+    filters = _rule_filters(visible, tokens, set(dims)) + thresholds
     flags = [] if "%" in question else _yes_no_filters(visible, tokens)
     if flags:
         # "total value of financed projects": the yes/no column named by its word keeps its
         # yes rows; it is no breakdown.
         dims = [d for d in dims if d not in {f.column for f in flags}]
         filters = [f for f in filters if f.column not in {g.column for g in flags}] + flags
-    durations = [c for c in visible if c.kind == "numeric" and set(name_words(c.name)) & _DURATION]
+    bounded = {f.column for f in thresholds}  # "que demoraram mais de 50 minutos" keeps rows
+    durations = [
+        c
+        for c in visible
+        if c.kind == "numeric" and set(name_words(c.name)) & _DURATION and c.name not in bounded
+    ]
     if measures is None and durations and _HOW_LONG.search(folded):
         # "Quanto tempo demora uma instalação?": the duration column, on average.
         measures = [Measure(column=durations[0].name, agg=agg or "avg")]
@@ -293,7 +305,7 @@ def _speed(tokens: list[frozenset[str]]) -> Literal["asc", "desc"] | None:
 def names_a_measure(question: str, profile: Profile) -> bool:
     """Whether ``question`` names a numeric column (or asks for a count), as :func:`rule_plan`
     reads it; False when a plan's measure would only be the data's default."""
-    tokens = _tokens(question)
+    tokens = _tokens(blank_bounds(_fold(question)))
     visible = [c for c in profile.columns if not c.masked]
     # "a fila de vendas" (queue ``Q01 Vendas``) names a queue, not the sales column.
     beside = _values_beside_their_column(visible, tokens) | _value_words(visible, tokens)
@@ -420,6 +432,104 @@ def _compound_heads(dims: list[str], named: dict[str, _Named], question: str) ->
             modifiers.add(after)  # "categoria do produto", "category of the product" aside
     kept = [d for d in dims if d not in modifiers]
     return kept or dims
+
+
+# "mais de 50 minutos", "over R$ 100", "at least 4 stars": a bound on a number column.
+_BOUNDS: dict[str, Op] = {
+    "mais de": ">", "acima de": ">", "maior que": ">", "maiores que": ">", "superior a": ">",
+    "superiores a": ">", "more than": ">", "over": ">", "above": ">", "greater than": ">",
+    "longer than": ">", "pelo menos": ">=", "no minimo": ">=", "at least": ">=",
+    "menos de": "<", "abaixo de": "<", "menor que": "<", "menores que": "<",
+    "inferior a": "<", "inferiores a": "<", "less than": "<", "under": "<", "below": "<",
+    "shorter than": "<", "no maximo": "<=", "at most": "<=",
+}  # fmt: skip
+_BOUND = re.compile(
+    r"\b(?P<cmp>" + "|".join(sorted(_BOUNDS, key=len, reverse=True)).replace(" ", r"\s+") + r")"
+    r"\s+(?P<cur>r\$|us\$|\$)?\s*(?P<num>\d+(?:[.,]\d+)?)(?![\d/:-])\s*(?P<unit>[a-z%$]+)?"
+)
+# Units a bound may be said in, and the words of the column names that hold them.
+_UNIT_WORDS: dict[str, frozenset[str]] = {
+    "min": frozenset({"min", "mins", "minuto", "minutos", "minute", "minutes"}),
+    "h": frozenset({"h", "hora", "horas", "hour", "hours", "hr", "hrs"}),
+    "dia": frozenset({"dia", "dias", "day", "days"}),
+    "kg": frozenset({"kg", "kilos", "quilos"}),
+    "km": frozenset({"km", "quilometros", "kilometers"}),
+    "estrela": frozenset({"estrela", "estrelas", "star", "stars"}),
+}
+_PERIOD_UNITS = frozenset({"dia", "dias", "day", "days", "mes", "meses", "month", "months",
+                           "ano", "anos", "year", "years", "semana", "semanas", "week", "weeks",
+                           "trimestre", "trimestres", "quarter", "quarters"})  # fmt: skip
+
+
+def blank_bounds(text: str) -> str:
+    """``text`` (folded) with each word of its bounds ("mais de 50 minutos") made a blank
+    word, so that "mais" and "menos" there rank nothing while the words keep their places."""
+    return _BOUND.sub(lambda m: re.sub(r"[a-z0-9]+", "zz", m[0]), text)
+
+
+def threshold_filters(question: str, visible: list[ColumnProfile]) -> list[Filter]:
+    """A bound on a number column the question sets ("pedidos que demoraram mais de 50
+    minutos", "orders over R$ 100", "avaliação abaixo de 3"): the column whose name holds the
+    bound's unit (``tempo_entrega_min``), the money column for an amount in reais or dollars,
+    or the one number column named just before the bound. A period ("mais de 2 meses") and a
+    percentage are no such bound."""
+    folded = _fold(question)
+    numeric = [c for c in visible if c.kind == "numeric"]
+    out: list[Filter] = []
+    for match in _BOUND.finditer(folded):
+        unit = match["unit"] or ""
+        if unit in _PERIOD_UNITS or unit == "%" or unit.startswith("por"):
+            continue
+        value = float(match["num"].replace(",", "."))
+        chosen: list[ColumnProfile] = []
+        for words in _UNIT_WORDS.values():
+            if unit in words:
+                chosen = [c for c in numeric if set(name_words(c.name)) & words]
+                if not chosen and unit in _UNIT_WORDS["estrela"]:
+                    chosen = [
+                        c
+                        for c in numeric
+                        if _groups(_variants("rating"))
+                        & _groups(frozenset(v for w in name_words(c.name) for v in _variants(w)))
+                    ]
+        if not chosen and (match["cur"] or unit in {"reais", "real", "dolares", "dollars"}):
+            chosen = [c for c in numeric if c.money]
+        if not chosen:
+            # The number column named nearest before the bound ("avaliação abaixo de 3").
+            for word in reversed(re.findall(r"[a-z0-9]+", folded[: match.start()])[-3:]):
+                forms = _variants(word)
+                chosen = [
+                    c
+                    for c in numeric
+                    if forms
+                    & (own := frozenset(v for w in name_words(c.name) for v in _variants(w)))
+                    or _groups(forms) & _groups(own)
+                ]
+                if chosen:
+                    break
+        if len(chosen) == 1:
+            out.append(Filter(column=chosen[0].name, op=_BOUNDS[" ".join(match["cmp"].split())],
+                              value=value))  # fmt: skip
+    return out
+
+
+def _things_counted(
+    named: dict[str, _Named], visible: list[ColumnProfile], tokens: list[frozenset[str]]
+) -> None:
+    """ "Quantos pedidos", "the number of orders", "queda de pedidos": a word that names an id
+    column (``id_pedido``) names the things counted, not a number column it only qualifies
+    (``valor_pedido``, the value of an order) when that column's own first word ("valor") is
+    not said too; the number column is then not named."""
+    ids = {named[c.name].position for c in visible if c.kind == "id"} - {-1}
+    said = frozenset().union(*tokens) if tokens else frozenset()
+    for column in visible:
+        at = named[column.name].position
+        if column.kind != "numeric" or at not in ids:
+            continue
+        head = name_words(column.name)[0]
+        if _variants(head) & said or _groups(_variants(head)) & _groups(said):
+            continue  # "valor dos pedidos": the value is asked for
+        named[column.name] = _Named()
 
 
 def _drop_modifiers(

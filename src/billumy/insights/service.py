@@ -218,7 +218,7 @@ def _totals(text: str, asked: questions.Question, plan: Plan | None, prof: Profi
         and not plan.dimensions
         and plan.period is None
         and all(p.kind in ("total", "filter") for p in asked.parts)
-        and not ratios.asks_for_rate(text)
+        and not ratios.asks_for_rate(text, prof)
         and ratios.jargon(text, prof) is None
         and anomalies.asked_direction(text) is None
     )
@@ -864,7 +864,7 @@ class InsightService:
             # The question's parts alone make a plan (a ranking, a trend, a period...): no
             # model needed.
             return None, "none"
-        if ratios.asks_for_rate(req.question):
+        if ratios.asks_for_rate(req.question, prof):
             # "What's our conversion rate?": the ratio fact answers it from the columns, or
             # nothing does; a model's plan about other columns would be a guess.
             return None, "none"
@@ -1123,7 +1123,7 @@ class InsightService:
         if (
             asked is not None
             and (per is None or per.kind != "per")
-            and (_asks_for_rate(asked) or (known and known[0] == "ratio"))
+            and (_asks_for_rate(asked, prof) or (known and known[0] == "ratio"))
         ):
             # "What labor rate per technician hour?" is answered by the amount per hour above,
             # not also by a share of one column in the other.
@@ -1527,10 +1527,10 @@ def _averages_rates(fact: Fact) -> bool:
     )
 
 
-def _asks_for_rate(asked: questions.Question) -> bool:
+def _asks_for_rate(asked: questions.Question, prof: Profile) -> bool:
     """A rate ("taxa de resolução"), or a share of no segment in particular ("what percentage
     of deliveries were late?", not "what share came from Sul")."""
-    if ratios.asks_for_rate(asked.text):
+    if ratios.asks_for_rate(asked.text, prof):
         # "the croissants' loss rate": a segment named is a filter of the rate.
         return True
     share = next((p for p in asked.parts if p.kind == "share"), None)

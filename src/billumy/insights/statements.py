@@ -122,8 +122,21 @@ _ENTITIES_EN = {
 }  # fmt: skip
 
 
+# A bound on a number column, as a sentence says it.
+_BOUND_WORDS = {
+    ">": ("é maior que", "is over"),
+    ">=": ("é pelo menos", "is at least"),
+    "<": ("é menor que", "is under"),
+    "<=": ("é no máximo", "is at most"),
+}
+
+
 def cap(text: str) -> str:
-    """``text`` with its first letter in capitals (the rest as it is: names keep theirs)."""
+    """``text`` with its first letter in capitals (the rest as it is: names keep theirs); a
+    name written with a capital inside its first word (``iFood``, ``eBay``) is left as it is."""
+    first = text.split(" ", 1)[0]
+    if first[:1].islower() and any(ch.isupper() for ch in first[1:]):
+        return text
     return f"{text[:1].upper()}{text[1:]}"
 
 
@@ -230,6 +243,13 @@ def scope(fact: Fact, ctx: Context) -> str:
         elif isinstance(flt.value, list):
             listed = ", ".join(repr(v) if isinstance(v, str) else fmt.number(v) for v in flt.value)
             conditions.append(f"{flt.column} {'em' if ctx.pt else 'in'} ({listed})")
+        elif kind == "numeric" and flt.op in _BOUND_WORDS and not isinstance(flt.value, str):
+            # "Onde tempo_entrega_min é maior que 50", not SQL.
+            pt, en = _BOUND_WORDS[flt.op]
+            bound = fmt.number(flt.value)
+            conditions.append(
+                f"{flt.column} {pt} {bound}" if ctx.pt else f"{flt.column} {en} {bound}"
+            )
         else:
             shown_value = repr(flt.value) if isinstance(flt.value, str) else fmt.number(flt.value)
             conditions.append(f"{flt.column} {flt.op} {shown_value}")

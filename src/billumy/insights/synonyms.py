@@ -180,6 +180,9 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("satisfaction", "satisfacao", "csat"),
     ("source", "origem", "fonte"),
     ("city", "cidade", "municipio", "municipality", "town"),
+    ("neighborhood", "neighbourhood", "bairro", "district"),
+    ("platform", "plataforma"),
+    ("rating", "avaliacao", "review"),
     ("state", "estado", "uf"),
     ("country", "pais"),
     ("seller", "vendedor", "salesperson"),
@@ -419,6 +422,7 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     # On a loan book the rate (taxa_média_mensal) is the rate of interest.
     ("juros", "interest", "taxa"),  # saldo da carteira: the outstanding balance
     ("taxa", "rate"),  # "the average rate" for taxa_média_mensal
+    ("taxa", "fee", "tarifa"),  # "delivery fees" for taxa_entrega
     ("feriado", "holiday", "holidays"),
     ("promo", "promocao", "promotion", "promotional", "promocional"),
     ("desperdicio", "wasted", "waste"),
