@@ -26,6 +26,7 @@ from billumy.insights.model import ColumnProfile, Fact, Profile
 from billumy.insights.naming import named_columns, names_sales
 from billumy.insights.profile import name_words
 from billumy.insights.rules import DURATION_WORDS, is_duration
+from billumy.insights.sentences import fold
 from billumy.insights.statements import (
     Context,
     Metric,
@@ -37,7 +38,7 @@ from billumy.insights.statements import (
     span,
 )
 from billumy.insights.statements import grain_of as _grain_of
-from billumy.insights.synonyms import synonym_groups, variants
+from billumy.insights.synonyms import compounds, synonym_groups, variants
 
 __all__ = ["Answer", "Sentence", "build_answer", "missing_columns", "write_answer"]
 
@@ -239,7 +240,7 @@ def missing_columns(question: str, profile: Profile) -> list[_Concept]:
     # A word inside a value the data holds ("Customer Support") names that value, not a
     # missing column.
     values = set().union(*(_words(v) for c in visible if c.kind == "categorical" for v, _ in c.top))
-    asked = _words(question) - values
+    asked = _words(compounds(fold(question))) - values  # "on-time" is no time of day
     column_words = set().union(*(_words(c.name) for c in visible)) if visible else set()
     missing = []
     for concept in _CONCEPTS:
@@ -329,7 +330,7 @@ def _asked_quantities(question: str) -> list[list[str]]:
     """The quantities ``question`` asks the average or sum of, as their words (up to two):
     ``average customer rating for each carrier`` -> ``customer rating``; ``a idade média
     dos funcionários`` -> ``idade``; ``média de idade`` -> ``idade``."""
-    words = name_words(question)
+    words = name_words(compounds(fold(question)))
     out: list[list[str]] = []
     for i, word in enumerate(words):
         taken: list[str] = []

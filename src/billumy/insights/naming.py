@@ -204,6 +204,14 @@ def _named_column(
         # "energia" names ``energy_mwh`` as fully as "energy MWh": the unit at the end of a
         # measure's name only says what it is counted in.
         found = _find_column(words, groups, naming[:-1]) if len(naming) > 1 else found
+    if found.position < 0 and column.kind == "categorical" and len(naming) >= 2:
+        # "Qual UF recebe mais envios?": ``uf_destino`` by its first word, more weakly.
+        head = _find_column(words, groups, naming[:1])
+        # Said as it is, or an abbreviation by its synonym ("state" for ``uf``); a longer
+        # first word through a synonym names too much ("envios" is no ``entregue_no_prazo``).
+        said = head.position >= 0 and (naming[0] in words[head.position] or len(naming[0]) <= 3)
+        if said and naming[0] not in _GENERIC_SHORT:
+            return _Named(head.position, 0, head.length)
     if found.position >= 0 or column.kind != "numeric" or len(naming) < 2:
         return found
     head = _find_column(words, groups, naming[:1])

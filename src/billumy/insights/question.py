@@ -919,6 +919,8 @@ def _segments(
                     at = _by_cognate(words, spellings[1], column, vocabulary)
                 if at is None:
                     at = _by_code(words, value, column)
+                if at is None:
+                    at = _by_state_name(words, value)
                 if at is not None:
                     found.setdefault(column.name, []).append((at, value))
     return {name: [v for _, v in sorted(hits)] for name, hits in found.items()}
@@ -1105,6 +1107,39 @@ def _by_code(words: list[str], value: str, column: ColumnProfile) -> int | None:
                 synonym_groups(f) & synonym_groups(code) for f in variants(word)
             ):
                 return i
+    return None
+
+
+# Brazil's states, by the code a column of states holds (``uf``: SP, BA...).
+_STATES = {
+    "AC": "acre", "AL": "alagoas", "AP": "amapa", "AM": "amazonas", "BA": "bahia",
+    "CE": "ceara", "DF": "distrito federal", "ES": "espirito santo", "GO": "goias",
+    "MA": "maranhao", "MT": "mato grosso", "MS": "mato grosso do sul", "MG": "minas gerais",
+    "PA": "para", "PB": "paraiba", "PR": "parana", "PE": "pernambuco", "PI": "piaui",
+    "RJ": "rio de janeiro", "RN": "rio grande do norte", "RS": "rio grande do sul",
+    "RO": "rondonia", "RR": "roraima", "SC": "santa catarina", "SP": "sao paulo",
+    "SE": "sergipe", "TO": "tocantins",
+}  # fmt: skip
+
+
+def _by_state_name(words: list[str], value: str) -> int | None:
+    """Where a state held by its code (``BA``) is named by its name ("para a Bahia", "in
+    Minas Gerais"); the longest name said wins, so "Mato Grosso do Sul" is not ``MT``."""
+    name = _STATES.get(value.strip())
+    if name is None:
+        return None
+    spelled = name.split()
+    for i in range(len(words) - len(spelled) + 1):
+        if words[i : i + len(spelled)] != spelled:
+            continue
+        longer = any(
+            len(other.split()) > len(spelled) and words[i : i + len(other.split())] == other.split()
+            for other in _STATES.values()
+        )
+        if value.strip() == "PA" and i > 0 and words[i - 1] not in ("o", "do", "no", "of", "in"):
+            continue  # "para" is mostly "for": the state is "o Pará", "no Pará"
+        if not longer:
+            return i
     return None
 
 

@@ -218,6 +218,18 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
     ):
         # "How long does a commercial installation take?": its duration column, on average.
         measures = [Measure(column=durations[0].name, agg=agg or "avg")]
+    priced = _priced(tokens)
+    if priced is not None and measures and agg is None:
+        # "a transportadora mais barata": the lowest price on average, not the least money
+        # spent in total (which is also the one used least).
+        money = [m for m in measures if (c := profile.column(m.column)) is not None and c.money]
+        if money:
+            measures = [Measure(column=money[0].column, agg="avg")]
+            order = priced
+    first = profile.column(measures[0].column) if measures else None
+    if first is not None and _judged(tokens) and _bad_when_high(first):
+        # "o pior mês de cancelamentos" is the month with the most of them.
+        order = "desc" if order == "asc" else "asc"
     top = re.search(r"\btop\s+(\d{1,2})\b", folded)
     return Plan(
         measures=measures,
@@ -356,6 +368,54 @@ def _rank_position(tokens: list[frozenset[str]]) -> int | None:
 def rule_order(question: str) -> Literal["desc", "asc"]:
     """``asc`` when the question's first word about order asks for the lowest."""
     return _rule_order(_tokens(question))
+
+
+# Words that judge rather than measure: the worst month of costs is the highest.
+_JUDGING = frozenset({"pior", "piores", "melhor", "melhores", "worst", "best"})
+# What is bad when there is more of it (cancellations, costs, delays, complaints...).
+_BAD_WHEN_HIGH = frozenset(
+    {"cancelamento", "cancelamentos", "cancellation", "cancellations", "cancelados",
+     "canceladas", "cancelled", "canceled", "churn", "evasao", "custo", "custos", "cost",
+     "costs", "despesa", "despesas", "expense", "expenses", "gasto", "gastos", "atraso",
+     "atrasos", "delay", "delays", "late", "reclamacao", "reclamacoes", "complaint",
+     "complaints", "defeito", "defeitos", "defect", "defects", "devolucao", "devolucoes",
+     "return", "returns", "refund", "refunds", "perda", "perdas", "loss", "losses", "falta",
+     "faltas", "absence", "absences", "noshow", "noshows", "abandono", "abandoned", "erro",
+     "erros", "error", "errors", "falha", "falhas", "failure", "failures", "incidente",
+     "incidentes", "incident", "incidents", "desperdicio", "waste", "inadimplencia", "overdue",
+     "atrasado", "atrasados", "espera", "wait"}
+)  # fmt: skip
+
+
+_CHEAP = frozenset({"barato", "barata", "baratos", "baratas", "cheap", "cheaper", "cheapest"})
+_DEAR = frozenset({"caro", "cara", "caros", "caras", "expensive", "pricier", "priciest"})
+
+
+def _priced(tokens: list[frozenset[str]]) -> Literal["desc", "asc"] | None:
+    """``asc`` for "mais barata"/"cheapest", ``desc`` for "mais cara"/"most expensive"."""
+    said = frozenset().union(*tokens) if tokens else frozenset()
+    if said & _CHEAP:
+        return "asc"
+    return "desc" if said & _DEAR else None
+
+
+def _judged(tokens: list[frozenset[str]]) -> bool:
+    """Whether the order word is one of judgement ("pior", "best"), not of size."""
+    for i, token in enumerate(tokens):
+        if i and tokens[i - 1] & _NOT_AN_ORDER_BEFORE:
+            continue
+        if token & (_ASC_WORDS | _DESC_WORDS):
+            return bool(token & _JUDGING)
+    return False
+
+
+def _bad_when_high(column: ColumnProfile) -> bool:
+    """Whether more of ``column`` is worse (cancellations, costs, delays), so that its worst
+    segment or period is its highest."""
+    bad = set(name_words(column.name)) & _BAD_WHEN_HIGH
+    if column.money:
+        bad -= {"return", "returns"}  # a return on money is good
+    return bool(bad)
 
 
 def _rule_order(tokens: list[frozenset[str]]) -> Literal["desc", "asc"]:

@@ -121,12 +121,13 @@ def _tokens(text: str) -> list[frozenset[str]]:
 
 
 _COMPOUNDS = re.compile(r"(?<![a-z0-9])no[^a-z0-9]+show")
+_ON_TIME = re.compile(r"(?<![a-z0-9])on[^a-z0-9]+time(?![a-z0-9])")
 
 
 def compounds(folded: str) -> str:
     """Folded text with words written apart that are one word joined: "no-show", "no show",
-    ``no_shows`` -> "noshow"."""
-    return _COMPOUNDS.sub("noshow", folded)
+    ``no_shows`` -> "noshow"; "on-time", "on time" -> "ontime"."""
+    return _ON_TIME.sub("ontime", _COMPOUNDS.sub("noshow", folded))
 
 
 def _find(tokens: list[frozenset[str]], words: list[str]) -> int:
@@ -181,6 +182,9 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("source", "origem", "fonte"),
     ("city", "cidade", "municipio", "municipality", "town"),
     ("neighborhood", "neighbourhood", "bairro", "district"),
+    ("gym", "academia"),
+    ("ontime", "prazo", "pontual", "punctual", "pontualidade", "punctuality"),
+    ("active", "ativo", "ativa"),
     ("platform", "plataforma"),
     ("rating", "avaliacao", "review"),
     ("state", "estado", "uf"),
