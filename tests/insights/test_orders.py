@@ -181,3 +181,72 @@ def test_what_is_no_bound() -> None:
     assert threshold_filters("orders rated at least 4 stars", columns) == [
         Filter(column="avaliacao", op=">=", value=4.0)
     ]
+
+
+# --- an order's number under a plain name ("pedido": 1001, 1002...) ----------------------------
+
+
+def _numbered() -> list[dict[str, Any]]:
+    """300 orders numbered 5001..5300 in a column called just ``pedido``; a coupon on some."""
+    return [
+        {
+            "pedido": 5001 + n,
+            "data": f"2024-03-{1 + n % 28:02d}",
+            "categoria": ("Moda", "Casa", "Beleza")[n % 3],
+            "quantidade": 1 + n % 3 + (1 if n % 3 == 0 else 0),
+            "receita_bruta": 100.0 + n % 7,
+            "cupom": "BEMVINDO10" if n % 5 == 0 else "BLACK20" if n % 11 == 0 else "",
+        }
+        for n in range(300)
+    ]
+
+
+def test_a_column_that_numbers_the_rows_is_an_id_never_summed() -> None:
+    """``pedido`` holds no amount: its values fill 5001..5300, one a row. The ticket is the
+    revenue per order, never the revenue over the sum of the order numbers (R$ 0,05)."""
+    rows = _numbered()
+    run = rules_run(rows, "Qual categoria tem o maior ticket médio?", "pt")
+    pedido = run.ctx.profile.column("pedido")
+    assert pedido is not None and pedido.kind == "id"
+    assert "0,0" not in run.text, run.text
+    moda = [r["receita_bruta"] for r in rows if r["categoria"] == "Moda"]
+    assert f"{sum(moda) / len(moda):.2f}".replace(".", ",") in run.text, run.text
+    # 199 rows of such numbers are too few to tell an id from a measure.
+    few = rules_run(rows[:199], "Quantos?", "pt").ctx.profile.column("pedido")
+    assert few is not None and few.kind == "numeric"
+
+
+def test_units_per_order_are_each_order_s_on_average() -> None:
+    rows = _numbered()
+    run = rules_run(rows, "Qual categoria vende mais unidades por pedido?", "pt")
+    assert run.plan is not None
+    assert [(m.column, m.agg) for m in run.plan.measures] == [("quantidade", "avg")]
+    assert run.text.split("Ranking: ")[1].startswith("Beleza 3;"), run.text
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [("Which coupon was used the most?", "en"), ("Qual cupom foi mais usado?", "pt")],
+)
+def test_the_coupon_used_most_is_counted(text: str, lang: str) -> None:
+    rows = _numbered()
+    run = rules_run(rows, text, lang)
+    assert run.plan is not None
+    assert [(m.column, m.agg) for m in run.plan.measures] == [("pedido", "count")]
+    assert run.plan.dimensions == ["cupom"]
+    used = Counter(r["cupom"] for r in rows if r["cupom"])
+    assert f"BEMVINDO10 {used['BEMVINDO10']}" in run.text, run.text
+
+
+def test_days_bound_a_column_of_days_only() -> None:
+    columns = rules_run(_orders(), "Quantos pedidos?", "pt").ctx.profile.columns
+    # No column holds days here: "há mais de 5 dias" binds nothing.
+    assert threshold_filters("pedidos de mais de 5 dias atrás", columns) == []
+    days = rules_run(
+        [{"envio": f"E{n}", "prazo_dias": n % 9, "valor": 10.0 + n} for n in range(30)],
+        "Quantos envios?",
+        "pt",
+    ).ctx.profile.columns
+    assert threshold_filters("envios com prazo de mais de 5 dias", days) == [
+        Filter(column="prazo_dias", op=">", value=5.0)
+    ]

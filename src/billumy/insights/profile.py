@@ -160,7 +160,8 @@ _MONEY_WORDS = {
     "income", "renda", "montante", "salario", "salary", "despesa", "despesas", "expense",
     "expenses", "gasto", "gastos", "spend", "spending", "pagamento", "payment", "fee", "fees",
     "frete", "fretes", "freight", "shipping", "gorjeta", "gorjetas", "tip", "tips",
-    "mensalidade", "mensalidades", "tuition", "salarios", "salaries",
+    "mensalidade", "mensalidades", "tuition", "salarios", "salaries", "reembolso", "reembolsos",
+    "refund", "refunds",
 }  # fmt: skip
 # Words that make a money-sounding name a count or a ratio: "vendas_qtd", "receita_pct".
 _NOT_MONEY_WORDS = {
@@ -174,7 +175,7 @@ _PT_MONEY_WORDS = {
     "receita", "receitas", "venda", "vendas", "faturamento", "valor", "valores", "preco",
     "precos", "custo", "custos", "lucro", "lucros", "renda", "montante", "salario",
     "salarios", "despesa", "despesas", "gasto", "gastos", "pagamento", "frete", "fretes",
-    "gorjeta", "gorjetas", "mensalidade", "mensalidades",
+    "gorjeta", "gorjetas", "mensalidade", "mensalidades", "reembolso", "reembolsos",
 }  # fmt: skip
 _CURRENCY_WORDS = {
     "reais": "BRL", "real": "BRL", "brl": "BRL", "rs": "BRL", "usd": "USD", "dollar": "USD",
@@ -280,13 +281,27 @@ def is_ordinal_name(name: str) -> bool:
     )
 
 
+SEQUENCE_MIN_ROWS = 200  # fewer rows may hold a measure whose values happen to differ
+
+
+def _numbers_rows(stats: dict[str, Any], name: str) -> bool:
+    """Whether a unique integer column numbers the rows one by one (``pedido`` 1001, 1002...:
+    its values fill their range) under a name that says no amount: an order's number, never
+    to be summed, whatever it is called."""
+    low, high, count = stats.get("min"), stats.get("max"), stats["count"]
+    if count < SEQUENCE_MIN_ROWS or not isinstance(low, int) or not isinstance(high, int):
+        return False
+    money, _ = money_of(name)
+    return not money and high - low + 1 <= 1.1 * count
+
+
 def _classify(column: _Column, stats: dict[str, Any], row_count: int, exact: bool) -> ColumnKind:
     count, distinct = stats["count"], stats["distinct"]
     if count == 0:
         return "empty"
     unique = distinct >= count if exact else distinct >= 0.97 * count
     if column.family == "integer":
-        if is_id_name(column.name):
+        if is_id_name(column.name) or (unique and _numbers_rows(stats, column.name)):
             return "id"
         return "ordinal" if is_ordinal_name(column.name) else "numeric"
     if column.family == "float":

@@ -218,6 +218,13 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
     ):
         # "How long does a commercial installation take?": its duration column, on average.
         measures = [Measure(column=durations[0].name, agg=agg or "avg")]
+    if agg is None and _per_row(visible, named, tokens):
+        # "unidades por pedido" with one order a row (``pedido``, an id): each order's units
+        # on average, not the units over the sum of the order numbers.
+        measures = [
+            Measure(column=m.column, agg="avg") if m.agg == "sum" and m.column != "*" else m
+            for m in measures
+        ]
     priced = _priced(tokens)
     if priced is not None and measures and agg is None:
         # "a transportadora mais barata": the lowest price on average, not the least money
@@ -248,7 +255,10 @@ WEEKEND = re.compile(r"\b(?:fim|fins|finais|final) de semana\b|\bweek[- ]?ends?\
 _HOW_MUCH = frozenset({"quanto", "quanta", "much"})
 _DEALS = frozenset(
     {"deal", "deals", "negocio", "negocios", "transaction", "transactions", "transacao",
-     "transacoes"}
+     "transacoes",
+     # "Qual cupom foi mais usado?": the rows that used it, counted.
+     "usado", "usada", "usados", "usadas", "used", "utilizado", "utilizada", "utilizados",
+     "utilizadas"}
 )  # fmt: skip
 
 
@@ -387,6 +397,21 @@ _BAD_WHEN_HIGH = frozenset(
 )  # fmt: skip
 
 
+_PER_WORDS = frozenset({"por", "per", "each", "cada"})
+
+
+def _per_row(
+    visible: list[ColumnProfile], named: dict[str, _Named], tokens: list[frozenset[str]]
+) -> bool:
+    """Whether "por"/"per" is followed by the thing each row is, an id column's word ("por
+    pedido", "per order")."""
+    for column in visible:
+        at = named[column.name].position
+        if column.kind == "id" and at > 0 and tokens[at - 1] & _PER_WORDS:
+            return True
+    return False
+
+
 _CHEAP = frozenset({"barato", "barata", "baratos", "baratas", "cheap", "cheaper", "cheapest"})
 _DEAR = frozenset({"caro", "cara", "caros", "caras", "expensive", "pricier", "priciest"})
 
@@ -516,9 +541,10 @@ _UNIT_WORDS: dict[str, frozenset[str]] = {
     "km": frozenset({"km", "quilometros", "kilometers"}),
     "estrela": frozenset({"estrela", "estrelas", "star", "stars"}),
 }
-_PERIOD_UNITS = frozenset({"dia", "dias", "day", "days", "mes", "meses", "month", "months",
-                           "ano", "anos", "year", "years", "semana", "semanas", "week", "weeks",
-                           "trimestre", "trimestres", "quarter", "quarters"})  # fmt: skip
+# "mais de 2 meses atrás" is a period; "mais de 5 dias" is a bound where a column holds days.
+_PERIOD_UNITS = frozenset({"mes", "meses", "month", "months", "ano", "anos", "year", "years",
+                           "semana", "semanas", "week", "weeks", "trimestre", "trimestres",
+                           "quarter", "quarters"})  # fmt: skip
 
 
 def blank_bounds(text: str) -> str:
@@ -542,16 +568,19 @@ def threshold_filters(question: str, visible: list[ColumnProfile]) -> list[Filte
             continue
         value = float(match["num"].replace(",", "."))
         chosen: list[ColumnProfile] = []
-        for words in _UNIT_WORDS.values():
-            if unit in words:
-                chosen = [c for c in numeric if set(name_words(c.name)) & words]
-                if not chosen and unit in _UNIT_WORDS["estrela"]:
-                    chosen = [
-                        c
-                        for c in numeric
-                        if _groups(_variants("rating"))
-                        & _groups(frozenset(v for w in name_words(c.name) for v in _variants(w)))
-                    ]
+        units = next((words for words in _UNIT_WORDS.values() if unit in words), None)
+        if units is not None:
+            chosen = [c for c in numeric if set(name_words(c.name)) & units]
+            if not chosen and units is _UNIT_WORDS["estrela"]:
+                rating = _groups(_variants("rating"))
+                chosen = [
+                    c
+                    for c in numeric
+                    if rating
+                    & _groups(frozenset(v for w in name_words(c.name) for v in _variants(w)))
+                ]
+            if not chosen:
+                continue  # "há mais de 5 dias" with no column of days: no bound
         if not chosen and (match["cur"] or unit in {"reais", "real", "dolares", "dollars"}):
             chosen = [c for c in numeric if c.money]
         if not chosen:

@@ -183,6 +183,7 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("city", "cidade", "municipio", "municipality", "town"),
     ("neighborhood", "neighbourhood", "bairro", "district"),
     ("gym", "academia"),
+    ("coupon", "cupom", "voucher"),
     ("ontime", "prazo", "pontual", "punctual", "pontualidade", "punctuality"),
     ("active", "ativo", "ativa"),
     ("platform", "plataforma"),
