@@ -90,3 +90,20 @@ def test_on_time_is_the_column_said_no_prazo() -> None:
     pct = f"{100 * on_time / len(rows):.1f}%"
     assert f"The share of rows with entregue_no_prazo Sim is {pct}" in run.text, run.text
     assert "no time column" not in run.text
+
+
+def test_an_on_time_rate_is_the_share_delivered_on_time() -> None:
+    """ "on-time rate" is the share of ``entregue_no_prazo`` Sim, per carrier, not an average
+    of another column "prazo" names (``prazo_dias``)."""
+    rows = [{**r, "prazo_dias": 3} for r in _shipments()]
+    run = rules_run(rows, "Which carrier had the highest on-time rate?", "en")
+    (rate,) = [f for f in run.found if f.kind == "ratio"]
+    assert rate.values["part_column"] == "entregue_no_prazo"
+    share = {
+        c: 100
+        * sum(r["entregue_no_prazo"] == "Sim" for r in rows if r["transportadora"] == c)
+        / sum(r["transportadora"] == c for r in rows)
+        for c in CARRIERS
+    }
+    assert {r["transportadora"]: r["ratio_pct"] for r in rate.rows} == pytest.approx(share)
+    assert "Correios the lowest" in run.text, run.text

@@ -25,7 +25,7 @@ from billumy.insights.plan import Measure, Plan
 from billumy.insights.planned import as_of_conditions, filter_conditions
 from billumy.insights.profile import dtype_family, name_words, plain
 from billumy.insights.roles import default_agg, is_stock, main_columns, outcome_rank
-from billumy.insights.synonyms import one_edit, synonym_groups, variants
+from billumy.insights.synonyms import _fold, compounds, one_edit, synonym_groups, variants
 from billumy.insights.wording import fmt_number, fmt_pct
 
 __all__ = [
@@ -1091,7 +1091,7 @@ def rated_value(question: str, profile: Profile, skip: str | None = None) -> tup
     A value is named by a word that starts like it; of several, the one nearest the word of
     rate. None when the question asks for no rate or share, or names no such value; ``skip``
     is a column that ranks (the dimension), never the one rated."""
-    words = name_words(question)
+    words = name_words(compounds(_fold(question)))
     marks = [
         i
         for i, w in enumerate(words)
@@ -1109,9 +1109,16 @@ def rated_value(question: str, profile: Profile, skip: str | None = None) -> tup
         if not values or len(values) > 12:
             continue
         own = [w for w in name_words(column.name) if len(w) >= _STEM]
+        # "on-time" (one word, "ontime") for ``entregue_no_prazo``: a synonym of any of its words.
+        groups = frozenset().union(
+            *(synonym_groups(v) for w in name_words(column.name) for v in variants(w))
+        )
         yes = next((v for v in values if v.strip().lower() in _YES), None)
         for i, word in enumerate(words):
-            if yes is not None and len(values) == 2 and any(_stems_meet(word, w) for w in own):
+            said = any(_stems_meet(word, w) for w in own) or any(
+                synonym_groups(v) & groups for v in variants(word)
+            )
+            if yes is not None and len(values) == 2 and said:
                 found.append((min(abs(i - m) for m in marks), column.name, yes))
             for value in values:
                 value_words = name_words(value)
