@@ -1120,21 +1120,21 @@ _STATES = {
     "RO": "rondonia", "RR": "roraima", "SC": "santa catarina", "SP": "sao paulo",
     "SE": "sergipe", "TO": "tocantins",
 }  # fmt: skip
+_STATE_WORDS = {code: name.split() for code, name in _STATES.items()}
 
 
 def _by_state_name(words: list[str], value: str) -> int | None:
     """Where a state held by its code (``BA``) is named by its name ("para a Bahia", "in
     Minas Gerais"); the longest name said wins, so "Mato Grosso do Sul" is not ``MT``."""
-    name = _STATES.get(value.strip())
-    if name is None:
+    spelled = _STATE_WORDS.get(value.strip())
+    if spelled is None:
         return None
-    spelled = name.split()
     for i in range(len(words) - len(spelled) + 1):
         if words[i : i + len(spelled)] != spelled:
             continue
         longer = any(
-            len(other.split()) > len(spelled) and words[i : i + len(other.split())] == other.split()
-            for other in _STATES.values()
+            len(other) > len(spelled) and words[i : i + len(other)] == other
+            for other in _STATE_WORDS.values()
         )
         if value.strip() == "PA" and i > 0 and words[i - 1] not in ("o", "do", "no", "of", "in"):
             continue  # "para" is mostly "for": the state is "o Pará", "no Pará"

@@ -36,7 +36,7 @@ from billumy.insights.plan import (
     Plan,
 )
 from billumy.insights.profile import name_words, yes_no_values
-from billumy.insights.ratios import length_pair
+from billumy.insights.ratios import _PER, length_pair
 from billumy.insights.roles import _measure_rank, default_agg, plan_agg
 from billumy.insights.synonyms import (
     _find,
@@ -397,9 +397,6 @@ _BAD_WHEN_HIGH = frozenset(
 )  # fmt: skip
 
 
-_PER_WORDS = frozenset({"por", "per", "each", "cada"})
-
-
 def _per_row(
     visible: list[ColumnProfile], named: dict[str, _Named], tokens: list[frozenset[str]]
 ) -> bool:
@@ -407,7 +404,7 @@ def _per_row(
     pedido", "per order")."""
     for column in visible:
         at = named[column.name].position
-        if column.kind == "id" and at > 0 and tokens[at - 1] & _PER_WORDS:
+        if column.kind == "id" and at > 0 and tokens[at - 1] & _PER:
             return True
     return False
 
@@ -547,6 +544,16 @@ _PERIOD_UNITS = frozenset({"mes", "meses", "month", "months", "ano", "anos", "ye
                            "quarter", "quarters"})  # fmt: skip
 
 
+def _name_forms(column: ColumnProfile) -> frozenset[str]:
+    """Every word of ``column``'s name, with its singulars."""
+    return frozenset(v for w in name_words(column.name) for v in _variants(w))
+
+
+def _same_or_synonym(a: frozenset[str], b: frozenset[str]) -> bool:
+    """Whether two sets of word forms share a form or a synonym group."""
+    return bool(a & b or _groups(a) & _groups(b))
+
+
 def blank_bounds(text: str) -> str:
     """``text`` (folded) with each word of its bounds ("mais de 50 minutos") made a blank
     word, so that "mais" and "menos" there rank nothing while the words keep their places."""
@@ -572,13 +579,8 @@ def threshold_filters(question: str, visible: list[ColumnProfile]) -> list[Filte
         if units is not None:
             chosen = [c for c in numeric if set(name_words(c.name)) & units]
             if not chosen and units is _UNIT_WORDS["estrela"]:
-                rating = _groups(_variants("rating"))
-                chosen = [
-                    c
-                    for c in numeric
-                    if rating
-                    & _groups(frozenset(v for w in name_words(c.name) for v in _variants(w)))
-                ]
+                rating = _variants("rating")
+                chosen = [c for c in numeric if _same_or_synonym(rating, _name_forms(c))]
             if not chosen:
                 continue  # "há mais de 5 dias" with no column of days: no bound
         if not chosen and (match["cur"] or unit in {"reais", "real", "dolares", "dollars"}):
@@ -587,13 +589,7 @@ def threshold_filters(question: str, visible: list[ColumnProfile]) -> list[Filte
             # The number column named nearest before the bound ("avaliação abaixo de 3").
             for word in reversed(re.findall(r"[a-z0-9]+", folded[: match.start()])[-3:]):
                 forms = _variants(word)
-                chosen = [
-                    c
-                    for c in numeric
-                    if forms
-                    & (own := frozenset(v for w in name_words(c.name) for v in _variants(w)))
-                    or _groups(forms) & _groups(own)
-                ]
+                chosen = [c for c in numeric if _same_or_synonym(forms, _name_forms(c))]
                 if chosen:
                     break
         if len(chosen) == 1:
@@ -615,8 +611,7 @@ def _things_counted(
         at = named[column.name].position
         if column.kind != "numeric" or at not in ids:
             continue
-        head = name_words(column.name)[0]
-        if _variants(head) & said or _groups(_variants(head)) & _groups(said):
+        if _same_or_synonym(_variants(name_words(column.name)[0]), said):
             continue  # "valor dos pedidos": the value is asked for
         named[column.name] = _Named()
 
@@ -723,7 +718,7 @@ def _counted_rows(
         if n.position >= 0
         for i in range(n.position, n.position + max(1, n.length))
     }
-    words = {v for c in visible for w in name_words(c.name) for v in _variants(w)}
+    words = frozenset().union(*(_name_forms(c) for c in visible))
     for i, token in enumerate(tokens[:-2]):
         if not token or max(token, key=len) not in _HOW_MANY or {i + 1, i + 2} & spots:
             continue
