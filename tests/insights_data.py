@@ -84,10 +84,15 @@ class RulesRun:
 def rules_run(rows: Sequence[dict[str, Any]], text: str, lang: str) -> RulesRun:
     """Plan ``text`` over ``rows`` by the rules, compute its facts and say them in ``lang``."""
     with data.from_records(list(rows)) as table:
-        prof = profile(table)
-        asked = questions.parse(text, prof)
-        plan = questions.reconcile(rule_plan(text, prof), asked, prof, "rules")
-        found, planned = InsightService._facts(table, prof, plan, 3, text, asked)
+        return table_run(table, text, lang)
+
+
+def table_run(table: data.Table, text: str, lang: str) -> RulesRun:
+    """:func:`rules_run` over a loaded table (a CSV's, with its text typed)."""
+    prof = profile(table)
+    asked = questions.parse(text, prof)
+    plan = questions.reconcile(rule_plan(text, prof), asked, prof, "rules")
+    found, planned = InsightService._facts(table, prof, plan, 3, text, asked)
     parts = questions.coverage(asked, found, planned, plan)
     ctx = Context(for_language(lang), prof, plan, planned)
     return RulesRun(text, plan, found, planned, parts, ctx)

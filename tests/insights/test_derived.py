@@ -62,7 +62,7 @@ def test_churn_rate_is_cancellations_over_the_members_on_the_books() -> None:
     said = describe(ratio, ctx)
     top, low = max(expected, key=expected.__getitem__), min(expected, key=expected.__getitem__)
     assert said.startswith("The churn rate (cancelamentos over alunos_ativos summed over the")
-    assert f"{top} has the highest ({expected[top]:.1f}%) and {low} the lowest (" in said
+    assert f"{top} has the highest ({expected[top]:.2f}%) and {low} the lowest (" in said
 
 
 def test_roas_is_revenue_over_ad_spend_and_reads_as_a_multiple() -> None:

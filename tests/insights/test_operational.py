@@ -138,7 +138,7 @@ def test_a_rate_of_two_levels_today_is_read_at_the_latest_date(text: str, lang: 
     assert ratio.as_of is not None and ratio.as_of["period"] == "2024-06"
     said = describe(ratio, ctx)
     assert ("junho de 2024" if lang == "pt" else "June 2024") in said
-    assert ctx.formats.pct(expected) in said
+    assert ctx.formats.rate(expected) in said
     # "hoje" is answered by the facts read at the latest date: no part said missing.
     assert all(p["covered"] for p in parts)
 

@@ -234,6 +234,16 @@ def _words(text: str) -> set[str]:
     return set(name_words(text))
 
 
+_RATE_WORDS = frozenset(
+    {"taxa", "rate", "pct", "percent", "percentual", "porcentagem", "ratio", "indice", "share"}
+)
+
+
+def _is_rate_column(column: ColumnProfile) -> bool:
+    """A number column of a rate: named so, or written with "%"."""
+    return column.kind == "numeric" and (column.percent or bool(_words(column.name) & _RATE_WORDS))
+
+
 def missing_columns(question: str, profile: Profile) -> list[_Concept]:
     """The kinds of column ``question`` asks about that no visible column provides."""
     visible = [c for c in profile.columns if not c.masked]
@@ -253,6 +263,10 @@ def missing_columns(question: str, profile: Profile) -> list[_Concept]:
             continue
         if concept.provides & column_words or _has_temporal(concept, visible):
             continue
+        if any(concept.asks & _words(c.name) and _is_rate_column(c) for c in visible):
+            # ``taxa_conversao``, ``conversion_pct``: the rate itself, with no need of what
+            # it is over.
+            continue
         if concept.picked and on_the_books:
             # A count of members is the quantity asked for, said as the question says it.
             spelled = [w.lower() for w in re.findall(r"\w+", question)]
@@ -262,7 +276,8 @@ def missing_columns(question: str, profile: Profile) -> list[_Concept]:
         missing.append(concept)
     # "the average length of stay", "the price we get per pastry": a rate the data's columns
     # make (bed-days over discharges, sales over units sold) is no missing quantity.
-    rated = ratios.rate_of(question, profile)
+    # "a taxa de faltas" on a status ``Faltou``: the share of the rows holding that value.
+    rated = ratios.rate_of(question, profile) or ratios.rated_value(question, profile)
     for words in [] if rated else _asked_quantities(question):
         # "the average customer rating", "a idade média": a quantity no column is named by
         # (nor a value the data holds, nor a word any quantity may go by).

@@ -65,6 +65,9 @@ __all__ = [
 DELIMITERS = (",", ";", "\t", "|")
 SNIFF_CHARS = 64 * 1024
 TYPE_SAMPLE_ROWS = 2000
+# Units a column's text may carry: currencies (ISO codes) and percentage points.
+UNITS = ("BRL", "USD", "percent")
+_UNITS_KEY = "billumy.units"  # the Parquet key-value metadata that keeps them
 
 
 def quote_ident(name: str) -> str:
@@ -87,7 +90,7 @@ class Table:
 
     reads_rows = True
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, units: dict[str, str] | None = None) -> None:
         self.con = con
         self.limits = sandbox.limits_of(con)
         described = _run(
@@ -98,6 +101,11 @@ class Table:
         self.columns: list[str] = [str(name) for name, _ in described]
         self.types: dict[str, str] = {str(name): str(kind) for name, kind in described}
         self.row_count: int = int(_run(con, "SELECT count(*) FROM data")[0][0])
+        # The unit a number column's text wrote beside its values ("R$ 1.234,56" -> BRL,
+        # "1,65%" -> percent), which typing took off; kept with the data (save_parquet).
+        self.units: dict[str, str] = {
+            c: u for c, u in (units or {}).items() if c in self.types and u in UNITS
+        }
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run ``sql`` (with ``?`` parameters) and return all rows."""
@@ -110,7 +118,7 @@ class Table:
 
     def refreshed(self) -> Table:
         """The table read anew after a statement redefined ``data`` (a derived column)."""
-        return Table(self.con)
+        return Table(self.con, self.units)
 
     def close(self) -> None:
         sandbox.close(self.con)
@@ -216,12 +224,13 @@ def _finish(
     *,
     decimal_comma: bool,
     thousands_dot: bool = False,
+    units: dict[str, str] | None = None,
 ) -> Table:
     """Shared tail of every loader: limits, emptiness, nested values, typing.
     ``thousands_dot``: the file writes its decimals with a comma, so a dot groups thousands
-    ("219.498" km is 219,498)."""
+    ("219.498" km is 219,498). ``units``: those a stored file kept (``save_parquet``)."""
     try:
-        table = Table(con)
+        table = Table(con, units)
         _check_names(table.columns, limits)
         _check_rows(table.row_count, limits)
         if table.row_count == 0:
@@ -239,7 +248,8 @@ def _finish(
             thousands_dot=thousands_dot,
         )
         if retyped:
-            table = Table(con)
+            written = {c: cand.unit for c, cand in retyped.items() if cand.unit is not None}
+            table = Table(con, table.units | written)
         return table
     except BaseException:
         sandbox.close(con)
@@ -287,6 +297,7 @@ class _Candidate:
     pattern: str
     convert: str  # SQL with {c} for the quoted column
     needs_comma: bool = False  # only where some value holds a comma (decimal-comma numbers)
+    unit: str | None = None  # what the text wrote beside the number (UNITS)
 
 
 def _candidates(decimal_comma: bool, thousands_dot: bool = False) -> list[_Candidate]:
@@ -309,14 +320,19 @@ def _candidates(decimal_comma: bool, thousands_dot: bool = False) -> list[_Candi
             "DOUBLE",
             _BRL,
             f"TRY_CAST(replace(replace({bare}, '.', ''), ',', '.') AS DOUBLE)",
+            unit="BRL",
         ),
         _Candidate(
-            "DOUBLE", _USD, f"TRY_CAST(replace(replace({bare}, '$', ''), ',', '') AS DOUBLE)"
+            "DOUBLE",
+            _USD,
+            f"TRY_CAST(replace(replace({bare}, '$', ''), ',', '') AS DOUBLE)",
+            unit="USD",
         ),
         _Candidate(
             "DOUBLE",
             _PERCENT,
             f"TRY_CAST(replace(replace(replace({trimmed}, '%', ''), ' ', ''), ',', '.') AS DOUBLE)",
+            unit="percent",
         ),
     ]
     return [
@@ -376,16 +392,17 @@ def _infer_types(
     row_count: int,
     decimal_comma: bool,
     thousands_dot: bool = False,
-) -> bool:
+) -> dict[str, _Candidate]:
     """Retype text columns whose every non-blank value fits one candidate type.
 
     One query tries every candidate on the first rows; the candidates that fit them are
     then checked in order on the whole table (one query per round, usually one round; none
-    when the sample was the whole table). Returns whether the table was rebuilt.
+    when the sample was the whole table). Returns the type each retyped column took (none:
+    the table was not rebuilt).
     """
     text = [c for c in columns if types[c] == "VARCHAR"]
     if not text:
-        return False
+        return {}
     whole = row_count <= TYPE_SAMPLE_ROWS  # the sample is the table
     pending = _fitting_in_sample(con, text, _candidates(decimal_comma, thousands_dot), whole=whole)
     chosen: dict[str, _Candidate] = {}
@@ -405,10 +422,10 @@ def _infer_types(
                 pending[column].pop(0)
         pending = {c: cands for c, cands in pending.items() if cands}
     if not chosen:
-        return False
+        return {}
     select = ", ".join(_retyped(c, chosen.get(c)) for c in columns)
     _run(con, f"CREATE OR REPLACE TABLE data AS SELECT {select} FROM data")  # noqa: S608
-    return True
+    return chosen
 
 
 def _fitting_in_sample(
@@ -855,8 +872,9 @@ def _json_file(path: Path, limits: Limits) -> Table:
     return _finish(con, limits, decimal_comma=False)
 
 
-def _check_parquet_footer(path: Path, limits: Limits) -> None:
-    """Rows, columns and uncompressed size from the file's footer, before reading any data."""
+def _check_parquet_footer(path: Path, limits: Limits) -> dict[str, str]:
+    """Rows, columns and uncompressed size from the file's footer, before reading any data;
+    returns the columns' units the file kept (``save_parquet``)."""
     try:
         meta = pq.read_metadata(path)
     except (pa.ArrowException, OSError) as exc:
@@ -869,6 +887,21 @@ def _check_parquet_footer(path: Path, limits: Limits) -> None:
     _check_rows(meta.num_rows, limits)
     uncompressed = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
     _check_decoded(uncompressed, limits)
+    return _kept_units((meta.metadata or {}).get(_UNITS_KEY.encode()))
+
+
+def _kept_units(raw: bytes | None) -> dict[str, str]:
+    """The units in a file's metadata: a JSON object of column names to ``UNITS``; anything
+    else (a file from elsewhere, bytes that are not that) is no unit."""
+    if raw is None or len(raw) > 1_000_000:
+        return {}
+    try:
+        found = json.loads(raw)
+    except ValueError:
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {str(c): u for c, u in found.items() if isinstance(u, str) and u in UNITS}
 
 
 def _scan_parquet(con: duckdb.DuckDBPyConnection, source: str, limits: Limits) -> None:
@@ -899,7 +932,7 @@ def _scan_parquet(con: duckdb.DuckDBPyConnection, source: str, limits: Limits) -
 
 
 def _parquet_file(path: Path, limits: Limits) -> Table:
-    _check_parquet_footer(path, limits)
+    units = _check_parquet_footer(path, limits)
     con = sandbox.connect(limits, read=[path])
     source = str(path.resolve())
     try:
@@ -912,7 +945,7 @@ def _parquet_file(path: Path, limits: Limits) -> Table:
     except BaseException:
         sandbox.close(con)
         raise
-    return _finish(con, limits, decimal_comma=False)
+    return _finish(con, limits, decimal_comma=False, units=units)
 
 
 # --- identity and storage -----------------------------------------------------------------
@@ -963,6 +996,10 @@ def save_parquet(table: Table, path: Path) -> None:
     outbox = sandbox.outbox(table.con)
     written = path if outbox is None else outbox / "data.parquet"
     literal = "'" + str(written).replace("'", "''") + "'"
-    _run(table.con, f"COPY data TO {literal} (FORMAT parquet, COMPRESSION zstd)")
+    options = "FORMAT parquet, COMPRESSION zstd"
+    if table.units:
+        kept = json.dumps(table.units, sort_keys=True).replace("'", "''")
+        options += f", KV_METADATA {{'{_UNITS_KEY}': '{kept}'}}"
+    _run(table.con, f"COPY data TO {literal} ({options})")
     if written != path:
         shutil.move(written, path)

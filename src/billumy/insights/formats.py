@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import InvalidOperation
@@ -88,8 +88,10 @@ class Formats:
     def locale(self) -> str:
         return _LOCALES[self.language]
 
-    def number(self, value: Scalar) -> str:
-        """A plain number: ``6.006,5`` (pt) or ``6,006.5`` (en); labels pass through."""
+    def number(self, value: Scalar, places: int = 0) -> str:
+        """A plain number: ``6.006,5`` (pt) or ``6,006.5`` (en); labels pass through.
+        ``places``: at least that many decimals, so that numbers side by side in a ranking
+        line up (``1,90`` beside ``1,65``; see :meth:`places`)."""
         if value is None:
             return "n/d" if self.language == "pt" else "n/a"
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -97,10 +99,31 @@ class Formats:
         if isinstance(value, float) and not math.isfinite(value):
             # A sum of values near 1e308 overflows; CLDR has no way to write it.
             return "n/d" if self.language == "pt" else "n/a"
+        if places > 0 and not (0 < abs(value) < 0.01):
+            return _safe(format_decimal, value, format="#,##0." + "0" * places, locale=self.locale)
         if isinstance(value, int) or value.is_integer():
             return _safe(format_decimal, round(value), format="#,##0", locale=self.locale)
-        pattern = "@@" if 0 < abs(value) < 0.01 else "#,##0.##"
+        # A ratio under one keeps a third decimal: 0.068 tickets a customer is not 0.07.
+        pattern = "@@" if 0 < abs(value) < 0.01 else "#,##0.###" if abs(value) < 1 else "#,##0.##"
         return _safe(format_decimal, value, format=pattern, locale=self.locale)
+
+    @staticmethod
+    def places(values: Iterable[Scalar]) -> int:
+        """The decimals (0 to 2; 3 when all are under one) the non-integer numbers among
+        ``values`` need, for writing them side by side with as many each."""
+        shown = [
+            v
+            for v in values
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        ]
+        # Three decimals only where every number is under one (0.064 beside 0.071).
+        cap = 3 if shown and all(abs(v) < 1 for v in shown) else 2
+        most = 0
+        for value in shown:
+            if isinstance(value, float) and abs(value) >= 0.01:
+                decimals = f"{value:.{cap}f}".rstrip("0").partition(".")[2]
+                most = max(most, len(decimals))
+        return most
 
     def money(self, value: Scalar, currency: str | None = None) -> str:
         """An amount of money: ``R$ 6.006,50`` (pt), ``6,006.50`` (en, no currency named),
@@ -123,6 +146,32 @@ class Formats:
         # A change that one decimal would write as 0.0% is not none: two significant digits
         # (+12,139.78 on 182 million is +0.0067%, not +0.0%).
         pattern = "@@%" if 0 < abs(value) <= 0.05 else "#,##0.0%"
+        return _safe(format_percent, value / 100, format=pattern, locale=self.locale)
+
+    def rate(self, value: Scalar, places: int = 0) -> str:
+        """A rate in percent units (a part over its whole): as :meth:`pct`, but under 10% with
+        a second decimal where it has one (a default rate of 1.95% is not 2.0%), or
+        ``places`` decimals (rates side by side, :meth:`places`)."""
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return self.number(None)
+        if isinstance(value, float) and not math.isfinite(value):
+            return self.number(None)
+        if 0 < abs(value) <= 0.05:
+            return self.pct(value)
+        if places:
+            pattern = "#,##0." + "0" * min(places, 2) + "%"
+        else:
+            pattern = "#,##0.0#%" if abs(value) < 10 else "#,##0.0%"
+        return _safe(format_percent, value / 100, format=pattern, locale=self.locale)
+
+    def points(self, value: Scalar, places: int = 0) -> str:
+        """A value kept in percentage points, as its column wrote it (1.65 -> ``1,65%`` /
+        ``1.65%``): up to two decimals, as a rate is quoted (``places``: at least that many)."""
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return self.number(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            return self.number(None)
+        pattern = "#,##0." + "0" * places + "#" * (2 - min(places, 2)) + "%"
         return _safe(format_percent, value / 100, format=pattern, locale=self.locale)
 
     def decimal2(self, value: float) -> str:

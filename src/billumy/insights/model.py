@@ -34,6 +34,8 @@ class ColumnProfile:
     top: list[tuple[str, int]] = field(default_factory=list)  # most frequent values, counts
     money: bool = False  # a numeric column whose name says it holds money (receita, price...)
     currency: str | None = None  # ISO code when the name says which (vendas_reais, price_usd)
+    # in percentage points: the file wrote its values with "%" ("1,65%" is 1.65)
+    percent: bool = False
     # What a bare key (``id``) identifies, from its table's name: a source's ``vendas_pedido``
     # holds orders, so "pedidos" counts its ids, as it would a ``pedido_id``.
     entity: str | None = None

@@ -145,6 +145,10 @@ _AGG_WORDS: dict[str, Agg] = {
     # "quanto arrecadamos de taxa de entrega": what was collected adds up, even of a fee
     "arrecadamos": "sum", "arrecadou": "sum", "arrecadaram": "sum", "arrecadado": "sum",
     "arrecadada": "sum", "collect": "sum", "collected": "sum",
+    # "how much did we give away in discounts", "quanto demos de desconto": what was given
+    # adds up, even of a measure averaged by default
+    "away": "sum", "gave": "sum", "granted": "sum", "demos": "sum", "concedemos": "sum",
+    "concedido": "sum", "concedidos": "sum", "concedida": "sum", "concedidas": "sum",
     "media": "avg", "medio": "avg", "average": "avg", "mean": "avg", "avg": "avg",
     "maximo": "max", "maximum": "max", "max": "max",
     "minimo": "min", "minimum": "min", "min": "min",

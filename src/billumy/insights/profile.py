@@ -149,6 +149,36 @@ def is_id_name(name: str) -> bool:
     return bool(words) and (words[-1] in _ID_WORDS or words[0] in _ID_WORDS)
 
 
+# What an id column identifies, by the word beside its id word, in either language; kept as
+# the Portuguese singular, which answers write as "o número de pedidos" / "the number of
+# orders" (see ``statements``).
+_ENTITY_WORDS = {
+    "pedido": "pedido", "order": "pedido", "venda": "venda", "sale": "venda",
+    "cliente": "cliente", "customer": "cliente", "client": "cliente", "consulta": "consulta",
+    "appointment": "consulta", "chamado": "chamado", "ticket": "chamado", "fatura": "fatura",
+    "invoice": "fatura", "contrato": "contrato", "contract": "contrato", "reserva": "reserva",
+    "booking": "reserva", "reservation": "reserva", "transacao": "transacao",
+    "transaction": "transacao", "entrega": "entrega", "delivery": "entrega", "viagem": "viagem",
+    "trip": "viagem", "corrida": "corrida", "ride": "corrida", "envio": "envio",
+    "shipment": "envio", "paciente": "paciente", "patient": "paciente", "aluno": "aluno",
+    "student": "aluno", "usuario": "usuario", "user": "usuario", "pagamento": "pagamento",
+    "payment": "pagamento", "compra": "compra", "purchase": "compra", "atendimento":
+    "atendimento", "visita": "visita", "visit": "visita", "projeto": "projeto",
+    "project": "projeto", "funcionario": "funcionario", "employee": "funcionario",
+}  # fmt: skip
+
+
+def id_entity(name: str) -> str | None:
+    """What an id column's name says it identifies (``id_pedido``, ``order_id``,
+    ``pedido``: "pedido"), or None (``codigo``, ``sku``)."""
+    words = [w for w in name_words(name) if w not in _ID_WORDS and w not in _NUMBER_SUFFIXES]
+    if len(words) != 1:
+        return None
+    word = words[0]
+    singular = word[:-1] if word.endswith("s") and word[:-1] in _ENTITY_WORDS else word
+    return _ENTITY_WORDS.get(singular)
+
+
 # A name's last word saying it is something's number ("store_no", "pedido_nr").
 _NUMBER_SUFFIXES = frozenset({"no", "nr", "num", "numero", "number", "nro"})
 
@@ -161,7 +191,7 @@ _MONEY_WORDS = {
     "expenses", "gasto", "gastos", "spend", "spending", "pagamento", "payment", "fee", "fees",
     "frete", "fretes", "freight", "shipping", "gorjeta", "gorjetas", "tip", "tips",
     "mensalidade", "mensalidades", "tuition", "salarios", "salaries", "reembolso", "reembolsos",
-    "refund", "refunds",
+    "refund", "refunds", "mrr", "arr",
 }  # fmt: skip
 # Words that make a money-sounding name a count or a ratio: "vendas_qtd", "receita_pct".
 _NOT_MONEY_WORDS = {
@@ -233,6 +263,7 @@ class _Column:
     dtype: str
     family: str
     masked: bool
+    unit: str | None = None  # what its text wrote beside the numbers (Table.units)
 
 
 def _stat_exprs(column: _Column, exact: bool) -> list[str]:
@@ -345,11 +376,18 @@ def _column_profile(
         distinct=min(int(stats["distinct"]), int(stats["count"])),
         masked=column.masked,
     )
+    if kind == "id":
+        out.entity = id_entity(column.name)
     if column.masked or kind == "empty":
         return out
     if column.family in ("integer", "float"):
         if kind == "numeric":
             out.money, out.currency = money_of(column.name)
+            if column.unit == "percent":
+                out.money, out.currency, out.percent = False, None, True
+            elif column.unit is not None:
+                # "R$ 1.234,56" in the file: money in reais whatever the column is called
+                out.money, out.currency = True, column.unit
         out.min, out.max = plain(stats["min"]), plain(stats["max"])
         out.mean, out.std, out.sum = (_number(stats[k]) for k in ("mean", "std", "sum"))
         quartiles = stats.get("quartiles") or [None, None, None]
@@ -383,7 +421,13 @@ def profile(
 ) -> Profile:
     """Profile every column of ``table``; ``masked`` columns get counts and a kind only."""
     columns = [
-        _Column(name, table.types[name], dtype_family(table.types[name]), name in masked)
+        _Column(
+            name,
+            table.types[name],
+            dtype_family(table.types[name]),
+            name in masked,
+            table.units.get(name),
+        )
         for name in table.columns
     ]
     exact = table.row_count <= sample_rows

@@ -1251,6 +1251,14 @@ def _spanned(words: list[str], windows: list[Window]) -> list[Window]:
     return [Window(a.column, "day", label, start=a.start, end=b.end)]
 
 
+# A question opened by one of these asks what, how much or which, not yes or no.
+_OPEN_STARTS = frozenset(
+    {"what", "how", "which", "why", "when", "where", "who", "qual", "quais", "quanto", "quanta",
+     "quantos", "quantas", "como", "quando", "onde", "quem", "por", "porque", "compare",
+     "compara", "mostre", "show", "list", "liste"}
+)  # fmt: skip
+
+
 def parse(question: str, profile: Profile) -> Question:
     """The parts of ``question`` and the periods and segment values it names."""
     words = _fold(_spelled_dates(question))
@@ -1304,7 +1312,11 @@ def parse(question: str, profile: Profile) -> Question:
     if periods_compared:
         # "did its volume grow from October to November?" asks yes or no about the change.
         grew, fell = bool(_word(words, _GROWTH)), bool(_word(words, _FALL))
-        asked_move = {"moved": "up" if grew else "down"} if grew != fell and not rank else {}
+        # "What was the MRR growth from 2023 to 2024?" asks how much: no yes or no.
+        polar = not set(words[:1]) & _OPEN_STARTS
+        asked_move = (
+            {"moved": "up" if grew else "down"} if grew != fell and not rank and polar else {}
+        )
         add("compare_periods", " / ".join(w.label for w in windows), **asked_move)
     elif compare and not compared_segments and not windows:
         # "compare with the previous month" with no period named: the last two periods

@@ -682,6 +682,16 @@ _PATIENT_DAYS = frozenset(
 )  # fmt: skip
 
 
+_ON_BOOKS = frozenset(
+    {"active", "ativos", "ativas", "vigentes", "matriculados", "enrolled", "inscritos", "current"}
+)
+
+
+def _on_the_books(column: ColumnProfile) -> bool:
+    """A count of the members held at a moment (``active_customers``, ``alunos_ativos``)."""
+    return bool(_ON_BOOKS & _words(column))
+
+
 def _per_pair(question: str, profile: Profile) -> tuple[str, str] | None:
     """The (numerator, denominator) columns of "<X> per <Y>" where Y names a numeric column
     (a count of orders, members, visits): "por canal" groups by a segment, it divides by
@@ -709,7 +719,9 @@ def _per_pair(question: str, profile: Profile) -> tuple[str, str] | None:
         ]
         # "unidades por linha": the lines picked (a flow), not the backlog of lines (a stock);
         # "milhas por corrida": the trips completed, not those requested or cancelled.
-        below.sort(key=lambda c: (is_stock(c), outcome_rank(c)))
+        # "receita por cliente" with new, churned and active customers: per the customers on
+        # the books (ARPU), not those who came or left in the month.
+        below.sort(key=lambda c: (not _on_the_books(c), is_stock(c), outcome_rank(c)))
         below = both[:1] + [c for c in below if c not in both[:1]]
         before = [w for w in words[max(0, i - 3) : i] if w not in _SKIP]
         if not below and any(w.startswith(_PAYING) for w in before) and j < len(words):

@@ -113,7 +113,7 @@ DONE_WORDS = frozenset(
 NOT_DONE_WORDS = frozenset(
     {"cancelled", "canceled", "canceladas", "cancelados", "failed", "falhas", "lost",
      "perdidas", "perdidos", "rejected", "recusadas", "recusados", "abandoned", "abandonadas",
-     "declined", "noshow", "noshows"}
+     "declined", "noshow", "noshows", "churned", "evadidos"}
 )  # fmt: skip
 
 

@@ -190,6 +190,17 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
         # "Which segment closed the fewest deals?": a deal is a row (a contract, a sale).
         ids = [c for c in visible if c.kind == "id"]
         measures = [Measure(column=ids[0].name if ids else "*", agg="count")]
+    if (
+        measures is None
+        and thresholds
+        and not _sells(tokens)
+        and any(t & _MOST_OF for t in tokens)
+        and not any(max(t, key=len) in _HOW_MUCH for t in tokens if t)
+    ):
+        # "Which store has most deliveries taking longer than 45 min?": the rows the bound
+        # keeps are what is counted, not the money on them.
+        ids = [c for c in visible if c.kind == "id"]
+        measures = [Measure(column=ids[0].name if ids else "*", agg="count")]
     if measures is None and not dims and period is None and not filters:
         return None
     if measures is None and volume is not None and _sales_position(tokens) is None:
@@ -732,6 +743,7 @@ def _counted_rows(
 
 
 _HOW_MANY = frozenset({"quantos", "quantas", "many"})
+_MOST_OF = frozenset({"most", "fewest", "mais", "menos", "many", "quantos", "quantas"})
 
 
 def _qualified(numeric: list[ColumnProfile], at: dict[str, int]) -> list[ColumnProfile]:

@@ -641,6 +641,7 @@ class SourceTable(Table):
     def __init__(self, source: Source, spec: SourceTableConfig, limits: Limits) -> None:
         self.source = source
         self.limits = limits
+        self.units: dict[str, str] = {}  # a database's columns are typed by the database
         self.scope, found = source.scope(spec)
         table = self.scope.table
         self.masked = set(self.scope.masked)

@@ -105,12 +105,15 @@ class Metric:
         article, noun = self.noun(ctx)
         return f"{article} {noun}" if article else noun
 
-    def amount(self, value: Scalar, ctx: Context) -> str:
-        """``value`` of this measure: money when its column is money (and not a count)."""
+    def amount(self, value: Scalar, ctx: Context, places: int = 0) -> str:
+        """``value`` of this measure: money when its column is money (and not a count), in
+        percent when its column was written so; ``places``: at least that many decimals."""
         column = ctx.profile.column(self.column) if self.column != "*" else None
         if column is not None and column.money and self.agg != "count":
             return ctx.formats.money(value, column.currency)
-        return ctx.formats.number(value)
+        if column is not None and column.percent and self.agg not in ("count", "sum"):
+            return ctx.formats.points(value, places)
+        return ctx.formats.number(value, places)
 
 
 # The English of the entities Django shops name their tables after (``vendas_pedido``).
@@ -119,6 +122,9 @@ _ENTITIES_EN = {
     "loja": "stores", "fatura": "invoices", "pagamento": "payments", "entrega": "deliveries",
     "chamado": "tickets", "contrato": "contracts", "reserva": "bookings", "usuario": "users",
     "item": "items", "compra": "purchases", "transacao": "transactions",
+    "consulta": "appointments", "viagem": "trips", "corrida": "rides", "envio": "shipments",
+    "paciente": "patients", "aluno": "students", "atendimento": "services",
+    "visita": "visits", "projeto": "projects", "funcionario": "employees",
 }  # fmt: skip
 
 
@@ -603,7 +609,8 @@ def _breakdown(fact: Fact, ctx: Context) -> str:
     label = next(k for k in keys if k != share)
     metric = metric_of(label, fact, ctx)
     article, noun = metric.noun(ctx)
-    ranking = "; ".join(_ranked(row, dims, label, share, metric, ctx) for row in fact.rows)
+    places = ctx.formats.places(row[label] for row in fact.rows)
+    ranking = "; ".join(_ranked(row, dims, label, share, metric, ctx, places) for row in fact.rows)
     top = " / ".join(ctx.formats.label(fact.rows[0][d]) for d in dims)
     low = _ascending(fact.rows, label, plan is not None and plan.order == "asc")
     if ctx.pt:
@@ -629,9 +636,10 @@ def _ranked(
     share: str | None,
     metric: Metric,
     ctx: Context,
+    places: int = 0,
 ) -> str:
     name = " / ".join(ctx.formats.label(row[d]) for d in dims)
-    text = f"{name} {metric.amount(row[label], ctx)}"
+    text = f"{name} {metric.amount(row[label], ctx, places)}"
     return f"{text} ({ctx.formats.pct(row[share])})" if share else text
 
 
@@ -1041,19 +1049,20 @@ def _ratio(fact: Fact, ctx: Context) -> str:
     part, whole = str(v.get("part")), str(v.get("whole"))
     a, b = Metric(part, "sum"), Metric(whole, "sum")
     shown = (
-        ctx.formats.pct(v.get("ratio_pct")),
+        ctx.formats.rate(v.get("ratio_pct")),
         a.amount(v.get("part_total"), ctx),
         b.amount(v.get("whole_total"), ctx),
     )
     where = scope(fact, ctx)
     dims = [k for k in (fact.rows[0] if fact.rows else {}) if k not in _RATIO_KEYS]
+    rate = _rates(fact.rows if dims else [], ctx)
     listed = "; ".join(
-        f"{ctx.formats.label(r[dims[0]])} {ctx.formats.pct(r.get('ratio_pct'))}"
+        f"{ctx.formats.label(r[dims[0]])} {rate(r.get('ratio_pct'))}"
         for r in (fact.rows if dims else [])
     )
     name = v.get("name")
     stock = bool(v.get("whole_is_stock"))
-    led = _led(fact.rows, dims, "ratio_pct", ctx, ctx.formats.pct) if dims else ""
+    led = _led(fact.rows, dims, "ratio_pct", ctx, rate) if dims else ""
     days = v.get("whole_days")
     if isinstance(days, str):
         # Utilization: the days sold over the cars (rooms) times the days of each period.
@@ -1089,15 +1098,16 @@ def _rows_ratio(fact: Fact, ctx: Context) -> str:
     396). By segment, ...": the share of the rows that hold one value."""
     v = fact.values
     column, value = str(v.get("part_column")), ctx.formats.label(v.get("part_value"))
-    pct = ctx.formats.pct(v.get("ratio_pct"))
+    pct = ctx.formats.rate(v.get("ratio_pct"))
     part, whole = ctx.formats.number(v.get("part_total")), ctx.formats.number(v.get("whole_total"))
     where = scope(fact, ctx)
     dims = [k for k in (fact.rows[0] if fact.rows else {}) if k not in _RATIO_KEYS]
+    rate = _rates(fact.rows if dims else [], ctx)
     listed = "; ".join(
-        f"{ctx.formats.label(r[dims[0]])} {ctx.formats.pct(r.get('ratio_pct'))}"
+        f"{ctx.formats.label(r[dims[0]])} {rate(r.get('ratio_pct'))}"
         for r in (fact.rows if dims else [])
     )
-    led = _led(fact.rows, dims, "ratio_pct", ctx, ctx.formats.pct) if dims else ""
+    led = _led(fact.rows, dims, "ratio_pct", ctx, rate) if dims else ""
     name = v.get("name")
     if ctx.pt:
         rows = f"registros com {column} {value}"
@@ -1114,6 +1124,16 @@ def _rows_ratio(fact: Fact, ctx: Context) -> str:
         text = f"The share of {rows}{where} is {pct}"
     text += f" ({part} of {whole})."
     return f"{text} By {dims[0]}{led}: {listed}." if dims else text
+
+
+def _rates(rows: list[dict[str, Scalar]], ctx: Context) -> Callable[[Scalar], str]:
+    """How the rates of a ranking are written: each with as many decimals as the others
+    (two at most where all are under 10%, else one)."""
+    values = [r.get("ratio_pct") for r in rows]
+    places = ctx.formats.places(values)
+    if any(isinstance(x, int | float) and abs(x) >= 10 for x in values):
+        places = min(places, 1)
+    return lambda x: ctx.formats.rate(x, places)
 
 
 def _led(
@@ -1147,8 +1167,9 @@ def _per_unit(fact: Fact, ctx: Context) -> str:
 
     where = scope(fact, ctx)
     dims = [k for k in (fact.rows[0] if fact.rows else {}) if k not in _PER_KEYS]
+    places = ctx.formats.places(r.get("per_value") for r in (fact.rows if dims else []))
     listed = "; ".join(
-        f"{ctx.formats.label(r[dims[0]])} {amount(r.get('per_value'), ctx)}"
+        f"{ctx.formats.label(r[dims[0]])} {amount(r.get('per_value'), ctx, places)}"
         for r in (fact.rows if dims else [])
     )
     shown = amount(v.get("per_value"), ctx)
@@ -1158,7 +1179,11 @@ def _per_unit(fact: Fact, ctx: Context) -> str:
         bottom = f"{v['unit']} ({bottom} × {ctx.formats.number(v.get('unit_factor'))})"
     unit = v.get("per_period")
     # Its rows run from the lowest up (a cost per order is better low): say both ends.
-    led = _led(fact.rows[::-1], dims, "per_value", ctx, lambda x: amount(x, ctx)) if dims else ""
+    led = (
+        _led(fact.rows[::-1], dims, "per_value", ctx, lambda x: amount(x, ctx, places))
+        if dims
+        else ""
+    )
     if v.get("weighted"):
         # "A média de tempo_medio_reparo_dias ponderada por os_concluidas em 2024 é 3,81."
         shown = ctx.formats.number(v.get("per_value"))
@@ -1226,8 +1251,9 @@ def _is_money(name: str, ctx: Context) -> bool:
     return column is not None and column.money
 
 
-def _multiple(value: Scalar, ctx: Context) -> str:
-    """A quantity over one of its own unit, with two decimals ("6,20")."""
+def _multiple(value: Scalar, ctx: Context, places: int = 0) -> str:
+    """A quantity over one of its own unit, with two decimals ("6,20"; ``places`` is for
+    the signature of :meth:`Metric.amount`)."""
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return ctx.formats.decimal2(float(value))
     return ctx.formats.number(None)

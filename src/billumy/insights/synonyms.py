@@ -151,7 +151,7 @@ def _lookup(tokens: list[frozenset[str]], table: dict[str, Any]) -> Any:
 # Words of losing people or customers: an exit (HR) and a cancellation (churn) alike.
 _LOSING = ("lose", "lost", "losing", "perdeu", "perdemos", "perda", "perdas")
 _SYNONYMS: tuple[tuple[str, ...], ...] = (
-    ("revenue", "receita", "faturamento", "income", "renda"),
+    ("revenue", "receita", "faturamento", "income", "renda", "mrr", "arr"),
     ("sales", "sale", "venda", "receita", "faturamento"),
     ("amount", "value", "valor", "montante"),
     ("region", "regiao", "regional"),
@@ -246,7 +246,21 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("payroll", "folha", "salario", "salary", "wage"),
     ("team", "equipe", "department", "departamento", "area", "setor"),
     # returns and logistics
-    ("return", "returns", "devolucao", "devolucoes", "devolvido", "devolvida", "returned"),
+    (
+        "return",
+        "returns",
+        "devolucao",
+        "devolucoes",
+        "devolvido",
+        "devolvida",
+        "returned",
+        # "quais categorias devolvem mais?": the verb names the returns
+        "devolvem",
+        "devolveram",
+        "devolveu",
+        "devolver",
+        "devolvemos",
+    ),
     ("refund", "reembolso", "reembolsado", "estorno"),
     ("reason", "motivo", "causa"),
     ("defect", "defeito", "defeituoso"),
@@ -266,6 +280,9 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("spend", "gasto", "gastamos", "gastou", "investimento", "investido", "spent"),
     ("ad", "ads", "anuncio", "midia", "publicidade", "advertising", "marketing"),
     ("session", "sessao", "visita", "acesso"),
+    # an appointment missed: "taxa de faltas" on a status ``Faltou``, "no-show" in English
+    ("noshow", "falta", "faltou", "faltaram", "faltante", "ausencia", "ausente", "absent"),
+    ("insurer", "insurance", "convenio", "operadora", "seguradora"),
     ("signup", "matricula", "enrollment", "inscricao", "adesao"),
     (
         "resolved",
