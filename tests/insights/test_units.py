@@ -19,6 +19,7 @@ import pytest
 from billumy.insights import data
 from billumy.insights.formats import for_language
 from billumy.insights.profile import profile
+from billumy.insights.service import derive_revenue
 from tests.insights_data import rules_run, table_run
 
 CHANNELS = {"Site": 0.5, "App": 0.0, "Marketplace": -0.25}  # conversion points over the base
@@ -321,3 +322,202 @@ def test_an_id_column_counts_the_things_it_is_named_for(text: str, lang: str, sa
     assert run.plan is not None
     assert [(m.column, m.agg) for m in run.plan.measures] == [("id_consulta", "count")]
     assert said in run.text and "id_consulta" not in run.text
+
+
+def _waits() -> list[dict[str, Any]]:
+    rng = random.Random(8)
+    slow = {"Dr. João Prado": 55, "Dra. Ana Souza": 25, "Dr. Paulo Lima": 24, "Dra. Carla Dias": 26}
+    return [
+        {
+            "id_consulta": 100 + i,
+            "medico": doctor,
+            "tempo_espera_min": max(0, int(rng.gauss(mean, 6))),
+        }
+        for i in range(400)
+        for doctor, mean in [list(slow.items())[i % 4]]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("O tempo de espera do Dr. João Prado é maior que o dos outros?", "pt"),
+        ("Is Dr. João Prado's wait longer than the other doctors'?", "en"),
+    ],
+)
+def test_one_segment_against_the_others_ranks_them_all(text: str, lang: str) -> None:
+    """One doctor named beside "os outros" is compared with every doctor: no filter to him."""
+    rows = _waits()
+    run = rules_run(rows, text, lang)
+    assert run.plan is not None
+    assert run.plan.dimensions == ["medico"]
+    assert not [f for f in run.plan.filters if f.column == "medico"]
+    fmt = for_language(lang)
+    for doctor in ("Dr. João Prado", "Dra. Carla Dias"):
+        waits = [r["tempo_espera_min"] for r in rows if r["medico"] == doctor]
+        assert doctor in run.text
+        assert fmt.number(sum(waits) / len(waits), 2) in run.text
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "status", "noun"),
+    [
+        ("Qual especialidade tem mais faltas?", "pt", "Faltou", "o maior número de faltas"),
+        (
+            "Which specialty has the most cancellations?",
+            "en",
+            "Cancelada",
+            "number of cancellations",
+        ),
+        ("A Pediatria tem mais faltas que as outras especialidades?", "pt", "Faltou", "faltas"),
+        ("Does Pediatria have more no-shows than the other specialties?", "en", "Faltou", ""),
+    ],
+)
+def test_the_rows_of_a_status_named_by_a_plural_noun_are_counted(
+    text: str, lang: str, status: str, noun: str
+) -> None:
+    """ "mais faltas", "the most cancellations": the appointments of that status, counted per
+    specialty (every specialty, when one is set against the others), not the money on them;
+    said in the question's words."""
+    rows = _appointments()
+    run = rules_run(rows, text, lang)
+    assert run.plan is not None
+    assert [(m.column, m.agg) for m in run.plan.measures] == [("id_consulta", "count")]
+    assert [(f.column, f.value) for f in run.plan.filters] == [("status", status)]
+    assert run.plan.dimensions == ["especialidade"]
+    counted = {
+        s: sum(r["status"] == status for r in rows if r["especialidade"] == s)
+        for s in ("Cardiologia", "Pediatria", "Ortopedia")
+    }
+    fmt = for_language(lang)
+    for specialty, n in counted.items():
+        assert f"{specialty} {fmt.number(n)}" in run.text
+    assert noun in run.text and "id_consulta" not in run.text
+
+
+def test_rows_are_not_called_what_the_data_does_not_hold() -> None:
+    text = rules_run(_appointments(), "How many teachers work in each specialty?", "en").text
+    assert "teachers is" not in text and "number of teachers" not in text
+
+
+def _contracts(drop: float) -> list[dict[str, Any]]:
+    """Solar contracts, one a row: Residential signs 20 a month over three states, but
+    ``drop`` of that in July; Commercial 10 a month."""
+    rng = random.Random(2)
+    rows: list[dict[str, Any]] = []
+    for month in range(1, 13):
+        for segment, per_month in (("Residential", 20), ("Commercial", 10)):
+            n = round(per_month * drop) if (segment, month) == ("Residential", 7) else per_month
+            for k in range(n):
+                rows.append(
+                    {
+                        "project_id": 24000 + len(rows),
+                        # spread over the month: a month of a few days is partial
+                        "signed_date": f"2024-{month:02d}-{1 + k * 28 // n:02d}",
+                        "state": ("GO", "MT", "SP")[k % 3],
+                        "segment": segment,
+                        "contract_value_brl": round(rng.uniform(20_000, 40_000), 2),
+                    }
+                )
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Teve algum mês em que os contratos residenciais despencaram?", "pt"),
+        ("Did residential contracts plunge in any month?", "en"),
+    ],
+)
+def test_contracts_that_plunged_are_counted_in_the_segment_named(text: str, lang: str) -> None:
+    """ "os contratos" with ``contract_value_brl`` and one key: the contracts are counted, in
+    Residential as one series (not split by state), and July's 8 against 20 is a plunge."""
+    run = rules_run(_contracts(0.4), text, lang)
+    assert run.plan is not None
+    assert [(m.column, m.agg) for m in run.plan.measures] == [("project_id", "count")]
+    anomaly = next(f for f in run.found if f.kind == "anomaly")
+    assert anomaly.values["dimension"] is None and anomaly.values["series_of"] == "Residential"
+    assert [(r["period"], r["value"]) for r in anomaly.rows] == [("2024-07", 8)]
+    assert run.text.startswith(("Sim:", "Yes:"))
+    assert ("julho de 2024" if lang == "pt" else "July 2024") in run.text
+
+
+def test_a_quarter_off_is_no_sharp_drop_but_is_unusual() -> None:
+    """Asked for sharp drops, a case must be 30% off; asked for unusual ones, 20% is."""
+    rows = [
+        {"dia": (date(2024, 1, 1) + timedelta(days=d)).isoformat(), "fila": "Q1",
+         "atendidas": 750 if d == 30 else 1000 + (d % 5)}
+        for d in range(60)
+    ]  # fmt: skip
+    sharp = rules_run(rows, "As chamadas atendidas despencaram em algum dia?", "pt")
+    assert sharp.text.startswith("Não:")
+    unusual = rules_run(rows, "Alguma queda fora do normal nas chamadas atendidas?", "pt")
+    assert unusual.text.startswith("Sim:")
+
+
+def _order_lines() -> list[dict[str, Any]]:
+    rng = random.Random(12)
+    prices = {"Electronics": (250, 900), "Books": (20, 80), "Toys": (30, 150)}
+    rows = []
+    for i in range(900):
+        category = list(prices)[i % 3]
+        rows.append(
+            {
+                "order_id": 100000 + i,
+                "created_at": (date(2024, 1, 1) + timedelta(days=i % 150)).isoformat(),
+                "customer_city": ("Curitiba", "Recife", "Belém")[i % 5 % 3],
+                "product_category": category,
+                "quantity": rng.randint(1, 4),
+                "unit_price": round(rng.uniform(*prices[category]), 2),
+                "shipping_cost": round(rng.uniform(10, 40), 2),
+            }
+        )
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "name"),
+    [
+        ("What is our total revenue by category?", "en", "gross_revenue"),
+        ("Qual a receita por categoria?", "pt", "receita_bruta"),
+    ],
+)
+def test_revenue_of_order_lines_is_units_times_unit_price(text: str, lang: str, name: str) -> None:
+    """No revenue column, but a quantity and a unit price: the revenue is their product
+    (gross: no discount taken off), ranked by ``product_category`` named by its last word;
+    the shipping cost, money going out, is not it."""
+    rows = _order_lines()
+    with data.from_records(rows) as table:
+        derived = derive_revenue(table, set(), text, lang)
+        assert name in derived.columns
+        run = table_run(derived, text, lang)
+    assert run.plan is not None
+    assert [(m.column, m.agg) for m in run.plan.measures] == [(name, "sum")]
+    assert run.plan.dimensions == ["product_category"]
+    books = sum(r["quantity"] * r["unit_price"] for r in rows if r["product_category"] == "Books")
+    assert f"Books {for_language(lang).money(books)}" in run.text
+
+
+def test_revenue_is_not_derived_unasked_or_beside_a_revenue_column() -> None:
+    rows = _order_lines()
+    with data.from_records(rows) as table:
+        assert (
+            "gross_revenue"
+            not in derive_revenue(table, set(), "Shipping cost by city?", "en").columns
+        )
+    with data.from_records([{**r, "revenue": 1.0} for r in rows]) as table:
+        assert "gross_revenue" not in derive_revenue(table, set(), "Revenue by city?", "en").columns
+
+
+def test_the_average_order_value_is_the_money_of_a_row_per_order() -> None:
+    rows = _order_lines()
+    text = "What's the average order value by city?"
+    with data.from_records(rows) as table:
+        run = table_run(derive_revenue(table, set(), text, "en"), text, "en")
+    assert run.plan is not None
+    assert [(m.column, m.agg) for m in run.plan.measures] == [("gross_revenue", "avg")]
+    recife = [r["quantity"] * r["unit_price"] for r in rows if r["customer_city"] == "Recife"]
+    assert f"Recife {for_language('en').money(sum(recife) / len(recife))}" in run.text
+    # A row a day is no order: its average is no ticket, and none is planned.
+    days = [{"dia": f"2024-01-{d:02d}", "receita": 100.0 * d} for d in range(1, 29)]
+    assert rules_run(days, "Qual o ticket médio?", "pt").plan is None

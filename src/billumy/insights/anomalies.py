@@ -57,6 +57,8 @@ MIN_PERIODS = 5
 SHORT_PERIODS = 8
 MIN_CHANGE_PCT = 20.0
 MIN_SHORT_CHANGE_PCT = 50.0
+SHARP_CHANGE_PCT = 30.0  # "dropped sharply", "despencou": a quarter off is no plunge
+SHARP_POISSON = 2.5  # Poisson sigmas a count's case needs when it must also be that large
 MIN_COVER = 0.75  # a period seen on under 3/4 of the usual number of days is partial
 MIN_WEEKDAY_POINTS = 3  # days of a weekday before its level counts as that weekday's normal
 MAX_CASES = 10
@@ -102,6 +104,23 @@ _DROP_PHRASES = (
     ("less", "than", "usual"), ("fewer", "than", "usual"), ("lower", "than", "usual"),
     ("menos", "que", "o", "normal"), ("menos", "do", "que", "o", "normal"),
 )  # fmt: skip
+
+
+# Words that ask for large changes only ("did sales drop sharply?", "as vendas despencaram?").
+_SHARP_WORDS = frozenset(
+    ("sharp", "sharply", "plunge", "plunged", "plummet", "plummeted", "collapse", "collapsed",
+     "crash", "crashed", "tank", "tanked", "despencou", "despencaram", "despencar", "desabou",
+     "desabaram", "desmoronou", "afundou", "forte", "fortes", "brusca", "bruscas", "brusco",
+     "bruscamente", "drastica", "drastico", "drastic", "drastically", "tombo", "skyrocketed",
+     "disparou", "dispararam", "explodiu", "explodiram", "huge", "enorme", "massive", "steep")
+)  # fmt: skip
+
+
+def asked_sharp(question: str) -> bool:
+    """Whether ``question`` asks for sharp changes only ("drop sharply", "despencaram",
+    "queda forte"): then a case must be at least ``SHARP_CHANGE_PCT`` off its expected value."""
+    words = name_words(question)
+    return bool(set().union(*(_forms(w) for w in words)) & _SHARP_WORDS) if words else False
 
 
 def _forms(word: str) -> set[str]:
@@ -163,6 +182,9 @@ class Scope:
     pct: bool = False
     # An average column's weight (:func:`~billumy.insights.roles.average_weight`).
     weight: str | None = None
+    # The smallest change, in percent of the expected value, that is a case: larger when the
+    # question asks for sharp ones (:func:`asked_sharp`).
+    min_change_pct: float = MIN_CHANGE_PCT
 
     def kept_sql(self) -> str:
         """SQL conditions (each starting with AND) for :attr:`kept`."""
@@ -295,7 +317,10 @@ def counts(scope: Scope) -> bool:
 def cases_sql(scope: Scope, direction: Direction) -> str:
     """The flagged periods, most severe first (see the module docstring)."""
     sign = {"drop": " AND residual < 0", "spike": " AND residual > 0", "both": ""}[direction]
-    poisson = f" AND abs(residual) > {THRESHOLD} * sqrt(abs(expected))" if counts(scope) else ""
+    # A count's own noise: a case must be further off than Poisson's spread, by less where
+    # only large changes are cases (a month of 8 contracts against 19.5 is one).
+    sigmas = SHARP_POISSON if scope.min_change_pct >= SHARP_CHANGE_PCT else THRESHOLD
+    poisson = f" AND abs(residual) > {sigmas} * sqrt(abs(expected))" if counts(scope) else ""
     segment = "segment" if scope.dimension is not None else "NULL"
     return (
         _series_ctes(scope)  # noqa: S608
@@ -304,7 +329,7 @@ def cases_sql(scope: Scope, direction: Direction) -> str:
         "CASE WHEN residual < 0 THEN 'drop' ELSE 'spike' END AS direction FROM m "
         f"WHERE n >= {MIN_PERIODS} AND expected <> 0{scope.narrowed()} "
         f"AND abs(residual) > {THRESHOLD} * 1.4826 * mad "
-        f"AND abs(residual) >= {MIN_CHANGE_PCT / 100} * abs(expected){poisson}{sign} "
+        f"AND abs(residual) >= {scope.min_change_pct / 100} * abs(expected){poisson}{sign} "
         f"AND (n >= {SHORT_PERIODS} OR abs(residual) >= {MIN_SHORT_CHANGE_PCT / 100} "
         "* abs(expected)) "
         f"ORDER BY abs(residual) / abs(expected) DESC, segment, p LIMIT {MAX_CASES}"
@@ -340,7 +365,7 @@ def anomaly_fact(
         "segments": segments,
         "periods": periods,
         "threshold": THRESHOLD,
-        "min_change_pct": MIN_CHANGE_PCT,
+        "min_change_pct": scope.min_change_pct,
         "min_periods": MIN_PERIODS,
     }
     if scope.only and scope.dimension is not None:
@@ -348,6 +373,9 @@ def anomaly_fact(
     if scope.kept:
         # "nas vendas de Recife": the series are Recife's, which the answer says.
         values["within"] = ", ".join(f"{column} {value}" for column, value in scope.kept)
+        if scope.dimension is None and len(scope.kept) == 1:
+            # One series, of one segment: whose it is ("Residential").
+            values["series_of"] = scope.kept[0][1]
     if scope.per is not None:
         values["per"] = scope.per
         values["pct"] = scope.pct

@@ -39,6 +39,7 @@ from billumy.insights.statements import (
 )
 from billumy.insights.statements import grain_of as _grain_of
 from billumy.insights.synonyms import compounds, synonym_groups, variants
+from billumy.language import guess_language
 
 __all__ = ["Answer", "Sentence", "build_answer", "missing_columns", "write_answer"]
 
@@ -642,6 +643,38 @@ def _focus_sentences(
     return out
 
 
+# "Quantas consultas", "how many appointments", "a mais faltas", "the most cancellations":
+# the plural noun after a word of counting.
+_COUNTED = re.compile(
+    r"\b(?:quant[oa]s|how\s+many|n[uú]mero\s+de|number\s+of|mais|menos|most|fewest|more|"
+    r"fewer)\s+([^\W\d_]{3,}s)\b",
+    re.IGNORECASE,
+)
+
+
+def noun_word(noun: str) -> str:
+    """A noun as a column word: folded, one word ("no-shows" -> "noshows")."""
+    return "".join(name_words(noun))
+
+
+def counted_noun(question: str, language: str) -> str | None:
+    """The plural noun ``question`` counts, as written (lower case), when the question is in
+    ``language`` ("pt" or "en"): what the answer calls the rows it counts."""
+    if guess_language(question) not in (language, None):
+        return None
+    found = _COUNTED.search(question)
+    if found is None:
+        return None
+    noun = found.group(1).lower()
+    return None if noun_word(noun) in _NOT_COUNTED else noun
+
+
+# Plural words after "mais"/"most" that are no things counted.
+_NOT_COUNTED = frozenset(
+    {"vezes", "times", "vendas", "sales", "dias", "days", "horas", "hours", "reais", "dollars"}
+)
+
+
 def build_answer(
     *,
     question: str | None,
@@ -653,9 +686,22 @@ def build_answer(
     """The answer to ``question`` from ``facts`` (``ctx.planned`` holds the ids the question's
     plan produced), in ``ctx``'s language; see the module docstring for what it says."""
     pt = ctx.pt
+    missing = missing_columns(question, ctx.profile) if question else []
+    if question and ctx.rows is None and ctx.plan is not None:
+        # The rows counted are called what the question calls them when that names the
+        # value they were kept for ("mais faltas": ``status`` Faltou); any other noun is no
+        # claim the rows can back ("how many teachers?" on a table of fees).
+        noun = counted_noun(question, "pt" if pt else "en")
+        kept = [
+            w
+            for f in ctx.plan.filters
+            if f.op == "=" and isinstance(f.value, str)
+            for w in name_words(f.value)
+        ]
+        if noun is not None and any(ratios._stems_meet(noun_word(noun), w) for w in kept):
+            ctx = replace(ctx, rows=noun)
     sentences: list[Sentence] = []
     planned = [f for f in facts if f.id in ctx.planned]
-    missing = missing_columns(question, ctx.profile) if question else []
     if question and not planned:
         # What the data lacks comes first: it is the answer; then what the data does say.
         sentences += [_missing_sentence(c, pt) for c in missing]

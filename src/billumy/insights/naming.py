@@ -216,6 +216,12 @@ def _named_column(
         said = head.position >= 0 and (naming[0] in words[head.position] or len(naming[0]) <= 3)
         if said and naming[0] not in _GENERIC_SHORT:
             return _Named(head.position, 0, head.length)
+        # "by category", "por cidade": ``product_category``, ``customer_city`` by their last
+        # word, the head of an English compound, more weakly.
+        last = naming[-1]
+        tail = _find_column(words, groups, naming[-1:])
+        if tail.position >= 0 and len(last) >= 4 and last not in _GENERIC_SHORT:
+            return _Named(tail.position, 0, tail.length, 2)
     if found.position >= 0 or column.kind != "numeric" or len(naming) < 2:
         return found
     head = _find_column(words, groups, naming[:1])

@@ -33,7 +33,7 @@ from typing import Any, Literal
 from billumy.insights import anomalies
 from billumy.insights.grains import choose_grain
 from billumy.insights.model import ColumnProfile, Fact, Profile
-from billumy.insights.naming import column_vocabulary
+from billumy.insights.naming import column_vocabulary, named_columns
 from billumy.insights.periods import MONTHS, as_date
 from billumy.insights.plan import Filter, Measure, Period, Plan
 from billumy.insights.planned import _hour_column
@@ -1251,12 +1251,32 @@ def _spanned(words: list[str], windows: list[Window]) -> list[Window]:
     return [Window(a.column, "day", label, start=a.start, end=b.end)]
 
 
+# "maior que o dos outros", "than the other doctors": one segment against the rest.
+_OTHERS = frozenset({"outros", "outras", "demais", "others", "other", "rest", "resto"})
 # A question opened by one of these asks what, how much or which, not yes or no.
 _OPEN_STARTS = frozenset(
     {"what", "how", "which", "why", "when", "where", "who", "qual", "quais", "quanto", "quanta",
      "quantos", "quantas", "como", "quando", "onde", "quem", "por", "porque", "compare",
      "compara", "mostre", "show", "list", "liste"}
 )  # fmt: skip
+
+
+def _against_others(
+    words: list[str], segments: dict[str, list[str]], profile: Profile
+) -> str | None:
+    """The column of the one value a question sets against "the others" ("than the other
+    specialties": the specialty named; "que o dos outros" with one value named: that one's)."""
+    at = [i for i, w in enumerate(words) if w in _OTHERS]
+    if not at:
+        return None
+    single = {c: v for c, v in segments.items() if len(v) == 1}
+    for i in at:
+        # "the other specialties", "os outros convênios": the column named right after.
+        after = " ".join(words[i + 1 : i + 3])
+        named = [c for c in named_columns(after, profile) if c in single] if after else []
+        if named:
+            return named[0]
+    return next(iter(single)) if len(segments) == 1 and single else None
 
 
 def parse(question: str, profile: Profile) -> Question:
@@ -1323,6 +1343,13 @@ def parse(question: str, profile: Profile) -> Question:
         add("compare_periods", compare)
     for column, values in compared_segments.items():
         add("compare_segments", " / ".join(values), column=column, values=values)
+    against = _against_others(words, segments, profile) if not compared_segments else None
+    if against is not None:
+        # "O tempo de espera do Dr. João Prado é maior que o dos outros?": the one named
+        # against every other value of its column, none of them left out.
+        column, values = against, segments[against]
+        compared_segments = {column: values}
+        add("compare_segments", values[0], column=column, values=values, others=True)
     share = _word(words, _SHARE) or ("%" if "%" in question else None)
     # "what share came from Sul": Sul is the share's focus, not a filter.
     focus = {c: v for c, v in segments.items() if c not in compared_segments} if share else {}
@@ -1560,7 +1587,8 @@ def reconcile(plan: Plan | None, question: Question, profile: Profile, source: s
         if part.kind == "compare_segments":
             column = part.detail["column"]
             filters = [f for f in filters if f.column != column]
-            filters.append(Filter(column=column, op="in", value=list(part.detail["values"])))
+            if not part.detail.get("others"):
+                filters.append(Filter(column=column, op="in", value=list(part.detail["values"])))
             if column not in dims:
                 dims = [column, *dims][:2]
         elif part.kind == "filter" and part.detail.get("hours"):

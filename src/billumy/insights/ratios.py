@@ -271,6 +271,27 @@ def jargon(question: str, profile: Profile) -> tuple[str, str, str, str] | None:
 
 
 _SHARE_WORDS = frozenset({"percentual", "percentage", "porcentagem", "pct", "percent"})
+_TICKET_PHRASES = (("ticket", "medio"), ("average", "ticket"), ("average", "order", "value"))
+
+
+def ticket_of_rows(question: str, profile: Profile) -> str | None:
+    """The money column whose average is the ticket ("ticket médio", "average order value",
+    "AOV") on data with a row per order: no column counts the orders, so the money per order
+    is the rows' average; None otherwise."""
+    said = name_words(question.lower())
+    asked = "aov" in said or any(
+        tuple(said[i : i + len(p)]) == p for p in _TICKET_PHRASES for i in range(len(said))
+    )
+    if not asked or _role(profile, "orders") is not None:
+        return None
+    keyed = any(
+        c.kind == "id" and not c.masked and c.distinct == c.count == profile.row_count
+        for c in profile.columns
+    )
+    if not keyed:
+        return None  # a day's (a store's) row is no order: its average is no ticket
+    revenue = _role(profile, "revenue")
+    return revenue.name if revenue is not None and revenue.money else None
 
 
 def _words(column: ColumnProfile) -> set[str]:

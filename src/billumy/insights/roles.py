@@ -226,10 +226,17 @@ class _Roles:
     ids: list[ColumnProfile] = field(default_factory=list)
 
 
-def _measure_rank(column: ColumnProfile, position: int) -> tuple[bool, bool, bool, int]:
-    money = column.money or any(word in _MONEY_WORDS for word in name_words(column.name))
-    # Money first, then flows (admissions), then levels (staffed beds, a loan book's balance).
-    return (default_agg(column) != "sum", not money, is_stock(column), position)
+# Money coming in ("receita", "gross_revenue", "vendas"), ahead of money going out (costs).
+_INCOME_STEMS = ("vend", "sale", "fatur", "receit", "revenue", "earn", "gmv", "mrr", "income")
+
+
+def _measure_rank(column: ColumnProfile, position: int) -> tuple[bool, bool, bool, bool, int]:
+    words = name_words(column.name)
+    money = column.money or any(word in _MONEY_WORDS for word in words)
+    income = money and any(w.startswith(_INCOME_STEMS) for w in words)
+    # Money first (what comes in before what goes out), then flows (admissions), then levels
+    # (staffed beds, a loan book's balance).
+    return (default_agg(column) != "sum", not money, not income, is_stock(column), position)
 
 
 def _roles(profile: Profile) -> _Roles:

@@ -35,8 +35,8 @@ from billumy.insights.plan import (
     Period,
     Plan,
 )
-from billumy.insights.profile import name_words, yes_no_values
-from billumy.insights.ratios import _PER, length_pair
+from billumy.insights.profile import money_of, name_words, yes_no_values
+from billumy.insights.ratios import _PER, _stems_meet, length_pair, ticket_of_rows
 from billumy.insights.roles import _measure_rank, default_agg, plan_agg
 from billumy.insights.synonyms import (
     _find,
@@ -201,6 +201,17 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
         # keeps are what is counted, not the money on them.
         ids = [c for c in visible if c.kind == "id"]
         measures = [Measure(column=ids[0].name if ids else "*", agg="count")]
+    if (
+        measures is None
+        and not _sells(tokens)
+        and any(t & _MOST_OF for t in tokens)
+        and not any(max(t, key=len) in _HOW_MUCH for t in tokens if t)
+        and _counted_value(filters, tokens)
+    ):
+        # "Qual especialidade tem mais faltas?" (``status`` Faltou): the rows of that status
+        # are counted, not the money on them.
+        ids = [c for c in visible if c.kind == "id"]
+        measures = [Measure(column=ids[0].name if ids else "*", agg="count")]
     if measures is None and not dims and period is None and not filters:
         return None
     if measures is None and volume is not None and _sales_position(tokens) is None:
@@ -209,6 +220,10 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
         measures = [Measure(column=volume.name, agg=agg or "sum")]
     if measures is None:
         measures = _default_measures(visible, agg)
+    ticket = ticket_of_rows(question, profile)
+    if ticket is not None:
+        # "What's the average order value?" with a row per order: the money's average.
+        measures = [Measure(column=ticket, agg="avg")]
     measures = [*measures, *_other_aggregates(question, profile, measures)]
     order = _rule_order(tokens)
     if not any(named[c.name].position >= 0 for c in visible if c.kind == "numeric"):
@@ -625,6 +640,27 @@ def _things_counted(
         if _same_or_synonym(_variants(name_words(column.name)[0]), said):
             continue  # "valor dos pedidos": the value is asked for
         named[column.name] = _Named()
+    # the rows' own key: one value a row ("project_id"; not "city_id", a key of cities)
+    keys = [c for c in visible if c.kind == "id" and c.count > 0 and c.distinct == c.count]
+    for column in visible:
+        n = named[column.name]
+        words = name_words(column.name)
+        if len(keys) != 1 or column.kind != "numeric" or not column.money or n.position < 0:
+            continue
+        written = max(tokens[n.position], key=len) if tokens[n.position] else ""
+        if (
+            n.length != 1
+            or len(words) < 2
+            or money_of(words[0])[0]
+            or not written.endswith("s")
+            or written.endswith("ss")  # "gross" is no plural
+            or any(_same_or_synonym(_variants(w), said) for w in words[1:])
+        ):
+            continue
+        # "os contratos residenciais despencaram" with ``contract_value_brl`` and one key
+        # (``project_id``): the contracts are the rows, counted; their value is not said.
+        named[keys[0].name] = n
+        named[column.name] = _Named()
 
 
 def _drop_modifiers(
@@ -743,7 +779,9 @@ def _counted_rows(
 
 
 _HOW_MANY = frozenset({"quantos", "quantas", "many"})
-_MOST_OF = frozenset({"most", "fewest", "mais", "menos", "many", "quantos", "quantas"})
+_MOST_OF = frozenset(
+    {"most", "fewest", "more", "fewer", "mais", "menos", "many", "quantos", "quantas"}
+)
 
 
 def _qualified(numeric: list[ColumnProfile], at: dict[str, int]) -> list[ColumnProfile]:
@@ -919,6 +957,8 @@ def _rule_filters(
             # or "sim" alone: "no ano" is "in the year".
             continue
         value = _named_value(column, tokens)
+        if value is None and set(name_words(column.name)) & _OUTCOME_COLUMNS:
+            value = _outcome_named(column, tokens)
         if value is not None:
             at = _find(tokens, re.findall(r"[a-z0-9]+", _fold(value)))
             # "excluding cancelled projects", "sem os cancelados": every other value.
@@ -928,6 +968,37 @@ def _rule_filters(
 
 
 _STEM = 6
+# Columns of outcomes ("status" holding Realizada, Cancelada, Faltou), whose values a question
+# names by a noun of its own language ("cancellations", "no-shows").
+_OUTCOME_COLUMNS = frozenset(
+    {"status", "situacao", "resultado", "outcome", "estado", "state", "desfecho"}
+)
+
+
+def _outcome_named(column: ColumnProfile, tokens: list[frozenset[str]]) -> str | None:
+    """The one-word value of an outcome column a question word starts like, or is a synonym
+    of in the other language ("cancellations" for ``Cancelada``), or None."""
+    for value, _ in column.top:
+        words = re.findall(r"[a-z0-9]+", _fold(value))
+        if len(words) == 1 and any(_stems_meet(max(t, key=len), words[0]) for t in tokens if t):
+            return value
+    return None
+
+
+def _counted_value(filters: list[Filter], tokens: list[frozenset[str]]) -> bool:
+    """Whether a value kept is named by a plural noun ("mais faltas", "the most
+    cancellations" for ``status`` Faltou, Cancelada): its rows are what is counted."""
+    for flt in filters:
+        if flt.op != "=" or not isinstance(flt.value, str):
+            continue
+        words = re.findall(r"[a-z0-9]+", _fold(flt.value))
+        if len(words) != 1:
+            continue
+        for token in tokens:
+            written = max(token, key=len) if token else ""
+            if written.endswith("s") and (words[0] in token or _stems_meet(written, words[0])):
+                return True
+    return False
 
 
 def _yes_no_filters(visible: list[ColumnProfile], tokens: list[frozenset[str]]) -> list[Filter]:

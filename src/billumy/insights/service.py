@@ -62,7 +62,7 @@ from billumy.insights.datasets import Dataset, Datasets, new_id
 from billumy.insights.formats import Formats, for_language
 from billumy.insights.grains import coarser, natural_grain
 from billumy.insights.model import Fact, Profile
-from billumy.insights.naming import names_a_dimension
+from billumy.insights.naming import named_columns, names_a_dimension, names_sales
 from billumy.insights.plan import (
     MAX_MEASURES,
     Filter,
@@ -403,6 +403,57 @@ _WEEKDAYS = {
 }
 
 
+# A line of an order: units and the price of one ("quantity", "unit_price"), no money total.
+_UNITS_WORDS = frozenset(
+    {"quantity", "quantidade", "qtd", "qtde", "qty", "quant", "units", "unidades", "itens",
+     "items"}
+)  # fmt: skip
+_PRICE_WORDS = frozenset({"price", "preco", "unitario", "unit"})
+_SALES_ASKED = re.compile(
+    r"\b(?:receitas?|revenues?|faturamento|fatur\w*|vendas|sales|order value|valor (?:m[ée]dio )?"
+    r"(?:do|dos|por) pedidos?|ticket|vendemos|vendeu|venderam|sold|sell|sells)\b",
+    re.IGNORECASE,
+)
+
+
+def derive_revenue(
+    table: data.Table, masked: set[str], question: str | None, language: str
+) -> data.Table:
+    """A money column ``receita`` / ``revenue`` of each row's units times its unit price
+    (``quantity`` × ``unit_price``), made when the question asks for sales or revenue and the
+    data has those two columns but no money column of sales; it keeps the price's currency.
+    No discount is taken off: it is the gross revenue, which the answer's column says."""
+    if not question or not _SALES_ASKED.search(question):
+        return table
+    numeric = [
+        n
+        for n, t in table.types.items()
+        if profile.dtype_family(t) in ("integer", "float") and n not in masked
+    ]
+    if any(names_sales(n) and profile.money_of(n)[0] for n in numeric):
+        return table
+    units = [n for n in numeric if set(profile.name_words(n)) & _UNITS_WORDS]
+    prices = [
+        n
+        for n in numeric
+        if set(profile.name_words(n)) & _PRICE_WORDS
+        and (profile.money_of(n)[0] or table.units.get(n) in ("BRL", "USD"))
+    ]
+    units = [n for n in units if n not in prices]
+    name = "receita_bruta" if language == "pt" else "gross_revenue"
+    if len(units) != 1 or len(prices) != 1 or name in table.columns:
+        return table
+    q, p = data.quote_ident(units[0]), data.quote_ident(prices[0])
+    table.query(
+        f"CREATE OR REPLACE TABLE data AS SELECT *, CAST({q} AS DOUBLE) * CAST({p} AS DOUBLE) "  # noqa: S608
+        f"AS {data.quote_ident(name)} FROM data"
+    )
+    derived = table.refreshed()
+    if prices[0] in table.units:
+        derived.units[name] = table.units[prices[0]]
+    return derived
+
+
 def derive_weekday(
     table: data.Table, masked: set[str], question: str | None, language: str
 ) -> data.Table:
@@ -644,6 +695,7 @@ class InsightService:
             table = derive_period(table, set(req.mask or []))
             language = _language(req.language, req.question) if req.question else "en"
             table = derive_weekday(table, set(req.mask or []), req.question, language)
+            table = derive_revenue(table, set(req.mask or []), req.question, language)
         except BaseException:
             table.close()
             raise
@@ -1182,11 +1234,28 @@ class InsightService:
                 scope = _narrowed(scope, asked)
         if scope is not None and direction:
             scope = _rate_scope(scope, prof, ratio, per)
+            if anomalies.asked_sharp(question or ""):
+                scope = replace(scope, min_change_pct=anomalies.SHARP_CHANGE_PCT)
         found = None
         if scope is not None:
             found = anomalies.anomaly_fact(
                 table, scope, direction or "both", keep_empty=direction is not None
             )
+        if (
+            scope is not None
+            and direction
+            and scope.kept
+            and found is not None
+            and not found.values.get("count")
+            and not _asks_where(question or "", prof, scope.dimension, focus)
+        ):
+            # "Teve algum mês em que os contratos residenciais despencaram?": no state's
+            # series fell, but the segment named, judged whole, may have.
+            total = anomalies.anomaly_fact(
+                table, replace(scope, dimension=None, only=()), direction, keep_empty=True
+            )
+            if total is not None and total.values.get("count"):
+                found = total
         unnamed = bool(direction and question) and not names_a_measure(question or "", prof)
         if unnamed and direction and found is not None and not found.values.get("count"):
             # "Anything unusual in the hotel numbers?" names no measure: every measure is
@@ -1535,6 +1604,19 @@ def _asks_for_rate(asked: questions.Question, prof: Profile) -> bool:
         return True
     share = next((p for p in asked.parts if p.kind == "share"), None)
     return share is not None and not share.detail.get("focus") and not asked.segments
+
+
+_WHERE = frozenset({"anywhere", "where", "onde", "lugar", "lugares", "somewhere", "qual", "which"})
+
+
+def _asks_where(question: str, prof: Profile, dimension: str | None, plan: Plan | None) -> bool:
+    """Whether a question about drops asks where they were: "anywhere", "em algum lugar",
+    "qual loja", or the segments' column named or planned."""
+    if dimension is None:
+        return False
+    if plan is not None and dimension in plan.dimensions:
+        return True
+    return bool(set(name_words(question)) & _WHERE) or dimension in named_columns(question, prof)
 
 
 def _narrowed(scope: anomalies.Scope, asked: questions.Question) -> anomalies.Scope:

@@ -52,6 +52,9 @@ class Context:
     profile: Profile
     plan: Plan | None = None
     planned: set[str] = field(default_factory=set)
+    # What the rows counted are, in the question's words ("consultas", "cancellations"), for
+    # a count of rows or of an id that names nothing: "o número de consultas".
+    rows: str | None = None
 
     @property
     def pt(self) -> bool:
@@ -69,6 +72,8 @@ class Metric:
         """The article (Portuguese gender; empty in English) and the noun phrase."""
         c = self.column
         column = ctx.profile.column(c) if c != "*" else None
+        if ctx.rows and self.agg == "count" and (c == "*" or (column and column.kind == "id")):
+            return ("o", f"número de {ctx.rows}") if ctx.pt else ("", f"number of {ctx.rows}")
         if self.agg == "count" and column is not None and column.entity:
             # a source table's key: "o número de pedidos", "the number of orders"
             return (
@@ -788,6 +793,10 @@ def _anomaly_measure(v: dict[str, Scalar], ctx: Context) -> str:
     """What the anomaly check read: a column, or a rate of two ("billed_usd per
     energy_mwh", "a taxa de trips_cancelled sobre trips_requested")."""
     measure, per = str(v.get("measure")), v.get("per")
+    column = ctx.profile.column(measure)
+    if per is None and v.get("agg") == "count" and column is not None and column.entity:
+        # a count of an id: "o número de projetos", "the number of projects"
+        return Metric(measure, "count").subject(ctx)
     if per is None:
         return measure
     if v.get("pct"):
