@@ -308,6 +308,7 @@ def test_missed_appointments_are_the_rows_of_their_status(text: str, lang: str) 
     )
     assert "valor" not in run.text
     assert "não têm" not in run.text and "has no" not in run.text
+    assert run.text.startswith("A taxa de faltas" if lang == "pt" else "The no-show rate")
 
 
 @pytest.mark.parametrize(
@@ -521,3 +522,24 @@ def test_the_average_order_value_is_the_money_of_a_row_per_order() -> None:
     # A row a day is no order: its average is no ticket, and none is planned.
     days = [{"dia": f"2024-01-{d:02d}", "receita": 100.0 * d} for d in range(1, 29)]
     assert rules_run(days, "Qual o ticket médio?", "pt").plan is None
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [("Which payment method is most used?", "en"), ("Qual forma de pagamento é mais usada?", "pt")],
+)
+def test_the_most_used_payment_method_counts_the_orders(text: str, lang: str) -> None:
+    rows = [
+        {**r, "payment_method": ("pix", "boleto", "credit_card", "pix")[i % 4]}
+        for i, r in enumerate(_order_lines())
+    ]
+    run = rules_run(rows, text, lang)
+    assert run.plan is not None
+    assert [(m.column, m.agg) for m in run.plan.measures] == [("order_id", "count")]
+    assert run.plan.dimensions == ["payment_method"]
+    assert f"pix {for_language(lang).number(450)}" in run.text
+
+
+def test_freight_is_the_shipping_cost() -> None:
+    text = rules_run(_order_lines(), "Qual cidade tem o maior frete médio?", "pt").text
+    assert "média de shipping_cost" in text and "não têm" not in text

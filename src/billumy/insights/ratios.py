@@ -1213,6 +1213,7 @@ def value_rate_fact(
     if named is not None and asks_for_rate(question, profile):
         # Said as the question writes it: "devolução", not "devolucao".
         written = {"".join(name_words(w)): w.lower() for w in re.findall(r"\w+", question)}
+        written |= {"noshow": "no-show", "ontime": "on-time"}  # words joined by compounds()
         values["name"] = written.get(named, named)
     statement = (
         f"The share of rows with {column} {value} is "

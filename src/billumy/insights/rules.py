@@ -708,7 +708,12 @@ def _rule_measures(
             return [Measure(column=units[0].name, agg=agg or "sum")]
         numeric = [units[0], *numeric]
         named = {**named, units[0].name: _Named(_sell_position(tokens), 0, 1)}
-    if not numeric and not _counts(tokens) and _sales_position(tokens) is not None:
+    if (
+        not numeric
+        and not _counts(tokens)
+        and _sales_position(tokens) is not None
+        and not any(t & _DEALS for t in tokens)  # "the payment method most used": counted
+    ):
         # "Qual loja faturou mais?": the verb of earning names the money column.
         earning = [(i, c) for i, c in enumerate(visible) if c.kind == "numeric" and c.money]
         if earning:

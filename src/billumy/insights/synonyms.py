@@ -216,6 +216,9 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("brand", "marca"),
     ("supplier", "fornecedor"),
     ("payment", "pagamento"),
+    # "forma de pagamento" for ``payment_method``
+    ("method", "metodo", "forma", "modalidade"),
+    ("freight", "frete", "shipping"),
     ("type", "tipo"),
     ("segment", "segmento"),
     ("resolution", "resolucao"),
