@@ -543,3 +543,29 @@ def test_the_most_used_payment_method_counts_the_orders(text: str, lang: str) ->
 def test_freight_is_the_shipping_cost() -> None:
     text = rules_run(_order_lines(), "Qual cidade tem o maior frete médio?", "pt").text
     assert "média de shipping_cost" in text and "não têm" not in text
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "said"),
+    [
+        ("Which month had the most appointments?", "en", "number of records (codigo)"),
+        ("Qual mês teve mais consultas?", "pt", "o número de registros (codigo)"),
+    ],
+)
+def test_the_most_of_things_no_column_holds_counts_the_rows(
+    text: str, lang: str, said: str
+) -> None:
+    """A row per appointment keyed by ``codigo``: "the most appointments" counts the rows
+    (said as records, the word naming nothing in the data), not the money on them."""
+    rows = [{**r, "codigo": f"C{i:05d}"} for i, r in enumerate(_appointments())]
+    for r in rows:
+        del r["id_consulta"]
+    run = rules_run(rows, text, lang)
+    assert run.plan is not None
+    assert [(m.column, m.agg) for m in run.plan.measures] == [("codigo", "count")]
+    assert said in run.text and "R$" not in run.text
+    # and money is still asked for by its own words
+    money = rules_run(
+        rows, text.replace("appointments", "revenue").replace("consultas", "receita"), lang
+    )
+    assert money.plan is not None and money.plan.measures[0].column == "valor"

@@ -212,6 +212,16 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
         # are counted, not the money on them.
         ids = [c for c in visible if c.kind == "id"]
         measures = [Measure(column=ids[0].name if ids else "*", agg="count")]
+    if (
+        measures is None
+        and not _sells(tokens)
+        and not any(max(t, key=len) in _HOW_MUCH for t in tokens if t)
+        and _most_of_things(tokens, visible, named, beside)
+    ):
+        # "Which month had the most appointments?" on a row per appointment: rows counted,
+        # said as rows (the word names nothing in the data, so it is not claimed).
+        keys = [c for c in visible if c.kind == "id" and c.count > 0 and c.distinct == c.count]
+        measures = [Measure(column=keys[0].name if keys else "*", agg="count")]
     if measures is None and not dims and period is None and not filters:
         return None
     if measures is None and volume is not None and _sales_position(tokens) is None:
@@ -784,6 +794,46 @@ def _counted_rows(
 
 
 _HOW_MANY = frozenset({"quantos", "quantas", "many"})
+_MOST_WORDS = frozenset({"most", "fewest", "more", "fewer", "mais", "menos"})
+# Plural words after "mais"/"most" that are no things counted: "mais vezes", "most days".
+_NOT_THINGS = frozenset(
+    {"vezes", "times", "dias", "days", "horas", "hours", "meses", "months", "semanas", "weeks",
+     "anos", "years", "reais", "dollars", "pessoas", "people"}
+)  # fmt: skip
+
+
+def _most_of_things(
+    tokens: list[frozenset[str]],
+    visible: list[ColumnProfile],
+    named: dict[str, _Named],
+    values: set[int],
+) -> bool:
+    """Whether "mais"/"most" is followed by a plural noun that names no column, no value and
+    no money ("the most appointments", "mais consultas"): the rows are what is counted."""
+    spots = {
+        i
+        for n in named.values()
+        if n.position >= 0
+        for i in range(n.position, n.position + max(1, n.length))
+    }
+    for i, token in enumerate(tokens[:-1]):
+        if not token & _MOST_WORDS:
+            continue
+        j = i + 1
+        written = max(tokens[j], key=len) if tokens[j] else ""
+        if (
+            len(written) >= 4
+            and written.endswith("s")
+            and not written.endswith("ss")
+            and j not in spots
+            and j not in values
+            and written not in _NOT_THINGS
+            and not any(w.startswith(_MONEY_STEMS) for w in tokens[j])
+        ):
+            return True
+    return False
+
+
 _MOST_OF = frozenset(
     {"most", "fewest", "more", "fewer", "mais", "menos", "many", "quantos", "quantas"}
 )

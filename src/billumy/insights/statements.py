@@ -84,6 +84,17 @@ class Metric:
                     f"number of {_ENTITIES_EN.get(column.entity.lower(), column.entity + ' rows')}",
                 )
             )
+        keyed = (
+            column is not None
+            and column.kind == "id"
+            and not column.entity
+            and column.distinct == column.count == ctx.profile.row_count
+        )
+        if self.agg == "count" and keyed:
+            # the rows' own key (``codigo``), naming nothing: its values are the records
+            return (
+                ("o", f"número de registros ({c})") if ctx.pt else ("", f"number of records ({c})")
+            )
         weight = average_weight(ctx.profile, c) if self.agg == "avg" and c != "*" else None
         if weight is not None:
             # The rows weigh as the things they average (:func:`average_weight`).
