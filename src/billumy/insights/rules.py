@@ -190,37 +190,22 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
         # "Which segment closed the fewest deals?": a deal is a row (a contract, a sale).
         ids = [c for c in visible if c.kind == "id"]
         measures = [Measure(column=ids[0].name if ids else "*", agg="count")]
-    if (
+    # Rows counted, not the money on them, when nothing is sold and no amount asked for:
+    counting = (
         measures is None
-        and thresholds
         and not _sells(tokens)
-        and any(t & _MOST_OF for t in tokens)
         and not any(max(t, key=len) in _HOW_MUCH for t in tokens if t)
-    ):
+    )
+    most = any(t & _MOST_OF for t in tokens)
+    if counting and most and (thresholds or _counted_value(filters, tokens)):
         # "Which store has most deliveries taking longer than 45 min?": the rows the bound
-        # keeps are what is counted, not the money on them.
+        # keeps; "Qual especialidade tem mais faltas?" (``status`` Faltou): that status's.
         ids = [c for c in visible if c.kind == "id"]
         measures = [Measure(column=ids[0].name if ids else "*", agg="count")]
-    if (
-        measures is None
-        and not _sells(tokens)
-        and any(t & _MOST_OF for t in tokens)
-        and not any(max(t, key=len) in _HOW_MUCH for t in tokens if t)
-        and _counted_value(filters, tokens)
-    ):
-        # "Qual especialidade tem mais faltas?" (``status`` Faltou): the rows of that status
-        # are counted, not the money on them.
-        ids = [c for c in visible if c.kind == "id"]
-        measures = [Measure(column=ids[0].name if ids else "*", agg="count")]
-    if (
-        measures is None
-        and not _sells(tokens)
-        and not any(max(t, key=len) in _HOW_MUCH for t in tokens if t)
-        and _most_of_things(tokens, visible, named, beside)
-    ):
+    elif counting and _most_of_things(tokens, visible, named, beside):
         # "Which month had the most appointments?" on a row per appointment: rows counted,
         # said as rows (the word names nothing in the data, so it is not claimed).
-        keys = [c for c in visible if c.kind == "id" and c.count > 0 and c.distinct == c.count]
+        keys = _row_keys(visible)
         measures = [Measure(column=keys[0].name if keys else "*", agg="count")]
     if measures is None and not dims and period is None and not filters:
         return None
@@ -650,8 +635,7 @@ def _things_counted(
         if _same_or_synonym(_variants(name_words(column.name)[0]), said):
             continue  # "valor dos pedidos": the value is asked for
         named[column.name] = _Named()
-    # the rows' own key: one value a row ("project_id"; not "city_id", a key of cities)
-    keys = [c for c in visible if c.kind == "id" and c.count > 0 and c.distinct == c.count]
+    keys = _row_keys(visible)
     for column in visible:
         n = named[column.name]
         words = name_words(column.name)
@@ -662,8 +646,7 @@ def _things_counted(
             n.length != 1
             or len(words) < 2
             or money_of(words[0])[0]
-            or not written.endswith("s")
-            or written.endswith("ss")  # "gross" is no plural
+            or not _plural(written)
             or any(_same_or_synonym(_variants(w), said) for w in words[1:])
         ):
             continue
@@ -795,6 +778,19 @@ def _counted_rows(
 
 _HOW_MANY = frozenset({"quantos", "quantas", "many"})
 _MOST_WORDS = frozenset({"most", "fewest", "more", "fewer", "mais", "menos"})
+_MOST_OF = _MOST_WORDS | {"many", "quantos", "quantas"}
+
+
+def _plural(word: str) -> bool:
+    """Whether a word as written is a plural ("contratos", "appointments"; "gross" is not)."""
+    return word.endswith("s") and not word.endswith("ss")
+
+
+def _row_keys(visible: list[ColumnProfile]) -> list[ColumnProfile]:
+    """The rows' own keys: one value a row ("project_id"; not "city_id", a key of cities)."""
+    return [c for c in visible if c.kind == "id" and c.count > 0 and c.distinct == c.count]
+
+
 # Plural words after "mais"/"most" that are no things counted: "mais vezes", "most days".
 _NOT_THINGS = frozenset(
     {"vezes", "times", "dias", "days", "horas", "hours", "meses", "months", "semanas", "weeks",
@@ -823,8 +819,7 @@ def _most_of_things(
         written = max(tokens[j], key=len) if tokens[j] else ""
         if (
             len(written) >= 4
-            and written.endswith("s")
-            and not written.endswith("ss")
+            and _plural(written)
             and j not in spots
             and j not in values
             and written not in _NOT_THINGS
@@ -832,11 +827,6 @@ def _most_of_things(
         ):
             return True
     return False
-
-
-_MOST_OF = frozenset(
-    {"most", "fewest", "more", "fewer", "mais", "menos", "many", "quantos", "quantas"}
-)
 
 
 def _qualified(numeric: list[ColumnProfile], at: dict[str, int]) -> list[ColumnProfile]:
