@@ -265,12 +265,13 @@ def _series_ctes(scope: Scope) -> str:
         )
     keep += scope.kept_sql()
     # A period the data covers on far fewer days than usual (the week the data ends in on a
-    # Tuesday) would look like a drop: such periods are left out.
+    # Tuesday) would look like a drop: such periods, first or last, are left out.
     cover = (
         f"cover AS (SELECT date_trunc('{scope.grain}', {t}) AS p, "  # noqa: S608
         f"count(DISTINCT CAST({t} AS DATE)) AS d FROM data WHERE {t} IS NOT NULL GROUP BY 1), "
         f"whole AS (SELECT p FROM cover WHERE d >= {MIN_COVER} * "
-        "(SELECT median(d) FROM cover)), "
+        "(SELECT median(d) FROM cover) OR (p > (SELECT min(p) FROM cover) "
+        "AND p < (SELECT max(p) FROM cover))), "
     )
     return (
         f"WITH {cover}s AS (SELECT {segment} AS segment, "  # noqa: S608

@@ -25,6 +25,7 @@ from billumy.insights import ratios
 from billumy.insights.model import ColumnProfile, Fact, Profile
 from billumy.insights.naming import named_columns, names_sales
 from billumy.insights.profile import name_words
+from billumy.insights.question import OPEN_STARTS
 from billumy.insights.rules import DURATION_WORDS, is_duration
 from billumy.insights.sentences import fold
 from billumy.insights.statements import (
@@ -610,6 +611,70 @@ def _moved_sentences(
     return [Sentence(text, [change.id])]
 
 
+# "O jantar fatura mais que o almoço?", "do women earn less than men?": the first value named
+# is said to be above (below) the second ("mais clientes do que", "more customers than").
+_ABOVE = re.compile(
+    r"\b(?:mais|maior|more|higher|greater|bigger|larger)\s+(?:[a-z]+\s+){0,3}?(?:que|than)\b"
+)
+_BELOW = re.compile(
+    r"\b(?:menos|menor|less|lower|fewer|smaller)\s+(?:[a-z]+\s+){0,3}?(?:que|than)\b"
+)
+
+
+def _versus_sentences(
+    question: str, parts: Sequence[dict[str, Any]], planned: Sequence[Fact], ctx: Context
+) -> list[Sentence]:
+    """For two values of one column compared ("Jantar e Almoço", "homens e mulheres"): the
+    first against the second in the ranking's measure, with how much more or less; yes or no
+    first when the question asks whether the first is above (below) the other."""
+    part = next(
+        (
+            p
+            for p in parts
+            if p["kind"] == "compare_segments"
+            and not p.get("others")
+            and len(p.get("values") or []) == 2
+        ),
+        None,
+    )
+    if part is None:
+        return []
+    column = str(part["column"])
+    fact = next(
+        (f for f in planned if f.kind == "breakdown" and f.rows and column in f.rows[0]), None
+    )
+    if fact is None:
+        return []
+    keys = [k for k in fact.rows[0] if k not in (column, "share_pct")]
+    rows = [next((r for r in fact.rows if str(r[column]) == str(v)), None) for v in part["values"]]
+    if not keys or rows[0] is None or rows[1] is None:
+        return []
+    first, second = rows[0][keys[0]], rows[1][keys[0]]
+    if not isinstance(first, int | float) or not isinstance(second, int | float) or not second:
+        return []
+    metric = metric_of(keys[0], fact, ctx)
+    folded = fold(question)
+    claimed = "above" if _ABOVE.search(folded) else "below" if _BELOW.search(folded) else None
+    polar = claimed is not None and not set(name_words(question)[:1]) & OPEN_STARTS
+    pct = (float(first) - float(second)) / abs(float(second)) * 100
+    size = ctx.formats.pct(abs(pct))
+    a, b = ctx.formats.label(rows[0][column]), ctx.formats.label(rows[1][column])
+    amount_a, amount_b = metric.amount(first, ctx), metric.amount(second, ctx)
+    yes = (pct > 0) if claimed == "above" else (pct < 0)
+    if ctx.pt:
+        lead = f"{'Sim' if yes else 'Não'}: " if polar else ""
+        how = "igual" if pct == 0 else f"{size} a {'mais' if pct > 0 else 'menos'}"
+        text = f"{lead}n{metric.subject(ctx)}, {a} tem {amount_a} contra {amount_b} de {b} ({how})."
+    else:
+        lead = f"{'Yes' if yes else 'No'}: " if polar else ""
+        how = "the same" if pct == 0 else f"{size} {'more' if pct > 0 else 'less'}"
+        text = (
+            f"{lead}in {metric.subject(ctx)}, {a} has {amount_a} against {amount_b} for {b} "
+            f"({how})."
+        )
+    return [Sentence(cap(text), [fact.id])]
+
+
 def _focus_sentences(
     parts: Sequence[dict[str, Any]], planned: Sequence[Fact], ctx: Context
 ) -> list[Sentence]:
@@ -724,6 +789,7 @@ def build_answer(
     chosen = planned or list(facts[:most])
     sentences += _growth_sentences(parts, planned, ctx)
     sentences += _moved_sentences(parts, planned, ctx)
+    sentences += _versus_sentences(question or "", parts, planned, ctx)
     spans: set[str] = set()  # "the data runs from ... to ...", said once
     for fact in chosen:
         text, tail = describe(fact, ctx), span(fact, ctx)

@@ -149,6 +149,8 @@ _AGG_WORDS: dict[str, Agg] = {
     # adds up, even of a measure averaged by default
     "away": "sum", "gave": "sum", "granted": "sum", "demos": "sum", "concedemos": "sum",
     "concedido": "sum", "concedidos": "sum", "concedida": "sum", "concedidas": "sum",
+    # the payroll is the salaries added up, a salary alone is averaged (see roles)
+    "folha": "sum", "payroll": "sum",
     "media": "avg", "medio": "avg", "average": "avg", "mean": "avg", "avg": "avg",
     "maximo": "max", "maximum": "max", "max": "max",
     "minimo": "min", "minimum": "min", "min": "min",

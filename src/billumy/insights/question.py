@@ -25,6 +25,7 @@ fact answers is said so in the answer, never silently dropped.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
@@ -885,7 +886,13 @@ def _segments(
             continue  # a yes/no column is named by its word, not by "no" ("no ano")
         for value, _ in column.top:
             value_words = name_words(value)
-            if not value_words or len("".join(value_words)) < 2:
+            if not value_words:
+                continue
+            if len("".join(value_words)) < 2:
+                # "F" and "M" of a ``genero`` column: "mulheres", "men".
+                at = _by_sex(words, value, column)
+                if at is not None:
+                    found.setdefault(column.name, []).append((at, value))
                 continue
             # "TikTok Ads" is "tik tok ads" by its case, and "tiktok ads" as people type it.
             spellings = [value_words, name_words(value.lower())]
@@ -921,6 +928,8 @@ def _segments(
                     at = _by_code(words, value, column)
                 if at is None:
                     at = _by_state_name(words, value)
+                if at is None:
+                    at = _by_sex(words, value, column)
                 if at is not None:
                     found.setdefault(column.name, []).append((at, value))
     return {name: [v for _, v in sorted(hits)] for name, hits in found.items()}
@@ -1146,6 +1155,27 @@ def _by_state_name(words: list[str], value: str) -> int | None:
 _VALUE_CONNECTORS = frozenset({"de", "da", "do", "das", "dos", "e", "of", "the", "and", "&"})
 
 
+_SEX_COLUMN = frozenset({"genero", "gender", "sexo", "sex"})
+_SEXES = (
+    frozenset({"f", "fem", "feminino", "feminina", "female", "mulher", "mulheres", "woman",
+               "women"}),
+    frozenset({"m", "masc", "masculino", "masculina", "male", "homem", "homens", "man", "men"}),
+)  # fmt: skip
+
+
+def _by_sex(words: list[str], value: str, column: ColumnProfile) -> int | None:
+    """Where a value of a sex column (``genero`` F/M, ``gender`` Female/Male) is named by
+    its word in either language ("homens e mulheres", "women"); only in a column named so
+    ("M" of a size column is no man)."""
+    if not _SEX_COLUMN & set(name_words(column.name)):
+        return None
+    folded = "".join(name_words(value.lower()))
+    said = next((s for s in _SEXES if folded in s), None)
+    if said is None:
+        return None
+    return next((i for i, w in enumerate(words) if w in said and len(w) > 1), None)
+
+
 def _by_translation(words: list[str], value_words: list[str]) -> int | None:
     """Where a value of two or more words is said in the other language, word for word in
     either order ("precision agriculture" for ``Agricultura de Precisão``, "manutenção
@@ -1254,7 +1284,7 @@ def _spanned(words: list[str], windows: list[Window]) -> list[Window]:
 # "maior que o dos outros", "than the other doctors": one segment against the rest.
 _OTHERS = frozenset({"outros", "outras", "demais", "others", "other", "rest", "resto"})
 # A question opened by one of these asks what, how much or which, not yes or no.
-_OPEN_STARTS = frozenset(
+OPEN_STARTS = frozenset(
     {"what", "how", "which", "why", "when", "where", "who", "qual", "quais", "quanto", "quanta",
      "quantos", "quantas", "como", "quando", "onde", "quem", "por", "porque", "compare",
      "compara", "mostre", "show", "list", "liste"}
@@ -1333,7 +1363,7 @@ def parse(question: str, profile: Profile) -> Question:
         # "did its volume grow from October to November?" asks yes or no about the change.
         grew, fell = bool(_word(words, _GROWTH)), bool(_word(words, _FALL))
         # "What was the MRR growth from 2023 to 2024?" asks how much: no yes or no.
-        polar = not set(words[:1]) & _OPEN_STARTS
+        polar = not set(words[:1]) & OPEN_STARTS
         asked_move = (
             {"moved": "up" if grew else "down"} if grew != fell and not rank and polar else {}
         )
@@ -1575,6 +1605,18 @@ def reconcile(plan: Plan | None, question: Question, profile: Profile, source: s
         # "our backlog right now": a level is read at each segment's latest record (the
         # stock's own as-of), not on the one latest date, which may miss a warehouse.
         windowed = [w for w in windowed if not w.now]
+    events = [
+        m.column
+        for m in plan.measures
+        if m.agg == "count" and (c := profile.column(m.column)) is not None
+        if c.kind == "temporal"
+    ]
+    if events:
+        # "Quantos desligamentos em 2024?" counts ``data_desligamento``: the year is of the
+        # exits, not of the hirings the table is dated by.
+        windowed = [
+            dataclasses.replace(w, column=events[0]) if w.start is not None else w for w in windowed
+        ]
     dims = list(plan.dimensions)
     if source == "model" and not needs_dimension:
         dims = []

@@ -24,7 +24,13 @@ from billumy.insights.naming import column_vocabulary, named_columns, names_sale
 from billumy.insights.plan import Measure, Plan
 from billumy.insights.planned import as_of_conditions, filter_conditions
 from billumy.insights.profile import dtype_family, name_words, plain
-from billumy.insights.roles import default_agg, is_stock, main_columns, outcome_rank
+from billumy.insights.roles import (
+    default_agg,
+    is_stock,
+    main_columns,
+    on_the_books,
+    outcome_rank,
+)
 from billumy.insights.synonyms import _fold, compounds, one_edit, synonym_groups, variants
 from billumy.insights.wording import fmt_number, fmt_pct
 
@@ -151,7 +157,15 @@ _ROLES: dict[str, frozenset[str]] = {
     ),
     "cancellations": frozenset(
         {"cancelamentos", "cancelamento", "cancellations", "cancelations", "cancelled",
-         "canceled", "cancelados", "canceladas", "churn", "churned", "evasao", "desistencias"}
+         "canceled", "cancelados", "canceladas", "churn", "churned", "evasao", "evasoes",
+         "desistencias", "dropouts"}
+    ),
+    # What a ticket is the money of: an order, a sale, or a customer served (a restaurant's
+    # covers, a shop's receipts).
+    "tickets": _CONVERTED | frozenset(
+        {"clientes", "cliente", "customers", "customer", "clients", "covers", "couverts",
+         "transacoes", "transactions", "atendimentos", "comandas", "cupons", "tickets",
+         "receipts"}
     ),
 }  # fmt: skip
 _CHURN = frozenset({"churn", "cancelamento", "cancelamentos", "cancellation", "evasao"})
@@ -181,8 +195,8 @@ _JARGON_PHRASES: tuple[tuple[tuple[str, ...], str, str, str, str], ...] = (
     (("permanencia", "media"), "per", "occupied", "discharges", "permanência média"),
     (("alos",), "per", "occupied", "discharges", "ALOS"),
     # The average ticket: the money taken per order (sale, visit), not the rows' average.
-    (("ticket", "medio"), "per", "revenue", "orders", "ticket médio"),
-    (("average", "ticket"), "per", "revenue", "orders", "average ticket"),
+    (("ticket", "medio"), "per", "revenue", "tickets", "ticket médio"),
+    (("average", "ticket"), "per", "revenue", "tickets", "average ticket"),
     (("average", "order", "value"), "per", "revenue", "orders", "average order value"),
     # Fleet (room, seat) utilization: the days sold over the days there were to sell.
     (("taxa", "de", "utilizacao"), "ratio", "occupied", "available", "utilização"),
@@ -233,6 +247,12 @@ def _role(profile: Profile, role: str) -> ColumnProfile | None:
             found = [c for c in found if not c.money]
         if role == "spend":
             found.sort(key=lambda c: not c.money)
+        if role == "tickets":
+            # The customers served, not those who came or left ("new", "churned"); those on
+            # the books when a month's row keeps them.
+            left = _ROLES["cancellations"] | {"new", "novos", "novas"}
+            found = [c for c in found if not c.money and not _words(c) & left]
+            found.sort(key=lambda c: not on_the_books(c))
         if role == "balance":
             # ``saldo_carteira``, not ``saldo_em_atraso_90d``: the whole, not the part past due.
             found = [c for c in found if not _words(c) & _ROLES["overdue"]]
@@ -266,7 +286,8 @@ def jargon(question: str, profile: Profile) -> tuple[str, str, str, str] | None:
             return "ratio", part.name, booked.name, said_as.removesuffix("s")
         whole = _role(profile, "stock")
         if part is not None and whole is not None and _additive(part):
-            return "ratio", part.name, whole.name, "churn"
+            # A school's churn is its "evasão", and is said so.
+            return "ratio", part.name, whole.name, "evasão" if said_as == "evasao" else "churn"
     return None
 
 
@@ -333,7 +354,7 @@ def _candidates(
     named += named_columns(question, profile, any_word=True) if question else []
     known = jargon(question, profile) if question else None
     if known is not None and known[0] == "ratio":
-        if known[3] == "churn" and table is not None:
+        if known[3] in ("churn", "evasão") and table is not None:
             # "cancellation rate" with trips requested = completed + cancelled: the trips
             # cancelled over those requested, not over the drivers on the books.
             exact = _dominating(table, profile, known[1], exact_only=True)
@@ -703,16 +724,6 @@ _PATIENT_DAYS = frozenset(
 )  # fmt: skip
 
 
-_ON_BOOKS = frozenset(
-    {"active", "ativos", "ativas", "vigentes", "matriculados", "enrolled", "inscritos", "current"}
-)
-
-
-def _on_the_books(column: ColumnProfile) -> bool:
-    """A count of the members held at a moment (``active_customers``, ``alunos_ativos``)."""
-    return bool(_ON_BOOKS & _words(column))
-
-
 def _per_pair(question: str, profile: Profile) -> tuple[str, str] | None:
     """The (numerator, denominator) columns of "<X> per <Y>" where Y names a numeric column
     (a count of orders, members, visits): "por canal" groups by a segment, it divides by
@@ -742,7 +753,7 @@ def _per_pair(question: str, profile: Profile) -> tuple[str, str] | None:
         # "milhas por corrida": the trips completed, not those requested or cancelled.
         # "receita por cliente" with new, churned and active customers: per the customers on
         # the books (ARPU), not those who came or left in the month.
-        below.sort(key=lambda c: (not _on_the_books(c), is_stock(c), outcome_rank(c)))
+        below.sort(key=lambda c: (not on_the_books(c), is_stock(c), outcome_rank(c)))
         below = both[:1] + [c for c in below if c not in both[:1]]
         before = [w for w in words[max(0, i - 3) : i] if w not in _SKIP]
         if not below and any(w.startswith(_PAYING) for w in before) and j < len(words):

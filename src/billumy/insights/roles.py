@@ -27,12 +27,15 @@ __all__ = [
 
 _AVG_WORDS = {
     "age", "idade", "nps", "pct", "avg", "mean", "rate", "taxa", "ratio", "score", "nota",
-    "rating", "media", "margin", "margem", "price", "preco", "tempo", "time", "hours", "horas",
+    "rating", "avaliacao", "media", "margin", "margem", "price", "preco", "tempo", "time",
+    "hours", "horas",
     "hour", "hora", "days", "dias", "minutes", "minutos", "seconds", "segundos", "duration",
     "duracao", "latency", "latencia", "discount", "desconto", "temperature", "temperatura",
     "satisfaction", "satisfacao", "percent", "percentage", "percentual", "porcentagem",
     "medio", "average", "min", "mins", "delay", "atraso", "lag", "speed",
     "velocidade", *("headcount", "saldo", "balance", "estoque", "inventory", "stock"),
+    # a person's pay: the payroll is its sum, asked for by that word
+    "salario", "salary", "salarios", "salaries", "wage", "wages", "remuneracao",
 }  # fmt: skip
 _HOUR_WORDS = frozenset({"hours", "horas", "hour", "hora", "hrs", "hh"})
 _WORK_WORDS = frozenset(
@@ -131,6 +134,16 @@ _AVERAGE_NAME = frozenset({"media", "medio", "avg", "mean", "average"})
 _RATE_NAME = frozenset({"taxa", "rate", "juros", "interest", "pct", "percent", "percentual"})
 
 
+_ON_BOOKS = frozenset(
+    {"active", "ativos", "ativas", "vigentes", "matriculados", "enrolled", "inscritos", "current"}
+)
+
+
+def on_the_books(column: ColumnProfile) -> bool:
+    """A count of the members held at a moment (``active_customers``, ``alunos_ativos``)."""
+    return bool(_ON_BOOKS & set(name_words(column.name)))
+
+
 def average_weight(profile: Profile, name: str) -> str | None:
     """The column an average column's rows weigh by, or None: rows that each average a
     different number of things (an hour of 300 calls, one of 20) do not weigh alike, so the
@@ -164,6 +177,20 @@ def average_weight(profile: Profile, name: str) -> str | None:
     if words & _RATE_NAME:
         money = [c for c in others if c.money]
         return money[0].name if money else None
+    if column.money:
+        # "mensalidade_media" beside ``alunos_ativos`` and ``matriculas_novas``: a fee is
+        # paid by the members on the books, not by the month's newcomers.
+        members = [
+            c
+            for c in profile.columns
+            if not c.masked
+            and c.kind == "numeric"
+            and not c.money
+            and dtype_family(c.dtype) == "integer"
+            and on_the_books(c)
+        ]
+        if members:
+            return members[0].name
     counts = [c for c in others if not c.money and dtype_family(c.dtype) == "integer"]
     counts.sort(key=outcome_rank)
     return counts[0].name if counts else None

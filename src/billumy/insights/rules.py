@@ -116,6 +116,11 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
             named[flt.column] = _Named()
     # "Total Express" is a carrier, not a total: words of the values named are no aggregate.
     inside = _value_positions(visible, tokens)
+    for column in visible:
+        if column.kind == "numeric" and named[column.name].position in inside:
+            # "viagens em atraso" (``status`` Em atraso): the value's word keeps those rows,
+            # it does not name ``atraso_min``.
+            named[column.name] = _Named()
     agg: Agg | None = _lookup([t for i, t in enumerate(tokens) if i not in inside], _AGG_WORDS)
     measures = _rule_measures(visible, named, agg, tokens, folded)
     volume = _sold_volume(visible)
@@ -207,6 +212,23 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
         # said as rows (the word names nothing in the data, so it is not claimed).
         keys = _row_keys(visible)
         measures = [Measure(column=keys[0].name if keys else "*", agg="count")]
+    dated = _events_dated(visible, named, tokens)
+    rows_counted = measures is not None and all(
+        m.agg == "count" and (m.column == "*" or m.column in {k.name for k in _row_keys(visible)})
+        for m in measures
+    )
+    if dated is not None and (counting or rows_counted):
+        # "Qual departamento tem mais desligamentos?" with ``data_desligamento`` empty for
+        # those still employed: the rows with that date are the exits, counted.
+        measures = [Measure(column=dated.name, agg="count")]
+        # "Quantos desligamentos em 2024?": the year of the exits, not of the hirings.
+        temporal = {c.name for c in visible if c.kind == "temporal"}
+        filters = [
+            f.model_copy(update={"column": dated.name}) if f.column in temporal else f
+            for f in filters
+        ]
+        if period is not None and period.column in temporal:
+            period = period.model_copy(update={"column": dated.name})
     if measures is None and not dims and period is None and not filters:
         return None
     if measures is None and volume is not None and _sales_position(tokens) is None:
@@ -796,6 +818,32 @@ _NOT_THINGS = frozenset(
     {"vezes", "times", "dias", "days", "horas", "hours", "meses", "months", "semanas", "weeks",
      "anos", "years", "reais", "dollars", "pessoas", "people"}
 )  # fmt: skip
+
+
+def _events_dated(
+    visible: list[ColumnProfile], named: dict[str, _Named], tokens: list[frozenset[str]]
+) -> ColumnProfile | None:
+    """The date column of an event not every row had ("data_desligamento",
+    ``cancelled_at``), named by a plural right after "mais"/"most"/"quantos" ("mais
+    desligamentos", "how many cancellations"): its dates count the events."""
+    for column in visible:
+        if column.kind != "temporal" or column.nulls == 0 or column.count == 0:
+            continue
+        words = frozenset(
+            v for w in name_words(column.name) if w not in _DATE_WORDS for v in _variants(w)
+        )
+        for i, token in enumerate(tokens[1:], start=1):
+            if (
+                token
+                and tokens[i - 1] & _MOST_OF
+                and _plural(max(token, key=len))
+                and _same_or_synonym(token, words)
+            ):
+                return column
+    return None
+
+
+_DATE_WORDS = frozenset({"data", "date", "dt", "at", "on", "em", "dia", "day", "de", "of"})
 
 
 def _most_of_things(

@@ -95,6 +95,13 @@ class Metric:
             return (
                 ("o", f"número de registros ({c})") if ctx.pt else ("", f"number of records ({c})")
             )
+        if self.agg == "count" and column is not None and column.kind == "temporal":
+            # ``data_desligamento`` counted: the rows that have the date, each an event.
+            return (
+                ("o", f"número de registros com {c}")
+                if ctx.pt
+                else ("", f"number of rows with {c}")
+            )
         weight = average_weight(ctx.profile, c) if self.agg == "avg" and c != "*" else None
         if weight is not None:
             # The rows weigh as the things they average (:func:`average_weight`).

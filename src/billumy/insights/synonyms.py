@@ -246,7 +246,7 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
         "saimos",
         *_LOSING,
     ),
-    ("payroll", "folha", "salario", "salary", "wage"),
+    ("payroll", "folha", "salario", "salary", "wage", "salarial", "salariais", "remuneracao"),
     ("team", "equipe", "department", "departamento", "area", "setor"),
     # returns and logistics
     (
@@ -471,6 +471,22 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("entregue", "delivered"),
     ("pendente", "pending"),
     ("devolvido", "devolvida", "returned"),
+    # marketing: a campaign's funnel
+    ("campaign", "campanha"),
+    ("conversion", "conversao", "converted", "convertido", "convertida"),
+    ("click", "clique", "clicks", "cliques"),
+    ("impression", "impressao", "views", "visualizacao", "exibicao"),
+    # fleets: a vehicle is named by its plate
+    ("vehicle", "veiculo", "truck", "caminhao", "van", "car", "carro", "plate", "placa"),
+    ("driver", "motorista", "condutor"),
+    ("route", "rota", "trajeto", "itinerario"),
+    ("toll", "pedagio"),
+    ("course", "curso"),
+    ("shift", "turno"),
+    ("tip", "tips", "gorjeta", "gratuity"),
+    ("dish", "prato", "meal", "refeicao"),
+    # a student who leaves a school: its churn
+    ("dropout", "evasao", "evadido", "abandono", "churn"),
 )
 _SYNONYM_GROUPS: dict[str, frozenset[int]] = {}
 for _group, _words in enumerate(_SYNONYMS):

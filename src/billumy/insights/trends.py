@@ -131,13 +131,15 @@ def _series_sql(
     c = quote_ident(column)
     # A first or last period the data covers on far fewer days than the others (the week the
     # data ends in on a Tuesday, or the question's month on a Monday) would read as a drop:
-    # such periods are left out of series.
+    # such periods are left out of series. A period between two others is whole whatever its
+    # days: few hirings in 2021 are few, not a part of the year.
     days = " AND ".join([f"{c} IS NOT NULL", *covered])
     cover = (
         f"cover AS (SELECT {_period_sql(grain, column)} AS p, "  # noqa: S608
         f"count(DISTINCT CAST({c} AS DATE)) AS d FROM data WHERE {days} GROUP BY 1), "
         f"whole AS (SELECT p FROM cover WHERE d >= {MIN_PERIOD_COVER} * "
-        "(SELECT median(d) FROM cover)), "
+        "(SELECT median(d) FROM cover) OR (p > (SELECT min(p) FROM cover) "
+        "AND p < (SELECT max(p) FROM cover))), "
     )
     return (
         f"WITH {cover}series AS (SELECT {_period_sql(grain, column)} AS p, "  # noqa: S608
