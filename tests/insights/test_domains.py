@@ -228,7 +228,8 @@ def _mean(values: list[float]) -> float:
 @pytest.mark.parametrize(
     ("text", "lang", "lead"),
     [
-        ("Existe diferença salarial entre homens e mulheres?", "pt-BR", "Na média de salario"),
+        ("Existe diferença salarial entre homens e mulheres?", "pt-BR", "Sim: na média de salario"),
+        ("Qual a diferença salarial entre homens e mulheres?", "pt-BR", "Na média de salario"),
         ("Do women earn less than men?", "en", "Yes: in average salario"),
     ],
 )
@@ -336,3 +337,66 @@ def test_two_values_compared_say_which_is_above_and_by_how_much(
     lunch = sum(r["faturamento"] for r in rows if r["turno"] == "Almoço")
     if "jantar" in text.lower() and "mais que" in text:
         assert f"({PT.pct(round(100 * (dinner - lunch) / lunch, 1))} a mais)" in out
+
+
+def _members() -> list[dict[str, Any]]:
+    rng = random.Random(6)
+    rows = []
+    churn = {"Mensal": 0.45, "Trimestral": 0.3, "Anual": 0.15}
+    for n in range(1, 401):
+        plan = rng.choice(list(churn))
+        start = date(2023, 1, 1) + timedelta(days=rng.randint(0, 900))
+        end = start + timedelta(days=rng.randint(30, 400)) if rng.random() < churn[plan] else None
+        rows.append({"id_aluno": n, "plano": plan, "data_inicio": start, "data_cancelamento": end})
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "said"),
+    [
+        ("Qual a taxa de cancelamento por plano?", "pt-BR", "A taxa de cancelamento"),
+        ("What is the cancellation rate by plan?", "en", "The cancellation rate"),
+    ],
+)
+def test_a_rate_of_an_event_is_the_share_of_rows_with_its_date(
+    text: str, lang: str, said: str
+) -> None:
+    rows = _members()
+    fmt = PT if lang == "pt-BR" else EN
+    out = rules_run(rows, text, lang).text
+    assert out.startswith(said)
+    for plan in ("Mensal", "Trimestral", "Anual"):
+        mine = [r for r in rows if r["plano"] == plan]
+        rate = 100 * sum(r["data_cancelamento"] is not None for r in mine) / len(mine)
+        assert f"{plan} {fmt.number(round(rate, 1), 1)}%" in out
+
+
+def test_members_who_cancelled_in_a_year_are_counted_by_that_date() -> None:
+    rows = _members()
+    gone = sum(1 for r in rows if r["data_cancelamento"] and r["data_cancelamento"].year == 2024)
+    out = rules_run(rows, "Quantos alunos cancelaram em 2024?", "pt-BR").text
+    assert out == f"Em 2024, o número de registros com data_cancelamento é {PT.number(gone, 0)}."
+
+
+def test_the_months_of_a_year_named_are_a_series() -> None:
+    rows = _members()
+    months = [0] * 12
+    for r in rows:
+        if r["data_inicio"].year == 2024:
+            months[r["data_inicio"].month - 1] += 1
+    out = rules_run(rows, "Quantos alunos entraram por mês em 2024?", "pt-BR").text
+    assert "Mês a mês:" in out
+    assert f"março de 2024 {PT.number(months[2], 0)};" in out
+    # a month named is one number, no series of one month's days
+    out = rules_run(rows, "Quantos alunos entraram em março de 2024?", "pt-BR").text
+    assert "Mês a mês" not in out and "Dia a dia" not in out
+
+
+def test_a_quoted_decimal_comma_in_a_comma_separated_file_is_a_number() -> None:
+    from billumy.insights import data
+
+    text = 'plano,mensalidade,codigo\nMensal,"129,9","1,234"\nAnual,"89,90","2,500"\n'
+    with data.from_csv(text) as table:
+        assert table.types["mensalidade"] == "DOUBLE"
+        assert table.types["codigo"] == "VARCHAR"  # three digits after a comma: thousands
+        assert table.records("SELECT sum(mensalidade) AS s FROM data")[0]["s"] == 219.8

@@ -621,6 +621,9 @@ _BELOW = re.compile(
 )
 
 
+_DIFFERENCE = frozenset({"diferenca", "difference", "differ", "differs", "gap", "diferem"})
+
+
 def _versus_sentences(
     question: str, parts: Sequence[dict[str, Any]], planned: Sequence[Fact], ctx: Context
 ) -> list[Sentence]:
@@ -655,12 +658,14 @@ def _versus_sentences(
     metric = metric_of(keys[0], fact, ctx)
     folded = fold(question)
     claimed = "above" if _ABOVE.search(folded) else "below" if _BELOW.search(folded) else None
+    if claimed is None and set(name_words(question)) & _DIFFERENCE:
+        claimed = "different"  # "Existe diferença salarial entre homens e mulheres?"
     polar = claimed is not None and not set(name_words(question)[:1]) & OPEN_STARTS
     pct = (float(first) - float(second)) / abs(float(second)) * 100
     size = ctx.formats.pct(abs(pct))
     a, b = ctx.formats.label(rows[0][column]), ctx.formats.label(rows[1][column])
     amount_a, amount_b = metric.amount(first, ctx), metric.amount(second, ctx)
-    yes = (pct > 0) if claimed == "above" else (pct < 0)
+    yes = {"above": pct > 0, "below": pct < 0}.get(claimed or "", first != second)
     if ctx.pt:
         lead = f"{'Sim' if yes else 'Não'}: " if polar else ""
         how = "igual" if pct == 0 else f"{size} a {'mais' if pct > 0 else 'menos'}"

@@ -265,6 +265,7 @@ def _is_nested_type(kind: str) -> bool:
 _INT = r"\s*[+-]?(0|[1-9][0-9]*)\s*"
 _NUM = r"\s*[+-]?((0|[1-9][0-9]*)(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*"
 _COMMA_NUM = r"\s*[+-]?(0|[1-9][0-9]{0,2}(\.[0-9]{3})+|[1-9][0-9]*)(,[0-9]+)?\s*"
+_SHORT_COMMA_NUM = r"\s*[+-]?(0|[1-9][0-9]*)(,[0-9]{1,2})?\s*"
 # Money written as text: "R$ 1.234,56" (Brazilian: dot thousands, comma decimals, whatever
 # the file's delimiter) and "$1,234.56" / "US$ 1,234.56" (comma thousands, dot decimals).
 _BRL = r"\s*-?\s*R\$\s*-?(0|[1-9][0-9]{0,2}(\.[0-9]{3})+|[1-9][0-9]*)(,[0-9]+)?\s*"
@@ -306,6 +307,18 @@ def _candidates(decimal_comma: bool, thousands_dot: bool = False) -> list[_Candi
         _Candidate("BIGINT", _INT, f"TRY_CAST({trimmed} AS BIGINT)"),
         _Candidate("DOUBLE", _NUM, f"TRY_CAST({trimmed} AS DOUBLE)"),
     ]
+    if not decimal_comma:
+        # A comma-separated file's quoted "89,9" or "1234,50": one or two digits after the
+        # comma are decimals, never a group of thousands ("1,234" stays as it is).
+        numbers.insert(
+            1,
+            _Candidate(
+                "DOUBLE",
+                _SHORT_COMMA_NUM,
+                f"TRY_CAST(replace({trimmed}, ',', '.') AS DOUBLE)",
+                needs_comma=True,
+            ),
+        )
     if decimal_comma:
         comma = _Candidate(
             "DOUBLE",

@@ -1681,7 +1681,15 @@ def reconcile(plan: Plan | None, question: Question, profile: Profile, source: s
     update["dimensions"] = list(dict.fromkeys(dims))
     update["filters"] = filters[:10]
     period = plan.period
-    if (compared or windowed) and not needs_period:
+    # "Quantos alunos entraram por mês em 2025?": the months of the year named, a series.
+    within = (
+        period is not None
+        and source == "rules"
+        and not compared
+        and bool(windowed)
+        and all(_GRAIN_ORDER.get(period.grain, 9) < _GRAIN_ORDER.get(w.grain, -1) for w in windowed)
+    )
+    if (compared or windowed) and not needs_period and not within:
         period = None  # a series over the one period named, or beside a comparison, is noise
     elif source == "model" and not needs_period and not question.has("anomaly"):
         period = None
@@ -1698,6 +1706,9 @@ def reconcile(plan: Plan | None, question: Question, profile: Profile, source: s
     if question.has("share") or question.has("compare_segments"):
         update["top_n"] = max(plan.top_n, 10)
     return plan.model_copy(update=update)
+
+
+_GRAIN_ORDER = {"day": 0, "week": 1, "month": 2, "quarter": 3, "half": 4, "year": 5}
 
 
 def _kind(profile: Profile, name: str) -> str | None:

@@ -1174,6 +1174,29 @@ def rated_value(question: str, profile: Profile, skip: str | None = None) -> tup
     return column_name, value
 
 
+_DATE_NAME = frozenset({"data", "date", "dt", "at", "on", "em", "dia", "day", "de", "of"})
+
+
+def rated_event(question: str, profile: Profile) -> str | None:
+    """The date column of an event some rows had whose rate ``question`` asks for ("taxa de
+    cancelamento" on ``data_cancelamento``, "churn rate" on ``churned_at``): a date column
+    with empty values, named by a word of rate's neighbour; else None."""
+    words = name_words(compounds(_fold(question)))
+    if not set(words) & (_RATE_WORDS | _SHARE_WORDS):
+        return None
+    for column in profile.columns:
+        if column.masked or column.kind != "temporal" or not column.nulls or not column.count:
+            continue
+        own = [w for w in name_words(column.name) if w not in _DATE_NAME and len(w) >= _STEM]
+        groups = frozenset().union(*(synonym_groups(v) for w in own for v in variants(w)))
+        for word in words:
+            if any(_stems_meet(word, w) for w in own) or any(
+                synonym_groups(v) & groups for v in variants(word)
+            ):
+                return column.name
+    return None
+
+
 def value_rate_fact(
     table: Table,
     profile: Profile,
@@ -1185,23 +1208,26 @@ def value_rate_fact(
     the rows the plan's other filters keep (per ``dimension`` segment when given, highest
     first), or None. Its values have ``of_rows``, ``part_column`` and ``part_value``."""
     rated = rated_value(question, profile, skip=dimension)
-    if rated is None and dimension is not None:
+    event = rated_event(question, profile) if rated is None else None
+    if rated is None and event is None and dimension is not None:
         # "Qual % dos pedidos foi cancelado?": the share's own column is no breakdown of it.
         rated, dimension = rated_value(question, profile), None
-    if rated is None:
+    if rated is None and event is None:
         return None
-    column, value = rated
+    column, value = rated if rated is not None else (str(event), "")
     kept = [f for f in (plan.filters if plan is not None else []) if f.column != column]
     conditions, params = filter_conditions(profile, kept)
     where = " AND ".join(conditions) if conditions else "true"
     c = quote_ident(column)
-    hit = f"CAST({c} AS VARCHAR) = ?"
+    # "taxa de cancelamento" with ``data_cancelamento`` empty for members who stay: the rows
+    # with that date.
+    hit = f"{c} IS NOT NULL" if event is not None else f"CAST({c} AS VARCHAR) = ?"
     select = (
         f"count(*) FILTER (WHERE {hit}) AS part_total, count(*) AS whole_total, "
         f"100.0 * count(*) FILTER (WHERE {hit}) / nullif(count(*), 0) AS ratio_pct"
     )
     sql = f"SELECT {select} FROM data WHERE {where}"  # noqa: S608
-    args = [value, value, *params]
+    args = [*([] if event is not None else [value, value]), *params]
     row = table.records(sql, args)[0]
     part_total, whole_total = plain(row["part_total"]), plain(row["whole_total"])
     if not isinstance(part_total, int) or not isinstance(whole_total, int) or not whole_total:
@@ -1221,6 +1247,8 @@ def value_rate_fact(
         "part_column": column,
         "part_value": value,
     }
+    if event is not None:
+        values["part"], values["part_dated"] = f"{column} filled", True
     if named is not None and asks_for_rate(question, profile):
         # Said as the question writes it: "devolução", not "devolucao".
         written = {"".join(name_words(w)): w.lower() for w in re.findall(r"\w+", question)}

@@ -824,22 +824,19 @@ def _events_dated(
     visible: list[ColumnProfile], named: dict[str, _Named], tokens: list[frozenset[str]]
 ) -> ColumnProfile | None:
     """The date column of an event not every row had ("data_desligamento",
-    ``cancelled_at``), named by a plural right after "mais"/"most"/"quantos" ("mais
-    desligamentos", "how many cancellations"): its dates count the events."""
+    ``cancelled_at``), named in a question of how many or the most ("mais desligamentos",
+    "how many cancellations", "quantos alunos cancelaram"): its dates count the events."""
+    if not any(t & _MOST_OF for t in tokens):
+        return None
     for column in visible:
         if column.kind != "temporal" or column.nulls == 0 or column.count == 0:
             continue
         words = frozenset(
             v for w in name_words(column.name) if w not in _DATE_WORDS for v in _variants(w)
         )
-        for i, token in enumerate(tokens[1:], start=1):
-            if (
-                token
-                and tokens[i - 1] & _MOST_OF
-                and _plural(max(token, key=len))
-                and _same_or_synonym(token, words)
-            ):
-                return column
+        # "mais desligamentos", "how many cancellations", "quantos alunos cancelaram".
+        if any(token and _same_or_synonym(token, words) for token in tokens):
+            return column
     return None
 
 

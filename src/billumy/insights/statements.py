@@ -1136,15 +1136,17 @@ def _rows_ratio(fact: Fact, ctx: Context) -> str:
     )
     led = _led(fact.rows, dims, "ratio_pct", ctx, rate) if dims else ""
     name = v.get("name")
+    if v.get("part_dated"):
+        value = ""  # the rows with the date of the event: "registros com data_cancelamento"
     if ctx.pt:
-        rows = f"registros com {column} {value}"
+        rows = f"registros com {column} {value}".rstrip()
         if name:
             text = f"A taxa de {name} ({rows} sobre todos os registros){where} é de {pct}"
         else:
             text = f"A proporção de {rows}{where} é de {pct}"
         text += f" ({part} de {whole})."
         return f"{text} Por {dims[0]}{led}: {listed}." if dims else text
-    rows = f"rows with {column} {value}"
+    rows = f"rows with {column} {value}".rstrip()
     if name:
         text = f"The {name} rate ({rows} over all rows){where} is {pct}"
     else:
