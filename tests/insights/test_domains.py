@@ -8,7 +8,7 @@ litre, dropout rate, the pay gap, the average ticket), in Portuguese and in Engl
 from __future__ import annotations
 
 import random
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -400,3 +400,128 @@ def test_a_quoted_decimal_comma_in_a_comma_separated_file_is_a_number() -> None:
         assert table.types["mensalidade"] == "DOUBLE"
         assert table.types["codigo"] == "VARCHAR"  # three digits after a comma: thousands
         assert table.records("SELECT sum(mensalidade) AS s FROM data")[0]["s"] == 219.8
+
+
+def _tickets() -> list[dict[str, Any]]:
+    rng = random.Random(8)
+    hours = {"High": 4.0, "Medium": 12.0, "Low": 30.0}
+    rows = []
+    start = datetime(2025, 7, 1, 8)
+    for n in range(1, 301):
+        opened = start + timedelta(minutes=rng.randint(0, 60 * 24 * 60))
+        priority = rng.choice(list(hours))
+        closed = opened + timedelta(hours=rng.expovariate(1 / hours[priority]))
+        rows.append(
+            {
+                "ticket": f"T-{n:04d}",
+                "opened_at": opened,
+                "closed_at": None if n % 17 == 0 else closed,
+                "priority": priority,
+                "agent": rng.choice(["Ana", "Bruno"]),
+                "csat": rng.choice([None, 1, 3, 4, 5, 5]),
+            }
+        )
+    return rows
+
+
+def _derived_run(rows: list[dict[str, Any]], text: str, lang: str) -> str:
+    from billumy.insights import data
+    from billumy.insights.service import derive_duration
+    from tests.insights_data import table_run
+
+    with data.from_records(rows) as table:
+        derived = derive_duration(table, set(), text, "pt" if lang == "pt-BR" else "en")
+        return table_run(derived, text, lang).text
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "column"),
+    [
+        ("What is the average resolution time by priority?", "en", "duration_hours"),
+        ("Qual prioridade demora mais para fechar?", "pt-BR", "duracao_horas"),
+        ("Qual o tempo médio de atendimento por prioridade?", "pt-BR", "duracao_horas"),
+    ],
+)
+def test_the_time_from_opened_to_closed_is_derived_in_hours(
+    text: str, lang: str, column: str
+) -> None:
+    rows = _tickets()
+    fmt = PT if lang == "pt-BR" else EN
+    out = _derived_run(rows, text, lang)
+    assert column in out and "csat" not in out
+    assert "não têm" not in out  # the time asked for is there
+    for priority in ("High", "Medium", "Low"):
+        spans = [
+            (r["closed_at"] - r["opened_at"]).total_seconds() / 3600
+            for r in rows
+            if r["priority"] == priority and r["closed_at"] is not None
+        ]
+        assert f"{priority} {fmt.number(round(_mean(spans), 2), 2)}" in out
+
+
+def test_no_duration_is_made_unasked() -> None:
+    from billumy.insights import data
+    from billumy.insights.service import derive_duration
+
+    with data.from_records(_tickets()) as table:
+        kept = derive_duration(table, set(), "Which agent closed the most tickets?", "en")
+        assert "duration_hours" not in kept.columns
+
+
+def test_a_satisfaction_score_is_averaged() -> None:
+    rows = _tickets()
+    out = rules_run(rows, "Which agent has the best CSAT?", "en").text
+    scores = [r["csat"] for r in rows if r["agent"] == "Bruno" and r["csat"] is not None]
+    assert f"Bruno {EN.number(round(_mean(scores), 2), 2)}" in out
+
+
+def _listings() -> list[dict[str, Any]]:
+    rng = random.Random(12)
+    per_m2 = {"Pinheiros": 14500.0, "Santana": 8100.0, "Itaim Bibi": 17800.0}
+    rows = []
+    for n in range(1, 201):
+        area = rng.randint(30, 150)
+        hood = rng.choice(list(per_m2))
+        rows.append(
+            {
+                "codigo": f"IM{n:04d}",
+                "bairro": hood,
+                "tipo": rng.choice(["Apartamento", "Casa"]),
+                "quartos": rng.randint(1, 4),
+                "area_m2": area,
+                "preco": round(area * per_m2[hood] * rng.uniform(0.9, 1.1), -3),
+                "vendido": rng.choice(["sim", "não", "não"]),
+            }
+        )
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Qual bairro tem o metro quadrado mais caro?", "pt-BR"),
+        ("Which neighborhood has the most expensive price per square meter?", "en"),
+    ],
+)
+def test_the_price_of_a_square_metre_is_the_price_over_the_area(text: str, lang: str) -> None:
+    rows = _listings()
+    per = _by(rows, "bairro", "preco", "area_m2")
+    fmt = PT if lang == "pt-BR" else EN
+    out = rules_run(rows, text, lang).text
+    assert "(preco " in out and " area_m2)" in out
+    assert f"Itaim Bibi {fmt.money(per['Itaim Bibi'], 'BRL')}" in out
+    assert "quartos" not in out.split(".")[0]
+
+
+def test_the_share_of_rows_holding_a_value_named_is_all_that_is_said() -> None:
+    rows = _listings()
+    sold = sum(r["vendido"] == "sim" for r in rows)
+    out = rules_run(rows, "What share of listings were sold?", "en").text
+    share = EN.number(round(100 * sold / len(rows), 1), 1)
+    assert out == f"The share of rows with vendido sim is {share}% ({sold} of {len(rows)})."
+
+
+def test_a_plural_value_after_a_price_is_no_missing_column() -> None:
+    rows = _listings()
+    out = rules_run(rows, "Qual o preço médio de apartamentos em Pinheiros?", "pt-BR").text
+    assert "não têm" not in out

@@ -26,7 +26,7 @@ from billumy.insights.model import ColumnProfile, Fact, Profile
 from billumy.insights.naming import named_columns, names_sales
 from billumy.insights.profile import name_words
 from billumy.insights.question import OPEN_STARTS
-from billumy.insights.rules import DURATION_WORDS, is_duration
+from billumy.insights.rules import DURATION_WORDS, ROW_SPANS, is_duration
 from billumy.insights.sentences import fold
 from billumy.insights.statements import (
     Context,
@@ -283,7 +283,8 @@ def missing_columns(question: str, profile: Profile) -> list[_Concept]:
     for words in [] if rated else _asked_quantities(question):
         # "the average customer rating", "a idade média": a quantity no column is named by
         # (nor a value the data holds, nor a word any quantity may go by).
-        if set(words) & (values | _ANY_QUANTITY) or any(set(words) <= c.asks for c in missing):
+        forms = {v for w in words for v in variants(w)}  # "apartamentos" of ``Apartamento``
+        if forms & (values | _ANY_QUANTITY) or any(set(words) <= c.asks for c in missing):
             continue
         phrase = " ".join(words)
         # "tempo de atendimento" is named only by a column of both ("avg_wait_sec" is a time
@@ -296,6 +297,9 @@ def missing_columns(question: str, profile: Profile) -> list[_Concept]:
             if words[0] in DURATION_WORDS:
                 heads |= {c.name for c in visible if is_duration(c)}
             named = [n for n in named_columns(words[2], profile) if n in heads]
+            if words[0] in DURATION_WORDS and set(ROW_SPANS.values()) & {c.name for c in visible}:
+                # Each row's time from its start to its end is its "tempo de atendimento".
+                continue
         if named or ratios.known_rate(phrase):
             continue
         if names_sales(phrase) and any(c.kind == "numeric" and c.money for c in visible):

@@ -277,6 +277,21 @@ def jargon(question: str, profile: Profile) -> tuple[str, str, str, str] | None:
             a, b = _role(profile, top), _role(profile, bottom)
             if a is not None and b is not None and a.name != b.name:
                 return kind, a.name, b.name, name
+    if _says_area(said) and words & _PRICE_SAID:
+        # "o metro quadrado mais caro", "price per square foot": the price over the area.
+        price = [
+            c
+            for c in profile.columns
+            if c.kind == "numeric" and not c.masked and c.money and _words(c) & _PRICE_SAID
+        ]
+        area = [
+            c
+            for c in profile.columns
+            if c.kind == "numeric" and not c.masked and _words(c) & _AREA_WORDS
+        ]
+        if price and area:
+            pt = bool(words & {"metro", "metros", "quadrado", "preco", "caro", "barato"})
+            return "per", price[0].name, area[0].name, "preço do m²" if pt else "price per m²"
     if words & _CHURN and (words & _RATE_WORDS or words & _SHARE_WORDS):
         said_as = next(w for w in said if w in _CHURN)
         part = _role(profile, "cancellations")
@@ -289,6 +304,23 @@ def jargon(question: str, profile: Profile) -> tuple[str, str, str, str] | None:
             # A school's churn is its "evasão", and is said so.
             return "ratio", part.name, whole.name, "evasão" if said_as == "evasao" else "churn"
     return None
+
+
+_AREA_WORDS = frozenset({"area", "m2", "metragem", "sqm", "sqft", "footage"})
+_PRICE_SAID = frozenset(
+    {"preco", "precos", "price", "prices", "valor", "value", "caro", "cara", "caros", "barato",
+     "barata", "baratos", "expensive", "cheap", "cheapest", "custa", "costs", "cost", "aluguel",
+     "rent"}
+)  # fmt: skip
+
+
+def _says_area(said: list[str]) -> bool:
+    """Whether the question says a unit of area: "m²", "metro quadrado", "square foot"."""
+    pairs = {("metro", "quadrado"), ("metros", "quadrados"), ("square", "meter"),
+             ("square", "metre"), ("square", "foot"), ("square", "feet"), ("square", "meters")}  # fmt: skip
+    return bool({"m2", "sqm", "sqft"} & set(said)) or any(
+        (a, b) in pairs for a, b in zip(said, said[1:], strict=False)
+    )
 
 
 _SHARE_WORDS = frozenset({"percentual", "percentage", "porcentagem", "pct", "percent"})

@@ -31,7 +31,7 @@ _AVG_WORDS = {
     "hours", "horas",
     "hour", "hora", "days", "dias", "minutes", "minutos", "seconds", "segundos", "duration",
     "duracao", "latency", "latencia", "discount", "desconto", "temperature", "temperatura",
-    "satisfaction", "satisfacao", "percent", "percentage", "percentual", "porcentagem",
+    "satisfaction", "satisfacao", "csat", "percent", "percentage", "percentual", "porcentagem",
     "medio", "average", "min", "mins", "delay", "atraso", "lag", "speed",
     "velocidade", *("headcount", "saldo", "balance", "estoque", "inventory", "stock"),
     # a person's pay: the payroll is its sum, asked for by that word

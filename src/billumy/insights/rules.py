@@ -169,8 +169,13 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
         for c in visible
         if c.kind == "numeric" and set(name_words(c.name)) & _DURATION and c.name not in bounded
     ]
-    if measures is None and durations and _HOW_LONG.search(folded):
-        # "Quanto tempo demora uma instalação?": the duration column, on average.
+    if (
+        measures is None
+        and durations
+        and (_HOW_LONG.search(folded) or any(t & {"tempo", "time"} for t in tokens))
+    ):
+        # "Quanto tempo demora uma instalação?", "the average resolution time": the duration
+        # column, on average.
         measures = [Measure(column=durations[0].name, agg=agg or "avg")]
     if (
         measures is None
@@ -349,6 +354,10 @@ _DURATION = frozenset(
      "lead", "sla", "sec", "secs", "seg", "hrs", "ms"}
 )  # fmt: skip
 DURATION_WORDS = _DURATION
+# The columns :func:`~billumy.insights.service.derive_duration` makes: each row's whole time,
+# from its start to its end, which any "tempo de atendimento", "resolution time" asks for.
+ROW_SPANS = {("pt", True): "duracao_horas", ("pt", False): "duracao_dias",
+             ("en", True): "duration_hours", ("en", False): "duration_days"}  # fmt: skip
 
 
 def is_duration(column: ColumnProfile) -> bool:
@@ -976,6 +985,9 @@ def _rule_period(
         return None
     grain: Grain | None = _lookup(tokens, _GRAIN_WORDS)
     chosen = next(iter(_strongest(temporal, named)), None)
+    if grain is None and chosen is not None and named[chosen.name].strength < 2:
+        # "the resolution time" names ``closed_at`` only through a synonym: no series by it.
+        chosen = None
     if grain is None and chosen is None:
         return None
     column = chosen or temporal[0]

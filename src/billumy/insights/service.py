@@ -75,7 +75,7 @@ from billumy.insights.plan import (
 from billumy.insights.planned import facts_for_plan
 from billumy.insights.profile import name_words
 from billumy.insights.roles import plan_agg
-from billumy.insights.rules import WEEKEND, names_a_measure, rule_order, rule_plan
+from billumy.insights.rules import ROW_SPANS, WEEKEND, names_a_measure, rule_order, rule_plan
 from billumy.insights.salient import salient_facts
 from billumy.insights.sources import Source, Sources, SourceTable, source_profile
 from billumy.insights.statements import Context, describe
@@ -454,6 +454,65 @@ def derive_revenue(
     return derived
 
 
+_DURATION_ASKED = re.compile(
+    r"\b(?:tempo|time|times|how long|longest|shortest|fastest|slowest|quickest|duration|"
+    r"dura[çc][ãa]o|demor\w*|leva\w*|takes?|took|lead time|turnaround|ciclo|cycle|prazo)\b",
+    re.IGNORECASE,
+)
+# The two moments of a thing: when it began (a ticket opened, an order placed) and ended.
+_STARTS = frozenset(
+    {"opened", "open", "created", "start", "started", "inicio", "abertura", "aberto", "aberta",
+     "criado", "criada", "criacao", "submitted", "requested", "solicitacao", "checkin",
+     "placed", "entrada", "begin", "began", "recebido", "received"}
+)  # fmt: skip
+_ENDS = frozenset(
+    {"closed", "close", "resolved", "resolucao", "resolvido", "end", "ended", "fim", "termino",
+     "fechamento", "fechado", "fechada", "finished", "concluido", "concluida", "conclusao",
+     "completed", "done", "solved", "checkout", "delivered", "entregue", "entrega", "saida",
+     "finalizado", "finalizada", "encerrado", "encerrada", "encerramento"}
+)  # fmt: skip
+
+
+def derive_duration(
+    table: data.Table, masked: set[str], question: str | None, language: str
+) -> data.Table:
+    """A column of the time each row took, from its start to its end (``opened_at`` to
+    ``closed_at``, ``data_abertura`` to ``data_fechamento``): hours when the columns hold
+    times of day, else days (``duracao_horas``/``duration_hours``, ``duracao_dias``/
+    ``duration_days``), made when the question asks how long or for a time and the data has
+    exactly one such pair and no duration column; empty where the end is (still open)."""
+    if not question or not _DURATION_ASKED.search(question):
+        return table
+    temporal = {
+        n: t
+        for n, t in table.types.items()
+        if profile.dtype_family(t) == "temporal" and n not in masked
+    }
+    starts = [n for n in temporal if set(profile.name_words(n)) & _STARTS]
+    ends = [n for n in temporal if set(profile.name_words(n)) & _ENDS and n not in starts]
+    if len(starts) != 1 or len(ends) != 1:
+        return table
+    timed = all(temporal[n].upper().startswith("TIMESTAMP") for n in (starts[0], ends[0]))
+    name = ROW_SPANS["pt" if language == "pt" else "en", timed]
+    if name in table.columns or any(
+        profile.dtype_family(t) in ("integer", "float")
+        and set(profile.name_words(n)) & {"duracao", "duration", "tempo", "time"}
+        for n, t in table.types.items()
+    ):
+        return table
+    a, b = data.quote_ident(starts[0]), data.quote_ident(ends[0])
+    span = (
+        f"date_diff('second', CAST({a} AS TIMESTAMP), CAST({b} AS TIMESTAMP)) / 3600.0"
+        if timed
+        else f"CAST(date_diff('day', CAST({a} AS DATE), CAST({b} AS DATE)) AS DOUBLE)"
+    )
+    table.query(
+        f"CREATE OR REPLACE TABLE data AS SELECT *, {span} AS {data.quote_ident(name)} "  # noqa: S608
+        "FROM data"
+    )
+    return table.refreshed()
+
+
 def derive_weekday(
     table: data.Table, masked: set[str], question: str | None, language: str
 ) -> data.Table:
@@ -696,6 +755,7 @@ class InsightService:
             language = _language(req.language, req.question) if req.question else "en"
             table = derive_weekday(table, set(req.mask or []), req.question, language)
             table = derive_revenue(table, set(req.mask or []), req.question, language)
+            table = derive_duration(table, set(req.mask or []), req.question, language)
         except BaseException:
             table.close()
             raise
@@ -1182,7 +1242,19 @@ class InsightService:
             # "What percentage of deliveries were late?": one count over another.
             # "Qual a inadimplência da carteira hoje?": a rate of two levels at the latest date.
             now = bool(asked.windows) and all(w.now for w in asked.windows)
-            ratio = ratios.ratio_fact(table, prof, plan, dimension, question or "", now=now)
+            numbers = [
+                n
+                for n in named_columns(question or "", prof)
+                if (c := prof.column(n)) is not None and c.kind == "numeric"
+            ]
+            if not numbers and (
+                ratios.rated_value(question or "", prof) or ratios.rated_event(question or "", prof)
+            ):
+                # "What share of listings were sold?" (``vendido`` sim) names a value and no
+                # number: the share of the rows holding it, not one column over another.
+                ratio = ratios.value_rate_fact(table, prof, plan, dimension, question or "")
+            if ratio is None:
+                ratio = ratios.ratio_fact(table, prof, plan, dimension, question or "", now=now)
             if ratio is None:
                 # "Which segment has the highest cancellation rate?" with a ``status`` column:
                 # the share of the rows holding Cancelled.
@@ -1196,6 +1268,10 @@ class InsightService:
                     # "Qual foi a taxa de ocupação da UTI?" names a rate, no column: the total
                     # of the plan's default measure (the charges) answers nothing asked.
                     planned = [f for f in planned if f is ratio or f.kind != "aggregate"]
+                if ratio.values.get("of_rows") and not numbers:
+                    # "What share of listings were sold?": the rows' share is the answer; the
+                    # default measure's total and ranking (the rooms) are not.
+                    planned = [f for f in planned if f is ratio or f.kind not in _TOTALS]
         rated = [f for f in (per, ratio) if f is not None and dimension in f.columns]
         unasked = bool(question) and not names_a_measure(question or "", prof)
         if rated and asked is not None and (asked.has("rank") or unasked):
@@ -1570,6 +1646,9 @@ def _anomaly_clause(question: str) -> str | None:
         if anomalies.asked_direction(clause) is not None:
             return clause
     return None
+
+
+_TOTALS = frozenset({"aggregate", "breakdown"})
 
 
 def _named_dimension(

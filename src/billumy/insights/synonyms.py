@@ -485,6 +485,10 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("shift", "turno"),
     ("tip", "tips", "gorjeta", "gratuity"),
     ("dish", "prato", "meal", "refeicao"),
+    ("sold", "vendido", "vendida", "vendidos", "vendidas"),
+    ("listing", "anuncio", "anunciado", "imovel", "property", "properties"),
+    ("neighborhood", "bairro"),
+    ("area", "metragem", "m2", "sqm", "sqft", "footage"),
     # a student who leaves a school: its churn
     ("dropout", "evasao", "evadido", "abandono", "churn"),
 )
