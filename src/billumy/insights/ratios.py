@@ -14,6 +14,7 @@ the part's sum is below the whole's. The plan's filters apply to both.
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
@@ -316,11 +317,15 @@ _PRICE_SAID = frozenset(
 
 def _says_area(said: list[str]) -> bool:
     """Whether the question says a unit of area: "m²", "metro quadrado", "square foot"."""
-    pairs = {("metro", "quadrado"), ("metros", "quadrados"), ("square", "meter"),
-             ("square", "metre"), ("square", "foot"), ("square", "feet"), ("square", "meters")}  # fmt: skip
     return bool({"m2", "sqm", "sqft"} & set(said)) or any(
-        (a, b) in pairs for a, b in zip(said, said[1:], strict=False)
+        pair in _AREA_PAIRS for pair in itertools.pairwise(said)
     )
+
+
+_AREA_PAIRS = frozenset(
+    {("metro", "quadrado"), ("metros", "quadrados"), ("square", "meter"), ("square", "meters"),
+     ("square", "metre"), ("square", "foot"), ("square", "feet")}
+)  # fmt: skip
 
 
 _SHARE_WORDS = frozenset({"percentual", "percentage", "porcentagem", "pct", "percent"})
