@@ -525,3 +525,52 @@ def test_a_plural_value_after_a_price_is_no_missing_column() -> None:
     rows = _listings()
     out = rules_run(rows, "Qual o preço médio de apartamentos em Pinheiros?", "pt-BR").text
     assert "não têm" not in out
+
+
+def _survey() -> list[dict[str, Any]]:
+    rng = random.Random(21)
+    mean = {"Loja": 8.3, "Site": 7.4, "App": 6.6}
+    return [
+        {
+            "data_resposta": date(2025, 1, 1) + timedelta(days=rng.randint(0, 200)),
+            "canal": (channel := rng.choice(list(mean))),
+            "nota": max(0, min(10, round(rng.gauss(mean[channel], 2)))),
+        }
+        for _ in range(600)
+    ]
+
+
+def _nps(rows: list[dict[str, Any]]) -> tuple[float, int, int]:
+    promoters = sum(r["nota"] >= 9 for r in rows)
+    detractors = sum(r["nota"] <= 6 for r in rows)
+    return 100 * (promoters - detractors) / len(rows), promoters, detractors
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"), [("Qual o NPS por canal?", "pt-BR"), ("What is our NPS by channel?", "en")]
+)
+def test_the_nps_is_promoters_less_detractors_per_segment(text: str, lang: str) -> None:
+    rows = _survey()
+    fmt = PT if lang == "pt-BR" else EN
+    out = rules_run(rows, text, lang).text
+    nps, promoters, detractors = _nps(rows)
+    assert out.startswith("O NPS de nota" if lang == "pt-BR" else "The NPS of nota")
+    assert f" {fmt.number(nps, 1)}: " in out
+    assert f"({fmt.number(promoters, 0)})" in out and f"({fmt.number(detractors, 0)})" in out
+    for channel in ("Loja", "Site", "App"):
+        value = _nps([r for r in rows if r["canal"] == channel])[0]
+        assert f"{channel} {fmt.number(value, 1)}" in out
+    assert "média de nota" not in out and "average nota" not in out
+
+
+def test_the_nps_of_a_segment_in_a_year_keeps_those_answers() -> None:
+    rows = _survey()
+    kept = [r for r in rows if r["canal"] == "App" and r["data_resposta"].month <= 3]
+    out = rules_run(rows, "Qual o NPS do App no primeiro trimestre de 2025?", "pt-BR").text
+    assert f"é {PT.number(_nps(kept)[0], 1)}: " in out
+    assert f"em {PT.number(len(kept), 0)} respostas" in out
+
+
+def test_no_nps_without_answers_from_0_to_10() -> None:
+    rows = [{"loja": "A", "nota": 50 + i} for i in range(20)]
+    assert "NPS" not in rules_run(rows, "Qual o NPS?", "pt-BR").text

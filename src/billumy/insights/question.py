@@ -1717,15 +1717,15 @@ def _kind(profile: Profile, name: str) -> str | None:
 
 
 _COVERED_BY: dict[str, tuple[str, ...]] = {
-    "rank": ("breakdown", "per", "ratio"),
-    "total": ("aggregate", "per", "ratio", "difference"),
+    "rank": ("breakdown", "per", "ratio", "nps"),
+    "total": ("aggregate", "per", "ratio", "difference", "nps"),
     "trend": ("trend",),
     "anomaly": ("anomaly",),
     "compare_periods": ("change",),
     "drivers": ("change",),
-    "compare_segments": ("breakdown", "per", "ratio"),
+    "compare_segments": ("breakdown", "per", "ratio", "nps"),
     "share": ("breakdown", "ratio"),
-    "filter": ("aggregate", "breakdown", "trend", "per", "ratio", "difference"),
+    "filter": ("aggregate", "breakdown", "trend", "per", "ratio", "difference", "nps"),
     "peak": ("trend",),
 }
 

@@ -41,9 +41,11 @@ __all__ = [
     "jargon",
     "known_rate",
     "length_pair",
+    "nps_fact",
     "per_fact",
     "per_period_fact",
     "rate_of",
+    "rated_event",
     "rated_value",
     "ratio_fact",
     "unit_scale",
@@ -1303,3 +1305,80 @@ def value_rate_fact(
         statement += listed
     columns = [column, dimension, *(f.column for f in kept)]
     return _fact("ratio", statement, values, columns, sql, rows, args)
+
+
+# --- the Net Promoter Score of a 0-10 answer ----------------------------------------------------
+
+_NPS_WORDS = frozenset(
+    {"nps", "promotores", "promotor", "promoters", "promoter", "detratores", "detrator",
+     "detractors", "detractor", "neutros", "passives", "passivos"}
+)  # fmt: skip
+_SCORE_NAMES = frozenset(
+    {"nota", "score", "nps", "recomendacao", "recommendation", "likelihood", "recommend",
+     "resposta", "answer", "rating", "avaliacao"}
+)  # fmt: skip
+
+
+def _nps_score(profile: Profile) -> ColumnProfile | None:
+    """The column of 0-10 answers ("how likely are you to recommend us?"): whole numbers
+    from 0 to 10, named as a score (``nota``, ``score``, ``nps``) or the only such column."""
+    scales = [
+        c
+        for c in profile.columns
+        if c.kind == "numeric"
+        and not c.masked
+        and dtype_family(c.dtype) == "integer"
+        and isinstance(c.min, int | float)
+        and isinstance(c.max, int | float)
+        and c.min >= 0
+        and 7 <= c.max <= 10
+    ]
+    named = [c for c in scales if _words(c) & _SCORE_NAMES]
+    return named[0] if named else (scales[0] if len(scales) == 1 else None)
+
+
+def nps_fact(
+    table: Table, profile: Profile, plan: Plan | None, question: str, dimension: str | None
+) -> Fact | None:
+    """The ``nps`` fact of "Qual o NPS por canal?": the share of answers of 9 or 10
+    (promoters) less the share of 0 to 6 (detractors), in points from -100 to 100, with both
+    counts and the answers, per segment of ``dimension`` (highest first) when one is named;
+    None when the question does not ask for it or no column holds 0-10 answers."""
+    if not set(name_words(compounds(_fold(question)))) & _NPS_WORDS:
+        return None
+    score = _nps_score(profile)
+    if score is None:
+        return None
+    s = quote_ident(score.name)
+    filters = plan.filters if plan is not None else []
+    conditions, params = filter_conditions(profile, filters)
+    where = " AND ".join([f"{s} IS NOT NULL", *conditions])
+    select = (
+        f"count(*) FILTER (WHERE {s} >= 9) AS promoters, "
+        f"count(*) FILTER (WHERE {s} <= 6) AS detractors, count(*) AS answers, "
+        f"100.0 * (count(*) FILTER (WHERE {s} >= 9) - count(*) FILTER (WHERE {s} <= 6)) "
+        "/ count(*) AS nps"
+    )
+    sql = f"SELECT {select} FROM data WHERE {where}"  # noqa: S608
+    row = {k: plain(v) for k, v in table.records(sql, list(params))[0].items()}
+    answers = row.get("answers")
+    if not isinstance(answers, int) or not answers:
+        return None
+    rows = [row]
+    statement = (
+        f"NPS of {score.name} is {fmt_number(row['nps'])}: {fmt_number(row['promoters'])} "
+        f"promoters (9-10) and {fmt_number(row['detractors'])} detractors (0-6) of "
+        f"{fmt_number(answers)} answers."
+    )
+    if dimension is not None:
+        d = quote_ident(dimension)
+        sql = (
+            f"SELECT {d}, {select} FROM data WHERE {where} AND {d} IS NOT NULL "  # noqa: S608
+            f"GROUP BY {d} ORDER BY nps DESC, {d} LIMIT 20"
+        )
+        rows = [{k: plain(v) for k, v in r.items()} for r in table.records(sql, list(params))]
+        listed = "; ".join(f"{r[dimension]} {fmt_number(r['nps'])}" for r in rows)
+        statement += f" By {dimension}: {listed}."
+    values: dict[str, Scalar] = {"score": score.name, **row}
+    columns = [score.name, dimension, *(f.column for f in filters)]
+    return _fact("nps", statement, values, columns, sql, rows, params)

@@ -1178,6 +1178,10 @@ class InsightService:
                 made = facts_for_plan(table, prof, ranking)
                 planned += [f for f in made if f.kind == "breakdown"]
         dimension = _named_dimension(question, prof, asked) if question else None
+        nps = ratios.nps_fact(table, prof, plan, question, dimension) if question else None
+        if nps is not None:
+            # "Qual o NPS por canal?": promoters less detractors, not the answers' average.
+            planned = [nps, *(f for f in planned if f.kind not in _TOTALS)]
         per = ratios.per_fact(table, prof, plan, question, dimension) if question else None
         if per is None:
             # "O tempo médio de reparo da rede": each row's average, weighted by the orders it

@@ -1305,7 +1305,46 @@ def _difference(fact: Fact, ctx: Context) -> str:
     return f"{_cap(where)}, {text}." if where else f"{_cap(text)}."
 
 
+def _nps(fact: Fact, ctx: Context) -> str:
+    """ "O NPS de nota é 18,5: 45,0% de promotores (9 e 10) e 26,5% de detratores (0 a 6) em
+    2.000 respostas. Por canal, o maior é o de Loja física (48,2) ...": the promoters' share
+    less the detractors', in points."""
+    v = fact.values
+    score, answers = str(v.get("score")), v.get("answers")
+    where = scope(fact, ctx)
+    nps = ctx.formats.number(v.get("nps"), 1)
+    whole = float(answers) if isinstance(answers, int | float) and answers else None
+
+    def share(key: str) -> str:
+        n = v.get(key)
+        pct = 100 * float(n) / whole if whole and isinstance(n, int | float) else None
+        return f"{ctx.formats.pct(pct)} ({ctx.formats.number(n)})"
+
+    dims = [k for k in (fact.rows[0] if fact.rows else {}) if k not in _NPS_KEYS]
+    listed = "; ".join(
+        f"{ctx.formats.label(r[dims[0]])} {ctx.formats.number(r.get('nps'), 1)}"
+        for r in (fact.rows if dims else [])
+    )
+    led = _led(fact.rows, dims, "nps", ctx, lambda x: ctx.formats.number(x, 1)) if dims else ""
+    count = ctx.formats.number(answers)
+    if ctx.pt:
+        text = (
+            f"O NPS de {score}{where} é {nps}: {share('promoters')} de promotores (9 e 10) e "
+            f"{share('detractors')} de detratores (0 a 6) em {count} respostas."
+        )
+        return f"{text} Por {dims[0]}{led}: {listed}." if dims else text
+    text = (
+        f"The NPS of {score}{where} is {nps}: {share('promoters')} promoters (9-10) and "
+        f"{share('detractors')} detractors (0-6) of {count} answers."
+    )
+    return f"{text} By {dims[0]}{led}: {listed}." if dims else text
+
+
+_NPS_KEYS = frozenset({"promoters", "detractors", "answers", "nps"})
+
+
 _WRITERS = {
+    "nps": _nps,
     "difference": _difference,
     "ratio": _ratio,
     "per": _per_unit,
