@@ -574,3 +574,49 @@ def test_the_nps_of_a_segment_in_a_year_keeps_those_answers() -> None:
 def test_no_nps_without_answers_from_0_to_10() -> None:
     rows = [{"loja": "A", "nota": 50 + i} for i in range(20)]
     assert "NPS" not in rules_run(rows, "Qual o NPS?", "pt-BR").text
+
+
+def _orders_of_service() -> list[dict[str, Any]]:
+    rng = random.Random(14)
+    return [
+        {
+            "mes": date(2024, month, 1),
+            "filial": branch,
+            "valor_pecas": round(rng.uniform(50_000, 90_000), 2),
+            "valor_mao_de_obra": round(rng.uniform(20_000, 40_000), 2),
+            "os_concluidas": rng.randint(40, 80),
+        }
+        for month in range(1, 7)
+        for branch in ("Sorriso", "Cascavel")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Qual filial faturou mais em peças + mão de obra?", "pt-BR"),
+        ("Which branch billed the most in parts + labor?", "en"),
+    ],
+)
+def test_two_columns_written_added_are_summed_together(text: str, lang: str) -> None:
+    from billumy.insights import data
+    from billumy.insights.service import derive_sum
+    from tests.insights_data import table_run
+
+    rows = _orders_of_service()
+    fmt = PT if lang == "pt-BR" else EN
+    with data.from_records(rows) as table:
+        derived = derive_sum(table, set(), text, "pt" if lang == "pt-BR" else "en")
+        out = table_run(derived, text, lang).text
+    both = sum(r["valor_pecas"] + r["valor_mao_de_obra"] for r in rows if r["filial"] == "Sorriso")
+    assert "valor_pecas + valor_mao_de_obra" in out
+    assert f"Sorriso {fmt.money(both, 'BRL')}" in out
+
+
+def test_no_sum_is_made_unless_both_sides_name_a_column() -> None:
+    from billumy.insights import data
+    from billumy.insights.service import derive_sum
+
+    with data.from_records(_orders_of_service()) as table:
+        for text in ("Qual filial faturou mais?", "Quanto é peças + frete?", "peças + 2"):
+            assert table.columns == derive_sum(table, set(), text, "pt").columns

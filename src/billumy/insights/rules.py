@@ -286,6 +286,27 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
         # "o pior mês de cancelamentos" is the month with the most of them.
         order = "desc" if order == "asc" else "asc"
     top = re.search(r"\btop\s+(\d{1,2})\b", folded)
+    names = {c.name for c in visible}
+    added = [
+        c.name
+        for c in visible
+        if c.kind == "numeric" and " + " in c.name and set(c.name.split(" + ")) <= names
+    ]
+    for added_name in added[:1]:
+        # ``derive_sum`` makes "A + B" only when the question writes it: a part asked is the
+        # sum asked.
+        ends = set(added_name.split(" + "))
+        part = next((m for m in measures if m.column in ends), None)
+        if part is not None and added_name not in {m.column for m in measures}:
+            measures = [Measure(column=added_name, agg=part.agg), *measures]
+    summed = {m.column for m in measures if " + " in m.column}
+    if summed:
+        # "o faturamento (peças + mão de obra)": the two added (``derive_sum``'s column), not
+        # either part alone.
+        parts = {p for c in summed for p in c.split(" + ")}
+        measures = [m for m in measures if m.column in summed] + [
+            m for m in measures if m.column not in summed and m.column not in parts
+        ]
     return Plan(
         measures=measures,
         dimensions=dims[:2],

@@ -513,6 +513,50 @@ def derive_duration(
     return table.refreshed()
 
 
+_PLUS = re.compile(r"([^\W\d_][\w ]*?)\s*\+\s*([^\W\d_][\w ]*)")
+
+
+def derive_sum(
+    table: data.Table, masked: set[str], question: str | None, language: str
+) -> data.Table:
+    """A column of two number columns added, when the question writes them so ("o
+    faturamento total (peças + mão de obra)"): ``valor_pecas + valor_mao_de_obra``, each
+    side naming exactly one number column; empty values count as zero where the other side
+    has one."""
+    if not question or "+" not in question:
+        return table
+    match = _PLUS.search(question)
+    if match is None:
+        return table
+    prof = profile.profile(table, masked=masked)
+    numbers = {c.name for c in prof.columns if c.kind == "numeric" and not c.masked}
+    sides = []
+    for side, said in enumerate(match.groups()):
+        # The words right beside the "+": "total (peças" is "peças".
+        words = said.split()
+        near = " ".join(words[-3:]) if side == 0 else " ".join(words[:4])
+        named = [n for n in named_columns(near, prof, any_word=True) if n in numbers]
+        if len(named) != 1:
+            return table
+        sides.append(named[0])
+    if sides[0] == sides[1]:
+        return table
+    name = f"{sides[0]} + {sides[1]}"
+    if name in table.columns:
+        return table
+    a, b = (data.quote_ident(n) for n in sides)
+    table.query(
+        f"CREATE OR REPLACE TABLE data AS SELECT *, CASE WHEN {a} IS NULL AND {b} IS NULL "  # noqa: S608
+        f"THEN NULL ELSE coalesce(CAST({a} AS DOUBLE), 0) + coalesce(CAST({b} AS DOUBLE), 0) "
+        f"END AS {data.quote_ident(name)} FROM data"
+    )
+    derived = table.refreshed()
+    unit = table.units.get(sides[0])
+    if unit is not None and unit == table.units.get(sides[1]):
+        derived.units[name] = unit
+    return derived
+
+
 def derive_weekday(
     table: data.Table, masked: set[str], question: str | None, language: str
 ) -> data.Table:
@@ -756,6 +800,7 @@ class InsightService:
             table = derive_weekday(table, set(req.mask or []), req.question, language)
             table = derive_revenue(table, set(req.mask or []), req.question, language)
             table = derive_duration(table, set(req.mask or []), req.question, language)
+            table = derive_sum(table, set(req.mask or []), req.question, language)
         except BaseException:
             table.close()
             raise
