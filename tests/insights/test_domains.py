@@ -620,3 +620,133 @@ def test_no_sum_is_made_unless_both_sides_name_a_column() -> None:
     with data.from_records(_orders_of_service()) as table:
         for text in ("Qual filial faturou mais?", "Quanto é peças + frete?", "peças + 2"):
             assert table.columns == derive_sum(table, set(), text, "pt").columns
+
+
+def _customers() -> list[dict[str, Any]]:
+    rng = random.Random(17)
+    churn = {"Starter": 0.4, "Growth": 0.2, "Enterprise": 0.08}
+    rows = []
+    for n in range(1, 401):
+        plan = rng.choice(list(churn))
+        signup = date(2023, 1, 1) + timedelta(days=rng.randint(0, 700))
+        left = signup + timedelta(days=rng.randint(20, 300)) if rng.random() < churn[plan] else None
+        rows.append(
+            {
+                "customer_id": f"C{n:04d}",
+                "signup_date": signup,
+                "plan": plan,
+                "mrr": float(rng.randint(10, 400)),
+                "churn_date": left,
+            }
+        )
+    return rows
+
+
+def _derived(rows: list[dict[str, Any]], text: str, lang: str, *steps: Any) -> str:
+    from billumy.insights import data
+    from tests.insights_data import table_run
+
+    with data.from_records(rows) as table:
+        for step in steps:
+            table = step(table, set(), text, "pt" if lang == "pt-BR" else "en")
+        return table_run(table, text, lang).text
+
+
+def test_active_customers_are_those_with_no_churn_date() -> None:
+    from billumy.insights.service import derive_active
+
+    rows = _customers()
+    active = [r for r in rows if r["churn_date"] is None]
+    out = _derived(rows, "How many active customers do we have?", "en", derive_active)
+    assert out == f"For active yes, number of customers is {EN.number(len(active), 0)}."
+    out = _derived(rows, "Qual o MRR dos clientes ativos por plano?", "pt-BR", derive_active)
+    starter = sum(r["mrr"] for r in active if r["plan"] == "Starter")
+    assert f"Starter {PT.money(starter, 'BRL')}" in out
+
+
+def test_tickets_still_open_have_no_closing_time() -> None:
+    from billumy.insights.service import derive_active
+
+    rows = _tickets()
+    still = sum(r["closed_at"] is None for r in rows)
+    out = _derived(rows, "How many tickets are still open?", "en", derive_active)
+    assert out == f"For open yes, number of tickets is {still}."
+    out = _derived(rows, "Quantos chamados estão em aberto?", "pt-BR", derive_active)
+    assert out == f"Para em_aberto sim, o número de chamados é {still}."
+
+
+def test_a_churn_rate_counts_the_churn_dates_per_plan() -> None:
+    rows = _customers()
+    out = rules_run(rows, "Which plan has the highest churn rate?", "en").text
+    assert out.startswith("The churn rate (rows with churn_date over all rows)")
+    mine = [r for r in rows if r["plan"] == "Starter"]
+    rate = 100 * sum(r["churn_date"] is not None for r in mine) / len(mine)
+    assert f"Starter {EN.number(round(rate, 1), 1)}%" in out
+
+
+def _visits() -> list[dict[str, Any]]:
+    rng = random.Random(23)
+    start = datetime(2025, 9, 1)
+    return [
+        {
+            "visit_id": n,
+            "arrival": start + timedelta(minutes=rng.randint(0, 60 * 24 * 30)),
+            "wait_minutes": rng.randint(0, 200),
+        }
+        for n in range(1, 801)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "lead"),
+    [
+        ("Which hour of the day has the most arrivals?", "en", "By hour, "),
+        ("Qual hora do dia tem mais chegadas?", "pt-BR", "Por hora, "),
+    ],
+)
+def test_the_hour_of_the_day_ranks_the_rows_counted(text: str, lang: str, lead: str) -> None:
+    from billumy.insights.service import derive_hour
+
+    rows = _visits()
+    counts: dict[int, int] = {}
+    for r in rows:
+        counts[r["arrival"].hour] = counts.get(r["arrival"].hour, 0) + 1
+    busiest = max(sorted(counts), key=counts.__getitem__)
+    out = _derived(rows, text, lang, derive_hour)
+    label = f"{busiest:02d}:00" if lang == "en" else f"{busiest:02d}h"
+    assert f"{lead}{label}" in out
+    assert "per day" not in out and "por dia" not in out
+
+
+def test_rush_hours_are_no_spike() -> None:
+    from billumy.insights.anomalies import asked_direction
+
+    assert asked_direction("Qual o horário de pico de chegadas?") is None
+    assert asked_direction("What are our peak hours?") is None
+    assert asked_direction("Houve algum pico de chegadas?") == "spike"
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Qual depósito teve mais rupturas?", "pt-BR"),
+        ("Which warehouse had the most stockouts?", "en"),
+    ],
+)
+def test_the_most_of_a_yes_no_column_named_counts_its_yes_rows(text: str, lang: str) -> None:
+    rng = random.Random(31)
+    rows = [
+        {
+            "data": date(2025, 8, 1) + timedelta(days=d),
+            "deposito": dep,
+            "unidades_vendidas": rng.randint(0, 30),
+            "ruptura": "Sim" if rng.random() < (0.2 if dep == "Cajamar" else 0.05) else "Não",
+        }
+        for d in range(60)
+        for dep in ("Cajamar", "Extrema")
+    ]
+    fmt = PT if lang == "pt-BR" else EN
+    out = rules_run(rows, text, lang).text
+    outs = sum(r["ruptura"] == "Sim" and r["deposito"] == "Cajamar" for r in rows)
+    assert "unidades_vendidas" not in out
+    assert f"Cajamar {fmt.number(outs, 0)}" in out

@@ -132,7 +132,8 @@ def asked_direction(question: str) -> Direction | None:
     ignored): ``drop`` for words of falling only ("queda", "caiu", "dropped"), ``spike`` for
     words of rising only ("pico", "salto", "spike"), ``both`` for words of anomaly ("anomalia",
     "fora do normal", "unusual") or for both kinds; None when it asks about none."""
-    words = name_words(question)
+    # "o horário de pico", "peak hours": the busiest hours, no spike.
+    words = _drop_rush_hours(name_words(question))
     forms = set().union(*(_forms(w) for w in words)) if words else set()
 
     def said(phrases: tuple[tuple[str, ...], ...]) -> bool:
@@ -154,6 +155,24 @@ def asked_direction(question: str) -> Direction | None:
         # "algum pico anormal?" asks about spikes; "algo anormal?" about both.
         return "drop" if drop else "spike" if spike else "both"
     return "drop" if drop else "spike" if spike else None
+
+
+_RUSH = frozenset({"horario", "horarios", "hora", "horas", "hour", "hours", "time", "times"})
+
+
+def _drop_rush_hours(words: list[str]) -> list[str]:
+    """``words`` without "pico"/"peak" where it names the busiest hours ("horário de pico",
+    "hora de pico", "peak hours", "peak time")."""
+    out = []
+    for i, word in enumerate(words):
+        after = words[i + 1] if i + 1 < len(words) else ""
+        before = words[i - 2 : i]
+        if word == "pico" and before and before[-1] == "de" and set(before) & _RUSH:
+            continue
+        if word == "peak" and after in _RUSH:
+            continue
+        out.append(word)
+    return out
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from billumy.insights.plan import Filter, Measure, Period, Plan
 from billumy.insights.planned import _hour_column
 from billumy.insights.profile import is_ordinal_name, name_words, yes_no_values
 from billumy.insights.roles import dimension_columns, is_stock, main_columns, plan_agg
-from billumy.insights.rules import WEEKEND, blank_bounds, rule_order, rule_plan
+from billumy.insights.rules import HOUR_OF_DAY, WEEKEND, blank_bounds, rule_order, rule_plan
 from billumy.insights.sentences import fold
 from billumy.insights.synonyms import (
     cognates,
@@ -1311,6 +1311,10 @@ def _against_others(
 
 def parse(question: str, profile: Profile) -> Question:
     """The parts of ``question`` and the periods and segment values it names."""
+    # "the hour of the day with the most arrivals" ranks hours, not days.
+    question = HOUR_OF_DAY.sub(
+        lambda m: " hora " if m[0].lower().startswith("hora") else " hour ", question
+    )
     words = _fold(_spelled_dates(question))
     capitalized = frozenset(w.lower() for w in re.findall(r"(?<=[\w,;:] )[A-Z][a-z]+\b", question))
     windows = _spanned(words, _windows(words, profile, capitalized, _inside_values(words, profile)))

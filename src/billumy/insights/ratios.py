@@ -1226,10 +1226,10 @@ def rated_event(question: str, profile: Profile) -> str | None:
     for column in profile.columns:
         if column.masked or column.kind != "temporal" or not column.nulls or not column.count:
             continue
-        own = [w for w in name_words(column.name) if w not in _DATE_NAME and len(w) >= _STEM]
+        own = [w for w in name_words(column.name) if w not in _DATE_NAME]
         groups = frozenset().union(*(synonym_groups(v) for w in own for v in variants(w)))
         for word in words:
-            if any(_stems_meet(word, w) for w in own) or any(
+            if any(w == word or (len(w) >= _STEM and _stems_meet(word, w)) for w in own) or any(
                 synonym_groups(v) & groups for v in variants(word)
             ):
                 return column.name

@@ -97,6 +97,10 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
     """
     # "nos fins de semana" is Saturdays and Sundays (see question.parse), not a weekly grain.
     question = WEEKEND.sub(" weekend ", question)
+    # "a hora do dia", "hour of the day" names the hour (``hora``, ``hour``), not a daily series.
+    question = HOUR_OF_DAY.sub(
+        lambda m: " hora " if m[0].lower().startswith("hora") else " hour ", question
+    )
     tokens = _tokens(blank_bounds(_fold(question)))
     visible = [c for c in profile.columns if not c.masked]
     # "a fila de vendas" (queue ``Q01 Vendas``) names a queue, not the sales column.
@@ -163,6 +167,16 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
         # yes rows; it is no breakdown.
         dims = [d for d in dims if d not in {f.column for f in flags}]
         filters = [f for f in filters if f.column not in {g.column for g in flags}] + flags
+        flagged = {
+            _yes_no_position(c, tokens) for c in visible if c.name in {f.column for f in flags}
+        }
+        if (
+            period is not None
+            and named[period.column].position in flagged
+            and _lookup(tokens, _GRAIN_WORDS) is None
+        ):
+            # "tickets still open" (``open`` yes) names no series of ``opened_at``.
+            period = None
     bounded = {f.column for f in thresholds}  # "que demoraram mais de 50 minutos" keeps rows
     durations = [
         c
@@ -207,11 +221,24 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
         and not any(max(t, key=len) in _HOW_MUCH for t in tokens if t)
     )
     most = any(t & _MOST_OF for t in tokens)
-    if counting and most and (thresholds or _counted_value(filters, tokens)):
+    flagged_rows = any(
+        (at := _yes_no_position(c, tokens)) >= 0 and _plural(max(tokens[at], key=len))
+        for c in visible
+        if c.name in {f.column for f in flags}
+    )
+    if counting and most and (thresholds or _counted_value(filters, tokens) or flagged_rows):
         # "Which store has most deliveries taking longer than 45 min?": the rows the bound
-        # keeps; "Qual especialidade tem mais faltas?" (``status`` Faltou): that status's.
+        # keeps; "Qual especialidade tem mais faltas?" (``status`` Faltou): that status's;
+        # "Qual depósito teve mais rupturas?" (``ruptura`` Sim): the yes rows.
         ids = [c for c in visible if c.kind == "id"]
         measures = [Measure(column=ids[0].name if ids else "*", agg="count")]
+    elif counting and most and (dated_rows := _rows_dated(tokens, visible, named)):
+        # "Which hour of the day has the most arrivals?" with a row per ``arrival``: each
+        # row is one, counted (and no series of them is asked for).
+        keys = _row_keys(visible)
+        measures = [Measure(column=keys[0].name if keys else "*", agg="count")]
+        if period is not None and period.column == dated_rows and not _lookup(tokens, _GRAIN_WORDS):
+            period = None
     elif counting and _most_of_things(tokens, visible, named, beside):
         # "Which month had the most appointments?" on a row per appointment: rows counted,
         # said as rows (the word names nothing in the data, so it is not claimed).
@@ -315,6 +342,11 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
         top_n=max(1, int(top[1])) if top else 5,
         order=order,
     )
+
+
+HOUR_OF_DAY = re.compile(
+    r"\bhoras? do dia\b|\bhours? of (?:the )?day\b|\btime of (?:the )?day\b", re.IGNORECASE
+)
 
 
 # "weekends", "week-end", "nos fins de semana": Saturdays and Sundays (one pattern for the
@@ -873,6 +905,26 @@ def _events_dated(
 _DATE_WORDS = frozenset({"data", "date", "dt", "at", "on", "em", "dia", "day", "de", "of"})
 
 
+def _rows_dated(
+    tokens: list[frozenset[str]], visible: list[ColumnProfile], named: dict[str, _Named]
+) -> str | None:
+    """The date every row has that "mais"/"most" names by a plural right after it ("the most
+    arrivals" for ``arrival``, "mais chegadas" for ``data_chegada``): each row is one; or
+    None."""
+    for column in visible:
+        at = named[column.name].position
+        if (
+            column.kind == "temporal"
+            and column.nulls == 0
+            and at > 0
+            and tokens[at - 1] & _MOST_WORDS
+            and tokens[at]
+            and _plural(max(tokens[at], key=len))
+        ):
+            return column.name
+    return None
+
+
 def _most_of_things(
     tokens: list[frozenset[str]],
     visible: list[ColumnProfile],
@@ -1153,12 +1205,31 @@ def _yes_no_named(column: ColumnProfile, tokens: list[frozenset[str]]) -> str | 
     if pair is None:
         return None
     yes, no = pair
-    own = [w for w in name_words(column.name) if len(w) >= _STEM]
+    i = _yes_no_position(column, tokens)
+    if i < 0:
+        return None
+    negated = any(tokens[j] & _EXCEPT for j in range(max(0, i - 2), i))
+    return no if negated else yes
+
+
+def _yes_no_position(column: ColumnProfile, tokens: list[frozenset[str]]) -> int:
+    """Where a word of the column's own names it ("cancelados" for ``Cancelado``; a short
+    word said as it is, "ativos" for ``ativo``; a synonym, "stockouts" for ``ruptura``), or
+    -1."""
+    own = [w for w in name_words(column.name) if len(w) >= 4]
+    groups = _groups(frozenset(v for w in own for v in _variants(w)))
     for i, token in enumerate(tokens):
-        if any(len(f) >= _STEM and f[:_STEM] == w[:_STEM] for f in token for w in own):
-            negated = any(tokens[j] & _EXCEPT for j in range(max(0, i - 2), i))
-            return no if negated else yes
-    return None
+        if (
+            any(w in token for w in own)
+            or (groups and _groups(token) & groups)
+            or any(
+                len(f) >= _STEM and len(w) >= _STEM and f[:_STEM] == w[:_STEM]
+                for f in token
+                for w in own
+            )
+        ):
+            return i
+    return -1
 
 
 _EXCEPT = frozenset(

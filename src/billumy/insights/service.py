@@ -557,6 +557,92 @@ def derive_sum(
     return derived
 
 
+_ACTIVE_ASKED = re.compile(
+    r"\b(?:ativ[oa]s?|active|current|vigentes?|remaining|restantes?)\b", re.IGNORECASE
+)
+_OPEN_ASKED = re.compile(
+    r"\b(?:em aberto|abert[oa]s?|open|opened|pending|pendentes?|unresolved)\b", re.IGNORECASE
+)
+# Words of a date on which a thing ended: a ticket closed, a customer churned, a contract ended.
+_ENDED = frozenset(
+    {"closed", "close", "resolved", "resolucao", "end", "ended", "fim", "termino",
+     "fechamento", "encerramento", "churn", "churned", "cancel", "cancelled", "canceled",
+     "cancelamento", "cancelado", "desligamento", "demissao", "saida", "exit", "left",
+     "termination", "terminated", "inativacao", "deactivated", "solved", "concluido",
+     "conclusao", "finished"}
+)  # fmt: skip
+
+
+def derive_active(
+    table: data.Table, masked: set[str], question: str | None, language: str
+) -> data.Table:
+    """A yes/no column of the rows whose end has not come (``churn_date``,
+    ``data_desligamento``, ``closed_at`` empty), named as the question asks: ``open`` /
+    ``em_aberto`` for "still open", "em aberto", else ``active`` / ``ativo``; made only when
+    the question asks for them and the data has exactly one such date column with empty
+    values. "How many active customers?" then keeps its yes rows."""
+    if not question:
+        return table
+    opened = _OPEN_ASKED.search(question) is not None
+    if not opened and _ACTIVE_ASKED.search(question) is None:
+        return table
+    ended = [
+        n
+        for n, t in table.types.items()
+        if profile.dtype_family(t) == "temporal"
+        and n not in masked
+        and set(profile.name_words(n)) & _ENDED
+    ]
+    if len(ended) != 1:
+        return table
+    pt = language == "pt"
+    name = ("em_aberto" if pt else "open") if opened else ("ativo" if pt else "active")
+    if name in table.columns or any(n.lower() == name for n in table.columns):
+        return table
+    e = data.quote_ident(ended[0])
+    if not table.query(f"SELECT count(*) FILTER (WHERE {e} IS NULL) FROM data")[0][0]:  # noqa: S608
+        return table  # every row has ended: no column of ones that have not
+    yes, no = ("sim", "não") if pt else ("yes", "no")
+    table.query(
+        f"CREATE OR REPLACE TABLE data AS SELECT *, CASE WHEN {e} IS NULL THEN '{yes}' "  # noqa: S608
+        f"ELSE '{no}' END AS {data.quote_ident(name)} FROM data"
+    )
+    return table.refreshed()
+
+
+_HOUR_ASKED = re.compile(
+    r"\b(?:hora do dia|horas do dia|hor[áa]rios?|hour of (?:the )?day|hours of (?:the )?day|"
+    r"time of (?:the )?day|what time|que horas|which hour|qual hora|peak hours?|"
+    r"hor[áa]rio de pico)\b",
+    re.IGNORECASE,
+)
+
+
+def derive_hour(
+    table: data.Table, masked: set[str], question: str | None, language: str
+) -> data.Table:
+    """A column of the hour of the day (``hora``/``hour``: "08h", "08:00") of the
+    data's one timestamp column, made when the question asks about hours of the day ("Which
+    hour of the day has the most arrivals?") and the times are not all midnight."""
+    if not question or not _HOUR_ASKED.search(question):
+        return table
+    timed = [
+        n for n, t in table.types.items() if t.upper().startswith("TIMESTAMP") and n not in masked
+    ]
+    name = "hora" if language == "pt" else "hour"
+    if len(timed) != 1 or name in table.columns:
+        return table
+    c = data.quote_ident(timed[0])
+    if table.query(f"SELECT count(DISTINCT hour({c})) FROM data")[0][0] < 2:  # noqa: S608
+        return table  # dates written as timestamps: no hours to compare
+    label = f"lpad(CAST(hour({c}) AS VARCHAR), 2, '0') || '{'h' if language == 'pt' else ':00'}'"
+    table.query(
+        f"CREATE OR REPLACE TABLE data AS SELECT *, {label} AS {data.quote_ident(name)} "  # noqa: S608
+        "FROM data"
+    )
+    return table.refreshed()
+
+
 def derive_weekday(
     table: data.Table, masked: set[str], question: str | None, language: str
 ) -> data.Table:
@@ -798,9 +884,11 @@ class InsightService:
             table = derive_period(table, set(req.mask or []))
             language = _language(req.language, req.question) if req.question else "en"
             table = derive_weekday(table, set(req.mask or []), req.question, language)
+            table = derive_hour(table, set(req.mask or []), req.question, language)
             table = derive_revenue(table, set(req.mask or []), req.question, language)
             table = derive_duration(table, set(req.mask or []), req.question, language)
             table = derive_sum(table, set(req.mask or []), req.question, language)
+            table = derive_active(table, set(req.mask or []), req.question, language)
         except BaseException:
             table.close()
             raise

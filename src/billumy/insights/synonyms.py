@@ -196,7 +196,7 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("status", "situacao"),
     ("ticket", "chamado"),
     ("discount", "desconto"),
-    ("hour", "hora"),
+    ("hour", "hora", "horario"),
     ("age", "idade"),
     ("gender", "genero", "sexo"),
     ("genre", "genero"),  # gênero is both: a book's genre and a person's gender
@@ -484,6 +484,8 @@ _SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("course", "curso"),
     ("shift", "turno"),
     ("tip", "tips", "gorjeta", "gratuity"),
+    ("arrival", "chegada", "entrada"),
+    ("stockout", "ruptura", "desabastecimento"),
     ("dish", "prato", "meal", "refeicao"),
     ("sold", "vendido", "vendida", "vendidos", "vendidas"),
     ("listing", "anuncio", "anunciado", "imovel", "property", "properties"),
