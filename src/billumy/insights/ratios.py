@@ -919,18 +919,25 @@ def per_fact(
 
 
 def _per_breakdown(
-    table: Table, select: str, where: str, params: list[Any], dimension: str
+    table: Table,
+    select: str,
+    where: str,
+    params: list[Any],
+    dimension: str,
+    key: str = "per_value",
+    highest_first: bool = False,
 ) -> tuple[str, list[dict[str, Scalar]], str]:
-    """A ``per`` fact's value per segment of ``dimension``, lowest first (a cost per order is
-    better low, and both ends are there): its SQL, its rows and the sentence that lists them
-    (" By loja: A 1.50; B 2.00.")."""
+    """A ``per`` fact's value (``key``) per segment of ``dimension``, lowest first (a cost per
+    order is better low, and both ends are there) unless ``highest_first``: its SQL, its rows
+    and the sentence that lists them (" By loja: A 1.50; B 2.00.")."""
     d = quote_ident(dimension)
+    order = f"{key} DESC" if highest_first else f"{key} NULLS LAST"
     sql = (
         f"SELECT {d}, {select} FROM data WHERE {where} AND {d} IS NOT NULL "  # noqa: S608
-        f"GROUP BY {d} ORDER BY per_value NULLS LAST, {d} LIMIT 20"
+        f"GROUP BY {d} ORDER BY {order}, {d} LIMIT 20"
     )
     rows = [{k: plain(v) for k, v in r.items()} for r in table.records(sql, list(params))]
-    listed = "; ".join(f"{r[dimension]} {fmt_number(r['per_value'])}" for r in rows)
+    listed = "; ".join(f"{r[dimension]} {fmt_number(r[key])}" for r in rows)
     return sql, rows, f" By {dimension}: {listed}."
 
 
@@ -1371,14 +1378,10 @@ def nps_fact(
         f"{fmt_number(answers)} answers."
     )
     if dimension is not None:
-        d = quote_ident(dimension)
-        sql = (
-            f"SELECT {d}, {select} FROM data WHERE {where} AND {d} IS NOT NULL "  # noqa: S608
-            f"GROUP BY {d} ORDER BY nps DESC, {d} LIMIT 20"
+        sql, rows, listed = _per_breakdown(
+            table, select, where, params, dimension, key="nps", highest_first=True
         )
-        rows = [{k: plain(v) for k, v in r.items()} for r in table.records(sql, list(params))]
-        listed = "; ".join(f"{r[dimension]} {fmt_number(r['nps'])}" for r in rows)
-        statement += f" By {dimension}: {listed}."
+        statement += listed
     values: dict[str, Scalar] = {"score": score.name, **row}
     columns = [score.name, dimension, *(f.column for f in filters)]
     return _fact("nps", statement, values, columns, sql, rows, params)

@@ -380,9 +380,16 @@ def derive_period(table: data.Table, masked: set[str]) -> data.Table:
     y = data.quote_ident(year)
     m = data.quote_ident(month) if month else "1"
     valid = f"{y} BETWEEN 1 AND 9999 AND {m} BETWEEN 1 AND 12"
+    made = f"CASE WHEN {valid} THEN make_date(CAST({y} AS BIGINT), CAST({m} AS BIGINT), 1) END"
+    return _with_column(table, made, DERIVED_PERIOD)
+
+
+def _with_column(table: data.Table, expression: str, name: str) -> data.Table:
+    """``table`` with a column ``name`` of ``expression`` over each row, added to its data
+    (every ``derive_*`` makes its column so)."""
     table.query(
-        f"CREATE OR REPLACE TABLE data AS SELECT *, CASE WHEN {valid} THEN "  # noqa: S608
-        f"make_date(CAST({y} AS BIGINT), CAST({m} AS BIGINT), 1) END AS {DERIVED_PERIOD} FROM data"
+        f"CREATE OR REPLACE TABLE data AS SELECT *, {expression} "  # noqa: S608
+        f"AS {data.quote_ident(name)} FROM data"
     )
     return table.refreshed()
 
@@ -444,11 +451,7 @@ def derive_revenue(
     if len(units) != 1 or len(prices) != 1 or name in table.columns:
         return table
     q, p = data.quote_ident(units[0]), data.quote_ident(prices[0])
-    table.query(
-        f"CREATE OR REPLACE TABLE data AS SELECT *, CAST({q} AS DOUBLE) * CAST({p} AS DOUBLE) "  # noqa: S608
-        f"AS {data.quote_ident(name)} FROM data"
-    )
-    derived = table.refreshed()
+    derived = _with_column(table, f"CAST({q} AS DOUBLE) * CAST({p} AS DOUBLE)", name)
     if prices[0] in table.units:
         derived.units[name] = table.units[prices[0]]
     return derived
@@ -506,11 +509,7 @@ def derive_duration(
         if timed
         else f"CAST(date_diff('day', CAST({a} AS DATE), CAST({b} AS DATE)) AS DOUBLE)"
     )
-    table.query(
-        f"CREATE OR REPLACE TABLE data AS SELECT *, {span} AS {data.quote_ident(name)} "  # noqa: S608
-        "FROM data"
-    )
-    return table.refreshed()
+    return _with_column(table, span, name)
 
 
 _PLUS = re.compile(r"([^\W\d_][\w ]*?)\s*\+\s*([^\W\d_][\w ]*)")
@@ -545,12 +544,11 @@ def derive_sum(
     if name in table.columns:
         return table
     a, b = (data.quote_ident(n) for n in sides)
-    table.query(
-        f"CREATE OR REPLACE TABLE data AS SELECT *, CASE WHEN {a} IS NULL AND {b} IS NULL "  # noqa: S608
-        f"THEN NULL ELSE coalesce(CAST({a} AS DOUBLE), 0) + coalesce(CAST({b} AS DOUBLE), 0) "
-        f"END AS {data.quote_ident(name)} FROM data"
+    added = (
+        f"CASE WHEN {a} IS NULL AND {b} IS NULL THEN NULL "
+        f"ELSE coalesce(CAST({a} AS DOUBLE), 0) + coalesce(CAST({b} AS DOUBLE), 0) END"
     )
-    derived = table.refreshed()
+    derived = _with_column(table, added, name)
     unit = table.units.get(sides[0])
     if unit is not None and unit == table.units.get(sides[1]):
         derived.units[name] = unit
@@ -603,11 +601,7 @@ def derive_active(
     if not table.query(f"SELECT count(*) FILTER (WHERE {e} IS NULL) FROM data")[0][0]:  # noqa: S608
         return table  # every row has ended: no column of ones that have not
     yes, no = ("sim", "não") if pt else ("yes", "no")
-    table.query(
-        f"CREATE OR REPLACE TABLE data AS SELECT *, CASE WHEN {e} IS NULL THEN '{yes}' "  # noqa: S608
-        f"ELSE '{no}' END AS {data.quote_ident(name)} FROM data"
-    )
-    return table.refreshed()
+    return _with_column(table, f"CASE WHEN {e} IS NULL THEN '{yes}' ELSE '{no}' END", name)
 
 
 _HOUR_ASKED = re.compile(
@@ -636,11 +630,7 @@ def derive_hour(
     if table.query(f"SELECT count(DISTINCT hour({c})) FROM data")[0][0] < 2:  # noqa: S608
         return table  # dates written as timestamps: no hours to compare
     label = f"lpad(CAST(hour({c}) AS VARCHAR), 2, '0') || '{'h' if language == 'pt' else ':00'}'"
-    table.query(
-        f"CREATE OR REPLACE TABLE data AS SELECT *, {label} AS {data.quote_ident(name)} "  # noqa: S608
-        "FROM data"
-    )
-    return table.refreshed()
+    return _with_column(table, label, name)
 
 
 def derive_weekday(
@@ -665,11 +655,7 @@ def derive_weekday(
         return table  # monthly or weekly dates: no weekday to compare (a clinic's Mon-Sat are)
     names = _WEEKDAYS[language]
     cases = " ".join(f"WHEN {i} THEN '{n}'" for i, n in enumerate(names))
-    table.query(
-        f"CREATE OR REPLACE TABLE data AS SELECT *, CASE dayofweek({d}) {cases} END "  # noqa: S608
-        f"AS {data.quote_ident(name)} FROM data"
-    )
-    return table.refreshed()
+    return _with_column(table, f"CASE dayofweek({d}) {cases} END", name)
 
 
 def _profile(loaded: Loaded) -> Profile:
