@@ -750,3 +750,13 @@ def test_the_most_of_a_yes_no_column_named_counts_its_yes_rows(text: str, lang: 
     outs = sum(r["ruptura"] == "Sim" and r["deposito"] == "Cajamar" for r in rows)
     assert "unidades_vendidas" not in out
     assert f"Cajamar {fmt.number(outs, 0)}" in out
+
+
+def test_a_time_asked_by_its_end_s_verb_has_no_series_of_that_end() -> None:
+    from billumy.insights.service import derive_duration
+
+    rows = _tickets()
+    out = _derived(rows, "Which agent closes tickets fastest?", "en", derive_duration)
+    assert "By agent" in out and "per week" not in out
+    out = _derived(rows, "How did the resolution time change week by week?", "en", derive_duration)
+    assert "duration_hours per week" in out

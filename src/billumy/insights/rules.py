@@ -326,6 +326,15 @@ def rule_plan(question: str, profile: Profile) -> Plan | None:
         part = next((m for m in measures if m.column in ends), None)
         if part is not None and added_name not in {m.column for m in measures}:
             measures = [Measure(column=added_name, agg=part.agg), *measures]
+    if (
+        period is not None
+        and any(m.column in ROW_SPANS.values() for m in measures)
+        and _lookup(tokens, _GRAIN_WORDS) is None
+        and not period.last
+    ):
+        # "Which agent closes tickets fastest?": "closes" names ``closed_at``, one end of the
+        # time asked for (``duration_hours``), and asks for no series of it.
+        period = None
     summed = {m.column for m in measures if " + " in m.column}
     if summed:
         # "o faturamento (peças + mão de obra)": the two added (``derive_sum``'s column), not
