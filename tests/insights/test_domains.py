@@ -424,16 +424,6 @@ def _tickets() -> list[dict[str, Any]]:
     return rows
 
 
-def _derived_run(rows: list[dict[str, Any]], text: str, lang: str) -> str:
-    from billumy.insights import data
-    from billumy.insights.service import derive_duration
-    from tests.insights_data import table_run
-
-    with data.from_records(rows) as table:
-        derived = derive_duration(table, set(), text, "pt" if lang == "pt-BR" else "en")
-        return table_run(derived, text, lang).text
-
-
 @pytest.mark.parametrize(
     ("text", "lang", "column"),
     [
@@ -445,9 +435,11 @@ def _derived_run(rows: list[dict[str, Any]], text: str, lang: str) -> str:
 def test_the_time_from_opened_to_closed_is_derived_in_hours(
     text: str, lang: str, column: str
 ) -> None:
+    from billumy.insights.service import derive_duration
+
     rows = _tickets()
     fmt = PT if lang == "pt-BR" else EN
-    out = _derived_run(rows, text, lang)
+    out = _derived(rows, text, lang, derive_duration)
     assert column in out and "csat" not in out
     assert "não têm" not in out  # the time asked for is there
     for priority in ("High", "Medium", "Low"):

@@ -1220,7 +1220,8 @@ def rated_value(question: str, profile: Profile, skip: str | None = None) -> tup
     return column_name, value
 
 
-_DATE_NAME = frozenset({"data", "date", "dt", "at", "on", "em", "dia", "day", "de", "of"})
+# The words of a date column's name that say it is a date ("data_desligamento", "churn_date").
+DATE_NAME_WORDS = frozenset({"data", "date", "dt", "at", "on", "em", "dia", "day", "de", "of"})
 
 
 def rated_event(question: str, profile: Profile) -> str | None:
@@ -1233,7 +1234,7 @@ def rated_event(question: str, profile: Profile) -> str | None:
     for column in profile.columns:
         if column.masked or column.kind != "temporal" or not column.nulls or not column.count:
             continue
-        own = [w for w in name_words(column.name) if w not in _DATE_NAME]
+        own = [w for w in name_words(column.name) if w not in DATE_NAME_WORDS]
         groups = frozenset().union(*(synonym_groups(v) for w in own for v in variants(w)))
         for word in words:
             if any(w == word or (len(w) >= _STEM and _stems_meet(word, w)) for w in own) or any(

@@ -36,7 +36,13 @@ from billumy.insights.plan import (
     Plan,
 )
 from billumy.insights.profile import money_of, name_words, yes_no_values
-from billumy.insights.ratios import _PER, _stems_meet, length_pair, ticket_of_rows
+from billumy.insights.ratios import (
+    _PER,
+    DATE_NAME_WORDS,
+    _stems_meet,
+    length_pair,
+    ticket_of_rows,
+)
 from billumy.insights.roles import _measure_rank, default_agg, plan_agg
 from billumy.insights.synonyms import (
     _find,
@@ -903,15 +909,12 @@ def _events_dated(
         if column.kind != "temporal" or column.nulls == 0 or column.count == 0:
             continue
         words = frozenset(
-            v for w in name_words(column.name) if w not in _DATE_WORDS for v in _variants(w)
+            v for w in name_words(column.name) if w not in DATE_NAME_WORDS for v in _variants(w)
         )
         # "mais desligamentos", "how many cancellations", "quantos alunos cancelaram".
         if any(token and _same_or_synonym(token, words) for token in tokens):
             return column
     return None
-
-
-_DATE_WORDS = frozenset({"data", "date", "dt", "at", "on", "em", "dia", "day", "de", "of"})
 
 
 def _rows_dated(
